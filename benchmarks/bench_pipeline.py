@@ -1,0 +1,120 @@
+"""Per-stage latency of the face pipeline (decode, detect, align, quality, embed) and end to end.
+
+Runs on lfw-dev photos (150x150) and on 1280x720 frames made by placing an lfw-dev face on a
+plain background, with OpenCV limited to --threads threads. Prints median and p95 in ms, the
+batch-embedding cost per face, and the process's peak memory with the models loaded.
+
+    .venv/bin/python benchmarks/bench_pipeline.py --threads 1
+    .venv/bin/python benchmarks/bench_pipeline.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from entryexit.biometrics import EngineSettings, FaceEngine
+from entryexit.biometrics.align import align_face
+from entryexit.biometrics.decode import decode_image
+from entryexit.biometrics.detect import choose_subject
+from entryexit.biometrics.quality import assess_quality
+from entryexit.config import Settings
+from entryexit.evaluation.datasets import LabelledImages
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw-dev"
+
+
+def timed(function: Callable[[], object], repeats: int) -> list[float]:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def summary(samples: list[float]) -> str:
+    return f"median {np.median(samples):7.2f} ms   p95 {np.percentile(samples, 95):7.2f} ms"
+
+
+def frame_from(face_jpeg: bytes, width: int = 1280, height: int = 720) -> bytes:
+    face = cv2.imdecode(np.frombuffer(face_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    frame = np.full((height, width, 3), 110, np.uint8)
+    big = cv2.resize(face, (360, 360))
+    frame[180:540, 460:820] = big
+    ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return encoded.tobytes()
+
+
+def bench_images(engine: FaceEngine, label: str, images: list[bytes]) -> None:
+    stages: dict[str, list[float]] = {k: [] for k in ("decode", "detect", "align", "quality", "embed")}
+    for data in images:
+        stages["decode"] += timed(lambda data=data: decode_image(data), 1)  # type: ignore[misc]
+        decoded = decode_image(data)
+        detections: list = []
+        stages["detect"] += timed(lambda: detections.extend(engine.detect(decoded.pixels)), 1)
+        subject = choose_subject(detections, decoded.width, decoded.height).subject
+        aligned_holder: list = []
+        stages["align"] += timed(
+            lambda: aligned_holder.append(align_face(decoded.pixels, subject.landmarks)), 1
+        )
+        aligned = aligned_holder[0]
+        stages["quality"] += timed(lambda: assess_quality(subject, aligned), 1)
+        stages["embed"] += timed(lambda: engine.embed_aligned([aligned]), 1)
+    end_to_end = [timed(lambda data=data: engine.analyse(data), 1)[0] for data in images]  # type: ignore[misc]
+    print(f"\n{label} ({len(images)} images)")
+    for name, samples in stages.items():
+        print(f"  {name:12} {summary(samples)}")
+    print(f"  {'end to end':12} {summary(end_to_end)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--images", type=int, default=200)
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        print(f"skipped: data set not found at {args.data}")
+        return 0
+    cv2.setNumThreads(args.threads)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    engine = FaceEngine.from_model_dir(Settings().resolved_model_dir, EngineSettings(workers=1))
+    rng = np.random.default_rng(0)
+    all_paths = [p for _, p in LabelledImages.scan(args.data).all_images()]
+    chosen = [all_paths[i] for i in rng.choice(len(all_paths), args.images, replace=False)]
+    images = [p.read_bytes() for p in chosen]
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; OpenCV {cv2.__version__}")
+    print(f"OpenCV threads: {args.threads}")
+    for data in images[:5]:
+        engine.analyse(data)  # warm-up
+    bench_images(engine, "lfw-dev 150x150 JPEG", images)
+    frames = [frame_from(data) for data in images[:50]]
+    bench_images(engine, "1280x720 JPEG frame", frames)
+
+    aligned = []
+    for data in images[:32]:
+        decoded = decode_image(data)
+        subject = choose_subject(engine.detect(decoded.pixels), decoded.width, decoded.height).subject
+        aligned.append(align_face(decoded.pixels, subject.landmarks))
+    print("\nbatch embedding (per face)")
+    for batch in (1, 8, 32):
+        samples = timed(lambda batch=batch: engine.embed_aligned(aligned[:batch]), 10)  # type: ignore[misc]
+        per_face = [s / batch for s in samples]
+        print(f"  batch {batch:3}    {summary(per_face)}")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak resident memory of this process: {peak_mib:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+# Start (installing if needed) a local PostgreSQL server for the integration tests and export
+# ENTRYEXIT_TEST_POSTGRES_URL. Sourced by scripts/test.
+ensure_postgres() {
+    if [[ -n "${ENTRYEXIT_TEST_POSTGRES_URL:-}" ]]; then return 0; fi
+    if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+        echo "test: installing PostgreSQL (Debian package)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+    fi
+    local version
+    version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    if ! pg_lsclusters -h | grep -q "^${version} main .* online"; then
+        pg_ctlcluster "$version" main start || { pg_createcluster "$version" main && pg_ctlcluster "$version" main start; }
+    fi
+    local password
+    password=${ENTRYEXIT_TEST_POSTGRES_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')}
+    su postgres -c "psql -q -v ON_ERROR_STOP=1" >/dev/null <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'entryexit_test') THEN
+    CREATE ROLE entryexit_test LOGIN CREATEDB;
+  END IF;
+END \$\$;
+ALTER ROLE entryexit_test PASSWORD '${password}';
+SQL
+    export ENTRYEXIT_TEST_POSTGRES_URL="postgresql+psycopg://entryexit_test:${password}@127.0.0.1:5432/postgres"
+}

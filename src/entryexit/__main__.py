@@ -1,0 +1,3 @@
+from entryexit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Adapters: storage, crypto, clock and other ports implemented for the real world."""

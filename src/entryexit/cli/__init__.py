@@ -1,0 +1,47 @@
+"""The ``entryexit`` command line: thin commands over the services.
+
+Every deliberate failure is an :class:`~entryexit.errors.EntryExitError`; ``main`` turns it
+into one line on standard error and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import typer
+
+from entryexit.cli import compare as compare_command
+from entryexit.cli import evaluate as evaluate_commands
+from entryexit.cli import models as models_commands
+from entryexit.errors import EntryExitError
+
+EXIT_ERROR = 2
+
+app = typer.Typer(
+    name="entryexit",
+    help="EntryExit: biometric entry/exit verification for ports of entry.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models_commands.app, name="models")
+app.add_typer(evaluate_commands.app, name="evaluate")
+app.command("compare")(compare_command.compare)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="entryexit")
+    except EntryExitError as exc:
+        print(f"entryexit: error: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("entryexit: aborted", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0

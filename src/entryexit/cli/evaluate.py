@@ -1,0 +1,65 @@
+"""``entryexit evaluate lfw``: accuracy of the face engine on labelled photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from entryexit.bootstrap import build_face_engine
+from entryexit.cli._common import load_settings
+from entryexit.evaluation.lfw import LfwRun, default_pairs_file, evaluate_lfw
+
+app = typer.Typer(help="Measure accuracy on labelled photo collections.", no_args_is_help=True)
+
+
+@app.command("lfw")
+def lfw(
+    data: Annotated[Path, typer.Option(help="LFW folder (lfw-dev layout or person/image tree).")],
+    out: Annotated[Path, typer.Option(help="Where to write scores, summary and plots.")] = Path(
+        "evaluation-lfw"
+    ),
+    pairs: Annotated[
+        Path | None, typer.Option(help="pairs-dev.tsv or LFW pairs.txt (default: found in --data).")
+    ] = None,
+    impostors: Annotated[
+        int, typer.Option(help="Extra impostor pairs drawn from different persons.", min=0)
+    ] = 50_000,
+    seed: Annotated[int, typer.Option(help="Seed for the impostor draw.")] = 0,
+    threads: Annotated[int, typer.Option(help="Parallel embedding threads.", min=1)] = 2,
+) -> int:
+    """LFW verification: 10-fold accuracy, TAR at FAR 1e-2/1e-3, EER, ROC and DET plots."""
+    settings = load_settings()
+    engine = build_face_engine(settings)
+    run = LfwRun(
+        data_dir=data,
+        pairs_file=pairs or default_pairs_file(data),
+        out_dir=out,
+        impostor_pairs=impostors,
+        seed=seed,
+        threads=threads,
+    )
+    with tqdm(desc="embedding", unit="img", disable=None) as bar:
+        summary = evaluate_lfw(
+            engine, run, on_total=lambda n: setattr(bar, "total", n), on_progress=bar.update
+        )
+    accuracy = summary["accuracy_10fold"]
+    typer.echo(
+        f"pairs: {summary['matched_pairs']} matched, {summary['mismatched_pairs']} mismatched;"
+        f" {summary['drawn_impostor_pairs']} drawn impostor pairs (seed {seed})"
+    )
+    typer.echo(f"10-fold accuracy: {accuracy['mean'] * 100:.2f}% ± {accuracy['std'] * 100:.2f}")
+    for point in summary["operating_points"]:
+        typer.echo(
+            f"TAR at FAR {point['far']:g}: {point['tar'] * 100:.2f}%"
+            f" (threshold {point['threshold']:.4f})"
+        )
+    typer.echo(f"EER: {summary['eer'] * 100:.2f}%")
+    typer.echo(
+        f"failure to enrol: {summary['failure_to_enrol']} of {summary['images']} images"
+        f" ({summary['pairs_with_failure_to_enrol']} pairs scored as non-matches)"
+    )
+    typer.echo(f"wrote {out}/summary.json, scores.txt, roc.png, det.png")
+    return 0

@@ -1,0 +1,76 @@
+"""Typed settings, read once from the environment (prefix ``ENTRYEXIT_``).
+
+Nothing here has a default secret: API keys are created by ``entryexit keys create`` or on the
+first start of the service, and stored hashed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from entryexit.biometrics.decode import DecodeLimits
+from entryexit.biometrics.detect import DetectorSettings
+from entryexit.biometrics.engine import EngineSettings
+from entryexit.biometrics.quality import QualityThresholds
+
+# Cosine-similarity threshold for a 1:1 "match" with stock YuNet + SFace, set for a false
+# accept rate of 1e-3 on lfw-dev (`entryexit evaluate lfw --data ../shared/data/lfw-dev`,
+# operating point far=0.001 in its summary.json; see benchmarks/RESULTS.md).
+DEFAULT_MATCH_THRESHOLD = 0.365
+
+_QUALITY = QualityThresholds()
+_DECODE = DecodeLimits()
+_DETECTOR = DetectorSettings()
+
+
+class QualitySettings(BaseModel):
+    min_inter_eye_pixels: float = _QUALITY.min_inter_eye_pixels
+    max_yaw_degrees: float = _QUALITY.max_yaw_degrees
+    max_roll_degrees: float = _QUALITY.max_roll_degrees
+    min_sharpness: float = _QUALITY.min_sharpness
+    min_brightness: float = _QUALITY.min_brightness
+    max_brightness: float = _QUALITY.max_brightness
+    min_detector_score: float = _QUALITY.min_detector_score
+
+    def thresholds(self) -> QualityThresholds:
+        return QualityThresholds(**self.model_dump())
+
+
+def _default_data_dir() -> Path:
+    return Path(user_data_dir("entryexit", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ENTRYEXIT_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    model_dir: Path | None = None
+    database_url: str | None = None
+
+    match_threshold: float = Field(default=DEFAULT_MATCH_THRESHOLD, ge=-1.0, le=1.0)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+
+    max_image_bytes: int = Field(default=_DECODE.max_bytes, gt=0)
+    max_image_pixels: int = Field(default=_DECODE.max_pixels, gt=0)
+    detector_max_side: int = Field(default=_DETECTOR.max_side, ge=64)
+    engine_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    opencv_threads: int = Field(default=1, ge=0)
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            detector=DetectorSettings(max_side=self.detector_max_side),
+            quality=self.quality.thresholds(),
+            decode=DecodeLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels),
+            workers=self.engine_workers,
+        )

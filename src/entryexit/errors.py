@@ -1,0 +1,96 @@
+"""One exception tree for EntryExit.
+
+Third-party errors are wrapped where they enter (``raise X from exc``) and translated once at
+each edge: the API maps them to RFC 9457 problem details, the CLI to a one-line message and a
+non-zero exit status.
+
+::
+
+    EntryExitError
+    ├── ConfigurationError            settings missing or unsafe
+    │   └── ModelUnavailableError     a face model is missing, tampered or unloadable
+    ├── ModelInstallError             obtaining or unpacking the model wheel failed
+    ├── BiometricError
+    │   ├── ImageDecodeError          bytes are not a usable JPEG/PNG image        (422)
+    │   │   └── ImageTooLargeError    too many bytes or pixels                     (413)
+    │   ├── NoFaceError               no face found in a decodable image           (422)
+    │   └── IncompatibleTemplatesError templates of different models compared
+    ├── DatasetError                  an evaluation data set or pairs file is malformed
+    ├── InvalidInputError             a request or file is well-formed but invalid  (422)
+    ├── NotFoundError                 the resource does not exist                  (404)
+    ├── ConflictError                 the resource is not in the needed state      (409)
+    ├── AuthenticationError           no or unknown credentials                    (401)
+    └── PermissionDeniedError         credentials lack the role                    (403)
+"""
+
+from __future__ import annotations
+
+
+class EntryExitError(Exception):
+    """Base of every error EntryExit raises on purpose.
+
+    ``code`` is a stable, machine-readable slug used in problem-details ``type`` URIs and
+    in CLI messages; messages never contain biometric or personal data.
+    """
+
+    code = "entryexit-error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(EntryExitError):
+    code = "configuration"
+
+
+class ModelUnavailableError(ConfigurationError):
+    code = "model-unavailable"
+
+
+class ModelInstallError(EntryExitError):
+    code = "model-install"
+
+
+class BiometricError(EntryExitError):
+    code = "biometric"
+
+
+class ImageDecodeError(BiometricError):
+    code = "image-undecodable"
+
+
+class ImageTooLargeError(ImageDecodeError):
+    code = "image-too-large"
+
+
+class NoFaceError(BiometricError):
+    code = "no-face"
+
+
+class IncompatibleTemplatesError(BiometricError):
+    code = "incompatible-templates"
+
+
+class DatasetError(EntryExitError):
+    code = "dataset"
+
+
+class InvalidInputError(EntryExitError):
+    code = "invalid-input"
+
+
+class NotFoundError(EntryExitError):
+    code = "not-found"
+
+
+class ConflictError(EntryExitError):
+    code = "conflict"
+
+
+class AuthenticationError(EntryExitError):
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(EntryExitError):
+    code = "forbidden"

@@ -1,0 +1,1 @@
+"""Evaluation: score files, ROC/DET, FNIR/FPIR, reports and plots."""

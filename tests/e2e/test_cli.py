@@ -1,0 +1,122 @@
+"""The ``entryexit`` command as a user runs it (a real subprocess, real models, real photos)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import lfw_image
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "entryexit", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.models
+@pytest.mark.lfw
+def test_compare_different_people_is_not_a_match(model_dir: Path, lfw_dir: Path) -> None:
+    result = run_cli(
+        "compare",
+        "--json",
+        str(lfw_image(lfw_dir, "Colin_Powell", 3)),
+        str(lfw_image(lfw_dir, "Ariel_Sharon", 2)),
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["decision"] == "no_match"
+    assert report["similarity"] < report["threshold"]
+    assert {"quality", "face_box"} <= report["images"][0].keys()
+
+
+@pytest.mark.models
+@pytest.mark.lfw
+def test_compare_two_photos_of_one_person_is_a_match(model_dir: Path, lfw_dir: Path) -> None:
+    result = run_cli(
+        "compare",
+        "--json",
+        str(lfw_image(lfw_dir, "Colin_Powell", 1)),
+        str(lfw_image(lfw_dir, "Colin_Powell", 4)),
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["decision"] == "match"
+    assert report["images"][1]["quality"]["acceptable"] is True
+
+
+@pytest.mark.models
+@pytest.mark.lfw
+@pytest.mark.parametrize("content", [b"", b"just some text\n"])
+def test_compare_unreadable_files_exit_2_with_one_line(
+    model_dir: Path, lfw_dir: Path, tmp_path: Path, content: bytes
+) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(content)
+    result = run_cli("compare", str(bad), str(lfw_image(lfw_dir, "Colin_Powell", 1)))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("entryexit: error: ")
+    assert "bad.jpg" in lines[0]
+
+
+def test_compare_missing_file_exits_2(tmp_path: Path) -> None:
+    result = run_cli("compare", str(tmp_path / "nope.jpg"), str(tmp_path / "nope2.jpg"))
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+
+
+def test_missing_models_name_the_fixing_command(tmp_path: Path) -> None:
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    result = subprocess.run(
+        [sys.executable, "-m", "entryexit", "compare", str(photo), str(photo)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ENTRYEXIT_MODEL_DIR": str(tmp_path / "empty"),
+            "HOME": str(tmp_path),
+        },
+    )
+    assert result.returncode == 2
+    assert "entryexit models install" in result.stderr
+
+
+def test_models_list_reports_missing_models_with_nonzero_exit(tmp_path: Path) -> None:
+    result = run_cli("models", "list", "--model-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "missing" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.models
+@pytest.mark.lfw
+def test_evaluate_lfw_meets_the_accuracy_bar_and_writes_plots(
+    model_dir: Path, lfw_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    result = run_cli(
+        "evaluate", "lfw", "--data", str(lfw_dir), "--out", str(out), "--impostors", "20000"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["matched_pairs"] == 861
+    assert summary["mismatched_pairs"] == 297
+    assert summary["accuracy_10fold"]["mean"] >= 0.983
+    tar_1e3 = next(p["tar"] for p in summary["operating_points"] if p["far"] == 1e-3)
+    assert tar_1e3 >= 0.975
+    for name in ("roc.png", "det.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((out / "scores.txt").read_text().splitlines()) == 861 + 297 + 20000

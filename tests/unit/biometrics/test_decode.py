@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from entryexit.biometrics.decode import DecodeLimits, decode_image
+from entryexit.errors import ImageDecodeError, ImageTooLargeError
+
+
+def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def test_jpeg_decodes_to_bgr_pixels() -> None:
+    data = encode(Image.new("RGB", (64, 48), (255, 0, 0)), "JPEG", quality=95)
+    decoded = decode_image(data)
+    assert (decoded.width, decoded.height) == (64, 48)
+    assert decoded.source_format == "JPEG"
+    blue, green, red = decoded.pixels[24, 32]
+    assert red > 240
+    assert green < 15
+    assert blue < 15
+
+
+def test_png_with_alpha_and_greyscale_become_three_channels() -> None:
+    for image in (Image.new("RGBA", (40, 40), (0, 0, 255, 128)), Image.new("L", (40, 40), 90)):
+        decoded = decode_image(encode(image, "PNG"))
+        assert decoded.pixels.shape == (40, 40, 3)
+        assert decoded.pixels.dtype == np.uint8
+
+
+def test_exif_orientation_is_applied() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    data = encode(Image.new("RGB", (80, 40), (0, 128, 0)), "JPEG", exif=exif.tobytes())
+    decoded = decode_image(data)
+    assert (decoded.width, decoded.height) == (40, 80)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"hello, this is text", b"\xff\xd8\xff\xe0" + b"\x00" * 20, b"GIF89a" + b"\x00" * 50],
+)
+def test_non_images_raise_decode_error(data: bytes) -> None:
+    with pytest.raises(ImageDecodeError):
+        decode_image(data)
+
+
+def test_truncated_jpeg_raises_decode_error() -> None:
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))
+    data = encode(noise, "JPEG", quality=90)
+    with pytest.raises(ImageDecodeError, match="truncated or corrupt"):
+        decode_image(data[: len(data) // 2])
+
+
+def test_other_formats_are_refused() -> None:
+    data = encode(Image.new("RGB", (64, 64)), "BMP")
+    with pytest.raises(ImageDecodeError, match="BMP is not accepted"):
+        decode_image(data)
+
+
+def test_too_many_bytes_is_refused_before_decoding() -> None:
+    with pytest.raises(ImageTooLargeError, match="at most 100 bytes"):
+        decode_image(b"\x89PNG" + b"\x00" * 200, DecodeLimits(max_bytes=100))
+
+
+def test_decompression_bomb_is_refused() -> None:
+    # 12,000 x 5,000 black pixels compress to a few tens of kilobytes.
+    bomb = encode(Image.new("L", (12_000, 5_000)), "PNG")
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        decode_image(bomb, DecodeLimits(max_pixels=40_000_000))
+
+
+def test_tiny_images_are_refused() -> None:
+    with pytest.raises(ImageDecodeError, match="at least 32"):
+        decode_image(encode(Image.new("RGB", (10, 200)), "PNG"))
