@@ -56,25 +56,27 @@ def frame_from(face_jpeg: bytes, width: int = 1280, height: int = 720) -> bytes:
 
 
 def bench_images(engine: FaceEngine, label: str, images: list[bytes]) -> None:
-    stages: dict[str, list[float]] = {k: [] for k in ("decode", "detect", "align", "quality", "embed")}
+    names = ("decode", "detect", "align", "quality", "embed", "end to end")
+    stages: dict[str, list[float]] = {name: [] for name in names}
     for data in images:
-        stages["decode"] += timed(lambda data=data: decode_image(data), 1)  # type: ignore[misc]
+        marks = [time.perf_counter()]
         decoded = decode_image(data)
-        detections: list = []
-        stages["detect"] += timed(lambda: detections.extend(engine.detect(decoded.pixels)), 1)
+        marks.append(time.perf_counter())
+        detections = engine.detect(decoded.pixels)
+        marks.append(time.perf_counter())
         subject = choose_subject(detections, decoded.width, decoded.height).subject
-        aligned_holder: list = []
-        stages["align"] += timed(
-            lambda: aligned_holder.append(align_face(decoded.pixels, subject.landmarks)), 1
-        )
-        aligned = aligned_holder[0]
-        stages["quality"] += timed(lambda: assess_quality(subject, aligned), 1)
-        stages["embed"] += timed(lambda: engine.embed_aligned([aligned]), 1)
-    end_to_end = [timed(lambda data=data: engine.analyse(data), 1)[0] for data in images]  # type: ignore[misc]
+        aligned = align_face(decoded.pixels, subject.landmarks)
+        marks.append(time.perf_counter())
+        assess_quality(subject, aligned)
+        marks.append(time.perf_counter())
+        engine.embed_aligned([aligned])
+        marks.append(time.perf_counter())
+        for name, start, end in zip(names, marks, marks[1:], strict=False):
+            stages[name].append((end - start) * 1000.0)
+        stages["end to end"] += timed(lambda data=data: engine.analyse(data), 1)  # type: ignore[misc]
     print(f"\n{label} ({len(images)} images)")
     for name, samples in stages.items():
         print(f"  {name:12} {summary(samples)}")
-    print(f"  {'end to end':12} {summary(end_to_end)}")
 
 
 def main() -> int:
@@ -93,7 +95,9 @@ def main() -> int:
     all_paths = [p for _, p in LabelledImages.scan(args.data).all_images()]
     chosen = [all_paths[i] for i in rng.choice(len(all_paths), args.images, replace=False)]
     images = [p.read_bytes() for p in chosen]
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; OpenCV {cv2.__version__}")
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; OpenCV {cv2.__version__}"
+    )
     print(f"OpenCV threads: {args.threads}")
     for data in images[:5]:
         engine.analyse(data)  # warm-up
@@ -104,7 +108,9 @@ def main() -> int:
     aligned = []
     for data in images[:32]:
         decoded = decode_image(data)
-        subject = choose_subject(engine.detect(decoded.pixels), decoded.width, decoded.height).subject
+        subject = choose_subject(
+            engine.detect(decoded.pixels), decoded.width, decoded.height
+        ).subject
         aligned.append(align_face(decoded.pixels, subject.landmarks))
     print("\nbatch embedding (per face)")
     for batch in (1, 8, 32):
