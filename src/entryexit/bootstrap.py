@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
 import cv2
 
+from entryexit.adapters.storage.database import create_database_engine, migrate
+from entryexit.adapters.storage.store import SqlStore
 from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
+from entryexit.domain.identification import IdentificationRule
+from entryexit.services.captures import CaptureService
+from entryexit.services.enrolment import EnrolmentService
+from entryexit.services.flights import FlightService
+from entryexit.services.gallery import GalleryService
+from entryexit.services.keys import KeyService
+from entryexit.services.ports import Clock, Store
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def build_face_engine(settings: Settings) -> FaceEngine:
@@ -14,3 +30,50 @@ def build_face_engine(settings: Settings) -> FaceEngine:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     cv2.setNumThreads(settings.opencv_threads)
     return FaceEngine.from_model_dir(settings.resolved_model_dir, settings.engine_settings())
+
+
+def build_store(settings: Settings) -> SqlStore:
+    """Open (creating and migrating if needed) the configured database."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_database_engine(settings.resolved_database_url)
+    migrate(engine)
+    return SqlStore(engine)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    engine: FaceEngine
+    keys: KeyService
+    flights: FlightService
+    enrolment: EnrolmentService
+    galleries: GalleryService
+    captures: CaptureService
+
+
+def build_services(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    engine: FaceEngine | None = None,
+    clock: Clock = utc_now,
+) -> Services:
+    resolved_store = store if store is not None else build_store(settings)
+    resolved_engine = engine if engine is not None else build_face_engine(settings)
+    flights = FlightService(resolved_store, clock, resolved_engine.model)
+    galleries = GalleryService(
+        resolved_store, clock, resolved_engine.model, resolved_engine.dimension
+    )
+    rule = IdentificationRule(settings.gallery_threshold, settings.ambiguity_margin)
+    return Services(
+        settings=settings,
+        store=resolved_store,
+        engine=resolved_engine,
+        keys=KeyService(resolved_store, clock),
+        flights=flights,
+        enrolment=EnrolmentService(resolved_store, resolved_engine, clock),
+        galleries=galleries,
+        captures=CaptureService(resolved_store, resolved_engine, flights, galleries, rule, clock),
+    )

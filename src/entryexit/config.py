@@ -21,7 +21,13 @@ from entryexit.biometrics.quality import QualityThresholds
 # Cosine-similarity threshold for a 1:1 "match" with stock YuNet + SFace, set for a false
 # accept rate of 1e-3 on lfw-dev (`entryexit evaluate lfw --data ../shared/data/lfw-dev`,
 # operating point far=0.001 in its summary.json; see benchmarks/RESULTS.md).
-DEFAULT_MATCH_THRESHOLD = 0.365
+DEFAULT_MATCH_THRESHOLD = 0.364
+
+# 1:N threshold against a flight gallery. A gallery of N travelers gives an impostor about N
+# chances, so it sits above the 1:1 threshold: 0.43 gives 97% of mated captures matched and
+# about 2% of non-manifest people matched in seeded 300-traveler flights of lfw-dev
+# (`entryexit simulate boarding`, benchmarks/RESULTS.md).
+DEFAULT_GALLERY_THRESHOLD = 0.43
 
 _QUALITY = QualityThresholds()
 _DECODE = DecodeLimits()
@@ -55,6 +61,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
 
     match_threshold: float = Field(default=DEFAULT_MATCH_THRESHOLD, ge=-1.0, le=1.0)
+    gallery_threshold: float = Field(default=DEFAULT_GALLERY_THRESHOLD, ge=-1.0, le=1.0)
+    ambiguity_margin: float = Field(default=0.03, ge=0.0, le=1.0)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     quality: QualitySettings = Field(default_factory=QualitySettings)
 
     max_image_bytes: int = Field(default=_DECODE.max_bytes, gt=0)
@@ -62,6 +73,13 @@ class Settings(BaseSettings):
     detector_max_side: int = Field(default=_DETECTOR.max_side, ge=64)
     engine_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     opencv_threads: int = Field(default=1, ge=0)
+    flip_augmentation: bool = True
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+pysqlite:///{self.data_dir / 'entryexit.db'}"
 
     @property
     def resolved_model_dir(self) -> Path:
@@ -73,4 +91,5 @@ class Settings(BaseSettings):
             quality=self.quality.thresholds(),
             decode=DecodeLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels),
             workers=self.engine_workers,
+            flip_augmentation=self.flip_augmentation,
         )

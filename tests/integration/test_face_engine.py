@@ -23,7 +23,7 @@ def test_same_person_scores_far_above_different_people(engine: FaceEngine, lfw_d
     assert scores[0] > 0.5
     assert scores[1] < 0.3
     assert np.linalg.norm(a1.template.vector) == pytest.approx(1.0, abs=1e-5)
-    assert a1.template.model == "sface-2021dec"
+    assert a1.template.model == "sface-2021dec+flip"
     assert a1.quality.acceptable
 
 

@@ -15,6 +15,8 @@ import typer
 from entryexit.cli import compare as compare_command
 from entryexit.cli import evaluate as evaluate_commands
 from entryexit.cli import models as models_commands
+from entryexit.cli import serve as serve_commands
+from entryexit.cli import simulate as simulate_commands
 from entryexit.errors import EntryExitError
 
 EXIT_ERROR = 2
@@ -29,6 +31,9 @@ app = typer.Typer(
 app.add_typer(models_commands.app, name="models")
 app.add_typer(evaluate_commands.app, name="evaluate")
 app.command("compare")(compare_command.compare)
+app.command("serve")(serve_commands.serve)
+app.add_typer(serve_commands.keys_app, name="keys")
+app.add_typer(simulate_commands.app, name="simulate")
 
 
 def main(argv: list[str] | None = None) -> int:

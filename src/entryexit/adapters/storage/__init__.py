@@ -1,0 +1,1 @@
+"""Relational storage: SQLite (embedded default) and PostgreSQL (production)."""

@@ -1,0 +1,149 @@
+"""SQLAlchemy table mappings (the only place that knows the schema's shape)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware ones")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    carrier: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class FlightRow(Base):
+    __tablename__ = "flights"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(3), index=True)
+    number: Mapped[str] = mapped_column(String(8))
+    scheduled_departure: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    origin: Mapped[str] = mapped_column(String(5))
+    destination: Mapped[str] = mapped_column(String(5))
+    direction: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    gallery_version: Mapped[int] = mapped_column(Integer, default=0)
+    gallery_staged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class TravelerRow(Base):
+    __tablename__ = "travelers"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("issuing_state", "number", name="uq_document"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"), index=True)
+    issuing_state: Mapped[str] = mapped_column(String(3))
+    number: Mapped[str] = mapped_column(String(20))
+    document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    expiry: Mapped[date | None] = mapped_column(Date, nullable=True)
+    surname: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    given_names: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
+    sex: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    nationality: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    citizenship_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class ManifestEntryRow(Base):
+    __tablename__ = "manifest_entries"
+    __table_args__ = (UniqueConstraint("flight_id", "document_id", name="uq_manifest_document"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    flight_id: Mapped[str] = mapped_column(ForeignKey("flights.id"), index=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"))
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ReferenceTemplateRow(Base):
+    __tablename__ = "reference_templates"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CaptureRow(Base):
+    __tablename__ = "captures"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    flight_id: Mapped[str] = mapped_column(ForeignKey("flights.id"), index=True)
+    gate: Mapped[str] = mapped_column(String(32))
+    device: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    traveler_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class EncounterRow(Base):
+    __tablename__ = "encounters"
+    __table_args__ = (
+        UniqueConstraint("flight_id", "traveler_id", name="uq_encounter_flight_traveler"),
+        Index("ix_encounters_traveler", "traveler_id"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    flight_id: Mapped[str] = mapped_column(ForeignKey("flights.id"), index=True)
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"))
+    direction: Mapped[str] = mapped_column(String(8))
+    method: Mapped[str] = mapped_column(String(32))
+    gate: Mapped[str] = mapped_column(String(32))
+    device: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    policy_version: Mapped[str] = mapped_column(String(64))
+    capture_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

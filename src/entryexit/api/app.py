@@ -1,0 +1,29 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from entryexit import __version__
+from entryexit.api.limits import BodySizeLimit
+from entryexit.api.problems import install_problem_handlers
+from entryexit.api.routes import documents, flights, health
+from entryexit.bootstrap import Services
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="EntryExit",
+        version=__version__,
+        description=(
+            "Biometric entry/exit verification. Authenticate with an API key in the"
+            " `X-API-Key` header. Errors are RFC 9457 problem details."
+        ),
+    )
+    app.state.services = services
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(flights.router)
+    app.include_router(documents.router)
+    app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_request_bytes)
+    return app

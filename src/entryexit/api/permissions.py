@@ -1,0 +1,27 @@
+"""Every endpoint and the permission it needs: the one table the API enforces.
+
+Roles map to permissions in :mod:`entryexit.domain.access`. An endpoint missing from this
+table is refused to everyone (fail closed); ``PUBLIC`` endpoints need no key.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from entryexit.domain.access import Permission
+
+PUBLIC: Final = "public"
+
+ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("POST", "/v1/flights"): Permission.FLIGHT_CREATE,
+    ("GET", "/v1/flights/{flight_id}"): Permission.FLIGHT_READ,
+    ("PUT", "/v1/flights/{flight_id}/manifest"): Permission.MANIFEST_WRITE,
+    ("GET", "/v1/flights/{flight_id}/manifest"): Permission.FLIGHT_READ,
+    ("POST", "/v1/documents/{issuing_state}/{number}/photos"): Permission.PHOTO_ENROL,
+    ("POST", "/v1/flights/{flight_id}/gallery"): Permission.GALLERY_STAGE,
+    ("POST", "/v1/flights/{flight_id}/captures"): Permission.CAPTURE_SUBMIT,
+    ("GET", "/v1/flights/{flight_id}/encounters"): Permission.ENCOUNTER_READ,
+    ("GET", "/v1/flights/{flight_id}/outstanding"): Permission.ENCOUNTER_READ,
+}

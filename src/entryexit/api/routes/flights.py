@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from entryexit.api.deps import CallerDep, ServicesDep
+from entryexit.api.schemas import (
+    CaptureDecisionPublic,
+    CaptureDetailPublic,
+    DocumentRef,
+    EncounterPublic,
+    FlightCreate,
+    FlightPublic,
+    ManifestChangePublic,
+    ManifestTravelerPublic,
+    StagingPublic,
+)
+from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest
+from entryexit.domain.access import Role
+from entryexit.domain.model import Flight
+from entryexit.errors import InvalidInputError
+from entryexit.services.flights import NewFlight
+from entryexit.services.ports import ManifestStatus
+
+router = APIRouter(prefix="/v1/flights", tags=["flights"])
+
+
+def _public(flight: Flight) -> FlightPublic:
+    return FlightPublic(
+        id=flight.id,
+        carrier=flight.carrier,
+        number=flight.number,
+        scheduled_departure=flight.scheduled_departure,
+        origin=flight.origin,
+        destination=flight.destination,
+        direction=flight.direction,
+        gallery_staged=flight.staged,
+        gallery_version=flight.gallery_version,
+        gallery_staged_at=flight.gallery_staged_at,
+    )
+
+
+def _traveler(status: ManifestStatus) -> ManifestTravelerPublic:
+    return ManifestTravelerPublic(
+        traveler_ref=status.traveler_id,
+        document=DocumentRef(
+            issuing_state=status.document.issuing_state, number=status.document.number
+        ),
+        surname=status.surname,
+        given_names=status.given_names,
+        citizenship_class=status.citizenship_class,
+        has_photo=status.has_photo,
+        processed=status.processed,
+    )
+
+
+@router.post("", status_code=201)
+def create_flight(body: FlightCreate, services: ServicesDep, _caller: CallerDep) -> FlightPublic:
+    """Create a flight, voyage or land-lane session."""
+    flight = services.flights.create(NewFlight(**body.model_dump()))
+    return _public(flight)
+
+
+@router.get("/{flight_id}")
+def get_flight(flight_id: str, services: ServicesDep, _caller: CallerDep) -> FlightPublic:
+    return _public(services.flights.get(flight_id))
+
+
+@router.put(
+    "/{flight_id}/manifest",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def put_manifest(
+    flight_id: str, request: Request, services: ServicesDep, _caller: CallerDep
+) -> ManifestChangePublic:
+    """Replace the manifest (JSON or CSV): travelers are added, removed or updated, never
+    duplicated. Invalid manifests change nothing."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    today = date.today()
+    if content_type in ("text/csv", "application/csv"):
+        travelers = parse_csv_manifest(body, today)
+    elif content_type in ("application/json", ""):
+        travelers = parse_json_manifest(body, today)
+    else:
+        raise InvalidInputError("send the manifest as application/json or text/csv")
+    change = await run_in_threadpool(services.flights.put_manifest, flight_id, travelers)
+    return ManifestChangePublic(
+        added=change.added, removed=change.removed, updated=change.updated, total=change.total
+    )
+
+
+@router.get("/{flight_id}/manifest")
+def get_manifest(
+    flight_id: str, services: ServicesDep, _caller: CallerDep
+) -> list[ManifestTravelerPublic]:
+    return [_traveler(s) for s in services.flights.manifest(flight_id)]
+
+
+@router.post("/{flight_id}/gallery")
+def stage_gallery(flight_id: str, services: ServicesDep, _caller: CallerDep) -> StagingPublic:
+    """Stage (or restage) the flight's gallery; lists travelers who need a manual check."""
+    report = services.galleries.stage(flight_id)
+    return StagingPublic(
+        flight_id=report.flight_id,
+        gallery_version=report.gallery_version,
+        travelers=report.travelers,
+        with_photo=report.with_photo,
+        added=report.added,
+        removed=report.removed,
+        unchanged=report.unchanged,
+        without_photo=[
+            DocumentRef(issuing_state=d.issuing_state, number=d.number)
+            for d in report.without_photo
+        ],
+    )
+
+
+@router.post("/{flight_id}/captures", response_model=CaptureDetailPublic | CaptureDecisionPublic)
+async def submit_capture(
+    flight_id: str,
+    services: ServicesDep,
+    caller: CallerDep,
+    photo: Annotated[UploadFile, File(description="JPEG or PNG from the gate camera")],
+    gate: Annotated[str, Form(max_length=64)],
+    device: Annotated[str, Form(max_length=64)],
+) -> CaptureDetailPublic | CaptureDecisionPublic:
+    """Decide on a live capture: match, no_match, recapture (with reasons) or manual."""
+    data = await photo.read()
+    outcome = await run_in_threadpool(
+        services.captures.process, caller, flight_id, data, gate, device
+    )
+    decision = CaptureDecisionPublic(
+        capture_id=outcome.capture_id,
+        decision=outcome.decision,
+        reasons=list(outcome.reasons),
+        already_processed=outcome.already_processed,
+    )
+    if caller.role is Role.GATE:
+        return decision
+    return CaptureDetailPublic(
+        **decision.model_dump(),
+        traveler_ref=outcome.traveler_id,
+        score=outcome.score,
+        runner_up_score=outcome.runner_up_score,
+        model=outcome.model,
+        gallery_size=outcome.gallery_size,
+        policy_version=outcome.policy_version,
+    )
+
+
+@router.get("/{flight_id}/encounters")
+def list_encounters(
+    flight_id: str, services: ServicesDep, _caller: CallerDep
+) -> list[EncounterPublic]:
+    return [
+        EncounterPublic(
+            id=e.id,
+            traveler_ref=e.traveler_id,
+            direction=e.direction,
+            method=e.method.value,
+            gate=e.gate,
+            device=e.device,
+            occurred_at=e.occurred_at,
+            score=e.score,
+            model=e.model,
+            policy_version=e.policy_version,
+            capture_id=e.capture_id,
+        )
+        for e in services.flights.encounters(flight_id)
+    ]
+
+
+@router.get("/{flight_id}/outstanding")
+def list_outstanding(
+    flight_id: str, services: ServicesDep, _caller: CallerDep
+) -> list[ManifestTravelerPublic]:
+    """Manifest travelers not yet processed on this flight."""
+    return [_traveler(s) for s in services.flights.manifest(flight_id) if not s.processed]

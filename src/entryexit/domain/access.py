@@ -1,0 +1,69 @@
+"""Roles and what each may do: the one table every entrypoint enforces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    OFFICER = "officer"
+    GATE = "gate"
+    AUDITOR = "auditor"
+
+
+class Permission(StrEnum):
+    FLIGHT_CREATE = "flight:create"
+    FLIGHT_READ = "flight:read"
+    MANIFEST_WRITE = "manifest:write"
+    PHOTO_ENROL = "photo:enrol"
+    GALLERY_STAGE = "gallery:stage"
+    CAPTURE_SUBMIT = "capture:submit"
+    ENCOUNTER_READ = "encounter:read"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.OFFICER: frozenset(
+        {
+            Permission.FLIGHT_CREATE,
+            Permission.FLIGHT_READ,
+            Permission.MANIFEST_WRITE,
+            Permission.PHOTO_ENROL,
+            Permission.GALLERY_STAGE,
+            Permission.CAPTURE_SUBMIT,
+            Permission.ENCOUNTER_READ,
+        }
+    ),
+    # A partner's camera: submits captures and learns the decision, nothing else.
+    Role.GATE: frozenset({Permission.CAPTURE_SUBMIT}),
+    Role.AUDITOR: frozenset({Permission.FLIGHT_READ, Permission.ENCOUNTER_READ}),
+}
+
+
+def allows(role: Role, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS[role]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an API key's identity, role and (for gates) the carrier it serves."""
+
+    key_id: str
+    name: str
+    role: Role
+    carrier: str | None = None
+
+    def can(self, permission: Permission) -> bool:
+        return allows(self.role, permission)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredApiKey:
+    principal: Principal
+    prefix: str
+    secret_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None

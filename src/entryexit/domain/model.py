@@ -1,0 +1,132 @@
+"""The core vocabulary: flights, travelers on a manifest, decisions and encounters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    ENTRY = "entry"
+    EXIT = "exit"
+
+
+class CitizenshipClass(StrEnum):
+    CITIZEN = "citizen"
+    PERMANENT_RESIDENT = "permanent_resident"
+    FOREIGN_NATIONAL = "foreign_national"
+
+
+class Sex(StrEnum):
+    FEMALE = "F"
+    MALE = "M"
+    UNSPECIFIED = "X"
+
+
+class DocumentType(StrEnum):
+    PASSPORT = "passport"
+    VISA = "visa"
+    PERMANENT_RESIDENT_CARD = "permanent_resident_card"
+    ID_CARD = "id_card"
+
+
+class PhotoSource(StrEnum):
+    PASSPORT = "passport"
+    VISA = "visa"
+    CHIP = "chip"
+    ENCOUNTER = "encounter"
+
+
+class Decision(StrEnum):
+    MATCH = "match"
+    NO_MATCH = "no_match"
+    RECAPTURE = "recapture"
+    MANUAL = "manual"
+
+
+class EncounterMethod(StrEnum):
+    BIOMETRIC = "biometric"
+    MANUAL_DOCUMENT_CHECK = "manual_document_check"
+    OPT_OUT = "opt_out"
+
+
+# Until versioned policies are loaded (privacy issue), every record names this baseline.
+BASELINE_POLICY_VERSION = "baseline-0"
+
+
+@dataclass(frozen=True, slots=True)
+class Flight:
+    id: str
+    carrier: str
+    number: str
+    scheduled_departure: datetime
+    origin: str
+    destination: str
+    direction: Direction
+    created_at: datetime
+    gallery_version: int = 0
+    gallery_staged_at: datetime | None = None
+
+    @property
+    def staged(self) -> bool:
+        return self.gallery_version > 0
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentKey:
+    """A travel document is identified by its issuing state and number."""
+
+    issuing_state: str
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestTraveler:
+    """One expected traveler as the carrier declared them."""
+
+    surname: str
+    given_names: str
+    date_of_birth: date
+    sex: Sex
+    nationality: str
+    citizenship_class: CitizenshipClass
+    document_type: DocumentType
+    document: DocumentKey
+    document_expiry: date
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestChange:
+    added: int
+    removed: int
+    updated: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class StagingReport:
+    flight_id: str
+    gallery_version: int
+    travelers: int
+    with_photo: int
+    added: int
+    removed: int
+    unchanged: int
+    without_photo: tuple[DocumentKey, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Encounter:
+    id: str
+    flight_id: str
+    traveler_id: str
+    direction: Direction
+    method: EncounterMethod
+    gate: str
+    device: str
+    occurred_at: datetime
+    score: float | None
+    model: str | None
+    policy_version: str
+    capture_id: str | None

@@ -1,0 +1,78 @@
+"""Flights and their manifests; what officers see of a boarding."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from entryexit.domain.model import Direction, Encounter, Flight, ManifestChange, ManifestTraveler
+from entryexit.errors import InvalidInputError, NotFoundError
+from entryexit.services.ports import Clock, ManifestStatus, Store
+
+_CARRIER = re.compile(r"^[A-Z0-9]{2,3}$")
+_FLIGHT_NUMBER = re.compile(r"^[0-9]{1,4}[A-Z]?$")
+_PORT = re.compile(r"^[A-Z]{3,5}$")
+
+
+@dataclass(frozen=True, slots=True)
+class NewFlight:
+    carrier: str
+    number: str
+    scheduled_departure: datetime
+    origin: str
+    destination: str
+    direction: Direction
+
+
+class FlightService:
+    def __init__(self, store: Store, clock: Clock, model: str) -> None:
+        self._store = store
+        self._clock = clock
+        self._model = model
+
+    def create(self, new: NewFlight) -> Flight:
+        carrier = new.carrier.strip().upper()
+        number = new.number.strip().upper()
+        origin, destination = new.origin.strip().upper(), new.destination.strip().upper()
+        if not _CARRIER.match(carrier):
+            raise InvalidInputError("carrier must be a 2- or 3-character airline or line code")
+        if not _FLIGHT_NUMBER.match(number):
+            raise InvalidInputError("flight number must be 1 to 4 digits and an optional letter")
+        if not (_PORT.match(origin) and _PORT.match(destination)):
+            raise InvalidInputError("origin and destination must be 3- to 5-letter port codes")
+        if origin == destination:
+            raise InvalidInputError("origin and destination must differ")
+        if new.scheduled_departure.tzinfo is None:
+            raise InvalidInputError("scheduled_departure needs a time zone (for example Z)")
+        flight = Flight(
+            id=str(uuid.uuid4()),
+            carrier=carrier,
+            number=number,
+            scheduled_departure=new.scheduled_departure,
+            origin=origin,
+            destination=destination,
+            direction=new.direction,
+            created_at=self._clock(),
+        )
+        self._store.add_flight(flight)
+        return flight
+
+    def get(self, flight_id: str) -> Flight:
+        flight = self._store.get_flight(flight_id)
+        if flight is None:
+            raise NotFoundError(f"flight {flight_id} does not exist")
+        return flight
+
+    def put_manifest(self, flight_id: str, travelers: list[ManifestTraveler]) -> ManifestChange:
+        self.get(flight_id)
+        return self._store.replace_manifest(flight_id, travelers, self._clock())
+
+    def manifest(self, flight_id: str) -> list[ManifestStatus]:
+        self.get(flight_id)
+        return self._store.manifest_status(flight_id, self._model)
+
+    def encounters(self, flight_id: str) -> list[Encounter]:
+        self.get(flight_id)
+        return self._store.list_encounters(flight_id)

@@ -1,0 +1,85 @@
+"""Ports: what the services need from the outside world, as small protocols.
+
+``adapters.storage.store.SqlStore`` implements :class:`Store` on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from entryexit.domain.access import StoredApiKey
+from entryexit.domain.model import (
+    DocumentKey,
+    Encounter,
+    Flight,
+    ManifestChange,
+    ManifestTraveler,
+    PhotoSource,
+)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTemplate:
+    traveler_id: str
+    vector: bytes
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestStatus:
+    """A manifest traveler's state for officers: no names beyond what they need to act."""
+
+    traveler_id: str
+    document: DocumentKey
+    surname: str
+    given_names: str
+    citizenship_class: str
+    has_photo: bool
+    processed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRecord:
+    id: str
+    flight_id: str
+    gate: str
+    device: str
+    received_at: datetime
+    decision: str
+    reason: str | None
+    score: float | None
+    traveler_id: str | None
+    model: str | None
+
+
+class Store(Protocol):
+    def count_api_keys(self) -> int: ...
+    def add_api_key(self, key: StoredApiKey) -> None: ...
+    def find_api_key(self, prefix: str) -> StoredApiKey | None: ...
+
+    def add_flight(self, flight: Flight) -> None: ...
+    def get_flight(self, flight_id: str) -> Flight | None: ...
+    def replace_manifest(
+        self, flight_id: str, travelers: list[ManifestTraveler], now: datetime
+    ) -> ManifestChange: ...
+    def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]: ...
+
+    def add_reference_template(
+        self,
+        document: DocumentKey,
+        source: PhotoSource,
+        vector: bytes,
+        model: str,
+        now: datetime,
+    ) -> tuple[str, str]: ...
+    def gallery_templates(self, flight_id: str, model: str) -> list[StoredTemplate]: ...
+    def mark_gallery_staged(self, flight_id: str, now: datetime) -> int: ...
+
+    def add_capture(self, capture: CaptureRecord) -> None: ...
+    def add_encounter(self, encounter: Encounter) -> bool: ...
+    def list_encounters(self, flight_id: str) -> list[Encounter]: ...

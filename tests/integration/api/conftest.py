@@ -1,0 +1,129 @@
+"""The real app over a real database and the real face engine, with a key per role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from entryexit.api.app import create_app
+from entryexit.biometrics import FaceEngine
+from entryexit.bootstrap import Services, build_services
+from entryexit.config import Settings
+from entryexit.domain.access import Role
+from tests.conftest import lfw_image
+
+
+@dataclass
+class Api:
+    client: TestClient
+    services: Services
+    keys: dict[str, str]
+
+    def headers(self, role: str) -> dict[str, str]:
+        return {"X-API-Key": self.keys[role]}
+
+    def create_flight(self, carrier: str = "EE", role: str = "admin") -> dict[str, Any]:
+        response = self.client.post(
+            "/v1/flights",
+            json={
+                "carrier": carrier,
+                "number": "101",
+                "scheduled_departure": (datetime.now(UTC) + timedelta(hours=3)).isoformat(),
+                "origin": "AAA",
+                "destination": "BBB",
+                "direction": "exit",
+            },
+            headers=self.headers(role),
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def build_api(settings: Settings, engine: FaceEngine) -> tuple[Api, Services]:
+    services = build_services(settings, engine=engine)
+    admin = services.keys.create_first_admin()
+    assert admin is not None
+    keys = {"admin": admin}
+    for role in (Role.OFFICER, Role.AUDITOR):
+        keys[role.value] = services.keys.create(role, f"test {role.value}")[1]
+    keys["gate"] = services.keys.create(Role.GATE, "gate EE", carrier="EE")[1]
+    keys["gate_other_carrier"] = services.keys.create(Role.GATE, "gate ZZ", carrier="ZZ")[1]
+    return Api(TestClient(create_app(services)), services, keys), services
+
+
+@pytest.fixture
+def api(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[Api]:
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    built, services = build_api(settings, engine)
+    with built.client:
+        yield built
+    services.store.engine.dispose()  # type: ignore[attr-defined]
+
+
+def manifest_row(number: str, surname: str) -> dict[str, str]:
+    return {
+        "surname": surname,
+        "given_names": "TEST",
+        "date_of_birth": "1970-01-01",
+        "sex": "M",
+        "nationality": "UTO",
+        "citizenship_class": "foreign_national",
+        "document_type": "passport",
+        "document_number": number,
+        "issuing_state": "UTO",
+        "document_expiry": "2031-01-01",
+    }
+
+
+def enrol(api: Api, number: str, photo: Path) -> str:
+    response = api.client.post(
+        f"/v1/documents/UTO/{number}/photos",
+        files={"photo": (photo.name, photo.read_bytes(), "image/jpeg")},
+        headers=api.headers("officer"),
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["traveler_ref"])
+
+
+def capture(api: Api, flight_id: str, photo: Path | bytes, role: str = "gate") -> Any:
+    data = photo if isinstance(photo, bytes) else photo.read_bytes()
+    return api.client.post(
+        f"/v1/flights/{flight_id}/captures",
+        files={"photo": ("capture.jpg", data, "image/jpeg")},
+        data={"gate": "G7", "device": "cam-1"},
+        headers=api.headers(role),
+    )
+
+
+PEOPLE = ("Colin_Powell", "Ariel_Sharon", "Alvaro_Uribe", "Atal_Bihari_Vajpayee")
+
+
+def staged_flight(
+    api: Api, lfw: Path, people: tuple[str, ...] = PEOPLE
+) -> tuple[str, dict[str, str]]:
+    """A flight with ``people`` on the manifest, each enrolled with photo 1, staged."""
+    flight = api.create_flight()
+    rows = [
+        manifest_row(f"D{index:07d}", person.split("_")[-1].upper())
+        for index, person in enumerate(people)
+    ]
+    response = api.client.put(
+        f"/v1/flights/{flight['id']}/manifest",
+        json={"travelers": rows},
+        headers=api.headers("officer"),
+    )
+    assert response.status_code == 200, response.text
+    refs = {
+        person: enrol(api, f"D{index:07d}", lfw_image(lfw, person, 1))
+        for index, person in enumerate(people)
+    }
+    staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    assert staged.status_code == 200, staged.text
+    return str(flight["id"]), refs

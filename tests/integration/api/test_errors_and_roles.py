@@ -1,0 +1,162 @@
+"""Every documented error as RFC 9457 problem details, and every endpoint with every role."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
+from entryexit.domain.access import ROLE_PERMISSIONS, Permission, Role
+from tests.conftest import lfw_image
+from tests.integration.api.conftest import Api, capture, manifest_row
+
+pytestmark = [pytest.mark.models]
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: object, status: int, code: str) -> None:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    assert response.headers["content-type"] == PROBLEM  # type: ignore[attr-defined]
+    body = response.json()  # type: ignore[attr-defined]
+    assert body["type"] == f"urn:entryexit:problem:{code}"
+    assert body["status"] == status
+    assert body["detail"]
+
+
+def test_unknown_flight_is_404(api: Api) -> None:
+    assert_problem(
+        api.client.get("/v1/flights/nope", headers=api.headers("officer")), 404, "not-found"
+    )
+    assert_problem(capture(api, "nope", b"x", role="officer"), 404, "not-found")
+
+
+def test_capture_before_staging_is_409(api: Api, lfw_dir: Path) -> None:
+    flight = api.create_flight()
+    response = capture(api, flight["id"], lfw_image(lfw_dir, "Colin_Powell", 1))
+    assert_problem(response, 409, "conflict")
+
+
+@pytest.mark.parametrize("data", [b"", b"GIF89a not really", b"\xff\xd8\xff\xe0truncated"])
+def test_undecodable_images_are_422(api: Api, data: bytes) -> None:
+    flight = api.create_flight()
+    api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    assert_problem(capture(api, flight["id"], data), 422, "image-undecodable")
+    enrol = api.client.post(
+        "/v1/documents/UTO/A1/photos",
+        files={"photo": ("p.jpg", data, "image/jpeg")},
+        headers=api.headers("officer"),
+    )
+    assert_problem(enrol, 422, "image-undecodable")
+
+
+def test_oversized_bodies_are_413(api: Api) -> None:
+    flight = api.create_flight()
+    limit = api.services.settings.max_request_bytes
+    response = capture(api, flight["id"], b"\xff" * (limit + 1))
+    assert_problem(response, 413, "payload-too-large")
+
+
+def test_missing_malformed_and_unknown_keys_are_401(api: Api) -> None:
+    for headers in ({}, {"X-API-Key": "garbage"}, {"X-API-Key": "eex_0123456789ab_wrong"}):
+        response = api.client.get("/v1/flights/x", headers=headers)
+        assert_problem(response, 401, "unauthenticated")
+        assert "X-API-Key" in response.headers["www-authenticate"]
+
+
+def test_forbidden_actions_are_403(api: Api, lfw_dir: Path) -> None:
+    response = api.client.post("/v1/flights", json={}, headers=api.headers("auditor"))
+    assert_problem(response, 403, "forbidden")
+    flight = api.create_flight(carrier="EE")
+    api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    other_carrier = capture(
+        api, flight["id"], lfw_image(lfw_dir, "Colin_Powell", 1), role="gate_other_carrier"
+    )
+    assert_problem(other_carrier, 403, "forbidden")
+
+
+def test_an_invalid_manifest_is_422_and_changes_nothing(api: Api) -> None:
+    flight = api.create_flight()
+    url = f"/v1/flights/{flight['id']}/manifest"
+    good = api.client.put(url, json=[manifest_row("A1", "ONE")], headers=api.headers("officer"))
+    assert good.status_code == 200
+    bad_row = {**manifest_row("B2", "TWO"), "date_of_birth": "yesterday"}
+    bad = api.client.put(
+        url, json=[manifest_row("C3", "THREE"), bad_row], headers=api.headers("officer")
+    )
+    assert_problem(bad, 422, "invalid-input")
+    assert "traveler 2" in bad.json()["detail"]
+    current = api.client.get(url, headers=api.headers("officer")).json()
+    assert [t["document"]["number"] for t in current] == ["A1"]
+    wrong_type = api.client.put(
+        url,
+        content=b"<xml/>",
+        headers={**api.headers("officer"), "content-type": "application/xml"},
+    )
+    assert_problem(wrong_type, 422, "invalid-input")
+
+
+def test_csv_manifests_are_accepted(api: Api) -> None:
+    flight = api.create_flight()
+    row = manifest_row("A1", "ONE")
+    csv = ",".join(row) + "\n" + ",".join(row.values()) + "\n"
+    response = api.client.put(
+        f"/v1/flights/{flight['id']}/manifest",
+        content=csv.encode(),
+        headers={**api.headers("officer"), "content-type": "text/csv"},
+    )
+    assert response.json() == {"added": 1, "removed": 0, "updated": 0, "total": 1}
+
+
+def test_invalid_json_fields_are_422_problems(api: Api) -> None:
+    response = api.client.post("/v1/flights", json={"carrier": "E"}, headers=api.headers("admin"))
+    assert_problem(response, 422, "invalid-input")
+    assert response.json()["errors"]
+
+
+def test_every_endpoint_is_in_the_permission_table(api: Api) -> None:
+    paths = api.client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    routes = {(method.upper(), path) for path, item in paths.items() for method in item}
+    assert routes == set(ENDPOINT_PERMISSIONS)
+
+
+def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
+    flight = api.create_flight(carrier="EE")
+    values = {"flight_id": flight["id"], "issuing_state": "UTO", "number": "A1"}
+    photo = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
+    roles = {
+        "admin": Role.ADMIN,
+        "officer": Role.OFFICER,
+        "auditor": Role.AUDITOR,
+        "gate": Role.GATE,
+    }
+    for (method, path), needed in ENDPOINT_PERMISSIONS.items():
+        url = path.format(**values)
+        for key_name, role in roles.items():
+            kwargs: dict[str, object] = {"headers": api.headers(key_name)}
+            if path.endswith("/photos") or path.endswith("/captures"):
+                kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}
+                kwargs["data"] = {"gate": "G1", "device": "d"}
+            elif path.endswith("/manifest") and method == "PUT":
+                kwargs["json"] = [manifest_row("A1", "ONE")]
+            elif path == "/v1/flights":
+                kwargs["json"] = {
+                    "carrier": "EE",
+                    "number": "1",
+                    "scheduled_departure": "2030-01-01T00:00:00Z",
+                    "origin": "AAA",
+                    "destination": "BBB",
+                    "direction": "entry",
+                }
+            response = api.client.request(method, url, **kwargs)  # type: ignore[arg-type]
+            if needed == PUBLIC:
+                assert response.status_code == 200, (method, path, key_name)
+            elif isinstance(needed, Permission) and needed in ROLE_PERMISSIONS[role]:
+                assert response.status_code not in (401, 403), (
+                    method,
+                    path,
+                    key_name,
+                    response.text,
+                )
+            else:
+                assert response.status_code == 403, (method, path, key_name, response.text)
