@@ -84,13 +84,18 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--images", type=int, default=200)
+    parser.add_argument(
+        "--no-flip", action="store_true", help="Embed without the mirrored-face augmentation."
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"skipped: data set not found at {args.data}")
         return 0
     cv2.setNumThreads(args.threads)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    engine = FaceEngine.from_model_dir(Settings().resolved_model_dir, EngineSettings(workers=1))
+    engine = FaceEngine.from_model_dir(
+        Settings().resolved_model_dir, EngineSettings(workers=1, flip_augmentation=not args.no_flip)
+    )
     rng = np.random.default_rng(0)
     all_paths = [p for _, p in LabelledImages.scan(args.data).all_images()]
     chosen = [all_paths[i] for i in rng.choice(len(all_paths), args.images, replace=False)]
@@ -98,7 +103,7 @@ def main() -> int:
     print(
         f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; OpenCV {cv2.__version__}"
     )
-    print(f"OpenCV threads: {args.threads}")
+    print(f"OpenCV threads: {args.threads}; template recipe: {engine.model}")
     for data in images[:5]:
         engine.analyse(data)  # warm-up
     bench_images(engine, "lfw-dev 150x150 JPEG", images)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from entryexit.api.deps import ServicesDep
 
@@ -18,11 +17,8 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers and the models are loaded."""
-    engine = getattr(services.store, "engine", None)
     try:
-        if engine is not None:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-    except Exception:
+        services.store.ping()
+    except Exception:  # any failure of the database means "not ready"
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return JSONResponse({"status": "ready", "model": services.engine.model})
