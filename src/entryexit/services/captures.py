@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from entryexit.biometrics import FaceEngine, similarity_matrix
+from entryexit.biometrics import similarity_matrix
 from entryexit.domain.access import Permission, Principal, Role
 from entryexit.domain.identification import IdentificationRule, identify
 from entryexit.domain.model import (
@@ -17,7 +17,7 @@ from entryexit.domain.model import (
 from entryexit.errors import InvalidInputError, NoFaceError, PermissionDeniedError
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
-from entryexit.services.ports import CaptureRecord, Clock, Store
+from entryexit.services.ports import CaptureRecord, Clock, FaceAnalyser, Store
 
 _MAX_LABEL = 64
 
@@ -44,7 +44,7 @@ class CaptureService:
     def __init__(
         self,
         store: Store,
-        engine: FaceEngine,
+        engine: FaceAnalyser,
         flights: FlightService,
         galleries: GalleryService,
         rule: IdentificationRule,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from entryexit.biometrics import FaceAnalysis, FaceEngine, compare_templates
+from entryexit.biometrics import FaceAnalysis, compare_templates
 from entryexit.errors import BiometricError
+from entryexit.services.ports import FaceAnalyser
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +21,7 @@ class Comparison:
         return self.similarity >= self.threshold
 
 
-def _analyse(engine: FaceEngine, data: bytes, label: str) -> FaceAnalysis:
+def _analyse(engine: FaceAnalyser, data: bytes, label: str) -> FaceAnalysis:
     try:
         return engine.analyse(data)
     except BiometricError as exc:
@@ -28,7 +29,7 @@ def _analyse(engine: FaceEngine, data: bytes, label: str) -> FaceAnalysis:
 
 
 def compare_photos(
-    engine: FaceEngine,
+    engine: FaceAnalyser,
     first: bytes,
     second: bytes,
     threshold: float,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from entryexit.biometrics import FaceEngine, QualityReport
+from entryexit.biometrics import QualityReport
 from entryexit.domain.model import DocumentKey, PhotoSource
-from entryexit.services.ports import Clock, Store
+from entryexit.services.ports import Clock, FaceAnalyser, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,7 @@ class Enrolment:
 
 
 class EnrolmentService:
-    def __init__(self, store: Store, engine: FaceEngine, clock: Clock) -> None:
+    def __init__(self, store: Store, engine: FaceAnalyser, clock: Clock) -> None:
         self._store = store
         self._engine = engine
         self._clock = clock

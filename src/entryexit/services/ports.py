@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from entryexit.biometrics import FaceAnalysis
 from entryexit.domain.access import StoredApiKey
 from entryexit.domain.model import (
     DocumentKey,
@@ -21,6 +22,15 @@ from entryexit.domain.model import (
 )
 
 Clock = Callable[[], datetime]
+
+
+class FaceAnalyser(Protocol):
+    """What the services need of the face engine (``biometrics.FaceEngine`` is the real one)."""
+
+    model: str
+    dimension: int
+
+    def analyse(self, data: bytes) -> FaceAnalysis: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,234 @@
+"""The use cases with in-memory fakes: keys, flights, staging and every capture decision."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from entryexit.domain.access import Principal, Role
+from entryexit.domain.identification import IdentificationRule
+from entryexit.domain.model import (
+    CitizenshipClass,
+    Decision,
+    Direction,
+    DocumentKey,
+    DocumentType,
+    EncounterMethod,
+    ManifestTraveler,
+    PhotoSource,
+    Sex,
+)
+from entryexit.errors import (
+    AuthenticationError,
+    ConflictError,
+    ImageDecodeError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from entryexit.services.captures import CaptureService
+from entryexit.services.enrolment import EnrolmentService
+from entryexit.services.flights import FlightService, NewFlight
+from entryexit.services.gallery import GalleryService
+from entryexit.services.keys import KeyService
+from tests.fakes import FakeAnalyser, FakeClock, FakeStore
+
+OFFICER = Principal("k1", "officer", Role.OFFICER)
+GATE = Principal("k2", "gate", Role.GATE, carrier="EE")
+OTHER_GATE = Principal("k3", "gate", Role.GATE, carrier="ZZ")
+AUDITOR = Principal("k4", "auditor", Role.AUDITOR)
+
+
+STRICT = IdentificationRule(threshold=0.9, ambiguity_margin=0.03)
+
+
+class World:
+    def __init__(self, rule: IdentificationRule = STRICT) -> None:
+        self.store = FakeStore()
+        self.clock = FakeClock()
+        analyser = FakeAnalyser()
+        self.flights = FlightService(self.store, self.clock, analyser.model)
+        self.galleries = GalleryService(self.store, self.clock, analyser.model, analyser.dimension)
+        self.enrolment = EnrolmentService(self.store, analyser, self.clock)
+        self.captures = CaptureService(
+            self.store, analyser, self.flights, self.galleries, rule, self.clock
+        )
+
+    def flight(self, travelers: int = 3, photos: int = 3) -> str:
+        flight = self.flights.create(
+            NewFlight(
+                "EE", "12", datetime(2026, 11, 23, 18, tzinfo=UTC), "AAA", "BBB", Direction.ENTRY
+            )
+        )
+        self.flights.put_manifest(flight.id, [traveler(f"N{i}") for i in range(travelers)])
+        for i in range(photos):
+            self.enrolment.enrol(
+                DocumentKey("UTO", f"N{i}"), f"face:{i}".encode(), PhotoSource.PASSPORT
+            )
+        return flight.id
+
+
+def traveler(number: str) -> ManifestTraveler:
+    return ManifestTraveler(
+        "DOE",
+        "J",
+        date(1990, 1, 1),
+        Sex.MALE,
+        "UTO",
+        CitizenshipClass.FOREIGN_NATIONAL,
+        DocumentType.PASSPORT,
+        DocumentKey("UTO", number),
+        date(2030, 1, 1),
+    )
+
+
+def test_keys_authenticate_only_the_exact_token() -> None:
+    keys = KeyService(FakeStore(), FakeClock())
+    principal, token = keys.create(Role.OFFICER, "desk 4")
+    assert keys.authenticate(token) == principal
+    prefix, secret = token.rsplit("_", 1)
+    for bad in (None, "", "garbage", f"{prefix}_{secret}x", f"eex_ffffffffffff_{secret}"):
+        with pytest.raises(AuthenticationError):
+            keys.authenticate(bad)
+
+
+def test_the_first_admin_key_is_created_once() -> None:
+    keys = KeyService(FakeStore(), FakeClock())
+    first = keys.create_first_admin()
+    assert first is not None
+    assert keys.authenticate(first).role is Role.ADMIN
+    assert keys.create_first_admin() is None
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "carrier"),
+    [(Role.GATE, "gate", None), (Role.OFFICER, " ", None), (Role.GATE, "gate", "TOOLONG")],
+)
+def test_invalid_keys_are_refused(role: Role, name: str, carrier: str | None) -> None:
+    with pytest.raises(InvalidInputError):
+        KeyService(FakeStore(), FakeClock()).create(role, name, carrier)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"carrier": "E"},
+        {"number": "ABCDE"},
+        {"origin": "A1"},
+        {"destination": "AAA"},
+        {"scheduled_departure": datetime(2026, 11, 23, 18)},
+    ],
+)
+def test_flight_validation(change: dict[str, object]) -> None:
+    world = World()
+    fields = {
+        "carrier": "EE",
+        "number": "12",
+        "scheduled_departure": datetime(2026, 11, 23, 18, tzinfo=UTC),
+        "origin": "AAA",
+        "destination": "BBB",
+        "direction": Direction.EXIT,
+    }
+    with pytest.raises(InvalidInputError):
+        world.flights.create(NewFlight(**{**fields, **change}))  # type: ignore[arg-type]
+
+
+def test_staging_reports_who_has_no_photo_and_what_changed() -> None:
+    world = World()
+    flight_id = world.flight(travelers=4, photos=2)
+    report = world.galleries.stage(flight_id)
+    assert (report.travelers, report.with_photo, report.added) == (4, 2, 2)
+    assert {d.number for d in report.without_photo} == {"N2", "N3"}
+    world.enrolment.enrol(DocumentKey("UTO", "N2"), b"face:2", PhotoSource.VISA)
+    again = world.galleries.stage(flight_id)
+    assert (again.added, again.removed, again.unchanged, again.gallery_version) == (1, 0, 2, 2)
+    with pytest.raises(NotFoundError):
+        world.galleries.stage("missing")
+
+
+def test_several_photos_of_one_traveler_are_fused_into_one_gallery_row() -> None:
+    world = World()
+    flight_id = world.flight(travelers=1, photos=1)
+    world.enrolment.enrol(DocumentKey("UTO", "N0"), b"face:7", PhotoSource.ENCOUNTER)
+    world.galleries.stage(flight_id)
+    gallery = world.galleries.gallery_for(world.flights.get(flight_id))
+    assert len(gallery) == 1
+    assert gallery.matrix.shape == (1, 8)
+
+
+def test_capture_decisions() -> None:
+    world = World()
+    flight_id = world.flight()
+    with pytest.raises(ConflictError):
+        world.captures.process(GATE, flight_id, b"face:1", "G1", "cam")
+    world.galleries.stage(flight_id)
+
+    matched = world.captures.process(GATE, flight_id, b"face:1", "G1", "cam")
+    assert matched.decision is Decision.MATCH
+    assert matched.already_processed is False
+    again = world.captures.process(OFFICER, flight_id, b"face:1", "G2", "cam")
+    assert again.decision is Decision.MATCH
+    assert again.already_processed is True
+    assert again.traveler_id == matched.traveler_id
+    (encounter,) = world.store.list_encounters(flight_id)
+    assert encounter.method is EncounterMethod.BIOMETRIC
+    assert encounter.direction is Direction.ENTRY
+    assert encounter.capture_id == matched.capture_id
+
+    stranger = world.captures.process(GATE, flight_id, b"face:99", "G1", "cam")
+    assert stranger.decision is Decision.NO_MATCH
+    assert stranger.reasons == ("below_threshold",)
+    blurred = world.captures.process(GATE, flight_id, b"blurred:2", "G1", "cam")
+    assert (blurred.decision, blurred.reasons) == (Decision.RECAPTURE, ("blur",))
+    nobody = world.captures.process(GATE, flight_id, b"empty", "G1", "cam")
+    assert (nobody.decision, nobody.reasons) == (Decision.RECAPTURE, ("no_face",))
+    with pytest.raises(ImageDecodeError):
+        world.captures.process(GATE, flight_id, b"\x00\x01", "G1", "cam")
+    # Every decided capture is recorded; the undecodable one is not.
+    assert len(world.store.captures) == 5
+
+
+def test_two_travelers_with_near_identical_templates_are_ambiguous() -> None:
+    world = World(IdentificationRule(0.5, 0.03))
+    flight_id = world.flight(travelers=2, photos=1)
+    world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:0", PhotoSource.PASSPORT)
+    world.galleries.stage(flight_id)
+    outcome = world.captures.process(OFFICER, flight_id, b"face:0", "G1", "cam")
+    assert (outcome.decision, outcome.reasons) == (Decision.NO_MATCH, ("ambiguous",))
+    assert world.store.list_encounters(flight_id) == []
+
+
+def test_an_empty_gallery_means_manual_processing() -> None:
+    world = World()
+    flight_id = world.flight(photos=0)
+    world.galleries.stage(flight_id)
+    outcome = world.captures.process(GATE, flight_id, b"face:1", "G1", "cam")
+    assert (outcome.decision, outcome.reasons) == (Decision.MANUAL, ("no_reference_photos",))
+
+
+def test_who_may_capture_where() -> None:
+    world = World()
+    flight_id = world.flight()
+    world.galleries.stage(flight_id)
+    for caller in (OTHER_GATE, AUDITOR):
+        with pytest.raises(PermissionDeniedError):
+            world.captures.process(caller, flight_id, b"face:1", "G1", "cam")
+    for gate, device in (("", "cam"), ("G1", "x" * 65), ("G\n1", "cam")):
+        with pytest.raises(InvalidInputError):
+            world.captures.process(GATE, flight_id, b"face:1", gate, device)
+    with pytest.raises(NotFoundError):
+        world.captures.process(GATE, "no-such-flight", b"face:1", "G1", "cam")
+
+
+def test_a_restaged_gallery_is_picked_up_by_other_processes() -> None:
+    world = World()
+    flight_id = world.flight(travelers=2, photos=1)
+    world.galleries.stage(flight_id)
+    # Another worker process, sharing the store, with its own (empty) cache:
+    other_galleries = GalleryService(world.store, world.clock, "fake-model", 8)
+    flight = world.flights.get(flight_id)
+    assert len(other_galleries.gallery_for(flight)) == 1
+    world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.PASSPORT)
+    world.galleries.stage(flight_id)
+    assert len(other_galleries.gallery_for(world.flights.get(flight_id))) == 2
