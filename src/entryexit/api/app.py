@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.formparsers import MultiPartParser
 
 from entryexit import __version__
 from entryexit.api.limits import BodySizeLimit
@@ -12,6 +13,11 @@ from entryexit.bootstrap import Services
 
 
 def create_app(services: Services) -> FastAPI:
+    # Uploaded photos are biometric data: keep every multipart part in memory (the body limit
+    # bounds it) instead of letting Starlette spool parts over 1 MiB to a temporary file.
+    MultiPartParser.spool_max_size = max(
+        MultiPartParser.spool_max_size, services.settings.max_request_bytes
+    )
     app = FastAPI(
         title="EntryExit",
         version=__version__,

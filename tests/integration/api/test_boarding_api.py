@@ -129,3 +129,17 @@ def test_an_empty_gallery_sends_everyone_to_an_officer(api: Api, lfw_dir: Path) 
     response = capture(api, flight["id"], lfw_image(lfw_dir, "Colin_Powell", 1))
     assert response.json()["decision"] == "manual"
     assert np.isclose(len(response.json()["reasons"]), 1)
+
+
+def test_a_large_full_resolution_capture_is_decided(api: Api, lfw_dir: Path) -> None:
+    flight_id, refs = staged_flight(api, lfw_dir)
+    rng = np.random.default_rng(0)
+    frame = Image.fromarray(rng.integers(60, 200, (1536, 2048, 3), dtype=np.uint8))
+    frame.paste(Image.open(lfw_image(lfw_dir, "Alvaro_Uribe", 2)).resize((700, 700)), (700, 400))
+    buffer = io.BytesIO()
+    frame.save(buffer, format="PNG")
+    assert len(buffer.getvalue()) > 4 * 1024 * 1024  # well past Starlette's 1 MiB spool size
+    response = capture(api, flight_id, buffer.getvalue(), role="officer")
+    assert response.status_code == 200, response.text
+    assert response.json()["decision"] == "match"
+    assert response.json()["traveler_ref"] == refs["Alvaro_Uribe"]

@@ -4,6 +4,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from entryexit.biometrics.decode import DecodeLimits, decode_image
@@ -81,3 +83,30 @@ def test_decompression_bomb_is_refused() -> None:
 def test_tiny_images_are_refused() -> None:
     with pytest.raises(ImageDecodeError, match="at least 32"):
         decode_image(encode(Image.new("RGB", (10, 200)), "PNG"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=4096))
+def test_arbitrary_bytes_either_decode_or_raise_the_typed_error(data: bytes) -> None:
+    try:
+        decoded = decode_image(data)
+    except ImageDecodeError:
+        return
+    assert decoded.pixels.ndim == 3
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=1, max_value=2000), st.data())
+def test_corrupted_real_jpegs_never_escape_as_other_errors(cut: int, data: st.DataObject) -> None:
+    rng = np.random.default_rng(3)
+    original = encode(Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)), "JPEG")
+    position = data.draw(st.integers(min_value=0, max_value=len(original) - 1))
+    damaged = bytearray(original[: max(cut, 10)] if cut < len(original) else original)
+    if position < len(damaged):
+        damaged[position] ^= 0xFF
+    try:
+        decoded = decode_image(bytes(damaged))
+    except ImageDecodeError:
+        return
+    # Damage a decoder tolerates still yields the declared image, never something else.
+    assert decoded.pixels.shape == (96, 96, 3)
