@@ -170,3 +170,18 @@ def test_invalid_settings_are_one_line_errors(
     result = run_cli("models", "list")
     assert result.returncode == 2
     assert "ENTRYEXIT_MATCH_THRESHOLD" in result.stderr
+
+
+def test_mrz_prints_fields_as_json_and_refuses_bad_check_digits(
+    run_cli: Callable[..., Result],
+) -> None:
+    line1 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+    line2 = "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
+    result = run_cli("mrz", line1, line2)
+    assert result.returncode == 0
+    fields = json.loads(result.stdout)
+    assert fields["document_number"] == "L898902C3"
+    assert fields["date_of_birth"] == "1974-08-12"
+    bad = run_cli("mrz", line1, line2.replace("C36", "C37"))
+    assert bad.returncode == 2
+    assert "document number: check digit at line 2, position 10" in bad.stderr

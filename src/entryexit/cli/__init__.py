@@ -13,6 +13,7 @@ import click
 import typer
 
 from entryexit.cli import compare as compare_command
+from entryexit.cli import documents as document_commands
 from entryexit.cli import evaluate as evaluate_commands
 from entryexit.cli import models as models_commands
 from entryexit.cli import serve as serve_commands
@@ -32,6 +33,7 @@ app.add_typer(models_commands.app, name="models")
 app.add_typer(evaluate_commands.app, name="evaluate")
 app.command("compare")(compare_command.compare)
 app.command("serve")(serve_commands.serve)
+app.command("mrz")(document_commands.mrz)
 app.add_typer(serve_commands.keys_app, name="keys")
 app.add_typer(simulate_commands.app, name="simulate")
 
