@@ -54,6 +54,12 @@ def start_service(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         "ENTRYEXIT_MODEL_DIR": str(Settings().resolved_model_dir),
         "ENTRYEXIT_PORT": str(port),
     }
+    subprocess.run(
+        [sys.executable, "-m", "entryexit", "keys", "init"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     log = data_dir / "service.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

@@ -160,3 +160,27 @@ class FakeAnalyser:
             image_width=200,
             image_height=200,
         )
+
+
+class StaticKeyProvider:
+    """Fixed, known keys (tests only); ``add_kek`` makes a new current KEK for rotations."""
+
+    def __init__(self) -> None:
+        self._keks = {"k1": b"\x01" * 32}
+        self._current = "k1"
+
+    def current_kek(self) -> tuple[str, bytes]:
+        return self._current, self._keks[self._current]
+
+    def kek(self, kek_id: str) -> bytes:
+        return self._keks[kek_id]
+
+    def audit_key(self) -> bytes:
+        return b"\x02" * 32
+
+    def add_kek(self, kek_id: str) -> None:
+        self._keks[kek_id] = bytes([len(self._keks) + 1]) * 32
+        self._current = kek_id
+
+    def forget_kek(self, kek_id: str) -> None:
+        del self._keks[kek_id]

@@ -12,8 +12,15 @@ ensure_postgres() {
     if ! pg_lsclusters -h | grep -q "^${version} main .* online"; then
         pg_ctlcluster "$version" main start || { pg_createcluster "$version" main && pg_ctlcluster "$version" main start; }
     fi
+    # A random password per machine, kept (readable by this user only) so that runs do not
+    # invalidate each other; there is no default secret.
+    local secret_file="${XDG_CACHE_HOME:-$HOME/.cache}/entryexit/test-postgres-password"
+    if [[ ! -s "$secret_file" ]]; then
+        mkdir -p "$(dirname "$secret_file")"
+        (umask 077; head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > "$secret_file")
+    fi
     local password
-    password=${ENTRYEXIT_TEST_POSTGRES_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')}
+    password=$(cat "$secret_file")
     su postgres -c "psql -q -v ON_ERROR_STOP=1" >/dev/null <<SQL
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'entryexit_test') THEN

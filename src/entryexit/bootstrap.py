@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import cv2
 
+from entryexit.adapters.crypto.keys import (
+    EnvironmentKeyProvider,
+    EphemeralKeyProvider,
+    FileKeyProvider,
+)
 from entryexit.adapters.storage.database import create_database_engine, migrate
 from entryexit.adapters.storage.store import SqlStore
 from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
 from entryexit.domain.identification import IdentificationRule
+from entryexit.errors import ConfigurationError
+from entryexit.services.audit import AuditTrail
 from entryexit.services.captures import CaptureService
 from entryexit.services.enrolment import EnrolmentService
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
-from entryexit.services.ports import Clock, Store
+from entryexit.services.ports import Clock, KeyProvider, Store
 
 
 def utc_now() -> datetime:
@@ -32,13 +40,31 @@ def build_face_engine(settings: Settings) -> FaceEngine:
     return FaceEngine.from_model_dir(settings.resolved_model_dir, settings.engine_settings())
 
 
-def build_store(settings: Settings) -> SqlStore:
+def build_key_provider(settings: Settings) -> KeyProvider:
+    """Keys from the environment (containers), else from the key directory; without either,
+    only an explicit development mode runs, on throw-away keys."""
+    if os.environ.get("ENTRYEXIT_KEK"):
+        return EnvironmentKeyProvider(dict(os.environ))
+    files = FileKeyProvider(settings.resolved_key_dir)
+    if files.exists():
+        return files
+    if settings.dev_mode:
+        return EphemeralKeyProvider()
+    raise ConfigurationError(
+        f"no key-encryption key in {settings.resolved_key_dir}: create one with"
+        " `entryexit keys init` (or set ENTRYEXIT_KEK; ENTRYEXIT_DEV_MODE=true for throw-away"
+        " development keys)"
+    )
+
+
+def build_store(settings: Settings, keys: KeyProvider | None = None) -> SqlStore:
     """Open (creating and migrating if needed) the configured database."""
+    resolved_keys = keys if keys is not None else build_key_provider(settings)
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_database_engine(settings.resolved_database_url)
     migrate(engine)
-    return SqlStore(engine)
+    return SqlStore(engine, resolved_keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +77,7 @@ class Services:
     enrolment: EnrolmentService
     galleries: GalleryService
     captures: CaptureService
+    audit: AuditTrail
 
 
 def build_services(
@@ -58,9 +85,11 @@ def build_services(
     *,
     store: Store | None = None,
     engine: FaceEngine | None = None,
+    keys: KeyProvider | None = None,
     clock: Clock = utc_now,
 ) -> Services:
-    resolved_store = store if store is not None else build_store(settings)
+    resolved_keys = keys if keys is not None else build_key_provider(settings)
+    resolved_store: Store = store if store is not None else build_store(settings, resolved_keys)
     resolved_engine = engine if engine is not None else build_face_engine(settings)
     flights = FlightService(resolved_store, clock, resolved_engine.model)
     galleries = GalleryService(
@@ -76,4 +105,5 @@ def build_services(
         enrolment=EnrolmentService(resolved_store, resolved_engine, clock),
         galleries=galleries,
         captures=CaptureService(resolved_store, resolved_engine, flights, galleries, rule, clock),
+        audit=AuditTrail(resolved_store, clock, resolved_keys),
     )

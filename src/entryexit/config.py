@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     model_dir: Path | None = None
+    key_dir: Path | None = None
+    # Runs without a key-encryption key, on random per-process keys. Never in production.
+    dev_mode: bool = False
     database_url: str | None = None
 
     match_threshold: float = Field(default=DEFAULT_MATCH_THRESHOLD, ge=-1.0, le=1.0)
@@ -80,6 +83,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+pysqlite:///{self.data_dir / 'entryexit.db'}"
+
+    @property
+    def resolved_key_dir(self) -> Path:
+        return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
 
     @property
     def resolved_model_dir(self) -> Path:

@@ -185,3 +185,37 @@ def test_mrz_prints_fields_as_json_and_refuses_bad_check_digits(
     bad = run_cli("mrz", line1, line2.replace("C36", "C37"))
     assert bad.returncode == 2
     assert "document number: check digit at line 2, position 10" in bad.stderr
+
+
+def test_keys_init_rotate_and_audit_verify(
+    run_cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENTRYEXIT_DATA_DIR", str(tmp_path / "data"))
+    key_dir = tmp_path / "data" / "keys"
+    assert run_cli("keys", "init").returncode == 0
+    assert {p.stat().st_mode & 0o777 for p in key_dir.iterdir()} == {0o600}
+    assert run_cli("keys", "init").returncode == 2  # never overwrites keys
+    assert run_cli("keys", "init", "--if-missing").returncode == 0
+    created = run_cli("keys", "create", "--role", "officer", "--name", "desk 1")
+    assert created.returncode == 0
+    assert created.stdout.startswith("eex_")
+    rotated = run_cli("keys", "rotate")
+    assert rotated.returncode == 0
+    assert len(list(key_dir.glob("kek-*.key"))) == 1  # the old KEK was retired
+    verified = run_cli("audit", "verify")
+    assert verified.returncode == 0
+    assert "2 events" in verified.stdout
+
+
+def test_world_readable_keys_and_missing_keys_are_refused(
+    run_cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENTRYEXIT_DATA_DIR", str(tmp_path / "data"))
+    missing = run_cli("audit", "verify")
+    assert missing.returncode == 2
+    assert "entryexit keys init" in missing.stderr
+    assert run_cli("keys", "init").returncode == 0
+    (tmp_path / "data" / "keys" / "audit-hmac.key").chmod(0o644)
+    refused = run_cli("audit", "verify")
+    assert refused.returncode == 2
+    assert "chmod 600" in refused.stderr

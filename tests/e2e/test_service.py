@@ -30,6 +30,14 @@ def free_port() -> int:
 def served(tmp_path: Path, model_dir: Path) -> Iterator[tuple[str, str, Path]]:
     port = free_port()
     env = {**os.environ, "ENTRYEXIT_DATA_DIR": str(tmp_path / "data"), "ENTRYEXIT_PORT": str(port)}
+    initialised = subprocess.run(
+        [sys.executable, "-m", "entryexit", "keys", "init", "--if-missing"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert initialised.returncode == 0, initialised.stderr
     process = subprocess.Popen(
         [sys.executable, "-m", "entryexit", "serve"],
         stdout=subprocess.PIPE,

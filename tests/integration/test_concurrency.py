@@ -20,10 +20,13 @@ def test_concurrent_matches_of_one_traveler_record_one_encounter(
 ) -> None:
     # Two independent service instances (separate gallery caches and connection pools),
     # as two uvicorn workers or two hosts would be.
+    keys = tmp_path / "keys"  # shared, as the hosts of one deployment share their KEK
     first, first_services = build_api(
-        Settings(data_dir=tmp_path / "a", database_url=postgres_url), engine
+        Settings(data_dir=tmp_path / "a", database_url=postgres_url, key_dir=keys), engine
     )
-    second_services_settings = Settings(data_dir=tmp_path / "b", database_url=postgres_url)
+    second_services_settings = Settings(
+        data_dir=tmp_path / "b", database_url=postgres_url, key_dir=keys
+    )
     from fastapi.testclient import TestClient
 
     from entryexit.api.app import create_app

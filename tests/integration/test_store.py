@@ -22,6 +22,7 @@ from entryexit.domain.model import (
     PhotoSource,
     Sex,
 )
+from tests.fakes import StaticKeyProvider
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -45,7 +46,7 @@ def store(database_url: str) -> Iterator[SqlStore]:
     engine = create_database_engine(database_url)
     migrate(engine)
     migrate(engine)  # idempotent: a second start changes nothing
-    yield SqlStore(engine)
+    yield SqlStore(engine, StaticKeyProvider())
     engine.dispose()
 
 
@@ -87,11 +88,13 @@ def test_a_document_keeps_its_traveler_across_manifests_and_photos(store: SqlSto
     store.replace_manifest("f1", [traveler("A1")], NOW)
     store.replace_manifest("f2", [traveler("A1")], NOW)
     _, traveler_id = store.add_reference_template(
-        DocumentKey("UTO", "A1"), PhotoSource.PASSPORT, b"\x00" * 8, "m", NOW
+        DocumentKey("UTO", "A1"), PhotoSource.PASSPORT, b"\x07" * 8, "m", NOW
     )
     assert {s.traveler_id for s in store.manifest_status("f1", "m")} == {traveler_id}
     assert {s.traveler_id for s in store.manifest_status("f2", "m")} == {traveler_id}
-    assert [t.traveler_id for t in store.gallery_templates("f2", "m")] == [traveler_id]
+    assert [(t.traveler_id, t.vector) for t in store.gallery_templates("f2", "m")] == [
+        (traveler_id, b"\x07" * 8)
+    ]
     assert store.gallery_templates("f2", "other-model") == []
 
 

@@ -33,6 +33,7 @@ def authorize(
     path = getattr(route, "path", request.url.path)
     needed = ENDPOINT_PERMISSIONS.get((request.method, path))
     principal = services.keys.authenticate(token)
+    request.state.principal = principal  # for the audit record of this access
     if needed is None or needed == PUBLIC or not isinstance(needed, Permission):
         raise PermissionDeniedError("this endpoint is not open to API keys")
     if not principal.can(needed):

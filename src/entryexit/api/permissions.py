@@ -24,4 +24,6 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("POST", "/v1/flights/{flight_id}/captures"): Permission.CAPTURE_SUBMIT,
     ("GET", "/v1/flights/{flight_id}/encounters"): Permission.ENCOUNTER_READ,
     ("GET", "/v1/flights/{flight_id}/outstanding"): Permission.ENCOUNTER_READ,
+    ("GET", "/v1/audit/events"): Permission.AUDIT_READ,
+    ("GET", "/v1/audit/verification"): Permission.AUDIT_READ,
 }

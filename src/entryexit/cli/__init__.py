@@ -12,6 +12,7 @@ import sys
 import click
 import typer
 
+from entryexit.cli import audit as audit_commands
 from entryexit.cli import compare as compare_command
 from entryexit.cli import documents as document_commands
 from entryexit.cli import evaluate as evaluate_commands
@@ -36,6 +37,7 @@ app.command("serve")(serve_commands.serve)
 app.command("mrz")(document_commands.mrz)
 app.add_typer(serve_commands.keys_app, name="keys")
 app.add_typer(simulate_commands.app, name="simulate")
+app.add_typer(audit_commands.app, name="audit")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
-from entryexit.bootstrap import build_services, build_store, utc_now
+from entryexit.adapters.crypto.keys import FileKeyProvider
+from entryexit.bootstrap import build_key_provider, build_services, build_store, utc_now
 from entryexit.cli._common import load_settings
 from entryexit.domain.access import Role
+from entryexit.services.audit import AuditTrail
 from entryexit.services.keys import KeyService
 
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -50,10 +52,65 @@ def create_key(
     ] = None,
 ) -> int:
     """Create an API key; the key is printed once and only its hash is stored."""
-    keys = KeyService(build_store(load_settings()), utc_now)
-    principal, token = keys.create(role, name, carrier)
+    settings = load_settings()
+    keys_provider = build_key_provider(settings)
+    store = build_store(settings, keys_provider)
+    principal, token = KeyService(store, utc_now).create(role, name, carrier)
+    AuditTrail(store, utc_now, keys_provider).record(
+        "cli keys create",
+        "ok",
+        resource_type="api_key",
+        resource_id=principal.key_id,
+        details={"role": principal.role.value},
+    )
     typer.echo(token)
     typer.echo(
         f"created {principal.role.value} key {principal.key_id} ({principal.name})", err=True
     )
+    return 0
+
+
+@keys_app.command("init")
+def init_keys(
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing (exit 0) if keys already exist.")
+    ] = False,
+) -> int:
+    """Create the key-encryption key and the audit signing key (files readable by you only)."""
+    provider = FileKeyProvider(load_settings().resolved_key_dir)
+    if if_missing and provider.exists():
+        typer.echo(f"keys already present in {provider.directory}")
+        return 0
+    kek_id = provider.initialise()
+    typer.echo(f"created key-encryption key {kek_id} and the audit key in {provider.directory}")
+    typer.echo("Back this directory up separately from the database: without it, the biometric")
+    typer.echo("data cannot be read; with it beside the database, encryption protects nothing.")
+    return 0
+
+
+@keys_app.command("rotate")
+def rotate_keys(
+    retire: Annotated[
+        bool, typer.Option(help="Delete the old key files once every data key is re-wrapped.")
+    ] = True,
+) -> int:
+    """Make a new key-encryption key current and re-wrap every data key under it, in batches,
+    while the service keeps running."""
+    settings = load_settings()
+    provider = FileKeyProvider(settings.resolved_key_dir)
+    old_id, _ = provider.current_kek()
+    new_id = provider.new_kek()
+    store = build_store(settings, provider)
+    rewrapped = store.rotate_data_keys()
+    remaining = {k: n for k, n in store.data_keys_by_kek().items() if k != new_id}
+    if retire and not remaining:
+        provider.retire_kek(old_id)
+    AuditTrail(store, utc_now, provider).record(
+        "cli keys rotate",
+        "ok",
+        resource_type="kek",
+        resource_id=new_id,
+        details={"rewrapped": rewrapped, "retired": int(retire and not remaining)},
+    )
+    typer.echo(f"KEK {old_id} -> {new_id}: {rewrapped} data keys re-wrapped")
     return 0

@@ -27,6 +27,7 @@ def in_process_server() -> Iterator[tuple[str, str]]:
     """Start the real service on a free loopback port with a scratch SQLite database."""
     import uvicorn
 
+    from entryexit.adapters.crypto.keys import FileKeyProvider
     from entryexit.api.app import create_app
     from entryexit.bootstrap import build_services
 
@@ -39,6 +40,7 @@ def in_process_server() -> Iterator[tuple[str, str]]:
                 "model_dir": base.resolved_model_dir,
             }
         )
+        FileKeyProvider(settings.resolved_key_dir).initialise()
         services = build_services(settings)
         token = services.keys.create_first_admin()
         if token is None:

@@ -22,6 +22,7 @@ class Permission(StrEnum):
     GALLERY_STAGE = "gallery:stage"
     CAPTURE_SUBMIT = "capture:submit"
     ENCOUNTER_READ = "encounter:read"
+    AUDIT_READ = "audit:read"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -39,7 +40,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     # A partner's camera: submits captures and learns the decision, nothing else.
     Role.GATE: frozenset({Permission.CAPTURE_SUBMIT}),
-    Role.AUDITOR: frozenset({Permission.FLIGHT_READ, Permission.ENCOUNTER_READ}),
+    Role.AUDITOR: frozenset(
+        {Permission.FLIGHT_READ, Permission.ENCOUNTER_READ, Permission.AUDIT_READ}
+    ),
 }
 
 

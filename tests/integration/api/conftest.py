@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
 from entryexit.bootstrap import Services, build_services
@@ -47,7 +48,10 @@ class Api:
 
 
 def build_api(settings: Settings, engine: FaceEngine) -> tuple[Api, Services]:
-    services = build_services(settings, engine=engine)
+    keys = FileKeyProvider(settings.resolved_key_dir)
+    if not keys.exists():
+        keys.initialise()
+    services = build_services(settings, engine=engine, keys=keys)
     admin = services.keys.create_first_admin()
     assert admin is not None
     keys = {"admin": admin}

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from entryexit.adapters.crypto.envelope import (
+    new_data_key,
+    open_sealed,
+    seal,
+    unwrap_data_key,
+    wrap_data_key,
+)
 from entryexit.adapters.storage.database import session_factory
 from entryexit.adapters.storage.tables import (
     ApiKeyRow,
+    AuditEventRow,
+    AuditHeadRow,
     CaptureRow,
+    DataKeyRow,
     DocumentRow,
     EncounterRow,
     FlightRow,
@@ -23,6 +34,7 @@ from entryexit.adapters.storage.tables import (
     TravelerRow,
 )
 from entryexit.domain.access import Principal, Role, StoredApiKey
+from entryexit.domain.audit import GENESIS_HASH, AuditEntry, AuditEvent, chain, sign_head
 from entryexit.domain.model import (
     Direction,
     DocumentKey,
@@ -33,7 +45,17 @@ from entryexit.domain.model import (
     ManifestTraveler,
     PhotoSource,
 )
-from entryexit.services.ports import CaptureRecord, ManifestStatus, StoredTemplate
+from entryexit.errors import ConflictError
+from entryexit.services.ports import (
+    CaptureRecord,
+    KeyProvider,
+    ManifestStatus,
+    StoredTemplate,
+)
+
+
+class _HeadMovedError(Exception):
+    """Another writer appended to the audit log first."""
 
 
 def new_id() -> str:
@@ -41,8 +63,12 @@ def new_id() -> str:
 
 
 class SqlStore:
-    def __init__(self, engine: Engine) -> None:
+    """Templates are sealed with their traveler's data key before they reach the database;
+    the data keys are stored wrapped by the key provider's current KEK."""
+
+    def __init__(self, engine: Engine, keys: KeyProvider) -> None:
         self.engine = engine
+        self._keys = keys
         self._sessions: sessionmaker[Session] = session_factory(engine)
 
     @contextmanager
@@ -198,6 +224,8 @@ class SqlStore:
         with self._transaction() as session:
             row = _document_for(session, document, now)
             template_id = new_id()
+            data_key = self._data_key(session, row.traveler_id, now)
+            sealed = seal(data_key, vector, _template_context(template_id, row.traveler_id, model))
             session.add(
                 ReferenceTemplateRow(
                     id=template_id,
@@ -205,27 +233,155 @@ class SqlStore:
                     traveler_id=row.traveler_id,
                     source=source.value,
                     model=model,
-                    vector=vector,
+                    vector=sealed,
                     created_at=now,
                 )
             )
             return template_id, row.traveler_id
 
+    def _data_key(self, session: Session, traveler_id: str, now: datetime) -> bytes:
+        """The traveler's data key, created (and wrapped by the current KEK) on first use."""
+        stored = session.get(DataKeyRow, traveler_id)
+        if stored is not None:
+            return unwrap_data_key(self._keys.kek(stored.kek_id), stored.wrapped_key, traveler_id)
+        kek_id, kek = self._keys.current_kek()
+        data_key = new_data_key()
+        session.add(
+            DataKeyRow(
+                traveler_id=traveler_id,
+                kek_id=kek_id,
+                wrapped_key=wrap_data_key(kek, data_key, traveler_id),
+                created_at=now,
+            )
+        )
+        session.flush()
+        return data_key
+
     def gallery_templates(self, flight_id: str, model: str) -> list[StoredTemplate]:
+        """The flight's templates, opened. Templates whose data key was shredded are gone for
+        good and are simply not returned."""
         with self._transaction() as session:
             rows = session.execute(
-                select(ReferenceTemplateRow.traveler_id, ReferenceTemplateRow.vector)
+                select(ReferenceTemplateRow, DataKeyRow)
                 .join(
                     ManifestEntryRow,
                     ManifestEntryRow.traveler_id == ReferenceTemplateRow.traveler_id,
                 )
+                .join(DataKeyRow, DataKeyRow.traveler_id == ReferenceTemplateRow.traveler_id)
                 .where(ManifestEntryRow.flight_id == flight_id)
                 .where(ReferenceTemplateRow.model == model)
                 .order_by(ReferenceTemplateRow.traveler_id, ReferenceTemplateRow.created_at)
             ).all()
-            return [
-                StoredTemplate(traveler_id, bytes(vector), model) for traveler_id, vector in rows
-            ]
+            keys: dict[str, bytes] = {}
+            result = []
+            for template, data_key in rows:
+                if template.traveler_id not in keys:
+                    keys[template.traveler_id] = unwrap_data_key(
+                        self._keys.kek(data_key.kek_id), data_key.wrapped_key, template.traveler_id
+                    )
+                vector = open_sealed(
+                    keys[template.traveler_id],
+                    template.vector,
+                    _template_context(template.id, template.traveler_id, template.model),
+                )
+                result.append(StoredTemplate(template.traveler_id, vector, model))
+            return result
+
+    # --- keys: shredding and rotation ------------------------------------------------
+    def shred_traveler(self, traveler_id: str) -> int:
+        """Crypto-shred: delete the traveler's data key (every sealed copy, backups included,
+        becomes unreadable) and then the sealed templates themselves. Returns how many."""
+        with self._transaction() as session:
+            templates = session.execute(
+                delete(ReferenceTemplateRow).where(ReferenceTemplateRow.traveler_id == traveler_id)
+            )
+            session.execute(delete(DataKeyRow).where(DataKeyRow.traveler_id == traveler_id))
+            return int(getattr(templates, "rowcount", 0) or 0)
+
+    def rotate_data_keys(self, batch_size: int = 500) -> int:
+        """Re-wrap every data key not under the current KEK, a batch per transaction, so the
+        service keeps running (each row is always readable with the key it names)."""
+        current_id, current = self._keys.current_kek()
+        rewrapped = 0
+        while True:
+            with self._transaction() as session:
+                rows = session.scalars(
+                    select(DataKeyRow).where(DataKeyRow.kek_id != current_id).limit(batch_size)
+                ).all()
+                for row in rows:
+                    data_key = unwrap_data_key(
+                        self._keys.kek(row.kek_id), row.wrapped_key, row.traveler_id
+                    )
+                    row.wrapped_key = wrap_data_key(current, data_key, row.traveler_id)
+                    row.kek_id = current_id
+                rewrapped += len(rows)
+            if len(rows) < batch_size:
+                return rewrapped
+
+    def data_keys_by_kek(self) -> dict[str, int]:
+        with self._transaction() as session:
+            rows = session.execute(
+                select(DataKeyRow.kek_id, func.count()).group_by(DataKeyRow.kek_id)
+            ).all()
+            return {kek_id: int(count) for kek_id, count in rows}
+
+    # --- audit log -------------------------------------------------------------------
+    def append_audit(self, entry: AuditEntry) -> AuditEvent:
+        """Chain ``entry`` after the last event and re-sign the head, atomically. Concurrent
+        writers collide on the sequence number (or the head row) and retry."""
+        for _ in range(50):
+            try:
+                with self._transaction() as session:
+                    head = session.get(AuditHeadRow, 1)
+                    sequence = 1 if head is None else head.sequence + 1
+                    previous = GENESIS_HASH if head is None else head.hash
+                    event = chain(entry, sequence, previous)
+                    session.add(_audit_row(event))
+                    signature = sign_head(self._keys.audit_key(), sequence, event.hash)
+                    if head is None:
+                        session.add(
+                            AuditHeadRow(
+                                id=1, sequence=sequence, hash=event.hash, signature=signature
+                            )
+                        )
+                        session.flush()
+                    else:
+                        moved = session.execute(
+                            update(AuditHeadRow)
+                            .where(AuditHeadRow.id == 1, AuditHeadRow.sequence == head.sequence)
+                            .values(sequence=sequence, hash=event.hash, signature=signature)
+                        )
+                        if getattr(moved, "rowcount", 0) != 1:
+                            raise _HeadMovedError
+                return event
+            except (IntegrityError, _HeadMovedError):
+                continue
+        raise ConflictError("the audit log is too busy; the action was not recorded")
+
+    def audit_events(
+        self,
+        after_sequence: int = 0,
+        limit: int = 100,
+        action: str | None = None,
+        actor_key_id: str | None = None,
+    ) -> list[AuditEvent]:
+        with self._transaction() as session:
+            query = (
+                select(AuditEventRow)
+                .where(AuditEventRow.sequence > after_sequence)
+                .order_by(AuditEventRow.sequence)
+                .limit(limit)
+            )
+            if action is not None:
+                query = query.where(AuditEventRow.action == action)
+            if actor_key_id is not None:
+                query = query.where(AuditEventRow.actor_key_id == actor_key_id)
+            return [_audit_event(row) for row in session.scalars(query)]
+
+    def audit_head(self) -> tuple[int, str] | None:
+        with self._transaction() as session:
+            head = session.get(AuditHeadRow, 1)
+            return None if head is None else (head.sequence, head.signature)
 
     def mark_gallery_staged(self, flight_id: str, now: datetime) -> int:
         with self._transaction() as session:
@@ -306,6 +462,47 @@ class SqlStore:
                 )
                 for r in rows
             ]
+
+
+def _template_context(template_id: str, traveler_id: str, model: str) -> bytes:
+    return f"template:{template_id}:{traveler_id}:{model}".encode()
+
+
+def _audit_row(event: AuditEvent) -> AuditEventRow:
+    entry = event.entry
+    return AuditEventRow(
+        sequence=event.sequence,
+        occurred_at=entry.occurred_at,
+        action=entry.action,
+        outcome=entry.outcome,
+        actor_key_id=entry.actor_key_id,
+        actor_role=entry.actor_role,
+        resource_type=entry.resource_type,
+        resource_id=entry.resource_id,
+        policy_version=entry.policy_version,
+        details=json.dumps(dict(entry.details), sort_keys=True),
+        previous_hash=event.previous_hash,
+        hash=event.hash,
+    )
+
+
+def _audit_event(row: AuditEventRow) -> AuditEvent:
+    return AuditEvent(
+        sequence=row.sequence,
+        entry=AuditEntry(
+            occurred_at=row.occurred_at,
+            action=row.action,
+            outcome=row.outcome,
+            actor_key_id=row.actor_key_id,
+            actor_role=row.actor_role,
+            resource_type=row.resource_type,
+            resource_id=row.resource_id,
+            policy_version=row.policy_version,
+            details=json.loads(row.details),
+        ),
+        previous_hash=row.previous_hash,
+        hash=row.hash,
+    )
 
 
 def _flight(row: FlightRow) -> Flight:

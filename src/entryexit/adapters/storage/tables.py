@@ -147,3 +147,39 @@ class EncounterRow(Base):
     model: Mapped[str | None] = mapped_column(String(64), nullable=True)
     policy_version: Mapped[str] = mapped_column(String(64))
     capture_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class DataKeyRow(Base):
+    """A traveler's data key, wrapped by a KEK. Deleting it crypto-shreds their biometrics."""
+
+    __tablename__ = "data_keys"
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"), primary_key=True)
+    kek_id: Mapped[str] = mapped_column(String(32), index=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_events"
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    actor_key_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    actor_role: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    resource_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[str] = mapped_column(String(2000))
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The signed head of the chain (a single row, id 1)."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    sequence: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(64))

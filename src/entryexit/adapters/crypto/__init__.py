@@ -1,0 +1,1 @@
+"""Key providers and envelope encryption."""

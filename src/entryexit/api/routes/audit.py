@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from entryexit.api.deps import CallerDep, ServicesDep
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+class AuditEventPublic(BaseModel):
+    sequence: int
+    occurred_at: datetime
+    action: str
+    outcome: str
+    actor_key_id: str | None
+    actor_role: str | None
+    resource_type: str | None
+    resource_id: str | None
+    policy_version: str | None
+    details: dict[str, int | str]
+    previous_hash: str
+    hash: str
+
+
+class AuditVerificationPublic(BaseModel):
+    ok: bool
+    events: int
+    first_broken_sequence: int | None
+    reason: str | None
+
+
+@router.get("/events")
+def list_events(
+    services: ServicesDep,
+    _caller: CallerDep,
+    after: Annotated[int, Query(ge=0, description="Events after this sequence number.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    action: Annotated[str | None, Query(max_length=128)] = None,
+    actor_key_id: Annotated[str | None, Query(max_length=36)] = None,
+) -> list[AuditEventPublic]:
+    """The audit log, oldest first, in pages (``after`` = the last sequence you have)."""
+    return [
+        AuditEventPublic(
+            sequence=e.sequence,
+            occurred_at=e.entry.occurred_at,
+            action=e.entry.action,
+            outcome=e.entry.outcome,
+            actor_key_id=e.entry.actor_key_id,
+            actor_role=e.entry.actor_role,
+            resource_type=e.entry.resource_type,
+            resource_id=e.entry.resource_id,
+            policy_version=e.entry.policy_version,
+            details=dict(e.entry.details),
+            previous_hash=e.previous_hash,
+            hash=e.hash,
+        )
+        for e in services.audit.events(after, limit, action, actor_key_id)
+    ]
+
+
+@router.get("/verification")
+async def verify(services: ServicesDep, _caller: CallerDep) -> AuditVerificationPublic:
+    """Walk the whole chain and check the signed head."""
+    result = await run_in_threadpool(services.audit.verify)
+    return AuditVerificationPublic(
+        ok=result.ok,
+        events=result.events,
+        first_broken_sequence=result.first_broken_sequence,
+        reason=result.reason,
+    )

@@ -1,0 +1,53 @@
+"""Every API access is in the audit log, with identifiers only, and auditors can read it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import lfw_image
+from tests.integration.api.conftest import Api, capture, staged_flight
+
+pytestmark = [pytest.mark.models, pytest.mark.lfw]
+
+
+def test_accesses_are_audited_without_personal_data(api: Api, lfw_dir: Path) -> None:
+    flight_id, _ = staged_flight(api, lfw_dir)
+    capture(api, flight_id, lfw_image(lfw_dir, "Colin_Powell", 2))
+    api.client.get("/v1/flights/x", headers={"X-API-Key": "garbage"})
+    api.client.post("/v1/flights", json={}, headers=api.headers("auditor"))
+
+    response = api.client.get("/v1/audit/events?limit=1000", headers=api.headers("auditor"))
+    assert response.status_code == 200
+    events = response.json()
+    actions = [(e["action"], e["outcome"]) for e in events]
+    assert ("POST /v1/flights/{flight_id}/captures", "ok") in actions
+    assert ("GET /v1/flights/{flight_id}", "denied") in actions  # unauthenticated
+    assert ("POST /v1/flights", "denied") in actions  # forbidden for auditors
+    gate_event = next(e for e in events if e["action"].endswith("/captures"))
+    assert gate_event["actor_role"] == "gate"
+    assert gate_event["resource_type"] == "flight"
+    assert gate_event["resource_id"] == flight_id
+    enrolments = [e for e in events if e["action"].endswith("/photos")]
+    assert enrolments
+    assert all(e["resource_id"] is None for e in enrolments)  # no document numbers
+    text = json.dumps(events)
+    for personal in ("D0000000", "POWELL", "SHARON", "Colin"):
+        assert personal not in text
+    sequences = [e["sequence"] for e in events]
+    assert sequences == sorted(sequences)
+
+    page = api.client.get(
+        f"/v1/audit/events?after={sequences[2]}&limit=2", headers=api.headers("admin")
+    ).json()
+    assert [e["sequence"] for e in page] == sequences[3:5]
+    verification = api.client.get("/v1/audit/verification", headers=api.headers("auditor"))
+    assert verification.json()["ok"] is True
+
+
+def test_partners_and_officers_cannot_read_the_audit_log(api: Api) -> None:
+    for role in ("gate", "officer"):
+        response = api.client.get("/v1/audit/events", headers=api.headers(role))
+        assert response.status_code == 403
