@@ -13,16 +13,24 @@ from entryexit.biometrics.compare import l2_normalise
 from entryexit.biometrics.detect import Detection
 from entryexit.biometrics.quality import QualityReason, QualityReport
 from entryexit.domain.access import StoredApiKey
+from entryexit.domain.audit import GENESIS_HASH, AuditEntry, AuditEvent, chain
 from entryexit.domain.model import (
     DocumentKey,
     Encounter,
+    EncounterMethod,
     Flight,
     ManifestChange,
     ManifestTraveler,
     PhotoSource,
 )
 from entryexit.errors import ImageDecodeError, NoFaceError
-from entryexit.services.ports import CaptureRecord, ManifestStatus, StoredTemplate
+from entryexit.services.ports import (
+    CaptureRecord,
+    ManifestStatus,
+    StoredPolicy,
+    StoredTemplate,
+    TravelerProfile,
+)
 
 
 class FakeClock:
@@ -43,6 +51,8 @@ class FakeStore:
     templates: list[tuple[str, StoredTemplate]] = field(default_factory=list)
     captures: list[CaptureRecord] = field(default_factory=list)
     encounters: list[Encounter] = field(default_factory=list)
+    stored_policies: list[StoredPolicy] = field(default_factory=list)
+    audit: list[AuditEvent] = field(default_factory=list)
 
     def ping(self) -> None:
         return None
@@ -92,12 +102,25 @@ class FakeStore:
                 citizenship_class=traveler.citizenship_class.value,
                 has_photo=self._traveler(document) in with_photo,
                 processed=self._traveler(document) in done,
+                date_of_birth=traveler.date_of_birth,
+                opted_out=any(
+                    e.flight_id == flight_id
+                    and e.traveler_id == self._traveler(document)
+                    and e.method is EncounterMethod.OPT_OUT
+                    for e in self.encounters
+                ),
             )
             for document, traveler in self.manifests.get(flight_id, {}).items()
         ]
 
     def add_reference_template(
-        self, document: DocumentKey, source: PhotoSource, vector: bytes, model: str, now: datetime
+        self,
+        document: DocumentKey,
+        source: PhotoSource,
+        vector: bytes,
+        model: str,
+        now: datetime,
+        expires_at: datetime | None = None,
     ) -> tuple[str, str]:
         traveler_id = self._traveler(document)
         template_id = str(uuid.uuid4())
@@ -108,10 +131,15 @@ class FakeStore:
         on_manifest = {self._traveler(d) for d in self.manifests.get(flight_id, {})}
         return [t for _, t in self.templates if t.traveler_id in on_manifest and t.model == model]
 
-    def mark_gallery_staged(self, flight_id: str, now: datetime) -> int:
+    def mark_gallery_staged(
+        self, flight_id: str, now: datetime, expires_at: datetime | None = None
+    ) -> int:
         flight = self.flights[flight_id]
         self.flights[flight_id] = replace(
-            flight, gallery_version=flight.gallery_version + 1, gallery_staged_at=now
+            flight,
+            gallery_version=flight.gallery_version + 1,
+            gallery_staged_at=now,
+            gallery_expires_at=expires_at,
         )
         return self.flights[flight_id].gallery_version
 
@@ -129,6 +157,50 @@ class FakeStore:
 
     def list_encounters(self, flight_id: str) -> list[Encounter]:
         return [e for e in self.encounters if e.flight_id == flight_id]
+
+    def traveler_for_document(self, document: DocumentKey) -> str | None:
+        return self.travelers_by_document.get(document)
+
+    def traveler_profile(self, traveler_id: str) -> TravelerProfile:
+        for manifest in self.manifests.values():
+            for document, traveler in manifest.items():
+                if self.travelers_by_document.get(document) == traveler_id:
+                    return TravelerProfile(traveler.citizenship_class, traveler.date_of_birth)
+        return TravelerProfile(None, None)
+
+    def add_policy(self, policy: StoredPolicy, effective_from: datetime, now: datetime) -> bool:
+        if any(p.version == policy.version for p in self.stored_policies):
+            return False
+        self.stored_policies.append(policy)
+        return True
+
+    def policies(self) -> list[StoredPolicy]:
+        return list(self.stored_policies)
+
+    def append_audit(self, entry: AuditEntry) -> AuditEvent:
+        previous = self.audit[-1].hash if self.audit else GENESIS_HASH
+        event = chain(entry, len(self.audit) + 1, previous)
+        self.audit.append(event)
+        return event
+
+    def audit_events(
+        self,
+        after_sequence: int = 0,
+        limit: int = 100,
+        action: str | None = None,
+        actor_key_id: str | None = None,
+    ) -> list[AuditEvent]:
+        found = [
+            e
+            for e in self.audit
+            if e.sequence > after_sequence
+            and (action is None or e.entry.action == action)
+            and (actor_key_id is None or e.entry.actor_key_id == actor_key_id)
+        ]
+        return found[:limit]
+
+    def audit_head(self) -> tuple[int, str] | None:
+        return None
 
 
 def unit_vector(seed: int, dimension: int = 8) -> np.ndarray:

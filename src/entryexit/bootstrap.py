@@ -25,7 +25,9 @@ from entryexit.services.enrolment import EnrolmentService
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
+from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, KeyProvider, Store
+from entryexit.services.privacy import OptOutService, PrivacyReportService, PurgeService
 
 
 def utc_now() -> datetime:
@@ -78,6 +80,10 @@ class Services:
     galleries: GalleryService
     captures: CaptureService
     audit: AuditTrail
+    policies: PolicyService
+    opt_outs: OptOutService
+    purge: PurgeService
+    privacy: PrivacyReportService
 
 
 def build_services(
@@ -91,9 +97,17 @@ def build_services(
     resolved_keys = keys if keys is not None else build_key_provider(settings)
     resolved_store: Store = store if store is not None else build_store(settings, resolved_keys)
     resolved_engine = engine if engine is not None else build_face_engine(settings)
+    audit = AuditTrail(resolved_store, clock, resolved_keys)
+    policies = PolicyService(resolved_store, clock, audit)
+    policies.ensure_default()
     flights = FlightService(resolved_store, clock, resolved_engine.model)
     galleries = GalleryService(
-        resolved_store, clock, resolved_engine.model, resolved_engine.dimension
+        resolved_store,
+        clock,
+        resolved_engine.model,
+        resolved_engine.dimension,
+        policies=policies,
+        audit=audit,
     )
     rule = IdentificationRule(settings.gallery_threshold, settings.ambiguity_margin)
     return Services(
@@ -102,8 +116,14 @@ def build_services(
         engine=resolved_engine,
         keys=KeyService(resolved_store, clock),
         flights=flights,
-        enrolment=EnrolmentService(resolved_store, resolved_engine, clock),
+        enrolment=EnrolmentService(resolved_store, resolved_engine, clock, policies),
         galleries=galleries,
-        captures=CaptureService(resolved_store, resolved_engine, flights, galleries, rule, clock),
-        audit=AuditTrail(resolved_store, clock, resolved_keys),
+        captures=CaptureService(
+            resolved_store, resolved_engine, flights, galleries, rule, clock, policies
+        ),
+        audit=audit,
+        policies=policies,
+        opt_outs=OptOutService(resolved_store, clock, flights, galleries, policies),
+        purge=PurgeService(resolved_store, clock, audit, galleries),
+        privacy=PrivacyReportService(resolved_store, clock, audit, policies),
     )

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    purge_interval_seconds: float = Field(default=300.0, gt=0)
     quality: QualitySettings = Field(default_factory=QualitySettings)
 
     max_image_bytes: int = Field(default=_DECODE.max_bytes, gt=0)

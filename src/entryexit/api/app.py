@@ -10,7 +10,7 @@ from entryexit.api.audit import AuditAccess
 from entryexit.api.limits import BodySizeLimit
 from entryexit.api.problems import install_problem_handlers
 from entryexit.api.routes import audit as audit_routes
-from entryexit.api.routes import documents, flights, health
+from entryexit.api.routes import documents, flights, health, privacy
 from entryexit.bootstrap import Services
 
 
@@ -33,6 +33,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(flights.router)
     app.include_router(documents.router)
+    app.include_router(privacy.router)
     app.include_router(audit_routes.router)
     app.add_middleware(AuditAccess)
     app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_request_bytes)

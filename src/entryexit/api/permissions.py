@@ -24,6 +24,10 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("POST", "/v1/flights/{flight_id}/captures"): Permission.CAPTURE_SUBMIT,
     ("GET", "/v1/flights/{flight_id}/encounters"): Permission.ENCOUNTER_READ,
     ("GET", "/v1/flights/{flight_id}/outstanding"): Permission.ENCOUNTER_READ,
+    ("POST", "/v1/flights/{flight_id}/opt-outs"): Permission.OPT_OUT_RECORD,
+    ("GET", "/v1/policies"): Permission.POLICY_READ,
+    ("GET", "/v1/policies/current"): Permission.POLICY_READ,
+    ("GET", "/v1/privacy/report"): Permission.PRIVACY_REPORT,
     ("GET", "/v1/audit/events"): Permission.AUDIT_READ,
     ("GET", "/v1/audit/verification"): Permission.AUDIT_READ,
 }

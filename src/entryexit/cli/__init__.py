@@ -17,6 +17,7 @@ from entryexit.cli import compare as compare_command
 from entryexit.cli import documents as document_commands
 from entryexit.cli import evaluate as evaluate_commands
 from entryexit.cli import models as models_commands
+from entryexit.cli import privacy as privacy_commands
 from entryexit.cli import serve as serve_commands
 from entryexit.cli import simulate as simulate_commands
 from entryexit.errors import EntryExitError
@@ -38,6 +39,8 @@ app.command("mrz")(document_commands.mrz)
 app.add_typer(serve_commands.keys_app, name="keys")
 app.add_typer(simulate_commands.app, name="simulate")
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(privacy_commands.policy_app, name="policy")
+app.command("purge")(privacy_commands.purge)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Annotated
 
 import typer
@@ -12,8 +14,36 @@ from entryexit.cli._common import load_settings
 from entryexit.domain.access import Role
 from entryexit.services.audit import AuditTrail
 from entryexit.services.keys import KeyService
+from entryexit.services.privacy import PurgeService
 
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+logger = logging.getLogger(__name__)
+
+
+class PurgeScheduler:
+    """Runs the retention purge every ``interval`` seconds inside the service process."""
+
+    def __init__(self, purge: PurgeService, interval: float) -> None:
+        self._purge = purge
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="purge", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                counts = self._purge.run()
+                logger.info("purge: %s", counts)
+            except Exception as exc:  # the next run retries; counts carry no personal data
+                logger.error("purge failed: %s", type(exc).__name__)
+            self._stop.wait(self._interval)
 
 
 def serve(
@@ -39,7 +69,12 @@ def serve(
     typer.echo(
         f"EntryExit on http://{bind_host}:{bind_port} (API docs at /docs), database: {where}"
     )
-    uvicorn.run(create_app(services), host=bind_host, port=bind_port, log_level="warning")
+    scheduler = PurgeScheduler(services.purge, settings.purge_interval_seconds)
+    scheduler.start()
+    try:
+        uvicorn.run(create_app(services), host=bind_host, port=bind_port, log_level="warning")
+    finally:
+        scheduler.stop()
     return 0
 
 

@@ -23,6 +23,9 @@ class Permission(StrEnum):
     CAPTURE_SUBMIT = "capture:submit"
     ENCOUNTER_READ = "encounter:read"
     AUDIT_READ = "audit:read"
+    OPT_OUT_RECORD = "opt-out:record"
+    POLICY_READ = "policy:read"
+    PRIVACY_REPORT = "privacy:report"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -36,12 +39,21 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.GALLERY_STAGE,
             Permission.CAPTURE_SUBMIT,
             Permission.ENCOUNTER_READ,
+            Permission.OPT_OUT_RECORD,
+            Permission.POLICY_READ,
         }
     ),
-    # A partner's camera: submits captures and learns the decision, nothing else.
-    Role.GATE: frozenset({Permission.CAPTURE_SUBMIT}),
+    # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and
+    # learns the decision; nothing can be read back.
+    Role.GATE: frozenset({Permission.CAPTURE_SUBMIT, Permission.OPT_OUT_RECORD}),
     Role.AUDITOR: frozenset(
-        {Permission.FLIGHT_READ, Permission.ENCOUNTER_READ, Permission.AUDIT_READ}
+        {
+            Permission.FLIGHT_READ,
+            Permission.ENCOUNTER_READ,
+            Permission.AUDIT_READ,
+            Permission.POLICY_READ,
+            Permission.PRIVACY_REPORT,
+        }
     ),
 }
 

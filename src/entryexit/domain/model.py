@@ -67,6 +67,7 @@ class Flight:
     created_at: datetime
     gallery_version: int = 0
     gallery_staged_at: datetime | None = None
+    gallery_expires_at: datetime | None = None
 
     @property
     def staged(self) -> bool:
@@ -130,3 +131,4 @@ class Encounter:
     model: str | None
     policy_version: str
     capture_id: str | None
+    expires_at: datetime | None = None

@@ -220,7 +220,8 @@ def _tally(result: BoardingResult, body: dict[str, Any], expected: str | None) -
 
 def _manifest_row(person: str, number: str, rng: random.Random) -> dict[str, str]:
     parts = person.split("_")
-    birth = datetime(1940, 1, 1) + timedelta(days=rng.randrange(0, 60 * 365))
+    # Adults of 18 to 75: travelers every default policy expects to be photographed.
+    birth = datetime.now(UTC) - timedelta(days=rng.randrange(18 * 366, 75 * 365))
     return {
         "surname": parts[-1].upper(),
         "given_names": " ".join(parts[:-1]).upper(),

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping
 
 from entryexit.domain.access import Principal
 from entryexit.domain.audit import AuditEntry, AuditEvent, ChainVerification, verify_chain
-from entryexit.domain.model import BASELINE_POLICY_VERSION
 from entryexit.services.ports import Clock, KeyProvider, Store
 
 PAGE = 1000
@@ -26,7 +25,7 @@ class AuditTrail:
         resource_type: str | None = None,
         resource_id: str | None = None,
         details: Mapping[str, int | str] | None = None,
-        policy_version: str = BASELINE_POLICY_VERSION,
+        policy_version: str | None = None,
     ) -> AuditEvent:
         return self._store.append_audit(
             AuditEntry(
@@ -53,16 +52,16 @@ class AuditTrail:
             after_sequence, min(max(limit, 1), PAGE), action, actor_key_id
         )
 
-    def _all(self) -> Iterator[AuditEvent]:
+    def all_events(self, action: str | None = None) -> Iterator[AuditEvent]:
         after = 0
-        while page := self._store.audit_events(after, PAGE):
+        while page := self._store.audit_events(after, PAGE, action):
             yield from page
             after = page[-1].sequence
 
     def verify(self) -> ChainVerification:
         head = self._store.audit_head()
         return verify_chain(
-            self._all(),
+            self.all_events(),
             self._keys.audit_key(),
             head[0] if head else None,
             head[1] if head else None,

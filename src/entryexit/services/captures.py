@@ -9,14 +9,16 @@ from entryexit.biometrics import similarity_matrix
 from entryexit.domain.access import Permission, Principal, Role
 from entryexit.domain.identification import IdentificationRule, identify
 from entryexit.domain.model import (
-    BASELINE_POLICY_VERSION,
+    CitizenshipClass,
     Decision,
     Encounter,
     EncounterMethod,
 )
+from entryexit.domain.policy import DataKind
 from entryexit.errors import InvalidInputError, NoFaceError, PermissionDeniedError
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
+from entryexit.services.policies import PolicyService
 from entryexit.services.ports import CaptureRecord, Clock, FaceAnalyser, Store
 
 _MAX_LABEL = 64
@@ -49,7 +51,9 @@ class CaptureService:
         galleries: GalleryService,
         rule: IdentificationRule,
         clock: Clock,
+        policies: PolicyService,
     ) -> None:
+        self._policies = policies
         self._store = store
         self._engine = engine
         self._flights = flights
@@ -69,6 +73,7 @@ class CaptureService:
         gallery = self._galleries.gallery_for(flight)
         received_at = self._clock()
         capture_id = str(uuid.uuid4())
+        policy = self._policies.in_force(received_at)
 
         def finish(
             decision: Decision,
@@ -77,7 +82,10 @@ class CaptureService:
             score: float | None = None,
             runner_up: float | None = None,
             already: bool = False,
+            citizenship: CitizenshipClass | None = None,
+            keep_image: bool = False,
         ) -> CaptureOutcome:
+            # Records of a capture whose traveler is unknown get the shortest retention.
             self._store.add_capture(
                 CaptureRecord(
                     id=capture_id,
@@ -90,6 +98,12 @@ class CaptureService:
                     score=score,
                     traveler_id=traveler_id,
                     model=gallery.model,
+                    policy_version=policy.version,
+                    expires_at=received_at
+                    + policy.retention(DataKind.CAPTURE_RECORDS, citizenship),
+                    image=photo if keep_image else None,
+                    image_expires_at=received_at
+                    + policy.retention(DataKind.CAPTURE_IMAGES, citizenship),
                 )
             )
             return CaptureOutcome(
@@ -102,7 +116,7 @@ class CaptureService:
                 runner_up,
                 gallery.model,
                 len(gallery),
-                BASELINE_POLICY_VERSION,
+                policy.version,
             )
 
         try:
@@ -118,10 +132,18 @@ class CaptureService:
         result = identify(scores, self._rule)
         if not result.matched or result.index is None:
             reason = result.reason.value if result.reason else "no_match"
+            # The officer doing the document check sees this photo beside the candidates,
+            # so it is kept (sealed) until the policy's capture-image retention ends.
             return finish(
-                Decision.NO_MATCH, (reason,), score=result.score, runner_up=result.runner_up_score
+                Decision.NO_MATCH,
+                (reason,),
+                score=result.score,
+                runner_up=result.runner_up_score,
+                keep_image=True,
             )
         traveler_id = gallery.traveler_ids[result.index]
+        profile = self._store.traveler_profile(traveler_id)
+        citizenship = profile.citizenship_class
         recorded = self._store.add_encounter(
             Encounter(
                 id=str(uuid.uuid4()),
@@ -134,8 +156,9 @@ class CaptureService:
                 occurred_at=received_at,
                 score=result.score,
                 model=gallery.model,
-                policy_version=BASELINE_POLICY_VERSION,
+                policy_version=policy.version,
                 capture_id=capture_id,
+                expires_at=received_at + policy.retention(DataKind.ENCOUNTER_RECORDS, citizenship),
             )
         )
         return finish(
@@ -145,6 +168,7 @@ class CaptureService:
             score=result.score,
             runner_up=result.runner_up_score,
             already=not recorded,
+            citizenship=citizenship,
         )
 
 

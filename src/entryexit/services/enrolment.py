@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from entryexit.biometrics import QualityReport
 from entryexit.domain.model import DocumentKey, PhotoSource
+from entryexit.domain.policy import DataKind
+from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, FaceAnalyser, Store
 
 
@@ -18,10 +20,13 @@ class Enrolment:
 
 
 class EnrolmentService:
-    def __init__(self, store: Store, engine: FaceAnalyser, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, engine: FaceAnalyser, clock: Clock, policies: PolicyService
+    ) -> None:
         self._store = store
         self._engine = engine
         self._clock = clock
+        self._policies = policies
 
     def enrol(self, document: DocumentKey, photo: bytes, source: PhotoSource) -> Enrolment:
         """Decode, find the face, embed and store its template for ``document``.
@@ -30,7 +35,19 @@ class EnrolmentService:
         is still enrolled (it may be all the holdings have) with its quality reported.
         """
         analysis = self._engine.analyse(photo)
+        now = self._clock()
+        traveler_id = self._store.traveler_for_document(document)
+        citizenship = (
+            self._store.traveler_profile(traveler_id).citizenship_class if traveler_id else None
+        )
+        # Unknown class (document not yet on a manifest): the shortest retention of any class.
+        keep = self._policies.in_force(now).retention(DataKind.REFERENCE_TEMPLATES, citizenship)
         template_id, traveler_id = self._store.add_reference_template(
-            document, source, analysis.template.to_bytes(), analysis.template.model, self._clock()
+            document,
+            source,
+            analysis.template.to_bytes(),
+            analysis.template.model,
+            now,
+            expires_at=now + keep,
         )
         return Enrolment(template_id, traveler_id, analysis.template.model, analysis.quality)

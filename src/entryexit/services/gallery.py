@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.biometrics.compare import Template, l2_normalise
-from entryexit.domain.model import DocumentKey, Flight, StagingReport
+from entryexit.domain.model import CitizenshipClass, DocumentKey, Flight, StagingReport
+from entryexit.domain.policy import Participation, age_on
 from entryexit.errors import ConflictError, NotFoundError
-from entryexit.services.ports import Clock, Store
+from entryexit.services.audit import AuditTrail
+from entryexit.services.policies import PolicyService
+from entryexit.services.ports import Clock, ManifestStatus, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,7 @@ class StagedGallery:
     traveler_ids: tuple[str, ...]
     matrix: NDArray[np.float32]
     staged_at: datetime
+    expires_at: datetime | None = None
 
     def __len__(self) -> int:
         return len(self.traveler_ids)
@@ -45,9 +49,19 @@ class GalleryService:
     """Builds galleries from the store and keeps them; a process that finds its copy older
     than the flight's ``gallery_version`` (another worker restaged) rebuilds it."""
 
-    def __init__(self, store: Store, clock: Clock, model: str, dimension: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        model: str,
+        dimension: int,
+        policies: PolicyService | None = None,
+        audit: AuditTrail | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._policies = policies
+        self._audit = audit
         self._model = model
         self._dimension = dimension
         self._galleries: dict[str, StagedGallery] = {}
@@ -59,8 +73,13 @@ class GalleryService:
             raise NotFoundError(f"flight {flight_id} does not exist")
         previous = self._galleries.get(flight_id)
         statuses = self._store.manifest_status(flight_id, self._model)
-        version = self._store.mark_gallery_staged(flight_id, self._clock())
-        gallery = self._build(flight_id, version)
+        now = self._clock()
+        expires_at = None
+        if self._policies is not None:
+            hours = self._policies.in_force(now).gallery_hours_after_departure
+            expires_at = flight.scheduled_departure + timedelta(hours=hours)
+        version = self._store.mark_gallery_staged(flight_id, now, expires_at)
+        gallery = self._build(flight, version, expires_at)
         with self._lock:
             self._galleries[flight_id] = gallery
         before = set(previous.traveler_ids) if previous else set()
@@ -68,6 +87,22 @@ class GalleryService:
         without_photo: tuple[DocumentKey, ...] = tuple(
             s.document for s in statuses if not s.has_photo
         )
+        excluded = self._excluded(statuses, now)
+        if self._audit is not None:
+            self._audit.record(
+                "gallery staged",
+                "ok",
+                resource_type="flight",
+                resource_id=flight_id,
+                details={
+                    "travelers": len(statuses),
+                    "in_gallery": len(after),
+                    "without_photo": len(without_photo),
+                    "exempt": sum(1 for reason in excluded.values() if reason == "exempt"),
+                    "opted_out": sum(1 for reason in excluded.values() if reason == "opted_out"),
+                },
+                policy_version=self._policies.in_force(now).version if self._policies else None,
+            )
         return StagingReport(
             flight_id=flight_id,
             gallery_version=version,
@@ -85,18 +120,50 @@ class GalleryService:
         cached = self._galleries.get(flight.id)
         if cached is not None and cached.version == flight.gallery_version:
             return cached
-        rebuilt = self._build(flight.id, flight.gallery_version)
+        rebuilt = self._build(flight, flight.gallery_version, flight.gallery_expires_at)
         with self._lock:
             self._galleries[flight.id] = rebuilt
         return rebuilt
 
-    def _build(self, flight_id: str, version: int) -> StagedGallery:
+    def _excluded(self, statuses: list[ManifestStatus], now: datetime) -> dict[str, str]:
+        """Travelers who must never be matched: those who opted out, and those the policy
+        in force exempts (by age)."""
+        excluded = {s.traveler_id: "opted_out" for s in statuses if s.opted_out}
+        if self._policies is None:
+            return excluded
+        policy = self._policies.in_force(now)
+        for status in statuses:
+            if status.traveler_id in excluded or not status.citizenship_class:
+                continue
+            age = age_on(status.date_of_birth, now.date()) if status.date_of_birth else None
+            klass = CitizenshipClass(status.citizenship_class)
+            if policy.participation(klass, age) is Participation.EXEMPT:
+                excluded[status.traveler_id] = "exempt"
+        return excluded
+
+    def _build(self, flight: Flight, version: int, expires_at: datetime | None) -> StagedGallery:
+        now = self._clock()
+        excluded = self._excluded(self._store.manifest_status(flight.id, self._model), now)
         vectors: dict[str, list[NDArray[np.float32]]] = {}
-        for stored in self._store.gallery_templates(flight_id, self._model):
+        for stored in self._store.gallery_templates(flight.id, self._model):
+            if stored.traveler_id in excluded:
+                continue
             template = Template.from_bytes(stored.vector, stored.model, self._dimension)
             vectors.setdefault(stored.traveler_id, []).append(template.vector)
         traveler_ids, matrix = fuse_templates(vectors)
-        return StagedGallery(flight_id, version, self._model, traveler_ids, matrix, self._clock())
+        return StagedGallery(flight.id, version, self._model, traveler_ids, matrix, now, expires_at)
+
+    def evict_expired(self, now: datetime) -> int:
+        """Forget galleries past their deletion time (the store forgets them too)."""
+        with self._lock:
+            expired = [
+                flight_id
+                for flight_id, gallery in self._galleries.items()
+                if gallery.expires_at is not None and gallery.expires_at <= now
+            ]
+            for flight_id in expired:
+                del self._galleries[flight_id]
+        return len(expired)
 
     def forget(self, flight_id: str) -> None:
         with self._lock:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from entryexit.biometrics import FaceAnalysis
 from entryexit.domain.access import StoredApiKey
 from entryexit.domain.audit import AuditEntry, AuditEvent
 from entryexit.domain.model import (
+    CitizenshipClass,
     DocumentKey,
     Encounter,
     Flight,
@@ -60,6 +61,8 @@ class ManifestStatus:
     citizenship_class: str
     has_photo: bool
     processed: bool
+    date_of_birth: date | None = None
+    opted_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,24 @@ class CaptureRecord:
     score: float | None
     traveler_id: str | None
     model: str | None
+    policy_version: str | None = None
+    expires_at: datetime | None = None
+    # The image is kept only for captures an officer must review; the store seals it.
+    image: bytes | None = None
+    image_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TravelerProfile:
+    citizenship_class: CitizenshipClass | None
+    date_of_birth: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPolicy:
+    version: str
+    source: str
+    sha256: str
 
 
 class Store(Protocol):
@@ -99,9 +120,20 @@ class Store(Protocol):
         vector: bytes,
         model: str,
         now: datetime,
+        expires_at: datetime | None = None,
     ) -> tuple[str, str]: ...
+    def traveler_for_document(self, document: DocumentKey) -> str | None: ...
+    def traveler_profile(self, traveler_id: str) -> TravelerProfile: ...
     def gallery_templates(self, flight_id: str, model: str) -> list[StoredTemplate]: ...
-    def mark_gallery_staged(self, flight_id: str, now: datetime) -> int: ...
+    def mark_gallery_staged(
+        self, flight_id: str, now: datetime, expires_at: datetime | None = None
+    ) -> int: ...
+
+    def add_policy(self, policy: StoredPolicy, effective_from: datetime, now: datetime) -> bool: ...
+    def policies(self) -> list[StoredPolicy]: ...
+    def purge_expired(self, now: datetime) -> dict[str, int]: ...
+    def retention_counts(self, now: datetime) -> dict[str, dict[str, int]]: ...
+    def decision_counts(self, since: datetime, until: datetime) -> dict[str, int]: ...
 
     def shred_traveler(self, traveler_id: str) -> int: ...
     def rotate_data_keys(self) -> int: ...

@@ -32,7 +32,9 @@ from entryexit.services.enrolment import EnrolmentService
 from entryexit.services.flights import FlightService, NewFlight
 from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
-from tests.fakes import FakeAnalyser, FakeClock, FakeStore
+from entryexit.services.audit import AuditTrail
+from entryexit.services.policies import PolicyService
+from tests.fakes import FakeAnalyser, FakeClock, FakeStore, StaticKeyProvider
 
 OFFICER = Principal("k1", "officer", Role.OFFICER)
 GATE = Principal("k2", "gate", Role.GATE, carrier="EE")
@@ -48,11 +50,21 @@ class World:
         self.store = FakeStore()
         self.clock = FakeClock()
         analyser = FakeAnalyser()
+        self.audit = AuditTrail(self.store, self.clock, StaticKeyProvider())
+        self.policies = PolicyService(self.store, self.clock, self.audit)
+        self.policies.ensure_default()
         self.flights = FlightService(self.store, self.clock, analyser.model)
-        self.galleries = GalleryService(self.store, self.clock, analyser.model, analyser.dimension)
-        self.enrolment = EnrolmentService(self.store, analyser, self.clock)
+        self.galleries = GalleryService(
+            self.store,
+            self.clock,
+            analyser.model,
+            analyser.dimension,
+            policies=self.policies,
+            audit=self.audit,
+        )
+        self.enrolment = EnrolmentService(self.store, analyser, self.clock, self.policies)
         self.captures = CaptureService(
-            self.store, analyser, self.flights, self.galleries, rule, self.clock
+            self.store, analyser, self.flights, self.galleries, rule, self.clock, self.policies
         )
 
     def flight(self, travelers: int = 3, photos: int = 3) -> str:

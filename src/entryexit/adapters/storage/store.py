@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -30,12 +31,14 @@ from entryexit.adapters.storage.tables import (
     EncounterRow,
     FlightRow,
     ManifestEntryRow,
+    PolicyRow,
     ReferenceTemplateRow,
     TravelerRow,
 )
 from entryexit.domain.access import Principal, Role, StoredApiKey
 from entryexit.domain.audit import GENESIS_HASH, AuditEntry, AuditEvent, chain, sign_head
 from entryexit.domain.model import (
+    CitizenshipClass,
     Direction,
     DocumentKey,
     Encounter,
@@ -50,7 +53,9 @@ from entryexit.services.ports import (
     CaptureRecord,
     KeyProvider,
     ManifestStatus,
+    StoredPolicy,
     StoredTemplate,
+    TravelerProfile,
 )
 
 
@@ -188,10 +193,12 @@ class SqlStore:
                     .where(ReferenceTemplateRow.model == model)
                 )
             )
-            processed = set(
-                session.scalars(
-                    select(EncounterRow.traveler_id).where(EncounterRow.flight_id == flight_id)
-                )
+            methods = dict(
+                session.execute(
+                    select(EncounterRow.traveler_id, EncounterRow.method).where(
+                        EncounterRow.flight_id == flight_id
+                    )
+                ).all()
             )
             rows = session.execute(
                 select(ManifestEntryRow, DocumentRow)
@@ -207,7 +214,9 @@ class SqlStore:
                     given_names=doc.given_names or "",
                     citizenship_class=doc.citizenship_class or "",
                     has_photo=entry.traveler_id in with_photo,
-                    processed=entry.traveler_id in processed,
+                    processed=entry.traveler_id in methods,
+                    date_of_birth=doc.date_of_birth,
+                    opted_out=methods.get(entry.traveler_id) == EncounterMethod.OPT_OUT.value,
                 )
                 for entry, doc in rows
             ]
@@ -220,6 +229,7 @@ class SqlStore:
         vector: bytes,
         model: str,
         now: datetime,
+        expires_at: datetime | None = None,
     ) -> tuple[str, str]:
         with self._transaction() as session:
             row = _document_for(session, document, now)
@@ -235,9 +245,33 @@ class SqlStore:
                     model=model,
                     vector=sealed,
                     created_at=now,
+                    expires_at=expires_at,
                 )
             )
             return template_id, row.traveler_id
+
+    def traveler_for_document(self, document: DocumentKey) -> str | None:
+        with self._transaction() as session:
+            return session.scalar(
+                select(DocumentRow.traveler_id).where(
+                    DocumentRow.issuing_state == document.issuing_state,
+                    DocumentRow.number == document.number,
+                )
+            )
+
+    def traveler_profile(self, traveler_id: str) -> TravelerProfile:
+        """What retention and participation rules need: class and birth date, from the
+        traveler's most recently described document (none yet: unknown)."""
+        with self._transaction() as session:
+            row = session.execute(
+                select(DocumentRow.citizenship_class, DocumentRow.date_of_birth)
+                .where(DocumentRow.traveler_id == traveler_id)
+                .where(DocumentRow.citizenship_class.is_not(None))
+                .limit(1)
+            ).first()
+            if row is None:
+                return TravelerProfile(None, None)
+            return TravelerProfile(CitizenshipClass(str(row[0])), row[1])
 
     def _data_key(self, session: Session, traveler_id: str, now: datetime) -> bytes:
         """The traveler's data key, created (and wrapped by the current KEK) on first use."""
@@ -314,16 +348,164 @@ class SqlStore:
                     )
                     row.wrapped_key = wrap_data_key(current, data_key, row.traveler_id)
                     row.kek_id = current_id
-                rewrapped += len(rows)
-            if len(rows) < batch_size:
+                captures = session.scalars(
+                    select(CaptureRow)
+                    .where(CaptureRow.kek_id.is_not(None), CaptureRow.kek_id != current_id)
+                    .limit(batch_size)
+                ).all()
+                for capture in captures:
+                    if capture.kek_id is None or capture.wrapped_key is None:
+                        continue
+                    owner = f"capture:{capture.id}"
+                    image_key = unwrap_data_key(
+                        self._keys.kek(capture.kek_id), capture.wrapped_key, owner
+                    )
+                    capture.wrapped_key = wrap_data_key(current, image_key, owner)
+                    capture.kek_id = current_id
+                rewrapped += len(rows) + len(captures)
+            if len(rows) < batch_size and len(captures) < batch_size:
                 return rewrapped
 
     def data_keys_by_kek(self) -> dict[str, int]:
         with self._transaction() as session:
-            rows = session.execute(
-                select(DataKeyRow.kek_id, func.count()).group_by(DataKeyRow.kek_id)
-            ).all()
-            return {kek_id: int(count) for kek_id, count in rows}
+            counts: dict[str, int] = {}
+            for query in (
+                select(DataKeyRow.kek_id, func.count()).group_by(DataKeyRow.kek_id),
+                select(CaptureRow.kek_id, func.count())
+                .where(CaptureRow.kek_id.is_not(None))
+                .group_by(CaptureRow.kek_id),
+            ):
+                for kek_id, count in session.execute(query).all():
+                    counts[str(kek_id)] = counts.get(str(kek_id), 0) + int(count)
+            return counts
+
+    def capture_image(self, capture_id: str) -> bytes | None:
+        """The sealed review image of a capture, opened; ``None`` once purged."""
+        with self._transaction() as session:
+            row = session.get(CaptureRow, capture_id)
+            if row is None or row.image is None or row.wrapped_key is None or row.kek_id is None:
+                return None
+            owner = f"capture:{capture_id}"
+            image_key = unwrap_data_key(self._keys.kek(row.kek_id), row.wrapped_key, owner)
+            return open_sealed(image_key, row.image, f"capture-image:{capture_id}".encode())
+
+    # --- policies, retention ----------------------------------------------------------
+    def add_policy(self, policy: StoredPolicy, effective_from: datetime, now: datetime) -> bool:
+        """Store a policy version; ``False`` if this exact file was loaded before. A version
+        cannot be changed once loaded (history is kept, not rewritten)."""
+        with self._transaction() as session:
+            existing = session.get(PolicyRow, policy.version)
+            if existing is not None:
+                if existing.sha256 != policy.sha256:
+                    raise ConflictError(
+                        f"policy version {policy.version} is already loaded with different"
+                        " content; give the new policy a new version"
+                    )
+                return False
+            session.add(
+                PolicyRow(
+                    version=policy.version,
+                    effective_from=effective_from,
+                    source=policy.source,
+                    sha256=policy.sha256,
+                    loaded_at=now,
+                )
+            )
+            return True
+
+    def policies(self) -> list[StoredPolicy]:
+        with self._transaction() as session:
+            rows = session.scalars(select(PolicyRow).order_by(PolicyRow.effective_from)).all()
+            return [StoredPolicy(r.version, r.source, r.sha256) for r in rows]
+
+    def purge_expired(self, now: datetime) -> dict[str, int]:
+        """Delete everything whose time is up, one kind per transaction: interrupting it
+        loses nothing and running it again deletes nothing more."""
+        counts: dict[str, int] = {}
+        with self._transaction() as session:
+            result = session.execute(
+                update(CaptureRow)
+                .where(CaptureRow.image.is_not(None), CaptureRow.image_expires_at <= now)
+                .values(image=None, wrapped_key=None, kek_id=None, image_expires_at=None)
+            )
+            counts["capture_images"] = int(getattr(result, "rowcount", 0) or 0)
+        for kind, table in (
+            ("capture_records", CaptureRow),
+            ("reference_templates", ReferenceTemplateRow),
+            ("encounter_records", EncounterRow),
+        ):
+            with self._transaction() as session:
+                result = session.execute(delete(table).where(table.expires_at <= now))
+                counts[kind] = int(getattr(result, "rowcount", 0) or 0)
+        with self._transaction() as session:
+            # A data key with no template left protects nothing: drop it too.
+            orphaned = session.execute(
+                delete(DataKeyRow).where(
+                    ~select(ReferenceTemplateRow.id)
+                    .where(ReferenceTemplateRow.traveler_id == DataKeyRow.traveler_id)
+                    .exists()
+                )
+            )
+            counts["data_keys"] = int(getattr(orphaned, "rowcount", 0) or 0)
+        with self._transaction() as session:
+            result = session.execute(
+                update(FlightRow)
+                .where(FlightRow.gallery_version > 0, FlightRow.gallery_expires_at <= now)
+                .values(gallery_version=0, gallery_expires_at=None)
+            )
+            counts["staged_galleries"] = int(getattr(result, "rowcount", 0) or 0)
+        return counts
+
+    def retention_counts(self, now: datetime) -> dict[str, dict[str, int]]:
+        """Per kind: how many items are held and how many are past their expiry."""
+        with self._transaction() as session:
+
+            def count(*conditions: Any) -> int:
+                return int(session.scalar(select(func.count()).where(*conditions)) or 0)
+
+            return {
+                "capture_images": {
+                    "held": count(CaptureRow.image.is_not(None)),
+                    "overdue": count(
+                        CaptureRow.image.is_not(None), CaptureRow.image_expires_at <= now
+                    ),
+                },
+                "capture_records": {
+                    "held": count(CaptureRow.id.is_not(None)),
+                    "overdue": count(CaptureRow.expires_at <= now),
+                },
+                "reference_templates": {
+                    "held": count(ReferenceTemplateRow.id.is_not(None)),
+                    "overdue": count(ReferenceTemplateRow.expires_at <= now),
+                },
+                "encounter_records": {
+                    "held": count(EncounterRow.id.is_not(None)),
+                    "overdue": count(EncounterRow.expires_at <= now),
+                },
+                "staged_galleries": {
+                    "held": count(FlightRow.gallery_version > 0),
+                    "overdue": count(
+                        FlightRow.gallery_version > 0, FlightRow.gallery_expires_at <= now
+                    ),
+                },
+            }
+
+    def decision_counts(self, since: datetime, until: datetime) -> dict[str, int]:
+        with self._transaction() as session:
+            counts: dict[str, int] = {}
+            for decision, number in session.execute(
+                select(CaptureRow.decision, func.count())
+                .where(CaptureRow.received_at >= since, CaptureRow.received_at < until)
+                .group_by(CaptureRow.decision)
+            ).all():
+                counts[f"captures_{decision}"] = int(number)
+            for method, number in session.execute(
+                select(EncounterRow.method, func.count())
+                .where(EncounterRow.occurred_at >= since, EncounterRow.occurred_at < until)
+                .group_by(EncounterRow.method)
+            ).all():
+                counts[f"encounters_{method}"] = int(number)
+            return counts
 
     # --- audit log -------------------------------------------------------------------
     def append_audit(self, entry: AuditEntry) -> AuditEvent:
@@ -383,12 +565,18 @@ class SqlStore:
             head = session.get(AuditHeadRow, 1)
             return None if head is None else (head.sequence, head.signature)
 
-    def mark_gallery_staged(self, flight_id: str, now: datetime) -> int:
+    def mark_gallery_staged(
+        self, flight_id: str, now: datetime, expires_at: datetime | None = None
+    ) -> int:
         with self._transaction() as session:
             session.execute(
                 update(FlightRow)
                 .where(FlightRow.id == flight_id)
-                .values(gallery_version=FlightRow.gallery_version + 1, gallery_staged_at=now)
+                .values(
+                    gallery_version=FlightRow.gallery_version + 1,
+                    gallery_staged_at=now,
+                    gallery_expires_at=expires_at,
+                )
             )
             return int(
                 session.scalar(select(FlightRow.gallery_version).where(FlightRow.id == flight_id))
@@ -398,8 +586,20 @@ class SqlStore:
     # --- captures and encounters -----------------------------------------------------
     def add_capture(self, capture: CaptureRecord) -> None:
         with self._transaction() as session:
+            sealed = wrapped = kek_id = None
+            if capture.image is not None:
+                kek_id, kek = self._keys.current_kek()
+                image_key = new_data_key()
+                wrapped = wrap_data_key(kek, image_key, f"capture:{capture.id}")
+                sealed = seal(image_key, capture.image, f"capture-image:{capture.id}".encode())
             session.add(
                 CaptureRow(
+                    policy_version=capture.policy_version,
+                    expires_at=capture.expires_at,
+                    image=sealed,
+                    image_expires_at=capture.image_expires_at if sealed else None,
+                    wrapped_key=wrapped,
+                    kek_id=kek_id,
                     id=capture.id,
                     flight_id=capture.flight_id,
                     gate=capture.gate,
@@ -432,6 +632,7 @@ class SqlStore:
                         model=encounter.model,
                         policy_version=encounter.policy_version,
                         capture_id=encounter.capture_id,
+                        expires_at=encounter.expires_at,
                     )
                 )
         except IntegrityError:
@@ -459,6 +660,7 @@ class SqlStore:
                     model=r.model,
                     policy_version=r.policy_version,
                     capture_id=r.capture_id,
+                    expires_at=r.expires_at,
                 )
                 for r in rows
             ]
@@ -517,6 +719,7 @@ def _flight(row: FlightRow) -> Flight:
         created_at=row.created_at,
         gallery_version=row.gallery_version,
         gallery_staged_at=row.gallery_staged_at,
+        gallery_expires_at=row.gallery_expires_at,
     )
 
 

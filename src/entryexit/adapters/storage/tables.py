@@ -37,7 +37,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        assert isinstance(value, datetime)
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
         return value.replace(tzinfo=UTC)
 
 
@@ -69,6 +70,7 @@ class FlightRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     gallery_version: Mapped[int] = mapped_column(Integer, default=0)
     gallery_staged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    gallery_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class TravelerRow(Base):
@@ -113,6 +115,7 @@ class ReferenceTemplateRow(Base):
     model: Mapped[str] = mapped_column(String(64))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
 
 
 class CaptureRow(Base):
@@ -127,6 +130,15 @@ class CaptureRow(Base):
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     traveler_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
+    # Kept only for captures an officer must review (no match): sealed with a key of its own.
+    image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    image_expires_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime(), nullable=True, index=True
+    )
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    kek_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
 
 class EncounterRow(Base):
@@ -147,6 +159,7 @@ class EncounterRow(Base):
     model: Mapped[str | None] = mapped_column(String(64), nullable=True)
     policy_version: Mapped[str] = mapped_column(String(64))
     capture_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
 
 
 class DataKeyRow(Base):
@@ -183,3 +196,14 @@ class AuditHeadRow(Base):
     sequence: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(64))
+
+
+class PolicyRow(Base):
+    """A loaded policy file, verbatim, with its version and effective date."""
+
+    __tablename__ = "policies"
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    effective_from: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    source: Mapped[str] = mapped_column(String(20000))
+    sha256: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[datetime] = mapped_column(UtcDateTime())

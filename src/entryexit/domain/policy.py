@@ -1,0 +1,155 @@
+"""Capture and retention policy as versioned data.
+
+A policy says, per traveler class and age, whether biometric capture is required, optional
+(the traveler may opt out) or exempt, and how long each kind of data is kept. The one in force
+at a moment is the latest whose ``effective_from`` is not after that moment.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from entryexit.domain.model import CitizenshipClass
+from entryexit.errors import InvalidInputError, NotFoundError
+
+
+class Participation(StrEnum):
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    EXEMPT = "exempt"
+
+
+class DataKind(StrEnum):
+    CAPTURE_IMAGES = "capture_images"
+    CAPTURE_RECORDS = "capture_records"
+    REFERENCE_TEMPLATES = "reference_templates"
+    ENCOUNTER_RECORDS = "encounter_records"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    version: str
+    effective_from: datetime
+    description: str
+    participation_by_class: Mapping[CitizenshipClass, Participation]
+    exempt_under_age: int
+    exempt_over_age: int
+    retention_hours: Mapping[DataKind, Mapping[CitizenshipClass, int]]
+    gallery_hours_after_departure: int
+
+    def participation(self, citizenship: CitizenshipClass, age: int | None) -> Participation:
+        if age is not None and (age < self.exempt_under_age or age > self.exempt_over_age):
+            return Participation.EXEMPT
+        return self.participation_by_class[citizenship]
+
+    def retention(self, kind: DataKind, citizenship: CitizenshipClass | None) -> timedelta:
+        """How long ``kind`` is kept; for data whose traveler is unknown (a capture that
+        matched no one), the shortest period of any class, so no class's limit is exceeded."""
+        per_class = self.retention_hours[kind]
+        hours = min(per_class.values()) if citizenship is None else per_class[citizenship]
+        return timedelta(hours=hours)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "effective_from": self.effective_from.isoformat(),
+            "description": self.description,
+            "participation": {c.value: p.value for c, p in self.participation_by_class.items()},
+            "exemptions": {"under_age": self.exempt_under_age, "over_age": self.exempt_over_age},
+            "retention_hours": {
+                k.value: {c.value: h for c, h in v.items()} for k, v in self.retention_hours.items()
+            },
+            "gallery_hours_after_departure": self.gallery_hours_after_departure,
+        }
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _require(mapping: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in mapping:
+        raise InvalidInputError(f"policy: '{where}{key}' is missing")
+    value = mapping[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise InvalidInputError(f"policy: '{where}{key}' must be a {kind.__name__}")
+    return value
+
+
+def _per_class(table: Mapping[str, Any], where: str, parse: Any) -> dict[CitizenshipClass, Any]:
+    unknown = set(table) - {c.value for c in CitizenshipClass}
+    if unknown:
+        raise InvalidInputError(f"policy: unknown traveler class in '{where}': {sorted(unknown)}")
+    return {
+        c: parse(_require(table, c.value, object, f"{where}."), where) for c in CitizenshipClass
+    }
+
+
+def _participation(value: object, where: str) -> Participation:
+    try:
+        return Participation(str(value))
+    except ValueError:
+        raise InvalidInputError(
+            f"policy: '{where}' values are required, optional or exempt"
+        ) from None
+
+
+def _hours(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidInputError(f"policy: '{where}' values are whole hours, 0 or more")
+    return value
+
+
+def parse_policy(text: str) -> Policy:
+    """Parse a policy file (TOML); every field is required and checked."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInputError(f"policy: not valid TOML ({exc})") from None
+    version = _require(document, "version", str, "")
+    if not version.strip() or len(version) > 64:
+        raise InvalidInputError("policy: 'version' must be 1 to 64 characters")
+    effective = _require(document, "effective_from", datetime, "")
+    if effective.tzinfo is None:
+        raise InvalidInputError("policy: 'effective_from' needs a time zone (for example Z)")
+    exemptions = _require(document, "exemptions", dict, "")
+    retention = _require(document, "retention", dict, "")
+    unknown_kinds = set(retention) - {k.value for k in DataKind}
+    if unknown_kinds:
+        raise InvalidInputError(f"policy: unknown retention kinds {sorted(unknown_kinds)}")
+    gallery = _require(document, "gallery", dict, "")
+    return Policy(
+        version=version,
+        effective_from=effective,
+        description=str(document.get("description", "")),
+        participation_by_class=_per_class(
+            _require(document, "participation", dict, ""), "participation", _participation
+        ),
+        exempt_under_age=_hours(
+            _require(exemptions, "under_age", int, "exemptions."), "exemptions"
+        ),
+        exempt_over_age=_hours(_require(exemptions, "over_age", int, "exemptions."), "exemptions"),
+        retention_hours={
+            kind: _per_class(
+                _require(retention, kind.value, dict, "retention."),
+                f"retention.{kind.value}",
+                _hours,
+            )
+            for kind in DataKind
+        },
+        gallery_hours_after_departure=_hours(
+            _require(gallery, "delete_hours_after_departure", int, "gallery."), "gallery"
+        ),
+    )
+
+
+def policy_in_force(policies: Iterable[Policy], at: datetime) -> Policy:
+    candidates = [p for p in policies if p.effective_from <= at]
+    if not candidates:
+        raise NotFoundError(f"no policy is in force at {at.isoformat()}; load one")
+    return max(candidates, key=lambda p: (p.effective_from, p.version))

@@ -1,0 +1,73 @@
+"""Loading policies and finding the one in force."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from datetime import datetime
+from importlib import resources
+
+from entryexit.domain.access import Principal
+from entryexit.domain.policy import Policy, parse_policy, policy_in_force
+from entryexit.errors import NotFoundError
+from entryexit.services.audit import AuditTrail
+from entryexit.services.ports import Clock, Store, StoredPolicy
+
+SHIPPED_POLICIES = ("default.toml", "noncitizens-mandatory.toml")
+DEFAULT_POLICY = "default.toml"
+
+
+def shipped_policy_text(name: str) -> str:
+    if name not in SHIPPED_POLICIES:
+        raise NotFoundError(
+            f"no shipped policy named {name}; shipped: {', '.join(SHIPPED_POLICIES)}"
+        )
+    return resources.files("entryexit.policies").joinpath(name).read_text(encoding="utf-8")
+
+
+class PolicyService:
+    def __init__(self, store: Store, clock: Clock, audit: AuditTrail) -> None:
+        self._store = store
+        self._clock = clock
+        self._audit = audit
+        self._lock = threading.Lock()
+        self._cache: list[Policy] | None = None
+
+    def load(self, text: str, actor: Principal | None = None) -> tuple[Policy, bool]:
+        """Parse and store a policy file; returns it and whether it was new."""
+        policy = parse_policy(text)
+        stored = StoredPolicy(policy.version, text, hashlib.sha256(text.encode()).hexdigest())
+        added = self._store.add_policy(stored, policy.effective_from, self._clock())
+        if added:
+            self._audit.record(
+                "policy load",
+                "ok",
+                actor,
+                "policy",
+                policy.version,
+                {"effective_from": policy.effective_from.isoformat()},
+                policy_version=policy.version,
+            )
+        with self._lock:
+            self._cache = None
+        return policy, added
+
+    def ensure_default(self) -> None:
+        """On a store without any policy, load the shipped default (a recorded data change)."""
+        if not self._store.policies():
+            self.load(shipped_policy_text(DEFAULT_POLICY))
+
+    def all(self) -> list[Policy]:
+        with self._lock:
+            if self._cache is None:
+                self._cache = [parse_policy(p.source) for p in self._store.policies()]
+            return list(self._cache)
+
+    def in_force(self, at: datetime | None = None) -> Policy:
+        return policy_in_force(self.all(), at or self._clock())
+
+    def get(self, version: str) -> Policy:
+        for policy in self.all():
+            if policy.version == version:
+                return policy
+        raise NotFoundError(f"policy {version} is not loaded")

@@ -1,0 +1,151 @@
+"""Opt-outs, the purge that enforces retention, and the privacy report that proves it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from entryexit.domain.access import Principal, Role
+from entryexit.domain.model import DocumentKey, Encounter, EncounterMethod
+from entryexit.domain.policy import DataKind, Participation, age_on
+from entryexit.errors import ConflictError, NotFoundError, PermissionDeniedError
+from entryexit.services.audit import AuditTrail
+from entryexit.services.flights import FlightService
+from entryexit.services.gallery import GalleryService
+from entryexit.services.policies import PolicyService
+from entryexit.services.ports import Clock, Store
+
+
+class OptOutRefusedError(ConflictError):
+    code = "opt-out-refused"
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    encounter_id: str
+    traveler_id: str
+    policy_version: str
+
+
+class OptOutService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        flights: FlightService,
+        galleries: GalleryService,
+        policies: PolicyService,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._flights = flights
+        self._galleries = galleries
+        self._policies = policies
+
+    def record(self, actor: Principal, flight_id: str, document: DocumentKey, gate: str) -> OptOut:
+        """The traveler is processed manually: recorded as an encounter, taken out of the
+        gallery so that no capture of them can match. Refused where policy requires capture."""
+        flight = self._flights.get(flight_id)
+        if actor.role is Role.GATE and actor.carrier != flight.carrier:
+            raise PermissionDeniedError("this gate key does not serve this flight's carrier")
+        traveler_id = self._store.traveler_for_document(document)
+        on_manifest = {s.traveler_id for s in self._store.manifest_status(flight_id, "")}
+        if traveler_id is None or traveler_id not in on_manifest:
+            raise NotFoundError("that document is not on this flight's manifest")
+        now = self._clock()
+        policy = self._policies.in_force(now)
+        profile = self._store.traveler_profile(traveler_id)
+        if profile.citizenship_class is None:
+            raise ConflictError("the traveler's citizenship class is unknown; update the manifest")
+        age = age_on(profile.date_of_birth, now.date()) if profile.date_of_birth else None
+        if policy.participation(profile.citizenship_class, age) is Participation.REQUIRED:
+            raise OptOutRefusedError(
+                f"policy {policy.version} requires biometric capture of"
+                f" {profile.citizenship_class.value.replace('_', ' ')}s; opt-out is not available"
+            )
+        encounter = Encounter(
+            id=str(uuid.uuid4()),
+            flight_id=flight.id,
+            traveler_id=traveler_id,
+            direction=flight.direction,
+            method=EncounterMethod.OPT_OUT,
+            gate=gate,
+            device=f"key:{actor.key_id}",
+            occurred_at=now,
+            score=None,
+            model=None,
+            policy_version=policy.version,
+            capture_id=None,
+            expires_at=now
+            + policy.retention(DataKind.ENCOUNTER_RECORDS, profile.citizenship_class),
+        )
+        if not self._store.add_encounter(encounter):
+            raise ConflictError("this traveler has already been processed on this flight")
+        if flight.staged:
+            self._galleries.stage(flight.id)  # rebuilt without the traveler
+        return OptOut(encounter.id, traveler_id, policy.version)
+
+
+class PurgeService:
+    def __init__(
+        self, store: Store, clock: Clock, audit: AuditTrail, galleries: GalleryService
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._audit = audit
+        self._galleries = galleries
+
+    def run(self) -> dict[str, int]:
+        """Delete what has expired and record how much of each kind (never whose)."""
+        now = self._clock()
+        counts = self._store.purge_expired(now)
+        self._galleries.evict_expired(now)
+        self._audit.record("purge", "ok", details=counts)
+        return counts
+
+
+class PrivacyReportService:
+    def __init__(self, store: Store, clock: Clock, audit: AuditTrail, policies: PolicyService):
+        self._store = store
+        self._clock = clock
+        self._audit = audit
+        self._policies = policies
+
+    def report(self, since: datetime, until: datetime | None = None) -> dict[str, object]:
+        now = self._clock()
+        end = until or now
+        held = self._store.retention_counts(now)
+        purges = [
+            e
+            for e in self._audit.events(0, 1000, action="purge")
+            if since <= e.entry.occurred_at < end
+        ]
+        purged: dict[str, int] = {}
+        for event in purges:
+            for kind, count in event.entry.details.items():
+                if isinstance(count, int):
+                    purged[kind] = purged.get(kind, 0) + count
+        activity = self._store.decision_counts(since, end)
+        return {
+            "generated_at": now.isoformat(),
+            "period": {"since": since.isoformat(), "until": end.isoformat()},
+            "policy_in_force": self._policies.in_force(now).version,
+            "held": {kind: values["held"] for kind, values in held.items()},
+            "overdue": {kind: values["overdue"] for kind, values in held.items()},
+            "overdue_total": sum(values["overdue"] for values in held.values()),
+            "purges": {"runs": len(purges), "deleted": purged},
+            "opt_outs": activity.get("encounters_opt_out", 0),
+            "exemptions": sum(
+                int(e.entry.details.get("exempt", 0))
+                for e in self._audit.all_events("gallery staged")
+                if since <= e.entry.occurred_at < end
+            ),
+            "manual_processing": activity.get("captures_manual", 0)
+            + activity.get("encounters_manual_document_check", 0),
+            "decisions": {
+                k.removeprefix("captures_"): v
+                for k, v in activity.items()
+                if k.startswith("captures_")
+            },
+        }
