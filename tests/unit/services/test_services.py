@@ -27,12 +27,12 @@ from entryexit.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from entryexit.services.audit import AuditTrail
 from entryexit.services.captures import CaptureService
 from entryexit.services.enrolment import EnrolmentService
 from entryexit.services.flights import FlightService, NewFlight
 from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
-from entryexit.services.audit import AuditTrail
 from entryexit.services.policies import PolicyService
 from tests.fakes import FakeAnalyser, FakeClock, FakeStore, StaticKeyProvider
 
