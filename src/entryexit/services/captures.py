@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from entryexit.services.policies import PolicyService
 from entryexit.services.ports import CaptureRecord, Clock, FaceAnalyser, Store
 
 _MAX_LABEL = 64
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,9 @@ class CaptureService:
                     image_expires_at=received_at
                     + policy.retention(DataKind.CAPTURE_IMAGES, citizenship),
                 )
+            )
+            logger.debug(
+                "capture %s on flight %s: %s %s", capture_id, flight.id, decision.value, reasons
             )
             return CaptureOutcome(
                 capture_id,

@@ -119,7 +119,7 @@ class PrivacyReportService:
         purges = [
             e
             for e in self._audit.events(0, 1000, action="purge")
-            if since <= e.entry.occurred_at < end
+            if since <= e.entry.occurred_at <= end
         ]
         purged: dict[str, int] = {}
         for event in purges:
@@ -139,7 +139,7 @@ class PrivacyReportService:
             "exemptions": sum(
                 int(e.entry.details.get("exempt", 0))
                 for e in self._audit.all_events("gallery staged")
-                if since <= e.entry.occurred_at < end
+                if since <= e.entry.occurred_at <= end
             ),
             "manual_processing": activity.get("captures_manual", 0)
             + activity.get("encounters_manual_document_check", 0),

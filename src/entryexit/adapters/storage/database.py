@@ -18,8 +18,22 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def sqlite_url(data_dir: Path) -> str:
-    return f"sqlite+pysqlite:///{data_dir / 'entryexit.db'}"
+class _NoRowData(logging.Filter):
+    """SQLAlchemy logs every result row (names, document numbers) at DEBUG. Those records
+    never pass, whatever level an operator turns on; statements (INFO) carry no values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_ROW_FILTER = _NoRowData()
+
+
+def _silence_row_logging() -> None:
+    for name in ("sqlalchemy.engine", "sqlalchemy.engine.Engine"):
+        target = logging.getLogger(name)
+        if _ROW_FILTER not in target.filters:
+            target.addFilter(_ROW_FILTER)
 
 
 def create_database_engine(url: str) -> Engine:
@@ -28,6 +42,7 @@ def create_database_engine(url: str) -> Engine:
     ``hide_parameters``: statement parameters (names, document numbers, templates) never
     appear in error messages or logs.
     """
+    _silence_row_logging()
     try:
         if url.startswith("sqlite"):
             engine = create_engine(

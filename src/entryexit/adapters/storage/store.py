@@ -495,13 +495,13 @@ class SqlStore:
             counts: dict[str, int] = {}
             for decision, number in session.execute(
                 select(CaptureRow.decision, func.count())
-                .where(CaptureRow.received_at >= since, CaptureRow.received_at < until)
+                .where(CaptureRow.received_at >= since, CaptureRow.received_at <= until)
                 .group_by(CaptureRow.decision)
             ).all():
                 counts[f"captures_{decision}"] = int(number)
             for method, number in session.execute(
                 select(EncounterRow.method, func.count())
-                .where(EncounterRow.occurred_at >= since, EncounterRow.occurred_at < until)
+                .where(EncounterRow.occurred_at >= since, EncounterRow.occurred_at <= until)
                 .group_by(EncounterRow.method)
             ).all():
                 counts[f"encounters_{method}"] = int(number)

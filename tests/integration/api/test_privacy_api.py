@@ -1,0 +1,225 @@
+"""Privacy promises as behaviour: opt-out, exemption, retention and the report that proves it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from entryexit.adapters.crypto.keys import FileKeyProvider
+from entryexit.api.app import create_app
+from entryexit.biometrics import FaceEngine
+from entryexit.bootstrap import Services, build_services
+from entryexit.config import Settings
+from entryexit.domain.access import Role
+from entryexit.services.policies import shipped_policy_text
+from tests.conftest import lfw_image
+from tests.integration.api.conftest import Api, capture, enrol, manifest_row
+
+pytestmark = [pytest.mark.models, pytest.mark.lfw]
+
+
+class MovableClock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def world(
+    database_url: str,
+    engine: FaceEngine,
+    tmp_path: Path,
+    clock: MovableClock,
+    caplog: pytest.LogCaptureFixture,
+) -> Iterator[tuple[Api, Services]]:
+    # DEBUG from the start, so the database engine is created with its SQL logging on.
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")  # it sets itself to WARNING on import
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    keys = FileKeyProvider(settings.resolved_key_dir)
+    keys.initialise()
+    services = build_services(settings, engine=engine, keys=keys, clock=clock)
+    tokens = {"admin": services.keys.create_first_admin() or ""}
+    for role in (Role.OFFICER, Role.AUDITOR):
+        tokens[role.value] = services.keys.create(role, role.value)[1]
+    tokens["gate"] = services.keys.create(Role.GATE, "gate", carrier="EE")[1]
+    with TestClient(create_app(services)) as client:
+        yield Api(client, services, tokens), services
+    services.store.engine.dispose()  # type: ignore[attr-defined]
+
+
+def board_mixed_flight(api: Api, lfw: Path, citizen_birth: str = "1970-01-01") -> str:
+    flight = api.create_flight()
+    rows = [
+        {
+            **manifest_row("C0000001", "POWELL"),
+            "citizenship_class": "citizen",
+            "date_of_birth": citizen_birth,
+        },
+        {**manifest_row("F0000002", "SHARON"), "citizenship_class": "foreign_national"},
+        {
+            **manifest_row("K0000003", "URIBE"),
+            "citizenship_class": "citizen",
+            "date_of_birth": "2016-05-01",
+        },
+    ]
+    api.client.put(
+        f"/v1/flights/{flight['id']}/manifest", json=rows, headers=api.headers("officer")
+    )
+    enrol(api, "C0000001", lfw_image(lfw, "Colin_Powell", 1))
+    enrol(api, "F0000002", lfw_image(lfw, "Ariel_Sharon", 1))
+    enrol(api, "K0000003", lfw_image(lfw, "Alvaro_Uribe", 1))
+    staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    assert staged.status_code == 200
+    return str(flight["id"])
+
+
+def test_a_child_is_exempt_and_never_matched(world: tuple[Api, Services], lfw_dir: Path) -> None:
+    api, _ = world
+    flight_id = board_mixed_flight(api, lfw_dir)
+    child = capture(api, flight_id, lfw_image(lfw_dir, "Alvaro_Uribe", 2), role="officer")
+    assert child.json()["decision"] == "no_match"
+    adult = capture(api, flight_id, lfw_image(lfw_dir, "Colin_Powell", 2), role="officer")
+    assert adult.json()["decision"] == "match"
+    report = api.client.get("/v1/privacy/report", headers=api.headers("auditor")).json()
+    assert report["exemptions"] == 1
+
+
+def test_opt_out_takes_the_traveler_out_of_matching(
+    world: tuple[Api, Services], lfw_dir: Path
+) -> None:
+    api, _ = world
+    flight_id = board_mixed_flight(api, lfw_dir)
+    opt_out = api.client.post(
+        f"/v1/flights/{flight_id}/opt-outs",
+        json={"issuing_state": "UTO", "number": "C0000001", "gate": "B7"},
+        headers=api.headers("gate"),
+    )
+    assert opt_out.status_code == 201, opt_out.text
+    assert opt_out.json()["decision"] == "manual"
+    assert set(opt_out.json()) == {"decision", "encounter_id", "policy_version"}
+    response = capture(api, flight_id, lfw_image(lfw_dir, "Colin_Powell", 2), role="officer")
+    assert response.json()["decision"] == "no_match"
+    encounters = api.client.get(
+        f"/v1/flights/{flight_id}/encounters", headers=api.headers("officer")
+    ).json()
+    assert [e["method"] for e in encounters] == ["opt_out"]
+    again = api.client.post(
+        f"/v1/flights/{flight_id}/opt-outs",
+        json={"issuing_state": "UTO", "number": "C0000001", "gate": "B7"},
+        headers=api.headers("officer"),
+    )
+    assert again.status_code == 409
+
+
+def test_opt_out_is_refused_where_the_policy_requires_capture(
+    world: tuple[Api, Services], lfw_dir: Path
+) -> None:
+    api, services = world
+    services.policies.load(shipped_policy_text("noncitizens-mandatory.toml"))
+    flight_id = board_mixed_flight(api, lfw_dir)
+    refused = api.client.post(
+        f"/v1/flights/{flight_id}/opt-outs",
+        json={"issuing_state": "UTO", "number": "F0000002", "gate": "B7"},
+        headers=api.headers("officer"),
+    )
+    assert refused.status_code == 409
+    assert refused.json()["type"] == "urn:entryexit:problem:opt-out-refused"
+    assert "noncitizens-mandatory-1" in refused.json()["detail"]
+    citizen = api.client.post(
+        f"/v1/flights/{flight_id}/opt-outs",
+        json={"issuing_state": "UTO", "number": "C0000001", "gate": "B7"},
+        headers=api.headers("officer"),
+    )
+    assert citizen.status_code == 201
+    assert citizen.json()["policy_version"] == "noncitizens-mandatory-1"
+    policies = api.client.get("/v1/policies", headers=api.headers("auditor")).json()
+    assert [p["version"] for p in policies] == ["default-1", "noncitizens-mandatory-1"]
+    current = api.client.get("/v1/policies/current", headers=api.headers("auditor")).json()
+    assert current["participation"]["foreign_national"] == "required"
+
+
+def test_thirteen_hours_later_no_citizen_capture_data_is_left(
+    world: tuple[Api, Services], lfw_dir: Path, clock: MovableClock
+) -> None:
+    api, services = world
+    flight_id = board_mixed_flight(api, lfw_dir)
+    capture(api, flight_id, lfw_image(lfw_dir, "Colin_Powell", 2))  # citizen: matched
+    capture(api, flight_id, lfw_image(lfw_dir, "Ariel_Sharon", 2))  # foreign national
+    stranger = capture(api, flight_id, lfw_image(lfw_dir, "Donald_Rumsfeld", 1))  # no match
+    assert stranger.json()["decision"] == "no_match"
+    store = services.store
+    assert store.capture_image(stranger.json()["capture_id"]) is not None  # type: ignore[attr-defined]
+    before = api.client.get("/v1/privacy/report", headers=api.headers("auditor")).json()
+    assert before["held"]["capture_images"] == 1
+    assert before["overdue_total"] == 0
+
+    clock.now += timedelta(hours=13)
+    assert before["held"]["reference_templates"] == 3
+    # Overdue until the purge runs; the scheduled purge (or `entryexit purge`) removes it.
+    overdue = api.client.get("/v1/privacy/report", headers=api.headers("auditor")).json()
+    assert overdue["overdue_total"] > 0
+    first = services.purge.run()
+    second = services.purge.run()
+    assert first["capture_images"] == 1
+    assert first["reference_templates"] == 2  # the two citizens'; the foreign national's stays
+    assert sum(second.values()) == 0  # idempotent
+    assert store.capture_image(stranger.json()["capture_id"]) is None  # type: ignore[attr-defined]
+
+    after = api.client.get(
+        "/v1/privacy/report",
+        params={"since": (clock.now - timedelta(days=1)).isoformat()},
+        headers=api.headers("auditor"),
+    ).json()
+    assert after["overdue_total"] == 0
+    assert after["held"]["capture_images"] == 0
+    assert after["held"]["reference_templates"] == 1
+    assert after["purges"]["runs"] == 2
+    assert after["purges"]["deleted"]["capture_images"] == 1
+    # The citizen's encounter (kept 14 days) remains; no capture record of a citizen does.
+    assert after["held"]["encounter_records"] >= 1
+
+
+def test_no_personal_or_biometric_data_reaches_the_logs(
+    world: tuple[Api, Services], lfw_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api, _ = world
+    caplog.set_level(logging.DEBUG)
+    flight_id = board_mixed_flight(api, lfw_dir)
+    photos = [lfw_image(lfw_dir, "Colin_Powell", 2), lfw_image(lfw_dir, "Donald_Rumsfeld", 1)]
+    for photo in photos:
+        capture(api, flight_id, photo)
+    api.client.put(
+        f"/v1/flights/{flight_id}/manifest",
+        json=[{**manifest_row("C0000001", "POWELL"), "date_of_birth": "garbage"}],
+        headers=api.headers("officer"),
+    )
+    # The test's own HTTP client (httpx) logs the URLs it calls; that is the caller's log,
+    # not the service's, and is left out. Everything the service side logs is searched.
+    text = "\n".join(
+        f"{record.name} {record.getMessage()} {record.exc_text or ''}"
+        for record in caplog.records
+        if not record.name.startswith(("httpx", "httpcore"))
+    )
+    assert "sqlalchemy.engine" in text  # DEBUG logging captured the SQL of the whole run
+    assert "entryexit.services.captures" in text
+    import base64
+
+    for secret in ("POWELL", "SHARON", "URIBE", "C0000001", "F0000002", "K0000003", "1970-01-01"):
+        assert secret not in text
+    for photo in photos:
+        data = photo.read_bytes()
+        assert base64.b64encode(data[100:160]).decode()[:40] not in text
+        assert data[100:140].hex() not in text
