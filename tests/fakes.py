@@ -250,6 +250,9 @@ class StaticKeyProvider:
     def audit_key(self) -> bytes:
         return b"\x02" * 32
 
+    def index_key(self) -> bytes:
+        return b"\x03" * 32
+
     def add_kek(self, kek_id: str) -> None:
         self._keks[kek_id] = bytes([len(self._keks) + 1]) * 32
         self._current = kek_id

@@ -102,6 +102,19 @@ def test_rotation_rewraps_every_data_key_and_the_old_kek_can_go(
     assert len(store.gallery_templates("f1", "m")) == 4
 
 
+def test_shredding_also_erases_the_travelers_name_and_document_number(
+    store: SqlStore, keys: StaticKeyProvider
+) -> None:
+    ids = flight_with_travelers(store, 2)
+    store.shred_traveler(ids[0])
+    statuses = {s.traveler_id: s for s in store.manifest_status("f1", "m")}
+    assert statuses[ids[0]].surname == "(erased)"
+    assert statuses[ids[0]].document.number == "(erased)"
+    assert statuses[ids[1]].surname == "SURNAME1"
+    # The digest still finds the document, so a new manifest or photo starts afresh.
+    assert store.traveler_for_document(DocumentKey("UTO", "P0000000")) == ids[0]
+
+
 def test_crypto_shredding_with_a_kek_rotation_makes_every_copy_unreadable(
     store: SqlStore, keys: StaticKeyProvider
 ) -> None:
@@ -202,6 +215,10 @@ def test_breach_drill_a_stolen_sqlite_file_yields_no_biometrics(tmp_path: Path) 
         plain = template_bytes(i)
         assert plain not in raw
         assert plain[:32] not in raw  # not even a fragment of a vector
+        # Names and document numbers of the (citizen) travelers are not there either.
+        assert f"SURNAME{i}".encode() not in raw
+        assert f"P{i:07d}".encode() not in raw
+    assert b"1980-01-01" not in raw
     # Opened with a plain SQLite client and no keys: every stored template is ciphertext
     # that no key other than the traveler's wrapped data key authenticates.
     connection = sqlite3.connect(stolen)

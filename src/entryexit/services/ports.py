@@ -27,11 +27,13 @@ Clock = Callable[[], datetime]
 
 
 class KeyProvider(Protocol):
-    """Key-encryption keys (by id; one is current) and the audit log's signing key."""
+    """Key-encryption keys (by id; one is current), the audit log's signing key, and the key
+    of the keyed digests by which documents are looked up."""
 
     def current_kek(self) -> tuple[str, bytes]: ...
     def kek(self, kek_id: str) -> bytes: ...
     def audit_key(self) -> bytes: ...
+    def index_key(self) -> bytes: ...
 
 
 class FaceAnalyser(Protocol):

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 KEY_BYTES = 32
 CURRENT_POINTER = "current-kek"
 AUDIT_KEY_FILE = "audit-hmac.key"
+INDEX_KEY_FILE = "index-hmac.key"
 
 
 def _decode(text: str, what: str) -> bytes:
@@ -75,6 +76,9 @@ class FileKeyProvider:
     def audit_key(self) -> bytes:
         return _decode(self._read(AUDIT_KEY_FILE), "the audit signing key")
 
+    def index_key(self) -> bytes:
+        return _decode(self._read(INDEX_KEY_FILE), "the document index key")
+
     def _write(self, name: str, text: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.directory / name
@@ -90,6 +94,7 @@ class FileKeyProvider:
             raise ConfigurationError(f"keys already exist in {self.directory}")
         kek_id = self.new_kek()
         self._write(AUDIT_KEY_FILE, _encode(secrets.token_bytes(KEY_BYTES)))
+        self._write(INDEX_KEY_FILE, _encode(secrets.token_bytes(KEY_BYTES)))
         return kek_id
 
     def new_kek(self) -> str:
@@ -109,7 +114,8 @@ class FileKeyProvider:
 
 class EnvironmentKeyProvider:
     """``ENTRYEXIT_KEK`` (``id:base64``; older ones in ``ENTRYEXIT_KEK_PREVIOUS``, comma-
-    separated, during a rotation) and ``ENTRYEXIT_AUDIT_KEY`` (base64)."""
+    separated, during a rotation), ``ENTRYEXIT_AUDIT_KEY`` and ``ENTRYEXIT_INDEX_KEY``
+    (base64)."""
 
     def __init__(self, environ: dict[str, str]) -> None:
         self._keks: dict[str, bytes] = {}
@@ -120,6 +126,7 @@ class EnvironmentKeyProvider:
         for item in filter(None, environ.get("ENTRYEXIT_KEK_PREVIOUS", "").split(",")):
             self._add(item, "ENTRYEXIT_KEK_PREVIOUS")
         self._audit = _decode(environ.get("ENTRYEXIT_AUDIT_KEY", ""), "ENTRYEXIT_AUDIT_KEY")
+        self._index = _decode(environ.get("ENTRYEXIT_INDEX_KEY", ""), "ENTRYEXIT_INDEX_KEY")
 
     def _add(self, item: str, what: str) -> str:
         kek_id, _, encoded = item.partition(":")
@@ -142,6 +149,9 @@ class EnvironmentKeyProvider:
     def audit_key(self) -> bytes:
         return self._audit
 
+    def index_key(self) -> bytes:
+        return self._index
+
 
 class EphemeralKeyProvider:
     def __init__(self) -> None:
@@ -152,6 +162,7 @@ class EphemeralKeyProvider:
         self._kek_id = "ephemeral"
         self._kek = secrets.token_bytes(KEY_BYTES)
         self._audit = secrets.token_bytes(KEY_BYTES)
+        self._index = secrets.token_bytes(KEY_BYTES)
 
     def current_kek(self) -> tuple[str, bytes]:
         return self._kek_id, self._kek
@@ -163,3 +174,6 @@ class EphemeralKeyProvider:
 
     def audit_key(self) -> bytes:
         return self._audit
+
+    def index_key(self) -> bytes:
+        return self._index

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, text, update
@@ -57,6 +59,8 @@ from entryexit.services.ports import (
     StoredTemplate,
     TravelerProfile,
 )
+
+ERASED = "(erased)"
 
 
 class _HeadMovedError(Exception):
@@ -147,7 +151,7 @@ class SqlStore:
         refresh the details of the rest. One transaction: all of it or none of it."""
         with self._transaction() as session:
             existing = {
-                (doc.issuing_state, doc.number): entry
+                (doc.issuing_state, doc.number_digest): entry
                 for entry, doc in session.execute(
                     select(ManifestEntryRow, DocumentRow)
                     .join(DocumentRow, ManifestEntryRow.document_id == DocumentRow.id)
@@ -157,10 +161,11 @@ class SqlStore:
             wanted = set()
             added = updated = 0
             for traveler in travelers:
-                key = (traveler.document.issuing_state, traveler.document.number)
+                key = (traveler.document.issuing_state, self._digest(traveler.document))
                 wanted.add(key)
-                document = _document_for(session, traveler.document, now)
-                _apply_details(document, traveler)
+                document = self._document_for(session, traveler.document, now)
+                data_key = self._data_key(session, document.traveler_id, now)
+                _apply_details(document, traveler, data_key)
                 if key in existing:
                     updated += 1
                 else:
@@ -201,25 +206,70 @@ class SqlStore:
                 ).all()
             )
             rows = session.execute(
-                select(ManifestEntryRow, DocumentRow)
+                select(ManifestEntryRow, DocumentRow, DataKeyRow)
                 .join(DocumentRow, ManifestEntryRow.document_id == DocumentRow.id)
+                .outerjoin(DataKeyRow, DataKeyRow.traveler_id == ManifestEntryRow.traveler_id)
                 .where(ManifestEntryRow.flight_id == flight_id)
-                .order_by(DocumentRow.surname, DocumentRow.given_names, DocumentRow.number)
             ).all()
-            return [
-                ManifestStatus(
-                    traveler_id=entry.traveler_id,
-                    document=DocumentKey(doc.issuing_state, doc.number),
-                    surname=doc.surname or "",
-                    given_names=doc.given_names or "",
-                    citizenship_class=doc.citizenship_class or "",
-                    has_photo=entry.traveler_id in with_photo,
-                    processed=entry.traveler_id in methods,
-                    date_of_birth=doc.date_of_birth,
-                    opted_out=methods.get(entry.traveler_id) == EncounterMethod.OPT_OUT.value,
+            statuses = []
+            for entry, doc, data_key in rows:
+                personal = self._open_personal(doc, data_key)
+                statuses.append(
+                    ManifestStatus(
+                        traveler_id=entry.traveler_id,
+                        document=DocumentKey(doc.issuing_state, personal.get("number", ERASED)),
+                        surname=personal.get("surname", ERASED),
+                        given_names=personal.get("given_names", ""),
+                        citizenship_class=doc.citizenship_class or "",
+                        has_photo=entry.traveler_id in with_photo,
+                        processed=entry.traveler_id in methods,
+                        date_of_birth=_optional_date(personal.get("date_of_birth")),
+                        opted_out=methods.get(entry.traveler_id) == EncounterMethod.OPT_OUT.value,
+                    )
                 )
-                for entry, doc in rows
-            ]
+            statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))
+            return statuses
+
+    def _digest(self, document: DocumentKey) -> str:
+        """The keyed digest by which a document is found without storing its number."""
+        message = f"{document.issuing_state}:{document.number}".encode()
+        return hmac.new(self._keys.index_key(), message, hashlib.sha256).hexdigest()
+
+    def _document_for(self, session: Session, key: DocumentKey, now: datetime) -> DocumentRow:
+        """The document row for ``key``, creating it (and a new traveler) when first seen."""
+        digest = self._digest(key)
+        row = session.scalar(
+            select(DocumentRow).where(
+                DocumentRow.issuing_state == key.issuing_state, DocumentRow.number_digest == digest
+            )
+        )
+        if row is not None:
+            return row
+        traveler = TravelerRow(id=new_id(), created_at=now)
+        session.add(traveler)
+        session.flush()  # no ORM relationship orders the inserts, so write the traveler first
+        data_key = self._data_key(session, traveler.id, now)
+        row = DocumentRow(
+            id=new_id(),
+            traveler_id=traveler.id,
+            issuing_state=key.issuing_state,
+            number_digest=digest,
+            personal=_seal_personal(data_key, traveler.id, {"number": key.number}),
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    def _open_personal(self, doc: DocumentRow, data_key: DataKeyRow | None) -> dict[str, str]:
+        """A document's sealed details; empty once the traveler's key is shredded."""
+        if data_key is None or doc.personal is None:
+            return {}
+        key = unwrap_data_key(
+            self._keys.kek(data_key.kek_id), data_key.wrapped_key, doc.traveler_id
+        )
+        opened = open_sealed(key, doc.personal, f"personal:{doc.traveler_id}".encode())
+        details: dict[str, str] = json.loads(opened)
+        return details
 
     # --- reference photos and galleries ---------------------------------------------
     def add_reference_template(
@@ -232,7 +282,7 @@ class SqlStore:
         expires_at: datetime | None = None,
     ) -> tuple[str, str]:
         with self._transaction() as session:
-            row = _document_for(session, document, now)
+            row = self._document_for(session, document, now)
             template_id = new_id()
             data_key = self._data_key(session, row.traveler_id, now)
             sealed = seal(data_key, vector, _template_context(template_id, row.traveler_id, model))
@@ -255,23 +305,29 @@ class SqlStore:
             return session.scalar(
                 select(DocumentRow.traveler_id).where(
                     DocumentRow.issuing_state == document.issuing_state,
-                    DocumentRow.number == document.number,
+                    DocumentRow.number_digest == self._digest(document),
                 )
             )
 
     def traveler_profile(self, traveler_id: str) -> TravelerProfile:
         """What retention and participation rules need: class and birth date, from the
-        traveler's most recently described document (none yet: unknown)."""
+        traveler's described document (none yet, or key shredded: unknown)."""
         with self._transaction() as session:
             row = session.execute(
-                select(DocumentRow.citizenship_class, DocumentRow.date_of_birth)
+                select(DocumentRow, DataKeyRow)
+                .outerjoin(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
                 .where(DocumentRow.traveler_id == traveler_id)
                 .where(DocumentRow.citizenship_class.is_not(None))
                 .limit(1)
             ).first()
             if row is None:
                 return TravelerProfile(None, None)
-            return TravelerProfile(CitizenshipClass(str(row[0])), row[1])
+            document, data_key = row
+            personal = self._open_personal(document, data_key)
+            return TravelerProfile(
+                CitizenshipClass(str(document.citizenship_class)),
+                _optional_date(personal.get("date_of_birth")),
+            )
 
     def _data_key(self, session: Session, traveler_id: str, now: datetime) -> bytes:
         """The traveler's data key, created (and wrapped by the current KEK) on first use."""
@@ -438,12 +494,15 @@ class SqlStore:
                 result = session.execute(delete(table).where(table.expires_at <= now))
                 counts[kind] = int(getattr(result, "rowcount", 0) or 0)
         with self._transaction() as session:
-            # A data key with no template left protects nothing: drop it too.
+            # A data key that seals neither a template nor a document protects nothing.
             orphaned = session.execute(
                 delete(DataKeyRow).where(
                     ~select(ReferenceTemplateRow.id)
                     .where(ReferenceTemplateRow.traveler_id == DataKeyRow.traveler_id)
-                    .exists()
+                    .exists(),
+                    ~select(DocumentRow.id)
+                    .where(DocumentRow.traveler_id == DataKeyRow.traveler_id)
+                    .exists(),
                 )
             )
             counts["data_keys"] = int(getattr(orphaned, "rowcount", 0) or 0)
@@ -723,32 +782,27 @@ def _flight(row: FlightRow) -> Flight:
     )
 
 
-def _document_for(session: Session, key: DocumentKey, now: datetime) -> DocumentRow:
-    """The document row for ``key``, creating it (and a new traveler) when first seen."""
-    row = session.scalar(
-        select(DocumentRow).where(
-            DocumentRow.issuing_state == key.issuing_state, DocumentRow.number == key.number
-        )
-    )
-    if row is not None:
-        return row
-    traveler = TravelerRow(id=new_id(), created_at=now)
-    session.add(traveler)
-    session.flush()  # no ORM relationship orders the inserts, so write the traveler first
-    row = DocumentRow(
-        id=new_id(), traveler_id=traveler.id, issuing_state=key.issuing_state, number=key.number
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def _apply_details(row: DocumentRow, traveler: ManifestTraveler) -> None:
+def _apply_details(row: DocumentRow, traveler: ManifestTraveler, data_key: bytes) -> None:
     row.document_type = traveler.document_type.value
     row.expiry = traveler.document_expiry
-    row.surname = traveler.surname
-    row.given_names = traveler.given_names
-    row.date_of_birth = traveler.date_of_birth
-    row.sex = traveler.sex.value
-    row.nationality = traveler.nationality
     row.citizenship_class = traveler.citizenship_class.value
+    row.personal = _seal_personal(
+        data_key,
+        row.traveler_id,
+        {
+            "number": traveler.document.number,
+            "surname": traveler.surname,
+            "given_names": traveler.given_names,
+            "date_of_birth": traveler.date_of_birth.isoformat(),
+            "sex": traveler.sex.value,
+            "nationality": traveler.nationality,
+        },
+    )
+
+
+def _seal_personal(data_key: bytes, traveler_id: str, details: dict[str, str]) -> bytes:
+    return seal(data_key, json.dumps(details).encode(), f"personal:{traveler_id}".encode())
+
+
+def _optional_date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None

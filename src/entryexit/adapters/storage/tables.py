@@ -80,19 +80,21 @@ class TravelerRow(Base):
 
 
 class DocumentRow(Base):
+    """A travel document. The number is stored only as a keyed digest (for look-up) and, with
+    the names and birth date, sealed under the traveler's data key: a copy of the database
+    without the keys names no one."""
+
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("issuing_state", "number", name="uq_document"),)
+    __table_args__ = (
+        UniqueConstraint("issuing_state", "number_digest", name="uq_document_digest"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"), index=True)
     issuing_state: Mapped[str] = mapped_column(String(3))
-    number: Mapped[str] = mapped_column(String(20))
+    number_digest: Mapped[str] = mapped_column(String(64))
+    personal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     expiry: Mapped[date | None] = mapped_column(Date, nullable=True)
-    surname: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    given_names: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
-    sex: Mapped[str | None] = mapped_column(String(1), nullable=True)
-    nationality: Mapped[str | None] = mapped_column(String(3), nullable=True)
     citizenship_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
