@@ -20,8 +20,9 @@ def upgrade() -> None:
     # Document numbers and names were stored in the clear before this revision. A migration
     # holds no keys and so cannot seal them: rows from before it are removed (pre-release
     # schema; send the manifests and enrol the photos again).
-    for table in ("manifest_entries", "reference_templates", "documents"):
-        op.execute(f"DELETE FROM {table}")
+    op.execute("DELETE FROM manifest_entries")
+    op.execute("DELETE FROM reference_templates")
+    op.execute("DELETE FROM documents")
 
     with op.batch_alter_table("documents", schema=None) as batch_op:
         batch_op.add_column(sa.Column("number_digest", sa.String(length=64), nullable=False))
