@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     purge_interval_seconds: float = Field(default=300.0, gt=0)
+    gate_requests_per_second: float = Field(default=20.0, gt=0)
+    gate_burst: float = Field(default=40.0, ge=1)
+    sign_in_failures_before_block: int = Field(default=20, ge=1)
+    sign_in_block_seconds: float = Field(default=60.0, gt=0)
     quality: QualitySettings = Field(default_factory=QualitySettings)
 
     max_image_bytes: int = Field(default=_DECODE.max_bytes, gt=0)

@@ -20,7 +20,8 @@ non-zero exit status.
     ├── NotFoundError                 the resource does not exist                  (404)
     ├── ConflictError                 the resource is not in the needed state      (409)
     ├── AuthenticationError           no or unknown credentials                    (401)
-    └── PermissionDeniedError         credentials lack the role                    (403)
+    ├── PermissionDeniedError         credentials lack the role                    (403)
+    └── RateLimitedError              too many requests or failed sign-ins         (429)
 """
 
 from __future__ import annotations
@@ -94,3 +95,11 @@ class AuthenticationError(EntryExitError):
 
 class PermissionDeniedError(EntryExitError):
     code = "forbidden"
+
+
+class RateLimitedError(EntryExitError):
+    code = "rate-limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -7,11 +7,13 @@ from starlette.formparsers import MultiPartParser
 
 from entryexit import __version__
 from entryexit.api.audit import AuditAccess
+from entryexit.api.deps import RequestLimits
 from entryexit.api.limits import BodySizeLimit
 from entryexit.api.problems import install_problem_handlers
 from entryexit.api.routes import audit as audit_routes
 from entryexit.api.routes import documents, flights, health, privacy
 from entryexit.bootstrap import Services
+from entryexit.domain.throttle import FailureLockout, TokenBuckets
 
 
 def create_app(services: Services) -> FastAPI:
@@ -29,6 +31,13 @@ def create_app(services: Services) -> FastAPI:
         ),
     )
     app.state.services = services
+    settings = services.settings
+    app.state.limits = RequestLimits(
+        gate=TokenBuckets(settings.gate_requests_per_second, settings.gate_burst),
+        sign_in=FailureLockout(
+            settings.sign_in_failures_before_block, 60.0, settings.sign_in_block_seconds
+        ),
+    )
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(flights.router)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,10 +12,18 @@ from fastapi.security import APIKeyHeader
 
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.bootstrap import Services
-from entryexit.domain.access import Permission, Principal
-from entryexit.errors import PermissionDeniedError
+from entryexit.domain.access import Permission, Principal, Role
+from entryexit.domain.throttle import FailureLockout, TokenBuckets
+from entryexit.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    gate: TokenBuckets
+    sign_in: FailureLockout
 
 
 def get_services(request: Request) -> Services:
@@ -32,8 +43,24 @@ def authorize(
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     needed = ENDPOINT_PERMISSIONS.get((request.method, path))
-    principal = services.keys.authenticate(token)
+    limits: RequestLimits = request.app.state.limits
+    source = request.client.host if request.client else "unknown"
+    now = time.monotonic()
+    blocked = limits.sign_in.blocked_for(source, now)
+    if blocked > 0:
+        raise RateLimitedError("too many failed sign-ins from this address; wait", blocked)
+    try:
+        principal = services.keys.authenticate(token)
+    except AuthenticationError:
+        limits.sign_in.failure(source, now)
+        logger.warning("failed API authentication")
+        raise
+    limits.sign_in.success(source)
     request.state.principal = principal  # for the audit record of this access
+    if principal.role is Role.GATE:
+        wait = limits.gate.take(principal.key_id, now)
+        if wait > 0:
+            raise RateLimitedError("this gate key is sending too fast", wait)
     if needed is None or needed == PUBLIC or not isinstance(needed, Permission):
         raise PermissionDeniedError("this endpoint is not open to API keys")
     if not principal.can(needed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,7 @@ from entryexit.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
 )
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ _STATUS: list[tuple[type[EntryExitError], int, str]] = [
     (ConflictError, 409, "Conflict"),
     (AuthenticationError, 401, "Unauthenticated"),
     (PermissionDeniedError, 403, "Forbidden"),
+    (RateLimitedError, 429, "Too many requests"),
     (ConfigurationError, 503, "Service not ready"),
 ]
 
@@ -49,7 +52,10 @@ def problem(status: int, code: str, title: str, detail: str, **extra: object) ->
 def problem_for(exc: EntryExitError) -> JSONResponse:
     for kind, status, title in _STATUS:
         if isinstance(exc, kind):
-            return problem(status, exc.code, title, exc.message)
+            response = problem(status, exc.code, title, exc.message)
+            if isinstance(exc, RateLimitedError):
+                response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+            return response
     logger.error("unmapped error %s", type(exc).__name__)
     return problem(500, "internal", "Internal error", "the request could not be processed")
 

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
+from entryexit.biometrics import FaceEngine
+from entryexit.config import Settings
 from entryexit.domain.access import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, capture, manifest_row
+from tests.integration.api.conftest import Api, build_api, capture, manifest_row
 
 pytestmark = [pytest.mark.models]
 PROBLEM = "application/problem+json"
@@ -160,3 +162,35 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
                 )
             else:
                 assert response.status_code == 403, (method, path, key_name, response.text)
+
+
+def test_gate_keys_are_rate_limited_and_failed_sign_ins_lock_out(
+    engine: FaceEngine, tmp_path: Path, lfw_dir: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        gate_requests_per_second=0.5,
+        gate_burst=2,
+        sign_in_failures_before_block=3,
+    )
+    built, services = build_api(settings, engine)
+    try:
+        flight = built.create_flight()
+        built.client.post(f"/v1/flights/{flight['id']}/gallery", headers=built.headers("officer"))
+        photo = lfw_image(lfw_dir, "Colin_Powell", 1)
+        statuses = [capture(built, flight["id"], photo).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        limited = capture(built, flight["id"], photo)
+        assert_problem(limited, 429, "rate-limited")
+        assert int(limited.headers["retry-after"]) >= 1
+        # Officers are not throttled by the gate limit.
+        assert capture(built, flight["id"], photo, role="officer").status_code == 200
+
+        for _ in range(3):
+            bad = built.client.get("/v1/flights/x", headers={"X-API-Key": "eex_000000000000_x"})
+            assert bad.status_code == 401
+        locked = built.client.get("/v1/flights/x", headers=built.headers("officer"))
+        assert_problem(locked, 429, "rate-limited")
+    finally:
+        built.client.close()
+        services.store.engine.dispose()  # type: ignore[attr-defined]
