@@ -219,3 +219,22 @@ def test_world_readable_keys_and_missing_keys_are_refused(
     refused = run_cli("audit", "verify")
     assert refused.returncode == 2
     assert "chmod 600" in refused.stderr
+
+
+def test_manifest_parse_prints_paxlst_travelers(run_cli: Callable[..., Result]) -> None:
+    sample = Path(__file__).parents[1] / "unit" / "documents" / "data" / "paxlst-d05b.edi"
+    result = run_cli("manifest", "parse", str(sample))
+    assert result.returncode == 0, result.stderr
+    parsed = json.loads(result.stdout)
+    assert [t["surname"] for t in parsed["travelers"]] == ["O'BRIEN", "SMITH"]
+    assert parsed["flagged"][0]["segment"] == 19
+
+
+def test_manifest_parse_refuses_a_broken_message(
+    run_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.edi"
+    broken.write_text("UNH+1+PAXLST:D:05B:UN'BGM+745'UNT+9+1'")
+    result = run_cli("manifest", "parse", str(broken))
+    assert result.returncode == 2
+    assert "segment 3 (UNT)" in result.stderr

@@ -32,11 +32,20 @@ class FlightPublic(BaseModel):
     gallery_staged_at: datetime | None
 
 
+class FlaggedTravelerPublic(BaseModel):
+    """A traveler in a PAXLST message who could not be put on the manifest, and why."""
+
+    segment: int
+    role: str
+    reason: str
+
+
 class ManifestChangePublic(BaseModel):
     added: int
     removed: int
     updated: int
     total: int
+    flagged: list[FlaggedTravelerPublic] = []
 
 
 class DocumentRef(BaseModel):

@@ -16,6 +16,7 @@ from entryexit.cli import audit as audit_commands
 from entryexit.cli import compare as compare_command
 from entryexit.cli import documents as document_commands
 from entryexit.cli import evaluate as evaluate_commands
+from entryexit.cli import manifests as manifest_commands
 from entryexit.cli import models as models_commands
 from entryexit.cli import privacy as privacy_commands
 from entryexit.cli import serve as serve_commands
@@ -41,6 +42,7 @@ app.add_typer(simulate_commands.app, name="simulate")
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(privacy_commands.policy_app, name="policy")
 app.command("purge")(privacy_commands.purge)
+app.add_typer(manifest_commands.app, name="manifest")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,6 +73,10 @@ class FlightService:
         self.get(flight_id)
         return self._store.manifest_status(flight_id, self._model)
 
+    def manifest_travelers(self, flight_id: str) -> list[ManifestTraveler]:
+        self.get(flight_id)
+        return self._store.manifest_travelers(flight_id)
+
     def encounters(self, flight_id: str) -> list[Encounter]:
         self.get(flight_id)
         return self._store.list_encounters(flight_id)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, capture, manifest_row, staged_flight
+from tests.integration.api.conftest import Api, capture, enrol, manifest_row, staged_flight
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw]
 
@@ -96,7 +96,7 @@ def test_staging_lists_travelers_without_photos_and_restaging_is_incremental(
     change = api.client.put(
         f"/v1/flights/{flight_id}/manifest", json=rows, headers=api.headers("officer")
     )
-    assert change.json() == {"added": 1, "removed": 1, "updated": 1, "total": 2}
+    assert change.json() == {"added": 1, "removed": 1, "updated": 1, "total": 2, "flagged": []}
     staged = api.client.post(
         f"/v1/flights/{flight_id}/gallery", headers=api.headers("officer")
     ).json()
@@ -143,3 +143,56 @@ def test_a_large_full_resolution_capture_is_decided(api: Api, lfw_dir: Path) -> 
     assert response.status_code == 200, response.text
     assert response.json()["decision"] == "match"
     assert response.json()["traveler_ref"] == refs["Alvaro_Uribe"]
+
+
+def test_a_flight_staged_from_a_paxlst_manifest_boards(api: Api, lfw_dir: Path) -> None:
+    from datetime import date
+
+    from entryexit.documents.paxlst import export_paxlst, parse_paxlst
+    from entryexit.domain.model import (
+        CitizenshipClass,
+        DocumentKey,
+        DocumentType,
+        ManifestTraveler,
+        Sex,
+    )
+
+    people = {"Colin_Powell": "P0000101", "Ariel_Sharon": "P0000102"}
+    travelers = [
+        ManifestTraveler(
+            person.split("_")[-1].upper(),
+            person.split("_")[0].upper(),
+            date(1950, 1, 1),
+            Sex.MALE,
+            "UTO",
+            CitizenshipClass.CITIZEN,
+            DocumentType.PASSPORT,
+            DocumentKey("UTO", number),
+            date(2031, 1, 1),
+        )
+        for person, number in people.items()
+    ]
+    message = export_paxlst("EE", "101", "AAA", "BBB", date(2026, 11, 23), travelers)
+    message = message.replace("CNT+42:2'", "NAD+FL+++NODOC:ANN'ATT+2++F'CNT+42:2'")
+    message = message.replace("UNT+22+1'", "UNT+24+1'")
+    flight = api.create_flight()
+    response = api.client.put(
+        f"/v1/flights/{flight['id']}/manifest",
+        content=message.encode(),
+        headers={**api.headers("officer"), "content-type": "application/edifact"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["total"] == 2
+    assert [f["reason"] for f in response.json()["flagged"]] == ["no travel document (DOC)"]
+    refs = {
+        person: enrol(api, number, lfw_image(lfw_dir, person, 1))
+        for person, number in people.items()
+    }
+    api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    boarded = capture(api, flight["id"], lfw_image(lfw_dir, "Ariel_Sharon", 2), role="officer")
+    assert boarded.json()["decision"] == "match"
+    assert boarded.json()["traveler_ref"] == refs["Ariel_Sharon"]
+    # What the store holds reads back as the same travelers (the export of the flight).
+    held = api.services.flights.manifest_travelers(flight["id"])
+    assert held == sorted(travelers, key=lambda t: (t.surname, t.given_names, t.document.number))
+    assert parse_paxlst(message.encode(), date(2026, 11, 23), "UTO").travelers == tuple(travelers)

@@ -43,12 +43,14 @@ from entryexit.domain.model import (
     CitizenshipClass,
     Direction,
     DocumentKey,
+    DocumentType,
     Encounter,
     EncounterMethod,
     Flight,
     ManifestChange,
     ManifestTraveler,
     PhotoSource,
+    Sex,
 )
 from entryexit.errors import ConflictError
 from entryexit.services.ports import (
@@ -229,6 +231,37 @@ class SqlStore:
                 )
             statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))
             return statuses
+
+    def manifest_travelers(self, flight_id: str) -> list[ManifestTraveler]:
+        """The manifest as it was sent, opened (travelers whose key was shredded are left
+        out: nothing about them can be read)."""
+        with self._transaction() as session:
+            rows = session.execute(
+                select(DocumentRow, DataKeyRow)
+                .join(ManifestEntryRow, ManifestEntryRow.document_id == DocumentRow.id)
+                .join(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
+                .where(ManifestEntryRow.flight_id == flight_id)
+            ).all()
+            travelers = []
+            for document, data_key in rows:
+                personal = self._open_personal(document, data_key)
+                if "surname" not in personal or document.expiry is None:
+                    continue
+                travelers.append(
+                    ManifestTraveler(
+                        surname=personal["surname"],
+                        given_names=personal.get("given_names", ""),
+                        date_of_birth=date.fromisoformat(personal["date_of_birth"]),
+                        sex=Sex(personal["sex"]),
+                        nationality=personal["nationality"],
+                        citizenship_class=CitizenshipClass(str(document.citizenship_class)),
+                        document_type=DocumentType(str(document.document_type)),
+                        document=DocumentKey(document.issuing_state, personal["number"]),
+                        document_expiry=document.expiry,
+                    )
+                )
+            travelers.sort(key=lambda t: (t.surname, t.given_names, t.document.number))
+            return travelers
 
     def _digest(self, document: DocumentKey) -> str:
         """The keyed digest by which a document is found without storing its number."""

@@ -12,6 +12,7 @@ from entryexit.api.schemas import (
     CaptureDetailPublic,
     DocumentRef,
     EncounterPublic,
+    FlaggedTravelerPublic,
     FlightCreate,
     FlightPublic,
     ManifestChangePublic,
@@ -19,6 +20,7 @@ from entryexit.api.schemas import (
     StagingPublic,
 )
 from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest
+from entryexit.documents.paxlst import parse_paxlst
 from entryexit.domain.access import Role
 from entryexit.domain.model import Flight
 from entryexit.errors import InvalidInputError
@@ -77,6 +79,7 @@ def get_flight(flight_id: str, services: ServicesDep, _caller: CallerDep) -> Fli
             "content": {
                 "application/json": {"schema": {"type": "object"}},
                 "text/csv": {"schema": {"type": "string"}},
+                "application/edifact": {"schema": {"type": "string"}},
             },
         }
     },
@@ -84,20 +87,35 @@ def get_flight(flight_id: str, services: ServicesDep, _caller: CallerDep) -> Fli
 async def put_manifest(
     flight_id: str, request: Request, services: ServicesDep, _caller: CallerDep
 ) -> ManifestChangePublic:
-    """Replace the manifest (JSON or CSV): travelers are added, removed or updated, never
-    duplicated. Invalid manifests change nothing."""
+    """Replace the manifest (JSON, CSV or UN/EDIFACT PAXLST): travelers are added, removed or
+    updated, never duplicated. Invalid manifests change nothing; PAXLST travelers without a
+    usable document are listed in ``flagged``."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     today = date.today()
+    flagged: list[FlaggedTravelerPublic] = []
     if content_type in ("text/csv", "application/csv"):
         travelers = parse_csv_manifest(body, today)
     elif content_type in ("application/json", ""):
         travelers = parse_json_manifest(body, today)
+    elif content_type in ("application/edifact", "application/x-edifact"):
+        message = parse_paxlst(body, today, services.settings.home_state)
+        travelers = list(message.travelers)
+        flagged = [
+            FlaggedTravelerPublic(segment=f.position, role=f.role, reason=f.reason)
+            for f in message.flagged
+        ]
     else:
-        raise InvalidInputError("send the manifest as application/json or text/csv")
+        raise InvalidInputError(
+            "send the manifest as application/json, text/csv or application/edifact (PAXLST)"
+        )
     change = await run_in_threadpool(services.flights.put_manifest, flight_id, travelers)
     return ManifestChangePublic(
-        added=change.added, removed=change.removed, updated=change.updated, total=change.total
+        added=change.added,
+        removed=change.removed,
+        updated=change.updated,
+        total=change.total,
+        flagged=flagged,
     )
 
 

@@ -1,0 +1,100 @@
+"""``entryexit manifest parse|export``."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from entryexit.bootstrap import build_key_provider, build_store, utc_now
+from entryexit.cli._common import load_settings, read_input_file
+from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest
+from entryexit.documents.paxlst import export_paxlst, parse_paxlst
+from entryexit.domain.model import ManifestTraveler
+from entryexit.services.flights import FlightService
+
+app = typer.Typer(help="Read and write passenger manifests.", no_args_is_help=True)
+
+
+class ManifestFormat(StrEnum):
+    PAXLST = "paxlst"
+    JSON = "json"
+    CSV = "csv"
+
+
+@app.command("parse")
+def parse(
+    file: Annotated[Path, typer.Argument(help="A manifest: PAXLST (EDIFACT), JSON or CSV.")],
+    format: Annotated[
+        ManifestFormat | None, typer.Option("--format", help="Default: from the content.")
+    ] = None,
+) -> int:
+    """Print a manifest's travelers as JSON (and, for PAXLST, the travelers it flags)."""
+    data = read_input_file(file, "manifest")
+    kind = format or _detect(data)
+    today = date.today()
+    if kind is ManifestFormat.PAXLST:
+        message = parse_paxlst(data, today, load_settings().home_state)
+        typer.echo(json.dumps(message.as_dict(), indent=2))
+        return 0
+    if kind is ManifestFormat.JSON:
+        travelers = parse_json_manifest(data, today)
+    else:
+        travelers = parse_csv_manifest(data, today)
+    typer.echo(json.dumps([_row(t) for t in travelers], indent=2))
+    return 0
+
+
+@app.command("export")
+def export(
+    flight_id: Annotated[str, typer.Argument(help="The flight whose manifest to write.")],
+    format: Annotated[ManifestFormat, typer.Option("--format")] = ManifestFormat.PAXLST,
+) -> int:
+    """Write a flight's manifest (PAXLST D05B, or JSON) to standard output."""
+    settings = load_settings()
+    flights = FlightService(build_store(settings, build_key_provider(settings)), utc_now, "")
+    flight = flights.get(flight_id)
+    travelers = flights.manifest_travelers(flight_id)
+    if format is ManifestFormat.PAXLST:
+        typer.echo(
+            export_paxlst(
+                flight.carrier,
+                flight.number,
+                flight.origin,
+                flight.destination,
+                flight.scheduled_departure.date(),
+                travelers,
+            ),
+            nl=False,
+        )
+    else:
+        typer.echo(json.dumps({"travelers": [_row(t) for t in travelers]}, indent=2))
+    return 0
+
+
+def _detect(data: bytes) -> ManifestFormat:
+    head = data.lstrip(b"\xef\xbb\xbf \r\n\t")[:3]
+    if head in (b"UNA", b"UNB", b"UNH"):
+        return ManifestFormat.PAXLST
+    if head[:1] in (b"{", b"["):
+        return ManifestFormat.JSON
+    return ManifestFormat.CSV
+
+
+def _row(traveler: ManifestTraveler) -> dict[str, str]:
+    return {
+        "surname": traveler.surname,
+        "given_names": traveler.given_names,
+        "date_of_birth": traveler.date_of_birth.isoformat(),
+        "sex": traveler.sex.value,
+        "nationality": traveler.nationality,
+        "citizenship_class": traveler.citizenship_class.value,
+        "document_type": traveler.document_type.value,
+        "document_number": traveler.document.number,
+        "issuing_state": traveler.document.issuing_state,
+        "document_expiry": traveler.document_expiry.isoformat(),
+    }

@@ -1,0 +1,410 @@
+"""UN/EDIFACT PAXLST passenger and crew lists (directories D02B and D05B, as airlines send
+them under the IATA/WCO API guidelines): parsed into manifest travelers, and written back.
+
+Only the envelope is generic EDIFACT (service string advice, separators, release character,
+segment counts); the meaning of each segment is ours. A malformed message raises an error that
+names the segment's position and tag. A traveler whose document is missing is reported, not
+dropped and not invented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from entryexit.domain.model import (
+    CitizenshipClass,
+    DocumentKey,
+    DocumentType,
+    ManifestTraveler,
+    Sex,
+)
+from entryexit.errors import InvalidInputError
+
+DEFAULT_SEPARATORS = (":", "+", ".", "?", " ", "'")
+PASSENGER, CREW = "FL", "FM"
+_DOCUMENT_TYPES = {
+    "P": DocumentType.PASSPORT,
+    "V": DocumentType.VISA,
+    "I": DocumentType.ID_CARD,
+    "A": DocumentType.ID_CARD,
+    "C": DocumentType.PERMANENT_RESIDENT_CARD,
+}
+_EXPORT_TYPES = {value: key for key, value in _DOCUMENT_TYPES.items() if key != "A"}
+
+
+class PaxlstError(InvalidInputError):
+    code = "invalid-paxlst"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    position: int
+    tag: str
+    elements: tuple[tuple[str, ...], ...]
+
+    def value(self, element: int, component: int = 0) -> str:
+        if element >= len(self.elements) or component >= len(self.elements[element]):
+            return ""
+        return self.elements[element][component]
+
+    def where(self) -> str:
+        return f"segment {self.position} ({self.tag})"
+
+
+def split_segments(text: str) -> list[Segment]:
+    """Split an interchange into segments, honouring UNA and the release character."""
+    separators = DEFAULT_SEPARATORS
+    body = text.lstrip("\ufeff").strip()
+    if body.startswith("UNA"):
+        if len(body) < 9:
+            raise PaxlstError("segment 1 (UNA): the service string advice is cut short")
+        advice = body[3:9]
+        separators = (advice[0], advice[1], advice[2], advice[3], advice[4], advice[5])
+        body = body[9:]
+    component, element, _, release, _, terminator = separators
+    segments: list[Segment] = []
+    fields: list[list[str]] = [[""]]
+    index = 0
+    position = 1 if not text.lstrip("\ufeff").strip().startswith("UNA") else 2
+    while index < len(body):
+        char = body[index]
+        if char == release:
+            if index + 1 >= len(body):
+                raise PaxlstError(f"segment {position}: the message ends with a release character")
+            fields[-1][-1] += body[index + 1]
+            index += 2
+            continue
+        if char == terminator:
+            segments.append(_segment(fields, position))
+            position += 1
+            fields = [[""]]
+        elif char == element:
+            fields.append([""])
+        elif char == component:
+            fields[-1].append("")
+        elif char in "\r\n" and fields == [[""]]:
+            pass  # line breaks between segments
+        else:
+            fields[-1][-1] += char
+        index += 1
+    if fields != [[""]] and "".join("".join(f) for f in fields).strip():
+        raise PaxlstError(f"segment {position}: the last segment has no terminator")
+    return segments
+
+
+def _segment(fields: list[list[str]], position: int) -> Segment:
+    tag = fields[0][0].strip()
+    if not (len(tag) == 3 and tag.isalpha() and tag.isupper()):
+        raise PaxlstError(f"segment {position}: {tag[:10]!r} is not a segment tag")
+    return Segment(position, tag, tuple(tuple(f) for f in fields[1:]))
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedTraveler:
+    position: int
+    role: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaxlstManifest:
+    carrier: str
+    flight_number: str
+    departure_port: str
+    arrival_port: str
+    travelers: tuple[ManifestTraveler, ...]
+    roles: tuple[str, ...]
+    flagged: tuple[FlaggedTraveler, ...]
+    messages: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "carrier": self.carrier,
+            "flight_number": self.flight_number,
+            "departure_port": self.departure_port,
+            "arrival_port": self.arrival_port,
+            "messages": self.messages,
+            "travelers": [
+                {
+                    "role": "crew" if role == CREW else "passenger",
+                    "surname": t.surname,
+                    "given_names": t.given_names,
+                    "date_of_birth": t.date_of_birth.isoformat(),
+                    "sex": t.sex.value,
+                    "nationality": t.nationality,
+                    "citizenship_class": t.citizenship_class.value,
+                    "document_type": t.document_type.value,
+                    "document_number": t.document.number,
+                    "issuing_state": t.document.issuing_state,
+                    "document_expiry": t.document_expiry.isoformat(),
+                }
+                for t, role in zip(self.travelers, self.roles, strict=True)
+            ],
+            "flagged": [
+                {"segment": f.position, "role": f.role, "reason": f.reason} for f in self.flagged
+            ],
+        }
+
+
+@dataclass(slots=True)
+class _Person:
+    position: int
+    role: str
+    surname: str
+    given_names: str
+    sex: str = ""
+    birth: str = ""
+    nationality: str = ""
+    document_type: str = ""
+    document_number: str = ""
+    expiry: str = ""
+    issuing_state: str = ""
+    in_document: bool = False
+
+
+@dataclass(slots=True)
+class _State:
+    carrier: str = ""
+    flight_number: str = ""
+    departure: str = ""
+    arrival: str = ""
+    last_loc: str = ""
+    people: list[_Person] = field(default_factory=list)
+
+
+def _century(text: str, segment: Segment, today: date, *, past: bool) -> date:
+    digits = text.strip()
+    try:
+        if len(digits) == 8:
+            return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        if len(digits) == 6:
+            year = int(digits[:2])
+            if past:
+                century = 2000 if 2000 + year <= today.year else 1900
+            else:
+                century = 2000 if year < (today.year % 100) + 50 else 1900
+            return date(century + year, int(digits[2:4]), int(digits[4:]))
+    except ValueError:
+        pass
+    raise PaxlstError(f"{segment.where()}: {text!r} is not a date (YYMMDD or CCYYMMDD)")
+
+
+def parse_paxlst(data: bytes, today: date, home_state: str) -> PaxlstManifest:
+    """Parse an interchange of one or more PAXLST messages (parts of one list are joined)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
+            raise PaxlstError("the message is not text") from None
+    segments = split_segments(text)
+    if not segments:
+        raise PaxlstError("the message is empty")
+    state = _State()
+    messages = 0
+    in_message: Segment | None = None
+    count = 0
+    for segment in segments:
+        if in_message is not None:
+            count += 1
+        tag = segment.tag
+        if tag == "UNH":
+            if in_message is not None:
+                raise PaxlstError(f"{segment.where()}: a message starts before the last one ended")
+            message_type = segment.value(1, 0)
+            if message_type != "PAXLST":
+                raise PaxlstError(f"{segment.where()}: message type {message_type!r} is not PAXLST")
+            directory = f"{segment.value(1, 1)}:{segment.value(1, 2)}"
+            if directory not in ("D:02B", "D:05B"):
+                raise PaxlstError(f"{segment.where()}: directory {directory} is not D:02B or D:05B")
+            in_message, count = segment, 1
+        elif tag == "UNT":
+            if in_message is None:
+                raise PaxlstError(f"{segment.where()}: a message trailer without a header")
+            declared = segment.value(0)
+            if not declared.isdigit() or int(declared) != count:
+                raise PaxlstError(
+                    f"{segment.where()}: declares {declared or 'no'} segments,"
+                    f" the message has {count}"
+                )
+            if segment.value(1) != in_message.value(0):
+                raise PaxlstError(f"{segment.where()}: reference does not match its UNH")
+            in_message = None
+            messages += 1
+        elif in_message is not None:
+            _interpret(segment, state)
+        elif tag not in ("UNB", "UNG", "UNE", "UNZ"):
+            raise PaxlstError(f"{segment.where()}: outside any message")
+    if in_message is not None:
+        raise PaxlstError(f"{in_message.where()}: the message has no UNT trailer")
+    if messages == 0:
+        raise PaxlstError("no PAXLST message (UNH ... UNT) in the interchange")
+    travelers, roles, flagged = _travelers(state, today, home_state.upper())
+    return PaxlstManifest(
+        carrier=state.carrier,
+        flight_number=state.flight_number,
+        departure_port=state.departure,
+        arrival_port=state.arrival,
+        travelers=tuple(travelers),
+        roles=tuple(roles),
+        flagged=tuple(flagged),
+        messages=messages,
+    )
+
+
+def _interpret(segment: Segment, state: _State) -> None:
+    tag = segment.tag
+    person = state.people[-1] if state.people else None
+    if tag == "TDT" and segment.value(0) == "20":
+        journey = segment.value(1).strip().upper()
+        carrier = segment.value(4, 0).strip().upper() or journey[:2]
+        state.carrier = carrier
+        state.flight_number = journey[len(carrier) :] if journey.startswith(carrier) else journey
+    elif tag == "LOC":
+        qualifier, place = segment.value(0), segment.value(1).strip().upper()
+        state.last_loc = qualifier
+        if person is None:
+            if qualifier == "125":
+                state.departure = place
+            elif qualifier == "87":
+                state.arrival = place
+        elif qualifier == "91" and person.in_document:
+            person.issuing_state = place
+    elif tag == "NAD" and segment.value(0) in (PASSENGER, CREW):
+        surname = segment.value(3, 0).strip()
+        given = (
+            " ".join(part.strip() for part in segment.elements[3][1:] if part.strip())
+            if len(segment.elements) > 3
+            else ""
+        )
+        state.people.append(_Person(segment.position, segment.value(0), surname, given))
+    elif person is None:
+        return
+    elif tag == "ATT" and segment.value(0) == "2":
+        person.sex = segment.value(2, 0).strip().upper()
+    elif tag == "DTM":
+        qualifier, value = segment.value(0, 0), segment.value(0, 1)
+        if qualifier == "329":
+            person.birth = value
+        elif qualifier == "36" and person.in_document:
+            person.expiry = value
+    elif tag == "NAT" and segment.value(0) == "2":
+        person.nationality = segment.value(1).strip().upper()
+    elif tag == "DOC":
+        person.in_document = True
+        person.document_type = segment.value(0, 0).strip().upper()
+        person.document_number = segment.value(1, 0).strip().upper()
+
+
+def _travelers(
+    state: _State, today: date, home_state: str
+) -> tuple[list[ManifestTraveler], list[str], list[FlaggedTraveler]]:
+    travelers: list[ManifestTraveler] = []
+    roles: list[str] = []
+    flagged: list[FlaggedTraveler] = []
+    for person in state.people:
+        where = Segment(person.position, "NAD", ())
+        if not person.document_number:
+            flagged.append(
+                FlaggedTraveler(person.position, person.role, "no travel document (DOC)")
+            )
+            continue
+        missing = [
+            name
+            for name, value in (
+                ("surname", person.surname),
+                ("date of birth (DTM+329)", person.birth),
+                ("document expiry (DTM+36)", person.expiry),
+            )
+            if not value
+        ]
+        if missing:
+            flagged.append(
+                FlaggedTraveler(person.position, person.role, "missing " + ", ".join(missing))
+            )
+            continue
+        issuing = person.issuing_state or person.nationality
+        nationality = person.nationality or issuing
+        if not issuing:
+            flagged.append(
+                FlaggedTraveler(person.position, person.role, "no issuing state or nationality")
+            )
+            continue
+        document_type = _DOCUMENT_TYPES.get(person.document_type[:1], DocumentType.PASSPORT)
+        try:
+            sex = Sex(person.sex) if person.sex in ("M", "F") else Sex.UNSPECIFIED
+            travelers.append(
+                ManifestTraveler(
+                    surname=person.surname.upper(),
+                    given_names=person.given_names.upper(),
+                    date_of_birth=_century(person.birth, where, today, past=True),
+                    sex=sex,
+                    nationality=nationality,
+                    citizenship_class=_citizenship(nationality, home_state, document_type),
+                    document_type=document_type,
+                    document=DocumentKey(issuing, person.document_number),
+                    document_expiry=_century(person.expiry, where, today, past=False),
+                )
+            )
+            roles.append(person.role)
+        except PaxlstError as exc:
+            flagged.append(FlaggedTraveler(person.position, person.role, exc.message))
+    return travelers, roles, flagged
+
+
+def _citizenship(nationality: str, home_state: str, document: DocumentType) -> CitizenshipClass:
+    """PAXLST carries no citizenship class: the receiving state's nationals are citizens,
+    holders of a residence card permanent residents, everyone else foreign nationals."""
+    if nationality == home_state:
+        return CitizenshipClass.CITIZEN
+    if document is DocumentType.PERMANENT_RESIDENT_CARD:
+        return CitizenshipClass.PERMANENT_RESIDENT
+    return CitizenshipClass.FOREIGN_NATIONAL
+
+
+def _escape(value: str, separators: str = ":+?'") -> str:
+    return "".join(f"?{c}" if c in separators else c for c in value)
+
+
+def export_paxlst(
+    carrier: str,
+    flight_number: str,
+    departure_port: str,
+    arrival_port: str,
+    departure: date,
+    travelers: list[ManifestTraveler],
+    reference: str = "1",
+) -> str:
+    """Write a D05B PAXLST message (one part) that :func:`parse_paxlst` reads back."""
+    body = [
+        f"UNH+{reference}+PAXLST:D:05B:UN:IATA",
+        "BGM+745",
+        f"TDT+20+{_escape(carrier + flight_number)}+++{_escape(carrier)}",
+        f"LOC+125+{_escape(departure_port)}",
+        f"DTM+189:{departure.strftime('%y%m%d')}0000:201",
+        f"LOC+87+{_escape(arrival_port)}",
+    ]
+    for traveler in travelers:
+        names = ":".join(
+            _escape(part) for part in [traveler.surname, *traveler.given_names.split()]
+        )
+        body += [
+            f"NAD+FL+++{names}",
+            f"ATT+2++{traveler.sex.value}",
+            f"DTM+329:{traveler.date_of_birth.strftime('%Y%m%d')}",
+            f"NAT+2+{_escape(traveler.nationality)}",
+            f"DOC+{_EXPORT_TYPES.get(traveler.document_type, 'P')}:110:111"
+            f"+{_escape(traveler.document.number)}",
+            f"DTM+36:{traveler.document_expiry.strftime('%Y%m%d')}",
+            f"LOC+91+{_escape(traveler.document.issuing_state)}",
+        ]
+    body.append(f"CNT+42:{len(travelers)}")
+    body.append(f"UNT+{len(body) + 1}+{reference}")
+    envelope = [
+        f"UNB+UNOA:4+ENTRYEXIT+RECEIVER+{departure.strftime('%y%m%d')}:0000+{reference}",
+        *body,
+        f"UNZ+1+{reference}",
+    ]
+    return "UNA:+.? '\n" + "".join(f"{segment}'\n" for segment in envelope)
