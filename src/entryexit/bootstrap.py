@@ -28,6 +28,7 @@ from entryexit.services.keys import KeyService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, KeyProvider, Store
 from entryexit.services.privacy import OptOutService, PrivacyReportService, PurgeService
+from entryexit.services.verification import VerificationService
 
 
 def utc_now() -> datetime:
@@ -84,6 +85,7 @@ class Services:
     opt_outs: OptOutService
     purge: PurgeService
     privacy: PrivacyReportService
+    verifications: VerificationService
 
 
 def build_services(
@@ -126,4 +128,7 @@ def build_services(
         opt_outs=OptOutService(resolved_store, clock, flights, galleries, policies),
         purge=PurgeService(resolved_store, clock, audit, galleries),
         privacy=PrivacyReportService(resolved_store, clock, audit, policies),
+        verifications=VerificationService(
+            resolved_store, resolved_engine, flights, policies, clock, settings.match_threshold
+        ),
     )

@@ -25,6 +25,7 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", "/v1/flights/{flight_id}/encounters"): Permission.ENCOUNTER_READ,
     ("GET", "/v1/flights/{flight_id}/outstanding"): Permission.ENCOUNTER_READ,
     ("POST", "/v1/flights/{flight_id}/opt-outs"): Permission.OPT_OUT_RECORD,
+    ("POST", "/v1/verifications"): Permission.VERIFY,
     ("GET", "/v1/policies"): Permission.POLICY_READ,
     ("GET", "/v1/policies/current"): Permission.POLICY_READ,
     ("GET", "/v1/privacy/report"): Permission.PRIVACY_REPORT,

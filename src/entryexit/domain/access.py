@@ -26,6 +26,7 @@ class Permission(StrEnum):
     OPT_OUT_RECORD = "opt-out:record"
     POLICY_READ = "policy:read"
     PRIVACY_REPORT = "privacy:report"
+    VERIFY = "verification:run"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -41,11 +42,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ENCOUNTER_READ,
             Permission.OPT_OUT_RECORD,
             Permission.POLICY_READ,
+            Permission.VERIFY,
         }
     ),
     # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and
     # learns the decision; nothing can be read back.
-    Role.GATE: frozenset({Permission.CAPTURE_SUBMIT, Permission.OPT_OUT_RECORD}),
+    Role.GATE: frozenset({Permission.CAPTURE_SUBMIT, Permission.OPT_OUT_RECORD, Permission.VERIFY}),
     Role.AUDITOR: frozenset(
         {
             Permission.FLIGHT_READ,
