@@ -13,6 +13,7 @@ from entryexit.adapters.crypto.keys import (
     EphemeralKeyProvider,
     FileKeyProvider,
 )
+from entryexit.adapters.crypto.trust import load_trusted_cscas
 from entryexit.adapters.storage.database import create_database_engine, migrate
 from entryexit.adapters.storage.store import SqlStore
 from entryexit.biometrics import FaceEngine
@@ -129,6 +130,12 @@ def build_services(
         purge=PurgeService(resolved_store, clock, audit, galleries),
         privacy=PrivacyReportService(resolved_store, clock, audit, policies),
         verifications=VerificationService(
-            resolved_store, resolved_engine, flights, policies, clock, settings.match_threshold
+            resolved_store,
+            resolved_engine,
+            flights,
+            policies,
+            clock,
+            settings.match_threshold,
+            load_trusted_cscas(settings.csca_dir),
         ),
     )

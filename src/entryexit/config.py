@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = Field(default=300.0, gt=0)
     # The state this deployment serves: PAXLST travelers of its nationality are citizens.
     home_state: str = Field(default="UTO", pattern=r"^[A-Z]{3}$")
+    # Trusted country signing CA certificates for e-passport chips (PEM or DER files).
+    csca_dir: Path | None = None
     gate_requests_per_second: float = Field(default=20.0, gt=0)
     gate_burst: float = Field(default=40.0, ge=1)
     sign_in_failures_before_block: int = Field(default=20, ge=1)

@@ -18,6 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from entryexit.errors import ImageDecodeError, ImageTooLargeError
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG"})
+# e-passport chips also carry JPEG 2000 (ISO/IEC 19794-5); accepted only where asked for.
+CHIP_FORMATS = frozenset({"JPEG", "JPEG2000"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +50,12 @@ class DecodedImage:
         return int(self.pixels.shape[0])
 
 
-def decode_image(data: bytes, limits: DecodeLimits = DEFAULT_DECODE_LIMITS) -> DecodedImage:
-    """Decode JPEG or PNG bytes; raise :class:`ImageDecodeError` for anything else."""
+def decode_image(
+    data: bytes,
+    limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+    formats: frozenset[str] = ALLOWED_FORMATS,
+) -> DecodedImage:
+    """Decode JPEG or PNG bytes (or ``formats``); raise :class:`ImageDecodeError` otherwise."""
     if not data:
         raise ImageDecodeError("the image is empty (0 bytes)")
     if len(data) > limits.max_bytes:
@@ -68,9 +74,10 @@ def decode_image(data: bytes, limits: DecodeLimits = DEFAULT_DECODE_LIMITS) -> D
         raise ImageTooLargeError("the image declares more pixels than allowed") from exc
 
     with image:
-        if image.format not in ALLOWED_FORMATS:
+        if image.format not in formats:
             raise ImageDecodeError(
-                f"image format {image.format or 'unknown'} is not accepted; send JPEG or PNG"
+                f"image format {image.format or 'unknown'} is not accepted here;"
+                f" send {' or '.join(sorted(formats))}"
             )
         width, height = image.size
         if width * height > limits.max_pixels:

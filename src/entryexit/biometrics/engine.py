@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from entryexit.biometrics.align import align_face
 from entryexit.biometrics.compare import Template, l2_normalise
 from entryexit.biometrics.decode import (
+    ALLOWED_FORMATS,
     DEFAULT_DECODE_LIMITS,
     DecodedImage,
     DecodeLimits,
@@ -131,8 +132,8 @@ class FaceEngine:
         finally:
             self._pool.put(worker)
 
-    def decode(self, data: bytes) -> DecodedImage:
-        return decode_image(data, self._settings.decode)
+    def decode(self, data: bytes, formats: frozenset[str] = ALLOWED_FORMATS) -> DecodedImage:
+        return decode_image(data, self._settings.decode, formats)
 
     def _locate(self, worker: _Worker, decoded: DecodedImage) -> _Located:
         detections = worker.detector.detect(decoded.pixels)
@@ -151,13 +152,13 @@ class FaceEngine:
             image_height=located.decoded.height,
         )
 
-    def analyse(self, data: bytes) -> FaceAnalysis:
+    def analyse(self, data: bytes, formats: frozenset[str] = ALLOWED_FORMATS) -> FaceAnalysis:
         """Decode, find the subject, assess quality and embed one image.
 
         Raises :class:`~entryexit.errors.ImageDecodeError` or
         :class:`~entryexit.errors.NoFaceError`; quality problems are reported, not raised.
         """
-        decoded = self.decode(data)
+        decoded = self.decode(data, formats)
         with self._borrow() as worker:
             located = self._locate(worker, decoded)
             vector = self._templates(worker, [located.aligned])[0]

@@ -42,7 +42,7 @@ class FaceAnalyser(Protocol):
     model: str
     dimension: int
 
-    def analyse(self, data: bytes) -> FaceAnalysis: ...
+    def analyse(self, data: bytes, formats: frozenset[str] = ...) -> FaceAnalysis: ...
 
 
 @dataclass(frozen=True, slots=True)

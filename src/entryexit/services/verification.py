@@ -4,16 +4,37 @@ without a manifest, and the fallback when a traveler has no reference photo."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
 
 from entryexit.biometrics import compare_templates
+from entryexit.biometrics.decode import ALLOWED_FORMATS, CHIP_FORMATS
+from entryexit.documents.emrtd import CheckResult, parse_dg1, parse_dg2, verify_security_object
+from entryexit.documents.mrz import Mrz
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.model import Decision, DocumentKey, Encounter, EncounterMethod
 from entryexit.domain.policy import DataKind
-from entryexit.errors import BiometricError, NoFaceError, PermissionDeniedError
+from entryexit.errors import (
+    BiometricError,
+    InvalidInputError,
+    NoFaceError,
+    PermissionDeniedError,
+)
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, FaceAnalyser, Store
+
+
+@dataclass(frozen=True, slots=True)
+class ChipEvidence:
+    """What an e-passport reader delivered: DG2 (the face), and where available DG1 (the MRZ)
+    and EF.SOD (the signed hashes)."""
+
+    dg2: bytes
+    dg1: bytes | None = None
+    sod: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +46,7 @@ class Verification:
     model: str
     policy_version: str
     encounter_id: str | None
+    chip_checks: dict[str, str] = field(default_factory=dict)
 
 
 class VerificationService:
@@ -36,7 +58,9 @@ class VerificationService:
         policies: PolicyService,
         clock: Clock,
         threshold: float,
+        trusted_cscas: list[x509.Certificate] | None = None,
     ) -> None:
+        self._cscas = list(trusted_cscas or [])
         self._store = store
         self._engine = engine
         self._flights = flights
@@ -48,23 +72,49 @@ class VerificationService:
         self,
         actor: Principal,
         capture: bytes,
-        reference: bytes,
+        reference: bytes | None,
         document: DocumentKey | None = None,
         flight_id: str | None = None,
         gate: str = "",
         device: str = "",
+        chip: ChipEvidence | None = None,
+        printed_mrz: Mrz | None = None,
     ) -> Verification:
         if not actor.can(Permission.VERIFY):
             raise PermissionDeniedError("this key may not run verifications")
+        if (reference is None) == (chip is None):
+            raise InvalidInputError("send either a document photo or the chip's DG2")
         now = self._clock()
         policy = self._policies.in_force(now)
         flight = self._flights.get(flight_id) if flight_id else None
         if flight is not None and actor.carrier is not None and actor.carrier != flight.carrier:
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
+        checks: dict[str, str] = {}
+        formats = ALLOWED_FORMATS
+        if chip is not None:
+            reference, document, checks = self._read_chip(chip, printed_mrz, document, now)
+            formats = CHIP_FORMATS
+        assert reference is not None  # one of the two, checked above
+        failed = sorted(
+            name for name, result in checks.items() if result == CheckResult.FAILED.value
+        )
+        if failed:
+            # A photo whose integrity is in doubt is not compared: an officer decides.
+            return Verification(
+                Decision.MANUAL,
+                tuple(f"chip_check_failed:{name}" for name in failed),
+                None,
+                self._threshold,
+                self._engine.model,
+                policy.version,
+                None,
+                checks,
+            )
         try:
-            reference_face = self._engine.analyse(reference)
+            reference_face = self._engine.analyse(reference, formats)
         except BiometricError as exc:
-            raise type(exc)(f"document photo: {exc.message}") from exc
+            label = "chip photo (DG2)" if chip is not None else "document photo"
+            raise type(exc)(f"{label}: {exc.message}") from exc
 
         def outcome(
             decision: Decision, reasons: tuple[str, ...], score: float | None
@@ -112,4 +162,30 @@ class VerificationService:
             self._engine.model,
             policy.version,
             encounter_id,
+            checks,
         )
+
+    def _read_chip(
+        self,
+        chip: ChipEvidence,
+        printed_mrz: Mrz | None,
+        document: DocumentKey | None,
+        now: datetime,
+    ) -> tuple[bytes, DocumentKey | None, dict[str, str]]:
+        face = parse_dg2(chip.dg2)
+        checks: dict[str, CheckResult] = {}
+        groups = {2: chip.dg2}
+        if chip.dg1 is not None:
+            chip_mrz = parse_dg1(chip.dg1, now.date())
+            groups[1] = chip.dg1
+            document = document or DocumentKey(chip_mrz.issuing_state, chip_mrz.document_number)
+            if printed_mrz is not None:
+                agrees = chip_mrz.as_dict() == printed_mrz.as_dict()
+                checks["dg1_matches_printed_mrz"] = (
+                    CheckResult.PASSED if agrees else CheckResult.FAILED
+                )
+        if chip.sod is None:
+            checks["security_object"] = CheckResult.NOT_CHECKED
+        else:
+            checks.update(verify_security_object(chip.sod, groups, self._cscas).checks)
+        return face.data, document, {name: result.value for name, result in checks.items()}

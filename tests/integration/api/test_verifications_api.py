@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from PIL import Image
 
+from entryexit.biometrics import FaceEngine
+from entryexit.config import Settings
+from tests import chip_builder
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, enrol, manifest_row
+from tests.integration.api.conftest import Api, build_api, enrol, manifest_row
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw]
 
@@ -88,3 +93,88 @@ def test_poor_captures_and_bad_inputs(api: Api, lfw_dir: Path) -> None:
     bad_mrz = verify(api, reference, reference, mrz="P<UTO\nL898")
     assert bad_mrz.status_code == 422
     assert bad_mrz.json()["type"] == "urn:entryexit:problem:invalid-mrz"
+
+
+def chip_files(lfw: Path, person: str, pki: chip_builder.Pki, jpeg2000: bool) -> dict[str, bytes]:
+    image = Image.open(lfw_image(lfw, person, 1))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG2000" if jpeg2000 else "JPEG")
+    groups = {
+        1: chip_builder.dg1(TD3.split("\n")),
+        2: chip_builder.dg2(buffer.getvalue(), jpeg2000, *image.size),
+    }
+    return {"dg1": groups[1], "dg2": groups[2], "sod": chip_builder.sod(groups, pki)}
+
+
+@pytest.fixture
+def chip_api(engine: FaceEngine, tmp_path: Path) -> Iterator[tuple[Api, chip_builder.Pki]]:
+    pki = chip_builder.make_pki()
+    cscas = tmp_path / "csca"
+    cscas.mkdir()
+    (cscas / "utopia.pem").write_bytes(pki.csca.public_bytes(serialization.Encoding.PEM))
+    built, services = build_api(Settings(data_dir=tmp_path / "data", csca_dir=cscas), engine)
+    with built.client:
+        yield built, pki
+    services.store.engine.dispose()  # type: ignore[attr-defined]
+
+
+def chip_verify(api: Api, capture: bytes, files: dict[str, bytes], **form: str):  # type: ignore[no-untyped-def]
+    return api.client.post(
+        "/v1/verifications",
+        files={"capture": ("c.jpg", capture, "image/jpeg")}
+        | {name: (name, data, "application/octet-stream") for name, data in files.items()},
+        data=form,
+        headers=api.headers("officer"),
+    )
+
+
+@pytest.mark.parametrize("jpeg2000", [False, True])
+def test_chip_photo_verification_with_every_check(
+    chip_api: tuple[Api, chip_builder.Pki], lfw_dir: Path, jpeg2000: bool
+) -> None:
+    api, pki = chip_api
+    files = chip_files(lfw_dir, "Colin_Powell", pki, jpeg2000)
+    response = chip_verify(api, lfw_image(lfw_dir, "Colin_Powell", 4).read_bytes(), files, mrz=TD3)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["decision"] == "match"
+    assert body["chip_checks"] == {
+        "dg1_matches_printed_mrz": "passed",
+        "dg1_hash": "passed",
+        "dg2_hash": "passed",
+        "signature": "passed",
+        "csca_chain": "passed",
+    }
+
+
+def test_a_tampered_chip_photo_goes_to_an_officer(
+    chip_api: tuple[Api, chip_builder.Pki], lfw_dir: Path
+) -> None:
+    api, pki = chip_api
+    genuine = chip_files(lfw_dir, "Colin_Powell", pki, jpeg2000=False)
+    impostor = chip_files(lfw_dir, "Ariel_Sharon", pki, jpeg2000=False)
+    # The impostor's face in DG2, under the genuine document's signed security object.
+    files = {**genuine, "dg2": impostor["dg2"]}
+    response = chip_verify(api, lfw_image(lfw_dir, "Ariel_Sharon", 2).read_bytes(), files)
+    body = response.json()
+    assert body["decision"] == "manual"
+    assert body["reasons"] == ["chip_check_failed:dg2_hash"]
+    assert body["chip_checks"]["dg2_hash"] == "failed"
+    assert body["chip_checks"]["signature"] == "passed"
+    assert body["similarity"] is None
+
+
+def test_a_chip_that_disagrees_with_the_printed_mrz(
+    chip_api: tuple[Api, chip_builder.Pki], lfw_dir: Path
+) -> None:
+    api, pki = chip_api
+    files = chip_files(lfw_dir, "Colin_Powell", pki, jpeg2000=False)
+    other = (
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
+    )
+    other = other.replace("ANNA<MARIA<<", "ANNA<MARIE<<")
+    response = chip_verify(
+        api, lfw_image(lfw_dir, "Colin_Powell", 2).read_bytes(), files, mrz=other
+    )
+    assert response.json()["decision"] == "manual"
+    assert "chip_check_failed:dg1_matches_printed_mrz" in response.json()["reasons"]

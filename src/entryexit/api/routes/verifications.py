@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -13,6 +14,7 @@ from entryexit.documents.mrz import parse_mrz
 from entryexit.domain.access import Role
 from entryexit.domain.model import Decision, DocumentKey
 from entryexit.errors import InvalidInputError
+from entryexit.services.verification import ChipEvidence
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
 
@@ -28,6 +30,7 @@ class VerificationDetailPublic(VerificationDecisionPublic):
     model: str
     policy_version: str
     encounter_id: str | None
+    chip_checks: dict[str, str]
 
 
 @router.post("", response_model=VerificationDetailPublic | VerificationDecisionPublic)
@@ -35,7 +38,12 @@ async def verify(
     services: ServicesDep,
     caller: CallerDep,
     capture: Annotated[UploadFile, File(description="The live capture (JPEG or PNG).")],
-    document_photo: Annotated[UploadFile, File(description="The document's photo.")],
+    document_photo: Annotated[
+        UploadFile | None, File(description="The document's photo (or send the chip's DG2).")
+    ] = None,
+    dg2: Annotated[UploadFile | None, File(description="The chip's DG2 (face).")] = None,
+    dg1: Annotated[UploadFile | None, File(description="The chip's DG1 (MRZ).")] = None,
+    sod: Annotated[UploadFile | None, File(description="The chip's EF.SOD.")] = None,
     mrz: Annotated[
         str | None, Form(description="The document's MRZ, lines separated by newlines.")
     ] = None,
@@ -45,21 +53,42 @@ async def verify(
     gate: Annotated[str, Form(max_length=64)] = "",
     device: Annotated[str, Form(max_length=64)] = "",
 ) -> VerificationDetailPublic | VerificationDecisionPublic:
-    """1:1: is the person at the camera the person in the document photo? With a document
-    (MRZ, or state and number) and a flight or lane, a match is recorded as an encounter."""
+    """1:1: is the person at the camera the person in the document (its photo, or the chip's
+    DG2 with its DG1 and EF.SOD checked)? With a document (MRZ, or state and number) and a
+    flight or lane, a match is recorded as an encounter. A failed chip check is ``manual``."""
     document = None
+    printed = None
     if mrz:
-        parsed = parse_mrz(mrz.replace("\r", "").split("\n"), date.today())
-        document = DocumentKey(parsed.issuing_state, parsed.document_number)
+        printed = parse_mrz(mrz.replace("\r", "").split("\n"), date.today())
+        document = DocumentKey(printed.issuing_state, printed.document_number)
     elif issuing_state and document_number:
         document = DocumentKey(
             normalise_state(issuing_state), normalise_document_number(document_number)
         )
     elif issuing_state or document_number:
         raise InvalidInputError("give both issuing_state and document_number, or an mrz")
-    live, reference = await capture.read(), await document_photo.read()
+    live = await capture.read()
+    reference = await document_photo.read() if document_photo is not None else None
+    chip = None
+    if dg2 is not None:
+        chip = ChipEvidence(
+            dg2=await dg2.read(),
+            dg1=await dg1.read() if dg1 is not None else None,
+            sod=await sod.read() if sod is not None else None,
+        )
     result = await run_in_threadpool(
-        services.verifications.verify, caller, live, reference, document, flight_id, gate, device
+        partial(
+            services.verifications.verify,
+            caller,
+            live,
+            reference,
+            document,
+            flight_id,
+            gate,
+            device,
+            chip=chip,
+            printed_mrz=printed,
+        )
     )
     decision = VerificationDecisionPublic(decision=result.decision, reasons=list(result.reasons))
     if caller.role is Role.GATE:
@@ -71,4 +100,5 @@ async def verify(
         model=result.model,
         policy_version=result.policy_version,
         encounter_id=result.encounter_id,
+        chip_checks=result.chip_checks,
     )
