@@ -96,8 +96,9 @@ def test_keys_create_prints_a_working_key_once(
 
 
 @pytest.mark.lfw
+@pytest.mark.parametrize("manifest_format", ["json", "paxlst"])
 def test_simulated_boarding_of_a_small_flight(
-    lfw_dir: Path, capsys: pytest.CaptureFixture[str]
+    lfw_dir: Path, capsys: pytest.CaptureFixture[str], manifest_format: str
 ) -> None:
     code = main(
         [
@@ -114,6 +115,8 @@ def test_simulated_boarding_of_a_small_flight(
             "--clients",
             "2",
             "--json",
+            "--manifest-format",
+            manifest_format,
         ]
     )
     assert code == 0

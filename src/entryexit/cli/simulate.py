@@ -78,6 +78,9 @@ def boarding(
     ] = 10,
     clients: Annotated[int, typer.Option(help="Concurrent gate clients.", min=1)] = 4,
     seed: Annotated[int, typer.Option(help="Seed for choosing travelers.")] = 0,
+    manifest_format: Annotated[
+        str, typer.Option(help="Send the manifest as json or paxlst (UN/EDIFACT).")
+    ] = "json",
     url: Annotated[
         str | None, typer.Option(help="A running service (default: start one in-process).")
     ] = None,
@@ -87,7 +90,11 @@ def boarding(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> int:
     """Create a flight from labelled photos and board it through the HTTP API."""
-    plan = BoardingPlan(data, travelers, impostors, captures_per_traveler, clients, seed)
+    if manifest_format not in ("json", "paxlst"):
+        raise typer.BadParameter("--manifest-format is json or paxlst")
+    plan = BoardingPlan(
+        data, travelers, impostors, captures_per_traveler, clients, seed, manifest_format
+    )
     if url is not None and not api_key:
         raise ConfigurationError(
             "--url needs an admin or officer key (--api-key or ENTRYEXIT_API_KEY)"

@@ -7,6 +7,7 @@ too. Every request goes over HTTP, exactly as a gate camera's would.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -20,6 +21,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from entryexit.documents.manifest import parse_json_manifest
+from entryexit.documents.paxlst import export_paxlst
 from entryexit.errors import DatasetError, EntryExitError
 from entryexit.evaluation.datasets import LabelledImages
 
@@ -34,6 +37,7 @@ class BoardingPlan:
     captures_per_traveler: int = 10
     clients: int = 4
     seed: int = 0
+    manifest_format: str = "json"  # or "paxlst": sent as a UN/EDIFACT message
 
 
 @dataclass(slots=True)
@@ -138,10 +142,25 @@ def run_boarding(
             "creating the flight",
         )
         manifest = [_manifest_row(person, documents[person], rng) for person in travelers]
-        _check(
-            client.put(f"/v1/flights/{flight['id']}/manifest", json={"travelers": manifest}),
-            "sending the manifest",
-        )
+        if plan.manifest_format == "paxlst":
+            message = export_paxlst(
+                "EE",
+                "1",
+                "AAA",
+                "BBB",
+                departure.date(),
+                parse_json_manifest(json.dumps(manifest).encode(), departure.date()),
+            )
+            response = client.put(
+                f"/v1/flights/{flight['id']}/manifest",
+                content=message.encode(),
+                headers={"content-type": "application/edifact"},
+            )
+        else:
+            response = client.put(
+                f"/v1/flights/{flight['id']}/manifest", json={"travelers": manifest}
+            )
+        _check(response, "sending the manifest")
 
         def enrol(person: str) -> tuple[str, str]:
             photo = dataset.persons[person][0]

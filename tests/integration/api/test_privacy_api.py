@@ -223,3 +223,28 @@ def test_no_personal_or_biometric_data_reaches_the_logs(
         data = photo.read_bytes()
         assert base64.b64encode(data[100:160]).decode()[:40] not in text
         assert data[100:140].hex() not in text
+
+
+def test_an_opt_out_can_name_the_document_by_its_mrz(
+    world: tuple[Api, Services], lfw_dir: Path
+) -> None:
+    api, _ = world
+    flight = api.create_flight()
+    row = {**manifest_row("L898902C3", "ERIKSSON"), "citizenship_class": "citizen"}
+    api.client.put(
+        f"/v1/flights/{flight['id']}/manifest", json=[row], headers=api.headers("officer")
+    )
+    mrz = [
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+    ]
+    response = api.client.post(
+        f"/v1/flights/{flight['id']}/opt-outs",
+        json={"mrz": mrz, "gate": "B1"},
+        headers=api.headers("gate"),
+    )
+    assert response.status_code == 201, response.text
+    missing = api.client.post(
+        f"/v1/flights/{flight['id']}/opt-outs", json={"gate": "B1"}, headers=api.headers("gate")
+    )
+    assert missing.status_code == 422

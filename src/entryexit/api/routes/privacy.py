@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -9,14 +9,19 @@ from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
 from entryexit.documents.manifest import normalise_document_number, normalise_state
+from entryexit.documents.mrz import parse_mrz
 from entryexit.domain.model import DocumentKey
+from entryexit.errors import InvalidInputError
 
 router = APIRouter(tags=["privacy"])
 
 
 class OptOutCreate(BaseModel):
-    issuing_state: str = Field(min_length=1, max_length=3, examples=["UTO"])
-    number: str = Field(min_length=1, max_length=20, examples=["L898902C3"])
+    """The traveler's document: ``issuing_state`` and ``number``, or its ``mrz`` lines."""
+
+    issuing_state: str | None = Field(default=None, min_length=1, max_length=3, examples=["UTO"])
+    number: str | None = Field(default=None, min_length=1, max_length=20, examples=["L898902C3"])
+    mrz: list[str] | None = Field(default=None, max_length=3)
     gate: str = Field(min_length=1, max_length=64, examples=["B12"])
 
 
@@ -32,9 +37,15 @@ def record_opt_out(
 ) -> OptOutPublic:
     """The traveler declines the photo: processed manually, never matched on this flight.
     Refused (409, opt-out-refused) where the policy in force requires capture."""
-    document = DocumentKey(
-        normalise_state(body.issuing_state), normalise_document_number(body.number)
-    )
+    if body.mrz:
+        parsed = parse_mrz(body.mrz, date.today())
+        document = DocumentKey(parsed.issuing_state, parsed.document_number)
+    elif body.issuing_state and body.number:
+        document = DocumentKey(
+            normalise_state(body.issuing_state), normalise_document_number(body.number)
+        )
+    else:
+        raise InvalidInputError("identify the document by issuing_state and number, or mrz")
     opt_out = services.opt_outs.record(caller, flight_id, document, body.gate)
     return OptOutPublic(encounter_id=opt_out.encounter_id, policy_version=opt_out.policy_version)
 
