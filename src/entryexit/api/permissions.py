@@ -20,6 +20,7 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("PUT", "/v1/flights/{flight_id}/manifest"): Permission.MANIFEST_WRITE,
     ("GET", "/v1/flights/{flight_id}/manifest"): Permission.FLIGHT_READ,
     ("POST", "/v1/documents/{issuing_state}/{number}/photos"): Permission.PHOTO_ENROL,
+    ("POST", "/v1/documents/photos"): Permission.PHOTO_ENROL,
     ("POST", "/v1/flights/{flight_id}/gallery"): Permission.GALLERY_STAGE,
     ("POST", "/v1/flights/{flight_id}/captures"): Permission.CAPTURE_SUBMIT,
     ("GET", "/v1/flights/{flight_id}/encounters"): Permission.ENCOUNTER_READ,

@@ -51,10 +51,6 @@ class EncounterMethod(StrEnum):
     OPT_OUT = "opt_out"
 
 
-# Until versioned policies are loaded (privacy issue), every record names this baseline.
-BASELINE_POLICY_VERSION = "baseline-0"
-
-
 @dataclass(frozen=True, slots=True)
 class Flight:
     id: str

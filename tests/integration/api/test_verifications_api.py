@@ -178,3 +178,22 @@ def test_a_chip_that_disagrees_with_the_printed_mrz(
     )
     assert response.json()["decision"] == "manual"
     assert "chip_check_failed:dg1_matches_printed_mrz" in response.json()["reasons"]
+
+
+def test_enrolment_by_mrz_names_the_same_document_as_the_path(api: Api, lfw_dir: Path) -> None:
+    photo = lfw_image(lfw_dir, "Colin_Powell", 1)
+    by_path = enrol(api, "L898902C3", photo)
+    by_mrz = api.client.post(
+        "/v1/documents/photos",
+        files={"photo": ("p.jpg", photo.read_bytes(), "image/jpeg")},
+        data={"mrz": TD3, "source": "chip"},
+        headers=api.headers("officer"),
+    )
+    assert by_mrz.status_code == 201, by_mrz.text
+    assert by_mrz.json()["traveler_ref"] == by_path
+    unnamed = api.client.post(
+        "/v1/documents/photos",
+        files={"photo": ("p.jpg", photo.read_bytes(), "image/jpeg")},
+        headers=api.headers("officer"),
+    )
+    assert unnamed.status_code == 422
