@@ -28,7 +28,12 @@ from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, KeyProvider, Store
-from entryexit.services.privacy import OptOutService, PrivacyReportService, PurgeService
+from entryexit.services.privacy import (
+    FairnessReportService,
+    OptOutService,
+    PrivacyReportService,
+    PurgeService,
+)
 from entryexit.services.verification import VerificationService
 
 
@@ -87,6 +92,7 @@ class Services:
     purge: PurgeService
     privacy: PrivacyReportService
     verifications: VerificationService
+    fairness: FairnessReportService
 
 
 def build_services(
@@ -138,4 +144,5 @@ def build_services(
             settings.match_threshold,
             load_trusted_cscas(settings.csca_dir),
         ),
+        fairness=FairnessReportService(resolved_store, clock),
     )

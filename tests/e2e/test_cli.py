@@ -238,3 +238,31 @@ def test_manifest_parse_refuses_a_broken_message(
     result = run_cli("manifest", "parse", str(broken))
     assert result.returncode == 2
     assert "segment 3 (UNT)" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.models
+@pytest.mark.lfw
+def test_evaluate_fairness_on_lfw_dev(
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "fair"
+    result = run_cli(
+        "evaluate",
+        "fairness",
+        "--data",
+        str(lfw_dir),
+        "--labels",
+        str(lfw_dir / "sex.tsv"),
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "fairness.json").read_text())
+    assert summary["groups"]["F"]["persons"] > 400
+    deployed = summary["operating_points"][0]
+    assert {g["group"] for g in deployed["groups"]} == {"F", "M"}
+    lowest = min(g["fmr_ratio_to_lowest"] for g in deployed["groups"])
+    assert lowest == pytest.approx(1.0)
+    assert (out / "fairness.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Open set" in (out / "fairness.md").read_text()

@@ -30,6 +30,7 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", "/v1/policies"): Permission.POLICY_READ,
     ("GET", "/v1/policies/current"): Permission.POLICY_READ,
     ("GET", "/v1/privacy/report"): Permission.PRIVACY_REPORT,
+    ("GET", "/v1/reports/fairness"): Permission.PRIVACY_REPORT,
     ("GET", "/v1/audit/events"): Permission.AUDIT_READ,
     ("GET", "/v1/audit/verification"): Permission.AUDIT_READ,
 }

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from entryexit.bootstrap import build_face_engine
 from entryexit.cli._common import load_settings
+from entryexit.evaluation.fairness import FairnessRun, evaluate_fairness
 from entryexit.evaluation.lfw import LfwRun, default_pairs_file, evaluate_lfw
 
 app = typer.Typer(help="Measure accuracy on labelled photo collections.", no_args_is_help=True)
@@ -62,4 +63,43 @@ def lfw(
         f" ({summary['pairs_with_failure_to_enrol']} pairs scored as non-matches)"
     )
     typer.echo(f"wrote {out}/summary.json, scores.txt, roc.png, det.png")
+    return 0
+
+
+@app.command("fairness")
+def fairness(
+    data: Annotated[Path, typer.Option(help="Folder of labelled photos (person/image).")],
+    labels: Annotated[Path, typer.Option(help="image<TAB>value file (e.g. lfw-dev's sex.tsv).")],
+    attribute: Annotated[str, typer.Option(help="What the labels are (for the report).")] = "sex",
+    out: Annotated[Path, typer.Option(help="Where to write JSON, Markdown and plots.")] = Path(
+        "evaluation-fairness"
+    ),
+    target_fmr: Annotated[
+        float, typer.Option(help="Overall FMR for the second operating point.")
+    ] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed for pair draws, flights and bootstrap.")] = 0,
+    threads: Annotated[int, typer.Option(help="Parallel embedding threads.", min=1)] = 2,
+) -> int:
+    """FMR and FNMR per group (with person-bootstrap intervals and the ratio to the lowest
+    group) at the deployed threshold and at one set for an overall FMR, plus open-set FNIR and
+    FPIR per group on seeded flights."""
+    settings = load_settings()
+    engine = build_face_engine(settings)
+    run = FairnessRun(
+        data_dir=data,
+        labels_file=labels,
+        out_dir=out,
+        attribute=attribute,
+        deployed_threshold=settings.match_threshold,
+        gallery_threshold=settings.gallery_threshold,
+        target_fmr=target_fmr,
+        seed=seed,
+        threads=threads,
+    )
+    with tqdm(desc="embedding", unit="img", disable=None) as bar:
+        summary = evaluate_fairness(
+            engine, run, on_total=lambda n: setattr(bar, "total", n), on_progress=bar.update
+        )
+    typer.echo((out / "fairness.md").read_text(encoding="utf-8"))
+    typer.echo(f"wrote {out}/fairness.json, fairness.md, fairness.png ({summary['model']})")
     return 0

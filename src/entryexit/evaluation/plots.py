@@ -10,7 +10,7 @@ import numpy as np
 from entryexit.evaluation.metrics import RocCurve
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +20,7 @@ def _pyplot() -> Any:
 
 
 def plot_roc(curve: RocCurve, path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4.5), dpi=110)
     far = np.clip(curve.far, 1e-6, 1.0)
     axes.semilogx(far, 1.0 - curve.frr, linewidth=1.5)
@@ -36,7 +36,7 @@ def plot_roc(curve: RocCurve, path: Path, title: str) -> None:
 
 
 def plot_det(curve: RocCurve, path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4.5), dpi=110)
     far = np.clip(curve.far, 1e-6, 1.0)
     frr = np.clip(curve.frr, 1e-6, 1.0)

@@ -149,3 +149,36 @@ class PrivacyReportService:
                 if k.startswith("captures_")
             },
         }
+
+
+class FairnessReportService:
+    """The live counterpart of ``entryexit evaluate fairness``: how travelers of each sex on
+    staged manifests were processed. Counts only, no personal data."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def report(self, since: datetime, until: datetime | None = None) -> dict[str, object]:
+        end = until or self._clock()
+        groups = {}
+        for sex, counts in sorted(self._store.outcomes_by_sex(since, end).items()):
+            total = counts.get("travelers_with_photo", 0)
+            matched = counts.get(EncounterMethod.BIOMETRIC.value, 0)
+            opted_out = counts.get(EncounterMethod.OPT_OUT.value, 0)
+            eligible = total - opted_out
+            groups[sex] = {
+                **counts,
+                "biometric_match_rate": matched / eligible if eligible else None,
+            }
+        return {
+            "period": {"since": since.isoformat(), "until": end.isoformat()},
+            "attribute": "sex (from the manifest)",
+            "groups": groups,
+            "notes": [
+                "Travelers not matched include no-shows and those an officer processed by"
+                " document; they bound the false non-match rate from above.",
+                "Officer-confirmed false non-matches are not recorded yet (the console's"
+                " confirm action will record them).",
+            ],
+        }

@@ -248,3 +248,20 @@ def test_an_opt_out_can_name_the_document_by_its_mrz(
         f"/v1/flights/{flight['id']}/opt-outs", json={"gate": "B1"}, headers=api.headers("gate")
     )
     assert missing.status_code == 422
+
+
+def test_the_live_fairness_report_counts_outcomes_by_sex(
+    world: tuple[Api, Services], lfw_dir: Path
+) -> None:
+    api, _ = world
+    flight_id = board_mixed_flight(api, lfw_dir)  # 3 male travelers on the manifest rows
+    capture(api, flight_id, lfw_image(lfw_dir, "Colin_Powell", 2))
+    report = api.client.get("/v1/reports/fairness", headers=api.headers("auditor"))
+    assert report.status_code == 200, report.text
+    groups = report.json()["groups"]
+    assert groups["M"]["travelers_with_photo"] == 3
+    assert groups["M"]["biometric"] == 1
+    assert groups["M"]["not_processed"] == 2
+    assert groups["M"]["biometric_match_rate"] == pytest.approx(1 / 3)
+    assert "POWELL" not in report.text
+    assert api.client.get("/v1/reports/fairness", headers=api.headers("gate")).status_code == 403

@@ -263,6 +263,37 @@ class SqlStore:
             travelers.sort(key=lambda t: (t.surname, t.given_names, t.document.number))
             return travelers
 
+    def outcomes_by_sex(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
+        """Per sex (from the sealed manifest details), for flights staged in the period:
+        travelers on their manifests with a reference photo, and how each was processed.
+        Counts only."""
+        with self._transaction() as session:
+            rows = session.execute(
+                select(ManifestEntryRow, DocumentRow, DataKeyRow, FlightRow)
+                .join(FlightRow, FlightRow.id == ManifestEntryRow.flight_id)
+                .join(DocumentRow, DocumentRow.id == ManifestEntryRow.document_id)
+                .join(DataKeyRow, DataKeyRow.traveler_id == ManifestEntryRow.traveler_id)
+                .where(FlightRow.gallery_staged_at >= since)
+                .where(FlightRow.gallery_staged_at <= until)
+            ).all()
+            with_photo = set(session.scalars(select(ReferenceTemplateRow.traveler_id)))
+            methods = {
+                (flight_id, traveler_id): method
+                for flight_id, traveler_id, method in session.execute(
+                    select(EncounterRow.flight_id, EncounterRow.traveler_id, EncounterRow.method)
+                )
+            }
+            counts: dict[str, dict[str, int]] = {}
+            for entry, document, data_key, flight in rows:
+                if entry.traveler_id not in with_photo:
+                    continue
+                sex = self._open_personal(document, data_key).get("sex", "unknown")
+                method = methods.get((flight.id, entry.traveler_id), "not_processed")
+                tally = counts.setdefault(sex, {})
+                tally["travelers_with_photo"] = tally.get("travelers_with_photo", 0) + 1
+                tally[method] = tally.get(method, 0) + 1
+            return counts
+
     def _digest(self, document: DocumentKey) -> str:
         """The keyed digest by which a document is found without storing its number."""
         message = f"{document.issuing_state}:{document.number}".encode()

@@ -76,3 +76,19 @@ async def privacy_report(
     exemptions and manual processing in the period. Counts only."""
     start = since or datetime.now(UTC) - timedelta(days=7)
     return await run_in_threadpool(services.privacy.report, start, until)
+
+
+@router.get("/v1/reports/fairness")
+async def fairness_report(
+    services: ServicesDep,
+    _caller: CallerDep,
+    since: Annotated[
+        datetime | None, Query(description="Flights staged from (default: 30 days ago).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Flights staged until (default: now).")
+    ] = None,
+) -> dict[str, object]:
+    """How travelers of each sex on staged manifests were processed (counts only)."""
+    start = since or datetime.now(UTC) - timedelta(days=30)
+    return await run_in_threadpool(services.fairness.report, start, until)
