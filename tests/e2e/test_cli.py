@@ -266,3 +266,33 @@ def test_evaluate_fairness_on_lfw_dev(
     assert lowest == pytest.approx(1.0)
     assert (out / "fairness.png").read_bytes()[:4] == b"\x89PNG"
     assert "## Open set" in (out / "fairness.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.models
+@pytest.mark.lfw
+def test_evaluate_gallery_on_lfw_dev(
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "gallery"
+    result = run_cli(
+        "evaluate",
+        "gallery",
+        "--data",
+        str(lfw_dir),
+        "--draws",
+        "3",
+        "--gallery-size",
+        "300",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rank1"]["mean"] > 0.97
+    assert summary["fnir_at_fpir"]["0.01"]["mean"] < 0.08
+    assert len(summary["cmc"]) == 20
+    for name in ("cmc.png", "fnir_fpir.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    # Draw 0's top candidate for every mated and non-mated capture (over 3,000 of them).
+    assert (out / "scores.txt").read_text().count("\n") > 3000

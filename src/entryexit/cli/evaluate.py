@@ -11,6 +11,7 @@ from tqdm import tqdm
 from entryexit.bootstrap import build_face_engine
 from entryexit.cli._common import load_settings
 from entryexit.evaluation.fairness import FairnessRun, evaluate_fairness
+from entryexit.evaluation.gallery import GalleryRun, evaluate_gallery
 from entryexit.evaluation.lfw import LfwRun, default_pairs_file, evaluate_lfw
 
 app = typer.Typer(help="Measure accuracy on labelled photo collections.", no_args_is_help=True)
@@ -102,4 +103,57 @@ def fairness(
         )
     typer.echo((out / "fairness.md").read_text(encoding="utf-8"))
     typer.echo(f"wrote {out}/fairness.json, fairness.md, fairness.png ({summary['model']})")
+    return 0
+
+
+@app.command("gallery")
+def gallery(
+    data: Annotated[Path, typer.Option(help="Folder of labelled photos (person/image).")],
+    gallery_size: Annotated[int, typer.Option(help="Travelers per flight.", min=2)] = 300,
+    draws: Annotated[int, typer.Option(help="Seeded random flights.", min=1)] = 50,
+    references: Annotated[
+        int, typer.Option(help="Reference photos per traveler (fused).", min=1)
+    ] = 1,
+    out: Annotated[Path, typer.Option(help="Where to write scores, summary and plots.")] = Path(
+        "evaluation-gallery"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed for the flights.")] = 0,
+    threads: Annotated[int, typer.Option(help="Parallel embedding threads.", min=1)] = 2,
+) -> int:
+    """Open-set 1:N on flight-sized galleries: rank-1, FNIR at FPIR 1e-2 and 1e-3 (per draw),
+    their spread, the deployed gallery threshold's FNIR/FPIR, CMC and FNIR-vs-FPIR plots."""
+    settings = load_settings()
+    engine = build_face_engine(settings)
+    run = GalleryRun(
+        data_dir=data,
+        out_dir=out,
+        gallery_size=gallery_size,
+        draws=draws,
+        references=references,
+        seed=seed,
+        threads=threads,
+        operating_threshold=settings.gallery_threshold,
+    )
+    with tqdm(desc="embedding", unit="img", disable=None) as bar:
+        summary = evaluate_gallery(
+            engine, run, on_total=lambda n: setattr(bar, "total", n), on_progress=bar.update
+        )
+    rank1 = summary["rank1"]
+    typer.echo(
+        f"rank-1: {rank1['mean'] * 100:.2f}% ± {rank1['std'] * 100:.2f} over {draws} flights"
+    )
+    for target, point in summary["fnir_at_fpir"].items():
+        typer.echo(
+            f"FNIR at FPIR {target}: mean {point['mean'] * 100:.2f}% ± {point['std'] * 100:.2f},"
+            f" median {point['median'] * 100:.2f}% (threshold ~{point['threshold_mean']:.3f})"
+        )
+    operating = summary["at_operating_threshold"]
+    fnir, fpir = operating["fnir"]["mean"] * 100, operating["fpir"]["mean"] * 100
+    typer.echo(
+        f"at the gallery threshold {operating['threshold']}: FNIR {fnir:.2f}%, FPIR {fpir:.2f}%"
+    )
+    label = "non-mated captures scoring >= 0.9 (probable label errors)"
+    typer.echo(f"{label}: {summary['non_mated_above_0_9']}")
+    typer.echo(f"failure to enrol: {summary['failure_to_enrol']}")
+    typer.echo(f"wrote {out}/summary.json, scores.txt, cmc.png, fnir_fpir.png")
     return 0
