@@ -2,7 +2,8 @@
 # ENTRYEXIT_TEST_POSTGRES_URL. Sourced by scripts/test.
 ensure_postgres() {
     if [[ -n "${ENTRYEXIT_TEST_POSTGRES_URL:-}" ]]; then return 0; fi
-    if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    # The client tools may be present without the server: look for the server binary itself.
+    if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
         echo "test: installing PostgreSQL (Debian package)" >&2
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
