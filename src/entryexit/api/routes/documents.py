@@ -9,22 +9,12 @@ from starlette.concurrency import run_in_threadpool
 from entryexit.api.deps import CallerDep, ServicesDep
 from entryexit.api.schemas import EnrolmentPublic
 from entryexit.bootstrap import Services
+from entryexit.documents.identity import identify_document, mrz_lines
 from entryexit.documents.manifest import normalise_document_number, normalise_state
-from entryexit.documents.mrz import parse_mrz
 from entryexit.domain.model import DocumentKey, PhotoSource
 from entryexit.errors import InvalidInputError
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
-
-
-def document_from(mrz: str | None, issuing_state: str | None, number: str | None) -> DocumentKey:
-    """A document named by its MRZ (lines separated by newlines) or by state and number."""
-    if mrz:
-        parsed = parse_mrz(mrz.replace("\r", "").split("\n"), date.today())
-        return DocumentKey(parsed.issuing_state, parsed.document_number)
-    if issuing_state and number:
-        return DocumentKey(normalise_state(issuing_state), normalise_document_number(number))
-    raise InvalidInputError("identify the document by mrz, or by issuing_state and number")
 
 
 async def _enrol(
@@ -52,7 +42,12 @@ async def enrol_photo_by_form(
 ) -> EnrolmentPublic:
     """Enrol a reference photo for a document named in the form (by MRZ or state and number),
     which keeps document numbers out of URLs and so out of proxies' access logs."""
-    return await _enrol(services, document_from(mrz, issuing_state, number), photo, source)
+    document, _ = identify_document(
+        mrz_lines(mrz) if mrz else None, issuing_state, number, date.today()
+    )
+    if document is None:
+        raise InvalidInputError("identify the document by mrz, or by issuing_state and number")
+    return await _enrol(services, document, photo, source)
 
 
 @router.post("/{issuing_state}/{number}/photos", status_code=201)

@@ -8,9 +8,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
-from entryexit.documents.manifest import normalise_document_number, normalise_state
-from entryexit.documents.mrz import parse_mrz
-from entryexit.domain.model import DocumentKey
+from entryexit.documents.identity import identify_document
 from entryexit.errors import InvalidInputError
 
 router = APIRouter(tags=["privacy"])
@@ -37,14 +35,8 @@ def record_opt_out(
 ) -> OptOutPublic:
     """The traveler declines the photo: processed manually, never matched on this flight.
     Refused (409, opt-out-refused) where the policy in force requires capture."""
-    if body.mrz:
-        parsed = parse_mrz(body.mrz, date.today())
-        document = DocumentKey(parsed.issuing_state, parsed.document_number)
-    elif body.issuing_state and body.number:
-        document = DocumentKey(
-            normalise_state(body.issuing_state), normalise_document_number(body.number)
-        )
-    else:
+    document, _ = identify_document(body.mrz, body.issuing_state, body.number, date.today())
+    if document is None:
         raise InvalidInputError("identify the document by issuing_state and number, or mrz")
     opt_out = services.opt_outs.record(caller, flight_id, document, body.gate)
     return OptOutPublic(encounter_id=opt_out.encounter_id, policy_version=opt_out.policy_version)

@@ -9,11 +9,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
-from entryexit.documents.manifest import normalise_document_number, normalise_state
-from entryexit.documents.mrz import parse_mrz
+from entryexit.documents.identity import identify_document, mrz_lines
 from entryexit.domain.access import Role
-from entryexit.domain.model import Decision, DocumentKey
-from entryexit.errors import InvalidInputError
+from entryexit.domain.model import Decision
 from entryexit.services.verification import ChipEvidence
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
@@ -56,17 +54,9 @@ async def verify(
     """1:1: is the person at the camera the person in the document (its photo, or the chip's
     DG2 with its DG1 and EF.SOD checked)? With a document (MRZ, or state and number) and a
     flight or lane, a match is recorded as an encounter. A failed chip check is ``manual``."""
-    document = None
-    printed = None
-    if mrz:
-        printed = parse_mrz(mrz.replace("\r", "").split("\n"), date.today())
-        document = DocumentKey(printed.issuing_state, printed.document_number)
-    elif issuing_state and document_number:
-        document = DocumentKey(
-            normalise_state(issuing_state), normalise_document_number(document_number)
-        )
-    elif issuing_state or document_number:
-        raise InvalidInputError("give both issuing_state and document_number, or an mrz")
+    document, printed = identify_document(
+        mrz_lines(mrz) if mrz else None, issuing_state, document_number, date.today()
+    )
     live = await capture.read()
     reference = await document_photo.read() if document_photo is not None else None
     chip = None
