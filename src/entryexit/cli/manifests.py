@@ -12,9 +12,8 @@ import typer
 
 from entryexit.bootstrap import build_key_provider, build_store, utc_now
 from entryexit.cli._common import load_settings, read_input_file
-from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest
+from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest, traveler_row
 from entryexit.documents.paxlst import export_paxlst, parse_paxlst
-from entryexit.domain.model import ManifestTraveler
 from entryexit.services.flights import FlightService
 
 app = typer.Typer(help="Read and write passenger manifests.", no_args_is_help=True)
@@ -45,7 +44,7 @@ def parse(
         travelers = parse_json_manifest(data, today)
     else:
         travelers = parse_csv_manifest(data, today)
-    typer.echo(json.dumps([_row(t) for t in travelers], indent=2))
+    typer.echo(json.dumps([traveler_row(t) for t in travelers], indent=2))
     return 0
 
 
@@ -72,7 +71,7 @@ def export(
             nl=False,
         )
     else:
-        typer.echo(json.dumps({"travelers": [_row(t) for t in travelers]}, indent=2))
+        typer.echo(json.dumps({"travelers": [traveler_row(t) for t in travelers]}, indent=2))
     return 0
 
 
@@ -83,18 +82,3 @@ def _detect(data: bytes) -> ManifestFormat:
     if head[:1] in (b"{", b"["):
         return ManifestFormat.JSON
     return ManifestFormat.CSV
-
-
-def _row(traveler: ManifestTraveler) -> dict[str, str]:
-    return {
-        "surname": traveler.surname,
-        "given_names": traveler.given_names,
-        "date_of_birth": traveler.date_of_birth.isoformat(),
-        "sex": traveler.sex.value,
-        "nationality": traveler.nationality,
-        "citizenship_class": traveler.citizenship_class.value,
-        "document_type": traveler.document_type.value,
-        "document_number": traveler.document.number,
-        "issuing_state": traveler.document.issuing_state,
-        "document_expiry": traveler.document_expiry.isoformat(),
-    }

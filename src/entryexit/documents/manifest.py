@@ -112,6 +112,22 @@ def parse_traveler(row: Mapping[str, object], where: str, today: date) -> Manife
     )
 
 
+def traveler_row(traveler: ManifestTraveler) -> dict[str, str]:
+    """A traveler as a manifest row (the JSON and CSV fields; what ``parse_traveler`` reads)."""
+    return {
+        "surname": traveler.surname,
+        "given_names": traveler.given_names,
+        "date_of_birth": traveler.date_of_birth.isoformat(),
+        "sex": traveler.sex.value,
+        "nationality": traveler.nationality,
+        "citizenship_class": traveler.citizenship_class.value,
+        "document_type": traveler.document_type.value,
+        "document_number": traveler.document.number,
+        "issuing_state": traveler.document.issuing_state,
+        "document_expiry": traveler.document_expiry.isoformat(),
+    }
+
+
 def _parse_rows(
     rows: Iterable[tuple[str, Mapping[str, object]]], today: date
 ) -> list[ManifestTraveler]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from entryexit.documents.manifest import traveler_row
 from entryexit.domain.model import (
     CitizenshipClass,
     DocumentKey,
@@ -126,19 +127,7 @@ class PaxlstManifest:
             "arrival_port": self.arrival_port,
             "messages": self.messages,
             "travelers": [
-                {
-                    "role": "crew" if role == CREW else "passenger",
-                    "surname": t.surname,
-                    "given_names": t.given_names,
-                    "date_of_birth": t.date_of_birth.isoformat(),
-                    "sex": t.sex.value,
-                    "nationality": t.nationality,
-                    "citizenship_class": t.citizenship_class.value,
-                    "document_type": t.document_type.value,
-                    "document_number": t.document.number,
-                    "issuing_state": t.document.issuing_state,
-                    "document_expiry": t.document_expiry.isoformat(),
-                }
+                {"role": "crew" if role == CREW else "passenger", **traveler_row(t)}
                 for t, role in zip(self.travelers, self.roles, strict=True)
             ],
             "flagged": [

@@ -77,3 +77,10 @@ def test_duplicate_documents_and_bad_documents_are_refused() -> None:
         parse_csv_manifest(b"surname,given_names\nA,B\n", TODAY)
     with pytest.raises(InvalidInputError, match="UTF-8"):
         parse_csv_manifest(b"\xff\xfe\x00", TODAY)
+
+
+def test_traveler_row_is_what_the_parser_reads() -> None:
+    from entryexit.documents.manifest import traveler_row
+
+    (traveler,) = parse_json_manifest(json.dumps([ROW]).encode(), TODAY)
+    assert traveler_row(traveler) == ROW
