@@ -79,7 +79,8 @@ class GalleryService:
             hours = self._policies.in_force(now).gallery_hours_after_departure
             expires_at = flight.scheduled_departure + timedelta(hours=hours)
         version = self._store.mark_gallery_staged(flight_id, now, expires_at)
-        gallery = self._build(flight, version, expires_at)
+        excluded = self._excluded(statuses, now)
+        gallery = self._build(flight, version, expires_at, excluded)
         with self._lock:
             self._galleries[flight_id] = gallery
         before = set(previous.traveler_ids) if previous else set()
@@ -87,7 +88,6 @@ class GalleryService:
         without_photo: tuple[DocumentKey, ...] = tuple(
             s.document for s in statuses if not s.has_photo
         )
-        excluded = self._excluded(statuses, now)
         if self._audit is not None:
             self._audit.record(
                 "gallery staged",
@@ -141,9 +141,18 @@ class GalleryService:
                 excluded[status.traveler_id] = "exempt"
         return excluded
 
-    def _build(self, flight: Flight, version: int, expires_at: datetime | None) -> StagedGallery:
+    def _build(
+        self,
+        flight: Flight,
+        version: int,
+        expires_at: datetime | None,
+        excluded: dict[str, str] | None = None,
+    ) -> StagedGallery:
+        """The gallery from the store; ``excluded`` when the caller has already worked it out
+        (staging reads the manifest anyway), else from the manifest now."""
         now = self._clock()
-        excluded = self._excluded(self._store.manifest_status(flight.id, self._model), now)
+        if excluded is None:
+            excluded = self._excluded(self._store.manifest_status(flight.id, self._model), now)
         vectors: dict[str, list[NDArray[np.float32]]] = {}
         for stored in self._store.gallery_templates(flight.id, self._model):
             if stored.traveler_id in excluded:
