@@ -76,6 +76,13 @@ class Principal:
     def can(self, permission: Permission) -> bool:
         return allows(self.role, permission)
 
+    def serves(self, carrier: str) -> bool:
+        """A key bound to a carrier acts only for that carrier's flights (a gate key always is
+        bound); an unbound agency key acts for every flight."""
+        if self.role is Role.GATE or self.carrier is not None:
+            return self.carrier == carrier
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class StoredApiKey:

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from entryexit.biometrics import similarity_matrix
-from entryexit.domain.access import Permission, Principal, Role
+from entryexit.domain.access import Permission, Principal
 from entryexit.domain.identification import IdentificationRule, identify
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -70,7 +70,7 @@ class CaptureService:
             raise PermissionDeniedError("this key may not submit captures")
         gate, device = _label(gate, "gate"), _label(device, "device")
         flight = self._flights.get(flight_id)
-        if principal.role is Role.GATE and principal.carrier != flight.carrier:
+        if not principal.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
         gallery = self._galleries.gallery_for(flight)
         received_at = self._clock()

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from entryexit.domain.access import Principal, Role
+from entryexit.domain.access import Principal
 from entryexit.domain.model import DocumentKey, Encounter, EncounterMethod
 from entryexit.domain.policy import DataKind, Participation, age_on
 from entryexit.errors import ConflictError, NotFoundError, PermissionDeniedError
@@ -47,7 +47,7 @@ class OptOutService:
         """The traveler is processed manually: recorded as an encounter, taken out of the
         gallery so that no capture of them can match. Refused where policy requires capture."""
         flight = self._flights.get(flight_id)
-        if actor.role is Role.GATE and actor.carrier != flight.carrier:
+        if not actor.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
         traveler_id = self._store.traveler_for_document(document)
         on_manifest = {s.traveler_id for s in self._store.manifest_status(flight_id, "")}

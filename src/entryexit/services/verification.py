@@ -87,7 +87,7 @@ class VerificationService:
         now = self._clock()
         policy = self._policies.in_force(now)
         flight = self._flights.get(flight_id) if flight_id else None
-        if flight is not None and actor.carrier is not None and actor.carrier != flight.carrier:
+        if flight is not None and not actor.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
         checks: dict[str, str] = {}
         formats = ALLOWED_FORMATS

@@ -244,3 +244,11 @@ def test_a_restaged_gallery_is_picked_up_by_other_processes() -> None:
     world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.PASSPORT)
     world.galleries.stage(flight_id)
     assert len(other_galleries.gallery_for(world.flights.get(flight_id))) == 2
+
+
+def test_carrier_bound_keys_serve_only_their_carrier() -> None:
+    assert GATE.serves("EE")
+    assert not GATE.serves("ZZ")
+    assert not Principal("k5", "gate without carrier", Role.GATE).serves("EE")
+    assert OFFICER.serves("ZZ")
+    assert not Principal("k6", "airline desk", Role.OFFICER, carrier="EE").serves("ZZ")
