@@ -11,6 +11,7 @@ import numpy as np
 from entryexit.biometrics import FaceAnalysis, Template
 from entryexit.biometrics.compare import l2_normalise
 from entryexit.biometrics.detect import Detection
+from entryexit.biometrics.embed import SFACE_MANIFEST
 from entryexit.biometrics.quality import QualityReason, QualityReport
 from entryexit.domain.access import StoredApiKey
 from entryexit.domain.audit import GENESIS_HASH, AuditEntry, AuditEvent, chain
@@ -121,6 +122,7 @@ class FakeStore:
         model: str,
         now: datetime,
         expires_at: datetime | None = None,
+        image: bytes | None = None,
     ) -> tuple[str, str]:
         traveler_id = self._traveler(document)
         template_id = str(uuid.uuid4())
@@ -214,6 +216,11 @@ class FakeAnalyser:
 
     model = "fake-model"
     dimension = 8
+    recipe = "flip"
+    recognizer = replace(SFACE_MANIFEST, key="fake-model", dimension=8)
+
+    def analyse_reference(self, data: bytes) -> FaceAnalysis:
+        return self.analyse(data)
 
     def analyse(self, data: bytes) -> FaceAnalysis:
         text = data.decode("ascii", errors="replace")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import cv2
 
@@ -18,22 +18,24 @@ from entryexit.adapters.storage.database import create_database_engine, migrate
 from entryexit.adapters.storage.store import SqlStore
 from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
-from entryexit.domain.identification import IdentificationRule
 from entryexit.errors import ConfigurationError
 from entryexit.services.audit import AuditTrail
 from entryexit.services.captures import CaptureService
+from entryexit.services.console import ConsoleService
+from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy
 from entryexit.services.enrolment import EnrolmentService
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, KeyProvider, Store
+from entryexit.services.ports import Clock, FaceAnalyser, KeyProvider
 from entryexit.services.privacy import (
     FairnessReportService,
     OptOutService,
     PrivacyReportService,
     PurgeService,
 )
+from entryexit.services.thresholds import OperatingThresholds
 from entryexit.services.verification import VerificationService
 
 
@@ -47,6 +49,16 @@ def build_face_engine(settings: Settings) -> FaceEngine:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     cv2.setNumThreads(settings.opencv_threads)
     return FaceEngine.from_model_dir(settings.resolved_model_dir, settings.engine_settings())
+
+
+def operating_thresholds(settings: Settings, engine: FaceAnalyser) -> OperatingThresholds:
+    """The recognizer's calibration for its recipe, with the deployment's explicit overrides."""
+    return OperatingThresholds(
+        calibration=engine.recognizer.calibrations.get(engine.recipe),
+        ambiguity_margin=settings.ambiguity_margin,
+        gallery_override=settings.gallery_threshold,
+        verification_override=settings.match_threshold,
+    )
 
 
 def build_key_provider(settings: Settings) -> KeyProvider:
@@ -79,7 +91,7 @@ def build_store(settings: Settings, keys: KeyProvider | None = None) -> SqlStore
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    store: Store
+    store: SqlStore
     engine: FaceEngine
     keys: KeyService
     flights: FlightService
@@ -93,18 +105,20 @@ class Services:
     privacy: PrivacyReportService
     verifications: VerificationService
     fairness: FairnessReportService
+    accounts: ConsoleAccounts
+    console: ConsoleService
 
 
 def build_services(
     settings: Settings,
     *,
-    store: Store | None = None,
+    store: SqlStore | None = None,
     engine: FaceEngine | None = None,
     keys: KeyProvider | None = None,
     clock: Clock = utc_now,
 ) -> Services:
     resolved_keys = keys if keys is not None else build_key_provider(settings)
-    resolved_store: Store = store if store is not None else build_store(settings, resolved_keys)
+    resolved_store = store if store is not None else build_store(settings, resolved_keys)
     resolved_engine = engine if engine is not None else build_face_engine(settings)
     audit = AuditTrail(resolved_store, clock, resolved_keys)
     policies = PolicyService(resolved_store, clock, audit)
@@ -118,7 +132,9 @@ def build_services(
         policies=policies,
         audit=audit,
     )
-    rule = IdentificationRule(settings.gallery_threshold, settings.ambiguity_margin)
+    opt_outs = OptOutService(resolved_store, clock, flights, galleries, policies)
+    thresholds = operating_thresholds(settings, resolved_engine)
+    thresholds.check(policies.in_force().matching)
     return Services(
         settings=settings,
         store=resolved_store,
@@ -128,11 +144,11 @@ def build_services(
         enrolment=EnrolmentService(resolved_store, resolved_engine, clock, policies),
         galleries=galleries,
         captures=CaptureService(
-            resolved_store, resolved_engine, flights, galleries, rule, clock, policies
+            resolved_store, resolved_engine, flights, galleries, thresholds, clock, policies
         ),
         audit=audit,
         policies=policies,
-        opt_outs=OptOutService(resolved_store, clock, flights, galleries, policies),
+        opt_outs=opt_outs,
         purge=PurgeService(resolved_store, clock, audit, galleries),
         privacy=PrivacyReportService(resolved_store, clock, audit, policies),
         verifications=VerificationService(
@@ -141,8 +157,28 @@ def build_services(
             flights,
             policies,
             clock,
-            settings.match_threshold,
+            thresholds,
             load_trusted_cscas(settings.csca_dir),
         ),
         fairness=FairnessReportService(resolved_store, clock),
+        accounts=ConsoleAccounts(
+            resolved_store,
+            clock,
+            audit,
+            SessionPolicy(
+                idle_timeout=timedelta(minutes=settings.console_idle_minutes),
+                failures_before_lock=settings.sign_in_failures_before_lock,
+            ),
+        ),
+        console=ConsoleService(
+            resolved_store,
+            resolved_store,
+            resolved_engine,
+            clock,
+            flights,
+            galleries,
+            policies,
+            opt_outs,
+            audit,
+        ),
     )

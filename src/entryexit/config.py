@@ -18,17 +18,6 @@ from entryexit.biometrics.detect import DetectorSettings
 from entryexit.biometrics.engine import EngineSettings
 from entryexit.biometrics.quality import QualityThresholds
 
-# Cosine-similarity threshold for a 1:1 "match" with stock YuNet + SFace, set for a false
-# accept rate of 1e-3 on lfw-dev (`entryexit evaluate lfw --data ../shared/data/lfw-dev`,
-# operating point far=0.001 in its summary.json; see benchmarks/RESULTS.md).
-DEFAULT_MATCH_THRESHOLD = 0.364
-
-# 1:N threshold against a flight gallery. A gallery of N travelers gives an impostor about N
-# chances, so it sits above the 1:1 threshold: 0.43 gives 97% of mated captures matched and
-# about 2% of non-manifest people matched in seeded 300-traveler flights of lfw-dev
-# (`entryexit simulate boarding`, benchmarks/RESULTS.md).
-DEFAULT_GALLERY_THRESHOLD = 0.43
-
 _QUALITY = QualityThresholds()
 _DECODE = DecodeLimits()
 _DETECTOR = DetectorSettings()
@@ -63,8 +52,12 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     database_url: str | None = None
 
-    match_threshold: float = Field(default=DEFAULT_MATCH_THRESHOLD, ge=-1.0, le=1.0)
-    gallery_threshold: float = Field(default=DEFAULT_GALLERY_THRESHOLD, ge=-1.0, le=1.0)
+    # The recognizer: "sface-2021dec" (built in) or an installed plug-in's key.
+    recognizer: str = "sface-2021dec"
+    # Thresholds come from the policy's target error rates and the recognizer's calibration;
+    # setting these overrides both (for a model without a calibration, or a site study).
+    match_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    gallery_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     ambiguity_margin: float = Field(default=0.03, ge=0.0, le=1.0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -79,6 +72,12 @@ class Settings(BaseSettings):
     sign_in_failures_before_block: int = Field(default=20, ge=1)
     sign_in_block_seconds: float = Field(default=60.0, gt=0)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    # The console: sessions end after this long without a request; accounts lock for 15
+    # minutes after this many wrong passwords in a row.
+    console_idle_minutes: float = Field(default=15.0, gt=0)
+    sign_in_failures_before_lock: int = Field(default=5, ge=1)
+    # Session cookies carry the Secure flag; turn off only for plain-HTTP development.
+    console_secure_cookies: bool = True
 
     max_image_bytes: int = Field(default=_DECODE.max_bytes, gt=0)
     max_image_pixels: int = Field(default=_DECODE.max_pixels, gt=0)
@@ -108,4 +107,5 @@ class Settings(BaseSettings):
             decode=DecodeLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels),
             workers=self.engine_workers,
             flip_augmentation=self.flip_augmentation,
+            recognizer=self.recognizer,
         )

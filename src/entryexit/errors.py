@@ -103,3 +103,26 @@ class RateLimitedError(EntryExitError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+# How the edges (API problem details, console pages) report each kind of error over HTTP.
+_HTTP_STATUS: list[tuple[type[EntryExitError], int, str]] = [
+    (ImageTooLargeError, 413, "Payload too large"),
+    (ImageDecodeError, 422, "Undecodable image"),
+    (BiometricError, 422, "Unusable image"),
+    (InvalidInputError, 422, "Invalid input"),
+    (NotFoundError, 404, "Not found"),
+    (ConflictError, 409, "Conflict"),
+    (AuthenticationError, 401, "Unauthenticated"),
+    (PermissionDeniedError, 403, "Forbidden"),
+    (RateLimitedError, 429, "Too many requests"),
+    (ConfigurationError, 503, "Service not ready"),
+]
+
+
+def http_status(exc: EntryExitError) -> tuple[int, str] | None:
+    """The HTTP status and title for ``exc``; None for an error no edge should expose."""
+    for kind, status, title in _HTTP_STATUS:
+        if isinstance(exc, kind):
+            return status, title
+    return None

@@ -132,7 +132,8 @@ def test_evaluate_lfw_meets_the_accuracy_bar_and_writes_plots(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["matched_pairs"] == 861
     assert summary["mismatched_pairs"] == 297
-    assert summary["accuracy_10fold"]["mean"] >= 0.983
+    # Issue 7's bar for the capture recipe (mirror crop from its own detection): 99.1%.
+    assert summary["accuracy_10fold"]["mean"] >= 0.991
     tar_1e3 = next(p["tar"] for p in summary["operating_points"] if p["far"] == 1e-3)
     assert tar_1e3 >= 0.975
     for name in ("roc.png", "det.png"):
@@ -284,11 +285,13 @@ def test_evaluate_gallery_on_lfw_dev(
         "3",
         "--gallery-size",
         "300",
+        "--no-reference-recipe",
         "--out",
         str(out),
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["reference_recipe"] == "capture"
     assert summary["rank1"]["mean"] > 0.97
     assert summary["fnir_at_fpir"]["0.01"]["mean"] < 0.08
     assert len(summary["cmc"]) == 20
@@ -296,3 +299,50 @@ def test_evaluate_gallery_on_lfw_dev(
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     # Draw 0's top candidate for every mated and non-mated capture (over 3,000 of them).
     assert (out / "scores.txt").read_text().count("\n") > 3000
+
+
+@pytest.mark.models
+@pytest.mark.lfw
+def test_evaluate_gallery_with_reference_recipe_errata_cache_and_whole_set(
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path
+) -> None:
+    """A small person/image tree (links into lfw-dev), so the slow reference recipe stays
+    cheap: 24 persons with 2+ photos and 16 with one."""
+    tree = tmp_path / "people"
+    persons = sorted(p for p in (lfw_dir / "images").iterdir() if p.is_dir())
+    several = [p for p in persons if len(list(p.iterdir())) >= 2][:24]
+    single = [p for p in persons if len(list(p.iterdir())) == 1][:16]
+    for person in [*several, *single]:
+        (tree / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:4]:
+            (tree / person.name / photo.name).symlink_to(photo)
+    errata = tmp_path / "same.tsv"
+    errata.write_text(f"# test\n{single[0].name}\t{single[1].name}\n")
+    cache = tmp_path / "cache"
+    common = ["evaluate", "gallery", "--data", str(tree), "--cache", str(cache)]
+    out = tmp_path / "g"
+    args = [*common, "--gallery-size", "12", "--draws", "3", "--out", str(out)]
+    result = run_cli(*args, "--same-person", str(errata))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reference_recipe"] == "reference"
+    assert summary["same_person_groups_merged"] == 1
+    assert summary["identities"] == 39
+    assert "fnir" in summary["at_operating_threshold"]
+    assert 0 <= summary["failure_to_acquire"]["mated"]["mean"] < 0.2
+    calibration = (out / "calibration.toml").read_text()
+    assert '[calibration.flip.gallery_fpir]\n"0.01" = ' in calibration
+    cached = sorted(cache.glob("embeddings-*.npz"))
+    assert len(cached) == 2  # capture and reference recipes
+    again = run_cli(*args, "--same-person", str(errata))
+    assert again.returncode == 0
+    assert json.loads((out / "summary.json").read_text())["rank1"] == summary["rank1"]
+    assert sorted(cache.glob("embeddings-*.npz")) == cached
+
+    whole = tmp_path / "whole"
+    result = run_cli(*common, "--gallery-size", "all", "--out", str(whole))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((whole / "summary.json").read_text())
+    assert (summary["gallery_size"], summary["draws"]) == ("all", 1)
+    bad = run_cli(*common, "--gallery-size", "most", "--out", str(whole))
+    assert bad.returncode == 2

@@ -45,9 +45,11 @@ class AuditAccess:
     async def _record(self, scope: Scope, status: int) -> None:
         route = scope.get("route")
         path = getattr(route, "path", None)
-        if path is None or path in UNAUDITED:
+        state = scope.get("state", {})
+        # Routes may opt out for requests that carry no personal data (the console's polls).
+        if path is None or path in UNAUDITED or state.get("unaudited"):
             return
-        principal = scope.get("state", {}).get("principal")
+        principal = state.get("principal")
         # Only opaque identifiers: document numbers in a path are personal data, not logged.
         identifiers = {
             name: str(value)

@@ -10,36 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from entryexit.errors import (
-    AuthenticationError,
-    BiometricError,
-    ConfigurationError,
-    ConflictError,
-    EntryExitError,
-    ImageDecodeError,
-    ImageTooLargeError,
-    InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitedError,
-)
+from entryexit.errors import EntryExitError, RateLimitedError, http_status
 
 logger = logging.getLogger(__name__)
 PROBLEM_TYPE_BASE = "urn:entryexit:problem:"
 MEDIA_TYPE = "application/problem+json"
-
-_STATUS: list[tuple[type[EntryExitError], int, str]] = [
-    (ImageTooLargeError, 413, "Payload too large"),
-    (ImageDecodeError, 422, "Undecodable image"),
-    (BiometricError, 422, "Unusable image"),
-    (InvalidInputError, 422, "Invalid input"),
-    (NotFoundError, 404, "Not found"),
-    (ConflictError, 409, "Conflict"),
-    (AuthenticationError, 401, "Unauthenticated"),
-    (PermissionDeniedError, 403, "Forbidden"),
-    (RateLimitedError, 429, "Too many requests"),
-    (ConfigurationError, 503, "Service not ready"),
-]
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: object) -> JSONResponse:
@@ -50,14 +25,15 @@ def problem(status: int, code: str, title: str, detail: str, **extra: object) ->
 
 
 def problem_for(exc: EntryExitError) -> JSONResponse:
-    for kind, status, title in _STATUS:
-        if isinstance(exc, kind):
-            response = problem(status, exc.code, title, exc.message)
-            if isinstance(exc, RateLimitedError):
-                response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-            return response
-    logger.error("unmapped error %s", type(exc).__name__)
-    return problem(500, "internal", "Internal error", "the request could not be processed")
+    mapped = http_status(exc)
+    if mapped is None:
+        logger.error("unmapped error %s", type(exc).__name__)
+        return problem(500, "internal", "Internal error", "the request could not be processed")
+    status, title = mapped
+    response = problem(status, exc.code, title, exc.message)
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
 
 
 def install_problem_handlers(app: FastAPI) -> None:

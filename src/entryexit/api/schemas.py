@@ -96,6 +96,9 @@ class CaptureDetailPublic(CaptureDecisionPublic):
     traveler_ref: str | None
     score: float | None
     runner_up_score: float | None
+    threshold: float | None = Field(
+        default=None, description="The 1:N threshold the policy's target FPIR set."
+    )
     model: str
     gallery_size: int
     policy_version: str

@@ -66,18 +66,19 @@ def estimate_similarity(
 def align_face(
     image: NDArray[np.uint8],
     landmarks: NDArray[np.floating],
-    size: int = ALIGNED_SIZE,
+    destination: NDArray[np.floating] = REFERENCE_LANDMARKS_112,
+    output_size: tuple[int, int] = (ALIGNED_SIZE, ALIGNED_SIZE),
 ) -> NDArray[np.uint8]:
-    """Warp ``image`` so the five ``landmarks`` land on the recognizer's template.
+    """Warp ``image`` so the five ``landmarks`` land on ``destination`` (the recognizer's
+    template, in output pixels; the ArcFace 112x112 one by default).
 
-    Returns a ``size`` x ``size`` x 3 crop in the image's channel order.
+    Returns an ``output_size`` (width, height) x 3 crop in the image's channel order.
     """
     points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
     if points.shape != (5, 2):
         raise BiometricError("alignment needs exactly five landmarks")
-    destination = REFERENCE_LANDMARKS_112 * (size / ALIGNED_SIZE)
     matrix = estimate_similarity(points, destination)
     aligned = cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        image, matrix, output_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
     return np.asarray(aligned, dtype=np.uint8)

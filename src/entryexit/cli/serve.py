@@ -55,7 +55,7 @@ def serve(
     """Run the verification service (creating and migrating its database on first start)."""
     import uvicorn
 
-    from entryexit.api.app import create_app
+    from entryexit.web.app import create_service_app
 
     settings = load_settings()
     services = build_services(settings)
@@ -67,12 +67,15 @@ def serve(
     where = "PostgreSQL" if settings.database_url else f"SQLite in {settings.data_dir}"
     bind_host, bind_port = host or settings.host, port or settings.port
     typer.echo(
-        f"EntryExit on http://{bind_host}:{bind_port} (API docs at /docs), database: {where}"
+        f"EntryExit on http://{bind_host}:{bind_port}: officer console at /console, API docs at"
+        f" /docs; database: {where}"
     )
     scheduler = PurgeScheduler(services.purge, settings.purge_interval_seconds)
     scheduler.start()
     try:
-        uvicorn.run(create_app(services), host=bind_host, port=bind_port, log_level="warning")
+        uvicorn.run(
+            create_service_app(services), host=bind_host, port=bind_port, log_level="warning"
+        )
     finally:
         scheduler.stop()
     return 0

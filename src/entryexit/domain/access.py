@@ -10,6 +10,7 @@ from enum import StrEnum
 class Role(StrEnum):
     ADMIN = "admin"
     OFFICER = "officer"
+    SUPERVISOR = "supervisor"
     GATE = "gate"
     AUDITOR = "auditor"
 
@@ -27,6 +28,8 @@ class Permission(StrEnum):
     POLICY_READ = "policy:read"
     PRIVACY_REPORT = "privacy:report"
     VERIFY = "verification:run"
+    CASE_RESOLVE = "case:resolve"
+    IMAGE_VIEW = "image:view"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -43,6 +46,27 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.OPT_OUT_RECORD,
             Permission.POLICY_READ,
             Permission.VERIFY,
+            Permission.CASE_RESOLVE,
+            Permission.IMAGE_VIEW,
+        }
+    ),
+    # Runs a shift: everything an officer does, plus the audit trail and privacy report.
+    Role.SUPERVISOR: frozenset(
+        {
+            Permission.FLIGHT_CREATE,
+            Permission.FLIGHT_READ,
+            Permission.MANIFEST_WRITE,
+            Permission.PHOTO_ENROL,
+            Permission.GALLERY_STAGE,
+            Permission.CAPTURE_SUBMIT,
+            Permission.ENCOUNTER_READ,
+            Permission.OPT_OUT_RECORD,
+            Permission.POLICY_READ,
+            Permission.VERIFY,
+            Permission.CASE_RESOLVE,
+            Permission.IMAGE_VIEW,
+            Permission.AUDIT_READ,
+            Permission.PRIVACY_REPORT,
         }
     ),
     # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and

@@ -32,6 +32,19 @@ class DataKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """The error rates the agency accepts; the recognizer's calibration turns them into
+    thresholds. FPIR: non-manifest people matched to someone on a flight-sized gallery;
+    FAR: impostor pairs accepted in a 1:1 comparison."""
+
+    gallery_target_fpir: float = 1e-3
+    verification_target_far: float = 1e-3
+
+
+DEFAULT_OPERATING_POINT = OperatingPoint()
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     version: str
     effective_from: datetime
@@ -41,6 +54,7 @@ class Policy:
     exempt_over_age: int
     retention_hours: Mapping[DataKind, Mapping[CitizenshipClass, int]]
     gallery_hours_after_departure: int
+    matching: OperatingPoint = DEFAULT_OPERATING_POINT
 
     def participation(self, citizenship: CitizenshipClass, age: int | None) -> Participation:
         if age is not None and (age < self.exempt_under_age or age > self.exempt_over_age):
@@ -65,6 +79,10 @@ class Policy:
                 k.value: {c.value: h for c, h in v.items()} for k, v in self.retention_hours.items()
             },
             "gallery_hours_after_departure": self.gallery_hours_after_departure,
+            "matching": {
+                "gallery_target_fpir": self.matching.gallery_target_fpir,
+                "verification_target_far": self.matching.verification_target_far,
+            },
         }
 
 
@@ -103,6 +121,31 @@ def _hours(value: object, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise InvalidInputError(f"policy: '{where}' values are whole hours, 0 or more")
     return value
+
+
+def _rate(table: Mapping[str, Any], key: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise InvalidInputError(f"policy: 'matching.{key}' must be a rate between 0 and 1")
+    return float(value)
+
+
+def _operating_point(document: Mapping[str, Any]) -> OperatingPoint:
+    """The optional ``[matching]`` table; policies without one keep the defaults."""
+    table = document.get("matching", {})
+    if not isinstance(table, dict):
+        raise InvalidInputError("policy: 'matching' must be a table")
+    unknown = set(table) - {"gallery_target_fpir", "verification_target_far"}
+    if unknown:
+        raise InvalidInputError(f"policy: unknown matching settings {sorted(unknown)}")
+    return OperatingPoint(
+        gallery_target_fpir=_rate(
+            table, "gallery_target_fpir", DEFAULT_OPERATING_POINT.gallery_target_fpir
+        ),
+        verification_target_far=_rate(
+            table, "verification_target_far", DEFAULT_OPERATING_POINT.verification_target_far
+        ),
+    )
 
 
 def parse_policy(text: str) -> Policy:
@@ -145,6 +188,7 @@ def parse_policy(text: str) -> Policy:
         gallery_hours_after_departure=_hours(
             _require(gallery, "delete_hours_after_departure", int, "gallery."), "gallery"
         ),
+        matching=_operating_point(document),
     )
 
 

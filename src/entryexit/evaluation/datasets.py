@@ -55,6 +55,25 @@ class LabelledImages:
         return sum(len(paths) for paths in self.persons.values())
 
 
+def read_same_person_groups(path: Path) -> list[tuple[str, ...]]:
+    """Names filed for one person under several folders: one group per line, names separated
+    by tabs; ``#`` starts a comment. Used to mend known label errors in a data set, openly."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
+    groups = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        names = tuple(name.strip() for name in line.split("\t") if name.strip())
+        if len(names) < 2:
+            raise DatasetError(f"{path.name} line {number}: a group needs two or more names")
+        groups.append(names)
+    return groups
+
+
 @dataclass(frozen=True, slots=True)
 class Pair:
     fold: int

@@ -13,7 +13,7 @@ from entryexit.biometrics import FaceEngine
 from entryexit.biometrics.compare import similarity_matrix
 from entryexit.errors import DatasetError
 from entryexit.evaluation.datasets import LabelledImages, Pair, draw_impostor_pairs, read_pairs
-from entryexit.evaluation.embedding import ProgressCallback, embed_files
+from entryexit.evaluation.embedding import REFERENCE_RECIPE, ProgressCallback, embed_files_cached
 from entryexit.evaluation.metrics import (
     equal_error_rate,
     kfold_accuracy,
@@ -36,6 +36,10 @@ class LfwRun:
     impostor_pairs: int = 50_000
     seed: int = 0
     threads: int = 1
+    # The service's asymmetric design: the first photo of each pair is an enrolled reference
+    # (multi-crop template), the second a live capture (cheap template).
+    reference_recipe: bool = False
+    cache_dir: Path | None = None
 
 
 def default_pairs_file(data_dir: Path) -> Path:
@@ -66,13 +70,18 @@ def evaluate_lfw(
     drawn = draw_impostor_pairs(all_images, run.impostor_pairs, run.seed)
 
     if on_total is not None:
-        on_total(len(paths))
-    embedded = embed_files(engine, paths, threads=run.threads, on_progress=on_progress)
+        on_total(len(paths) * (2 if run.reference_recipe else 1))
+    embedded = embed_files_cached(engine, paths, run.cache_dir, run.threads, on_progress)
+    references = embedded
+    if run.reference_recipe:
+        references = embed_files_cached(
+            engine, paths, run.cache_dir, run.threads, on_progress, recipe=REFERENCE_RECIPE
+        )
 
     def score(a: int, b: int) -> float:
         if not (embedded.enrolled[a] and embedded.enrolled[b]):
             return FAILED_TO_ENROL_SCORE
-        return float(similarity_matrix(embedded.vectors[a], embedded.vectors[b])[0, 0])
+        return float(similarity_matrix(references.vectors[a], embedded.vectors[b])[0, 0])
 
     pair_scores = np.array([score(a, b) for a, b in pair_indices])
     same = np.array([p.same for p in pairs])
@@ -98,6 +107,7 @@ def evaluate_lfw(
         "data": str(run.data_dir),
         "pairs_file": str(run.pairs_file),
         "model": engine.model,
+        "recipe": "reference x capture" if run.reference_recipe else "capture x capture",
         "detector": engine.detector_model,
         "images": len(paths),
         "failure_to_enrol": embedded.failure_to_enrol,
@@ -123,9 +133,28 @@ def evaluate_lfw(
             for far in FAR_TARGETS
             if far * impostor.size >= 1
         ],
-        "outputs": {"scores": "scores.txt", "roc": "roc.png", "det": "det.png"},
+        "outputs": {
+            "scores": "scores.txt",
+            "roc": "roc.png",
+            "det": "det.png",
+            "calibration": "calibration.toml",
+        },
     }
     (run.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (run.out_dir / "calibration.toml").write_text(
+        "\n".join(
+            [
+                f"[calibration.{engine.recipe}.verification_far]",
+                f"# entryexit evaluate lfw on {run.data_dir}, {impostor.size} impostor pairs",
+                *(
+                    f'"{point["far"]:g}" = {point["threshold"]:.4f}'
+                    for point in summary["operating_points"]
+                ),
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
     return summary
 
 

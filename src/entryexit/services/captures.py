@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from entryexit.biometrics import similarity_matrix
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.identification import IdentificationRule, identify
+from entryexit.domain.identification import identify
 from entryexit.domain.model import (
     CitizenshipClass,
     Decision,
@@ -21,6 +21,7 @@ from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import CaptureRecord, Clock, FaceAnalyser, Store
+from entryexit.services.thresholds import OperatingThresholds
 
 _MAX_LABEL = 64
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class CaptureOutcome:
     model: str
     gallery_size: int
     policy_version: str
+    threshold: float | None = None
 
 
 class CaptureService:
@@ -51,7 +53,7 @@ class CaptureService:
         engine: FaceAnalyser,
         flights: FlightService,
         galleries: GalleryService,
-        rule: IdentificationRule,
+        thresholds: OperatingThresholds,
         clock: Clock,
         policies: PolicyService,
     ) -> None:
@@ -60,7 +62,7 @@ class CaptureService:
         self._engine = engine
         self._flights = flights
         self._galleries = galleries
-        self._rule = rule
+        self._thresholds = thresholds
         self._clock = clock
 
     def process(
@@ -76,6 +78,7 @@ class CaptureService:
         received_at = self._clock()
         capture_id = str(uuid.uuid4())
         policy = self._policies.in_force(received_at)
+        rule = self._thresholds.identification_rule(policy.matching)
 
         def finish(
             decision: Decision,
@@ -122,6 +125,7 @@ class CaptureService:
                 gallery.model,
                 len(gallery),
                 policy.version,
+                rule.threshold,
             )
 
         try:
@@ -134,7 +138,7 @@ class CaptureService:
             return finish(Decision.MANUAL, ("no_reference_photos",))
 
         scores = similarity_matrix(analysis.template.vector, gallery.matrix)[0]
-        result = identify(scores, self._rule)
+        result = identify(scores, rule)
         if not result.matched or result.index is None:
             reason = result.reason.value if result.reason else "no_match"
             # The officer doing the document check sees this photo beside the candidates,

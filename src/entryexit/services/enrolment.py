@@ -31,10 +31,12 @@ class EnrolmentService:
     def enrol(self, document: DocumentKey, photo: bytes, source: PhotoSource) -> Enrolment:
         """Decode, find the face, embed and store its template for ``document``.
 
-        Undecodable photos and photos without a face raise; a reference photo of poor quality
-        is still enrolled (it may be all the holdings have) with its quality reported.
+        References are enrolled before boarding, off the gate's clock, so they get the engine's
+        richer multi-crop reference template. Undecodable photos and photos without a face
+        raise; a reference photo of poor quality is still enrolled (it may be all the holdings
+        have) with its quality reported.
         """
-        analysis = self._engine.analyse(photo)
+        analysis = self._engine.analyse_reference(photo)
         now = self._clock()
         traveler_id = self._store.traveler_for_document(document)
         citizenship = (
@@ -49,5 +51,8 @@ class EnrolmentService:
             analysis.template.model,
             now,
             expires_at=now + keep,
+            # Kept sealed, and deleted with the template, so that an officer can compare a
+            # no-match capture with the enrolled photo in the console.
+            image=photo,
         )
         return Enrolment(template_id, traveler_id, analysis.template.model, analysis.quality)

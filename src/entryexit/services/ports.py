@@ -11,7 +11,8 @@ from datetime import date, datetime
 from typing import Protocol
 
 from entryexit.biometrics import FaceAnalysis
-from entryexit.domain.access import StoredApiKey
+from entryexit.biometrics.recognizer import RecognizerManifest
+from entryexit.domain.access import Role, StoredApiKey
 from entryexit.domain.audit import AuditEntry, AuditEvent
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -41,8 +42,98 @@ class FaceAnalyser(Protocol):
 
     model: str
     dimension: int
+    recipe: str
+    recognizer: RecognizerManifest
 
     def analyse(self, data: bytes, formats: frozenset[str] = ...) -> FaceAnalysis: ...
+
+    def analyse_reference(self, data: bytes, formats: frozenset[str] = ...) -> FaceAnalysis:
+        """The richer template for an enrolled reference photo (same model, same space)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    id: str
+    username: str
+    password_hash: str
+    role: Role
+    failed_attempts: int
+    locked_until: datetime | None
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    token_hash: str
+    user_id: str
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FlightCounts:
+    travelers: int
+    matched: int
+    manual: int
+    opted_out: int
+    recaptures: int
+    no_matches: int
+    outstanding: int
+    open_cases: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSummary:
+    """A gate capture as the console lists it: no image, no personal data."""
+
+    id: str
+    flight_id: str
+    gate: str
+    received_at: datetime
+    decision: str
+    reason: str | None
+    score: float | None
+    traveler_id: str | None
+    has_image: bool
+    resolution: str | None
+    resolved_by: str | None
+
+
+class ConsoleStore(Protocol):
+    """What the console's services need beyond :class:`Store`."""
+
+    def add_console_user(
+        self, user_id: str, username: str, password_hash: str, role: Role, now: datetime
+    ) -> None: ...
+    def find_console_user(self, username: str) -> ConsoleUser | None: ...
+    def get_console_user(self, user_id: str) -> ConsoleUser | None: ...
+    def record_sign_in(
+        self,
+        user_id: str,
+        succeeded: bool,
+        locked_until: datetime | None,
+        password_hash: str | None = None,
+    ) -> None: ...
+    def add_console_session(self, record: ConsoleSession) -> None: ...
+    def get_console_session(self, token_hash: str) -> ConsoleSession | None: ...
+    def touch_console_session(self, token_hash: str, now: datetime) -> None: ...
+    def delete_console_session(self, token_hash: str) -> None: ...
+    def delete_expired_console_sessions(self, now: datetime) -> int: ...
+    def flight_board(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[Flight, FlightCounts]]: ...
+    def recent_captures(
+        self, flight_id: str | None, limit: int, open_only: bool = False
+    ) -> list[CaptureSummary]: ...
+    def get_capture(self, capture_id: str) -> CaptureSummary | None: ...
+    def resolve_capture(
+        self, capture_id: str, resolution: str, officer_id: str, now: datetime
+    ) -> bool: ...
+    def reference_photo(self, traveler_id: str) -> bytes | None: ...
+    def capture_image(self, capture_id: str) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +215,7 @@ class Store(Protocol):
         model: str,
         now: datetime,
         expires_at: datetime | None = None,
+        image: bytes | None = None,
     ) -> tuple[str, str]: ...
     def traveler_for_document(self, document: DocumentKey) -> str | None: ...
     def traveler_profile(self, traveler_id: str) -> TravelerProfile: ...

@@ -25,6 +25,7 @@ from entryexit.errors import (
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, FaceAnalyser, Store
+from entryexit.services.thresholds import OperatingThresholds
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ class VerificationService:
         flights: FlightService,
         policies: PolicyService,
         clock: Clock,
-        threshold: float,
+        thresholds: OperatingThresholds,
         trusted_cscas: list[x509.Certificate] | None = None,
     ) -> None:
         self._cscas = list(trusted_cscas or [])
@@ -66,7 +67,7 @@ class VerificationService:
         self._flights = flights
         self._policies = policies
         self._clock = clock
-        self._threshold = threshold
+        self._thresholds = thresholds
 
     def verify(
         self,
@@ -86,6 +87,7 @@ class VerificationService:
             raise InvalidInputError("send either a document photo or the chip's DG2")
         now = self._clock()
         policy = self._policies.in_force(now)
+        threshold = self._thresholds.verification_threshold(policy.matching)
         flight = self._flights.get(flight_id) if flight_id else None
         if flight is not None and not actor.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
@@ -104,7 +106,7 @@ class VerificationService:
                 Decision.MANUAL,
                 tuple(f"chip_check_failed:{name}" for name in failed),
                 None,
-                self._threshold,
+                threshold,
                 self._engine.model,
                 policy.version,
                 None,
@@ -120,7 +122,7 @@ class VerificationService:
             decision: Decision, reasons: tuple[str, ...], score: float | None
         ) -> Verification:
             return Verification(
-                decision, reasons, score, self._threshold, self._engine.model, policy.version, None
+                decision, reasons, score, threshold, self._engine.model, policy.version, None
             )
 
         try:
@@ -130,7 +132,7 @@ class VerificationService:
         if not live.quality.acceptable:
             return outcome(Decision.RECAPTURE, tuple(r.value for r in live.quality.reasons), None)
         score = float(compare_templates([live.template], [reference_face.template])[0, 0])
-        if score < self._threshold:
+        if score < threshold:
             return outcome(Decision.NO_MATCH, ("below_threshold",), score)
         encounter_id = None
         if flight is not None and document is not None:
@@ -158,7 +160,7 @@ class VerificationService:
             Decision.MATCH,
             (),
             score,
-            self._threshold,
+            threshold,
             self._engine.model,
             policy.version,
             encounter_id,

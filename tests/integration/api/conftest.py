@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from entryexit.adapters.crypto.keys import FileKeyProvider
@@ -47,7 +48,12 @@ class Api:
         return body
 
 
-def build_api(settings: Settings, engine: FaceEngine) -> tuple[Api, Services]:
+def build_api(
+    settings: Settings,
+    engine: FaceEngine,
+    app_factory: Callable[[Services], FastAPI] = create_app,
+    base_url: str = "http://testserver",
+) -> tuple[Api, Services]:
     keys = FileKeyProvider(settings.resolved_key_dir)
     if not keys.exists():
         keys.initialise()
@@ -59,7 +65,7 @@ def build_api(settings: Settings, engine: FaceEngine) -> tuple[Api, Services]:
         keys[role.value] = services.keys.create(role, f"test {role.value}")[1]
     keys["gate"] = services.keys.create(Role.GATE, "gate EE", carrier="EE")[1]
     keys["gate_other_carrier"] = services.keys.create(Role.GATE, "gate ZZ", carrier="ZZ")[1]
-    return Api(TestClient(create_app(services)), services, keys), services
+    return Api(TestClient(app_factory(services), base_url=base_url), services, keys), services
 
 
 @pytest.fixture

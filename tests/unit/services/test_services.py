@@ -34,6 +34,7 @@ from entryexit.services.flights import FlightService, NewFlight
 from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
 from entryexit.services.policies import PolicyService
+from entryexit.services.thresholds import OperatingThresholds
 from tests.fakes import FakeAnalyser, FakeClock, FakeStore, StaticKeyProvider
 
 OFFICER = Principal("k1", "officer", Role.OFFICER)
@@ -63,8 +64,19 @@ class World:
             audit=self.audit,
         )
         self.enrolment = EnrolmentService(self.store, analyser, self.clock, self.policies)
+        thresholds = OperatingThresholds(
+            calibration=None,
+            ambiguity_margin=rule.ambiguity_margin,
+            gallery_override=rule.threshold,
+        )
         self.captures = CaptureService(
-            self.store, analyser, self.flights, self.galleries, rule, self.clock, self.policies
+            self.store,
+            analyser,
+            self.flights,
+            self.galleries,
+            thresholds,
+            self.clock,
+            self.policies,
         )
 
     def flight(self, travelers: int = 3, photos: int = 3) -> str:

@@ -22,7 +22,9 @@ from entryexit.adapters.crypto.envelope import (
     unwrap_data_key,
     wrap_data_key,
 )
+from entryexit.adapters.storage.console_queries import ConsoleQueries, reference_photo_context
 from entryexit.adapters.storage.database import session_factory
+from entryexit.adapters.storage.rows import flight_from_row
 from entryexit.adapters.storage.tables import (
     ApiKeyRow,
     AuditEventRow,
@@ -73,7 +75,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-class SqlStore:
+class SqlStore(ConsoleQueries):
     """Templates are sealed with their traveler's data key before they reach the database;
     the data keys are stored wrapped by the key provider's current KEK."""
 
@@ -144,7 +146,7 @@ class SqlStore:
     def get_flight(self, flight_id: str) -> Flight | None:
         with self._transaction() as session:
             row = session.get(FlightRow, flight_id)
-            return None if row is None else _flight(row)
+            return None if row is None else flight_from_row(row)
 
     def replace_manifest(
         self, flight_id: str, travelers: list[ManifestTraveler], now: datetime
@@ -344,12 +346,18 @@ class SqlStore:
         model: str,
         now: datetime,
         expires_at: datetime | None = None,
+        image: bytes | None = None,
     ) -> tuple[str, str]:
         with self._transaction() as session:
             row = self._document_for(session, document, now)
             template_id = new_id()
             data_key = self._data_key(session, row.traveler_id, now)
             sealed = seal(data_key, vector, _template_context(template_id, row.traveler_id, model))
+            sealed_image = (
+                None
+                if image is None
+                else seal(data_key, image, reference_photo_context(template_id, row.traveler_id))
+            )
             session.add(
                 ReferenceTemplateRow(
                     id=template_id,
@@ -360,6 +368,7 @@ class SqlStore:
                     vector=sealed,
                     created_at=now,
                     expires_at=expires_at,
+                    image=sealed_image,
                 )
             )
             return template_id, row.traveler_id
@@ -827,22 +836,6 @@ def _audit_event(row: AuditEventRow) -> AuditEvent:
         ),
         previous_hash=row.previous_hash,
         hash=row.hash,
-    )
-
-
-def _flight(row: FlightRow) -> Flight:
-    return Flight(
-        id=row.id,
-        carrier=row.carrier,
-        number=row.number,
-        scheduled_departure=row.scheduled_departure,
-        origin=row.origin,
-        destination=row.destination,
-        direction=Direction(row.direction),
-        created_at=row.created_at,
-        gallery_version=row.gallery_version,
-        gallery_staged_at=row.gallery_staged_at,
-        gallery_expires_at=row.gallery_expires_at,
     )
 
 

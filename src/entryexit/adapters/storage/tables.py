@@ -118,6 +118,9 @@ class ReferenceTemplateRow(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
+    # The enrolled photo, sealed with the traveler's data key, for the officer who compares a
+    # no-match capture with the candidates; deleted with the template.
+    image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class CaptureRow(Base):
@@ -141,6 +144,10 @@ class CaptureRow(Base):
     )
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     kek_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    # An officer's resolution of a no-match or manual case (console exceptions queue).
+    resolution: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class EncounterRow(Base):
@@ -209,3 +216,29 @@ class PolicyRow(Base):
     source: Mapped[str] = mapped_column(String(20000))
     sha256: Mapped[str] = mapped_column(String(64))
     loaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ConsoleUserRow(Base):
+    """A person who signs in to the console (API keys are for machines)."""
+
+    __tablename__ = "console_users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in browser: only the SHA-256 of its cookie is stored."""
+
+    __tablename__ = "console_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("console_users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

@@ -172,6 +172,7 @@ async def submit_capture(
         traveler_ref=outcome.traveler_id,
         score=outcome.score,
         runner_up_score=outcome.runner_up_score,
+        threshold=outcome.threshold,
         model=outcome.model,
         gallery_size=outcome.gallery_size,
         policy_version=outcome.policy_version,

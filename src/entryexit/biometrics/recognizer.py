@@ -1,0 +1,318 @@
+"""Face recognizers as plug-ins: an ONNX embedding model plus a manifest that says how to feed
+it and where its thresholds lie.
+
+SFace is the built-in one; an agency's licensed model is installed with
+``entryexit models install --onnx FILE --manifest FILE`` and selected with
+``ENTRYEXIT_RECOGNIZER``. The manifest (TOML) names the model, its preprocessing (input size,
+colour order, mean and standard deviation), the five-point alignment template it was trained
+with, its output dimension and similarity, and its calibration: thresholds for target error
+rates, measured by a command recorded beside them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from entryexit.biometrics.align import ALIGNED_SIZE, REFERENCE_LANDMARKS_112
+from entryexit.biometrics.compare import l2_normalise
+from entryexit.errors import (
+    BiometricError,
+    ConfigurationError,
+    ModelInstallError,
+    ModelUnavailableError,
+)
+
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+RUNTIMES = ("opencv", "onnxruntime")
+COLOUR_ORDERS = ("RGB", "BGR")
+PLAIN_RECIPE = "plain"
+FLIP_RECIPE = "flip"
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Thresholds for target error rates, with how they were measured.
+
+    ``gallery`` maps a target FPIR on flight-sized galleries of ``gallery_size`` travelers to
+    a 1:N threshold; ``verification`` maps a target FAR to a 1:1 threshold.
+    """
+
+    gallery: Mapping[float, float]
+    verification: Mapping[float, float]
+    gallery_size: int
+    source: str
+
+    def gallery_threshold(self, target_fpir: float) -> float:
+        return _lookup(self.gallery, target_fpir, "FPIR (1:N)")
+
+    def verification_threshold(self, target_far: float) -> float:
+        return _lookup(self.verification, target_far, "FAR (1:1)")
+
+
+def _lookup(table: Mapping[float, float], target: float, what: str) -> float:
+    for calibrated, threshold in table.items():
+        if abs(calibrated - target) <= 1e-12 * max(1.0, abs(target)):
+            return threshold
+    known = ", ".join(f"{t:g}" for t in sorted(table)) or "none"
+    raise ConfigurationError(
+        f"the recognizer has no threshold calibrated for target {what} {target:g}"
+        f" (calibrated: {known}); calibrate it with `entryexit evaluate gallery` or"
+        " `entryexit evaluate lfw` (calibration.toml), or choose a calibrated target in the policy"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizerManifest:
+    key: str
+    name: str
+    version: str
+    licence: str
+    input_width: int
+    input_height: int
+    colour: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    landmarks: NDArray[np.float64]
+    dimension: int
+    runtime: str
+    calibrations: Mapping[str, Calibration] = field(default_factory=dict)
+    similarity: str = "cosine"
+
+    def calibration(self, recipe: str) -> Calibration:
+        try:
+            return self.calibrations[recipe]
+        except KeyError:
+            known = ", ".join(sorted(self.calibrations)) or "none"
+            raise ConfigurationError(
+                f"recognizer {self.key} has no calibration for the {recipe!r} recipe"
+                f" (calibrated: {known}); set the thresholds explicitly"
+                " (ENTRYEXIT_MATCH_THRESHOLD, ENTRYEXIT_GALLERY_THRESHOLD) or calibrate"
+            ) from None
+
+    @property
+    def uses_standard_alignment(self) -> bool:
+        """True when the model's crop is the engine's own 112x112 ArcFace-template crop."""
+        return (
+            self.input_width == ALIGNED_SIZE
+            and self.input_height == ALIGNED_SIZE
+            and bool(np.allclose(self.landmarks, REFERENCE_LANDMARKS_112, atol=1e-3))
+        )
+
+
+def _field(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in table:
+        raise ModelInstallError(f"model manifest: '{where}{key}' is missing")
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ModelInstallError(f"model manifest: '{where}{key}' has the wrong type")
+    return value
+
+
+def _triple(value: Any, where: str) -> tuple[float, float, float]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise ModelInstallError(f"model manifest: '{where}' must be three numbers")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def _rate_table(table: Any, where: str) -> dict[float, float]:
+    if not isinstance(table, dict):
+        raise ModelInstallError(f"model manifest: '{where}' must be a table of rate = threshold")
+    parsed = {}
+    for rate_text, threshold in table.items():
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            raise ModelInstallError(
+                f"model manifest: '{where}' key {rate_text!r} is not a rate"
+            ) from None
+        if not 0 < rate < 1 or not isinstance(threshold, int | float) or not -1 <= threshold <= 1:
+            raise ModelInstallError(
+                f"model manifest: '{where}.\"{rate_text}\"' needs a rate in (0, 1) and a"
+                " threshold in [-1, 1]"
+            )
+        parsed[rate] = float(threshold)
+    return parsed
+
+
+def parse_recognizer_manifest(text: str) -> RecognizerManifest:
+    """Parse and check a recognizer manifest; every problem names the field."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelInstallError(f"model manifest: not valid TOML ({exc})") from None
+    key = _field(document, "key", str, "")
+    if not KEY_PATTERN.match(key):
+        raise ModelInstallError(
+            "model manifest: 'key' must be 2-64 characters of a-z, 0-9, '.', '_' or '-'"
+        )
+    model = _field(document, "input", dict, "")
+    width, height = (_field(model, name, int, "input.") for name in ("width", "height"))
+    if not (16 <= width <= 1024 and 16 <= height <= 1024):
+        raise ModelInstallError("model manifest: input width and height must be 16 to 1024")
+    colour = _field(model, "colour", str, "input.")
+    if colour not in COLOUR_ORDERS:
+        raise ModelInstallError("model manifest: 'input.colour' is RGB or BGR")
+    std = _triple(_field(model, "std", list, "input."), "input.std")
+    if any(s == 0 for s in std):
+        raise ModelInstallError("model manifest: 'input.std' values must not be 0")
+    alignment = _field(document, "alignment", dict, "")
+    points = _field(alignment, "landmarks", list, "alignment.")
+    try:
+        landmarks = np.array(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ModelInstallError("model manifest: 'alignment.landmarks' must be numbers") from None
+    if landmarks.shape != (5, 2) or not np.all(np.isfinite(landmarks)):
+        raise ModelInstallError(
+            "model manifest: 'alignment.landmarks' is five [x, y] points in input pixels"
+            " (right eye, left eye, nose tip, right and left mouth corner as seen in the image)"
+        )
+    output = _field(document, "output", dict, "")
+    dimension = _field(output, "dimension", int, "output.")
+    if not 2 <= dimension <= 4096:
+        raise ModelInstallError("model manifest: 'output.dimension' must be 2 to 4096")
+    similarity = output.get("similarity", "cosine")
+    if similarity != "cosine":
+        raise ModelInstallError("model manifest: only 'cosine' similarity is supported")
+    runtime = document.get("runtime", "onnxruntime")
+    if runtime not in RUNTIMES:
+        raise ModelInstallError(f"model manifest: 'runtime' is one of {', '.join(RUNTIMES)}")
+    calibrations = {}
+    for recipe, table in dict(document.get("calibration", {})).items():
+        if recipe not in (PLAIN_RECIPE, FLIP_RECIPE) or not isinstance(table, dict):
+            raise ModelInstallError(
+                f"model manifest: calibration tables are [calibration.{PLAIN_RECIPE}] or"
+                f" [calibration.{FLIP_RECIPE}], not {recipe!r}"
+            )
+        calibrations[recipe] = Calibration(
+            gallery=_rate_table(
+                table.get("gallery_fpir", {}), f"calibration.{recipe}.gallery_fpir"
+            ),
+            verification=_rate_table(
+                table.get("verification_far", {}), f"calibration.{recipe}.verification_far"
+            ),
+            gallery_size=int(table.get("gallery_size", 300)),
+            source=str(table.get("source", "")),
+        )
+    return RecognizerManifest(
+        key=key,
+        name=str(document.get("name", key)),
+        version=str(document.get("version", "")),
+        licence=str(document.get("licence", document.get("license", "unstated"))),
+        input_width=width,
+        input_height=height,
+        colour=colour,
+        mean=_triple(_field(model, "mean", list, "input."), "input.mean"),
+        std=std,
+        landmarks=landmarks,
+        dimension=dimension,
+        runtime=runtime,
+        calibrations=calibrations,
+    )
+
+
+class _Network(Protocol):
+    def __call__(self, blob: NDArray[np.float32]) -> NDArray[np.float32]: ...
+
+
+def _opencv_network(model_path: Path) -> _Network:
+    try:
+        net = cv2.dnn.readNetFromONNX(str(model_path))
+    except cv2.error as exc:
+        raise ModelUnavailableError(f"OpenCV could not load the model at {model_path}") from exc
+
+    def run(blob: NDArray[np.float32]) -> NDArray[np.float32]:
+        net.setInput(blob)
+        return np.asarray(net.forward(), dtype=np.float32)
+
+    return run
+
+
+def _onnxruntime_network(model_path: Path) -> _Network:
+    try:
+        import onnxruntime  # only plug-in models need it
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            "this model needs onnxruntime: pip install onnxruntime"
+        ) from exc
+    options = onnxruntime.SessionOptions()
+    # The engine runs one worker per core; each session keeps to its own core.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    try:
+        session = onnxruntime.InferenceSession(
+            str(model_path), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelUnavailableError(
+            f"onnxruntime could not load the model at {model_path}"
+        ) from exc
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelUnavailableError(
+            f"the model at {model_path} has {len(inputs)} inputs; a face embedding model has one"
+        )
+    input_name = inputs[0].name
+
+    def run(blob: NDArray[np.float32]) -> NDArray[np.float32]:
+        try:
+            return np.asarray(session.run(None, {input_name: blob})[0], dtype=np.float32)
+        except Exception as exc:  # onnxruntime's errors have no common public base
+            raise RuntimeError(str(exc)) from exc
+
+    return run
+
+
+class OnnxEmbedder:
+    """Any ONNX face embedding model described by a :class:`RecognizerManifest`.
+
+    Takes aligned crops in BGR (OpenCV's order) at the manifest's input size, applies its
+    colour order, mean and standard deviation, runs one batch (N x 3 x H x W) and returns
+    L2-normalised N x dimension rows. Not thread-safe; the engine gives each worker its own.
+    """
+
+    def __init__(self, model_path: Path, manifest: RecognizerManifest) -> None:
+        self.manifest = manifest
+        self.dimension = manifest.dimension
+        loader = _opencv_network if manifest.runtime == "opencv" else _onnxruntime_network
+        self._network = loader(model_path)
+        self._mean = np.array(manifest.mean, dtype=np.float32)
+        self._scale = 1.0 / np.array(manifest.std, dtype=np.float32)
+
+    def embed(self, aligned_faces: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        if not aligned_faces:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        expected = (self.manifest.input_height, self.manifest.input_width, 3)
+        for face in aligned_faces:
+            if face.shape != expected:
+                raise BiometricError(
+                    f"{self.manifest.key} needs {expected[1]}x{expected[0]}x3 crops,"
+                    f" got {face.shape}"
+                )
+        batch = np.stack(aligned_faces).astype(np.float32)
+        if self.manifest.colour == "RGB":
+            batch = batch[..., ::-1]
+        batch = (batch - self._mean) * self._scale
+        blob = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        try:
+            output = self._network(blob)
+        except (cv2.error, RuntimeError, ValueError) as exc:
+            raise BiometricError(f"the {self.manifest.key} model failed on a batch") from exc
+        if output.size != len(aligned_faces) * self.dimension:
+            raise BiometricError(
+                f"the {self.manifest.key} model returned {output.size // len(aligned_faces)}"
+                f" values per face; its manifest says {self.dimension}"
+            )
+        return l2_normalise(output.reshape(len(aligned_faces), self.dimension))

@@ -1,0 +1,50 @@
+"""``entryexit users create``: people who sign in to the officer console."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from entryexit.bootstrap import build_key_provider, build_store, utc_now
+from entryexit.cli._common import load_settings
+from entryexit.domain.access import Role
+from entryexit.errors import InvalidInputError
+from entryexit.services.audit import AuditTrail
+from entryexit.services.console_accounts import ConsoleAccounts
+
+app = typer.Typer(help="Console accounts for people (gates use API keys).", no_args_is_help=True)
+
+PASSWORD_VARIABLE = "ENTRYEXIT_NEW_USER_PASSWORD"  # noqa: S105 - the name of a variable
+
+
+@app.command("create")
+def create(
+    username: Annotated[str, typer.Option(help="Sign-in name (a-z, 0-9, '.', '_', '-').")],
+    role: Annotated[Role, typer.Option(help="officer, supervisor, auditor or admin.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> int:
+    """Create a console account. The password is asked for twice (or read from standard input
+    with --password-stdin, or from ENTRYEXIT_NEW_USER_PASSWORD for automation); only its
+    argon2 hash is stored."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif os.environ.get(PASSWORD_VARIABLE):
+        password = os.environ[PASSWORD_VARIABLE]
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise InvalidInputError(
+            f"no password: use --password-stdin or {PASSWORD_VARIABLE} when not at a terminal"
+        )
+    settings = load_settings()
+    keys = build_key_provider(settings)
+    store = build_store(settings, keys)
+    accounts = ConsoleAccounts(store, utc_now, AuditTrail(store, utc_now, keys))
+    user = accounts.create_user(username.strip().lower(), password, role)
+    typer.echo(f"created console user {user.username} ({user.role.value}); sign in at /console")
+    return 0

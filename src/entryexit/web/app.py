@@ -1,0 +1,42 @@
+"""The service as ``entryexit serve`` runs it: the API with the officer console at /console."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+
+from entryexit.api.app import create_app
+from entryexit.api.problems import problem_for
+from entryexit.bootstrap import Services
+from entryexit.errors import EntryExitError
+from entryexit.web.console import (
+    PREFIX,
+    ConsoleHeaders,
+    SignInRequiredError,
+    error_page,
+    router,
+    static_files,
+)
+
+
+def create_service_app(services: Services) -> FastAPI:
+    app = create_app(services)
+    app.mount(f"{PREFIX}/static", static_files(), name="console-static")
+    app.include_router(router)
+
+    @app.exception_handler(EntryExitError)
+    async def _errors(request: Request, exc: EntryExitError) -> Response:
+        if request.url.path.startswith(PREFIX):
+            return error_page(request, exc)
+        return problem_for(exc)
+
+    @app.exception_handler(SignInRequiredError)
+    async def _sign_in(request: Request, exc: SignInRequiredError) -> Response:
+        return error_page(request, exc)
+
+    @app.get("/", include_in_schema=False)
+    def _root() -> RedirectResponse:
+        return RedirectResponse(f"{PREFIX}/", status_code=307)
+
+    app.add_middleware(ConsoleHeaders)
+    return app

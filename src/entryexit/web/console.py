@@ -1,0 +1,322 @@
+"""The officer console at ``/console``: server-rendered pages over the same services as the
+API, htmx (vendored) for live parts, no build step.
+
+Security: people sign in with a username and password (argon2); the session cookie is
+HttpOnly, SameSite=Strict and Secure; every form and htmx request carries the session's CSRF
+token; every page is ``Cache-Control: no-store`` under a strict Content-Security-Policy
+(no inline script or style, nothing from another origin); images are decrypted in memory and
+sent only to roles allowed to see them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from entryexit.api.deps import ServicesDep
+from entryexit.domain.access import Permission, Principal
+from entryexit.errors import (
+    AuthenticationError,
+    EntryExitError,
+    InvalidInputError,
+    PermissionDeniedError,
+    http_status,
+)
+from entryexit.services.console import Resolution
+from entryexit.services.console_accounts import SignedIn
+
+PREFIX = "/console"
+SESSION_COOKIE = "entryexit_session"
+LOGIN_CSRF_COOKIE = "entryexit_login_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+_package = resources.files("entryexit.web")
+templates = Jinja2Templates(directory=str(Path(str(_package.joinpath("templates")))))
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=str(Path(str(_package.joinpath("static")))))
+
+
+class ConsoleHeaders:
+    """Headers on everything under /console: no caching, strict CSP, no framing or sniffing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"cache-control", b"no-store"),
+                    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class SignInRequiredError(Exception):
+    """Raised by the session dependency; answered with a redirect to the sign-in page."""
+
+
+async def _signed_in(request: Request, services: ServicesDep) -> SignedIn:
+    token = request.cookies.get(SESSION_COOKIE)
+    signed_in = await run_in_threadpool(services.accounts.session, token)
+    if signed_in is None:
+        raise SignInRequiredError
+    request.state.principal = signed_in.principal  # the audit record names the officer
+    if request.method == "POST":
+        presented = request.headers.get(CSRF_HEADER)
+        if presented is None:
+            form = await request.form()
+            value = form.get("csrf_token")
+            presented = value if isinstance(value, str) else None
+        if not services.accounts.csrf_valid(signed_in, presented):
+            raise PermissionDeniedError("the form has expired or did not come from this console")
+    return signed_in
+
+
+SessionDep = Annotated[SignedIn, Depends(_signed_in)]
+
+
+def _unaudited(request: Request) -> None:
+    """Polls that carry no personal data are not each an audit event."""
+    request.state.unaudited = True
+
+
+def _page(
+    request: Request, template: str, signed_in: SignedIn | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    principal = signed_in.principal if signed_in else None
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "principal": principal,
+            "csrf_token": signed_in.csrf_token if signed_in else "",
+            "can": (lambda p: principal is not None and principal.can(Permission(p))),
+            "now": datetime.now(UTC),
+            **context,
+        },
+        status_code=status,
+    )
+
+
+def _image(data: bytes) -> Response:
+    kind = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+    return Response(data, media_type=kind, headers={"Content-Disposition": "inline"})
+
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+@router.get("/login")
+def login_page(request: Request, error: str | None = None) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = _page(request, "login.html", None, login_csrf=token, error=error)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.services.settings.console_secure_cookies,
+        path=PREFIX,
+    )
+    return response
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    services: ServicesDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    login_csrf: Annotated[str, Form(max_length=64)],
+) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, login_csrf):
+        return RedirectResponse(f"{PREFIX}/login?error=expired", status_code=303)
+    try:
+        token, signed_in = await run_in_threadpool(
+            services.accounts.sign_in, username.strip().lower(), password
+        )
+    except AuthenticationError:
+        return RedirectResponse(f"{PREFIX}/login?error=failed", status_code=303)
+    request.state.principal = signed_in.principal
+    response = RedirectResponse(f"{PREFIX}/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=services.settings.console_secure_cookies,
+        path=PREFIX,
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
+    return response
+
+
+@router.post("/logout")
+def logout(services: ServicesDep, signed_in: SessionDep) -> Response:
+    services.accounts.sign_out(signed_in)
+    response = RedirectResponse(f"{PREFIX}/login?error=signed-out", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+    return response
+
+
+def _today() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@router.get("/")
+def board(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
+    rows = services.console.board(signed_in.principal, _today() - timedelta(hours=12))
+    return _page(request, "board.html", signed_in, rows=rows)
+
+
+@router.get("/board/rows", dependencies=[Depends(_unaudited)])
+def board_rows(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
+    rows = services.console.board(signed_in.principal, _today() - timedelta(hours=12))
+    return _page(request, "board_rows.html", signed_in, rows=rows)
+
+
+@router.get("/flights/{flight_id}")
+def flight_page(
+    request: Request, flight_id: str, services: ServicesDep, signed_in: SessionDep
+) -> HTMLResponse:
+    flight, manifest = services.console.flight(signed_in.principal, flight_id)
+    feed = services.console.feed(signed_in.principal, flight_id)
+    return _page(request, "flight.html", signed_in, flight=flight, manifest=manifest, feed=feed)
+
+
+@router.get("/flights/{flight_id}/feed", dependencies=[Depends(_unaudited)])
+def flight_feed(
+    request: Request, flight_id: str, services: ServicesDep, signed_in: SessionDep
+) -> HTMLResponse:
+    feed = services.console.feed(signed_in.principal, flight_id)
+    return _page(request, "feed.html", signed_in, feed=feed)
+
+
+@router.post("/flights/{flight_id}/stage")
+def stage(flight_id: str, services: ServicesDep, signed_in: SessionDep) -> Response:
+    services.console.stage(signed_in.principal, flight_id)
+    return RedirectResponse(f"{PREFIX}/flights/{flight_id}?staged=1", status_code=303)
+
+
+@router.post("/flights/{flight_id}/opt-outs")
+def opt_out(
+    flight_id: str,
+    services: ServicesDep,
+    signed_in: SessionDep,
+    traveler_id: Annotated[str, Form(max_length=36)],
+) -> Response:
+    services.console.record_opt_out(signed_in.principal, flight_id, traveler_id)
+    return RedirectResponse(f"{PREFIX}/flights/{flight_id}?opted-out=1", status_code=303)
+
+
+@router.get("/queue")
+def queue(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
+    cases = services.console.open_cases(signed_in.principal)
+    return _page(request, "queue.html", signed_in, cases=cases)
+
+
+@router.get("/cases/{capture_id}")
+def case_page(
+    request: Request, capture_id: str, services: ServicesDep, signed_in: SessionDep
+) -> HTMLResponse:
+    case = services.console.case(signed_in.principal, capture_id)
+    _, manifest = services.console.flight(signed_in.principal, case.flight.id)
+    return _page(request, "case.html", signed_in, case=case, manifest=manifest)
+
+
+@router.post("/cases/{capture_id}/resolve")
+def resolve_case(
+    capture_id: str,
+    services: ServicesDep,
+    signed_in: SessionDep,
+    resolution: Annotated[str, Form(max_length=16)],
+    traveler_id: Annotated[str | None, Form(max_length=36)] = None,
+) -> Response:
+    try:
+        chosen = Resolution(resolution)
+    except ValueError:
+        raise InvalidInputError("resolution is confirmed, rejected or opted_out") from None
+    services.console.resolve(signed_in.principal, capture_id, chosen, traveler_id or None)
+    return RedirectResponse(f"{PREFIX}/queue?resolved={chosen.value}", status_code=303)
+
+
+@router.get("/images/captures/{capture_id}")
+def capture_image(capture_id: str, services: ServicesDep, signed_in: SessionDep) -> Response:
+    return _image(services.console.capture_image(signed_in.principal, capture_id))
+
+
+@router.get("/images/travelers/{traveler_id}")
+def reference_image(traveler_id: str, services: ServicesDep, signed_in: SessionDep) -> Response:
+    return _image(services.console.reference_photo(signed_in.principal, traveler_id))
+
+
+@router.get("/oversight")
+def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
+    principal = signed_in.principal
+    if not principal.can(Permission.AUDIT_READ):
+        raise PermissionDeniedError("the audit trail is for auditors, supervisors and admins")
+    chain = services.audit.verify()
+    head = services.store.audit_head()
+    events = services.audit.events(after_sequence=max(0, (head[0] if head else 0) - 30))
+    report = (
+        services.privacy.report(datetime.now(UTC) - timedelta(days=1))
+        if principal.can(Permission.PRIVACY_REPORT)
+        else None
+    )
+    policy = services.policies.in_force()
+    return _page(
+        request,
+        "oversight.html",
+        signed_in,
+        chain=chain,
+        events=events,
+        report=report,
+        policy=policy,
+    )
+
+
+def error_page(request: Request, exc: EntryExitError | SignInRequiredError) -> Response:
+    """Console errors are pages (or an htmx redirect), never JSON problem documents."""
+    if isinstance(exc, SignInRequiredError):
+        if request.headers.get("HX-Request"):
+            return Response(status_code=401, headers={"HX-Redirect": f"{PREFIX}/login"})
+        return RedirectResponse(f"{PREFIX}/login", status_code=303)
+    status, title = http_status(exc) or (500, "Internal error")
+    message = exc.message if status < 500 else "the request could not be processed"
+    return _page(request, "error.html", None, status=status, title=title, message=message)
+
+
+def principal_of(request: Request) -> Principal | None:
+    principal = getattr(request.state, "principal", None)
+    return principal if isinstance(principal, Principal) else None

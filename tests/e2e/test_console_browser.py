@@ -1,0 +1,218 @@
+"""The officer console in a real browser: Playwright driving Debian's Chromium against the
+service running in a real HTTP server (uvicorn), with the real face engine and lfw-dev photos.
+
+Screenshots of the main pages are saved to ``test-artifacts/console/`` (override with
+ENTRYEXIT_TEST_ARTIFACTS) for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from entryexit.adapters.crypto.keys import FileKeyProvider
+from entryexit.biometrics import FaceEngine
+from entryexit.bootstrap import Services, build_services
+from entryexit.config import Settings
+from entryexit.domain.access import Role
+from entryexit.web.app import create_service_app
+from tests.conftest import REPO_ROOT, lfw_image
+from tests.integration.api.conftest import Api, capture, staged_flight
+
+pytestmark = [pytest.mark.models, pytest.mark.lfw, pytest.mark.browser]
+
+CHROMIUM = Path(os.environ.get("ENTRYEXIT_TEST_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(os.environ.get("ENTRYEXIT_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / (
+    "console"
+)
+PASSWORD = "browsers need passwords too"
+
+
+@dataclass
+class Running:
+    url: str
+    api: Api
+    services: Services
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def running(engine: FaceEngine, tmp_path: Path) -> Iterator[Running]:
+    import uvicorn
+
+    settings = Settings(data_dir=tmp_path / "data")
+    keys = FileKeyProvider(settings.resolved_key_dir)
+    keys.initialise()
+    services = build_services(settings, engine=engine, keys=keys)
+    admin = services.keys.create_first_admin()
+    assert admin is not None
+    api_keys = {"admin": admin, "officer": services.keys.create(Role.OFFICER, "desk")[1]}
+    api_keys["gate"] = services.keys.create(Role.GATE, "gate EE", carrier="EE")[1]
+    api_keys["auditor"] = services.keys.create(Role.AUDITOR, "audit")[1]
+    services.accounts.create_user("olga", PASSWORD, Role.OFFICER)
+    services.accounts.create_user("ada", PASSWORD, Role.AUDITOR)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_service_app(services), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    # Chromium treats localhost as a secure context, so Secure cookies work over plain HTTP.
+    url = f"http://localhost:{port}"
+    with httpx.Client(base_url=url, timeout=30) as client:
+        yield Running(url, Api(client, services, api_keys), services)  # type: ignore[arg-type]
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(running: Running) -> Iterator[object]:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"Chromium not found at {CHROMIUM}; ./scripts/test installs it")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        yield page
+        # The strict CSP must not have blocked anything the console itself needs.
+        assert not [e for e in errors if "Content Security Policy" in e], errors
+        context.close()
+        browser.close()
+
+
+def sign_in(page, running: Running, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{running.url}/console/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/console/$"))
+
+
+def test_an_officer_boards_a_flight_resolves_a_no_match_and_records_an_opt_out(
+    running: Running,
+    page,
+    lfw_dir: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, running, "olga")
+    expect(page.get_by_role("heading", name="Flights")).to_be_visible()
+    flight_id, refs = staged_flight(running.api, lfw_dir)
+
+    # The board picks up the new flight and its counts without a reload.
+    row = page.get_by_role("row").filter(has_text="EE 101")
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row).to_contain_text("gallery staged")
+    for person in ("Colin_Powell", "Ariel_Sharon"):
+        assert (
+            capture(running.api, flight_id, lfw_image(lfw_dir, person, 2)).json()["decision"]
+            == "match"
+        )
+    expect(row.locator('[data-count="matched"]')).to_have_text("2", timeout=10_000)
+    expect(row).to_contain_text("boarding")
+    page.screenshot(path=str(ARTIFACTS / "board.png"), full_page=True)
+
+    # The flight page: manifest with states and the live feed.
+    row.get_by_role("link", name="EE 101").click()
+    expect(page.get_by_role("heading", name=re.compile("Manifest"))).to_be_visible()
+    no_match = capture(running.api, flight_id, lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
+    assert no_match.json()["decision"] == "no_match"
+    expect(page.locator("#feed")).to_contain_text("no match", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "flight.png"), full_page=True)
+
+    # The exceptions queue, by keyboard: g q, j, Enter.
+    page.keyboard.press("g")
+    page.keyboard.press("q")
+    page.wait_for_url(re.compile(r"/console/queue$"))
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/console/cases/"))
+    expect(page.get_by_alt_text("Photo taken at the gate")).to_be_visible()
+    candidates = page.get_by_alt_text(re.compile("Enrolled photo of"))
+    expect(candidates.first).to_be_visible()
+    assert page.evaluate(
+        "() => [...document.images].every(img => img.complete && img.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(ARTIFACTS / "case.png"), full_page=True)
+    page.get_by_label("Traveler whose document you checked").select_option(refs["Alvaro_Uribe"])
+    page.get_by_role("button", name=re.compile("Confirm identity")).click()
+    expect(page.get_by_role("status")).to_contain_text("Case resolved: confirmed")
+    expect(page.get_by_text("Nothing waiting.")).to_be_visible()
+
+    # An opt-out at the desk, from the flight page.
+    page.goto(f"{running.url}/console/flights/{flight_id}")
+    page.get_by_role("button", name="Record opt-out for VAJPAYEE").click()
+    vajpayee = page.get_by_role("row").filter(has_text="VAJPAYEE")
+    expect(vajpayee).to_contain_text("opted out")
+    page.goto(f"{running.url}/console/")
+    expect(page.get_by_role("row").filter(has_text="EE 101")).to_contain_text("0")  # outstanding
+
+    # Sign out: the session is gone, pages go back to sign-in.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_contain_text("signed out")
+    page.goto(f"{running.url}/console/queue")
+    page.wait_for_url(re.compile(r"/console/login$"))
+
+    actions = [e.entry.action for e in running.services.audit.all_events()]
+    for action in ("console sign-in", "console case view", "console case resolve"):
+        assert action in actions
+    assert "POST /console/flights/{flight_id}/opt-outs" in actions
+    assert "console sign-out" in actions
+
+
+def test_an_auditor_cannot_reach_officer_actions(
+    running: Running,
+    page,
+    lfw_dir: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from playwright.sync_api import expect
+
+    flight_id, _ = staged_flight(running.api, lfw_dir)
+    no_match = capture(running.api, flight_id, lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
+    sign_in(page, running, "ada")
+    expect(page.get_by_role("link", name=re.compile("Exceptions"))).to_have_count(0)
+    page.goto(f"{running.url}/console/flights/{flight_id}")
+    expect(page.get_by_role("button", name=re.compile("Stage|Record opt-out"))).to_have_count(0)
+    page.goto(f"{running.url}/console/cases/{no_match.json()['capture_id']}")
+    expect(page.get_by_role("heading", name="Forbidden")).to_be_visible()
+    page.goto(f"{running.url}/console/oversight")
+    expect(page.get_by_text(re.compile("intact"))).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "oversight.png"), full_page=True)
+
+
+def test_a_gate_key_is_not_a_console_account(running: Running, page) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    page.goto(f"{running.url}/console/login")
+    page.get_by_label("Username").fill("gate")
+    page.get_by_label("Password").fill(running.api.keys["gate"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Wrong username or password")
+    page.screenshot(path=str(ARTIFACTS / "login.png"), full_page=True)

@@ -1,0 +1,221 @@
+"""The officer console over the real app, database and face engine (no browser: the
+server-side rules; tests/e2e/test_console_browser.py drives Chromium)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from entryexit.biometrics import FaceEngine
+from entryexit.config import Settings
+from entryexit.domain.access import Role
+from entryexit.web.app import create_service_app
+from tests.conftest import lfw_image
+from tests.integration.api.conftest import Api, build_api, capture, staged_flight
+
+pytestmark = [pytest.mark.models, pytest.mark.lfw]
+
+PASSWORD = "a long enough password"
+USERS = {"olga": Role.OFFICER, "sam": Role.SUPERVISOR, "ada": Role.AUDITOR, "root": Role.ADMIN}
+
+
+@pytest.fixture
+def console(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[Api]:
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    built, services = build_api(settings, engine, create_service_app, "https://testserver")
+    for name, role in USERS.items():
+        services.accounts.create_user(name, PASSWORD, role)
+    with built.client:
+        yield built
+    services.store.engine.dispose()
+
+
+def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    page = client.get("/console/login")
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    response = client.post(
+        "/console/login",
+        data={"username": username, "password": password, "login_csrf": token.group(1)},
+    )
+    assert response.status_code == 200
+    return response.url.path
+
+
+def csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def fresh(api: Api) -> TestClient:
+    return TestClient(api.client.app, base_url="https://testserver")
+
+
+def test_pages_need_a_session_and_carry_strict_headers(console: Api) -> None:
+    client = fresh(console)
+    response = client.get("/console/")
+    assert response.url.path == "/console/login"
+    assert response.headers["cache-control"] == "no-store"
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert "unsafe-inline" not in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    htmx = client.get("/console/board/rows", headers={"HX-Request": "true"})
+    assert htmx.status_code == 401
+    assert htmx.headers["HX-Redirect"] == "/console/login"
+    assert sign_in(client, "olga") == "/console/"
+    cookie = next(c for c in client.cookies.jar if c.name == "entryexit_session")
+    assert cookie.secure
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    # The API's problem documents are unchanged for API paths.
+    assert client.get("/v1/flights/nope").headers["content-type"] == "application/problem+json"
+
+
+def test_wrong_passwords_lock_the_account_and_every_attempt_is_audited(console: Api) -> None:
+    client = fresh(console)
+    for _ in range(5):
+        assert sign_in(client, "olga", "wrong password!!") == "/console/login"
+    # Locked now: even the right password is refused, with the same message.
+    assert sign_in(client, "olga") == "/console/login"
+    assert sign_in(client, "nobody") == "/console/login"
+    outcomes = [e.entry.outcome for e in console.services.audit.all_events("console sign-in")]
+    assert outcomes.count("denied") == 5  # four wrong, one for the unknown user
+    assert "denied, account locked" in outcomes
+    assert "locked" in outcomes
+
+
+def test_idle_sessions_end_and_sign_out_ends_the_session(
+    console: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = fresh(console)
+    sign_in(client, "olga")
+    board = client.get("/console/")
+    assert board.status_code == 200
+    token = csrf(board.text)
+    out = client.post("/console/logout", data={"csrf_token": token})
+    assert out.url.path == "/console/login"
+    assert client.get("/console/").url.path == "/console/login"
+
+    sign_in(client, "olga")
+    accounts = console.services.accounts
+    real_clock = accounts._clock
+    monkeypatch.setattr(accounts, "_clock", lambda: real_clock() + timedelta(minutes=16))
+    assert client.get("/console/").url.path == "/console/login"
+
+
+def test_forms_without_the_sessions_csrf_token_are_refused(console: Api, lfw_dir: Path) -> None:
+    flight_id, _ = staged_flight(console, lfw_dir)
+    client = fresh(console)
+    sign_in(client, "olga")
+    refused = client.post(f"/console/flights/{flight_id}/stage", data={"csrf_token": "forged"})
+    assert refused.status_code == 403
+    assert "did not come from this console" in refused.text
+    page = client.get(f"/console/flights/{flight_id}")
+    ok = client.post(f"/console/flights/{flight_id}/stage", data={"csrf_token": csrf(page.text)})
+    assert ok.status_code == 200
+    assert "Re-stage gallery" in ok.text
+
+
+def test_a_no_match_is_resolved_from_the_queue_with_the_evidence(
+    console: Api, lfw_dir: Path
+) -> None:
+    flight_id, refs = staged_flight(console, lfw_dir)
+    # Someone not on the manifest: the officer checks the document and, here, finds (in the
+    # test's story) that it is Colin Powell's, photographed badly.
+    stranger = capture(console, flight_id, lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
+    assert stranger.json()["decision"] == "no_match"
+    capture_id = stranger.json()["capture_id"]
+
+    client = fresh(console)
+    sign_in(client, "olga")
+    queue = client.get("/console/queue")
+    assert f"/console/cases/{capture_id}" in queue.text
+    case = client.get(f"/console/cases/{capture_id}")
+    assert case.status_code == 200
+    assert f"/console/images/captures/{capture_id}" in case.text
+    image = client.get(f"/console/images/captures/{capture_id}")
+    assert image.headers["content-type"] == "image/jpeg"
+    assert image.headers["cache-control"] == "no-store"
+    candidate = re.search(r"/console/images/travelers/([0-9a-f-]{36})", case.text)
+    assert candidate is not None
+    assert candidate.group(1) in refs.values()
+    reference = client.get(candidate.group(0))
+    assert reference.content[:2] == b"\xff\xd8"
+
+    resolved = client.post(
+        f"/console/cases/{capture_id}/resolve",
+        data={
+            "csrf_token": csrf(case.text),
+            "resolution": "confirmed",
+            "traveler_id": refs["Colin_Powell"],
+        },
+    )
+    assert resolved.status_code == 200
+    assert "Case resolved: confirmed" in resolved.text
+    assert f"/console/cases/{capture_id}" not in resolved.text
+    encounters = console.client.get(
+        f"/v1/flights/{flight_id}/encounters", headers=console.headers("auditor")
+    ).json()
+    assert [e["method"] for e in encounters] == ["manual_document_check"]
+    again = client.post(
+        f"/console/cases/{capture_id}/resolve",
+        data={"csrf_token": csrf(case.text), "resolution": "rejected"},
+    )
+    assert again.status_code == 409
+    actions = {e.entry.action: e for e in console.services.audit.all_events()}
+    resolve_event = actions["console case resolve"]
+    assert resolve_event.entry.outcome == "confirmed"
+    assert resolve_event.entry.actor_role == "officer"
+    assert "console image view" in actions
+    assert "POST /console/cases/{capture_id}/resolve" in actions
+
+
+def test_an_opt_out_from_the_flight_page(console: Api, lfw_dir: Path) -> None:
+    flight_id, refs = staged_flight(console, lfw_dir)
+    client = fresh(console)
+    sign_in(client, "olga")
+    page = client.get(f"/console/flights/{flight_id}")
+    assert page.text.count(">Record opt-out<") == len(refs)
+    done = client.post(
+        f"/console/flights/{flight_id}/opt-outs",
+        data={"csrf_token": csrf(page.text), "traveler_id": refs["Ariel_Sharon"]},
+    )
+    assert done.status_code == 200
+    assert "opted out" in done.text
+    assert done.text.count(">Record opt-out<") == len(refs) - 1
+
+
+def test_auditors_read_but_cannot_act_and_see_no_images(console: Api, lfw_dir: Path) -> None:
+    flight_id, refs = staged_flight(console, lfw_dir)
+    no_match = capture(console, flight_id, lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
+    capture_id = no_match.json()["capture_id"]
+    client = fresh(console)
+    sign_in(client, "ada")
+    board = client.get("/console/")
+    assert "Exceptions" not in board.text
+    assert client.get(f"/console/flights/{flight_id}").status_code == 200
+    assert client.get("/console/queue").status_code == 403
+    assert client.get(f"/console/cases/{capture_id}").status_code == 403
+    assert client.get(f"/console/images/captures/{capture_id}").status_code == 403
+    assert client.get(f"/console/images/travelers/{refs['Colin_Powell']}").status_code == 403
+    stage = client.post(
+        f"/console/flights/{flight_id}/stage", data={"csrf_token": csrf(board.text)}
+    )
+    assert stage.status_code == 403
+    oversight = client.get("/console/oversight")
+    assert "intact" in oversight.text
+    assert "default-1" in oversight.text
+
+
+def test_gate_roles_cannot_have_console_accounts(console: Api) -> None:
+    from entryexit.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="gates use API keys"):
+        console.services.accounts.create_user("lane7", PASSWORD, Role.GATE)
+    with pytest.raises(InvalidInputError, match="at least 12"):
+        console.services.accounts.create_user("shorty", "short", Role.OFFICER)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pytest
+
+from entryexit.biometrics.embed import SFACE_MANIFEST
+from entryexit.biometrics.recognizer import Calibration, parse_recognizer_manifest
+from entryexit.domain.policy import DEFAULT_OPERATING_POINT, OperatingPoint
+from entryexit.errors import ConfigurationError, ModelInstallError
+from entryexit.services.thresholds import OperatingThresholds
+from tests.onnx_builder import TINY_DIMENSION, tiny_manifest
+
+
+def test_a_valid_manifest_is_read_with_its_calibration() -> None:
+    manifest = parse_recognizer_manifest(tiny_manifest())
+    assert manifest.key == "tiny-test"
+    assert (manifest.input_width, manifest.input_height, manifest.colour) == (32, 32, "BGR")
+    assert manifest.dimension == TINY_DIMENSION
+    assert not manifest.uses_standard_alignment
+    calibration = manifest.calibration("flip")
+    assert calibration.gallery_threshold(1e-3) == 0.9
+    assert calibration.verification_threshold(0.001) == 0.8
+    with pytest.raises(ConfigurationError, match=r"calibrated: 0\.001"):
+        calibration.gallery_threshold(1e-2)
+    with pytest.raises(ConfigurationError, match="no calibration for the 'plain' recipe"):
+        manifest.calibration("plain")
+
+
+def test_sface_is_described_like_a_plug_in_with_the_standard_alignment() -> None:
+    assert SFACE_MANIFEST.uses_standard_alignment
+    assert SFACE_MANIFEST.calibration("flip").gallery_threshold(1e-3) > 0.4
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('key = "tiny-test"', 'key = "Tiny Test!"'), "'key'"),
+        (("width = 32", "width = 8"), "16 to 1024"),
+        (('colour = "BGR"', 'colour = "YUV"'), "RGB or BGR"),
+        (("std = [127.5, 127.5, 127.5]", "std = [1, 0, 1]"), "must not be 0"),
+        (("std = [127.5, 127.5, 127.5]", "std = [1, 1]"), "three numbers"),
+        (("landmarks = [", "landmarks = [[1, 2], "), "five"),
+        (('similarity = "cosine"', 'similarity = "euclidean"'), "cosine"),
+        (('runtime = "onnxruntime"', 'runtime = "tensorrt"'), "runtime"),
+        (('"0.001" = 0.9', '"0.001" = 1.9'), "threshold in"),
+        (('"0.001" = 0.9', '"often" = 0.9'), "not a rate"),
+        (("[calibration.flip]", "[calibration.mirror]"), "calibration tables"),
+        (("[output]", "[outputs]"), "'output' is missing"),
+    ],
+)
+def test_manifest_errors_name_the_field(change: tuple[str, str], message: str) -> None:
+    text = tiny_manifest().replace(*change, 1)
+    with pytest.raises(ModelInstallError, match=message):
+        parse_recognizer_manifest(text)
+
+
+def test_not_toml_is_refused() -> None:
+    with pytest.raises(ModelInstallError, match="not valid TOML"):
+        parse_recognizer_manifest("key = ")
+
+
+CALIBRATION = Calibration(
+    gallery={1e-2: 0.44, 1e-3: 0.49}, verification={1e-3: 0.36}, gallery_size=300, source="t"
+)
+
+
+def test_the_policy_target_picks_the_calibrated_threshold_and_a_setting_overrides_it() -> None:
+    thresholds = OperatingThresholds(CALIBRATION, ambiguity_margin=0.03)
+    assert thresholds.gallery_threshold(DEFAULT_OPERATING_POINT) == 0.49
+    assert thresholds.gallery_threshold(OperatingPoint(gallery_target_fpir=0.01)) == 0.44
+    assert thresholds.verification_threshold(DEFAULT_OPERATING_POINT) == 0.36
+    assert thresholds.identification_rule(DEFAULT_OPERATING_POINT).ambiguity_margin == 0.03
+    overridden = OperatingThresholds(
+        CALIBRATION, 0.03, gallery_override=0.5, verification_override=0.3
+    )
+    assert overridden.gallery_threshold(DEFAULT_OPERATING_POINT) == 0.5
+    assert overridden.verification_threshold(DEFAULT_OPERATING_POINT) == 0.3
+    with pytest.raises(ConfigurationError, match=r"calibrated: 0\.001"):
+        thresholds.check(OperatingPoint(verification_target_far=1e-4))
+
+
+def test_without_a_calibration_only_explicit_thresholds_work() -> None:
+    with pytest.raises(ConfigurationError, match="ENTRYEXIT_GALLERY_THRESHOLD"):
+        OperatingThresholds(None, 0.03).check(DEFAULT_OPERATING_POINT)
+    OperatingThresholds(None, 0.03, 0.5, 0.4).check(DEFAULT_OPERATING_POINT)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from entryexit.domain.model import CitizenshipClass
+from entryexit.domain.policy import (
+    DEFAULT_OPERATING_POINT,
+    DataKind,
+    Participation,
+    parse_policy,
+    policy_in_force,
+)
+from entryexit.errors import InvalidInputError, NotFoundError
+from entryexit.services.policies import SHIPPED_POLICIES, shipped_policy_text
+
+
+def default_text() -> str:
+    return shipped_policy_text("default.toml")
+
+
+def test_the_shipped_policies_parse_with_their_operating_point() -> None:
+    for name in SHIPPED_POLICIES:
+        policy = parse_policy(shipped_policy_text(name))
+        assert policy.matching.gallery_target_fpir == 0.001
+        assert policy.as_dict()["matching"]["verification_target_far"] == 0.001
+    policy = parse_policy(default_text())
+    assert policy.participation(CitizenshipClass.CITIZEN, 40) is Participation.OPTIONAL
+    assert policy.participation(CitizenshipClass.CITIZEN, 10) is Participation.EXEMPT
+    assert policy.retention(DataKind.CAPTURE_IMAGES, CitizenshipClass.CITIZEN).total_seconds() == (
+        12 * 3600
+    )
+
+
+def test_a_policy_without_a_matching_table_keeps_the_default_operating_point() -> None:
+    text = default_text().split("[matching]")[0]
+    assert parse_policy(text).matching == DEFAULT_OPERATING_POINT
+
+
+@pytest.mark.parametrize(
+    ("replacement", "message"),
+    [
+        ("gallery_target_fpir = 0.001", "gallery_target_fpir = 1.5"),
+        ("gallery_target_fpir = 0.001", 'gallery_target_fpir = "low"'),
+        ("gallery_target_fpir = 0.001", "gallery_target_fpr = 0.001"),
+    ],
+)
+def test_bad_operating_points_are_refused(replacement: str, message: str) -> None:
+    with pytest.raises(InvalidInputError, match="matching"):
+        parse_policy(default_text().replace(replacement, message))
+
+
+def test_the_policy_in_force_is_the_latest_effective_one() -> None:
+    first = parse_policy(default_text())
+    later = parse_policy(
+        default_text()
+        .replace('version = "default-1"', 'version = "default-2"')
+        .replace("2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z")
+    )
+    assert policy_in_force([first, later], datetime(2026, 3, 1, tzinfo=UTC)) is first
+    assert policy_in_force([first, later], datetime(2026, 7, 1, tzinfo=UTC)) is later
+    with pytest.raises(NotFoundError):
+        policy_in_force([first, later], datetime(2025, 1, 1, tzinfo=UTC))
