@@ -23,6 +23,7 @@ from entryexit.services.audit import AuditTrail
 from entryexit.services.captures import CaptureService
 from entryexit.services.console import ConsoleService
 from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy
+from entryexit.services.crossings import CrossingService
 from entryexit.services.enrolment import EnrolmentService
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
@@ -37,6 +38,7 @@ from entryexit.services.privacy import (
 )
 from entryexit.services.thresholds import OperatingThresholds
 from entryexit.services.verification import VerificationService
+from entryexit.services.watchlist import WatchlistService
 
 
 def utc_now() -> datetime:
@@ -107,6 +109,8 @@ class Services:
     fairness: FairnessReportService
     accounts: ConsoleAccounts
     console: ConsoleService
+    crossings: CrossingService
+    watchlist: WatchlistService
 
 
 def build_services(
@@ -132,9 +136,31 @@ def build_services(
         policies=policies,
         audit=audit,
     )
-    opt_outs = OptOutService(resolved_store, clock, flights, galleries, policies)
     thresholds = operating_thresholds(settings, resolved_engine)
     thresholds.check(policies.in_force().matching)
+    watchlist = WatchlistService(
+        resolved_store,
+        resolved_engine,
+        clock,
+        policies,
+        thresholds,
+        audit,
+        threshold_override=settings.watchlist_threshold,
+    )
+    galleries.on_staged(watchlist.screen_gallery)
+    crossings = CrossingService(
+        resolved_store,
+        resolved_store,
+        resolved_engine,
+        clock,
+        galleries,
+        policies,
+        thresholds,
+        audit,
+    )
+    opt_outs = OptOutService(
+        resolved_store, clock, flights, galleries, policies, on_encounter=crossings.on_encounter
+    )
     return Services(
         settings=settings,
         store=resolved_store,
@@ -144,7 +170,15 @@ def build_services(
         enrolment=EnrolmentService(resolved_store, resolved_engine, clock, policies),
         galleries=galleries,
         captures=CaptureService(
-            resolved_store, resolved_engine, flights, galleries, thresholds, clock, policies
+            resolved_store,
+            resolved_engine,
+            flights,
+            galleries,
+            thresholds,
+            clock,
+            policies,
+            watchlist=watchlist,
+            on_encounter=crossings.on_encounter,
         ),
         audit=audit,
         policies=policies,
@@ -159,6 +193,7 @@ def build_services(
             clock,
             thresholds,
             load_trusted_cscas(settings.csca_dir),
+            on_encounter=crossings.on_encounter,
         ),
         fairness=FairnessReportService(resolved_store, clock),
         accounts=ConsoleAccounts(
@@ -180,5 +215,8 @@ def build_services(
             policies,
             opt_outs,
             audit,
+            on_encounter=crossings.on_encounter,
         ),
+        crossings=crossings,
+        watchlist=watchlist,
     )

@@ -11,7 +11,7 @@ from entryexit.api.deps import RequestLimits
 from entryexit.api.limits import BodySizeLimit
 from entryexit.api.problems import install_problem_handlers
 from entryexit.api.routes import audit as audit_routes
-from entryexit.api.routes import documents, flights, health, privacy, verifications
+from entryexit.api.routes import crossings, documents, flights, health, privacy, verifications
 from entryexit.bootstrap import Services
 from entryexit.domain.throttle import FailureLockout, TokenBuckets
 
@@ -45,6 +45,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(privacy.router)
     app.include_router(verifications.router)
     app.include_router(audit_routes.router)
+    app.include_router(crossings.router)
     app.add_middleware(AuditAccess)
     app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_request_bytes)
     return app

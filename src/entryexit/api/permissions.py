@@ -33,4 +33,12 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", "/v1/reports/fairness"): Permission.PRIVACY_REPORT,
     ("GET", "/v1/audit/events"): Permission.AUDIT_READ,
     ("GET", "/v1/audit/verification"): Permission.AUDIT_READ,
+    ("GET", "/v1/travelers/{traveler_id}/crossings"): Permission.CROSSINGS_READ,
+    ("PATCH", "/v1/admissions/{admission_id}"): Permission.ADMISSION_WRITE,
+    ("GET", "/v1/reports/overstays"): Permission.OVERSTAY_REPORT,
+    ("POST", "/v1/watchlist"): Permission.WATCHLIST_MANAGE,
+    ("GET", "/v1/watchlist"): Permission.WATCHLIST_MANAGE,
+    ("DELETE", "/v1/watchlist/{entry_id}"): Permission.WATCHLIST_MANAGE,
+    ("GET", "/v1/alerts"): Permission.ALERT_READ,
+    ("POST", "/v1/alerts/{alert_id}/disposition"): Permission.ALERT_DISPOSITION,
 }

@@ -19,6 +19,7 @@ from entryexit.cli import evaluate as evaluate_commands
 from entryexit.cli import manifests as manifest_commands
 from entryexit.cli import models as models_commands
 from entryexit.cli import privacy as privacy_commands
+from entryexit.cli import reports as report_commands
 from entryexit.cli import serve as serve_commands
 from entryexit.cli import simulate as simulate_commands
 from entryexit.cli import users as user_commands
@@ -45,6 +46,7 @@ app.add_typer(privacy_commands.policy_app, name="policy")
 app.command("purge")(privacy_commands.purge)
 app.add_typer(manifest_commands.app, name="manifest")
 app.add_typer(user_commands.app, name="users")
+app.add_typer(report_commands.app, name="report")
 
 
 def main(argv: list[str] | None = None) -> int:

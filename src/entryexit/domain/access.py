@@ -11,6 +11,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     OFFICER = "officer"
     SUPERVISOR = "supervisor"
+    WATCHLIST_MANAGER = "watchlist_manager"
     GATE = "gate"
     AUDITOR = "auditor"
 
@@ -30,6 +31,12 @@ class Permission(StrEnum):
     VERIFY = "verification:run"
     CASE_RESOLVE = "case:resolve"
     IMAGE_VIEW = "image:view"
+    CROSSINGS_READ = "crossings:read"
+    ADMISSION_WRITE = "admission:write"
+    OVERSTAY_REPORT = "overstays:report"
+    WATCHLIST_MANAGE = "watchlist:manage"
+    ALERT_READ = "alert:read"
+    ALERT_DISPOSITION = "alert:disposition"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -48,6 +55,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VERIFY,
             Permission.CASE_RESOLVE,
             Permission.IMAGE_VIEW,
+            Permission.CROSSINGS_READ,
+            Permission.ADMISSION_WRITE,
+            Permission.OVERSTAY_REPORT,
+            Permission.ALERT_READ,
+            Permission.ALERT_DISPOSITION,
         }
     ),
     # Runs a shift: everything an officer does, plus the audit trail and privacy report.
@@ -65,10 +77,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VERIFY,
             Permission.CASE_RESOLVE,
             Permission.IMAGE_VIEW,
+            Permission.CROSSINGS_READ,
+            Permission.ADMISSION_WRITE,
+            Permission.OVERSTAY_REPORT,
+            Permission.ALERT_READ,
+            Permission.ALERT_DISPOSITION,
             Permission.AUDIT_READ,
             Permission.PRIVACY_REPORT,
         }
     ),
+    # Keeps the watchlist; sees neither travelers nor alerts (separation of duties).
+    Role.WATCHLIST_MANAGER: frozenset({Permission.WATCHLIST_MANAGE}),
     # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and
     # learns the decision; nothing can be read back.
     Role.GATE: frozenset({Permission.CAPTURE_SUBMIT, Permission.OPT_OUT_RECORD, Permission.VERIFY}),

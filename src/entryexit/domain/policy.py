@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from entryexit.domain.admission import AdmissionRules
 from entryexit.domain.model import CitizenshipClass
 from entryexit.errors import InvalidInputError, NotFoundError
 
@@ -42,6 +43,7 @@ class OperatingPoint:
 
 
 DEFAULT_OPERATING_POINT = OperatingPoint()
+DEFAULT_ADMISSION_RULES = AdmissionRules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class Policy:
     retention_hours: Mapping[DataKind, Mapping[CitizenshipClass, int]]
     gallery_hours_after_departure: int
     matching: OperatingPoint = DEFAULT_OPERATING_POINT
+    admission: AdmissionRules = DEFAULT_ADMISSION_RULES
 
     def participation(self, citizenship: CitizenshipClass, age: int | None) -> Participation:
         if age is not None and (age < self.exempt_under_age or age > self.exempt_over_age):
@@ -79,6 +82,11 @@ class Policy:
                 k.value: {c.value: h for c, h in v.items()} for k, v in self.retention_hours.items()
             },
             "gallery_hours_after_departure": self.gallery_hours_after_departure,
+            "admission": {
+                "default_class": self.admission.default_class,
+                "days_by_class": dict(self.admission.days_by_class),
+                "grace_days": self.admission.grace_days,
+            },
             "matching": {
                 "gallery_target_fpir": self.matching.gallery_target_fpir,
                 "verification_target_far": self.matching.verification_target_far,
@@ -148,6 +156,28 @@ def _operating_point(document: Mapping[str, Any]) -> OperatingPoint:
     )
 
 
+def _admission_rules(document: Mapping[str, Any]) -> AdmissionRules:
+    """The optional ``[admission]`` table (class defaults for stays of non-citizens)."""
+    table = document.get("admission", {})
+    if not isinstance(table, dict):
+        raise InvalidInputError("policy: 'admission' must be a table")
+    default = DEFAULT_ADMISSION_RULES
+    default_class = table.get("default_class", default.default_class)
+    if not isinstance(default_class, str) or not 1 <= len(default_class) <= 16:
+        raise InvalidInputError("policy: 'admission.default_class' must be 1-16 characters")
+    days = table.get("days", dict(default.days_by_class))
+    if not isinstance(days, dict):
+        raise InvalidInputError("policy: 'admission.days' must be a table of class = days")
+    for name, value in days.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"policy: 'admission.days.{name}' must be whole days, 1+")
+    return AdmissionRules(
+        default_class=default_class,
+        days_by_class=tuple(sorted(days.items())),
+        grace_days=_hours(table.get("grace_days", default.grace_days), "admission.grace_days"),
+    )
+
+
 def parse_policy(text: str) -> Policy:
     """Parse a policy file (TOML); every field is required and checked."""
     try:
@@ -189,6 +219,7 @@ def parse_policy(text: str) -> Policy:
             _require(gallery, "delete_hours_after_departure", int, "gallery."), "gallery"
         ),
         matching=_operating_point(document),
+        admission=_admission_rules(document),
     )
 
 

@@ -20,8 +20,9 @@ from entryexit.errors import InvalidInputError, NoFaceError, PermissionDeniedErr
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import CaptureRecord, Clock, FaceAnalyser, Store
+from entryexit.services.ports import CaptureRecord, Clock, EncounterHook, FaceAnalyser, Store
 from entryexit.services.thresholds import OperatingThresholds
+from entryexit.services.watchlist import WatchlistService
 
 _MAX_LABEL = 64
 logger = logging.getLogger(__name__)
@@ -56,7 +57,11 @@ class CaptureService:
         thresholds: OperatingThresholds,
         clock: Clock,
         policies: PolicyService,
+        watchlist: WatchlistService | None = None,
+        on_encounter: EncounterHook | None = None,
     ) -> None:
+        self._watchlist = watchlist
+        self._on_encounter = on_encounter
         self._policies = policies
         self._store = store
         self._engine = engine
@@ -139,6 +144,25 @@ class CaptureService:
 
         scores = similarity_matrix(analysis.template.vector, gallery.matrix)[0]
         result = identify(scores, rule)
+        matched_id = (
+            gallery.traveler_ids[result.index]
+            if result.matched and result.index is not None
+            else None
+        )
+        if self._watchlist is not None:
+            hit = self._watchlist.screen_capture(
+                flight, capture_id, analysis.template.vector, matched_id
+            )
+            if matched_id is not None and (hit or self._watchlist.has_open_alert(matched_id)):
+                # An officer decides; the gate learns only that it is an officer's case.
+                return finish(
+                    Decision.MANUAL,
+                    ("officer_review",),
+                    traveler_id=matched_id,
+                    score=result.score,
+                    runner_up=result.runner_up_score,
+                    keep_image=True,
+                )
         if not result.matched or result.index is None:
             reason = result.reason.value if result.reason else "no_match"
             # The officer doing the document check sees this photo beside the candidates,
@@ -153,23 +177,24 @@ class CaptureService:
         traveler_id = gallery.traveler_ids[result.index]
         profile = self._store.traveler_profile(traveler_id)
         citizenship = profile.citizenship_class
-        recorded = self._store.add_encounter(
-            Encounter(
-                id=str(uuid.uuid4()),
-                flight_id=flight.id,
-                traveler_id=traveler_id,
-                direction=flight.direction,
-                method=EncounterMethod.BIOMETRIC,
-                gate=gate,
-                device=device,
-                occurred_at=received_at,
-                score=result.score,
-                model=gallery.model,
-                policy_version=policy.version,
-                capture_id=capture_id,
-                expires_at=received_at + policy.retention(DataKind.ENCOUNTER_RECORDS, citizenship),
-            )
+        encounter = Encounter(
+            id=str(uuid.uuid4()),
+            flight_id=flight.id,
+            traveler_id=traveler_id,
+            direction=flight.direction,
+            method=EncounterMethod.BIOMETRIC,
+            gate=gate,
+            device=device,
+            occurred_at=received_at,
+            score=result.score,
+            model=gallery.model,
+            policy_version=policy.version,
+            capture_id=capture_id,
+            expires_at=received_at + policy.retention(DataKind.ENCOUNTER_RECORDS, citizenship),
         )
+        recorded = self._store.add_encounter(encounter)
+        if recorded and self._on_encounter is not None:
+            self._on_encounter(encounter, flight, analysis.template.vector)
         return finish(
             Decision.MATCH,
             () if recorded else ("already_processed",),

@@ -29,6 +29,7 @@ from entryexit.services.ports import (
     CaptureSummary,
     Clock,
     ConsoleStore,
+    EncounterHook,
     FaceAnalyser,
     FlightCounts,
     ManifestStatus,
@@ -97,7 +98,9 @@ class ConsoleService:
         policies: PolicyService,
         opt_outs: OptOutService,
         audit: AuditTrail,
+        on_encounter: EncounterHook | None = None,
     ) -> None:
+        self._on_encounter = on_encounter
         self._store = store
         self._console = console_store
         self._engine = engine
@@ -268,6 +271,8 @@ class ConsoleService:
         )
         if not self._store.add_encounter(encounter):
             raise ConflictError("this traveler has already been processed on this flight")
+        if self._on_encounter is not None:
+            self._on_encounter(encounter, flight, None)
         return encounter.id
 
     def _opt_out(self, actor: Principal, flight: Flight, document: DocumentKey) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,6 +67,11 @@ class GalleryService:
         self._dimension = dimension
         self._galleries: dict[str, StagedGallery] = {}
         self._lock = threading.Lock()
+        self._on_staged: list[Callable[[Flight, StagedGallery], object]] = []
+
+    def on_staged(self, callback: Callable[[Flight, StagedGallery], object]) -> None:
+        """Run ``callback`` with every newly staged gallery (watchlist screening)."""
+        self._on_staged.append(callback)
 
     def stage(self, flight_id: str) -> StagingReport:
         flight = self._store.get_flight(flight_id)
@@ -83,6 +89,8 @@ class GalleryService:
         gallery = self._build(flight, version, expires_at, excluded)
         with self._lock:
             self._galleries[flight_id] = gallery
+        for callback in self._on_staged:
+            callback(flight, gallery)
         before = set(previous.traveler_ids) if previous else set()
         after = set(gallery.traveler_ids)
         without_photo: tuple[DocumentKey, ...] = tuple(

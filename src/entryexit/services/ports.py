@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 from entryexit.biometrics import FaceAnalysis
 from entryexit.biometrics.recognizer import RecognizerManifest
 from entryexit.domain.access import Role, StoredApiKey
+from entryexit.domain.admission import Admission, ExitLink
 from entryexit.domain.audit import AuditEntry, AuditEvent
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -134,6 +138,124 @@ class ConsoleStore(Protocol):
     ) -> bool: ...
     def reference_photo(self, traveler_id: str) -> bytes | None: ...
     def capture_image(self, capture_id: str) -> bytes | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TravelerIdentity:
+    traveler_id: str
+    surname: str
+    given_names: str
+    nationality: str
+    document: DocumentKey
+
+
+@dataclass(frozen=True, slots=True)
+class NewAdmission:
+    id: str
+    traveler_id: str
+    admission_class: str
+    admitted_on: date
+    admitted_until: date | None
+    entry_encounter_id: str
+    entry_flight_id: str
+    template: bytes | None
+    template_model: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExitConfirmation:
+    flight_id: str
+    carrier: str
+    number: str
+    port: str
+    departure: datetime
+    travelers: int
+    confirmed: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistEntry:
+    id: str
+    category: str
+    reason_code: str
+    model: str
+    added_by: str
+    added_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    id: str
+    source: str
+    flight_id: str
+    traveler_id: str | None
+    capture_id: str | None
+    watchlist_entry_id: str
+    score: float
+    model: str
+    policy_version: str
+    created_at: datetime
+    status: str
+    disposition_reason: str | None = None
+    dispositioned_by: str | None = None
+    dispositioned_at: datetime | None = None
+
+
+# Called after an encounter is recorded, with the live template when there is one.
+EncounterHook = Callable[[Encounter, Flight, NDArray[np.float32] | None], None]
+
+
+class CrossingStore(Protocol):
+    """Admissions, the watchlist and alerts (implemented by the SQL store)."""
+
+    def open_admission(self, new: NewAdmission) -> bool: ...
+    def open_admission_of(self, traveler_id: str) -> Admission | None: ...
+    def open_admission_templates(
+        self, model: str, exclude_traveler: str, limit: int
+    ) -> list[tuple[str, bytes]]: ...
+    def close_admission(
+        self,
+        admission_id: str,
+        exit_encounter_id: str,
+        exit_flight_id: str,
+        exit_traveler_id: str,
+        exited_on: date,
+        link: ExitLink,
+        score: float | None,
+    ) -> bool: ...
+    def record_exit_without_entry(
+        self,
+        record_id: str,
+        traveler_id: str,
+        exit_encounter_id: str,
+        exit_flight_id: str,
+        exited_on: date,
+        now: datetime,
+    ) -> None: ...
+    def update_admission(
+        self, admission_id: str, admission_class: str, until: date | None
+    ) -> Admission | None: ...
+    def admissions_of(self, traveler_id: str) -> list[Admission]: ...
+    def in_country_overstays(self, before: date, limit: int | None = None) -> list[Admission]: ...
+    def out_of_country_overstays(
+        self, since: date, until: date, limit: int | None = None
+    ) -> list[Admission]: ...
+    def exits_without_entry(self, since: date, until: date) -> list[tuple[str, date, str]]: ...
+    def exit_confirmations(self, since: datetime, until: datetime) -> list[ExitConfirmation]: ...
+    def add_watchlist_entry(self, entry: WatchlistEntry, template: bytes) -> None: ...
+    def remove_watchlist_entry(self, entry_id: str, now: datetime) -> bool: ...
+    def watchlist_entries(self) -> list[WatchlistEntry]: ...
+    def watchlist_templates(self, model: str) -> list[tuple[str, bytes]]: ...
+    def add_alert(self, alert: AlertRecord) -> bool: ...
+    def alerts(self, status: str | None, limit: int) -> list[AlertRecord]: ...
+    def get_alert(self, alert_id: str) -> AlertRecord | None: ...
+    def has_open_alert(self, traveler_id: str) -> bool: ...
+    def disposition_alert(
+        self, alert_id: str, status: str, reason: str, officer_id: str, now: datetime
+    ) -> bool: ...
+    def traveler_identity(self, traveler_id: str) -> TravelerIdentity | None: ...
+    def encounters_of(self, traveler_id: str) -> list[Encounter]: ...
 
 
 @dataclass(frozen=True, slots=True)

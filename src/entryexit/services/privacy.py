@@ -14,7 +14,7 @@ from entryexit.services.audit import AuditTrail
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, Store
+from entryexit.services.ports import Clock, EncounterHook, Store
 
 
 class OptOutRefusedError(ConflictError):
@@ -36,12 +36,14 @@ class OptOutService:
         flights: FlightService,
         galleries: GalleryService,
         policies: PolicyService,
+        on_encounter: EncounterHook | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._flights = flights
         self._galleries = galleries
         self._policies = policies
+        self._on_encounter = on_encounter
 
     def record(self, actor: Principal, flight_id: str, document: DocumentKey, gate: str) -> OptOut:
         """The traveler is processed manually: recorded as an encounter, taken out of the
@@ -82,6 +84,8 @@ class OptOutService:
         )
         if not self._store.add_encounter(encounter):
             raise ConflictError("this traveler has already been processed on this flight")
+        if self._on_encounter is not None:
+            self._on_encounter(encounter, flight, None)
         if flight.staged:
             self._galleries.stage(flight.id)  # rebuilt without the traveler
         return OptOut(encounter.id, traveler_id, policy.version)

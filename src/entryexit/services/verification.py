@@ -24,7 +24,7 @@ from entryexit.errors import (
 )
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, FaceAnalyser, Store
+from entryexit.services.ports import Clock, EncounterHook, FaceAnalyser, Store
 from entryexit.services.thresholds import OperatingThresholds
 
 
@@ -60,7 +60,9 @@ class VerificationService:
         clock: Clock,
         thresholds: OperatingThresholds,
         trusted_cscas: list[x509.Certificate] | None = None,
+        on_encounter: EncounterHook | None = None,
     ) -> None:
+        self._on_encounter = on_encounter
         self._cscas = list(trusted_cscas or [])
         self._store = store
         self._engine = engine
@@ -156,6 +158,8 @@ class VerificationService:
                 )
                 if self._store.add_encounter(encounter):
                     encounter_id = encounter.id
+                    if self._on_encounter is not None:
+                        self._on_encounter(encounter, flight, live.template.vector)
         return Verification(
             Decision.MATCH,
             (),

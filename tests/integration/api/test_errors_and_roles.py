@@ -124,14 +124,20 @@ def test_every_endpoint_is_in_the_permission_table(api: Api) -> None:
 
 def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
     flight = api.create_flight(carrier="EE")
-    values = {"flight_id": flight["id"], "issuing_state": "UTO", "number": "A1"}
-    photo = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
-    roles = {
-        "admin": Role.ADMIN,
-        "officer": Role.OFFICER,
-        "auditor": Role.AUDITOR,
-        "gate": Role.GATE,
+    unknown = "00000000-0000-0000-0000-000000000000"
+    values = {
+        "flight_id": flight["id"],
+        "issuing_state": "UTO",
+        "number": "A1",
+        "traveler_id": unknown,
+        "admission_id": unknown,
+        "entry_id": unknown,
+        "alert_id": unknown,
     }
+    photo = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
+    api.keys["supervisor"] = api.services.keys.create(Role.SUPERVISOR, "shift lead")[1]
+    api.keys["watchlist_manager"] = api.services.keys.create(Role.WATCHLIST_MANAGER, "list")[1]
+    roles = {role.value: role for role in Role}
     for (method, path), needed in ENDPOINT_PERMISSIONS.items():
         url = path.format(**values)
         for key_name, role in roles.items():
@@ -139,6 +145,15 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
             if path.endswith("/photos") or path.endswith("/captures"):
                 kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}
                 kwargs["data"] = {"gate": "G1", "device": "d"}
+            elif path == "/v1/watchlist" and method == "POST":
+                kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}
+                kwargs["data"] = {"category": "test", "reason_code": "T1"}
+            elif path.endswith("/disposition"):
+                kwargs["json"] = {"disposition": "dismissed_other", "reason": "test"}
+            elif path.startswith("/v1/admissions"):
+                kwargs["json"] = {"admission_class": "B2"}
+            elif path == "/v1/reports/overstays":
+                kwargs["params"] = {"as_of": "2030-01-01"}
             elif path.endswith("/manifest") and method == "PUT":
                 kwargs["json"] = [manifest_row("A1", "ONE")]
             elif path == "/v1/flights":

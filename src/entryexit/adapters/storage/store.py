@@ -23,6 +23,7 @@ from entryexit.adapters.crypto.envelope import (
     wrap_data_key,
 )
 from entryexit.adapters.storage.console_queries import ConsoleQueries, reference_photo_context
+from entryexit.adapters.storage.crossing_queries import CrossingQueries
 from entryexit.adapters.storage.database import session_factory
 from entryexit.adapters.storage.rows import flight_from_row
 from entryexit.adapters.storage.tables import (
@@ -61,6 +62,7 @@ from entryexit.services.ports import (
     ManifestStatus,
     StoredPolicy,
     StoredTemplate,
+    TravelerIdentity,
     TravelerProfile,
 )
 
@@ -75,7 +77,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-class SqlStore(ConsoleQueries):
+class SqlStore(ConsoleQueries, CrossingQueries):
     """Templates are sealed with their traveler's data key before they reach the database;
     the data keys are stored wrapped by the key provider's current KEK."""
 
@@ -336,6 +338,37 @@ class SqlStore(ConsoleQueries):
         opened = open_sealed(key, doc.personal, f"personal:{doc.traveler_id}".encode())
         details: dict[str, str] = json.loads(opened)
         return details
+
+    def traveler_identity(self, traveler_id: str) -> TravelerIdentity | None:
+        """Name, nationality and latest document of a traveler, for an officer's report."""
+        with self._transaction() as session:
+            found = session.execute(
+                select(DocumentRow, DataKeyRow)
+                .outerjoin(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
+                .where(DocumentRow.traveler_id == traveler_id)
+                .order_by(DocumentRow.expiry.desc())
+                .limit(1)
+            ).first()
+            if found is None:
+                return None
+            doc, data_key = found
+            personal = self._open_personal(doc, data_key)
+            return TravelerIdentity(
+                traveler_id=traveler_id,
+                surname=personal.get("surname", ERASED),
+                given_names=personal.get("given_names", ""),
+                nationality=personal.get("nationality", ""),
+                document=DocumentKey(doc.issuing_state, personal.get("number", ERASED)),
+            )
+
+    def encounters_of(self, traveler_id: str) -> list[Encounter]:
+        with self._transaction() as session:
+            rows = session.scalars(
+                select(EncounterRow)
+                .where(EncounterRow.traveler_id == traveler_id)
+                .order_by(EncounterRow.occurred_at)
+            ).all()
+            return [_encounter(row) for row in rows]
 
     # --- reference photos and galleries ---------------------------------------------
     def add_reference_template(
@@ -778,24 +811,25 @@ class SqlStore(ConsoleQueries):
                 .where(EncounterRow.flight_id == flight_id)
                 .order_by(EncounterRow.occurred_at)
             ).all()
-            return [
-                Encounter(
-                    id=r.id,
-                    flight_id=r.flight_id,
-                    traveler_id=r.traveler_id,
-                    direction=Direction(r.direction),
-                    method=EncounterMethod(r.method),
-                    gate=r.gate,
-                    device=r.device,
-                    occurred_at=r.occurred_at,
-                    score=r.score,
-                    model=r.model,
-                    policy_version=r.policy_version,
-                    capture_id=r.capture_id,
-                    expires_at=r.expires_at,
-                )
-                for r in rows
-            ]
+            return [_encounter(r) for r in rows]
+
+
+def _encounter(r: EncounterRow) -> Encounter:
+    return Encounter(
+        id=r.id,
+        flight_id=r.flight_id,
+        traveler_id=r.traveler_id,
+        direction=Direction(r.direction),
+        method=EncounterMethod(r.method),
+        gate=r.gate,
+        device=r.device,
+        occurred_at=r.occurred_at,
+        score=r.score,
+        model=r.model,
+        policy_version=r.policy_version,
+        capture_id=r.capture_id,
+        expires_at=r.expires_at,
+    )
 
 
 def _template_context(template_id: str, traveler_id: str, model: str) -> bytes:

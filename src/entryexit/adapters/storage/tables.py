@@ -242,3 +242,72 @@ class ConsoleSessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class AdmissionRow(Base):
+    """A non-citizen's stay: opened by an entry encounter, closed by an exit encounter (linked
+    by document, or biometrically when the traveler left on another document)."""
+
+    __tablename__ = "admissions"
+    __table_args__ = (
+        Index("ix_admissions_open_until", "exited_on", "admitted_until"),
+        Index("ix_admissions_exited_on", "exited_on"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    traveler_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    admission_class: Mapped[str] = mapped_column(String(16))
+    admitted_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    admitted_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    entry_encounter_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    entry_flight_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    exit_encounter_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    exit_flight_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    exit_traveler_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    exited_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # How the exit was tied to this stay: document (same traveler) or biometric (with score).
+    link: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    link_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The entry template, sealed with a key of its own, kept while the stay is open so that an
+    # exit on a new passport can still be linked; cleared when the stay closes.
+    template: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    template_model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    kek_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WatchlistEntryRow(Base):
+    """A watchlist template, sealed with its own key; never joined to travelers."""
+
+    __tablename__ = "watchlist_entries"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32))
+    reason_code: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    template: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    kek_id: Mapped[str] = mapped_column(String(32))
+    added_by: Mapped[str] = mapped_column(String(36))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AlertRow(Base):
+    """A watchlist hit waiting for (or with) an officer's disposition."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_status_traveler", "status", "traveler_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    flight_id: Mapped[str] = mapped_column(String(36), index=True)
+    traveler_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    capture_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    watchlist_entry_id: Mapped[str] = mapped_column(String(36))
+    score: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(32))
+    disposition_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    dispositioned_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    dispositioned_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

@@ -1,0 +1,239 @@
+"""Watchlist screening with a human in the loop.
+
+The watchlist is a separately keyed gallery kept by the ``watchlist_manager`` role. Staged
+travelers' references and every live capture are searched against it; a score at or above the
+threshold raises an alert with its evidence, and an officer must disposition every alert with
+a reason. Nothing is denied automatically: the only effect on the gate is that a traveler with
+an open alert is sent to ``manual``, an officer's desk, with no reason the gate could read.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from entryexit.biometrics.compare import Template, l2_normalise
+from entryexit.domain.access import Permission, Principal
+from entryexit.domain.model import Flight
+from entryexit.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from entryexit.services.audit import AuditTrail
+from entryexit.services.gallery import StagedGallery
+from entryexit.services.policies import PolicyService
+from entryexit.services.ports import AlertRecord, Clock, CrossingStore, FaceAnalyser, WatchlistEntry
+from entryexit.services.thresholds import OperatingThresholds
+
+# Other workers may change the list: reload at least this often.
+CACHE_SECONDS = 30.0
+_LABEL = 32
+
+
+class Disposition(StrEnum):
+    CONFIRMED = "confirmed"
+    DISMISSED_DIFFERENT_PERSON = "dismissed_different_person"
+    DISMISSED_OTHER = "dismissed_other"
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    ids: tuple[str, ...]
+    matrix: NDArray[np.float32]
+    loaded_at: float
+
+
+class WatchlistService:
+    def __init__(
+        self,
+        store: CrossingStore,
+        engine: FaceAnalyser,
+        clock: Clock,
+        policies: PolicyService,
+        thresholds: OperatingThresholds,
+        audit: AuditTrail,
+        threshold_override: float | None = None,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._clock = clock
+        self._policies = policies
+        self._thresholds = thresholds
+        self._audit = audit
+        self._override = threshold_override
+        self._lock = threading.Lock()
+        self._loaded: _Loaded | None = None
+
+    # --- the list ------------------------------------------------------------------------
+    def add(self, actor: Principal, photo: bytes, category: str, reason_code: str) -> str:
+        self._require(actor, Permission.WATCHLIST_MANAGE)
+        category, reason_code = _label(category, "category"), _label(reason_code, "reason code")
+        analysis = self._engine.analyse_reference(photo)
+        entry = WatchlistEntry(
+            str(uuid.uuid4()),
+            category,
+            reason_code,
+            self._engine.model,
+            actor.key_id,
+            self._clock(),
+        )
+        self._store.add_watchlist_entry(entry, analysis.template.to_bytes())
+        self._invalidate()
+        self._audit.record(
+            "watchlist add",
+            "ok",
+            actor,
+            "watchlist_entry",
+            entry.id,
+            {"category": category, "reason_code": reason_code},
+        )
+        return entry.id
+
+    def remove(self, actor: Principal, entry_id: str) -> None:
+        self._require(actor, Permission.WATCHLIST_MANAGE)
+        if not self._store.remove_watchlist_entry(entry_id, self._clock()):
+            raise NotFoundError(f"no watchlist entry {entry_id} (or it was removed already)")
+        self._invalidate()
+        self._audit.record("watchlist remove", "ok", actor, "watchlist_entry", entry_id, {})
+
+    def entries(self, actor: Principal) -> list[WatchlistEntry]:
+        self._require(actor, Permission.WATCHLIST_MANAGE)
+        return self._store.watchlist_entries()
+
+    # --- screening -----------------------------------------------------------------------
+    def screen_gallery(self, flight: Flight, gallery: StagedGallery) -> int:
+        """Search every staged traveler's reference against the list; returns new alerts."""
+        if len(gallery) == 0:
+            return 0
+        raised = 0
+        for row, entry, score in self._hits(gallery.matrix):
+            raised += self._raise("staging", flight, gallery.traveler_ids[row], None, entry, score)
+        return raised
+
+    def screen_capture(
+        self,
+        flight: Flight,
+        capture_id: str,
+        live: NDArray[np.float32],
+        traveler_id: str | None,
+    ) -> bool:
+        """Search a live capture; True if it hit (an alert exists for it now)."""
+        hit = False
+        for _, entry, score in self._hits(live[np.newaxis, :]):
+            self._raise("gate", flight, traveler_id, capture_id, entry, score)
+            hit = True
+        return hit
+
+    def has_open_alert(self, traveler_id: str) -> bool:
+        return self._store.has_open_alert(traveler_id)
+
+    def _hits(self, probes: NDArray[np.float32]) -> list[tuple[int, str, float]]:
+        loaded = self._load()
+        if not loaded.ids:
+            return []
+        policy = self._policies.in_force(self._clock())
+        threshold = (
+            self._override
+            if self._override is not None
+            else self._thresholds.gallery_threshold(policy.matching)
+        )
+        scores = probes @ loaded.matrix.T
+        rows, columns = np.nonzero(scores >= threshold)
+        return [
+            (int(r), loaded.ids[int(c)], float(scores[r, c]))
+            for r, c in zip(rows, columns, strict=True)
+        ]
+
+    def _raise(
+        self,
+        source: str,
+        flight: Flight,
+        traveler_id: str | None,
+        capture_id: str | None,
+        entry_id: str,
+        score: float,
+    ) -> int:
+        policy = self._policies.in_force(self._clock())
+        alert = AlertRecord(
+            id=str(uuid.uuid4()),
+            source=source,
+            flight_id=flight.id,
+            traveler_id=traveler_id,
+            capture_id=capture_id,
+            watchlist_entry_id=entry_id,
+            score=score,
+            model=self._engine.model,
+            policy_version=policy.version,
+            created_at=self._clock(),
+            status="open",
+        )
+        if not self._store.add_alert(alert):
+            return 0
+        self._audit.record(
+            "watchlist alert",
+            "open",
+            None,
+            "alert",
+            alert.id,
+            {"source": source, "score": f"{score:.4f}", "entry": entry_id},
+            policy_version=policy.version,
+        )
+        return 1
+
+    def _load(self) -> _Loaded:
+        with self._lock:
+            now = time.monotonic()
+            if self._loaded is None or now - self._loaded.loaded_at > CACHE_SECONDS:
+                stored = self._store.watchlist_templates(self._engine.model)
+                dimension = self._engine.dimension
+                matrix = (
+                    l2_normalise(
+                        np.stack([Template.from_bytes(t, "", dimension).vector for _, t in stored])
+                    )
+                    if stored
+                    else np.empty((0, dimension), dtype=np.float32)
+                )
+                self._loaded = _Loaded(tuple(i for i, _ in stored), matrix, now)
+            return self._loaded
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            self._loaded = None
+
+    # --- alerts --------------------------------------------------------------------------
+    def alerts(self, actor: Principal, status: str | None = "open") -> list[AlertRecord]:
+        self._require(actor, Permission.ALERT_READ)
+        return self._store.alerts(status, 200)
+
+    def disposition(
+        self, actor: Principal, alert_id: str, disposition: Disposition, reason: str
+    ) -> AlertRecord:
+        self._require(actor, Permission.ALERT_DISPOSITION)
+        text = reason.strip()
+        if not text or len(text) > 500:
+            raise InvalidInputError("a disposition needs a reason (1-500 characters)")
+        if self._store.get_alert(alert_id) is None:
+            raise NotFoundError(f"alert {alert_id} does not exist")
+        if not self._store.disposition_alert(
+            alert_id, disposition.value, text, actor.key_id, self._clock()
+        ):
+            raise ConflictError("this alert has a disposition already")
+        self._audit.record("alert disposition", disposition.value, actor, "alert", alert_id, {})
+        updated = self._store.get_alert(alert_id)
+        assert updated is not None
+        return updated
+
+    @staticmethod
+    def _require(actor: Principal, permission: Permission) -> None:
+        if not actor.can(permission):
+            raise PermissionDeniedError(f"the {actor.role.value} role may not do this")
+
+
+def _label(value: str, what: str) -> str:
+    text = value.strip()
+    if not text or len(text) > _LABEL or not text.replace("-", "").replace("_", "").isalnum():
+        raise InvalidInputError(f"{what}: 1-{_LABEL} letters, digits, '-' or '_'")
+    return text
