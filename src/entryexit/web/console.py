@@ -11,7 +11,7 @@ sent only to roles allowed to see them.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.deps import ServicesDep
+from entryexit.api.routes.crossings import overstay_csv
 from entryexit.domain.access import Permission, Principal
 from entryexit.errors import (
     AuthenticationError,
@@ -34,6 +35,7 @@ from entryexit.errors import (
 )
 from entryexit.services.console import Resolution
 from entryexit.services.console_accounts import SignedIn
+from entryexit.services.watchlist import Disposition
 
 PREFIX = "/console"
 SESSION_COOKIE = "entryexit_session"
@@ -279,6 +281,59 @@ def capture_image(capture_id: str, services: ServicesDep, signed_in: SessionDep)
 @router.get("/images/travelers/{traveler_id}")
 def reference_image(traveler_id: str, services: ServicesDep, signed_in: SessionDep) -> Response:
     return _image(services.console.reference_photo(signed_in.principal, traveler_id))
+
+
+@router.get("/alerts")
+def alerts_page(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
+    open_alerts = services.watchlist.alerts(signed_in.principal, "open")
+    return _page(
+        request,
+        "alerts.html",
+        signed_in,
+        alerts=open_alerts,
+        dispositions=[d.value for d in Disposition],
+    )
+
+
+@router.post("/alerts/{alert_id}/disposition")
+def disposition_alert(
+    alert_id: str,
+    services: ServicesDep,
+    signed_in: SessionDep,
+    disposition: Annotated[str, Form(max_length=32)],
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    try:
+        chosen = Disposition(disposition)
+    except ValueError:
+        raise InvalidInputError("choose a disposition") from None
+    services.watchlist.disposition(signed_in.principal, alert_id, chosen, reason)
+    return RedirectResponse(f"{PREFIX}/alerts?done={chosen.value}", status_code=303)
+
+
+@router.get("/overstays")
+def overstays_page(
+    request: Request,
+    services: ServicesDep,
+    signed_in: SessionDep,
+    as_of: date | None = None,
+) -> HTMLResponse:
+    day = as_of or datetime.now(UTC).date()
+    report = services.crossings.overstays(signed_in.principal, day)
+    return _page(request, "overstays.html", signed_in, report=report, as_of=day)
+
+
+@router.get("/overstays.csv")
+def overstays_csv(services: ServicesDep, signed_in: SessionDep, as_of: date) -> Response:
+    report = services.crossings.overstays(signed_in.principal, as_of)
+    rows = [("in_country", r) for r in report["in_country"]] + [
+        ("out_of_country", r) for r in report["out_of_country"]
+    ]
+    return Response(
+        overstay_csv(rows),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="overstays-{as_of}.csv"'},
+    )
 
 
 @router.get("/oversight")

@@ -219,3 +219,46 @@ def test_gate_roles_cannot_have_console_accounts(console: Api) -> None:
         console.services.accounts.create_user("lane7", PASSWORD, Role.GATE)
     with pytest.raises(InvalidInputError, match="at least 12"):
         console.services.accounts.create_user("shorty", "short", Role.OFFICER)
+
+
+def test_alerts_are_dispositioned_and_the_overstay_report_downloads(
+    console: Api, lfw_dir: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from entryexit.domain.access import Principal
+
+    manager = Principal("wm", "watchlist desk", Role.WATCHLIST_MANAGER)
+    console.services.watchlist.add(
+        manager, lfw_image(lfw_dir, "Ariel_Sharon", 5).read_bytes(), "test", "T-1"
+    )
+    staged_flight(console, lfw_dir)  # Ariel Sharon is on it: a staging alert
+    client = fresh(console)
+    sign_in(client, "olga")
+    page = client.get("/console/alerts")
+    assert "At staging" in page.text
+    alert_id = re.search(r"/console/alerts/([0-9a-f-]{36})/disposition", page.text)
+    assert alert_id is not None
+    no_reason = client.post(
+        f"/console/alerts/{alert_id.group(1)}/disposition",
+        data={"csrf_token": csrf(page.text), "disposition": "confirmed", "reason": " "},
+    )
+    assert no_reason.status_code == 422
+    done = client.post(
+        f"/console/alerts/{alert_id.group(1)}/disposition",
+        data={"csrf_token": csrf(page.text), "disposition": "confirmed", "reason": "ID checked"},
+    )
+    assert "Disposition recorded: confirmed" in done.text
+    assert "No open alerts." in done.text
+
+    today = datetime.now(UTC).date().isoformat()
+    report = client.get("/console/overstays")
+    assert report.status_code == 200
+    assert "Download CSV" in report.text
+    download = client.get(f"/console/overstays.csv?as_of={today}")
+    assert download.headers["content-type"].startswith("text/csv")
+    assert download.text.startswith("kind,traveler_ref")
+    auditor = fresh(console)
+    sign_in(auditor, "ada")
+    assert auditor.get("/console/alerts").status_code == 403
+    assert auditor.get("/console/overstays").status_code == 403
