@@ -14,6 +14,7 @@ from entryexit.adapters.crypto.keys import (
     FileKeyProvider,
 )
 from entryexit.adapters.crypto.trust import load_trusted_cscas
+from entryexit.adapters.search.faiss_index import build_index
 from entryexit.adapters.storage.database import create_database_engine, migrate
 from entryexit.adapters.storage.store import SqlStore
 from entryexit.biometrics import FaceEngine
@@ -146,6 +147,7 @@ def build_services(
         thresholds,
         audit,
         threshold_override=settings.watchlist_threshold,
+        build_index=build_index,
     )
     galleries.on_staged(watchlist.screen_gallery)
     crossings = CrossingService(

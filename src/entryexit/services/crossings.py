@@ -35,7 +35,14 @@ from entryexit.errors import InvalidInputError, NotFoundError, PermissionDeniedE
 from entryexit.services.audit import AuditTrail
 from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, CrossingStore, FaceAnalyser, NewAdmission, Store
+from entryexit.services.ports import (
+    Clock,
+    CrossingStore,
+    FaceAnalyser,
+    NewAdmission,
+    Store,
+    TravelerIdentity,
+)
 from entryexit.services.thresholds import OperatingThresholds
 
 # The bounded search looks at this many open stays (newest first) when the document finds none.
@@ -230,12 +237,15 @@ class CrossingService:
         start = datetime.combine(since, datetime.min.time(), self._clock().tzinfo)
         end = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), self._clock().tzinfo)
         flights = self._crossings.exit_confirmations(start, end)
+        identities = self._crossings.traveler_identities(
+            [a.traveler_id for a in (*in_country, *out_of_country) if a.traveler_id]
+        )
         report = {
             "as_of": as_of.isoformat(),
             "grace_days": grace,
             "policy_version": policy.version,
-            "in_country": [self._row(a, as_of) for a in in_country],
-            "out_of_country": [self._row(a, as_of) for a in out_of_country],
+            "in_country": [_row(a, as_of, identities) for a in in_country],
+            "out_of_country": [_row(a, as_of, identities) for a in out_of_country],
             "exit_confirmation": _confirmation_rates(flights),
             "exits_without_entry": [
                 {"traveler_ref": t, "exited_on": d.isoformat(), "exit_flight": f}
@@ -252,26 +262,23 @@ class CrossingService:
         )
         return report
 
-    def _row(self, admission: Admission, as_of: date) -> OverstayRow:
-        identity = (
-            self._crossings.traveler_identity(admission.traveler_id)
-            if admission.traveler_id
-            else None
-        )
-        return OverstayRow(
-            traveler_ref=admission.traveler_id or "",
-            surname=identity.surname if identity else "",
-            given_names=identity.given_names if identity else "",
-            nationality=identity.nationality if identity else "",
-            document=(
-                f"{identity.document.issuing_state} {identity.document.number}" if identity else ""
-            ),
-            admission_class=admission.admission_class,
-            admitted_on=admission.admitted_on,
-            admitted_until=admission.admitted_until,
-            exited_on=admission.exited_on,
-            days_over=days_over(admission, as_of),
-        )
+
+def _row(admission: Admission, as_of: date, identities: dict[str, TravelerIdentity]) -> OverstayRow:
+    identity = identities.get(admission.traveler_id or "")
+    return OverstayRow(
+        traveler_ref=admission.traveler_id or "",
+        surname=identity.surname if identity else "",
+        given_names=identity.given_names if identity else "",
+        nationality=identity.nationality if identity else "",
+        document=(
+            f"{identity.document.issuing_state} {identity.document.number}" if identity else ""
+        ),
+        admission_class=admission.admission_class,
+        admitted_on=admission.admitted_on,
+        admitted_until=admission.admitted_until,
+        exited_on=admission.exited_on,
+        days_over=days_over(admission, as_of),
+    )
 
 
 def _encounter(encounter: Encounter) -> dict[str, Any]:

@@ -206,6 +206,19 @@ class AlertRecord:
 EncounterHook = Callable[[Encounter, Flight, NDArray[np.float32] | None], None]
 
 
+class TemplateIndex(Protocol):
+    """A searchable template list: every (probe row, entry row, score) at or above a
+    threshold (exact scores; an approximate index may miss entries, never invent them)."""
+
+    def __len__(self) -> int: ...
+    def search(
+        self, probes: NDArray[np.float32], threshold: float
+    ) -> list[tuple[int, int, float]]: ...
+
+
+IndexBuilder = Callable[[NDArray[np.float32]], TemplateIndex]
+
+
 class CrossingStore(Protocol):
     """Admissions, the watchlist and alerts (implemented by the SQL store)."""
 
@@ -254,7 +267,7 @@ class CrossingStore(Protocol):
     def disposition_alert(
         self, alert_id: str, status: str, reason: str, officer_id: str, now: datetime
     ) -> bool: ...
-    def traveler_identity(self, traveler_id: str) -> TravelerIdentity | None: ...
+    def traveler_identities(self, traveler_ids: list[str]) -> dict[str, TravelerIdentity]: ...
     def encounters_of(self, traveler_id: str) -> list[Encounter]: ...
 
 

@@ -25,7 +25,15 @@ from entryexit.errors import ConflictError, InvalidInputError, NotFoundError, Pe
 from entryexit.services.audit import AuditTrail
 from entryexit.services.gallery import StagedGallery
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import AlertRecord, Clock, CrossingStore, FaceAnalyser, WatchlistEntry
+from entryexit.services.ports import (
+    AlertRecord,
+    Clock,
+    CrossingStore,
+    FaceAnalyser,
+    IndexBuilder,
+    TemplateIndex,
+    WatchlistEntry,
+)
 from entryexit.services.thresholds import OperatingThresholds
 
 # Other workers may change the list: reload at least this often.
@@ -42,7 +50,7 @@ class Disposition(StrEnum):
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     ids: tuple[str, ...]
-    matrix: NDArray[np.float32]
+    index: TemplateIndex
     loaded_at: float
 
 
@@ -55,8 +63,10 @@ class WatchlistService:
         policies: PolicyService,
         thresholds: OperatingThresholds,
         audit: AuditTrail,
+        build_index: IndexBuilder,
         threshold_override: float | None = None,
     ) -> None:
+        self._build_index = build_index
         self._store = store
         self._engine = engine
         self._clock = clock
@@ -140,11 +150,9 @@ class WatchlistService:
             if self._override is not None
             else self._thresholds.gallery_threshold(policy.matching)
         )
-        scores = probes @ loaded.matrix.T
-        rows, columns = np.nonzero(scores >= threshold)
         return [
-            (int(r), loaded.ids[int(c)], float(scores[r, c]))
-            for r, c in zip(rows, columns, strict=True)
+            (row, loaded.ids[column], score)
+            for row, column, score in loaded.index.search(probes, threshold)
         ]
 
     def _raise(
@@ -196,7 +204,7 @@ class WatchlistService:
                     if stored
                     else np.empty((0, dimension), dtype=np.float32)
                 )
-                self._loaded = _Loaded(tuple(i for i, _ in stored), matrix, now)
+                self._loaded = _Loaded(tuple(i for i, _ in stored), self._build_index(matrix), now)
             return self._loaded
 
     def _invalidate(self) -> None:

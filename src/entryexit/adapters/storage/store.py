@@ -328,38 +328,53 @@ class SqlStore(ConsoleQueries, CrossingQueries):
         session.flush()
         return row
 
-    def _open_personal(self, doc: DocumentRow, data_key: DataKeyRow | None) -> dict[str, str]:
-        """A document's sealed details; empty once the traveler's key is shredded."""
+    def _open_personal(
+        self,
+        doc: DocumentRow,
+        data_key: DataKeyRow | None,
+        unwrapped: dict[str, bytes] | None = None,
+    ) -> dict[str, str]:
+        """A document's sealed details; empty once the traveler's key is shredded.
+        ``unwrapped`` caches data keys across the documents of one traveler."""
         if data_key is None or doc.personal is None:
             return {}
-        key = unwrap_data_key(
-            self._keys.kek(data_key.kek_id), data_key.wrapped_key, doc.traveler_id
-        )
+        key = unwrapped.get(doc.traveler_id) if unwrapped is not None else None
+        if key is None:
+            key = unwrap_data_key(
+                self._keys.kek(data_key.kek_id), data_key.wrapped_key, doc.traveler_id
+            )
+            if unwrapped is not None:
+                unwrapped[doc.traveler_id] = key
         opened = open_sealed(key, doc.personal, f"personal:{doc.traveler_id}".encode())
         details: dict[str, str] = json.loads(opened)
         return details
 
-    def traveler_identity(self, traveler_id: str) -> TravelerIdentity | None:
-        """Name, nationality and latest document of a traveler, for an officer's report."""
+    def traveler_identities(self, traveler_ids: list[str]) -> dict[str, TravelerIdentity]:
+        """Name, nationality and latest document of each traveler (for an officer's report),
+        read in batches; travelers without a document are left out."""
+        found: dict[str, TravelerIdentity] = {}
+        unique = sorted(set(traveler_ids))
         with self._transaction() as session:
-            found = session.execute(
-                select(DocumentRow, DataKeyRow)
-                .outerjoin(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
-                .where(DocumentRow.traveler_id == traveler_id)
-                .order_by(DocumentRow.expiry.desc())
-                .limit(1)
-            ).first()
-            if found is None:
-                return None
-            doc, data_key = found
-            personal = self._open_personal(doc, data_key)
-            return TravelerIdentity(
-                traveler_id=traveler_id,
-                surname=personal.get("surname", ERASED),
-                given_names=personal.get("given_names", ""),
-                nationality=personal.get("nationality", ""),
-                document=DocumentKey(doc.issuing_state, personal.get("number", ERASED)),
-            )
+            for start in range(0, len(unique), 500):
+                batch = unique[start : start + 500]
+                rows = session.execute(
+                    select(DocumentRow, DataKeyRow)
+                    .outerjoin(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
+                    .where(DocumentRow.traveler_id.in_(batch))
+                    .order_by(DocumentRow.traveler_id, DocumentRow.expiry)
+                ).all()
+                keys: dict[str, bytes] = {}
+                for doc, data_key in rows:
+                    personal = self._open_personal(doc, data_key, keys)
+                    # Ordered by expiry: the last one written is the newest document.
+                    found[doc.traveler_id] = TravelerIdentity(
+                        traveler_id=doc.traveler_id,
+                        surname=personal.get("surname", ERASED),
+                        given_names=personal.get("given_names", ""),
+                        nationality=personal.get("nationality", ""),
+                        document=DocumentKey(doc.issuing_state, personal.get("number", ERASED)),
+                    )
+        return found
 
     def encounters_of(self, traveler_id: str) -> list[Encounter]:
         with self._transaction() as session:

@@ -1,0 +1,1 @@
+"""Approximate nearest-neighbour search for large template lists."""
