@@ -170,10 +170,18 @@ class FairnessReportService:
             total = counts.get("travelers_with_photo", 0)
             matched = counts.get(EncounterMethod.BIOMETRIC.value, 0)
             opted_out = counts.get(EncounterMethod.OPT_OUT.value, 0)
+            confirmed_misses = counts.get("confirmed_false_non_match", 0)
             eligible = total - opted_out
             groups[sex] = {
                 **counts,
                 "biometric_match_rate": matched / eligible if eligible else None,
+                # Lower bound of the live false non-match rate: only the misses an officer
+                # confirmed from the exceptions queue.
+                "confirmed_false_non_match_rate": (
+                    confirmed_misses / (matched + confirmed_misses)
+                    if matched + confirmed_misses
+                    else None
+                ),
             }
         return {
             "period": {"since": since.isoformat(), "until": end.isoformat()},
@@ -182,7 +190,8 @@ class FairnessReportService:
             "notes": [
                 "Travelers not matched include no-shows and those an officer processed by"
                 " document; they bound the false non-match rate from above.",
-                "Officer-confirmed false non-matches are not recorded yet (the console's"
-                " confirm action will record them).",
+                "confirmed_false_non_match counts travelers whose gate no-match an officer"
+                " resolved as the manifest traveler after a document check (console exceptions"
+                " queue); their rate over those matched or so confirmed is a lower bound.",
             ],
         }

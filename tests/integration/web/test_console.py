@@ -162,6 +162,13 @@ def test_a_no_match_is_resolved_from_the_queue_with_the_evidence(
         f"/v1/flights/{flight_id}/encounters", headers=console.headers("auditor")
     ).json()
     assert [e["method"] for e in encounters] == ["manual_document_check"]
+    # The confirmed miss reaches the live fairness report (manifest sex M).
+    fairness = console.client.get(
+        "/v1/reports/fairness",
+        params={"since": "2000-01-01T00:00:00Z"},
+        headers=console.headers("auditor"),
+    ).json()
+    assert fairness["groups"]["M"]["confirmed_false_non_match"] == 1
     again = client.post(
         f"/console/cases/{capture_id}/resolve",
         data={"csrf_token": csrf(case.text), "resolution": "rejected"},

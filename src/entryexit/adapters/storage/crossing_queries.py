@@ -296,13 +296,25 @@ class CrossingQueries:
         """Per exit flight departing in [since, until): travelers on the manifest and
         travelers whose exit was recorded (any method)."""
         with self._transaction() as session:
+            window = (
+                select(FlightRow.id)
+                .where(FlightRow.direction == "exit")
+                .where(
+                    and_(
+                        FlightRow.scheduled_departure >= since,
+                        FlightRow.scheduled_departure < until,
+                    )
+                )
+            )
             manifest = (
                 select(ManifestEntryRow.flight_id, func.count().label("travelers"))
+                .where(ManifestEntryRow.flight_id.in_(window))
                 .group_by(ManifestEntryRow.flight_id)
                 .subquery()
             )
             confirmed = (
                 select(EncounterRow.flight_id, func.count().label("confirmed"))
+                .where(EncounterRow.flight_id.in_(window))
                 .group_by(EncounterRow.flight_id)
                 .subquery()
             )
@@ -318,13 +330,7 @@ class CrossingQueries:
                 )
                 .outerjoin(manifest, manifest.c.flight_id == FlightRow.id)
                 .outerjoin(confirmed, confirmed.c.flight_id == FlightRow.id)
-                .where(FlightRow.direction == "exit")
-                .where(
-                    and_(
-                        FlightRow.scheduled_departure >= since,
-                        FlightRow.scheduled_departure < until,
-                    )
-                )
+                .where(FlightRow.id.in_(window))
                 .order_by(FlightRow.scheduled_departure)
             ).all()
             return [

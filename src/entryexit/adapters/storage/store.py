@@ -282,9 +282,21 @@ class SqlStore(ConsoleQueries, CrossingQueries):
             ).all()
             with_photo = set(session.scalars(select(ReferenceTemplateRow.traveler_id)))
             methods = {
-                (flight_id, traveler_id): method
-                for flight_id, traveler_id, method in session.execute(
-                    select(EncounterRow.flight_id, EncounterRow.traveler_id, EncounterRow.method)
+                (flight_id, traveler_id): (
+                    # A document check that resolved a gate no-match: an officer confirmed
+                    # that the camera failed someone who was on the manifest.
+                    "confirmed_false_non_match"
+                    if method == EncounterMethod.MANUAL_DOCUMENT_CHECK.value
+                    and capture_id is not None
+                    else method
+                )
+                for flight_id, traveler_id, method, capture_id in session.execute(
+                    select(
+                        EncounterRow.flight_id,
+                        EncounterRow.traveler_id,
+                        EncounterRow.method,
+                        EncounterRow.capture_id,
+                    )
                 )
             }
             counts: dict[str, dict[str, int]] = {}
