@@ -39,53 +39,34 @@ class Permission(StrEnum):
     ALERT_DISPOSITION = "alert:disposition"
 
 
+# What an officer at a desk may do (people and machines alike).
+_OFFICER = frozenset(
+    {
+        Permission.FLIGHT_CREATE,
+        Permission.FLIGHT_READ,
+        Permission.MANIFEST_WRITE,
+        Permission.PHOTO_ENROL,
+        Permission.GALLERY_STAGE,
+        Permission.CAPTURE_SUBMIT,
+        Permission.ENCOUNTER_READ,
+        Permission.OPT_OUT_RECORD,
+        Permission.POLICY_READ,
+        Permission.VERIFY,
+        Permission.CASE_RESOLVE,
+        Permission.IMAGE_VIEW,
+        Permission.CROSSINGS_READ,
+        Permission.ADMISSION_WRITE,
+        Permission.OVERSTAY_REPORT,
+        Permission.ALERT_READ,
+        Permission.ALERT_DISPOSITION,
+    }
+)
+
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.OFFICER: frozenset(
-        {
-            Permission.FLIGHT_CREATE,
-            Permission.FLIGHT_READ,
-            Permission.MANIFEST_WRITE,
-            Permission.PHOTO_ENROL,
-            Permission.GALLERY_STAGE,
-            Permission.CAPTURE_SUBMIT,
-            Permission.ENCOUNTER_READ,
-            Permission.OPT_OUT_RECORD,
-            Permission.POLICY_READ,
-            Permission.VERIFY,
-            Permission.CASE_RESOLVE,
-            Permission.IMAGE_VIEW,
-            Permission.CROSSINGS_READ,
-            Permission.ADMISSION_WRITE,
-            Permission.OVERSTAY_REPORT,
-            Permission.ALERT_READ,
-            Permission.ALERT_DISPOSITION,
-        }
-    ),
+    Role.OFFICER: _OFFICER,
     # Runs a shift: everything an officer does, plus the audit trail and privacy report.
-    Role.SUPERVISOR: frozenset(
-        {
-            Permission.FLIGHT_CREATE,
-            Permission.FLIGHT_READ,
-            Permission.MANIFEST_WRITE,
-            Permission.PHOTO_ENROL,
-            Permission.GALLERY_STAGE,
-            Permission.CAPTURE_SUBMIT,
-            Permission.ENCOUNTER_READ,
-            Permission.OPT_OUT_RECORD,
-            Permission.POLICY_READ,
-            Permission.VERIFY,
-            Permission.CASE_RESOLVE,
-            Permission.IMAGE_VIEW,
-            Permission.CROSSINGS_READ,
-            Permission.ADMISSION_WRITE,
-            Permission.OVERSTAY_REPORT,
-            Permission.ALERT_READ,
-            Permission.ALERT_DISPOSITION,
-            Permission.AUDIT_READ,
-            Permission.PRIVACY_REPORT,
-        }
-    ),
+    Role.SUPERVISOR: _OFFICER | {Permission.AUDIT_READ, Permission.PRIVACY_REPORT},
     # Keeps the watchlist; sees neither travelers nor alerts (separation of duties).
     Role.WATCHLIST_MANAGER: frozenset({Permission.WATCHLIST_MANAGE}),
     # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and

@@ -12,11 +12,11 @@ from entryexit.domain.identification import identify
 from entryexit.domain.model import (
     CitizenshipClass,
     Decision,
-    Encounter,
     EncounterMethod,
 )
 from entryexit.domain.policy import DataKind
 from entryexit.errors import InvalidInputError, NoFaceError, PermissionDeniedError
+from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
@@ -177,20 +177,18 @@ class CaptureService:
         traveler_id = gallery.traveler_ids[result.index]
         profile = self._store.traveler_profile(traveler_id)
         citizenship = profile.citizenship_class
-        encounter = Encounter(
-            id=str(uuid.uuid4()),
-            flight_id=flight.id,
-            traveler_id=traveler_id,
-            direction=flight.direction,
-            method=EncounterMethod.BIOMETRIC,
+        encounter = new_encounter(
+            flight,
+            traveler_id,
+            EncounterMethod.BIOMETRIC,
             gate=gate,
             device=device,
-            occurred_at=received_at,
+            at=received_at,
+            policy=policy,
+            citizenship=citizenship,
             score=result.score,
             model=gallery.model,
-            policy_version=policy.version,
             capture_id=capture_id,
-            expires_at=received_at + policy.retention(DataKind.ENCOUNTER_RECORDS, citizenship),
         )
         recorded = self._store.add_encounter(encounter)
         if recorded and self._on_encounter is not None:

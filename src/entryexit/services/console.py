@@ -3,7 +3,6 @@ queue where an officer resolves what the gate could not, with the evidence side 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -12,8 +11,7 @@ import numpy as np
 
 from entryexit.biometrics import similarity_matrix
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.model import DocumentKey, Encounter, EncounterMethod, Flight
-from entryexit.domain.policy import DataKind
+from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
 from entryexit.errors import (
     BiometricError,
     ConflictError,
@@ -22,6 +20,7 @@ from entryexit.errors import (
     PermissionDeniedError,
 )
 from entryexit.services.audit import AuditTrail
+from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
@@ -254,20 +253,16 @@ class ConsoleService:
         now = self._clock()
         policy = self._policies.in_force(now)
         citizenship = self._store.traveler_profile(traveler_id).citizenship_class
-        encounter = Encounter(
-            id=str(uuid.uuid4()),
-            flight_id=flight.id,
-            traveler_id=traveler_id,
-            direction=flight.direction,
-            method=EncounterMethod.MANUAL_DOCUMENT_CHECK,
+        encounter = new_encounter(
+            flight,
+            traveler_id,
+            EncounterMethod.MANUAL_DOCUMENT_CHECK,
             gate="console",
             device=f"officer:{actor.key_id}",
-            occurred_at=now,
-            score=None,
-            model=None,
-            policy_version=policy.version,
+            at=now,
+            policy=policy,
+            citizenship=citizenship,
             capture_id=capture_id,
-            expires_at=now + policy.retention(DataKind.ENCOUNTER_RECORDS, citizenship),
         )
         if not self._store.add_encounter(encounter):
             raise ConflictError("this traveler has already been processed on this flight")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from entryexit.domain.access import Principal
-from entryexit.domain.model import DocumentKey, Encounter, EncounterMethod
-from entryexit.domain.policy import DataKind, Participation, age_on
+from entryexit.domain.model import DocumentKey, EncounterMethod
+from entryexit.domain.policy import Participation, age_on
 from entryexit.errors import ConflictError, NotFoundError, PermissionDeniedError
 from entryexit.services.audit import AuditTrail
+from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
@@ -66,21 +66,15 @@ class OptOutService:
                 f"policy {policy.version} requires biometric capture of"
                 f" {profile.citizenship_class.value.replace('_', ' ')}s; opt-out is not available"
             )
-        encounter = Encounter(
-            id=str(uuid.uuid4()),
-            flight_id=flight.id,
-            traveler_id=traveler_id,
-            direction=flight.direction,
-            method=EncounterMethod.OPT_OUT,
+        encounter = new_encounter(
+            flight,
+            traveler_id,
+            EncounterMethod.OPT_OUT,
             gate=gate,
             device=f"key:{actor.key_id}",
-            occurred_at=now,
-            score=None,
-            model=None,
-            policy_version=policy.version,
-            capture_id=None,
-            expires_at=now
-            + policy.retention(DataKind.ENCOUNTER_RECORDS, profile.citizenship_class),
+            at=now,
+            policy=policy,
+            citizenship=profile.citizenship_class,
         )
         if not self._store.add_encounter(encounter):
             raise ConflictError("this traveler has already been processed on this flight")

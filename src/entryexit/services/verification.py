@@ -3,7 +3,6 @@ without a manifest, and the fallback when a traveler has no reference photo."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,14 +13,14 @@ from entryexit.biometrics.decode import ALLOWED_FORMATS, CHIP_FORMATS
 from entryexit.documents.emrtd import CheckResult, parse_dg1, parse_dg2, verify_security_object
 from entryexit.documents.mrz import Mrz
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.model import Decision, DocumentKey, Encounter, EncounterMethod
-from entryexit.domain.policy import DataKind
+from entryexit.domain.model import Decision, DocumentKey, EncounterMethod
 from entryexit.errors import (
     BiometricError,
     InvalidInputError,
     NoFaceError,
     PermissionDeniedError,
 )
+from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, EncounterHook, FaceAnalyser, Store
@@ -141,20 +140,17 @@ class VerificationService:
             traveler_id = self._store.traveler_for_document(document)
             if traveler_id is not None:
                 citizenship = self._store.traveler_profile(traveler_id).citizenship_class
-                encounter = Encounter(
-                    id=str(uuid.uuid4()),
-                    flight_id=flight.id,
-                    traveler_id=traveler_id,
-                    direction=flight.direction,
-                    method=EncounterMethod.BIOMETRIC,
+                encounter = new_encounter(
+                    flight,
+                    traveler_id,
+                    EncounterMethod.BIOMETRIC,
                     gate=gate or "verification",
                     device=device or "verification",
-                    occurred_at=now,
+                    at=now,
+                    policy=policy,
+                    citizenship=citizenship,
                     score=score,
                     model=self._engine.model,
-                    policy_version=policy.version,
-                    capture_id=None,
-                    expires_at=now + policy.retention(DataKind.ENCOUNTER_RECORDS, citizenship),
                 )
                 if self._store.add_encounter(encounter):
                     encounter_id = encounter.id

@@ -30,4 +30,4 @@ def test_the_graph_index_finds_what_exact_search_finds_with_exact_scores() -> No
 def test_small_lists_are_searched_exactly() -> None:
     entries = l2_normalise(np.random.default_rng(1).normal(size=(10, 8)))
     assert isinstance(build_index(entries), ExactIndex)
-    assert EXACT_LIMIT == 100_000
+    assert EXACT_LIMIT >= 1_000_000  # exact search was measured at 16 ms for 10^6 entries
