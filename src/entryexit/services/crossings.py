@@ -9,7 +9,10 @@ and its score, so an officer can review it.
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -44,6 +47,8 @@ from entryexit.services.ports import (
     TravelerIdentity,
 )
 from entryexit.services.thresholds import OperatingThresholds
+
+logger = logging.getLogger(__name__)
 
 # The bounded search looks at this many open stays (newest first) when the document finds none.
 LINK_SEARCH_LIMIT = 200_000
@@ -86,9 +91,38 @@ class CrossingService:
         self._policies = policies
         self._thresholds = thresholds
         self._audit = audit
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admissions")
+        self._pending: list[Future[None]] = []
+        self._pending_lock = threading.Lock()
 
     # --- recording -----------------------------------------------------------------------
     def on_encounter(
+        self, encounter: Encounter, flight: Flight, live: NDArray[np.float32] | None
+    ) -> None:
+        """Queue the admission work for an encounter: it runs on a worker of its own so that a
+        bounded biometric search (for an exit on a new document) never delays the gate."""
+        future = self._worker.submit(self._record, encounter, flight, live)
+        with self._pending_lock:
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(future)
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Block until every queued encounter is recorded (tests, orderly shutdown)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.result(timeout=timeout)
+
+    def _record(
+        self, encounter: Encounter, flight: Flight, live: NDArray[np.float32] | None
+    ) -> None:
+        try:
+            self._record_now(encounter, flight, live)
+        except Exception as exc:  # logged without personal data; the encounter itself stands
+            logger.error("admission update for an encounter failed: %s", type(exc).__name__)
+            raise
+
+    def _record_now(
         self, encounter: Encounter, flight: Flight, live: NDArray[np.float32] | None
     ) -> None:
         """Open or close a stay for a non-citizen's encounter. ``live`` is the capture's

@@ -53,6 +53,7 @@ def board(api: Api, flight_id: str, travelers: dict[str, tuple[str, Path]]) -> d
 
 
 def crossings(api: Api, traveler_ref: str) -> dict[str, Any]:
+    api.services.crossings.wait_idle()  # admissions are recorded off the gate's hot path
     response = api.client.get(
         f"/v1/travelers/{traveler_ref}/crossings", headers=api.headers("officer")
     )
@@ -107,6 +108,7 @@ def test_overstays_biometric_exit_link_and_exits_without_entry(api: Api, lfw_dir
     assert len(new_passport["exits"]) == 1
     assert new_passport["admissions"][0]["admission_id"] == closed["admission_id"]
 
+    api.services.crossings.wait_idle()
     # 100 days on: Powell is 10 days over; Sharon left in time; Uribe has an exit only.
     as_of = today + timedelta(days=100)
     report = api.client.get(
