@@ -255,6 +255,7 @@ def test_evaluate_fairness_on_lfw_dev(
         str(lfw_dir),
         "--labels",
         str(lfw_dir / "sex.tsv"),
+        "--no-reference-recipe",
         "--out",
         str(out),
     )

@@ -95,6 +95,17 @@ def fairness(
     ] = 1e-3,
     seed: Annotated[int, typer.Option(help="Seed for pair draws, flights and bootstrap.")] = 0,
     threads: Annotated[int, typer.Option(help="Parallel embedding threads.", min=1)] = 2,
+    reference_recipe: Annotated[
+        bool,
+        typer.Option(
+            help="Open set: embed gallery entries with the service's reference recipe"
+            " (--no-reference-recipe: the capture recipe, faster)."
+        ),
+    ] = True,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Folder to keep embeddings in between runs (keyed by model+files)."),
+    ] = None,
 ) -> int:
     """FMR and FNMR per group (with person-bootstrap intervals and the ratio to the lowest
     group) at the deployed threshold and at one set for an overall FMR, plus open-set FNIR and
@@ -112,6 +123,8 @@ def fairness(
         target_fmr=target_fmr,
         seed=seed,
         threads=threads,
+        reference_recipe=reference_recipe,
+        cache_dir=cache,
     )
     with tqdm(desc="embedding", unit="img", disable=None) as bar:
         summary = evaluate_fairness(

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from entryexit.biometrics import FaceEngine
 from entryexit.errors import DatasetError
 from entryexit.evaluation.datasets import LabelledImages
-from entryexit.evaluation.embedding import ProgressCallback, embed_files
+from entryexit.evaluation.embedding import REFERENCE_RECIPE, ProgressCallback, embed_files_cached
 from entryexit.evaluation.metrics import threshold_at_far
 from entryexit.evaluation.plots import pyplot
 
@@ -250,10 +250,14 @@ def open_set_by_group(
     gallery_size: int,
     draws: int,
     rng: np.random.Generator,
+    gallery_vectors: NDArray[np.float32] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Seeded flights: the first image of ``gallery_size`` persons is the gallery, their other
     images are mated probes, one image of every other person a non-mated probe. FNIR (mated
-    probe not matched to its own entry) and FPIR (non-mated probe matched) by the probe's group."""
+    probe not matched to its own entry) and FPIR (non-mated probe matched) by the probe's group.
+    ``gallery_vectors`` (same rows) are the gallery entries' templates when references are
+    embedded with another recipe than probes."""
+    references = vectors if gallery_vectors is None else gallery_vectors
     person_ids = np.unique(persons)
     first_image = {p: int(np.flatnonzero(persons == p)[0]) for p in person_ids}
     with_more = [p for p in person_ids if np.count_nonzero(persons == p) >= 2]
@@ -261,7 +265,7 @@ def open_set_by_group(
     counts: dict[str, dict[str, int]] = {}
     for _ in range(draws):
         chosen = rng.choice(with_more, size=size, replace=False)
-        gallery = vectors[[first_image[p] for p in chosen]]
+        gallery = references[[first_image[p] for p in chosen]]
         index_of = {p: i for i, p in enumerate(chosen)}
         on = set(chosen.tolist())
         mated = [
@@ -311,6 +315,9 @@ class FairnessRun:
     draws: int = 10
     seed: int = 0
     threads: int = 2
+    # Open set: gallery entries with the service's reference recipe, as enrolment makes them.
+    reference_recipe: bool = True
+    cache_dir: Path | None = None
 
 
 def evaluate_fairness(
@@ -341,7 +348,7 @@ def evaluate_fairness(
     mixed = {p for p, g in groups_of_person.items() if len(g) > 1}
     if on_total is not None:
         on_total(len(paths))
-    embedded = embed_files(engine, paths, threads=run.threads, on_progress=on_progress)
+    embedded = embed_files_cached(engine, paths, run.cache_dir, run.threads, on_progress)
     usable = np.array(
         [embedded.enrolled[i] and person_of[i] not in mixed for i in range(len(paths))]
     )
@@ -383,6 +390,29 @@ def evaluate_fairness(
         ]
         points.append(OperatingPoint(name, threshold, with_ratios(reports)))
     group_of_person = {p: next(iter(g)) for p, g in groups_of_person.items() if p not in mixed}
+    usable_rows = np.flatnonzero(usable)
+    reference_vectors = vectors[usable_rows]
+    if run.reference_recipe:
+        # Only the rows that can be gallery entries: each usable person's first image.
+        first_rows = sorted(
+            {
+                int(usable_rows[persons[usable_rows] == p][0])
+                for p in np.unique(persons[usable_rows])
+            }
+        )
+        if on_total is not None:
+            on_total(len(paths) + len(first_rows))
+        enrolled = embed_files_cached(
+            engine,
+            [paths[i] for i in first_rows],
+            run.cache_dir,
+            run.threads,
+            on_progress,
+            REFERENCE_RECIPE,
+        )
+        full = vectors.copy()
+        full[first_rows] = enrolled.vectors
+        reference_vectors = full[usable_rows]
     open_set = open_set_by_group(
         vectors[usable],
         persons[usable],
@@ -391,12 +421,14 @@ def evaluate_fairness(
         run.gallery_size,
         run.draws,
         rng,
+        gallery_vectors=reference_vectors,
     )
     summary: dict[str, Any] = {
         "data": str(run.data_dir),
         "labels": str(run.labels_file),
         "attribute": run.attribute,
         "model": engine.model,
+        "open_set_reference_recipe": run.reference_recipe,
         "seed": run.seed,
         "groups": {
             g: {"persons": s[0], "images": s[1], "failure_to_enrol": s[2]} for g, s in sizes.items()

@@ -336,6 +336,29 @@ def overstays_csv(services: ServicesDep, signed_in: SessionDep, as_of: date) -> 
     )
 
 
+@router.get("/travelers/{traveler_id}")
+def traveler_page(
+    request: Request, traveler_id: str, services: ServicesDep, signed_in: SessionDep
+) -> HTMLResponse:
+    crossings = services.crossings.crossings(signed_in.principal, traveler_id)
+    return _page(request, "traveler.html", signed_in, crossings=crossings)
+
+
+@router.post("/admissions/{admission_id}")
+def update_admission(
+    admission_id: str,
+    services: ServicesDep,
+    signed_in: SessionDep,
+    traveler_id: Annotated[str, Form(max_length=36)],
+    admission_class: Annotated[str, Form(max_length=16)],
+    admitted_until: Annotated[date | None, Form()] = None,
+) -> Response:
+    services.crossings.update_admission(
+        signed_in.principal, admission_id, admission_class, admitted_until
+    )
+    return RedirectResponse(f"{PREFIX}/travelers/{traveler_id}?updated=1", status_code=303)
+
+
 @router.get("/oversight")
 def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
     principal = signed_in.principal

@@ -269,3 +269,25 @@ def test_alerts_are_dispositioned_and_the_overstay_report_downloads(
     sign_in(auditor, "ada")
     assert auditor.get("/console/alerts").status_code == 403
     assert auditor.get("/console/overstays").status_code == 403
+
+
+def test_a_travelers_crossings_page_shows_how_each_exit_was_linked(
+    console: Api, lfw_dir: Path
+) -> None:
+    flight_id, refs = staged_flight(console, lfw_dir)  # an exit flight
+    assert (
+        capture(console, flight_id, lfw_image(lfw_dir, "Colin_Powell", 2)).json()["decision"]
+        == "match"
+    )
+    console.services.crossings.wait_idle()
+    client = fresh(console)
+    sign_in(client, "olga")
+    flight_page = client.get(f"/console/flights/{flight_id}")
+    assert f"/console/travelers/{refs['Colin_Powell']}" in flight_page.text
+    page = client.get(f"/console/travelers/{refs['Colin_Powell']}")
+    assert page.status_code == 200
+    assert "no entry record" in page.text  # left without an entry on file
+    assert "biometric" in page.text  # the exit encounter's method
+    auditor = fresh(console)
+    sign_in(auditor, "ada")
+    assert auditor.get(f"/console/travelers/{refs['Colin_Powell']}").status_code == 403
