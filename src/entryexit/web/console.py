@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.deps import ServicesDep
 from entryexit.api.routes.crossings import overstay_csv
-from entryexit.domain.access import Permission, Principal
+from entryexit.domain.access import Permission
 from entryexit.errors import (
     AuthenticationError,
     EntryExitError,
@@ -393,8 +393,3 @@ def error_page(request: Request, exc: EntryExitError | SignInRequiredError) -> R
     status, title = http_status(exc) or (500, "Internal error")
     message = exc.message if status < 500 else "the request could not be processed"
     return _page(request, "error.html", None, status=status, title=title, message=message)
-
-
-def principal_of(request: Request) -> Principal | None:
-    principal = getattr(request.state, "principal", None)
-    return principal if isinstance(principal, Principal) else None
