@@ -129,3 +129,23 @@ def embed_files_cached(
     )
     partial.replace(cache_file)
     return embedded
+
+
+def with_reference_rows(
+    engine: FaceEngine,
+    paths: Sequence[Path],
+    vectors: NDArray[np.float32],
+    rows: Sequence[int],
+    cache_dir: Path | None,
+    threads: int = 1,
+    on_progress: ProgressCallback | None = None,
+) -> NDArray[np.float32]:
+    """A copy of ``vectors`` whose ``rows`` (the images that serve as enrolled references) are
+    embedded again with the reference recipe, as the service enrols them."""
+    chosen = sorted(rows)
+    enrolled = embed_files_cached(
+        engine, [paths[i] for i in chosen], cache_dir, threads, on_progress, REFERENCE_RECIPE
+    )
+    result = vectors.copy()
+    result[chosen] = enrolled.vectors
+    return result

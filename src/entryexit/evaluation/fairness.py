@@ -19,7 +19,11 @@ from numpy.typing import NDArray
 from entryexit.biometrics import FaceEngine
 from entryexit.errors import DatasetError
 from entryexit.evaluation.datasets import LabelledImages
-from entryexit.evaluation.embedding import REFERENCE_RECIPE, ProgressCallback, embed_files_cached
+from entryexit.evaluation.embedding import (
+    ProgressCallback,
+    embed_files_cached,
+    with_reference_rows,
+)
 from entryexit.evaluation.metrics import threshold_at_far
 from entryexit.evaluation.plots import pyplot
 
@@ -402,17 +406,9 @@ def evaluate_fairness(
         )
         if on_total is not None:
             on_total(len(paths) + len(first_rows))
-        enrolled = embed_files_cached(
-            engine,
-            [paths[i] for i in first_rows],
-            run.cache_dir,
-            run.threads,
-            on_progress,
-            REFERENCE_RECIPE,
-        )
-        full = vectors.copy()
-        full[first_rows] = enrolled.vectors
-        reference_vectors = full[usable_rows]
+        reference_vectors = with_reference_rows(
+            engine, paths, vectors, first_rows, run.cache_dir, run.threads, on_progress
+        )[usable_rows]
     open_set = open_set_by_group(
         vectors[usable],
         persons[usable],

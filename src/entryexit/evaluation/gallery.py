@@ -31,6 +31,7 @@ from entryexit.evaluation.embedding import (
     REFERENCE_RECIPE,
     ProgressCallback,
     embed_files_cached,
+    with_reference_rows,
 )
 from entryexit.evaluation.metrics import threshold_at_far
 from entryexit.evaluation.plots import pyplot
@@ -201,19 +202,19 @@ def evaluate_gallery(
         if captured.enrolled[index]:
             images_of.setdefault(person_index[identity_of[person]], []).append(index)
     reference_indices = sorted(i for images in images_of.values() for i in images[: run.references])
-    reference_vectors = captured.vectors.copy()
+    reference_vectors = captured.vectors
     if run.reference_recipe:
         if on_total is not None:
             on_total(len(paths) + len(reference_indices))
-        enrolled = embed_files_cached(
+        reference_vectors = with_reference_rows(
             engine,
-            [paths[i] for i in reference_indices],
+            paths,
+            captured.vectors,
+            reference_indices,
             run.cache_dir,
             run.threads,
             on_progress,
-            REFERENCE_RECIPE,
         )
-        reference_vectors[reference_indices] = enrolled.vectors
     embeddings = Embeddings(
         captures=captured.vectors,
         references=reference_vectors,
