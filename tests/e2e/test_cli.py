@@ -347,3 +347,22 @@ def test_evaluate_gallery_with_reference_recipe_errata_cache_and_whole_set(
     assert (summary["gallery_size"], summary["draws"]) == ("all", 1)
     bad = run_cli(*common, "--gallery-size", "most", "--out", str(whole))
     assert bad.returncode == 2
+
+
+@pytest.mark.models
+def test_report_overstays_prints_csv_or_json_and_refuses_bad_dates(
+    run_cli: Callable[..., Result], model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENTRYEXIT_DEV_MODE", "true")
+    as_csv = run_cli("report", "overstays", "--as-of", "2030-01-01", "--format", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    assert as_csv.stdout.splitlines() == [
+        "kind,traveler_ref,surname,given_names,nationality,document,admission_class,"
+        "admitted_on,admitted_until,exited_on,days_over"
+    ]
+    as_json = run_cli("report", "overstays", "--as-of", "2030-01-01")
+    assert as_json.returncode == 0, as_json.stderr
+    report = json.loads(as_json.stdout)
+    assert report["as_of"] == "2030-01-01"
+    assert report["in_country"] == report["out_of_country"] == []
+    assert run_cli("report", "overstays", "--as-of", "someday").returncode == 2

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from entryexit.api.routes.crossings import overstay_csv, overstay_row_json
+from entryexit.api.routes.crossings import overstay_csv, overstay_json
 from entryexit.bootstrap import build_services
 from entryexit.cli._common import load_settings
 from entryexit.domain.access import Principal, Role
@@ -38,13 +38,8 @@ def overstays(
     chosen: Literal["json", "csv"] = "csv" if output_format == "csv" else "json"
     services = build_services(load_settings())
     report = services.crossings.overstays(LOCAL_OPERATOR, day)
-    rows = [("in_country", r) for r in report["in_country"]] + [
-        ("out_of_country", r) for r in report["out_of_country"]
-    ]
     if chosen == "csv":
-        typer.echo(overstay_csv(rows), nl=False)
+        typer.echo(overstay_csv(report), nl=False)
         return 0
-    report["in_country"] = [overstay_row_json(r) for r in report["in_country"]]
-    report["out_of_country"] = [overstay_row_json(r) for r in report["out_of_country"]]
-    typer.echo(json.dumps(report, indent=2))
+    typer.echo(json.dumps(overstay_json(report), indent=2))
     return 0

@@ -326,11 +326,8 @@ def overstays_page(
 @router.get("/overstays.csv")
 def overstays_csv(services: ServicesDep, signed_in: SessionDep, as_of: date) -> Response:
     report = services.crossings.overstays(signed_in.principal, as_of)
-    rows = [("in_country", r) for r in report["in_country"]] + [
-        ("out_of_country", r) for r in report["out_of_country"]
-    ]
     return Response(
-        overstay_csv(rows),
+        overstay_csv(report),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="overstays-{as_of}.csv"'},
     )

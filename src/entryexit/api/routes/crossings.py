@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -65,29 +65,38 @@ async def overstays(
     """In-country and out-of-country overstays, exit confirmation rates by flight, port,
     carrier and day, and exits without an entry. CSV carries the overstay rows only."""
     report = await run_in_threadpool(services.crossings.overstays, caller, as_of)
-    rows = [("in_country", r) for r in report["in_country"]] + [
-        ("out_of_country", r) for r in report["out_of_country"]
-    ]
     if format == "csv":
-        return Response(overstay_csv(rows), media_type="text/csv")
-    report["in_country"] = [overstay_row_json(r) for r in report["in_country"]]
-    report["out_of_country"] = [overstay_row_json(r) for r in report["out_of_country"]]
-    return report
+        return Response(overstay_csv(report), media_type="text/csv")
+    return overstay_json(report)
 
 
-def overstay_row_json(row: Any) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(row).items()}
+def plain(record: Any) -> dict[str, Any]:
+    """A dataclass as JSON-ready fields (dates and times in ISO 8601)."""
+    return {
+        k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in asdict(record).items()
+    }
 
 
-def overstay_csv(rows: list[tuple[str, Any]]) -> str:
+def overstay_json(report: dict[str, Any]) -> dict[str, Any]:
+    """The overstay report with its rows as plain fields (API and CLI JSON)."""
+    return {
+        **report,
+        "in_country": [plain(r) for r in report["in_country"]],
+        "out_of_country": [plain(r) for r in report["out_of_country"]],
+    }
+
+
+def overstay_csv(report: dict[str, Any]) -> str:
+    """The report's overstay rows, in-country then out-of-country, one CSV line each."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(OVERSTAY_COLUMNS)
-    for kind, row in rows:
-        values = overstay_row_json(row)
-        writer.writerow(
-            [kind, *(values[c] if values[c] is not None else "" for c in OVERSTAY_COLUMNS[1:])]
-        )
+    for kind in ("in_country", "out_of_country"):
+        for row in report[kind]:
+            values = plain(row)
+            writer.writerow(
+                [kind, *("" if values[c] is None else values[c] for c in OVERSTAY_COLUMNS[1:])]
+            )
     return buffer.getvalue()
 
 
@@ -132,12 +141,7 @@ def list_alerts(
     status: Annotated[str | None, Query(max_length=32)] = "open",
 ) -> list[dict[str, Any]]:
     """Watchlist alerts (open by default; ``status=`` empty for all)."""
-    return [
-        {
-            **{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in asdict(a).items()},
-        }
-        for a in services.watchlist.alerts(caller, status or None)
-    ]
+    return [plain(a) for a in services.watchlist.alerts(caller, status or None)]
 
 
 class DispositionCreate(BaseModel):
@@ -150,4 +154,4 @@ def disposition_alert(
     alert_id: str, body: DispositionCreate, services: ServicesDep, caller: CallerDep
 ) -> dict[str, Any]:
     alert = services.watchlist.disposition(caller, alert_id, body.disposition, body.reason)
-    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in asdict(alert).items()}
+    return plain(alert)
