@@ -197,8 +197,9 @@ class FaceEngine:
         mirror_crop = None
         if self._settings.flip_augmentation:
             mirror_crop = self._mirror_crop(worker, decoded.pixels, choice.subject, model_crop)
-        located = _Located(decoded, choice.subject, choice.others, aligned, quality, model_crop)
-        return replace(located, mirror_crop=mirror_crop)
+        return _Located(
+            decoded, choice.subject, choice.others, aligned, quality, model_crop, mirror_crop
+        )
 
     def _mirror_crop(
         self,

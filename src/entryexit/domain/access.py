@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from entryexit.errors import PermissionDeniedError
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -99,6 +101,11 @@ class Principal:
 
     def can(self, permission: Permission) -> bool:
         return allows(self.role, permission)
+
+    def require(self, permission: Permission) -> None:
+        """Raise :class:`PermissionDeniedError` unless this role has ``permission``."""
+        if not self.can(permission):
+            raise PermissionDeniedError(f"the {self.role.value} role may not do this")
 
     def serves(self, carrier: str) -> bool:
         """A key bound to a carrier acts only for that carrier's flights (a gate key always is

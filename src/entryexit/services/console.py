@@ -110,30 +110,25 @@ class ConsoleService:
         self._opt_outs = opt_outs
         self._audit = audit
 
-    @staticmethod
-    def _require(actor: Principal, permission: Permission) -> None:
-        if not actor.can(permission):
-            raise PermissionDeniedError(f"the {actor.role.value} role may not do this")
-
     # --- board and flights -------------------------------------------------------------
     def board(self, actor: Principal, day_from: datetime, hours: int = 36) -> list[BoardRow]:
-        self._require(actor, Permission.FLIGHT_READ)
+        actor.require(Permission.FLIGHT_READ)
         now = self._clock()
         rows = self._console.flight_board(day_from, day_from + timedelta(hours=hours))
         return [BoardRow(f, c, flight_status(f, c, now)) for f, c in rows]
 
     def flight(self, actor: Principal, flight_id: str) -> tuple[Flight, list[ManifestStatus]]:
-        self._require(actor, Permission.FLIGHT_READ)
+        actor.require(Permission.FLIGHT_READ)
         flight = self._flights.get(flight_id)
         return flight, self._store.manifest_status(flight_id, self._engine.model)
 
     def feed(self, actor: Principal, flight_id: str, limit: int = 25) -> list[CaptureSummary]:
-        self._require(actor, Permission.ENCOUNTER_READ)
+        actor.require(Permission.ENCOUNTER_READ)
         self._flights.get(flight_id)
         return self._console.recent_captures(flight_id, limit)
 
     def stage(self, actor: Principal, flight_id: str) -> None:
-        self._require(actor, Permission.GALLERY_STAGE)
+        actor.require(Permission.GALLERY_STAGE)
         report = self._galleries.stage(flight_id)
         self._audit.record(
             "console gallery stage",
@@ -146,18 +141,18 @@ class ConsoleService:
 
     def record_opt_out(self, actor: Principal, flight_id: str, traveler_id: str) -> str:
         """A traveler at the desk declines biometrics: recorded as the gate would."""
-        self._require(actor, Permission.OPT_OUT_RECORD)
+        actor.require(Permission.OPT_OUT_RECORD)
         status = self._manifest_entry(flight_id, traveler_id)
         return self._opt_outs.record(actor, flight_id, status.document, "console").encounter_id
 
     # --- the exceptions queue ----------------------------------------------------------
     def open_cases(self, actor: Principal, limit: int = 50) -> list[CaptureSummary]:
-        self._require(actor, Permission.CASE_RESOLVE)
+        actor.require(Permission.CASE_RESOLVE)
         return self._console.recent_captures(None, limit, open_only=True)
 
     def case(self, actor: Principal, capture_id: str) -> Case:
         """A capture with the flight's closest travelers, re-scored from its kept image."""
-        self._require(actor, Permission.CASE_RESOLVE)
+        actor.require(Permission.CASE_RESOLVE)
         capture = self._capture(capture_id)
         flight = self._flights.get(capture.flight_id)
         statuses = {s.traveler_id: s for s in self._store.manifest_status(flight.id, "")}
@@ -179,7 +174,7 @@ class ConsoleService:
         return Case(capture, flight, tuple(candidates))
 
     def capture_image(self, actor: Principal, capture_id: str) -> bytes:
-        self._require(actor, Permission.IMAGE_VIEW)
+        actor.require(Permission.IMAGE_VIEW)
         image = self._console.capture_image(capture_id)
         if image is None:
             raise NotFoundError("no image is kept for this capture (matched, or purged)")
@@ -187,7 +182,7 @@ class ConsoleService:
         return image
 
     def reference_photo(self, actor: Principal, traveler_id: str) -> bytes:
-        self._require(actor, Permission.IMAGE_VIEW)
+        actor.require(Permission.IMAGE_VIEW)
         photo = self._console.reference_photo(traveler_id)
         if photo is None:
             raise NotFoundError("no enrolled photo is kept for this traveler")
@@ -205,7 +200,7 @@ class ConsoleService:
         (a manual encounter is recorded); ``opted_out``: that traveler declines biometrics
         (an opt-out encounter, refused where policy requires capture); ``rejected``: the
         person is not cleared here. Returns the encounter id, if one was recorded."""
-        self._require(actor, Permission.CASE_RESOLVE)
+        actor.require(Permission.CASE_RESOLVE)
         capture = self._capture(capture_id)
         if capture.resolution is not None:
             raise ConflictError(f"this case was already resolved ({capture.resolution})")

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from entryexit.biometrics.compare import Template, l2_normalise
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.model import Flight
-from entryexit.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from entryexit.errors import ConflictError, InvalidInputError, NotFoundError
 from entryexit.services.audit import AuditTrail
 from entryexit.services.gallery import StagedGallery
 from entryexit.services.policies import PolicyService
@@ -79,7 +79,7 @@ class WatchlistService:
 
     # --- the list ------------------------------------------------------------------------
     def add(self, actor: Principal, photo: bytes, category: str, reason_code: str) -> str:
-        self._require(actor, Permission.WATCHLIST_MANAGE)
+        actor.require(Permission.WATCHLIST_MANAGE)
         category, reason_code = _label(category, "category"), _label(reason_code, "reason code")
         analysis = self._engine.analyse_reference(photo)
         entry = WatchlistEntry(
@@ -103,14 +103,14 @@ class WatchlistService:
         return entry.id
 
     def remove(self, actor: Principal, entry_id: str) -> None:
-        self._require(actor, Permission.WATCHLIST_MANAGE)
+        actor.require(Permission.WATCHLIST_MANAGE)
         if not self._store.remove_watchlist_entry(entry_id, self._clock()):
             raise NotFoundError(f"no watchlist entry {entry_id} (or it was removed already)")
         self._invalidate()
         self._audit.record("watchlist remove", "ok", actor, "watchlist_entry", entry_id, {})
 
     def entries(self, actor: Principal) -> list[WatchlistEntry]:
-        self._require(actor, Permission.WATCHLIST_MANAGE)
+        actor.require(Permission.WATCHLIST_MANAGE)
         return self._store.watchlist_entries()
 
     # --- screening -----------------------------------------------------------------------
@@ -213,13 +213,13 @@ class WatchlistService:
 
     # --- alerts --------------------------------------------------------------------------
     def alerts(self, actor: Principal, status: str | None = "open") -> list[AlertRecord]:
-        self._require(actor, Permission.ALERT_READ)
+        actor.require(Permission.ALERT_READ)
         return self._store.alerts(status, 200)
 
     def disposition(
         self, actor: Principal, alert_id: str, disposition: Disposition, reason: str
     ) -> AlertRecord:
-        self._require(actor, Permission.ALERT_DISPOSITION)
+        actor.require(Permission.ALERT_DISPOSITION)
         text = reason.strip()
         if not text or len(text) > 500:
             raise InvalidInputError("a disposition needs a reason (1-500 characters)")
@@ -233,11 +233,6 @@ class WatchlistService:
         updated = self._store.get_alert(alert_id)
         assert updated is not None
         return updated
-
-    @staticmethod
-    def _require(actor: Principal, permission: Permission) -> None:
-        if not actor.can(permission):
-            raise PermissionDeniedError(f"the {actor.role.value} role may not do this")
 
 
 def _label(value: str, what: str) -> str:

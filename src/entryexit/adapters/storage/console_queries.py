@@ -3,16 +3,13 @@ sessions, the flights board, a flight's capture feed, and the exceptions queue."
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from entryexit.adapters.crypto.envelope import open_sealed, unwrap_data_key
-from entryexit.adapters.storage.rows import flight_from_row
+from entryexit.adapters.storage.rows import HasTransactions, flight_from_row
 from entryexit.adapters.storage.tables import (
     CaptureRow,
     ConsoleSessionRow,
@@ -31,16 +28,9 @@ from entryexit.services.ports import (
     ConsoleSession,
     ConsoleUser,
     FlightCounts,
-    KeyProvider,
 )
 
 OPEN_CASE_DECISIONS = ("no_match", "manual")
-
-
-class _HasTransactions(Protocol):
-    _keys: KeyProvider
-
-    def _transaction(self) -> AbstractContextManager[Session]: ...
 
 
 def _user(row: ConsoleUserRow) -> ConsoleUser:
@@ -76,7 +66,7 @@ class ConsoleQueries:
 
     # --- people and their sessions -----------------------------------------------------
     def add_console_user(
-        self: _HasTransactions,
+        self: HasTransactions,
         user_id: str,
         username: str,
         password_hash: str,
@@ -98,18 +88,18 @@ class ConsoleQueries:
         except IntegrityError:
             raise ConflictError(f"a console user named {username!r} exists already") from None
 
-    def find_console_user(self: _HasTransactions, username: str) -> ConsoleUser | None:
+    def find_console_user(self: HasTransactions, username: str) -> ConsoleUser | None:
         with self._transaction() as session:
             row = session.scalar(select(ConsoleUserRow).where(ConsoleUserRow.username == username))
             return None if row is None else _user(row)
 
-    def get_console_user(self: _HasTransactions, user_id: str) -> ConsoleUser | None:
+    def get_console_user(self: HasTransactions, user_id: str) -> ConsoleUser | None:
         with self._transaction() as session:
             row = session.get(ConsoleUserRow, user_id)
             return None if row is None else _user(row)
 
     def record_sign_in(
-        self: _HasTransactions,
+        self: HasTransactions,
         user_id: str,
         succeeded: bool,
         locked_until: datetime | None,
@@ -128,7 +118,7 @@ class ConsoleQueries:
                 update(ConsoleUserRow).where(ConsoleUserRow.id == user_id).values(**values)
             )
 
-    def add_console_session(self: _HasTransactions, record: ConsoleSession) -> None:
+    def add_console_session(self: HasTransactions, record: ConsoleSession) -> None:
         with self._transaction() as session:
             session.add(
                 ConsoleSessionRow(
@@ -141,7 +131,7 @@ class ConsoleQueries:
                 )
             )
 
-    def get_console_session(self: _HasTransactions, token_hash: str) -> ConsoleSession | None:
+    def get_console_session(self: HasTransactions, token_hash: str) -> ConsoleSession | None:
         with self._transaction() as session:
             row = session.get(ConsoleSessionRow, token_hash)
             if row is None:
@@ -155,7 +145,7 @@ class ConsoleQueries:
                 row.expires_at,
             )
 
-    def touch_console_session(self: _HasTransactions, token_hash: str, now: datetime) -> None:
+    def touch_console_session(self: HasTransactions, token_hash: str, now: datetime) -> None:
         with self._transaction() as session:
             session.execute(
                 update(ConsoleSessionRow)
@@ -163,13 +153,13 @@ class ConsoleQueries:
                 .values(last_seen_at=now)
             )
 
-    def delete_console_session(self: _HasTransactions, token_hash: str) -> None:
+    def delete_console_session(self: HasTransactions, token_hash: str) -> None:
         with self._transaction() as session:
             session.execute(
                 delete(ConsoleSessionRow).where(ConsoleSessionRow.token_hash == token_hash)
             )
 
-    def delete_expired_console_sessions(self: _HasTransactions, now: datetime) -> int:
+    def delete_expired_console_sessions(self: HasTransactions, now: datetime) -> int:
         with self._transaction() as session:
             result = session.execute(
                 delete(ConsoleSessionRow).where(ConsoleSessionRow.expires_at <= now)
@@ -178,7 +168,7 @@ class ConsoleQueries:
 
     # --- the flights board and a flight's feed -----------------------------------------
     def flight_board(
-        self: _HasTransactions, since: datetime, until: datetime
+        self: HasTransactions, since: datetime, until: datetime
     ) -> list[tuple[Flight, FlightCounts]]:
         """Flights departing in [since, until) with their live counts, by departure."""
         with self._transaction() as session:
@@ -244,7 +234,7 @@ class ConsoleQueries:
             return board
 
     def recent_captures(
-        self: _HasTransactions, flight_id: str | None, limit: int, open_only: bool = False
+        self: HasTransactions, flight_id: str | None, limit: int, open_only: bool = False
     ) -> list[CaptureSummary]:
         """Newest first; with ``open_only``, unresolved no-match and manual cases."""
         with self._transaction() as session:
@@ -257,13 +247,13 @@ class ConsoleQueries:
                 )
             return [_capture(row) for row in session.scalars(query)]
 
-    def get_capture(self: _HasTransactions, capture_id: str) -> CaptureSummary | None:
+    def get_capture(self: HasTransactions, capture_id: str) -> CaptureSummary | None:
         with self._transaction() as session:
             row = session.get(CaptureRow, capture_id)
             return None if row is None else _capture(row)
 
     def resolve_capture(
-        self: _HasTransactions, capture_id: str, resolution: str, officer_id: str, now: datetime
+        self: HasTransactions, capture_id: str, resolution: str, officer_id: str, now: datetime
     ) -> bool:
         """Mark an open case resolved; False if someone resolved it first."""
         with self._transaction() as session:
@@ -275,7 +265,7 @@ class ConsoleQueries:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    def reference_photo(self: _HasTransactions, traveler_id: str) -> bytes | None:
+    def reference_photo(self: HasTransactions, traveler_id: str) -> bytes | None:
         """The traveler's newest enrolled photo, opened; None if none is kept."""
         with self._transaction() as session:
             found = session.execute(

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from datetime import date, datetime
-from typing import Protocol
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
 
 from entryexit.adapters.crypto.envelope import (
     new_data_key,
@@ -16,6 +13,7 @@ from entryexit.adapters.crypto.envelope import (
     unwrap_data_key,
     wrap_data_key,
 )
+from entryexit.adapters.storage.rows import HasTransactions
 from entryexit.adapters.storage.tables import (
     AdmissionRow,
     AlertRow,
@@ -28,16 +26,9 @@ from entryexit.domain.admission import Admission, ExitLink
 from entryexit.services.ports import (
     AlertRecord,
     ExitConfirmation,
-    KeyProvider,
     NewAdmission,
     WatchlistEntry,
 )
-
-
-class _HasTransactions(Protocol):
-    _keys: KeyProvider
-
-    def _transaction(self) -> AbstractContextManager[Session]: ...
 
 
 def _admission(row: AdmissionRow) -> Admission:
@@ -82,7 +73,7 @@ class CrossingQueries:
     """Mixed into :class:`~entryexit.adapters.storage.store.SqlStore`."""
 
     # --- admissions ----------------------------------------------------------------------
-    def open_admission(self: _HasTransactions, new: NewAdmission) -> bool:
+    def open_admission(self: HasTransactions, new: NewAdmission) -> bool:
         """Open a stay unless this traveler already has an open one (returns False)."""
         with self._transaction() as session:
             existing = session.scalar(
@@ -117,7 +108,7 @@ class CrossingQueries:
             )
             return True
 
-    def open_admission_of(self: _HasTransactions, traveler_id: str) -> Admission | None:
+    def open_admission_of(self: HasTransactions, traveler_id: str) -> Admission | None:
         with self._transaction() as session:
             row = session.scalar(
                 select(AdmissionRow)
@@ -128,7 +119,7 @@ class CrossingQueries:
             return None if row is None else _admission(row)
 
     def open_admission_templates(
-        self: _HasTransactions, model: str, exclude_traveler: str, limit: int
+        self: HasTransactions, model: str, exclude_traveler: str, limit: int
     ) -> list[tuple[str, bytes]]:
         """(admission id, template) of open stays made by ``model``, newest first."""
         with self._transaction() as session:
@@ -161,7 +152,7 @@ class CrossingQueries:
             return result
 
     def close_admission(
-        self: _HasTransactions,
+        self: HasTransactions,
         admission_id: str,
         exit_encounter_id: str,
         exit_flight_id: str,
@@ -191,7 +182,7 @@ class CrossingQueries:
             return bool(getattr(result, "rowcount", 0))
 
     def record_exit_without_entry(
-        self: _HasTransactions,
+        self: HasTransactions,
         record_id: str,
         traveler_id: str,
         exit_encounter_id: str,
@@ -214,7 +205,7 @@ class CrossingQueries:
             )
 
     def update_admission(
-        self: _HasTransactions, admission_id: str, admission_class: str, until: date | None
+        self: HasTransactions, admission_id: str, admission_class: str, until: date | None
     ) -> Admission | None:
         with self._transaction() as session:
             row = session.get(AdmissionRow, admission_id)
@@ -224,7 +215,7 @@ class CrossingQueries:
             row.admitted_until = until
             return _admission(row)
 
-    def admissions_of(self: _HasTransactions, traveler_id: str) -> list[Admission]:
+    def admissions_of(self: HasTransactions, traveler_id: str) -> list[Admission]:
         """Stays entered or left under this traveler id, oldest first."""
         with self._transaction() as session:
             rows = session.scalars(
@@ -240,7 +231,7 @@ class CrossingQueries:
             return [_admission(row) for row in rows]
 
     def in_country_overstays(
-        self: _HasTransactions, before: date, limit: int | None = None
+        self: HasTransactions, before: date, limit: int | None = None
     ) -> list[Admission]:
         """Open stays whose admitted-until is before ``before`` (as-of minus grace)."""
         with self._transaction() as session:
@@ -256,7 +247,7 @@ class CrossingQueries:
             return [_admission(row) for row in session.scalars(query)]
 
     def out_of_country_overstays(
-        self: _HasTransactions, since: date, until: date, limit: int | None = None
+        self: HasTransactions, since: date, until: date, limit: int | None = None
     ) -> list[Admission]:
         """Stays closed in [since, until] by an exit after their admitted-until date."""
         with self._transaction() as session:
@@ -273,7 +264,7 @@ class CrossingQueries:
             return [_admission(row) for row in session.scalars(query)]
 
     def exits_without_entry(
-        self: _HasTransactions, since: date, until: date
+        self: HasTransactions, since: date, until: date
     ) -> list[tuple[str, date, str]]:
         """(traveler id, exit date, exit flight) of exits no stay could be found for."""
         with self._transaction() as session:
@@ -291,7 +282,7 @@ class CrossingQueries:
             return [(str(t), d, str(f)) for t, d, f in rows if d is not None]
 
     def exit_confirmations(
-        self: _HasTransactions, since: datetime, until: datetime
+        self: HasTransactions, since: datetime, until: datetime
     ) -> list[ExitConfirmation]:
         """Per exit flight departing in [since, until): travelers on the manifest and
         travelers whose exit was recorded (any method)."""
@@ -339,7 +330,7 @@ class CrossingQueries:
             ]
 
     # --- the watchlist -------------------------------------------------------------------
-    def add_watchlist_entry(self: _HasTransactions, entry: WatchlistEntry, template: bytes) -> None:
+    def add_watchlist_entry(self: HasTransactions, entry: WatchlistEntry, template: bytes) -> None:
         kek_id, kek = self._keys.current_kek()
         key = new_data_key()
         with self._transaction() as session:
@@ -357,7 +348,7 @@ class CrossingQueries:
                 )
             )
 
-    def remove_watchlist_entry(self: _HasTransactions, entry_id: str, now: datetime) -> bool:
+    def remove_watchlist_entry(self: HasTransactions, entry_id: str, now: datetime) -> bool:
         """The entry stops matching; its template is erased, its record (for the audit and
         the alerts that cite it) stays."""
         with self._transaction() as session:
@@ -369,7 +360,7 @@ class CrossingQueries:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    def watchlist_entries(self: _HasTransactions) -> list[WatchlistEntry]:
+    def watchlist_entries(self: HasTransactions) -> list[WatchlistEntry]:
         with self._transaction() as session:
             rows = session.scalars(
                 select(WatchlistEntryRow)
@@ -381,7 +372,7 @@ class CrossingQueries:
                 for r in rows
             ]
 
-    def watchlist_templates(self: _HasTransactions, model: str) -> list[tuple[str, bytes]]:
+    def watchlist_templates(self: HasTransactions, model: str) -> list[tuple[str, bytes]]:
         with self._transaction() as session:
             rows = session.scalars(
                 select(WatchlistEntryRow)
@@ -402,7 +393,7 @@ class CrossingQueries:
             return result
 
     # --- alerts --------------------------------------------------------------------------
-    def add_alert(self: _HasTransactions, alert: AlertRecord) -> bool:
+    def add_alert(self: HasTransactions, alert: AlertRecord) -> bool:
         """Record an alert unless the same entry already has an open one from the same source
         for this traveler (or this capture) on this flight: re-staging does not repeat it."""
         with self._transaction() as session:
@@ -437,19 +428,19 @@ class CrossingQueries:
             )
             return True
 
-    def alerts(self: _HasTransactions, status: str | None, limit: int) -> list[AlertRecord]:
+    def alerts(self: HasTransactions, status: str | None, limit: int) -> list[AlertRecord]:
         with self._transaction() as session:
             query = select(AlertRow).order_by(AlertRow.created_at.desc()).limit(limit)
             if status is not None:
                 query = query.where(AlertRow.status == status)
             return [_alert(row) for row in session.scalars(query)]
 
-    def get_alert(self: _HasTransactions, alert_id: str) -> AlertRecord | None:
+    def get_alert(self: HasTransactions, alert_id: str) -> AlertRecord | None:
         with self._transaction() as session:
             row = session.get(AlertRow, alert_id)
             return None if row is None else _alert(row)
 
-    def has_open_alert(self: _HasTransactions, traveler_id: str) -> bool:
+    def has_open_alert(self: HasTransactions, traveler_id: str) -> bool:
         with self._transaction() as session:
             return (
                 session.scalar(
@@ -462,7 +453,7 @@ class CrossingQueries:
             )
 
     def disposition_alert(
-        self: _HasTransactions,
+        self: HasTransactions,
         alert_id: str,
         status: str,
         reason: str,

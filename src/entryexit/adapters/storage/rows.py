@@ -1,9 +1,24 @@
-"""Rows to domain objects, shared by the store's modules."""
+"""What the store's modules share: rows to domain objects, and the shape of the store that
+the query mixins are written against."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
 from entryexit.adapters.storage.tables import FlightRow
 from entryexit.domain.model import Direction, Flight
+from entryexit.services.ports import KeyProvider
+
+
+class HasTransactions(Protocol):
+    """The part of :class:`~entryexit.adapters.storage.store.SqlStore` its mixins use."""
+
+    _keys: KeyProvider
+
+    def _transaction(self) -> AbstractContextManager[Session]: ...
 
 
 def flight_from_row(row: FlightRow) -> Flight:
