@@ -16,6 +16,12 @@ from entryexit.evaluation.fairness import FairnessRun, evaluate_fairness
 from entryexit.evaluation.gallery import GalleryRun, evaluate_gallery
 from entryexit.evaluation.lfw import LfwRun, default_pairs_file, evaluate_lfw
 
+# Embedding a data set is the slow part of every evaluation; runs can share it.
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(help="Folder to keep embeddings in between runs (keyed by model+files)."),
+]
+
 app = typer.Typer(help="Measure accuracy on labelled photo collections.", no_args_is_help=True)
 
 
@@ -40,10 +46,7 @@ def lfw(
             " (multi-crop template), the second as a live capture."
         ),
     ] = False,
-    cache: Annotated[
-        Path | None,
-        typer.Option(help="Folder to keep embeddings in between runs (keyed by model+files)."),
-    ] = None,
+    cache: CacheOption = None,
 ) -> int:
     """LFW verification: 10-fold accuracy, TAR at FAR 1e-2/1e-3, EER, ROC and DET plots."""
     settings = load_settings()
@@ -102,10 +105,7 @@ def fairness(
             " (--no-reference-recipe: the capture recipe, faster)."
         ),
     ] = True,
-    cache: Annotated[
-        Path | None,
-        typer.Option(help="Folder to keep embeddings in between runs (keyed by model+files)."),
-    ] = None,
+    cache: CacheOption = None,
 ) -> int:
     """FMR and FNMR per group (with person-bootstrap intervals and the ratio to the lowest
     group) at the deployed threshold and at one set for an overall FMR, plus open-set FNIR and
@@ -172,10 +172,7 @@ def gallery(
         Path | None,
         typer.Option(help="Tab-separated name groups that are one person (label errata)."),
     ] = None,
-    cache: Annotated[
-        Path | None,
-        typer.Option(help="Folder to keep embeddings in between runs (keyed by model+files)."),
-    ] = None,
+    cache: CacheOption = None,
 ) -> int:
     """Open-set 1:N on flight-sized galleries: rank-1, FNIR at FPIR 1e-2 and 1e-3 (per draw),
     their spread, the deployed gallery threshold's FNIR/FPIR, CMC and FNIR-vs-FPIR plots."""
