@@ -19,6 +19,7 @@ non-zero exit status.
     ├── InvalidInputError             a request or file is well-formed but invalid  (422)
     ├── NotFoundError                 the resource does not exist                  (404)
     ├── ConflictError                 the resource is not in the needed state      (409)
+    │   └── TransactionConflictError  another writer won a race; the use case reruns
     ├── AuthenticationError           no or unknown credentials                    (401)
     ├── PermissionDeniedError         credentials lack the role                    (403)
     └── RateLimitedError              too many requests or failed sign-ins         (429)
@@ -87,6 +88,12 @@ class NotFoundError(EntryExitError):
 
 class ConflictError(EntryExitError):
     code = "conflict"
+
+
+class TransactionConflictError(ConflictError):
+    """Another writer changed a row this transaction depends on; running it again succeeds."""
+
+    code = "transaction-conflict"
 
 
 class AuthenticationError(EntryExitError):

@@ -1,0 +1,344 @@
+"""The unit of work: one use case, one transaction, with a small repository per aggregate.
+
+A use case opens a unit of work, reads and writes through its repositories, and commits once::
+
+    with self._uow() as uow:
+        uow.captures.add_capture(record)
+        self._audit.record(uow, "capture", "ok", actor, "flight", flight.id)
+        uow.commit()
+
+Leaving the ``with`` block without ``commit()`` rolls everything back, so a use case's records,
+its audit event and any outbox message are written together or not at all. Model work (image
+analysis) happens *before* the unit of work opens, so write transactions stay short.
+
+``adapters.storage.unit_of_work.SqlUnitOfWork`` implements this on SQLite and PostgreSQL;
+``tests.fakes.FakeUnitOfWork`` in memory. Report queries that read across aggregates
+(overstays, privacy, fairness, console boards) are read models (:class:`ReportQueries`,
+:class:`BoardQueries`), not repository methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
+
+from entryexit.domain.access import Role, StoredApiKey
+from entryexit.domain.admission import Admission, ExitLink
+from entryexit.domain.audit import AuditEntry, AuditEvent
+from entryexit.domain.model import (
+    DocumentKey,
+    Encounter,
+    Flight,
+    ManifestChange,
+    ManifestTraveler,
+    PhotoSource,
+)
+from entryexit.errors import TransactionConflictError
+from entryexit.services.ports import (
+    AlertRecord,
+    CaptureRecord,
+    CaptureSummary,
+    ConsoleSession,
+    ConsoleUser,
+    ExitConfirmation,
+    FlightCounts,
+    ManifestStatus,
+    NewAdmission,
+    StoredPolicy,
+    StoredTemplate,
+    TravelerIdentity,
+    TravelerProfile,
+    WatchlistEntry,
+)
+
+
+class FlightRepository(Protocol):
+    """Flights and their manifests."""
+
+    def add(self, flight: Flight) -> None: ...
+    def get(self, flight_id: str) -> Flight | None: ...
+    def mark_gallery_staged(
+        self, flight_id: str, now: datetime, expires_at: datetime | None = None
+    ) -> int:
+        """Bump the flight's gallery version (other processes rebuild theirs); returns it."""
+        ...
+
+    def replace_manifest(
+        self, flight_id: str, travelers: list[ManifestTraveler], now: datetime
+    ) -> ManifestChange: ...
+    def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]: ...
+    def manifest_travelers(self, flight_id: str) -> list[ManifestTraveler]: ...
+
+
+class TravelerRepository(Protocol):
+    """Travelers, their documents and their enrolled reference templates (sealed)."""
+
+    def traveler_for_document(self, document: DocumentKey) -> str | None: ...
+    def profile(self, traveler_id: str) -> TravelerProfile: ...
+    def add_reference_template(
+        self,
+        document: DocumentKey,
+        source: PhotoSource,
+        vector: bytes,
+        model: str,
+        now: datetime,
+        expires_at: datetime | None = None,
+        image: bytes | None = None,
+    ) -> tuple[str, str]:
+        """Returns (template id, traveler id); a document seen for the first time gets a new
+        traveler."""
+        ...
+
+    def gallery_templates(self, flight_id: str, model: str) -> list[StoredTemplate]: ...
+    def reference_photo(self, traveler_id: str) -> bytes | None: ...
+    def shred(self, traveler_id: str) -> int: ...
+
+
+class CaptureRepository(Protocol):
+    """Gate captures and the encounters they (or officers) record."""
+
+    def add_capture(self, capture: CaptureRecord) -> None: ...
+    def add_encounter(self, encounter: Encounter) -> bool:
+        """``False`` if the traveler already has an encounter on this flight (the rest of the
+        unit of work stands)."""
+        ...
+
+    def encounters_of_flight(self, flight_id: str) -> list[Encounter]: ...
+    def encounters_of_traveler(self, traveler_id: str) -> list[Encounter]: ...
+
+
+class CaseRepository(Protocol):
+    """The officers' exceptions queue: no-match and manual captures, and their evidence."""
+
+    def get(self, capture_id: str) -> CaptureSummary | None: ...
+    def capture_image(self, capture_id: str) -> bytes | None: ...
+    def resolve(self, capture_id: str, resolution: str, officer_id: str, now: datetime) -> bool:
+        """``False`` if someone resolved it first."""
+        ...
+
+
+class PolicyRepository(Protocol):
+    def add(self, policy: StoredPolicy, effective_from: datetime, now: datetime) -> bool: ...
+    def all(self) -> list[StoredPolicy]: ...
+
+
+class AuditRepository(Protocol):
+    def append(self, entry: AuditEntry) -> AuditEvent:
+        """Chain ``entry`` after the last event and re-sign the head."""
+        ...
+
+    def events(
+        self,
+        after_sequence: int = 0,
+        limit: int = 100,
+        action: str | None = None,
+        actor_key_id: str | None = None,
+    ) -> list[AuditEvent]: ...
+    def head(self) -> tuple[int, str] | None: ...
+
+
+class AdmissionRepository(Protocol):
+    """Stays opened by entries and closed by exits."""
+
+    def open(self, new: NewAdmission) -> bool: ...
+    def open_of(self, traveler_id: str) -> Admission | None: ...
+    def open_templates(
+        self, model: str, exclude_traveler: str, limit: int
+    ) -> list[tuple[str, bytes]]: ...
+    def close(
+        self,
+        admission_id: str,
+        exit_encounter_id: str,
+        exit_flight_id: str,
+        exit_traveler_id: str,
+        exited_on: date,
+        link: ExitLink,
+        score: float | None,
+    ) -> bool: ...
+    def record_exit_without_entry(
+        self,
+        record_id: str,
+        traveler_id: str,
+        exit_encounter_id: str,
+        exit_flight_id: str,
+        exited_on: date,
+        now: datetime,
+    ) -> None: ...
+    def update(
+        self, admission_id: str, admission_class: str, until: date | None
+    ) -> Admission | None: ...
+    def of_traveler(self, traveler_id: str) -> list[Admission]: ...
+
+
+class WatchlistRepository(Protocol):
+    """The watchlist (templates sealed each with its own key) and the alerts it raises."""
+
+    def add_entry(self, entry: WatchlistEntry, template: bytes) -> None: ...
+    def remove_entry(self, entry_id: str, now: datetime) -> bool: ...
+    def entries(self) -> list[WatchlistEntry]: ...
+    def templates(self, model: str) -> list[tuple[str, bytes]]: ...
+    def add_alert(self, alert: AlertRecord) -> bool: ...
+    def alerts(self, status: str | None, limit: int) -> list[AlertRecord]: ...
+    def get_alert(self, alert_id: str) -> AlertRecord | None: ...
+    def has_open_alert(self, traveler_id: str) -> bool: ...
+    def disposition_alert(
+        self, alert_id: str, status: str, reason: str, officer_id: str, now: datetime
+    ) -> bool: ...
+
+
+class AccessRepository(Protocol):
+    """Machines' API keys, people's console accounts and their sessions."""
+
+    def count_api_keys(self) -> int: ...
+    def add_api_key(self, key: StoredApiKey) -> None: ...
+    def find_api_key(self, prefix: str) -> StoredApiKey | None: ...
+    def add_user(
+        self, user_id: str, username: str, password_hash: str, role: Role, now: datetime
+    ) -> None: ...
+    def find_user(self, username: str) -> ConsoleUser | None: ...
+    def get_user(self, user_id: str) -> ConsoleUser | None: ...
+    def record_sign_in(
+        self,
+        user_id: str,
+        succeeded: bool,
+        locked_until: datetime | None,
+        password_hash: str | None = None,
+    ) -> None: ...
+    def add_session(self, record: ConsoleSession) -> None: ...
+    def get_session(self, token_hash: str) -> ConsoleSession | None: ...
+    def touch_session(self, token_hash: str, now: datetime) -> None: ...
+    def delete_session(self, token_hash: str) -> None: ...
+    def delete_expired_sessions(self, now: datetime) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """Work handed from a use case to a background worker, written in the use case's own
+    transaction so that a crash can delay it but never lose it. ``template`` is biometric
+    data: the store seals it."""
+
+    id: str
+    kind: str
+    payload: dict[str, str]
+    created_at: datetime
+    template: bytes | None = None
+
+
+class OutboxRepository(Protocol):
+    def add(self, message: OutboxMessage) -> None: ...
+    def pending(self, kind: str, limit: int) -> list[OutboxMessage]:
+        """Oldest first; on PostgreSQL, rows another worker holds are skipped."""
+        ...
+
+    def complete(self, message_id: str, now: datetime) -> None:
+        """Remove the message (its effect is committed in the same unit of work)."""
+        ...
+
+    def count_pending(self) -> int: ...
+
+
+class RetentionRepository(Protocol):
+    def purge_expired(self, now: datetime) -> dict[str, int]: ...
+
+
+class DataKeyRepository(Protocol):
+    def rotate_batch(self, batch_size: int) -> int:
+        """Re-wrap up to ``batch_size`` data keys (and capture image keys) not under the
+        current key-encryption key; returns how many."""
+        ...
+
+    def counts_by_kek(self) -> dict[str, int]: ...
+
+
+class UnitOfWork(Protocol):
+    flights: FlightRepository
+    travelers: TravelerRepository
+    captures: CaptureRepository
+    cases: CaseRepository
+    policies: PolicyRepository
+    audit: AuditRepository
+    admissions: AdmissionRepository
+    watchlist: WatchlistRepository
+    access: AccessRepository
+    outbox: OutboxRepository
+    retention: RetentionRepository
+    data_keys: DataKeyRepository
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Roll back whatever was not committed."""
+        ...
+
+    def commit(self) -> None: ...
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` once this unit of work has committed (never if it rolls back)."""
+        ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work. A writing one takes the database's write lock when it begins
+        (SQLite ``BEGIN IMMEDIATE``), so read-then-write can never deadlock; a read-only one
+        does not, and must not write."""
+        ...
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        ...
+
+
+class ReportQueries(Protocol):
+    """Read models for reports that cut across aggregates. Counts and identifiers; the
+    overstay report also opens the names officers act on."""
+
+    def in_country_overstays(self, before: date, limit: int | None = None) -> list[Admission]: ...
+    def out_of_country_overstays(
+        self, since: date, until: date, limit: int | None = None
+    ) -> list[Admission]: ...
+    def exits_without_entry(self, since: date, until: date) -> list[tuple[str, date, str]]: ...
+    def exit_confirmations(self, since: datetime, until: datetime) -> list[ExitConfirmation]: ...
+    def traveler_identities(self, traveler_ids: list[str]) -> dict[str, TravelerIdentity]: ...
+    def retention_counts(self, now: datetime) -> dict[str, dict[str, int]]: ...
+    def decision_counts(self, since: datetime, until: datetime) -> dict[str, int]: ...
+    def outcomes_by_sex(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]: ...
+
+
+class BoardQueries(Protocol):
+    """Read models for the console's boards and feeds."""
+
+    def flight_board(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[Flight, FlightCounts]]: ...
+    def recent_captures(
+        self, flight_id: str | None, limit: int, open_only: bool = False
+    ) -> list[CaptureSummary]: ...
+
+
+T = TypeVar("T")
+ATTEMPTS = 5
+
+
+def in_transaction(
+    factory: UnitOfWorkFactory, work: Callable[[UnitOfWork], T], attempts: int = ATTEMPTS
+) -> T:
+    """Run ``work`` in a writing unit of work and commit it. When another writer got to a
+    shared row first (the audit log's head, most often), the *whole* transaction runs again:
+    never half of it."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with factory() as uow:
+                result = work(uow)
+                uow.commit()
+                return result
+        except TransactionConflictError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
