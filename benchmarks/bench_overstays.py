@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from entryexit.adapters.crypto.keys import EphemeralKeyProvider
 from entryexit.adapters.storage.database import create_database_engine, migrate
-from entryexit.adapters.storage.store import SqlStore
+from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 
 DAY0 = date(2025, 1, 1)
 
@@ -174,7 +174,7 @@ def main() -> int:
     from entryexit.domain.access import Principal, Role
 
     keys = EphemeralKeyProvider()
-    store = SqlStore(engine, keys)
+    store = SqlUnitOfWorkFactory(engine, keys).reports
     as_of = date.fromisoformat(args.as_of)
     services = build_services(
         Settings(dev_mode=True, database_url=args.database_url, engine_workers=1),

@@ -16,7 +16,7 @@ from entryexit.adapters.crypto.keys import (
 from entryexit.adapters.crypto.trust import load_trusted_cscas
 from entryexit.adapters.search.faiss_index import build_index
 from entryexit.adapters.storage.database import create_database_engine, migrate
-from entryexit.adapters.storage.store import SqlStore
+from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
 from entryexit.errors import ConfigurationError
@@ -38,6 +38,7 @@ from entryexit.services.privacy import (
     PurgeService,
 )
 from entryexit.services.thresholds import OperatingThresholds
+from entryexit.services.unit_of_work import BoardQueries, ReportQueries, UnitOfWorkFactory
 from entryexit.services.verification import VerificationService
 from entryexit.services.watchlist import WatchlistService
 
@@ -81,21 +82,96 @@ def build_key_provider(settings: Settings) -> KeyProvider:
     )
 
 
-def build_store(settings: Settings, keys: KeyProvider | None = None) -> SqlStore:
+def build_database(settings: Settings, keys: KeyProvider | None = None) -> SqlUnitOfWorkFactory:
     """Open (creating and migrating if needed) the configured database."""
     resolved_keys = keys if keys is not None else build_key_provider(settings)
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_database_engine(settings.resolved_database_url)
     migrate(engine)
-    return SqlStore(engine, resolved_keys)
+    return SqlUnitOfWorkFactory(engine, resolved_keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """The services that need no face model: what CLI commands on the records use."""
+
+    settings: Settings
+    uow: UnitOfWorkFactory
+    reports: ReportQueries
+    boards: BoardQueries
+    key_provider: KeyProvider
+    audit: AuditTrail
+    policies: PolicyService
+    keys: KeyService
+    accounts: ConsoleAccounts
+    privacy: PrivacyReportService
+    fairness: FairnessReportService
+    # Manifests as stored (without a model, "has a photo" is not asked).
+    flights: FlightService
+
+
+def build_records(
+    settings: Settings,
+    *,
+    database: SqlUnitOfWorkFactory | None = None,
+    uow: UnitOfWorkFactory | None = None,
+    reports: ReportQueries | None = None,
+    boards: BoardQueries | None = None,
+    keys: KeyProvider | None = None,
+    clock: Clock = utc_now,
+    model: str = "",
+) -> Records:
+    """Wire the services that need no face model. Each port defaults to the real adapter;
+    tests pass fakes (an in-memory unit of work) for any of them."""
+    resolved_keys = keys if keys is not None else build_key_provider(settings)
+    if uow is None or reports is None or boards is None:
+        sql = database if database is not None else build_database(settings, resolved_keys)
+        factory: UnitOfWorkFactory = uow or sql
+        reports = reports or sql.reports
+        boards = boards or sql.boards
+    else:
+        factory = uow
+    uow = factory
+    audit = AuditTrail(uow, clock, resolved_keys)
+    policies = PolicyService(uow, clock, audit)
+    policies.ensure_default()
+    return Records(
+        settings=settings,
+        uow=uow,
+        reports=reports,
+        boards=boards,
+        key_provider=resolved_keys,
+        audit=audit,
+        policies=policies,
+        keys=KeyService(uow, clock, audit),
+        accounts=ConsoleAccounts(
+            uow,
+            clock,
+            audit,
+            SessionPolicy(
+                idle_timeout=timedelta(minutes=settings.console_idle_minutes),
+                failures_before_lock=settings.sign_in_failures_before_lock,
+            ),
+        ),
+        privacy=PrivacyReportService(reports, clock, audit, policies),
+        fairness=FairnessReportService(reports, clock),
+        flights=FlightService(uow, clock, model, audit),
+    )
+
+
+def build_purge(records: Records, clock: Clock = utc_now) -> PurgeService:
+    """The purge as a command runs it: no face model, no galleries in this process."""
+    return PurgeService(records.uow, clock, records.audit, None)
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    store: SqlStore
-    engine: FaceEngine
+    uow: UnitOfWorkFactory
+    reports: ReportQueries
+    boards: BoardQueries
+    engine: FaceAnalyser
     keys: KeyService
     flights: FlightService
     enrolment: EnrolmentService
@@ -117,30 +193,36 @@ class Services:
 def build_services(
     settings: Settings,
     *,
-    store: SqlStore | None = None,
-    engine: FaceEngine | None = None,
+    database: SqlUnitOfWorkFactory | None = None,
+    uow: UnitOfWorkFactory | None = None,
+    reports: ReportQueries | None = None,
+    boards: BoardQueries | None = None,
+    engine: FaceAnalyser | None = None,
     keys: KeyProvider | None = None,
     clock: Clock = utc_now,
 ) -> Services:
-    resolved_keys = keys if keys is not None else build_key_provider(settings)
-    resolved_store = store if store is not None else build_store(settings, resolved_keys)
+    """Wire every service. Each port defaults to the real adapter; tests pass fakes (an
+    in-memory unit of work, a fake face engine) for any of them."""
     resolved_engine = engine if engine is not None else build_face_engine(settings)
-    audit = AuditTrail(resolved_store, clock, resolved_keys)
-    policies = PolicyService(resolved_store, clock, audit)
-    policies.ensure_default()
-    flights = FlightService(resolved_store, clock, resolved_engine.model)
+    records = build_records(
+        settings,
+        database=database,
+        uow=uow,
+        reports=reports,
+        boards=boards,
+        keys=keys,
+        clock=clock,
+        model=resolved_engine.model,
+    )
+    uow_factory, audit, policies = records.uow, records.audit, records.policies
+    flights = records.flights
     galleries = GalleryService(
-        resolved_store,
-        clock,
-        resolved_engine.model,
-        resolved_engine.dimension,
-        policies=policies,
-        audit=audit,
+        uow_factory, clock, resolved_engine.model, resolved_engine.dimension, policies, audit
     )
     thresholds = operating_thresholds(settings, resolved_engine)
     thresholds.check(policies.in_force().matching)
     watchlist = WatchlistService(
-        resolved_store,
+        uow_factory,
         resolved_engine,
         clock,
         policies,
@@ -151,73 +233,61 @@ def build_services(
     )
     galleries.on_staged(watchlist.screen_gallery)
     crossings = CrossingService(
-        resolved_store,
-        resolved_store,
-        resolved_engine,
-        clock,
-        galleries,
-        policies,
-        thresholds,
-        audit,
+        uow_factory, records.reports, resolved_engine, clock, galleries, policies, thresholds, audit
     )
     opt_outs = OptOutService(
-        resolved_store, clock, flights, galleries, policies, on_encounter=crossings.on_encounter
+        uow_factory, clock, galleries, policies, audit, on_encounter=crossings.enqueue
     )
     return Services(
         settings=settings,
-        store=resolved_store,
+        uow=uow_factory,
+        reports=records.reports,
+        boards=records.boards,
         engine=resolved_engine,
-        keys=KeyService(resolved_store, clock),
+        keys=records.keys,
         flights=flights,
-        enrolment=EnrolmentService(resolved_store, resolved_engine, clock, policies),
+        enrolment=EnrolmentService(uow_factory, resolved_engine, clock, policies, audit),
         galleries=galleries,
         captures=CaptureService(
-            resolved_store,
+            uow_factory,
             resolved_engine,
             flights,
             galleries,
             thresholds,
             clock,
             policies,
+            audit,
             watchlist=watchlist,
-            on_encounter=crossings.on_encounter,
+            on_encounter=crossings.enqueue,
         ),
         audit=audit,
         policies=policies,
         opt_outs=opt_outs,
-        purge=PurgeService(resolved_store, clock, audit, galleries),
-        privacy=PrivacyReportService(resolved_store, clock, audit, policies),
+        purge=PurgeService(uow_factory, clock, audit, galleries),
+        privacy=records.privacy,
         verifications=VerificationService(
-            resolved_store,
+            uow_factory,
             resolved_engine,
             flights,
             policies,
             clock,
             thresholds,
-            load_trusted_cscas(settings.csca_dir),
-            on_encounter=crossings.on_encounter,
-        ),
-        fairness=FairnessReportService(resolved_store, clock),
-        accounts=ConsoleAccounts(
-            resolved_store,
-            clock,
             audit,
-            SessionPolicy(
-                idle_timeout=timedelta(minutes=settings.console_idle_minutes),
-                failures_before_lock=settings.sign_in_failures_before_lock,
-            ),
+            load_trusted_cscas(settings.csca_dir),
+            on_encounter=crossings.enqueue,
         ),
+        fairness=records.fairness,
+        accounts=records.accounts,
         console=ConsoleService(
-            resolved_store,
-            resolved_store,
+            uow_factory,
+            records.boards,
             resolved_engine,
             clock,
-            flights,
             galleries,
             policies,
             opt_outs,
             audit,
-            on_encounter=crossings.on_encounter,
+            on_encounter=crossings.enqueue,
         ),
         crossings=crossings,
         watchlist=watchlist,

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from entryexit.adapters.crypto.envelope import DecryptionError, open_sealed, unwrap_data_key
 from entryexit.adapters.storage.database import create_database_engine, migrate
-from entryexit.adapters.storage.store import SqlStore
+from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.domain.model import (
     CitizenshipClass,
     Direction,
@@ -27,6 +27,7 @@ from entryexit.domain.model import (
 )
 from entryexit.services.audit import AuditTrail
 from tests.fakes import StaticKeyProvider
+from tests.repository_driver import RepositoryDriver
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -37,10 +38,10 @@ def keys() -> StaticKeyProvider:
 
 
 @pytest.fixture
-def store(database_url: str, keys: StaticKeyProvider) -> Iterator[SqlStore]:
+def store(database_url: str, keys: StaticKeyProvider) -> Iterator[RepositoryDriver]:
     engine = create_database_engine(database_url)
     migrate(engine)
-    yield SqlStore(engine, keys)
+    yield RepositoryDriver(SqlUnitOfWorkFactory(engine, keys))
     engine.dispose()
 
 
@@ -49,7 +50,7 @@ def template_bytes(seed: int) -> bytes:
     return (vector / np.linalg.norm(vector)).astype("<f4").tobytes()
 
 
-def flight_with_travelers(store: SqlStore, count: int) -> list[str]:
+def flight_with_travelers(store: RepositoryDriver, count: int) -> list[str]:
     store.add_flight(Flight("f1", "EE", "1", NOW, "AAA", "BBB", Direction.EXIT, NOW))
     travelers = [
         ManifestTraveler(
@@ -76,7 +77,7 @@ def flight_with_travelers(store: SqlStore, count: int) -> list[str]:
 
 
 def test_templates_are_stored_sealed_and_open_only_with_the_key(
-    store: SqlStore, keys: StaticKeyProvider
+    store: RepositoryDriver, keys: StaticKeyProvider
 ) -> None:
     flight_with_travelers(store, 3)
     with store.engine.connect() as connection:
@@ -91,7 +92,7 @@ def test_templates_are_stored_sealed_and_open_only_with_the_key(
 
 
 def test_rotation_rewraps_every_data_key_and_the_old_kek_can_go(
-    store: SqlStore, keys: StaticKeyProvider
+    store: RepositoryDriver, keys: StaticKeyProvider
 ) -> None:
     flight_with_travelers(store, 4)
     keys.add_kek("k2")
@@ -103,7 +104,7 @@ def test_rotation_rewraps_every_data_key_and_the_old_kek_can_go(
 
 
 def test_shredding_also_erases_the_travelers_name_and_document_number(
-    store: SqlStore, keys: StaticKeyProvider
+    store: RepositoryDriver, keys: StaticKeyProvider
 ) -> None:
     ids = flight_with_travelers(store, 2)
     store.shred_traveler(ids[0])
@@ -116,7 +117,7 @@ def test_shredding_also_erases_the_travelers_name_and_document_number(
 
 
 def test_crypto_shredding_with_a_kek_rotation_makes_every_copy_unreadable(
-    store: SqlStore, keys: StaticKeyProvider
+    store: RepositoryDriver, keys: StaticKeyProvider
 ) -> None:
     ids = flight_with_travelers(store, 2)
     with store.engine.connect() as connection:  # a backup taken before the shredding
@@ -153,11 +154,11 @@ def test_crypto_shredding_with_a_kek_rotation_makes_every_copy_unreadable(
 
 
 def test_audit_chain_detects_every_kind_of_tampering(
-    store: SqlStore, keys: StaticKeyProvider
+    store: RepositoryDriver, keys: StaticKeyProvider
 ) -> None:
-    trail = AuditTrail(store, lambda: NOW, keys)
+    trail = AuditTrail(store.factory, lambda: NOW, keys)
     for index in range(6):
-        trail.record("test action", "ok", resource_type="flight", resource_id=f"f{index}")
+        trail.record_alone("test action", "ok", resource_type="flight", resource_id=f"f{index}")
     assert trail.verify().ok
     assert trail.verify().events == 6
 
@@ -174,11 +175,11 @@ def test_audit_chain_detects_every_kind_of_tampering(
 
 
 def test_audit_chain_detects_deletion_insertion_and_reordering(
-    store: SqlStore, keys: StaticKeyProvider
+    store: RepositoryDriver, keys: StaticKeyProvider
 ) -> None:
-    trail = AuditTrail(store, lambda: NOW, keys)
+    trail = AuditTrail(store.factory, lambda: NOW, keys)
     for index in range(5):
-        trail.record("test action", "ok", resource_id=f"r{index}")
+        trail.record_alone("test action", "ok", resource_id=f"r{index}")
     with store.engine.begin() as connection:
         connection.execute(text("DELETE FROM audit_events WHERE sequence = 2"))
     assert (trail.verify().ok, trail.verify().first_broken_sequence) == (False, 2)
@@ -205,7 +206,7 @@ def test_breach_drill_a_stolen_sqlite_file_yields_no_biometrics(tmp_path: Path) 
     database = tmp_path / "entryexit.db"
     engine = create_database_engine(f"sqlite+pysqlite:///{database}")
     migrate(engine)
-    store = SqlStore(engine, keys)
+    store = RepositoryDriver(SqlUnitOfWorkFactory(engine, keys))
     flight_with_travelers(store, 5)
     engine.dispose()
     stolen = tmp_path / "stolen.db"

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect
 
 from entryexit.adapters.storage.database import create_database_engine, migrate
-from entryexit.adapters.storage.store import SqlStore
+from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.domain.model import (
     CitizenshipClass,
     Direction,
@@ -23,6 +23,7 @@ from entryexit.domain.model import (
     Sex,
 )
 from tests.fakes import StaticKeyProvider
+from tests.repository_driver import RepositoryDriver
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -42,21 +43,21 @@ def traveler(number: str, surname: str = "DOE") -> ManifestTraveler:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[SqlStore]:
+def store(database_url: str) -> Iterator[RepositoryDriver]:
     engine = create_database_engine(database_url)
     migrate(engine)
     migrate(engine)  # idempotent: a second start changes nothing
-    yield SqlStore(engine, StaticKeyProvider())
+    yield RepositoryDriver(SqlUnitOfWorkFactory(engine, StaticKeyProvider()))
     engine.dispose()
 
 
-def add_flight(store: SqlStore, flight_id: str = "f1") -> Flight:
+def add_flight(store: RepositoryDriver, flight_id: str = "f1") -> Flight:
     flight = Flight(flight_id, "EE", "1", NOW, "AAA", "BBB", Direction.EXIT, NOW)
     store.add_flight(flight)
     return flight
 
 
-def test_migrations_create_every_table(store: SqlStore) -> None:
+def test_migrations_create_every_table(store: RepositoryDriver) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert {
         "api_keys",
@@ -71,7 +72,7 @@ def test_migrations_create_every_table(store: SqlStore) -> None:
     } <= tables
 
 
-def test_resending_a_manifest_updates_it_without_duplicates(store: SqlStore) -> None:
+def test_resending_a_manifest_updates_it_without_duplicates(store: RepositoryDriver) -> None:
     add_flight(store)
     first = store.replace_manifest("f1", [traveler("A1"), traveler("B2")], NOW)
     assert (first.added, first.removed, first.updated, first.total) == (2, 0, 0, 2)
@@ -82,7 +83,7 @@ def test_resending_a_manifest_updates_it_without_duplicates(store: SqlStore) -> 
     assert {s.surname for s in status} == {"SMITH", "DOE"}
 
 
-def test_a_document_keeps_its_traveler_across_manifests_and_photos(store: SqlStore) -> None:
+def test_a_document_keeps_its_traveler_across_manifests_and_photos(store: RepositoryDriver) -> None:
     add_flight(store, "f1")
     add_flight(store, "f2")
     store.replace_manifest("f1", [traveler("A1")], NOW)
@@ -98,7 +99,7 @@ def test_a_document_keeps_its_traveler_across_manifests_and_photos(store: SqlSto
     assert store.gallery_templates("f2", "other-model") == []
 
 
-def test_one_encounter_per_traveler_per_flight(store: SqlStore) -> None:
+def test_one_encounter_per_traveler_per_flight(store: RepositoryDriver) -> None:
     add_flight(store)
     store.replace_manifest("f1", [traveler("A1")], NOW)
     traveler_id = store.manifest_status("f1", "m")[0].traveler_id
@@ -125,7 +126,7 @@ def test_one_encounter_per_traveler_per_flight(store: SqlStore) -> None:
     assert store.list_encounters("f1")[0].occurred_at == NOW
 
 
-def test_staging_bumps_the_gallery_version(store: SqlStore) -> None:
+def test_staging_bumps_the_gallery_version(store: RepositoryDriver) -> None:
     add_flight(store)
     assert store.mark_gallery_staged("f1", NOW) == 1
     assert store.mark_gallery_staged("f1", NOW) == 2

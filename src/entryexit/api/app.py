@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from starlette.formparsers import MultiPartParser
 
@@ -22,7 +25,18 @@ def create_app(services: Services) -> FastAPI:
     MultiPartParser.spool_max_size = max(
         MultiPartParser.spool_max_size, services.settings.max_request_bytes
     )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Admissions queued in the outbox (by this or another process, or before a crash).
+        services.crossings.start_worker()
+        try:
+            yield
+        finally:
+            services.crossings.stop_worker()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="EntryExit",
         version=__version__,
         description=(

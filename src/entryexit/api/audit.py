@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.domain.access import Principal
+from entryexit.services.audit import RequestAudit, reset_current_request, set_current_request
 
 UNAUDITED = {path for (_, path), needed in ENDPOINT_PERMISSIONS.items() if needed == PUBLIC}
 
@@ -30,6 +31,8 @@ class AuditAccess:
             await self.app(scope, receive, send)
             return
         status = 500
+        # The router sets scope["route"] before the endpoint runs; the use case reads it then.
+        request = RequestAudit(scope["method"], lambda: getattr(scope.get("route"), "path", None))
 
         async def capture_status(message: Message) -> None:
             nonlocal status
@@ -37,10 +40,14 @@ class AuditAccess:
                 status = int(message["status"])
             await send(message)
 
+        token = set_current_request(request)
         try:
             await self.app(scope, receive, capture_status)
         finally:
-            await self._record(scope, status)
+            reset_current_request(token)
+            # A use case that ran recorded this request's event in its own transaction.
+            if not request.recorded:
+                await self._record(scope, status)
 
     async def _record(self, scope: Scope, status: int) -> None:
         route = scope.get("route")
@@ -59,7 +66,7 @@ class AuditAccess:
         resource_type, resource_id = next(iter(identifiers.items()), (None, None))
         services = scope["app"].state.services
         await run_in_threadpool(
-            services.audit.record,
+            services.audit.record_alone,
             f"{scope['method']} {path}",
             outcome_of(status),
             principal if isinstance(principal, Principal) else None,

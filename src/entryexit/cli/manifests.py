@@ -10,11 +10,10 @@ from typing import Annotated
 
 import typer
 
-from entryexit.bootstrap import build_key_provider, build_store, utc_now
+from entryexit.bootstrap import build_records
 from entryexit.cli._common import load_settings, read_input_file
 from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest, traveler_row
 from entryexit.documents.paxlst import export_paxlst, parse_paxlst
-from entryexit.services.flights import FlightService
 
 app = typer.Typer(help="Read and write passenger manifests.", no_args_is_help=True)
 
@@ -54,8 +53,7 @@ def export(
     format: Annotated[ManifestFormat, typer.Option("--format")] = ManifestFormat.PAXLST,
 ) -> int:
     """Write a flight's manifest (PAXLST D05B, or JSON) to standard output."""
-    settings = load_settings()
-    flights = FlightService(build_store(settings, build_key_provider(settings)), utc_now, "")
+    flights = build_records(load_settings()).flights
     flight = flights.get(flight_id)
     travelers = flights.manifest_travelers(flight_id)
     if format is ManifestFormat.PAXLST:

@@ -8,34 +8,23 @@ from typing import Annotated
 
 import typer
 
-from entryexit.bootstrap import build_key_provider, build_store, utc_now
+from entryexit.bootstrap import Records, build_purge, build_records
 from entryexit.cli._common import load_settings, read_input_file
-from entryexit.services.audit import AuditTrail
-from entryexit.services.gallery import GalleryService
-from entryexit.services.policies import SHIPPED_POLICIES, PolicyService, shipped_policy_text
-from entryexit.services.privacy import PurgeService
+from entryexit.services.policies import SHIPPED_POLICIES, shipped_policy_text
 
 policy_app = typer.Typer(
     help="Capture and retention policies (versioned data).", no_args_is_help=True
 )
 
 
-def _services() -> tuple[PolicyService, AuditTrail, GalleryService]:
-    settings = load_settings()
-    keys = build_key_provider(settings)
-    store = build_store(settings, keys)
-    audit = AuditTrail(store, utc_now, keys)
-    policies = PolicyService(store, utc_now, audit)
-    policies.ensure_default()
-    # The purge needs no face model: templates are bytes to it.
-    galleries = GalleryService(store, utc_now, "", 0, policies=policies, audit=audit)
-    return policies, audit, galleries
+def _records() -> Records:
+    return build_records(load_settings())
 
 
 @policy_app.command("list")
 def list_policies() -> int:
     """Every loaded policy version, and which one is in force now."""
-    policies, _, _ = _services()
+    policies = _records().policies
     current = policies.in_force().version
     for policy in policies.all():
         marker = "*" if policy.version == current else " "
@@ -51,7 +40,7 @@ def show_policy(
     ] = None,
 ) -> int:
     """Print a policy as JSON."""
-    policies, _, _ = _services()
+    policies = _records().policies
     policy = policies.get(version) if version else policies.in_force()
     typer.echo(json.dumps(policy.as_dict(), indent=2))
     return 0
@@ -74,7 +63,7 @@ def load_policy(
     else:
         assert file is not None  # exactly one of the two was given (checked above)
         text = read_input_file(file, "policy").decode("utf-8", errors="replace")
-    policies, _, _ = _services()
+    policies = _records().policies
     policy, added = policies.load(text)
     verb = "loaded" if added else "already loaded:"
     typer.echo(f"{verb} {policy.version}, effective {policy.effective_from.isoformat()}")
@@ -83,11 +72,6 @@ def load_policy(
 
 def purge() -> int:
     """Delete every item whose retention has ended, and record how many of each kind."""
-    settings = load_settings()
-    keys = build_key_provider(settings)
-    store = build_store(settings, keys)
-    audit = AuditTrail(store, utc_now, keys)
-    galleries = GalleryService(store, utc_now, "", 0)
-    counts = PurgeService(store, utc_now, audit, galleries).run()
+    counts = build_purge(_records()).run()
     typer.echo(json.dumps(counts))
     return 0

@@ -9,11 +9,10 @@ from typing import Annotated
 import typer
 
 from entryexit.adapters.crypto.keys import FileKeyProvider
-from entryexit.bootstrap import build_key_provider, build_services, build_store, utc_now
+from entryexit.bootstrap import build_records, build_services
 from entryexit.cli._common import load_settings
 from entryexit.domain.access import Role
-from entryexit.services.audit import AuditTrail
-from entryexit.services.keys import KeyService
+from entryexit.services.keys import rotate_data_keys
 from entryexit.services.privacy import PurgeService
 
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -90,17 +89,7 @@ def create_key(
     ] = None,
 ) -> int:
     """Create an API key; the key is printed once and only its hash is stored."""
-    settings = load_settings()
-    keys_provider = build_key_provider(settings)
-    store = build_store(settings, keys_provider)
-    principal, token = KeyService(store, utc_now).create(role, name, carrier)
-    AuditTrail(store, utc_now, keys_provider).record(
-        "cli keys create",
-        "ok",
-        resource_type="api_key",
-        resource_id=principal.key_id,
-        details={"role": principal.role.value},
-    )
+    principal, token = build_records(load_settings()).keys.create(role, name, carrier)
     typer.echo(token)
     typer.echo(
         f"created {principal.role.value} key {principal.key_id} ({principal.name})", err=True
@@ -138,17 +127,9 @@ def rotate_keys(
     provider = FileKeyProvider(settings.resolved_key_dir)
     old_id, _ = provider.current_kek()
     new_id = provider.new_kek()
-    store = build_store(settings, provider)
-    rewrapped = store.rotate_data_keys()
-    remaining = {k: n for k, n in store.data_keys_by_kek().items() if k != new_id}
+    records = build_records(settings, keys=provider)
+    rewrapped, remaining = rotate_data_keys(records.uow, records.audit, new_id)
     if retire and not remaining:
         provider.retire_kek(old_id)
-    AuditTrail(store, utc_now, provider).record(
-        "cli keys rotate",
-        "ok",
-        resource_type="kek",
-        resource_id=new_id,
-        details={"rewrapped": rewrapped, "retired": int(retire and not remaining)},
-    )
     typer.echo(f"KEK {old_id} -> {new_id}: {rewrapped} data keys re-wrapped")
     return 0

@@ -8,12 +8,10 @@ from typing import Annotated
 
 import typer
 
-from entryexit.bootstrap import build_key_provider, build_store, utc_now
+from entryexit.bootstrap import build_records
 from entryexit.cli._common import load_settings
 from entryexit.domain.access import Role
 from entryexit.errors import InvalidInputError
-from entryexit.services.audit import AuditTrail
-from entryexit.services.console_accounts import ConsoleAccounts
 
 app = typer.Typer(help="Console accounts for people (gates use API keys).", no_args_is_help=True)
 
@@ -41,10 +39,7 @@ def create(
         raise InvalidInputError(
             f"no password: use --password-stdin or {PASSWORD_VARIABLE} when not at a terminal"
         )
-    settings = load_settings()
-    keys = build_key_provider(settings)
-    store = build_store(settings, keys)
-    accounts = ConsoleAccounts(store, utc_now, AuditTrail(store, utc_now, keys))
+    accounts = build_records(load_settings()).accounts
     user = accounts.create_user(username.strip().lower(), password, role)
     typer.echo(f"created console user {user.username} ({user.role.value}); sign in at /console")
     return 0

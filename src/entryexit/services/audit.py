@@ -1,24 +1,70 @@
-"""The audit trail: record what was done, by whom, to which resource, with what outcome."""
+"""The audit trail: record what was done, by whom, to which resource, with what outcome.
+
+A use case records its event inside its own unit of work, so the event and the change it
+describes commit together or not at all. When the use case runs for an HTTP request, the
+event names the request's route too, and the request is marked as recorded once the unit of
+work commits; the API's access middleware then writes nothing more. Requests that reach no
+use case (refused credentials, a missing permission, a read) get one access event from the
+middleware instead: one event per request, never two.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from entryexit.domain.access import Principal
 from entryexit.domain.audit import AuditEntry, AuditEvent, ChainVerification, verify_chain
-from entryexit.services.ports import Clock, KeyProvider, Store
+from entryexit.services.ports import Clock, KeyProvider
+from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 PAGE = 1000
 
 
+@dataclass(slots=True)
+class RequestAudit:
+    """The HTTP request a use case runs for (set by the API's access middleware)."""
+
+    method: str
+    route_of: Callable[[], str | None] = lambda: None
+    recorded: bool = False
+
+    @property
+    def route(self) -> str | None:
+        return self.route_of()
+
+    def mark_recorded(self) -> None:
+        self.recorded = True
+
+
+_current_request: ContextVar[RequestAudit | None] = ContextVar(
+    "entryexit_request_audit", default=None
+)
+
+
+def current_request() -> RequestAudit | None:
+    return _current_request.get()
+
+
+def set_current_request(request: RequestAudit | None) -> object:
+    """Make ``request`` the one audited in this context; returns a token for ``reset``."""
+    return _current_request.set(request)
+
+
+def reset_current_request(token: object) -> None:
+    _current_request.reset(token)  # type: ignore[arg-type]
+
+
 class AuditTrail:
-    def __init__(self, store: Store, clock: Clock, keys: KeyProvider) -> None:
-        self._store = store
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, keys: KeyProvider) -> None:
+        self._uow = uow
         self._clock = clock
         self._keys = keys
 
     def record(
         self,
+        uow: UnitOfWork,
         action: str,
         outcome: str,
         actor: Principal | None = None,
@@ -27,7 +73,14 @@ class AuditTrail:
         details: Mapping[str, int | str] | None = None,
         policy_version: str | None = None,
     ) -> AuditEvent:
-        return self._store.append_audit(
+        """Append the event to ``uow``'s transaction (it commits with the use case)."""
+        recorded = dict(details or {})
+        request = current_request()
+        if request is not None:
+            if request.route is not None:
+                recorded.setdefault("request", f"{request.method} {request.route}")
+            uow.after_commit(request.mark_recorded)
+        return uow.audit.append(
             AuditEntry(
                 occurred_at=self._clock(),
                 action=action,
@@ -37,8 +90,27 @@ class AuditTrail:
                 resource_type=resource_type,
                 resource_id=resource_id,
                 policy_version=policy_version,
-                details=dict(details or {}),
+                details=recorded,
             )
+        )
+
+    def record_alone(
+        self,
+        action: str,
+        outcome: str,
+        actor: Principal | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        details: Mapping[str, int | str] | None = None,
+        policy_version: str | None = None,
+    ) -> AuditEvent:
+        """An event that is a use case of its own (an access that reached no use case, a
+        refused sign-in): its own transaction."""
+        return in_transaction(
+            self._uow,
+            lambda uow: self.record(
+                uow, action, outcome, actor, resource_type, resource_id, details, policy_version
+            ),
         )
 
     def events(
@@ -48,18 +120,21 @@ class AuditTrail:
         action: str | None = None,
         actor_key_id: str | None = None,
     ) -> list[AuditEvent]:
-        return self._store.audit_events(
-            after_sequence, min(max(limit, 1), PAGE), action, actor_key_id
-        )
+        with self._uow(read_only=True) as uow:
+            return uow.audit.events(after_sequence, min(max(limit, 1), PAGE), action, actor_key_id)
 
     def all_events(self, action: str | None = None) -> Iterator[AuditEvent]:
         after = 0
-        while page := self._store.audit_events(after, PAGE, action):
+        while page := self.events(after, PAGE, action):
             yield from page
             after = page[-1].sequence
 
+    def head(self) -> tuple[int, str] | None:
+        with self._uow(read_only=True) as uow:
+            return uow.audit.head()
+
     def verify(self) -> ChainVerification:
-        head = self._store.audit_head()
+        head = self.head()
         return verify_chain(
             self.all_events(),
             self._keys.audit_key(),

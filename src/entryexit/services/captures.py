@@ -1,27 +1,40 @@
-"""A gate capture in, a decision out: the boarding queue's hot path."""
+"""A gate capture in, a decision out: the boarding queue's hot path.
+
+Three steps: *prepare* (who may, which flight, gallery and policy), *decide* (the face model
+and the 1:N search, all in memory, before any transaction opens), *record* (one short
+transaction: alerts, the capture record, the encounter, the admission hand-off and the audit
+event commit together or not at all).
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
 
 from entryexit.biometrics import similarity_matrix
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.identification import identify
-from entryexit.domain.model import (
-    CitizenshipClass,
-    Decision,
-    EncounterMethod,
-)
-from entryexit.domain.policy import DataKind
+from entryexit.domain.identification import IdentificationRule, identify
+from entryexit.domain.model import Decision, EncounterMethod, Flight
+from entryexit.domain.policy import DataKind, Policy
 from entryexit.errors import InvalidInputError, NoFaceError, PermissionDeniedError
+from entryexit.services.audit import AuditTrail
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
-from entryexit.services.gallery import GalleryService
+from entryexit.services.gallery import GalleryService, StagedGallery
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import CaptureRecord, Clock, EncounterHook, FaceAnalyser, Store
+from entryexit.services.ports import CaptureRecord, Clock, FaceAnalyser
 from entryexit.services.thresholds import OperatingThresholds
+from entryexit.services.unit_of_work import (
+    EncounterHook,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_transaction,
+)
 from entryexit.services.watchlist import WatchlistService
 
 _MAX_LABEL = 64
@@ -29,10 +42,20 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class GateOutcome:
+    """All a partner's gate ever learns of a capture: never a name, score, photo or
+    traveler reference."""
+
+    capture_id: str
+    decision: Decision
+    reasons: tuple[str, ...]
+    already_processed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CaptureOutcome:
-    """Everything known about a decision. What a caller may *see* of it depends on its role
-    (the API shows a gate only ``capture_id``, ``decision``, ``reasons`` and
-    ``already_processed``)."""
+    """Everything known about a decision. What a caller may *see* of it depends on its role:
+    a gate sees only :meth:`for_gate`."""
 
     capture_id: str
     decision: Decision
@@ -46,33 +69,74 @@ class CaptureOutcome:
     policy_version: str
     threshold: float | None = None
 
+    def for_gate(self) -> GateOutcome:
+        """The one place where the partner-facing answer is made."""
+        return GateOutcome(self.capture_id, self.decision, self.reasons, self.already_processed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What a capture is judged against, fixed before the model runs."""
+
+    principal: Principal
+    flight: Flight
+    gallery: StagedGallery
+    policy: Policy
+    rule: IdentificationRule
+    capture_id: str
+    received_at: datetime
+    gate: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """The model's answer, before the store has a say (duplicates, open alerts)."""
+
+    decision: Decision
+    reasons: tuple[str, ...] = ()
+    traveler_id: str | None = None
+    score: float | None = None
+    runner_up: float | None = None
+    keep_image: bool = False
+    live: NDArray[np.float32] | None = None
+    watchlist_hits: list[tuple[str, float]] = field(default_factory=list)
+
 
 class CaptureService:
     def __init__(
         self,
-        store: Store,
+        uow: UnitOfWorkFactory,
         engine: FaceAnalyser,
         flights: FlightService,
         galleries: GalleryService,
         thresholds: OperatingThresholds,
         clock: Clock,
         policies: PolicyService,
+        audit: AuditTrail,
         watchlist: WatchlistService | None = None,
         on_encounter: EncounterHook | None = None,
     ) -> None:
-        self._watchlist = watchlist
-        self._on_encounter = on_encounter
-        self._policies = policies
-        self._store = store
+        self._uow = uow
         self._engine = engine
         self._flights = flights
         self._galleries = galleries
         self._thresholds = thresholds
         self._clock = clock
+        self._policies = policies
+        self._audit = audit
+        self._watchlist = watchlist
+        self._on_encounter = on_encounter
 
     def process(
         self, principal: Principal, flight_id: str, photo: bytes, gate: str, device: str
     ) -> CaptureOutcome:
+        context = self._prepare(principal, flight_id, gate, device)
+        verdict = self._decide(context, photo)
+        return in_transaction(self._uow, lambda uow: self._record(uow, context, verdict, photo))
+
+    # --- prepare ---------------------------------------------------------------------------
+    def _prepare(self, principal: Principal, flight_id: str, gate: str, device: str) -> _Context:
         if not principal.can(Permission.CAPTURE_SUBMIT):
             raise PermissionDeniedError("this key may not submit captures")
         gate, device = _label(gate, "gate"), _label(device, "device")
@@ -81,126 +145,134 @@ class CaptureService:
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
         gallery = self._galleries.gallery_for(flight)
         received_at = self._clock()
-        capture_id = str(uuid.uuid4())
         policy = self._policies.in_force(received_at)
-        rule = self._thresholds.identification_rule(policy.matching)
+        return _Context(
+            principal=principal,
+            flight=flight,
+            gallery=gallery,
+            policy=policy,
+            rule=self._thresholds.identification_rule(policy.matching),
+            capture_id=str(uuid.uuid4()),
+            received_at=received_at,
+            gate=gate,
+            device=device,
+        )
 
-        def finish(
-            decision: Decision,
-            reasons: tuple[str, ...] = (),
-            traveler_id: str | None = None,
-            score: float | None = None,
-            runner_up: float | None = None,
-            already: bool = False,
-            citizenship: CitizenshipClass | None = None,
-            keep_image: bool = False,
-        ) -> CaptureOutcome:
-            # Records of a capture whose traveler is unknown get the shortest retention.
-            self._store.add_capture(
-                CaptureRecord(
-                    id=capture_id,
-                    flight_id=flight.id,
-                    gate=gate,
-                    device=device,
-                    received_at=received_at,
-                    decision=decision.value,
-                    reason=",".join(reasons) or None,
-                    score=score,
-                    traveler_id=traveler_id,
-                    model=gallery.model,
-                    policy_version=policy.version,
-                    expires_at=received_at
-                    + policy.retention(DataKind.CAPTURE_RECORDS, citizenship),
-                    image=photo if keep_image else None,
-                    image_expires_at=received_at
-                    + policy.retention(DataKind.CAPTURE_IMAGES, citizenship),
-                )
-            )
-            logger.debug(
-                "capture %s on flight %s: %s %s", capture_id, flight.id, decision.value, reasons
-            )
-            return CaptureOutcome(
-                capture_id,
-                decision,
-                reasons,
-                already,
-                traveler_id,
-                score,
-                runner_up,
-                gallery.model,
-                len(gallery),
-                policy.version,
-                rule.threshold,
-            )
-
+    # --- decide (model work; no transaction is open) ---------------------------------------
+    def _decide(self, context: _Context, photo: bytes) -> _Verdict:
         try:
             analysis = self._engine.analyse(photo)
         except NoFaceError:
-            return finish(Decision.RECAPTURE, ("no_face",))
+            return _Verdict(Decision.RECAPTURE, ("no_face",))
         if not analysis.quality.acceptable:
-            return finish(Decision.RECAPTURE, tuple(r.value for r in analysis.quality.reasons))
+            return _Verdict(Decision.RECAPTURE, tuple(r.value for r in analysis.quality.reasons))
+        gallery = context.gallery
         if len(gallery) == 0:
-            return finish(Decision.MANUAL, ("no_reference_photos",))
-
-        scores = similarity_matrix(analysis.template.vector, gallery.matrix)[0]
-        result = identify(scores, rule)
-        matched_id = (
-            gallery.traveler_ids[result.index]
-            if result.matched and result.index is not None
-            else None
-        )
-        if self._watchlist is not None:
-            hit = self._watchlist.screen_capture(
-                flight, capture_id, analysis.template.vector, matched_id
-            )
-            if matched_id is not None and (hit or self._watchlist.has_open_alert(matched_id)):
-                # An officer decides; the gate learns only that it is an officer's case.
-                return finish(
-                    Decision.MANUAL,
-                    ("officer_review",),
-                    traveler_id=matched_id,
-                    score=result.score,
-                    runner_up=result.runner_up_score,
-                    keep_image=True,
-                )
+            return _Verdict(Decision.MANUAL, ("no_reference_photos",))
+        live = analysis.template.vector
+        result = identify(similarity_matrix(live, gallery.matrix)[0], context.rule)
+        hits = self._watchlist.capture_hits(live) if self._watchlist is not None else []
         if not result.matched or result.index is None:
-            reason = result.reason.value if result.reason else "no_match"
-            # The officer doing the document check sees this photo beside the candidates,
-            # so it is kept (sealed) until the policy's capture-image retention ends.
-            return finish(
+            # The officer doing the document check sees this photo beside the candidates, so
+            # it is kept (sealed) until the policy's capture-image retention ends.
+            return _Verdict(
                 Decision.NO_MATCH,
-                (reason,),
+                (result.reason.value if result.reason else "no_match",),
                 score=result.score,
                 runner_up=result.runner_up_score,
                 keep_image=True,
+                live=live,
+                watchlist_hits=hits,
             )
-        traveler_id = gallery.traveler_ids[result.index]
-        profile = self._store.traveler_profile(traveler_id)
-        citizenship = profile.citizenship_class
-        encounter = new_encounter(
-            flight,
-            traveler_id,
-            EncounterMethod.BIOMETRIC,
-            gate=gate,
-            device=device,
-            at=received_at,
-            policy=policy,
-            citizenship=citizenship,
-            score=result.score,
-            model=gallery.model,
-            capture_id=capture_id,
-        )
-        recorded = self._store.add_encounter(encounter)
-        if recorded and self._on_encounter is not None:
-            self._on_encounter(encounter, flight, analysis.template.vector)
-        return finish(
+        return _Verdict(
             Decision.MATCH,
-            () if recorded else ("already_processed",),
-            traveler_id=traveler_id,
+            traveler_id=gallery.traveler_ids[result.index],
             score=result.score,
             runner_up=result.runner_up_score,
-            already=not recorded,
-            citizenship=citizenship,
+            live=live,
+            watchlist_hits=hits,
+        )
+
+    # --- record (one short transaction) ---------------------------------------------------
+    def _record(
+        self, uow: UnitOfWork, context: _Context, verdict: _Verdict, photo: bytes
+    ) -> CaptureOutcome:
+        flight = context.flight
+        if self._watchlist is not None and verdict.watchlist_hits:
+            self._watchlist.raise_capture_alerts(
+                uow, flight, context.capture_id, verdict.traveler_id, verdict.watchlist_hits
+            )
+        decision, reasons = verdict.decision, verdict.reasons
+        keep_image, already, citizenship = verdict.keep_image, False, None
+        traveler_id = verdict.traveler_id
+        if decision is Decision.MATCH and traveler_id is not None:
+            if verdict.watchlist_hits or WatchlistService.has_open_alert(uow, traveler_id):
+                # An officer decides; the gate learns only that it is an officer's case.
+                decision, reasons, keep_image = Decision.MANUAL, ("officer_review",), True
+            else:
+                citizenship = uow.travelers.profile(traveler_id).citizenship_class
+                encounter = new_encounter(
+                    flight,
+                    traveler_id,
+                    EncounterMethod.BIOMETRIC,
+                    gate=context.gate,
+                    device=context.device,
+                    at=context.received_at,
+                    policy=context.policy,
+                    citizenship=citizenship,
+                    score=verdict.score,
+                    model=context.gallery.model,
+                    capture_id=context.capture_id,
+                )
+                already = not uow.captures.add_encounter(encounter)
+                if already:
+                    reasons = ("already_processed",)
+                elif self._on_encounter is not None:
+                    self._on_encounter(uow, encounter, flight, verdict.live)
+        # Records of a capture whose traveler is unknown get the shortest retention.
+        policy, received_at = context.policy, context.received_at
+        uow.captures.add_capture(
+            CaptureRecord(
+                id=context.capture_id,
+                flight_id=flight.id,
+                gate=context.gate,
+                device=context.device,
+                received_at=received_at,
+                decision=decision.value,
+                reason=",".join(reasons) or None,
+                score=verdict.score,
+                traveler_id=traveler_id,
+                model=context.gallery.model,
+                policy_version=policy.version,
+                expires_at=received_at + policy.retention(DataKind.CAPTURE_RECORDS, citizenship),
+                image=photo if keep_image else None,
+                image_expires_at=received_at
+                + policy.retention(DataKind.CAPTURE_IMAGES, citizenship),
+            )
+        )
+        self._audit.record(
+            uow,
+            "capture",
+            "ok",
+            context.principal,
+            "flight",
+            flight.id,
+            {"capture": context.capture_id, "decision": decision.value},
+            policy_version=policy.version,
+        )
+        logger.debug("capture %s on flight %s: %s", context.capture_id, flight.id, decision.value)
+        return CaptureOutcome(
+            context.capture_id,
+            decision,
+            reasons,
+            already,
+            traveler_id,
+            verdict.score,
+            verdict.runner_up,
+            context.gallery.model,
+            len(context.gallery),
+            policy.version,
+            context.rule.threshold,
         )
 
 

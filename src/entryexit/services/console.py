@@ -11,7 +11,7 @@ import numpy as np
 
 from entryexit.biometrics import similarity_matrix
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
+from entryexit.domain.model import EncounterMethod, Flight
 from entryexit.errors import (
     BiometricError,
     ConflictError,
@@ -27,14 +27,18 @@ from entryexit.services.policies import PolicyService
 from entryexit.services.ports import (
     CaptureSummary,
     Clock,
-    ConsoleStore,
-    EncounterHook,
     FaceAnalyser,
     FlightCounts,
     ManifestStatus,
-    Store,
 )
 from entryexit.services.privacy import OptOutService
+from entryexit.services.unit_of_work import (
+    BoardQueries,
+    EncounterHook,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_transaction,
+)
 
 CANDIDATES_SHOWN = 3
 
@@ -88,11 +92,10 @@ def flight_status(flight: Flight, counts: FlightCounts, now: datetime) -> Flight
 class ConsoleService:
     def __init__(
         self,
-        store: Store,
-        console_store: ConsoleStore,
+        uow: UnitOfWorkFactory,
+        boards: BoardQueries,
         engine: FaceAnalyser,
         clock: Clock,
-        flights: FlightService,
         galleries: GalleryService,
         policies: PolicyService,
         opt_outs: OptOutService,
@@ -100,11 +103,10 @@ class ConsoleService:
         on_encounter: EncounterHook | None = None,
     ) -> None:
         self._on_encounter = on_encounter
-        self._store = store
-        self._console = console_store
+        self._uow = uow
+        self._boards = boards
         self._engine = engine
         self._clock = clock
-        self._flights = flights
         self._galleries = galleries
         self._policies = policies
         self._opt_outs = opt_outs
@@ -114,50 +116,46 @@ class ConsoleService:
     def board(self, actor: Principal, day_from: datetime, hours: int = 36) -> list[BoardRow]:
         actor.require(Permission.FLIGHT_READ)
         now = self._clock()
-        rows = self._console.flight_board(day_from, day_from + timedelta(hours=hours))
+        rows = self._boards.flight_board(day_from, day_from + timedelta(hours=hours))
         return [BoardRow(f, c, flight_status(f, c, now)) for f, c in rows]
 
     def flight(self, actor: Principal, flight_id: str) -> tuple[Flight, list[ManifestStatus]]:
         actor.require(Permission.FLIGHT_READ)
-        flight = self._flights.get(flight_id)
-        return flight, self._store.manifest_status(flight_id, self._engine.model)
+        with self._uow(read_only=True) as uow:
+            flight = FlightService.get_in(uow, flight_id)
+            return flight, uow.flights.manifest_status(flight_id, self._engine.model)
 
     def feed(self, actor: Principal, flight_id: str, limit: int = 25) -> list[CaptureSummary]:
         actor.require(Permission.ENCOUNTER_READ)
-        self._flights.get(flight_id)
-        return self._console.recent_captures(flight_id, limit)
+        with self._uow(read_only=True) as uow:
+            FlightService.get_in(uow, flight_id)
+        return self._boards.recent_captures(flight_id, limit)
 
     def stage(self, actor: Principal, flight_id: str) -> None:
         actor.require(Permission.GALLERY_STAGE)
-        report = self._galleries.stage(flight_id)
-        self._audit.record(
-            "console gallery stage",
-            "ok",
-            actor,
-            "flight",
-            flight_id,
-            {"with_photo": report.with_photo, "travelers": report.travelers},
-        )
+        self._galleries.stage(flight_id, actor)
 
     def record_opt_out(self, actor: Principal, flight_id: str, traveler_id: str) -> str:
         """A traveler at the desk declines biometrics: recorded as the gate would."""
         actor.require(Permission.OPT_OUT_RECORD)
-        status = self._manifest_entry(flight_id, traveler_id)
+        with self._uow(read_only=True) as uow:
+            status = self._manifest_entry(uow, flight_id, traveler_id)
         return self._opt_outs.record(actor, flight_id, status.document, "console").encounter_id
 
     # --- the exceptions queue ----------------------------------------------------------
     def open_cases(self, actor: Principal, limit: int = 50) -> list[CaptureSummary]:
         actor.require(Permission.CASE_RESOLVE)
-        return self._console.recent_captures(None, limit, open_only=True)
+        return self._boards.recent_captures(None, limit, open_only=True)
 
     def case(self, actor: Principal, capture_id: str) -> Case:
         """A capture with the flight's closest travelers, re-scored from its kept image."""
         actor.require(Permission.CASE_RESOLVE)
-        capture = self._capture(capture_id)
-        flight = self._flights.get(capture.flight_id)
-        statuses = {s.traveler_id: s for s in self._store.manifest_status(flight.id, "")}
+        with self._uow(read_only=True) as uow:
+            capture = self._capture(uow, capture_id)
+            flight = FlightService.get_in(uow, capture.flight_id)
+            statuses = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
+            image = uow.cases.capture_image(capture_id) if capture.has_image else None
         candidates: list[Candidate] = []
-        image = self._console.capture_image(capture_id) if capture.has_image else None
         gallery = self._galleries.gallery_for(flight)
         if image is not None and len(gallery):
             try:
@@ -170,24 +168,32 @@ class ConsoleService:
                     traveler_id = gallery.traveler_ids[int(index)]
                     if traveler_id in statuses:
                         candidates.append(Candidate(statuses[traveler_id], float(scores[index])))
-        self._audit.record("console case view", "ok", actor, "capture", capture_id, {})
+        self._audit.record_alone("console case view", "ok", actor, "capture", capture_id)
         return Case(capture, flight, tuple(candidates))
 
     def capture_image(self, actor: Principal, capture_id: str) -> bytes:
         actor.require(Permission.IMAGE_VIEW)
-        image = self._console.capture_image(capture_id)
-        if image is None:
-            raise NotFoundError("no image is kept for this capture (matched, or purged)")
-        self._audit.record("console image view", "ok", actor, "capture", capture_id, {})
-        return image
+
+        def view(uow: UnitOfWork) -> bytes:
+            image = uow.cases.capture_image(capture_id)
+            if image is None:
+                raise NotFoundError("no image is kept for this capture (matched, or purged)")
+            self._audit.record(uow, "console image view", "ok", actor, "capture", capture_id)
+            return image
+
+        return in_transaction(self._uow, view)
 
     def reference_photo(self, actor: Principal, traveler_id: str) -> bytes:
         actor.require(Permission.IMAGE_VIEW)
-        photo = self._console.reference_photo(traveler_id)
-        if photo is None:
-            raise NotFoundError("no enrolled photo is kept for this traveler")
-        self._audit.record("console image view", "ok", actor, "traveler", traveler_id, {})
-        return photo
+
+        def view(uow: UnitOfWork) -> bytes:
+            photo = uow.travelers.reference_photo(traveler_id)
+            if photo is None:
+                raise NotFoundError("no enrolled photo is kept for this traveler")
+            self._audit.record(uow, "console image view", "ok", actor, "traveler", traveler_id)
+            return photo
+
+        return in_transaction(self._uow, view)
 
     def resolve(
         self,
@@ -199,28 +205,42 @@ class ConsoleService:
         """Close a case. ``confirmed``: the officer checked the document of ``traveler_id``
         (a manual encounter is recorded); ``opted_out``: that traveler declines biometrics
         (an opt-out encounter, refused where policy requires capture); ``rejected``: the
-        person is not cleared here. Returns the encounter id, if one was recorded."""
+        person is not cleared here. Returns the encounter id, if one was recorded. All of it
+        is one transaction."""
         actor.require(Permission.CASE_RESOLVE)
-        capture = self._capture(capture_id)
+        return in_transaction(
+            self._uow, lambda uow: self._resolve(uow, actor, capture_id, resolution, traveler_id)
+        )
+
+    def _resolve(
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        capture_id: str,
+        resolution: Resolution,
+        traveler_id: str | None,
+    ) -> str | None:
+        capture = self._capture(uow, capture_id)
         if capture.resolution is not None:
             raise ConflictError(f"this case was already resolved ({capture.resolution})")
-        flight = self._flights.get(capture.flight_id)
+        flight = FlightService.get_in(uow, capture.flight_id)
         if not actor.serves(flight.carrier):
             raise PermissionDeniedError("this account does not serve this flight's carrier")
         encounter_id = None
         if resolution is not Resolution.REJECTED:
             if traveler_id is None:
                 raise InvalidInputError("choose the traveler whose document was checked")
-            status = self._manifest_entry(flight.id, traveler_id)
+            status = self._manifest_entry(uow, flight.id, traveler_id)
             if resolution is Resolution.CONFIRMED:
-                encounter_id = self._record_manual(actor, flight, traveler_id, capture_id)
+                encounter_id = self._record_manual(uow, actor, flight, traveler_id, capture_id)
             else:
-                encounter_id = self._opt_out(actor, flight, status.document)
-        if not self._console.resolve_capture(
-            capture_id, resolution.value, actor.key_id, self._clock()
-        ):
+                encounter_id = self._opt_outs.record_in(
+                    uow, actor, flight, status.document, "console"
+                ).encounter_id
+        if not uow.cases.resolve(capture_id, resolution.value, actor.key_id, self._clock()):
             raise ConflictError("another officer resolved this case first")
         self._audit.record(
+            uow,
             "console case resolve",
             resolution.value,
             actor,
@@ -230,24 +250,26 @@ class ConsoleService:
         )
         return encounter_id
 
-    def _capture(self, capture_id: str) -> CaptureSummary:
-        capture = self._console.get_capture(capture_id)
+    @staticmethod
+    def _capture(uow: UnitOfWork, capture_id: str) -> CaptureSummary:
+        capture = uow.cases.get(capture_id)
         if capture is None:
             raise NotFoundError(f"capture {capture_id} does not exist")
         return capture
 
-    def _manifest_entry(self, flight_id: str, traveler_id: str) -> ManifestStatus:
-        for status in self._store.manifest_status(flight_id, ""):
+    @staticmethod
+    def _manifest_entry(uow: UnitOfWork, flight_id: str, traveler_id: str) -> ManifestStatus:
+        for status in uow.flights.manifest_status(flight_id, ""):
             if status.traveler_id == traveler_id:
                 return status
         raise NotFoundError("that traveler is not on this flight's manifest")
 
     def _record_manual(
-        self, actor: Principal, flight: Flight, traveler_id: str, capture_id: str
+        self, uow: UnitOfWork, actor: Principal, flight: Flight, traveler_id: str, capture_id: str
     ) -> str:
         now = self._clock()
         policy = self._policies.in_force(now)
-        citizenship = self._store.traveler_profile(traveler_id).citizenship_class
+        citizenship = uow.travelers.profile(traveler_id).citizenship_class
         encounter = new_encounter(
             flight,
             traveler_id,
@@ -259,11 +281,8 @@ class ConsoleService:
             citizenship=citizenship,
             capture_id=capture_id,
         )
-        if not self._store.add_encounter(encounter):
+        if not uow.captures.add_encounter(encounter):
             raise ConflictError("this traveler has already been processed on this flight")
         if self._on_encounter is not None:
-            self._on_encounter(encounter, flight, None)
+            self._on_encounter(uow, encounter, flight, None)
         return encounter.id
-
-    def _opt_out(self, actor: Principal, flight: Flight, document: DocumentKey) -> str:
-        return self._opt_outs.record(actor, flight.id, document, "console").encounter_id

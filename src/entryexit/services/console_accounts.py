@@ -16,7 +16,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from entryexit.domain.access import Principal, Role
 from entryexit.errors import AuthenticationError, InvalidInputError
 from entryexit.services.audit import AuditTrail
-from entryexit.services.ports import Clock, ConsoleSession, ConsoleStore, ConsoleUser
+from entryexit.services.ports import Clock, ConsoleSession, ConsoleUser
+from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD_LENGTH = 12
@@ -52,13 +53,13 @@ def principal_of(user: ConsoleUser) -> Principal:
 class ConsoleAccounts:
     def __init__(
         self,
-        store: ConsoleStore,
+        uow: UnitOfWorkFactory,
         clock: Clock,
         audit: AuditTrail,
         policy: SessionPolicy | None = None,
         hasher: PasswordHasher | None = None,
     ) -> None:
-        self._store = store
+        self._uow = uow
         self._clock = clock
         self._audit = audit
         self._policy = policy or SessionPolicy()
@@ -82,28 +83,38 @@ class ConsoleAccounts:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise InvalidInputError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
         user_id = str(uuid.uuid4())
-        self._store.add_console_user(
-            user_id, username, self._hasher.hash(password), role, self._clock()
-        )
-        self._audit.record(
-            "console user create", "ok", actor, "console_user", user_id, {"role": role.value}
-        )
-        user = self._store.get_console_user(user_id)
-        assert user is not None
-        return user
+        password_hash = self._hasher.hash(password)
+
+        def create(uow: UnitOfWork) -> ConsoleUser:
+            uow.access.add_user(user_id, username, password_hash, role, self._clock())
+            self._audit.record(
+                uow,
+                "console user create",
+                "ok",
+                actor,
+                "console_user",
+                user_id,
+                {"role": role.value},
+            )
+            user = uow.access.get_user(user_id)
+            assert user is not None
+            return user
+
+        return in_transaction(self._uow, create)
 
     def sign_in(self, username: str, password: str) -> tuple[str, SignedIn]:
         """Return a new session's cookie token and its state, or raise
         :class:`AuthenticationError` with the same message for every kind of failure."""
         now = self._clock()
         failure = AuthenticationError("wrong username or password, or the account is locked")
-        user = self._store.find_console_user(username)
+        with self._uow(read_only=True) as uow:
+            user = uow.access.find_user(username)
         if user is None or user.disabled:
             self._verify(self._dummy_hash, password)
-            self._audit.record("console sign-in", "denied", None, "console_user", None, {})
+            self._audit.record_alone("console sign-in", "denied", None, "console_user", None)
             raise failure
         if user.locked_until is not None and user.locked_until > now:
-            self._audit.record("console sign-in", "locked", None, "console_user", user.id, {})
+            self._audit.record_alone("console sign-in", "locked", None, "console_user", user.id)
             raise failure
         if not self._verify(user.password_hash, password):
             attempts = user.failed_attempts + 1
@@ -112,16 +123,19 @@ class ConsoleAccounts:
                 if attempts >= self._policy.failures_before_lock
                 else None
             )
-            self._store.record_sign_in(user.id, succeeded=False, locked_until=locked)
             outcome = "denied" if locked is None else "denied, account locked"
-            self._audit.record("console sign-in", outcome, None, "console_user", user.id, {})
+
+            def refuse(uow: UnitOfWork) -> None:
+                uow.access.record_sign_in(user.id, succeeded=False, locked_until=locked)
+                self._audit.record(uow, "console sign-in", outcome, None, "console_user", user.id)
+
+            in_transaction(self._uow, refuse)
             raise failure
         rehashed = (
             self._hasher.hash(password)
             if self._hasher.check_needs_rehash(user.password_hash)
             else None
         )
-        self._store.record_sign_in(user.id, True, None, password_hash=rehashed)
         token = secrets.token_urlsafe(32)
         record = ConsoleSession(
             token_hash=_token_hash(token),
@@ -131,9 +145,14 @@ class ConsoleAccounts:
             last_seen_at=now,
             expires_at=now + self._policy.absolute_lifetime,
         )
-        self._store.add_console_session(record)
         principal = principal_of(user)
-        self._audit.record("console sign-in", "ok", principal, "console_user", user.id, {})
+
+        def admit(uow: UnitOfWork) -> None:
+            uow.access.record_sign_in(user.id, True, None, password_hash=rehashed)
+            uow.access.add_session(record)
+            self._audit.record(uow, "console sign-in", "ok", principal, "console_user", user.id)
+
+        in_transaction(self._uow, admit)
         return token, SignedIn(principal, record.csrf_token, record.token_hash)
 
     def session(self, token: str | None) -> SignedIn | None:
@@ -143,22 +162,29 @@ class ConsoleAccounts:
             return None
         now = self._clock()
         token_hash = _token_hash(token)
-        record = self._store.get_console_session(token_hash)
-        if record is None:
-            return None
-        if record.expires_at <= now or now - record.last_seen_at > self._policy.idle_timeout:
-            self._store.delete_console_session(token_hash)
-            return None
-        user = self._store.get_console_user(record.user_id)
-        if user is None or user.disabled:
-            self._store.delete_console_session(token_hash)
-            return None
-        self._store.touch_console_session(token_hash, now)
-        return SignedIn(principal_of(user), record.csrf_token, token_hash)
+
+        def check(uow: UnitOfWork) -> SignedIn | None:
+            record = uow.access.get_session(token_hash)
+            if record is None:
+                return None
+            if record.expires_at <= now or now - record.last_seen_at > self._policy.idle_timeout:
+                uow.access.delete_session(token_hash)
+                return None
+            user = uow.access.get_user(record.user_id)
+            if user is None or user.disabled:
+                uow.access.delete_session(token_hash)
+                return None
+            uow.access.touch_session(token_hash, now)
+            return SignedIn(principal_of(user), record.csrf_token, token_hash)
+
+        return in_transaction(self._uow, check)
 
     def sign_out(self, signed_in: SignedIn) -> None:
-        self._store.delete_console_session(signed_in.token_hash)
-        self._audit.record("console sign-out", "ok", signed_in.principal, "console_user", None, {})
+        def leave(uow: UnitOfWork) -> None:
+            uow.access.delete_session(signed_in.token_hash)
+            self._audit.record(uow, "console sign-out", "ok", signed_in.principal, "console_user")
+
+        in_transaction(self._uow, leave)
 
     @staticmethod
     def csrf_valid(signed_in: SignedIn, presented: str | None) -> bool:

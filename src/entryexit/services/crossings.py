@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -40,19 +40,25 @@ from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import (
     Clock,
-    CrossingStore,
     FaceAnalyser,
     NewAdmission,
-    Store,
     TravelerIdentity,
 )
 from entryexit.services.thresholds import OperatingThresholds
+from entryexit.services.unit_of_work import (
+    OutboxMessage,
+    ReportQueries,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_transaction,
+)
 
 logger = logging.getLogger(__name__)
 
 # The bounded search looks at this many open stays (newest first) when the document finds none.
 LINK_SEARCH_LIMIT = 200_000
 PERMANENT_RESIDENT_CLASS = "LPR"
+ADMISSION_WORK = "admission"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +80,8 @@ class OverstayRow:
 class CrossingService:
     def __init__(
         self,
-        store: Store,
-        crossings: CrossingStore,
+        uow: UnitOfWorkFactory,
+        reports: ReportQueries,
         engine: FaceAnalyser,
         clock: Clock,
         galleries: GalleryService,
@@ -83,51 +89,123 @@ class CrossingService:
         thresholds: OperatingThresholds,
         audit: AuditTrail,
     ) -> None:
-        self._store = store
-        self._crossings = crossings
+        self._uow = uow
+        self._reports = reports
         self._engine = engine
         self._clock = clock
         self._galleries = galleries
         self._policies = policies
         self._thresholds = thresholds
         self._audit = audit
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admissions")
-        self._pending: list[Future[None]] = []
-        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._drain_lock = threading.Lock()
 
     # --- recording -----------------------------------------------------------------------
-    def on_encounter(
-        self, encounter: Encounter, flight: Flight, live: NDArray[np.float32] | None
+    def enqueue(
+        self,
+        uow: UnitOfWork,
+        encounter: Encounter,
+        flight: Flight,
+        live: NDArray[np.float32] | None,
     ) -> None:
-        """Queue the admission work for an encounter: it runs on a worker of its own so that a
-        bounded biometric search (for an exit on a new document) never delays the gate."""
-        future = self._worker.submit(self._record, encounter, flight, live)
-        with self._pending_lock:
-            self._pending = [f for f in self._pending if not f.done()]
-            self._pending.append(future)
+        """Hand the admission work for an encounter to the worker, in the encounter's own
+        transaction (the outbox): a crash delays it, never loses it, and a bounded biometric
+        search (for an exit on a new document) never delays the gate."""
+        uow.outbox.add(
+            OutboxMessage(
+                id=str(uuid.uuid4()),
+                kind=ADMISSION_WORK,
+                payload={
+                    "encounter_id": encounter.id,
+                    "traveler_id": encounter.traveler_id,
+                    "flight_id": flight.id,
+                    "method": encounter.method.value,
+                    "occurred_at": encounter.occurred_at.isoformat(),
+                },
+                created_at=self._clock(),
+                template=None if live is None else Template(live, "").to_bytes(),
+            )
+        )
+        uow.after_commit(self._wake.set)
+
+    def start_worker(self, poll_seconds: float = 5.0) -> None:
+        """Record admissions in the background; also picks up work left by a crash or by
+        another process."""
+        if self._worker is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    while self.process_pending() and not self._stop.is_set():
+                        pass
+                except Exception as exc:  # logged without personal data; retried next round
+                    logger.error("admission worker: %s", type(exc).__name__)
+                self._wake.wait(poll_seconds)
+                self._wake.clear()
+
+        self._worker = threading.Thread(target=run, name="admissions", daemon=True)
+        self._worker.start()
+
+    def stop_worker(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+            self._worker = None
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Block until every queued encounter is recorded (tests, orderly shutdown)."""
-        with self._pending_lock:
-            pending, self._pending = self._pending, []
-        for future in pending:
-            future.result(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.process_pending()
+            with self._uow(read_only=True) as uow:
+                if uow.outbox.count_pending() == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError("admission work is still pending")
+            time.sleep(0.02)
 
-    def _record(
-        self, encounter: Encounter, flight: Flight, live: NDArray[np.float32] | None
-    ) -> None:
-        try:
-            self._record_now(encounter, flight, live)
-        except Exception as exc:  # logged without personal data; the encounter itself stands
-            logger.error("admission update for an encounter failed: %s", type(exc).__name__)
-            raise
+    def process_pending(self, limit: int = 50) -> int:
+        """Record up to ``limit`` queued encounters, each in one transaction with the removal
+        of its outbox message (so each is applied exactly once). Returns how many."""
+        done = 0
+        with self._drain_lock:
+            for _ in range(limit):
+                if not in_transaction(self._uow, self._process_one):
+                    break
+                done += 1
+        return done
+
+    def _process_one(self, uow: UnitOfWork) -> bool:
+        pending = uow.outbox.pending(ADMISSION_WORK, 1)
+        if not pending:
+            return False
+        message = pending[0]
+        flight = uow.flights.get(message.payload["flight_id"])
+        if flight is not None:
+            live = (
+                None
+                if message.template is None
+                else Template.from_bytes(message.template, "", self._engine.dimension).vector
+            )
+            self._record_now(uow, _encounter_of(message, flight), flight, live)
+        uow.outbox.complete(message.id, self._clock())
+        return True
 
     def _record_now(
-        self, encounter: Encounter, flight: Flight, live: NDArray[np.float32] | None
+        self,
+        uow: UnitOfWork,
+        encounter: Encounter,
+        flight: Flight,
+        live: NDArray[np.float32] | None,
     ) -> None:
         """Open or close a stay for a non-citizen's encounter. ``live`` is the capture's
         template for a biometric encounter; opt-outs never contribute a template."""
-        profile = self._store.traveler_profile(encounter.traveler_id)
+        profile = uow.travelers.profile(encounter.traveler_id)
         if profile.citizenship_class in (None, CitizenshipClass.CITIZEN):
             return
         template = self._template_for(encounter, flight, live)
@@ -136,7 +214,7 @@ class CrossingService:
             rules = self._policies.in_force(encounter.occurred_at).admission
             resident = profile.citizenship_class is CitizenshipClass.PERMANENT_RESIDENT
             admission_class = PERMANENT_RESIDENT_CLASS if resident else rules.default_class
-            self._crossings.open_admission(
+            uow.admissions.open(
                 NewAdmission(
                     id=str(uuid.uuid4()),
                     traveler_id=encounter.traveler_id,
@@ -151,7 +229,7 @@ class CrossingService:
                 )
             )
             return
-        self._close(encounter, flight, template, day)
+        self._close(uow, encounter, flight, template, day)
 
     def _template_for(
         self, encounter: Encounter, flight: Flight, live: NDArray[np.float32] | None
@@ -161,6 +239,8 @@ class CrossingService:
         if live is not None:
             return live
         # A manual document check: the traveler's enrolled reference stands in.
+        if not flight.staged:
+            return None
         gallery = self._galleries.gallery_for(flight)
         if encounter.traveler_id in gallery.traveler_ids:
             row = gallery.traveler_ids.index(encounter.traveler_id)
@@ -169,19 +249,20 @@ class CrossingService:
 
     def _close(
         self,
+        uow: UnitOfWork,
         encounter: Encounter,
         flight: Flight,
         template: NDArray[np.float32] | None,
         day: date,
     ) -> None:
-        own = self._crossings.open_admission_of(encounter.traveler_id)
+        own = uow.admissions.open_of(encounter.traveler_id)
         if own is not None:
-            self._crossings.close_admission(
+            uow.admissions.close(
                 own.id, encounter.id, flight.id, encounter.traveler_id, day, ExitLink.DOCUMENT, None
             )
             return
         if template is not None:
-            candidates = self._crossings.open_admission_templates(
+            candidates = uow.admissions.open_templates(
                 self._engine.model, encounter.traveler_id, LINK_SEARCH_LIMIT
             )
             if candidates:
@@ -199,7 +280,7 @@ class CrossingService:
                 threshold = self._thresholds.gallery_threshold(policy.matching)
                 if float(scores[best]) >= threshold:
                     admission_id = candidates[best][0]
-                    self._crossings.close_admission(
+                    uow.admissions.close(
                         admission_id,
                         encounter.id,
                         flight.id,
@@ -209,6 +290,7 @@ class CrossingService:
                         float(scores[best]),
                     )
                     self._audit.record(
+                        uow,
                         "exit linked biometrically",
                         "ok",
                         None,
@@ -218,7 +300,7 @@ class CrossingService:
                         policy_version=policy.version,
                     )
                     return
-        self._crossings.record_exit_without_entry(
+        uow.admissions.record_exit_without_entry(
             str(uuid.uuid4()), encounter.traveler_id, encounter.id, flight.id, day, self._clock()
         )
 
@@ -226,8 +308,9 @@ class CrossingService:
     def crossings(self, actor: Principal, traveler_id: str) -> dict[str, Any]:
         if not actor.can(Permission.CROSSINGS_READ):
             raise PermissionDeniedError("this role may not read a traveler's crossings")
-        encounters = self._crossings.encounters_of(traveler_id)
-        admissions = self._crossings.admissions_of(traveler_id)
+        with self._uow(read_only=True) as uow:
+            encounters = uow.captures.encounters_of_traveler(traveler_id)
+            admissions = uow.admissions.of_traveler(traveler_id)
         if not encounters and not admissions:
             raise NotFoundError("no crossings are recorded for this traveler")
         today = self._clock().date()
@@ -247,13 +330,17 @@ class CrossingService:
         cleaned = admission_class.strip().upper()
         if not cleaned or len(cleaned) > 16 or not cleaned.replace("-", "").isalnum():
             raise InvalidInputError("class of admission: 1-16 letters and digits (e.g. B2, F1)")
-        updated = self._crossings.update_admission(admission_id, cleaned, until)
-        if updated is None:
-            raise NotFoundError(f"admission {admission_id} does not exist")
-        self._audit.record(
-            "admission update", "ok", actor, "admission", admission_id, {"class": cleaned}
-        )
-        return _admission(updated, self._clock().date())
+
+        def update(uow: UnitOfWork) -> Admission:
+            updated = uow.admissions.update(admission_id, cleaned, until)
+            if updated is None:
+                raise NotFoundError(f"admission {admission_id} does not exist")
+            self._audit.record(
+                uow, "admission update", "ok", actor, "admission", admission_id, {"class": cleaned}
+            )
+            return updated
+
+        return _admission(in_transaction(self._uow, update), self._clock().date())
 
     def overstays(self, actor: Principal, as_of: date, days: int = 365) -> dict[str, Any]:
         """In-country overstays (open, past admitted-until plus grace), out-of-country
@@ -266,12 +353,12 @@ class CrossingService:
         )
         grace = policy.admission.grace_days
         since = as_of - timedelta(days=days)
-        in_country = self._crossings.in_country_overstays(as_of - timedelta(days=grace))
-        out_of_country = self._crossings.out_of_country_overstays(since, as_of)
+        in_country = self._reports.in_country_overstays(as_of - timedelta(days=grace))
+        out_of_country = self._reports.out_of_country_overstays(since, as_of)
         start = datetime.combine(since, datetime.min.time(), self._clock().tzinfo)
         end = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), self._clock().tzinfo)
-        flights = self._crossings.exit_confirmations(start, end)
-        identities = self._crossings.traveler_identities(
+        flights = self._reports.exit_confirmations(start, end)
+        identities = self._reports.traveler_identities(
             [a.traveler_id for a in (*in_country, *out_of_country) if a.traveler_id]
         )
         report = {
@@ -283,10 +370,10 @@ class CrossingService:
             "exit_confirmation": _confirmation_rates(flights),
             "exits_without_entry": [
                 {"traveler_ref": t, "exited_on": d.isoformat(), "exit_flight": f}
-                for t, d, f in self._crossings.exits_without_entry(since, as_of)
+                for t, d, f in self._reports.exits_without_entry(since, as_of)
             ],
         }
-        self._audit.record(
+        self._audit.record_alone(
             "overstay report",
             "ok",
             actor,
@@ -374,3 +461,22 @@ def _confirmation_rates(flights: list[Any]) -> dict[str, list[dict[str, Any]]]:
             for key, (done, total) in sorted(per_key.items())
         ]
     return result
+
+
+def _encounter_of(message: OutboxMessage, flight: Flight) -> Encounter:
+    """What the admission work needs of the encounter the message was written with."""
+    payload = message.payload
+    return Encounter(
+        id=payload["encounter_id"],
+        flight_id=flight.id,
+        traveler_id=payload["traveler_id"],
+        direction=flight.direction,
+        method=EncounterMethod(payload["method"]),
+        gate="",
+        device="",
+        occurred_at=datetime.fromisoformat(payload["occurred_at"]),
+        score=None,
+        model=None,
+        policy_version="",
+        capture_id=None,
+    )

@@ -11,12 +11,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.biometrics.compare import Template, l2_normalise
+from entryexit.domain.access import Principal
 from entryexit.domain.model import CitizenshipClass, DocumentKey, Flight, StagingReport
 from entryexit.domain.policy import Participation, age_on
-from entryexit.errors import ConflictError, NotFoundError
+from entryexit.errors import ConflictError
 from entryexit.services.audit import AuditTrail
+from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, ManifestStatus, Store
+from entryexit.services.ports import Clock, ManifestStatus
+from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
+
+# Runs inside the staging transaction with the new gallery (watchlist screening).
+StagedHook = Callable[[UnitOfWork, Flight, "StagedGallery"], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +58,14 @@ class GalleryService:
 
     def __init__(
         self,
-        store: Store,
+        uow: UnitOfWorkFactory,
         clock: Clock,
         model: str,
         dimension: int,
-        policies: PolicyService | None = None,
-        audit: AuditTrail | None = None,
+        policies: PolicyService,
+        audit: AuditTrail,
     ) -> None:
-        self._store = store
+        self._uow = uow
         self._clock = clock
         self._policies = policies
         self._audit = audit
@@ -67,53 +73,57 @@ class GalleryService:
         self._dimension = dimension
         self._galleries: dict[str, StagedGallery] = {}
         self._lock = threading.Lock()
-        self._on_staged: list[Callable[[Flight, StagedGallery], object]] = []
+        self._on_staged: list[StagedHook] = []
 
-    def on_staged(self, callback: Callable[[Flight, StagedGallery], object]) -> None:
-        """Run ``callback`` with every newly staged gallery (watchlist screening)."""
+    def on_staged(self, callback: StagedHook) -> None:
+        """Run ``callback`` with every newly staged gallery, in the staging transaction."""
         self._on_staged.append(callback)
 
-    def stage(self, flight_id: str) -> StagingReport:
-        flight = self._store.get_flight(flight_id)
-        if flight is None:
-            raise NotFoundError(f"flight {flight_id} does not exist")
+    def stage(self, flight_id: str, actor: Principal | None = None) -> StagingReport:
+        """Stage (or re-stage) the flight's gallery: one transaction bumps its version,
+        screens it and records the event; this process keeps the gallery once it commits."""
         previous = self._galleries.get(flight_id)
-        statuses = self._store.manifest_status(flight_id, self._model)
+        return in_transaction(self._uow, lambda uow: self._stage(uow, flight_id, actor, previous))
+
+    def _stage(
+        self,
+        uow: UnitOfWork,
+        flight_id: str,
+        actor: Principal | None,
+        previous: StagedGallery | None,
+    ) -> StagingReport:
+        flight = FlightService.get_in(uow, flight_id)
+        statuses = uow.flights.manifest_status(flight_id, self._model)
         now = self._clock()
-        expires_at = None
-        if self._policies is not None:
-            hours = self._policies.in_force(now).gallery_hours_after_departure
-            expires_at = flight.scheduled_departure + timedelta(hours=hours)
-        version = self._store.mark_gallery_staged(flight_id, now, expires_at)
-        excluded = self._excluded(statuses, now)
-        gallery = self._build(flight, version, expires_at, excluded)
-        with self._lock:
-            self._galleries[flight_id] = gallery
+        policy = self._policies.in_force(now)
+        gallery = self.restage_in(uow, flight, statuses)
         for callback in self._on_staged:
-            callback(flight, gallery)
+            callback(uow, flight, gallery)
+        excluded = self._excluded(statuses, now)
         before = set(previous.traveler_ids) if previous else set()
         after = set(gallery.traveler_ids)
         without_photo: tuple[DocumentKey, ...] = tuple(
             s.document for s in statuses if not s.has_photo
         )
-        if self._audit is not None:
-            self._audit.record(
-                "gallery staged",
-                "ok",
-                resource_type="flight",
-                resource_id=flight_id,
-                details={
-                    "travelers": len(statuses),
-                    "in_gallery": len(after),
-                    "without_photo": len(without_photo),
-                    "exempt": sum(1 for reason in excluded.values() if reason == "exempt"),
-                    "opted_out": sum(1 for reason in excluded.values() if reason == "opted_out"),
-                },
-                policy_version=self._policies.in_force(now).version if self._policies else None,
-            )
+        self._audit.record(
+            uow,
+            "gallery staged",
+            "ok",
+            actor,
+            resource_type="flight",
+            resource_id=flight_id,
+            details={
+                "travelers": len(statuses),
+                "in_gallery": len(after),
+                "without_photo": len(without_photo),
+                "exempt": sum(1 for reason in excluded.values() if reason == "exempt"),
+                "opted_out": sum(1 for reason in excluded.values() if reason == "opted_out"),
+            },
+            policy_version=policy.version,
+        )
         return StagingReport(
             flight_id=flight_id,
-            gallery_version=version,
+            gallery_version=gallery.version,
             travelers=len(statuses),
             with_photo=len(after),
             added=len(after - before),
@@ -122,23 +132,40 @@ class GalleryService:
             without_photo=without_photo,
         )
 
+    def restage_in(
+        self, uow: UnitOfWork, flight: Flight, statuses: list[ManifestStatus] | None = None
+    ) -> StagedGallery:
+        """Bump the flight's gallery version and build the new gallery in ``uow`` (an opt-out
+        takes its traveler out this way); this process keeps it once ``uow`` commits."""
+        now = self._clock()
+        hours = self._policies.in_force(now).gallery_hours_after_departure
+        expires_at = flight.scheduled_departure + timedelta(hours=hours)
+        version = uow.flights.mark_gallery_staged(flight.id, now, expires_at)
+        gallery = self._build(uow, flight, version, expires_at, statuses)
+        uow.after_commit(lambda: self._keep(gallery))
+        return gallery
+
+    def _keep(self, gallery: StagedGallery) -> None:
+        with self._lock:
+            current = self._galleries.get(gallery.flight_id)
+            if current is None or current.version <= gallery.version:
+                self._galleries[gallery.flight_id] = gallery
+
     def gallery_for(self, flight: Flight) -> StagedGallery:
         if not flight.staged:
             raise ConflictError(f"the gallery of flight {flight.id} has not been staged")
         cached = self._galleries.get(flight.id)
         if cached is not None and cached.version == flight.gallery_version:
             return cached
-        rebuilt = self._build(flight, flight.gallery_version, flight.gallery_expires_at)
-        with self._lock:
-            self._galleries[flight.id] = rebuilt
+        with self._uow(read_only=True) as uow:
+            rebuilt = self._build(uow, flight, flight.gallery_version, flight.gallery_expires_at)
+        self._keep(rebuilt)
         return rebuilt
 
     def _excluded(self, statuses: list[ManifestStatus], now: datetime) -> dict[str, str]:
         """Travelers who must never be matched: those who opted out, and those the policy
         in force exempts (by age)."""
         excluded = {s.traveler_id: "opted_out" for s in statuses if s.opted_out}
-        if self._policies is None:
-            return excluded
         policy = self._policies.in_force(now)
         for status in statuses:
             if status.traveler_id in excluded or not status.citizenship_class:
@@ -151,18 +178,20 @@ class GalleryService:
 
     def _build(
         self,
+        uow: UnitOfWork,
         flight: Flight,
         version: int,
         expires_at: datetime | None,
-        excluded: dict[str, str] | None = None,
+        statuses: list[ManifestStatus] | None = None,
     ) -> StagedGallery:
-        """The gallery from the store; ``excluded`` when the caller has already worked it out
-        (staging reads the manifest anyway), else from the manifest now."""
+        """The gallery from the store; ``statuses`` when the caller has read the manifest
+        already (staging does), else read now."""
         now = self._clock()
-        if excluded is None:
-            excluded = self._excluded(self._store.manifest_status(flight.id, self._model), now)
+        if statuses is None:
+            statuses = uow.flights.manifest_status(flight.id, self._model)
+        excluded = self._excluded(statuses, now)
         vectors: dict[str, list[NDArray[np.float32]]] = {}
-        for stored in self._store.gallery_templates(flight.id, self._model):
+        for stored in uow.travelers.gallery_templates(flight.id, self._model):
             if stored.traveler_id in excluded:
                 continue
             template = Template.from_bytes(stored.vector, stored.model, self._dimension)

@@ -9,7 +9,9 @@ import uuid
 
 from entryexit.domain.access import Principal, Role, StoredApiKey
 from entryexit.errors import AuthenticationError, InvalidInputError
-from entryexit.services.ports import Clock, Store
+from entryexit.services.audit import AuditTrail
+from entryexit.services.ports import Clock
+from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 KEY_PREFIX = "eex"
 
@@ -21,11 +23,20 @@ def _hash(secret: str) -> str:
 
 
 class KeyService:
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self._store = store
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, audit: AuditTrail | None = None
+    ) -> None:
+        self._uow = uow
         self._clock = clock
+        self._audit = audit
 
-    def create(self, role: Role, name: str, carrier: str | None = None) -> tuple[Principal, str]:
+    def create(
+        self,
+        role: Role,
+        name: str,
+        carrier: str | None = None,
+        actor: Principal | None = None,
+    ) -> tuple[Principal, str]:
         """Create a key; the returned token is the only time the secret exists in clear."""
         if not name.strip() or len(name) > 200:
             raise InvalidInputError("a key needs a name of 1 to 200 characters")
@@ -38,9 +49,22 @@ class KeyService:
         principal = Principal(str(uuid.uuid4()), name.strip(), role, carrier)
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        self._store.add_api_key(
-            StoredApiKey(principal, prefix, _hash(secret), created_at=self._clock())
-        )
+        stored = StoredApiKey(principal, prefix, _hash(secret), created_at=self._clock())
+
+        def store(uow: UnitOfWork) -> None:
+            uow.access.add_api_key(stored)
+            if self._audit is not None:
+                self._audit.record(
+                    uow,
+                    "api key create",
+                    "ok",
+                    actor,
+                    "api_key",
+                    principal.key_id,
+                    {"role": role.value},
+                )
+
+        in_transaction(self._uow, store)
         return principal, f"{KEY_PREFIX}_{prefix}_{secret}"
 
     def authenticate(self, token: str | None) -> Principal:
@@ -49,7 +73,8 @@ class KeyService:
         parts = token.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
             raise AuthenticationError("the API key is malformed")
-        stored = self._store.find_api_key(parts[1])
+        with self._uow(read_only=True) as uow:
+            stored = uow.access.find_api_key(parts[1])
         if stored is None or stored.revoked_at is not None:
             raise AuthenticationError("the API key is unknown or revoked")
         if not hmac.compare_digest(stored.secret_hash, _hash(parts[2])):
@@ -58,7 +83,37 @@ class KeyService:
 
     def create_first_admin(self) -> str | None:
         """On a store with no keys at all, create the first admin key and return its token."""
-        if self._store.count_api_keys() > 0:
+        with self._uow(read_only=True) as uow:
+            existing = uow.access.count_api_keys()
+        if existing > 0:
             return None
         _, token = self.create(Role.ADMIN, "first admin (created on first start)")
         return token
+
+
+def rotate_data_keys(
+    uow: UnitOfWorkFactory, audit: AuditTrail, new_kek_id: str, batch_size: int = 500
+) -> tuple[int, dict[str, int]]:
+    """Re-wrap every data key not under the current KEK, a batch per transaction, so the
+    service keeps running (each row is always readable with the key it names). Returns how
+    many were re-wrapped and what is left per KEK; the last batch records the event."""
+    rewrapped = 0
+    while True:
+        batch = in_transaction(uow, lambda u: u.data_keys.rotate_batch(batch_size))
+        rewrapped += batch
+        if batch == 0:
+            break
+
+    def finish(u: UnitOfWork) -> dict[str, int]:
+        remaining = {k: n for k, n in u.data_keys.counts_by_kek().items() if k != new_kek_id}
+        audit.record(
+            u,
+            "keys rotate",
+            "ok",
+            resource_type="kek",
+            resource_id=new_kek_id,
+            details={"rewrapped": rewrapped, "left_under_old_keys": sum(remaining.values())},
+        )
+        return remaining
+
+    return rewrapped, in_transaction(uow, finish)

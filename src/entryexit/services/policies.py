@@ -11,7 +11,8 @@ from entryexit.domain.access import Principal
 from entryexit.domain.policy import Policy, parse_policy, policy_in_force
 from entryexit.errors import NotFoundError
 from entryexit.services.audit import AuditTrail
-from entryexit.services.ports import Clock, Store, StoredPolicy
+from entryexit.services.ports import Clock, StoredPolicy
+from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 SHIPPED_POLICIES = ("default.toml", "noncitizens-mandatory.toml")
 DEFAULT_POLICY = "default.toml"
@@ -26,8 +27,8 @@ def shipped_policy_text(name: str) -> str:
 
 
 class PolicyService:
-    def __init__(self, store: Store, clock: Clock, audit: AuditTrail) -> None:
-        self._store = store
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, audit: AuditTrail) -> None:
+        self._uow = uow
         self._clock = clock
         self._audit = audit
         self._lock = threading.Lock()
@@ -37,31 +38,41 @@ class PolicyService:
         """Parse and store a policy file; returns it and whether it was new."""
         policy = parse_policy(text)
         stored = StoredPolicy(policy.version, text, hashlib.sha256(text.encode()).hexdigest())
-        added = self._store.add_policy(stored, policy.effective_from, self._clock())
-        if added:
-            self._audit.record(
-                "policy load",
-                "ok",
-                actor,
-                "policy",
-                policy.version,
-                {"effective_from": policy.effective_from.isoformat()},
-                policy_version=policy.version,
-            )
+
+        def store(uow: UnitOfWork) -> bool:
+            added = uow.policies.add(stored, policy.effective_from, self._clock())
+            if added:
+                self._audit.record(
+                    uow,
+                    "policy load",
+                    "ok",
+                    actor,
+                    "policy",
+                    policy.version,
+                    {"effective_from": policy.effective_from.isoformat()},
+                    policy_version=policy.version,
+                )
+            return added
+
+        added = in_transaction(self._uow, store)
         with self._lock:
             self._cache = None
         return policy, added
 
     def ensure_default(self) -> None:
         """On a store without any policy, load the shipped default (a recorded data change)."""
-        if not self._store.policies():
+        if not self._stored():
             self.load(shipped_policy_text(DEFAULT_POLICY))
 
     def all(self) -> list[Policy]:
         with self._lock:
             if self._cache is None:
-                self._cache = [parse_policy(p.source) for p in self._store.policies()]
+                self._cache = [parse_policy(p.source) for p in self._stored()]
             return list(self._cache)
+
+    def _stored(self) -> list[StoredPolicy]:
+        with self._uow(read_only=True) as uow:
+            return uow.policies.all()
 
     def in_force(self, at: datetime | None = None) -> Policy:
         return policy_in_force(self.all(), at or self._clock())

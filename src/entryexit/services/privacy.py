@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from entryexit.domain.access import Principal
-from entryexit.domain.model import DocumentKey, EncounterMethod
+from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
 from entryexit.domain.policy import Participation, age_on
 from entryexit.errors import ConflictError, NotFoundError, PermissionDeniedError
 from entryexit.services.audit import AuditTrail
@@ -14,7 +14,14 @@ from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, EncounterHook, Store
+from entryexit.services.ports import Clock
+from entryexit.services.unit_of_work import (
+    EncounterHook,
+    ReportQueries,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_transaction,
+)
 
 
 class OptOutRefusedError(ConflictError):
@@ -31,33 +38,54 @@ class OptOut:
 class OptOutService:
     def __init__(
         self,
-        store: Store,
+        uow: UnitOfWorkFactory,
         clock: Clock,
-        flights: FlightService,
         galleries: GalleryService,
         policies: PolicyService,
+        audit: AuditTrail,
         on_encounter: EncounterHook | None = None,
     ) -> None:
-        self._store = store
+        self._uow = uow
         self._clock = clock
-        self._flights = flights
         self._galleries = galleries
         self._policies = policies
+        self._audit = audit
         self._on_encounter = on_encounter
 
     def record(self, actor: Principal, flight_id: str, document: DocumentKey, gate: str) -> OptOut:
         """The traveler is processed manually: recorded as an encounter, taken out of the
         gallery so that no capture of them can match. Refused where policy requires capture."""
-        flight = self._flights.get(flight_id)
+
+        def work(uow: UnitOfWork) -> OptOut:
+            flight = FlightService.get_in(uow, flight_id)
+            opt_out = self.record_in(uow, actor, flight, document, gate)
+            self._audit.record(
+                uow,
+                "opt-out",
+                "ok",
+                actor,
+                "flight",
+                flight_id,
+                {"encounter": opt_out.encounter_id},
+                policy_version=opt_out.policy_version,
+            )
+            return opt_out
+
+        return in_transaction(self._uow, work)
+
+    def record_in(
+        self, uow: UnitOfWork, actor: Principal, flight: Flight, document: DocumentKey, gate: str
+    ) -> OptOut:
+        """The opt-out inside the caller's unit of work (which records the audit event)."""
         if not actor.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
-        traveler_id = self._store.traveler_for_document(document)
-        on_manifest = {s.traveler_id for s in self._store.manifest_status(flight_id, "")}
+        traveler_id = uow.travelers.traveler_for_document(document)
+        on_manifest = {s.traveler_id for s in uow.flights.manifest_status(flight.id, "")}
         if traveler_id is None or traveler_id not in on_manifest:
             raise NotFoundError("that document is not on this flight's manifest")
         now = self._clock()
         policy = self._policies.in_force(now)
-        profile = self._store.traveler_profile(traveler_id)
+        profile = uow.travelers.profile(traveler_id)
         if profile.citizenship_class is None:
             raise ConflictError("the traveler's citizenship class is unknown; update the manifest")
         age = age_on(profile.date_of_birth, now.date()) if profile.date_of_birth else None
@@ -76,36 +104,49 @@ class OptOutService:
             policy=policy,
             citizenship=profile.citizenship_class,
         )
-        if not self._store.add_encounter(encounter):
+        if not uow.captures.add_encounter(encounter):
             raise ConflictError("this traveler has already been processed on this flight")
         if self._on_encounter is not None:
-            self._on_encounter(encounter, flight, None)
+            self._on_encounter(uow, encounter, flight, None)
         if flight.staged:
-            self._galleries.stage(flight.id)  # rebuilt without the traveler
+            self._galleries.restage_in(uow, flight)  # rebuilt without the traveler
         return OptOut(encounter.id, traveler_id, policy.version)
 
 
 class PurgeService:
     def __init__(
-        self, store: Store, clock: Clock, audit: AuditTrail, galleries: GalleryService
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        audit: AuditTrail,
+        galleries: GalleryService | None,
     ) -> None:
-        self._store = store
+        self._uow = uow
         self._clock = clock
         self._audit = audit
         self._galleries = galleries
 
     def run(self) -> dict[str, int]:
-        """Delete what has expired and record how much of each kind (never whose)."""
+        """Delete what has expired and record how much of each kind (never whose), in one
+        transaction: the deletion and its record stand or fall together."""
         now = self._clock()
-        counts = self._store.purge_expired(now)
-        self._galleries.evict_expired(now)
-        self._audit.record("purge", "ok", details=counts)
+
+        def purge(uow: UnitOfWork) -> dict[str, int]:
+            counts = uow.retention.purge_expired(now)
+            self._audit.record(uow, "purge", "ok", details=counts)
+            return counts
+
+        counts = in_transaction(self._uow, purge)
+        if self._galleries is not None:
+            self._galleries.evict_expired(now)
         return counts
 
 
 class PrivacyReportService:
-    def __init__(self, store: Store, clock: Clock, audit: AuditTrail, policies: PolicyService):
-        self._store = store
+    def __init__(
+        self, reports: ReportQueries, clock: Clock, audit: AuditTrail, policies: PolicyService
+    ) -> None:
+        self._reports = reports
         self._clock = clock
         self._audit = audit
         self._policies = policies
@@ -113,7 +154,7 @@ class PrivacyReportService:
     def report(self, since: datetime, until: datetime | None = None) -> dict[str, object]:
         now = self._clock()
         end = until or now
-        held = self._store.retention_counts(now)
+        held = self._reports.retention_counts(now)
         purges = [
             e
             for e in self._audit.events(0, 1000, action="purge")
@@ -124,7 +165,7 @@ class PrivacyReportService:
             for kind, count in event.entry.details.items():
                 if isinstance(count, int):
                     purged[kind] = purged.get(kind, 0) + count
-        activity = self._store.decision_counts(since, end)
+        activity = self._reports.decision_counts(since, end)
         return {
             "generated_at": now.isoformat(),
             "period": {"since": since.isoformat(), "until": end.isoformat()},
@@ -153,14 +194,14 @@ class FairnessReportService:
     """The live counterpart of ``entryexit evaluate fairness``: how travelers of each sex on
     staged manifests were processed. Counts only, no personal data."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self._store = store
+    def __init__(self, reports: ReportQueries, clock: Clock) -> None:
+        self._reports = reports
         self._clock = clock
 
     def report(self, since: datetime, until: datetime | None = None) -> dict[str, object]:
         end = until or self._clock()
         groups = {}
-        for sex, counts in sorted(self._store.outcomes_by_sex(since, end).items()):
+        for sex, counts in sorted(self._reports.outcomes_by_sex(since, end).items()):
             total = counts.get("travelers_with_photo", 0)
             matched = counts.get(EncounterMethod.BIOMETRIC.value, 0)
             opted_out = counts.get(EncounterMethod.OPT_OUT.value, 0)

@@ -25,6 +25,9 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
+
 from entryexit.domain.access import Role, StoredApiKey
 from entryexit.domain.admission import Admission, ExitLink
 from entryexit.domain.audit import AuditEntry, AuditEvent
@@ -321,6 +324,9 @@ class BoardQueries(Protocol):
         self, flight_id: str | None, limit: int, open_only: bool = False
     ) -> list[CaptureSummary]: ...
 
+
+# Called in the unit of work that recorded an encounter, with the live template if any.
+EncounterHook = Callable[[UnitOfWork, Encounter, Flight, "NDArray[np.float32] | None"], None]
 
 T = TypeVar("T")
 ATTEMPTS = 5

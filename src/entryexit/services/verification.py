@@ -3,28 +3,38 @@ without a manifest, and the fallback when a traveler has no reference photo."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import numpy as np
 from cryptography import x509
+from numpy.typing import NDArray
 
 from entryexit.biometrics import compare_templates
 from entryexit.biometrics.decode import ALLOWED_FORMATS, CHIP_FORMATS
 from entryexit.documents.emrtd import CheckResult, parse_dg1, parse_dg2, verify_security_object
 from entryexit.documents.mrz import Mrz
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.model import Decision, DocumentKey, EncounterMethod
+from entryexit.domain.model import Decision, DocumentKey, EncounterMethod, Flight
+from entryexit.domain.policy import Policy
 from entryexit.errors import (
     BiometricError,
     InvalidInputError,
     NoFaceError,
     PermissionDeniedError,
 )
+from entryexit.services.audit import AuditTrail
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, EncounterHook, FaceAnalyser, Store
+from entryexit.services.ports import Clock, FaceAnalyser
 from entryexit.services.thresholds import OperatingThresholds
+from entryexit.services.unit_of_work import (
+    EncounterHook,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_transaction,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +59,35 @@ class Verification:
     chip_checks: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Compared:
+    """A comparison's result with what recording it needs (``live`` only for a match)."""
+
+    result: Verification
+    live: NDArray[np.float32] | None
+    document: DocumentKey | None
+    flight: Flight | None
+    policy: Policy
+    at: datetime
+
+
 class VerificationService:
     def __init__(
         self,
-        store: Store,
+        uow: UnitOfWorkFactory,
         engine: FaceAnalyser,
         flights: FlightService,
         policies: PolicyService,
         clock: Clock,
         thresholds: OperatingThresholds,
+        audit: AuditTrail,
         trusted_cscas: list[x509.Certificate] | None = None,
         on_encounter: EncounterHook | None = None,
     ) -> None:
         self._on_encounter = on_encounter
         self._cscas = list(trusted_cscas or [])
-        self._store = store
+        self._uow = uow
+        self._audit = audit
         self._engine = engine
         self._flights = flights
         self._policies = policies
@@ -82,6 +106,68 @@ class VerificationService:
         chip: ChipEvidence | None = None,
         printed_mrz: Mrz | None = None,
     ) -> Verification:
+        """Compare (model work first), then one transaction records the encounter of a match
+        on a flight and the audit event."""
+        compared = self._compare(actor, capture, reference, document, flight_id, chip, printed_mrz)
+        result = compared.result
+
+        def record(uow: UnitOfWork) -> str | None:
+            encounter_id = None
+            if compared.live is not None and compared.flight and compared.document:
+                encounter_id = self._record_encounter(
+                    uow, compared, gate or "verification", device or "verification"
+                )
+            flight = compared.flight
+            self._audit.record(
+                uow,
+                "verification",
+                "ok",
+                actor,
+                "flight" if flight else None,
+                flight.id if flight else None,
+                {"decision": result.decision.value, "chip": "yes" if chip else "no"},
+                policy_version=result.policy_version,
+            )
+            return encounter_id
+
+        return replace(result, encounter_id=in_transaction(self._uow, record))
+
+    def _record_encounter(
+        self, uow: UnitOfWork, compared: _Compared, gate: str, device: str
+    ) -> str | None:
+        assert compared.flight is not None
+        assert compared.document is not None
+        traveler_id = uow.travelers.traveler_for_document(compared.document)
+        if traveler_id is None:
+            return None
+        encounter = new_encounter(
+            compared.flight,
+            traveler_id,
+            EncounterMethod.BIOMETRIC,
+            gate=gate,
+            device=device,
+            at=compared.at,
+            policy=compared.policy,
+            citizenship=uow.travelers.profile(traveler_id).citizenship_class,
+            score=compared.result.similarity,
+            model=self._engine.model,
+        )
+        if not uow.captures.add_encounter(encounter):
+            return None
+        if self._on_encounter is not None:
+            self._on_encounter(uow, encounter, compared.flight, compared.live)
+        return encounter.id
+
+    def _compare(
+        self,
+        actor: Principal,
+        capture: bytes,
+        reference: bytes | None,
+        document: DocumentKey | None,
+        flight_id: str | None,
+        chip: ChipEvidence | None,
+        printed_mrz: Mrz | None,
+    ) -> _Compared:
         if not actor.can(Permission.VERIFY):
             raise PermissionDeniedError("this key may not run verifications")
         if (reference is None) == (chip is None):
@@ -98,20 +184,26 @@ class VerificationService:
             reference, document, checks = self._read_chip(chip, printed_mrz, document, now)
             formats = CHIP_FORMATS
         assert reference is not None  # one of the two, checked above
+
+        def compared(result: Verification, live: NDArray[np.float32] | None = None) -> _Compared:
+            return _Compared(result, live, document, flight, policy, now)
+
         failed = sorted(
             name for name, result in checks.items() if result == CheckResult.FAILED.value
         )
         if failed:
             # A photo whose integrity is in doubt is not compared: an officer decides.
-            return Verification(
-                Decision.MANUAL,
-                tuple(f"chip_check_failed:{name}" for name in failed),
-                None,
-                threshold,
-                self._engine.model,
-                policy.version,
-                None,
-                checks,
+            return compared(
+                Verification(
+                    Decision.MANUAL,
+                    tuple(f"chip_check_failed:{name}" for name in failed),
+                    None,
+                    threshold,
+                    self._engine.model,
+                    policy.version,
+                    None,
+                    checks,
+                )
             )
         try:
             reference_face = self._engine.analyse(reference, formats)
@@ -119,11 +211,11 @@ class VerificationService:
             label = "chip photo (DG2)" if chip is not None else "document photo"
             raise type(exc)(f"{label}: {exc.message}") from exc
 
-        def outcome(
-            decision: Decision, reasons: tuple[str, ...], score: float | None
-        ) -> Verification:
-            return Verification(
-                decision, reasons, score, threshold, self._engine.model, policy.version, None
+        def outcome(decision: Decision, reasons: tuple[str, ...], score: float | None) -> _Compared:
+            return compared(
+                Verification(
+                    decision, reasons, score, threshold, self._engine.model, policy.version, None
+                )
             )
 
         try:
@@ -135,36 +227,18 @@ class VerificationService:
         score = float(compare_templates([live.template], [reference_face.template])[0, 0])
         if score < threshold:
             return outcome(Decision.NO_MATCH, ("below_threshold",), score)
-        encounter_id = None
-        if flight is not None and document is not None:
-            traveler_id = self._store.traveler_for_document(document)
-            if traveler_id is not None:
-                citizenship = self._store.traveler_profile(traveler_id).citizenship_class
-                encounter = new_encounter(
-                    flight,
-                    traveler_id,
-                    EncounterMethod.BIOMETRIC,
-                    gate=gate or "verification",
-                    device=device or "verification",
-                    at=now,
-                    policy=policy,
-                    citizenship=citizenship,
-                    score=score,
-                    model=self._engine.model,
-                )
-                if self._store.add_encounter(encounter):
-                    encounter_id = encounter.id
-                    if self._on_encounter is not None:
-                        self._on_encounter(encounter, flight, live.template.vector)
-        return Verification(
-            Decision.MATCH,
-            (),
-            score,
-            threshold,
-            self._engine.model,
-            policy.version,
-            encounter_id,
-            checks,
+        return compared(
+            Verification(
+                Decision.MATCH,
+                (),
+                score,
+                threshold,
+                self._engine.model,
+                policy.version,
+                None,
+                checks,
+            ),
+            live.template.vector,
         )
 
     def _read_chip(

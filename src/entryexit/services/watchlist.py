@@ -28,13 +28,13 @@ from entryexit.services.policies import PolicyService
 from entryexit.services.ports import (
     AlertRecord,
     Clock,
-    CrossingStore,
     FaceAnalyser,
     IndexBuilder,
     TemplateIndex,
     WatchlistEntry,
 )
 from entryexit.services.thresholds import OperatingThresholds
+from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 # Other workers may change the list: reload at least this often.
 CACHE_SECONDS = 30.0
@@ -57,7 +57,7 @@ class _Loaded:
 class WatchlistService:
     def __init__(
         self,
-        store: CrossingStore,
+        uow: UnitOfWorkFactory,
         engine: FaceAnalyser,
         clock: Clock,
         policies: PolicyService,
@@ -67,7 +67,7 @@ class WatchlistService:
         threshold_override: float | None = None,
     ) -> None:
         self._build_index = build_index
-        self._store = store
+        self._uow = uow
         self._engine = engine
         self._clock = clock
         self._policies = policies
@@ -90,55 +90,71 @@ class WatchlistService:
             actor.key_id,
             self._clock(),
         )
-        self._store.add_watchlist_entry(entry, analysis.template.to_bytes())
-        self._invalidate()
-        self._audit.record(
-            "watchlist add",
-            "ok",
-            actor,
-            "watchlist_entry",
-            entry.id,
-            {"category": category, "reason_code": reason_code},
-        )
+
+        def store(uow: UnitOfWork) -> None:
+            uow.watchlist.add_entry(entry, analysis.template.to_bytes())
+            self._audit.record(
+                uow,
+                "watchlist add",
+                "ok",
+                actor,
+                "watchlist_entry",
+                entry.id,
+                {"category": category, "reason_code": reason_code},
+            )
+            uow.after_commit(self._invalidate)
+
+        in_transaction(self._uow, store)
         return entry.id
 
     def remove(self, actor: Principal, entry_id: str) -> None:
         actor.require(Permission.WATCHLIST_MANAGE)
-        if not self._store.remove_watchlist_entry(entry_id, self._clock()):
-            raise NotFoundError(f"no watchlist entry {entry_id} (or it was removed already)")
-        self._invalidate()
-        self._audit.record("watchlist remove", "ok", actor, "watchlist_entry", entry_id, {})
+
+        def remove(uow: UnitOfWork) -> None:
+            if not uow.watchlist.remove_entry(entry_id, self._clock()):
+                raise NotFoundError(f"no watchlist entry {entry_id} (or it was removed already)")
+            self._audit.record(uow, "watchlist remove", "ok", actor, "watchlist_entry", entry_id)
+            uow.after_commit(self._invalidate)
+
+        in_transaction(self._uow, remove)
 
     def entries(self, actor: Principal) -> list[WatchlistEntry]:
         actor.require(Permission.WATCHLIST_MANAGE)
-        return self._store.watchlist_entries()
+        with self._uow(read_only=True) as uow:
+            return uow.watchlist.entries()
 
     # --- screening -----------------------------------------------------------------------
-    def screen_gallery(self, flight: Flight, gallery: StagedGallery) -> int:
-        """Search every staged traveler's reference against the list; returns new alerts."""
+    def screen_gallery(self, uow: UnitOfWork, flight: Flight, gallery: StagedGallery) -> int:
+        """Search every staged traveler's reference against the list, raising alerts in the
+        staging transaction; returns how many are new."""
         if len(gallery) == 0:
             return 0
         raised = 0
         for row, entry, score in self._hits(gallery.matrix):
-            raised += self._raise("staging", flight, gallery.traveler_ids[row], None, entry, score)
+            raised += self._raise(
+                uow, "staging", flight, gallery.traveler_ids[row], None, entry, score
+            )
         return raised
 
-    def screen_capture(
+    def capture_hits(self, live: NDArray[np.float32]) -> list[tuple[str, float]]:
+        """(entry, score) of every list entry a live capture reaches: memory only, so it runs
+        before the capture's transaction opens."""
+        return [(entry, score) for _, entry, score in self._hits(live[np.newaxis, :])]
+
+    def raise_capture_alerts(
         self,
+        uow: UnitOfWork,
         flight: Flight,
         capture_id: str,
-        live: NDArray[np.float32],
         traveler_id: str | None,
-    ) -> bool:
-        """Search a live capture; True if it hit (an alert exists for it now)."""
-        hit = False
-        for _, entry, score in self._hits(live[np.newaxis, :]):
-            self._raise("gate", flight, traveler_id, capture_id, entry, score)
-            hit = True
-        return hit
+        hits: list[tuple[str, float]],
+    ) -> None:
+        for entry, score in hits:
+            self._raise(uow, "gate", flight, traveler_id, capture_id, entry, score)
 
-    def has_open_alert(self, traveler_id: str) -> bool:
-        return self._store.has_open_alert(traveler_id)
+    @staticmethod
+    def has_open_alert(uow: UnitOfWork, traveler_id: str) -> bool:
+        return uow.watchlist.has_open_alert(traveler_id)
 
     def _hits(self, probes: NDArray[np.float32]) -> list[tuple[int, str, float]]:
         loaded = self._load()
@@ -157,6 +173,7 @@ class WatchlistService:
 
     def _raise(
         self,
+        uow: UnitOfWork,
         source: str,
         flight: Flight,
         traveler_id: str | None,
@@ -178,9 +195,10 @@ class WatchlistService:
             created_at=self._clock(),
             status="open",
         )
-        if not self._store.add_alert(alert):
+        if not uow.watchlist.add_alert(alert):
             return 0
         self._audit.record(
+            uow,
             "watchlist alert",
             "open",
             None,
@@ -195,7 +213,8 @@ class WatchlistService:
         with self._lock:
             now = time.monotonic()
             if self._loaded is None or now - self._loaded.loaded_at > CACHE_SECONDS:
-                stored = self._store.watchlist_templates(self._engine.model)
+                with self._uow(read_only=True) as uow:
+                    stored = uow.watchlist.templates(self._engine.model)
                 dimension = self._engine.dimension
                 matrix = (
                     l2_normalise(
@@ -214,7 +233,8 @@ class WatchlistService:
     # --- alerts --------------------------------------------------------------------------
     def alerts(self, actor: Principal, status: str | None = "open") -> list[AlertRecord]:
         actor.require(Permission.ALERT_READ)
-        return self._store.alerts(status, 200)
+        with self._uow(read_only=True) as uow:
+            return uow.watchlist.alerts(status, 200)
 
     def disposition(
         self, actor: Principal, alert_id: str, disposition: Disposition, reason: str
@@ -223,16 +243,22 @@ class WatchlistService:
         text = reason.strip()
         if not text or len(text) > 500:
             raise InvalidInputError("a disposition needs a reason (1-500 characters)")
-        if self._store.get_alert(alert_id) is None:
-            raise NotFoundError(f"alert {alert_id} does not exist")
-        if not self._store.disposition_alert(
-            alert_id, disposition.value, text, actor.key_id, self._clock()
-        ):
-            raise ConflictError("this alert has a disposition already")
-        self._audit.record("alert disposition", disposition.value, actor, "alert", alert_id, {})
-        updated = self._store.get_alert(alert_id)
-        assert updated is not None
-        return updated
+
+        def decide(uow: UnitOfWork) -> AlertRecord:
+            if uow.watchlist.get_alert(alert_id) is None:
+                raise NotFoundError(f"alert {alert_id} does not exist")
+            if not uow.watchlist.disposition_alert(
+                alert_id, disposition.value, text, actor.key_id, self._clock()
+            ):
+                raise ConflictError("this alert has a disposition already")
+            self._audit.record(
+                uow, "alert disposition", disposition.value, actor, "alert", alert_id
+            )
+            updated = uow.watchlist.get_alert(alert_id)
+            assert updated is not None
+            return updated
+
+        return in_transaction(self._uow, decide)
 
 
 def _label(value: str, what: str) -> str:

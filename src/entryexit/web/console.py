@@ -362,7 +362,7 @@ def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) ->
     if not principal.can(Permission.AUDIT_READ):
         raise PermissionDeniedError("the audit trail is for auditors, supervisors and admins")
     chain = services.audit.verify()
-    head = services.store.audit_head()
+    head = services.audit.head()
     events = services.audit.events(after_sequence=max(0, (head[0] if head else 0) - 30))
     report = (
         services.privacy.report(datetime.now(UTC) - timedelta(days=1))

@@ -74,7 +74,7 @@ def api(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[Api]:
     built, services = build_api(settings, engine)
     with built.client:
         yield built
-    services.store.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()  # type: ignore[attr-defined]
 
 
 def manifest_row(number: str, surname: str) -> dict[str, str]:

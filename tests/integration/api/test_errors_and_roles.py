@@ -208,4 +208,4 @@ def test_gate_keys_are_rate_limited_and_failed_sign_ins_lock_out(
         assert_problem(locked, 429, "rate-limited")
     finally:
         built.client.close()
-        services.store.engine.dispose()  # type: ignore[attr-defined]
+        services.uow.engine.dispose()  # type: ignore[attr-defined]

@@ -35,7 +35,8 @@ from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
 from entryexit.services.policies import PolicyService
 from entryexit.services.thresholds import OperatingThresholds
-from tests.fakes import FakeAnalyser, FakeClock, FakeStore, StaticKeyProvider
+from tests.fake_storage import FakeUnitOfWorkFactory
+from tests.fakes import FakeAnalyser, FakeClock, StaticKeyProvider
 
 OFFICER = Principal("k1", "officer", Role.OFFICER)
 GATE = Principal("k2", "gate", Role.GATE, carrier="EE")
@@ -48,35 +49,36 @@ STRICT = IdentificationRule(threshold=0.9, ambiguity_margin=0.03)
 
 class World:
     def __init__(self, rule: IdentificationRule = STRICT) -> None:
-        self.store = FakeStore()
+        self.uow = FakeUnitOfWorkFactory()
         self.clock = FakeClock()
         analyser = FakeAnalyser()
-        self.audit = AuditTrail(self.store, self.clock, StaticKeyProvider())
-        self.policies = PolicyService(self.store, self.clock, self.audit)
+        self.audit = AuditTrail(self.uow, self.clock, StaticKeyProvider())
+        self.policies = PolicyService(self.uow, self.clock, self.audit)
         self.policies.ensure_default()
-        self.flights = FlightService(self.store, self.clock, analyser.model)
+        self.flights = FlightService(self.uow, self.clock, analyser.model, self.audit)
         self.galleries = GalleryService(
-            self.store,
+            self.uow,
             self.clock,
             analyser.model,
             analyser.dimension,
-            policies=self.policies,
-            audit=self.audit,
+            self.policies,
+            self.audit,
         )
-        self.enrolment = EnrolmentService(self.store, analyser, self.clock, self.policies)
+        self.enrolment = EnrolmentService(self.uow, analyser, self.clock, self.policies, self.audit)
         thresholds = OperatingThresholds(
             calibration=None,
             ambiguity_margin=rule.ambiguity_margin,
             gallery_override=rule.threshold,
         )
         self.captures = CaptureService(
-            self.store,
+            self.uow,
             analyser,
             self.flights,
             self.galleries,
             thresholds,
             self.clock,
             self.policies,
+            self.audit,
         )
 
     def flight(self, travelers: int = 3, photos: int = 3) -> str:
@@ -108,7 +110,7 @@ def traveler(number: str) -> ManifestTraveler:
 
 
 def test_keys_authenticate_only_the_exact_token() -> None:
-    keys = KeyService(FakeStore(), FakeClock())
+    keys = KeyService(FakeUnitOfWorkFactory(), FakeClock())
     principal, token = keys.create(Role.OFFICER, "desk 4")
     assert keys.authenticate(token) == principal
     prefix, secret = token.rsplit("_", 1)
@@ -118,7 +120,7 @@ def test_keys_authenticate_only_the_exact_token() -> None:
 
 
 def test_the_first_admin_key_is_created_once() -> None:
-    keys = KeyService(FakeStore(), FakeClock())
+    keys = KeyService(FakeUnitOfWorkFactory(), FakeClock())
     first = keys.create_first_admin()
     assert first is not None
     assert keys.authenticate(first).role is Role.ADMIN
@@ -131,7 +133,7 @@ def test_the_first_admin_key_is_created_once() -> None:
 )
 def test_invalid_keys_are_refused(role: Role, name: str, carrier: str | None) -> None:
     with pytest.raises(InvalidInputError):
-        KeyService(FakeStore(), FakeClock()).create(role, name, carrier)
+        KeyService(FakeUnitOfWorkFactory(), FakeClock()).create(role, name, carrier)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +197,7 @@ def test_capture_decisions() -> None:
     assert again.decision is Decision.MATCH
     assert again.already_processed is True
     assert again.traveler_id == matched.traveler_id
-    (encounter,) = world.store.list_encounters(flight_id)
+    (encounter,) = world.flights.encounters(flight_id)
     assert encounter.method is EncounterMethod.BIOMETRIC
     assert encounter.direction is Direction.ENTRY
     assert encounter.capture_id == matched.capture_id
@@ -210,7 +212,7 @@ def test_capture_decisions() -> None:
     with pytest.raises(ImageDecodeError):
         world.captures.process(GATE, flight_id, b"\x00\x01", "G1", "cam")
     # Every decided capture is recorded; the undecodable one is not.
-    assert len(world.store.captures) == 5
+    assert len(world.uow.tables.captures) == 5
 
 
 def test_two_travelers_with_near_identical_templates_are_ambiguous() -> None:
@@ -220,7 +222,7 @@ def test_two_travelers_with_near_identical_templates_are_ambiguous() -> None:
     world.galleries.stage(flight_id)
     outcome = world.captures.process(OFFICER, flight_id, b"face:0", "G1", "cam")
     assert (outcome.decision, outcome.reasons) == (Decision.NO_MATCH, ("ambiguous",))
-    assert world.store.list_encounters(flight_id) == []
+    assert world.flights.encounters(flight_id) == []
 
 
 def test_an_empty_gallery_means_manual_processing() -> None:
@@ -250,7 +252,9 @@ def test_a_restaged_gallery_is_picked_up_by_other_processes() -> None:
     flight_id = world.flight(travelers=2, photos=1)
     world.galleries.stage(flight_id)
     # Another worker process, sharing the store, with its own (empty) cache:
-    other_galleries = GalleryService(world.store, world.clock, "fake-model", 8)
+    other_galleries = GalleryService(
+        world.uow, world.clock, "fake-model", 8, world.policies, world.audit
+    )
     flight = world.flights.get(flight_id)
     assert len(other_galleries.gallery_for(flight)) == 1
     world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.PASSPORT)

@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +16,8 @@ from entryexit.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Execution option naming a unit of work that writes: on SQLite it begins ``IMMEDIATE``.
+WRITE_TRANSACTION = "entryexit_write"
 
 
 class _NoRowData(logging.Filter):
@@ -51,6 +53,7 @@ def create_database_engine(url: str) -> Engine:
                 hide_parameters=True,
             )
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         else:
             engine = create_engine(
                 url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
@@ -61,12 +64,23 @@ def create_database_engine(url: str) -> Engine:
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off: ``_sqlite_begin`` says BEGIN itself, so
+    # savepoints work and a writer can take the lock up front.
+    connection.isolation_level = None
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """A writing unit of work takes the write lock when it begins (``BEGIN IMMEDIATE``):
+    read-then-write transactions then queue on ``busy_timeout`` instead of failing with
+    "database is locked" when two of them try to upgrade their read locks at once."""
+    write = connection.get_execution_options().get(WRITE_TRANSACTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def alembic_config() -> Config:

@@ -1,24 +1,9 @@
-"""What the store's modules share: rows to domain objects, and the shape of the store that
-the query mixins are written against."""
+"""Rows to domain objects, where more than one repository needs the conversion."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import Protocol
-
-from sqlalchemy.orm import Session
-
 from entryexit.adapters.storage.tables import FlightRow
 from entryexit.domain.model import Direction, Flight
-from entryexit.services.ports import KeyProvider
-
-
-class HasTransactions(Protocol):
-    """The part of :class:`~entryexit.adapters.storage.store.SqlStore` its mixins use."""
-
-    _keys: KeyProvider
-
-    def _transaction(self) -> AbstractContextManager[Session]: ...
 
 
 def flight_from_row(row: FlightRow) -> Flight:

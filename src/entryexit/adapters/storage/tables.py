@@ -311,3 +311,17 @@ class AlertRow(Base):
     disposition_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     dispositioned_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
     dispositioned_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class OutboxRow(Base):
+    """Work a use case hands to a background worker in its own transaction (admissions)."""
+
+    __tablename__ = "outbox"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    payload: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    # A live template travels sealed under a key of its own, like a capture's image.
+    template: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    kek_id: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -11,6 +11,7 @@ from entryexit.api.schemas import EnrolmentPublic
 from entryexit.bootstrap import Services
 from entryexit.documents.identity import identify_document, mrz_lines
 from entryexit.documents.manifest import normalise_document_number, normalise_state
+from entryexit.domain.access import Principal
 from entryexit.domain.model import DocumentKey, PhotoSource
 from entryexit.errors import InvalidInputError
 
@@ -18,10 +19,14 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 
 async def _enrol(
-    services: Services, document: DocumentKey, photo: UploadFile, source: PhotoSource
+    services: Services,
+    caller: Principal,
+    document: DocumentKey,
+    photo: UploadFile,
+    source: PhotoSource,
 ) -> EnrolmentPublic:
     data = await photo.read()
-    enrolment = await run_in_threadpool(services.enrolment.enrol, document, data, source)
+    enrolment = await run_in_threadpool(services.enrolment.enrol, document, data, source, caller)
     return EnrolmentPublic(
         template_id=enrolment.template_id,
         traveler_ref=enrolment.traveler_id,
@@ -33,7 +38,7 @@ async def _enrol(
 @router.post("/photos", status_code=201)
 async def enrol_photo_by_form(
     services: ServicesDep,
-    _caller: CallerDep,
+    caller: CallerDep,
     photo: Annotated[UploadFile, File(description="JPEG or PNG reference photo")],
     mrz: Annotated[str | None, Form(description="The document's MRZ lines.")] = None,
     issuing_state: Annotated[str | None, Form(max_length=3)] = None,
@@ -47,7 +52,7 @@ async def enrol_photo_by_form(
     )
     if document is None:
         raise InvalidInputError("identify the document by mrz, or by issuing_state and number")
-    return await _enrol(services, document, photo, source)
+    return await _enrol(services, caller, document, photo, source)
 
 
 @router.post("/{issuing_state}/{number}/photos", status_code=201)
@@ -55,10 +60,10 @@ async def enrol_photo(
     issuing_state: str,
     number: str,
     services: ServicesDep,
-    _caller: CallerDep,
+    caller: CallerDep,
     photo: Annotated[UploadFile, File(description="JPEG or PNG reference photo")],
     source: Annotated[PhotoSource, Form()] = PhotoSource.PASSPORT,
 ) -> EnrolmentPublic:
     """Enrol a reference photo for a document; its template is kept, the photo is not."""
     document = DocumentKey(normalise_state(issuing_state), normalise_document_number(number))
-    return await _enrol(services, document, photo, source)
+    return await _enrol(services, caller, document, photo, source)

@@ -60,9 +60,9 @@ def _traveler(status: ManifestStatus) -> ManifestTravelerPublic:
 
 
 @router.post("", status_code=201)
-def create_flight(body: FlightCreate, services: ServicesDep, _caller: CallerDep) -> FlightPublic:
+def create_flight(body: FlightCreate, services: ServicesDep, caller: CallerDep) -> FlightPublic:
     """Create a flight, voyage or land-lane session."""
-    flight = services.flights.create(NewFlight(**body.model_dump()))
+    flight = services.flights.create(NewFlight(**body.model_dump()), caller)
     return _public(flight)
 
 
@@ -85,7 +85,7 @@ def get_flight(flight_id: str, services: ServicesDep, _caller: CallerDep) -> Fli
     },
 )
 async def put_manifest(
-    flight_id: str, request: Request, services: ServicesDep, _caller: CallerDep
+    flight_id: str, request: Request, services: ServicesDep, caller: CallerDep
 ) -> ManifestChangePublic:
     """Replace the manifest (JSON, CSV or UN/EDIFACT PAXLST): travelers are added, removed or
     updated, never duplicated. Invalid manifests change nothing; PAXLST travelers without a
@@ -109,7 +109,7 @@ async def put_manifest(
         raise InvalidInputError(
             "send the manifest as application/json, text/csv or application/edifact (PAXLST)"
         )
-    change = await run_in_threadpool(services.flights.put_manifest, flight_id, travelers)
+    change = await run_in_threadpool(services.flights.put_manifest, flight_id, travelers, caller)
     return ManifestChangePublic(
         added=change.added,
         removed=change.removed,
@@ -127,9 +127,9 @@ def get_manifest(
 
 
 @router.post("/{flight_id}/gallery")
-def stage_gallery(flight_id: str, services: ServicesDep, _caller: CallerDep) -> StagingPublic:
+def stage_gallery(flight_id: str, services: ServicesDep, caller: CallerDep) -> StagingPublic:
     """Stage (or restage) the flight's gallery; lists travelers who need a manual check."""
-    report = services.galleries.stage(flight_id)
+    report = services.galleries.stage(flight_id, caller)
     return StagingPublic(
         flight_id=report.flight_id,
         gallery_version=report.gallery_version,

@@ -18,7 +18,7 @@ def healthz() -> dict[str, str]:
 def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers and the models are loaded."""
     try:
-        services.store.ping()
+        services.uow.ping()
     except Exception:  # any failure of the database means "not ready"
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return JSONResponse({"status": "ready", "model": services.engine.model})

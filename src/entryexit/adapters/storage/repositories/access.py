@@ -1,0 +1,157 @@
+"""Machines' API keys, people's console accounts, and their server-side sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from entryexit.adapters.storage.tables import ApiKeyRow, ConsoleSessionRow, ConsoleUserRow
+from entryexit.domain.access import Principal, Role, StoredApiKey
+from entryexit.errors import ConflictError
+from entryexit.services.ports import ConsoleSession, ConsoleUser
+
+
+def _user(row: ConsoleUserRow) -> ConsoleUser:
+    return ConsoleUser(
+        id=row.id,
+        username=row.username,
+        password_hash=row.password_hash,
+        role=Role(row.role),
+        failed_attempts=row.failed_attempts,
+        locked_until=row.locked_until,
+        disabled=row.disabled_at is not None,
+    )
+
+
+class SqlAccessRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def count_api_keys(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0)
+
+    def add_api_key(self, key: StoredApiKey) -> None:
+        self._session.add(
+            ApiKeyRow(
+                id=key.principal.key_id,
+                name=key.principal.name,
+                role=key.principal.role.value,
+                prefix=key.prefix,
+                secret_hash=key.secret_hash,
+                carrier=key.principal.carrier,
+                created_at=key.created_at,
+                revoked_at=key.revoked_at,
+            )
+        )
+
+    def find_api_key(self, prefix: str) -> StoredApiKey | None:
+        row = self._session.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == prefix))
+        if row is None:
+            return None
+        return StoredApiKey(
+            principal=Principal(row.id, row.name, Role(row.role), row.carrier),
+            prefix=row.prefix,
+            secret_hash=row.secret_hash,
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+        )
+
+    def add_user(
+        self,
+        user_id: str,
+        username: str,
+        password_hash: str,
+        role: Role,
+        now: datetime,
+    ) -> None:
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    ConsoleUserRow(
+                        id=user_id,
+                        username=username,
+                        password_hash=password_hash,
+                        role=role.value,
+                        created_at=now,
+                        failed_attempts=0,
+                    )
+                )
+        except IntegrityError:
+            raise ConflictError(f"a console user named {username!r} exists already") from None
+
+    def find_user(self, username: str) -> ConsoleUser | None:
+        session = self._session
+        row = session.scalar(select(ConsoleUserRow).where(ConsoleUserRow.username == username))
+        return None if row is None else _user(row)
+
+    def get_user(self, user_id: str) -> ConsoleUser | None:
+        session = self._session
+        row = session.get(ConsoleUserRow, user_id)
+        return None if row is None else _user(row)
+
+    def record_sign_in(
+        self,
+        user_id: str,
+        succeeded: bool,
+        locked_until: datetime | None,
+        password_hash: str | None = None,
+    ) -> None:
+        """Reset the failure count on success, else count one more (and maybe lock)."""
+        values: dict[str, object] = {"locked_until": locked_until}
+        if succeeded:
+            values["failed_attempts"] = 0
+        else:
+            values["failed_attempts"] = ConsoleUserRow.failed_attempts + 1
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        session = self._session
+        session.execute(update(ConsoleUserRow).where(ConsoleUserRow.id == user_id).values(**values))
+
+    def add_session(self, record: ConsoleSession) -> None:
+        session = self._session
+        session.add(
+            ConsoleSessionRow(
+                token_hash=record.token_hash,
+                user_id=record.user_id,
+                csrf_token=record.csrf_token,
+                created_at=record.created_at,
+                last_seen_at=record.last_seen_at,
+                expires_at=record.expires_at,
+            )
+        )
+
+    def get_session(self, token_hash: str) -> ConsoleSession | None:
+        session = self._session
+        row = session.get(ConsoleSessionRow, token_hash)
+        if row is None:
+            return None
+        return ConsoleSession(
+            row.token_hash,
+            row.user_id,
+            row.csrf_token,
+            row.created_at,
+            row.last_seen_at,
+            row.expires_at,
+        )
+
+    def touch_session(self, token_hash: str, now: datetime) -> None:
+        session = self._session
+        session.execute(
+            update(ConsoleSessionRow)
+            .where(ConsoleSessionRow.token_hash == token_hash)
+            .values(last_seen_at=now)
+        )
+
+    def delete_session(self, token_hash: str) -> None:
+        session = self._session
+        session.execute(delete(ConsoleSessionRow).where(ConsoleSessionRow.token_hash == token_hash))
+
+    def delete_expired_sessions(self, now: datetime) -> int:
+        session = self._session
+        result = session.execute(
+            delete(ConsoleSessionRow).where(ConsoleSessionRow.expires_at <= now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

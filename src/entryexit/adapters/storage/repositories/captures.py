@@ -1,0 +1,166 @@
+"""Gate captures (a review image sealed with a key of its own), the encounters recorded for
+travelers, and the officers' exceptions queue over the captures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from entryexit.adapters.storage.sealing import Sealer
+from entryexit.adapters.storage.tables import CaptureRow, EncounterRow
+from entryexit.domain.model import Direction, Encounter, EncounterMethod
+from entryexit.services.ports import CaptureRecord, CaptureSummary
+
+
+def capture_owner(capture_id: str) -> str:
+    return f"capture:{capture_id}"
+
+
+def capture_image_context(capture_id: str) -> bytes:
+    return f"capture-image:{capture_id}".encode()
+
+
+def encounter_from_row(r: EncounterRow) -> Encounter:
+    return Encounter(
+        id=r.id,
+        flight_id=r.flight_id,
+        traveler_id=r.traveler_id,
+        direction=Direction(r.direction),
+        method=EncounterMethod(r.method),
+        gate=r.gate,
+        device=r.device,
+        occurred_at=r.occurred_at,
+        score=r.score,
+        model=r.model,
+        policy_version=r.policy_version,
+        capture_id=r.capture_id,
+        expires_at=r.expires_at,
+    )
+
+
+def capture_summary(row: CaptureRow) -> CaptureSummary:
+    return CaptureSummary(
+        id=row.id,
+        flight_id=row.flight_id,
+        gate=row.gate,
+        received_at=row.received_at,
+        decision=row.decision,
+        reason=row.reason,
+        score=row.score,
+        traveler_id=row.traveler_id,
+        has_image=row.image is not None,
+        resolution=row.resolution,
+        resolved_by=row.resolved_by,
+    )
+
+
+class SqlCaptureRepository:
+    def __init__(self, session: Session, sealer: Sealer) -> None:
+        self._session = session
+        self._sealer = sealer
+
+    def add_capture(self, capture: CaptureRecord) -> None:
+        sealed = None
+        if capture.image is not None:
+            sealed = self._sealer.seal_item(
+                capture_owner(capture.id), capture.image, capture_image_context(capture.id)
+            )
+        self._session.add(
+            CaptureRow(
+                policy_version=capture.policy_version,
+                expires_at=capture.expires_at,
+                image=sealed.sealed if sealed else None,
+                image_expires_at=capture.image_expires_at if sealed else None,
+                wrapped_key=sealed.wrapped_key if sealed else None,
+                kek_id=sealed.kek_id if sealed else None,
+                id=capture.id,
+                flight_id=capture.flight_id,
+                gate=capture.gate,
+                device=capture.device,
+                received_at=capture.received_at,
+                decision=capture.decision,
+                reason=capture.reason,
+                score=capture.score,
+                traveler_id=capture.traveler_id,
+                model=capture.model,
+            )
+        )
+
+    def add_encounter(self, encounter: Encounter) -> bool:
+        """Record the encounter; ``False`` if this traveler already has one on this flight.
+        The unique constraint decides, inside a savepoint, so concurrent gates on any number
+        of processes agree and the rest of the unit of work stands."""
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    EncounterRow(
+                        id=encounter.id,
+                        flight_id=encounter.flight_id,
+                        traveler_id=encounter.traveler_id,
+                        direction=encounter.direction.value,
+                        method=encounter.method.value,
+                        gate=encounter.gate,
+                        device=encounter.device,
+                        occurred_at=encounter.occurred_at,
+                        score=encounter.score,
+                        model=encounter.model,
+                        policy_version=encounter.policy_version,
+                        capture_id=encounter.capture_id,
+                        expires_at=encounter.expires_at,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def encounters_of_flight(self, flight_id: str) -> list[Encounter]:
+        rows = self._session.scalars(
+            select(EncounterRow)
+            .where(EncounterRow.flight_id == flight_id)
+            .order_by(EncounterRow.occurred_at)
+        ).all()
+        return [encounter_from_row(r) for r in rows]
+
+    def encounters_of_traveler(self, traveler_id: str) -> list[Encounter]:
+        rows = self._session.scalars(
+            select(EncounterRow)
+            .where(EncounterRow.traveler_id == traveler_id)
+            .order_by(EncounterRow.occurred_at)
+        ).all()
+        return [encounter_from_row(r) for r in rows]
+
+
+class SqlCaseRepository:
+    def __init__(self, session: Session, sealer: Sealer) -> None:
+        self._session = session
+        self._sealer = sealer
+
+    def get(self, capture_id: str) -> CaptureSummary | None:
+        row = self._session.get(CaptureRow, capture_id)
+        return None if row is None else capture_summary(row)
+
+    def capture_image(self, capture_id: str) -> bytes | None:
+        """The sealed review image of a capture, opened; ``None`` once purged."""
+        row = self._session.get(CaptureRow, capture_id)
+        if row is None or row.image is None or row.wrapped_key is None or row.kek_id is None:
+            return None
+        return self._sealer.open_item(
+            capture_owner(capture_id),
+            row.image,
+            row.wrapped_key,
+            row.kek_id,
+            capture_image_context(capture_id),
+        )
+
+    def resolve(self, capture_id: str, resolution: str, officer_id: str, now: datetime) -> bool:
+        """Mark an open case resolved; False if someone resolved it first."""
+        result = self._session.execute(
+            update(CaptureRow)
+            .where(CaptureRow.id == capture_id)
+            .where(CaptureRow.resolution.is_(None))
+            .values(resolution=resolution, resolved_at=now, resolved_by=officer_id)
+        )
+        return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,71 @@
+"""The outbox: work written in a use case's transaction, done later by a worker."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from entryexit.adapters.storage.sealing import Sealer
+from entryexit.adapters.storage.tables import OutboxRow
+from entryexit.services.unit_of_work import OutboxMessage
+
+
+def _owner(message_id: str) -> str:
+    return f"outbox:{message_id}"
+
+
+def _context(message_id: str) -> bytes:
+    return f"outbox-template:{message_id}".encode()
+
+
+class SqlOutboxRepository:
+    def __init__(self, session: Session, sealer: Sealer) -> None:
+        self._session = session
+        self._sealer = sealer
+
+    def add(self, message: OutboxMessage) -> None:
+        sealed = (
+            None
+            if message.template is None
+            else self._sealer.seal_item(_owner(message.id), message.template, _context(message.id))
+        )
+        self._session.add(
+            OutboxRow(
+                id=message.id,
+                kind=message.kind,
+                payload=json.dumps(message.payload, sort_keys=True),
+                created_at=message.created_at,
+                template=sealed.sealed if sealed else None,
+                wrapped_key=sealed.wrapped_key if sealed else None,
+                kek_id=sealed.kek_id if sealed else None,
+            )
+        )
+
+    def pending(self, kind: str, limit: int) -> list[OutboxMessage]:
+        rows = self._session.scalars(
+            select(OutboxRow)
+            .where(OutboxRow.kind == kind)
+            .order_by(OutboxRow.created_at, OutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        messages = []
+        for row in rows:
+            template = None
+            if row.template is not None and row.wrapped_key is not None and row.kek_id:
+                template = self._sealer.open_item(
+                    _owner(row.id), row.template, row.wrapped_key, row.kek_id, _context(row.id)
+                )
+            messages.append(
+                OutboxMessage(row.id, row.kind, json.loads(row.payload), row.created_at, template)
+            )
+        return messages
+
+    def complete(self, message_id: str, now: datetime) -> None:
+        self._session.execute(delete(OutboxRow).where(OutboxRow.id == message_id))
+
+    def count_pending(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(OutboxRow)) or 0)

@@ -1,0 +1,185 @@
+"""Travelers, their documents (found by keyed digest, details sealed) and reference templates."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from entryexit.adapters.storage.sealing import (
+    Sealer,
+    reference_photo_context,
+    template_context,
+)
+from entryexit.adapters.storage.tables import (
+    DataKeyRow,
+    DocumentRow,
+    ManifestEntryRow,
+    ReferenceTemplateRow,
+    TravelerRow,
+)
+from entryexit.domain.model import CitizenshipClass, DocumentKey, PhotoSource
+from entryexit.services.ports import StoredTemplate, TravelerProfile
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def optional_date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def document_for(session: Session, sealer: Sealer, key: DocumentKey, now: datetime) -> DocumentRow:
+    """The document row for ``key``, creating it (and a new traveler) when first seen."""
+    digest = sealer.digest(key)
+    row = session.scalar(
+        select(DocumentRow).where(
+            DocumentRow.issuing_state == key.issuing_state, DocumentRow.number_digest == digest
+        )
+    )
+    if row is not None:
+        return row
+    traveler = TravelerRow(id=new_id(), created_at=now)
+    session.add(traveler)
+    session.flush()  # no ORM relationship orders the inserts, so write the traveler first
+    data_key = sealer.data_key(session, traveler.id, now)
+    row = DocumentRow(
+        id=new_id(),
+        traveler_id=traveler.id,
+        issuing_state=key.issuing_state,
+        number_digest=digest,
+        personal=sealer.seal_personal(data_key, traveler.id, {"number": key.number}),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+class SqlTravelerRepository:
+    def __init__(self, session: Session, sealer: Sealer) -> None:
+        self._session = session
+        self._sealer = sealer
+
+    def traveler_for_document(self, document: DocumentKey) -> str | None:
+        return self._session.scalar(
+            select(DocumentRow.traveler_id).where(
+                DocumentRow.issuing_state == document.issuing_state,
+                DocumentRow.number_digest == self._sealer.digest(document),
+            )
+        )
+
+    def profile(self, traveler_id: str) -> TravelerProfile:
+        """What retention and participation rules need: class and birth date, from the
+        traveler's described document (none yet, or key shredded: unknown)."""
+        row = self._session.execute(
+            select(DocumentRow, DataKeyRow)
+            .outerjoin(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
+            .where(DocumentRow.traveler_id == traveler_id)
+            .where(DocumentRow.citizenship_class.is_not(None))
+            .limit(1)
+        ).first()
+        if row is None:
+            return TravelerProfile(None, None)
+        document, data_key = row
+        personal = self._sealer.open_personal(document, data_key)
+        return TravelerProfile(
+            CitizenshipClass(str(document.citizenship_class)),
+            optional_date(personal.get("date_of_birth")),
+        )
+
+    def add_reference_template(
+        self,
+        document: DocumentKey,
+        source: PhotoSource,
+        vector: bytes,
+        model: str,
+        now: datetime,
+        expires_at: datetime | None = None,
+        image: bytes | None = None,
+    ) -> tuple[str, str]:
+        row = document_for(self._session, self._sealer, document, now)
+        template_id = new_id()
+        data_key = self._sealer.data_key(self._session, row.traveler_id, now)
+        sealed = self._sealer.seal_with(
+            data_key, vector, template_context(template_id, row.traveler_id, model)
+        )
+        sealed_image = (
+            None
+            if image is None
+            else self._sealer.seal_with(
+                data_key, image, reference_photo_context(template_id, row.traveler_id)
+            )
+        )
+        self._session.add(
+            ReferenceTemplateRow(
+                id=template_id,
+                document_id=row.id,
+                traveler_id=row.traveler_id,
+                source=source.value,
+                model=model,
+                vector=sealed,
+                created_at=now,
+                expires_at=expires_at,
+                image=sealed_image,
+            )
+        )
+        return template_id, row.traveler_id
+
+    def gallery_templates(self, flight_id: str, model: str) -> list[StoredTemplate]:
+        """The flight's templates, opened. Templates whose data key was shredded are gone for
+        good and are simply not returned."""
+        rows = self._session.execute(
+            select(ReferenceTemplateRow, DataKeyRow)
+            .join(
+                ManifestEntryRow,
+                ManifestEntryRow.traveler_id == ReferenceTemplateRow.traveler_id,
+            )
+            .join(DataKeyRow, DataKeyRow.traveler_id == ReferenceTemplateRow.traveler_id)
+            .where(ManifestEntryRow.flight_id == flight_id)
+            .where(ReferenceTemplateRow.model == model)
+            .order_by(ReferenceTemplateRow.traveler_id, ReferenceTemplateRow.created_at)
+        ).all()
+        keys: dict[str, bytes] = {}
+        result = []
+        for template, data_key in rows:
+            if template.traveler_id not in keys:
+                keys[template.traveler_id] = self._sealer.unwrap(data_key)
+            vector = self._sealer.open_with(
+                keys[template.traveler_id],
+                template.vector,
+                template_context(template.id, template.traveler_id, template.model),
+            )
+            result.append(StoredTemplate(template.traveler_id, vector, model))
+        return result
+
+    def reference_photo(self, traveler_id: str) -> bytes | None:
+        """The traveler's newest enrolled photo, opened; None if none is kept."""
+        found = self._session.execute(
+            select(ReferenceTemplateRow, DataKeyRow)
+            .join(DataKeyRow, DataKeyRow.traveler_id == ReferenceTemplateRow.traveler_id)
+            .where(ReferenceTemplateRow.traveler_id == traveler_id)
+            .where(ReferenceTemplateRow.image.is_not(None))
+            .order_by(ReferenceTemplateRow.created_at.desc())
+            .limit(1)
+        ).first()
+        if found is None:
+            return None
+        template, data_key = found
+        assert template.image is not None
+        return self._sealer.open_with(
+            self._sealer.unwrap(data_key),
+            template.image,
+            reference_photo_context(template.id, traveler_id),
+        )
+
+    def shred(self, traveler_id: str) -> int:
+        """Crypto-shred: delete the traveler's data key (every sealed copy, backups included,
+        becomes unreadable) and then the sealed templates themselves. Returns how many."""
+        templates = self._session.execute(
+            delete(ReferenceTemplateRow).where(ReferenceTemplateRow.traveler_id == traveler_id)
+        )
+        self._session.execute(delete(DataKeyRow).where(DataKeyRow.traveler_id == traveler_id))
+        return int(getattr(templates, "rowcount", 0) or 0)

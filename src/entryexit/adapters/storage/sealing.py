@@ -1,0 +1,154 @@
+"""Sealing and unsealing, in one place, for every repository.
+
+Two kinds of protection, both AES-GCM envelopes (``adapters.crypto.envelope``):
+
+- A traveler's personal details, reference templates and reference photos are sealed with the
+  traveler's *data key*, stored wrapped by the current key-encryption key (KEK). Deleting that
+  one row (crypto-shredding) makes every sealed copy, backups included, unreadable.
+- Items that belong to no traveler's file (a capture's review image, a watchlist template, an
+  admission's entry template, an outbox template) get a key of their own, wrapped by the KEK
+  under the item's *owner* name and stored beside it: deleting the item deletes its key.
+
+Every seal binds a context (what the item is and whose) as associated data, so a sealed value
+copied to another row or owner does not open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from entryexit.adapters.crypto.envelope import (
+    new_data_key,
+    open_sealed,
+    seal,
+    unwrap_data_key,
+    wrap_data_key,
+)
+from entryexit.adapters.storage.tables import DataKeyRow, DocumentRow
+from entryexit.domain.model import DocumentKey
+from entryexit.services.ports import KeyProvider
+
+
+@dataclass(frozen=True, slots=True)
+class SealedItem:
+    """A value sealed under a key of its own: the ciphertext, the wrapped key, and the KEK."""
+
+    sealed: bytes
+    wrapped_key: bytes
+    kek_id: str
+
+
+def template_context(template_id: str, traveler_id: str, model: str) -> bytes:
+    return f"template:{template_id}:{traveler_id}:{model}".encode()
+
+
+def reference_photo_context(template_id: str, traveler_id: str) -> bytes:
+    return f"reference-photo:{template_id}:{traveler_id}".encode()
+
+
+def personal_context(traveler_id: str) -> bytes:
+    return f"personal:{traveler_id}".encode()
+
+
+class Sealer:
+    def __init__(self, keys: KeyProvider) -> None:
+        self._keys = keys
+
+    # --- lookup without storing the number ---------------------------------------------
+    def digest(self, document: DocumentKey) -> str:
+        """The keyed digest by which a document is found without storing its number."""
+        message = f"{document.issuing_state}:{document.number}".encode()
+        return hmac.new(self._keys.index_key(), message, hashlib.sha256).hexdigest()
+
+    # --- a traveler's data key -----------------------------------------------------------
+    def data_key(self, session: Session, traveler_id: str, now: datetime) -> bytes:
+        """The traveler's data key, created (and wrapped by the current KEK) on first use."""
+        stored = session.get(DataKeyRow, traveler_id)
+        if stored is not None:
+            return self.unwrap(stored)
+        kek_id, kek = self._keys.current_kek()
+        data_key = new_data_key()
+        session.add(
+            DataKeyRow(
+                traveler_id=traveler_id,
+                kek_id=kek_id,
+                wrapped_key=wrap_data_key(kek, data_key, traveler_id),
+                created_at=now,
+            )
+        )
+        session.flush()
+        return data_key
+
+    def unwrap(self, row: DataKeyRow) -> bytes:
+        return unwrap_data_key(self._keys.kek(row.kek_id), row.wrapped_key, row.traveler_id)
+
+    def rewrap(self, row: DataKeyRow) -> bool:
+        """Re-wrap a traveler's data key under the current KEK; False if it already is."""
+        current_id, current = self._keys.current_kek()
+        if row.kek_id == current_id:
+            return False
+        row.wrapped_key = wrap_data_key(current, self.unwrap(row), row.traveler_id)
+        row.kek_id = current_id
+        return True
+
+    def seal_with(self, data_key: bytes, value: bytes, context: bytes) -> bytes:
+        return seal(data_key, value, context)
+
+    def open_with(self, data_key: bytes, sealed: bytes, context: bytes) -> bytes:
+        return open_sealed(data_key, sealed, context)
+
+    # --- personal details ------------------------------------------------------------------
+    def seal_personal(self, data_key: bytes, traveler_id: str, details: dict[str, str]) -> bytes:
+        return seal(data_key, json.dumps(details).encode(), personal_context(traveler_id))
+
+    def open_personal(
+        self,
+        doc: DocumentRow,
+        data_key: DataKeyRow | None,
+        unwrapped: dict[str, bytes] | None = None,
+    ) -> dict[str, str]:
+        """A document's sealed details; empty once the traveler's key is shredded.
+        ``unwrapped`` caches data keys across the documents of one traveler."""
+        if data_key is None or doc.personal is None:
+            return {}
+        key = unwrapped.get(doc.traveler_id) if unwrapped is not None else None
+        if key is None:
+            key = self.unwrap(data_key)
+            if unwrapped is not None:
+                unwrapped[doc.traveler_id] = key
+        details: dict[str, str] = json.loads(
+            open_sealed(key, doc.personal, personal_context(doc.traveler_id))
+        )
+        return details
+
+    # --- items with a key of their own ----------------------------------------------------
+    def seal_item(self, owner: str, value: bytes, context: bytes) -> SealedItem:
+        kek_id, kek = self._keys.current_kek()
+        key = new_data_key()
+        return SealedItem(seal(key, value, context), wrap_data_key(kek, key, owner), kek_id)
+
+    def open_item(
+        self, owner: str, sealed: bytes, wrapped_key: bytes, kek_id: str, context: bytes
+    ) -> bytes:
+        key = unwrap_data_key(self._keys.kek(kek_id), wrapped_key, owner)
+        return open_sealed(key, sealed, context)
+
+    def rewrap_item(self, owner: str, wrapped_key: bytes, kek_id: str) -> tuple[bytes, str] | None:
+        """The item's key wrapped under the current KEK, or None if it already is."""
+        current_id, current = self._keys.current_kek()
+        if kek_id == current_id:
+            return None
+        key = unwrap_data_key(self._keys.kek(kek_id), wrapped_key, owner)
+        return wrap_data_key(current, key, owner), current_id
+
+    def current_kek_id(self) -> str:
+        return self._keys.current_kek()[0]
+
+    def audit_key(self) -> bytes:
+        return self._keys.audit_key()

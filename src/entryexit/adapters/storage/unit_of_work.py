@@ -1,0 +1,137 @@
+"""The relational unit of work: one session, one transaction, every repository inside it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from entryexit.adapters.storage.database import WRITE_TRANSACTION, session_factory
+from entryexit.adapters.storage.queries.boards import SqlBoardQueries
+from entryexit.adapters.storage.queries.reports import SqlReportQueries
+from entryexit.adapters.storage.repositories.access import SqlAccessRepository
+from entryexit.adapters.storage.repositories.admissions import SqlAdmissionRepository
+from entryexit.adapters.storage.repositories.audit import SqlAuditRepository
+from entryexit.adapters.storage.repositories.captures import (
+    SqlCaptureRepository,
+    SqlCaseRepository,
+)
+from entryexit.adapters.storage.repositories.flights import SqlFlightRepository
+from entryexit.adapters.storage.repositories.maintenance import (
+    SqlDataKeyRepository,
+    SqlRetentionRepository,
+)
+from entryexit.adapters.storage.repositories.outbox import SqlOutboxRepository
+from entryexit.adapters.storage.repositories.policies import SqlPolicyRepository
+from entryexit.adapters.storage.repositories.travelers import SqlTravelerRepository
+from entryexit.adapters.storage.repositories.watchlist import SqlWatchlistRepository
+from entryexit.adapters.storage.sealing import Sealer
+from entryexit.services.ports import KeyProvider
+from entryexit.services.unit_of_work import (
+    AccessRepository,
+    AdmissionRepository,
+    AuditRepository,
+    CaptureRepository,
+    CaseRepository,
+    DataKeyRepository,
+    FlightRepository,
+    OutboxRepository,
+    PolicyRepository,
+    RetentionRepository,
+    TravelerRepository,
+    UnitOfWorkFactory,
+    WatchlistRepository,
+)
+
+
+class SqlUnitOfWork:
+    flights: FlightRepository
+    travelers: TravelerRepository
+    captures: CaptureRepository
+    cases: CaseRepository
+    policies: PolicyRepository
+    audit: AuditRepository
+    admissions: AdmissionRepository
+    watchlist: WatchlistRepository
+    access: AccessRepository
+    outbox: OutboxRepository
+    retention: RetentionRepository
+    data_keys: DataKeyRepository
+
+    def __init__(self, sessions: sessionmaker[Session], sealer: Sealer, read_only: bool) -> None:
+        self._sessions = sessions
+        self._sealer = sealer
+        self._read_only = read_only
+        self._after_commit: list[Callable[[], object]] = []
+        self._session: Session | None = None
+
+    def __enter__(self) -> Self:
+        session = self._sessions()
+        # The begin event (``database.py``) takes SQLite's write lock at once for a writing
+        # unit of work, so its reads and writes are one serialisable step.
+        options = {} if self._read_only else {WRITE_TRANSACTION: True}
+        session.connection(execution_options=options)
+        sealer = self._sealer
+        self._session = session
+        self.flights = SqlFlightRepository(session, sealer)
+        self.travelers = SqlTravelerRepository(session, sealer)
+        self.captures = SqlCaptureRepository(session, sealer)
+        self.cases = SqlCaseRepository(session, sealer)
+        self.policies = SqlPolicyRepository(session)
+        self.audit = SqlAuditRepository(session, sealer)
+        self.admissions = SqlAdmissionRepository(session, sealer)
+        self.watchlist = SqlWatchlistRepository(session, sealer)
+        self.access = SqlAccessRepository(session)
+        self.outbox = SqlOutboxRepository(session, sealer)
+        self.retention = SqlRetentionRepository(session)
+        self.data_keys = SqlDataKeyRepository(session, sealer)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.rollback()
+            session.close()
+
+    def commit(self) -> None:
+        if self._session is None:
+            raise RuntimeError("commit outside the unit of work")
+        if self._read_only and (self._session.new or self._session.dirty or self._session.deleted):
+            raise RuntimeError("a read-only unit of work wrote")
+        self._session.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        self._after_commit.append(callback)
+
+
+class SqlUnitOfWorkFactory:
+    """Makes units of work over one database; also hands out the read models."""
+
+    def __init__(self, engine: Engine, keys: KeyProvider) -> None:
+        self.engine = engine
+        self._sessions = session_factory(engine)
+        self._sealer = Sealer(keys)
+        self.reports = SqlReportQueries(self._sessions, self._sealer)
+        self.boards = SqlBoardQueries(self._sessions)
+
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._sessions, self._sealer, read_only)
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+
+def _conforms(factory: SqlUnitOfWorkFactory) -> UnitOfWorkFactory:
+    return factory

@@ -1,0 +1,1445 @@
+"""An in-memory implementation of the unit-of-work port (``services.unit_of_work``).
+
+State lives in one :class:`FakeDatabase`. Entering a :class:`FakeUnitOfWork` takes a private
+deep copy of the committed tables; ``commit()`` publishes that copy in one assignment; leaving
+the ``with`` block without committing throws it away. ``after_commit`` callbacks run right
+after a successful publish, in the order they were registered, and never otherwise. A
+``read_only=True`` unit of work raises ``AssertionError`` on any write.
+
+Concurrency: a writing unit of work that commits changes after another writer has committed
+since it began raises :class:`~entryexit.errors.TransactionConflictError` (optimistic
+concurrency; set ``detect_conflicts=False`` to let the last writer win). A service that opens a
+second writing unit of work while its first is still open will therefore see a conflict: on
+SQLite the same code would wait on its own write lock.
+
+Sealing is not simulated: biometric values are kept as the bytes they were given. Data keys
+and key-encryption-key ids are modelled (shredding makes a traveler's details unreadable;
+rotation re-labels keys under the current KEK) so that privacy code paths behave as in SQL.
+
+Every repository method mirrors the SQL store's semantics (``adapters.storage.store`` and its
+query mixins), including its ordering and ``NULL`` behaviour where it matters.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from types import TracebackType
+from typing import Self, TypeVar
+
+from entryexit.domain.access import Role, StoredApiKey
+from entryexit.domain.admission import Admission, ExitLink
+from entryexit.domain.audit import GENESIS_HASH, AuditEntry, AuditEvent, chain, sign_head
+from entryexit.domain.model import (
+    Direction,
+    DocumentKey,
+    Encounter,
+    EncounterMethod,
+    Flight,
+    ManifestChange,
+    ManifestTraveler,
+    PhotoSource,
+)
+from entryexit.errors import ConflictError, TransactionConflictError
+from entryexit.services.ports import (
+    AlertRecord,
+    CaptureRecord,
+    CaptureSummary,
+    ConsoleSession,
+    ConsoleUser,
+    ExitConfirmation,
+    FlightCounts,
+    ManifestStatus,
+    NewAdmission,
+    StoredPolicy,
+    StoredTemplate,
+    TravelerIdentity,
+    TravelerProfile,
+    WatchlistEntry,
+)
+from entryexit.services.unit_of_work import (
+    AccessRepository,
+    AdmissionRepository,
+    AuditRepository,
+    BoardQueries,
+    CaptureRepository,
+    CaseRepository,
+    DataKeyRepository,
+    FlightRepository,
+    OutboxMessage,
+    OutboxRepository,
+    PolicyRepository,
+    ReportQueries,
+    RetentionRepository,
+    TravelerRepository,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    WatchlistRepository,
+)
+
+# The same audit key as ``tests.fakes.StaticKeyProvider.audit_key()``, so that
+# ``services.audit`` verifies the fake's chain with that key provider.
+TEST_AUDIT_KEY = b"\x02" * 32
+TEST_KEK_ID = "k1"
+ERASED = "(erased)"  # as adapters.storage.store.ERASED
+OPEN_CASE_DECISIONS = ("no_match", "manual")
+
+T = TypeVar("T")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class FakeIntegrityError(Exception):
+    """A write the SQL schema would refuse (duplicate primary or unique key): in the fake it
+    means the test or the service did something the database would not allow."""
+
+
+class InjectedCommitError(RuntimeError):
+    """The default error of :meth:`FakeUnitOfWorkFactory.fail_commit_after`."""
+
+
+class DatabaseUnreachableError(ConnectionError):
+    """Raised by :meth:`FakeUnitOfWorkFactory.ping` when ``reachable`` is False."""
+
+
+# --- rows --------------------------------------------------------------------------------
+
+
+@dataclass
+class DocumentRow:
+    """A travel document. ``details`` are what the last manifest declared (None: only the
+    number is known, from an enrolment); they are readable only while the traveler's data key
+    is the one they were sealed under (``sealed_under``)."""
+
+    id: str
+    traveler_id: str
+    key: DocumentKey
+    sealed_under: str
+    details: ManifestTraveler | None = None
+
+
+@dataclass
+class DataKeyRow:
+    id: str
+    kek_id: str
+    created_at: datetime
+
+
+@dataclass
+class ManifestEntryRow:
+    document_id: str
+    traveler_id: str
+    added_at: datetime
+
+
+@dataclass(frozen=True)
+class TemplateRow:
+    id: str
+    document_id: str
+    traveler_id: str
+    source: PhotoSource
+    model: str
+    vector: bytes
+    created_at: datetime
+    expires_at: datetime | None
+    image: bytes | None
+
+
+@dataclass
+class CaptureRow:
+    record: CaptureRecord
+    image: bytes | None
+    image_expires_at: datetime | None
+    kek_id: str | None
+    resolution: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+
+
+@dataclass
+class PolicyRow:
+    policy: StoredPolicy
+    effective_from: datetime
+    loaded_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditHeadRow:
+    sequence: int
+    hash: str
+    signature: str
+
+
+@dataclass
+class AdmissionRow:
+    id: str
+    traveler_id: str | None
+    admission_class: str
+    created_at: datetime
+    admitted_on: date | None = None
+    admitted_until: date | None = None
+    entry_encounter_id: str | None = None
+    entry_flight_id: str | None = None
+    exit_encounter_id: str | None = None
+    exit_flight_id: str | None = None
+    exit_traveler_id: str | None = None
+    exited_on: date | None = None
+    link: ExitLink | None = None
+    link_score: float | None = None
+    template: bytes | None = None
+    template_model: str | None = None
+    kek_id: str | None = None
+
+    def admission(self) -> Admission:
+        return Admission(
+            id=self.id,
+            traveler_id=self.traveler_id,
+            admission_class=self.admission_class,
+            admitted_on=self.admitted_on,
+            admitted_until=self.admitted_until,
+            entry_flight_id=self.entry_flight_id,
+            exit_flight_id=self.exit_flight_id,
+            exited_on=self.exited_on,
+            link=self.link,
+            link_score=self.link_score,
+        )
+
+
+@dataclass
+class WatchlistRow:
+    entry: WatchlistEntry
+    template: bytes
+    kek_id: str
+    removed_at: datetime | None = None
+
+
+@dataclass
+class UserRow:
+    id: str
+    username: str
+    password_hash: str
+    role: Role
+    created_at: datetime
+    failed_attempts: int = 0
+    locked_until: datetime | None = None
+    disabled_at: datetime | None = None
+
+    def user(self) -> ConsoleUser:
+        return ConsoleUser(
+            id=self.id,
+            username=self.username,
+            password_hash=self.password_hash,
+            role=self.role,
+            failed_attempts=self.failed_attempts,
+            locked_until=self.locked_until,
+            disabled=self.disabled_at is not None,
+        )
+
+
+@dataclass
+class FakeTables:
+    """Every table, keyed as the SQL schema's primary (or unique) keys. Dicts keep insertion
+    order, which stands in for the database's order where SQL leaves ties unordered."""
+
+    api_keys: dict[str, StoredApiKey] = field(default_factory=dict)  # by prefix
+    flights: dict[str, Flight] = field(default_factory=dict)
+    travelers: dict[str, datetime] = field(default_factory=dict)  # id -> created_at
+    documents: dict[DocumentKey, DocumentRow] = field(default_factory=dict)
+    data_keys: dict[str, DataKeyRow] = field(default_factory=dict)  # by traveler id
+    manifests: dict[str, dict[DocumentKey, ManifestEntryRow]] = field(default_factory=dict)
+    templates: dict[str, TemplateRow] = field(default_factory=dict)
+    captures: dict[str, CaptureRow] = field(default_factory=dict)
+    encounters: dict[str, Encounter] = field(default_factory=dict)
+    policies: dict[str, PolicyRow] = field(default_factory=dict)
+    audit_events: list[AuditEvent] = field(default_factory=list)
+    audit_head: AuditHeadRow | None = None
+    admissions: dict[str, AdmissionRow] = field(default_factory=dict)
+    watchlist: dict[str, WatchlistRow] = field(default_factory=dict)
+    alerts: dict[str, AlertRecord] = field(default_factory=dict)
+    users: dict[str, UserRow] = field(default_factory=dict)
+    sessions: dict[str, ConsoleSession] = field(default_factory=dict)  # by token hash
+    outbox: dict[str, OutboxMessage] = field(default_factory=dict)
+
+
+@dataclass
+class FakeDatabase:
+    """The committed state (``tables``), a version bumped by every publishing commit, and the
+    configuration a real database gets from its key provider."""
+
+    tables: FakeTables = field(default_factory=FakeTables)
+    audit_key: bytes = TEST_AUDIT_KEY
+    current_kek: str = TEST_KEK_ID
+    version: int = 0
+
+
+# --- shared reads (over any FakeTables: a unit of work's copy or the committed state) ------
+
+
+def _personal(t: FakeTables, doc: DocumentRow) -> dict[str, str]:
+    """A document's details as the SQL store opens them: empty once the key is shredded
+    (or replaced), only the number before a manifest described the document."""
+    data_key = t.data_keys.get(doc.traveler_id)
+    if data_key is None or data_key.id != doc.sealed_under:
+        return {}
+    if doc.details is None:
+        return {"number": doc.key.number}
+    d = doc.details
+    return {
+        "number": d.document.number,
+        "surname": d.surname,
+        "given_names": d.given_names,
+        "date_of_birth": d.date_of_birth.isoformat(),
+        "sex": d.sex.value,
+        "nationality": d.nationality,
+    }
+
+
+def _optional_date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _due(value: datetime | None, now: datetime) -> bool:
+    """SQL's ``expires_at <= now``: NULL (kept until deleted) is never due."""
+    return value is not None and value <= now
+
+
+def _summary(row: CaptureRow) -> CaptureSummary:
+    r = row.record
+    return CaptureSummary(
+        id=r.id,
+        flight_id=r.flight_id,
+        gate=r.gate,
+        received_at=r.received_at,
+        decision=r.decision,
+        reason=r.reason,
+        score=r.score,
+        traveler_id=r.traveler_id,
+        has_image=row.image is not None,
+        resolution=row.resolution,
+        resolved_by=row.resolved_by,
+    )
+
+
+def _limited(items: Iterable[T], limit: int | None) -> list[T]:
+    found = list(items)
+    return found if limit is None else found[: max(limit, 0)]
+
+
+# --- the unit of work --------------------------------------------------------------------
+
+
+class FakeUnitOfWork:
+    """One transaction over a private copy of the committed tables."""
+
+    def __init__(self, factory: FakeUnitOfWorkFactory, *, read_only: bool = False) -> None:
+        self._factory = factory
+        self._db = factory.database
+        self.read_only = read_only
+        self.state = "new"  # new -> active -> committed | failed -> closed
+        self.dirty = False
+        self.committed = False
+        self._tables: FakeTables | None = None
+        self._base_version = -1
+        self._callbacks: list[Callable[[], object]] = []
+        self.flights: FlightRepository = _Flights(self)
+        self.travelers: TravelerRepository = _Travelers(self)
+        self.captures: CaptureRepository = _Captures(self)
+        self.cases: CaseRepository = _Cases(self)
+        self.policies: PolicyRepository = _Policies(self)
+        self.audit: AuditRepository = _Audit(self)
+        self.admissions: AdmissionRepository = _Admissions(self)
+        self.watchlist: WatchlistRepository = _Watchlist(self)
+        self.access: AccessRepository = _Access(self)
+        self.outbox: OutboxRepository = _Outbox(self)
+        self.retention: RetentionRepository = _Retention(self)
+        self.data_keys: DataKeyRepository = _DataKeys(self)
+
+    # --- the protocol ----------------------------------------------------------------
+    def __enter__(self) -> Self:
+        assert self.state == "new", "a unit of work is entered once"
+        self._base_version = self._db.version
+        self._tables = copy.deepcopy(self._db.tables)
+        self.state = "active"
+        self._factory.opened.append(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if not self.committed and self.dirty:
+            self._factory.rollbacks += 1
+        self._tables = None
+        self._callbacks.clear()
+        self.state = "closed"
+
+    def commit(self) -> None:
+        assert self.state == "active", f"commit() on a {self.state} unit of work"
+        if self.read_only:
+            self._finish_commit()
+            return
+        try:
+            self._factory._before_commit(self)
+            stale = self._db.version != self._base_version
+            if self.dirty and self._factory.detect_conflicts and stale:
+                self._factory.conflicts += 1
+                raise TransactionConflictError(
+                    "another unit of work committed since this one began"
+                )
+        except BaseException:
+            self.state = "failed"
+            raise
+        if self.dirty:
+            assert self._tables is not None
+            self._db.tables = self._tables  # the publish: one assignment
+            self._tables = copy.deepcopy(self._tables)  # later reads must not alias it
+            self._db.version += 1
+        if not self._factory._seeding:
+            self._factory.commits += 1
+        self._finish_commit()
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        assert self.state == "active", f"after_commit() on a {self.state} unit of work"
+        self._callbacks.append(callback)
+
+    # --- helpers ---------------------------------------------------------------------
+    @property
+    def tables(self) -> FakeTables:
+        """This unit of work's private copy (for assertions inside the ``with`` block)."""
+        return self._read()
+
+    def _finish_commit(self) -> None:
+        self.committed = True
+        self.state = "committed"
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def _read(self) -> FakeTables:
+        assert self.state in ("active", "committed"), (
+            f"read through a {self.state} unit of work (use it inside its with block)"
+        )
+        assert self._tables is not None
+        return self._tables
+
+    def _write(self) -> FakeTables:
+        assert not self.read_only, "write through a read-only unit of work"
+        assert self.state == "active", (
+            f"write through a {self.state} unit of work (after commit, or outside its with block)"
+        )
+        assert self._tables is not None
+        self.dirty = True
+        return self._tables
+
+    @property
+    def audit_key(self) -> bytes:
+        return self._db.audit_key
+
+    @property
+    def current_kek(self) -> str:
+        return self._db.current_kek
+
+
+class _Repository:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def _r(self) -> FakeTables:
+        return self._uow._read()
+
+    def _w(self) -> FakeTables:
+        return self._uow._write()
+
+
+def _data_key(t: FakeTables, traveler_id: str, kek_id: str, now: datetime) -> DataKeyRow:
+    """The traveler's data key, created on first use (as ``SqlStore._data_key``)."""
+    key = t.data_keys.get(traveler_id)
+    if key is None:
+        key = t.data_keys[traveler_id] = DataKeyRow(new_id(), kek_id, now)
+    return key
+
+
+def _document_for(t: FakeTables, key: DocumentKey, kek_id: str, now: datetime) -> DocumentRow:
+    """The document row for ``key``, creating it (and a new traveler) when first seen."""
+    row = t.documents.get(key)
+    if row is not None:
+        return row
+    traveler_id = new_id()
+    t.travelers[traveler_id] = now
+    data_key = _data_key(t, traveler_id, kek_id, now)
+    row = t.documents[key] = DocumentRow(new_id(), traveler_id, key, data_key.id)
+    return row
+
+
+class _Flights(_Repository):
+    def add(self, flight: Flight) -> None:
+        t = self._w()
+        if flight.id in t.flights:
+            raise FakeIntegrityError(f"flight {flight.id} exists")
+        # As the SQL store: a new flight is never staged, whatever the object says.
+        t.flights[flight.id] = replace(
+            flight, gallery_version=0, gallery_staged_at=None, gallery_expires_at=None
+        )
+
+    def get(self, flight_id: str) -> Flight | None:
+        return self._r().flights.get(flight_id)
+
+    def mark_gallery_staged(
+        self, flight_id: str, now: datetime, expires_at: datetime | None = None
+    ) -> int:
+        t = self._w()
+        flight = t.flights.get(flight_id)
+        if flight is None:
+            return 0
+        t.flights[flight_id] = replace(
+            flight,
+            gallery_version=flight.gallery_version + 1,
+            gallery_staged_at=now,
+            gallery_expires_at=expires_at,
+        )
+        return flight.gallery_version + 1
+
+    def replace_manifest(
+        self, flight_id: str, travelers: list[ManifestTraveler], now: datetime
+    ) -> ManifestChange:
+        t = self._w()
+        existing = t.manifests.get(flight_id, {})
+        after: dict[DocumentKey, ManifestEntryRow] = {}
+        added = updated = 0
+        for traveler in travelers:
+            if traveler.document in after:
+                # The SQL store inserts the entry twice and the unique constraint refuses it.
+                raise FakeIntegrityError(f"{traveler.document} is twice on the manifest")
+            document = _document_for(t, traveler.document, self._uow.current_kek, now)
+            data_key = _data_key(t, document.traveler_id, self._uow.current_kek, now)
+            document.details = traveler
+            document.sealed_under = data_key.id
+            if traveler.document in existing:
+                after[traveler.document] = existing[traveler.document]
+                updated += 1
+            else:
+                after[traveler.document] = ManifestEntryRow(document.id, document.traveler_id, now)
+                added += 1
+        removed = len(existing.keys() - after.keys())
+        t.manifests[flight_id] = after
+        return ManifestChange(added=added, removed=removed, updated=updated, total=len(after))
+
+    def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]:
+        t = self._r()
+        entries = t.manifests.get(flight_id, {})
+        on_manifest = {e.traveler_id for e in entries.values()}
+        with_photo = {r.traveler_id for r in t.templates.values() if r.model == model} & on_manifest
+        methods = {
+            e.traveler_id: e.method for e in t.encounters.values() if e.flight_id == flight_id
+        }
+        statuses = []
+        for key, entry in entries.items():
+            doc = t.documents[key]
+            personal = _personal(t, doc)
+            details = doc.details
+            statuses.append(
+                ManifestStatus(
+                    traveler_id=entry.traveler_id,
+                    document=DocumentKey(key.issuing_state, personal.get("number", ERASED)),
+                    surname=personal.get("surname", ERASED),
+                    given_names=personal.get("given_names", ""),
+                    citizenship_class=details.citizenship_class.value if details else "",
+                    has_photo=entry.traveler_id in with_photo,
+                    processed=entry.traveler_id in methods,
+                    date_of_birth=_optional_date(personal.get("date_of_birth")),
+                    opted_out=methods.get(entry.traveler_id) is EncounterMethod.OPT_OUT,
+                )
+            )
+        statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))
+        return statuses
+
+    def manifest_travelers(self, flight_id: str) -> list[ManifestTraveler]:
+        t = self._r()
+        travelers = [
+            doc.details
+            for key in t.manifests.get(flight_id, {})
+            if (doc := t.documents[key]).details is not None and "surname" in _personal(t, doc)
+        ]
+        travelers.sort(key=lambda m: (m.surname, m.given_names, m.document.number))
+        return travelers
+
+
+class _Travelers(_Repository):
+    def traveler_for_document(self, document: DocumentKey) -> str | None:
+        row = self._r().documents.get(document)
+        return None if row is None else row.traveler_id
+
+    def profile(self, traveler_id: str) -> TravelerProfile:
+        t = self._r()
+        for doc in t.documents.values():
+            if doc.traveler_id == traveler_id and doc.details is not None:
+                personal = _personal(t, doc)
+                return TravelerProfile(
+                    doc.details.citizenship_class,
+                    _optional_date(personal.get("date_of_birth")),
+                )
+        return TravelerProfile(None, None)
+
+    def add_reference_template(
+        self,
+        document: DocumentKey,
+        source: PhotoSource,
+        vector: bytes,
+        model: str,
+        now: datetime,
+        expires_at: datetime | None = None,
+        image: bytes | None = None,
+    ) -> tuple[str, str]:
+        t = self._w()
+        row = _document_for(t, document, self._uow.current_kek, now)
+        _data_key(t, row.traveler_id, self._uow.current_kek, now)
+        template_id = new_id()
+        t.templates[template_id] = TemplateRow(
+            id=template_id,
+            document_id=row.id,
+            traveler_id=row.traveler_id,
+            source=source,
+            model=model,
+            vector=bytes(vector),
+            created_at=now,
+            expires_at=expires_at,
+            image=None if image is None else bytes(image),
+        )
+        return template_id, row.traveler_id
+
+    def gallery_templates(self, flight_id: str, model: str) -> list[StoredTemplate]:
+        t = self._r()
+        on_manifest = {e.traveler_id for e in t.manifests.get(flight_id, {}).values()}
+        rows = [
+            r
+            for r in t.templates.values()
+            if r.traveler_id in on_manifest and r.model == model and r.traveler_id in t.data_keys
+        ]
+        rows.sort(key=lambda r: (r.traveler_id, r.created_at))
+        return [StoredTemplate(r.traveler_id, r.vector, model) for r in rows]
+
+    def reference_photo(self, traveler_id: str) -> bytes | None:
+        t = self._r()
+        if traveler_id not in t.data_keys:
+            return None
+        rows = [
+            r for r in t.templates.values() if r.traveler_id == traveler_id and r.image is not None
+        ]
+        if not rows:
+            return None
+        return max(rows, key=lambda r: r.created_at).image
+
+    def shred(self, traveler_id: str) -> int:
+        t = self._w()
+        doomed = [i for i, r in t.templates.items() if r.traveler_id == traveler_id]
+        for template_id in doomed:
+            del t.templates[template_id]
+        t.data_keys.pop(traveler_id, None)
+        return len(doomed)
+
+
+class _Captures(_Repository):
+    def add_capture(self, capture: CaptureRecord) -> None:
+        t = self._w()
+        if capture.id in t.captures:
+            raise FakeIntegrityError(f"capture {capture.id} exists")
+        image = capture.image
+        t.captures[capture.id] = CaptureRow(
+            record=capture,
+            image=image,
+            image_expires_at=capture.image_expires_at if image is not None else None,
+            kek_id=self._uow.current_kek if image is not None else None,
+        )
+
+    def add_encounter(self, encounter: Encounter) -> bool:
+        t = self._w()
+        if encounter.id in t.encounters or any(
+            e.flight_id == encounter.flight_id and e.traveler_id == encounter.traveler_id
+            for e in t.encounters.values()
+        ):
+            return False
+        t.encounters[encounter.id] = encounter
+        return True
+
+    def encounters_of_flight(self, flight_id: str) -> list[Encounter]:
+        found = [e for e in self._r().encounters.values() if e.flight_id == flight_id]
+        return sorted(found, key=lambda e: e.occurred_at)
+
+    def encounters_of_traveler(self, traveler_id: str) -> list[Encounter]:
+        found = [e for e in self._r().encounters.values() if e.traveler_id == traveler_id]
+        return sorted(found, key=lambda e: e.occurred_at)
+
+
+class _Cases(_Repository):
+    def get(self, capture_id: str) -> CaptureSummary | None:
+        row = self._r().captures.get(capture_id)
+        return None if row is None else _summary(row)
+
+    def capture_image(self, capture_id: str) -> bytes | None:
+        row = self._r().captures.get(capture_id)
+        return None if row is None else row.image
+
+    def resolve(self, capture_id: str, resolution: str, officer_id: str, now: datetime) -> bool:
+        row = self._w().captures.get(capture_id)
+        if row is None or row.resolution is not None:
+            return False
+        row.resolution, row.resolved_at, row.resolved_by = resolution, now, officer_id
+        return True
+
+
+class _Policies(_Repository):
+    def add(self, policy: StoredPolicy, effective_from: datetime, now: datetime) -> bool:
+        t = self._w()
+        existing = t.policies.get(policy.version)
+        if existing is not None:
+            if existing.policy.sha256 != policy.sha256:
+                raise ConflictError(
+                    f"policy version {policy.version} is already loaded with different"
+                    " content; give the new policy a new version"
+                )
+            return False
+        t.policies[policy.version] = PolicyRow(policy, effective_from, now)
+        return True
+
+    def all(self) -> list[StoredPolicy]:
+        rows = sorted(self._r().policies.values(), key=lambda p: p.effective_from)
+        return [p.policy for p in rows]
+
+
+def _audit_events(
+    t: FakeTables, after_sequence: int, limit: int, action: str | None, actor_key_id: str | None
+) -> list[AuditEvent]:
+    found = (
+        e
+        for e in t.audit_events
+        if e.sequence > after_sequence
+        and (action is None or e.entry.action == action)
+        and (actor_key_id is None or e.entry.actor_key_id == actor_key_id)
+    )
+    return _limited(found, limit)
+
+
+class _Audit(_Repository):
+    def append(self, entry: AuditEntry) -> AuditEvent:
+        t = self._w()
+        head = t.audit_head
+        sequence = 1 if head is None else head.sequence + 1
+        event = chain(entry, sequence, GENESIS_HASH if head is None else head.hash)
+        t.audit_events.append(event)
+        t.audit_head = AuditHeadRow(
+            sequence, event.hash, sign_head(self._uow.audit_key, sequence, event.hash)
+        )
+        return event
+
+    def events(
+        self,
+        after_sequence: int = 0,
+        limit: int = 100,
+        action: str | None = None,
+        actor_key_id: str | None = None,
+    ) -> list[AuditEvent]:
+        return _audit_events(self._r(), after_sequence, limit, action, actor_key_id)
+
+    def head(self) -> tuple[int, str] | None:
+        head = self._r().audit_head
+        return None if head is None else (head.sequence, head.signature)
+
+
+def _open_admission(t: FakeTables, traveler_id: str) -> AdmissionRow | None:
+    for row in t.admissions.values():
+        if row.traveler_id == traveler_id and row.admitted_on is not None and row.exited_on is None:
+            return row
+    return None
+
+
+class _Admissions(_Repository):
+    def open(self, new: NewAdmission) -> bool:
+        t = self._w()
+        if _open_admission(t, new.traveler_id) is not None:
+            return False
+        if new.id in t.admissions:
+            raise FakeIntegrityError(f"admission {new.id} exists")
+        t.admissions[new.id] = AdmissionRow(
+            id=new.id,
+            traveler_id=new.traveler_id,
+            admission_class=new.admission_class,
+            created_at=new.created_at,
+            admitted_on=new.admitted_on,
+            admitted_until=new.admitted_until,
+            entry_encounter_id=new.entry_encounter_id,
+            entry_flight_id=new.entry_flight_id,
+            template=new.template,
+            template_model=new.template_model,
+            kek_id=self._uow.current_kek if new.template is not None else None,
+        )
+        return True
+
+    def open_of(self, traveler_id: str) -> Admission | None:
+        row = _open_admission(self._r(), traveler_id)
+        return None if row is None else row.admission()
+
+    def open_templates(
+        self, model: str, exclude_traveler: str, limit: int
+    ) -> list[tuple[str, bytes]]:
+        rows = [
+            r
+            for r in self._r().admissions.values()
+            if r.exited_on is None
+            and r.admitted_on is not None
+            and r.template is not None
+            and r.template_model == model
+            # SQL: ``traveler_id != :x`` is never true for a NULL traveler_id.
+            and r.traveler_id is not None
+            and r.traveler_id != exclude_traveler
+        ]
+        rows.sort(key=lambda r: r.admitted_on or date.min, reverse=True)
+        return [(r.id, r.template) for r in rows[: max(limit, 0)] if r.template is not None]
+
+    def close(
+        self,
+        admission_id: str,
+        exit_encounter_id: str,
+        exit_flight_id: str,
+        exit_traveler_id: str,
+        exited_on: date,
+        link: ExitLink,
+        score: float | None,
+    ) -> bool:
+        row = self._w().admissions.get(admission_id)
+        if row is None or row.exited_on is not None:
+            return False
+        row.exit_encounter_id = exit_encounter_id
+        row.exit_flight_id = exit_flight_id
+        row.exit_traveler_id = exit_traveler_id
+        row.exited_on = exited_on
+        row.link = link
+        row.link_score = score
+        row.template = row.kek_id = None
+        return True
+
+    def record_exit_without_entry(
+        self,
+        record_id: str,
+        traveler_id: str,
+        exit_encounter_id: str,
+        exit_flight_id: str,
+        exited_on: date,
+        now: datetime,
+    ) -> None:
+        t = self._w()
+        if record_id in t.admissions:
+            raise FakeIntegrityError(f"admission {record_id} exists")
+        t.admissions[record_id] = AdmissionRow(
+            id=record_id,
+            traveler_id=None,
+            admission_class="",
+            created_at=now,
+            exit_encounter_id=exit_encounter_id,
+            exit_flight_id=exit_flight_id,
+            exit_traveler_id=traveler_id,
+            exited_on=exited_on,
+        )
+
+    def update(
+        self, admission_id: str, admission_class: str, until: date | None
+    ) -> Admission | None:
+        row = self._w().admissions.get(admission_id)
+        if row is None or row.admitted_on is None:
+            return None
+        row.admission_class = admission_class
+        row.admitted_until = until
+        return row.admission()
+
+    def of_traveler(self, traveler_id: str) -> list[Admission]:
+        rows = [
+            r
+            for r in self._r().admissions.values()
+            if traveler_id in (r.traveler_id, r.exit_traveler_id)
+        ]
+        rows.sort(key=lambda r: r.created_at)
+        return [r.admission() for r in rows]
+
+
+class _Watchlist(_Repository):
+    def add_entry(self, entry: WatchlistEntry, template: bytes) -> None:
+        t = self._w()
+        if entry.id in t.watchlist:
+            raise FakeIntegrityError(f"watchlist entry {entry.id} exists")
+        t.watchlist[entry.id] = WatchlistRow(entry, bytes(template), self._uow.current_kek)
+
+    def remove_entry(self, entry_id: str, now: datetime) -> bool:
+        row = self._w().watchlist.get(entry_id)
+        if row is None or row.removed_at is not None:
+            return False
+        row.removed_at = now
+        row.template = b""
+        return True
+
+    def entries(self) -> list[WatchlistEntry]:
+        rows = [r.entry for r in self._r().watchlist.values() if r.removed_at is None]
+        return sorted(rows, key=lambda e: e.added_at)
+
+    def templates(self, model: str) -> list[tuple[str, bytes]]:
+        rows = [
+            r
+            for r in self._r().watchlist.values()
+            if r.removed_at is None and r.entry.model == model
+        ]
+        return [(r.entry.id, r.template) for r in sorted(rows, key=lambda r: r.entry.id)]
+
+    def add_alert(self, alert: AlertRecord) -> bool:
+        t = self._w()
+        for other in t.alerts.values():
+            if (
+                other.flight_id == alert.flight_id
+                and other.watchlist_entry_id == alert.watchlist_entry_id
+                and other.source == alert.source
+                and other.status == "open"
+                and (
+                    other.traveler_id == alert.traveler_id
+                    if alert.traveler_id is not None
+                    # SQL ``capture_id = NULL`` matches nothing: no capture, no dedup.
+                    else alert.capture_id is not None and other.capture_id == alert.capture_id
+                )
+            ):
+                return False
+        if alert.id in t.alerts:
+            raise FakeIntegrityError(f"alert {alert.id} exists")
+        # As the SQL store: a new alert carries no disposition, whatever the record says.
+        t.alerts[alert.id] = replace(
+            alert, disposition_reason=None, dispositioned_by=None, dispositioned_at=None
+        )
+        return True
+
+    def alerts(self, status: str | None, limit: int) -> list[AlertRecord]:
+        rows = [a for a in self._r().alerts.values() if status is None or a.status == status]
+        rows.sort(key=lambda a: a.created_at, reverse=True)
+        return rows[: max(limit, 0)]
+
+    def get_alert(self, alert_id: str) -> AlertRecord | None:
+        return self._r().alerts.get(alert_id)
+
+    def has_open_alert(self, traveler_id: str) -> bool:
+        return any(
+            a.status == "open" and a.traveler_id == traveler_id for a in self._r().alerts.values()
+        )
+
+    def disposition_alert(
+        self, alert_id: str, status: str, reason: str, officer_id: str, now: datetime
+    ) -> bool:
+        t = self._w()
+        alert = t.alerts.get(alert_id)
+        if alert is None or alert.status != "open":
+            return False
+        t.alerts[alert_id] = replace(
+            alert,
+            status=status,
+            disposition_reason=reason,
+            dispositioned_by=officer_id,
+            dispositioned_at=now,
+        )
+        return True
+
+
+class _Access(_Repository):
+    def count_api_keys(self) -> int:
+        return len(self._r().api_keys)
+
+    def add_api_key(self, key: StoredApiKey) -> None:
+        t = self._w()
+        if key.prefix in t.api_keys or any(
+            k.principal.key_id == key.principal.key_id for k in t.api_keys.values()
+        ):
+            raise FakeIntegrityError(f"an API key with prefix {key.prefix} or its id exists")
+        t.api_keys[key.prefix] = key
+
+    def find_api_key(self, prefix: str) -> StoredApiKey | None:
+        return self._r().api_keys.get(prefix)
+
+    def add_user(
+        self, user_id: str, username: str, password_hash: str, role: Role, now: datetime
+    ) -> None:
+        t = self._w()
+        if user_id in t.users or any(u.username == username for u in t.users.values()):
+            raise ConflictError(f"a console user named {username!r} exists already")
+        t.users[user_id] = UserRow(user_id, username, password_hash, role, now)
+
+    def find_user(self, username: str) -> ConsoleUser | None:
+        for row in self._r().users.values():
+            if row.username == username:
+                return row.user()
+        return None
+
+    def get_user(self, user_id: str) -> ConsoleUser | None:
+        row = self._r().users.get(user_id)
+        return None if row is None else row.user()
+
+    def record_sign_in(
+        self,
+        user_id: str,
+        succeeded: bool,
+        locked_until: datetime | None,
+        password_hash: str | None = None,
+    ) -> None:
+        row = self._w().users.get(user_id)
+        if row is None:
+            return
+        row.locked_until = locked_until
+        row.failed_attempts = 0 if succeeded else row.failed_attempts + 1
+        if password_hash is not None:
+            row.password_hash = password_hash
+
+    def add_session(self, record: ConsoleSession) -> None:
+        t = self._w()
+        if record.token_hash in t.sessions:
+            raise FakeIntegrityError("a session with this token hash exists")
+        if record.user_id not in t.users:
+            raise FakeIntegrityError(f"no console user {record.user_id} (foreign key)")
+        t.sessions[record.token_hash] = record
+
+    def get_session(self, token_hash: str) -> ConsoleSession | None:
+        return self._r().sessions.get(token_hash)
+
+    def touch_session(self, token_hash: str, now: datetime) -> None:
+        t = self._w()
+        if (found := t.sessions.get(token_hash)) is not None:
+            t.sessions[token_hash] = replace(found, last_seen_at=now)
+
+    def delete_session(self, token_hash: str) -> None:
+        self._w().sessions.pop(token_hash, None)
+
+    def delete_expired_sessions(self, now: datetime) -> int:
+        t = self._w()
+        doomed = [h for h, s in t.sessions.items() if s.expires_at <= now]
+        for token_hash in doomed:
+            del t.sessions[token_hash]
+        return len(doomed)
+
+
+class _Outbox(_Repository):
+    def add(self, message: OutboxMessage) -> None:
+        t = self._w()
+        if message.id in t.outbox:
+            raise FakeIntegrityError(f"outbox message {message.id} exists")
+        t.outbox[message.id] = message
+
+    def pending(self, kind: str, limit: int) -> list[OutboxMessage]:
+        found = [m for m in self._r().outbox.values() if m.kind == kind]
+        found.sort(key=lambda m: m.created_at)
+        return found[: max(limit, 0)]
+
+    def complete(self, message_id: str, now: datetime) -> None:
+        self._w().outbox.pop(message_id, None)
+
+    def count_pending(self) -> int:
+        return len(self._r().outbox)
+
+
+class _Retention(_Repository):
+    def purge_expired(self, now: datetime) -> dict[str, int]:
+        t = self._w()
+        counts: dict[str, int] = {}
+        images = [
+            c for c in t.captures.values() if c.image is not None and _due(c.image_expires_at, now)
+        ]
+        for capture in images:
+            capture.image = capture.image_expires_at = capture.kek_id = None
+        counts["capture_images"] = len(images)
+        captures = [i for i, c in t.captures.items() if _due(c.record.expires_at, now)]
+        for capture_id in captures:
+            del t.captures[capture_id]
+        counts["capture_records"] = len(captures)
+        templates = [i for i, r in t.templates.items() if _due(r.expires_at, now)]
+        for template_id in templates:
+            del t.templates[template_id]
+        counts["reference_templates"] = len(templates)
+        encounters = [i for i, e in t.encounters.items() if _due(e.expires_at, now)]
+        for encounter_id in encounters:
+            del t.encounters[encounter_id]
+        counts["encounter_records"] = len(encounters)
+        # A data key that seals neither a template nor a document protects nothing.
+        in_use = {r.traveler_id for r in t.templates.values()} | {
+            d.traveler_id for d in t.documents.values()
+        }
+        orphaned = [traveler for traveler in t.data_keys if traveler not in in_use]
+        for traveler_id in orphaned:
+            del t.data_keys[traveler_id]
+        counts["data_keys"] = len(orphaned)
+        galleries = [
+            f
+            for f in t.flights.values()
+            if f.gallery_version > 0 and _due(f.gallery_expires_at, now)
+        ]
+        for flight in galleries:
+            t.flights[flight.id] = replace(flight, gallery_version=0, gallery_expires_at=None)
+        counts["staged_galleries"] = len(galleries)
+        return counts
+
+
+class _DataKeys(_Repository):
+    def rotate_batch(self, batch_size: int) -> int:
+        """As the SQL store's batch: up to ``batch_size`` data keys *and* up to ``batch_size``
+        capture image keys, so the result can reach twice ``batch_size``."""
+        t = self._w()
+        current = self._uow.current_kek
+        keys = [k for k in t.data_keys.values() if k.kek_id != current][: max(batch_size, 0)]
+        for key in keys:
+            key.kek_id = current
+        captures = [c for c in t.captures.values() if c.kek_id is not None and c.kek_id != current][
+            : max(batch_size, 0)
+        ]
+        for capture in captures:
+            capture.kek_id = current
+        return len(keys) + len(captures)
+
+    def counts_by_kek(self) -> dict[str, int]:
+        t = self._r()
+        counts: dict[str, int] = {}
+        for kek_id in [k.kek_id for k in t.data_keys.values()] + [
+            c.kek_id for c in t.captures.values() if c.kek_id is not None
+        ]:
+            counts[kek_id] = counts.get(kek_id, 0) + 1
+        return counts
+
+
+# --- the factory -------------------------------------------------------------------------
+
+
+class FakeUnitOfWorkFactory:
+    """Makes :class:`FakeUnitOfWork` over one :class:`FakeDatabase` (``database``), counts
+    what happens (``commits``, ``rollbacks``, ``conflicts``, ``opened``) and injects
+    failures. Only commits of *writing* units of work count for injection."""
+
+    def __init__(
+        self,
+        database: FakeDatabase | None = None,
+        *,
+        audit_key: bytes = TEST_AUDIT_KEY,
+        current_kek: str = TEST_KEK_ID,
+        detect_conflicts: bool = True,
+    ) -> None:
+        self.database = database or FakeDatabase(audit_key=audit_key, current_kek=current_kek)
+        self.detect_conflicts = detect_conflicts
+        self.reachable = True
+        self.commits = 0  # successful commits of writing units of work (seeding not counted)
+        self.rollbacks = 0  # units of work that wrote and were left without committing
+        self.conflicts = 0  # TransactionConflictError raised (injected or detected)
+        self.write_commit_attempts = 0  # commit() calls of writing units of work
+        self.opened: list[FakeUnitOfWork] = []  # every unit of work entered, in order
+        self._fail_at: int | None = None
+        self._fail_error: BaseException | None = None
+        self._conflicts_left = 0
+        self._seeding = False
+
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self, read_only=read_only)
+
+    def ping(self) -> None:
+        if not self.reachable:
+            raise DatabaseUnreachableError("the fake database is unreachable")
+
+    # --- assertions --------------------------------------------------------------------
+    @property
+    def tables(self) -> FakeTables:
+        """The committed state (read it; don't change it behind the units of work's back,
+        or use :meth:`seed`)."""
+        return self.database.tables
+
+    def seed(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` in a writing unit of work and commit, without counting it and without
+        triggering injected failures: for arranging a test."""
+        self._seeding = True
+        try:
+            with self() as uow:
+                result = work(uow)
+                uow.commit()
+                return result
+        finally:
+            self._seeding = False
+
+    # --- failure injection -------------------------------------------------------------
+    def fail_commit_after(self, n: int, error: BaseException | None = None) -> None:
+        """Let the next ``n`` writing commits succeed, then make the one after raise ``error``
+        (default :class:`InjectedCommitError`) and publish nothing. One-shot.
+        ``fail_commit_after(0)`` fails the very next writing commit."""
+        assert n >= 0
+        self._fail_at = self.write_commit_attempts + n + 1
+        self._fail_error = error
+
+    def conflict_on_commit(self, times: int = 1) -> None:
+        """Make the next ``times`` writing commits raise ``TransactionConflictError``, as when
+        another writer moved a row (the audit head) first; nothing is published."""
+        assert times >= 0
+        self._conflicts_left = times
+
+    def _before_commit(self, uow: FakeUnitOfWork) -> None:
+        if self._seeding:
+            return
+        self.write_commit_attempts += 1
+        if self._conflicts_left > 0:
+            self._conflicts_left -= 1
+            self.conflicts += 1
+            raise TransactionConflictError("injected: another writer got there first")
+        if self._fail_at is not None and self.write_commit_attempts == self._fail_at:
+            self._fail_at = None
+            error, self._fail_error = self._fail_error, None
+            raise error if error is not None else InjectedCommitError("injected commit failure")
+
+
+# --- read models -------------------------------------------------------------------------
+
+
+class FakeReportQueries:
+    """:class:`~entryexit.services.unit_of_work.ReportQueries` over the committed state."""
+
+    def __init__(self, database: FakeDatabase) -> None:
+        self._db = database
+
+    def in_country_overstays(self, before: date, limit: int | None = None) -> list[Admission]:
+        rows = [
+            r
+            for r in self._db.tables.admissions.values()
+            if r.exited_on is None
+            and r.admitted_on is not None
+            and r.admitted_until is not None
+            and r.admitted_until < before
+        ]
+        rows.sort(key=lambda r: r.admitted_until or date.min)
+        return _limited((r.admission() for r in rows), limit)
+
+    def out_of_country_overstays(
+        self, since: date, until: date, limit: int | None = None
+    ) -> list[Admission]:
+        rows = [
+            r
+            for r in self._db.tables.admissions.values()
+            if r.exited_on is not None
+            and since <= r.exited_on <= until
+            and r.admitted_on is not None
+            and r.admitted_until is not None
+            and r.exited_on > r.admitted_until
+        ]
+        rows.sort(key=lambda r: r.exited_on or date.min)
+        return _limited((r.admission() for r in rows), limit)
+
+    def exits_without_entry(self, since: date, until: date) -> list[tuple[str, date, str]]:
+        rows = [
+            r
+            for r in self._db.tables.admissions.values()
+            if r.admitted_on is None and r.exited_on is not None and since <= r.exited_on <= until
+        ]
+        rows.sort(key=lambda r: r.exited_on or date.min)
+        return [
+            (str(r.exit_traveler_id), r.exited_on, str(r.exit_flight_id))
+            for r in rows
+            if r.exited_on is not None
+        ]
+
+    def exit_confirmations(self, since: datetime, until: datetime) -> list[ExitConfirmation]:
+        t = self._db.tables
+        flights = [
+            f
+            for f in t.flights.values()
+            if f.direction is Direction.EXIT and since <= f.scheduled_departure < until
+        ]
+        flights.sort(key=lambda f: f.scheduled_departure)
+        return [
+            ExitConfirmation(
+                f.id,
+                f.carrier,
+                f.number,
+                f.origin,
+                f.scheduled_departure,
+                len(t.manifests.get(f.id, {})),
+                sum(1 for e in t.encounters.values() if e.flight_id == f.id),
+            )
+            for f in flights
+        ]
+
+    def traveler_identities(self, traveler_ids: list[str]) -> dict[str, TravelerIdentity]:
+        t = self._db.tables
+        wanted = set(traveler_ids)
+        docs = [d for d in t.documents.values() if d.traveler_id in wanted]
+        # The SQL store orders by expiry and keeps the last: on SQLite NULL sorts first.
+        docs.sort(
+            key=lambda d: (
+                d.traveler_id,
+                d.details is not None,
+                d.details.document_expiry if d.details else date.min,
+            )
+        )
+        found: dict[str, TravelerIdentity] = {}
+        for doc in docs:
+            personal = _personal(t, doc)
+            found[doc.traveler_id] = TravelerIdentity(
+                traveler_id=doc.traveler_id,
+                surname=personal.get("surname", ERASED),
+                given_names=personal.get("given_names", ""),
+                nationality=personal.get("nationality", ""),
+                document=DocumentKey(doc.key.issuing_state, personal.get("number", ERASED)),
+            )
+        return found
+
+    def retention_counts(self, now: datetime) -> dict[str, dict[str, int]]:
+        t = self._db.tables
+        captures = list(t.captures.values())
+        images = [c for c in captures if c.image is not None]
+        templates = list(t.templates.values())
+        encounters = list(t.encounters.values())
+        staged = [f for f in t.flights.values() if f.gallery_version > 0]
+        return {
+            "capture_images": {
+                "held": len(images),
+                "overdue": sum(_due(c.image_expires_at, now) for c in images),
+            },
+            "capture_records": {
+                "held": len(captures),
+                "overdue": sum(_due(c.record.expires_at, now) for c in captures),
+            },
+            "reference_templates": {
+                "held": len(templates),
+                "overdue": sum(_due(r.expires_at, now) for r in templates),
+            },
+            "encounter_records": {
+                "held": len(encounters),
+                "overdue": sum(_due(e.expires_at, now) for e in encounters),
+            },
+            "staged_galleries": {
+                "held": len(staged),
+                "overdue": sum(_due(f.gallery_expires_at, now) for f in staged),
+            },
+        }
+
+    def decision_counts(self, since: datetime, until: datetime) -> dict[str, int]:
+        t = self._db.tables
+        counts: dict[str, int] = {}
+        for c in t.captures.values():
+            if since <= c.record.received_at <= until:
+                name = f"captures_{c.record.decision}"
+                counts[name] = counts.get(name, 0) + 1
+        for e in t.encounters.values():
+            if since <= e.occurred_at <= until:
+                name = f"encounters_{e.method.value}"
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def outcomes_by_sex(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
+        t = self._db.tables
+        with_photo = {r.traveler_id for r in t.templates.values()}
+        methods = {
+            (e.flight_id, e.traveler_id): (
+                "confirmed_false_non_match"
+                if e.method is EncounterMethod.MANUAL_DOCUMENT_CHECK and e.capture_id is not None
+                else e.method.value
+            )
+            for e in t.encounters.values()
+        }
+        counts: dict[str, dict[str, int]] = {}
+        for flight in t.flights.values():
+            staged_at = flight.gallery_staged_at
+            if staged_at is None or not since <= staged_at <= until:
+                continue
+            for key, entry in t.manifests.get(flight.id, {}).items():
+                if entry.traveler_id not in t.data_keys or entry.traveler_id not in with_photo:
+                    continue
+                sex = _personal(t, t.documents[key]).get("sex", "unknown")
+                method = methods.get((flight.id, entry.traveler_id), "not_processed")
+                tally = counts.setdefault(sex, {})
+                tally["travelers_with_photo"] = tally.get("travelers_with_photo", 0) + 1
+                tally[method] = tally.get(method, 0) + 1
+        return counts
+
+
+class FakeBoardQueries:
+    """:class:`~entryexit.services.unit_of_work.BoardQueries` over the committed state."""
+
+    def __init__(self, database: FakeDatabase) -> None:
+        self._db = database
+
+    def flight_board(self, since: datetime, until: datetime) -> list[tuple[Flight, FlightCounts]]:
+        t = self._db.tables
+        flights = [f for f in t.flights.values() if since <= f.scheduled_departure < until]
+        flights.sort(key=lambda f: (f.scheduled_departure, f.carrier, f.number))
+        board = []
+        for f in flights:
+            captures = [c for c in t.captures.values() if c.record.flight_id == f.id]
+            methods = [e.method for e in t.encounters.values() if e.flight_id == f.id]
+            travelers = len(t.manifests.get(f.id, {}))
+            board.append(
+                (
+                    f,
+                    FlightCounts(
+                        travelers=travelers,
+                        matched=methods.count(EncounterMethod.BIOMETRIC),
+                        manual=methods.count(EncounterMethod.MANUAL_DOCUMENT_CHECK),
+                        opted_out=methods.count(EncounterMethod.OPT_OUT),
+                        recaptures=sum(c.record.decision == "recapture" for c in captures),
+                        no_matches=sum(c.record.decision == "no_match" for c in captures),
+                        outstanding=max(0, travelers - len(methods)),
+                        open_cases=sum(
+                            c.record.decision in OPEN_CASE_DECISIONS and c.resolution is None
+                            for c in captures
+                        ),
+                    ),
+                )
+            )
+        return board
+
+    def recent_captures(
+        self, flight_id: str | None, limit: int, open_only: bool = False
+    ) -> list[CaptureSummary]:
+        rows = [
+            c
+            for c in self._db.tables.captures.values()
+            if (flight_id is None or c.record.flight_id == flight_id)
+            and (
+                not open_only or (c.record.decision in OPEN_CASE_DECISIONS and c.resolution is None)
+            )
+        ]
+        rows.sort(key=lambda c: c.record.received_at, reverse=True)
+        return [_summary(c) for c in rows[: max(limit, 0)]]
+
+
+# --- conformance, checked by mypy ----------------------------------------------------------
+
+
+def _conforms(factory: FakeUnitOfWorkFactory) -> None:
+    """Never called: mypy checks that each fake satisfies its protocol."""
+    as_factory: UnitOfWorkFactory = factory
+    as_uow: UnitOfWork = factory()
+    reports: ReportQueries = FakeReportQueries(factory.database)
+    boards: BoardQueries = FakeBoardQueries(factory.database)
+    del as_factory, as_uow, reports, boards
+
+
+__all__ = [
+    "ERASED",
+    "TEST_AUDIT_KEY",
+    "TEST_KEK_ID",
+    "AdmissionRow",
+    "AuditHeadRow",
+    "CaptureRow",
+    "DataKeyRow",
+    "DatabaseUnreachableError",
+    "DocumentRow",
+    "FakeBoardQueries",
+    "FakeDatabase",
+    "FakeIntegrityError",
+    "FakeReportQueries",
+    "FakeTables",
+    "FakeUnitOfWork",
+    "FakeUnitOfWorkFactory",
+    "InjectedCommitError",
+    "ManifestEntryRow",
+    "PolicyRow",
+    "TemplateRow",
+    "UserRow",
+    "WatchlistRow",
+]
