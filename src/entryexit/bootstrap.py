@@ -17,7 +17,9 @@ from entryexit.adapters.crypto.trust import load_trusted_cscas
 from entryexit.adapters.search.faiss_index import build_index
 from entryexit.adapters.storage.database import create_database_engine, migrate
 from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
-from entryexit.biometrics import FaceEngine
+from entryexit.biometrics import EngineSettings, FaceEngine, QualityThresholds
+from entryexit.biometrics.decode import DecodeLimits
+from entryexit.biometrics.detect import DetectorSettings
 from entryexit.config import Settings
 from entryexit.errors import ConfigurationError
 from entryexit.services.audit import AuditTrail
@@ -52,7 +54,20 @@ def build_face_engine(settings: Settings) -> FaceEngine:
     # OpenCV 5 warns on every network load that its new graph engine ignores targets.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     cv2.setNumThreads(settings.opencv_threads)
-    return FaceEngine.from_model_dir(settings.resolved_model_dir, settings.engine_settings())
+    return FaceEngine.from_model_dir(settings.resolved_model_dir, engine_settings(settings))
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    return EngineSettings(
+        detector=DetectorSettings(max_side=settings.detector_max_side),
+        quality=QualityThresholds(**settings.quality.model_dump()),
+        decode=DecodeLimits(
+            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+        ),
+        workers=settings.engine_workers,
+        flip_augmentation=settings.flip_augmentation,
+        recognizer=settings.recognizer,
+    )
 
 
 def operating_thresholds(settings: Settings, engine: FaceAnalyser) -> OperatingThresholds:
@@ -97,6 +112,7 @@ class Records:
     """The services that need no face model: what CLI commands on the records use."""
 
     settings: Settings
+    clock: Clock
     uow: UnitOfWorkFactory
     reports: ReportQueries
     boards: BoardQueries
@@ -138,6 +154,7 @@ def build_records(
     policies.ensure_default()
     return Records(
         settings=settings,
+        clock=clock,
         uow=uow,
         reports=reports,
         boards=boards,
@@ -168,6 +185,8 @@ def build_purge(records: Records, clock: Clock = utc_now) -> PurgeService:
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
+    # The one clock: edges (API, console) read "now" and "today" from it, as services do.
+    clock: Clock
     uow: UnitOfWorkFactory
     reports: ReportQueries
     boards: BoardQueries
@@ -240,6 +259,7 @@ def build_services(
     )
     return Services(
         settings=settings,
+        clock=clock,
         uow=uow_factory,
         reports=records.reports,
         boards=records.boards,

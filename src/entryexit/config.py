@@ -13,27 +13,21 @@ from platformdirs import user_data_dir
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from entryexit.biometrics.decode import DecodeLimits
-from entryexit.biometrics.detect import DetectorSettings
-from entryexit.biometrics.engine import EngineSettings
-from entryexit.biometrics.quality import QualityThresholds
-
-_QUALITY = QualityThresholds()
-_DECODE = DecodeLimits()
-_DETECTOR = DetectorSettings()
+# Settings import no model code (reading them must stay cheap: ``entryexit --help``), so the
+# engine's defaults are repeated here; a unit test holds them equal to the engine's own.
+DEFAULT_MAX_IMAGE_BYTES = 15 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+DEFAULT_DETECTOR_MAX_SIDE = 640
 
 
 class QualitySettings(BaseModel):
-    min_inter_eye_pixels: float = _QUALITY.min_inter_eye_pixels
-    max_yaw_degrees: float = _QUALITY.max_yaw_degrees
-    max_roll_degrees: float = _QUALITY.max_roll_degrees
-    min_sharpness: float = _QUALITY.min_sharpness
-    min_brightness: float = _QUALITY.min_brightness
-    max_brightness: float = _QUALITY.max_brightness
-    min_detector_score: float = _QUALITY.min_detector_score
-
-    def thresholds(self) -> QualityThresholds:
-        return QualityThresholds(**self.model_dump())
+    min_inter_eye_pixels: float = 16.0
+    max_yaw_degrees: float = 45.0
+    max_roll_degrees: float = 30.0
+    min_sharpness: float = 15.0
+    min_brightness: float = 35.0
+    max_brightness: float = 225.0
+    min_detector_score: float = 0.6
 
 
 def _default_data_dir() -> Path:
@@ -81,9 +75,9 @@ class Settings(BaseSettings):
     # Session cookies carry the Secure flag; turn off only for plain-HTTP development.
     console_secure_cookies: bool = True
 
-    max_image_bytes: int = Field(default=_DECODE.max_bytes, gt=0)
-    max_image_pixels: int = Field(default=_DECODE.max_pixels, gt=0)
-    detector_max_side: int = Field(default=_DETECTOR.max_side, ge=64)
+    max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, gt=0)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, gt=0)
+    detector_max_side: int = Field(default=DEFAULT_DETECTOR_MAX_SIDE, ge=64)
     engine_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     opencv_threads: int = Field(default=1, ge=0)
     flip_augmentation: bool = True
@@ -101,13 +95,3 @@ class Settings(BaseSettings):
     @property
     def resolved_model_dir(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.data_dir / "models"
-
-    def engine_settings(self) -> EngineSettings:
-        return EngineSettings(
-            detector=DetectorSettings(max_side=self.detector_max_side),
-            quality=self.quality.thresholds(),
-            decode=DecodeLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels),
-            workers=self.engine_workers,
-            flip_augmentation=self.flip_augmentation,
-            recognizer=self.recognizer,
-        )

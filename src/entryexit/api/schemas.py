@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from entryexit.domain.model import Decision, Direction
+from entryexit.services.watchlist import Disposition
 
 
 class FlightCreate(BaseModel):
@@ -116,3 +118,188 @@ class EncounterPublic(BaseModel):
     model: str | None
     policy_version: str
     capture_id: str | None
+
+
+class AuditEventPublic(BaseModel):
+    sequence: int
+    occurred_at: datetime
+    action: str
+    outcome: str
+    actor_key_id: str | None
+    actor_role: str | None
+    resource_type: str | None
+    resource_id: str | None
+    policy_version: str | None
+    details: dict[str, int | str]
+    previous_hash: str
+    hash: str
+
+
+class AuditVerificationPublic(BaseModel):
+    ok: bool
+    events: int
+    first_broken_sequence: int | None
+    reason: str | None
+
+
+class OptOutCreate(BaseModel):
+    """The traveler's document: ``issuing_state`` and ``number``, or its ``mrz`` lines."""
+
+    issuing_state: str | None = Field(default=None, min_length=1, max_length=3, examples=["UTO"])
+    number: str | None = Field(default=None, min_length=1, max_length=20, examples=["L898902C3"])
+    mrz: list[str] | None = Field(default=None, max_length=3)
+    gate: str = Field(min_length=1, max_length=64, examples=["B12"])
+
+
+class OptOutPublic(BaseModel):
+    decision: str = "manual"
+    encounter_id: str
+    policy_version: str
+
+
+class VerificationDecisionPublic(BaseModel):
+    decision: Decision
+    reasons: list[str]
+
+
+class VerificationDetailPublic(VerificationDecisionPublic):
+    similarity: float | None
+    threshold: float
+    model: str
+    policy_version: str
+    encounter_id: str | None
+    chip_checks: dict[str, str]
+
+
+class AdmissionUpdate(BaseModel):
+    admission_class: str = Field(min_length=1, max_length=16, examples=["B2"])
+    admitted_until: date | None = Field(default=None, examples=["2027-05-21"])
+
+
+class DispositionCreate(BaseModel):
+    disposition: Disposition
+    reason: str = Field(min_length=1, max_length=500)
+
+
+# --- entry and exit ---------------------------------------------------------------------
+class CrossingEncounterPublic(BaseModel):
+    encounter_id: str
+    flight_id: str
+    occurred_at: datetime
+    method: str
+    score: float | None
+
+
+class AdmissionPublic(BaseModel):
+    admission_id: str
+    admission_class: str | None = Field(alias="class")
+    admitted_on: date | None
+    admitted_until: date | None
+    exited_on: date | None
+    exit_link: str | None
+    exit_link_score: float | None
+    exit_without_entry: bool
+    days_over: int
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class TravelerCrossingsPublic(BaseModel):
+    traveler_ref: str
+    entries: list[CrossingEncounterPublic]
+    exits: list[CrossingEncounterPublic]
+    admissions: list[AdmissionPublic]
+
+
+class OverstayRowPublic(BaseModel):
+    traveler_ref: str
+    surname: str
+    given_names: str
+    nationality: str
+    document: str
+    admission_class: str
+    admitted_on: date | None
+    admitted_until: date | None
+    exited_on: date | None
+    days_over: int
+
+
+class ExitWithoutEntryPublic(BaseModel):
+    traveler_ref: str
+    exited_on: date
+    exit_flight: str
+
+
+class OverstayReportPublic(BaseModel):
+    as_of: date
+    grace_days: int
+    policy_version: str
+    in_country: list[OverstayRowPublic]
+    out_of_country: list[OverstayRowPublic]
+    exit_confirmation: dict[str, list[dict[str, Any]]] = Field(
+        description="by_flight, by_port, by_carrier, by_day: travelers, confirmed exits, rate"
+    )
+    exits_without_entry: list[ExitWithoutEntryPublic]
+
+
+class WatchlistEntryPublic(BaseModel):
+    entry_id: str
+    category: str
+    reason_code: str
+    model: str
+    added_at: datetime
+
+
+class WatchlistEntryCreated(BaseModel):
+    entry_id: str
+
+
+class AlertPublic(BaseModel):
+    id: str
+    source: str
+    flight_id: str
+    traveler_id: str | None
+    capture_id: str | None
+    watchlist_entry_id: str
+    score: float
+    model: str
+    policy_version: str
+    created_at: datetime
+    status: str
+    disposition_reason: str | None = None
+    dispositioned_by: str | None = None
+    dispositioned_at: datetime | None = None
+
+
+# --- policies and reports --------------------------------------------------------------
+class PolicyPublic(BaseModel):
+    version: str
+    effective_from: datetime
+    description: str
+    participation: dict[str, str]
+    exemptions: dict[str, int | None]
+    retention_hours: dict[str, dict[str, int | float]]
+    gallery_hours_after_departure: int | float
+    admission: dict[str, Any]
+    matching: dict[str, float]
+
+
+class PrivacyReportPublic(BaseModel):
+    generated_at: datetime
+    period: dict[str, datetime]
+    policy_in_force: str
+    held: dict[str, int]
+    overdue: dict[str, int]
+    overdue_total: int
+    purges: dict[str, Any]
+    opt_outs: int
+    exemptions: int
+    manual_processing: int
+    decisions: dict[str, int]
+
+
+class FairnessReportPublic(BaseModel):
+    period: dict[str, datetime]
+    attribute: str
+    groups: dict[str, dict[str, float | int | None]]
+    notes: list[str]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from entryexit.bootstrap import build_records
 from entryexit.cli._common import load_settings
 
 app = typer.Typer(help="Check the tamper-evident audit log.", no_args_is_help=True)
@@ -14,6 +13,8 @@ app = typer.Typer(help="Check the tamper-evident audit log.", no_args_is_help=Tr
 def verify() -> int:
     """Walk the whole hash chain and check the signed head; name the first broken link."""
     settings = load_settings()
+    from entryexit.bootstrap import build_records
+
     result = build_records(settings).audit.verify()
     if result.ok:
         typer.echo(f"audit log intact: {result.events} events, head signature valid")

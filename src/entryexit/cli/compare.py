@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from entryexit.biometrics import FaceAnalysis
-from entryexit.bootstrap import build_face_engine, operating_thresholds
 from entryexit.cli._common import load_settings, read_input_file
 from entryexit.domain.policy import DEFAULT_OPERATING_POINT
-from entryexit.services.comparison import compare_photos
+
+if TYPE_CHECKING:
+    from entryexit.biometrics import FaceAnalysis
 
 
 def compare(
@@ -25,6 +25,9 @@ def compare(
     ] = None,
 ) -> int:
     """Compare the faces in two photos: similarity, decision and each photo's quality."""
+    from entryexit.bootstrap import build_face_engine, operating_thresholds
+    from entryexit.services.comparison import compare_photos
+
     settings = load_settings()
     first_bytes = read_input_file(first, "photo")
     second_bytes = read_input_file(second, "photo")

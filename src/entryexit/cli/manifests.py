@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from entryexit.bootstrap import build_records
 from entryexit.cli._common import load_settings, read_input_file
 from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest, traveler_row
 from entryexit.documents.paxlst import export_paxlst, parse_paxlst
@@ -53,6 +52,8 @@ def export(
     format: Annotated[ManifestFormat, typer.Option("--format")] = ManifestFormat.PAXLST,
 ) -> int:
     """Write a flight's manifest (PAXLST D05B, or JSON) to standard output."""
+    from entryexit.bootstrap import build_records
+
     flights = build_records(load_settings()).flights
     flight = flights.get(flight_id)
     travelers = flights.manifest_travelers(flight_id)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from entryexit.bootstrap import Records, build_purge, build_records
 from entryexit.cli._common import load_settings, read_input_file
 from entryexit.services.policies import SHIPPED_POLICIES, shipped_policy_text
+
+if TYPE_CHECKING:
+    from entryexit.bootstrap import Records
 
 policy_app = typer.Typer(
     help="Capture and retention policies (versioned data).", no_args_is_help=True
@@ -18,6 +20,8 @@ policy_app = typer.Typer(
 
 
 def _records() -> Records:
+    from entryexit.bootstrap import build_records
+
     return build_records(load_settings())
 
 
@@ -72,6 +76,8 @@ def load_policy(
 
 def purge() -> int:
     """Delete every item whose retention has ended, and record how many of each kind."""
+    from entryexit.bootstrap import build_purge
+
     counts = build_purge(_records()).run()
     typer.echo(json.dumps(counts))
     return 0

@@ -8,8 +8,6 @@ from typing import Annotated, Literal
 
 import typer
 
-from entryexit.api.routes.crossings import overstay_csv, overstay_json
-from entryexit.bootstrap import build_services
 from entryexit.cli._common import load_settings
 from entryexit.domain.access import Principal, Role
 from entryexit.errors import InvalidInputError
@@ -36,6 +34,9 @@ def overstays(
     if output_format not in ("json", "csv"):
         raise InvalidInputError("--format is json or csv")
     chosen: Literal["json", "csv"] = "csv" if output_format == "csv" else "json"
+    from entryexit.bootstrap import build_services
+    from entryexit.services.formats import overstay_csv, overstay_json
+
     services = build_services(load_settings())
     report = services.crossings.overstays(LOCAL_OPERATOR, day)
     if chosen == "csv":

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from entryexit.adapters.crypto.keys import FileKeyProvider
-from entryexit.bootstrap import build_records, build_services
 from entryexit.cli._common import load_settings
 from entryexit.domain.access import Role
-from entryexit.services.keys import rotate_data_keys
-from entryexit.services.privacy import PurgeService
+
+if TYPE_CHECKING:
+    from entryexit.services.privacy import PurgeService
 
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 logger = logging.getLogger(__name__)
@@ -54,6 +53,7 @@ def serve(
     """Run the verification service (creating and migrating its database on first start)."""
     import uvicorn
 
+    from entryexit.bootstrap import build_services
     from entryexit.web.app import create_service_app
 
     settings = load_settings()
@@ -89,6 +89,8 @@ def create_key(
     ] = None,
 ) -> int:
     """Create an API key; the key is printed once and only its hash is stored."""
+    from entryexit.bootstrap import build_records
+
     principal, token = build_records(load_settings()).keys.create(role, name, carrier)
     typer.echo(token)
     typer.echo(
@@ -104,6 +106,8 @@ def init_keys(
     ] = False,
 ) -> int:
     """Create the key-encryption key and the audit signing key (files readable by you only)."""
+    from entryexit.adapters.crypto.keys import FileKeyProvider
+
     provider = FileKeyProvider(load_settings().resolved_key_dir)
     if if_missing and provider.exists():
         typer.echo(f"keys already present in {provider.directory}")
@@ -123,6 +127,10 @@ def rotate_keys(
 ) -> int:
     """Make a new key-encryption key current and re-wrap every data key under it, in batches,
     while the service keeps running."""
+    from entryexit.adapters.crypto.keys import FileKeyProvider
+    from entryexit.bootstrap import build_records
+    from entryexit.services.keys import rotate_data_keys
+
     settings = load_settings()
     provider = FileKeyProvider(settings.resolved_key_dir)
     old_id, _ = provider.current_kek()

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
 from entryexit.cli._common import load_settings
 from entryexit.errors import ConfigurationError
-from entryexit.evaluation.boarding import BoardingPlan, run_boarding
 
 app = typer.Typer(help="Drive the service with simulated travelers.", no_args_is_help=True)
 
@@ -92,6 +90,10 @@ def boarding(
     """Create a flight from labelled photos and board it through the HTTP API."""
     if manifest_format not in ("json", "paxlst"):
         raise typer.BadParameter("--manifest-format is json or paxlst")
+    from tqdm import tqdm
+
+    from entryexit.evaluation.boarding import BoardingPlan, run_boarding
+
     plan = BoardingPlan(
         data, travelers, impostors, captures_per_traveler, clients, seed, manifest_format
     )

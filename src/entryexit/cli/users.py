@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from entryexit.bootstrap import build_records
 from entryexit.cli._common import load_settings
 from entryexit.domain.access import Role
 from entryexit.errors import InvalidInputError
@@ -39,6 +38,8 @@ def create(
         raise InvalidInputError(
             f"no password: use --password-stdin or {PASSWORD_VARIABLE} when not at a terminal"
         )
+    from entryexit.bootstrap import build_records
+
     accounts = build_records(load_settings()).accounts
     user = accounts.create_user(username.strip().lower(), password, role)
     typer.echo(f"created console user {user.username} ({user.role.value}); sign in at /console")

@@ -39,6 +39,8 @@ class Permission(StrEnum):
     WATCHLIST_MANAGE = "watchlist:manage"
     ALERT_READ = "alert:read"
     ALERT_DISPOSITION = "alert:disposition"
+    # Scores, traveler references and thresholds of a decision (partners see the decision).
+    DECISION_DETAILS = "decision:details"
 
 
 # What an officer at a desk may do (people and machines alike).
@@ -61,6 +63,7 @@ _OFFICER = frozenset(
         Permission.OVERSTAY_REPORT,
         Permission.ALERT_READ,
         Permission.ALERT_DISPOSITION,
+        Permission.DECISION_DETAILS,
     }
 )
 

@@ -55,7 +55,7 @@ class GateOutcome:
 @dataclass(frozen=True, slots=True)
 class CaptureOutcome:
     """Everything known about a decision. What a caller may *see* of it depends on its role:
-    a gate sees only :meth:`for_gate`."""
+    a partner's gate sees only what :meth:`seen_by` leaves it."""
 
     capture_id: str
     decision: Decision
@@ -69,8 +69,11 @@ class CaptureOutcome:
     policy_version: str
     threshold: float | None = None
 
-    def for_gate(self) -> GateOutcome:
-        """The one place where the partner-facing answer is made."""
+    def seen_by(self, principal: Principal) -> CaptureOutcome | GateOutcome:
+        """The one place that decides what a caller sees: without the decision-details
+        permission (a partner's gate), only the decision."""
+        if principal.can(Permission.DECISION_DETAILS):
+            return self
         return GateOutcome(self.capture_id, self.decision, self.reasons, self.already_processed)
 
 

@@ -48,6 +48,14 @@ class ChipEvidence:
 
 
 @dataclass(frozen=True, slots=True)
+class VerificationDecision:
+    """All a partner's gate learns of a 1:1 verification."""
+
+    decision: Decision
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
     decision: Decision
     reasons: tuple[str, ...]
@@ -57,6 +65,12 @@ class Verification:
     policy_version: str
     encounter_id: str | None
     chip_checks: dict[str, str] = field(default_factory=dict)
+
+    def seen_by(self, principal: Principal) -> Verification | VerificationDecision:
+        """The one place that decides what a caller sees (partners: the decision only)."""
+        if principal.can(Permission.DECISION_DETAILS):
+            return self
+        return VerificationDecision(self.decision, self.reasons)
 
 
 @dataclass(frozen=True, slots=True)

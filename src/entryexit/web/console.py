@@ -11,7 +11,7 @@ sent only to roles allowed to see them.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +23,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entryexit.api.deps import ServicesDep
-from entryexit.api.routes.crossings import overstay_csv
+from entryexit.api.deps import ServicesDep, get_services
+from entryexit.bootstrap import Services
 from entryexit.domain.access import Permission
 from entryexit.errors import (
     AuthenticationError,
@@ -35,6 +35,7 @@ from entryexit.errors import (
 )
 from entryexit.services.console import Resolution
 from entryexit.services.console_accounts import SignedIn
+from entryexit.services.formats import overstay_csv
 from entryexit.services.watchlist import Disposition
 
 PREFIX = "/console"
@@ -122,7 +123,7 @@ def _page(
             "principal": principal,
             "csrf_token": signed_in.csrf_token if signed_in else "",
             "can": (lambda p: principal is not None and principal.can(Permission(p))),
-            "now": datetime.now(UTC),
+            "now": get_services(request).clock(),
             **context,
         },
         status_code=status,
@@ -191,20 +192,20 @@ def logout(services: ServicesDep, signed_in: SessionDep) -> Response:
     return response
 
 
-def _today() -> datetime:
-    now = datetime.now(UTC)
+def _today(services: Services) -> datetime:
+    now = services.clock()
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @router.get("/")
 def board(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
-    rows = services.console.board(signed_in.principal, _today() - timedelta(hours=12))
+    rows = services.console.board(signed_in.principal, _today(services) - timedelta(hours=12))
     return _page(request, "board.html", signed_in, rows=rows)
 
 
 @router.get("/board/rows", dependencies=[Depends(_unaudited)])
 def board_rows(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
-    rows = services.console.board(signed_in.principal, _today() - timedelta(hours=12))
+    rows = services.console.board(signed_in.principal, _today(services) - timedelta(hours=12))
     return _page(request, "board_rows.html", signed_in, rows=rows)
 
 
@@ -318,7 +319,7 @@ def overstays_page(
     signed_in: SessionDep,
     as_of: date | None = None,
 ) -> HTMLResponse:
-    day = as_of or datetime.now(UTC).date()
+    day = as_of or services.clock().date()
     report = services.crossings.overstays(signed_in.principal, day)
     return _page(request, "overstays.html", signed_in, report=report, as_of=day)
 
@@ -365,7 +366,7 @@ def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) ->
     head = services.audit.head()
     events = services.audit.events(after_sequence=max(0, (head[0] if head else 0) - 30))
     report = (
-        services.privacy.report(datetime.now(UTC) - timedelta(days=1))
+        services.privacy.report(services.clock() - timedelta(days=1))
         if principal.can(Permission.PRIVACY_REPORT)
         else None
     )

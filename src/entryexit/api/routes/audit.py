@@ -1,37 +1,14 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
+from entryexit.api.schemas import AuditEventPublic, AuditVerificationPublic
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-
-
-class AuditEventPublic(BaseModel):
-    sequence: int
-    occurred_at: datetime
-    action: str
-    outcome: str
-    actor_key_id: str | None
-    actor_role: str | None
-    resource_type: str | None
-    resource_id: str | None
-    policy_version: str | None
-    details: dict[str, int | str]
-    previous_hash: str
-    hash: str
-
-
-class AuditVerificationPublic(BaseModel):
-    ok: bool
-    events: int
-    first_broken_sequence: int | None
-    reason: str | None
 
 
 @router.get("/events")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -48,7 +47,7 @@ async def enrol_photo_by_form(
     """Enrol a reference photo for a document named in the form (by MRZ or state and number),
     which keeps document numbers out of URLs and so out of proxies' access logs."""
     document, _ = identify_document(
-        mrz_lines(mrz) if mrz else None, issuing_state, number, date.today()
+        mrz_lines(mrz) if mrz else None, issuing_state, number, services.clock().date()
     )
     if document is None:
         raise InvalidInputError("identify the document by mrz, or by issuing_state and number")

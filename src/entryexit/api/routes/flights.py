@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -21,9 +20,9 @@ from entryexit.api.schemas import (
 )
 from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest
 from entryexit.documents.paxlst import parse_paxlst
-from entryexit.domain.access import Role
 from entryexit.domain.model import Flight
 from entryexit.errors import InvalidInputError
+from entryexit.services.captures import CaptureOutcome
 from entryexit.services.flights import NewFlight
 from entryexit.services.ports import ManifestStatus
 
@@ -92,7 +91,7 @@ async def put_manifest(
     usable document are listed in ``flagged``."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
-    today = date.today()
+    today = services.clock().date()
     flagged: list[FlaggedTravelerPublic] = []
     if content_type in ("text/csv", "application/csv"):
         travelers = parse_csv_manifest(body, today)
@@ -159,23 +158,24 @@ async def submit_capture(
     outcome = await run_in_threadpool(
         services.captures.process, caller, flight_id, data, gate, device
     )
+    seen = outcome.seen_by(caller)
     decision = CaptureDecisionPublic(
-        capture_id=outcome.capture_id,
-        decision=outcome.decision,
-        reasons=list(outcome.reasons),
-        already_processed=outcome.already_processed,
+        capture_id=seen.capture_id,
+        decision=seen.decision,
+        reasons=list(seen.reasons),
+        already_processed=seen.already_processed,
     )
-    if caller.role is Role.GATE:
+    if not isinstance(seen, CaptureOutcome):
         return decision
     return CaptureDetailPublic(
         **decision.model_dump(),
-        traveler_ref=outcome.traveler_id,
-        score=outcome.score,
-        runner_up_score=outcome.runner_up_score,
-        threshold=outcome.threshold,
-        model=outcome.model,
-        gallery_size=outcome.gallery_size,
-        policy_version=outcome.policy_version,
+        traveler_ref=seen.traveler_id,
+        score=seen.score,
+        runner_up_score=seen.runner_up_score,
+        threshold=seen.threshold,
+        model=seen.model,
+        gallery_size=seen.gallery_size,
+        policy_version=seen.policy_version,
     )
 
 

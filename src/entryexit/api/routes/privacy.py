@@ -1,32 +1,23 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
+from entryexit.api.schemas import (
+    FairnessReportPublic,
+    OptOutCreate,
+    OptOutPublic,
+    PolicyPublic,
+    PrivacyReportPublic,
+)
 from entryexit.documents.identity import identify_document
 from entryexit.errors import InvalidInputError
 
 router = APIRouter(tags=["privacy"])
-
-
-class OptOutCreate(BaseModel):
-    """The traveler's document: ``issuing_state`` and ``number``, or its ``mrz`` lines."""
-
-    issuing_state: str | None = Field(default=None, min_length=1, max_length=3, examples=["UTO"])
-    number: str | None = Field(default=None, min_length=1, max_length=20, examples=["L898902C3"])
-    mrz: list[str] | None = Field(default=None, max_length=3)
-    gate: str = Field(min_length=1, max_length=64, examples=["B12"])
-
-
-class OptOutPublic(BaseModel):
-    decision: str = "manual"
-    encounter_id: str
-    policy_version: str
 
 
 @router.post("/v1/flights/{flight_id}/opt-outs", status_code=201)
@@ -35,7 +26,8 @@ def record_opt_out(
 ) -> OptOutPublic:
     """The traveler declines the photo: processed manually, never matched on this flight.
     Refused (409, opt-out-refused) where the policy in force requires capture."""
-    document, _ = identify_document(body.mrz, body.issuing_state, body.number, date.today())
+    today = services.clock().date()
+    document, _ = identify_document(body.mrz, body.issuing_state, body.number, today)
     if document is None:
         raise InvalidInputError("identify the document by issuing_state and number, or mrz")
     opt_out = services.opt_outs.record(caller, flight_id, document, body.gate)
@@ -43,14 +35,14 @@ def record_opt_out(
 
 
 @router.get("/v1/policies")
-def list_policies(services: ServicesDep, _caller: CallerDep) -> list[dict[str, Any]]:
+def list_policies(services: ServicesDep, _caller: CallerDep) -> list[PolicyPublic]:
     """Every policy version loaded, oldest effective date first."""
-    return [policy.as_dict() for policy in services.policies.all()]
+    return [PolicyPublic.model_validate(policy.as_dict()) for policy in services.policies.all()]
 
 
 @router.get("/v1/policies/current")
-def current_policy(services: ServicesDep, _caller: CallerDep) -> dict[str, Any]:
-    return services.policies.in_force().as_dict()
+def current_policy(services: ServicesDep, _caller: CallerDep) -> PolicyPublic:
+    return PolicyPublic.model_validate(services.policies.in_force().as_dict())
 
 
 @router.get("/v1/privacy/report")
@@ -63,11 +55,12 @@ async def privacy_report(
     until: Annotated[
         datetime | None, Query(description="End of the period (default: now).")
     ] = None,
-) -> dict[str, object]:
+) -> PrivacyReportPublic:
     """What is held, what is overdue for deletion (must be zero), purges, opt-outs,
     exemptions and manual processing in the period. Counts only."""
-    start = since or datetime.now(UTC) - timedelta(days=7)
-    return await run_in_threadpool(services.privacy.report, start, until)
+    start = since or services.clock() - timedelta(days=7)
+    report = await run_in_threadpool(services.privacy.report, start, until)
+    return PrivacyReportPublic.model_validate(report)
 
 
 @router.get("/v1/reports/fairness")
@@ -80,7 +73,8 @@ async def fairness_report(
     until: Annotated[
         datetime | None, Query(description="Flights staged until (default: now).")
     ] = None,
-) -> dict[str, object]:
+) -> FairnessReportPublic:
     """How travelers of each sex on staged manifests were processed (counts only)."""
-    start = since or datetime.now(UTC) - timedelta(days=30)
-    return await run_in_threadpool(services.fairness.report, start, until)
+    start = since or services.clock() - timedelta(days=30)
+    report = await run_in_threadpool(services.fairness.report, start, until)
+    return FairnessReportPublic.model_validate(report)

@@ -1,34 +1,17 @@
 from __future__ import annotations
 
-from datetime import date
 from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
+from entryexit.api.schemas import VerificationDecisionPublic, VerificationDetailPublic
 from entryexit.documents.identity import identify_document, mrz_lines
-from entryexit.domain.access import Role
-from entryexit.domain.model import Decision
-from entryexit.services.verification import ChipEvidence
+from entryexit.services.verification import ChipEvidence, Verification
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
-
-
-class VerificationDecisionPublic(BaseModel):
-    decision: Decision
-    reasons: list[str]
-
-
-class VerificationDetailPublic(VerificationDecisionPublic):
-    similarity: float | None
-    threshold: float
-    model: str
-    policy_version: str
-    encounter_id: str | None
-    chip_checks: dict[str, str]
 
 
 @router.post("", response_model=VerificationDetailPublic | VerificationDecisionPublic)
@@ -55,7 +38,7 @@ async def verify(
     DG2 with its DG1 and EF.SOD checked)? With a document (MRZ, or state and number) and a
     flight or lane, a match is recorded as an encounter. A failed chip check is ``manual``."""
     document, printed = identify_document(
-        mrz_lines(mrz) if mrz else None, issuing_state, document_number, date.today()
+        mrz_lines(mrz) if mrz else None, issuing_state, document_number, services.clock().date()
     )
     live = await capture.read()
     reference = await document_photo.read() if document_photo is not None else None
@@ -80,15 +63,16 @@ async def verify(
             printed_mrz=printed,
         )
     )
-    decision = VerificationDecisionPublic(decision=result.decision, reasons=list(result.reasons))
-    if caller.role is Role.GATE:
+    seen = result.seen_by(caller)
+    decision = VerificationDecisionPublic(decision=seen.decision, reasons=list(seen.reasons))
+    if not isinstance(seen, Verification):
         return decision
     return VerificationDetailPublic(
         **decision.model_dump(),
-        similarity=result.similarity,
-        threshold=result.threshold,
-        model=result.model,
-        policy_version=result.policy_version,
-        encounter_id=result.encounter_id,
-        chip_checks=result.chip_checks,
+        similarity=seen.similarity,
+        threshold=seen.threshold,
+        model=seen.model,
+        policy_version=seen.policy_version,
+        encounter_id=seen.encounter_id,
+        chip_checks=seen.chip_checks,
     )
