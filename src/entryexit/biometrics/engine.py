@@ -20,8 +20,13 @@ from entryexit.biometrics.compare import Template, l2_normalise
 from entryexit.biometrics.decode import (
     ALLOWED_FORMATS,
     DEFAULT_DECODE_LIMITS,
+    DEFAULT_DECODE_SLOTS,
+    DEFAULT_KIND_LIMITS,
     DecodedImage,
     DecodeLimits,
+    DecodeSlots,
+    ImageKind,
+    KindLimits,
     decode_image,
 )
 from entryexit.biometrics.detect import (
@@ -52,7 +57,13 @@ from entryexit.errors import BiometricError
 class EngineSettings:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     quality: QualityThresholds = DEFAULT_QUALITY_THRESHOLDS
+    # The operator's ceiling over every kind of image (bytes, pixels)...
     decode: DecodeLimits = DEFAULT_DECODE_LIMITS
+    # ...and each kind's own limits below it (gate frame, reference photo, chip DG2).
+    decode_kinds: KindLimits = DEFAULT_KIND_LIMITS
+    # Images decoded and held at once, across all callers (memory ceiling:
+    # decode.decode_ceiling_bytes).
+    decode_slots: int = DEFAULT_DECODE_SLOTS
     workers: int = 1
     # Test-time augmentation: the template is the normalised sum of the embeddings of the
     # aligned face and its mirror image. Costs one more face in the same forward pass and
@@ -125,6 +136,7 @@ class FaceEngine:
         if not workers:
             raise BiometricError("the face engine needs at least one worker")
         self._settings = settings
+        self._slots = DecodeSlots(settings.decode_slots)
         self._pool: queue.Queue[_Worker] = queue.Queue()
         for worker in workers:
             self._pool.put(worker)
@@ -181,8 +193,16 @@ class FaceEngine:
         finally:
             self._pool.put(worker)
 
-    def decode(self, data: bytes, formats: frozenset[str] = ALLOWED_FORMATS) -> DecodedImage:
-        return decode_image(data, self._settings.decode, formats)
+    def decode(
+        self,
+        data: bytes,
+        formats: frozenset[str] = ALLOWED_FORMATS,
+        kind: ImageKind = ImageKind.GATE_FRAME,
+    ) -> DecodedImage:
+        """Decode under ``kind``'s limits (capped by the operator's). Callers that keep the
+        pixels hold a decode slot (``with self._slots``) from here until they are done."""
+        limits = self._settings.decode_kinds.for_kind(kind).capped(self._settings.decode)
+        return decode_image(data, limits, formats)
 
     def _locate(self, worker: _Worker, decoded: DecodedImage) -> _Located:
         detections = worker.detector.detect(decoded.pixels)
@@ -267,17 +287,24 @@ class FaceEngine:
             image_height=located.decoded.height,
         )
 
-    def analyse(self, data: bytes, formats: frozenset[str] = ALLOWED_FORMATS) -> FaceAnalysis:
+    def analyse(
+        self,
+        data: bytes,
+        formats: frozenset[str] = ALLOWED_FORMATS,
+        kind: ImageKind = ImageKind.GATE_FRAME,
+    ) -> FaceAnalysis:
         """Decode, find the subject, assess quality and embed one image.
 
         Raises :class:`~entryexit.errors.ImageDecodeError` or
         :class:`~entryexit.errors.NoFaceError`; quality problems are reported, not raised.
         """
-        decoded = self.decode(data, formats)
-        with self._borrow() as worker:
-            located = self._locate(worker, decoded)
-            vector = self._capture_templates(worker, [located])[0]
-        return self._finish(located, vector)
+        # Slot, then worker: the one order every method takes them in.
+        with self._slots:
+            decoded = self.decode(data, formats, kind)
+            with self._borrow() as worker:
+                located = self._locate(worker, decoded)
+                vector = self._capture_templates(worker, [located])[0]
+            return self._finish(located, vector)
 
     def analyse_many(self, images: Sequence[bytes]) -> list[FaceAnalysis | BiometricError]:
         """Analyse several images, embedding all found faces in one batch.
@@ -286,7 +313,9 @@ class FaceEngine:
         """
         failures: dict[int, BiometricError] = {}
         located: list[tuple[int, _Located]] = []
-        with self._borrow() as worker:
+        # One slot for the batch (its images are decoded one after another, but all kept
+        # until the batch is embedded: batches are for evaluation, not for requests).
+        with self._slots, self._borrow() as worker:
             for index, data in enumerate(images):
                 try:
                     located.append((index, self._locate(worker, self.decode(data))))
@@ -300,10 +329,14 @@ class FaceEngine:
         return [analyses[i] if i in analyses else failures[i] for i in range(len(images))]
 
     def analyse_reference(
-        self, data: bytes, formats: frozenset[str] = ALLOWED_FORMATS
+        self,
+        data: bytes,
+        formats: frozenset[str] = ALLOWED_FORMATS,
+        kind: ImageKind = ImageKind.REFERENCE_PHOTO,
     ) -> FaceAnalysis:
         """Like :meth:`analyse`, with the richer reference recipe (about 8x the cost)."""
-        return self._analyse_reference(self.decode(data, formats))
+        with self._slots:
+            return self._analyse_reference(self.decode(data, formats, kind))
 
     def _analyse_reference(self, decoded: DecodedImage) -> FaceAnalysis:
         with self._borrow() as worker:
@@ -316,7 +349,9 @@ class FaceEngine:
         outcomes: list[FaceAnalysis | BiometricError] = []
         for data in images:
             try:
-                outcomes.append(self._analyse_reference(self.decode(data)))
+                with self._slots:
+                    decoded = self.decode(data, kind=ImageKind.REFERENCE_PHOTO)
+                    outcomes.append(self._analyse_reference(decoded))
             except BiometricError as exc:
                 outcomes.append(exc)
         return outcomes

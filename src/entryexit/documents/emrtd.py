@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from asn1crypto import algos, cms, core
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -314,8 +314,16 @@ def verify_security_object(
         else:
             checks[name], reasons[name] = CheckResult.FAILED, "its hash differs (altered data)"
 
-    signer_certificate = _signer_certificate(signed)
-    _check_signature(signed, econtent, signer_certificate, checks, reasons)
+    try:
+        # asn1crypto parses lazily, and the signer's certificate is parsed here: a junk
+        # certificate or signer info surfaces now, as the chip data error it is.
+        signer_certificate = _signer_certificate(signed)
+        _check_signature(signed, econtent, signer_certificate, checks, reasons)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ChipDataError(
+            f"EF.SOD: the document signer's certificate or signer information is not readable"
+            f" ({type(exc).__name__})"
+        ) from None
     if not trusted_cscas:
         checks["csca_chain"] = CheckResult.NOT_CHECKED
     elif signer_certificate is None:
@@ -382,7 +390,8 @@ def _check_signature(
                 key.verify(signature, message, padding.PKCS1v15(), hash_algorithm)
         else:
             raise InvalidSignature
-    except (InvalidSignature, KeyError, ValueError):
+    except (InvalidSignature, UnsupportedAlgorithm, KeyError, ValueError):
+        # UnsupportedAlgorithm: a key of a type or curve no document signer uses.
         checks["signature"] = CheckResult.FAILED
         reasons["signature"] = "the document signer's signature does not verify"
         return

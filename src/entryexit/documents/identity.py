@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from entryexit.documents.manifest import normalise_document_number, normalise_state
 from entryexit.documents.mrz import Mrz, parse_mrz
+from entryexit.documents.text import normalise_document_number, normalise_state
 from entryexit.domain.model import DocumentKey
 from entryexit.errors import InvalidInputError
 

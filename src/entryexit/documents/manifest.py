@@ -6,10 +6,19 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import date
 from typing import TypeVar
 
+from entryexit.documents.text import (
+    MAX_TRAVELERS,
+    check_json_depth,
+    check_name,
+    excerpt,
+    normalise_document_number,
+    normalise_state,
+)
 from entryexit.domain.model import (
     CitizenshipClass,
     DocumentKey,
@@ -19,7 +28,19 @@ from entryexit.domain.model import (
 )
 from entryexit.errors import InvalidInputError
 
-MAX_TRAVELERS = 10_000
+__all__ = [
+    "FIELDS",
+    "MAX_TRAVELERS",
+    "check_traveler",
+    "document_expired",
+    "normalise_document_number",
+    "normalise_state",
+    "parse_csv_manifest",
+    "parse_json_manifest",
+    "parse_traveler",
+    "traveler_row",
+]
+
 FIELDS = (
     "surname",
     "given_names",
@@ -32,23 +53,61 @@ FIELDS = (
     "issuing_state",
     "document_expiry",
 )
-_STATE = re.compile(r"^[A-Z]{3}$|^[A-Z]<<$|^D<<$")
-_DOCUMENT_NUMBER = re.compile(r"^[A-Z0-9]{1,20}$")
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]{0,100}$")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A birth date further back than this is a typing error, not a traveler.
+MAX_AGE_YEARS = 130
+# No travel document is valid for longer than this from today.
+MAX_VALIDITY_YEARS = 50
 
 
-def normalise_state(value: str) -> str:
-    state = value.strip().upper()
-    if not _STATE.match(state):
-        raise InvalidInputError(f"issuing state {value!r} is not an ICAO 9303 three-letter code")
-    return state
+def _years_from(day: date, years: int) -> date:
+    year = min(max(day.year + years, date.min.year), date.max.year)
+    return day.replace(year=year, day=28 if (day.month, day.day) == (2, 29) else day.day)
 
 
-def normalise_document_number(value: str) -> str:
-    number = value.strip().upper().replace(" ", "")
-    if not _DOCUMENT_NUMBER.match(number):
-        raise InvalidInputError("a document number must be 1 to 20 letters or digits")
-    return number
+def check_traveler(traveler: ManifestTraveler, today: date) -> ManifestTraveler:
+    """The one validation of a manifest traveler, whatever the format it came in.
+
+    Returns the traveler with its codes normalised (states, document number, names
+    stripped); raises :class:`InvalidInputError` naming the field. JSON and CSV refuse the
+    whole manifest on the first error (naming the row); PAXLST flags the traveler for an
+    officer and keeps the others.
+    """
+    surname = check_name(traveler.surname, "surname", required=True)
+    given_names = check_name(traveler.given_names, "given_names", required=False)
+    nationality = _coded(normalise_state, traveler.nationality, "nationality")
+    issuing_state = _coded(normalise_state, traveler.document.issuing_state, "issuing_state")
+    number = _coded(normalise_document_number, traveler.document.number, "document_number")
+    if traveler.date_of_birth > today:
+        raise InvalidInputError("'date_of_birth' is in the future")
+    if traveler.date_of_birth < _years_from(today, -MAX_AGE_YEARS):
+        raise InvalidInputError(f"'date_of_birth' is more than {MAX_AGE_YEARS} years ago")
+    if traveler.document_expiry < traveler.date_of_birth:
+        raise InvalidInputError("'document_expiry' is before 'date_of_birth'")
+    if traveler.document_expiry > _years_from(today, MAX_VALIDITY_YEARS):
+        raise InvalidInputError(
+            f"'document_expiry' is more than {MAX_VALIDITY_YEARS} years from today"
+        )
+    return replace(
+        traveler,
+        surname=surname,
+        given_names=given_names,
+        nationality=nationality,
+        document=DocumentKey(issuing_state, number),
+    )
+
+
+def _coded(normalise: Callable[[str], str], value: str, name: str) -> str:
+    try:
+        return normalise(value)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"'{name}': {exc.message}") from None
+
+
+def document_expired(traveler: ManifestTraveler, today: date) -> bool:
+    """Whether the traveler's document expired before ``today`` (a finding for an officer,
+    not a malformed field)."""
+    return traveler.document_expiry < today
 
 
 def _field(row: Mapping[str, object], name: str, where: str) -> str:
@@ -56,11 +115,13 @@ def _field(row: Mapping[str, object], name: str, where: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip() and name != "given_names"):
         raise InvalidInputError(f"{where}: '{name}' is missing")
     if not isinstance(value, str):
-        raise InvalidInputError(f"{where}: '{name}' must be a string")
+        raise InvalidInputError(f"{where}: '{name}' must be a string, not {type(value).__name__}")
     return value.strip()
 
 
 def _date(value: str, name: str, where: str) -> date:
+    if not _ISO_DATE.fullmatch(value):
+        raise InvalidInputError(f"{where}: '{name}' must be a date as YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -79,37 +140,33 @@ def _choice(kind: type[_Choice], value: str, name: str, where: str) -> _Choice:
 
 
 def parse_traveler(row: Mapping[str, object], where: str, today: date) -> ManifestTraveler:
-    surname = _field(row, "surname", where)
-    given_names = str(row.get("given_names") or "").strip()
-    for label, text in (("surname", surname), ("given_names", given_names)):
-        if not _NAME.match(text):
-            raise InvalidInputError(f"{where}: '{label}' is too long or has control characters")
-    date_of_birth = _date(_field(row, "date_of_birth", where), "date_of_birth", where)
-    if date_of_birth > today:
-        raise InvalidInputError(f"{where}: 'date_of_birth' is in the future")
-    try:
-        document = DocumentKey(
-            issuing_state=normalise_state(_field(row, "issuing_state", where)),
-            number=normalise_document_number(_field(row, "document_number", where)),
+    """One JSON object or CSV row as a traveler, checked by :func:`check_traveler`."""
+    given_names = row.get("given_names")
+    if given_names is not None and not isinstance(given_names, str):
+        raise InvalidInputError(
+            f"{where}: 'given_names' must be a string, not {type(given_names).__name__}"
         )
-        nationality = normalise_state(_field(row, "nationality", where))
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"{where}: {exc.message}") from None
-    return ManifestTraveler(
-        surname=surname,
-        given_names=given_names,
-        date_of_birth=date_of_birth,
+    draft = ManifestTraveler(
+        surname=_field(row, "surname", where),
+        given_names=given_names or "",
+        date_of_birth=_date(_field(row, "date_of_birth", where), "date_of_birth", where),
         sex=_choice(Sex, _field(row, "sex", where), "sex", where),
-        nationality=nationality,
+        nationality=_field(row, "nationality", where),
         citizenship_class=_choice(
             CitizenshipClass, _field(row, "citizenship_class", where), "citizenship_class", where
         ),
         document_type=_choice(
             DocumentType, _field(row, "document_type", where), "document_type", where
         ),
-        document=document,
+        document=DocumentKey(
+            _field(row, "issuing_state", where), _field(row, "document_number", where)
+        ),
         document_expiry=_date(_field(row, "document_expiry", where), "document_expiry", where),
     )
+    try:
+        return check_traveler(draft, today)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}: {exc.message}") from None
 
 
 def traveler_row(traveler: ManifestTraveler) -> dict[str, str]:
@@ -146,6 +203,7 @@ def _parse_rows(
 
 def parse_json_manifest(data: bytes, today: date) -> list[ManifestTraveler]:
     """``{"travelers": [{...}, ...]}`` or a bare list of traveler objects."""
+    check_json_depth(data)
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -153,6 +211,8 @@ def parse_json_manifest(data: bytes, today: date) -> list[ManifestTraveler]:
     entries = document.get("travelers") if isinstance(document, dict) else document
     if not isinstance(entries, list):
         raise InvalidInputError("the manifest must be a list of travelers or {'travelers': [...]}")
+    if len(entries) > MAX_TRAVELERS:
+        raise InvalidInputError(f"a manifest may list at most {MAX_TRAVELERS} travelers")
     rows: list[tuple[str, Mapping[str, object]]] = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -161,18 +221,53 @@ def parse_json_manifest(data: bytes, today: date) -> list[ManifestTraveler]:
     return _parse_rows(rows, today)
 
 
+# Far more than any manifest needs, far less than csv's own field limit (128 KiB).
+MAX_CSV_FIELD = 1024
+MAX_CSV_COLUMNS = 64
+
+
 def parse_csv_manifest(data: bytes, today: date) -> list[ManifestTraveler]:
-    """A header row naming the fields, then one traveler a row (UTF-8)."""
+    """A header row naming the fields, then one traveler a row (UTF-8; line ends ``\n``,
+    ``\r\n`` or ``\r``)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInputError("the CSV manifest is not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [name for name in FIELDS if name not in (reader.fieldnames or [])]
+    # newline="" hands every line end to the csv module, which knows all three.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        return _parse_rows(_csv_rows(reader), today)
+    except csv.Error as exc:
+        raise InvalidInputError(
+            f"the CSV manifest is malformed at line {reader.line_num}: {excerpt(str(exc), 80)}"
+        ) from None
+
+
+def _csv_rows(reader: Iterator[list[str]]) -> Iterator[tuple[str, Mapping[str, object]]]:
+    line = getattr(reader, "line_num", 0)
+    header = next(reader, None)
+    if header is None:
+        raise InvalidInputError("the CSV manifest is empty")
+    _check_cells(header, "the CSV header")
+    names = [name.strip() for name in header]
+    missing = [name for name in FIELDS if name not in names]
     if missing:
         raise InvalidInputError(f"the CSV header lacks: {', '.join(missing)}")
-    try:
-        rows = [(f"row {reader.line_num}", dict(row)) for row in reader]
-    except csv.Error as exc:
-        raise InvalidInputError(f"the CSV manifest is malformed: {exc}") from None
-    return _parse_rows(rows, today)
+    columns = {name: names.index(name) for name in FIELDS}
+    for cells in reader:
+        line = getattr(reader, "line_num", line + 1)
+        if not cells or cells == [""]:
+            continue  # a blank line
+        where = f"row {line}"
+        _check_cells(cells, where)
+        yield where, {name: cells[i] if i < len(cells) else None for name, i in columns.items()}
+
+
+def _check_cells(cells: list[str], where: str) -> None:
+    if len(cells) > MAX_CSV_COLUMNS:
+        raise InvalidInputError(f"{where}: more than {MAX_CSV_COLUMNS} columns")
+    for cell in cells:
+        if len(cell) > MAX_CSV_FIELD:
+            raise InvalidInputError(
+                f"{where}: a field of {len(cell)} characters; at most {MAX_CSV_FIELD} are accepted"
+            )

@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from entryexit.documents.text import normalise_state
 from entryexit.errors import InvalidInputError
 
 _WEIGHTS = (7, 3, 1)
 _ALLOWED = re.compile(r"^[A-Z0-9<]+$")
+# Bounds before any per-character work: a few blank lines and surrounding spaces are tolerated.
+_MAX_LINES = 8
+_MAX_LINE_LENGTH = 64
 
 
 class MrzError(InvalidInputError):
@@ -33,8 +37,8 @@ class MrzFormat(StrEnum):
 def character_value(character: str) -> int:
     if character == "<":
         return 0
-    if character.isdigit():
-        return int(character)
+    if "0" <= character <= "9":
+        return ord(character) - ord("0")
     if "A" <= character <= "Z":
         return ord(character) - ord("A") + 10
     raise MrzError(f"{character!r} is not an MRZ character")
@@ -125,13 +129,18 @@ def _names(value: str, line: _Line, start: int) -> tuple[str, str]:
 
 
 def _state(value: str, field: str, line: _Line, position: int) -> str:
-    if not re.fullmatch(r"[A-Z<]{3}", value):
-        raise MrzError(f"{field} at line {line.number}, position {position} is not a state code")
-    return value.replace("<", "") if value.endswith("<<") and value != "<<<" else value
+    """The state code as stored everywhere (:func:`~entryexit.documents.text.normalise_state`:
+    Germany's ``D<<`` is ``D``)."""
+    try:
+        return normalise_state(value)
+    except InvalidInputError:
+        raise MrzError(
+            f"{field} at line {line.number}, position {position} is not a state code"
+        ) from None
 
 
 def _date(value: str, field: str, line: _Line, position: int, today: date, *, birth: bool) -> date:
-    if not value.isdigit():
+    if not re.fullmatch(r"[0-9]{6}", value):
         raise MrzError(f"{field} at line {line.number}, position {position} is not YYMMDD")
     year, month, day = int(value[:2]), int(value[2:4]), int(value[4:])
     if birth:
@@ -193,6 +202,12 @@ def _document_number(
 
 def parse_mrz(lines: list[str] | tuple[str, ...], today: date) -> Mrz:
     """Parse an MRZ given as its lines (surrounding spaces ignored, letters upper-cased)."""
+    if len(lines) > _MAX_LINES or any(len(line) > _MAX_LINE_LENGTH for line in lines):
+        raise MrzError(
+            "an MRZ has 3 lines of 30 (TD1), 2 of 36 (TD2, MRV-B) or 2 of 44 (TD3, MRV-A)"
+            f" characters; got {len(lines)} line(s) of up to"
+            f" {max((len(line) for line in lines), default=0)} characters"
+        )
     cleaned = [line.strip().upper() for line in lines if line.strip()]
     lengths = tuple(len(line) for line in cleaned)
     for number, line in enumerate(cleaned, start=1):

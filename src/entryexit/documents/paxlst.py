@@ -9,10 +9,13 @@ dropped and not invented.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import date
 
-from entryexit.documents.manifest import traveler_row
+from entryexit.documents.manifest import check_traveler, document_expired, traveler_row
+from entryexit.documents.text import MAX_TRAVELERS, excerpt, normalise_state
 from entryexit.domain.model import (
     CitizenshipClass,
     DocumentKey,
@@ -23,6 +26,18 @@ from entryexit.domain.model import (
 from entryexit.errors import InvalidInputError
 
 DEFAULT_SEPARATORS = (":", "+", ".", "?", " ", "'")
+# Directories whose segments we read. D:03B lays out every segment read here (TDT, LOC, DTM,
+# NAD, ATT, NAT, DOC, CNT) as D:02B does, so it is read as D:02B.
+SUPPORTED_DIRECTORIES = ("D:02B", "D:03B", "D:05B")
+# The longest data element of a PAXLST (FTX free text) is an..512.
+MAX_COMPONENT_LENGTH = 512
+MAX_ELEMENTS = 99
+# A traveler takes at most about 20 segments (NAD, ATT, DTM, GEI, FTX, LOC x 3, COM, EMP,
+# NAT, RFF, DOC, DTM, LOC, CPI, QTY ...), so this bounds a message of MAX_TRAVELERS travelers.
+MAX_SEGMENTS = 25 * MAX_TRAVELERS + 1_000
+# UNT 0074 (number of segments in a message) is n..10.
+_SEGMENT_COUNT = re.compile(r"[0-9]{1,10}")
+_DATE = re.compile(r"[0-9]{6}|[0-9]{8}")
 PASSENGER, CREW = "FL", "FM"
 _DOCUMENT_TYPES = {
     "P": DocumentType.PASSPORT,
@@ -55,50 +70,89 @@ class Segment:
 
 def split_segments(text: str) -> list[Segment]:
     """Split an interchange into segments, honouring UNA and the release character."""
+    return list(iter_segments(text))
+
+
+def iter_segments(text: str) -> Iterator[Segment]:
+    """The segments of an interchange, one at a time, in time linear in its length.
+
+    The text between two separators is taken as one slice (never character by character);
+    unreleased line breaks are ignored wherever they stand (carriers put one after every
+    segment, some wrap long segments), unless the UNA advice makes one a separator. A
+    component longer than :data:`MAX_COMPONENT_LENGTH`, a segment with more than
+    :data:`MAX_ELEMENTS` elements or components, or more than :data:`MAX_SEGMENTS` segments
+    raise :class:`PaxlstError`.
+    """
     separators = DEFAULT_SEPARATORS
-    body = text.lstrip("\ufeff").strip()
+    # Not stripped at the end: the advice may make a line break the segment terminator.
+    body = text.lstrip("\ufeff").lstrip()
+    position = 1
     if body.startswith("UNA"):
         if len(body) < 9:
             raise PaxlstError("segment 1 (UNA): the service string advice is cut short")
         advice = body[3:9]
         separators = (advice[0], advice[1], advice[2], advice[3], advice[4], advice[5])
         body = body[9:]
+        position = 2
     component, element, _, release, _, terminator = separators
-    segments: list[Segment] = []
-    fields: list[list[str]] = [[""]]
-    index = 0
-    position = 1 if not text.lstrip("\ufeff").strip().startswith("UNA") else 2
-    while index < len(body):
-        char = body[index]
+    specials = {component, element, release, terminator} | ({"\r", "\n"} - set(separators))
+    special = re.compile("|".join(re.escape(c) for c in sorted(specials)))
+    elements: list[tuple[str, ...]] = []
+    components: list[str] = []
+    parts: list[str] = []
+    length = 0
+    index, end = 0, len(body)
+    while True:
+        found = special.search(body, index)
+        stop = end if found is None else found.start()
+        if stop > index:
+            parts.append(body[index:stop])
+            length += stop - index
+        if length > MAX_COMPONENT_LENGTH:
+            raise PaxlstError(
+                f"segment {position}: a value longer than {MAX_COMPONENT_LENGTH} characters"
+            )
+        if found is None:
+            break
+        char = found.group()
+        index = found.end()
         if char == release:
-            if index + 1 >= len(body):
+            if index >= end:
                 raise PaxlstError(f"segment {position}: the message ends with a release character")
-            fields[-1][-1] += body[index + 1]
-            index += 2
+            parts.append(body[index])
+            length += 1
+            index += 1
             continue
+        if char not in separators:
+            continue  # a line break: layout, not data
+        components.append("".join(parts))
+        parts, length = [], 0
+        if len(components) > MAX_ELEMENTS:
+            raise PaxlstError(f"segment {position}: more than {MAX_ELEMENTS} components")
+        if char == component:
+            continue
+        elements.append(tuple(components))
+        components = []
+        if len(elements) > MAX_ELEMENTS:
+            raise PaxlstError(f"segment {position}: more than {MAX_ELEMENTS} elements")
         if char == terminator:
-            segments.append(_segment(fields, position))
+            if position > MAX_SEGMENTS:
+                raise PaxlstError(
+                    f"the interchange has more than {MAX_SEGMENTS} segments"
+                    f" (a manifest lists at most {MAX_TRAVELERS} travelers)"
+                )
+            yield _segment(elements, position)
             position += 1
-            fields = [[""]]
-        elif char == element:
-            fields.append([""])
-        elif char == component:
-            fields[-1].append("")
-        elif char in "\r\n" and fields == [[""]]:
-            pass  # line breaks between segments
-        else:
-            fields[-1][-1] += char
-        index += 1
-    if fields != [[""]] and "".join("".join(f) for f in fields).strip():
+            elements = []
+    if "".join(parts).strip() or components or elements:
         raise PaxlstError(f"segment {position}: the last segment has no terminator")
-    return segments
 
 
-def _segment(fields: list[list[str]], position: int) -> Segment:
-    tag = fields[0][0].strip()
-    if not (len(tag) == 3 and tag.isalpha() and tag.isupper()):
-        raise PaxlstError(f"segment {position}: {tag[:10]!r} is not a segment tag")
-    return Segment(position, tag, tuple(tuple(f) for f in fields[1:]))
+def _segment(elements: list[tuple[str, ...]], position: int) -> Segment:
+    tag = elements[0][0].strip()
+    if not (len(tag) == 3 and tag.isascii() and tag.isalpha() and tag.isupper()):
+        raise PaxlstError(f"segment {position}: {excerpt(tag, 10)} is not a segment tag")
+    return Segment(position, tag, tuple(elements[1:]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,19 +218,19 @@ class _State:
 
 def _century(text: str, segment: Segment, today: date, *, past: bool) -> date:
     digits = text.strip()
-    try:
-        if len(digits) == 8:
-            return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-        if len(digits) == 6:
+    if _DATE.fullmatch(digits):
+        try:
+            if len(digits) == 8:
+                return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
             year = int(digits[:2])
             if past:
                 century = 2000 if 2000 + year <= today.year else 1900
             else:
                 century = 2000 if year < (today.year % 100) + 50 else 1900
             return date(century + year, int(digits[2:4]), int(digits[4:]))
-    except ValueError:
-        pass
-    raise PaxlstError(f"{segment.where()}: {text!r} is not a date (YYMMDD or CCYYMMDD)")
+        except ValueError:
+            pass
+    raise PaxlstError(f"{segment.where()}: {excerpt(text)} is not a date (YYMMDD or CCYYMMDD)")
 
 
 def parse_paxlst(data: bytes, today: date, home_state: str) -> PaxlstManifest:
@@ -188,14 +242,13 @@ def parse_paxlst(data: bytes, today: date, home_state: str) -> PaxlstManifest:
             text = data.decode("latin-1")
         except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
             raise PaxlstError("the message is not text") from None
-    segments = split_segments(text)
-    if not segments:
-        raise PaxlstError("the message is empty")
     state = _State()
     messages = 0
     in_message: Segment | None = None
     count = 0
-    for segment in segments:
+    empty = True
+    for segment in iter_segments(text):
+        empty = False
         if in_message is not None:
             count += 1
         tag = segment.tag
@@ -204,19 +257,28 @@ def parse_paxlst(data: bytes, today: date, home_state: str) -> PaxlstManifest:
                 raise PaxlstError(f"{segment.where()}: a message starts before the last one ended")
             message_type = segment.value(1, 0)
             if message_type != "PAXLST":
-                raise PaxlstError(f"{segment.where()}: message type {message_type!r} is not PAXLST")
+                raise PaxlstError(
+                    f"{segment.where()}: message type {excerpt(message_type)} is not PAXLST"
+                )
             directory = f"{segment.value(1, 1)}:{segment.value(1, 2)}"
-            if directory not in ("D:02B", "D:05B"):
-                raise PaxlstError(f"{segment.where()}: directory {directory} is not D:02B or D:05B")
+            if directory not in SUPPORTED_DIRECTORIES:
+                raise PaxlstError(
+                    f"{segment.where()}: directory {excerpt(directory)} is not supported;"
+                    f" supported: {', '.join(SUPPORTED_DIRECTORIES)}"
+                )
             in_message, count = segment, 1
         elif tag == "UNT":
             if in_message is None:
                 raise PaxlstError(f"{segment.where()}: a message trailer without a header")
             declared = segment.value(0)
-            if not declared.isdigit() or int(declared) != count:
+            if not _SEGMENT_COUNT.fullmatch(declared):
                 raise PaxlstError(
-                    f"{segment.where()}: declares {declared or 'no'} segments,"
-                    f" the message has {count}"
+                    f"{segment.where()}: {excerpt(declared)} is not a segment count"
+                    " (1 to 10 digits)"
+                )
+            if int(declared) != count:
+                raise PaxlstError(
+                    f"{segment.where()}: declares {declared} segments, the message has {count}"
                 )
             if segment.value(1) != in_message.value(0):
                 raise PaxlstError(f"{segment.where()}: reference does not match its UNH")
@@ -226,11 +288,13 @@ def parse_paxlst(data: bytes, today: date, home_state: str) -> PaxlstManifest:
             _interpret(segment, state)
         elif tag not in ("UNB", "UNG", "UNE", "UNZ"):
             raise PaxlstError(f"{segment.where()}: outside any message")
+    if empty:
+        raise PaxlstError("the message is empty")
     if in_message is not None:
         raise PaxlstError(f"{in_message.where()}: the message has no UNT trailer")
     if messages == 0:
         raise PaxlstError("no PAXLST message (UNH ... UNT) in the interchange")
-    travelers, roles, flagged = _travelers(state, today, home_state.upper())
+    travelers, roles, flagged = _travelers(state, today, normalise_state(home_state))
     return PaxlstManifest(
         carrier=state.carrier,
         flight_number=state.flight_number,
@@ -268,6 +332,10 @@ def _interpret(segment: Segment, state: _State) -> None:
             if len(segment.elements) > 3
             else ""
         )
+        if len(state.people) >= MAX_TRAVELERS:
+            raise PaxlstError(
+                f"{segment.where()}: a manifest may list at most {MAX_TRAVELERS} travelers"
+            )
         state.people.append(_Person(segment.position, segment.value(0), surname, given))
     elif person is None:
         return
@@ -290,57 +358,80 @@ def _interpret(segment: Segment, state: _State) -> None:
 def _travelers(
     state: _State, today: date, home_state: str
 ) -> tuple[list[ManifestTraveler], list[str], list[FlaggedTraveler]]:
+    """Each listed person as a traveler, checked by the one manifest validation
+    (:func:`~entryexit.documents.manifest.check_traveler`); a person who fails it, whose
+    document expired, or whose document an earlier person already holds is flagged for an
+    officer instead, with the reason."""
     travelers: list[ManifestTraveler] = []
     roles: list[str] = []
     flagged: list[FlaggedTraveler] = []
+    holders: dict[DocumentKey, int] = {}
     for person in state.people:
-        where = Segment(person.position, "NAD", ())
-        if not person.document_number:
-            flagged.append(
-                FlaggedTraveler(person.position, person.role, "no travel document (DOC)")
-            )
-            continue
-        missing = [
-            name
-            for name, value in (
-                ("surname", person.surname),
-                ("date of birth (DTM+329)", person.birth),
-                ("document expiry (DTM+36)", person.expiry),
-            )
-            if not value
-        ]
-        if missing:
-            flagged.append(
-                FlaggedTraveler(person.position, person.role, "missing " + ", ".join(missing))
-            )
-            continue
-        issuing = person.issuing_state or person.nationality
-        nationality = person.nationality or issuing
-        if not issuing:
-            flagged.append(
-                FlaggedTraveler(person.position, person.role, "no issuing state or nationality")
-            )
-            continue
-        document_type = _DOCUMENT_TYPES.get(person.document_type[:1], DocumentType.PASSPORT)
         try:
-            sex = Sex(person.sex) if person.sex in ("M", "F") else Sex.UNSPECIFIED
-            travelers.append(
-                ManifestTraveler(
-                    surname=person.surname.upper(),
-                    given_names=person.given_names.upper(),
-                    date_of_birth=_century(person.birth, where, today, past=True),
-                    sex=sex,
-                    nationality=nationality,
-                    citizenship_class=_citizenship(nationality, home_state, document_type),
-                    document_type=document_type,
-                    document=DocumentKey(issuing, person.document_number),
-                    document_expiry=_century(person.expiry, where, today, past=False),
+            traveler = _traveler(person, today, home_state)
+        except InvalidInputError as exc:
+            flagged.append(FlaggedTraveler(person.position, person.role, exc.message))
+            continue
+        holder = holders.get(traveler.document)
+        if holder is not None:
+            flagged.append(
+                FlaggedTraveler(
+                    person.position,
+                    person.role,
+                    f"the same travel document as the traveler at segment {holder}",
                 )
             )
-            roles.append(person.role)
-        except PaxlstError as exc:
-            flagged.append(FlaggedTraveler(person.position, person.role, exc.message))
+            continue
+        holders[traveler.document] = person.position
+        if document_expired(traveler, today):
+            flagged.append(
+                FlaggedTraveler(
+                    person.position,
+                    person.role,
+                    f"the travel document expired on {traveler.document_expiry.isoformat()}",
+                )
+            )
+            continue
+        travelers.append(traveler)
+        roles.append(person.role)
     return travelers, roles, flagged
+
+
+def _traveler(person: _Person, today: date, home_state: str) -> ManifestTraveler:
+    where = Segment(person.position, "NAD", ())
+    if not person.document_number:
+        raise PaxlstError("no travel document (DOC)")
+    missing = [
+        name
+        for name, value in (
+            ("surname", person.surname),
+            ("date of birth (DTM+329)", person.birth),
+            ("document expiry (DTM+36)", person.expiry),
+        )
+        if not value
+    ]
+    if missing:
+        raise PaxlstError("missing " + ", ".join(missing))
+    issuing = person.issuing_state or person.nationality
+    if not issuing:
+        raise PaxlstError("no issuing state or nationality")
+    document_type = _DOCUMENT_TYPES.get(person.document_type[:1], DocumentType.PASSPORT)
+    draft = ManifestTraveler(
+        surname=person.surname.upper(),
+        given_names=person.given_names.upper(),
+        date_of_birth=_century(person.birth, where, today, past=True),
+        sex=Sex(person.sex) if person.sex in ("M", "F") else Sex.UNSPECIFIED,
+        nationality=person.nationality or issuing,
+        citizenship_class=CitizenshipClass.FOREIGN_NATIONAL,
+        document_type=document_type,
+        document=DocumentKey(issuing, person.document_number),
+        document_expiry=_century(person.expiry, where, today, past=False),
+    )
+    checked = check_traveler(draft, today)
+    return replace(
+        checked,
+        citizenship_class=_citizenship(checked.nationality, home_state, document_type),
+    )
 
 
 def _citizenship(nationality: str, home_state: str, document: DocumentType) -> CitizenshipClass:

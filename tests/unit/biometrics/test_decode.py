@@ -8,7 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from entryexit.biometrics.decode import DecodeLimits, decode_image
+from entryexit.biometrics.decode import (
+    CHIP_DG2_LIMITS,
+    DEFAULT_KIND_LIMITS,
+    GATE_FRAME_LIMITS,
+    PEAK_BYTES_PER_PIXEL,
+    REFERENCE_PHOTO_LIMITS,
+    DecodeLimits,
+    DecodeSlots,
+    ImageKind,
+    decode_ceiling_bytes,
+    decode_image,
+)
 from entryexit.errors import ImageDecodeError, ImageTooLargeError
 
 
@@ -110,3 +121,95 @@ def test_corrupted_real_jpegs_never_escape_as_other_errors(cut: int, data: st.Da
         return
     # Damage a decoder tolerates still yields the declared image, never something else.
     assert decoded.pixels.shape == (96, 96, 3)
+
+
+# --- what real devices send, and per-kind limits ----------------------------------------------
+
+
+def test_mpo_from_a_phone_is_read_by_its_first_frame() -> None:
+    first = Image.new("RGB", (64, 48), (250, 0, 0))
+    second = Image.new("RGB", (64, 48), (0, 250, 0))
+    data = encode(first, "MPO", save_all=True, append_images=[second])
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    decoded = decode_image(data)
+    assert decoded.source_format == "JPEG"
+    blue, green, red = (int(v) for v in decoded.pixels[24, 32])
+    assert red > 230
+    assert green < 20
+    assert blue < 20
+
+
+def test_16_bit_greyscale_png_is_scaled_not_clipped() -> None:
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (40, 1))
+    image = Image.fromarray(ramp)
+    assert image.mode == "I;16"
+    decoded = decode_image(encode(image, "PNG"))
+    row = decoded.pixels[0, :, 0].astype(int)
+    assert row[0] == 0
+    assert row[-1] == 255
+    assert 120 <= row[32] <= 135  # mid-grey, not white
+    assert (np.diff(row) >= 0).all()
+    assert (decoded.pixels[..., 0] == decoded.pixels[..., 2]).all()
+
+
+def test_a_jpeg_far_larger_than_needed_is_decoded_reduced() -> None:
+    rng = np.random.default_rng(1)
+    small = Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8))
+    data = encode(small.resize((6000, 4500)), "JPEG", quality=50)
+    limits = DecodeLimits(max_pixels=8_000_000, working_side=1500)
+    decoded = decode_image(data, limits)
+    # 1/4 keeps the long side >= 1500; 27 MP declared, 1.7 MP decoded.
+    assert (decoded.width, decoded.height) == (1500, 1125)
+    with pytest.raises(ImageTooLargeError, match="6000x4500"):
+        decode_image(data, DecodeLimits(max_pixels=8_000_000))
+    # Less than twice the working side: decoded at full size.
+    assert decode_image(data, DecodeLimits(working_side=4000)).width == 6000
+
+
+def test_a_png_just_over_the_gate_limit_is_refused_before_decoding() -> None:
+    bomb = encode(Image.new("L", (4100, 3100)), "PNG")
+    with pytest.raises(ImageTooLargeError, match="4100x3100"):
+        decode_image(bomb, GATE_FRAME_LIMITS)
+    assert decode_image(bomb, REFERENCE_PHOTO_LIMITS).width == 4100
+
+
+def test_each_kind_has_its_limits_and_the_ceiling_is_stated() -> None:
+    assert DEFAULT_KIND_LIMITS.for_kind(ImageKind.GATE_FRAME) == GATE_FRAME_LIMITS
+    assert DEFAULT_KIND_LIMITS.for_kind(ImageKind.CHIP_DG2) == CHIP_DG2_LIMITS
+    fingerprint = DEFAULT_KIND_LIMITS.for_kind(ImageKind.FINGERPRINT)
+    assert fingerprint.working_side is None
+    assert GATE_FRAME_LIMITS.max_pixels == 4096 * 3072
+    capped = REFERENCE_PHOTO_LIMITS.capped(DecodeLimits(max_bytes=1000, max_pixels=10**9))
+    assert (capped.max_bytes, capped.max_pixels) == (1000, REFERENCE_PHOTO_LIMITS.max_pixels)
+    assert decode_ceiling_bytes(2) == 2 * PEAK_BYTES_PER_PIXEL * 16_000_000
+    with pytest.raises(ImageTooLargeError, match="at most 1048576 bytes"):
+        decode_image(b"\xff\xd8" + b"\x00" * (1024 * 1024), CHIP_DG2_LIMITS)
+
+
+def test_decode_slots_bound_concurrency() -> None:
+    import threading
+    import time
+
+    slots = DecodeSlots(2)
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal inside, most
+        with slots:
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.02)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 2
+    with pytest.raises(ValueError, match="at least one"):
+        DecodeSlots(0)

@@ -27,3 +27,66 @@ def test_by_mrz_by_state_and_number_or_not_at_all() -> None:
 def test_half_a_name_is_an_error() -> None:
     with pytest.raises(InvalidInputError, match="both"):
         identify_document(None, "UTO", None, TODAY)
+
+
+def _german_td3() -> list[str]:
+    from entryexit.documents.mrz import check_digit
+
+    number, birth, expiry, personal = "C01X00T47", "640812", "310331", "<" * 14
+    line2 = (
+        f"{number}{check_digit(number)}D<<{birth}{check_digit(birth)}F"
+        f"{expiry}{check_digit(expiry)}{personal}<"
+    )
+    composite = line2[0:10] + line2[13:20] + line2[21:43]
+    return ["P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<", line2 + check_digit(composite)]
+
+
+def test_a_german_document_has_one_key_on_every_path() -> None:
+    """MRZ, chip DG1, URL/form, JSON and CSV manifests and PAXLST all say ``D``."""
+    import json
+
+    from entryexit.documents.emrtd import parse_dg1
+    from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest
+    from entryexit.documents.paxlst import parse_paxlst
+    from tests.chip_builder import dg1
+
+    lines = _german_td3()
+    expected = DocumentKey("D", "C01X00T47")
+    by_mrz, mrz = identify_document(lines, None, None, TODAY)
+    assert by_mrz == expected
+    assert mrz is not None
+    assert mrz.nationality == "D"
+    assert parse_dg1(dg1(lines), TODAY).issuing_state == "D"
+    assert identify_document(None, "D<<", "c01x00t47", TODAY)[0] == expected
+    assert identify_document(None, "d", "C01X00T47", TODAY)[0] == expected
+    row = {
+        "surname": "MUSTERMANN",
+        "given_names": "ERIKA",
+        "date_of_birth": "1964-08-12",
+        "sex": "F",
+        "nationality": "D<<",
+        "citizenship_class": "foreign_national",
+        "document_type": "passport",
+        "document_number": "C01X00T47",
+        "issuing_state": "D<<",
+        "document_expiry": "2031-03-31",
+    }
+    assert parse_json_manifest(json.dumps([row]).encode(), TODAY)[0].document == expected
+    csv = f"{','.join(row)}\n{','.join(row.values())}\n".encode()
+    assert parse_csv_manifest(csv, TODAY)[0].document == expected
+    paxlst = (
+        "UNH+1+PAXLST:D:05B:UN'NAD+FL+++MUSTERMANN:ERIKA'DTM+329:640812'NAT+2+D<<'"
+        "DOC+P+C01X00T47'DTM+36:310331'LOC+91+D<<'UNT+8+1'"
+    )
+    (traveler,) = parse_paxlst(paxlst.encode(), TODAY, "UTO").travelers
+    assert traveler.document == expected
+    assert traveler.nationality == "D"
+
+
+def test_a_huge_mrz_is_refused_without_being_echoed() -> None:
+    with pytest.raises(InvalidInputError) as error:
+        identify_document(mrz_lines("P<" * 500_000), None, None, TODAY)
+    assert len(error.value.message) < 200
+    with pytest.raises(InvalidInputError) as error:
+        identify_document(mrz_lines("P\n" * 500_000), None, None, TODAY)
+    assert len(error.value.message) < 200

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 
@@ -84,3 +85,108 @@ def test_traveler_row_is_what_the_parser_reads() -> None:
 
     (traveler,) = parse_json_manifest(json.dumps([ROW]).encode(), TODAY)
     assert traveler_row(traveler) == ROW
+
+
+def _csv(rows: list[dict[str, str]], newline: str = "\n") -> bytes:
+    lines = [",".join(ROW), *(",".join(row.values()) for row in rows)]
+    return (newline.join(lines) + newline).encode()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"surname": "\ud800"}, r"'surname' has control characters .* U\+D800"),
+        ({"given_names": "ANNA\u202eMARIA"}, r"U\+202E"),
+        ({"surname": "ERIK\u200bSSON"}, r"U\+200B"),
+        ({"surname": "\ufeffERIKSSON"}, r"U\+FEFF"),
+        ({"given_names": {"a": 1}}, "'given_names' must be a string, not dict"),
+        ({"given_names": ["A"]}, "'given_names' must be a string, not list"),
+        ({"surname": 12}, "'surname' must be a string, not int"),
+        ({"document_number": "A" * 51}, "letters or digits"),
+        ({"issuing_state": "X"}, "issuing_state"),
+        ({"nationality": "12345678"}, "nationality"),
+        ({"date_of_birth": "2099-01-01"}, "future"),
+        ({"date_of_birth": "1700-01-01"}, "130 years"),
+        ({"date_of_birth": "20260101"}, "YYYY-MM-DD"),
+        ({"document_expiry": "9999-12-31"}, "50 years"),
+        ({"document_expiry": "1960-01-01"}, "before 'date_of_birth'"),
+        ({"surname": "A" * 1_000_000}, "1000000 characters long"),
+    ],
+)
+def test_hostile_fields_refuse_the_whole_manifest_naming_the_row(
+    change: dict[str, object], message: str
+) -> None:
+    body = json.dumps([ROW, {**ROW, **change}], ensure_ascii=True).encode()
+    with pytest.raises(InvalidInputError, match=message) as error:
+        parse_json_manifest(body, TODAY)
+    assert error.value.message.startswith("traveler 2: ")
+    assert len(error.value.message) < 200
+
+
+def test_german_filler_is_one_code_in_json_and_csv() -> None:
+    row = {**ROW, "issuing_state": "D<<", "nationality": "d"}
+    (from_json,) = parse_json_manifest(json.dumps([row]).encode(), TODAY)
+    (from_csv,) = parse_csv_manifest(_csv([row]), TODAY)
+    assert from_json.document == from_csv.document == DocumentKey("D", "L898902C3")
+    assert from_json.nationality == from_csv.nationality == "D"
+
+
+def test_json_nested_100000_deep_is_refused_clearly() -> None:
+    with pytest.raises(InvalidInputError, match="nested more than"):
+        parse_json_manifest(b"[" * 100_000 + b"]" * 100_000, TODAY)
+    with pytest.raises(InvalidInputError, match="nested more than"):
+        parse_json_manifest(b'{"travelers": ' + b"[" * 100_000, TODAY)
+
+
+def test_more_travelers_than_the_cap_are_refused_before_parsing_them() -> None:
+    from entryexit.documents.text import MAX_TRAVELERS
+
+    with pytest.raises(InvalidInputError, match=f"at most {MAX_TRAVELERS}"):
+        parse_json_manifest(json.dumps([{}] * (MAX_TRAVELERS + 1)).encode(), TODAY)
+    rows = [{**ROW, "document_number": f"N{index}"} for index in range(MAX_TRAVELERS + 1)]
+    with pytest.raises(InvalidInputError, match=f"at most {MAX_TRAVELERS}"):
+        parse_csv_manifest(_csv(rows), TODAY)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_csv_line_endings_of_every_platform(newline: str) -> None:
+    other = {**ROW, "document_number": "X1234567"}
+    travelers = parse_csv_manifest(_csv([ROW, other], newline), TODAY)
+    assert [t.document.number for t in travelers] == ["L898902C3", "X1234567"]
+
+
+def test_csv_hostile_shapes_are_invalid_input() -> None:
+    header = ",".join(ROW).encode()
+    cases = {
+        b"A" * 131_073 + b"," + header + b"\n": "malformed|field of",
+        b'"' + b"A" * 200_000 + b'"\n': "malformed|field of",
+        header + b"\n" + ",".join(ROW.values()).encode() + b',"unterminated\n': "malformed",
+        header + b"\n" + b"x," * 100 + b"\n": "columns",
+        b"": "empty",
+        header + b"\n" + b'ERIKSSON,"AN"NA"\n': "malformed|row",
+    }
+    for data, message in cases.items():
+        with pytest.raises(InvalidInputError, match=message) as error:
+            parse_csv_manifest(data, TODAY)
+        assert len(error.value.message) < 200
+
+
+def test_csv_short_rows_and_blank_lines() -> None:
+    header = ",".join(ROW)
+    line = ",".join(ROW.values())
+    (traveler,) = parse_csv_manifest(f"{header}\n\n{line}\n\n".encode(), TODAY)
+    assert traveler.surname == "ERIKSSON"
+    with pytest.raises(InvalidInputError, match="row 2: 'document_expiry' is missing"):
+        parse_csv_manifest(f"{header}\n{line.rsplit(',', 1)[0]}\n".encode(), TODAY)
+
+
+def test_check_traveler_is_the_one_validation_and_normalises() -> None:
+    from entryexit.documents.manifest import check_traveler
+
+    (traveler,) = parse_json_manifest(json.dumps([ROW]).encode(), TODAY)
+    messy = dataclasses.replace(
+        traveler, surname="  ERIKSSON ", document=DocumentKey("d<<", "l 898902c3")
+    )
+    clean = check_traveler(messy, TODAY)
+    assert clean.surname == "ERIKSSON"
+    assert clean.document == DocumentKey("D", "L898902C3")

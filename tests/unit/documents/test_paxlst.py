@@ -44,7 +44,7 @@ def test_d02b_in_two_parts_with_custom_separators() -> None:
     assert [t.surname for t in message.travelers] == ["DUPONT", "NGUYEN", "KOWALSKI"]
     dupont, nguyen, kowalski = message.travelers
     assert dupont.given_names == "JEAN LUC"  # a released space inside a component
-    assert dupont.document.number == "FR|12345"
+    assert dupont.document.number == "FR12345"
     assert nguyen.citizenship_class is CitizenshipClass.CITIZEN
     assert nguyen.date_of_birth == date(1990, 11, 5)
     assert nguyen.document_expiry == date(2033, 12, 31)
@@ -61,7 +61,10 @@ def test_d02b_in_two_parts_with_custom_separators() -> None:
             r"segment 3 \(UNT\): declares 4 segments, the message has 3",
         ),
         ("UNH+1+CUSCAR:D:05B:UN'UNT+2+1'", "is not PAXLST"),
-        ("UNH+1+PAXLST:D:96A:UN'UNT+2+1'", "not D:02B or D:05B"),
+        (
+            "UNH+1+PAXLST:D:96A:UN'UNT+2+1'",
+            "D:96A. is not supported; supported: D:02B, D:03B, D:05B",
+        ),
         ("UNH+1+PAXLST:D:05B:UN'BGM+745'", "no UNT trailer"),
         ("UNH+1+PAXLST:D:05B:UN'bgm+745'UNT+3+1'", r"segment 2: 'bgm' is not a segment tag"),
         ("UNH+1+PAXLST:D:05B:UN'UNT+2+9'", "reference does not match"),
@@ -140,3 +143,141 @@ def test_export_and_parse_round_trip(
 def test_release_characters_split_correctly() -> None:
     (segment,) = split_segments("NAD+FL+++O?'NEIL?:X:ANN?+MARIE'")
     assert segment.elements[3] == ("O'NEIL:X", "ANN+MARIE")
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+
+def _person(
+    surname: str = "DOE",
+    number: str = "A1234567",
+    state: str = "FRA",
+    nationality: str = "FRA",
+    birth: str = "19800101",
+    expiry: str = "20300101",
+) -> list[str]:
+    return [
+        f"NAD+FL+++{surname}:JANE",
+        "ATT+2++F",
+        f"DTM+329:{birth}",
+        f"NAT+2+{nationality}",
+        f"DOC+P:110:111+{number}",
+        f"DTM+36:{expiry}",
+        f"LOC+91+{state}",
+    ]
+
+
+def _message(people: list[list[str]], directory: str = "D:05B", line_end: str = "") -> bytes:
+    body = [f"UNH+1+PAXLST:{directory}:UN:IATA", "BGM+745", "TDT+20+XY123+++XY"]
+    body += [segment for person in people for segment in person]
+    body.append(f"UNT+{len(body) + 1}+1")
+    return "".join(f"{segment}'{line_end}" for segment in body).encode()
+
+
+def test_invalid_fields_flag_the_traveler_and_keep_the_others() -> None:
+    people = [
+        _person(number="GOOD1"),
+        _person(number="A" * 51),
+        _person(number="B2", state="X"),
+        _person(number="B3", nationality="12345678", state=""),
+        _person(surname="DO\x00E", number="B4"),
+        _person(surname="DO\x1bE", number="B5"),
+        _person(number="B6", birth="20990101"),
+        _person(number="B7", expiry="99991231"),
+        _person(number="B?'8"),
+        _person(number="GOOD2", state="D<<", nationality="D"),
+    ]
+    message = parse_paxlst(_message(people), TODAY, "UTO")
+    assert [t.document.number for t in message.travelers] == ["GOOD1", "GOOD2"]
+    assert message.travelers[1].document == DocumentKey("D", "GOOD2")
+    assert message.travelers[1].nationality == "D"
+    reasons = [f.reason for f in message.flagged]
+    assert len(reasons) == 8
+    expected = [
+        "letters or digits",
+        "issuing_state",
+        "nationality",
+        "control characters",
+        "control characters",
+        "future",
+        "50 years",
+        "letters or digits",
+    ]
+    for reason, word in zip(reasons, expected, strict=True):
+        assert word in reason
+
+
+def test_a_document_twice_in_one_interchange_is_flagged_not_stored_twice() -> None:
+    message = parse_paxlst(
+        _message([_person(), _person(surname="ROE"), _person(number="OTHER")]), TODAY, "UTO"
+    )
+    assert [t.surname for t in message.travelers] == ["DOE", "DOE"]
+    (flagged,) = message.flagged
+    assert flagged.reason == "the same travel document as the traveler at segment 4"
+
+
+def test_an_expired_passport_is_flagged() -> None:
+    message = parse_paxlst(_message([_person(expiry="20251231")]), TODAY, "UTO")
+    assert message.travelers == ()
+    assert message.flagged[0].reason == "the travel document expired on 2025-12-31"
+
+
+def test_unt_counts_of_any_length_are_our_error() -> None:
+    for digits, message in ((5_000, "longer than 512"), (500, "is not a segment count")):
+        text = "UNH+1+PAXLST:D:05B:UN'UNT+" + "9" * digits + "+1'"
+        with pytest.raises(PaxlstError, match=message) as error:
+            parse_paxlst(text.encode(), TODAY, "UTO")
+        assert len(error.value.message) < 200
+    with pytest.raises(PaxlstError, match="is not a segment count"):
+        parse_paxlst("UNH+1+PAXLST:D:05B:UN'UNT+²+1'".encode(), TODAY, "UTO")
+
+
+def test_a_one_megabyte_field_is_refused_at_once() -> None:
+    text = "UNH+1+PAXLST:D:05B:UN'NAD+FL+++" + "A" * 1_000_000 + "'UNT+3+1'"
+    with pytest.raises(PaxlstError, match="longer than 512") as error:
+        parse_paxlst(text.encode(), TODAY, "UTO")
+    assert len(error.value.message) < 100
+
+
+def test_more_travelers_than_the_cap_are_refused() -> None:
+    from entryexit.documents.text import MAX_TRAVELERS
+
+    people = [_person(number=f"N{index}") for index in range(MAX_TRAVELERS + 1)]
+    with pytest.raises(PaxlstError, match=f"at most {MAX_TRAVELERS} travelers"):
+        parse_paxlst(_message(people), TODAY, "UTO")
+    many = b"UNH+1+PAXLST:D:05B:UN'" + b"BGM+745'" * 300_000
+    with pytest.raises(PaxlstError, match="more than 251000 segments"):
+        parse_paxlst(many, TODAY, "UTO")
+
+
+def test_segment_shape_is_bounded() -> None:
+    with pytest.raises(PaxlstError, match="more than 99 elements"):
+        split_segments("NAD" + "+" * 200 + "'")
+    with pytest.raises(PaxlstError, match="more than 99 components"):
+        split_segments("NAD+" + ":" * 200 + "'")
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n", "\r\n\r\n", "\r"])
+def test_line_breaks_between_segments_as_cbp_sends_them(line_end: str) -> None:
+    data = b"UNA:+.? '" + line_end.encode() + _message([_person()], line_end=line_end)
+    (traveler,) = parse_paxlst(data, TODAY, "UTO").travelers
+    assert traveler.document == DocumentKey("FRA", "A1234567")
+
+
+def test_a_segment_wrapped_over_two_lines_reads_as_one() -> None:
+    data = _message([_person()]).replace(b"NAD+FL+++DOE:JANE", b"NAD+FL+++D\r\nOE:JANE")
+    (traveler,) = parse_paxlst(data, TODAY, "UTO").travelers
+    assert traveler.surname == "DOE"
+
+
+def test_a_line_break_can_be_the_declared_terminator() -> None:
+    data = b"UNA:+.? \n" + _message([_person()]).replace(b"'", b"\n")
+    (traveler,) = parse_paxlst(data, TODAY, "UTO").travelers
+    assert traveler.surname == "DOE"
+
+
+def test_directory_d03b_is_read_as_d02b() -> None:
+    (traveler,) = parse_paxlst(_message([_person()], directory="D:03B"), TODAY, "UTO").travelers
+    assert traveler.document.number == "A1234567"
+    with pytest.raises(PaxlstError, match="supported: D:02B, D:03B, D:05B"):
+        parse_paxlst(_message([_person()], directory="D:12A"), TODAY, "UTO")
