@@ -9,6 +9,8 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
+from entryexit.documents.csv_safety import neutralise_row
+
 OVERSTAY_COLUMNS = (
     "kind",
     "traveler_ref",
@@ -44,11 +46,15 @@ def overstay_csv(report: dict[str, Any]) -> str:
     """The report's overstay rows, in-country then out-of-country, one CSV line each."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(OVERSTAY_COLUMNS)
+    # Names are data from manifests: a cell that a spreadsheet would run as a formula is
+    # written as text.
+    writer.writerow(neutralise_row(OVERSTAY_COLUMNS))
     for kind in ("in_country", "out_of_country"):
         for row in report[kind]:
             values = plain(row)
             writer.writerow(
-                [kind, *("" if values[c] is None else values[c] for c in OVERSTAY_COLUMNS[1:])]
+                neutralise_row(
+                    [kind, *("" if values[c] is None else values[c] for c in OVERSTAY_COLUMNS[1:])]
+                )
             )
     return buffer.getvalue()

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.biometrics import FaceAnalysis
+from entryexit.biometrics.decode import ImageKind
 from entryexit.biometrics.recognizer import RecognizerManifest
 from entryexit.domain.access import Role
 from entryexit.domain.model import (
@@ -40,9 +41,15 @@ class FaceAnalyser(Protocol):
     recipe: str
     recognizer: RecognizerManifest
 
-    def analyse(self, data: bytes, formats: frozenset[str] = ...) -> FaceAnalysis: ...
+    def analyse(
+        self, data: bytes, formats: frozenset[str] = ..., kind: ImageKind = ...
+    ) -> FaceAnalysis:
+        """A live capture (``kind`` decides the decoding limits: a gate frame by default)."""
+        ...
 
-    def analyse_reference(self, data: bytes, formats: frozenset[str] = ...) -> FaceAnalysis:
+    def analyse_reference(
+        self, data: bytes, formats: frozenset[str] = ..., kind: ImageKind = ...
+    ) -> FaceAnalysis:
         """The richer template for an enrolled reference photo (same model, same space)."""
         ...
 

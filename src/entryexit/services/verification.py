@@ -11,7 +11,7 @@ from cryptography import x509
 from numpy.typing import NDArray
 
 from entryexit.biometrics import compare_templates
-from entryexit.biometrics.decode import ALLOWED_FORMATS, CHIP_FORMATS
+from entryexit.biometrics.decode import ALLOWED_FORMATS, CHIP_FORMATS, ImageKind
 from entryexit.documents.emrtd import CheckResult, parse_dg1, parse_dg2, verify_security_object
 from entryexit.documents.mrz import Mrz
 from entryexit.domain.access import Permission, Principal
@@ -193,10 +193,10 @@ class VerificationService:
         if flight is not None and not actor.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
         checks: dict[str, str] = {}
-        formats = ALLOWED_FORMATS
+        formats, kind = ALLOWED_FORMATS, ImageKind.REFERENCE_PHOTO
         if chip is not None:
             reference, document, checks = self._read_chip(chip, printed_mrz, document, now)
-            formats = CHIP_FORMATS
+            formats, kind = CHIP_FORMATS, ImageKind.CHIP_DG2
         assert reference is not None  # one of the two, checked above
 
         def compared(result: Verification, live: NDArray[np.float32] | None = None) -> _Compared:
@@ -220,7 +220,7 @@ class VerificationService:
                 )
             )
         try:
-            reference_face = self._engine.analyse(reference, formats)
+            reference_face = self._engine.analyse(reference, formats, kind)
         except BiometricError as exc:
             label = "chip photo (DG2)" if chip is not None else "document photo"
             raise type(exc)(f"{label}: {exc.message}") from exc

@@ -93,12 +93,14 @@ async def put_manifest(
     body = await request.body()
     today = services.clock().date()
     flagged: list[FlaggedTravelerPublic] = []
+    # Parsing is linear and bounded, but a 10,000-traveler manifest still takes about a
+    # second: off the event loop, so that health checks and gates keep being answered.
     if content_type in ("text/csv", "application/csv"):
-        travelers = parse_csv_manifest(body, today)
+        travelers = await run_in_threadpool(parse_csv_manifest, body, today)
     elif content_type in ("application/json", ""):
-        travelers = parse_json_manifest(body, today)
+        travelers = await run_in_threadpool(parse_json_manifest, body, today)
     elif content_type in ("application/edifact", "application/x-edifact"):
-        message = parse_paxlst(body, today, services.settings.home_state)
+        message = await run_in_threadpool(parse_paxlst, body, today, services.settings.home_state)
         travelers = list(message.travelers)
         flagged = [
             FlaggedTravelerPublic(segment=f.position, role=f.role, reason=f.reason)
