@@ -32,7 +32,15 @@ from typing import Self, TypeVar
 
 from entryexit.domain.access import Role, StoredApiKey
 from entryexit.domain.admission import Admission, ExitLink
-from entryexit.domain.audit import GENESIS_HASH, AuditEntry, AuditEvent, chain, sign_head
+from entryexit.domain.audit import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditEvent,
+    chain,
+    head_problem,
+    sign_head,
+    with_mac,
+)
 from entryexit.domain.model import (
     Direction,
     DocumentKey,
@@ -43,7 +51,7 @@ from entryexit.domain.model import (
     ManifestTraveler,
     PhotoSource,
 )
-from entryexit.errors import ConflictError, TransactionConflictError
+from entryexit.errors import AuditLogUntrustedError, ConflictError, TransactionConflictError
 from entryexit.services.ports import (
     AlertRecord,
     CaptureRecord,
@@ -729,13 +737,34 @@ def _audit_events(
 class _Audit(_Repository):
     def append(self, entry: AuditEntry) -> AuditEvent:
         t = self._w()
+        problem = self._problem(t)
+        if problem is not None:
+            raise AuditLogUntrustedError(f"the audit log cannot be extended: {problem}")
         head = t.audit_head
         sequence = 1 if head is None else head.sequence + 1
-        event = chain(entry, sequence, GENESIS_HASH if head is None else head.hash)
+        return self._extend(t, entry, sequence, GENESIS_HASH if head is None else head.hash)
+
+    def integrity_problem(self) -> str | None:
+        return self._problem(self._r())
+
+    def repair(self, entry: AuditEntry) -> AuditEvent:
+        t = self._w()
+        last = t.audit_events[-1] if t.audit_events else None
+        if last is None:
+            return self._extend(t, entry, 1, GENESIS_HASH)
+        return self._extend(t, entry, last.sequence + 1, last.hash)
+
+    def _problem(self, t: FakeTables) -> str | None:
+        head = t.audit_head
+        stored = None if head is None else (head.sequence, head.hash, head.signature)
+        last = t.audit_events[-1] if t.audit_events else None
+        return head_problem(self._uow.audit_key, stored, last)
+
+    def _extend(self, t: FakeTables, entry: AuditEntry, sequence: int, previous: str) -> AuditEvent:
+        key = self._uow.audit_key
+        event = with_mac(key, chain(entry, sequence, previous))
         t.audit_events.append(event)
-        t.audit_head = AuditHeadRow(
-            sequence, event.hash, sign_head(self._uow.audit_key, sequence, event.hash)
-        )
+        t.audit_head = AuditHeadRow(sequence, event.hash, sign_head(key, sequence, event.hash))
         return event
 
     def events(

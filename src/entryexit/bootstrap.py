@@ -104,7 +104,9 @@ def build_database(settings: Settings, keys: KeyProvider | None = None) -> SqlUn
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_database_engine(settings.resolved_database_url)
     migrate(engine)
-    return SqlUnitOfWorkFactory(engine, resolved_keys)
+    database = SqlUnitOfWorkFactory(engine, resolved_keys)
+    database.mac_legacy_audit_events()
+    return database
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ non-zero exit status.
     ├── NotFoundError                 the resource does not exist                  (404)
     ├── ConflictError                 the resource is not in the needed state      (409)
     │   └── TransactionConflictError  another writer won a race; the use case reruns
+    ├── AuditLogUntrustedError        the audit log's head does not verify          (503)
     ├── AuthenticationError           no or unknown credentials                    (401)
     ├── PermissionDeniedError         credentials lack the role                    (403)
     └── RateLimitedError              too many requests or failed sign-ins         (429)
@@ -96,6 +97,13 @@ class TransactionConflictError(ConflictError):
     code = "transaction-conflict"
 
 
+class AuditLogUntrustedError(EntryExitError):
+    """The audit log's head does not fit its last event (someone wrote to the database
+    without the audit key): audited actions are refused until the log is repaired."""
+
+    code = "audit-log-untrusted"
+
+
 class AuthenticationError(EntryExitError):
     code = "unauthenticated"
 
@@ -124,6 +132,7 @@ _HTTP_STATUS: list[tuple[type[EntryExitError], int, str]] = [
     (PermissionDeniedError, 403, "Forbidden"),
     (RateLimitedError, 429, "Too many requests"),
     (ConfigurationError, 503, "Service not ready"),
+    (AuditLogUntrustedError, 503, "Audit log untrusted"),
 ]
 
 

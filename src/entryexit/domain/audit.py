@@ -1,8 +1,13 @@
-"""The tamper-evident audit log: a hash chain of events whose head is signed.
+"""The tamper-evident audit log: a hash chain of events, each with its own MAC, and a signed
+head.
 
 Each event's hash covers its own fields and the previous event's hash, so changing,
-deleting, inserting or reordering any event breaks the chain at that point; the signed head
-(HMAC of the last sequence number and hash) catches events cut off the end. Events carry
+deleting, inserting or reordering any event breaks the chain at that point. Each event also
+carries a MAC (HMAC with the audit key) of its sequence number and hash: someone who can
+write to the database but holds no audit key can re-hash a chain, but cannot MAC it, so
+verification names the first event that is actually wrong. The signed head (HMAC of the last
+sequence number and hash) catches events cut off the end; a writer checks the head before it
+extends the log and refuses to when it does not fit (see :func:`head_problem`). Events carry
 identifiers and counts only: never a face, a template, a name or a document number.
 """
 
@@ -39,6 +44,7 @@ class AuditEvent:
     entry: AuditEntry
     previous_hash: str
     hash: str
+    mac: str | None = None
 
 
 def canonical(entry: AuditEntry, sequence: int, previous_hash: str) -> bytes:
@@ -68,6 +74,47 @@ def chain(entry: AuditEntry, sequence: int, previous_hash: str) -> AuditEvent:
 
 def sign_head(key: bytes, sequence: int, event_hash: str) -> str:
     return hmac.new(key, f"{sequence}:{event_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def event_mac(key: bytes, sequence: int, event_hash: str) -> str:
+    """The event's own MAC (a different message from the head's, so neither stands in for
+    the other)."""
+    return hmac.new(key, f"event:{sequence}:{event_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def with_mac(key: bytes, event: AuditEvent) -> AuditEvent:
+    return AuditEvent(
+        event.sequence,
+        event.entry,
+        event.previous_hash,
+        event.hash,
+        event_mac(key, event.sequence, event.hash),
+    )
+
+
+def head_problem(
+    key: bytes,
+    head: tuple[int, str, str] | None,
+    last: AuditEvent | None,
+) -> str | None:
+    """Why the log must not be extended, or None. ``head`` is the stored (sequence, hash,
+    signature); ``last`` the stored event with the highest sequence. A writer that extended
+    a head it had not checked would re-sign whatever a database writer left there."""
+    if head is None and last is None:
+        return None
+    if head is None:
+        return "the log has events but no signed head"
+    sequence, head_hash, signature = head
+    if not hmac.compare_digest(sign_head(key, sequence, head_hash), signature):
+        return f"the head signature at sequence {sequence} is wrong"
+    if last is None or last.sequence != sequence or last.hash != head_hash:
+        found = "no events" if last is None else f"the last event is {last.sequence}"
+        return f"the signed head names sequence {sequence}, but {found}"
+    if last.mac is None or not hmac.compare_digest(
+        event_mac(key, last.sequence, last.hash), last.mac
+    ):
+        return f"event {last.sequence} has no valid MAC"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +154,15 @@ def verify_chain(
         if not hmac.compare_digest(recomputed, event.hash):
             return ChainVerification(
                 False, count, event.sequence, "its contents do not match its hash (modified)"
+            )
+        if event.mac is None or not hmac.compare_digest(
+            event_mac(key, event.sequence, event.hash), event.mac
+        ):
+            return ChainVerification(
+                False,
+                count,
+                event.sequence,
+                "its MAC is missing or wrong (forged, or re-hashed without the audit key)",
             )
         expected_previous = event.hash
         expected_sequence += 1

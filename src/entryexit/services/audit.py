@@ -129,6 +129,37 @@ class AuditTrail:
             yield from page
             after = page[-1].sequence
 
+    def integrity_problem(self) -> str | None:
+        """Why audited actions would be refused now (readiness reports it), or None."""
+        with self._uow(read_only=True) as uow:
+            return uow.audit.integrity_problem()
+
+    def repair(self, actor: Principal | None = None) -> ChainVerification:
+        """The only way the head is ever signed over what was found: verify the whole log,
+        then record what verification found as an event chained after the last stored event,
+        and sign the head there. Nothing is hidden: an event that is wrong still fails
+        verification by its own MAC; the repair lets audited work go on."""
+        found = self.verify()
+        problem = self.integrity_problem()
+        details: dict[str, int | str] = {
+            "chain_ok": "yes" if found.ok else "no",
+            "events": found.events,
+            "head_problem": problem or "",
+        }
+        if not found.ok:
+            details["first_broken_sequence"] = found.first_broken_sequence or 0
+            details["reason"] = found.reason or ""
+        entry = AuditEntry(
+            occurred_at=self._clock(),
+            action="audit repair",
+            outcome="ok",
+            actor_key_id=actor.key_id if actor else None,
+            actor_role=actor.role.value if actor else None,
+            details=details,
+        )
+        in_transaction(self._uow, lambda uow: uow.audit.repair(entry))
+        return found
+
     def head(self) -> tuple[int, str] | None:
         with self._uow(read_only=True) as uow:
             return uow.audit.head()

@@ -130,7 +130,18 @@ class PolicyRepository(Protocol):
 
 class AuditRepository(Protocol):
     def append(self, entry: AuditEntry) -> AuditEvent:
-        """Chain ``entry`` after the last event and re-sign the head."""
+        """Chain ``entry`` after the last event, MAC it and re-sign the head; raises
+        ``AuditLogUntrustedError`` (refusing the whole use case) when the stored head is not
+        one the audit key signed for the last event."""
+        ...
+
+    def integrity_problem(self) -> str | None:
+        """Why :meth:`append` would refuse now, or None."""
+        ...
+
+    def repair(self, entry: AuditEntry) -> AuditEvent:
+        """Chain ``entry`` after the last stored event and sign the head there (the audited
+        repair command only)."""
         ...
 
     def events(

@@ -195,6 +195,9 @@ class AuditEventRow(Base):
     details: Mapped[str] = mapped_column(String(2000))
     previous_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # HMAC of (sequence, hash) with the audit key; NULL only for events written before 0008
+    # until the first start that can verify and MAC them.
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditHeadRow(Base):

@@ -9,6 +9,7 @@ from typing import Self
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from entryexit.adapters.storage.audit_macs import mac_legacy_events
 from entryexit.adapters.storage.database import WRITE_TRANSACTION, session_factory
 from entryexit.adapters.storage.queries.boards import SqlBoardQueries
 from entryexit.adapters.storage.queries.reports import SqlReportQueries
@@ -127,6 +128,11 @@ class SqlUnitOfWorkFactory:
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self._sessions, self._sealer, read_only)
+
+    def mac_legacy_audit_events(self) -> int:
+        """See :mod:`entryexit.adapters.storage.audit_macs` (run once at start)."""
+        with self._sessions.begin() as session:
+            return mac_legacy_events(session, self._sealer.audit_key())
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

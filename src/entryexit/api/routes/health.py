@@ -16,9 +16,16 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> JSONResponse:
-    """The database answers and the models are loaded."""
+    """The database answers, the models are loaded, and the audit log can be extended (its
+    head verifies): readiness recovers by itself once the log is repaired."""
     try:
         services.uow.ping()
     except Exception:  # any failure of the database means "not ready"
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ready", "model": services.engine.model})
+    problem = services.audit.integrity_problem()
+    if problem is not None:
+        return JSONResponse(
+            {"status": "unavailable", "audit_log": "untrusted", "reason": problem},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "model": services.engine.model, "audit_log": "ok"})
