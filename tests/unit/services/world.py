@@ -1,0 +1,280 @@
+"""Every service wired as ``bootstrap.build_services`` wires it, over the in-memory fakes
+(a fake unit of work, read models, face analyser, clock and keys): no models, no database.
+
+Two differences from production, both for speed or for the fakes: console passwords are
+hashed with a cheap argon2 setting, and the analyser accepts the ``formats`` argument that
+``FaceAnalyser.analyse`` takes (``tests.fakes.FakeAnalyser`` does not)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from argon2 import PasswordHasher
+from cryptography import x509
+
+from entryexit.adapters.search.faiss_index import build_index
+from entryexit.biometrics import FaceAnalysis
+from entryexit.domain.access import Principal, Role
+from entryexit.domain.model import (
+    CitizenshipClass,
+    Direction,
+    DocumentKey,
+    DocumentType,
+    Flight,
+    ManifestTraveler,
+    PhotoSource,
+    Sex,
+)
+from entryexit.services.audit import AuditTrail
+from entryexit.services.captures import CaptureService
+from entryexit.services.console import ConsoleService
+from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy
+from entryexit.services.crossings import CrossingService
+from entryexit.services.enrolment import EnrolmentService
+from entryexit.services.flights import FlightService, NewFlight
+from entryexit.services.gallery import GalleryService
+from entryexit.services.policies import PolicyService, shipped_policy_text
+from entryexit.services.privacy import (
+    FairnessReportService,
+    OptOutService,
+    PrivacyReportService,
+    PurgeService,
+)
+from entryexit.services.thresholds import OperatingThresholds
+from entryexit.services.verification import VerificationService
+from entryexit.services.watchlist import WatchlistService
+from tests.fake_storage import FakeBoardQueries, FakeReportQueries, FakeUnitOfWorkFactory
+from tests.fakes import FakeAnalyser, FakeClock, StaticKeyProvider
+
+ADMIN = Principal("k-admin", "admin", Role.ADMIN)
+OFFICER = Principal("k-officer", "officer", Role.OFFICER)
+SUPERVISOR = Principal("k-super", "supervisor", Role.SUPERVISOR)
+AUDITOR = Principal("k-auditor", "auditor", Role.AUDITOR)
+MANAGER = Principal("k-manager", "watchlist", Role.WATCHLIST_MANAGER)
+GATE = Principal("k-gate", "gate", Role.GATE, carrier="EE")
+OTHER_GATE = Principal("k-gate-zz", "gate", Role.GATE, carrier="ZZ")
+OTHER_CARRIER_OFFICER = Principal("k-desk-zz", "airline desk", Role.OFFICER, carrier="ZZ")
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # FakeClock's first reading, less a second
+DEPARTURE = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+THRESHOLD = 0.9
+# Cheap enough for unit tests; production uses argon2's defaults.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+class Analyser(FakeAnalyser):
+    """``FakeAnalyser`` with the ``formats`` argument of the port (verification passes it)."""
+
+    def analyse(self, data: bytes, formats: frozenset[str] = frozenset()) -> FaceAnalysis:
+        return super().analyse(data)
+
+    def analyse_reference(self, data: bytes, formats: frozenset[str] = frozenset()) -> FaceAnalysis:
+        return super().analyse(data)
+
+
+def traveler(
+    number: str,
+    citizenship: CitizenshipClass = CitizenshipClass.FOREIGN_NATIONAL,
+    *,
+    sex: Sex = Sex.FEMALE,
+    born: date = date(1990, 1, 2),
+    surname: str = "DOE",
+) -> ManifestTraveler:
+    return ManifestTraveler(
+        surname=surname,
+        given_names="JANE",
+        date_of_birth=born,
+        sex=sex,
+        nationality="UTO",
+        citizenship_class=citizenship,
+        document_type=DocumentType.PASSPORT,
+        document=DocumentKey("UTO", number),
+        document_expiry=date(2031, 1, 1),
+    )
+
+
+class World:
+    def __init__(
+        self,
+        *,
+        gallery_threshold: float = THRESHOLD,
+        match_threshold: float = THRESHOLD,
+        watchlist_threshold: float | None = None,
+        session_policy: SessionPolicy | None = None,
+        hasher: PasswordHasher = FAST_HASHER,
+        trusted_cscas: list[x509.Certificate] | None = None,
+    ) -> None:
+        self.uow = FakeUnitOfWorkFactory()
+        self.reports = FakeReportQueries(self.uow.database)
+        self.boards = FakeBoardQueries(self.uow.database)
+        self.clock = FakeClock()
+        self.engine = Analyser()
+        self.keys = StaticKeyProvider()
+        self.audit = AuditTrail(self.uow, self.clock, self.keys)
+        self.policies = PolicyService(self.uow, self.clock, self.audit)
+        self.policies.ensure_default()
+        self.flights = FlightService(self.uow, self.clock, self.engine.model, self.audit)
+        self.accounts = ConsoleAccounts(
+            self.uow, self.clock, self.audit, session_policy or SessionPolicy(), hasher=hasher
+        )
+        self.galleries = GalleryService(
+            self.uow,
+            self.clock,
+            self.engine.model,
+            self.engine.dimension,
+            self.policies,
+            self.audit,
+        )
+        self.thresholds = OperatingThresholds(
+            calibration=None,
+            ambiguity_margin=0.03,
+            gallery_override=gallery_threshold,
+            verification_override=match_threshold,
+        )
+        self.watchlist = WatchlistService(
+            self.uow,
+            self.engine,
+            self.clock,
+            self.policies,
+            self.thresholds,
+            self.audit,
+            threshold_override=watchlist_threshold,
+            build_index=build_index,
+        )
+        self.galleries.on_staged(self.watchlist.screen_gallery)
+        self.crossings = CrossingService(
+            self.uow,
+            self.reports,
+            self.engine,
+            self.clock,
+            self.galleries,
+            self.policies,
+            self.thresholds,
+            self.audit,
+        )
+        self.opt_outs = OptOutService(
+            self.uow,
+            self.clock,
+            self.galleries,
+            self.policies,
+            self.audit,
+            on_encounter=self.crossings.enqueue,
+        )
+        self.enrolment = EnrolmentService(
+            self.uow, self.engine, self.clock, self.policies, self.audit
+        )
+        self.captures = CaptureService(
+            self.uow,
+            self.engine,
+            self.flights,
+            self.galleries,
+            self.thresholds,
+            self.clock,
+            self.policies,
+            self.audit,
+            watchlist=self.watchlist,
+            on_encounter=self.crossings.enqueue,
+        )
+        self.purge = PurgeService(self.uow, self.clock, self.audit, self.galleries)
+        self.privacy = PrivacyReportService(self.reports, self.clock, self.audit, self.policies)
+        self.fairness = FairnessReportService(self.reports, self.clock)
+        self.verifications = VerificationService(
+            self.uow,
+            self.engine,
+            self.flights,
+            self.policies,
+            self.clock,
+            self.thresholds,
+            self.audit,
+            trusted_cscas,
+            on_encounter=self.crossings.enqueue,
+        )
+        self.console = ConsoleService(
+            self.uow,
+            self.boards,
+            self.engine,
+            self.clock,
+            self.galleries,
+            self.policies,
+            self.opt_outs,
+            self.audit,
+            on_encounter=self.crossings.enqueue,
+        )
+
+    # --- arranging -------------------------------------------------------------------------
+    def flight(
+        self,
+        direction: Direction = Direction.ENTRY,
+        travelers: list[ManifestTraveler] | None = None,
+        *,
+        carrier: str = "EE",
+        number: str = "12",
+        departure: datetime = DEPARTURE,
+    ) -> Flight:
+        flight = self.flights.create(
+            NewFlight(carrier, number, departure, "AAA", "BBB", direction), OFFICER
+        )
+        if travelers:
+            self.flights.put_manifest(flight.id, travelers, OFFICER)
+        return flight
+
+    def enrol(self, number: str, seed: int, source: PhotoSource = PhotoSource.PASSPORT) -> str:
+        """Enrol ``face:<seed>`` for document UTO ``number``; returns the traveler id."""
+        return self.enrolment.enrol(
+            DocumentKey("UTO", number), f"face:{seed}".encode(), source
+        ).traveler_id
+
+    def boarding(
+        self,
+        direction: Direction = Direction.ENTRY,
+        travelers: list[ManifestTraveler] | None = None,
+        *,
+        seeds: dict[str, int] | None = None,
+        carrier: str = "EE",
+        number: str = "12",
+        departure: datetime = DEPARTURE,
+    ) -> Flight:
+        """A flight with a manifest, reference photos (``seeds``: document number -> face
+        seed) and a staged gallery."""
+        flight = self.flight(
+            direction, travelers, carrier=carrier, number=number, departure=departure
+        )
+        for document, seed in (seeds or {}).items():
+            self.enrol(document, seed)
+        self.galleries.stage(flight.id, OFFICER)
+        return self.flights.get(flight.id)
+
+    def traveler_id(self, number: str) -> str:
+        with self.uow(read_only=True) as uow:
+            found = uow.travelers.traveler_for_document(DocumentKey("UTO", number))
+        assert found is not None
+        return found
+
+    def load_policy(self, text: str) -> None:
+        self.policies.load(text, ADMIN)
+
+    def load_shipped(self, name: str) -> None:
+        self.load_policy(shipped_policy_text(name))
+
+    def actions(self) -> list[str]:
+        """The committed audit log's actions, in order."""
+        return [e.entry.action for e in self.uow.tables.audit_events]
+
+    def advance(self, **delta: float) -> None:
+        self.clock.now += timedelta(**delta)
+
+
+def policy_with(version: str, **admission: object) -> str:
+    """The shipped default policy under a new version, effective from 2026-02-01, with
+    ``[admission]`` settings replaced (e.g. ``grace_days=3``)."""
+    text = shipped_policy_text("default.toml")
+    text = text.replace('version = "default-1"', f'version = "{version}"')
+    text = text.replace(
+        "effective_from = 2026-01-01T00:00:00Z", "effective_from = 2026-02-01T00:00:00Z"
+    )
+    for key, value in admission.items():
+        rendered = f'"{value}"' if isinstance(value, str) else str(value)
+        lines = text.splitlines()
+        lines = [f"{key} = {rendered}" if line.startswith(f"{key} = ") else line for line in lines]
+        text = "\n".join(lines) + "\n"
+    return text
