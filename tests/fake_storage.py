@@ -1016,12 +1016,18 @@ class _Access(_Repository):
         succeeded: bool,
         locked_until: datetime | None,
         password_hash: str | None = None,
+        failed_attempts: int | None = None,
     ) -> None:
         row = self._w().users.get(user_id)
         if row is None:
             return
         row.locked_until = locked_until
-        row.failed_attempts = 0 if succeeded else row.failed_attempts + 1
+        if succeeded:
+            row.failed_attempts = 0
+        elif failed_attempts is not None:
+            row.failed_attempts = failed_attempts
+        else:
+            row.failed_attempts = row.failed_attempts + 1
         if password_hash is not None:
             row.password_hash = password_hash
 

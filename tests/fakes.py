@@ -9,6 +9,7 @@ import numpy as np
 
 from entryexit.biometrics import FaceAnalysis, Template
 from entryexit.biometrics.compare import l2_normalise
+from entryexit.biometrics.decode import ImageKind
 from entryexit.biometrics.detect import Detection
 from entryexit.biometrics.embed import SFACE_MANIFEST
 from entryexit.biometrics.quality import QualityReason, QualityReport
@@ -38,10 +39,20 @@ class FakeAnalyser:
     recipe = "flip"
     recognizer = replace(SFACE_MANIFEST, key="fake-model", dimension=8)
 
-    def analyse_reference(self, data: bytes) -> FaceAnalysis:
+    def analyse_reference(
+        self,
+        data: bytes,
+        formats: frozenset[str] = frozenset(),
+        kind: ImageKind = ImageKind.REFERENCE_PHOTO,
+    ) -> FaceAnalysis:
         return self.analyse(data)
 
-    def analyse(self, data: bytes) -> FaceAnalysis:
+    def analyse(
+        self,
+        data: bytes,
+        formats: frozenset[str] = frozenset(),
+        kind: ImageKind = ImageKind.GATE_FRAME,
+    ) -> FaceAnalysis:
         text = data.decode("ascii", errors="replace")
         if text == "empty":
             raise NoFaceError("no face was found in the image")

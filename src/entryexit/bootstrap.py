@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import cv2
+from argon2 import PasswordHasher
+from cryptography import x509
 
 from entryexit.adapters.crypto.keys import (
     EnvironmentKeyProvider,
@@ -139,6 +141,8 @@ def build_records(
     keys: KeyProvider | None = None,
     clock: Clock = utc_now,
     model: str = "",
+    session_policy: SessionPolicy | None = None,
+    password_hasher: PasswordHasher | None = None,
 ) -> Records:
     """Wire the services that need no face model. Each port defaults to the real adapter;
     tests pass fakes (an in-memory unit of work) for any of them."""
@@ -168,10 +172,12 @@ def build_records(
             uow,
             clock,
             audit,
-            SessionPolicy(
+            session_policy
+            or SessionPolicy(
                 idle_timeout=timedelta(minutes=settings.console_idle_minutes),
                 failures_before_lock=settings.sign_in_failures_before_lock,
             ),
+            hasher=password_hasher,
         ),
         privacy=PrivacyReportService(reports, clock, audit, policies),
         fairness=FairnessReportService(reports, clock),
@@ -221,6 +227,9 @@ def build_services(
     engine: FaceAnalyser | None = None,
     keys: KeyProvider | None = None,
     clock: Clock = utc_now,
+    session_policy: SessionPolicy | None = None,
+    password_hasher: PasswordHasher | None = None,
+    trusted_cscas: list[x509.Certificate] | None = None,
 ) -> Services:
     """Wire every service. Each port defaults to the real adapter; tests pass fakes (an
     in-memory unit of work, a fake face engine) for any of them."""
@@ -234,6 +243,8 @@ def build_services(
         keys=keys,
         clock=clock,
         model=resolved_engine.model,
+        session_policy=session_policy,
+        password_hasher=password_hasher,
     )
     uow_factory, audit, policies = records.uow, records.audit, records.policies
     flights = records.flights
@@ -295,7 +306,7 @@ def build_services(
             clock,
             thresholds,
             audit,
-            load_trusted_cscas(settings.csca_dir),
+            trusted_cscas if trusted_cscas is not None else load_trusted_cscas(settings.csca_dir),
             on_encounter=crossings.enqueue,
         ),
         fairness=records.fairness,

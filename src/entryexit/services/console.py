@@ -156,8 +156,9 @@ class ConsoleService:
             statuses = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
             image = uow.cases.capture_image(capture_id) if capture.has_image else None
         candidates: list[Candidate] = []
-        gallery = self._galleries.gallery_for(flight)
-        if image is not None and len(gallery):
+        # Past the gallery's deletion time the case is still shown, without candidates.
+        gallery = self._galleries.gallery_for(flight) if flight.staged else None
+        if image is not None and gallery is not None and len(gallery):
             try:
                 template = self._engine.analyse(image).template.vector
             except BiometricError:

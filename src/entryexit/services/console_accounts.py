@@ -113,27 +113,13 @@ class ConsoleAccounts:
             self._verify(self._dummy_hash, password)
             self._audit.record_alone("console sign-in", "denied", None, "console_user", None)
             raise failure
-        if user.locked_until is not None and user.locked_until > now:
-            self._audit.record_alone("console sign-in", "locked", None, "console_user", user.id)
-            raise failure
-        if not self._verify(user.password_hash, password):
-            attempts = user.failed_attempts + 1
-            locked = (
-                now + self._policy.lock_duration
-                if attempts >= self._policy.failures_before_lock
-                else None
-            )
-            outcome = "denied" if locked is None else "denied, account locked"
-
-            def refuse(uow: UnitOfWork) -> None:
-                uow.access.record_sign_in(user.id, succeeded=False, locked_until=locked)
-                self._audit.record(uow, "console sign-in", outcome, None, "console_user", user.id)
-
-            in_transaction(self._uow, refuse)
-            raise failure
+        # The slow part (argon2) runs first, outside any transaction; what it means is decided
+        # in one transaction on the account as it is then, so that concurrent attempts can
+        # neither clear a lock-out nor slip past one.
+        verified = self._verify(user.password_hash, password)
         rehashed = (
             self._hasher.hash(password)
-            if self._hasher.check_needs_rehash(user.password_hash)
+            if verified and self._hasher.check_needs_rehash(user.password_hash)
             else None
         )
         token = secrets.token_urlsafe(32)
@@ -145,15 +131,50 @@ class ConsoleAccounts:
             last_seen_at=now,
             expires_at=now + self._policy.absolute_lifetime,
         )
+        signed_in = in_transaction(
+            self._uow, lambda uow: self._decide_sign_in(uow, user.id, verified, rehashed, record)
+        )
+        if signed_in is None:
+            raise failure
+        return token, signed_in
+
+    def _decide_sign_in(
+        self,
+        uow: UnitOfWork,
+        user_id: str,
+        verified: bool,
+        rehashed: str | None,
+        record: ConsoleSession,
+    ) -> SignedIn | None:
+        now = record.created_at
+        user = uow.access.get_user(user_id)
+        if user is None or user.disabled:
+            self._audit.record(uow, "console sign-in", "denied", None, "console_user", user_id)
+            return None
+        locked = user.locked_until is not None and user.locked_until > now
+        if locked:
+            self._audit.record(uow, "console sign-in", "locked", None, "console_user", user_id)
+            return None
+        if not verified:
+            # A lock-out that has run out starts the count afresh.
+            expired_lock = user.locked_until is not None and user.locked_until <= now
+            attempts = (0 if expired_lock else user.failed_attempts) + 1
+            lock_until = (
+                now + self._policy.lock_duration
+                if attempts >= self._policy.failures_before_lock
+                else None
+            )
+            uow.access.record_sign_in(
+                user_id, succeeded=False, locked_until=lock_until, failed_attempts=attempts
+            )
+            outcome = "denied" if lock_until is None else "denied, account locked"
+            self._audit.record(uow, "console sign-in", outcome, None, "console_user", user_id)
+            return None
         principal = principal_of(user)
-
-        def admit(uow: UnitOfWork) -> None:
-            uow.access.record_sign_in(user.id, True, None, password_hash=rehashed)
-            uow.access.add_session(record)
-            self._audit.record(uow, "console sign-in", "ok", principal, "console_user", user.id)
-
-        in_transaction(self._uow, admit)
-        return token, SignedIn(principal, record.csrf_token, record.token_hash)
+        uow.access.record_sign_in(user_id, True, None, password_hash=rehashed)
+        uow.access.add_session(record)
+        self._audit.record(uow, "console sign-in", "ok", principal, "console_user", user_id)
+        return SignedIn(principal, record.csrf_token, record.token_hash)
 
     def session(self, token: str | None) -> SignedIn | None:
         """The live session for a cookie token, or None (unknown, idle too long, expired,

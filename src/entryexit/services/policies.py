@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 
 from entryexit.domain.access import Principal
@@ -15,6 +15,9 @@ from entryexit.services.ports import Clock, StoredPolicy
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 SHIPPED_POLICIES = ("default.toml", "noncitizens-mandatory.toml")
+# Another process (``entryexit policy load`` beside ``serve``, another instance) may load a
+# policy: each process looks again at least this often (by the injected clock).
+RECHECK_EVERY = timedelta(seconds=5)
 DEFAULT_POLICY = "default.toml"
 
 
@@ -33,6 +36,7 @@ class PolicyService:
         self._audit = audit
         self._lock = threading.Lock()
         self._cache: list[Policy] | None = None
+        self._checked_at: datetime | None = None
 
     def load(self, text: str, actor: Principal | None = None) -> tuple[Policy, bool]:
         """Parse and store a policy file; returns it and whether it was new."""
@@ -65,9 +69,15 @@ class PolicyService:
             self.load(shipped_policy_text(DEFAULT_POLICY))
 
     def all(self) -> list[Policy]:
+        now = self._clock()
         with self._lock:
-            if self._cache is None:
-                self._cache = [parse_policy(p.source) for p in self._stored()]
+            stale = self._checked_at is None or now - self._checked_at >= RECHECK_EVERY
+            if self._cache is None or stale:
+                stored = self._stored()
+                known = [p.version for p in self._cache or []]
+                if self._cache is None or [p.version for p in stored] != known:
+                    self._cache = [parse_policy(p.source) for p in stored]
+                self._checked_at = now
             return list(self._cache)
 
     def _stored(self) -> list[StoredPolicy]:

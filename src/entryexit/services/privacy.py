@@ -155,11 +155,7 @@ class PrivacyReportService:
         now = self._clock()
         end = until or now
         held = self._reports.retention_counts(now)
-        purges = [
-            e
-            for e in self._audit.events(0, 1000, action="purge")
-            if since <= e.entry.occurred_at <= end
-        ]
+        purges = [e for e in self._audit.all_events("purge") if since <= e.entry.occurred_at <= end]
         purged: dict[str, int] = {}
         for event in purges:
             for kind, count in event.entry.details.items():
@@ -175,11 +171,7 @@ class PrivacyReportService:
             "overdue_total": sum(values["overdue"] for values in held.values()),
             "purges": {"runs": len(purges), "deleted": purged},
             "opt_outs": activity.get("encounters_opt_out", 0),
-            "exemptions": sum(
-                int(e.entry.details.get("exempt", 0))
-                for e in self._audit.all_events("gallery staged")
-                if since <= e.entry.occurred_at <= end
-            ),
+            "exemptions": _exemptions(self._audit, since, end),
             "manual_processing": activity.get("captures_manual", 0)
             + activity.get("encounters_manual_document_check", 0),
             "decisions": {
@@ -230,3 +222,13 @@ class FairnessReportService:
                 " queue); their rate over those matched or so confirmed is a lower bound.",
             ],
         }
+
+
+def _exemptions(audit: AuditTrail, since: datetime, until: datetime) -> int:
+    """Travelers exempted on flights staged in the period: each flight's latest staging
+    counts once (re-staging does not count its exempt travelers again)."""
+    latest: dict[str, int] = {}
+    for event in audit.all_events("gallery staged"):
+        if since <= event.entry.occurred_at <= until and event.entry.resource_id:
+            latest[event.entry.resource_id] = int(event.entry.details.get("exempt", 0))
+    return sum(latest.values())

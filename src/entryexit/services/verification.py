@@ -228,7 +228,14 @@ class VerificationService:
         def outcome(decision: Decision, reasons: tuple[str, ...], score: float | None) -> _Compared:
             return compared(
                 Verification(
-                    decision, reasons, score, threshold, self._engine.model, policy.version, None
+                    decision,
+                    reasons,
+                    score,
+                    threshold,
+                    self._engine.model,
+                    policy.version,
+                    None,
+                    checks,
                 )
             )
 

@@ -245,13 +245,6 @@ def test_the_feed_and_a_desk_opt_out() -> None:
     assert {s.traveler_id for s in statuses if s.opted_out} == {traveler_id}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConflictError,
-    reason="ConsoleService.case calls galleries.gallery_for unconditionally: once the purge"
-    " has deleted the flight's gallery (2 h after departure) the case of a no-match whose"
-    " image is still kept raises ConflictError instead of showing it without candidates",
-)
 def test_a_case_can_be_viewed_after_the_flights_gallery_was_purged() -> None:
     world = World()
     flight = boarding(world)

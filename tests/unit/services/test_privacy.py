@@ -165,12 +165,6 @@ def test_the_privacy_report() -> None:
     assert before["purges"] == {"runs": 0, "deleted": {}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="PrivacyReportService.report sums the 'exempt' count of every 'gallery staged'"
-    " event: a flight staged twice counts its exempt travelers twice",
-)
 def test_a_restaged_flights_exemptions_are_counted_once() -> None:
     world = World()
     child = traveler("K1", born=date(2020, 5, 5))
@@ -179,13 +173,6 @@ def test_a_restaged_flights_exemptions_are_counted_once() -> None:
     assert world.privacy.report(START)["exemptions"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="PrivacyReportService.report reads only audit.events(0, 1000, action='purge'),"
-    " the oldest 1000 purge events: once a deployment has run 1000 purges (3.5 days at one"
-    " every 5 minutes) later runs are missing from every report",
-)
 def test_purges_after_the_first_thousand_are_reported() -> None:
     world = World()
 

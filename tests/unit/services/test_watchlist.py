@@ -117,7 +117,7 @@ def test_a_capture_of_a_listed_traveler_goes_to_an_officer_with_a_gate_alert() -
     flight = world.boarding(Direction.EXIT, [traveler("N1")], seeds={"N1": 1})
     outcome = world.captures.process(GATE, flight.id, b"face:1", "G1", "cam")
     assert (outcome.decision, outcome.reasons) == (Decision.MANUAL, ("officer_review",))
-    assert outcome.for_gate().reasons == ("officer_review",)  # nothing that names the list
+    assert outcome.seen_by(GATE).reasons == ("officer_review",)  # nothing that names the list
     assert world.uow.tables.encounters == {}
     assert world.uow.tables.outbox == {}
     gate_alerts = [a for a in world.uow.tables.alerts.values() if a.source == "gate"]

@@ -1,19 +1,17 @@
-"""Every service wired as ``bootstrap.build_services`` wires it, over the in-memory fakes
-(a fake unit of work, read models, face analyser, clock and keys): no models, no database.
-
-Two differences from production, both for speed or for the fakes: console passwords are
-hashed with a cheap argon2 setting, and the analyser accepts the ``formats`` argument that
-``FaceAnalyser.analyse`` takes (``tests.fakes.FakeAnalyser`` does not)."""
+"""Every service wired by ``bootstrap.build_services`` over the in-memory fakes (a fake unit
+of work, read models, face analyser, clock and keys): no models, no database. Console
+passwords are hashed with a cheap argon2 setting, for speed."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from cryptography import x509
 
-from entryexit.adapters.search.faiss_index import build_index
-from entryexit.biometrics import FaceAnalysis
+from entryexit.bootstrap import build_services, operating_thresholds
+from entryexit.config import Settings
 from entryexit.domain.access import Principal, Role
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -25,24 +23,9 @@ from entryexit.domain.model import (
     PhotoSource,
     Sex,
 )
-from entryexit.services.audit import AuditTrail
-from entryexit.services.captures import CaptureService
-from entryexit.services.console import ConsoleService
-from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy
-from entryexit.services.crossings import CrossingService
-from entryexit.services.enrolment import EnrolmentService
-from entryexit.services.flights import FlightService, NewFlight
-from entryexit.services.gallery import GalleryService
-from entryexit.services.policies import PolicyService, shipped_policy_text
-from entryexit.services.privacy import (
-    FairnessReportService,
-    OptOutService,
-    PrivacyReportService,
-    PurgeService,
-)
-from entryexit.services.thresholds import OperatingThresholds
-from entryexit.services.verification import VerificationService
-from entryexit.services.watchlist import WatchlistService
+from entryexit.services.console_accounts import SessionPolicy
+from entryexit.services.flights import NewFlight
+from entryexit.services.policies import shipped_policy_text
 from tests.fake_storage import FakeBoardQueries, FakeReportQueries, FakeUnitOfWorkFactory
 from tests.fakes import FakeAnalyser, FakeClock, StaticKeyProvider
 
@@ -60,16 +43,6 @@ DEPARTURE = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 THRESHOLD = 0.9
 # Cheap enough for unit tests; production uses argon2's defaults.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-
-
-class Analyser(FakeAnalyser):
-    """``FakeAnalyser`` with the ``formats`` argument of the port (verification passes it)."""
-
-    def analyse(self, data: bytes, formats: frozenset[str] = frozenset()) -> FaceAnalysis:
-        return super().analyse(data)
-
-    def analyse_reference(self, data: bytes, formats: frozenset[str] = frozenset()) -> FaceAnalysis:
-        return super().analyse(data)
 
 
 def traveler(
@@ -108,98 +81,43 @@ class World:
         self.reports = FakeReportQueries(self.uow.database)
         self.boards = FakeBoardQueries(self.uow.database)
         self.clock = FakeClock()
-        self.engine = Analyser()
+        self.engine = FakeAnalyser()
         self.keys = StaticKeyProvider()
-        self.audit = AuditTrail(self.uow, self.clock, self.keys)
-        self.policies = PolicyService(self.uow, self.clock, self.audit)
-        self.policies.ensure_default()
-        self.flights = FlightService(self.uow, self.clock, self.engine.model, self.audit)
-        self.accounts = ConsoleAccounts(
-            self.uow, self.clock, self.audit, session_policy or SessionPolicy(), hasher=hasher
+        settings = Settings(
+            data_dir=Path("/nonexistent/entryexit-unit-tests"),
+            gallery_threshold=gallery_threshold,
+            match_threshold=match_threshold,
+            watchlist_threshold=watchlist_threshold,
         )
-        self.galleries = GalleryService(
-            self.uow,
-            self.clock,
-            self.engine.model,
-            self.engine.dimension,
-            self.policies,
-            self.audit,
+        services = build_services(
+            settings,
+            uow=self.uow,
+            reports=self.reports,
+            boards=self.boards,
+            engine=self.engine,
+            keys=self.keys,
+            clock=self.clock,
+            session_policy=session_policy or SessionPolicy(),
+            password_hasher=hasher,
+            trusted_cscas=trusted_cscas or [],
         )
-        self.thresholds = OperatingThresholds(
-            calibration=None,
-            ambiguity_margin=0.03,
-            gallery_override=gallery_threshold,
-            verification_override=match_threshold,
-        )
-        self.watchlist = WatchlistService(
-            self.uow,
-            self.engine,
-            self.clock,
-            self.policies,
-            self.thresholds,
-            self.audit,
-            threshold_override=watchlist_threshold,
-            build_index=build_index,
-        )
-        self.galleries.on_staged(self.watchlist.screen_gallery)
-        self.crossings = CrossingService(
-            self.uow,
-            self.reports,
-            self.engine,
-            self.clock,
-            self.galleries,
-            self.policies,
-            self.thresholds,
-            self.audit,
-        )
-        self.opt_outs = OptOutService(
-            self.uow,
-            self.clock,
-            self.galleries,
-            self.policies,
-            self.audit,
-            on_encounter=self.crossings.enqueue,
-        )
-        self.enrolment = EnrolmentService(
-            self.uow, self.engine, self.clock, self.policies, self.audit
-        )
-        self.captures = CaptureService(
-            self.uow,
-            self.engine,
-            self.flights,
-            self.galleries,
-            self.thresholds,
-            self.clock,
-            self.policies,
-            self.audit,
-            watchlist=self.watchlist,
-            on_encounter=self.crossings.enqueue,
-        )
-        self.purge = PurgeService(self.uow, self.clock, self.audit, self.galleries)
-        self.privacy = PrivacyReportService(self.reports, self.clock, self.audit, self.policies)
-        self.fairness = FairnessReportService(self.reports, self.clock)
-        self.verifications = VerificationService(
-            self.uow,
-            self.engine,
-            self.flights,
-            self.policies,
-            self.clock,
-            self.thresholds,
-            self.audit,
-            trusted_cscas,
-            on_encounter=self.crossings.enqueue,
-        )
-        self.console = ConsoleService(
-            self.uow,
-            self.boards,
-            self.engine,
-            self.clock,
-            self.galleries,
-            self.policies,
-            self.opt_outs,
-            self.audit,
-            on_encounter=self.crossings.enqueue,
-        )
+        self.services = services
+        self.thresholds = operating_thresholds(settings, self.engine)
+        self.audit = services.audit
+        self.policies = services.policies
+        self.flights = services.flights
+        self.accounts = services.accounts
+        self.galleries = services.galleries
+        self.watchlist = services.watchlist
+        self.crossings = services.crossings
+        self.opt_outs = services.opt_outs
+        self.enrolment = services.enrolment
+        self.captures = services.captures
+        self.purge = services.purge
+        self.privacy = services.privacy
+        self.fairness = services.fairness
+        self.verifications = services.verifications
+        self.console = services.console
 
     # --- arranging -------------------------------------------------------------------------
     def flight(

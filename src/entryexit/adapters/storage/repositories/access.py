@@ -98,11 +98,15 @@ class SqlAccessRepository:
         succeeded: bool,
         locked_until: datetime | None,
         password_hash: str | None = None,
+        failed_attempts: int | None = None,
     ) -> None:
-        """Reset the failure count on success, else count one more (and maybe lock)."""
+        """Reset the failure count on success, else set it (or count one more) and maybe
+        lock."""
         values: dict[str, object] = {"locked_until": locked_until}
         if succeeded:
             values["failed_attempts"] = 0
+        elif failed_attempts is not None:
+            values["failed_attempts"] = failed_attempts
         else:
             values["failed_attempts"] = ConsoleUserRow.failed_attempts + 1
         if password_hash is not None:
