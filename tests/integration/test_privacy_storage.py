@@ -14,6 +14,8 @@ from sqlalchemy import text
 
 from entryexit.adapters.crypto.envelope import DecryptionError, open_sealed, unwrap_data_key
 from entryexit.adapters.storage.database import create_database_engine, migrate
+from entryexit.adapters.storage.repositories.maintenance import SEALED_ITEMS
+from entryexit.adapters.storage.tables import Base
 from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -26,6 +28,8 @@ from entryexit.domain.model import (
     Sex,
 )
 from entryexit.services.audit import AuditTrail
+from entryexit.services.ports import CaptureRecord, NewAdmission, WatchlistEntry
+from entryexit.services.unit_of_work import OutboxMessage
 from tests.fakes import StaticKeyProvider
 from tests.repository_driver import RepositoryDriver
 
@@ -101,6 +105,50 @@ def test_rotation_rewraps_every_data_key_and_the_old_kek_can_go(
     assert store.data_keys_by_kek() == {"k2": 4}
     keys.forget_kek("k1")
     assert len(store.gallery_templates("f1", "m")) == 4
+
+
+def test_every_sealed_table_is_rotated_derived_from_the_schema() -> None:
+    """A new table that keeps a KEK-wrapped key (a ``kek_id`` column) must be rotated too:
+    the list is read off the schema, never kept by hand."""
+    sealed = {table.name for table in Base.metadata.sorted_tables if "kek_id" in table.columns}
+    assert sealed == {table.__tablename__ for table in SEALED_ITEMS}
+
+
+def test_rotation_covers_watchlist_admission_outbox_and_capture_keys(
+    store: RepositoryDriver, keys: StaticKeyProvider
+) -> None:
+    """The attack on the old rotation: re-wrap the traveler keys only, retire the old KEK,
+    and the watchlist, open admissions' entry templates, queued admission work and review
+    images become unreadable for good."""
+    ids = flight_with_travelers(store, 2)
+    watchlist = WatchlistEntry("w1", "category", "reason", "m", "admin", NOW)
+    store.write(lambda uow: uow.watchlist.add_entry(watchlist, template_bytes(7)))
+    admission = NewAdmission(
+        "a1", ids[0], "B2", NOW.date(), None, "e1", "f1", template_bytes(8), "m", NOW
+    )
+    store.write(lambda uow: uow.admissions.open(admission))
+    message = OutboxMessage("o1", "admission", {"k": "v"}, NOW, template_bytes(9))
+    store.write(lambda uow: uow.outbox.add(message))
+    capture = CaptureRecord(
+        "c1", "f1", "G1", "cam", NOW, "no_match", None, 0.1, None, "m", image=b"photo"
+    )
+    store.write(lambda uow: uow.captures.add_capture(capture))
+    removed = WatchlistEntry("w2", "category", "reason", "m", "admin", NOW)
+    store.write(lambda uow: uow.watchlist.add_entry(removed, template_bytes(10)))
+    store.write(lambda uow: uow.watchlist.remove_entry("w2", NOW))
+
+    keys.add_kek("k2")
+    store.rotate_data_keys(batch_size=1)
+    assert set(store.data_keys_by_kek()) == {"k2"}  # nothing refers to k1 any more
+    keys.forget_kek("k1")
+
+    assert store.read(lambda uow: uow.watchlist.templates("m")) == [("w1", template_bytes(7))]
+    assert store.read(lambda uow: uow.admissions.open_templates("m", "nobody", 10)) == [
+        ("a1", template_bytes(8))
+    ]
+    (pending,) = store.read(lambda uow: uow.outbox.pending("admission", 10))
+    assert pending.template == template_bytes(9)
+    assert store.read(lambda uow: uow.cases.capture_image("c1")) == b"photo"
 
 
 def test_shredding_also_erases_the_travelers_name_and_document_number(
@@ -189,7 +237,7 @@ def test_audit_chain_detects_deletion_insertion_and_reordering(
             text(
                 "INSERT INTO audit_events SELECT 2, occurred_at, action, outcome, actor_key_id,"
                 " actor_role, resource_type, 'forged', policy_version, details, previous_hash,"
-                " hash FROM audit_events WHERE sequence = 3"
+                " hash, mac FROM audit_events WHERE sequence = 3"
             )
         )
     assert (trail.verify().ok, trail.verify().first_broken_sequence) == (False, 2)

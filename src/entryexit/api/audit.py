@@ -1,15 +1,32 @@
-"""Every API access, allowed or not, becomes an audit event: one place, no endpoint forgotten."""
+"""Every API access, allowed or not, becomes an audit event: one place, no endpoint forgotten.
+
+A request that reaches a use case is recorded by it, in its own transaction. For every other
+request (refused credentials or permission, invalid input, reads) this middleware writes the
+access event *before* the response starts: if the audit log cannot be extended (its head
+does not verify), the response is replaced by 503 and nothing is answered unrecorded.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
-from entryexit.domain.access import Principal
+from entryexit.api.problems import problem_for
+from entryexit.domain.access import Permission, Principal
+from entryexit.errors import AuditLogUntrustedError
 from entryexit.services.audit import RequestAudit, reset_current_request, set_current_request
 
+logger = logging.getLogger(__name__)
+
 UNAUDITED = {path for (_, path), needed in ENDPOINT_PERMISSIONS.items() if needed == PUBLIC}
+# Reading the audit log is how an untrusted log is investigated: these are answered even
+# when their own access event cannot be written (an ERROR line says so).
+INVESTIGATION = {
+    path for (_, path), needed in ENDPOINT_PERMISSIONS.items() if needed == Permission.AUDIT_READ
+}
 
 
 def outcome_of(status: int) -> str:
@@ -34,20 +51,39 @@ class AuditAccess:
         # The router sets scope["route"] before the endpoint runs; the use case reads it then.
         request = RequestAudit(scope["method"], lambda: getattr(scope.get("route"), "path", None))
 
-        async def capture_status(message: Message) -> None:
-            nonlocal status
+        attempted = replaced = False
+
+        async def record_then_send(message: Message) -> None:
+            nonlocal status, attempted, replaced
+            if replaced:
+                return  # the original response is dropped; a 503 went out instead
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                # A use case that ran recorded this request's event in its own transaction.
+                if not request.recorded:
+                    attempted = True
+                    try:
+                        await self._record(scope, status)
+                    except AuditLogUntrustedError as exc:
+                        if getattr(scope.get("route"), "path", None) not in INVESTIGATION:
+                            replaced = True
+                            await problem_for(exc)(scope, receive, send)
+                            return
+                        logger.error("audit log untrusted: an audit-log read went unrecorded")
             await send(message)
 
         token = set_current_request(request)
         try:
-            await self.app(scope, receive, capture_status)
+            await self.app(scope, receive, record_then_send)
         finally:
             reset_current_request(token)
-            # A use case that ran recorded this request's event in its own transaction.
-            if not request.recorded:
-                await self._record(scope, status)
+            if not request.recorded and not attempted:
+                try:
+                    await self._record(scope, status)
+                except AuditLogUntrustedError:
+                    logger.error(
+                        "audit log untrusted: the access event of a failed request is lost"
+                    )
 
     async def _record(self, scope: Scope, status: int) -> None:
         route = scope.get("route")

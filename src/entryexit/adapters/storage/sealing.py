@@ -88,15 +88,6 @@ class Sealer:
     def unwrap(self, row: DataKeyRow) -> bytes:
         return unwrap_data_key(self._keys.kek(row.kek_id), row.wrapped_key, row.traveler_id)
 
-    def rewrap(self, row: DataKeyRow) -> bool:
-        """Re-wrap a traveler's data key under the current KEK; False if it already is."""
-        current_id, current = self._keys.current_kek()
-        if row.kek_id == current_id:
-            return False
-        row.wrapped_key = wrap_data_key(current, self.unwrap(row), row.traveler_id)
-        row.kek_id = current_id
-        return True
-
     def seal_with(self, data_key: bytes, value: bytes, context: bytes) -> bytes:
         return seal(data_key, value, context)
 

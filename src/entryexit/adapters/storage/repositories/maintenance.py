@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,12 +12,16 @@ from sqlalchemy.orm import Session
 from entryexit.adapters.storage.repositories.captures import capture_owner
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
+    AdmissionRow,
+    Base,
     CaptureRow,
     DataKeyRow,
     DocumentRow,
     EncounterRow,
     FlightRow,
+    OutboxRow,
     ReferenceTemplateRow,
+    WatchlistEntryRow,
 )
 
 
@@ -69,41 +74,56 @@ class SqlRetentionRepository:
         return counts
 
 
+# Every table that keeps a key wrapped by a key-encryption key, and the owner name it was
+# wrapped under. A test derives the list of such tables from the schema (a ``kek_id``
+# column), so a new sealed column cannot be left out of rotation.
+SEALED_ITEMS: dict[type[Base], Callable[[Any], str]] = {
+    DataKeyRow: lambda row: str(row.traveler_id),
+    CaptureRow: lambda row: capture_owner(row.id),
+    AdmissionRow: lambda row: f"admission:{row.id}",
+    WatchlistEntryRow: lambda row: f"watchlist:{row.id}",
+    OutboxRow: lambda row: f"outbox:{row.id}",
+}
+
+
 class SqlDataKeyRepository:
     def __init__(self, session: Session, sealer: Sealer) -> None:
         self._session = session
         self._sealer = sealer
 
     def rotate_batch(self, batch_size: int) -> int:
+        """Re-wrap up to ``batch_size`` keys of each sealed table that are not under the
+        current KEK."""
         current_id = self._sealer.current_kek_id()
-        rows = self._session.scalars(
-            select(DataKeyRow).where(DataKeyRow.kek_id != current_id).limit(batch_size)
-        ).all()
-        rewrapped = sum(1 for row in rows if self._sealer.rewrap(row))
-        captures = self._session.scalars(
-            select(CaptureRow)
-            .where(CaptureRow.kek_id.is_not(None), CaptureRow.kek_id != current_id)
-            .limit(batch_size)
-        ).all()
-        for capture in captures:
-            if capture.kek_id is None or capture.wrapped_key is None:
-                continue
-            moved = self._sealer.rewrap_item(
-                capture_owner(capture.id), capture.wrapped_key, capture.kek_id
-            )
-            if moved is not None:
-                capture.wrapped_key, capture.kek_id = moved
-                rewrapped += 1
+        rewrapped = 0
+        for table, owner in SEALED_ITEMS.items():
+            kek_column = table.kek_id  # type: ignore[attr-defined]
+            rows: Sequence[Any] = self._session.scalars(
+                select(table)
+                .where(kek_column.is_not(None), kek_column != current_id)
+                .limit(batch_size)
+            ).all()
+            for row in rows:
+                if not row.wrapped_key:
+                    # Erased (a removed watchlist entry): no key left to re-wrap.
+                    row.kek_id = current_id
+                    rewrapped += 1
+                    continue
+                moved = self._sealer.rewrap_item(owner(row), row.wrapped_key, row.kek_id)
+                if moved is not None:
+                    row.wrapped_key, row.kek_id = moved
+                    rewrapped += 1
         return rewrapped
 
     def counts_by_kek(self) -> dict[str, int]:
+        """How many wrapped keys each KEK holds, over every sealed table (a KEK may be
+        retired only when it holds none)."""
         counts: dict[str, int] = {}
-        for query in (
-            select(DataKeyRow.kek_id, func.count()).group_by(DataKeyRow.kek_id),
-            select(CaptureRow.kek_id, func.count())
-            .where(CaptureRow.kek_id.is_not(None))
-            .group_by(CaptureRow.kek_id),
-        ):
+        for table in SEALED_ITEMS:
+            kek_column = table.kek_id  # type: ignore[attr-defined]
+            query = (
+                select(kek_column, func.count()).where(kek_column.is_not(None)).group_by(kek_column)
+            )
             for kek_id, count in self._session.execute(query).all():
                 counts[str(kek_id)] = counts.get(str(kek_id), 0) + int(count)
         return counts
