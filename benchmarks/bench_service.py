@@ -89,6 +89,13 @@ def memory_mib(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (all its threads): unlike latency, this hardly
+    moves when other processes share the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_flight(client: httpx.Client, persons: list[str]) -> tuple[str, float]:
     departure = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     flight = client.post(
@@ -193,20 +200,26 @@ def main() -> int:
                     flight_id, staging = make_flight(client, persons[:size])
                     print(f"\ngallery of {size}: staged in {staging * 1000:.0f} ms")
                     captures(client, flight_id, frames[:10], 1)  # warm-up
+                    cpu_before = cpu_seconds(process.pid)
                     latencies, _ = captures(client, flight_id, frames, 1)
+                    cpu_each = (cpu_seconds(process.pid) - cpu_before) / len(frames) * 1000
                     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
                     print(
                         f"  single client latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms,"
-                        f" p99 {p99:.1f} ms ({len(frames)} captures)"
+                        f" p99 {p99:.1f} ms ({len(frames)} captures);"
+                        f" service CPU {cpu_each:.1f} ms a capture"
                     )
                     if size == 300:
                         for clients in (1, 4, 16):
+                            cpu_before = cpu_seconds(process.pid)
                             lat, seconds = captures(client, flight_id, frames, clients)
+                            cpu_each = (cpu_seconds(process.pid) - cpu_before) / len(frames)
                             q50, q99 = np.percentile(lat, [50, 99])
                             rate = len(frames) / seconds
                             print(
                                 f"  {clients:2} clients: {rate:5.1f} captures/s"
-                                f" (p50 {q50:.0f} ms, p99 {q99:.0f} ms)"
+                                f" (p50 {q50:.0f} ms, p99 {q99:.0f} ms;"
+                                f" service CPU {cpu_each * 1000:.1f} ms a capture)"
                             )
             rss, peak = memory_mib(process.pid)
             print(f"\nservice process memory: {rss:.0f} MiB resident, peak {peak:.0f} MiB")
