@@ -158,6 +158,7 @@ def build_records(
     audit = AuditTrail(uow, clock, resolved_keys)
     policies = PolicyService(uow, clock, audit)
     policies.ensure_default()
+    audit.name_policies_by(policies.version_in_force)
     return Records(
         settings=settings,
         clock=clock,

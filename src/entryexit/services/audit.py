@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 
 from entryexit.domain.access import Principal
 from entryexit.domain.audit import AuditEntry, AuditEvent, ChainVerification, verify_chain
@@ -61,6 +62,12 @@ class AuditTrail:
         self._uow = uow
         self._clock = clock
         self._keys = keys
+        self._policy_version: Callable[[datetime], str | None] = lambda _: None
+
+    def name_policies_by(self, policy_version: Callable[[datetime], str | None]) -> None:
+        """Where the version of the policy in force comes from: every event names it (the
+        policy service is built after the trail, since loading a policy is audited)."""
+        self._policy_version = policy_version
 
     def record(
         self,
@@ -80,16 +87,17 @@ class AuditTrail:
             if request.route is not None:
                 recorded.setdefault("request", f"{request.method} {request.route}")
             uow.after_commit(request.mark_recorded)
+        occurred_at = self._clock()
         return uow.audit.append(
             AuditEntry(
-                occurred_at=self._clock(),
+                occurred_at=occurred_at,
                 action=action,
                 outcome=outcome,
                 actor_key_id=actor.key_id if actor else None,
                 actor_role=actor.role.value if actor else None,
                 resource_type=resource_type,
                 resource_id=resource_id,
-                policy_version=policy_version,
+                policy_version=policy_version or self._policy_version(occurred_at),
                 details=recorded,
             )
         )

@@ -68,8 +68,8 @@ class PolicyService:
         if not self._stored():
             self.load(shipped_policy_text(DEFAULT_POLICY))
 
-    def all(self) -> list[Policy]:
-        now = self._clock()
+    def all(self, now: datetime | None = None) -> list[Policy]:
+        now = now or self._clock()
         with self._lock:
             stale = self._checked_at is None or now - self._checked_at >= RECHECK_EVERY
             if self._cache is None or stale:
@@ -85,7 +85,16 @@ class PolicyService:
             return uow.policies.all()
 
     def in_force(self, at: datetime | None = None) -> Policy:
-        return policy_in_force(self.all(), at or self._clock())
+        now = at or self._clock()
+        return policy_in_force(self.all(now), now)
+
+    def version_in_force(self, at: datetime) -> str | None:
+        """The version in force at ``at``, or None while none is (nothing loaded or effective
+        yet)."""
+        try:
+            return policy_in_force(self.all(at), at).version
+        except NotFoundError:
+            return None
 
     def get(self, version: str) -> Policy:
         for policy in self.all():
