@@ -8,6 +8,7 @@ inside an ISO/IEC 19794-5 record, EF.SOD a CMS SignedData over the hashes of the
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,6 +20,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from entryexit.documents.mrz import Mrz, parse_mrz
 from entryexit.errors import InvalidInputError
@@ -319,7 +321,7 @@ def verify_security_object(
         # certificate or signer info surfaces now, as the chip data error it is.
         signer_certificate = _signer_certificate(signed)
         _check_signature(signed, econtent, signer_certificate, checks, reasons)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, CryptographyDeprecationWarning) as exc:
         raise ChipDataError(
             f"EF.SOD: the document signer's certificate or signer information is not readable"
             f" ({type(exc).__name__})"
@@ -346,7 +348,12 @@ def _signer_certificate(signed: cms.SignedData) -> x509.Certificate | None:
     certificates = signed["certificates"]
     if not certificates:
         return None
-    return x509.load_der_x509_certificate(certificates[0].chosen.dump())
+    with warnings.catch_warnings():
+        # A certificate cryptography only warns about today (a serial number that is not
+        # positive, which RFC 5280 forbids) will be refused by its next releases: refuse it
+        # now, as the unreadable chip data it is.
+        warnings.simplefilter("error", CryptographyDeprecationWarning)
+        return x509.load_der_x509_certificate(certificates[0].chosen.dump())
 
 
 def _check_signature(
