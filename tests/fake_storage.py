@@ -51,7 +51,12 @@ from entryexit.domain.model import (
     ManifestTraveler,
     PhotoSource,
 )
-from entryexit.errors import AuditLogUntrustedError, ConflictError, TransactionConflictError
+from entryexit.errors import (
+    AuditLogUntrustedError,
+    ConflictError,
+    StorageUnavailableError,
+    TransactionConflictError,
+)
 from entryexit.services.ports import (
     AlertRecord,
     CaptureRecord,
@@ -1179,6 +1184,10 @@ class FakeUnitOfWorkFactory:
     def ping(self) -> None:
         if not self.reachable:
             raise DatabaseUnreachableError("the fake database is unreachable")
+
+    def probe_write(self, now: datetime) -> None:
+        if not self.reachable:
+            raise StorageUnavailableError("the fake database cannot write")
 
     # --- assertions --------------------------------------------------------------------
     @property

@@ -20,6 +20,7 @@ non-zero exit status.
     ├── NotFoundError                 the resource does not exist                  (404)
     ├── ConflictError                 the resource is not in the needed state      (409)
     │   └── TransactionConflictError  another writer won a race; the use case reruns
+    ├── StorageUnavailableError       the database cannot write now                 (503)
     ├── AuditLogUntrustedError        the audit log's head does not verify          (503)
     ├── AuthenticationError           no or unknown credentials                    (401)
     ├── PermissionDeniedError         credentials lack the role                    (403)
@@ -97,6 +98,13 @@ class TransactionConflictError(ConflictError):
     code = "transaction-conflict"
 
 
+class StorageUnavailableError(EntryExitError):
+    """The database refused to write (read-only, full, unreachable, busy past its timeout):
+    nothing was stored, and the client may retry once storage recovers."""
+
+    code = "storage-unavailable"
+
+
 class AuditLogUntrustedError(EntryExitError):
     """The audit log's head does not fit its last event (someone wrote to the database
     without the audit key): audited actions are refused until the log is repaired."""
@@ -133,6 +141,7 @@ _HTTP_STATUS: list[tuple[type[EntryExitError], int, str]] = [
     (RateLimitedError, 429, "Too many requests"),
     (ConfigurationError, 503, "Service not ready"),
     (AuditLogUntrustedError, 503, "Audit log untrusted"),
+    (StorageUnavailableError, 503, "Storage unavailable"),
 ]
 
 

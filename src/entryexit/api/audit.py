@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
 from entryexit.domain.access import Permission, Principal
-from entryexit.errors import AuditLogUntrustedError
+from entryexit.errors import AuditLogUntrustedError, StorageUnavailableError
 from entryexit.services.audit import RequestAudit, reset_current_request, set_current_request
 
 logger = logging.getLogger(__name__)
@@ -64,12 +64,12 @@ class AuditAccess:
                     attempted = True
                     try:
                         await self._record(scope, status)
-                    except AuditLogUntrustedError as exc:
+                    except (AuditLogUntrustedError, StorageUnavailableError) as exc:
                         if getattr(scope.get("route"), "path", None) not in INVESTIGATION:
                             replaced = True
                             await problem_for(exc)(scope, receive, send)
                             return
-                        logger.error("audit log untrusted: an audit-log read went unrecorded")
+                        logger.error("an audit-log read went unrecorded: %s", exc.code)
             await send(message)
 
         token = set_current_request(request)

@@ -309,6 +309,10 @@ class UnitOfWorkFactory(Protocol):
         """Raise if the database cannot be reached."""
         ...
 
+    def probe_write(self, now: datetime) -> None:
+        """Raise (``StorageUnavailableError``) if the database cannot store a row now."""
+        ...
+
 
 class ReportQueries(Protocol):
     """Read models for reports that cut across aggregates. Counts and identifiers; the

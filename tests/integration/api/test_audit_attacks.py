@@ -13,8 +13,13 @@ import hashlib
 import json
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from entryexit.adapters.crypto.keys import FileKeyProvider
+from entryexit.api.app import create_app
+from entryexit.biometrics import FaceEngine
+from entryexit.bootstrap import build_services
 from tests.integration.api.conftest import Api
 
 pytestmark = [pytest.mark.models]
@@ -144,3 +149,35 @@ def _iso(value: object) -> str:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC).isoformat()
+
+
+def test_storage_that_cannot_write_is_a_503_and_not_ready(api: Api, engine: FaceEngine) -> None:
+    """A read-only (or full) database: writes answer 503 storage-unavailable, never 500, and
+    readiness says so."""
+    url = api.services.settings.resolved_database_url
+    if not url.startswith("sqlite"):
+        pytest.skip("a store that cannot write is simulated with SQLite's read-only mode")
+    path = url.split("///", 1)[1]
+    settings = api.services.settings.model_copy(
+        update={"database_url": f"sqlite:///file:{path}?mode=ro&uri=true"}
+    )
+    services = build_services(
+        settings, engine=engine, keys=FileKeyProvider(settings.resolved_key_dir)
+    )
+    client = TestClient(create_app(services))
+    assert client.get("/readyz").json() == {"status": "unavailable", "database": "cannot write"}
+    response = client.post(
+        "/v1/flights",
+        json={
+            "carrier": "EE",
+            "number": "7",
+            "scheduled_departure": "2030-01-01T10:00:00Z",
+            "origin": "AAA",
+            "destination": "BBB",
+            "direction": "exit",
+        },
+        headers=api.headers("admin"),
+    )
+    assert response.status_code == 503, response.text
+    assert response.json()["type"].endswith(":storage-unavailable")
+    services.uow.engine.dispose()  # type: ignore[attr-defined]

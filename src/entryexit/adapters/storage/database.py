@@ -8,11 +8,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, ExceptionContext, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from entryexit.errors import ConfigurationError
+from entryexit.errors import ConfigurationError, StorageUnavailableError
 
 logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -54,10 +54,12 @@ def create_database_engine(url: str) -> Engine:
             )
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
+            event.listen(engine, "handle_error", _storage_failure)
         else:
             engine = create_engine(
                 url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
             )
+            event.listen(engine, "handle_error", _storage_failure)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise ConfigurationError(f"cannot use database URL ({type(exc).__name__})") from exc
     return engine
@@ -73,6 +75,32 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+# What a database says when it cannot store anything now (not when a statement is wrong):
+# SQLite's messages, PostgreSQL's SQLSTATE classes 53 (insufficient resources), 57P
+# (operator intervention), 08 (connection) and 25006 (read-only transaction).
+_SQLITE_STORAGE = (
+    "readonly database",
+    "disk is full",
+    "disk i/o error",
+    "unable to open database",
+    "database is locked",
+)
+_POSTGRES_STORAGE = ("53", "57P", "08", "25006")
+
+
+def _storage_failure(context: ExceptionContext) -> None:
+    """Storage that cannot write is a 503 the client may retry, never a 500."""
+    original = context.original_exception
+    message = str(original).lower()
+    sqlstate = getattr(original, "sqlstate", None) or ""
+    if any(part in message for part in _SQLITE_STORAGE) or (
+        sqlstate and sqlstate.startswith(_POSTGRES_STORAGE)
+    ):
+        raise StorageUnavailableError(
+            f"the database cannot store anything now ({type(original).__name__})"
+        ) from None
 
 
 def _sqlite_begin(connection: Connection) -> None:

@@ -328,3 +328,11 @@ class OutboxRow(Base):
     template: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     kek_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class ReadinessProbeRow(Base):
+    """One row that readiness checks write, so that a read-only or full store is noticed."""
+
+    __tablename__ = "readiness_probe"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -30,6 +31,7 @@ from entryexit.adapters.storage.repositories.policies import SqlPolicyRepository
 from entryexit.adapters.storage.repositories.travelers import SqlTravelerRepository
 from entryexit.adapters.storage.repositories.watchlist import SqlWatchlistRepository
 from entryexit.adapters.storage.sealing import Sealer
+from entryexit.adapters.storage.tables import ReadinessProbeRow
 from entryexit.services.ports import KeyProvider
 from entryexit.services.unit_of_work import (
     AccessRepository,
@@ -137,6 +139,12 @@ class SqlUnitOfWorkFactory:
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+
+    def probe_write(self, now: datetime) -> None:
+        """Write one row and commit, as every use case must be able to."""
+        with self._sessions.begin() as session:
+            session.connection(execution_options={WRITE_TRANSACTION: True})
+            session.merge(ReadinessProbeRow(id=1, checked_at=now))
 
 
 def _conforms(factory: SqlUnitOfWorkFactory) -> UnitOfWorkFactory:

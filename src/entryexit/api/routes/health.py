@@ -4,6 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from entryexit.api.deps import ServicesDep
+from entryexit.errors import StorageUnavailableError
 
 router = APIRouter(tags=["health"])
 
@@ -16,12 +17,16 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> JSONResponse:
-    """The database answers, the models are loaded, and the audit log can be extended (its
-    head verifies): readiness recovers by itself once the log is repaired."""
+    """The database answers and can write, the models are loaded, and the audit log can be
+    extended (its head verifies): readiness recovers by itself once each of them does."""
     try:
         services.uow.ping()
     except Exception:  # any failure of the database means "not ready"
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    try:
+        services.uow.probe_write(services.clock())
+    except StorageUnavailableError:
+        return JSONResponse({"status": "unavailable", "database": "cannot write"}, status_code=503)
     problem = services.audit.integrity_problem()
     if problem is not None:
         return JSONResponse(
