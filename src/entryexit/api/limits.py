@@ -27,19 +27,29 @@ class BodySizeLimit:
             await self._reject(send)
             return
         received = 0
+        exceeded = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLargeError
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # The app answered after the body went over the limit (a form parser turns
+                # any error while reading into 400 "error parsing the body"): the answer is
+                # 413, whatever the app made of it.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._reject(send)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)

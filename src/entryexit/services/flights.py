@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from entryexit.documents.text import excerpt
 from entryexit.domain.access import Principal
 from entryexit.domain.model import (
     Direction,
@@ -109,7 +110,7 @@ class FlightService:
         """The flight, read in the caller's unit of work."""
         flight = uow.flights.get(flight_id)
         if flight is None:
-            raise NotFoundError(f"flight {flight_id} does not exist")
+            raise NotFoundError(f"flight {excerpt(flight_id)} does not exist")
         return flight
 
     def put_manifest(
