@@ -35,6 +35,7 @@ _PORT = re.compile(r"^[A-Z]{3,5}$")
 # the write lock: an upload of any size delays a gate by at most one batch.
 MANIFEST_BATCH = 100
 MANIFEST_PAUSE_SECONDS = 0.03
+MAX_ID_LENGTH = 36
 # Staging copies left by an upload whose process died are dropped after this long.
 STALE_STAGING = timedelta(hours=1)
 
@@ -108,7 +109,9 @@ class FlightService:
     @staticmethod
     def get_in(uow: UnitOfWork, flight_id: str) -> Flight:
         """The flight, read in the caller's unit of work."""
-        flight = uow.flights.get(flight_id)
+        # Ids are UUIDs: a longer one names no flight (and PostgreSQL would refuse to compare
+        # it with the 36-character column).
+        flight = uow.flights.get(flight_id) if len(flight_id) <= MAX_ID_LENGTH else None
         if flight is None:
             raise NotFoundError(f"flight {excerpt(flight_id)} does not exist")
         return flight
