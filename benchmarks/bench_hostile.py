@@ -18,6 +18,11 @@ Cases:
   jpeg_6300          a 6300x6300 JPEG capture
   concurrent_png_6300 / concurrent_png_4096
                      --concurrency (8) captures of that image at once through one engine
+  gate_during_manifest
+                     gate capture latency (p50/p99/max, one gate client over HTTP to a
+                     uvicorn server on SQLite) on one flight, alone and while a
+                     10,000-traveler JSON manifest and then a 10,000-traveler PAXLST are
+                     uploaded to another flight (needs ../shared/data/lfw-dev)
 """
 
 from __future__ import annotations
@@ -46,6 +51,12 @@ CASES = (
     "jpeg_6300",
     "concurrent_png_6300",
     "concurrent_png_4096",
+    "gate_during_manifest",
+)
+LFW = Path(
+    os.environ.get(
+        "ENTRYEXIT_LFW_DEV", Path(__file__).resolve().parents[1] / "../shared/data/lfw-dev"
+    )
 )
 
 
@@ -130,8 +141,191 @@ def _analyse(engine, data: bytes) -> str:  # type: ignore[no-untyped-def]
     return f"analysed {analysis.image_width}x{analysis.image_height}"
 
 
+def _json_manifest(travelers: int) -> bytes:
+    import json
+
+    rows = [
+        {
+            "surname": "DOE",
+            "given_names": "JANE",
+            "date_of_birth": "1980-01-01",
+            "sex": "F",
+            "nationality": "UTO",
+            "citizenship_class": "foreign_national",
+            "document_type": "passport",
+            "document_number": f"J{index:08d}",
+            "issuing_state": "UTO",
+            "document_expiry": "2031-01-01",
+        }
+        for index in range(travelers)
+    ]
+    return json.dumps({"travelers": rows}).encode()
+
+
+def _percentiles(latencies: list[float]) -> str:
+    if not latencies:
+        return "no captures"
+    ordered = sorted(latencies)
+    p50 = ordered[len(ordered) // 2]
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return (
+        f"n={len(ordered):4d} p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms"
+        f"  max {ordered[-1] * 1000:7.1f} ms"
+    )
+
+
+def _gate_during_manifest() -> None:
+    import socket
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+    import uvicorn
+
+    from entryexit.adapters.crypto.keys import FileKeyProvider
+    from entryexit.api.app import create_app
+    from entryexit.bootstrap import build_services
+    from entryexit.config import Settings
+    from entryexit.domain.access import Role
+
+    lfw = (LFW / "images").resolve()
+    people = sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 2)[:20]
+    scratch = Path(tempfile.mkdtemp(prefix="bench-gate-"))
+    settings = Settings(
+        data_dir=scratch,
+        database_url=f"sqlite+pysqlite:///{scratch / 'entryexit.db'}",
+        gate_requests_per_second=1000,
+        gate_burst=1000,
+    )
+    keys = FileKeyProvider(settings.resolved_key_dir)
+    keys.initialise()
+    services = build_services(settings, engine=_engine(), keys=keys)
+    admin = services.keys.create_first_admin()
+    gate = services.keys.create(Role.GATE, "bench gate", carrier="EE")[1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    admin_headers = {"X-API-Key": str(admin)}
+
+    def new_flight(client: httpx.Client) -> str:
+        response = client.post(
+            "/v1/flights",
+            json={
+                "carrier": "EE",
+                "number": "101",
+                "scheduled_departure": (datetime.now(UTC) + timedelta(hours=3)).isoformat(),
+                "origin": "AAA",
+                "destination": "BBB",
+                "direction": "exit",
+            },
+            headers=admin_headers,
+        )
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    with httpx.Client(base_url=base, timeout=600) as client:
+        gate_flight, upload_flight = new_flight(client), new_flight(client)
+        rows = [
+            {
+                "surname": person.name.split("_")[-1].upper()[:30],
+                "given_names": "TEST",
+                "date_of_birth": "1970-01-01",
+                "sex": "M",
+                "nationality": "UTO",
+                "citizenship_class": "foreign_national",
+                "document_type": "passport",
+                "document_number": f"G{index:07d}",
+                "issuing_state": "UTO",
+                "document_expiry": "2031-01-01",
+            }
+            for index, person in enumerate(people)
+        ]
+        client.put(
+            f"/v1/flights/{gate_flight}/manifest", json={"travelers": rows}, headers=admin_headers
+        ).raise_for_status()
+        for index, person in enumerate(people):
+            photo = sorted(person.glob("*.jpg"))[0]
+            client.post(
+                f"/v1/documents/UTO/G{index:07d}/photos",
+                files={"photo": (photo.name, photo.read_bytes(), "image/jpeg")},
+                headers=admin_headers,
+            ).raise_for_status()
+        client.post(f"/v1/flights/{gate_flight}/gallery", headers=admin_headers).raise_for_status()
+    captures = [sorted(p.glob("*.jpg"))[1].read_bytes() for p in people]
+    latencies: list[tuple[float, float]] = []  # (start, seconds)
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def gate_client() -> None:
+        with httpx.Client(base_url=base, timeout=600) as client:
+            index = 0
+            while not stop.is_set():
+                start = time.perf_counter()
+                try:
+                    response = client.post(
+                        f"/v1/flights/{gate_flight}/captures",
+                        files={"photo": ("c.jpg", captures[index % len(captures)], "image/jpeg")},
+                        data={"gate": "G1", "device": "cam-1"},
+                        headers={"X-API-Key": str(gate)},
+                    )
+                    status = response.status_code
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__  # type: ignore[assignment]
+                latencies.append((start, time.perf_counter() - start))
+                if status != 200:
+                    failures.append(f"{status}")
+                index += 1
+
+    def window(start: float, end: float) -> list[float]:
+        return [seconds for began, seconds in latencies if began < end and began + seconds > start]
+
+    manifests = {
+        "json": (_json_manifest(10_000), "application/json"),
+        "paxlst": (_paxlst(10_000), "application/edifact"),
+    }
+    worker = threading.Thread(target=gate_client)
+    worker.start()
+    try:
+        time.sleep(1.0)  # warm-up
+        quiet_start = time.perf_counter()
+        time.sleep(5.0)
+        print(
+            f"  alone                    {_percentiles(window(quiet_start, time.perf_counter()))}"
+        )
+        with httpx.Client(base_url=base, timeout=600) as client:
+            for name, (body, content_type) in manifests.items():
+                start = time.perf_counter()
+                response = client.put(
+                    f"/v1/flights/{upload_flight}/manifest",
+                    content=body,
+                    headers={**admin_headers, "Content-Type": content_type},
+                )
+                end = time.perf_counter()
+                print(
+                    f"  during {name:6} upload    {_percentiles(window(start, end))}"
+                    f"  (upload {end - start:5.1f} s, {response.status_code};"
+                    f" failed captures so far: {len(failures)} {sorted(set(failures))})"
+                )
+                time.sleep(1.0)
+    finally:
+        stop.set()
+        worker.join()
+        server.should_exit = True
+
+
 def run_case(case: str, repeats: int, concurrency: int) -> None:
     images = {"png_6300": (_png, 6300), "png_4096": (_png, 4096), "jpeg_6300": (_jpeg, 6300)}
+    if case == "gate_during_manifest":
+        print(f"{case}: gate capture latency on one flight, uploads to another")
+        _gate_during_manifest()
+        return
     if case.startswith("paxlst"):
         data = _paxlst(70_000) if case == "paxlst_70000" else _paxlst(1, field=1_000_000)
         baseline = _rss_mib()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from types import TracebackType
@@ -265,6 +265,10 @@ class FakeTables:
     documents: dict[DocumentKey, DocumentRow] = field(default_factory=dict)
     data_keys: dict[str, DataKeyRow] = field(default_factory=dict)  # by traveler id
     manifests: dict[str, dict[DocumentKey, ManifestEntryRow]] = field(default_factory=dict)
+    # upload id -> (flight id, staged_at, the travelers staged so far)
+    manifest_staging: dict[str, tuple[str, datetime, list[ManifestTraveler]]] = field(
+        default_factory=dict
+    )
     templates: dict[str, TemplateRow] = field(default_factory=dict)
     captures: dict[str, CaptureRow] = field(default_factory=dict)
     encounters: dict[str, Encounter] = field(default_factory=dict)
@@ -543,6 +547,47 @@ class _Flights(_Repository):
         removed = len(existing.keys() - after.keys())
         t.manifests[flight_id] = after
         return ManifestChange(added=added, removed=removed, updated=updated, total=len(after))
+
+    def stage_manifest_batch(
+        self,
+        flight_id: str,
+        upload_id: str,
+        travelers: Sequence[ManifestTraveler],
+        now: datetime,
+    ) -> None:
+        t = self._w()
+        _, staged_at, staged = t.manifest_staging.get(upload_id, (flight_id, now, []))
+        for traveler in travelers:
+            if any(s.document == traveler.document for s in staged):
+                raise FakeIntegrityError(f"{traveler.document} is twice on the manifest")
+            if traveler.document not in t.documents:
+                # As the SQL store: a new document gets its details at once (on no manifest).
+                document = _document_for(t, traveler.document, self._uow.current_kek, now)
+                document.details = traveler
+            staged.append(traveler)
+        t.manifest_staging[upload_id] = (flight_id, staged_at, staged)
+
+    def swap_manifest(self, flight_id: str, upload_id: str, now: datetime) -> ManifestChange:
+        t = self._w()
+        _, _, staged = t.manifest_staging.get(upload_id, (flight_id, now, []))
+        return self.replace_manifest(flight_id, staged, now)
+
+    def discard_manifest_staging(
+        self,
+        upload_id: str | None = None,
+        staged_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> int:
+        t = self._w()
+        gone = [
+            key
+            for key, (_, staged_at, _) in t.manifest_staging.items()
+            if key == upload_id
+            or (upload_id is None and staged_before is not None and staged_at < staged_before)
+        ]
+        for key in gone:
+            del t.manifest_staging[key]
+        return len(gone)
 
     def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]:
         t = self._r()

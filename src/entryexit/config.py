@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    # The whole request body must arrive within this long after the headers (slow clients
+    # hold a worker otherwise); uvicorn itself has no header or body read timeout.
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0)
     purge_interval_seconds: float = Field(default=300.0, gt=0)
     # The state this deployment serves: PAXLST travelers of its nationality are citizens.
     home_state: str = Field(default="UTO", pattern=r"^[A-Z]{3}$")

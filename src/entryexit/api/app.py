@@ -12,6 +12,7 @@ from entryexit import __version__
 from entryexit.api.audit import AuditAccess
 from entryexit.api.deps import RequestLimits
 from entryexit.api.limits import BodySizeLimit
+from entryexit.api.openapi import document_responses
 from entryexit.api.problems import install_problem_handlers
 from entryexit.api.routes import audit as audit_routes
 from entryexit.api.routes import crossings, documents, flights, health, privacy, verifications
@@ -53,13 +54,12 @@ def create_app(services: Services) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
-    app.include_router(health.router)
-    app.include_router(flights.router)
-    app.include_router(documents.router)
-    app.include_router(privacy.router)
-    app.include_router(verifications.router)
-    app.include_router(audit_routes.router)
-    app.include_router(crossings.router)
+    for module in (health, flights, documents, privacy, verifications, audit_routes, crossings):
+        app.include_router(document_responses(module.router))
     app.add_middleware(AuditAccess)
-    app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        read_timeout=settings.body_read_timeout_seconds,
+    )
     return app

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from entryexit.domain.model import Decision, Direction
 from entryexit.services.watchlist import Disposition
+
+
+def _representable_in_utc(value: datetime) -> datetime:
+    """A time that exists in UTC (``9999-12-31T23:59:59-23:59`` does not: year 10000)."""
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("the time is out of range once converted to UTC") from None
+    return value
+
+
+# Every date-time the API accepts, in bodies and query strings.
+Instant = Annotated[datetime, AfterValidator(_representable_in_utc)]
 
 
 class FlightCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     carrier: str = Field(min_length=2, max_length=3, examples=["XY"])
     number: str = Field(min_length=1, max_length=5, examples=["123"])
-    scheduled_departure: datetime = Field(examples=["2026-11-23T18:30:00Z"])
+    scheduled_departure: Instant = Field(examples=["2026-11-23T18:30:00Z"])
     origin: str = Field(min_length=3, max_length=5, examples=["JFK"])
     destination: str = Field(min_length=3, max_length=5, examples=["LHR"])
     direction: Direction

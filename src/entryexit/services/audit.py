@@ -96,7 +96,7 @@ class AuditTrail:
                 actor_key_id=actor.key_id if actor else None,
                 actor_role=actor.role.value if actor else None,
                 resource_type=resource_type,
-                resource_id=resource_id,
+                resource_id=_bounded(resource_id),
                 policy_version=policy_version or self._policy_version(occurred_at),
                 details=recorded,
             )
@@ -180,3 +180,14 @@ class AuditTrail:
             head[0] if head else None,
             head[1] if head else None,
         )
+
+
+# The audit log's resource column holds 64 characters; a caller's id may be anything (a
+# refused request naming a 60 KB "flight id" is still recorded, cut, with its length).
+MAX_RESOURCE_ID = 64
+
+
+def _bounded(resource_id: str | None) -> str | None:
+    if resource_id is None or len(resource_id) <= MAX_RESOURCE_ID:
+        return resource_id
+    return f"{resource_id[:32]}...({len(resource_id)} characters)"[:MAX_RESOURCE_ID]

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.biometrics.compare import Template, l2_normalise
+from entryexit.documents.text import excerpt
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.admission import (
     Admission,
@@ -334,7 +335,7 @@ class CrossingService:
         def update(uow: UnitOfWork) -> Admission:
             updated = uow.admissions.update(admission_id, cleaned, until)
             if updated is None:
-                raise NotFoundError(f"admission {admission_id} does not exist")
+                raise NotFoundError(f"admission {excerpt(admission_id)} does not exist")
             self._audit.record(
                 uow, "admission update", "ok", actor, "admission", admission_id, {"class": cleaned}
             )

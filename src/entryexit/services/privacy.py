@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from entryexit.domain.access import Principal
+from entryexit.domain.access import Permission, Principal
 from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
 from entryexit.domain.policy import Participation, age_on
 from entryexit.errors import ConflictError, NotFoundError, PermissionDeniedError
@@ -26,6 +26,26 @@ from entryexit.services.unit_of_work import (
 
 class OptOutRefusedError(ConflictError):
     code = "opt-out-refused"
+
+
+class NotOnManifestError(NotFoundError):
+    """The document is not on the flight's manifest (officers are told so)."""
+
+
+class AlreadyProcessedError(ConflictError):
+    """The traveler was already processed on this flight (officers are told so)."""
+
+
+class OptOutNotRecordedError(ConflictError):
+    """What a caller without the decision-details permission (a partner's gate) is told for
+    any reason that would say whether, or how, a traveler is on a flight."""
+
+    code = "opt-out-not-recorded"
+
+
+# One answer, whatever the reason, so that a gate cannot probe who is on a manifest or who
+# has passed already.
+GATE_REFUSAL = "the opt-out was not recorded: an officer processes the traveler"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +91,12 @@ class OptOutService:
             )
             return opt_out
 
-        return in_transaction(self._uow, work)
+        try:
+            return in_transaction(self._uow, work)
+        except (NotOnManifestError, AlreadyProcessedError) as exc:
+            if actor.can(Permission.DECISION_DETAILS):
+                raise
+            raise OptOutNotRecordedError(GATE_REFUSAL) from exc
 
     def record_in(
         self, uow: UnitOfWork, actor: Principal, flight: Flight, document: DocumentKey, gate: str
@@ -82,7 +107,7 @@ class OptOutService:
         traveler_id = uow.travelers.traveler_for_document(document)
         on_manifest = {s.traveler_id for s in uow.flights.manifest_status(flight.id, "")}
         if traveler_id is None or traveler_id not in on_manifest:
-            raise NotFoundError("that document is not on this flight's manifest")
+            raise NotOnManifestError("that document is not on this flight's manifest")
         now = self._clock()
         policy = self._policies.in_force(now)
         profile = uow.travelers.profile(traveler_id)
@@ -105,7 +130,7 @@ class OptOutService:
             citizenship=profile.citizenship_class,
         )
         if not uow.captures.add_encounter(encounter):
-            raise ConflictError("this traveler has already been processed on this flight")
+            raise AlreadyProcessedError("this traveler has already been processed on this flight")
         if self._on_encounter is not None:
             self._on_encounter(uow, encounter, flight, None)
         if flight.staged:

@@ -19,7 +19,7 @@ analysis) happens *before* the unit of work opens, so write transactions stay sh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -74,6 +74,31 @@ class FlightRepository(Protocol):
     ) -> ManifestChange: ...
     def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]: ...
     def manifest_travelers(self, flight_id: str) -> list[ManifestTraveler]: ...
+    def stage_manifest_batch(
+        self,
+        flight_id: str,
+        upload_id: str,
+        travelers: Sequence[ManifestTraveler],
+        now: datetime,
+    ) -> None:
+        """Add ``travelers`` to the staging copy ``upload_id`` of the flight's manifest, which
+        no reader sees (documents seen for the first time are created)."""
+        ...
+
+    def swap_manifest(self, flight_id: str, upload_id: str, now: datetime) -> ManifestChange:
+        """Make the manifest exactly the staging copy (details included); the spent copy is
+        then dropped with :meth:`discard_manifest_staging`."""
+        ...
+
+    def discard_manifest_staging(
+        self,
+        upload_id: str | None = None,
+        staged_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Drop one staging copy, or every copy staged before a time (dead uploads); at most
+        ``limit`` rows. Returns how many rows went."""
+        ...
 
 
 class TravelerRepository(Protocol):

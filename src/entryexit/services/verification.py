@@ -36,6 +36,9 @@ from entryexit.services.unit_of_work import (
     in_transaction,
 )
 
+# The reason a chip verification goes to an officer when no CSCA store vouches for the signer.
+CHAIN_NOT_CHECKED = "chip_chain_not_checked"
+
 
 @dataclass(frozen=True, slots=True)
 class ChipEvidence:
@@ -205,12 +208,17 @@ class VerificationService:
         failed = sorted(
             name for name, result in checks.items() if result == CheckResult.FAILED.value
         )
-        if failed:
+        doubts = tuple(f"chip_check_failed:{name}" for name in failed)
+        if checks.get("csca_chain") == CheckResult.NOT_CHECKED.value:
+            # A signature that verifies under a signer nobody vouched for proves nothing
+            # (anyone can sign their own DG2): without a CSCA store, an officer decides.
+            doubts += (CHAIN_NOT_CHECKED,)
+        if doubts:
             # A photo whose integrity is in doubt is not compared: an officer decides.
             return compared(
                 Verification(
                     Decision.MANUAL,
-                    tuple(f"chip_check_failed:{name}" for name in failed),
+                    doubts,
                     None,
                     threshold,
                     self._engine.model,

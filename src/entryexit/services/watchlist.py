@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.biometrics.compare import Template, l2_normalise
+from entryexit.documents.text import excerpt
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.model import Flight
 from entryexit.errors import ConflictError, InvalidInputError, NotFoundError
@@ -112,7 +113,9 @@ class WatchlistService:
 
         def remove(uow: UnitOfWork) -> None:
             if not uow.watchlist.remove_entry(entry_id, self._clock()):
-                raise NotFoundError(f"no watchlist entry {entry_id} (or it was removed already)")
+                raise NotFoundError(
+                    f"no watchlist entry {excerpt(entry_id)} (or it was removed already)"
+                )
             self._audit.record(uow, "watchlist remove", "ok", actor, "watchlist_entry", entry_id)
             uow.after_commit(self._invalidate)
 
@@ -246,7 +249,7 @@ class WatchlistService:
 
         def decide(uow: UnitOfWork) -> AlertRecord:
             if uow.watchlist.get_alert(alert_id) is None:
-                raise NotFoundError(f"alert {alert_id} does not exist")
+                raise NotFoundError(f"alert {excerpt(alert_id)} does not exist")
             if not uow.watchlist.disposition_alert(
                 alert_id, disposition.value, text, actor.key_id, self._clock()
             ):

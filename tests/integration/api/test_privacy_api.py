@@ -269,3 +269,31 @@ def test_the_live_fairness_report_counts_outcomes_by_sex(
     assert groups["M"]["biometric_match_rate"] == pytest.approx(1 / 3)
     assert "POWELL" not in report.text
     assert api.client.get("/v1/reports/fairness", headers=api.headers("gate")).status_code == 403
+
+
+def test_a_gate_learns_nothing_from_why_an_opt_out_was_not_recorded(
+    world: tuple[Api, Services], lfw_dir: Path
+) -> None:
+    api, _ = world
+    flight_id = board_mixed_flight(api, lfw_dir)
+
+    def opt_out(number: str, role: str) -> tuple[int, dict[str, object]]:
+        response = api.client.post(
+            f"/v1/flights/{flight_id}/opt-outs",
+            json={"issuing_state": "UTO", "number": number, "gate": "B7"},
+            headers=api.headers(role),
+        )
+        return response.status_code, response.json()
+
+    assert opt_out("C0000001", "gate")[0] == 201
+    processed = opt_out("C0000001", "gate")  # already processed
+    stranger = opt_out("Z9999999", "gate")  # not on the manifest
+    assert processed == stranger
+    assert processed[0] == 409
+    assert processed[1]["type"] == "urn:entryexit:problem:opt-out-not-recorded"
+    # Officers are told which it was.
+    assert opt_out("C0000001", "officer")[0] == 409
+    assert opt_out("C0000001", "officer")[1]["detail"] == (
+        "this traveler has already been processed on this flight"
+    )
+    assert opt_out("Z9999999", "officer")[0] == 404

@@ -197,3 +197,39 @@ def test_enrolment_by_mrz_names_the_same_document_as_the_path(api: Api, lfw_dir:
         headers=api.headers("officer"),
     )
     assert unnamed.status_code == 422
+
+
+def test_a_chip_whose_signer_no_csca_vouches_for_goes_to_an_officer(
+    api: Api, lfw_dir: Path
+) -> None:
+    # No CSCA store: the signature verifies under the chip's own (self-made) signer, which
+    # proves nothing about who made the chip.
+    files = chip_files(lfw_dir, "Colin_Powell", chip_builder.make_pki(), jpeg2000=False)
+    response = chip_verify(api, lfw_image(lfw_dir, "Colin_Powell", 4).read_bytes(), files)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["decision"] == "manual"
+    assert body["reasons"] == ["chip_chain_not_checked"]
+    assert body["chip_checks"]["signature"] == "passed"
+    assert body["chip_checks"]["csca_chain"] == "not_checked"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dg2", "dg1", "ef_sod"},  # the security object under a name the endpoint ignores
+        {"dg1", "sod"},  # chip files without the DG2 they vouch for (document photo sent)
+    ],
+)
+def test_chip_files_in_the_wrong_field_are_refused(
+    chip_api: tuple[Api, chip_builder.Pki], lfw_dir: Path, fields: set[str]
+) -> None:
+    api, pki = chip_api
+    files = chip_files(lfw_dir, "Colin_Powell", pki, jpeg2000=False)
+    files["ef_sod"] = files["sod"]
+    sent = {name: data for name, data in files.items() if name in fields}
+    if "dg2" not in fields:
+        sent["document_photo"] = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
+    response = chip_verify(api, lfw_image(lfw_dir, "Colin_Powell", 4).read_bytes(), sent)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"

@@ -16,7 +16,7 @@ from entryexit.domain.model import (
 )
 from entryexit.errors import ConflictError, NotFoundError, PermissionDeniedError
 from entryexit.services.console import Resolution
-from entryexit.services.privacy import OptOutRefusedError
+from entryexit.services.privacy import OptOutNotRecordedError, OptOutRefusedError
 from tests.fake_storage import InjectedCommitError
 from tests.unit.services.world import (
     GATE,
@@ -75,10 +75,12 @@ def test_opt_outs_that_are_refused() -> None:
     world = World()
     flight = world.boarding(Direction.EXIT, [traveler("N1")], seeds={"N1": 1})
     world.enrol("OFF", 5)  # a known document, not on this manifest
+    # Officers learn why; a gate gets one answer whatever the reason (no oracle).
     with pytest.raises(NotFoundError):
-        world.opt_outs.record(GATE, flight.id, DocumentKey("UTO", "OFF"), "G1")
-    with pytest.raises(NotFoundError):
-        world.opt_outs.record(GATE, flight.id, DocumentKey("UTO", "NEVER"), "G1")
+        world.opt_outs.record(OFFICER, flight.id, DocumentKey("UTO", "OFF"), "desk")
+    for unknown in ("OFF", "NEVER"):
+        with pytest.raises(OptOutNotRecordedError):
+            world.opt_outs.record(GATE, flight.id, DocumentKey("UTO", unknown), "G1")
     with pytest.raises(NotFoundError):
         world.opt_outs.record(GATE, "no-such-flight", N1, "G1")
     with pytest.raises(PermissionDeniedError):

@@ -85,6 +85,19 @@ class Sealer:
         session.flush()
         return data_key
 
+    def new_data_key_row(self, traveler_id: str, now: datetime) -> tuple[DataKeyRow, bytes]:
+        """A new traveler's data key (wrapped by the current KEK) and its plain value, for a
+        caller that writes many at once (``data_key`` flushes each)."""
+        kek_id, kek = self._keys.current_kek()
+        data_key = new_data_key()
+        row = DataKeyRow(
+            traveler_id=traveler_id,
+            kek_id=kek_id,
+            wrapped_key=wrap_data_key(kek, data_key, traveler_id),
+            created_at=now,
+        )
+        return row, data_key
+
     def unwrap(self, row: DataKeyRow) -> bytes:
         return unwrap_data_key(self._keys.kek(row.kek_id), row.wrapped_key, row.traveler_id)
 

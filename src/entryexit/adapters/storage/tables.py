@@ -108,6 +108,28 @@ class ManifestEntryRow(Base):
     added_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class ManifestStagingRow(Base):
+    """A manifest being uploaded, written in short batches before it replaces the flight's
+    manifest in one short transaction (``SqlFlightRepository.swap_manifest``); readers never
+    see it. ``personal`` and the other details are set for documents already known, whose
+    rows may be on another manifest now: they change only at the swap."""
+
+    __tablename__ = "manifest_staging"
+    __table_args__ = (
+        UniqueConstraint("upload_id", "document_id", name="uq_manifest_staging_document"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    upload_id: Mapped[str] = mapped_column(String(36), index=True)
+    flight_id: Mapped[str] = mapped_column(ForeignKey("flights.id"))
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"))
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"))
+    staged_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    personal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    expiry: Mapped[date | None] = mapped_column(Date, nullable=True)
+    citizenship_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
 class ReferenceTemplateRow(Base):
     __tablename__ = "reference_templates"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -15,7 +15,9 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 def list_events(
     services: ServicesDep,
     _caller: CallerDep,
-    after: Annotated[int, Query(ge=0, description="Events after this sequence number.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Events after this sequence number.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     action: Annotated[str | None, Query(max_length=128)] = None,
     actor_key_id: Annotated[str | None, Query(max_length=36)] = None,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from entryexit.api.deps import CallerDep, ServicesDep
 from entryexit.api.schemas import (
     FairnessReportPublic,
+    Instant,
     OptOutCreate,
     OptOutPublic,
     PolicyPublic,
@@ -50,11 +51,9 @@ async def privacy_report(
     services: ServicesDep,
     _caller: CallerDep,
     since: Annotated[
-        datetime | None, Query(description="Start of the period (default: 7 days ago).")
+        Instant | None, Query(description="Start of the period (default: 7 days ago).")
     ] = None,
-    until: Annotated[
-        datetime | None, Query(description="End of the period (default: now).")
-    ] = None,
+    until: Annotated[Instant | None, Query(description="End of the period (default: now).")] = None,
 ) -> PrivacyReportPublic:
     """What is held, what is overdue for deletion (must be zero), purges, opt-outs,
     exemptions and manual processing in the period. Counts only."""
@@ -68,10 +67,10 @@ async def fairness_report(
     services: ServicesDep,
     _caller: CallerDep,
     since: Annotated[
-        datetime | None, Query(description="Flights staged from (default: 30 days ago).")
+        Instant | None, Query(description="Flights staged from (default: 30 days ago).")
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="Flights staged until (default: now).")
+        Instant | None, Query(description="Flights staged until (default: now).")
     ] = None,
 ) -> FairnessReportPublic:
     """How travelers of each sex on staged manifests were processed (counts only)."""

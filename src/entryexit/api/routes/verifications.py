@@ -3,19 +3,37 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
 from entryexit.api.schemas import VerificationDecisionPublic, VerificationDetailPublic
 from entryexit.documents.identity import identify_document, mrz_lines
+from entryexit.documents.text import excerpt
+from entryexit.errors import InvalidInputError
 from entryexit.services.verification import ChipEvidence, Verification
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
+FIELDS = frozenset(
+    {
+        "capture",
+        "document_photo",
+        "dg2",
+        "dg1",
+        "sod",
+        "mrz",
+        "issuing_state",
+        "document_number",
+        "flight_id",
+        "gate",
+        "device",
+    }
+)
 
 
 @router.post("", response_model=VerificationDetailPublic | VerificationDecisionPublic)
 async def verify(
+    request: Request,
     services: ServicesDep,
     caller: CallerDep,
     capture: Annotated[UploadFile, File(description="The live capture (JPEG or PNG).")],
@@ -36,7 +54,16 @@ async def verify(
 ) -> VerificationDetailPublic | VerificationDecisionPublic:
     """1:1: is the person at the camera the person in the document (its photo, or the chip's
     DG2 with its DG1 and EF.SOD checked)? With a document (MRZ, or state and number) and a
-    flight or lane, a match is recorded as an encounter. A failed chip check is ``manual``."""
+    flight or lane, a match is recorded as an encounter. A failed chip check, or a signer that
+    no configured CSCA vouches for, is ``manual``. A field this endpoint does not know (an
+    EF.SOD sent as ``ef_sod``, say) is refused, never ignored."""
+    unknown = sorted(set((await request.form()).keys()) - FIELDS)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown form field {excerpt(unknown[0])}; send the chip's files as dg2, dg1, sod"
+        )
+    if dg2 is None and (dg1 is not None or sod is not None):
+        raise InvalidInputError("dg1 and sod check a chip's DG2: send them with dg2")
     document, printed = identify_document(
         mrz_lines(mrz) if mrz else None, issuing_state, document_number, services.clock().date()
     )
