@@ -130,7 +130,12 @@ class VerificationService:
 
         def record(uow: UnitOfWork) -> str | None:
             encounter_id = None
-            if compared.live is not None and compared.flight and compared.document:
+            if (
+                compared.live is not None
+                and compared.flight
+                and compared.document
+                and self._vouched(actor, result)
+            ):
                 encounter_id = self._record_encounter(
                     uow, compared, gate or "verification", device or "verification"
                 )
@@ -148,6 +153,16 @@ class VerificationService:
             return encounter_id
 
         return replace(result, encounter_id=in_transaction(self._uow, record))
+
+    @staticmethod
+    def _vouched(actor: Principal, result: Verification) -> bool:
+        """Whether a match may stand as the traveler's biometric encounter. A partner's gate
+        must not vouch for an identity with evidence it supplied itself: its match counts
+        only when the reference came from a chip whose signer a trusted CSCA vouches for.
+        An officer's desk (who holds the document in hand) may use the document's photo."""
+        if actor.can(Permission.DECISION_DETAILS):
+            return True
+        return result.chip_checks.get("csca_chain") == CheckResult.PASSED.value
 
     def _record_encounter(
         self, uow: UnitOfWork, compared: _Compared, gate: str, device: str

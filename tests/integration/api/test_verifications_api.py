@@ -80,6 +80,34 @@ def test_a_match_tied_to_a_document_and_lane_is_an_encounter(api: Api, lfw_dir: 
     assert encounter["gate"] == "LANE4"
 
 
+def test_a_gate_cannot_vouch_for_an_identity_with_a_photo_it_supplies(
+    api: Api, lfw_dir: Path
+) -> None:
+    """The attack: a partner's gate sends its own "document photo" and any document number on
+    its flight. It may learn whether two photos match, but no biometric encounter is recorded
+    for a traveler whose photo it never had."""
+    flight = api.create_flight(carrier="EE")
+    row = {**manifest_row("L898902C3", "ERIKSSON"), "issuing_state": "UTO"}
+    api.client.put(
+        f"/v1/flights/{flight['id']}/manifest", json=[row], headers=api.headers("officer")
+    )
+    impostor = lfw_image(lfw_dir, "Ariel_Sharon", 1).read_bytes()
+    response = verify(
+        api,
+        lfw_image(lfw_dir, "Ariel_Sharon", 2).read_bytes(),
+        impostor,
+        role="gate",
+        mrz=TD3,
+        flight_id=flight["id"],
+        gate="LANE4",
+    )
+    assert response.json() == {"decision": "match", "reasons": []}
+    encounters = api.client.get(
+        f"/v1/flights/{flight['id']}/encounters", headers=api.headers("officer")
+    ).json()
+    assert encounters == []
+
+
 def test_poor_captures_and_bad_inputs(api: Api, lfw_dir: Path) -> None:
     blank = io.BytesIO()
     Image.new("RGB", (200, 200), (128, 128, 128)).save(blank, format="PNG")
