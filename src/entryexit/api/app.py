@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.formparsers import MultiPartParser
 
 from entryexit import __version__
-from entryexit.api.audit import AuditAccess
+from entryexit.api.audit import DOCS_ASSETS, AuditAccess
 from entryexit.api.deps import RequestLimits
 from entryexit.api.limits import BodySizeLimit
 from entryexit.api.openapi import document_responses
@@ -36,7 +37,10 @@ def create_app(services: Services) -> FastAPI:
         finally:
             services.crossings.stop_worker()
 
-    app = FastAPI(
+    # The API documentation's scripts and styles are served from the installed package, not a
+    # CDN: /docs works on a machine without internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         lifespan=lifespan,
         title="EntryExit",
         version=__version__,

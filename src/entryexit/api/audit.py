@@ -22,6 +22,8 @@ from entryexit.services.audit import RequestAudit, reset_current_request, set_cu
 logger = logging.getLogger(__name__)
 
 UNAUDITED = {path for (_, path), needed in ENDPOINT_PERMISSIONS.items() if needed == PUBLIC}
+# The API documentation's own scripts and styles (served locally): nothing to audit.
+DOCS_ASSETS = "/api-docs-assets"
 # Reading the audit log is how an untrusted log is investigated: these are answered even
 # when their own access event cannot be written (an ERROR line says so).
 INVESTIGATION = {
@@ -90,7 +92,7 @@ class AuditAccess:
         path = getattr(route, "path", None)
         state = scope.get("state", {})
         # Routes may opt out for requests that carry no personal data (the console's polls).
-        if path is None or path in UNAUDITED or state.get("unaudited"):
+        if path is None or path in UNAUDITED or path == DOCS_ASSETS or state.get("unaudited"):
             return
         principal = state.get("principal")
         # Only opaque identifiers: document numbers in a path are personal data, not logged.

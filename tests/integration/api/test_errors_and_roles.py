@@ -209,3 +209,15 @@ def test_gate_keys_are_rate_limited_and_failed_sign_ins_lock_out(
     finally:
         built.client.close()
         services.uow.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_the_api_documentation_works_offline(api: Api) -> None:
+    """/docs must not need a CDN: its scripts and styles come from this service."""
+    page = api.client.get("/docs")
+    assert page.status_code == 200
+    html = page.text
+    assert "cdn." not in html
+    assert "unpkg" not in html
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/api-docs-assets/{asset}" in html
+        assert api.client.get(f"/api-docs-assets/{asset}").status_code == 200
