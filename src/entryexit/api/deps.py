@@ -65,6 +65,11 @@ def authorize(
         raise PermissionDeniedError("this endpoint is not open to API keys")
     if not principal.can(needed):
         raise PermissionDeniedError(f"role {principal.role.value} may not do {needed.value}")
+    flight_id = request.path_params.get("flight_id")
+    if principal.carrier is not None and flight_id is not None:
+        # A key bound to a carrier acts on that carrier's flights only, on every
+        # flight-scoped endpoint (manifests name travelers; encounters say who boarded).
+        services.flights.check_serves(principal, str(flight_id))
     return principal
 
 

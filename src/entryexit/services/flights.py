@@ -21,7 +21,7 @@ from entryexit.domain.model import (
     ManifestChange,
     ManifestTraveler,
 )
-from entryexit.errors import InvalidInputError, NotFoundError
+from entryexit.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from entryexit.services.audit import AuditTrail
 from entryexit.services.ports import Clock, ManifestStatus
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
@@ -72,6 +72,8 @@ class FlightService:
 
     def create(self, new: NewFlight, actor: Principal | None = None) -> Flight:
         carrier = new.carrier.strip().upper()
+        if actor is not None and not actor.serves(carrier):
+            raise PermissionDeniedError("this key may not create another carrier's flights")
         number = new.number.strip().upper()
         origin, destination = new.origin.strip().upper(), new.destination.strip().upper()
         if not _CARRIER.match(carrier):
@@ -105,6 +107,13 @@ class FlightService:
     def get(self, flight_id: str) -> Flight:
         with self._uow(read_only=True) as uow:
             return self.get_in(uow, flight_id)
+
+    def check_serves(self, actor: Principal, flight_id: str) -> None:
+        """Refuse a carrier-bound key on another carrier's flight (an unknown flight is the
+        caller's 404 as usual)."""
+        flight = self.get(flight_id)
+        if not actor.serves(flight.carrier):
+            raise PermissionDeniedError("this key does not serve this flight's carrier")
 
     @staticmethod
     def get_in(uow: UnitOfWork, flight_id: str) -> Flight:

@@ -122,6 +122,39 @@ def test_every_endpoint_is_in_the_permission_table(api: Api) -> None:
     assert routes == set(ENDPOINT_PERMISSIONS)
 
 
+def test_a_carrier_bound_key_acts_on_its_carriers_flights_only(api: Api) -> None:
+    """The carrier dimension of the role matrix: an officer or auditor key bound to carrier
+    ZZ gets 403 on every flight-scoped endpoint of an EE flight, and cannot create EE
+    flights; on its own carrier's flights it works."""
+    theirs = api.create_flight(carrier="EE")
+    for role in (Role.OFFICER, Role.AUDITOR):
+        api.keys[f"{role.value}_zz"] = api.services.keys.create(role, "desk", carrier="ZZ")[1]
+    flight_scoped = [
+        (method, path) for (method, path) in ENDPOINT_PERMISSIONS if "{flight_id}" in path
+    ]
+    assert flight_scoped
+    for key in ("officer_zz", "auditor_zz"):
+        for method, path in flight_scoped:
+            response = api.client.request(
+                method, path.format(flight_id=theirs["id"]), headers=api.headers(key)
+            )
+            assert response.status_code == 403, (key, method, path, response.status_code)
+    assert api.create_flight(carrier="ZZ", role="officer_zz")["carrier"] == "ZZ"
+    refused = api.client.post(
+        "/v1/flights",
+        json={
+            "carrier": "EE",
+            "number": "9",
+            "scheduled_departure": "2030-01-01T10:00:00Z",
+            "origin": "AAA",
+            "destination": "BBB",
+            "direction": "exit",
+        },
+        headers=api.headers("officer_zz"),
+    )
+    assert refused.status_code == 403
+
+
 def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
     flight = api.create_flight(carrier="EE")
     unknown = "00000000-0000-0000-0000-000000000000"
