@@ -113,8 +113,13 @@ def test_exactly_one_of_document_photo_and_chip_is_needed() -> None:
 def test_a_match_on_a_flight_records_an_encounter_handed_to_the_crossings() -> None:
     world = World()
     flight = world.flight(Direction.ENTRY, [traveler("N1"), traveler("N2")])
+    # A partner's gate with a photo it supplied cannot vouch for the identity: no encounter.
+    from_gate = world.verifications.verify(
+        GATE, b"face:1", b"face:1", document=DocumentKey("UTO", "N1"), flight_id=flight.id
+    )
+    assert (from_gate.decision, from_gate.encounter_id) == (Decision.MATCH, None)
     result = world.verifications.verify(
-        GATE,
+        OFFICER,
         b"face:1",
         b"face:1",
         document=DocumentKey("UTO", "N1"),
