@@ -188,12 +188,12 @@ def gallery(
     folds: Annotated[
         int,
         typer.Option(
-            help="Person-disjoint cross-validated calibration: folds (0: none). Needs the"
-            " reference recipe for every image (once, then cached).",
+            help="Person-disjoint cross-validated calibration: folds (0: none). Embeds every"
+            " image with the reference recipe too (once, with --cache).",
             min=0,
         ),
-    ] = 2,
-    repeats: Annotated[int, typer.Option(help="Fresh fold shuffles.", min=1)] = 5,
+    ] = 3,
+    repeats: Annotated[int, typer.Option(help="Fresh fold shuffles.", min=1)] = 3,
     split_flights: Annotated[
         int, typer.Option(help="Flights per split on each side (fit, held out).", min=1)
     ] = 20,
@@ -206,6 +206,13 @@ def gallery(
             max=0.999,
         ),
     ] = 0.9,
+    compare_normalisation: Annotated[
+        bool,
+        typer.Option(
+            help="Also cross-validate Z-norm and adaptive S-norm scores (cohort: another"
+            " fold's reference templates; needs --folds 3 or more)."
+        ),
+    ] = False,
 ) -> int:
     """Open-set 1:N on flight-sized galleries: rank-1, FNIR at FPIR 1e-2 and 1e-3 (per draw),
     their spread, the deployed gallery threshold's FNIR/FPIR, CMC and FNIR-vs-FPIR plots;
@@ -268,6 +275,7 @@ def gallery(
             gallery_size=run.gallery_size or 300,
             confidence=confidence,
             seed=seed,
+            scorings=SCORINGS if compare_normalisation else (RAW,),
         )
         _cross_validated(engine, run, config, out, cache, threads, same_person, quality_gate)
     return 0
@@ -302,6 +310,7 @@ def _cross_validated(
         f"entryexit evaluate gallery --data {run.data_dir} --folds {config.folds}"
         f" --repeats {config.repeats} --split-flights {config.draws} --seed {config.seed}"
         f" --confidence {config.confidence}"
+        + (" --compare-normalisation" if len(config.scorings) > 1 else "")
         + (f" --same-person {same_person}" if same_person else "")
         + ("" if quality_gate else " --no-quality-gate")
     )

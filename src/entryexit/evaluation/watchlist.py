@@ -71,13 +71,16 @@ def fit_pareto_tail(
     impostor: NDArray[np.floating],
     tail_fraction: float = 1e-3,
     weights: NDArray[np.floating] | None = None,
+    descending: bool = False,
 ) -> ParetoTail:
     """Fit the tail above the ``1 - tail_fraction`` quantile of the impostor scores (with
-    optional bootstrap weights) by probability-weighted moments."""
+    optional bootstrap weights) by probability-weighted moments. ``descending``: the scores
+    (and weights) are already sorted from the highest down (saves a sort per replicate)."""
     scores = np.asarray(impostor, dtype=np.float64)
     weight = np.ones_like(scores) if weights is None else np.asarray(weights, dtype=np.float64)
-    order = np.argsort(-scores, kind="stable")
-    scores, weight = scores[order], weight[order]
+    if not descending:
+        order = np.argsort(-scores, kind="stable")
+        scores, weight = scores[order], weight[order]
     total = weight.sum()
     cumulative = np.cumsum(weight)
     cut = int(np.searchsorted(cumulative, tail_fraction * total))
@@ -132,18 +135,20 @@ def watchlist_bands(
 ) -> list[Band]:
     """Per list size: the modelled threshold for ``target_fpir`` and its 95% interval over a
     person-level Poisson bootstrap, with the empirical threshold where the data reach it."""
-    scores = np.asarray(impostor, dtype=np.float64)
-    tail = fit_pareto_tail(scores, tail_fraction)
-    persons = int(max(probe_person.max(), entry_person.max())) + 1
+    order = np.argsort(-np.asarray(impostor, dtype=np.float64), kind="stable")
+    scores = np.asarray(impostor, dtype=np.float64)[order]
+    probes, entries = np.asarray(probe_person)[order], np.asarray(entry_person)[order]
+    tail = fit_pareto_tail(scores, tail_fraction, descending=True)
+    persons = int(max(probes.max(), entries.max())) + 1
     replicates = []
     for _ in range(resamples):
         person_weight = rng.poisson(1.0, size=persons).astype(np.float64)
-        weight = person_weight[probe_person] * person_weight[entry_person]
-        replicates.append(fit_pareto_tail(scores, tail_fraction, weight))
+        weight = person_weight[probes] * person_weight[entries]
+        replicates.append(fit_pareto_tail(scores, tail_fraction, weight, descending=True))
     bands = []
     for size in sizes:
         fmr = fmr_for_fpir(target_fpir, size)
-        empirical = empirical_threshold(scores, fmr)
+        empirical = empirical_threshold(scores, fmr)  # sorts again; once per band
         if fmr >= tail.rate_above_u:
             # Inside the body of the distribution: the data answer directly.
             point = empirical if empirical is not None else tail.u

@@ -116,3 +116,11 @@ def test_watchlist_bands_are_read_and_the_smallest_band_holding_the_list_is_chos
 def test_watchlist_band_errors_name_the_field(table: str, message: str) -> None:
     with pytest.raises(ModelInstallError, match=message):
         parse_recognizer_manifest(tiny_manifest() + "\n" + table)
+
+
+def test_the_shipped_sface_calibration_has_watchlist_bands_that_rise_with_the_list() -> None:
+    calibration = SFACE_MANIFEST.calibration("flip")
+    bands = calibration.watchlist[1e-3]
+    thresholds = [band.threshold for band in sorted(bands, key=lambda b: b.max_entries)]
+    assert thresholds == sorted(thresholds)
+    assert calibration.watchlist_threshold(1e-3, 300) >= calibration.gallery_threshold(1e-3) - 0.05

@@ -10,6 +10,8 @@ from entryexit.evaluation.crossval import (
     Cohort,
     CrossValidation,
     Population,
+    _normal_quantile,
+    confident_threshold,
     cross_validate,
     draw_flight,
     person_folds,
@@ -86,7 +88,7 @@ def test_the_cohort_never_holds_the_scored_person_and_as_norm_is_finite() -> Non
 def test_cross_validation_measures_every_scoring_on_held_out_persons_only() -> None:
     population = synthetic()
     config = CrossValidation(
-        folds=2,
+        folds=3,
         repeats=1,
         draws=3,
         gallery_size=15,
@@ -96,7 +98,7 @@ def test_cross_validation_measures_every_scoring_on_held_out_persons_only() -> N
         bootstrap_resamples=20,
     )
     result = cross_validate(population, config)
-    assert len(result["splits"]) == 2
+    assert len(result["splits"]) == 3
     assert result["gallery_sizes"][2] <= result["gallery_sizes"][1] == 15
     for number, split in enumerate(result["splits"]):
         for key, fitted in split["thresholds"].items():
@@ -110,3 +112,18 @@ def test_cross_validation_measures_every_scoring_on_held_out_persons_only() -> N
     assert raw["confident"]["fpir"] <= raw["point"]["fpir"]
     assert "fixed" in raw
     assert "fixed" not in summary[f"1:{AS_NORM}"]
+
+
+def test_the_confident_threshold_ignores_a_few_replicates_that_jump_over_a_cluster() -> None:
+    replicates = np.concatenate([np.full(90, 0.50), np.full(10, 0.74)])
+    replicates[:45] -= 0.01
+    bound = confident_threshold(0.495, replicates, 0.9)
+    assert 0.495 <= bound < 0.52  # the 10% of jumps to 0.74 do not drag it up
+    assert confident_threshold(0.6, replicates, 0.9) == 0.6  # never below the point
+    assert _normal_quantile(0.975) == pytest.approx(1.959964, abs=1e-5)
+    assert _normal_quantile(0.01) == pytest.approx(-2.326348, abs=1e-5)
+
+
+def test_normalised_scorings_refuse_two_folds_there_is_no_cohort_fold() -> None:
+    with pytest.raises(DatasetError, match="three folds"):
+        cross_validate(synthetic(), CrossValidation(folds=2, repeats=1, draws=1))
