@@ -337,7 +337,7 @@ def _cross_validated(
                 f"  FNIR {rates['fnir'] * 100:.2f}%"
             )
     shipped = everyone["shipped"]
-    for scoring in SCORINGS:
+    for scoring in config.scorings:
         values = ", ".join(f"FPIR {rate} -> {t:.4f}" for rate, t in shipped[scoring].items())
         typer.echo(f"thresholds fitted on everyone ({scoring}): {values}")
     (out / "crossval.json").write_text(

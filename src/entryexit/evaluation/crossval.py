@@ -495,6 +495,13 @@ def _pooled_flights(
     return scored
 
 
+def _bootstrap_rng(seed: int, split: int, references: int, scoring: str) -> np.random.Generator:
+    """A bootstrap stream of its own per split, reference count and scoring, so that the
+    flights (drawn from the main stream) and every scoring's results do not depend on which
+    other scorings were asked for."""
+    return np.random.default_rng([seed, split, references, SCORINGS.index(scoring)])
+
+
 def _needs_cohort(config: CrossValidation) -> bool:
     return any(scoring != RAW for scoring in config.scorings)
 
@@ -558,7 +565,7 @@ def cross_validate(population: Population, config: CrossValidation) -> dict[str,
                         fit_scored[scoring],
                         config.target,
                         config.confidence,
-                        rng,
+                        _bootstrap_rng(config.seed, len(splits), references, scoring),
                         config.bootstrap_resamples,
                         config.bootstrap_weighting,
                     )
@@ -770,7 +777,7 @@ def calibrate_on_everyone(
                     scored[scoring],
                     target,
                     config.confidence,
-                    rng,
+                    _bootstrap_rng(config.seed + 1, int(target * 1e6), references, scoring),
                     config.bootstrap_resamples,
                     config.bootstrap_weighting,
                 )
