@@ -841,7 +841,7 @@ def calibration_toml(
         f"gallery_sizes = {{ {sizes} }}",
     ]
     for references in config.references:
-        held = summary[f"{references}:{RAW}"]["confident"]
+        held = summary[f"{references}:{RAW}"]["confident_one_threshold"]
         lines.append(
             f"held_out_fpir_refs_{references} = {held['fpir']:.6f}  # target {target};"
             f" per-flight p5-p95 {held['fpir_per_flight']['p5']:.5f}-"
