@@ -39,23 +39,61 @@ FLIP_RECIPE = "flip"
 
 
 @dataclass(frozen=True, slots=True)
+class WatchlistBand:
+    """The threshold for lists of up to ``max_entries`` entries."""
+
+    max_entries: int
+    threshold: float
+
+
+def watchlist_band_threshold(bands: Sequence[WatchlistBand], entries: int) -> float:
+    """The threshold of the smallest band that holds a list of ``entries`` entries. A list
+    larger than every band is an error: the calibration says nothing about it, and a
+    threshold for a smaller list would raise more false alerts than the target allows."""
+    if not bands:
+        raise ConfigurationError("the recognizer has no watchlist thresholds calibrated")
+    ordered = sorted(bands, key=lambda band: band.max_entries)
+    for band in ordered:
+        if entries <= band.max_entries:
+            return band.threshold
+    raise ConfigurationError(
+        f"a watchlist of {entries} entries is larger than the largest calibrated band"
+        f" ({ordered[-1].max_entries}); set ENTRYEXIT_WATCHLIST_THRESHOLD from"
+        " benchmarks/watchlist_bands.py at the list's size"
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Calibration:
     """Thresholds for target error rates, with how they were measured.
 
     ``gallery`` maps a target FPIR on flight-sized galleries of ``gallery_size`` travelers to
-    a 1:N threshold; ``verification`` maps a target FAR to a 1:1 threshold.
+    a 1:N threshold; ``verification`` maps a target FAR to a 1:1 threshold; ``watchlist``
+    maps a target FPIR (false alerts per search) to thresholds by list size.
     """
 
     gallery: Mapping[float, float]
     verification: Mapping[float, float]
     gallery_size: int
     source: str
+    watchlist: Mapping[float, tuple[WatchlistBand, ...]] = field(default_factory=dict)
 
     def gallery_threshold(self, target_fpir: float) -> float:
         return _lookup(self.gallery, target_fpir, "FPIR (1:N)")
 
     def verification_threshold(self, target_far: float) -> float:
         return _lookup(self.verification, target_far, "FAR (1:1)")
+
+    def watchlist_threshold(self, target_fpir: float, entries: int) -> float:
+        """The alert threshold for a list of ``entries`` entries at ``target_fpir``."""
+        for calibrated, bands in self.watchlist.items():
+            if abs(calibrated - target_fpir) <= 1e-12 * max(1.0, abs(target_fpir)):
+                return watchlist_band_threshold(bands, entries)
+        known = ", ".join(f"{t:g}" for t in sorted(self.watchlist)) or "none"
+        raise ConfigurationError(
+            f"the recognizer has no watchlist thresholds for target FPIR {target_fpir:g}"
+            f" (calibrated: {known})"
+        )
 
 
 def _lookup(table: Mapping[float, float], target: float, what: str) -> float:
@@ -147,6 +185,44 @@ def _rate_table(table: Any, where: str) -> dict[float, float]:
     return parsed
 
 
+def _watchlist_tables(table: Any, where: str) -> dict[float, tuple[WatchlistBand, ...]]:
+    """``"<rate>" = { "<max entries>" = threshold, ... }`` tables."""
+    if not isinstance(table, dict):
+        raise ModelInstallError(f"model manifest: '{where}' must be a table of rate = bands")
+    parsed = {}
+    for rate_text, bands in table.items():
+        sizes = _rate_table_keys(bands, f'{where}."{rate_text}"')
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            raise ModelInstallError(
+                f"model manifest: '{where}' key {rate_text!r} is not a rate"
+            ) from None
+        if not 0 < rate < 1:
+            raise ModelInstallError(f"model manifest: '{where}' rates lie in (0, 1)")
+        parsed[rate] = tuple(WatchlistBand(size, threshold) for size, threshold in sizes)
+    return parsed
+
+
+def _rate_table_keys(table: Any, where: str) -> list[tuple[int, float]]:
+    if not isinstance(table, dict) or not table:
+        raise ModelInstallError(f"model manifest: '{where}' must be a table of entries = threshold")
+    bands = []
+    for size_text, threshold in table.items():
+        if not size_text.isdigit() or int(size_text) < 1:
+            raise ModelInstallError(
+                f"model manifest: '{where}' key {size_text!r} is not a number of entries"
+            )
+        if not isinstance(threshold, int | float) or isinstance(threshold, bool):
+            raise ModelInstallError(f"model manifest: '{where}.\"{size_text}\"' is not a number")
+        if not -1 <= threshold <= 1:
+            raise ModelInstallError(
+                f"model manifest: '{where}.\"{size_text}\"' lies outside [-1, 1]"
+            )
+        bands.append((int(size_text), float(threshold)))
+    return sorted(bands)
+
+
 def parse_recognizer_manifest(text: str) -> RecognizerManifest:
     """Parse and check a recognizer manifest; every problem names the field."""
     try:
@@ -205,6 +281,9 @@ def parse_recognizer_manifest(text: str) -> RecognizerManifest:
             ),
             gallery_size=int(table.get("gallery_size", 300)),
             source=str(table.get("source", "")),
+            watchlist=_watchlist_tables(
+                table.get("watchlist_fpir", {}), f"calibration.{recipe}.watchlist_fpir"
+            ),
         )
     return RecognizerManifest(
         key=key,

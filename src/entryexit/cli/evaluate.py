@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from tqdm import tqdm
 
+from entryexit.biometrics import FaceEngine
 from entryexit.bootstrap import build_face_engine, operating_thresholds
 from entryexit.cli._common import load_settings
 from entryexit.domain.policy import DEFAULT_OPERATING_POINT
 from entryexit.errors import InvalidInputError
+from entryexit.evaluation.crossval import (
+    RAW,
+    SCORINGS,
+    CrossValidation,
+    calibrate_on_everyone,
+    calibration_toml,
+    cross_validate,
+    embed_population,
+    summarise,
+)
 from entryexit.evaluation.fairness import FairnessRun, evaluate_fairness
 from entryexit.evaluation.gallery import GalleryRun, evaluate_gallery
 from entryexit.evaluation.lfw import LfwRun, default_pairs_file, evaluate_lfw
@@ -173,9 +185,38 @@ def gallery(
         typer.Option(help="Tab-separated name groups that are one person (label errata)."),
     ] = None,
     cache: CacheOption = None,
+    folds: Annotated[
+        int,
+        typer.Option(
+            help="Person-disjoint cross-validated calibration: folds (0: none). Embeds every"
+            " image with the reference recipe too (once, with --cache).",
+            min=0,
+        ),
+    ] = 3,
+    repeats: Annotated[int, typer.Option(help="Fresh fold shuffles.", min=1)] = 3,
+    split_flights: Annotated[
+        int, typer.Option(help="Flights per split on each side (fit, held out).", min=1)
+    ] = 20,
+    confidence: Annotated[
+        float,
+        typer.Option(
+            help="The shipped threshold is this quantile of the fitted threshold over a"
+            " person bootstrap (0.5: no margin).",
+            min=0.5,
+            max=0.999,
+        ),
+    ] = 0.9,
+    compare_normalisation: Annotated[
+        bool,
+        typer.Option(
+            help="Also cross-validate Z-norm and adaptive S-norm scores (cohort: another"
+            " fold's reference templates; needs --folds 3 or more)."
+        ),
+    ] = False,
 ) -> int:
     """Open-set 1:N on flight-sized galleries: rank-1, FNIR at FPIR 1e-2 and 1e-3 (per draw),
-    their spread, the deployed gallery threshold's FNIR/FPIR, CMC and FNIR-vs-FPIR plots."""
+    their spread, the deployed gallery threshold's FNIR/FPIR, CMC and FNIR-vs-FPIR plots;
+    then (``--folds``) the threshold fitted on some persons and measured on the others."""
     settings = load_settings()
     engine = build_face_engine(settings)
     thresholds = operating_thresholds(settings, engine)
@@ -226,7 +267,91 @@ def gallery(
     )
     typer.echo(f"calibration (pooled over flights): {calibration}")
     typer.echo(f"wrote {out}/summary.json, calibration.toml, scores.txt, cmc.png, fnir_fpir.png")
+    if folds >= 2:
+        config = CrossValidation(
+            folds=folds,
+            repeats=repeats,
+            draws=split_flights,
+            gallery_size=run.gallery_size or 300,
+            confidence=confidence,
+            seed=seed,
+            scorings=SCORINGS if compare_normalisation else (RAW,),
+        )
+        _cross_validated(engine, run, config, out, cache, threads, same_person, quality_gate)
     return 0
+
+
+def _cross_validated(
+    engine: FaceEngine,
+    run: GalleryRun,
+    config: CrossValidation,
+    out: Path,
+    cache: Path | None,
+    threads: int,
+    same_person: Path | None,
+    quality_gate: bool,
+) -> None:
+    with tqdm(desc="embedding (every image, both recipes)", unit="img", disable=None) as bar:
+        population, facts = embed_population(
+            engine,
+            run.data_dir,
+            cache,
+            threads,
+            same_person,
+            quality_gate=quality_gate,
+            on_total=lambda n: setattr(bar, "total", n),
+            on_progress=bar.update,
+        )
+    fixed = {"deployed": run.operating_threshold} if run.operating_threshold else {}
+    result = cross_validate(population, config)
+    summary = summarise(result, config, fixed)
+    everyone = calibrate_on_everyone(population, config, (1e-2, config.target))
+    command = (
+        f"entryexit evaluate gallery --data {run.data_dir} --folds {config.folds}"
+        f" --repeats {config.repeats} --split-flights {config.draws} --seed {config.seed}"
+        f" --confidence {config.confidence}"
+        + (" --compare-normalisation" if len(config.scorings) > 1 else "")
+        + (f" --same-person {same_person}" if same_person else "")
+        + ("" if quality_gate else " --no-quality-gate")
+    )
+    target = config.target
+    typer.echo(
+        f"\ncross-validated on held-out persons ({config.folds} folds x {config.repeats}"
+        f" repeats, {config.draws} flights per split side; target FPIR {target:g}):"
+    )
+    for key, entry in summary.items():
+        references, scoring = key.split(":")
+        size = result["gallery_sizes"][int(references)]
+        for rule, label in (
+            ("point", "fitted, no margin (previous method)"),
+            ("confident", f"fitted at {config.confidence:g} confidence"),
+            ("confident_one_threshold", "one threshold for 1 and 2 references"),
+            *((name, f"at the {name} threshold") for name in fixed if scoring == RAW),
+        ):
+            rates = entry[rule]
+            flights = rates["fpir_per_flight"]
+            typer.echo(
+                f"  {references} ref, {size} travelers, {scoring:7s} {label:38s}"
+                f" FPIR {rates['fpir']:.2e} ({rates['fpir_to_target']:.2f}x target;"
+                f" flights p5-p95 {flights['p5']:.1e}-{flights['p95']:.1e})"
+                f"  FNIR {rates['fnir'] * 100:.2f}%"
+            )
+    shipped = everyone["shipped"]
+    for scoring in config.scorings:
+        values = ", ".join(f"FPIR {rate} -> {t:.4f}" for rate, t in shipped[scoring].items())
+        typer.echo(f"thresholds fitted on everyone ({scoring}): {values}")
+    (out / "crossval.json").write_text(
+        json.dumps(
+            {"facts": facts, "splits": result["splits"], "summary": summary, "everyone": everyone},
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    (out / "calibration.toml").write_text(
+        calibration_toml(engine.recipe, everyone, summary, config, facts, command),
+        encoding="utf-8",
+    )
+    typer.echo(f"wrote {out}/crossval.json and the cross-validated calibration.toml")
 
 
 def _gallery_size(value: str) -> int | None:

@@ -202,6 +202,10 @@ def evaluate_gallery(
         if captured.enrolled[index]:
             images_of.setdefault(person_index[identity_of[person]], []).append(index)
     reference_indices = sorted(i for images in images_of.values() for i in images[: run.references])
+    if run.cache_dir is not None:
+        # With a cache, every image gets the reference recipe once: one cache then serves
+        # one- and two-reference runs, with or without errata, and the cross-validation.
+        reference_indices = list(range(len(paths)))
     reference_vectors = captured.vectors
     if run.reference_recipe:
         if on_total is not None:

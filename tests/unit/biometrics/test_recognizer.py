@@ -82,3 +82,45 @@ def test_without_a_calibration_only_explicit_thresholds_work() -> None:
     with pytest.raises(ConfigurationError, match="ENTRYEXIT_GALLERY_THRESHOLD"):
         OperatingThresholds(None, 0.03).check(DEFAULT_OPERATING_POINT)
     OperatingThresholds(None, 0.03, 0.5, 0.4).check(DEFAULT_OPERATING_POINT)
+
+
+WATCHLIST_TABLE = """
+[calibration.flip.watchlist_fpir."0.001"]
+"1000" = 0.55
+"100000" = 0.62
+"300" = 0.5
+"""
+
+
+def test_watchlist_bands_are_read_and_the_smallest_band_holding_the_list_is_chosen() -> None:
+    manifest = parse_recognizer_manifest(tiny_manifest() + WATCHLIST_TABLE)
+    calibration = manifest.calibration("flip")
+    assert calibration.watchlist_threshold(1e-3, 1) == 0.5
+    assert calibration.watchlist_threshold(1e-3, 300) == 0.5
+    assert calibration.watchlist_threshold(1e-3, 301) == 0.55
+    assert calibration.watchlist_threshold(1e-3, 100_000) == 0.62
+    with pytest.raises(ConfigurationError, match="larger than the largest calibrated band"):
+        calibration.watchlist_threshold(1e-3, 100_001)
+    with pytest.raises(ConfigurationError, match=r"no watchlist thresholds for target FPIR 0\.01"):
+        calibration.watchlist_threshold(1e-2, 10)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[calibration.flip.watchlist_fpir."0.001"]\n"many" = 0.5\n', "not a number of entries"),
+        ('[calibration.flip.watchlist_fpir."0.001"]\n"10" = 1.5\n', "outside"),
+        ('[calibration.flip.watchlist_fpir."2"]\n"10" = 0.5\n', "rates lie in"),
+    ],
+)
+def test_watchlist_band_errors_name_the_field(table: str, message: str) -> None:
+    with pytest.raises(ModelInstallError, match=message):
+        parse_recognizer_manifest(tiny_manifest() + "\n" + table)
+
+
+def test_the_shipped_sface_calibration_has_watchlist_bands_that_rise_with_the_list() -> None:
+    calibration = SFACE_MANIFEST.calibration("flip")
+    bands = calibration.watchlist[1e-3]
+    thresholds = [band.threshold for band in sorted(bands, key=lambda b: b.max_entries)]
+    assert thresholds == sorted(thresholds)
+    assert calibration.watchlist_threshold(1e-3, 300) >= calibration.gallery_threshold(1e-3) - 0.05
