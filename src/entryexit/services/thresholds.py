@@ -32,6 +32,16 @@ class OperatingThresholds:
         calibration = self._calibrated()
         return calibration.verification_threshold(point.verification_target_far)
 
+    def watchlist_threshold(self, point: OperatingPoint, entries: int) -> float:
+        """The alert threshold for a list of ``entries``: every entry is one more chance of a
+        false alert, so the threshold rises with the list (the recognizer's bands); without
+        bands for this model, the 1:N threshold."""
+        if self.gallery_override is not None or self.calibration is None:
+            return self.gallery_threshold(point)
+        if not self.calibration.watchlist:
+            return self.gallery_threshold(point)
+        return self.calibration.watchlist_threshold(point.gallery_target_fpir, max(entries, 1))
+
     def check(self, point: OperatingPoint) -> None:
         """Raise now, not at the first traveler, if ``point`` cannot be put into force."""
         self.gallery_threshold(point)

@@ -167,7 +167,7 @@ class WatchlistService:
         threshold = (
             self._override
             if self._override is not None
-            else self._thresholds.gallery_threshold(policy.matching)
+            else self._thresholds.watchlist_threshold(policy.matching, len(loaded.ids))
         )
         return [
             (row, loaded.ids[column], score)
