@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from tqdm import tqdm
 
-from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import build_face_engine, operating_thresholds
 from entryexit.cli._common import load_settings
 from entryexit.domain.policy import DEFAULT_OPERATING_POINT
 from entryexit.errors import InvalidInputError
-from entryexit.evaluation.crossval import (
-    RAW,
-    SCORINGS,
-    CrossValidation,
-    calibrate_on_everyone,
-    calibration_toml,
-    cross_validate,
-    embed_population,
-    summarise,
-)
-from entryexit.evaluation.fairness import FairnessRun, evaluate_fairness
-from entryexit.evaluation.gallery import GalleryRun, evaluate_gallery
-from entryexit.evaluation.lfw import LfwRun, default_pairs_file, evaluate_lfw
+
+if TYPE_CHECKING:
+    from entryexit.biometrics import FaceEngine
+    from entryexit.evaluation.crossval import CrossValidation
+    from entryexit.evaluation.gallery import GalleryRun
+
+# Each command imports the face engine and the evaluation code when it runs: `entryexit
+# --help` and the commands that need neither start without loading them.
 
 # Embedding a data set is the slow part of every evaluation; runs can share it.
 CacheOption = Annotated[
@@ -61,6 +53,11 @@ def lfw(
     cache: CacheOption = None,
 ) -> int:
     """LFW verification: 10-fold accuracy, TAR at FAR 1e-2/1e-3, EER, ROC and DET plots."""
+    from tqdm import tqdm
+
+    from entryexit.bootstrap import build_face_engine
+    from entryexit.evaluation.lfw import LfwRun, default_pairs_file, evaluate_lfw
+
     settings = load_settings()
     engine = build_face_engine(settings)
     run = LfwRun(
@@ -122,6 +119,11 @@ def fairness(
     """FMR and FNMR per group (with person-bootstrap intervals and the ratio to the lowest
     group) at the deployed threshold and at one set for an overall FMR, plus open-set FNIR and
     FPIR per group on seeded flights."""
+    from tqdm import tqdm
+
+    from entryexit.bootstrap import build_face_engine, operating_thresholds
+    from entryexit.evaluation.fairness import FairnessRun, evaluate_fairness
+
     settings = load_settings()
     engine = build_face_engine(settings)
     thresholds = operating_thresholds(settings, engine)
@@ -217,6 +219,12 @@ def gallery(
     """Open-set 1:N on flight-sized galleries: rank-1, FNIR at FPIR 1e-2 and 1e-3 (per draw),
     their spread, the deployed gallery threshold's FNIR/FPIR, CMC and FNIR-vs-FPIR plots;
     then (``--folds``) the threshold fitted on some persons and measured on the others."""
+    from tqdm import tqdm
+
+    from entryexit.bootstrap import build_face_engine, operating_thresholds
+    from entryexit.evaluation.crossval import RAW, SCORINGS, CrossValidation
+    from entryexit.evaluation.gallery import GalleryRun, evaluate_gallery
+
     settings = load_settings()
     engine = build_face_engine(settings)
     thresholds = operating_thresholds(settings, engine)
@@ -291,6 +299,17 @@ def _cross_validated(
     same_person: Path | None,
     quality_gate: bool,
 ) -> None:
+    from tqdm import tqdm
+
+    from entryexit.evaluation.crossval import (
+        RAW,
+        calibrate_on_everyone,
+        calibration_toml,
+        cross_validate,
+        embed_population,
+        summarise,
+    )
+
     with tqdm(desc="embedding (every image, both recipes)", unit="img", disable=None) as bar:
         population, facts = embed_population(
             engine,

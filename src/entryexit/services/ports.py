@@ -6,15 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from entryexit.biometrics import FaceAnalysis
-from entryexit.biometrics.decode import ImageKind
-from entryexit.biometrics.recognizer import RecognizerManifest
 from entryexit.domain.access import Role
+
+if TYPE_CHECKING:
+    # Types only: reading the ports (every service does) must not load the face engine.
+    from entryexit.biometrics import FaceAnalysis
+    from entryexit.biometrics.decode import ImageKind
+    from entryexit.biometrics.recognizer import RecognizerManifest
 from entryexit.domain.model import (
     CitizenshipClass,
     DocumentKey,
