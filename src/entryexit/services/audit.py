@@ -87,19 +87,33 @@ class AuditTrail:
             if request.route is not None:
                 recorded.setdefault("request", f"{request.method} {request.route}")
             uow.after_commit(request.mark_recorded)
-        occurred_at = self._clock()
         return uow.audit.append(
-            AuditEntry(
-                occurred_at=occurred_at,
-                action=action,
-                outcome=outcome,
-                actor_key_id=actor.key_id if actor else None,
-                actor_role=actor.role.value if actor else None,
-                resource_type=resource_type,
-                resource_id=_bounded(resource_id),
-                policy_version=policy_version or self._policy_version(occurred_at),
-                details=recorded,
+            self._entry(
+                action, outcome, actor, resource_type, resource_id, recorded, policy_version
             )
+        )
+
+    def _entry(
+        self,
+        action: str,
+        outcome: str,
+        actor: Principal | None,
+        resource_type: str | None,
+        resource_id: str | None,
+        details: Mapping[str, int | str],
+        policy_version: str | None,
+    ) -> AuditEntry:
+        occurred_at = self._clock()
+        return AuditEntry(
+            occurred_at=occurred_at,
+            action=action,
+            outcome=outcome,
+            actor_key_id=actor.key_id if actor else None,
+            actor_role=actor.role.value if actor else None,
+            resource_type=resource_type,
+            resource_id=_bounded(resource_id),
+            policy_version=policy_version or self._policy_version(occurred_at),
+            details=dict(details),
         )
 
     def record_alone(
@@ -157,14 +171,7 @@ class AuditTrail:
         if not found.ok:
             details["first_broken_sequence"] = found.first_broken_sequence or 0
             details["reason"] = found.reason or ""
-        entry = AuditEntry(
-            occurred_at=self._clock(),
-            action="audit repair",
-            outcome="ok",
-            actor_key_id=actor.key_id if actor else None,
-            actor_role=actor.role.value if actor else None,
-            details=details,
-        )
+        entry = self._entry("audit repair", "ok", actor, None, None, details, None)
         in_transaction(self._uow, lambda uow: uow.audit.repair(entry))
         return found
 
