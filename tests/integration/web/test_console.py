@@ -179,7 +179,15 @@ def test_a_no_match_is_resolved_from_the_queue_with_the_evidence(
     assert resolve_event.entry.outcome == "confirmed"
     assert resolve_event.entry.actor_role == "officer"
     assert "console image view" in actions
-    assert "POST /console/cases/{capture_id}/resolve" in actions
+    # One event a request: the resolution's own, naming the request it served; the second,
+    # refused (409) resolve reached no use case's commit, so its access event says so.
+    assert resolve_event.entry.details["request"] == "POST /console/cases/{capture_id}/resolve"
+    route_events = [
+        e.entry.outcome
+        for e in console.services.audit.all_events()
+        if e.entry.action == "POST /console/cases/{capture_id}/resolve"
+    ]
+    assert route_events == ["rejected"]
 
 
 def test_an_opt_out_from_the_flight_page(console: Api, lfw_dir: Path) -> None:
