@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from entryexit.bootstrap import build_face_engine, operating_thresholds
 from entryexit.cli._common import load_settings
+from entryexit.cli.fingerprints import evaluate_fingerprints
 from entryexit.domain.policy import DEFAULT_OPERATING_POINT
 from entryexit.errors import InvalidInputError
 from entryexit.evaluation.fairness import FairnessRun, evaluate_fairness
@@ -239,3 +240,6 @@ def _gallery_size(value: str) -> int | None:
     if size < 2:
         raise InvalidInputError("--gallery-size must be at least 2 travelers")
     return size
+
+
+app.command("fingerprints")(evaluate_fingerprints)

@@ -1,0 +1,94 @@
+"""Fingerprints: decode, quality, minutiae, templates, comparison and fusion.
+
+The public names are below; the modules behind them are private. Nothing heavy happens at
+import: the native library is loaded when an engine is built, NFIQ 2 on first use.
+"""
+
+from pathlib import Path
+
+from entryexit.biometrics.fingerprints._decode import (
+    ENGINE_PPI,
+    MIN_PPI,
+    FingerprintDecodeLimits,
+    FingerprintImage,
+    ResolutionError,
+    decode_fingerprint,
+    resample_to_engine_ppi,
+)
+from entryexit.biometrics.fingerprints._engine import (
+    ENGINE_KEY,
+    MIN_TEMPLATE_MINUTIAE,
+    MatcherScores,
+    MinutiaeFingerprintEngine,
+    NoFingerprintError,
+)
+from entryexit.biometrics.fingerprints._fusion import (
+    FingerFusionRule,
+    fuse_fingers,
+    fuse_matchers,
+    normalise_bozorth,
+    normalise_mcc,
+)
+from entryexit.biometrics.fingerprints._install import (
+    ComponentState,
+    component_states,
+    install_library,
+    verified_library,
+    verified_nfiq2,
+)
+from entryexit.biometrics.fingerprints._port import FingerprintEngine
+from entryexit.biometrics.fingerprints._quality import (
+    DEFAULT_QUALITY_THRESHOLDS,
+    FingerprintQuality,
+    FingerprintQualityThresholds,
+    FingerprintRecaptureReason,
+)
+from entryexit.biometrics.fingerprints._template import (
+    FORMAT_VERSION,
+    FingerPosition,
+    FingerprintTemplate,
+    TemplateFormatError,
+    TemplateSource,
+)
+
+__all__ = [
+    "DEFAULT_QUALITY_THRESHOLDS",
+    "ENGINE_KEY",
+    "ENGINE_PPI",
+    "FORMAT_VERSION",
+    "MIN_PPI",
+    "MIN_TEMPLATE_MINUTIAE",
+    "ComponentState",
+    "FingerFusionRule",
+    "FingerPosition",
+    "FingerprintDecodeLimits",
+    "FingerprintEngine",
+    "FingerprintImage",
+    "FingerprintQuality",
+    "FingerprintQualityThresholds",
+    "FingerprintRecaptureReason",
+    "FingerprintTemplate",
+    "MatcherScores",
+    "MinutiaeFingerprintEngine",
+    "NoFingerprintError",
+    "ResolutionError",
+    "TemplateFormatError",
+    "TemplateSource",
+    "component_states",
+    "decode_fingerprint",
+    "fuse_fingers",
+    "fuse_matchers",
+    "install_library",
+    "normalise_bozorth",
+    "normalise_mcc",
+    "open_engine",
+    "resample_to_engine_ppi",
+    "verified_library",
+    "verified_nfiq2",
+]
+
+
+def open_engine(model_dir: Path) -> MinutiaeFingerprintEngine:
+    """The installed engine, its library and NFIQ 2 weights verified first."""
+    verified_nfiq2()
+    return MinutiaeFingerprintEngine.from_library_path(verified_library(model_dir))
