@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
-from entryexit.biometrics.fingerprints import open_engine
+from entryexit.biometrics.fingerprints import FingerprintExtractor, open_engine
 from entryexit.cli._common import load_settings
 from entryexit.evaluation.fingerprints import FingerprintRun, run_fingerprint_evaluation
 
@@ -31,10 +31,14 @@ def evaluate_fingerprints(
     model_dir: Annotated[
         Path | None, typer.Option(help="Model directory (default: ENTRYEXIT_MODEL_DIR).")
     ] = None,
+    extractor: Annotated[
+        FingerprintExtractor,
+        typer.Option(help="Engine profile: mindtct (nbis-mcc-v1) or leader (leader-mcc-v1)."),
+    ] = FingerprintExtractor.MINDTCT,
 ) -> int:
     """FVC protocol EER and all-impostor EER, FMR100, FMR1000, ZeroFMR, per database and
     averaged; two-finger fusion; failure to enrol; time per extraction and comparison."""
-    engine = open_engine(model_dir or load_settings().resolved_model_dir)
+    engine = open_engine(model_dir or load_settings().resolved_model_dir, extractor)
     run = FingerprintRun(data_dir=data, out_dir=out)
     with tqdm(desc="fingerprints", unit="step", disable=None) as bar:
         summary = run_fingerprint_evaluation(

@@ -102,7 +102,7 @@ class DatabaseResult:
     failures_to_enrol: int
     fused: Rates
     mcc: Rates
-    bozorth: Rates
+    bozorth: Rates | None  # None where the profile does not use bozorth3
     two_finger_mean: Rates | None  # None with fewer than two stand-in people
     two_finger_max: Rates | None
     extraction_ms_median: float
@@ -224,7 +224,8 @@ def evaluate_database(
             start = time.process_time()
             detail = engine.scores(ta, tb)
             comparison.append(time.process_time() - start)
-            scores = (detail.fused, detail.mcc, float(detail.bozorth))
+            bozorth = float("nan") if detail.bozorth is None else float(detail.bozorth)
+            scores = (detail.fused, detail.mcc, bozorth)
         pair_scores[(a, b)] = scores
         lines.append(
             ScoreLine(
@@ -257,7 +258,7 @@ def evaluate_database(
         failures_to_enrol=sum(1 for t in templates.values() if t is None),
         fused=split(0),
         mcc=split(1),
-        bozorth=split(2),
+        bozorth=None if any(np.isnan(s[2]) for s in pair_scores.values()) else split(2),
         two_finger_mean=mean_rates,
         two_finger_max=max_rates,
         extraction_ms_median=_median_ms(extraction),

@@ -17,7 +17,9 @@ from entryexit.biometrics.fingerprints._decode import (
 )
 from entryexit.biometrics.fingerprints._engine import (
     ENGINE_KEY,
+    ENGINE_KEYS,
     MIN_TEMPLATE_MINUTIAE,
+    FingerprintExtractor,
     MatcherScores,
     MinutiaeFingerprintEngine,
     NoFingerprintError,
@@ -33,6 +35,7 @@ from entryexit.biometrics.fingerprints._install import (
     ComponentState,
     component_states,
     install_library,
+    verified_leader,
     verified_library,
     verified_nfiq2,
 )
@@ -54,6 +57,7 @@ from entryexit.biometrics.fingerprints._template import (
 __all__ = [
     "DEFAULT_QUALITY_THRESHOLDS",
     "ENGINE_KEY",
+    "ENGINE_KEYS",
     "ENGINE_PPI",
     "FORMAT_VERSION",
     "MIN_PPI",
@@ -63,6 +67,7 @@ __all__ = [
     "FingerPosition",
     "FingerprintDecodeLimits",
     "FingerprintEngine",
+    "FingerprintExtractor",
     "FingerprintImage",
     "FingerprintQuality",
     "FingerprintQualityThresholds",
@@ -83,12 +88,18 @@ __all__ = [
     "normalise_mcc",
     "open_engine",
     "resample_to_engine_ppi",
+    "verified_leader",
     "verified_library",
     "verified_nfiq2",
 ]
 
 
-def open_engine(model_dir: Path) -> MinutiaeFingerprintEngine:
-    """The installed engine, its library and NFIQ 2 weights verified first."""
+def open_engine(
+    model_dir: Path,
+    extractor: FingerprintExtractor = FingerprintExtractor.MINDTCT,
+    threads: int = 1,
+) -> MinutiaeFingerprintEngine:
+    """The installed engine in the chosen profile, every file's hash verified first."""
     verified_nfiq2()
-    return MinutiaeFingerprintEngine.from_library_path(verified_library(model_dir))
+    leader = verified_leader() if extractor is FingerprintExtractor.LEADER else None
+    return MinutiaeFingerprintEngine.from_paths(verified_library(model_dir), leader, threads)

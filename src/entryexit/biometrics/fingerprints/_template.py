@@ -4,7 +4,7 @@ A template is the minutiae of one finger at 500 ppi. Bytes, format 1 (big-endian
 
     magic            4  b"EEFP"
     format version   1  1
-    source           1  1 = mindtct on an image, 2 = ISO/IEC 19794-2 record
+    source           1  1 = mindtct on an image, 2 = ISO/IEC 19794-2 record, 3 = LEADER
     finger position  1  0 (unknown) .. 10 (ISO/IEC 19794-2 / ANSI/NIST codes)
     quality          1  NFIQ 2 score 0..100, 255 = not measured
     width, height    2+2  the 500 ppi frame the minutiae live in (pixels)
@@ -46,6 +46,7 @@ class TemplateFormatError(BiometricError):
 class TemplateSource(IntEnum):
     MINDTCT = 1
     ISO19794_2 = 2
+    LEADER = 3
 
 
 class FingerPosition(IntEnum):
