@@ -61,7 +61,8 @@ def test_mated_prints_outscore_strangers_and_survive_serialisation(
     assert restored.finger is FingerPosition.RIGHT_INDEX
     assert fp_engine.compare(restored, [mate])[0] == pytest.approx(mated, abs=1e-9)
     detail = fp_engine.scores(probe, mate)
-    assert detail.bozorth > 0 and 0 < detail.mcc <= 1
+    assert detail.bozorth > 0
+    assert 0 < detail.mcc <= 1
 
 
 def test_a_569_ppi_sensor_is_resampled_and_matched(
@@ -79,7 +80,8 @@ def test_quality_of_a_real_print(fp_engine: MinutiaeFingerprintEngine, fvc: Path
     image = decode_fingerprint((fvc / "DB1_B" / "101_1.tif").read_bytes(), 500)
     quality = fp_engine.assess(image)
     assert quality.acceptable, quality
-    assert 0 < quality.score <= 100 and quality.minutiae >= 12
+    assert 0 < quality.score <= 100
+    assert quality.minutiae >= 12
 
 
 def test_iso_records_match_their_own_finger(
@@ -119,9 +121,11 @@ def test_evaluate_fingerprints_writes_summary_scores_and_plot(
         summary = json.loads((out / "summary.json").read_text())
         assert summary["kind"] == ("images" if kind == "images" else "iso19794-2")
         database = summary["databases"][0]
-        assert database["fused"]["genuine"] == 12 and database["fused"]["impostor"] == 54
+        assert database["fused"]["genuine"] == 12
+        assert database["fused"]["impostor"] == 54
         assert database["two_finger_mean"]["genuine"] == 6
         assert summary["average"]["fused"]["eer"] <= 0.25
         lines = (out / "scores.txt").read_text().splitlines()
-        assert len(lines) == 66 and all(len(line.split()) == 4 for line in lines)
+        assert len(lines) == 66
+        assert all(len(line.split()) == 4 for line in lines)
         assert (out / "det.png").read_bytes()[:4] == b"\x89PNG"

@@ -32,7 +32,8 @@ def test_png_tiff_and_wsq_decode_to_greyscale(fmt: str) -> None:
     import wsq  # noqa: F401 - registers the WSQ encoder for this test
 
     image = decode_fingerprint(encode(ridges(), fmt), 500)
-    assert image.pixels.dtype == np.uint8 and image.pixels.shape == (400, 300)
+    assert image.pixels.dtype == np.uint8
+    assert image.pixels.shape == (400, 300)
     assert image.source_format == fmt
     if fmt != "WSQ":  # WSQ is lossy
         np.testing.assert_array_equal(image.pixels, ridges())

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from entryexit.biometrics.fingerprints import component_states, install_library, verified_library
-from entryexit.biometrics.fingerprints import _install
+from entryexit.biometrics.fingerprints import (
+    _install,
+    component_states,
+    install_library,
+    verified_library,
+)
 from entryexit.biometrics.models import ModelStatus, list_fingerprint_engine
 from entryexit.errors import ModelInstallError, ModelUnavailableError
 

@@ -15,7 +15,7 @@ def test_a_blank_image_is_sent_back_as_blank() -> None:
 
 
 def test_ridges_without_minutiae_are_too_few_minutiae() -> None:
-    y, x = np.mgrid[0:300, 0:300]
+    _y, x = np.mgrid[0:300, 0:300]
     stripes = (127 + 100 * np.sin(x * 2 * np.pi / 9)).astype(np.uint8)
     quality = assess_quality(stripes, np.zeros((3, 2)))
     assert FingerprintRecaptureReason.TOO_FEW_MINUTIAE in quality.reasons
