@@ -33,6 +33,7 @@ from pathlib import Path
 
 from entryexit.biometrics.fingerprints import (
     FingerPosition,
+    FingerprintExtractor,
     FingerprintImage,
     FingerprintTemplate,
     decode_fingerprint,
@@ -63,9 +64,14 @@ def main() -> None:
     parser.add_argument("--per-db", type=int, default=20, help="prints per database")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gallery", type=int, default=300)
+    parser.add_argument(
+        "--extractor", choices=[e.value for e in FingerprintExtractor], default="mindtct"
+    )
     args = parser.parse_args()
 
-    engine = open_engine(args.model_dir or Settings().resolved_model_dir)
+    engine = open_engine(
+        args.model_dir or Settings().resolved_model_dir, FingerprintExtractor(args.extractor)
+    )
     images: list[FingerprintImage] = []
     for db, ppi in PPI.items():
         for path in sorted((args.data / db).glob("*.tif"))[: args.per_db]:
@@ -108,7 +114,7 @@ def main() -> None:
         results[f"1:N, N={args.gallery}"].append(
             [timed(lambda p=p, g=gallery: engine.compare(p, g)) for p in templates[:5]]
         )
-    print(f"{len(images)} prints from {args.data}, {args.rounds} rounds, one thread")
+    print(f"{engine.key}: {len(images)} prints from {args.data}, {args.rounds} rounds, one thread")
     print(f"{'operation':22} {'wall ms (min of medians)':>26} {'CPU ms (min of medians)':>25}")
     for name, rounds in results.items():
         wall, cpu = best_median(rounds)

@@ -9,6 +9,7 @@ import pytest
 
 from entryexit.biometrics.fingerprints import (
     FingerPosition,
+    FingerprintExtractor,
     FingerprintTemplate,
     MinutiaeFingerprintEngine,
     decode_fingerprint,
@@ -63,6 +64,24 @@ def test_mated_prints_outscore_strangers_and_survive_serialisation(
     detail = fp_engine.scores(probe, mate)
     assert detail.bozorth > 0
     assert 0 < detail.mcc <= 1
+
+
+def test_the_leader_profile_matches_mates_with_mcc_alone(fvc: Path) -> None:
+    try:
+        engine = open_engine(installed_model_dir_path(), FingerprintExtractor.LEADER)
+    except ModelUnavailableError as exc:
+        pytest.fail(f"fingerprint engine not installed ({exc}); run ./scripts/install")
+    assert engine.key == "leader-mcc-v1"
+    probe = image_template(engine, fvc, "DB1_B", "101_1")
+    mated, other = engine.compare(
+        probe,
+        [
+            image_template(engine, fvc, "DB1_B", "101_2"),
+            image_template(engine, fvc, "DB1_B", "102_1"),
+        ],
+    )
+    assert mated > other
+    assert engine.scores(probe, probe).bozorth is None
 
 
 def test_a_569_ppi_sensor_is_resampled_and_matched(

@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from entryexit.biometrics.fingerprints import _mcc, _native, _segment
 from entryexit.biometrics.fingerprints._decode import FingerprintImage
-from entryexit.biometrics.fingerprints._fusion import fuse_matchers, normalise_mcc
+from entryexit.biometrics.fingerprints._fusion import fuse_matchers
 from entryexit.biometrics.fingerprints._leader import LeaderNetwork
 from entryexit.biometrics.fingerprints._quality import (
     DEFAULT_QUALITY_THRESHOLDS,
@@ -216,7 +216,9 @@ class MinutiaeFingerprintEngine:
         a, b = self.prepare(probe), self.prepare(reference)
         mcc = _mcc.lsar_score(a.cylinders, b.cylinders)
         if self._leader is not None:
-            return MatcherScores(mcc, None, normalise_mcc(mcc))
+            # MCC alone, unscaled: LEADER's clean minutiae push mated scores far above the
+            # fused profile's clipping point, and clipped scores would tie.
+            return MatcherScores(mcc, None, mcc)
         bozorth = self._lib.bozorth3(a.native, b.native)  # type: ignore[arg-type]
         return MatcherScores(mcc, bozorth, fuse_matchers(mcc, float(bozorth)))
 
