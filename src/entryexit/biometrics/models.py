@@ -333,3 +333,13 @@ def model_record(spec: ModelSpec) -> dict[str, str]:
     record["role"] = spec.role.value
     record["carrier"] = spec.carrier.requirement
     return {k: str(v) for k, v in record.items()}
+
+
+def list_fingerprint_engine(model_dir: Path) -> list[InstalledModel]:
+    """The fingerprint engine's compiled NBIS library and NFIQ 2 weights, hashes rechecked."""
+    from entryexit.biometrics.fingerprints import component_states
+
+    return [
+        InstalledModel(**{**asdict(c), "status": ModelStatus(c.status)})
+        for c in component_states(model_dir)
+    ]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from entryexit.cli._common import load_settings
+from entryexit.cli.fingerprints import evaluate_fingerprints
 from entryexit.domain.policy import DEFAULT_OPERATING_POINT
 from entryexit.errors import InvalidInputError
 
@@ -383,3 +384,6 @@ def _gallery_size(value: str) -> int | None:
     if size < 2:
         raise InvalidInputError("--gallery-size must be at least 2 travelers")
     return size
+
+
+app.command("fingerprints")(evaluate_fingerprints)

@@ -1,0 +1,150 @@
+"""The real fingerprint engine (compiled NBIS + MCC) on real FVC2002 prints and ISO records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from entryexit.biometrics.fingerprints import (
+    FingerPosition,
+    FingerprintExtractor,
+    FingerprintTemplate,
+    MinutiaeFingerprintEngine,
+    decode_fingerprint,
+    open_engine,
+)
+from entryexit.cli import main
+from entryexit.documents.iso19794_2 import parse_finger_minutiae_record
+from entryexit.errors import ModelUnavailableError
+from entryexit.evaluation.fingerprints import template_from_record
+from tests.conftest import REPO_ROOT, installed_model_dir_path
+
+FVC = REPO_ROOT.parent / "shared" / "data" / "fvc2002-b"
+
+
+@pytest.fixture(scope="module")
+def fp_engine() -> MinutiaeFingerprintEngine:
+    path = installed_model_dir_path()
+    try:
+        return open_engine(path)
+    except ModelUnavailableError as exc:
+        # Not a skip: ./scripts/install always compiles it, so its absence is a fault.
+        pytest.fail(f"fingerprint engine not installed in {path} ({exc}); run ./scripts/install")
+
+
+@pytest.fixture(scope="module")
+def fvc() -> Path:
+    if not (FVC / "DB1_B" / "101_1.tif").is_file():
+        pytest.skip(
+            f"fvc2002-b data set not found at {FVC} (it lives beside the project in shared/)"
+        )
+    return FVC
+
+
+def image_template(
+    engine: MinutiaeFingerprintEngine, fvc: Path, db: str, name: str, ppi: float = 500
+) -> FingerprintTemplate:
+    image = decode_fingerprint((fvc / db / f"{name}.tif").read_bytes(), ppi)
+    return engine.extract(image, FingerPosition.RIGHT_INDEX)
+
+
+def test_mated_prints_outscore_strangers_and_survive_serialisation(
+    fp_engine: MinutiaeFingerprintEngine, fvc: Path
+) -> None:
+    probe = image_template(fp_engine, fvc, "DB1_B", "101_1")
+    mate = image_template(fp_engine, fvc, "DB1_B", "101_2")
+    stranger = image_template(fp_engine, fvc, "DB1_B", "102_1")
+    mated, other = fp_engine.compare(probe, [mate, stranger])
+    assert mated > 0.4 > other
+    restored = FingerprintTemplate.from_bytes(probe.to_bytes())
+    assert restored.finger is FingerPosition.RIGHT_INDEX
+    assert fp_engine.compare(restored, [mate])[0] == pytest.approx(mated, abs=1e-9)
+    detail = fp_engine.scores(probe, mate)
+    assert detail.bozorth > 0
+    assert 0 < detail.mcc <= 1
+
+
+def test_the_leader_profile_matches_mates_with_mcc_alone(fvc: Path) -> None:
+    try:
+        engine = open_engine(installed_model_dir_path(), FingerprintExtractor.LEADER)
+    except ModelUnavailableError as exc:
+        pytest.fail(f"fingerprint engine not installed ({exc}); run ./scripts/install")
+    assert engine.key == "leader-mcc-v1"
+    probe = image_template(engine, fvc, "DB1_B", "101_1")
+    mated, other = engine.compare(
+        probe,
+        [
+            image_template(engine, fvc, "DB1_B", "101_2"),
+            image_template(engine, fvc, "DB1_B", "102_1"),
+        ],
+    )
+    assert mated > other
+    assert engine.scores(probe, probe).bozorth is None
+
+
+def test_a_569_ppi_sensor_is_resampled_and_matched(
+    fp_engine: MinutiaeFingerprintEngine, fvc: Path
+) -> None:
+    a = image_template(fp_engine, fvc, "DB2_B", "103_1", ppi=569)
+    b = image_template(fp_engine, fvc, "DB2_B", "103_4", ppi=569)
+    c = image_template(fp_engine, fvc, "DB2_B", "104_1", ppi=569)
+    assert a.height == round(560 * 500 / 569)
+    mated, other = fp_engine.compare(a, [b, c])
+    assert mated > other
+
+
+def test_quality_of_a_real_print(fp_engine: MinutiaeFingerprintEngine, fvc: Path) -> None:
+    image = decode_fingerprint((fvc / "DB1_B" / "101_1.tif").read_bytes(), 500)
+    quality = fp_engine.assess(image)
+    assert quality.acceptable, quality
+    assert 0 < quality.score <= 100
+    assert quality.minutiae >= 12
+
+
+def test_iso_records_match_their_own_finger(
+    fp_engine: MinutiaeFingerprintEngine, fvc: Path
+) -> None:
+    def record(name: str) -> FingerprintTemplate:
+        parsed = parse_finger_minutiae_record(
+            (fvc / "iso19794-2" / "DB1_B" / f"{name}.iso").read_bytes()
+        )
+        return template_from_record(fp_engine, parsed, 0, FingerPosition.RIGHT_INDEX)
+
+    probe = record("101_1")
+    mated, other = fp_engine.compare(probe, [record("101_2"), record("102_1")])
+    assert mated > other
+    assert probe.width == 300  # 197 px/cm is 500 ppi: coordinates are kept as stated
+
+
+@pytest.mark.slow
+def test_evaluate_fingerprints_writes_summary_scores_and_plot(
+    fvc: Path, fp_engine: MinutiaeFingerprintEngine, tmp_path: Path
+) -> None:
+    del fp_engine  # the command opens its own; the fixture fails early when it is missing
+    for kind, source, suffix in (
+        ("images", fvc / "DB1_B", "tif"),
+        ("iso", fvc / "iso19794-2" / "DB1_B", "iso"),
+    ):
+        data = tmp_path / kind / "DB1_B"
+        data.mkdir(parents=True)
+        for finger in (101, 102, 103, 104):
+            for impression in (1, 2, 3):
+                name = f"{finger}_{impression}.{suffix}"
+                (data / name).symlink_to(source / name)
+        out = tmp_path / f"out-{kind}"
+        assert (
+            main(["evaluate", "fingerprints", "--data", str(data.parent), "--out", str(out)]) == 0
+        )
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["kind"] == ("images" if kind == "images" else "iso19794-2")
+        database = summary["databases"][0]
+        assert database["fused"]["genuine"] == 12
+        assert database["fused"]["impostor"] == 54
+        assert database["two_finger_mean"]["genuine"] == 6
+        assert summary["average"]["fused"]["eer"] <= 0.25
+        lines = (out / "scores.txt").read_text().splitlines()
+        assert len(lines) == 66
+        assert all(len(line.split()) == 4 for line in lines)
+        assert (out / "det.png").read_bytes()[:4] == b"\x89PNG"

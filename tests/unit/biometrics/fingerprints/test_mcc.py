@@ -1,0 +1,51 @@
+"""MCC cylinders and LSA-R: invariant to moving and turning the finger, low for strangers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from entryexit.biometrics.fingerprints import _mcc
+
+
+def random_minutiae(seed: int, n: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(40, 260, size=(n, 2))
+    theta = rng.uniform(-math.pi, math.pi, size=n)
+    return np.column_stack([xy, theta])
+
+
+def moved(m: np.ndarray, angle: float, shift: tuple[float, float]) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    centre = m[:, :2].mean(axis=0)
+    xy = (m[:, :2] - centre) @ np.array([[c, s], [-s, c]]) + centre + np.array(shift)
+    return np.column_stack([xy, m[:, 2] + angle])
+
+
+def test_the_same_minutiae_moved_and_turned_score_as_themselves() -> None:
+    a = random_minutiae(1)
+    same = _mcc.lsar_score(_mcc.build_cylinders(a), _mcc.build_cylinders(a))
+    turned = _mcc.lsar_score(
+        _mcc.build_cylinders(a), _mcc.build_cylinders(moved(a, 0.5, (15.0, -10.0)))
+    )
+    assert turned > 0.8 * same
+    stranger = _mcc.lsar_score(_mcc.build_cylinders(a), _mcc.build_cylinders(random_minutiae(2)))
+    assert stranger < 0.3 * turned
+    assert _mcc.lssr_score(_mcc.build_cylinders(a), _mcc.build_cylinders(a)) >= stranger
+
+
+def test_empty_and_tiny_templates_score_zero_not_an_error() -> None:
+    empty = _mcc.build_cylinders(np.zeros((0, 3)))
+    assert empty.count == 0
+    full = _mcc.build_cylinders(random_minutiae(3))
+    assert _mcc.lsar_score(empty, full) == 0.0
+    two = _mcc.build_cylinders(random_minutiae(4, n=2))
+    assert two.count == 0  # a cylinder needs neighbours and a hull around it
+    assert _mcc.lssr_score(two, full) == 0.0
+
+
+def test_angle_difference_wraps() -> None:
+    assert _mcc.angle_diff(math.pi - 0.1, -math.pi + 0.1) == np.float64(-0.2) or math.isclose(
+        float(_mcc.angle_diff(math.pi - 0.1, -math.pi + 0.1)), -0.2, abs_tol=1e-9
+    )
