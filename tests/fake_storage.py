@@ -589,6 +589,10 @@ class _Flights(_Repository):
             del t.manifest_staging[key]
         return len(gone)
 
+    def has_traveler(self, flight_id: str, traveler_id: str) -> bool:
+        entries = self._r().manifests.get(flight_id, {})
+        return any(e.traveler_id == traveler_id for e in entries.values())
+
     def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]:
         t = self._r()
         entries = t.manifests.get(flight_id, {})

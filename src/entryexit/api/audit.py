@@ -16,7 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
 from entryexit.domain.access import Permission, Principal
-from entryexit.errors import AuditLogUntrustedError, StorageUnavailableError
+from entryexit.errors import (
+    AuditLogUntrustedError,
+    StorageUnavailableError,
+)
 from entryexit.services.audit import RequestAudit, reset_current_request, set_current_request
 
 logger = logging.getLogger(__name__)

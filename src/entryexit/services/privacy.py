@@ -93,8 +93,10 @@ class OptOutService:
 
         try:
             return in_transaction(self._uow, work)
-        except (NotOnManifestError, AlreadyProcessedError) as exc:
-            if actor.can(Permission.DECISION_DETAILS):
+        except (NotOnManifestError, ConflictError) as exc:
+            # Not on the manifest, already processed, refused by policy, class unknown: each
+            # would tell a gate something about who is on the flight. Officers learn which.
+            if actor.can(Permission.DECISION_DETAILS) or isinstance(exc, OptOutNotRecordedError):
                 raise
             raise OptOutNotRecordedError(GATE_REFUSAL) from exc
 

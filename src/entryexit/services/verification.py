@@ -158,11 +158,14 @@ class VerificationService:
     def _vouched(actor: Principal, result: Verification) -> bool:
         """Whether a match may stand as the traveler's biometric encounter. A partner's gate
         must not vouch for an identity with evidence it supplied itself: its match counts
-        only when the reference came from a chip whose signer a trusted CSCA vouches for.
-        An officer's desk (who holds the document in hand) may use the document's photo."""
+        only when the reference and the document both came from the chip (DG2 and DG1, their
+        hashes in an EF.SOD whose signer a trusted CSCA vouches for). An officer's desk (who
+        holds the document in hand) may use the document's photo."""
         if actor.can(Permission.DECISION_DETAILS):
             return True
-        return result.chip_checks.get("csca_chain") == CheckResult.PASSED.value
+        checks = result.chip_checks
+        passed = CheckResult.PASSED.value
+        return all(checks.get(name) == passed for name in ("csca_chain", "dg1_hash", "dg2_hash"))
 
     def _record_encounter(
         self, uow: UnitOfWork, compared: _Compared, gate: str, device: str
@@ -170,7 +173,8 @@ class VerificationService:
         assert compared.flight is not None
         assert compared.document is not None
         traveler_id = uow.travelers.traveler_for_document(compared.document)
-        if traveler_id is None:
+        # Only a traveler this flight expects is recorded as boarding (or leaving) on it.
+        if traveler_id is None or not uow.flights.has_traveler(compared.flight.id, traveler_id):
             return None
         encounter = new_encounter(
             compared.flight,
@@ -298,7 +302,15 @@ class VerificationService:
         if chip.dg1 is not None:
             chip_mrz = parse_dg1(chip.dg1, now.date())
             groups[1] = chip.dg1
-            document = document or DocumentKey(chip_mrz.issuing_state, chip_mrz.document_number)
+            on_chip = DocumentKey(chip_mrz.issuing_state, chip_mrz.document_number)
+            if document is not None and printed_mrz is None:
+                # The chip names its own document: one named beside it must be the same, or
+                # an officer looks (a chip must not vouch for somebody else's document). A
+                # printed MRZ beside the chip is held to DG1 just below.
+                checks["document_matches_chip"] = (
+                    CheckResult.PASSED if document == on_chip else CheckResult.FAILED
+                )
+            document = on_chip
             if printed_mrz is not None:
                 agrees = chip_mrz.as_dict() == printed_mrz.as_dict()
                 checks["dg1_matches_printed_mrz"] = (

@@ -62,6 +62,9 @@ def test_an_opt_out_is_refused_where_policy_requires_capture() -> None:
     flight = world.boarding(Direction.EXIT, manifest, seeds={"N1": 1, "C1": 2})
     events = len(world.uow.tables.audit_events)
     with pytest.raises(OptOutRefusedError):
+        world.opt_outs.record(OFFICER, flight.id, N1, "desk")
+    # A gate is told only that it was not recorded (the refusal would name the class).
+    with pytest.raises(OptOutNotRecordedError):
         world.opt_outs.record(GATE, flight.id, N1, "G1")
     assert world.uow.tables.encounters == {}
     assert len(world.uow.tables.audit_events) == events

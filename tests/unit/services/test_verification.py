@@ -202,6 +202,35 @@ def test_the_chip_photo_is_compared_and_its_document_identifies_the_traveler() -
     assert world.uow.tables.audit_events[-1].entry.details["chip"] == "yes"
 
 
+def test_a_gate_cannot_record_another_travelers_crossing_with_a_valid_chip() -> None:
+    """The attack (found in review): a partner's gate sends a real, CSCA-vouched chip (an
+    accomplice's passport) with that person's face, and names the victim's document on an
+    exit flight, to close the victim's stay. The document named must be the chip's own, and
+    the traveler must be on the flight."""
+    pki = chip_builder.make_pki()
+    world = World(trusted_cscas=[pki.csca])
+    flight = world.flight(Direction.EXIT, [traveler("L898902C3"), traveler("VICTIM1")])
+    victim = DocumentKey("UTO", "VICTIM1")
+    named = world.verifications.verify(
+        GATE, b"face:1", None, document=victim, flight_id=flight.id, chip=chip(1, pki)
+    )
+    assert named.decision is Decision.MANUAL
+    assert named.chip_checks["document_matches_chip"] == "failed"
+    assert named.encounter_id is None
+    # The chip's own holder, on the flight: the gate's chip match is recorded.
+    own = world.verifications.verify(GATE, b"face:1", None, flight_id=flight.id, chip=chip(1, pki))
+    assert own.encounter_id is not None
+    # Not on this flight's manifest: nothing is recorded, whoever asks.
+    other = world.flight(Direction.EXIT, [traveler("N9")], number="77")
+    elsewhere = world.verifications.verify(
+        OFFICER, b"face:1", None, flight_id=other.id, chip=chip(1, pki)
+    )
+    assert (elsewhere.decision, elsewhere.encounter_id) == (Decision.MATCH, None)
+    assert all(
+        e.traveler_id != world.traveler_id("VICTIM1") for e in world.uow.tables.encounters.values()
+    )
+
+
 def test_a_chip_without_a_security_object_is_compared_but_reported_unchecked() -> None:
     world = World()
     result = world.verifications.verify(OFFICER, b"face:1", None, chip=chip(1))

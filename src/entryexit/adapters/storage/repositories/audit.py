@@ -89,6 +89,7 @@ class SqlAuditRepository:
             sequence, previous = 1, GENESIS_HASH
         event = with_mac(key, chain(entry, sequence, previous))
         signature = sign_head(key, sequence, event.hash)
+        session.flush()  # the use case's own writes fail as themselves, not as a conflict
         try:
             with session.begin_nested():
                 session.add(_audit_row(event))

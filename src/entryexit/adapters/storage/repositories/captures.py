@@ -93,6 +93,9 @@ class SqlCaptureRepository:
         """Record the encounter; ``False`` if this traveler already has one on this flight.
         The unique constraint decides, inside a savepoint, so concurrent gates on any number
         of processes agree and the rest of the unit of work stands."""
+        # Whatever the unit of work has pending is written first, outside the savepoint, so
+        # that only this insert's own failure can mean "already processed".
+        self._session.flush()
         try:
             with self._session.begin_nested():
                 self._session.add(

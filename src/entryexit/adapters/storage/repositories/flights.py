@@ -287,6 +287,17 @@ class SqlFlightRepository:
         row.citizenship_class = traveler.citizenship_class.value
         row.personal = self._sealed(row.traveler_id, traveler, data_key)
 
+    def has_traveler(self, flight_id: str, traveler_id: str) -> bool:
+        return (
+            self._session.scalar(
+                select(ManifestEntryRow.traveler_id)
+                .where(ManifestEntryRow.flight_id == flight_id)
+                .where(ManifestEntryRow.traveler_id == traveler_id)
+                .limit(1)
+            )
+            is not None
+        )
+
     def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]:
         session = self._session
         with_photo = set(
