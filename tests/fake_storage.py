@@ -281,6 +281,8 @@ class FakeTables:
     users: dict[str, UserRow] = field(default_factory=dict)
     sessions: dict[str, ConsoleSession] = field(default_factory=dict)  # by token hash
     outbox: dict[str, OutboxMessage] = field(default_factory=dict)
+    outbox_attempts: dict[str, int] = field(default_factory=dict)
+    outbox_parked: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -1120,7 +1122,8 @@ class _Outbox(_Repository):
         t.outbox[message.id] = message
 
     def pending(self, kind: str, limit: int) -> list[OutboxMessage]:
-        found = [m for m in self._r().outbox.values() if m.kind == kind]
+        parked = self._r().outbox_parked
+        found = [m for m in self._r().outbox.values() if m.kind == kind and m.id not in parked]
         found.sort(key=lambda m: m.created_at)
         return found[: max(limit, 0)]
 
@@ -1128,7 +1131,20 @@ class _Outbox(_Repository):
         self._w().outbox.pop(message_id, None)
 
     def count_pending(self) -> int:
-        return len(self._r().outbox)
+        t = self._r()
+        return len([m for m in t.outbox if m not in t.outbox_parked])
+
+    def record_failure(self, message_id: str, park_after: int, now: datetime) -> bool:
+        t = self._w()
+        if message_id not in t.outbox:
+            return False
+        t.outbox_attempts[message_id] = t.outbox_attempts.get(message_id, 0) + 1
+        if t.outbox_attempts[message_id] >= park_after:
+            t.outbox_parked.add(message_id)
+        return message_id in t.outbox_parked
+
+    def count_parked(self) -> int:
+        return len(self._r().outbox_parked)
 
 
 class _Retention(_Repository):

@@ -197,9 +197,16 @@ def decode_image(
             # Pillow warns (rather than raises) on moderately large images; our own pixel
             # limit below is the one that applies.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            # Only the parsers of the formats accepted here ever see the bytes: any other
+            # plugin registered with Pillow (WSQ for fingerprints, say) stays out of the gate's
+            # path, with whatever bugs it has.
+            # (Pillow's JPEG reader also opens MPO, a phone's JPEG with extra frames.)
+            if any(name not in Image.OPEN for name in formats):
+                Image.init()  # Pillow loads its less common readers (JPEG 2000) lazily
+            image = Image.open(io.BytesIO(data), formats=sorted(formats))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageDecodeError("the data is not a readable JPEG or PNG image") from exc
+        accepted = " or ".join(sorted(formats))
+        raise ImageDecodeError(f"the data is not a readable {accepted} image") from exc
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError("the image declares more pixels than allowed") from exc
 

@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ logger = logging.getLogger(__name__)
 LINK_SEARCH_LIMIT = 200_000
 PERMANENT_RESIDENT_CLASS = "LPR"
 ADMISSION_WORK = "admission"
+PARK_AFTER_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,19 +174,42 @@ class CrossingService:
 
     def process_pending(self, limit: int = 50) -> int:
         """Record up to ``limit`` queued encounters, each in one transaction with the removal
-        of its outbox message (so each is applied exactly once). Returns how many."""
+        of its outbox message (so each is applied exactly once). A message whose work fails
+        is counted, and parked after a few attempts, so that it cannot hold up the others.
+        Returns how many were applied."""
         done = 0
         with self._drain_lock:
             for _ in range(limit):
-                if not in_transaction(self._uow, self._process_one):
+                with self._uow(read_only=True) as uow:
+                    pending = uow.outbox.pending(ADMISSION_WORK, 1)
+                if not pending:
                     break
+                message_id = pending[0].id
+                try:
+                    in_transaction(self._uow, partial(self._process_one, message_id=message_id))
+                except Exception as exc:  # one bad message must not stop every admission
+                    parked = in_transaction(
+                        self._uow, partial(self._record_failure, message_id=message_id)
+                    )
+                    logger.error(
+                        "admission work %s failed (%s)%s",
+                        message_id,
+                        type(exc).__name__,
+                        "; parked for an operator" if parked else "; will retry",
+                    )
+                    if not parked:
+                        break  # retried on the next round, after the others have had a turn
+                    continue
                 done += 1
         return done
 
-    def _process_one(self, uow: UnitOfWork) -> bool:
-        pending = uow.outbox.pending(ADMISSION_WORK, 1)
+    def _record_failure(self, uow: UnitOfWork, message_id: str) -> bool:
+        return uow.outbox.record_failure(message_id, PARK_AFTER_ATTEMPTS, self._clock())
+
+    def _process_one(self, uow: UnitOfWork, message_id: str) -> bool:
+        pending = [m for m in uow.outbox.pending(ADMISSION_WORK, 1) if m.id == message_id]
         if not pending:
-            return False
+            return False  # done by another worker meanwhile
         message = pending[0]
         flight = uow.flights.get(message.payload["flight_id"])
         if flight is not None:

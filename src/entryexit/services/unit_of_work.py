@@ -274,14 +274,24 @@ class OutboxMessage:
 class OutboxRepository(Protocol):
     def add(self, message: OutboxMessage) -> None: ...
     def pending(self, kind: str, limit: int) -> list[OutboxMessage]:
-        """Oldest first; on PostgreSQL, rows another worker holds are skipped."""
+        """Oldest first, parked ones left out; on PostgreSQL, rows another worker holds are
+        skipped."""
         ...
 
     def complete(self, message_id: str, now: datetime) -> None:
         """Remove the message (its effect is committed in the same unit of work)."""
         ...
 
-    def count_pending(self) -> int: ...
+    def count_pending(self) -> int:
+        """Messages still to do (parked ones are not)."""
+        ...
+
+    def record_failure(self, message_id: str, park_after: int, now: datetime) -> bool:
+        """Count a failed attempt; after ``park_after`` of them the message is parked (kept
+        for an operator, skipped by :meth:`pending`). Returns whether it is parked now."""
+        ...
+
+    def count_parked(self) -> int: ...
 
 
 class RetentionRepository(Protocol):

@@ -74,8 +74,32 @@ def test_truncated_jpeg_raises_decode_error() -> None:
 
 def test_other_formats_are_refused() -> None:
     data = encode(Image.new("RGB", (64, 64)), "BMP")
-    with pytest.raises(ImageDecodeError, match="BMP is not accepted"):
+    with pytest.raises(ImageDecodeError, match="not a readable JPEG or PNG image"):
         decode_image(data)
+
+
+def test_no_other_pillow_plugin_parses_a_gate_frame() -> None:
+    """A plugin registered for another purpose (WSQ, for fingerprints) never sees the bytes of
+    a face image: before, arbitrary bytes reached its parser, which crashed (UnboundLocalError)
+    instead of refusing them."""
+    import wsq  # noqa: F401 - registers the WSQ plugin with Pillow, as fingerprint code does
+
+    seen: list[str] = []
+    original = Image.open
+
+    def spy(fp: object, mode: str = "r", formats: object = None) -> object:
+        seen.append(repr(formats))
+        return original(fp, mode, formats)  # type: ignore[arg-type]
+
+    Image.open = spy  # type: ignore[assignment]
+    try:
+        with pytest.raises(ImageDecodeError):
+            decode_image(b"\xff\xa0" + bytes(200))  # a WSQ start-of-image marker
+    finally:
+        Image.open = original  # type: ignore[assignment]
+    assert seen
+    assert "WSQ" not in seen[0]
+    assert "JPEG" in seen[0]
 
 
 def test_too_many_bytes_is_refused_before_decoding() -> None:

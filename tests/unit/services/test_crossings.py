@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from entryexit.domain.admission import ExitLink
 from entryexit.domain.model import CitizenshipClass, Decision, Direction, EncounterMethod
 from entryexit.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from entryexit.services.crossings import ADMISSION_WORK, CrossingService
+from entryexit.services.crossings import ADMISSION_WORK, PARK_AFTER_ATTEMPTS, CrossingService
 from entryexit.services.gallery import GalleryService
 from tests.fake_storage import AdmissionRow, InjectedCommitError
 from tests.unit.services.world import (
@@ -295,12 +296,13 @@ def test_work_left_by_a_crash_is_applied_exactly_once_by_another_process() -> No
         world.thresholds,
         world.audit,
     )
-    # Its first attempt fails to commit: nothing of it stands, the message stays.
+    # Its first attempt fails to commit: nothing of it stands, the message stays (counted as
+    # one failed attempt, to be retried).
     world.uow.fail_commit_after(0)
-    with pytest.raises(InjectedCommitError):
-        restarted.process_pending()
+    assert restarted.process_pending() == 0
     assert world.uow.tables.admissions == {}
     assert len(world.uow.tables.outbox) == 1
+    assert world.uow.tables.outbox_parked == set()
     # A write conflict reruns the whole transaction: still one admission.
     world.uow.conflict_on_commit(1)
     assert restarted.process_pending() == 1
@@ -322,3 +324,25 @@ def test_wait_idle_drains_every_queued_encounter() -> None:
     world.crossings.wait_idle(timeout=5)
     assert world.uow.tables.outbox == {}
     assert len(world.uow.tables.admissions) == 4
+
+
+def test_a_message_that_keeps_failing_is_parked_and_does_not_block_the_others() -> None:
+    """Found in review: the oldest message was retried forever, and no stay was opened or
+    closed after it. Now it is counted, parked after a few attempts, and the rest proceed."""
+    world = World()
+    flight = world.boarding(
+        Direction.ENTRY, [traveler("N1"), traveler("N2")], seeds={"N1": 1, "N2": 2}
+    )
+    world.captures.process(GATE, flight.id, b"face:1", "G1", "cam")
+    world.captures.process(GATE, flight.id, b"face:2", "G1", "cam")
+    first, _second = sorted(world.uow.tables.outbox.values(), key=lambda m: m.created_at)
+    # The first message's template cannot be read any more (a model of another dimension).
+    world.uow.tables.outbox[first.id] = replace(first, template=b"\x00" * 12)
+    for _ in range(PARK_AFTER_ATTEMPTS):
+        world.crossings.process_pending()
+    assert world.uow.tables.outbox_parked == {first.id}
+    world.crossings.wait_idle()  # parked work does not count as pending
+    opened = {row.traveler_id for row in world.uow.tables.admissions.values()}
+    assert opened == {world.traveler_id("N2")}
+    with world.uow(read_only=True) as uow:
+        assert uow.outbox.count_parked() == 1

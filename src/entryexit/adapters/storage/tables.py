@@ -350,6 +350,9 @@ class OutboxRow(Base):
     template: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     kek_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # A message that keeps failing is parked after a few attempts, so it cannot block the rest.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    parked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ReadinessProbeRow(Base):

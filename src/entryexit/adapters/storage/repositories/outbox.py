@@ -41,13 +41,14 @@ class SqlOutboxRepository:
                 template=sealed.sealed if sealed else None,
                 wrapped_key=sealed.wrapped_key if sealed else None,
                 kek_id=sealed.kek_id if sealed else None,
+                attempts=0,
             )
         )
 
     def pending(self, kind: str, limit: int) -> list[OutboxMessage]:
         rows = self._session.scalars(
             select(OutboxRow)
-            .where(OutboxRow.kind == kind)
+            .where(OutboxRow.kind == kind, OutboxRow.parked_at.is_(None))
             .order_by(OutboxRow.created_at, OutboxRow.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -68,4 +69,26 @@ class SqlOutboxRepository:
         self._session.execute(delete(OutboxRow).where(OutboxRow.id == message_id))
 
     def count_pending(self) -> int:
-        return int(self._session.scalar(select(func.count()).select_from(OutboxRow)) or 0)
+        return int(
+            self._session.scalar(
+                select(func.count()).select_from(OutboxRow).where(OutboxRow.parked_at.is_(None))
+            )
+            or 0
+        )
+
+    def record_failure(self, message_id: str, park_after: int, now: datetime) -> bool:
+        row = self._session.get(OutboxRow, message_id)
+        if row is None:
+            return False
+        row.attempts = (row.attempts or 0) + 1
+        if row.attempts >= park_after:
+            row.parked_at = now
+        return row.parked_at is not None
+
+    def count_parked(self) -> int:
+        return int(
+            self._session.scalar(
+                select(func.count()).select_from(OutboxRow).where(OutboxRow.parked_at.is_not(None))
+            )
+            or 0
+        )
