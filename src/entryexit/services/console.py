@@ -3,6 +3,7 @@ queue where an officer resolves what the gate could not, with the evidence side 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -173,26 +174,40 @@ class ConsoleService:
         return Case(capture, flight, tuple(candidates))
 
     def capture_image(self, actor: Principal, capture_id: str) -> bytes:
-        actor.require(Permission.IMAGE_VIEW)
-
-        def view(uow: UnitOfWork) -> bytes:
-            image = uow.cases.capture_image(capture_id)
-            if image is None:
-                raise NotFoundError("no image is kept for this capture (matched, or purged)")
-            self._audit.record(uow, "console image view", "ok", actor, "capture", capture_id)
-            return image
-
-        return in_transaction(self._uow, view)
+        return self._view_image(
+            actor,
+            "capture",
+            capture_id,
+            lambda uow: uow.cases.capture_image(capture_id),
+            "no image is kept for this capture (matched, or purged)",
+        )
 
     def reference_photo(self, actor: Principal, traveler_id: str) -> bytes:
+        return self._view_image(
+            actor,
+            "traveler",
+            traveler_id,
+            lambda uow: uow.travelers.reference_photo(traveler_id),
+            "no enrolled photo is kept for this traveler",
+        )
+
+    def _view_image(
+        self,
+        actor: Principal,
+        resource_type: str,
+        resource_id: str,
+        read: Callable[[UnitOfWork], bytes | None],
+        missing: str,
+    ) -> bytes:
+        """An image opened for an officer, and the view recorded, in one transaction."""
         actor.require(Permission.IMAGE_VIEW)
 
         def view(uow: UnitOfWork) -> bytes:
-            photo = uow.travelers.reference_photo(traveler_id)
-            if photo is None:
-                raise NotFoundError("no enrolled photo is kept for this traveler")
-            self._audit.record(uow, "console image view", "ok", actor, "traveler", traveler_id)
-            return photo
+            image = read(uow)
+            if image is None:
+                raise NotFoundError(missing)
+            self._audit.record(uow, "console image view", "ok", actor, resource_type, resource_id)
+            return image
 
         return in_transaction(self._uow, view)
 
