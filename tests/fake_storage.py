@@ -569,23 +569,34 @@ class _Flights(_Repository):
             staged.append(traveler)
         t.manifest_staging[upload_id] = (flight_id, staged_at, staged)
 
-    def swap_manifest(self, flight_id: str, upload_id: str, now: datetime) -> ManifestChange:
+    def swap_manifest(
+        self, flight_id: str, upload_id: str, now: datetime, expected: int
+    ) -> ManifestChange:
         t = self._w()
         _, _, staged = t.manifest_staging.get(upload_id, (flight_id, now, []))
+        if len(staged) != expected:
+            raise ConflictError(f"the upload holds {len(staged)} of {expected} travelers")
+        del t.manifest_staging[upload_id]
         return self.replace_manifest(flight_id, staged, now)
 
-    def discard_manifest_staging(
+    def discard_manifest_versions(
         self,
         upload_id: str | None = None,
         staged_before: datetime | None = None,
         limit: int | None = None,
+        flight_id: str | None = None,
     ) -> int:
         t = self._w()
         gone = [
             key
-            for key, (_, staged_at, _) in t.manifest_staging.items()
+            for key, (flight, staged_at, _) in t.manifest_staging.items()
             if key == upload_id
-            or (upload_id is None and staged_before is not None and staged_at < staged_before)
+            or (
+                upload_id is None
+                and staged_before is not None
+                and staged_at <= staged_before
+                and flight_id in (None, flight)
+            )
         ]
         for key in gone:
             del t.manifest_staging[key]
