@@ -630,6 +630,7 @@ class _Flights(_Repository):
                     processed=entry.traveler_id in methods,
                     date_of_birth=_optional_date(personal.get("date_of_birth")),
                     opted_out=methods.get(entry.traveler_id) is EncounterMethod.OPT_OUT,
+                    booking_reference=details.booking_reference if details else None,
                 )
             )
         statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))

@@ -245,3 +245,21 @@ def test_a_version_that_lost_rows_meanwhile_is_not_put_in_force(
     with pytest.raises(ConflictError, match="595 of its 600"), factory() as uow:
         uow.flights.swap_manifest(flight_id, "partial", NOW, len(new))
     assert snapshot(service(factory).manifest_travelers(flight_id)) == snapshot(old)
+
+
+def test_booking_references_are_sealed_and_follow_the_version_in_force(
+    factory: SqlUnitOfWorkFactory,
+) -> None:
+    flights = service(factory)
+    flight = flights.create(NewFlight("EE", "3", NOW, "AAA", "BBB", Direction.EXIT))
+    booked = [replace(traveler(f"E{n}", "KIN"), booking_reference="PNR7Q2") for n in range(2)]
+    flights.put_manifest(flight.id, booked)
+    assert {t.booking_reference for t in flights.manifest_travelers(flight.id)} == {"PNR7Q2"}
+    assert all(s.booking_reference == "PNR7Q2" for s in flights.manifest(flight.id))
+    sealed = b"".join(details or b"" for details in sealed_details(factory).values())
+    assert b"PNR7Q2" not in sealed
+    rebooked = [booked[0], replace(booked[1], booking_reference="NEW001")]
+    flights.put_manifest(flight.id, rebooked)
+    assert sorted(
+        (t.document.number, t.booking_reference) for t in flights.manifest_travelers(flight.id)
+    ) == [("E0", "PNR7Q2"), ("E1", "NEW001")]

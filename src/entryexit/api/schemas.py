@@ -76,6 +76,7 @@ class ManifestTravelerPublic(BaseModel):
     citizenship_class: str
     has_photo: bool
     processed: bool
+    booking_reference: str | None = None
 
 
 class EnrolmentPublic(BaseModel):

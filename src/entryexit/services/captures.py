@@ -173,7 +173,7 @@ class CaptureService:
         if len(gallery) == 0:
             return _Verdict(Decision.MANUAL, ("no_reference_photos",))
         live = analysis.template.vector
-        result = identify(similarity_matrix(live, gallery.matrix)[0], context.rule)
+        result = identify(similarity_matrix(live, gallery.matrix)[0], context.rule, gallery.related)
         hits = self._watchlist.capture_hits(live) if self._watchlist is not None else []
         if not result.matched or result.index is None:
             # The officer doing the document check sees this photo beside the candidates, so

@@ -202,6 +202,7 @@ class ManifestStatus:
     processed: bool
     date_of_birth: date | None = None
     opted_out: bool = False
+    booking_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

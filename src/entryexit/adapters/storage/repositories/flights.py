@@ -347,6 +347,7 @@ class SqlFlightRepository:
                     processed=entry.traveler_id in methods,
                     date_of_birth=optional_date(personal.get("date_of_birth")),
                     opted_out=methods.get(entry.traveler_id) == EncounterMethod.OPT_OUT.value,
+                    booking_reference=personal.get("booking_reference"),
                 )
             )
         statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))
@@ -377,6 +378,7 @@ class SqlFlightRepository:
                     document_type=DocumentType(str(document.document_type)),
                     document=DocumentKey(document.issuing_state, personal["number"]),
                     document_expiry=document.expiry,
+                    booking_reference=personal.get("booking_reference"),
                 )
             )
         travelers.sort(key=lambda t: (t.surname, t.given_names, t.document.number))
@@ -392,4 +394,9 @@ def _personal(traveler: ManifestTraveler) -> dict[str, str]:
         "date_of_birth": traveler.date_of_birth.isoformat(),
         "sex": traveler.sex.value,
         "nationality": traveler.nationality,
+        **(
+            {"booking_reference": traveler.booking_reference}
+            if traveler.booking_reference is not None
+            else {}
+        ),
     }
