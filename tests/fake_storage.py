@@ -67,6 +67,7 @@ from entryexit.services.ports import (
     FlightCounts,
     ManifestStatus,
     NewAdmission,
+    StoredFingerprint,
     StoredPolicy,
     StoredTemplate,
     TravelerIdentity,
@@ -81,6 +82,7 @@ from entryexit.services.unit_of_work import (
     CaptureRepository,
     CaseRepository,
     DataKeyRepository,
+    FingerprintRepository,
     FlightRepository,
     OutboxMessage,
     OutboxRepository,
@@ -283,6 +285,18 @@ class FakeTables:
     outbox: dict[str, OutboxMessage] = field(default_factory=dict)
     outbox_attempts: dict[str, int] = field(default_factory=dict)
     outbox_parked: set[str] = field(default_factory=set)
+    # (traveler id, finger, engine) -> (id, template, quality, created_at, expires_at)
+    fingerprints: dict[tuple[str, int, str], FingerprintRow] = field(default_factory=dict)
+
+
+@dataclass
+class FingerprintRow:
+    id: str
+    document: DocumentKey
+    template: bytes
+    quality: int | None
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass
@@ -377,6 +391,7 @@ class FakeUnitOfWork:
         self.outbox: OutboxRepository = _Outbox(self)
         self.retention: RetentionRepository = _Retention(self)
         self.data_keys: DataKeyRepository = _DataKeys(self)
+        self.fingerprints: FingerprintRepository = _Fingerprints(self)
 
     # --- the protocol ----------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -1157,6 +1172,47 @@ class _Outbox(_Repository):
 
     def count_parked(self) -> int:
         return len(self._r().outbox_parked)
+
+
+class _Fingerprints(_Repository):
+    def enrol(
+        self,
+        document: DocumentKey,
+        finger: int,
+        engine: str,
+        template: bytes,
+        quality: int | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> tuple[str, str]:
+        t = self._w()
+        row = _document_for(t, document, self._uow.current_kek, now)
+        _data_key(t, row.traveler_id, self._uow.current_kek, now)
+        template_id = str(uuid.uuid4())
+        t.fingerprints[(row.traveler_id, finger, engine)] = FingerprintRow(
+            template_id, document, template, quality, now, expires_at
+        )
+        return template_id, row.traveler_id
+
+    def of_document(self, document: DocumentKey, engine: str) -> list[StoredFingerprint]:
+        t = self._r()
+        row = t.documents.get(document)
+        if row is None or row.traveler_id not in t.data_keys:
+            return []
+        return [
+            StoredFingerprint(
+                f.id, traveler, finger, key_engine, f.template, f.quality, f.created_at
+            )
+            for (traveler, finger, key_engine), f in sorted(t.fingerprints.items())
+            if traveler == row.traveler_id and key_engine == engine
+        ]
+
+    def purge_expired(self, now: datetime) -> int:
+        t = self._w()
+        due = [key for key, f in t.fingerprints.items() if _due(f.expires_at, now)]
+        for key in due:
+            del t.fingerprints[key]
+        return len(due)
 
 
 class _Retention(_Repository):

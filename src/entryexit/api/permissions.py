@@ -21,6 +21,8 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", "/v1/flights/{flight_id}/manifest"): Permission.FLIGHT_READ,
     ("POST", "/v1/documents/{issuing_state}/{number}/photos"): Permission.PHOTO_ENROL,
     ("POST", "/v1/documents/photos"): Permission.PHOTO_ENROL,
+    ("POST", "/v1/documents/fingerprints"): Permission.FINGERPRINT_ENROL,
+    ("POST", "/v1/fingerprint-verifications"): Permission.FINGERPRINT_VERIFY,
     ("POST", "/v1/flights/{flight_id}/gallery"): Permission.GALLERY_STAGE,
     ("POST", "/v1/flights/{flight_id}/captures"): Permission.CAPTURE_SUBMIT,
     ("GET", "/v1/flights/{flight_id}/encounters"): Permission.ENCOUNTER_READ,

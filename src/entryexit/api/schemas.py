@@ -86,6 +86,32 @@ class EnrolmentPublic(BaseModel):
     quality: dict[str, object]
 
 
+class EnrolledFingerPublic(BaseModel):
+    finger: int
+    quality: int | None
+
+
+class FingerprintEnrolmentPublic(BaseModel):
+    traveler_ref: str
+    engine: str
+    fingers: list[EnrolledFingerPublic]
+
+
+class FingerScorePublic(BaseModel):
+    finger: int
+    score: float
+
+
+class FingerprintVerificationPublic(BaseModel):
+    decision: str
+    traveler_ref: str
+    engine: str
+    fingers: list[FingerScorePublic]
+    fused_score: float
+    threshold: float
+    fusion: str
+
+
 class StagingPublic(BaseModel):
     flight_id: str
     gallery_version: int

@@ -15,6 +15,11 @@ from enum import StrEnum
 from typing import Any
 
 from entryexit.domain.admission import AdmissionRules
+from entryexit.domain.fingerprints import (
+    DEFAULT_FINGERPRINT_RULES,
+    FingerprintRules,
+    parse_fingerprint_rules,
+)
 from entryexit.domain.model import CitizenshipClass
 from entryexit.errors import InvalidInputError, NotFoundError
 
@@ -58,6 +63,7 @@ class Policy:
     gallery_hours_after_departure: int
     matching: OperatingPoint = DEFAULT_OPERATING_POINT
     admission: AdmissionRules = DEFAULT_ADMISSION_RULES
+    fingerprints: FingerprintRules = DEFAULT_FINGERPRINT_RULES
 
     def participation(self, citizenship: CitizenshipClass, age: int | None) -> Participation:
         if age is not None and (age < self.exempt_under_age or age > self.exempt_over_age):
@@ -91,6 +97,7 @@ class Policy:
                 "gallery_target_fpir": self.matching.gallery_target_fpir,
                 "verification_target_far": self.matching.verification_target_far,
             },
+            "fingerprints": self.fingerprints.as_dict(),
         }
 
 
@@ -220,6 +227,7 @@ def parse_policy(text: str) -> Policy:
         ),
         matching=_operating_point(document),
         admission=_admission_rules(document),
+        fingerprints=parse_fingerprint_rules(document),
     )
 
 

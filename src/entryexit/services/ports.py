@@ -225,6 +225,19 @@ class CaptureRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredFingerprint:
+    """One enrolled finger, opened: the engine's template bytes."""
+
+    id: str
+    traveler_id: str
+    finger: int
+    engine: str
+    template: bytes
+    quality: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TravelerProfile:
     citizenship_class: CitizenshipClass | None
     date_of_birth: date | None

@@ -50,6 +50,7 @@ from entryexit.services.ports import (
     FlightCounts,
     ManifestStatus,
     NewAdmission,
+    StoredFingerprint,
     StoredPolicy,
     StoredTemplate,
     TravelerIdentity,
@@ -313,6 +314,27 @@ class DataKeyRepository(Protocol):
     def counts_by_kek(self) -> dict[str, int]: ...
 
 
+class FingerprintRepository(Protocol):
+    """Enrolled fingerprints (templates sealed under the traveler's data key)."""
+
+    def enrol(
+        self,
+        document: DocumentKey,
+        finger: int,
+        engine: str,
+        template: bytes,
+        quality: int | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> tuple[str, str]:
+        """Store one finger for the document's traveler (replacing that finger's earlier
+        print by the same engine); returns (template id, traveler id)."""
+        ...
+
+    def of_document(self, document: DocumentKey, engine: str) -> list[StoredFingerprint]: ...
+    def purge_expired(self, now: datetime) -> int: ...
+
+
 class UnitOfWork(Protocol):
     flights: FlightRepository
     travelers: TravelerRepository
@@ -326,6 +348,7 @@ class UnitOfWork(Protocol):
     outbox: OutboxRepository
     retention: RetentionRepository
     data_keys: DataKeyRepository
+    fingerprints: FingerprintRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(

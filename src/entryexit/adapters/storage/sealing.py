@@ -53,6 +53,10 @@ def reference_photo_context(template_id: str, traveler_id: str) -> bytes:
     return f"reference-photo:{template_id}:{traveler_id}".encode()
 
 
+def fingerprint_context(template_id: str, traveler_id: str, engine: str) -> bytes:
+    return f"fingerprint:{template_id}:{traveler_id}:{engine}".encode()
+
+
 def personal_context(traveler_id: str) -> bytes:
     return f"personal:{traveler_id}".encode()
 

@@ -151,6 +151,25 @@ class ReferenceTemplateRow(Base):
     image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
+class FingerprintTemplateRow(Base):
+    """One enrolled finger of a traveler (minutiae template, sealed with the traveler's data
+    key); the print image itself is never kept. One per traveler, finger and engine."""
+
+    __tablename__ = "fingerprint_templates"
+    __table_args__ = (
+        UniqueConstraint("traveler_id", "finger", "engine", name="uq_fingerprint_finger"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"), index=True)
+    finger: Mapped[int] = mapped_column(Integer)
+    engine: Mapped[str] = mapped_column(String(64))
+    template: Mapped[bytes] = mapped_column(LargeBinary)
+    quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
 class CaptureRow(Base):
     __tablename__ = "captures"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
