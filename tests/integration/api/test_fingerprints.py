@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from entryexit.adapters.storage.tables import FingerprintTemplateRow
+from entryexit.biometrics.fingerprints import FingerprintTemplate, TemplateFormatError
 from tests.conftest import REPO_ROOT
 from tests.integration.api.conftest import Api, manifest_row
 from tests.integration.api.test_errors_and_roles import assert_problem
@@ -71,6 +72,12 @@ def test_an_officer_enrols_and_confirms_a_travelers_prints(api: Api, fvc: Path) 
     assert [f["finger"] for f in body["fingers"]] == [2, 7]
     assert body["engine"] == "nbis-mcc-v1"
     assert stored_prints(api) == 2
+    # What a copy of the database holds is sealed: no template, no minutiae a matcher reads.
+    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+        raw = list(connection.scalars(select(FingerprintTemplateRow.template)))
+    for blob in raw:
+        with pytest.raises(TemplateFormatError):
+            FingerprintTemplate.from_bytes(blob)
 
     # The same fingers, other impressions: a match; a stranger's fingers: no match.
     same = send(api, "/v1/fingerprint-verifications", prints(fvc, "101_3", "102_3"), [2, 7])
