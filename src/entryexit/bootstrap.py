@@ -341,5 +341,6 @@ def build_services(
             policies,
             audit,
             fingerprint_threshold,
+            on_encounter=crossings.enqueue,
         ),
     )

@@ -110,6 +110,7 @@ class FingerprintVerificationPublic(BaseModel):
     fused_score: float
     threshold: float
     fusion: str
+    encounter_id: str | None = None
 
 
 class StagingPublic(BaseModel):

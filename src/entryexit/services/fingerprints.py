@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import numpy as np
@@ -26,13 +27,25 @@ from entryexit.biometrics.fingerprints import (
 from entryexit.documents.iso19794_2 import parse_finger_minutiae_record
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.fingerprints import FingerprintDecision, check_finger, decide
-from entryexit.domain.model import DocumentKey
-from entryexit.domain.policy import age_on
-from entryexit.errors import ConflictError, InvalidInputError, NotFoundError
+from entryexit.domain.model import DocumentKey, EncounterMethod
+from entryexit.domain.policy import Policy, age_on
+from entryexit.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from entryexit.services.audit import AuditTrail
+from entryexit.services.encounters import new_encounter
+from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, TravelerProfile
-from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
+from entryexit.services.unit_of_work import (
+    EncounterHook,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_transaction,
+)
 
 # Enough for both hands; more in one request is a mistake or an attack.
 MAX_PRINTS = 10
@@ -86,6 +99,9 @@ class FingerprintVerification:
     fused_score: float
     threshold: float
     fusion: FingerFusionRule
+    # The encounter a match recorded on the flight named (None: no flight, no match, or the
+    # traveler is not on that flight's manifest, or was already recorded on it).
+    encounter_id: str | None = None
 
 
 class FingerprintService:
@@ -98,6 +114,7 @@ class FingerprintService:
         audit: AuditTrail,
         threshold_for: ThresholdFor,
         fusion: FingerFusionRule = FingerFusionRule.MEAN,
+        on_encounter: EncounterHook | None = None,
     ) -> None:
         # The engine is opened on first use: a deployment without fingerprints never loads
         # the native library.
@@ -109,6 +126,7 @@ class FingerprintService:
         self._audit = audit
         self._threshold_for = threshold_for
         self._fusion = fusion
+        self._on_encounter = on_encounter
 
     @property
     def engine(self) -> FingerprintEngine:
@@ -180,18 +198,29 @@ class FingerprintService:
 
     # --- the officer's 1:1 -----------------------------------------------------------------
     def verify(
-        self, actor: Principal, document: DocumentKey, prints: Sequence[SubmittedPrint]
+        self,
+        actor: Principal,
+        document: DocumentKey,
+        prints: Sequence[SubmittedPrint],
+        flight_id: str | None = None,
+        device: str = "",
     ) -> FingerprintVerification:
         """Compare live prints with those enrolled for ``document``, finger by finger, and
         fuse the scores (mean of the engine's normalised scores: 0.18% two-finger EER against
         0.40% for the max, benchmarks/RESULTS.md). Fingers without an enrolled print are not
-        compared; none in common is an error the officer can act on."""
+        compared; none in common is an error the officer can act on. With ``flight_id``, a
+        match of a traveler on that flight's manifest is their biometric encounter (model:
+        the fingerprint engine; score: the fused score), in the audit event's transaction."""
         actor.require(Permission.FINGERPRINT_VERIFY)
         _check_count(prints)
         now = self._clock()
         policy = self._policies.in_force(now)
         engine = self.engine
         with self._uow(read_only=True) as uow:
+            if flight_id is not None:
+                flight = FlightService.get_in(uow, flight_id)
+                if not actor.serves(flight.carrier):
+                    raise PermissionDeniedError("this key does not serve this flight's carrier")
             enrolled = {f.finger: f for f in uow.fingerprints.of_document(document, engine.key)}
         if not enrolled:
             raise NotFoundError("no fingerprints are enrolled for this document")
@@ -211,19 +240,25 @@ class FingerprintService:
         decision = decide(fused, threshold)
         traveler_id = next(iter(enrolled.values())).traveler_id
 
-        def record(uow: UnitOfWork) -> None:
+        def record(uow: UnitOfWork) -> str | None:
+            encounter_id = None
+            if flight_id is not None and decision is FingerprintDecision.MATCH:
+                encounter_id = self._record_encounter(
+                    uow, flight_id, traveler_id, fused, device, now, policy
+                )
             self._audit.record(
                 uow,
                 "fingerprint verify",
                 decision.value,
                 actor,
-                "traveler",
-                traveler_id,
+                "flight" if flight_id else "traveler",
+                flight_id or traveler_id,
                 {"fingers": ",".join(str(s.finger) for s in scores), "engine": engine.key},
                 policy_version=policy.version,
             )
+            return encounter_id
 
-        in_transaction(self._uow, record)
+        encounter_id = in_transaction(self._uow, record)
         return FingerprintVerification(
             decision,
             traveler_id,
@@ -232,7 +267,40 @@ class FingerprintService:
             fused,
             threshold,
             self._fusion,
+            encounter_id,
         )
+
+    def _record_encounter(
+        self,
+        uow: UnitOfWork,
+        flight_id: str,
+        traveler_id: str,
+        score: float,
+        device: str,
+        now: datetime,
+        policy: Policy,
+    ) -> str | None:
+        flight = FlightService.get_in(uow, flight_id)
+        # Only a traveler this flight expects is recorded as boarding (or leaving) on it.
+        if not uow.flights.has_traveler(flight.id, traveler_id):
+            return None
+        encounter = new_encounter(
+            flight,
+            traveler_id,
+            EncounterMethod.BIOMETRIC,
+            gate="fingerprint",
+            device=device or "fingerprint",
+            at=now,
+            policy=policy,
+            citizenship=uow.travelers.profile(traveler_id).citizenship_class,
+            score=score,
+            model=self.engine.key,
+        )
+        if not uow.captures.add_encounter(encounter):
+            return None  # already recorded on this flight
+        if self._on_encounter is not None:
+            self._on_encounter(uow, encounter, flight, None)
+        return encounter.id
 
     # --- one print to a template -----------------------------------------------------------
     def _template(self, submitted: SubmittedPrint) -> FingerprintTemplate:

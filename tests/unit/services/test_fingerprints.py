@@ -7,8 +7,9 @@ from datetime import date
 
 import pytest
 
+from entryexit.domain.access import Principal, Role
 from entryexit.domain.fingerprints import FingerprintDecision
-from entryexit.domain.model import CitizenshipClass, DocumentKey
+from entryexit.domain.model import CitizenshipClass, DocumentKey, EncounterMethod
 from entryexit.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from entryexit.services.fingerprints import SubmittedPrint
 from tests.fakes import fake_print
@@ -84,3 +85,32 @@ def test_enrolled_prints_are_deleted_when_their_retention_ends() -> None:
     assert world.purge.run()["fingerprint_templates"] == 1
     with pytest.raises(NotFoundError):
         world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)])
+
+
+def test_a_match_on_a_flight_is_the_travelers_encounter_once() -> None:
+    world = World()
+    flight = world.flight(travelers=[traveler("V1")])
+    other = world.flight(travelers=[traveler("W1")], number="13")
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    miss = world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 41)], flight.id)
+    assert (miss.decision, miss.encounter_id) == (FingerprintDecision.NO_MATCH, None)
+    assert world.flights.encounters(flight.id) == []
+    hit = world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)], flight.id, "desk 4")
+    (encounter,) = world.flights.encounters(flight.id)
+    assert encounter.id == hit.encounter_id
+    assert (encounter.method, encounter.model, encounter.device) == (
+        EncounterMethod.BIOMETRIC,
+        "nbis-mcc-v1",
+        "desk 4",
+    )
+    assert encounter.score == 1.0
+    again = world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)], flight.id)
+    assert again.encounter_id is None
+    assert len(world.flights.encounters(flight.id)) == 1
+    # A flight the traveler is not on records nothing; another carrier's desk may not use it.
+    assert (
+        world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)], other.id).encounter_id is None
+    )
+    desk_zz = Principal("k-zz", "desk", Role.OFFICER, carrier="ZZ")
+    with pytest.raises(PermissionDeniedError):
+        world.fingerprints.verify(desk_zz, VISITOR, [finger(2, 40)], flight.id)

@@ -103,12 +103,19 @@ async def verify_fingerprints(
     mrz: Annotated[str | None, Form(description="The document's MRZ lines.")] = None,
     issuing_state: Annotated[str | None, Form(max_length=3)] = None,
     number: Annotated[str | None, Form(max_length=20)] = None,
+    flight_id: Annotated[
+        str | None,
+        Form(max_length=36, description="A match of a traveler on it is their encounter."),
+    ] = None,
+    device: Annotated[str, Form(max_length=64)] = "",
 ) -> FingerprintVerificationPublic:
     """The officer's 1:1: live prints against those enrolled for the document, fingers
     fused by the mean of their scores, decided at the policy's target FAR."""
     document = _document(services, mrz, issuing_state, number)
     submitted = await _prints(prints, fingers, format, ppi)
-    result = await run_in_threadpool(services.fingerprints.verify, caller, document, submitted)
+    result = await run_in_threadpool(
+        services.fingerprints.verify, caller, document, submitted, flight_id, device
+    )
     return FingerprintVerificationPublic(
         decision=result.decision.value,
         traveler_ref=result.traveler_id,
@@ -117,4 +124,5 @@ async def verify_fingerprints(
         fused_score=result.fused_score,
         threshold=result.threshold,
         fusion=result.fusion.value,
+        encounter_id=result.encounter_id,
     )
