@@ -1207,6 +1207,17 @@ class _Fingerprints(_Repository):
             if traveler == row.traveler_id and key_engine == engine
         ]
 
+    def of_flight(self, flight_id: str, engine: str) -> list[StoredFingerprint]:
+        t = self._r()
+        aboard = {e.traveler_id for e in t.manifests.get(flight_id, {}).values()}
+        return [
+            StoredFingerprint(
+                f.id, traveler, finger, key_engine, f.template, f.quality, f.created_at
+            )
+            for (traveler, finger, key_engine), f in sorted(t.fingerprints.items())
+            if traveler in aboard and traveler in t.data_keys and key_engine == engine
+        ]
+
     def purge_expired(self, now: datetime) -> int:
         t = self._w()
         due = [key for key, f in t.fingerprints.items() if _due(f.expires_at, now)]

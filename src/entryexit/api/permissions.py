@@ -23,6 +23,7 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("POST", "/v1/documents/photos"): Permission.PHOTO_ENROL,
     ("POST", "/v1/documents/fingerprints"): Permission.FINGERPRINT_ENROL,
     ("POST", "/v1/fingerprint-verifications"): Permission.FINGERPRINT_VERIFY,
+    ("POST", "/v1/flights/{flight_id}/fingerprint-searches"): Permission.FINGERPRINT_VERIFY,
     ("POST", "/v1/flights/{flight_id}/gallery"): Permission.GALLERY_STAGE,
     ("POST", "/v1/flights/{flight_id}/captures"): Permission.CAPTURE_SUBMIT,
     ("GET", "/v1/flights/{flight_id}/encounters"): Permission.ENCOUNTER_READ,

@@ -113,6 +113,20 @@ class FingerprintVerificationPublic(BaseModel):
     encounter_id: str | None = None
 
 
+class FingerprintCandidatePublic(BaseModel):
+    traveler_ref: str
+    fused_score: float
+    fingers: list[FingerScorePublic]
+    meets_threshold: bool
+
+
+class FingerprintSearchPublic(BaseModel):
+    candidates: list[FingerprintCandidatePublic]
+    searched: int
+    engine: str
+    threshold: float
+
+
 class StagingPublic(BaseModel):
     flight_id: str
     gallery_version: int

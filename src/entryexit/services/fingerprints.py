@@ -9,6 +9,8 @@ sealed under the traveler's data key, never the image.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +41,7 @@ from entryexit.services.audit import AuditTrail
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, TravelerProfile
+from entryexit.services.ports import Clock, StoredFingerprint, TravelerProfile
 from entryexit.services.unit_of_work import (
     EncounterHook,
     UnitOfWork,
@@ -104,6 +106,34 @@ class FingerprintVerification:
     encounter_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FingerprintCandidate:
+    """A traveler on the flight whose enrolled prints resemble the live ones: a proposal for
+    the officer to check against that traveler's document, never a decision."""
+
+    traveler_id: str
+    fused_score: float
+    fingers: tuple[FingerScore, ...]
+    # Whether the fused score reaches the 1:1 threshold (it may still be a stranger: a
+    # search over N travelers gives a stranger N chances).
+    meets_threshold: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintSearch:
+    candidates: tuple[FingerprintCandidate, ...]
+    searched: int
+    engine: str
+    threshold: float
+
+
+# How many candidates a search proposes, best first.
+MAX_CANDIDATES = 5
+# Decoded references kept between searches: the engine caches its comparison structures
+# (about 12 ms a print to build) by template identity, so a flight's prints are prepared once.
+REFERENCE_CACHE = 20_000
+
+
 class FingerprintService:
     def __init__(
         self,
@@ -127,6 +157,8 @@ class FingerprintService:
         self._threshold_for = threshold_for
         self._fusion = fusion
         self._on_encounter = on_encounter
+        self._references: OrderedDict[tuple[str, datetime], FingerprintTemplate] = OrderedDict()
+        self._references_lock = threading.Lock()
 
     @property
     def engine(self) -> FingerprintEngine:
@@ -232,7 +264,7 @@ class FingerprintService:
         scores = []
         for submitted in compared:
             probe = self._template(submitted)
-            reference = FingerprintTemplate.from_bytes(enrolled[submitted.finger].template)
+            reference = self._reference(enrolled[submitted.finger])
             (score,) = np.asarray(engine.compare(probe, [reference]), dtype=np.float64).ravel()
             scores.append(FingerScore(submitted.finger, float(score)))
         fused = fuse_fingers([s.score for s in scores], self._fusion)
@@ -301,6 +333,78 @@ class FingerprintService:
         if self._on_encounter is not None:
             self._on_encounter(uow, encounter, flight, None)
         return encounter.id
+
+    # --- the officer's 1:N over a flight --------------------------------------------------
+    def search(
+        self, actor: Principal, flight_id: str, prints: Sequence[SubmittedPrint]
+    ) -> FingerprintSearch:
+        """Without a document in hand: compare the live prints with those of every traveler
+        on the flight (finger by finger, fused as in :meth:`verify`) and propose the best
+        few. Nothing is recorded but the audit event: an officer confirms a candidate with the
+        document, by :meth:`verify`."""
+        actor.require(Permission.FINGERPRINT_VERIFY)
+        _check_count(prints)
+        now = self._clock()
+        policy = self._policies.in_force(now)
+        engine = self.engine
+        with self._uow(read_only=True) as uow:
+            flight = FlightService.get_in(uow, flight_id)
+            if not actor.serves(flight.carrier):
+                raise PermissionDeniedError("this key does not serve this flight's carrier")
+            enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
+        probes = {p.finger: self._template(p) for p in prints}
+        by_traveler: dict[str, list[FingerScore]] = {}
+        for stored in enrolled:
+            probe = probes.get(stored.finger)
+            if probe is None:
+                continue
+            (score,) = np.asarray(
+                engine.compare(probe, [self._reference(stored)]), dtype=np.float64
+            ).ravel()
+            by_traveler.setdefault(stored.traveler_id, []).append(
+                FingerScore(stored.finger, float(score))
+            )
+        threshold = self._threshold_for(engine.key, policy.fingerprints.target_far)
+        ranked = sorted(
+            (
+                (fuse_fingers([s.score for s in scores], self._fusion), traveler, scores)
+                for traveler, scores in by_traveler.items()
+            ),
+            key=lambda item: -item[0],
+        )[:MAX_CANDIDATES]
+        candidates = tuple(
+            FingerprintCandidate(traveler, fused, tuple(scores), fused >= threshold)
+            for fused, traveler, scores in ranked
+        )
+
+        def record(uow: UnitOfWork) -> None:
+            self._audit.record(
+                uow,
+                "fingerprint search",
+                "ok",
+                actor,
+                "flight",
+                flight_id,
+                {"searched": len(by_traveler), "proposed": len(candidates)},
+                policy_version=policy.version,
+            )
+
+        in_transaction(self._uow, record)
+        return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold)
+
+    def _reference(self, stored: StoredFingerprint) -> FingerprintTemplate:
+        key = (stored.id, stored.created_at)
+        with self._references_lock:
+            cached = self._references.get(key)
+            if cached is not None:
+                self._references.move_to_end(key)
+                return cached
+        template = FingerprintTemplate.from_bytes(stored.template)
+        with self._references_lock:
+            self._references[key] = template
+            while len(self._references) > REFERENCE_CACHE:
+                self._references.popitem(last=False)
+        return template
 
     # --- one print to a template -----------------------------------------------------------
     def _template(self, submitted: SubmittedPrint) -> FingerprintTemplate:

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from entryexit.adapters.storage.tables import FingerprintTemplateRow
 from entryexit.biometrics.fingerprints import FingerprintTemplate, TemplateFormatError
-from tests.conftest import REPO_ROOT
-from tests.integration.api.conftest import Api, manifest_row
+from tests.conftest import REPO_ROOT, lfw_image
+from tests.integration.api.conftest import Api, capture, enrol, manifest_row
 from tests.integration.api.test_errors_and_roles import assert_problem
 
 FVC = REPO_ROOT.parent / "shared" / "data" / "fvc2002-b"
@@ -157,3 +157,56 @@ def test_iso_records_enrol_and_verify(api: Api, fvc: Path) -> None:
     assert check.json()["decision"] == "match", check.text  # type: ignore[attr-defined]
     stranger = send(api, "/v1/fingerprint-verifications", record("107_2"), [2], format="iso19794-2")
     assert stranger.json()["decision"] == "no_match", stranger.text  # type: ignore[attr-defined]
+
+
+def test_a_traveler_the_camera_fails_is_confirmed_by_an_officers_fingerprint_check(
+    api: Api, fvc: Path, lfw_dir: Path
+) -> None:
+    """Boarding end to end: a visitor whose enrolled photo is someone else's (the camera
+    cannot match them) goes to the officer, who finds them among the flight's prints without
+    the document, then confirms them with it: one encounter, and they leave the outstanding
+    list."""
+    flight = api.create_flight()
+    rows = [manifest_row("FP1", "VISITOR"), manifest_row("FP2", "OTHER")]
+    assert (
+        api.client.put(
+            f"/v1/flights/{flight['id']}/manifest", json=rows, headers=api.headers("admin")
+        ).status_code
+        == 200
+    )
+    enrol(api, "FP1", lfw_image(lfw_dir, "Colin_Powell", 1))  # the holdings' wrong photo
+    enrol(api, "FP2", lfw_image(lfw_dir, "Ariel_Sharon", 1))
+    for number, names in (("FP1", ("101_1", "102_1")), ("FP2", ("103_1", "104_1"))):
+        response = send(api, "/v1/documents/fingerprints", prints(fvc, *names), [2, 7], number)
+        assert response.status_code == 201, response.text  # type: ignore[attr-defined]
+    staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    assert staged.status_code == 200, staged.text
+    live = capture(api, flight["id"], lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
+    assert live.status_code == 200, live.text
+    assert live.json()["decision"] != "match"
+
+    search = api.client.post(
+        f"/v1/flights/{flight['id']}/fingerprint-searches",
+        files=prints(fvc, "101_5", "102_5"),
+        data={"fingers": ["2", "7"], "ppi": "500"},
+        headers=api.headers("officer"),
+    )
+    assert search.status_code == 200, search.text
+    best = search.json()["candidates"][0]
+    assert best["meets_threshold"] is True
+    confirmed = send(
+        api,
+        "/v1/fingerprint-verifications",
+        prints(fvc, "101_5", "102_5"),
+        [2, 7],
+        "FP1",
+        flight_id=flight["id"],
+    )
+    body = confirmed.json()  # type: ignore[attr-defined]
+    assert (body["decision"], body["traveler_ref"]) == ("match", best["traveler_ref"])
+    assert body["encounter_id"]
+    outstanding = api.client.get(
+        f"/v1/flights/{flight['id']}/outstanding", headers=api.headers("officer")
+    ).json()
+    assert "FP1" not in str(outstanding)
+    assert "FP2" in str(outstanding)

@@ -114,3 +114,23 @@ def test_a_match_on_a_flight_is_the_travelers_encounter_once() -> None:
     desk_zz = Principal("k-zz", "desk", Role.OFFICER, carrier="ZZ")
     with pytest.raises(PermissionDeniedError):
         world.fingerprints.verify(desk_zz, VISITOR, [finger(2, 40)], flight.id)
+
+
+def test_a_search_proposes_the_flights_travelers_best_first_and_decides_nothing() -> None:
+    world = World()
+    flight = world.flight(travelers=[traveler("V1"), traveler("V2"), traveler("V3")])
+    for number, grey in (("V1", 40), ("V2", 60), ("V3", 80)):
+        world.fingerprints.enrol(OFFICER, DocumentKey("UTO", number), [finger(2, grey)])
+    found = world.fingerprints.search(OFFICER, flight.id, [finger(2, 60)])
+    assert found.searched == 3
+    best, *rest = found.candidates
+    assert (best.traveler_id, best.fused_score, best.meets_threshold) == (
+        world.traveler_id("V2"),
+        1.0,
+        True,
+    )
+    assert all(not c.meets_threshold for c in rest)
+    assert world.flights.encounters(flight.id) == []
+    assert "fingerprint search" in world.actions()
+    with pytest.raises(PermissionDeniedError):
+        world.fingerprints.search(GATE, flight.id, [finger(2, 60)])

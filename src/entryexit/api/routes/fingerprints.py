@@ -16,7 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from entryexit.api.deps import CallerDep, ServicesDep
 from entryexit.api.schemas import (
     EnrolledFingerPublic,
+    FingerprintCandidatePublic,
     FingerprintEnrolmentPublic,
+    FingerprintSearchPublic,
     FingerprintVerificationPublic,
     FingerScorePublic,
 )
@@ -125,4 +127,35 @@ async def verify_fingerprints(
         threshold=result.threshold,
         fusion=result.fusion.value,
         encounter_id=result.encounter_id,
+    )
+
+
+@router.post("/v1/flights/{flight_id}/fingerprint-searches")
+async def search_fingerprints(
+    flight_id: str,
+    services: ServicesDep,
+    caller: CallerDep,
+    prints: PrintsField,
+    fingers: FingersField,
+    format: FormatField = PrintFormat.IMAGE,
+    ppi: PpiField = None,
+) -> FingerprintSearchPublic:
+    """Without the document: the flight's travelers whose prints best resemble these, best
+    first (at most five), for the officer to confirm with the traveler's document. Never a
+    decision, and nothing is recorded but the audit event."""
+    submitted = await _prints(prints, fingers, format, ppi)
+    result = await run_in_threadpool(services.fingerprints.search, caller, flight_id, submitted)
+    return FingerprintSearchPublic(
+        candidates=[
+            FingerprintCandidatePublic(
+                traveler_ref=c.traveler_id,
+                fused_score=c.fused_score,
+                fingers=[FingerScorePublic(finger=s.finger, score=s.score) for s in c.fingers],
+                meets_threshold=c.meets_threshold,
+            )
+            for c in result.candidates
+        ],
+        searched=result.searched,
+        engine=result.engine,
+        threshold=result.threshold,
     )

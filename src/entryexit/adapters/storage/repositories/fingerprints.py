@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.orm import Session
 
 from entryexit.adapters.storage.repositories.travelers import document_for, new_id
 from entryexit.adapters.storage.sealing import Sealer, fingerprint_context
-from entryexit.adapters.storage.tables import DataKeyRow, DocumentRow, FingerprintTemplateRow
+from entryexit.adapters.storage.tables import (
+    DataKeyRow,
+    DocumentRow,
+    FingerprintTemplateRow,
+    ManifestEntryRow,
+    in_force,
+)
 from entryexit.domain.model import DocumentKey
 from entryexit.services.ports import StoredFingerprint
 
@@ -71,9 +78,17 @@ class SqlFingerprintRepository:
             .where(FingerprintTemplateRow.engine == engine)
             .order_by(FingerprintTemplateRow.finger)
         ).all()
+        return self._opened(rows)
+
+    def _opened(
+        self, rows: Sequence[Row[FingerprintTemplateRow, DataKeyRow]]
+    ) -> list[StoredFingerprint]:
         found = []
+        keys: dict[str, bytes] = {}
         for row, key_row in rows:
-            data_key = self._sealer.unwrap(key_row)
+            data_key = keys.get(row.traveler_id)
+            if data_key is None:
+                data_key = keys[row.traveler_id] = self._sealer.unwrap(key_row)
             found.append(
                 StoredFingerprint(
                     id=row.id,
@@ -81,13 +96,32 @@ class SqlFingerprintRepository:
                     finger=row.finger,
                     engine=row.engine,
                     template=self._sealer.open_with(
-                        data_key, row.template, fingerprint_context(row.id, row.traveler_id, engine)
+                        data_key,
+                        row.template,
+                        fingerprint_context(row.id, row.traveler_id, row.engine),
                     ),
                     quality=row.quality,
                     created_at=row.created_at,
                 )
             )
         return found
+
+    def of_flight(self, flight_id: str, engine: str) -> list[StoredFingerprint]:
+        """Every enrolled finger of the travelers on the flight's manifest in force."""
+        rows = self._session.execute(
+            select(FingerprintTemplateRow, DataKeyRow)
+            .join(DataKeyRow, DataKeyRow.traveler_id == FingerprintTemplateRow.traveler_id)
+            .where(FingerprintTemplateRow.engine == engine)
+            .where(
+                FingerprintTemplateRow.traveler_id.in_(
+                    select(ManifestEntryRow.traveler_id).where(
+                        ManifestEntryRow.flight_id == flight_id, in_force()
+                    )
+                )
+            )
+            .order_by(FingerprintTemplateRow.traveler_id, FingerprintTemplateRow.finger)
+        ).all()
+        return self._opened(rows)
 
     def purge_expired(self, now: datetime) -> int:
         gone = self._session.execute(
