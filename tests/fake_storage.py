@@ -65,8 +65,10 @@ from entryexit.services.ports import (
     ConsoleUser,
     ExitConfirmation,
     FlightCounts,
+    IdempotencyClaim,
     ManifestStatus,
     NewAdmission,
+    StoredIdempotency,
     StoredPolicy,
     StoredTemplate,
     TravelerIdentity,
@@ -78,6 +80,7 @@ from entryexit.services.unit_of_work import (
     AdmissionRepository,
     AuditRepository,
     BoardQueries,
+    CacheGenerations,
     CaptureRepository,
     CaseRepository,
     DataKeyRepository,
@@ -283,6 +286,11 @@ class FakeTables:
     outbox: dict[str, OutboxMessage] = field(default_factory=dict)
     outbox_attempts: dict[str, int] = field(default_factory=dict)
     outbox_parked: set[str] = field(default_factory=set)
+    # (scope, key) -> (what the claim stored, expires_at)
+    idempotency: dict[tuple[str, str], tuple[StoredIdempotency, datetime | None]] = field(
+        default_factory=dict
+    )
+    generations: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -377,6 +385,7 @@ class FakeUnitOfWork:
         self.outbox: OutboxRepository = _Outbox(self)
         self.retention: RetentionRepository = _Retention(self)
         self.data_keys: DataKeyRepository = _DataKeys(self)
+        self.generations: CacheGenerations = _Generations(self)
 
     # --- the protocol ----------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -739,6 +748,37 @@ class _Captures(_Repository):
     def encounters_of_traveler(self, traveler_id: str) -> list[Encounter]:
         found = [e for e in self._r().encounters.values() if e.traveler_id == traveler_id]
         return sorted(found, key=lambda e: e.occurred_at)
+
+    def find_idempotency(self, scope: str, key: str) -> StoredIdempotency | None:
+        found = self._r().idempotency.get((scope, key))
+        return None if found is None else found[0]
+
+    def claim_idempotency(self, claim: IdempotencyClaim) -> StoredIdempotency | None:
+        earlier = self.find_idempotency(claim.scope, claim.key)
+        if earlier is not None:
+            return earlier
+        self._w().idempotency[(claim.scope, claim.key)] = (
+            StoredIdempotency(claim.flight_id, claim.request_digest, claim.capture_id, None),
+            None,
+        )
+        return None
+
+    def settle_idempotency(
+        self, scope: str, key: str, outcome: str, expires_at: datetime | None
+    ) -> None:
+        t = self._w()
+        stored, _ = t.idempotency[(scope, key)]
+        t.idempotency[(scope, key)] = (replace(stored, outcome=outcome), expires_at)
+
+
+class _Generations(_Repository):
+    def bump(self, name: str) -> int:
+        t = self._w()
+        t.generations[name] = t.generations.get(name, 0) + 1
+        return t.generations[name]
+
+    def current(self, name: str) -> int:
+        return self._r().generations.get(name, 0)
 
 
 class _Cases(_Repository):
@@ -1157,6 +1197,10 @@ class _Retention(_Repository):
         for capture in images:
             capture.image = capture.image_expires_at = capture.kek_id = None
         counts["capture_images"] = len(images)
+        keys = [k for k, (_, expires_at) in t.idempotency.items() if _due(expires_at, now)]
+        for key in keys:
+            del t.idempotency[key]
+        counts["idempotency_keys"] = len(keys)
         captures = [i for i, c in t.captures.items() if _due(c.record.expires_at, now)]
         for capture_id in captures:
             del t.captures[capture_id]

@@ -18,6 +18,7 @@ from entryexit.adapters.storage.repositories.access import SqlAccessRepository
 from entryexit.adapters.storage.repositories.admissions import SqlAdmissionRepository
 from entryexit.adapters.storage.repositories.audit import SqlAuditRepository
 from entryexit.adapters.storage.repositories.captures import (
+    SqlCacheGenerations,
     SqlCaptureRepository,
     SqlCaseRepository,
 )
@@ -37,6 +38,7 @@ from entryexit.services.unit_of_work import (
     AccessRepository,
     AdmissionRepository,
     AuditRepository,
+    CacheGenerations,
     CaptureRepository,
     CaseRepository,
     DataKeyRepository,
@@ -63,6 +65,7 @@ class SqlUnitOfWork:
     outbox: OutboxRepository
     retention: RetentionRepository
     data_keys: DataKeyRepository
+    generations: CacheGenerations
 
     def __init__(self, sessions: sessionmaker[Session], sealer: Sealer, read_only: bool) -> None:
         self._sessions = sessions
@@ -91,6 +94,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(session, sealer)
         self.retention = SqlRetentionRepository(session)
         self.data_keys = SqlDataKeyRepository(session, sealer)
+        self.generations = SqlCacheGenerations(session)
         return self
 
     def __exit__(
