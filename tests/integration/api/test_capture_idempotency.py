@@ -4,7 +4,6 @@ outcome, whichever instance answers, and nothing is recorded twice (SQLite and P
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,13 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from entryexit.api.app import create_app
-from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import Services, build_services
-from entryexit.config import Settings
+from entryexit.bootstrap import Services
 from entryexit.services.ports import IdempotencyClaim
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, build_api, staged_flight
+from tests.integration.api.conftest import Api, staged_flight
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw]
 
@@ -102,25 +98,6 @@ def test_the_same_key_for_a_different_capture_is_refused_and_keys_are_each_calle
     bad = send(api.client, api, flight_id, colin, "two words")
     assert bad.status_code == 422, bad.text
     assert capture_records(api.services, flight_id) == 2
-
-
-@pytest.fixture
-def two_instances(
-    database_url: str, engine: FaceEngine, tmp_path: Path
-) -> Iterator[tuple[Api, TestClient]]:
-    """Two service instances (own caches and pools) on one database, as behind a balancer."""
-    keys = tmp_path / "keys"  # the hosts of one deployment share their keys
-    first, first_services = build_api(
-        Settings(data_dir=tmp_path / "a", database_url=database_url, key_dir=keys), engine
-    )
-    second_services = build_services(
-        Settings(data_dir=tmp_path / "b", database_url=database_url, key_dir=keys), engine=engine
-    )
-    second = TestClient(create_app(second_services))
-    with first.client, second:
-        yield first, second
-    for services in (first_services, second_services):
-        services.uow.engine.dispose()  # type: ignore[attr-defined]
 
 
 def test_concurrent_retries_on_two_instances_resolve_to_one_capture(
