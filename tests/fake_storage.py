@@ -754,9 +754,9 @@ class _Captures(_Repository):
         return None if found is None else found[0]
 
     def claim_idempotency(self, claim: IdempotencyClaim) -> StoredIdempotency | None:
-        earlier = self.find_idempotency(claim.scope, claim.key)
-        if earlier is not None:
-            return earlier
+        found = self._r().idempotency.get((claim.scope, claim.key))
+        if found is not None:
+            return found[0]
         self._w().idempotency[(claim.scope, claim.key)] = (
             StoredIdempotency(claim.flight_id, claim.request_digest, claim.capture_id, None),
             None,
