@@ -14,13 +14,14 @@
 # Secrets come from the environment and have no defaults:
 #   ENTRYEXIT_REPLICATION_PASSWORD   the replication role's password
 #   ENTRYEXIT_DB_PASSWORD            the `entryexit` role's password (primary only)
-# Optional: PGBIN (default /usr/lib/postgresql/15/bin), PG_LISTEN (default 127.0.0.1; a site
+# Optional: PGBIN (default: the newest /usr/lib/postgresql/*/bin), PG_LISTEN (default 127.0.0.1; a site
 # sets the host's address), REPLICA_CIDR (who may stream, default 127.0.0.1/32),
 # APP_CIDR (who may connect to the database, default 127.0.0.1/32).
 # Runs as the postgres user; started as root, it switches to it.
 set -euo pipefail
 
-PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
+# Debian's newest installed server, unless PGBIN says otherwise.
+PGBIN="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
 PG_LISTEN="${PG_LISTEN:-127.0.0.1}"
 REPLICA_CIDR="${REPLICA_CIDR:-127.0.0.1/32}"
 APP_CIDR="${APP_CIDR:-127.0.0.1/32}"

@@ -37,7 +37,16 @@ from tests.integration.api.conftest import manifest_row
 pytestmark = [pytest.mark.fleet, pytest.mark.models, pytest.mark.lfw, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
+def _newest_postgres_bin() -> Path:
+    """Debian's newest installed PostgreSQL server (scripts/lib/postgres.sh installs it)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda path: [int(part) for part in path.parent.name.split(".") if part.isdigit()],
+    )
+    return found[-1] if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PGBIN = Path(os.environ.get("PGBIN") or _newest_postgres_bin())
 ENTRYEXIT = [sys.executable, "-m", "entryexit"]
 TRAVELERS_PER_FLIGHT = 10
 GATE_CLIENTS = 4
