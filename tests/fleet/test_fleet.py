@@ -37,6 +37,8 @@ from tests.integration.api.conftest import manifest_row
 pytestmark = [pytest.mark.fleet, pytest.mark.models, pytest.mark.lfw, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
+
+
 def _newest_postgres_bin() -> Path:
     """Debian's newest installed PostgreSQL server (scripts/lib/postgres.sh installs it)."""
     found = sorted(
