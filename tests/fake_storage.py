@@ -65,9 +65,11 @@ from entryexit.services.ports import (
     ConsoleUser,
     ExitConfirmation,
     FlightCounts,
+    IdempotencyClaim,
     ManifestStatus,
     NewAdmission,
     StoredFingerprint,
+    StoredIdempotency,
     StoredPolicy,
     StoredTemplate,
     TravelerIdentity,
@@ -79,6 +81,7 @@ from entryexit.services.unit_of_work import (
     AdmissionRepository,
     AuditRepository,
     BoardQueries,
+    CacheGenerations,
     CaptureRepository,
     CaseRepository,
     DataKeyRepository,
@@ -287,6 +290,11 @@ class FakeTables:
     outbox_parked: set[str] = field(default_factory=set)
     # (traveler id, finger, engine) -> (id, template, quality, created_at, expires_at)
     fingerprints: dict[tuple[str, int, str], FingerprintRow] = field(default_factory=dict)
+    # (scope, key) -> (what the claim stored, expires_at)
+    idempotency: dict[tuple[str, str], tuple[StoredIdempotency, datetime | None]] = field(
+        default_factory=dict
+    )
+    generations: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -392,6 +400,7 @@ class FakeUnitOfWork:
         self.retention: RetentionRepository = _Retention(self)
         self.data_keys: DataKeyRepository = _DataKeys(self)
         self.fingerprints: FingerprintRepository = _Fingerprints(self)
+        self.generations: CacheGenerations = _Generations(self)
 
     # --- the protocol ----------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -766,6 +775,37 @@ class _Captures(_Repository):
     def encounters_of_traveler(self, traveler_id: str) -> list[Encounter]:
         found = [e for e in self._r().encounters.values() if e.traveler_id == traveler_id]
         return sorted(found, key=lambda e: e.occurred_at)
+
+    def find_idempotency(self, scope: str, key: str) -> StoredIdempotency | None:
+        found = self._r().idempotency.get((scope, key))
+        return None if found is None else found[0]
+
+    def claim_idempotency(self, claim: IdempotencyClaim) -> StoredIdempotency | None:
+        found = self._r().idempotency.get((claim.scope, claim.key))
+        if found is not None:
+            return found[0]
+        self._w().idempotency[(claim.scope, claim.key)] = (
+            StoredIdempotency(claim.flight_id, claim.request_digest, claim.capture_id, None),
+            None,
+        )
+        return None
+
+    def settle_idempotency(
+        self, scope: str, key: str, outcome: str, expires_at: datetime | None
+    ) -> None:
+        t = self._w()
+        stored, _ = t.idempotency[(scope, key)]
+        t.idempotency[(scope, key)] = (replace(stored, outcome=outcome), expires_at)
+
+
+class _Generations(_Repository):
+    def bump(self, name: str) -> int:
+        t = self._w()
+        t.generations[name] = t.generations.get(name, 0) + 1
+        return t.generations[name]
+
+    def current(self, name: str) -> int:
+        return self._r().generations.get(name, 0)
 
 
 class _Cases(_Repository):
@@ -1236,6 +1276,10 @@ class _Retention(_Repository):
         for capture in images:
             capture.image = capture.image_expires_at = capture.kek_id = None
         counts["capture_images"] = len(images)
+        keys = [k for k, (_, expires_at) in t.idempotency.items() if _due(expires_at, now)]
+        for key in keys:
+            del t.idempotency[key]
+        counts["idempotency_keys"] = len(keys)
         captures = [i for i, c in t.captures.items() if _due(c.record.expires_at, now)]
         for capture_id in captures:
             del t.captures[capture_id]

@@ -92,6 +92,12 @@ class ConflictError(EntryExitError):
     code = "conflict"
 
 
+class IdempotencyKeyReusedError(ConflictError):
+    """An ``Idempotency-Key`` already stands for a different request."""
+
+    code = "idempotency-key-reused"
+
+
 class TransactionConflictError(ConflictError):
     """Another writer changed a row this transaction depends on; running it again succeeds."""
 

@@ -29,7 +29,9 @@ from entryexit.bootstrap import Services
 from entryexit.domain.throttle import FailureLockout, TokenBuckets
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, jobs: bool = True) -> FastAPI:
+    """The API. ``jobs``: record queued admissions (the outbox) in this process too; a
+    fleet's service instances leave that to ``entryexit worker``."""
     # Uploaded photos are biometric data: keep every multipart part in memory (the body limit
     # bounds it) instead of letting Starlette spool parts over 1 MiB to a temporary file.
     MultiPartParser.spool_max_size = max(
@@ -39,11 +41,13 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Admissions queued in the outbox (by this or another process, or before a crash).
-        services.crossings.start_worker()
+        if jobs:
+            services.crossings.start_worker()
         try:
             yield
         finally:
-            services.crossings.stop_worker()
+            if jobs:
+                services.crossings.stop_worker()
 
     # The API documentation's scripts and styles are served from the installed package, not a
     # CDN: /docs works on a machine without internet.

@@ -23,6 +23,7 @@ from entryexit.cli import reports as report_commands
 from entryexit.cli import serve as serve_commands
 from entryexit.cli import simulate as simulate_commands
 from entryexit.cli import users as user_commands
+from entryexit.cli import worker as worker_commands
 from entryexit.errors import EntryExitError
 
 EXIT_ERROR = 2
@@ -38,6 +39,7 @@ app.add_typer(models_commands.app, name="models")
 app.add_typer(evaluate_commands.app, name="evaluate")
 app.command("compare")(compare_command.compare)
 app.command("serve")(serve_commands.serve)
+app.command("worker")(worker_commands.worker)
 app.command("mrz")(document_commands.mrz)
 app.add_typer(serve_commands.keys_app, name="keys")
 app.add_typer(simulate_commands.app, name="simulate")

@@ -3,45 +3,23 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from entryexit.cli._common import load_settings
+from entryexit.cli.worker import JobsOption, PurgeScheduler, drain_outbox
 from entryexit.domain.access import Role
 
 if TYPE_CHECKING:
-    from entryexit.services.privacy import PurgeService
+    import uvicorn
+    from fastapi import FastAPI
 
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 logger = logging.getLogger(__name__)
-
-
-class PurgeScheduler:
-    """Runs the retention purge every ``interval`` seconds inside the service process."""
-
-    def __init__(self, purge: PurgeService, interval: float) -> None:
-        self._purge = purge
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="purge", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                counts = self._purge.run()
-                logger.info("purge: %s", counts)
-            except Exception as exc:  # the next run retries; counts carry no personal data
-                logger.error("purge failed: %s", type(exc).__name__)
-            self._stop.wait(self._interval)
 
 
 def serve(
@@ -49,8 +27,28 @@ def serve(
         str | None, typer.Option(help="Address to bind (default ENTRYEXIT_HOST).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default ENTRYEXIT_PORT, 8000).")] = None,
+    jobs: JobsOption = True,
+    drain_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="ENTRYEXIT_DRAIN_SECONDS",
+            min=0,
+            help="On SIGTERM, fail /readyz for this long (a load balancer stops sending new"
+            " requests) while still answering, then stop.",
+        ),
+    ] = 0.0,
+    shutdown_timeout: Annotated[
+        int,
+        typer.Option(
+            envvar="ENTRYEXIT_SHUTDOWN_TIMEOUT",
+            min=1,
+            help="Then wait at most this many seconds for requests in flight.",
+        ),
+    ] = 30,
 ) -> int:
-    """Run the verification service (creating and migrating its database on first start)."""
+    """Run the verification service (creating and migrating its database on first start).
+    SIGTERM stops it gracefully: /readyz fails first, requests in flight are answered, queued
+    admissions recorded, and it exits 0."""
     import uvicorn
 
     from entryexit.bootstrap import build_services
@@ -69,15 +67,52 @@ def serve(
         f"EntryExit on http://{bind_host}:{bind_port}: officer console at /console, API docs at"
         f" /docs; database: {where}"
     )
+    app = create_service_app(services, jobs=jobs)
     scheduler = PurgeScheduler(services.purge, settings.purge_interval_seconds)
-    scheduler.start()
+    if jobs:
+        scheduler.start()
+    config = uvicorn.Config(
+        app,
+        host=bind_host,
+        port=bind_port,
+        log_level="warning",
+        timeout_graceful_shutdown=shutdown_timeout,
+    )
     try:
-        uvicorn.run(
-            create_service_app(services), host=bind_host, port=bind_port, log_level="warning"
-        )
+        draining_server(config, app, drain_seconds).run()
     finally:
-        scheduler.stop()
+        if jobs:
+            scheduler.stop()
+            drain_outbox(services)
     return 0
+
+
+def draining_server(config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> uvicorn.Server:
+    """uvicorn's server with a drain on SIGTERM: ``/readyz`` answers 503 for
+    ``drain_seconds`` (the balancer's health checks take the instance out) while requests are
+    still answered; then uvicorn's own graceful stop (no new connections, requests in flight
+    answered, the app's shutdown). A second signal stops at once. It returns normally, so the
+    process exits 0, where uvicorn would re-raise the signal and die of it."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        draining = False
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.draining or drain_seconds <= 0 or sig != signal.SIGTERM:
+                if self.should_exit and sig == signal.SIGINT:
+                    self.force_exit = True
+                self.should_exit = True
+                return
+            self.draining = app.state.draining = True
+            timer = threading.Timer(drain_seconds, self._stop)
+            timer.daemon = True
+            timer.start()
+
+        def _stop(self) -> None:
+            self.should_exit = True
+
+    return DrainingServer(config)
 
 
 @keys_app.command("create")

@@ -8,6 +8,8 @@ event commit together or not at all).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -21,13 +23,25 @@ from entryexit.domain.access import Permission, Principal
 from entryexit.domain.identification import IdentificationRule, identify
 from entryexit.domain.model import Decision, EncounterMethod, Flight
 from entryexit.domain.policy import DataKind, Policy
-from entryexit.errors import InvalidInputError, NoFaceError, PermissionDeniedError
+from entryexit.errors import (
+    IdempotencyKeyReusedError,
+    InvalidInputError,
+    NoFaceError,
+    PermissionDeniedError,
+    TransactionConflictError,
+)
 from entryexit.services.audit import AuditTrail
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService, StagedGallery
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import CaptureRecord, Clock, FaceAnalyser
+from entryexit.services.ports import (
+    CaptureRecord,
+    Clock,
+    FaceAnalyser,
+    IdempotencyClaim,
+    StoredIdempotency,
+)
 from entryexit.services.thresholds import OperatingThresholds
 from entryexit.services.unit_of_work import (
     EncounterHook,
@@ -38,6 +52,8 @@ from entryexit.services.unit_of_work import (
 from entryexit.services.watchlist import WatchlistService
 
 _MAX_LABEL = 64
+# A gate's Idempotency-Key: an opaque token (a UUID, most often) of visible ASCII.
+_MAX_IDEMPOTENCY_KEY = 128
 logger = logging.getLogger(__name__)
 
 
@@ -68,6 +84,8 @@ class CaptureOutcome:
     gallery_size: int
     policy_version: str
     threshold: float | None = None
+    # An answer to a retry under an Idempotency-Key: the first attempt's outcome, replayed.
+    replayed: bool = False
 
     def seen_by(self, principal: Principal) -> CaptureOutcome | GateOutcome:
         """The one place that decides what a caller sees: without the decision-details
@@ -106,6 +124,17 @@ class _Verdict:
     watchlist_hits: list[tuple[str, float]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _IdempotentRequest:
+    """A capture sent under an ``Idempotency-Key``: the key is the caller's own (scoped to
+    its API key), the digest what it was first sent with."""
+
+    scope: str
+    key: str
+    flight_id: str
+    digest: str
+
+
 class CaptureService:
     def __init__(
         self,
@@ -132,11 +161,33 @@ class CaptureService:
         self._on_encounter = on_encounter
 
     def process(
-        self, principal: Principal, flight_id: str, photo: bytes, gate: str, device: str
+        self,
+        principal: Principal,
+        flight_id: str,
+        photo: bytes,
+        gate: str,
+        device: str,
+        idempotency_key: str | None = None,
     ) -> CaptureOutcome:
+        """Decide on a capture. With an ``idempotency_key``, a retry of the same request
+        (same caller, flight, gate, device and image) gets the first attempt's outcome and
+        records nothing new, whichever instance answers it; the same key for a different
+        request is refused (:class:`IdempotencyKeyReusedError`)."""
         context = self._prepare(principal, flight_id, gate, device)
+        request = (
+            None
+            if idempotency_key is None
+            else _idempotent_request(context, idempotency_key, photo)
+        )
+        if request is not None:
+            with self._uow(read_only=True) as uow:
+                earlier = uow.captures.find_idempotency(request.scope, request.key)
+            if earlier is not None:
+                return _replay(request, earlier)
         verdict = self._decide(context, photo)
-        return in_transaction(self._uow, lambda uow: self._record(uow, context, verdict, photo))
+        return in_transaction(
+            self._uow, lambda uow: self._record(uow, context, verdict, photo, request)
+        )
 
     # --- prepare ---------------------------------------------------------------------------
     def _prepare(self, principal: Principal, flight_id: str, gate: str, device: str) -> _Context:
@@ -198,8 +249,38 @@ class CaptureService:
 
     # --- record (one short transaction) ---------------------------------------------------
     def _record(
-        self, uow: UnitOfWork, context: _Context, verdict: _Verdict, photo: bytes
+        self,
+        uow: UnitOfWork,
+        context: _Context,
+        verdict: _Verdict,
+        photo: bytes,
+        request: _IdempotentRequest | None = None,
     ) -> CaptureOutcome:
+        if request is not None:
+            # Claimed first: a concurrent retry (any instance) waits here for this one.
+            earlier = uow.captures.claim_idempotency(
+                IdempotencyClaim(
+                    request.scope,
+                    request.key,
+                    request.flight_id,
+                    request.digest,
+                    context.capture_id,
+                    context.received_at,
+                )
+            )
+            if earlier is not None:
+                return _replay(request, earlier)
+        outcome, expires_at = self._record_capture(uow, context, verdict, photo)
+        if request is not None:
+            # The key lives as long as the capture record it answers for.
+            uow.captures.settle_idempotency(
+                request.scope, request.key, _outcome_json(outcome), expires_at
+            )
+        return outcome
+
+    def _record_capture(
+        self, uow: UnitOfWork, context: _Context, verdict: _Verdict, photo: bytes
+    ) -> tuple[CaptureOutcome, datetime | None]:
         flight = context.flight
         if self._watchlist is not None and verdict.watchlist_hits:
             self._watchlist.raise_capture_alerts(
@@ -234,6 +315,7 @@ class CaptureService:
                     self._on_encounter(uow, encounter, flight, verdict.live)
         # Records of a capture whose traveler is unknown get the shortest retention.
         policy, received_at = context.policy, context.received_at
+        expires_at = received_at + policy.retention(DataKind.CAPTURE_RECORDS, citizenship)
         uow.captures.add_capture(
             CaptureRecord(
                 id=context.capture_id,
@@ -247,7 +329,7 @@ class CaptureService:
                 traveler_id=traveler_id,
                 model=context.gallery.model,
                 policy_version=policy.version,
-                expires_at=received_at + policy.retention(DataKind.CAPTURE_RECORDS, citizenship),
+                expires_at=expires_at,
                 image=photo if keep_image else None,
                 image_expires_at=received_at
                 + policy.retention(DataKind.CAPTURE_IMAGES, citizenship),
@@ -264,7 +346,7 @@ class CaptureService:
             policy_version=policy.version,
         )
         logger.debug("capture %s on flight %s: %s", context.capture_id, flight.id, decision.value)
-        return CaptureOutcome(
+        outcome = CaptureOutcome(
             context.capture_id,
             decision,
             reasons,
@@ -277,6 +359,7 @@ class CaptureService:
             policy.version,
             context.rule.threshold,
         )
+        return outcome, expires_at
 
 
 def _label(value: str, what: str) -> str:
@@ -284,3 +367,68 @@ def _label(value: str, what: str) -> str:
     if not text or len(text) > _MAX_LABEL or not text.isprintable():
         raise InvalidInputError(f"{what} must be 1 to {_MAX_LABEL} printable characters")
     return text
+
+
+def _idempotent_request(context: _Context, key: str, photo: bytes) -> _IdempotentRequest:
+    if (
+        not key
+        or len(key) > _MAX_IDEMPOTENCY_KEY
+        or not key.isascii()
+        or not all(33 <= ord(c) <= 126 for c in key)
+    ):
+        raise InvalidInputError(
+            f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+        )
+    digest = hashlib.sha256()
+    for part in (context.flight.id.encode(), context.gate.encode(), context.device.encode(), photo):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return _IdempotentRequest(context.principal.key_id, key, context.flight.id, digest.hexdigest())
+
+
+def _replay(request: _IdempotentRequest, earlier: StoredIdempotency) -> CaptureOutcome:
+    if earlier.flight_id != request.flight_id or earlier.request_digest != request.digest:
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was sent with a different capture (flight, gate, device or"
+            " image); send each new capture with a new key"
+        )
+    if earlier.outcome is None:
+        # Only an uncommitted claim has no outcome, and no reader sees one: run again.
+        raise TransactionConflictError("an earlier attempt with this key is not settled")
+    stored = json.loads(earlier.outcome)
+    return CaptureOutcome(
+        capture_id=earlier.capture_id,
+        decision=Decision(stored["decision"]),
+        reasons=tuple(stored["reasons"]),
+        already_processed=bool(stored["already_processed"]),
+        traveler_id=stored["traveler_id"],
+        score=stored["score"],
+        runner_up_score=stored["runner_up_score"],
+        model=stored["model"],
+        gallery_size=int(stored["gallery_size"]),
+        policy_version=stored["policy_version"],
+        threshold=stored["threshold"],
+        replayed=True,
+    )
+
+
+def _outcome_json(outcome: CaptureOutcome) -> str:
+    return json.dumps(
+        {
+            "decision": outcome.decision.value,
+            "reasons": list(outcome.reasons),
+            "already_processed": outcome.already_processed,
+            "traveler_id": outcome.traveler_id,
+            "score": _number(outcome.score),
+            "runner_up_score": _number(outcome.runner_up_score),
+            "model": outcome.model,
+            "gallery_size": outcome.gallery_size,
+            "policy_version": outcome.policy_version,
+            "threshold": _number(outcome.threshold),
+        },
+        sort_keys=True,
+    )
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None else float(value)

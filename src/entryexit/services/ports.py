@@ -238,6 +238,29 @@ class StoredFingerprint:
 
 
 @dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """A gate's ``Idempotency-Key`` (scoped to the caller's key) claimed for one capture."""
+
+    scope: str
+    key: str
+    flight_id: str
+    request_digest: str
+    capture_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIdempotency:
+    """What an earlier attempt under the same key stored: the request's digest and the
+    outcome it got (JSON, written in the same transaction as the capture)."""
+
+    flight_id: str
+    request_digest: str
+    capture_id: str
+    outcome: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class TravelerProfile:
     citizenship_class: CitizenshipClass | None
     date_of_birth: date | None

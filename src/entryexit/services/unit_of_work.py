@@ -48,9 +48,11 @@ from entryexit.services.ports import (
     ConsoleUser,
     ExitConfirmation,
     FlightCounts,
+    IdempotencyClaim,
     ManifestStatus,
     NewAdmission,
     StoredFingerprint,
+    StoredIdempotency,
     StoredPolicy,
     StoredTemplate,
     TravelerIdentity,
@@ -147,6 +149,26 @@ class CaptureRepository(Protocol):
 
     def encounters_of_flight(self, flight_id: str) -> list[Encounter]: ...
     def encounters_of_traveler(self, traveler_id: str) -> list[Encounter]: ...
+    def find_idempotency(self, scope: str, key: str) -> StoredIdempotency | None: ...
+    def claim_idempotency(self, claim: IdempotencyClaim) -> StoredIdempotency | None:
+        """Claim the key for this unit of work's capture; if an earlier attempt holds it,
+        what that attempt stored (the rest of the unit of work stands). A concurrent claim
+        on another connection waits for the first to commit or roll back."""
+        ...
+
+    def settle_idempotency(
+        self, scope: str, key: str, outcome: str, expires_at: datetime | None
+    ) -> None:
+        """Store the outcome of the capture that claimed the key (same unit of work)."""
+        ...
+
+
+class CacheGenerations(Protocol):
+    """Counters of shared state that processes cache: a writer bumps one in its transaction,
+    a reader compares it before trusting its copy."""
+
+    def bump(self, name: str) -> int: ...
+    def current(self, name: str) -> int: ...
 
 
 class CaseRepository(Protocol):
@@ -353,6 +375,7 @@ class UnitOfWork(Protocol):
     retention: RetentionRepository
     data_keys: DataKeyRepository
     fingerprints: FingerprintRepository
+    generations: CacheGenerations
 
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -10,7 +10,6 @@ an open alert is sent to ``manual``, an officer's desk, with no reason the gate 
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,8 +36,9 @@ from entryexit.services.ports import (
 from entryexit.services.thresholds import OperatingThresholds
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
-# Other workers may change the list: reload at least this often.
-CACHE_SECONDS = 30.0
+# Every change to the list bumps this counter in its own transaction; each process compares
+# it with its copy's before each use, so another instance's change is used by the next capture.
+GENERATION = "watchlist"
 _LABEL = 32
 
 
@@ -52,7 +52,7 @@ class Disposition(StrEnum):
 class _Loaded:
     ids: tuple[str, ...]
     index: TemplateIndex
-    loaded_at: float
+    generation: int
 
 
 class WatchlistService:
@@ -94,6 +94,7 @@ class WatchlistService:
 
         def store(uow: UnitOfWork) -> None:
             uow.watchlist.add_entry(entry, analysis.template.to_bytes())
+            uow.generations.bump(GENERATION)
             self._audit.record(
                 uow,
                 "watchlist add",
@@ -116,6 +117,7 @@ class WatchlistService:
                 raise NotFoundError(
                     f"no watchlist entry {excerpt(entry_id)} (or it was removed already)"
                 )
+            uow.generations.bump(GENERATION)
             self._audit.record(uow, "watchlist remove", "ok", actor, "watchlist_entry", entry_id)
             uow.after_commit(self._invalidate)
 
@@ -213,20 +215,31 @@ class WatchlistService:
         return 1
 
     def _load(self) -> _Loaded:
+        """The list as this process holds it, after one cheap read of the list's generation;
+        rebuilt when another process (or this one) changed the list."""
+        with self._uow(read_only=True) as uow:
+            generation = uow.generations.current(GENERATION)
+        loaded = self._loaded
+        if loaded is not None and loaded.generation == generation:
+            return loaded
         with self._lock:
-            now = time.monotonic()
-            if self._loaded is None or now - self._loaded.loaded_at > CACHE_SECONDS:
-                with self._uow(read_only=True) as uow:
-                    stored = uow.watchlist.templates(self._engine.model)
-                dimension = self._engine.dimension
-                matrix = (
-                    l2_normalise(
-                        np.stack([Template.from_bytes(t, "", dimension).vector for _, t in stored])
-                    )
-                    if stored
-                    else np.empty((0, dimension), dtype=np.float32)
+            if self._loaded is not None and self._loaded.generation == generation:
+                return self._loaded
+            # Read after the generation: a change committed in between is read here and
+            # labelled with the older generation, so the next use reloads (never the reverse).
+            with self._uow(read_only=True) as uow:
+                stored = uow.watchlist.templates(self._engine.model)
+            dimension = self._engine.dimension
+            matrix = (
+                l2_normalise(
+                    np.stack([Template.from_bytes(t, "", dimension).vector for _, t in stored])
                 )
-                self._loaded = _Loaded(tuple(i for i, _ in stored), self._build_index(matrix), now)
+                if stored
+                else np.empty((0, dimension), dtype=np.float32)
+            )
+            self._loaded = _Loaded(
+                tuple(i for i, _ in stored), self._build_index(matrix), generation
+            )
             return self._loaded
 
     def _invalidate(self) -> None:

@@ -19,8 +19,8 @@ from entryexit.web.console import (
 )
 
 
-def create_service_app(services: Services) -> FastAPI:
-    app = create_app(services)
+def create_service_app(services: Services, jobs: bool = True) -> FastAPI:
+    app = create_app(services, jobs)
     app.mount(f"{PREFIX}/static", static_files(), name="console-static")
     app.include_router(router)
 

@@ -144,3 +144,22 @@ def staged_flight(
     staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
     assert staged.status_code == 200, staged.text
     return str(flight["id"]), refs
+
+
+@pytest.fixture
+def two_instances(
+    database_url: str, engine: FaceEngine, tmp_path: Path
+) -> Iterator[tuple[Api, TestClient]]:
+    """Two service instances (own caches and pools) on one database, as behind a balancer."""
+    keys = tmp_path / "keys"  # the hosts of one deployment share their keys
+    first, first_services = build_api(
+        Settings(data_dir=tmp_path / "a", database_url=database_url, key_dir=keys), engine
+    )
+    second_services = build_services(
+        Settings(data_dir=tmp_path / "b", database_url=database_url, key_dir=keys), engine=engine
+    )
+    second = TestClient(create_app(second_services))
+    with first.client, second:
+        yield first, second
+    for services in (first_services, second_services):
+        services.uow.engine.dispose()  # type: ignore[attr-defined]

@@ -436,6 +436,7 @@ def test_purge_counts_per_kind_and_rotation(factory: FakeUnitOfWorkFactory) -> N
         assert uow.data_keys.rotate_batch(1) == 0
         assert uow.retention.purge_expired(NOW) == {
             "capture_images": 1,
+            "idempotency_keys": 0,
             "capture_records": 1,
             "reference_templates": 0,
             "encounter_records": 1,

@@ -109,6 +109,7 @@ def purge_world() -> tuple[World, str]:
 
 PURGED = {
     "capture_images": 1,
+    "idempotency_keys": 0,
     "capture_records": 1,
     "reference_templates": 1,
     "encounter_records": 0,

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     select,
@@ -195,6 +196,31 @@ class CaptureRow(Base):
     resolution: Mapped[str | None] = mapped_column(String(16), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     resolved_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class CaptureIdempotencyRow(Base):
+    """A gate's ``Idempotency-Key`` for one capture: claimed first in the capture's own
+    transaction (the primary key decides between concurrent retries on any instance), with
+    the outcome the first attempt got. Kept as long as the capture record."""
+
+    __tablename__ = "capture_idempotency_keys"
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    flight_id: Mapped[str] = mapped_column(String(36))
+    request_digest: Mapped[str] = mapped_column(String(64))
+    capture_id: Mapped[str] = mapped_column(String(36))
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
+
+
+class CacheGenerationRow(Base):
+    """A counter per kind of shared state that processes cache (the watchlist): a writer
+    bumps it in its own transaction, a reader compares it with its copy's before use."""
+
+    __tablename__ = "cache_generations"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class EncounterRow(Base):

@@ -18,6 +18,7 @@ from entryexit.adapters.storage.repositories.access import SqlAccessRepository
 from entryexit.adapters.storage.repositories.admissions import SqlAdmissionRepository
 from entryexit.adapters.storage.repositories.audit import SqlAuditRepository
 from entryexit.adapters.storage.repositories.captures import (
+    SqlCacheGenerations,
     SqlCaptureRepository,
     SqlCaseRepository,
 )
@@ -38,6 +39,7 @@ from entryexit.services.unit_of_work import (
     AccessRepository,
     AdmissionRepository,
     AuditRepository,
+    CacheGenerations,
     CaptureRepository,
     CaseRepository,
     DataKeyRepository,
@@ -66,6 +68,7 @@ class SqlUnitOfWork:
     retention: RetentionRepository
     data_keys: DataKeyRepository
     fingerprints: FingerprintRepository
+    generations: CacheGenerations
 
     def __init__(self, sessions: sessionmaker[Session], sealer: Sealer, read_only: bool) -> None:
         self._sessions = sessions
@@ -95,6 +98,7 @@ class SqlUnitOfWork:
         self.retention = SqlRetentionRepository(session)
         self.data_keys = SqlDataKeyRepository(session, sealer)
         self.fingerprints = SqlFingerprintRepository(session, sealer)
+        self.generations = SqlCacheGenerations(session)
         return self
 
     def __exit__(

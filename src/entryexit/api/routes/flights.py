@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
@@ -155,12 +155,24 @@ async def submit_capture(
     photo: Annotated[UploadFile, File(description="JPEG or PNG from the gate camera")],
     gate: Annotated[str, Form(max_length=64)],
     device: Annotated[str, Form(max_length=64)],
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=128,
+            description="A gate's retry of a capture sends the first attempt's key and gets"
+            " its outcome (same capture id) without a second record; another capture under"
+            " the same key is 409.",
+        ),
+    ] = None,
 ) -> CaptureDetailPublic | CaptureDecisionPublic:
     """Decide on a live capture: match, no_match, recapture (with reasons) or manual."""
     data = await photo.read()
     outcome = await run_in_threadpool(
-        services.captures.process, caller, flight_id, data, gate, device
+        services.captures.process, caller, flight_id, data, gate, device, idempotency_key
     )
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     seen = outcome.seen_by(caller)
     decision = CaptureDecisionPublic(
         capture_id=seen.capture_id,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from entryexit.api.deps import ServicesDep
@@ -16,9 +16,13 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(services: ServicesDep) -> JSONResponse:
+def readyz(services: ServicesDep, request: Request) -> JSONResponse:
     """The database answers and can write, the models are loaded, and the audit log can be
-    extended (its head verifies): readiness recovers by itself once each of them does."""
+    extended (its head verifies): readiness recovers by itself once each of them does. A
+    stopping instance is not ready (SIGTERM with a drain: the balancer moves traffic away
+    while requests are still answered)."""
+    if getattr(request.app.state, "draining", False):
+        return JSONResponse({"status": "unavailable", "draining": True}, status_code=503)
     try:
         services.uow.ping()
     except Exception:  # any failure of the database means "not ready"

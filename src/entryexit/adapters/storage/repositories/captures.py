@@ -10,9 +10,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from entryexit.adapters.storage.sealing import Sealer
-from entryexit.adapters.storage.tables import CaptureRow, EncounterRow
+from entryexit.adapters.storage.tables import (
+    CacheGenerationRow,
+    CaptureIdempotencyRow,
+    CaptureRow,
+    EncounterRow,
+)
 from entryexit.domain.model import Direction, Encounter, EncounterMethod
-from entryexit.services.ports import CaptureRecord, CaptureSummary
+from entryexit.services.ports import (
+    CaptureRecord,
+    CaptureSummary,
+    IdempotencyClaim,
+    StoredIdempotency,
+)
 
 
 def capture_owner(capture_id: str) -> str:
@@ -134,6 +144,75 @@ class SqlCaptureRepository:
             .order_by(EncounterRow.occurred_at)
         ).all()
         return [encounter_from_row(r) for r in rows]
+
+    def find_idempotency(self, scope: str, key: str) -> StoredIdempotency | None:
+        row = self._session.get(CaptureIdempotencyRow, (scope, key), populate_existing=True)
+        return None if row is None else _stored_idempotency(row)
+
+    def claim_idempotency(self, claim: IdempotencyClaim) -> StoredIdempotency | None:
+        """Insert the key's row in a savepoint: the primary key decides. On PostgreSQL a
+        concurrent insert of the same key waits for the holder's transaction, then fails
+        here, and the holder's committed row is read (read committed); on SQLite writers
+        are serialised, so the row is already visible."""
+        self._session.flush()
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    CaptureIdempotencyRow(
+                        scope=claim.scope,
+                        key=claim.key,
+                        flight_id=claim.flight_id,
+                        request_digest=claim.request_digest,
+                        capture_id=claim.capture_id,
+                        outcome=None,
+                        created_at=claim.created_at,
+                        expires_at=None,
+                    )
+                )
+        except IntegrityError:
+            return self.find_idempotency(claim.scope, claim.key)
+        return None
+
+    def settle_idempotency(
+        self, scope: str, key: str, outcome: str, expires_at: datetime | None
+    ) -> None:
+        self._session.execute(
+            update(CaptureIdempotencyRow)
+            .where(CaptureIdempotencyRow.scope == scope, CaptureIdempotencyRow.key == key)
+            .values(outcome=outcome, expires_at=expires_at)
+        )
+
+
+def _stored_idempotency(row: CaptureIdempotencyRow) -> StoredIdempotency:
+    return StoredIdempotency(row.flight_id, row.request_digest, row.capture_id, row.outcome)
+
+
+class SqlCacheGenerations:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def bump(self, name: str) -> int:
+        """Increment in place (the row lock orders concurrent writers); the first bump
+        creates the row."""
+        updated = self._session.execute(
+            update(CacheGenerationRow)
+            .where(CacheGenerationRow.name == name)
+            .values(generation=CacheGenerationRow.generation + 1)
+        )
+        if not getattr(updated, "rowcount", 0):
+            self._session.flush()
+            try:
+                with self._session.begin_nested():
+                    self._session.add(CacheGenerationRow(name=name, generation=1))
+            except IntegrityError:
+                return self.bump(name)
+        return self.current(name)
+
+    def current(self, name: str) -> int:
+        value = self._session.scalar(
+            select(CacheGenerationRow.generation).where(CacheGenerationRow.name == name)
+        )
+        return int(value or 0)
 
 
 class SqlCaseRepository:

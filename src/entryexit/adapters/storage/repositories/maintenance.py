@@ -14,6 +14,7 @@ from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
     AdmissionRow,
     Base,
+    CaptureIdempotencyRow,
     CaptureRow,
     DataKeyRow,
     DocumentRow,
@@ -46,6 +47,7 @@ class SqlRetentionRepository:
             )
         }
         for kind, table in (
+            ("idempotency_keys", CaptureIdempotencyRow),
             ("capture_records", CaptureRow),
             ("reference_templates", ReferenceTemplateRow),
             ("encounter_records", EncounterRow),
