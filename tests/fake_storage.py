@@ -803,6 +803,13 @@ class _Audit(_Repository):
     def integrity_problem(self) -> str | None:
         return self._problem(self._r())
 
+    def lock(self) -> None:
+        self._w()  # the fake's writing unit of work already runs alone
+
+    def last(self) -> AuditEvent | None:
+        events = self._r().audit_events
+        return max(events, key=lambda e: e.sequence) if events else None
+
     def repair(self, entry: AuditEntry) -> AuditEvent:
         t = self._w()
         last = t.audit_events[-1] if t.audit_events else None

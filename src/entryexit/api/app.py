@@ -32,10 +32,13 @@ def create_app(services: Services) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Admissions queued in the outbox (by this or another process, or before a crash).
         services.crossings.start_worker()
+        # The audit log's head leaves the database now, at intervals, and at shutdown.
+        services.checkpoints.start()
         try:
             yield
         finally:
             services.crossings.stop_worker()
+            services.checkpoints.stop()
 
     # The API documentation's scripts and styles are served from the installed package, not a
     # CDN: /docs works on a machine without internet.

@@ -168,6 +168,15 @@ class AuditRepository(Protocol):
         """Why :meth:`append` would refuse now, or None."""
         ...
 
+    def lock(self) -> None:
+        """Hold the log for the rest of this (writing) transaction: other writers wait, so
+        what is read now is what the transaction extends."""
+        ...
+
+    def last(self) -> AuditEvent | None:
+        """The stored event with the highest sequence."""
+        ...
+
     def repair(self, entry: AuditEntry) -> AuditEvent:
         """Chain ``entry`` after the last stored event and sign the head there (the audited
         repair command only)."""
