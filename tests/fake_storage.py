@@ -84,6 +84,7 @@ from entryexit.services.unit_of_work import (
     FlightRepository,
     OutboxMessage,
     OutboxRepository,
+    ParkedWork,
     PolicyRepository,
     ReportQueries,
     RetentionRepository,
@@ -283,6 +284,7 @@ class FakeTables:
     outbox: dict[str, OutboxMessage] = field(default_factory=dict)
     outbox_attempts: dict[str, int] = field(default_factory=dict)
     outbox_parked: set[str] = field(default_factory=set)
+    outbox_parked_at: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -1134,6 +1136,9 @@ class _Outbox(_Repository):
         found.sort(key=lambda m: m.created_at)
         return found[: max(limit, 0)]
 
+    def pending_ids(self, kind: str, limit: int) -> list[str]:
+        return [m.id for m in self.pending(kind, limit)]
+
     def complete(self, message_id: str, now: datetime) -> None:
         self._w().outbox.pop(message_id, None)
 
@@ -1148,10 +1153,36 @@ class _Outbox(_Repository):
         t.outbox_attempts[message_id] = t.outbox_attempts.get(message_id, 0) + 1
         if t.outbox_attempts[message_id] >= park_after:
             t.outbox_parked.add(message_id)
+            t.outbox_parked_at.setdefault(message_id, now)
         return message_id in t.outbox_parked
 
     def count_parked(self) -> int:
         return len(self._r().outbox_parked)
+
+    def parked(self, kind: str, limit: int) -> list[ParkedWork]:
+        t = self._r()
+        found = [
+            ParkedWork(
+                m.id,
+                m.kind,
+                dict(m.payload),
+                m.created_at,
+                t.outbox_attempts.get(m.id, 0),
+                t.outbox_parked_at.get(m.id, m.created_at),
+            )
+            for m in t.outbox.values()
+            if m.kind == kind and m.id in t.outbox_parked
+        ]
+        found.sort(key=lambda w: w.parked_at, reverse=True)
+        return found[: max(limit, 0)]
+
+    def retry(self, message_id: str) -> bool:
+        t = self._w()
+        if message_id not in t.outbox_parked:
+            return False
+        t.outbox_parked.discard(message_id)
+        t.outbox_attempts[message_id] = 0
+        return True
 
 
 class _Retention(_Repository):

@@ -293,7 +293,14 @@ def alerts_page(request: Request, services: ServicesDep, signed_in: SessionDep) 
         signed_in,
         alerts=open_alerts,
         dispositions=[d.value for d in Disposition],
+        failed_crossings=services.crossings.failed_crossings(signed_in.principal),
     )
+
+
+@router.post("/alerts/crossings/{work_id}/retry")
+def retry_failed_crossing(work_id: str, services: ServicesDep, signed_in: SessionDep) -> Response:
+    services.crossings.retry_failed(signed_in.principal, work_id)
+    return RedirectResponse(f"{PREFIX}/alerts?retried=1", status_code=303)
 
 
 @router.post("/alerts/{alert_id}/disposition")
