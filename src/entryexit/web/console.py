@@ -369,7 +369,8 @@ def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) ->
     principal = signed_in.principal
     if not principal.can(Permission.AUDIT_READ):
         raise PermissionDeniedError("the audit trail is for auditors, supervisors and admins")
-    chain = services.audit.verify()
+    verification = services.checkpoints.verify()
+    chain = verification.chain
     head = services.audit.head()
     events = services.audit.events(after_sequence=max(0, (head[0] if head else 0) - 30))
     report = (
@@ -383,6 +384,7 @@ def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) ->
         "oversight.html",
         signed_in,
         chain=chain,
+        checkpoints=verification.checkpoints,
         events=events,
         report=report,
         policy=policy,
