@@ -29,6 +29,7 @@ from entryexit.domain.audit import (
 )
 from entryexit.domain.audit_checkpoints import (
     MAX_REASON,
+    AcknowledgedRestore,
     Checkpoint,
     CheckpointLine,
     CheckpointReport,
@@ -36,7 +37,7 @@ from entryexit.domain.audit_checkpoints import (
     acknowledged_restores,
     compare_with_checkpoints,
 )
-from entryexit.errors import AuditLogUntrustedError, InvalidInputError
+from entryexit.errors import AuditLogUntrustedError, ConfigurationError, InvalidInputError
 from entryexit.services.ports import (
     CheckpointSigner,
     CheckpointStore,
@@ -298,6 +299,7 @@ class AuditCheckpoints:
             if only_if_moved and position == self._written:
                 return None
             restores, forged = acknowledged_restores(restore_events, self._signer.verify)
+            self._notice_rollback(position, restores)
             for sequence, reason in forged:
                 logger.error("audit event %s is not acknowledged: %s", sequence, reason)
             unsigned = Checkpoint(
@@ -311,6 +313,24 @@ class AuditCheckpoints:
             checkpoint_log.info("%s%s", CHECKPOINT_LOG_MARKER, line)
             self._written = position
             return checkpoint
+
+    def _notice_rollback(
+        self, position: tuple[int, str], restores: Sequence[AcknowledgedRestore]
+    ) -> None:
+        """Say in the service log, at once, when the log is shorter than at the last checkpoint
+        this process wrote and no acknowledged restore explains it (verification against the
+        checkpoint file finds every rollback, rewritten ones too)."""
+        previous = self._written
+        if previous is None or previous[0] <= position[0]:
+            return
+        if any(r.restored_sequence < previous[0] for r in restores):
+            return
+        logger.error(
+            "audit log rolled back: the last checkpoint named event %s, the log now ends at %s;"
+            " run `entryexit audit verify --checkpoints`",
+            previous[0],
+            position[0],
+        )
 
     def verify(
         self,
@@ -364,7 +384,12 @@ class AuditCheckpoints:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._safely_write(only_if_moved=False)
+        try:
+            self.write()
+        except ConfigurationError:
+            raise  # no checkpoint key, or a file it cannot write: the service does not start
+        except Exception as exc:  # the database at this moment: the next interval tries again
+            logger.error("audit checkpoint failed: %s: %s", type(exc).__name__, exc)
         self._thread = threading.Thread(target=self._run, name="audit-checkpoints", daemon=True)
         self._thread.start()
 

@@ -8,7 +8,7 @@ import pytest
 from entryexit.adapters.crypto.checkpoints import Ed25519CheckpointSigner, new_checkpoint_seed
 from entryexit.domain.audit import RESTORE_ACTION, sign_head
 from entryexit.domain.audit_checkpoints import Checkpoint, CheckpointLine
-from entryexit.errors import AuditLogUntrustedError, InvalidInputError
+from entryexit.errors import AuditLogUntrustedError, ConfigurationError, InvalidInputError
 from entryexit.services.audit import AuditCheckpoints
 from tests.fake_storage import TEST_AUDIT_KEY, AuditHeadRow
 from tests.unit.services.world import ADMIN, OFFICER, World
@@ -130,3 +130,27 @@ def test_repair_checks_and_writes_in_one_transaction(world: World) -> None:
     repair = world.uow.tables.audit_events[-1]
     assert "names sequence" in str(repair.entry.details["head_problem"])
     assert [r.sequence for r in world.audit.verify().repairs] == [repair.sequence]
+
+
+def test_the_service_does_not_start_without_a_checkpoint_key(world: World) -> None:
+    def missing() -> bytes:
+        raise ConfigurationError("ENTRYEXIT_AUDIT_CHECKPOINT_KEY must be 32 bytes")
+
+    store = MemoryStore()
+    service = AuditCheckpoints(
+        world.audit, world.uow, world.clock, Ed25519CheckpointSigner(missing), store, 3600
+    )
+    with pytest.raises(ConfigurationError):
+        service.start()
+    assert store.checkpoints == []
+
+
+def test_the_running_service_says_at_once_when_the_log_got_shorter(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    service, _ = checkpoints(world)
+    service.write()
+    cut_back(world, 2)
+    with caplog.at_level("ERROR", logger="entryexit.services.audit"):
+        service.write()
+    assert any("audit log rolled back" in r.getMessage() for r in caplog.records)

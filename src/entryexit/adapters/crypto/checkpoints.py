@@ -188,10 +188,12 @@ class CheckpointFile:
 
 
 def read_checkpoints(path: Path) -> list[CheckpointLine]:
+    """A file that cannot be read is one unreadable line (verification reports it), not an
+    error that hides the rest of the report."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise InvalidInputError(f"cannot read checkpoints from {path}: {exc.strerror}") from None
+        return [CheckpointLine(0, None, f"cannot read {path}: {exc.strerror}")]
     return parse_checkpoints(text)
