@@ -30,10 +30,11 @@ def create_app(services: Services) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The audit log's head leaves the database now, at intervals, and at shutdown (without
+        # its checkpoint key the service does not start).
+        services.checkpoints.start()
         # Admissions queued in the outbox (by this or another process, or before a crash).
         services.crossings.start_worker()
-        # The audit log's head leaves the database now, at intervals, and at shutdown.
-        services.checkpoints.start()
         try:
             yield
         finally:
