@@ -89,6 +89,7 @@ from entryexit.services.unit_of_work import (
     FlightRepository,
     OutboxMessage,
     OutboxRepository,
+    ParkedWork,
     PolicyRepository,
     ReportQueries,
     RetentionRepository,
@@ -288,6 +289,7 @@ class FakeTables:
     outbox: dict[str, OutboxMessage] = field(default_factory=dict)
     outbox_attempts: dict[str, int] = field(default_factory=dict)
     outbox_parked: set[str] = field(default_factory=set)
+    outbox_parked_at: dict[str, datetime] = field(default_factory=dict)
     # (traveler id, finger, engine) -> (id, template, quality, created_at, expires_at)
     fingerprints: dict[tuple[str, int, str], FingerprintRow] = field(default_factory=dict)
     # (scope, key) -> (what the claim stored, expires_at)
@@ -870,6 +872,13 @@ class _Audit(_Repository):
     def integrity_problem(self) -> str | None:
         return self._problem(self._r())
 
+    def lock(self) -> None:
+        self._w()  # the fake's writing unit of work already runs alone
+
+    def last(self) -> AuditEvent | None:
+        events = self._r().audit_events
+        return max(events, key=lambda e: e.sequence) if events else None
+
     def repair(self, entry: AuditEntry) -> AuditEvent:
         t = self._w()
         last = t.audit_events[-1] if t.audit_events else None
@@ -1194,6 +1203,9 @@ class _Outbox(_Repository):
         found.sort(key=lambda m: m.created_at)
         return found[: max(limit, 0)]
 
+    def pending_ids(self, kind: str, limit: int) -> list[str]:
+        return [m.id for m in self.pending(kind, limit)]
+
     def complete(self, message_id: str, now: datetime) -> None:
         self._w().outbox.pop(message_id, None)
 
@@ -1208,10 +1220,36 @@ class _Outbox(_Repository):
         t.outbox_attempts[message_id] = t.outbox_attempts.get(message_id, 0) + 1
         if t.outbox_attempts[message_id] >= park_after:
             t.outbox_parked.add(message_id)
+            t.outbox_parked_at.setdefault(message_id, now)
         return message_id in t.outbox_parked
 
     def count_parked(self) -> int:
         return len(self._r().outbox_parked)
+
+    def parked(self, kind: str, limit: int) -> list[ParkedWork]:
+        t = self._r()
+        found = [
+            ParkedWork(
+                m.id,
+                m.kind,
+                dict(m.payload),
+                m.created_at,
+                t.outbox_attempts.get(m.id, 0),
+                t.outbox_parked_at.get(m.id, m.created_at),
+            )
+            for m in t.outbox.values()
+            if m.kind == kind and m.id in t.outbox_parked
+        ]
+        found.sort(key=lambda w: w.parked_at, reverse=True)
+        return found[: max(limit, 0)]
+
+    def retry(self, message_id: str) -> bool:
+        t = self._w()
+        if message_id not in t.outbox_parked:
+            return False
+        t.outbox_parked.discard(message_id)
+        t.outbox_attempts[message_id] = 0
+        return True
 
 
 class _Fingerprints(_Repository):

@@ -91,6 +91,9 @@ class StaticKeyProvider:
     def index_key(self) -> bytes:
         return b"\x03" * 32
 
+    def checkpoint_key(self) -> bytes:
+        return b"\x04" * 32
+
     def add_kek(self, kek_id: str) -> None:
         self._keks[kek_id] = bytes([len(self._keks) + 1]) * 32
         self._current = kek_id

@@ -11,6 +11,7 @@ import cv2
 from argon2 import PasswordHasher
 from cryptography import x509
 
+from entryexit.adapters.crypto.checkpoints import CheckpointFile, Ed25519CheckpointSigner
 from entryexit.adapters.crypto.keys import (
     EnvironmentKeyProvider,
     EphemeralKeyProvider,
@@ -30,7 +31,7 @@ from entryexit.biometrics.fingerprints import (
 )
 from entryexit.config import Settings
 from entryexit.errors import ConfigurationError
-from entryexit.services.audit import AuditTrail
+from entryexit.services.audit import AuditCheckpoints, AuditTrail
 from entryexit.services.captures import CaptureService
 from entryexit.services.console import ConsoleService
 from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy
@@ -118,6 +119,28 @@ def build_database(settings: Settings, keys: KeyProvider | None = None) -> SqlUn
     return database
 
 
+def build_checkpoints(
+    settings: Settings, audit: AuditTrail, uow: UnitOfWorkFactory, keys: KeyProvider, clock: Clock
+) -> AuditCheckpoints:
+    """The audit checkpoints: signed with the checkpoint key (loaded when first needed),
+    kept in a file that must not be inside the data directory."""
+    path = settings.resolved_audit_checkpoint_file
+    if path.resolve().is_relative_to(settings.data_dir.resolve()):
+        raise ConfigurationError(
+            f"the audit checkpoint file {path} is inside the data directory"
+            f" {settings.data_dir}: a copy of the data would carry the checkpoints that show"
+            " it is old; set ENTRYEXIT_AUDIT_CHECKPOINT_FILE elsewhere"
+        )
+    return AuditCheckpoints(
+        audit,
+        uow,
+        clock,
+        Ed25519CheckpointSigner(keys.checkpoint_key),
+        CheckpointFile(path),
+        settings.audit_checkpoint_interval_seconds,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Records:
     """The services that need no face model: what CLI commands on the records use."""
@@ -129,6 +152,7 @@ class Records:
     boards: BoardQueries
     key_provider: KeyProvider
     audit: AuditTrail
+    checkpoints: AuditCheckpoints
     policies: PolicyService
     keys: KeyService
     accounts: ConsoleAccounts
@@ -174,6 +198,7 @@ def build_records(
         boards=boards,
         key_provider=resolved_keys,
         audit=audit,
+        checkpoints=build_checkpoints(settings, audit, uow, resolved_keys, clock),
         policies=policies,
         keys=KeyService(uow, clock, audit),
         accounts=ConsoleAccounts(
@@ -213,6 +238,7 @@ class Services:
     galleries: GalleryService
     captures: CaptureService
     audit: AuditTrail
+    checkpoints: AuditCheckpoints
     policies: PolicyService
     opt_outs: OptOutService
     purge: PurgeService
@@ -304,6 +330,7 @@ def build_services(
             on_encounter=crossings.enqueue,
         ),
         audit=audit,
+        checkpoints=records.checkpoints,
         policies=policies,
         opt_outs=opt_outs,
         purge=PurgeService(uow_factory, clock, audit, galleries),

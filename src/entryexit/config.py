@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # hold a worker otherwise); uvicorn itself has no header or body read timeout.
     body_read_timeout_seconds: float = Field(default=30.0, gt=0)
     purge_interval_seconds: float = Field(default=300.0, gt=0)
+    # Signed checkpoints of the audit log's head leave the database: appended to this file
+    # (never inside the data directory; default beside the key directory) and to the log.
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
     # The state this deployment serves: PAXLST travelers of its nationality are citizens.
     home_state: str = Field(default="UTO", pattern=r"^[A-Z]{3}$")
     # Trusted country signing CA certificates for e-passport chips (PEM or DER files).
@@ -94,6 +98,18 @@ class Settings(BaseSettings):
     @property
     def resolved_key_dir(self) -> Path:
         return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def resolved_audit_checkpoint_file(self) -> Path:
+        """A copy of the data directory (a backup, a thief's) must not carry the checkpoints
+        that show it is old: beside the key directory when that is outside the data
+        directory, else beside the data directory itself."""
+        if self.audit_checkpoint_file is not None:
+            return self.audit_checkpoint_file
+        key_dir = self.resolved_key_dir
+        if not key_dir.resolve().is_relative_to(self.data_dir.resolve()):
+            return key_dir.parent / "audit-checkpoints.jsonl"
+        return self.data_dir.parent / f"{self.data_dir.name}-audit-checkpoints.jsonl"
 
     @property
     def resolved_model_dir(self) -> Path:

@@ -40,6 +40,9 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The audit log's head leaves the database now, at intervals, and at shutdown (without
+        # its checkpoint key the service does not start).
+        services.checkpoints.start()
         # Admissions queued in the outbox (by this or another process, or before a crash).
         if jobs:
             services.crossings.start_worker()
@@ -48,6 +51,7 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
         finally:
             if jobs:
                 services.crossings.stop_worker()
+            services.checkpoints.stop()
 
     # The API documentation's scripts and styles are served from the installed package, not a
     # CDN: /docs works on a machine without internet.

@@ -190,11 +190,38 @@ class AuditEventPublic(BaseModel):
     hash: str
 
 
+class AuditProblemPublic(BaseModel):
+    sequence: int
+    reason: str
+
+
+class AuditRepairPublic(BaseModel):
+    """An ``audit repair`` the walk passed: where an administrator let work go on."""
+
+    sequence: int
+    occurred_at: datetime
+    actor_key_id: str | None
+    details: dict[str, int | str]
+
+
+class AuditCheckpointsPublic(BaseModel):
+    checked: int
+    superseded: int
+    problems: list[str]
+    restores: list[str]
+
+
 class AuditVerificationPublic(BaseModel):
+    """``ok`` only if the chain verifies and agrees with every checkpoint."""
+
     ok: bool
     events: int
     first_broken_sequence: int | None
     reason: str | None
+    problems: list[AuditProblemPublic] = []
+    problem_count: int = 0
+    repairs: list[AuditRepairPublic] = []
+    checkpoints: AuditCheckpointsPublic | None = None
 
 
 class OptOutCreate(BaseModel):

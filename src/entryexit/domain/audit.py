@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -117,12 +117,45 @@ def head_problem(
     return None
 
 
+REPAIR_ACTION = "audit repair"
+RESTORE_ACTION = "audit restore"
+# A rewritten log can have millions of wrong events; the report names this many, and counts all.
+MAX_PROBLEMS_NAMED = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProblem:
+    sequence: int
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class ChainVerification:
+    """Every wrong event (up to :data:`MAX_PROBLEMS_NAMED`, all counted), the repairs and
+    restores the walk passed, and the hashes at the sequences the caller asked to remember
+    (checkpoints are compared with them)."""
+
     ok: bool
     events: int
     first_broken_sequence: int | None = None
     reason: str | None = None
+    problems: tuple[ChainProblem, ...] = ()
+    problem_count: int = 0
+    repairs: tuple[AuditEvent, ...] = ()
+    restores: tuple[AuditEvent, ...] = ()
+    last_sequence: int = 0
+    hashes_at: Mapping[int, str] = field(default_factory=dict)
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.problems: list[ChainProblem] = []
+        self.count = 0
+
+    def add(self, sequence: int, reason: str) -> None:
+        self.count += 1
+        if len(self.problems) < MAX_PROBLEMS_NAMED:
+            self.problems.append(ChainProblem(sequence, reason))
 
 
 def verify_chain(
@@ -130,58 +163,82 @@ def verify_chain(
     key: bytes,
     head_sequence: int | None,
     head_signature: str | None,
+    remember: Collection[int] = (),
 ) -> ChainVerification:
-    """Walk the chain from the start; name the first event that does not fit."""
+    """Walk the chain from the start and name every event that does not fit: after a break
+    the walk goes on from the stored event, so one modified event is one finding and a
+    re-hashed tail is one finding per event (each fails its own MAC)."""
+    found = _Findings()
+    wanted = set(remember)
+    hashes_at: dict[int, str] = {}
+    repairs: list[AuditEvent] = []
+    restores: list[AuditEvent] = []
     expected_previous = GENESIS_HASH
     expected_sequence = 1
     count = 0
     last: AuditEvent | None = None
     for event in events:
         count += 1
-        if event.sequence != expected_sequence:
-            return ChainVerification(
-                False,
-                count,
+        if event.sequence > expected_sequence:
+            missing = (
+                f"event {expected_sequence} is"
+                if event.sequence == expected_sequence + 1
+                else f"events {expected_sequence}-{event.sequence - 1} are"
+            )
+            found.add(
                 expected_sequence,
                 f"sequence {event.sequence} found where {expected_sequence} was expected"
-                " (an event was deleted, inserted or reordered)",
+                f" ({missing} missing: deleted, or the rest renumbered)",
             )
-        if event.previous_hash != expected_previous:
-            return ChainVerification(
-                False, count, event.sequence, "its link to the previous event does not match"
+        elif event.sequence < expected_sequence:
+            found.add(
+                event.sequence,
+                f"sequence {event.sequence} found after {expected_sequence - 1}"
+                " (an event was inserted or reordered)",
             )
+        elif event.previous_hash != expected_previous:
+            found.add(event.sequence, "its link to the previous event does not match")
         recomputed = chain(event.entry, event.sequence, event.previous_hash).hash
         if not hmac.compare_digest(recomputed, event.hash):
-            return ChainVerification(
-                False, count, event.sequence, "its contents do not match its hash (modified)"
-            )
-        if event.mac is None or not hmac.compare_digest(
+            found.add(event.sequence, "its contents do not match its hash (modified)")
+        elif event.mac is None or not hmac.compare_digest(
             event_mac(key, event.sequence, event.hash), event.mac
         ):
-            return ChainVerification(
-                False,
-                count,
+            found.add(
                 event.sequence,
                 "its MAC is missing or wrong (forged, or re-hashed without the audit key)",
             )
+        if event.entry.action == REPAIR_ACTION:
+            repairs.append(event)
+        elif event.entry.action == RESTORE_ACTION:
+            restores.append(event)
+        if event.sequence in wanted:
+            hashes_at[event.sequence] = event.hash
         expected_previous = event.hash
-        expected_sequence += 1
+        expected_sequence = max(expected_sequence, event.sequence + 1)
         last = event
     if last is None:
-        if head_sequence is None:
-            return ChainVerification(True, 0)
-        return ChainVerification(False, 0, 1, "the signed head names events that are missing")
-    if head_sequence is None or head_signature is None:
-        return ChainVerification(False, count, last.sequence, "the chain head is not signed")
-    if head_sequence != last.sequence:
-        return ChainVerification(
-            False,
-            count,
+        if head_sequence is not None:
+            found.add(1, "the signed head names events that are missing")
+    elif head_sequence is None or head_signature is None:
+        found.add(last.sequence, "the chain head is not signed")
+    elif head_sequence != last.sequence:
+        found.add(
             min(head_sequence, last.sequence) + 1,
             f"the signed head is at sequence {head_sequence} but the log ends at {last.sequence}",
         )
-    if not hmac.compare_digest(sign_head(key, last.sequence, last.hash), head_signature):
-        return ChainVerification(
-            False, count, last.sequence, "the head signature is wrong (forged or re-chained)"
-        )
-    return ChainVerification(True, count)
+    elif not hmac.compare_digest(sign_head(key, last.sequence, last.hash), head_signature):
+        found.add(last.sequence, "the head signature is wrong (forged or re-chained)")
+    first = found.problems[0] if found.problems else None
+    return ChainVerification(
+        ok=first is None,
+        events=count,
+        first_broken_sequence=first.sequence if first else None,
+        reason=first.reason if first else None,
+        problems=tuple(found.problems),
+        problem_count=found.count,
+        repairs=tuple(repairs),
+        restores=tuple(restores),
+        last_sequence=last.sequence if last else 0,
+        hashes_at=hashes_at,
+    )

@@ -10,17 +10,50 @@ middleware instead: one event per request, never two.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import logging
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from entryexit.domain.access import Principal
-from entryexit.domain.audit import AuditEntry, AuditEvent, ChainVerification, verify_chain
-from entryexit.services.ports import Clock, KeyProvider
+from entryexit.domain.audit import (
+    GENESIS_HASH,
+    REPAIR_ACTION,
+    RESTORE_ACTION,
+    AuditEntry,
+    AuditEvent,
+    ChainVerification,
+    verify_chain,
+)
+from entryexit.domain.audit_checkpoints import (
+    MAX_REASON,
+    AcknowledgedRestore,
+    Checkpoint,
+    CheckpointLine,
+    CheckpointReport,
+    RestoreStatement,
+    acknowledged_restores,
+    compare_with_checkpoints,
+)
+from entryexit.errors import AuditLogUntrustedError, ConfigurationError, InvalidInputError
+from entryexit.services.ports import (
+    CheckpointSigner,
+    CheckpointStore,
+    CheckpointVerifier,
+    Clock,
+    KeyProvider,
+)
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 PAGE = 1000
+CHECKPOINT_LOG_MARKER = "audit checkpoint: "
+logger = logging.getLogger(__name__)
+# Checkpoints must reach the service log whatever level the rest of it is set to: this logger
+# passes them on to the log's handlers itself.
+checkpoint_log = logging.getLogger("entryexit.audit.checkpoints")
+checkpoint_log.setLevel(logging.INFO)
 
 
 @dataclass(slots=True)
@@ -157,36 +190,230 @@ class AuditTrail:
             return uow.audit.integrity_problem()
 
     def repair(self, actor: Principal | None = None) -> ChainVerification:
-        """The only way the head is ever signed over what was found: verify the whole log,
-        then record what verification found as an event chained after the last stored event,
-        and sign the head there. Nothing is hidden: an event that is wrong still fails
-        verification by its own MAC; the repair lets audited work go on."""
-        found = self.verify()
-        problem = self.integrity_problem()
-        details: dict[str, int | str] = {
-            "chain_ok": "yes" if found.ok else "no",
-            "events": found.events,
-            "head_problem": problem or "",
-        }
-        if not found.ok:
-            details["first_broken_sequence"] = found.first_broken_sequence or 0
-            details["reason"] = found.reason or ""
-        entry = self._entry("audit repair", "ok", actor, None, None, details, None)
-        in_transaction(self._uow, lambda uow: uow.audit.repair(entry))
-        return found
+        """The only way the head is ever signed over what was found: with the log held (no
+        other writer between the check and the write), verify the whole log, record what
+        verification found as an event chained after the last stored event, and sign the
+        head there, in one transaction. Nothing is hidden: an event that is wrong still
+        fails verification by its own MAC, and `audit verify` lists every repair it passes."""
+
+        def check_and_repair(uow: UnitOfWork) -> ChainVerification:
+            uow.audit.lock()
+            problem = uow.audit.integrity_problem()
+            found = self._verify_in(uow)
+            details: dict[str, int | str] = {
+                "chain_ok": "yes" if found.ok else "no",
+                "events": found.events,
+                "head_problem": _bounded_text(problem or ""),
+            }
+            if not found.ok:
+                details["first_broken_sequence"] = found.first_broken_sequence or 0
+                details["problems"] = found.problem_count
+                details["reason"] = _bounded_text(found.reason or "")
+            uow.audit.repair(self._entry(REPAIR_ACTION, "ok", actor, None, None, details, None))
+            return found
+
+        return in_transaction(self._uow, check_and_repair)
 
     def head(self) -> tuple[int, str] | None:
         with self._uow(read_only=True) as uow:
             return uow.audit.head()
 
-    def verify(self) -> ChainVerification:
-        head = self.head()
+    def verify(self, remember: Collection[int] = ()) -> ChainVerification:
+        """Walk the whole log in one read transaction; ``remember`` names the sequences whose
+        hashes checkpoints are compared with."""
+        with self._uow(read_only=True) as uow:
+            return self._verify_in(uow, remember)
+
+    def _verify_in(self, uow: UnitOfWork, remember: Collection[int] = ()) -> ChainVerification:
+        head = uow.audit.head()
+
+        def pages() -> Iterator[AuditEvent]:
+            after = 0
+            while page := uow.audit.events(after, PAGE):
+                yield from page
+                after = page[-1].sequence
+
         return verify_chain(
-            self.all_events(),
+            pages(),
             self._keys.audit_key(),
             head[0] if head else None,
             head[1] if head else None,
+            remember,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditVerification:
+    """The chain walked, and (when checkpoints were given) the log held against them."""
+
+    chain: ChainVerification
+    checkpoints: CheckpointReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and (self.checkpoints is None or self.checkpoints.ok)
+
+
+class AuditCheckpoints:
+    """Signed checkpoints of the log's head that leave the database: appended to the
+    checkpoint file and written to the service log, when the service starts, every
+    ``interval`` seconds while the log grows, and when it stops. Also the acknowledgement of
+    a restore from backup, the one rollback that verification accepts."""
+
+    def __init__(
+        self,
+        trail: AuditTrail,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        signer: CheckpointSigner,
+        store: CheckpointStore,
+        interval_seconds: float = 300.0,
+    ) -> None:
+        self._trail = trail
+        self._uow = uow
+        self._clock = clock
+        self._signer = signer
+        self._store = store
+        self._interval = interval_seconds
+        self._written: tuple[int, str] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def public_key_pem(self) -> str:
+        return self._signer.public_key_pem()
+
+    def write(self, only_if_moved: bool = False) -> Checkpoint | None:
+        """Sign the log's head as it is now; None when the log is untrusted (a checkpoint
+        must never vouch for a head the service itself refuses to extend) or, with
+        ``only_if_moved``, when nothing was written since the last checkpoint."""
+        with self._lock:
+            with self._uow(read_only=True) as uow:
+                problem = uow.audit.integrity_problem()
+                last = uow.audit.last()
+                restore_events = uow.audit.events(0, PAGE, RESTORE_ACTION)
+            if problem is not None:
+                logger.error("audit checkpoint not written: the log is untrusted (%s)", problem)
+                return None
+            position = (0, GENESIS_HASH) if last is None else (last.sequence, last.hash)
+            if only_if_moved and position == self._written:
+                return None
+            restores, forged = acknowledged_restores(restore_events, self._signer.verify)
+            self._notice_rollback(position, restores)
+            for sequence, reason in forged:
+                logger.error("audit event %s is not acknowledged: %s", sequence, reason)
+            unsigned = Checkpoint(
+                position[0],
+                position[1],
+                self._clock(),
+                tuple(r.event_sequence for r in restores),
+            )
+            checkpoint = replace(unsigned, signature=self._signer.sign(unsigned.message()))
+            line = self._store.append(checkpoint)
+            checkpoint_log.info("%s%s", CHECKPOINT_LOG_MARKER, line)
+            self._written = position
+            return checkpoint
+
+    def _notice_rollback(
+        self, position: tuple[int, str], restores: Sequence[AcknowledgedRestore]
+    ) -> None:
+        """Say in the service log, at once, when the log is shorter than at the last checkpoint
+        this process wrote and no acknowledged restore explains it (verification against the
+        checkpoint file finds every rollback, rewritten ones too)."""
+        previous = self._written
+        if previous is None or previous[0] <= position[0]:
+            return
+        if any(r.restored_sequence < previous[0] for r in restores):
+            return
+        logger.error(
+            "audit log rolled back: the last checkpoint named event %s, the log now ends at %s;"
+            " run `entryexit audit verify --checkpoints`",
+            previous[0],
+            position[0],
+        )
+
+    def verify(
+        self,
+        lines: Sequence[CheckpointLine] | None = None,
+        verifier: CheckpointVerifier | None = None,
+    ) -> AuditVerification:
+        """Walk the log and hold it against every checkpoint (by default the service's own
+        file, checked with its own key; an auditor passes a file and a public key)."""
+        read = self._store.read() if lines is None else list(lines)
+        chain = self._trail.verify(
+            remember={line.checkpoint.sequence for line in read if line.checkpoint}
+        )
+        check = (verifier or self._signer).verify
+        return AuditVerification(chain, compare_with_checkpoints(read, chain, check))
+
+    def acknowledge_restore(self, reason: str, actor: Principal | None = None) -> AuditEvent:
+        """Record that the log was restored from a backup on purpose: a restore event right
+        after the restored head, carrying a statement signed with the checkpoint key (the
+        audit MAC key alone cannot make one), then a checkpoint that acknowledges it."""
+        text = " ".join(reason.split())
+        if not text or len(text) > MAX_REASON or not text.isprintable():
+            raise InvalidInputError(f"a restore needs a reason (1-{MAX_REASON} characters)")
+
+        def acknowledge(uow: UnitOfWork) -> AuditEvent:
+            uow.audit.lock()
+            problem = uow.audit.integrity_problem()
+            if problem is not None:
+                raise AuditLogUntrustedError(
+                    f"the restored log does not verify ({problem}); a backup's log does:"
+                    " check that the whole database was restored, or run `entryexit audit"
+                    " repair` first"
+                )
+            last = uow.audit.last()
+            statement = RestoreStatement(
+                restored_sequence=0 if last is None else last.sequence,
+                restored_hash=GENESIS_HASH if last is None else last.hash,
+                reason=text,
+                acknowledged_at=self._clock(),
+            )
+            details = statement.details(self._signer.sign(statement.message()))
+            return self._trail.record(
+                uow, RESTORE_ACTION, "acknowledged", actor, "audit log", None, details
+            )
+
+        event = in_transaction(self._uow, acknowledge)
+        self.write()
+        return event
+
+    # --- the service's schedule ----------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        try:
+            self.write()
+        except ConfigurationError:
+            raise  # no checkpoint key, or a file it cannot write: the service does not start
+        except Exception as exc:  # the database at this moment: the next interval tries again
+            logger.error("audit checkpoint failed: %s: %s", type(exc).__name__, exc)
+        self._thread = threading.Thread(target=self._run, name="audit-checkpoints", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """The last checkpoint, at shutdown (what was done until now leaves the database)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self._safely_write(only_if_moved=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._safely_write(only_if_moved=True)
+
+    def _safely_write(self, only_if_moved: bool) -> None:
+        try:
+            self.write(only_if_moved=only_if_moved)
+        except Exception as exc:  # logged; the next interval tries again
+            logger.error("audit checkpoint failed: %s: %s", type(exc).__name__, exc)
+
+
+def _bounded_text(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # The audit log's resource column holds 64 characters; a caller's id may be anything (a

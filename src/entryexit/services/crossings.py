@@ -65,6 +65,25 @@ PARK_AFTER_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
+class FailedCrossing:
+    """Admission work the worker gave up on, as an officer sees it (identifiers only)."""
+
+    id: str
+    direction: str
+    flight_id: str
+    flight: str
+    traveler_ref: str
+    encounter_id: str
+    occurred_at: datetime
+    attempts: int
+    parked_at: datetime
+
+    @property
+    def exit_not_linked(self) -> bool:
+        return self.direction == Direction.EXIT.value
+
+
+@dataclass(frozen=True, slots=True)
 class OverstayRow:
     """Enough to act on: who, on what document, which stay, how many days over."""
 
@@ -181,15 +200,20 @@ class CrossingService:
         with self._drain_lock:
             for _ in range(limit):
                 with self._uow(read_only=True) as uow:
-                    pending = uow.outbox.pending(ADMISSION_WORK, 1)
+                    pending = uow.outbox.pending_ids(ADMISSION_WORK, 1)
                 if not pending:
                     break
-                message_id = pending[0].id
+                message_id = pending[0]
                 try:
                     in_transaction(self._uow, partial(self._process_one, message_id=message_id))
                 except Exception as exc:  # one bad message must not stop every admission
                     parked = in_transaction(
-                        self._uow, partial(self._record_failure, message_id=message_id)
+                        self._uow,
+                        partial(
+                            self._record_failure,
+                            message_id=message_id,
+                            error=type(exc).__name__,
+                        ),
                     )
                     logger.error(
                         "admission work %s failed (%s)%s",
@@ -203,8 +227,77 @@ class CrossingService:
                 done += 1
         return done
 
-    def _record_failure(self, uow: UnitOfWork, message_id: str) -> bool:
-        return uow.outbox.record_failure(message_id, PARK_AFTER_ATTEMPTS, self._clock())
+    def _record_failure(self, uow: UnitOfWork, message_id: str, error: str) -> bool:
+        """Count the failure; once the message is parked, the crossing it carries is an
+        officer's alert (the console's alerts page) and an audit event, in the same
+        transaction: an exit that was not linked to its stay must not look like an
+        overstay to anyone without a person having seen why."""
+        parked = uow.outbox.record_failure(message_id, PARK_AFTER_ATTEMPTS, self._clock())
+        if parked:
+            work = next(
+                (w for w in uow.outbox.parked(ADMISSION_WORK, 1000) if w.id == message_id), None
+            )
+            payload = work.payload if work is not None else {}
+            flight = uow.flights.get(payload.get("flight_id", ""))
+            self._audit.record(
+                uow,
+                "admission work failed",
+                "parked",
+                None,
+                "encounter",
+                payload.get("encounter_id"),
+                {
+                    "direction": flight.direction.value if flight else "unknown",
+                    "flight": payload.get("flight_id", ""),
+                    "error": error,
+                    "attempts": PARK_AFTER_ATTEMPTS,
+                },
+            )
+        return parked
+
+    # --- failed admission work: an officer's alert -------------------------------------
+    def failed_crossings(self, actor: Principal, limit: int = 200) -> list[FailedCrossing]:
+        """Crossings whose admission work was given up on: exits not linked to the stay
+        they end (the traveler would read as an overstay) and entries with no stay opened."""
+        actor.require(Permission.ALERT_READ)
+        with self._uow(read_only=True) as uow:
+            parked = uow.outbox.parked(ADMISSION_WORK, limit)
+            flights = {
+                flight_id: uow.flights.get(flight_id)
+                for flight_id in {w.payload.get("flight_id", "") for w in parked}
+            }
+        failed = []
+        for work in parked:
+            flight = flights.get(work.payload.get("flight_id", ""))
+            failed.append(
+                FailedCrossing(
+                    id=work.id,
+                    direction=flight.direction.value if flight else "unknown",
+                    flight_id=work.payload.get("flight_id", ""),
+                    flight=f"{flight.carrier} {flight.number}" if flight else "",
+                    traveler_ref=work.payload.get("traveler_id", ""),
+                    encounter_id=work.payload.get("encounter_id", ""),
+                    occurred_at=datetime.fromisoformat(work.payload["occurred_at"])
+                    if "occurred_at" in work.payload
+                    else work.created_at,
+                    attempts=work.attempts,
+                    parked_at=work.parked_at,
+                )
+            )
+        return failed
+
+    def retry_failed(self, actor: Principal, work_id: str) -> None:
+        """An officer puts failed admission work back in the queue (once its cause, such as
+        a missing key file, is fixed); the worker tries it again at once."""
+        actor.require(Permission.ADMISSION_WRITE)
+
+        def retry(uow: UnitOfWork) -> None:
+            if not uow.outbox.retry(work_id):
+                raise NotFoundError(f"no failed crossing {excerpt(work_id)} is waiting")
+            self._audit.record(uow, "admission work retry", "ok", actor, "outbox", work_id)
+            uow.after_commit(self._wake.set)
+
+        in_transaction(self._uow, retry)
 
     def _process_one(self, uow: UnitOfWork, message_id: str) -> bool:
         pending = [m for m in uow.outbox.pending(ADMISSION_WORK, 1) if m.id == message_id]

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.domain.access import Role
+from entryexit.domain.audit_checkpoints import Checkpoint, CheckpointLine
 
 if TYPE_CHECKING:
     # Types only: reading the ports (every service does) must not load the face engine.
@@ -34,6 +35,34 @@ class KeyProvider(Protocol):
     def kek(self, kek_id: str) -> bytes: ...
     def audit_key(self) -> bytes: ...
     def index_key(self) -> bytes: ...
+    def checkpoint_key(self) -> bytes:
+        """The Ed25519 seed that signs audit checkpoints (32 bytes)."""
+        ...
+
+
+class CheckpointVerifier(Protocol):
+    def verify(self, message: bytes, signature: str) -> bool:
+        """Whether the audit checkpoint key signed ``message`` (``signature`` base64)."""
+        ...
+
+
+class CheckpointSigner(CheckpointVerifier, Protocol):
+    """Signs audit checkpoints and restore statements (an asymmetric key: verifying needs only
+    the public key)."""
+
+    def sign(self, message: bytes) -> str: ...
+    def public_key_pem(self) -> str: ...
+
+
+class CheckpointStore(Protocol):
+    """Where checkpoints leave the database: an append-only file outside the data
+    directory."""
+
+    def append(self, checkpoint: Checkpoint) -> str:
+        """Add the signed checkpoint; returns the line written (it goes to the log too)."""
+        ...
+
+    def read(self) -> list[CheckpointLine]: ...
 
 
 class FaceAnalyser(Protocol):

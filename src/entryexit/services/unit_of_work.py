@@ -197,6 +197,15 @@ class AuditRepository(Protocol):
         """Why :meth:`append` would refuse now, or None."""
         ...
 
+    def lock(self) -> None:
+        """Hold the log for the rest of this (writing) transaction: other writers wait, so
+        what is read now is what the transaction extends."""
+        ...
+
+    def last(self) -> AuditEvent | None:
+        """The stored event with the highest sequence."""
+        ...
+
     def repair(self, entry: AuditEntry) -> AuditEvent:
         """Chain ``entry`` after the last stored event and sign the head there (the audited
         repair command only)."""
@@ -300,8 +309,25 @@ class OutboxMessage:
     template: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ParkedWork:
+    """A message the worker gave up on, kept for an officer (its template stays sealed)."""
+
+    id: str
+    kind: str
+    payload: dict[str, str]
+    created_at: datetime
+    attempts: int
+    parked_at: datetime
+
+
 class OutboxRepository(Protocol):
     def add(self, message: OutboxMessage) -> None: ...
+    def pending_ids(self, kind: str, limit: int) -> list[str]:
+        """Oldest first, parked ones left out, without opening any sealed template (a
+        template that cannot be opened fails the message's own work, not the queue)."""
+        ...
+
     def pending(self, kind: str, limit: int) -> list[OutboxMessage]:
         """Oldest first, parked ones left out; on PostgreSQL, rows another worker holds are
         skipped."""
@@ -321,6 +347,11 @@ class OutboxRepository(Protocol):
         ...
 
     def count_parked(self) -> int: ...
+    def parked(self, kind: str, limit: int) -> list[ParkedWork]: ...
+    def retry(self, message_id: str) -> bool:
+        """Put a parked message back in the queue (attempts from zero); False if it is not
+        parked."""
+        ...
 
 
 class RetentionRepository(Protocol):

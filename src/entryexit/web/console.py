@@ -293,7 +293,14 @@ def alerts_page(request: Request, services: ServicesDep, signed_in: SessionDep) 
         signed_in,
         alerts=open_alerts,
         dispositions=[d.value for d in Disposition],
+        failed_crossings=services.crossings.failed_crossings(signed_in.principal),
     )
+
+
+@router.post("/alerts/crossings/{work_id}/retry")
+def retry_failed_crossing(work_id: str, services: ServicesDep, signed_in: SessionDep) -> Response:
+    services.crossings.retry_failed(signed_in.principal, work_id)
+    return RedirectResponse(f"{PREFIX}/alerts?retried=1", status_code=303)
 
 
 @router.post("/alerts/{alert_id}/disposition")
@@ -362,7 +369,8 @@ def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) ->
     principal = signed_in.principal
     if not principal.can(Permission.AUDIT_READ):
         raise PermissionDeniedError("the audit trail is for auditors, supervisors and admins")
-    chain = services.audit.verify()
+    verification = services.checkpoints.verify()
+    chain = verification.chain
     head = services.audit.head()
     events = services.audit.events(after_sequence=max(0, (head[0] if head else 0) - 30))
     report = (
@@ -376,6 +384,7 @@ def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) ->
         "oversight.html",
         signed_in,
         chain=chain,
+        checkpoints=verification.checkpoints,
         events=events,
         report=report,
         policy=policy,

@@ -346,3 +346,41 @@ def test_a_message_that_keeps_failing_is_parked_and_does_not_block_the_others() 
     assert opened == {world.traveler_id("N2")}
     with world.uow(read_only=True) as uow:
         assert uow.outbox.count_parked() == 1
+
+
+def test_an_exit_that_cannot_be_linked_is_an_officers_alert_not_only_a_log_line() -> None:
+    """Issue 14: an exit whose stay could not be closed was a log line, and the traveler
+    later read as an overstay. Now, once the work is given up on, it is listed for officers
+    (the console's alerts page) and recorded in the audit log; an officer can retry it."""
+    world = World()
+    traveler_id = enter(world)
+    flight = world.boarding(
+        Direction.EXIT,
+        [traveler("N1")],
+        number="99",
+        departure=datetime(2026, 11, 30, 18, tzinfo=UTC),
+    )
+    world.captures.process(GATE, flight.id, b"face:1", "G7", "cam")
+    (message,) = world.uow.tables.outbox.values()
+    world.uow.tables.outbox[message.id] = replace(message, template=b"\x00" * 12)  # unreadable
+    for _ in range(PARK_AFTER_ATTEMPTS):
+        assert world.crossings.process_pending() == 0
+    assert only_admission(world).exited_on is None  # the stay stays open: a false overstay
+    (failed,) = world.crossings.failed_crossings(OFFICER)
+    assert failed.exit_not_linked
+    assert (failed.traveler_ref, failed.flight_id) == (traveler_id, flight.id)
+    assert failed.attempts == PARK_AFTER_ATTEMPTS
+    assert world.actions().count("admission work failed") == 1
+    with pytest.raises(PermissionDeniedError):
+        world.crossings.failed_crossings(GATE)
+    with pytest.raises(PermissionDeniedError):
+        world.crossings.retry_failed(GATE, failed.id)
+    # The cause fixed, an officer retries: the exit closes the stay, the alert is gone.
+    world.uow.tables.outbox[message.id] = message
+    world.crossings.retry_failed(OFFICER, failed.id)
+    world.crossings.wait_idle(timeout=5)
+    assert only_admission(world).exited_on is not None
+    assert world.crossings.failed_crossings(OFFICER) == []
+    assert "admission work retry" in world.actions()
+    with pytest.raises(NotFoundError):
+        world.crossings.retry_failed(OFFICER, failed.id)

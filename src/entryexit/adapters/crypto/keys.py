@@ -1,4 +1,5 @@
-"""Key providers: where the key-encryption keys (KEKs) and the audit signing key come from.
+"""Key providers: where the key-encryption keys (KEKs), the audit MAC key and the audit
+checkpoint signing key come from.
 
 * :class:`FileKeyProvider` (default): files in a key directory, readable by the owner only;
   refused if group or others can read them.
@@ -17,6 +18,7 @@ import secrets
 import stat
 from pathlib import Path
 
+from entryexit.adapters.crypto.checkpoints import new_checkpoint_seed
 from entryexit.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ KEY_BYTES = 32
 CURRENT_POINTER = "current-kek"
 AUDIT_KEY_FILE = "audit-hmac.key"
 INDEX_KEY_FILE = "index-hmac.key"
+# The Ed25519 seed that signs audit checkpoints (not the MAC key: its thief cannot sign them).
+CHECKPOINT_KEY_FILE = "audit-checkpoint.key"
 
 
 def _decode(text: str, what: str) -> bytes:
@@ -79,6 +83,16 @@ class FileKeyProvider:
     def index_key(self) -> bytes:
         return _decode(self._read(INDEX_KEY_FILE), "the document index key")
 
+    def checkpoint_key(self) -> bytes:
+        """The checkpoint signing key; a key directory made before checkpoints existed gets
+        one on first use (like every key file here: 0600, written atomically)."""
+        if self.exists() and not (self.directory / CHECKPOINT_KEY_FILE).exists():
+            self._write(CHECKPOINT_KEY_FILE, _encode(new_checkpoint_seed()))
+            logger.warning(
+                "created the audit checkpoint signing key %s", self.directory / CHECKPOINT_KEY_FILE
+            )
+        return _decode(self._read(CHECKPOINT_KEY_FILE), "the audit checkpoint key")
+
     def _write(self, name: str, text: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.directory / name
@@ -95,6 +109,7 @@ class FileKeyProvider:
         kek_id = self.new_kek()
         self._write(AUDIT_KEY_FILE, _encode(secrets.token_bytes(KEY_BYTES)))
         self._write(INDEX_KEY_FILE, _encode(secrets.token_bytes(KEY_BYTES)))
+        self._write(CHECKPOINT_KEY_FILE, _encode(new_checkpoint_seed()))
         return kek_id
 
     def new_kek(self) -> str:
@@ -114,8 +129,8 @@ class FileKeyProvider:
 
 class EnvironmentKeyProvider:
     """``ENTRYEXIT_KEK`` (``id:base64``; older ones in ``ENTRYEXIT_KEK_PREVIOUS``, comma-
-    separated, during a rotation), ``ENTRYEXIT_AUDIT_KEY`` and ``ENTRYEXIT_INDEX_KEY``
-    (base64)."""
+    separated, during a rotation), ``ENTRYEXIT_AUDIT_KEY``, ``ENTRYEXIT_INDEX_KEY`` and
+    ``ENTRYEXIT_AUDIT_CHECKPOINT_KEY`` (base64; the last is read when first needed)."""
 
     def __init__(self, environ: dict[str, str]) -> None:
         self._keks: dict[str, bytes] = {}
@@ -127,6 +142,7 @@ class EnvironmentKeyProvider:
             self._add(item, "ENTRYEXIT_KEK_PREVIOUS")
         self._audit = _decode(environ.get("ENTRYEXIT_AUDIT_KEY", ""), "ENTRYEXIT_AUDIT_KEY")
         self._index = _decode(environ.get("ENTRYEXIT_INDEX_KEY", ""), "ENTRYEXIT_INDEX_KEY")
+        self._checkpoint = environ.get("ENTRYEXIT_AUDIT_CHECKPOINT_KEY", "")
 
     def _add(self, item: str, what: str) -> str:
         kek_id, _, encoded = item.partition(":")
@@ -152,6 +168,9 @@ class EnvironmentKeyProvider:
     def index_key(self) -> bytes:
         return self._index
 
+    def checkpoint_key(self) -> bytes:
+        return _decode(self._checkpoint, "ENTRYEXIT_AUDIT_CHECKPOINT_KEY")
+
 
 class EphemeralKeyProvider:
     def __init__(self) -> None:
@@ -163,6 +182,7 @@ class EphemeralKeyProvider:
         self._kek = secrets.token_bytes(KEY_BYTES)
         self._audit = secrets.token_bytes(KEY_BYTES)
         self._index = secrets.token_bytes(KEY_BYTES)
+        self._checkpoint = new_checkpoint_seed()
 
     def current_kek(self) -> tuple[str, bytes]:
         return self._kek_id, self._kek
@@ -177,3 +197,6 @@ class EphemeralKeyProvider:
 
     def index_key(self) -> bytes:
         return self._index
+
+    def checkpoint_key(self) -> bytes:
+        return self._checkpoint

@@ -6,7 +6,13 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
-from entryexit.api.schemas import AuditEventPublic, AuditVerificationPublic
+from entryexit.api.schemas import (
+    AuditCheckpointsPublic,
+    AuditEventPublic,
+    AuditProblemPublic,
+    AuditRepairPublic,
+    AuditVerificationPublic,
+)
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -44,11 +50,33 @@ def list_events(
 
 @router.get("/verification")
 async def verify(services: ServicesDep, _caller: CallerDep) -> AuditVerificationPublic:
-    """Walk the whole chain and check the signed head."""
-    result = await run_in_threadpool(services.audit.verify)
+    """Walk the whole chain, check the signed head, and hold the log against the service's
+    signed checkpoints: every wrong event, every repair passed, and any rollback, truncation
+    or wipe (a restore acknowledged by an administrator is reported as such)."""
+    result = await run_in_threadpool(services.checkpoints.verify)
+    chain, report = result.chain, result.checkpoints
     return AuditVerificationPublic(
         ok=result.ok,
-        events=result.events,
-        first_broken_sequence=result.first_broken_sequence,
-        reason=result.reason,
+        events=chain.events,
+        first_broken_sequence=chain.first_broken_sequence,
+        reason=chain.reason,
+        problems=[AuditProblemPublic(sequence=p.sequence, reason=p.reason) for p in chain.problems],
+        problem_count=chain.problem_count,
+        repairs=[
+            AuditRepairPublic(
+                sequence=r.sequence,
+                occurred_at=r.entry.occurred_at,
+                actor_key_id=r.entry.actor_key_id,
+                details=dict(r.entry.details),
+            )
+            for r in chain.repairs
+        ],
+        checkpoints=None
+        if report is None
+        else AuditCheckpointsPublic(
+            checked=report.checked,
+            superseded=report.superseded,
+            problems=list(report.problems),
+            restores=[r.describe() for r in report.restores],
+        ),
     )

@@ -61,6 +61,12 @@ class SqlAuditRepository:
         verification by its own MAC."""
         return self._extend(self._locked_head(), entry, repairing=True)
 
+    def lock(self) -> None:
+        self._locked_head()
+
+    def last(self) -> AuditEvent | None:
+        return self._last_event()
+
     def _locked_head(self) -> AuditHeadRow | None:
         return self._session.scalar(
             select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()

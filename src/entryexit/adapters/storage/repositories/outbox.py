@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import OutboxRow
-from entryexit.services.unit_of_work import OutboxMessage
+from entryexit.services.unit_of_work import OutboxMessage, ParkedWork
 
 
 def _owner(message_id: str) -> str:
@@ -65,6 +65,16 @@ class SqlOutboxRepository:
             )
         return messages
 
+    def pending_ids(self, kind: str, limit: int) -> list[str]:
+        return list(
+            self._session.scalars(
+                select(OutboxRow.id)
+                .where(OutboxRow.kind == kind, OutboxRow.parked_at.is_(None))
+                .order_by(OutboxRow.created_at, OutboxRow.id)
+                .limit(limit)
+            )
+        )
+
     def complete(self, message_id: str, now: datetime) -> None:
         self._session.execute(delete(OutboxRow).where(OutboxRow.id == message_id))
 
@@ -92,3 +102,31 @@ class SqlOutboxRepository:
             )
             or 0
         )
+
+    def parked(self, kind: str, limit: int) -> list[ParkedWork]:
+        rows = self._session.scalars(
+            select(OutboxRow)
+            .where(OutboxRow.kind == kind, OutboxRow.parked_at.is_not(None))
+            .order_by(OutboxRow.parked_at.desc(), OutboxRow.id)
+            .limit(limit)
+        )
+        return [
+            ParkedWork(
+                row.id,
+                row.kind,
+                json.loads(row.payload),
+                row.created_at,
+                row.attempts or 0,
+                row.parked_at,
+            )
+            for row in rows
+            if row.parked_at is not None
+        ]
+
+    def retry(self, message_id: str) -> bool:
+        row = self._session.get(OutboxRow, message_id)
+        if row is None or row.parked_at is None:
+            return False
+        row.parked_at = None
+        row.attempts = 0
+        return True
