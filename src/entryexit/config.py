@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
 from typing import Annotated, Literal
 
 from platformdirs import user_config_dir, user_data_dir

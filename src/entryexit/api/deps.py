@@ -54,7 +54,9 @@ def authorize(
         source = client_address_of(request.scope, services.settings.trusted_proxies)
         blocked = limits.sign_in.blocked_for(source, now)
         if blocked > 0:
-            raise RateLimitedError("too many failed sign-ins from this address; wait", blocked)
+            raise RateLimitedError(
+                "too many failed sign-ins from this address; wait", blocked
+            ) from None
         limits.sign_in.failure(source, now)
         logger.warning("failed API authentication")
         raise
