@@ -18,6 +18,9 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Execution option naming a unit of work that writes: on SQLite it begins ``IMMEDIATE``.
 WRITE_TRANSACTION = "entryexit_write"
+# Execution option naming a read-only unit of work: the database itself refuses its writes
+# (SQLite ``PRAGMA query_only``; PostgreSQL ``SET TRANSACTION READ ONLY``).
+READ_ONLY_TRANSACTION = "entryexit_read_only"
 
 
 class _NoRowData(logging.Filter):
@@ -92,6 +95,9 @@ _POSTGRES_STORAGE = ("53", "57P", "08", "25006")
 
 def _storage_failure(context: ExceptionContext) -> None:
     """Storage that cannot write is a 503 the client may retry, never a 500."""
+    connection = context.connection
+    if connection is not None and connection.get_execution_options().get(READ_ONLY_TRANSACTION):
+        return  # a write in a read-only unit of work is a bug, not unavailable storage
     original = context.original_exception
     message = str(original).lower()
     sqlstate = getattr(original, "sqlstate", None) or ""
@@ -107,7 +113,13 @@ def _sqlite_begin(connection: Connection) -> None:
     """A writing unit of work takes the write lock when it begins (``BEGIN IMMEDIATE``):
     read-then-write transactions then queue on ``busy_timeout`` instead of failing with
     "database is locked" when two of them try to upgrade their read locks at once."""
-    write = connection.get_execution_options().get(WRITE_TRANSACTION, False)
+    options = connection.get_execution_options()
+    write = options.get(WRITE_TRANSACTION, False)
+    # A connection-wide switch, not a transaction's: set at every begin (before it: BEGIN
+    # IMMEDIATE is itself a write), so a pooled connection never carries a read-only unit of
+    # work's setting into the next one.
+    read_only = "ON" if options.get(READ_ONLY_TRANSACTION, False) else "OFF"
+    connection.exec_driver_sql(f"PRAGMA query_only={read_only}")
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
