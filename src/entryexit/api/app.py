@@ -60,10 +60,12 @@ def create_app(services: Services) -> FastAPI:
     install_problem_handlers(app)
     for module in (health, flights, documents, privacy, verifications, audit_routes, crossings):
         app.include_router(document_responses(module.router))
-    app.add_middleware(AuditAccess)
+    # Outermost last. The access log wraps the body guard, so a request refused with 413 or
+    # 408 still gets its access event.
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
         read_timeout=settings.body_read_timeout_seconds,
     )
+    app.add_middleware(AuditAccess)
     return app
