@@ -126,6 +126,21 @@ class Settings(BaseSettings):
     def resolved_key_dir(self) -> Path:
         return self.key_dir if self.key_dir is not None else default_key_dir()
 
+    def key_dir_problem(self) -> str | None:
+        """Why the key directory must not be used where it is, or None: keys inside the data
+        directory travel with every copy of it (a backup, a stolen disk image), and the
+        encryption of the data then protects nothing."""
+        keys = self.resolved_key_dir.expanduser().resolve()
+        data = self.data_dir.expanduser().resolve()
+        if keys == data or data in keys.parents:
+            return (
+                f"the key directory {keys} is inside the data directory {data}: a copy of the"
+                " data directory would carry the keys that decrypt it. Set ENTRYEXIT_KEY_DIR to"
+                f" a directory outside it (default {default_key_dir()}); ENTRYEXIT_DEV_MODE=true"
+                " allows it for development only"
+            )
+        return None
+
     @property
     def resolved_model_dir(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.data_dir / "models"

@@ -13,6 +13,12 @@ from entryexit import __version__
 from entryexit.api.audit import DOCS_ASSETS, AuditAccess
 from entryexit.api.deps import RequestLimits
 from entryexit.api.limits import BodySizeLimit
+from entryexit.api.observability import (
+    RequestObservability,
+    metrics_router,
+    observe_galleries,
+    time_engine_stages,
+)
 from entryexit.api.openapi import document_responses
 from entryexit.api.problems import install_problem_handlers
 from entryexit.api.routes import audit as audit_routes
@@ -68,4 +74,9 @@ def create_app(services: Services) -> FastAPI:
         read_timeout=settings.body_read_timeout_seconds,
     )
     app.add_middleware(AuditAccess)
+    # Outermost: the request id is set before anything logs, and every answer is counted.
+    app.add_middleware(RequestObservability)
+    app.include_router(document_responses(metrics_router()))
+    observe_galleries(services)
+    time_engine_stages(services.engine)
     return app

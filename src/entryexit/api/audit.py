@@ -72,7 +72,11 @@ class AuditAccess:
             return
         status = 500
         # The router sets scope["route"] before the endpoint runs; the use case reads it then.
-        request = RequestAudit(scope["method"], lambda: getattr(scope.get("route"), "path", None))
+        request = RequestAudit(
+            scope["method"],
+            lambda: getattr(scope.get("route"), "path", None),
+            request_id=scope.get("state", {}).get("request_id"),
+        )
 
         attempted = replaced = False
 
@@ -113,7 +117,7 @@ class AuditAccess:
         path = getattr(route, "path", None)
         path_params: dict[str, object] = scope.get("path_params") or {}
         if route is None:
-            path, path_params = _matching_endpoint(scope)  # type: ignore[assignment]
+            path, path_params = matching_endpoint(scope)  # type: ignore[assignment]
         state = scope.get("state", {})
         # Routes may opt out for requests that carry no personal data (the console's polls).
         if path is None or path in UNAUDITED or path == DOCS_ASSETS or state.get("unaudited"):
@@ -136,6 +140,7 @@ class AuditAccess:
             resource_id,
             {"status": status},
         )
+        # (The request id joins the details in AuditTrail.record, from the request context.)
 
 
 # Every endpoint's template as a pattern, to name the endpoint of a request refused before
@@ -144,7 +149,7 @@ class AuditAccess:
 _TEMPLATES = [(method, path, compile_path(path)[0]) for (method, path) in ENDPOINT_PERMISSIONS]
 
 
-def _matching_endpoint(scope: Scope) -> tuple[str | None, dict[str, str]]:
+def matching_endpoint(scope: Scope) -> tuple[str | None, dict[str, str]]:
     for method, path, pattern in _TEMPLATES:
         if method == scope.get("method"):
             found = pattern.match(scope.get("path", ""))

@@ -46,6 +46,11 @@ def authorize(
     needed = ENDPOINT_PERMISSIONS.get((request.method, path))
     limits: RequestLimits = request.app.state.limits
     now = time.monotonic()
+    if token is None:
+        # Monitoring systems (Prometheus) send a key as a bearer token more easily.
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            token = credentials.strip()
     try:
         principal = services.keys.authenticate(token)
     except AuthenticationError:

@@ -53,10 +53,13 @@ def serve(
     """Run the verification service (creating and migrating its database on first start)."""
     import uvicorn
 
-    from entryexit.bootstrap import build_services
+    from entryexit.api.observability import configure_logging
+    from entryexit.bootstrap import build_services, check_key_dir
     from entryexit.web.app import create_service_app
 
     settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    check_key_dir(settings)  # before the models load: a refusal should be quick
     services = build_services(settings)
     token = services.keys.create_first_admin()
     if token is not None:
@@ -72,8 +75,15 @@ def serve(
     scheduler = PurgeScheduler(services.purge, settings.purge_interval_seconds)
     scheduler.start()
     try:
+        # log_config=None: uvicorn keeps the logging configured above (format, level, request
+        # ids); its access log is replaced by the service's own (route templates, not paths).
         uvicorn.run(
-            create_service_app(services), host=bind_host, port=bind_port, log_level="warning"
+            create_service_app(services),
+            host=bind_host,
+            port=bind_port,
+            log_config=None,
+            log_level=settings.log_level.lower(),
+            access_log=False,
         )
     finally:
         scheduler.stop()
@@ -107,8 +117,11 @@ def init_keys(
 ) -> int:
     """Create the key-encryption key and the audit signing key (files readable by you only)."""
     from entryexit.adapters.crypto.keys import FileKeyProvider
+    from entryexit.bootstrap import check_key_dir
 
-    provider = FileKeyProvider(load_settings().resolved_key_dir)
+    settings = load_settings()
+    check_key_dir(settings)
+    provider = FileKeyProvider(settings.resolved_key_dir)
     if if_missing and provider.exists():
         typer.echo(f"keys already present in {provider.directory}")
         return 0

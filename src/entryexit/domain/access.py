@@ -16,6 +16,7 @@ class Role(StrEnum):
     WATCHLIST_MANAGER = "watchlist_manager"
     GATE = "gate"
     AUDITOR = "auditor"
+    MONITOR = "monitor"
 
 
 class Permission(StrEnum):
@@ -41,6 +42,8 @@ class Permission(StrEnum):
     ALERT_DISPOSITION = "alert:disposition"
     # Scores, traveler references and thresholds of a decision (partners see the decision).
     DECISION_DETAILS = "decision:details"
+    # Prometheus metrics: counts and timings, no personal data.
+    METRICS_READ = "metrics:read"
 
 
 # What an officer at a desk may do (people and machines alike).
@@ -77,6 +80,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and
     # learns the decision; nothing can be read back.
     Role.GATE: frozenset({Permission.CAPTURE_SUBMIT, Permission.OPT_OUT_RECORD, Permission.VERIFY}),
+    # A monitoring system's scrape key: the metrics and nothing else.
+    Role.MONITOR: frozenset({Permission.METRICS_READ}),
     Role.AUDITOR: frozenset(
         {
             Permission.FLIGHT_READ,

@@ -170,6 +170,7 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
     photo = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
     api.keys["supervisor"] = api.services.keys.create(Role.SUPERVISOR, "shift lead")[1]
     api.keys["watchlist_manager"] = api.services.keys.create(Role.WATCHLIST_MANAGER, "list")[1]
+    api.keys["monitor"] = api.services.keys.create(Role.MONITOR, "prometheus")[1]
     roles = {role.value: role for role in Role}
     for (method, path), needed in ENDPOINT_PERMISSIONS.items():
         url = path.format(**values)
