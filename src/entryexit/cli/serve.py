@@ -92,7 +92,12 @@ def serve(
 
 @keys_app.command("create")
 def create_key(
-    role: Annotated[Role, typer.Option(help="admin, officer, gate or auditor.")],
+    role: Annotated[
+        Role,
+        typer.Option(
+            help="admin, officer, supervisor, watchlist_manager, gate, auditor or monitor (metrics only)."
+        ),
+    ],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
     carrier: Annotated[
         str | None, typer.Option(help="For gate keys: the one carrier whose flights it serves.")
