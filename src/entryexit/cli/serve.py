@@ -95,7 +95,8 @@ def create_key(
     role: Annotated[
         Role,
         typer.Option(
-            help="admin, officer, supervisor, watchlist_manager, gate, auditor or monitor (metrics only)."
+            help="admin, officer, supervisor, watchlist_manager, gate, auditor or monitor"
+            " (metrics only)."
         ),
     ],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
