@@ -205,6 +205,18 @@ class _ServiceCollector(Collector):
         yield GaugeMetricFamily(
             "entryexit_audit_chain_length", "Events in the audit log.", value=head[0] if head else 0
         )
+        pool = getattr(getattr(services.uow, "engine", None), "pool", None)
+        checked_out = getattr(pool, "checkedout", None)
+        idle = getattr(pool, "checkedin", None)
+        if callable(checked_out) and callable(idle):
+            connections = GaugeMetricFamily(
+                "entryexit_db_pool_connections",
+                "Database connections of this process, in use or idle.",
+                labels=["state"],
+            )
+            connections.add_metric(["in_use"], checked_out())
+            connections.add_metric(["idle"], idle())
+            yield connections
         galleries = dict(getattr(services.galleries, "_galleries", {}))
         yield GaugeMetricFamily(
             "entryexit_galleries_loaded", "Staged galleries held in memory.", value=len(galleries)

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,22 +26,35 @@ BASE64_BLOB = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 HEX_ONLY = re.compile(r"^[0-9a-f]+$")
 
 
+@contextmanager
+def logging_restored() -> Iterator[None]:
+    """configure_logging changes process-wide state: put all of it back for other tests."""
+    names = ("", "sqlalchemy.engine", "uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = {
+        name: (list(lg.handlers), lg.level, lg.propagate, lg.disabled)
+        for name in names
+        for lg in [logging.getLogger(name)]
+    }
+    try:
+        yield
+    finally:
+        for name, (handlers, level, propagate, disabled) in saved.items():
+            target = logging.getLogger(name)
+            for handler in list(target.handlers):
+                target.removeHandler(handler)
+            for handler in handlers:
+                target.addHandler(handler)
+            target.setLevel(level)
+            target.propagate, target.disabled = propagate, disabled
+
+
 @pytest.fixture
 def json_logs() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
     stream = io.StringIO()
-    configure_logging("json", "DEBUG", stream)
-    logging.getLogger("sqlalchemy.engine").setLevel(logging.DEBUG)
-    try:
+    with logging_restored():
+        configure_logging("json", "DEBUG", stream)
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.DEBUG)
         yield stream
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
-        logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
 def log_events(stream: io.StringIO) -> list[dict[str, object]]:
@@ -129,6 +143,7 @@ def test_metrics_need_a_monitor_key_and_hold_no_personal_data(api: Api, lfw_dir:
         )
     assert re.search(r'entryexit_outbox_messages\{state="pending"\} \d', text)
     assert "entryexit_audit_chain_ok 1.0" in text
+    assert re.search(r'entryexit_db_pool_connections\{state="idle"\} [1-9]', text)
     assert re.search(r"entryexit_audit_chain_length [1-9]", text)
     assert re.search(r"entryexit_gallery_templates_loaded [1-9]", text)
     assert re.search(r"entryexit_gallery_staged_templates_count [1-9]", text)
@@ -145,10 +160,8 @@ def test_metrics_need_a_monitor_key_and_hold_no_personal_data(api: Api, lfw_dir:
 
 
 def test_uvicorn_follows_the_log_settings() -> None:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
     stream = io.StringIO()
-    try:
+    with logging_restored():
         configure_logging("json", "WARNING", stream)
         for name in ("uvicorn", "uvicorn.error"):
             target = logging.getLogger(name)
@@ -158,14 +171,8 @@ def test_uvicorn_follows_the_log_settings() -> None:
         logging.getLogger("uvicorn.error").warning("shutting down")
         logging.getLogger("uvicorn.error").info("not at this level")
         [event] = log_events(stream)
-        assert (event["logger"], event["level"], event["message"]) == (
-            "uvicorn.error",
-            "WARNING",
-            "shutting down",
-        )
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
+    assert (event["logger"], event["level"], event["message"]) == (
+        "uvicorn.error",
+        "WARNING",
+        "shutting down",
+    )
