@@ -193,6 +193,8 @@ def _gate_during_manifest() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="bench-gate-"))
     settings = Settings(
         data_dir=scratch,
+        # Keys outside the data directory, as the service requires (and not the user's own).
+        key_dir=Path(tempfile.mkdtemp(prefix="bench-gate-keys-")),
         database_url=f"sqlite+pysqlite:///{scratch / 'entryexit.db'}",
         gate_requests_per_second=1000,
         gate_burst=1000,

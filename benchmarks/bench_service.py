@@ -51,6 +51,8 @@ def start_service(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     env = {
         **os.environ,
         "ENTRYEXIT_DATA_DIR": str(data_dir),
+        # Keys outside the data directory, as the service requires (and not the user's own).
+        "ENTRYEXIT_KEY_DIR": str(data_dir.parent / f"{data_dir.name}-keys"),
         "ENTRYEXIT_MODEL_DIR": str(Settings().resolved_model_dir),
         "ENTRYEXIT_PORT": str(port),
     }

@@ -20,11 +20,15 @@ _ORIGINAL_MODEL_DIR = Settings().resolved_model_dir
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No test sees the developer's ENTRYEXIT_* settings; each gets its own data dir."""
+    """No test sees the developer's ENTRYEXIT_* settings; each gets its own data and key
+    directories."""
     for name in list(os.environ):
         if name.startswith("ENTRYEXIT_") and not name.startswith("ENTRYEXIT_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ENTRYEXIT_DATA_DIR", str(tmp_path / "data"))
+    # The default key directory (the user's config directory) is per test too, and outside
+    # the data directory, as in production.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("ENTRYEXIT_MODEL_DIR", str(installed_model_dir_path()))
     return
 

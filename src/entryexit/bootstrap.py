@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,11 @@ from entryexit.adapters.crypto.keys import (
 )
 from entryexit.adapters.crypto.trust import load_trusted_cscas
 from entryexit.adapters.search.faiss_index import build_index
-from entryexit.adapters.storage.database import create_database_engine, migrate
+from entryexit.adapters.storage.database import (
+    create_database_engine,
+    migrate,
+    owner_only_directory,
+)
 from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.biometrics import EngineSettings, FaceEngine, QualityThresholds
 from entryexit.biometrics.decode import DecodeLimits
@@ -53,6 +58,8 @@ from entryexit.services.thresholds import OperatingThresholds
 from entryexit.services.unit_of_work import BoardQueries, ReportQueries, UnitOfWorkFactory
 from entryexit.services.verification import VerificationService
 from entryexit.services.watchlist import WatchlistService
+
+logger = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -95,23 +102,44 @@ def build_key_provider(settings: Settings) -> KeyProvider:
     only an explicit development mode runs, on throw-away keys."""
     if os.environ.get("ENTRYEXIT_KEK"):
         return EnvironmentKeyProvider(dict(os.environ))
+    check_key_dir(settings)
     files = FileKeyProvider(settings.resolved_key_dir)
     if files.exists():
         return files
     if settings.dev_mode:
         return EphemeralKeyProvider()
+    old_default = settings.data_dir / "keys"
+    moved = (
+        f" (keys found in {old_default}, the old default inside the data directory: move them"
+        f" with `mv {old_default} {settings.resolved_key_dir}`)"
+        if (old_default / "current-kek").is_file()
+        else ""
+    )
     raise ConfigurationError(
-        f"no key-encryption key in {settings.resolved_key_dir}: create one with"
+        f"no key-encryption key in {settings.resolved_key_dir}{moved}: create one with"
         " `entryexit keys init` (or set ENTRYEXIT_KEK; ENTRYEXIT_DEV_MODE=true for throw-away"
         " development keys)"
     )
+
+
+def check_key_dir(settings: Settings) -> None:
+    """Refuse a key directory inside the data directory (allowed, with a warning, in
+    development mode)."""
+    if os.environ.get("ENTRYEXIT_KEK"):
+        return  # keys from the environment: no key directory is used
+    problem = settings.key_dir_problem()
+    if problem is None:
+        return
+    if not settings.dev_mode:
+        raise ConfigurationError(problem)
+    logger.warning("development mode: %s", problem.split(":")[0])
 
 
 def build_database(settings: Settings, keys: KeyProvider | None = None) -> SqlUnitOfWorkFactory:
     """Open (creating and migrating if needed) the configured database."""
     resolved_keys = keys if keys is not None else build_key_provider(settings)
     if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        owner_only_directory(settings.data_dir)
     engine = create_database_engine(settings.resolved_database_url)
     migrate(engine)
     database = SqlUnitOfWorkFactory(engine, resolved_keys)

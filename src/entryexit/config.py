@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated, Literal
 
-from platformdirs import user_data_dir
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from platformdirs import user_config_dir, user_data_dir
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from entryexit.domain.throttle import Network, parse_networks
+from entryexit.errors import InvalidInputError
 
 # Settings import no model code (reading them must stay cheap: ``entryexit --help``), so the
 # engine's defaults are repeated here; a unit test holds them equal to the engine's own.
@@ -32,6 +36,12 @@ class QualitySettings(BaseModel):
 
 def _default_data_dir() -> Path:
     return Path(user_data_dir("entryexit", appauthor=False))
+
+
+def default_key_dir() -> Path:
+    """Outside the data directory by default: a copy of the data directory (a backup, a
+    stolen disk image) must not carry the keys that decrypt it."""
+    return Path(user_config_dir("entryexit", appauthor=False)) / "keys"
 
 
 class Settings(BaseSettings):
@@ -74,6 +84,12 @@ class Settings(BaseSettings):
     gate_burst: float = Field(default=40.0, ge=1)
     sign_in_failures_before_block: int = Field(default=20, ge=1)
     sign_in_block_seconds: float = Field(default=60.0, gt=0)
+    # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed. Empty: the header is
+    # ignored and the TCP peer is the client (a client could otherwise claim any address).
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
+    # Logs: "text" for a terminal, "json" (one event per line) for a log pipeline.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     quality: QualitySettings = Field(default_factory=QualitySettings)
     # The console: sessions end after this long without a request; accounts lock for 15
     # minutes after this many wrong passwords in a row.
@@ -89,6 +105,21 @@ class Settings(BaseSettings):
     opencv_threads: int = Field(default=1, ge=0)
     flip_augmentation: bool = True
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return parse_networks(value)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -97,7 +128,22 @@ class Settings(BaseSettings):
 
     @property
     def resolved_key_dir(self) -> Path:
-        return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+        return self.key_dir if self.key_dir is not None else default_key_dir()
+
+    def key_dir_problem(self) -> str | None:
+        """Why the key directory must not be used where it is, or None: keys inside the data
+        directory travel with every copy of it (a backup, a stolen disk image), and the
+        encryption of the data then protects nothing."""
+        keys = self.resolved_key_dir.expanduser().resolve()
+        data = self.data_dir.expanduser().resolve()
+        if keys == data or data in keys.parents:
+            return (
+                f"the key directory {keys} is inside the data directory {data}: a copy of the"
+                " data directory would carry the keys that decrypt it. Set ENTRYEXIT_KEY_DIR to"
+                f" a directory outside it (default {default_key_dir()}); ENTRYEXIT_DEV_MODE=true"
+                " allows it for development only"
+            )
+        return None
 
     @property
     def resolved_audit_checkpoint_file(self) -> Path:

@@ -192,8 +192,9 @@ def test_keys_init_rotate_and_audit_verify(
     run_cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ENTRYEXIT_DATA_DIR", str(tmp_path / "data"))
-    key_dir = tmp_path / "data" / "keys"
+    key_dir = tmp_path / "config" / "entryexit" / "keys"  # outside the data directory
     assert run_cli("keys", "init").returncode == 0
+    assert key_dir.stat().st_mode & 0o777 == 0o700
     assert {p.stat().st_mode & 0o777 for p in key_dir.iterdir()} == {0o600}
     assert run_cli("keys", "init").returncode == 2  # never overwrites keys
     assert run_cli("keys", "init", "--if-missing").returncode == 0
@@ -217,7 +218,7 @@ def test_world_readable_keys_and_missing_keys_are_refused(
     assert missing.returncode == 2
     assert "entryexit keys init" in missing.stderr
     assert run_cli("keys", "init").returncode == 0
-    (tmp_path / "data" / "keys" / "audit-hmac.key").chmod(0o644)
+    (tmp_path / "config" / "entryexit" / "keys" / "audit-hmac.key").chmod(0o644)
     refused = run_cli("audit", "verify")
     assert refused.returncode == 2
     assert "chmod 600" in refused.stderr
@@ -371,3 +372,18 @@ def test_report_overstays_prints_csv_or_json_and_refuses_bad_dates(
     assert report["as_of"] == "2030-01-01"
     assert report["in_country"] == report["out_of_country"] == []
     assert run_cli("report", "overstays", "--as-of", "someday").returncode == 2
+
+
+def test_keys_inside_the_data_directory_are_refused(
+    run_cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENTRYEXIT_KEY_DIR", str(tmp_path / "data" / "keys"))
+    for command in (
+        ("keys", "init"),
+        ("serve",),
+        ("keys", "create", "--role", "admin", "--name", "x"),
+    ):
+        refused = run_cli(*command)
+        assert refused.returncode == 2, command
+        assert "inside the data directory" in refused.stderr
+    assert not (tmp_path / "data" / "keys").exists()

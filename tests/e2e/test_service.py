@@ -8,9 +8,12 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,10 +29,26 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass
+class Served:
+    base: str
+    token: str
+    data_dir: Path
+    output: list[str]  # everything the process wrote (stdout and stderr), as it arrives
+
+    def __iter__(self) -> Iterator[Any]:  # base, token, data_dir = served
+        return iter((self.base, self.token, self.data_dir))
+
+
 @pytest.fixture
-def served(tmp_path: Path, model_dir: Path) -> Iterator[tuple[str, str, Path]]:
+def served(tmp_path: Path, model_dir: Path) -> Iterator[Served]:
     port = free_port()
-    env = {**os.environ, "ENTRYEXIT_DATA_DIR": str(tmp_path / "data"), "ENTRYEXIT_PORT": str(port)}
+    env = {
+        **os.environ,
+        "ENTRYEXIT_DATA_DIR": str(tmp_path / "data"),
+        "ENTRYEXIT_PORT": str(port),
+        "ENTRYEXIT_LOG_FORMAT": "json",
+    }
     initialised = subprocess.run(
         [sys.executable, "-m", "entryexit", "keys", "init", "--if-missing"],
         env=env,
@@ -46,15 +65,22 @@ def served(tmp_path: Path, model_dir: Path) -> Iterator[tuple[str, str, Path]]:
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    try:
+    lines: list[str] = []
+    started = threading.Event()
+
+    def drain() -> None:
+        # Read everything, always: a full pipe would block the service's next log line.
         assert process.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
+        for line in process.stdout:
             lines.append(line)
             if "EntryExit on" in line:
-                break
+                started.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        assert started.wait(60), "".join(lines)
         token = next(m.group(0) for text in lines if (m := re.search(r"eex_\w+_[\w-]+", text)))
         while time.monotonic() < deadline:
             try:
@@ -62,15 +88,34 @@ def served(tmp_path: Path, model_dir: Path) -> Iterator[tuple[str, str, Path]]:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield base, token, tmp_path / "data"
+        yield Served(base, token, tmp_path / "data", lines)
     finally:
         process.terminate()
         process.wait(timeout=20)
+        reader.join(timeout=5)
         if process.stdout is not None:
             process.stdout.close()
 
 
-def test_serve_creates_its_database_and_one_admin_key(served: tuple[str, str, Path]) -> None:
+def test_the_service_logs_json_with_request_ids_and_uvicorn_follows(served: Served) -> None:
+    answer = httpx.get(
+        f"{served.base}/v1/flights/nope",
+        headers={"X-API-Key": served.token, "X-Request-ID": "e2e-7"},
+        timeout=10,
+    )
+    assert answer.headers["x-request-id"] == "e2e-7"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any("e2e-7" in line for line in served.output):
+        time.sleep(0.05)
+    events = [json.loads(line) for line in served.output if line.startswith("{")]
+    assert any(e["logger"].startswith("uvicorn") for e in events)  # uvicorn's own, as JSON
+    [request] = [e for e in events if e.get("request_id") == "e2e-7"]
+    assert request["http"]["route"] == "/v1/flights/{flight_id}"
+    assert request["http"]["status"] == 404
+    assert "nope" not in json.dumps(request)  # route templates, never paths
+
+
+def test_serve_creates_its_database_and_one_admin_key(served: Served) -> None:
     base, token, data_dir = served
     assert (data_dir / "entryexit.db").is_file()
     assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
@@ -82,7 +127,7 @@ def test_serve_creates_its_database_and_one_admin_key(served: tuple[str, str, Pa
 
 
 def test_keys_create_prints_a_working_key_once(
-    served: tuple[str, str, Path],
+    served: Served,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

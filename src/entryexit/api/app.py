@@ -13,6 +13,12 @@ from entryexit import __version__
 from entryexit.api.audit import DOCS_ASSETS, AuditAccess
 from entryexit.api.deps import RequestLimits
 from entryexit.api.limits import BodySizeLimit
+from entryexit.api.observability import (
+    RequestObservability,
+    metrics_router,
+    observe_galleries,
+    time_engine_stages,
+)
 from entryexit.api.openapi import document_responses
 from entryexit.api.problems import install_problem_handlers
 from entryexit.api.routes import audit as audit_routes
@@ -85,10 +91,17 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
         crossings,
     ):
         app.include_router(document_responses(module.router))
-    app.add_middleware(AuditAccess)
+    # Outermost last. The access log wraps the body guard, so a request refused with 413 or
+    # 408 still gets its access event.
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
         read_timeout=settings.body_read_timeout_seconds,
     )
+    app.add_middleware(AuditAccess)
+    # Outermost: the request id is set before anything logs, and every answer is counted.
+    app.add_middleware(RequestObservability)
+    app.include_router(document_responses(metrics_router()))
+    observe_galleries(services)
+    time_engine_stages(services.engine)
     return app

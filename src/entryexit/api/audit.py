@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
+from entryexit.bootstrap import Services
 from entryexit.domain.access import Permission, Principal
 from entryexit.errors import (
     AuditLogUntrustedError,
+    EntryExitError,
     StorageUnavailableError,
 )
 from entryexit.services.audit import RequestAudit, reset_current_request, set_current_request
@@ -32,6 +35,21 @@ DOCS_ASSETS = "/api-docs-assets"
 INVESTIGATION = {
     path for (_, path), needed in ENDPOINT_PERMISSIONS.items() if needed == Permission.AUDIT_READ
 }
+
+
+# The body guard refuses before the key is checked (the body is read first): the access
+# event still names the key that sent it, if it is a valid one.
+REFUSED_BODY = (408, 413)
+
+
+def _key_holder(services: Services, scope: Scope) -> Principal | None:
+    token = dict(scope.get("headers") or []).get(b"x-api-key")
+    if token is None:
+        return None
+    try:
+        return services.keys.authenticate(token.decode("latin-1"))
+    except EntryExitError:
+        return None
 
 
 def outcome_of(status: int) -> str:
@@ -54,7 +72,11 @@ class AuditAccess:
             return
         status = 500
         # The router sets scope["route"] before the endpoint runs; the use case reads it then.
-        request = RequestAudit(scope["method"], lambda: getattr(scope.get("route"), "path", None))
+        request = RequestAudit(
+            scope["method"],
+            lambda: getattr(scope.get("route"), "path", None),
+            request_id=scope.get("state", {}).get("request_id"),
+        )
 
         attempted = replaced = False
 
@@ -93,19 +115,22 @@ class AuditAccess:
     async def _record(self, scope: Scope, status: int) -> None:
         route = scope.get("route")
         path = getattr(route, "path", None)
+        path_params: dict[str, object] = scope.get("path_params") or {}
+        if route is None:
+            path, path_params = matching_endpoint(scope)  # type: ignore[assignment]
         state = scope.get("state", {})
         # Routes may opt out for requests that carry no personal data (the console's polls).
         if path is None or path in UNAUDITED or path == DOCS_ASSETS or state.get("unaudited"):
             return
         principal = state.get("principal")
+        services = scope["app"].state.services
+        if principal is None and status in REFUSED_BODY:
+            principal = await run_in_threadpool(_key_holder, services, scope)
         # Only opaque identifiers: document numbers in a path are personal data, not logged.
         identifiers = {
-            name: str(value)
-            for name, value in (scope.get("path_params") or {}).items()
-            if name.endswith("_id")
+            name: str(value) for name, value in path_params.items() if name.endswith("_id")
         }
         resource_type, resource_id = next(iter(identifiers.items()), (None, None))
-        services = scope["app"].state.services
         await run_in_threadpool(
             services.audit.record_alone,
             f"{scope['method']} {path}",
@@ -115,3 +140,19 @@ class AuditAccess:
             resource_id,
             {"status": status},
         )
+        # (The request id joins the details in AuditTrail.record, from the request context.)
+
+
+# Every endpoint's template as a pattern, to name the endpoint of a request refused before
+# routing (the body-size guard's 413 on a declared length): its access event still says
+# which endpoint was asked for.
+_TEMPLATES = [(method, path, compile_path(path)[0]) for (method, path) in ENDPOINT_PERMISSIONS]
+
+
+def matching_endpoint(scope: Scope) -> tuple[str | None, dict[str, str]]:
+    for method, path, pattern in _TEMPLATES:
+        if method == scope.get("method"):
+            found = pattern.match(scope.get("path", ""))
+            if found is not None:
+                return path, found.groupdict()
+    return None, {}

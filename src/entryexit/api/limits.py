@@ -16,6 +16,25 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.problems import MEDIA_TYPE, PROBLEM_TYPE_BASE
+from entryexit.domain.throttle import Network, client_address
+
+
+def client_address_of(scope: Scope, trusted_proxies: tuple[Network, ...]) -> str:
+    """The client's address for per-address limits: ``X-Forwarded-For`` counts only when the
+    TCP peer is a trusted proxy (``ENTRYEXIT_TRUSTED_PROXIES``), see
+    :func:`entryexit.domain.throttle.client_address`."""
+    client = scope.get("client")
+    peer = client[0] if client else None
+    forwarded = (
+        [
+            value.decode("latin-1")
+            for name, value in scope.get("headers") or []
+            if name == b"x-forwarded-for"
+        ]
+        if trusted_proxies
+        else []
+    )
+    return client_address(peer, forwarded, trusted_proxies)
 
 
 class _RefusedBodyError(Exception):

@@ -15,6 +15,7 @@ PUBLIC: Final = "public"
 ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): Permission.METRICS_READ,
     ("POST", "/v1/flights"): Permission.FLIGHT_CREATE,
     ("GET", "/v1/flights/{flight_id}"): Permission.FLIGHT_READ,
     ("PUT", "/v1/flights/{flight_id}/manifest"): Permission.MANIFEST_WRITE,

@@ -51,10 +51,13 @@ def serve(
     admissions recorded, and it exits 0."""
     import uvicorn
 
-    from entryexit.bootstrap import build_services
+    from entryexit.api.observability import configure_logging
+    from entryexit.bootstrap import build_services, check_key_dir
     from entryexit.web.app import create_service_app
 
     settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    check_key_dir(settings)  # before the models load: a refusal should be quick
     services = build_services(settings)
     token = services.keys.create_first_admin()
     if token is not None:
@@ -71,11 +74,15 @@ def serve(
     scheduler = PurgeScheduler(services.purge, settings.purge_interval_seconds)
     if jobs:
         scheduler.start()
+    # log_config=None: uvicorn keeps the logging configured above (format, level, request
+    # ids); its access log is replaced by the service's own (route templates, not paths).
     config = uvicorn.Config(
         app,
         host=bind_host,
         port=bind_port,
-        log_level="warning",
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        access_log=False,
         timeout_graceful_shutdown=shutdown_timeout,
     )
     try:
@@ -117,7 +124,13 @@ def draining_server(config: uvicorn.Config, app: FastAPI, drain_seconds: float) 
 
 @keys_app.command("create")
 def create_key(
-    role: Annotated[Role, typer.Option(help="admin, officer, gate or auditor.")],
+    role: Annotated[
+        Role,
+        typer.Option(
+            help="admin, officer, supervisor, watchlist_manager, gate, auditor or monitor"
+            " (metrics only)."
+        ),
+    ],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
     carrier: Annotated[
         str | None, typer.Option(help="For gate keys: the one carrier whose flights it serves.")
@@ -142,8 +155,11 @@ def init_keys(
 ) -> int:
     """Create the key-encryption key and the audit signing key (files readable by you only)."""
     from entryexit.adapters.crypto.keys import FileKeyProvider
+    from entryexit.bootstrap import check_key_dir
 
-    provider = FileKeyProvider(load_settings().resolved_key_dir)
+    settings = load_settings()
+    check_key_dir(settings)
+    provider = FileKeyProvider(settings.resolved_key_dir)
     if if_missing and provider.exists():
         typer.echo(f"keys already present in {provider.directory}")
         return 0

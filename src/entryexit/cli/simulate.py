@@ -33,7 +33,9 @@ def in_process_server() -> Iterator[tuple[str, str]]:
         base = load_settings()
         settings = base.model_copy(
             update={
-                "data_dir": Path(scratch),
+                # Scratch keys beside (never inside) the scratch data, and never the user's own.
+                "data_dir": Path(scratch) / "data",
+                "key_dir": Path(scratch) / "keys",
                 "database_url": None,
                 "model_dir": base.resolved_model_dir,
             }

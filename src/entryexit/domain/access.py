@@ -16,6 +16,7 @@ class Role(StrEnum):
     WATCHLIST_MANAGER = "watchlist_manager"
     GATE = "gate"
     AUDITOR = "auditor"
+    MONITOR = "monitor"
 
 
 class Permission(StrEnum):
@@ -44,6 +45,8 @@ class Permission(StrEnum):
     # Fingerprints are an officer-side step: a gate asking for prints would reveal why.
     FINGERPRINT_ENROL = "fingerprint:enrol"
     FINGERPRINT_VERIFY = "fingerprint:verify"
+    # Prometheus metrics: counts and timings, no personal data.
+    METRICS_READ = "metrics:read"
 
 
 # What an officer at a desk may do (people and machines alike).
@@ -82,6 +85,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and
     # learns the decision; nothing can be read back.
     Role.GATE: frozenset({Permission.CAPTURE_SUBMIT, Permission.OPT_OUT_RECORD, Permission.VERIFY}),
+    # A monitoring system's scrape key: the metrics and nothing else.
+    Role.MONITOR: frozenset({Permission.METRICS_READ}),
     Role.AUDITOR: frozenset(
         {
             Permission.FLIGHT_READ,

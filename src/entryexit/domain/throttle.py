@@ -1,9 +1,17 @@
-"""Rate limits: a token bucket per key, and a lock-out after repeated failed sign-ins."""
+"""Rate limits: a token bucket per API key for authenticated traffic, a lock-out per client
+address for unauthenticated traffic (failed sign-ins), and who "the client" is behind proxies.
+
+The two never share a budget: a noisy neighbour behind the same NAT or load balancer can use
+up its address's allowance of failures, but never a gate's key.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from dataclasses import dataclass
+
+from entryexit.errors import InvalidInputError
 
 
 @dataclass(slots=True)
@@ -39,6 +47,10 @@ class FailureLockout:
     """After ``limit`` failures within ``window`` seconds, a source is refused for ``block``
     seconds (without its credentials being checked)."""
 
+    # Sources are remembered only while they matter; past this many, stale ones are dropped
+    # (an attacker with many addresses must not grow the tables without bound).
+    MAX_SOURCES = 100_000
+
     def __init__(self, limit: int, window: float, block: float) -> None:
         self.limit = limit
         self.window = window
@@ -54,6 +66,8 @@ class FailureLockout:
 
     def failure(self, source: str, now: float) -> None:
         with self._lock:
+            if len(self._failures) + len(self._blocked_until) > self.MAX_SOURCES:
+                self._forget_stale(now)
             recent = [t for t in self._failures.get(source, []) if now - t < self.window]
             recent.append(now)
             if len(recent) >= self.limit:
@@ -64,3 +78,68 @@ class FailureLockout:
     def success(self, source: str) -> None:
         with self._lock:
             self._failures.pop(source, None)
+
+    def _forget_stale(self, now: float) -> None:
+        self._failures = {
+            source: times
+            for source, times in self._failures.items()
+            if times and now - times[-1] < self.window
+        }
+        self._blocked_until = {
+            source: until for source, until in self._blocked_until.items() if until > now
+        }
+        if len(self._failures) + len(self._blocked_until) > self.MAX_SOURCES:
+            self._failures.clear()  # still too many live ones: forget counts, keep blocks
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``"10.0.0.0/8, 127.0.0.1"`` -> networks (a bare address is a /32 or /128)."""
+    networks: list[Network] = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise InvalidInputError(f"{part!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "192.0.2.1:443"
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(peer: str | None, forwarded_for: list[str], trusted: tuple[Network, ...]) -> str:
+    """Who the client is, for per-address limits.
+
+    The TCP peer, unless it is a trusted proxy: then the ``X-Forwarded-For`` hops are read
+    from the right (each proxy appends the address it saw) and the first hop that is not a
+    trusted proxy is the client. Whatever lies left of it was written by the client itself
+    and is never believed. A hop that is not an address ends the walk at the last trusted
+    proxy (it can only have been written by a client)."""
+    address = _address(peer) if peer else None
+    if address is None:
+        return peer or "unknown"
+    hops = [hop for header in forwarded_for for hop in header.split(",") if hop.strip()]
+    current = address
+    while any(current in network for network in trusted) and hops:
+        previous = _address(hops.pop())
+        if previous is None:
+            break
+        current = previous
+    return str(current)

@@ -63,6 +63,8 @@ class RequestAudit:
     method: str
     route_of: Callable[[], str | None] = lambda: None
     recorded: bool = False
+    # The id the request carries in logs (X-Request-ID): joins an audit event to its log lines.
+    request_id: str | None = None
 
     @property
     def route(self) -> str | None:
@@ -119,6 +121,8 @@ class AuditTrail:
         if request is not None:
             if request.route is not None:
                 recorded.setdefault("request", f"{request.method} {request.route}")
+            if request.request_id is not None:
+                recorded.setdefault("request_id", request.request_id)
             uow.after_commit(request.mark_recorded)
         return uow.audit.append(
             self._entry(

@@ -170,6 +170,7 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
     photo = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
     api.keys["supervisor"] = api.services.keys.create(Role.SUPERVISOR, "shift lead")[1]
     api.keys["watchlist_manager"] = api.services.keys.create(Role.WATCHLIST_MANAGER, "list")[1]
+    api.keys["monitor"] = api.services.keys.create(Role.MONITOR, "prometheus")[1]
     roles = {role.value: role for role in Role}
     for (method, path), needed in ENDPOINT_PERMISSIONS.items():
         url = path.format(**values)
@@ -245,8 +246,13 @@ def test_gate_keys_are_rate_limited_and_failed_sign_ins_lock_out(
         for _ in range(3):
             bad = built.client.get("/v1/flights/x", headers={"X-API-Key": "eex_000000000000_x"})
             assert bad.status_code == 401
-        locked = built.client.get("/v1/flights/x", headers=built.headers("officer"))
+        locked = built.client.get("/v1/flights/x", headers={"X-API-Key": "eex_000000000000_y"})
         assert_problem(locked, 429, "rate-limited")
+        # The address is locked out for unauthenticated requests only: a valid key from the
+        # same address is limited by its own key's budget, not by its neighbours' failures.
+        assert (
+            built.client.get("/v1/flights/x", headers=built.headers("officer")).status_code == 404
+        )
     finally:
         built.client.close()
         services.uow.engine.dispose()  # type: ignore[attr-defined]

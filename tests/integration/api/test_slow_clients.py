@@ -78,6 +78,12 @@ def test_a_trickled_body_is_answered_408(server: tuple[Api, int]) -> None:
     assert b"application/problem+json" in answer
     assert b"urn:entryexit:problem:request-timeout" in answer
     assert elapsed < 3 * TIMEOUT + 1
+    # The refused request is still an access event (the body guard is inside the audit).
+    events = api.services.audit.events(0, 1000)
+    refused = [e.entry for e in events if e.entry.action == "POST /v1/flights"]
+    assert [(e.outcome, e.details["status"], e.actor_role) for e in refused] == [
+        ("rejected", 408, "officer")
+    ]
 
 
 def test_a_body_sent_in_time_is_answered_as_usual(server: tuple[Api, int]) -> None:

@@ -95,6 +95,7 @@ class FileKeyProvider:
 
     def _write(self, name: str, text: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.directory.chmod(0o700)  # an existing directory too: its listing names the keys
         path = self.directory / name
         temporary = path.with_suffix(".tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, ExceptionContext, create_engine, event
+from sqlalchemy import Connection, Engine, ExceptionContext, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +21,9 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Execution option naming a unit of work that writes: on SQLite it begins ``IMMEDIATE``.
 WRITE_TRANSACTION = "entryexit_write"
+# Execution option naming a read-only unit of work: the database itself refuses its writes
+# (SQLite ``PRAGMA query_only``; PostgreSQL ``SET TRANSACTION READ ONLY``).
+READ_ONLY_TRANSACTION = "entryexit_read_only"
 
 
 class _NoRowData(logging.Filter):
@@ -47,6 +53,13 @@ def create_database_engine(url: str) -> Engine:
     _silence_row_logging()
     try:
         if url.startswith("sqlite"):
+            database_file = make_url(url).database
+            if (
+                database_file
+                and database_file != ":memory:"
+                and not database_file.startswith("file:")
+            ):
+                owner_only_database(Path(database_file))
             engine = create_engine(
                 url,
                 connect_args={"check_same_thread": False, "timeout": 30},
@@ -63,6 +76,42 @@ def create_database_engine(url: str) -> Engine:
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise ConfigurationError(f"cannot use database URL ({type(exc).__name__})") from exc
     return engine
+
+
+OWNER_ONLY_DIRECTORY = 0o700
+OWNER_ONLY_FILE = 0o600
+
+
+def owner_only_directory(path: Path) -> None:
+    """Create ``path`` readable by its owner only, or tighten it if it is wider (the data
+    directory holds the database: nobody else on the machine has any business in it)."""
+    path.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIRECTORY)
+    _tighten(path, OWNER_ONLY_DIRECTORY)
+
+
+def owner_only_database(path: Path) -> None:
+    """The SQLite database file created 0600 before SQLite opens it; SQLite gives its -wal
+    and -shm files the database file's mode. Existing wider files are tightened. (A missing
+    parent is created owner-only; an existing one is the operator's: it may be shared.)"""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIRECTORY)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY_FILE))
+    for companion in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        if companion.exists():
+            _tighten(companion, OWNER_ONLY_FILE)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    current = stat.S_IMODE(path.stat().st_mode)
+    if current & ~mode:
+        try:
+            path.chmod(mode)
+        except PermissionError:
+            raise ConfigurationError(
+                f"{path} is accessible to others (mode {current:o}) and cannot be changed;"
+                f" run `chmod {mode:o} {path}`"
+            ) from None
+        logger.warning("%s was accessible to others (mode %o); now %o", path, current, mode)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -92,6 +141,9 @@ _POSTGRES_STORAGE = ("53", "57P", "08", "25006")
 
 def _storage_failure(context: ExceptionContext) -> None:
     """Storage that cannot write is a 503 the client may retry, never a 500."""
+    connection = context.connection
+    if connection is not None and connection.get_execution_options().get(READ_ONLY_TRANSACTION):
+        return  # a write in a read-only unit of work is a bug, not unavailable storage
     original = context.original_exception
     message = str(original).lower()
     sqlstate = getattr(original, "sqlstate", None) or ""
@@ -107,7 +159,13 @@ def _sqlite_begin(connection: Connection) -> None:
     """A writing unit of work takes the write lock when it begins (``BEGIN IMMEDIATE``):
     read-then-write transactions then queue on ``busy_timeout`` instead of failing with
     "database is locked" when two of them try to upgrade their read locks at once."""
-    write = connection.get_execution_options().get(WRITE_TRANSACTION, False)
+    options = connection.get_execution_options()
+    write = options.get(WRITE_TRANSACTION, False)
+    # A connection-wide switch, not a transaction's: set at every begin (before it: BEGIN
+    # IMMEDIATE is itself a write), so a pooled connection never carries a read-only unit of
+    # work's setting into the next one.
+    read_only = "ON" if options.get(READ_ONLY_TRANSACTION, False) else "OFF"
+    connection.exec_driver_sql(f"PRAGMA query_only={read_only}")
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 

@@ -11,7 +11,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from entryexit.adapters.storage.audit_macs import mac_legacy_events
-from entryexit.adapters.storage.database import WRITE_TRANSACTION, session_factory
+from entryexit.adapters.storage.database import (
+    READ_ONLY_TRANSACTION,
+    WRITE_TRANSACTION,
+    session_factory,
+)
 from entryexit.adapters.storage.queries.boards import SqlBoardQueries
 from entryexit.adapters.storage.queries.reports import SqlReportQueries
 from entryexit.adapters.storage.repositories.access import SqlAccessRepository
@@ -81,8 +85,13 @@ class SqlUnitOfWork:
         session = self._sessions()
         # The begin event (``database.py``) takes SQLite's write lock at once for a writing
         # unit of work, so its reads and writes are one serialisable step.
-        options = {} if self._read_only else {WRITE_TRANSACTION: True}
-        session.connection(execution_options=options)
+        options: dict[str, object] = (
+            {READ_ONLY_TRANSACTION: True} if self._read_only else {WRITE_TRANSACTION: True}
+        )
+        connection = session.connection(execution_options=options)
+        if self._read_only and connection.dialect.name == "postgresql":
+            # The first statement of the transaction; a write then fails with 25006.
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
         sealer = self._sealer
         self._session = session
         self.flights = SqlFlightRepository(session, sealer)

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from entryexit.adapters.storage.database import READ_ONLY_TRANSACTION
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import OutboxRow
 from entryexit.services.unit_of_work import OutboxMessage, ParkedWork
@@ -46,13 +47,18 @@ class SqlOutboxRepository:
         )
 
     def pending(self, kind: str, limit: int) -> list[OutboxMessage]:
-        rows = self._session.scalars(
+        query = (
             select(OutboxRow)
             .where(OutboxRow.kind == kind, OutboxRow.parked_at.is_(None))
             .order_by(OutboxRow.created_at, OutboxRow.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
+        )
+        # A read-only unit of work only looks (PostgreSQL refuses row locks in a read-only
+        # transaction); the writer that takes the message locks it.
+        options = self._session.connection().get_execution_options()
+        if not options.get(READ_ONLY_TRANSACTION, False):
+            query = query.with_for_update(skip_locked=True)
+        rows = self._session.scalars(query).all()
         messages = []
         for row in rows:
             template = None

@@ -1,0 +1,119 @@
+"""Rate limits a noisy neighbour cannot turn against gates: unauthenticated traffic is limited
+per client address, authenticated traffic per key, and the client address comes from
+X-Forwarded-For only when a trusted proxy says so."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from ipaddress import ip_network
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from entryexit.api.app import create_app
+from entryexit.biometrics import FaceEngine
+from entryexit.bootstrap import Services
+from entryexit.config import Settings
+from entryexit.domain.access import Role
+from tests.conftest import lfw_image
+from tests.integration.api.conftest import Api, build_api, capture
+
+pytestmark = [pytest.mark.models]
+BAD_KEY = {"X-API-Key": "eex_000000000000_not-a-key"}
+PROXY = "10.1.2.3"
+
+
+@pytest.fixture
+def limited(engine: FaceEngine, tmp_path: Path) -> Iterator[tuple[Api, Services]]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        sign_in_failures_before_block=20,
+        trusted_proxies=(ip_network("10.1.2.0/24"),),
+    )
+    built, services = build_api(settings, engine)
+    try:
+        yield built, services
+    finally:
+        built.client.close()
+        services.uow.engine.dispose()  # type: ignore[attr-defined]
+
+
+def client_at(services: Services, address: str) -> TestClient:
+    return TestClient(create_app(services), client=(address, 40000))
+
+
+def test_a_neighbours_bad_keys_do_not_lock_out_a_gate_at_the_same_address(
+    limited: tuple[Api, Services], lfw_dir: Path
+) -> None:
+    api, services = limited
+    flight = api.create_flight()
+    staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    assert staged.status_code == 200
+    with client_at(services, "198.51.100.7") as nat:
+        statuses = [nat.get("/v1/flights/x", headers=BAD_KEY).status_code for _ in range(100)]
+        assert statuses[:20] == [401] * 20
+        assert set(statuses[20:]) == {429}  # the neighbour itself is throttled
+        photo = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
+        answer = nat.post(
+            f"/v1/flights/{flight['id']}/captures",
+            files={"photo": ("c.jpg", photo, "image/jpeg")},
+            data={"gate": "G1", "device": "cam"},
+            headers=api.headers("gate"),
+        )
+        assert answer.status_code == 200, answer.text
+        assert nat.get("/v1/policies/current", headers=api.headers("admin")).status_code == 200
+        # ...and the gate's successes do not reset the neighbour's lock-out either.
+        assert nat.get("/v1/flights/x", headers=BAD_KEY).status_code == 429
+
+
+def test_a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
+    limited: tuple[Api, Services],
+) -> None:
+    _, services = limited
+    with client_at(services, "203.0.113.9") as attacker:
+        statuses = [
+            attacker.get(
+                "/v1/flights/x", headers={**BAD_KEY, "X-Forwarded-For": f"192.0.2.{n}"}
+            ).status_code
+            for n in range(25)
+        ]
+    # A fresh claimed address per request bought nothing: the peer itself was counted.
+    assert statuses == [401] * 20 + [429] * 5
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_budget(
+    limited: tuple[Api, Services],
+) -> None:
+    _, services = limited
+    with client_at(services, PROXY) as proxy:
+        noisy = {**BAD_KEY, "X-Forwarded-For": "198.51.100.20"}
+        assert [proxy.get("/v1/flights/x", headers=noisy).status_code for _ in range(21)] == [
+            401
+        ] * 20 + [429]
+        # Another client behind the same balancer is not affected.
+        other = {**BAD_KEY, "X-Forwarded-For": "198.51.100.21"}
+        assert proxy.get("/v1/flights/x", headers=other).status_code == 401
+        # The noisy client cannot escape by prepending an address: only the hop the trusted
+        # proxy appended (the right-most untrusted one) counts.
+        spoofed = {**BAD_KEY, "X-Forwarded-For": "192.0.2.99, 198.51.100.20"}
+        assert proxy.get("/v1/flights/x", headers=spoofed).status_code == 429
+
+
+def test_gate_keys_are_limited_per_key(limited: tuple[Api, Services], lfw_dir: Path) -> None:
+    api, services = limited
+    settings = services.settings.model_copy(
+        update={"gate_requests_per_second": 0.01, "gate_burst": 1}
+    )
+    throttled = replace(services, settings=settings)
+    flight = api.create_flight()
+    api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    photo = lfw_image(lfw_dir, "Colin_Powell", 1)
+    with TestClient(create_app(throttled)) as client:
+        one = Api(client, throttled, api.keys)
+        assert capture(one, flight["id"], photo).status_code == 200
+        assert capture(one, flight["id"], photo).status_code == 429
+        # Another gate key is not throttled by the first one's budget.
+        one.keys["gate2"] = services.keys.create(Role.GATE, "gate EE 2", carrier="EE")[1]
+        assert capture(one, flight["id"], photo, role="gate2").status_code == 200
