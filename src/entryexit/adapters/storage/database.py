@@ -74,6 +74,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows (a purge, an erasure) are overwritten with zeros, not left in free pages
+    # for anyone who copies the file; ``scrub_sqlite`` then empties the write-ahead log.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -109,6 +112,25 @@ def _sqlite_begin(connection: Connection) -> None:
     "database is locked" when two of them try to upgrade their read locks at once."""
     write = connection.get_execution_options().get(WRITE_TRANSACTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def scrub_sqlite(engine: Engine) -> None:
+    """Checkpoint the write-ahead log into the database file and truncate it to nothing, so
+    that no earlier version of a page (a deleted name, template or key) survives in it. Waits
+    for readers (``busy_timeout``); a checkpoint that still could not finish is logged, and
+    the next purge or erasure tries again."""
+    if engine.dialect.name != "sqlite":
+        return
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy, _, _ = cursor.fetchone() or (1, 0, 0)
+        cursor.close()
+    finally:
+        connection.close()
+    if busy:
+        logger.warning("the write-ahead log could not be truncated after a deletion (busy)")
 
 
 def alembic_config() -> Config:

@@ -11,7 +11,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from entryexit.adapters.storage.audit_macs import mac_legacy_events
-from entryexit.adapters.storage.database import WRITE_TRANSACTION, session_factory
+from entryexit.adapters.storage.database import (
+    WRITE_TRANSACTION,
+    scrub_sqlite,
+    session_factory,
+)
 from entryexit.adapters.storage.queries.boards import SqlBoardQueries
 from entryexit.adapters.storage.queries.reports import SqlReportQueries
 from entryexit.adapters.storage.repositories.access import SqlAccessRepository
@@ -145,6 +149,9 @@ class SqlUnitOfWorkFactory:
         with self._sessions.begin() as session:
             session.connection(execution_options={WRITE_TRANSACTION: True})
             session.merge(ReadinessProbeRow(id=1, checked_at=now))
+
+    def scrub(self) -> None:
+        scrub_sqlite(self.engine)
 
 
 def _conforms(factory: SqlUnitOfWorkFactory) -> UnitOfWorkFactory:
