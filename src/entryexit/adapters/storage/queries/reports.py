@@ -221,6 +221,11 @@ class SqlReportQueries:
             def count(*conditions: Any) -> int:
                 return int(session.scalar(select(func.count()).where(*conditions)) or 0)
 
+            def count_in(table: Any, *conditions: Any) -> int:
+                # Named FROM: the conditions' subqueries correlate with this table's rows.
+                query = select(func.count()).select_from(table).where(*conditions)
+                return int(session.scalar(query) or 0)
+
             return {
                 "capture_images": {
                     "held": count(CaptureRow.image.is_not(None)),
@@ -242,19 +247,19 @@ class SqlReportQueries:
                 },
                 "manifest_entries": {
                     "held": count(ManifestEntryRow.id.is_not(None)),
-                    "overdue": count(expired_manifest_entries(policy, now)),
+                    "overdue": count_in(ManifestEntryRow, expired_manifest_entries(policy, now)),
                 },
                 "admissions": {
                     "held": count(AdmissionRow.id.is_not(None)),
-                    "overdue": count(expired_admissions(policy, now)),
+                    "overdue": count_in(AdmissionRow, expired_admissions(policy, now)),
                 },
                 "traveler_documents": {
                     "held": count(DocumentRow.id.is_not(None)),
-                    "overdue": count(expired_documents(policy, now)),
+                    "overdue": count_in(DocumentRow, expired_documents(policy, now)),
                 },
                 "data_keys": {
                     "held": count(DataKeyRow.traveler_id.is_not(None)),
-                    "overdue": count(DataKeyRow.traveler_id.is_not(None), unused_data_keys()),
+                    "overdue": count_in(DataKeyRow, unused_data_keys()),
                 },
                 "staged_galleries": {
                     "held": count(FlightRow.gallery_version > 0),
