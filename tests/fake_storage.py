@@ -736,7 +736,10 @@ class _Captures(_Repository):
             record=capture,
             image=image,
             image_expires_at=capture.image_expires_at if image is not None else None,
-            kek_id=self._uow.current_kek if image is not None else None,
+            # As the SQL store: a known traveler's image is sealed under their data key.
+            kek_id=(
+                self._uow.current_kek if image is not None and capture.traveler_id is None else None
+            ),
         )
 
     def add_encounter(self, encounter: Encounter) -> bool:
@@ -879,7 +882,7 @@ class _Admissions(_Repository):
             entry_flight_id=new.entry_flight_id,
             template=new.template,
             template_model=new.template_model,
-            kek_id=self._uow.current_kek if new.template is not None else None,
+            kek_id=None,  # sealed under the traveler's data key, as the SQL store does
         )
         return True
 

@@ -14,10 +14,12 @@ from sqlalchemy import Engine, event, select, text
 
 from entryexit.adapters.storage.database import create_database_engine, migrate
 from entryexit.adapters.storage.tables import (
+    AdmissionRow,
     Base,
     CaptureRow,
     DataKeyRow,
     DocumentRow,
+    OutboxRow,
     ReferenceTemplateRow,
 )
 from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
@@ -398,3 +400,40 @@ def test_without_secure_delete_or_the_checkpoint_the_erased_bytes_survive(
     assert "wrapped data key" in found
     assert "sealed details" in found
     store.engine.dispose()
+
+
+def test_a_known_travelers_items_are_sealed_under_their_data_key_alone(
+    store: RepositoryDriver,
+) -> None:
+    """An admission's entry template, a review image and a queued exit template of a known
+    traveler keep no key of their own: with their data key shredded, a copy of those rows that
+    survived anywhere (a replica, a backup, a database's log) opens with nothing, KEK or not."""
+    ids = board(store)
+    foreign = ids["foreign"]
+    stranger = CaptureRecord(
+        "c2", "f1", "G1", "cam", DEPARTURE, "no_match", None, 0.1, None, "m", image=b"nobody"
+    )
+    store.write(lambda uow: uow.captures.add_capture(stranger))
+    with store.engine.connect() as connection:
+        keys_of = {
+            table.__tablename__: connection.execute(
+                select(table.wrapped_key, table.kek_id).where(table.id == row_id)
+            ).one()
+            for table, row_id in ((AdmissionRow, "a1"), (CaptureRow, "c1"), (OutboxRow, "o1"))
+        }
+        unknown = connection.execute(
+            text("SELECT wrapped_key, kek_id FROM captures WHERE id = 'c2'")
+        ).one()
+    assert set(keys_of.values()) == {(None, None)}
+    assert unknown[0] is not None  # a capture that matched no one: a key of its own
+    assert store.read(lambda uow: uow.cases.capture_image("c1")) is not None
+    assert [a for a, _ in store.read(lambda uow: uow.admissions.open_templates("m", "x", 9))] == [
+        "a1"
+    ]
+
+    store.shred_traveler(foreign)  # the data key only: the item rows are all still there
+    assert store.read(lambda uow: uow.cases.capture_image("c1")) is None
+    assert store.read(lambda uow: uow.admissions.open_templates("m", "x", 9)) == []
+    (message,) = store.write(lambda uow: uow.outbox.pending("admission", 9))
+    assert message.template is None
+    assert store.read(lambda uow: uow.cases.capture_image("c2")) == b"nobody"
