@@ -1350,7 +1350,9 @@ class _Retention(_Repository):
         }
         return TravelerErasure(counts, staged)
 
-    def forget_opted_out(self, traveler_id: str, flight_id: str, now: datetime) -> dict[str, int]:
+    def forget_opted_out(
+        self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
+    ) -> dict[str, int]:
         t = self._w()
         still_needed = any(
             other != flight_id
@@ -1367,11 +1369,8 @@ class _Retention(_Repository):
         images = 0
         for capture in t.captures.values():
             record = capture.record
-            if (
-                record.flight_id == flight_id
-                and record.traveler_id == traveler_id
-                and capture.image is not None
-            ):
+            theirs = record.traveler_id == traveler_id or record.id == capture_id
+            if record.flight_id == flight_id and theirs and capture.image is not None:
                 capture.image = capture.image_expires_at = capture.kek_id = None
                 images += 1
         return {"reference_templates": templates, "capture_images": images}

@@ -293,10 +293,16 @@ def test_an_opt_out_deletes_the_template_and_the_images_of_the_travelers_capture
         )
     )
     store.replace_manifest("f2", [person("C1", CitizenshipClass.CITIZEN)], DEPARTURE)
-    deleted = store.write(
-        lambda uow: uow.retention.forget_opted_out(ids["foreign"], "f1", DEPARTURE)
+    no_match = CaptureRecord(
+        "c3", "f1", "G2", "cam", DEPARTURE, "no_match", None, 0.1, None, "m", image=b"face"
     )
-    assert deleted == {"reference_templates": 1, "capture_images": 1}
+    store.write(lambda uow: uow.captures.add_capture(no_match))
+    # An officer found the no-match to be the traveler, who then declined: its image goes too.
+    deleted = store.write(
+        lambda uow: uow.retention.forget_opted_out(ids["foreign"], "f1", DEPARTURE, "c3")
+    )
+    assert deleted == {"reference_templates": 1, "capture_images": 2}
+    assert store.read(lambda uow: uow.cases.capture_image("c3")) is None
     with store.engine.connect() as connection:
         image, key = connection.execute(
             select(CaptureRow.image, CaptureRow.wrapped_key).where(CaptureRow.id == "c1")

@@ -112,9 +112,17 @@ class OptOutService:
             raise OptOutNotRecordedError(GATE_REFUSAL) from exc
 
     def record_in(
-        self, uow: UnitOfWork, actor: Principal, flight: Flight, document: DocumentKey, gate: str
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        flight: Flight,
+        document: DocumentKey,
+        gate: str,
+        capture_id: str | None = None,
     ) -> OptOut:
-        """The opt-out inside the caller's unit of work (which records the audit event)."""
+        """The opt-out inside the caller's unit of work (which records the audit event);
+        ``capture_id``: a no-match capture an officer found to be this traveler's (its image
+        goes too)."""
         if not actor.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
         traveler_id = uow.travelers.traveler_for_document(document)
@@ -147,7 +155,7 @@ class OptOutService:
         if self._on_encounter is not None:
             self._on_encounter(uow, encounter, flight, None)
         # Declining the photo ends its use now, not at the normal expiry.
-        deleted = uow.retention.forget_opted_out(traveler_id, flight.id, now)
+        deleted = uow.retention.forget_opted_out(traveler_id, flight.id, now, capture_id)
         if flight.staged:
             self._galleries.restage_in(uow, flight)  # rebuilt without the traveler
         return OptOut(encounter.id, traveler_id, policy.version, deleted)

@@ -314,9 +314,12 @@ class RetentionRepository(Protocol):
         included; counts per kind."""
         ...
 
-    def forget_opted_out(self, traveler_id: str, flight_id: str, now: datetime) -> dict[str, int]:
+    def forget_opted_out(
+        self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
+    ) -> dict[str, int]:
         """After an opt-out: delete the traveler's reference templates (unless another flight
-        still to depart lists them) and the images of their captures on the flight."""
+        still to depart lists them) and the images of their captures on the flight, and of
+        ``capture_id`` (a no-match an officer found to be theirs)."""
         ...
 
 

@@ -245,7 +245,9 @@ class SqlRetentionRepository:
         }
         return TravelerErasure(counts, staged)
 
-    def forget_opted_out(self, traveler_id: str, flight_id: str, now: datetime) -> dict[str, int]:
+    def forget_opted_out(
+        self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
+    ) -> dict[str, int]:
         """The traveler declined the photo on ``flight_id``: their enrolled templates go,
         unless a flight still to depart lists them (that flight's decision is its own), and
         no image of their captures on this flight is kept."""
@@ -267,7 +269,7 @@ class SqlRetentionRepository:
                 update(CaptureRow)
                 .where(
                     CaptureRow.flight_id == flight_id,
-                    CaptureRow.traveler_id == traveler_id,
+                    or_(CaptureRow.traveler_id == traveler_id, CaptureRow.id == capture_id),
                     CaptureRow.image.is_not(None),
                 )
                 .values(image=None, wrapped_key=None, kek_id=None, image_expires_at=None)
