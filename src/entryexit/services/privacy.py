@@ -191,7 +191,8 @@ class PurgeService:
         counts = in_transaction(self._uow, purge)
         if self._galleries is not None:
             self._galleries.evict_expired(now)
-        self._uow.scrub()
+        if any(counts.values()):
+            self._uow.scrub()
         return counts
 
     def preview(self, as_of: datetime) -> dict[str, int]:

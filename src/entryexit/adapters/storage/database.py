@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -114,19 +115,30 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+# A truncating checkpoint holds the write lock while it waits for readers: it waits this long
+# at most (milliseconds), not the 30 s a use case may, so that gates are never held up.
+SCRUB_WAIT_MS = 2000
+
+
 def scrub_sqlite(engine: Engine) -> None:
     """Checkpoint the write-ahead log into the database file and truncate it to nothing, so
-    that no earlier version of a page (a deleted name, template or key) survives in it. Waits
-    for readers (``busy_timeout``); a checkpoint that still could not finish is logged, and
-    the next purge or erasure tries again."""
+    that no earlier version of a page (a deleted name, template or key) survives in it. A
+    checkpoint that could not finish (a long reader) is logged; the next purge or erasure
+    tries again."""
     if engine.dialect.name != "sqlite":
         return
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
-        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        busy, _, _ = cursor.fetchone() or (1, 0, 0)
-        cursor.close()
+        cursor.execute(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _, _ = cursor.fetchone() or (1, 0, 0)
+        except sqlite3.Error:
+            busy = 1  # the deletion itself is committed; only its log copy waits
+        finally:
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
     finally:
         connection.close()
     if busy:
