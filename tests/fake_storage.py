@@ -1333,11 +1333,11 @@ class _Retention(_Repository):
             "capture_images": images,
             "capture_records": drop(t.captures, lambda c: c.record.traveler_id == traveler_id),
             "encounter_records": drop(t.encounters, lambda e: e.traveler_id == traveler_id),
-            "manifest_entries": sum(
+            "manifest_entries": staging
+            + sum(
                 drop(entries, lambda e: e.traveler_id == traveler_id)
                 for entries in t.manifests.values()
             ),
-            "manifest_uploads": staging,
             "reference_templates": drop(t.templates, lambda r: r.traveler_id == traveler_id),
             "admissions": drop(
                 t.admissions, lambda a: traveler_id in (a.traveler_id, a.exit_traveler_id)

@@ -21,7 +21,6 @@ from entryexit.adapters.storage.tables import (
     EncounterRow,
     FlightRow,
     ManifestEntryRow,
-    ManifestStagingRow,
     OutboxRow,
     ReferenceTemplateRow,
     TravelerRow,
@@ -69,7 +68,6 @@ def _nothing_else_of(traveler: SqlValue) -> ColumnElement[bool]:
     """No record of the traveler is left that their documents would name for an officer."""
     return and_(
         ~select(ManifestEntryRow.id).where(ManifestEntryRow.traveler_id == traveler).exists(),
-        ~select(ManifestStagingRow.id).where(ManifestStagingRow.traveler_id == traveler).exists(),
         ~select(ReferenceTemplateRow.id)
         .where(ReferenceTemplateRow.traveler_id == traveler)
         .exists(),
@@ -203,6 +201,7 @@ class SqlRetentionRepository:
                     select(ManifestEntryRow.flight_id)
                     .join(FlightRow, FlightRow.id == ManifestEntryRow.flight_id)
                     .where(ManifestEntryRow.traveler_id == traveler_id)
+                    .where(ManifestEntryRow.upload_id == FlightRow.manifest_version)
                     .where(FlightRow.gallery_version > 0)
                     .distinct()
                 )
@@ -218,11 +217,10 @@ class SqlRetentionRepository:
             "encounter_records": self._delete(
                 EncounterRow, EncounterRow.traveler_id == traveler_id
             ),
+            # Every version of every manifest: in force, superseded, or an upload under way
+            # (which is then refused at its swap, one row short, and sent again).
             "manifest_entries": self._delete(
                 ManifestEntryRow, ManifestEntryRow.traveler_id == traveler_id
-            ),
-            "manifest_uploads": self._delete(
-                ManifestStagingRow, ManifestStagingRow.traveler_id == traveler_id
             ),
             "reference_templates": self._delete(
                 ReferenceTemplateRow, ReferenceTemplateRow.traveler_id == traveler_id
@@ -256,6 +254,7 @@ class SqlRetentionRepository:
             .join(FlightRow, FlightRow.id == ManifestEntryRow.flight_id)
             .where(ManifestEntryRow.traveler_id == traveler_id)
             .where(ManifestEntryRow.flight_id != flight_id)
+            .where(ManifestEntryRow.upload_id == FlightRow.manifest_version)  # in force
             .where(FlightRow.scheduled_departure > now)
             .exists()
         )
