@@ -198,7 +198,10 @@ class PurgeService:
     def preview(self, as_of: datetime) -> dict[str, int]:
         """What a purge at ``as_of`` would delete, under the policy in force then: the purge
         itself, run and rolled back (nothing is deleted, nothing recorded)."""
-        policy = self._policies.in_force(as_of)
+        try:
+            policy = self._policies.in_force(as_of)
+        except NotFoundError:
+            raise InvalidInputError("no policy was in force then; choose a later date") from None
         with self._uow() as uow:
             return uow.retention.purge_expired(as_of, policy)  # left uncommitted
 
@@ -294,7 +297,14 @@ class PrivacyReportService:
         generated = self._clock()
         now = as_of or generated
         end = until or now
-        policy = self._policies.in_force(now)
+        try:
+            policy = self._policies.in_force(now)
+        except NotFoundError:
+            if as_of is None:
+                raise
+            raise InvalidInputError(
+                "no policy was in force at as_of; choose a later date"
+            ) from None
         held = self._reports.retention_counts(now, policy)
         purges = [e for e in self._audit.all_events("purge") if since <= e.entry.occurred_at <= end]
         purged: dict[str, int] = {}

@@ -110,6 +110,11 @@ def test_a_purge_preview_shows_what_a_date_would_purge_and_deletes_nothing() -> 
     assert report["as_of"] == later.isoformat()
     assert report["overdue"]["manifest_entries"] == 1  # type: ignore[index]
     assert world.purge.run()["traveler_documents"] == 0  # today nothing is due
+    before_any_policy = datetime(2020, 1, 1, tzinfo=UTC)
+    with pytest.raises(InvalidInputError, match="no policy"):
+        world.purge.preview(before_any_policy)
+    with pytest.raises(InvalidInputError, match="no policy"):
+        world.privacy.report(before_any_policy, as_of=before_any_policy)
 
 
 def test_a_supervisor_erases_a_traveler_and_gets_a_report_of_what_went() -> None:
