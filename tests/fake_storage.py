@@ -26,7 +26,7 @@ import copy
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -42,6 +42,7 @@ from entryexit.domain.audit import (
     with_mac,
 )
 from entryexit.domain.model import (
+    CitizenshipClass,
     Direction,
     DocumentKey,
     Encounter,
@@ -51,6 +52,7 @@ from entryexit.domain.model import (
     ManifestTraveler,
     PhotoSource,
 )
+from entryexit.domain.policy import DataKind, Policy
 from entryexit.errors import (
     AuditLogUntrustedError,
     ConflictError,
@@ -72,6 +74,7 @@ from entryexit.services.ports import (
     StoredIdempotency,
     StoredPolicy,
     StoredTemplate,
+    TravelerErasure,
     TravelerIdentity,
     TravelerProfile,
     WatchlistEntry,
@@ -107,6 +110,8 @@ ERASED = "(erased)"  # as adapters.storage.store.ERASED
 OPEN_CASE_DECISIONS = ("no_match", "manual")
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def new_id() -> str:
@@ -757,7 +762,10 @@ class _Captures(_Repository):
             record=capture,
             image=image,
             image_expires_at=capture.image_expires_at if image is not None else None,
-            kek_id=self._uow.current_kek if image is not None else None,
+            # As the SQL store: a known traveler's image is sealed under their data key.
+            kek_id=(
+                self._uow.current_kek if image is not None and capture.traveler_id is None else None
+            ),
         )
 
     def add_encounter(self, encounter: Encounter) -> bool:
@@ -938,7 +946,7 @@ class _Admissions(_Repository):
             entry_flight_id=new.entry_flight_id,
             template=new.template,
             template_model=new.template_model,
-            kek_id=self._uow.current_kek if new.template is not None else None,
+            kek_id=None,  # sealed under the traveler's data key, as the SQL store does
         )
         return True
 
@@ -1304,8 +1312,82 @@ class _Fingerprints(_Repository):
         return len(due)
 
 
+def _class_of_document(doc: DocumentRow) -> CitizenshipClass | None:
+    return None if doc.details is None else doc.details.citizenship_class
+
+
+def _class_of_traveler(t: FakeTables, traveler_id: str | None) -> CitizenshipClass | None:
+    for doc in t.documents.values():
+        if doc.traveler_id == traveler_id and doc.details is not None:
+            return doc.details.citizenship_class
+    return None
+
+
+def _retained(policy: Policy, kind: DataKind, klass: CitizenshipClass | None) -> timedelta:
+    return policy.retention(kind, klass)
+
+
+def _anything_else_of(t: FakeTables, traveler_id: str) -> bool:
+    """As the SQL store's ``_nothing_else_of``, negated."""
+    staged = {
+        t.documents[traveler.document].traveler_id
+        for _, _, travelers in t.manifest_staging.values()
+        for traveler in travelers
+        if traveler.document in t.documents
+    }
+    return (
+        any(e.traveler_id == traveler_id for m in t.manifests.values() for e in m.values())
+        or traveler_id in staged
+        or any(r.traveler_id == traveler_id for r in t.templates.values())
+        or any(e.traveler_id == traveler_id for e in t.encounters.values())
+        or any(key[0] == traveler_id for key in t.fingerprints)
+        or any(traveler_id in (a.traveler_id, a.exit_traveler_id) for a in t.admissions.values())
+    )
+
+
+def _expired_manifest_entries(
+    t: FakeTables, policy: Policy, now: datetime
+) -> list[tuple[str, DocumentKey]]:
+    found = []
+    for flight_id, entries in t.manifests.items():
+        departure = t.flights[flight_id].scheduled_departure
+        for key in entries:
+            klass = _class_of_document(t.documents[key])
+            if departure <= now - _retained(policy, DataKind.MANIFEST_ENTRIES, klass):
+                found.append((flight_id, key))
+    return found
+
+
+def _expired_admissions(t: FakeTables, policy: Policy, now: datetime) -> list[str]:
+    found = []
+    for row in t.admissions.values():
+        if row.exited_on is None:
+            continue
+        klass = _class_of_traveler(t, row.traveler_id or row.exit_traveler_id)
+        if row.exited_on < (now - _retained(policy, DataKind.ADMISSIONS, klass)).date():
+            found.append(row.id)
+    return found
+
+
+def _expired_documents(t: FakeTables, policy: Policy, now: datetime) -> list[DocumentKey]:
+    return [
+        key
+        for key, doc in t.documents.items()
+        if not _anything_else_of(t, doc.traveler_id)
+        and t.travelers[doc.traveler_id]
+        <= now - _retained(policy, DataKind.TRAVELER_DOCUMENTS, _class_of_document(doc))
+    ]
+
+
+def _unused_data_keys(t: FakeTables) -> list[str]:
+    in_use = {r.traveler_id for r in t.templates.values()} | {
+        d.traveler_id for d in t.documents.values()
+    }
+    return [traveler for traveler in t.data_keys if traveler not in in_use]
+
+
 class _Retention(_Repository):
-    def purge_expired(self, now: datetime) -> dict[str, int]:
+    def purge_expired(self, now: datetime, policy: Policy) -> dict[str, int]:
         t = self._w()
         counts: dict[str, int] = {}
         images = [
@@ -1326,18 +1408,41 @@ class _Retention(_Repository):
         for template_id in templates:
             del t.templates[template_id]
         counts["reference_templates"] = len(templates)
+        prints = [key for key, f in t.fingerprints.items() if _due(f.expires_at, now)]
+        for key in prints:
+            del t.fingerprints[key]
+        counts["fingerprint_templates"] = len(prints)
         encounters = [i for i, e in t.encounters.items() if _due(e.expires_at, now)]
         for encounter_id in encounters:
             del t.encounters[encounter_id]
         counts["encounter_records"] = len(encounters)
-        # A data key that seals neither a template nor a document protects nothing.
-        in_use = {r.traveler_id for r in t.templates.values()} | {
-            d.traveler_id for d in t.documents.values()
-        }
-        orphaned = [traveler for traveler in t.data_keys if traveler not in in_use]
+        entries = _expired_manifest_entries(t, policy, now)
+        for flight_id, key in entries:
+            del t.manifests[flight_id][key]
+        counts["manifest_entries"] = len(entries)
+        admissions = _expired_admissions(t, policy, now)
+        for admission_id in admissions:
+            del t.admissions[admission_id]
+        counts["admissions"] = len(admissions)
+        documents = _expired_documents(t, policy, now)
+        for key in documents:
+            del t.documents[key]
+        counts["traveler_documents"] = len(documents)
+        orphaned = _unused_data_keys(t)
         for traveler_id in orphaned:
             del t.data_keys[traveler_id]
         counts["data_keys"] = len(orphaned)
+        with_documents = {d.traveler_id for d in t.documents.values()}
+        gone = [
+            traveler_id
+            for traveler_id in t.travelers
+            if traveler_id not in with_documents
+            and traveler_id not in t.data_keys
+            and not _anything_else_of(t, traveler_id)
+        ]
+        for traveler_id in gone:
+            del t.travelers[traveler_id]
+        counts["travelers"] = len(gone)
         galleries = [
             f
             for f in t.flights.values()
@@ -1347,6 +1452,86 @@ class _Retention(_Repository):
             t.flights[flight.id] = replace(flight, gallery_version=0, gallery_expires_at=None)
         counts["staged_galleries"] = len(galleries)
         return counts
+
+    def erase_traveler(self, traveler_id: str) -> TravelerErasure:
+        t = self._w()
+        staged = tuple(
+            sorted(
+                flight_id
+                for flight_id, entries in t.manifests.items()
+                if t.flights[flight_id].gallery_version > 0
+                and any(e.traveler_id == traveler_id for e in entries.values())
+            )
+        )
+
+        def drop(table: dict[K, V], theirs: Callable[[V], bool]) -> int:
+            doomed = [key for key, value in table.items() if theirs(value)]
+            for key in doomed:
+                del table[key]
+            return len(doomed)
+
+        images = sum(
+            c.record.traveler_id == traveler_id and c.image is not None for c in t.captures.values()
+        )
+        staging = 0
+        for upload_id, (flight_id, staged_at, travelers) in list(t.manifest_staging.items()):
+            kept = [
+                x
+                for x in travelers
+                if x.document not in t.documents
+                or t.documents[x.document].traveler_id != traveler_id
+            ]
+            staging += len(travelers) - len(kept)
+            t.manifest_staging[upload_id] = (flight_id, staged_at, kept)
+        prints = [key for key in t.fingerprints if key[0] == traveler_id]
+        for key in prints:
+            del t.fingerprints[key]
+        counts = {
+            "capture_images": images,
+            "capture_records": drop(t.captures, lambda c: c.record.traveler_id == traveler_id),
+            "encounter_records": drop(t.encounters, lambda e: e.traveler_id == traveler_id),
+            "manifest_entries": staging
+            + sum(
+                drop(entries, lambda e: e.traveler_id == traveler_id)
+                for entries in t.manifests.values()
+            ),
+            "reference_templates": drop(t.templates, lambda r: r.traveler_id == traveler_id),
+            "admissions": drop(
+                t.admissions, lambda a: traveler_id in (a.traveler_id, a.exit_traveler_id)
+            ),
+            "fingerprint_templates": len(prints),
+            "alerts": drop(t.alerts, lambda a: a.traveler_id == traveler_id),
+            "queued_work": drop(t.outbox, lambda m: m.payload.get("traveler_id") == traveler_id),
+            "traveler_documents": drop(t.documents, lambda d: d.traveler_id == traveler_id),
+            "data_keys": int(t.data_keys.pop(traveler_id, None) is not None),
+            "travelers": int(t.travelers.pop(traveler_id, None) is not None),
+        }
+        return TravelerErasure(counts, staged)
+
+    def forget_opted_out(
+        self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
+    ) -> dict[str, int]:
+        t = self._w()
+        still_needed = any(
+            other != flight_id
+            and t.flights[other].scheduled_departure > now
+            and any(e.traveler_id == traveler_id for e in entries.values())
+            for other, entries in t.manifests.items()
+        )
+        templates = 0
+        if not still_needed:
+            doomed = [i for i, r in t.templates.items() if r.traveler_id == traveler_id]
+            for template_id in doomed:
+                del t.templates[template_id]
+            templates = len(doomed)
+        images = 0
+        for capture in t.captures.values():
+            record = capture.record
+            theirs = record.traveler_id == traveler_id or record.id == capture_id
+            if record.flight_id == flight_id and theirs and capture.image is not None:
+                capture.image = capture.image_expires_at = capture.kek_id = None
+                images += 1
+        return {"reference_templates": templates, "capture_images": images}
 
 
 class _DataKeys(_Repository):
@@ -1394,6 +1579,7 @@ class FakeUnitOfWorkFactory:
         self.database = database or FakeDatabase(audit_key=audit_key, current_kek=current_kek)
         self.detect_conflicts = detect_conflicts
         self.reachable = True
+        self.scrubs = 0
         self.commits = 0  # successful commits of writing units of work (seeding not counted)
         self.rollbacks = 0  # units of work that wrote and were left without committing
         self.conflicts = 0  # TransactionConflictError raised (injected or detected)
@@ -1414,6 +1600,10 @@ class FakeUnitOfWorkFactory:
     def probe_write(self, now: datetime) -> None:
         if not self.reachable:
             raise StorageUnavailableError("the fake database cannot write")
+
+    def scrub(self) -> None:
+        """Nothing to overwrite in memory; counted, so a test can see that a use case asks."""
+        self.scrubs += 1
 
     # --- assertions --------------------------------------------------------------------
     @property
@@ -1557,7 +1747,7 @@ class FakeReportQueries:
             )
         return found
 
-    def retention_counts(self, now: datetime) -> dict[str, dict[str, int]]:
+    def retention_counts(self, now: datetime, policy: Policy) -> dict[str, dict[str, int]]:
         t = self._db.tables
         captures = list(t.captures.values())
         images = [c for c in captures if c.image is not None]
@@ -1581,6 +1771,19 @@ class FakeReportQueries:
                 "held": len(encounters),
                 "overdue": sum(_due(e.expires_at, now) for e in encounters),
             },
+            "manifest_entries": {
+                "held": sum(len(entries) for entries in t.manifests.values()),
+                "overdue": len(_expired_manifest_entries(t, policy, now)),
+            },
+            "admissions": {
+                "held": len(t.admissions),
+                "overdue": len(_expired_admissions(t, policy, now)),
+            },
+            "traveler_documents": {
+                "held": len(t.documents),
+                "overdue": len(_expired_documents(t, policy, now)),
+            },
+            "data_keys": {"held": len(t.data_keys), "overdue": len(_unused_data_keys(t))},
             "staged_galleries": {
                 "held": len(staged),
                 "overdue": sum(_due(f.gallery_expires_at, now) for f in staged),
@@ -1617,10 +1820,12 @@ class FakeReportQueries:
             if staged_at is None or not since <= staged_at <= until:
                 continue
             for key, entry in t.manifests.get(flight.id, {}).items():
-                if entry.traveler_id not in t.data_keys or entry.traveler_id not in with_photo:
+                method = methods.get((flight.id, entry.traveler_id), "not_processed")
+                if entry.traveler_id not in t.data_keys or (
+                    entry.traveler_id not in with_photo and method != EncounterMethod.OPT_OUT
+                ):
                     continue
                 sex = _personal(t, t.documents[key]).get("sex", "unknown")
-                method = methods.get((flight.id, entry.traveler_id), "not_processed")
                 tally = counts.setdefault(sex, {})
                 tally["travelers_with_photo"] = tally.get("travelers_with_photo", 0) + 1
                 tally[method] = tally.get(method, 0) + 1

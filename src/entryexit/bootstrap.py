@@ -49,6 +49,7 @@ from entryexit.services.keys import KeyService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, FaceAnalyser, KeyProvider
 from entryexit.services.privacy import (
+    ErasureService,
     FairnessReportService,
     OptOutService,
     PrivacyReportService,
@@ -248,7 +249,13 @@ def build_records(
 
 def build_purge(records: Records, clock: Clock = utc_now) -> PurgeService:
     """The purge as a command runs it: no face model, no galleries in this process."""
-    return PurgeService(records.uow, clock, records.audit, None)
+    return PurgeService(records.uow, clock, records.audit, None, records.policies)
+
+
+def build_erasure(records: Records, clock: Clock = utc_now) -> ErasureService:
+    """Erasure as a command runs it: no face model; staged galleries are rebuilt by the
+    servers (their version is bumped)."""
+    return ErasureService(records.uow, clock, records.audit, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +277,7 @@ class Services:
     policies: PolicyService
     opt_outs: OptOutService
     purge: PurgeService
+    erasure: ErasureService
     privacy: PrivacyReportService
     verifications: VerificationService
     fairness: FairnessReportService
@@ -361,7 +369,8 @@ def build_services(
         checkpoints=records.checkpoints,
         policies=policies,
         opt_outs=opt_outs,
-        purge=PurgeService(uow_factory, clock, audit, galleries),
+        purge=PurgeService(uow_factory, clock, audit, galleries, policies),
+        erasure=ErasureService(uow_factory, clock, audit, galleries),
         privacy=records.privacy,
         verifications=VerificationService(
             uow_factory,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -387,3 +388,77 @@ def test_keys_inside_the_data_directory_are_refused(
         assert refused.returncode == 2, command
         assert "inside the data directory" in refused.stderr
     assert not (tmp_path / "data" / "keys").exists()
+
+
+def test_privacy_purge_report_and_erase(
+    run_cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``privacy purge --as-of`` shows what a date would delete and deletes nothing;
+    ``privacy report --as-of`` counts it overdue; ``privacy erase`` reads the document number
+    from standard input (never the command line) and erases the traveler."""
+    from datetime import UTC, date, datetime
+
+    from entryexit.bootstrap import build_records
+    from entryexit.config import Settings
+    from entryexit.domain.access import Principal, Role
+    from entryexit.domain.model import (
+        CitizenshipClass,
+        Direction,
+        DocumentKey,
+        DocumentType,
+        ManifestTraveler,
+        Sex,
+    )
+    from entryexit.services.flights import NewFlight
+
+    monkeypatch.setenv("ENTRYEXIT_DATA_DIR", str(tmp_path / "data"))
+    assert run_cli("keys", "init").returncode == 0
+    records = build_records(Settings())
+    desk = Principal("desk", "desk", Role.ADMIN)
+    departure = datetime(2026, 1, 10, 9, tzinfo=UTC)
+    flight = records.flights.create(
+        NewFlight("EE", "1", departure, "AAA", "BBB", Direction.ENTRY), desk
+    )
+    person = ManifestTraveler(
+        "TESTER",
+        "ONE",
+        date(1980, 1, 1),
+        Sex.FEMALE,
+        "UTO",
+        CitizenshipClass.CITIZEN,
+        DocumentType.PASSPORT,
+        DocumentKey("UTO", "E1234567"),
+        date(2031, 1, 1),
+    )
+    records.flights.put_manifest(flight.id, [person], desk)
+
+    dry = run_cli("privacy", "purge", "--as-of", "2031-01-01")
+    assert dry.returncode == 0, dry.stderr
+    preview = json.loads(dry.stdout)
+    assert preview["dry_run"] is True
+    assert preview["would_delete"]["manifest_entries"] == 1
+    assert preview["would_delete"]["traveler_documents"] == 1
+    report = run_cli("privacy", "report", "--as-of", "2031-01-01")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["overdue"]["manifest_entries"] == 1
+    assert run_cli("privacy", "purge", "--as-of", "soon").returncode == 2
+
+    refused = run_cli("privacy", "erase", "--issuing-state", "UTO", "--reason", "whim", "--yes")
+    assert refused.returncode != 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("E1234567\n"))
+    erased = run_cli(
+        "privacy", "erase", "--issuing-state", "UTO", "--reason", "court_order", "--yes"
+    )
+    assert erased.returncode == 0, erased.stderr
+    result = json.loads(erased.stdout[erased.stdout.index("{") :])
+    assert result["erased"]["traveler_documents"] == 1
+    assert result["erased"]["data_keys"] == 1
+    assert "E1234567" not in erased.stdout
+    monkeypatch.setattr("sys.stdin", io.StringIO("E1234567\n"))
+    again = run_cli(
+        "privacy", "erase", "--issuing-state", "UTO", "--reason", "court_order", "--yes"
+    )
+    assert again.returncode == 2
+    assert "no traveler" in again.stderr
+    verified = run_cli("audit", "verify")
+    assert verified.returncode == 0, verified.stderr

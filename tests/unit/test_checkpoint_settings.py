@@ -17,11 +17,16 @@ from tests.fakes import StaticKeyProvider
 def test_the_default_is_beside_the_key_directory_or_else_beside_the_data_directory(
     tmp_path: Path,
 ) -> None:
-    inside = Settings(data_dir=tmp_path / "data")
+    # Keys inside the data directory (development mode only): beside the data directory.
+    inside = Settings(data_dir=tmp_path / "data", key_dir=tmp_path / "data" / "keys")
     assert inside.resolved_audit_checkpoint_file == tmp_path / "data-audit-checkpoints.jsonl"
     outside = Settings(data_dir=tmp_path / "data", key_dir=tmp_path / "etc" / "keys")
     assert outside.resolved_audit_checkpoint_file == tmp_path / "etc" / "audit-checkpoints.jsonl"
-    for settings in (inside, outside):
+    default = Settings(data_dir=tmp_path / "data")  # keys in the user's config directory
+    assert default.resolved_audit_checkpoint_file == (
+        default.resolved_key_dir.parent / "audit-checkpoints.jsonl"
+    )
+    for settings in (inside, outside, default):
         assert not settings.resolved_audit_checkpoint_file.is_relative_to(settings.data_dir)
 
 

@@ -35,6 +35,7 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", "/v1/policies/current"): Permission.POLICY_READ,
     ("GET", "/v1/privacy/report"): Permission.PRIVACY_REPORT,
     ("GET", "/v1/reports/fairness"): Permission.PRIVACY_REPORT,
+    ("POST", "/v1/erasures"): Permission.TRAVELER_ERASE,
     ("GET", "/v1/audit/events"): Permission.AUDIT_READ,
     ("GET", "/v1/audit/verification"): Permission.AUDIT_READ,
     ("GET", "/v1/travelers/{traveler_id}/crossings"): Permission.CROSSINGS_READ,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -233,6 +233,25 @@ class OptOutCreate(BaseModel):
     gate: str = Field(min_length=1, max_length=64, examples=["B12"])
 
 
+class ErasureCreate(BaseModel):
+    """The traveler to erase, by a document of theirs (``issuing_state`` and ``number``, or
+    its ``mrz`` lines), and why: a reason code, never free text."""
+
+    issuing_state: str | None = Field(default=None, min_length=1, max_length=3, examples=["UTO"])
+    number: str | None = Field(default=None, min_length=1, max_length=20, examples=["L898902C3"])
+    mrz: list[str] | None = Field(default=None, max_length=3)
+    reason: Literal["court_order", "mistaken_enrolment"]
+
+
+class ErasurePublic(BaseModel):
+    """What was erased: counts per kind (the traveler's data key among them)."""
+
+    traveler_id: str
+    reason: str
+    erased: dict[str, int]
+    galleries_rebuilt: int
+
+
 class OptOutPublic(BaseModel):
     decision: str = "manual"
     encounter_id: str
@@ -368,12 +387,14 @@ class PolicyPublic(BaseModel):
 
 class PrivacyReportPublic(BaseModel):
     generated_at: datetime
+    as_of: datetime
     period: dict[str, datetime]
     policy_in_force: str
     held: dict[str, int]
     overdue: dict[str, int]
     overdue_total: int
     purges: dict[str, Any]
+    erasures: int
     opt_outs: int
     exemptions: int
     manual_processing: int

@@ -40,6 +40,8 @@ class Permission(StrEnum):
     WATCHLIST_MANAGE = "watchlist:manage"
     ALERT_READ = "alert:read"
     ALERT_DISPOSITION = "alert:disposition"
+    # Erase every record of one traveler (a court order, a mistaken enrolment).
+    TRAVELER_ERASE = "traveler:erase"
     # Scores, traveler references and thresholds of a decision (partners see the decision).
     DECISION_DETAILS = "decision:details"
     # Fingerprints are an officer-side step: a gate asking for prints would reveal why.
@@ -78,8 +80,10 @@ _OFFICER = frozenset(
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.OFFICER: _OFFICER,
-    # Runs a shift: everything an officer does, plus the audit trail and privacy report.
-    Role.SUPERVISOR: _OFFICER | {Permission.AUDIT_READ, Permission.PRIVACY_REPORT},
+    # Runs a shift: everything an officer does, plus the audit trail, the privacy report and
+    # erasing a traveler (an auditor checks erasures, and so may not make them).
+    Role.SUPERVISOR: _OFFICER
+    | {Permission.AUDIT_READ, Permission.PRIVACY_REPORT, Permission.TRAVELER_ERASE},
     # Keeps the watchlist; sees neither travelers nor alerts (separation of duties).
     Role.WATCHLIST_MANAGER: frozenset({Permission.WATCHLIST_MANAGE}),
     # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and

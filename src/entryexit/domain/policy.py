@@ -35,6 +35,21 @@ class DataKind(StrEnum):
     CAPTURE_RECORDS = "capture_records"
     REFERENCE_TEMPLATES = "reference_templates"
     ENCOUNTER_RECORDS = "encounter_records"
+    # Biographic data. Manifest entries: hours after the flight's scheduled departure.
+    MANIFEST_ENTRIES = "manifest_entries"
+    # A traveler's documents (sealed names, birth date, number) and, with the last of them,
+    # the data key: hours after the traveler was first recorded, and never while any other
+    # record of theirs (manifest entry, template, encounter, stay) remains, since those
+    # records would then name no one an officer can act on.
+    TRAVELER_DOCUMENTS = "traveler_documents"
+    # Closed stays (and exits without an entry): hours after the exit. Open stays are kept
+    # until they close, whatever this says: an overstay must still be found.
+    ADMISSIONS = "admissions"
+
+
+# Policies written before biographic data had a retention of its own keep it as long as the
+# encounter records it names: the parser's default for each of these kinds.
+BIOGRAPHIC_KINDS = (DataKind.MANIFEST_ENTRIES, DataKind.TRAVELER_DOCUMENTS, DataKind.ADMISSIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +200,21 @@ def _admission_rules(document: Mapping[str, Any]) -> AdmissionRules:
     )
 
 
+def _retention(table: Mapping[str, Any]) -> dict[DataKind, dict[CitizenshipClass, int]]:
+    """Every kind's hours per class; a biographic kind a policy does not name keeps its data
+    as long as the policy keeps encounter records."""
+    hours: dict[DataKind, dict[CitizenshipClass, int]] = {}
+    for kind in DataKind:
+        if kind in BIOGRAPHIC_KINDS and kind.value not in table:
+            continue
+        hours[kind] = _per_class(
+            _require(table, kind.value, dict, "retention."), f"retention.{kind.value}", _hours
+        )
+    for kind in BIOGRAPHIC_KINDS:
+        hours.setdefault(kind, dict(hours[DataKind.ENCOUNTER_RECORDS]))
+    return hours
+
+
 def parse_policy(text: str) -> Policy:
     """Parse a policy file (TOML); every field is required and checked."""
     try:
@@ -214,14 +244,7 @@ def parse_policy(text: str) -> Policy:
             _require(exemptions, "under_age", int, "exemptions."), "exemptions"
         ),
         exempt_over_age=_hours(_require(exemptions, "over_age", int, "exemptions."), "exemptions"),
-        retention_hours={
-            kind: _per_class(
-                _require(retention, kind.value, dict, "retention."),
-                f"retention.{kind.value}",
-                _hours,
-            )
-            for kind in DataKind
-        },
+        retention_hours=_retention(retention),
         gallery_hours_after_departure=_hours(
             _require(gallery, "delete_hours_after_departure", int, "gallery."), "gallery"
         ),

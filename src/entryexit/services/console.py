@@ -251,7 +251,7 @@ class ConsoleService:
                 encounter_id = self._record_manual(uow, actor, flight, traveler_id, capture_id)
             else:
                 encounter_id = self._opt_outs.record_in(
-                    uow, actor, flight, status.document, "console"
+                    uow, actor, flight, status.document, "console", capture_id
                 ).encounter_id
         if not uow.cases.resolve(capture_id, resolution.value, actor.key_id, self._clock()):
             raise ConflictError("another officer resolved this case first")

@@ -296,6 +296,15 @@ class TravelerProfile:
 
 
 @dataclass(frozen=True, slots=True)
+class TravelerErasure:
+    """What erasing one traveler deleted: how many of each kind (never what), and the flights
+    whose staged gallery had them (rebuilt without them)."""
+
+    counts: dict[str, int]
+    staged_flights: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StoredPolicy:
     version: str
     source: str

@@ -1,14 +1,20 @@
-"""Opt-outs, the purge that enforces retention, and the privacy report that proves it."""
+"""Opt-outs, the purge that enforces retention, the erasure of one traveler, and the privacy
+report that proves them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
 from entryexit.domain.policy import Participation, age_on
-from entryexit.errors import ConflictError, NotFoundError, PermissionDeniedError
+from entryexit.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from entryexit.services.audit import AuditTrail
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
@@ -53,6 +59,8 @@ class OptOut:
     encounter_id: str
     traveler_id: str
     policy_version: str
+    # What the opt-out deleted at once: enrolled templates, images of the traveler's captures.
+    deleted: dict[str, int] = field(default_factory=dict)
 
 
 class OptOutService:
@@ -86,7 +94,10 @@ class OptOutService:
                 actor,
                 "flight",
                 flight_id,
-                {"encounter": opt_out.encounter_id},
+                {
+                    "encounter": opt_out.encounter_id,
+                    **{f"deleted_{kind}": n for kind, n in opt_out.deleted.items()},
+                },
                 policy_version=opt_out.policy_version,
             )
             return opt_out
@@ -101,9 +112,17 @@ class OptOutService:
             raise OptOutNotRecordedError(GATE_REFUSAL) from exc
 
     def record_in(
-        self, uow: UnitOfWork, actor: Principal, flight: Flight, document: DocumentKey, gate: str
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        flight: Flight,
+        document: DocumentKey,
+        gate: str,
+        capture_id: str | None = None,
     ) -> OptOut:
-        """The opt-out inside the caller's unit of work (which records the audit event)."""
+        """The opt-out inside the caller's unit of work (which records the audit event);
+        ``capture_id``: a no-match capture an officer found to be this traveler's (its image
+        goes too)."""
         if not actor.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
         traveler_id = uow.travelers.traveler_for_document(document)
@@ -135,12 +154,76 @@ class OptOutService:
             raise AlreadyProcessedError("this traveler has already been processed on this flight")
         if self._on_encounter is not None:
             self._on_encounter(uow, encounter, flight, None)
+        # Declining the photo ends its use now, not at the normal expiry.
+        deleted = uow.retention.forget_opted_out(traveler_id, flight.id, now, capture_id)
         if flight.staged:
             self._galleries.restage_in(uow, flight)  # rebuilt without the traveler
-        return OptOut(encounter.id, traveler_id, policy.version)
+        return OptOut(encounter.id, traveler_id, policy.version, deleted)
 
 
 class PurgeService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        audit: AuditTrail,
+        galleries: GalleryService | None,
+        policies: PolicyService,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._audit = audit
+        self._galleries = galleries
+        self._policies = policies
+
+    def run(self) -> dict[str, int]:
+        """Delete what has expired and record how much of each kind (never whose), in one
+        transaction: the deletion and its record stand or fall together. Biographic kinds
+        follow the policy in force now."""
+        now = self._clock()
+        policy = self._policies.in_force(now)
+
+        def purge(uow: UnitOfWork) -> dict[str, int]:
+            counts = uow.retention.purge_expired(now, policy)
+            self._audit.record(uow, "purge", "ok", details=counts, policy_version=policy.version)
+            return counts
+
+        counts = in_transaction(self._uow, purge)
+        if self._galleries is not None:
+            self._galleries.evict_expired(now)
+        if any(counts.values()):
+            self._uow.scrub()
+        return counts
+
+    def preview(self, as_of: datetime) -> dict[str, int]:
+        """What a purge at ``as_of`` would delete, under the policy in force then: the purge
+        itself, run and rolled back (nothing is deleted, nothing recorded)."""
+        try:
+            policy = self._policies.in_force(as_of)
+        except NotFoundError:
+            raise InvalidInputError("no policy was in force then; choose a later date") from None
+        with self._uow() as uow:
+            return uow.retention.purge_expired(as_of, policy)  # left uncommitted
+
+
+ERASURE_REASONS = ("court_order", "mistaken_enrolment")
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """What erasing one traveler deleted: counts per kind, never what."""
+
+    traveler_id: str
+    reason: str
+    erased: dict[str, int]
+    galleries_rebuilt: int
+
+
+class ErasureService:
+    """Erase one traveler (a court order, a mistaken enrolment): every record of theirs and
+    their data key, so that every sealed copy left anywhere (backups, replicas, a database's
+    own log) is unreadable. Audited with counts and the reason, no personal data."""
+
     def __init__(
         self,
         uow: UnitOfWorkFactory,
@@ -153,21 +236,47 @@ class PurgeService:
         self._audit = audit
         self._galleries = galleries
 
-    def run(self) -> dict[str, int]:
-        """Delete what has expired and record how much of each kind (never whose), in one
-        transaction: the deletion and its record stand or fall together."""
-        now = self._clock()
+    def erase(self, actor: Principal, document: DocumentKey, reason: str) -> ErasureReport:
+        actor.require(Permission.TRAVELER_ERASE)
+        if actor.carrier is not None:
+            # A traveler's records span carriers: no key bound to one may erase them all.
+            raise PermissionDeniedError("a key bound to a carrier may not erase a traveler")
+        if reason not in ERASURE_REASONS:
+            raise InvalidInputError(f"the reason is one of: {', '.join(ERASURE_REASONS)}")
 
-        def purge(uow: UnitOfWork) -> dict[str, int]:
-            counts = uow.retention.purge_expired(now)
-            counts["fingerprint_templates"] = uow.fingerprints.purge_expired(now)
-            self._audit.record(uow, "purge", "ok", details=counts)
-            return counts
+        def work(uow: UnitOfWork) -> ErasureReport:
+            traveler_id = uow.travelers.traveler_for_document(document)
+            if traveler_id is None:
+                raise NotFoundError("no traveler is recorded with that document")
+            erasure = uow.retention.erase_traveler(traveler_id)
+            for flight_id in erasure.staged_flights:
+                flight = uow.flights.get(flight_id)
+                if flight is not None:
+                    self._rebuild(uow, flight)
+            self._audit.record(
+                uow,
+                "traveler erase",
+                "ok",
+                actor,
+                "traveler",
+                traveler_id,
+                {"reason": reason, **erasure.counts},
+            )
+            return ErasureReport(
+                traveler_id, reason, dict(erasure.counts), len(erasure.staged_flights)
+            )
 
-        counts = in_transaction(self._uow, purge)
+        report = in_transaction(self._uow, work)
+        self._uow.scrub()
+        return report
+
+    def _rebuild(self, uow: UnitOfWork, flight: Flight) -> None:
+        """A staged gallery that held the traveler is rebuilt without them; without a face
+        model here (the command line), its version is bumped so every server rebuilds it."""
         if self._galleries is not None:
-            self._galleries.evict_expired(now)
-        return counts
+            self._galleries.restage_in(uow, flight)
+        else:
+            uow.flights.mark_gallery_staged(flight.id, self._clock(), flight.gallery_expires_at)
 
 
 class PrivacyReportService:
@@ -179,25 +288,46 @@ class PrivacyReportService:
         self._audit = audit
         self._policies = policies
 
-    def report(self, since: datetime, until: datetime | None = None) -> dict[str, object]:
-        now = self._clock()
+    def report(
+        self, since: datetime, until: datetime | None = None, as_of: datetime | None = None
+    ) -> dict[str, object]:
+        """``as_of`` (default now): the moment whose holdings and overdue items are counted,
+        under the policy in force then; an auditor sees what a purge on that date would find
+        overdue."""
+        generated = self._clock()
+        now = as_of or generated
         end = until or now
-        held = self._reports.retention_counts(now)
+        try:
+            policy = self._policies.in_force(now)
+        except NotFoundError:
+            if as_of is None:
+                raise
+            raise InvalidInputError(
+                "no policy was in force at as_of; choose a later date"
+            ) from None
+        held = self._reports.retention_counts(now, policy)
         purges = [e for e in self._audit.all_events("purge") if since <= e.entry.occurred_at <= end]
         purged: dict[str, int] = {}
         for event in purges:
             for kind, count in event.entry.details.items():
                 if isinstance(count, int):
                     purged[kind] = purged.get(kind, 0) + count
+        erasures = [
+            e
+            for e in self._audit.all_events("traveler erase")
+            if since <= e.entry.occurred_at <= end
+        ]
         activity = self._reports.decision_counts(since, end)
         return {
-            "generated_at": now.isoformat(),
+            "generated_at": generated.isoformat(),
+            "as_of": now.isoformat(),
             "period": {"since": since.isoformat(), "until": end.isoformat()},
-            "policy_in_force": self._policies.in_force(now).version,
+            "policy_in_force": policy.version,
             "held": {kind: values["held"] for kind, values in held.items()},
             "overdue": {kind: values["overdue"] for kind, values in held.items()},
             "overdue_total": sum(values["overdue"] for values in held.values()),
             "purges": {"runs": len(purges), "deleted": purged},
+            "erasures": len(erasures),
             "opt_outs": activity.get("encounters_opt_out", 0),
             "exemptions": _exemptions(self._audit, since, end),
             "manual_processing": activity.get("captures_manual", 0)

@@ -39,6 +39,7 @@ from entryexit.domain.model import (
     ManifestTraveler,
     PhotoSource,
 )
+from entryexit.domain.policy import Policy
 from entryexit.errors import TransactionConflictError
 from entryexit.services.ports import (
     AlertRecord,
@@ -55,6 +56,7 @@ from entryexit.services.ports import (
     StoredIdempotency,
     StoredPolicy,
     StoredTemplate,
+    TravelerErasure,
     TravelerIdentity,
     TravelerProfile,
     WatchlistEntry,
@@ -355,7 +357,24 @@ class OutboxRepository(Protocol):
 
 
 class RetentionRepository(Protocol):
-    def purge_expired(self, now: datetime) -> dict[str, int]: ...
+    def purge_expired(self, now: datetime, policy: Policy) -> dict[str, int]:
+        """Delete everything whose time is up at ``now``: kinds whose expiry was stamped when
+        written, and biographic kinds by ``policy`` (the one in force at ``now``). A traveler
+        of whom nothing remains loses their data key (crypto-shredding). Counts per kind."""
+        ...
+
+    def erase_traveler(self, traveler_id: str) -> TravelerErasure:
+        """Delete everything of one traveler (court order, mistaken enrolment), their data key
+        included; counts per kind."""
+        ...
+
+    def forget_opted_out(
+        self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
+    ) -> dict[str, int]:
+        """After an opt-out: delete the traveler's reference templates (unless another flight
+        still to depart lists them) and the images of their captures on the flight, and of
+        ``capture_id`` (a no-match an officer found to be theirs)."""
+        ...
 
 
 class DataKeyRepository(Protocol):
@@ -439,6 +458,12 @@ class UnitOfWorkFactory(Protocol):
         """Raise (``StorageUnavailableError``) if the database cannot store a row now."""
         ...
 
+    def scrub(self) -> None:
+        """After personal data was deleted: make sure no copy of the deleted bytes stays in
+        the database's own files (SQLite: its write-ahead log, checkpointed and truncated;
+        deleted pages are zeroed as they are freed). PostgreSQL relies on crypto-shredding."""
+        ...
+
 
 class ReportQueries(Protocol):
     """Read models for reports that cut across aggregates. Counts and identifiers; the
@@ -451,7 +476,11 @@ class ReportQueries(Protocol):
     def exits_without_entry(self, since: date, until: date) -> list[tuple[str, date, str]]: ...
     def exit_confirmations(self, since: datetime, until: datetime) -> list[ExitConfirmation]: ...
     def traveler_identities(self, traveler_ids: list[str]) -> dict[str, TravelerIdentity]: ...
-    def retention_counts(self, now: datetime) -> dict[str, dict[str, int]]: ...
+    def retention_counts(self, now: datetime, policy: Policy) -> dict[str, dict[str, int]]:
+        """Per kind: how many items are held, and how many a purge at ``now`` under
+        ``policy`` would delete (``overdue``)."""
+        ...
+
     def decision_counts(self, since: datetime, until: datetime) -> dict[str, int]: ...
     def outcomes_by_sex(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]: ...
 

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.deps import ServicesDep, get_services
 from entryexit.bootstrap import Services
+from entryexit.documents.identity import identify_document
 from entryexit.domain.access import Permission
 from entryexit.errors import (
     AuthenticationError,
@@ -389,6 +390,37 @@ def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) ->
         report=report,
         policy=policy,
     )
+
+
+def _may_erase(signed_in: SignedIn) -> None:
+    if not signed_in.principal.can(Permission.TRAVELER_ERASE):
+        raise PermissionDeniedError("erasing a traveler is for supervisors and admins")
+
+
+@router.get("/erasure")
+def erasure_page(request: Request, signed_in: SessionDep) -> HTMLResponse:
+    _may_erase(signed_in)
+    return _page(request, "erasure.html", signed_in, report=None)
+
+
+@router.post("/erasure")
+def erase_traveler(
+    request: Request,
+    services: ServicesDep,
+    signed_in: SessionDep,
+    issuing_state: Annotated[str, Form(max_length=3)],
+    number: Annotated[str, Form(max_length=20)],
+    reason: Annotated[str, Form(max_length=32)],
+    confirm: Annotated[str, Form(max_length=3)] = "",
+) -> HTMLResponse:
+    _may_erase(signed_in)
+    if confirm != "yes":
+        raise InvalidInputError("confirm that the erasure cannot be undone")
+    document, _ = identify_document(None, issuing_state, number, services.clock().date())
+    if document is None:
+        raise InvalidInputError("give the issuing state and the document number")
+    report = services.erasure.erase(signed_in.principal, document, reason)
+    return _page(request, "erasure.html", signed_in, report=report)
 
 
 def error_page(request: Request, exc: EntryExitError | SignInRequiredError) -> Response:

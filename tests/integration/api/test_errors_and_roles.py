@@ -194,6 +194,8 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
                 kwargs["json"] = {"disposition": "dismissed_other", "reason": "test"}
             elif path.startswith("/v1/admissions"):
                 kwargs["json"] = {"admission_class": "B2"}
+            elif path == "/v1/erasures":
+                kwargs["json"] = {"issuing_state": "UTO", "number": "NONE", "reason": "court_order"}
             elif path == "/v1/reports/overstays":
                 kwargs["params"] = {"as_of": "2030-01-01"}
             elif path.endswith("/manifest") and method == "PUT":

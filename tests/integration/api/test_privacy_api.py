@@ -146,7 +146,7 @@ def test_opt_out_is_refused_where_the_policy_requires_capture(
     assert citizen.status_code == 201
     assert citizen.json()["policy_version"] == "noncitizens-mandatory-1"
     policies = api.client.get("/v1/policies", headers=api.headers("auditor")).json()
-    assert [p["version"] for p in policies] == ["default-1", "noncitizens-mandatory-1"]
+    assert [p["version"] for p in policies] == ["default-2", "noncitizens-mandatory-1"]
     current = api.client.get("/v1/policies/current", headers=api.headers("auditor")).json()
     assert current["participation"]["foreign_national"] == "required"
 
@@ -297,3 +297,78 @@ def test_a_gate_learns_nothing_from_why_an_opt_out_was_not_recorded(
         "this traveler has already been processed on this flight"
     )
     assert opt_out("Z9999999", "officer")[0] == 404
+
+
+def test_a_supervisor_erases_a_traveler_and_nothing_personal_is_logged_or_audited(
+    world: tuple[Api, Services], lfw_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api, services = world
+    api.keys["supervisor"] = services.keys.create(Role.SUPERVISOR, "shift lead")[1]
+    flight_id = board_mixed_flight(api, lfw_dir)
+    assert capture(api, flight_id, lfw_image(lfw_dir, "Ariel_Sharon", 2)).json()["decision"] == (
+        "match"
+    )
+    body = {"issuing_state": "UTO", "number": "F0000002", "reason": "court_order"}
+    for role in ("officer", "auditor", "gate"):
+        refused = api.client.post("/v1/erasures", json=body, headers=api.headers(role))
+        assert refused.status_code == 403, role
+    free_text = {**body, "reason": "Ariel Sharon asked"}
+    assert (
+        api.client.post("/v1/erasures", json=free_text, headers=api.headers("supervisor"))
+    ).status_code == 422
+
+    erased = api.client.post("/v1/erasures", json=body, headers=api.headers("supervisor"))
+    assert erased.status_code == 201, erased.text
+    report = erased.json()
+    assert report["reason"] == "court_order"
+    assert report["galleries_rebuilt"] == 1
+    for kind in ("traveler_documents", "reference_templates", "manifest_entries", "data_keys"):
+        assert report["erased"][kind] == 1, kind
+    assert report["erased"]["encounter_records"] == 1
+    # Out of the staged gallery at once: the same face now matches no one.
+    again = capture(api, flight_id, lfw_image(lfw_dir, "Ariel_Sharon", 3))
+    assert again.json()["decision"] == "no_match"
+    missing = api.client.post("/v1/erasures", json=body, headers=api.headers("supervisor"))
+    assert missing.status_code == 404
+    manifest = api.client.get(
+        f"/v1/flights/{flight_id}/manifest", headers=api.headers("officer")
+    ).json()
+    assert "SHARON" not in str(manifest)
+
+    events = api.client.get(
+        "/v1/audit/events",
+        params={"action": "traveler erase"},
+        headers=api.headers("auditor"),
+    ).json()
+    (event,) = [e for e in events if e["action"] == "traveler erase"]
+    assert event["resource_id"] == report["traveler_id"]
+    assert "F0000002" not in str(event)
+    assert "SHARON" not in str(event).upper()
+    privacy = api.client.get("/v1/privacy/report", headers=api.headers("auditor")).json()
+    assert privacy["erasures"] == 1
+    # The test's own HTTP client logs the URLs it calls (an enrolment names the document).
+    logged = "\n".join(
+        record.getMessage()
+        for record in caplog.records
+        if not record.name.startswith(("httpx", "httpcore"))
+    )
+    assert "F0000002" not in logged
+    assert "SHARON" not in logged.upper()
+
+
+def test_the_privacy_report_as_of_a_date_counts_what_that_date_would_purge(
+    world: tuple[Api, Services], lfw_dir: Path, clock: MovableClock
+) -> None:
+    api, _ = world
+    board_mixed_flight(api, lfw_dir)
+    now = api.client.get("/v1/privacy/report", headers=api.headers("auditor")).json()
+    assert now["overdue"]["traveler_documents"] == 0
+    later = (clock.now + timedelta(days=400)).isoformat()
+    then = api.client.get(
+        "/v1/privacy/report", params={"as_of": later}, headers=api.headers("auditor")
+    ).json()
+    assert then["as_of"].startswith(later[:16])
+    held = then["held"]["reference_templates"]
+    assert held >= 2
+    assert then["overdue"]["reference_templates"] == held
+    assert then["overdue"]["manifest_entries"] == 2  # the citizens'; 5 years for the other

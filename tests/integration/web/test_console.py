@@ -224,7 +224,7 @@ def test_auditors_read_but_cannot_act_and_see_no_images(console: Api, lfw_dir: P
     assert stage.status_code == 403
     oversight = client.get("/console/oversight")
     assert "intact" in oversight.text
-    assert "default-1" in oversight.text
+    assert "default-2" in oversight.text
 
 
 def test_gate_roles_cannot_have_console_accounts(console: Api) -> None:
@@ -299,3 +299,34 @@ def test_a_travelers_crossings_page_shows_how_each_exit_was_linked(
     auditor = fresh(console)
     sign_in(auditor, "ada")
     assert auditor.get(f"/console/travelers/{refs['Colin_Powell']}").status_code == 403
+
+
+def test_a_supervisor_erases_a_traveler_from_the_console(console: Api, lfw_dir: Path) -> None:
+    flight_id, refs = staged_flight(console, lfw_dir)
+    sharon = refs["Ariel_Sharon"]
+    number = f"D{list(refs).index('Ariel_Sharon'):07d}"
+    for officer_or_auditor in ("olga", "ada"):
+        client = fresh(console)
+        sign_in(client, officer_or_auditor)
+        assert "/console/erasure" not in client.get("/console/").text
+        assert client.get("/console/erasure").status_code == 403
+    client = fresh(console)
+    sign_in(client, "sam")
+    page = client.get("/console/erasure")
+    assert page.status_code == 200
+    form = {"issuing_state": "UTO", "number": number, "reason": "court_order"}
+    forged = client.post("/console/erasure", data={**form, "confirm": "yes"})
+    assert forged.status_code == 403  # no CSRF token: nothing erased
+    unconfirmed = client.post("/console/erasure", data={**form, "csrf_token": csrf(page.text)})
+    assert unconfirmed.status_code == 422
+    done = client.post(
+        "/console/erasure", data={**form, "confirm": "yes", "csrf_token": csrf(page.text)}
+    )
+    assert done.status_code == 200, done.text
+    assert "traveler documents" in done.text
+    assert "SHARON" not in done.text
+    manifest = client.get(f"/console/flights/{flight_id}")
+    assert "SHARON" not in manifest.text
+    assert client.get(f"/console/images/travelers/{sharon}").status_code == 404
+    after = capture(console, flight_id, lfw_image(lfw_dir, "Ariel_Sharon", 2))
+    assert after.json()["decision"] == "no_match"

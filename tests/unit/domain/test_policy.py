@@ -55,10 +55,52 @@ def test_the_policy_in_force_is_the_latest_effective_one() -> None:
     first = parse_policy(default_text())
     later = parse_policy(
         default_text()
-        .replace('version = "default-1"', 'version = "default-2"')
+        .replace('version = "default-2"', 'version = "default-3"')
         .replace("2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z")
     )
     assert policy_in_force([first, later], datetime(2026, 3, 1, tzinfo=UTC)) is first
     assert policy_in_force([first, later], datetime(2026, 7, 1, tzinfo=UTC)) is later
     with pytest.raises(NotFoundError):
         policy_in_force([first, later], datetime(2025, 1, 1, tzinfo=UTC))
+
+
+def test_every_kind_of_personal_data_has_a_retention_in_the_shipped_default() -> None:
+    policy = parse_policy(default_text())
+    assert policy.version == "default-2"
+    assert set(policy.retention_hours) == set(DataKind)
+    table = default_text()
+    for kind in (DataKind.MANIFEST_ENTRIES, DataKind.TRAVELER_DOCUMENTS, DataKind.ADMISSIONS):
+        assert f"[retention.{kind.value}]" in table  # stated, not defaulted
+    citizen = CitizenshipClass.CITIZEN
+    assert policy.retention(DataKind.TRAVELER_DOCUMENTS, citizen).total_seconds() == 336 * 3600
+    assert policy.as_dict()["retention_hours"]["admissions"]["foreign_national"] == 43800
+
+
+def test_a_policy_without_biographic_retention_keeps_it_as_long_as_encounter_records() -> None:
+    """Policies written before these kinds existed (the shipped noncitizens-mandatory one,
+    versions already loaded in a store) still load, and keep biographic data no longer than
+    the encounter records that name the traveler."""
+    policy = parse_policy(shipped_policy_text("noncitizens-mandatory.toml"))
+    foreign = CitizenshipClass.FOREIGN_NATIONAL
+    encounters = policy.retention(DataKind.ENCOUNTER_RECORDS, foreign)
+    assert encounters.total_seconds() == 131400 * 3600
+    for kind in (DataKind.MANIFEST_ENTRIES, DataKind.TRAVELER_DOCUMENTS, DataKind.ADMISSIONS):
+        assert policy.retention(kind, foreign) == encounters
+        assert policy.retention(kind, None) == policy.retention(DataKind.ENCOUNTER_RECORDS, None)
+
+
+def test_a_biographic_retention_is_checked_like_the_others() -> None:
+    bad = default_text().replace(
+        "[retention.admissions]\ncitizen = 336", "[retention.admissions]\ncitizen = -1"
+    )
+    assert bad != default_text()
+    with pytest.raises(InvalidInputError, match=r"retention\.admissions"):
+        parse_policy(bad)
+    missing_class = default_text().replace(
+        "[retention.manifest_entries]  # hours after the flight's scheduled departure\n"
+        "citizen = 336\n",
+        "[retention.manifest_entries]\n",
+    )
+    assert missing_class != default_text()
+    with pytest.raises(InvalidInputError, match=r"retention\.manifest_entries\.citizen"):
+        parse_policy(missing_class)

@@ -133,7 +133,11 @@ def test_an_opted_out_resolution_takes_the_traveler_out_of_the_gallery() -> None
     restaged = world.flights.get(flight.id)
     assert restaged.gallery_version == flight.gallery_version + 1
     assert traveler_id not in world.galleries.gallery_for(restaged).traveler_ids
-    assert world.uow.tables.captures[capture_id].resolution == "opted_out"
+    row = world.uow.tables.captures[capture_id]
+    assert row.resolution == "opted_out"
+    # The no-match photo was the traveler's, who declined biometrics: it is not kept.
+    assert row.image is None
+    assert traveler_id not in {r.traveler_id for r in world.uow.tables.templates.values()}
 
 
 def test_an_opt_out_refused_by_policy_leaves_the_case_open() -> None:

@@ -21,7 +21,9 @@ from entryexit.domain.model import (
     PhotoSource,
     Sex,
 )
+from entryexit.domain.policy import parse_policy
 from entryexit.errors import ConflictError, TransactionConflictError
+from entryexit.services.policies import shipped_policy_text
 from entryexit.services.ports import AlertRecord, CaptureRecord, NewAdmission
 from entryexit.services.unit_of_work import ATTEMPTS, UnitOfWork, in_transaction
 from tests.fake_storage import (
@@ -34,6 +36,8 @@ from tests.fake_storage import (
     InjectedCommitError,
 )
 from tests.fakes import StaticKeyProvider
+
+DEFAULT_POLICY = parse_policy(shipped_policy_text("default.toml"))
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -434,17 +438,24 @@ def test_purge_counts_per_kind_and_rotation(factory: FakeUnitOfWorkFactory) -> N
     with factory() as uow:
         assert uow.data_keys.rotate_batch(1) == 2  # one data key and one capture image key
         assert uow.data_keys.rotate_batch(1) == 0
-        assert uow.retention.purge_expired(NOW) == {
+        assert uow.retention.purge_expired(NOW, DEFAULT_POLICY) == {
             "capture_images": 1,
             "idempotency_keys": 0,
+            "fingerprint_templates": 0,
             "capture_records": 1,
             "reference_templates": 0,
             "encounter_records": 1,
+            "manifest_entries": 0,
+            "admissions": 0,
+            "traveler_documents": 0,
             "data_keys": 0,
+            "travelers": 0,
             "staged_galleries": 1,
         }
         uow.commit()
-    assert FakeReportQueries(factory.database).retention_counts(later)["reference_templates"] == {
+    assert FakeReportQueries(factory.database).retention_counts(later, DEFAULT_POLICY)[
+        "reference_templates"
+    ] == {
         "held": 1,
         "overdue": 1,
     }

@@ -36,13 +36,18 @@ def test_an_opt_out_is_recorded_and_takes_the_traveler_out_of_the_gallery() -> N
         Direction.EXIT, [traveler("N1"), traveler("N2")], seeds={"N1": 1, "N2": 2}
     )
     opt_out = world.opt_outs.record(GATE, flight.id, N1, "G1")
-    assert (opt_out.traveler_id, opt_out.policy_version) == (world.traveler_id("N1"), "default-1")
+    assert (opt_out.traveler_id, opt_out.policy_version) == (world.traveler_id("N1"), "default-2")
     encounter = world.uow.tables.encounters[opt_out.encounter_id]
     assert encounter.method is EncounterMethod.OPT_OUT
     assert (encounter.gate, encounter.device, encounter.score) == ("G1", "key:k-gate", None)
     event = world.uow.tables.audit_events[-1].entry
     assert (event.action, event.resource_id) == ("opt-out", flight.id)
-    assert event.details == {"encounter": opt_out.encounter_id}
+    assert event.details == {
+        "encounter": opt_out.encounter_id,
+        "deleted_reference_templates": 1,
+        "deleted_capture_images": 0,
+    }
+    assert opt_out.traveler_id not in {r.traveler_id for r in world.uow.tables.templates.values()}
     (message,) = world.uow.tables.outbox.values()
     assert message.payload["method"] == "opt_out"
     assert message.template is None
@@ -113,7 +118,11 @@ PURGED = {
     "capture_records": 1,
     "reference_templates": 1,
     "encounter_records": 0,
+    "manifest_entries": 0,
+    "admissions": 0,
+    "traveler_documents": 0,
     "data_keys": 0,
+    "travelers": 0,
     "staged_galleries": 1,
     "fingerprint_templates": 0,
 }
@@ -122,20 +131,20 @@ PURGED = {
 def test_the_purge_deletes_what_expired_and_records_how_much_in_the_same_transaction() -> None:
     world, flight_id = purge_world()
     world.advance(hours=13)
-    held_before = world.reports.retention_counts(world.clock.now)
+    held_before = world.reports.retention_counts(world.clock.now, world.policies.in_force())
     assert sum(kind["overdue"] for kind in held_before.values()) == 4
 
     world.uow.fail_commit_after(0)
     with pytest.raises(InjectedCommitError):
         world.purge.run()
-    assert world.reports.retention_counts(world.clock.now) == held_before
+    assert world.reports.retention_counts(world.clock.now, world.policies.in_force()) == held_before
     assert "purge" not in world.actions()
     assert world.flights.get(flight_id).staged
 
     assert world.purge.run() == PURGED
     event = world.uow.tables.audit_events[-1].entry
     assert (event.action, event.actor_key_id, event.details) == ("purge", None, PURGED)
-    held = world.reports.retention_counts(world.clock.now)
+    held = world.reports.retention_counts(world.clock.now, world.policies.in_force())
     assert all(kind["overdue"] == 0 for kind in held.values())
     assert held["capture_records"]["held"] == 1  # the foreign national's match
     assert not world.flights.get(flight_id).staged
@@ -157,7 +166,7 @@ def test_the_privacy_report() -> None:
     world.purge.run()
 
     report = world.privacy.report(START)
-    assert report["policy_in_force"] == "default-1"
+    assert report["policy_in_force"] == "default-2"
     assert report["overdue_total"] == 0
     assert report["held"]["capture_records"] == 1  # type: ignore[index]
     assert report["purges"] == {

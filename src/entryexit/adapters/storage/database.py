@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows (a purge, an erasure) are overwritten with zeros, not left in free pages
+    # for anyone who copies the file; ``scrub_sqlite`` then empties the write-ahead log.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -167,6 +171,36 @@ def _sqlite_begin(connection: Connection) -> None:
     read_only = "ON" if options.get(READ_ONLY_TRANSACTION, False) else "OFF"
     connection.exec_driver_sql(f"PRAGMA query_only={read_only}")
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+# A truncating checkpoint holds the write lock while it waits for readers: it waits this long
+# at most (milliseconds), not the 30 s a use case may, so that gates are never held up.
+SCRUB_WAIT_MS = 2000
+
+
+def scrub_sqlite(engine: Engine) -> None:
+    """Checkpoint the write-ahead log into the database file and truncate it to nothing, so
+    that no earlier version of a page (a deleted name, template or key) survives in it. A
+    checkpoint that could not finish (a long reader) is logged; the next purge or erasure
+    tries again."""
+    if engine.dialect.name != "sqlite":
+        return
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _, _ = cursor.fetchone() or (1, 0, 0)
+        except sqlite3.Error:
+            busy = 1  # the deletion itself is committed; only its log copy waits
+        finally:
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+    finally:
+        connection.close()
+    if busy:
+        logger.warning("the write-ahead log could not be truncated after a deletion (busy)")
 
 
 def alembic_config() -> Config:

@@ -5,9 +5,13 @@ Two kinds of protection, both AES-GCM envelopes (``adapters.crypto.envelope``):
 - A traveler's personal details, reference templates and reference photos are sealed with the
   traveler's *data key*, stored wrapped by the current key-encryption key (KEK). Deleting that
   one row (crypto-shredding) makes every sealed copy, backups included, unreadable.
-- Items that belong to no traveler's file (a capture's review image, a watchlist template, an
-  admission's entry template, an outbox template) get a key of their own, wrapped by the KEK
-  under the item's *owner* name and stored beside it: deleting the item deletes its key.
+- Items of a known traveler kept outside their file (a capture's review image, an admission's
+  entry template, an outbox template) are sealed with the traveler's data key too, so that
+  destroying that one key erases them wherever a copy survives (a replica, a backup, a
+  database's own log); they store no key of their own (``wrapped_key`` and ``kek_id`` NULL).
+- Items that belong to no traveler (a capture that matched no one, a watchlist template) get
+  a key of their own, wrapped by the KEK under the item's *owner* name and stored beside it:
+  deleting the item deletes its key.
 
 Every seal binds a context (what the item is and whose) as associated data, so a sealed value
 copied to another row or owner does not open.
@@ -43,6 +47,16 @@ class SealedItem:
     sealed: bytes
     wrapped_key: bytes
     kek_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SealedFor:
+    """A value sealed for whoever it belongs to: under the traveler's data key (no key of its
+    own: ``wrapped_key`` and ``kek_id`` None), or, for no known traveler, a key of its own."""
+
+    sealed: bytes
+    wrapped_key: bytes | None
+    kek_id: str | None
 
 
 def template_context(template_id: str, traveler_id: str, model: str) -> bytes:
@@ -148,6 +162,35 @@ class Sealer:
     ) -> bytes:
         key = unwrap_data_key(self._keys.kek(kek_id), wrapped_key, owner)
         return open_sealed(key, sealed, context)
+
+    def seal_for(
+        self, session: Session, traveler_id: str | None, owner: str, value: bytes, context: bytes
+    ) -> SealedFor:
+        """``value`` sealed under the traveler's data key when it is a known traveler's (their
+        key exists), else under a key of its own."""
+        stored = None if traveler_id is None else session.get(DataKeyRow, traveler_id)
+        if stored is None:
+            item = self.seal_item(owner, value, context)
+            return SealedFor(item.sealed, item.wrapped_key, item.kek_id)
+        return SealedFor(seal(self.unwrap(stored), value, context), None, None)
+
+    def open_for(
+        self,
+        session: Session,
+        traveler_id: str | None,
+        owner: str,
+        sealed: bytes,
+        wrapped_key: bytes | None,
+        kek_id: str | None,
+        context: bytes,
+    ) -> bytes | None:
+        """What :meth:`seal_for` sealed; None once the traveler's data key is shredded."""
+        if wrapped_key is not None and kek_id:
+            return self.open_item(owner, sealed, wrapped_key, kek_id, context)
+        stored = None if traveler_id is None else session.get(DataKeyRow, traveler_id)
+        if stored is None:
+            return None
+        return open_sealed(self.unwrap(stored), sealed, context)
 
     def rewrap_item(self, owner: str, wrapped_key: bytes, kek_id: str) -> tuple[bytes, str] | None:
         """The item's key wrapped under the current KEK, or None if it already is."""

@@ -14,6 +14,7 @@ from entryexit.adapters.storage.audit_macs import mac_legacy_events
 from entryexit.adapters.storage.database import (
     READ_ONLY_TRANSACTION,
     WRITE_TRANSACTION,
+    scrub_sqlite,
     session_factory,
 )
 from entryexit.adapters.storage.queries.boards import SqlBoardQueries
@@ -162,6 +163,9 @@ class SqlUnitOfWorkFactory:
         with self._sessions.begin() as session:
             session.connection(execution_options={WRITE_TRANSACTION: True})
             session.merge(ReadinessProbeRow(id=1, checked_at=now))
+
+    def scrub(self) -> None:
+        scrub_sqlite(self.engine)
 
 
 def _conforms(factory: SqlUnitOfWorkFactory) -> UnitOfWorkFactory:

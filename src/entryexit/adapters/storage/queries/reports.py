@@ -13,6 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from entryexit.adapters.storage.repositories.admissions import admission_from_row
 from entryexit.adapters.storage.repositories.flights import ERASED
+from entryexit.adapters.storage.repositories.maintenance import (
+    expired_admissions,
+    expired_documents,
+    expired_manifest_entries,
+    unused_data_keys,
+)
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
     AdmissionRow,
@@ -27,6 +33,7 @@ from entryexit.adapters.storage.tables import (
 )
 from entryexit.domain.admission import Admission
 from entryexit.domain.model import DocumentKey, EncounterMethod
+from entryexit.domain.policy import Policy
 from entryexit.services.ports import ExitConfirmation, TravelerIdentity
 
 
@@ -195,21 +202,29 @@ class SqlReportQueries:
             }
             counts: dict[str, dict[str, int]] = {}
             for entry, document, data_key, flight in rows:
-                if entry.traveler_id not in with_photo:
+                method = methods.get((flight.id, entry.traveler_id), "not_processed")
+                # An opt-out deletes the traveler's photo at once; they had one all the same.
+                if entry.traveler_id not in with_photo and method != EncounterMethod.OPT_OUT:
                     continue
                 sex = self._sealer.open_personal(document, data_key).get("sex", "unknown")
-                method = methods.get((flight.id, entry.traveler_id), "not_processed")
                 tally = counts.setdefault(sex, {})
                 tally["travelers_with_photo"] = tally.get("travelers_with_photo", 0) + 1
                 tally[method] = tally.get(method, 0) + 1
             return counts
 
-    def retention_counts(self, now: datetime) -> dict[str, dict[str, int]]:
-        """Per kind: how many items are held and how many are past their expiry."""
+    def retention_counts(self, now: datetime, policy: Policy) -> dict[str, dict[str, int]]:
+        """Per kind: how many items are held and how many are past their expiry (for the
+        biographic kinds, by ``policy``; a document is overdue only once nothing else of its
+        traveler remains, as the purge decides)."""
         with self._transaction() as session:
 
             def count(*conditions: Any) -> int:
                 return int(session.scalar(select(func.count()).where(*conditions)) or 0)
+
+            def count_in(table: Any, *conditions: Any) -> int:
+                # Named FROM: the conditions' subqueries correlate with this table's rows.
+                query = select(func.count()).select_from(table).where(*conditions)
+                return int(session.scalar(query) or 0)
 
             return {
                 "capture_images": {
@@ -229,6 +244,22 @@ class SqlReportQueries:
                 "encounter_records": {
                     "held": count(EncounterRow.id.is_not(None)),
                     "overdue": count(EncounterRow.expires_at <= now),
+                },
+                "manifest_entries": {
+                    "held": count(ManifestEntryRow.id.is_not(None)),
+                    "overdue": count_in(ManifestEntryRow, expired_manifest_entries(policy, now)),
+                },
+                "admissions": {
+                    "held": count(AdmissionRow.id.is_not(None)),
+                    "overdue": count_in(AdmissionRow, expired_admissions(policy, now)),
+                },
+                "traveler_documents": {
+                    "held": count(DocumentRow.id.is_not(None)),
+                    "overdue": count_in(DocumentRow, expired_documents(policy, now)),
+                },
+                "data_keys": {
+                    "held": count(DataKeyRow.traveler_id.is_not(None)),
+                    "overdue": count_in(DataKeyRow, unused_data_keys()),
                 },
                 "staged_galleries": {
                     "held": count(FlightRow.gallery_version > 0),

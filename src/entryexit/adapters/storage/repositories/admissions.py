@@ -1,5 +1,5 @@
 """Stays opened by entries and closed by exits; an open stay keeps its entry template sealed
-with a key of its own, erased when the stay closes."""
+under the traveler's data key, erased when the stay closes."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ class SqlAdmissionRepository:
         sealed = (
             None
             if new.template is None
-            else self._sealer.seal_item(_owner(new.id), new.template, _context(new.id))
+            else self._sealer.seal_for(
+                session, new.traveler_id, _owner(new.id), new.template, _context(new.id)
+            )
         )
         session.add(
             AdmissionRow(
@@ -104,12 +106,17 @@ class SqlAdmissionRepository:
         result = []
         for row in rows:
             assert row.template is not None
-            assert row.wrapped_key is not None
-            assert row.kek_id is not None
-            opened = self._sealer.open_item(
-                _owner(row.id), row.template, row.wrapped_key, row.kek_id, _context(row.id)
+            opened = self._sealer.open_for(
+                session,
+                row.traveler_id,
+                _owner(row.id),
+                row.template,
+                row.wrapped_key,
+                row.kek_id,
+                _context(row.id),
             )
-            result.append((row.id, opened))
+            if opened is not None:  # None: the traveler's key was shredded
+                result.append((row.id, opened))
         return result
 
     def close(

@@ -1,5 +1,6 @@
-"""Gate captures (a review image sealed with a key of its own), the encounters recorded for
-travelers, and the officers' exceptions queue over the captures."""
+"""Gate captures (a review image sealed under the traveler's data key, or a key of its own
+when the capture matched no one), the encounters recorded for travelers, and the officers'
+exceptions queue over the captures."""
 
 from __future__ import annotations
 
@@ -75,8 +76,12 @@ class SqlCaptureRepository:
     def add_capture(self, capture: CaptureRecord) -> None:
         sealed = None
         if capture.image is not None:
-            sealed = self._sealer.seal_item(
-                capture_owner(capture.id), capture.image, capture_image_context(capture.id)
+            sealed = self._sealer.seal_for(
+                self._session,
+                capture.traveler_id,
+                capture_owner(capture.id),
+                capture.image,
+                capture_image_context(capture.id),
             )
         self._session.add(
             CaptureRow(
@@ -227,9 +232,11 @@ class SqlCaseRepository:
     def capture_image(self, capture_id: str) -> bytes | None:
         """The sealed review image of a capture, opened; ``None`` once purged."""
         row = self._session.get(CaptureRow, capture_id)
-        if row is None or row.image is None or row.wrapped_key is None or row.kek_id is None:
+        if row is None or row.image is None:
             return None
-        return self._sealer.open_item(
+        return self._sealer.open_for(
+            self._session,
+            row.traveler_id,
             capture_owner(capture_id),
             row.image,
             row.wrapped_key,

@@ -6,36 +6,157 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from entryexit.adapters.storage.repositories.captures import capture_owner
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
     AdmissionRow,
+    AlertRow,
     Base,
     CaptureIdempotencyRow,
     CaptureRow,
     DataKeyRow,
     DocumentRow,
     EncounterRow,
+    FingerprintTemplateRow,
     FlightRow,
+    ManifestEntryRow,
     OutboxRow,
     ReferenceTemplateRow,
+    TravelerRow,
     WatchlistEntryRow,
 )
+from entryexit.domain.model import CitizenshipClass
+from entryexit.domain.policy import DataKind, Policy
+from entryexit.services.ports import TravelerErasure
+
+# A column of a mapped table, or an expression over some.
+SqlValue = ColumnElement[Any] | InstrumentedAttribute[Any]
 
 
 def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _per_class(
+    kind: DataKind,
+    policy: Policy,
+    now: datetime,
+    class_of: SqlValue,
+    due: Callable[[datetime], ColumnElement[bool]],
+) -> ColumnElement[bool]:
+    """``due(cutoff)`` with each traveler class's cutoff under ``policy``; data whose class is
+    unknown gets the shortest period of any class (no class's limit is exceeded)."""
+    cases = [
+        and_(class_of == klass.value, due(now - policy.retention(kind, klass)))
+        for klass in CitizenshipClass
+    ]
+    cases.append(and_(class_of.is_(None), due(now - policy.retention(kind, None))))
+    return or_(*cases)
+
+
+def _document_class(traveler: SqlValue) -> ColumnElement[Any]:
+    return (
+        select(DocumentRow.citizenship_class)
+        .where(DocumentRow.traveler_id == traveler, DocumentRow.citizenship_class.is_not(None))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _nothing_else_of(traveler: SqlValue) -> ColumnElement[bool]:
+    """No record of the traveler is left that their documents would name for an officer."""
+    return and_(
+        ~select(ManifestEntryRow.id).where(ManifestEntryRow.traveler_id == traveler).exists(),
+        ~select(ReferenceTemplateRow.id)
+        .where(ReferenceTemplateRow.traveler_id == traveler)
+        .exists(),
+        ~select(EncounterRow.id).where(EncounterRow.traveler_id == traveler).exists(),
+        ~select(FingerprintTemplateRow.id)
+        .where(FingerprintTemplateRow.traveler_id == traveler)
+        .exists(),
+        ~select(AdmissionRow.id)
+        .where(or_(AdmissionRow.traveler_id == traveler, AdmissionRow.exit_traveler_id == traveler))
+        .exists(),
+    )
+
+
+def expired_manifest_entries(policy: Policy, now: datetime) -> ColumnElement[bool]:
+    """Manifest entries past their retention after the flight's scheduled departure."""
+    departure = (
+        select(FlightRow.scheduled_departure)
+        .where(FlightRow.id == ManifestEntryRow.flight_id)
+        .scalar_subquery()
+    )
+    document_class = (
+        select(DocumentRow.citizenship_class)
+        .where(DocumentRow.id == ManifestEntryRow.document_id)
+        .scalar_subquery()
+    )
+    return _per_class(
+        DataKind.MANIFEST_ENTRIES, policy, now, document_class, lambda cut: departure <= cut
+    )
+
+
+def expired_admissions(policy: Policy, now: datetime) -> ColumnElement[bool]:
+    """Closed stays (and exits without an entry) past their retention after the exit; an
+    open stay is never due, whatever its age, so that an overstay is still found."""
+    traveler = func.coalesce(AdmissionRow.traveler_id, AdmissionRow.exit_traveler_id)
+    return and_(
+        AdmissionRow.exited_on.is_not(None),
+        # The exit's time of day is not kept: count from the end of its day.
+        _per_class(
+            DataKind.ADMISSIONS,
+            policy,
+            now,
+            _document_class(traveler),
+            lambda cut: AdmissionRow.exited_on < cut.date(),
+        ),
+    )
+
+
+def expired_documents(policy: Policy, now: datetime) -> ColumnElement[bool]:
+    """Documents past their retention after the traveler was first recorded, of travelers of
+    whom nothing else remains."""
+    first_recorded = (
+        select(TravelerRow.created_at)
+        .where(TravelerRow.id == DocumentRow.traveler_id)
+        .scalar_subquery()
+    )
+    return and_(
+        _nothing_else_of(DocumentRow.traveler_id),
+        _per_class(
+            DataKind.TRAVELER_DOCUMENTS,
+            policy,
+            now,
+            DocumentRow.citizenship_class,
+            lambda cut: first_recorded <= cut,
+        ),
+    )
+
+
+def unused_data_keys() -> ColumnElement[bool]:
+    """A data key that seals neither a template nor a document protects nothing."""
+    return and_(
+        ~select(ReferenceTemplateRow.id)
+        .where(ReferenceTemplateRow.traveler_id == DataKeyRow.traveler_id)
+        .exists(),
+        ~select(DocumentRow.id).where(DocumentRow.traveler_id == DataKeyRow.traveler_id).exists(),
+    )
+
+
 class SqlRetentionRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def purge_expired(self, now: datetime) -> dict[str, int]:
-        """Delete everything whose time is up (running it again deletes nothing more)."""
+    def _delete(self, table: Any, *conditions: ColumnElement[bool]) -> int:
+        return _rowcount(self._session.execute(delete(table).where(*conditions)))
+
+    def purge_expired(self, now: datetime, policy: Policy) -> dict[str, int]:
+        """Delete everything whose time is up (running it again deletes nothing more). The
+        biographic kinds go last: a document outlives every record that names its traveler."""
         session = self._session
         counts = {
             "capture_images": _rowcount(
@@ -50,21 +171,24 @@ class SqlRetentionRepository:
             ("idempotency_keys", CaptureIdempotencyRow),
             ("capture_records", CaptureRow),
             ("reference_templates", ReferenceTemplateRow),
+            ("fingerprint_templates", FingerprintTemplateRow),
             ("encounter_records", EncounterRow),
         ):
-            counts[kind] = _rowcount(session.execute(delete(table).where(table.expires_at <= now)))
-        # A data key that seals neither a template nor a document protects nothing.
-        counts["data_keys"] = _rowcount(
-            session.execute(
-                delete(DataKeyRow).where(
-                    ~select(ReferenceTemplateRow.id)
-                    .where(ReferenceTemplateRow.traveler_id == DataKeyRow.traveler_id)
-                    .exists(),
-                    ~select(DocumentRow.id)
-                    .where(DocumentRow.traveler_id == DataKeyRow.traveler_id)
-                    .exists(),
-                )
-            )
+            counts[kind] = self._delete(table, table.expires_at <= now)
+        counts["manifest_entries"] = self._delete(
+            ManifestEntryRow, expired_manifest_entries(policy, now)
+        )
+        counts["admissions"] = self._delete(AdmissionRow, expired_admissions(policy, now))
+        counts["traveler_documents"] = self._delete(DocumentRow, expired_documents(policy, now))
+        # Crypto-shredding: with the key goes every sealed copy, backups and replicas included.
+        counts["data_keys"] = self._delete(DataKeyRow, unused_data_keys())
+        counts["travelers"] = self._delete(
+            TravelerRow,
+            _nothing_else_of(TravelerRow.id),
+            ~select(DocumentRow.id).where(DocumentRow.traveler_id == TravelerRow.id).exists(),
+            ~select(DataKeyRow.traveler_id)
+            .where(DataKeyRow.traveler_id == TravelerRow.id)
+            .exists(),
         )
         counts["staged_galleries"] = _rowcount(
             session.execute(
@@ -74,6 +198,93 @@ class SqlRetentionRepository:
             )
         )
         return counts
+
+    def erase_traveler(self, traveler_id: str) -> TravelerErasure:
+        """Everything of one traveler, their data key and traveler row last."""
+        session = self._session
+        staged = tuple(
+            sorted(
+                session.scalars(
+                    select(ManifestEntryRow.flight_id)
+                    .join(FlightRow, FlightRow.id == ManifestEntryRow.flight_id)
+                    .where(ManifestEntryRow.traveler_id == traveler_id)
+                    .where(ManifestEntryRow.upload_id == FlightRow.manifest_version)
+                    .where(FlightRow.gallery_version > 0)
+                    .distinct()
+                )
+            )
+        )
+        theirs = CaptureRow.traveler_id == traveler_id
+        images = int(
+            session.scalar(select(func.count()).where(theirs, CaptureRow.image.is_not(None))) or 0
+        )
+        counts = {
+            "capture_images": images,
+            "capture_records": self._delete(CaptureRow, theirs),
+            "encounter_records": self._delete(
+                EncounterRow, EncounterRow.traveler_id == traveler_id
+            ),
+            # Every version of every manifest: in force, superseded, or an upload under way
+            # (which is then refused at its swap, one row short, and sent again).
+            "manifest_entries": self._delete(
+                ManifestEntryRow, ManifestEntryRow.traveler_id == traveler_id
+            ),
+            "reference_templates": self._delete(
+                ReferenceTemplateRow, ReferenceTemplateRow.traveler_id == traveler_id
+            ),
+            "admissions": self._delete(
+                AdmissionRow,
+                or_(
+                    AdmissionRow.traveler_id == traveler_id,
+                    AdmissionRow.exit_traveler_id == traveler_id,
+                ),
+            ),
+            "fingerprint_templates": self._delete(
+                FingerprintTemplateRow, FingerprintTemplateRow.traveler_id == traveler_id
+            ),
+            "alerts": self._delete(AlertRow, AlertRow.traveler_id == traveler_id),
+            # Admission work still queued for them (the payload names the traveler by id).
+            "queued_work": self._delete(
+                OutboxRow, OutboxRow.payload.contains(f'"traveler_id": "{traveler_id}"')
+            ),
+            "traveler_documents": self._delete(DocumentRow, DocumentRow.traveler_id == traveler_id),
+            "data_keys": self._delete(DataKeyRow, DataKeyRow.traveler_id == traveler_id),
+            "travelers": self._delete(TravelerRow, TravelerRow.id == traveler_id),
+        }
+        return TravelerErasure(counts, staged)
+
+    def forget_opted_out(
+        self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
+    ) -> dict[str, int]:
+        """The traveler declined the photo on ``flight_id``: their enrolled templates go,
+        unless a flight still to depart lists them (that flight's decision is its own), and
+        no image of their captures on this flight is kept."""
+        still_needed = (
+            select(ManifestEntryRow.id)
+            .join(FlightRow, FlightRow.id == ManifestEntryRow.flight_id)
+            .where(ManifestEntryRow.traveler_id == traveler_id)
+            .where(ManifestEntryRow.flight_id != flight_id)
+            .where(ManifestEntryRow.upload_id == FlightRow.manifest_version)  # in force
+            .where(FlightRow.scheduled_departure > now)
+            .exists()
+        )
+        templates = 0
+        if not self._session.scalar(select(still_needed)):
+            templates = self._delete(
+                ReferenceTemplateRow, ReferenceTemplateRow.traveler_id == traveler_id
+            )
+        images = _rowcount(
+            self._session.execute(
+                update(CaptureRow)
+                .where(
+                    CaptureRow.flight_id == flight_id,
+                    or_(CaptureRow.traveler_id == traveler_id, CaptureRow.id == capture_id),
+                    CaptureRow.image.is_not(None),
+                )
+                .values(image=None, wrapped_key=None, kek_id=None, image_expires_at=None)
+            )
+        )
+        return {"reference_templates": templates, "capture_images": images}
 
 
 # Every table that keeps a key wrapped by a key-encryption key, and the owner name it was

@@ -31,7 +31,13 @@ class SqlOutboxRepository:
         sealed = (
             None
             if message.template is None
-            else self._sealer.seal_item(_owner(message.id), message.template, _context(message.id))
+            else self._sealer.seal_for(
+                self._session,
+                message.payload.get("traveler_id"),
+                _owner(message.id),
+                message.template,
+                _context(message.id),
+            )
         )
         self._session.add(
             OutboxRow(
@@ -62,13 +68,18 @@ class SqlOutboxRepository:
         messages = []
         for row in rows:
             template = None
-            if row.template is not None and row.wrapped_key is not None and row.kek_id:
-                template = self._sealer.open_item(
-                    _owner(row.id), row.template, row.wrapped_key, row.kek_id, _context(row.id)
+            payload = json.loads(row.payload)
+            if row.template is not None:
+                template = self._sealer.open_for(
+                    self._session,
+                    payload.get("traveler_id"),
+                    _owner(row.id),
+                    row.template,
+                    row.wrapped_key,
+                    row.kek_id,
+                    _context(row.id),
                 )
-            messages.append(
-                OutboxMessage(row.id, row.kind, json.loads(row.payload), row.created_at, template)
-            )
+            messages.append(OutboxMessage(row.id, row.kind, payload, row.created_at, template))
         return messages
 
     def pending_ids(self, kind: str, limit: int) -> list[str]:
