@@ -33,6 +33,7 @@ from entryexit.services.enrolment import EnrolmentService
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
+from entryexit.services.kiosks import FrameChecker, KioskService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, FaceAnalyser, KeyProvider
 from entryexit.services.privacy import (
@@ -216,6 +217,7 @@ class Services:
     console: ConsoleService
     crossings: CrossingService
     watchlist: WatchlistService
+    kiosks: KioskService
 
 
 def build_services(
@@ -271,6 +273,27 @@ def build_services(
     opt_outs = OptOutService(
         uow_factory, clock, galleries, policies, audit, on_encounter=crossings.enqueue
     )
+    captures = CaptureService(
+        uow_factory,
+        resolved_engine,
+        flights,
+        galleries,
+        thresholds,
+        clock,
+        policies,
+        audit,
+        watchlist=watchlist,
+        on_encounter=crossings.enqueue,
+    )
+    kiosks = KioskService(
+        uow_factory,
+        clock,
+        audit,
+        policies,
+        flights,
+        captures,
+        resolved_engine if isinstance(resolved_engine, FrameChecker) else None,
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -282,18 +305,7 @@ def build_services(
         flights=flights,
         enrolment=EnrolmentService(uow_factory, resolved_engine, clock, policies, audit),
         galleries=galleries,
-        captures=CaptureService(
-            uow_factory,
-            resolved_engine,
-            flights,
-            galleries,
-            thresholds,
-            clock,
-            policies,
-            audit,
-            watchlist=watchlist,
-            on_encounter=crossings.enqueue,
-        ),
+        captures=captures,
         audit=audit,
         policies=policies,
         opt_outs=opt_outs,
@@ -325,4 +337,5 @@ def build_services(
         ),
         crossings=crossings,
         watchlist=watchlist,
+        kiosks=kiosks,
     )

@@ -41,6 +41,10 @@ class Permission(StrEnum):
     ALERT_DISPOSITION = "alert:disposition"
     # Scores, traveler references and thresholds of a decision (partners see the decision).
     DECISION_DETAILS = "decision:details"
+    # Pair and revoke self-service kiosks, and say which flight each lane is boarding.
+    KIOSK_MANAGE = "kiosk:manage"
+    # See and close the anonymous opt-out requests travelers made at a kiosk.
+    KIOSK_REQUESTS = "kiosk:requests"
 
 
 # What an officer at a desk may do (people and machines alike).
@@ -64,18 +68,21 @@ _OFFICER = frozenset(
         Permission.ALERT_READ,
         Permission.ALERT_DISPOSITION,
         Permission.DECISION_DETAILS,
+        Permission.KIOSK_REQUESTS,
     }
 )
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.OFFICER: _OFFICER,
-    # Runs a shift: everything an officer does, plus the audit trail and privacy report.
-    Role.SUPERVISOR: _OFFICER | {Permission.AUDIT_READ, Permission.PRIVACY_REPORT},
+    # Runs a shift: everything an officer does, plus the audit trail and privacy report, and
+    # the shift's kiosks (pairing, revoking, lanes).
+    Role.SUPERVISOR: _OFFICER
+    | {Permission.AUDIT_READ, Permission.PRIVACY_REPORT, Permission.KIOSK_MANAGE},
     # Keeps the watchlist; sees neither travelers nor alerts (separation of duties).
     Role.WATCHLIST_MANAGER: frozenset({Permission.WATCHLIST_MANAGE}),
-    # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and
-    # learns the decision; nothing can be read back.
+    # A partner's camera or gate agent, or a paired self-service kiosk: submits captures,
+    # records a traveler's opt-out, and learns the decision; nothing can be read back.
     Role.GATE: frozenset({Permission.CAPTURE_SUBMIT, Permission.OPT_OUT_RECORD, Permission.VERIFY}),
     Role.AUDITOR: frozenset(
         {

@@ -6,6 +6,7 @@ import pytest
 
 from entryexit.domain.model import CitizenshipClass
 from entryexit.domain.policy import (
+    DEFAULT_NOTICE,
     DEFAULT_OPERATING_POINT,
     DataKind,
     Participation,
@@ -55,10 +56,41 @@ def test_the_policy_in_force_is_the_latest_effective_one() -> None:
     first = parse_policy(default_text())
     later = parse_policy(
         default_text()
-        .replace('version = "default-1"', 'version = "default-2"')
+        .replace('version = "default-2"', 'version = "default-3"')
         .replace("2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z")
     )
     assert policy_in_force([first, later], datetime(2026, 3, 1, tzinfo=UTC)) is first
     assert policy_in_force([first, later], datetime(2026, 7, 1, tzinfo=UTC)) is later
     with pytest.raises(NotFoundError):
         policy_in_force([first, later], datetime(2025, 1, 1, tzinfo=UTC))
+
+
+def test_the_shipped_default_policy_carries_a_notice_in_two_languages() -> None:
+    notice = parse_policy(default_text()).notice
+    assert notice.version == "notice-1"
+    assert {"en", "fr"} <= set(notice.languages)
+
+    assert notice.text("xx") == notice.text("en")
+    assert "photo" in notice.text("en")
+    assert "photo" in notice.text("fr")
+
+
+def test_a_policy_without_a_notice_shows_the_generic_one() -> None:
+    text = default_text().split("[notice]")[0]
+    assert parse_policy(text).notice == DEFAULT_NOTICE
+
+
+@pytest.mark.parametrize(
+    ("notice", "message"),
+    [
+        ('[notice]\nversion = ""\n[notice.text]\nen = "x"', "notice.version"),
+        ('[notice]\nversion = "n"\n[notice.text]\n', "at least one language"),
+        ('[notice]\nversion = "n"\n[notice.text]\n"EN!" = "x"', "language code"),
+        ('[notice]\nversion = "n"\n[notice.text]\nen = "  "', "notice.text.en"),
+        ('[notice]\nversion = "n"\ncolour = "red"\n[notice.text]\nen = "x"', "unknown notice"),
+    ],
+)
+def test_a_malformed_notice_is_refused_with_its_field_named(notice: str, message: str) -> None:
+    text = default_text().split("[notice]")[0] + notice
+    with pytest.raises(InvalidInputError, match=message):
+        parse_policy(text)

@@ -22,6 +22,7 @@ from entryexit.adapters.storage.repositories.captures import (
     SqlCaseRepository,
 )
 from entryexit.adapters.storage.repositories.flights import SqlFlightRepository
+from entryexit.adapters.storage.repositories.kiosks import SqlKioskRepository
 from entryexit.adapters.storage.repositories.maintenance import (
     SqlDataKeyRepository,
     SqlRetentionRepository,
@@ -41,6 +42,7 @@ from entryexit.services.unit_of_work import (
     CaseRepository,
     DataKeyRepository,
     FlightRepository,
+    KioskRepository,
     OutboxRepository,
     PolicyRepository,
     RetentionRepository,
@@ -63,6 +65,7 @@ class SqlUnitOfWork:
     outbox: OutboxRepository
     retention: RetentionRepository
     data_keys: DataKeyRepository
+    kiosks: KioskRepository
 
     def __init__(self, sessions: sessionmaker[Session], sealer: Sealer, read_only: bool) -> None:
         self._sessions = sessions
@@ -91,6 +94,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(session, sealer)
         self.retention = SqlRetentionRepository(session)
         self.data_keys = SqlDataKeyRepository(session, sealer)
+        self.kiosks = SqlKioskRepository(session)
         return self
 
     def __exit__(
