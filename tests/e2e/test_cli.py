@@ -371,3 +371,11 @@ def test_report_overstays_prints_csv_or_json_and_refuses_bad_dates(
     assert report["as_of"] == "2030-01-01"
     assert report["in_country"] == report["out_of_country"] == []
     assert run_cli("report", "overstays", "--as-of", "someday").returncode == 2
+
+
+def test_serve_refuses_half_a_tls_configuration(
+    run_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    result = run_cli("serve", "--tls-certfile", str(tmp_path / "cert.pem"))
+    assert result.returncode == 2
+    assert "--tls-keyfile" in result.stderr

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from entryexit.cli._common import load_settings
 from entryexit.domain.access import Role
+from entryexit.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from entryexit.services.privacy import PurgeService
@@ -49,8 +51,20 @@ def serve(
         str | None, typer.Option(help="Address to bind (default ENTRYEXIT_HOST).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default ENTRYEXIT_PORT, 8000).")] = None,
+    tls_certfile: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate chain (PEM); with --tls-keyfile."),
+    ] = None,
+    tls_keyfile: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).")
+    ] = None,
 ) -> int:
-    """Run the verification service (creating and migrating its database on first start)."""
+    """Run the verification service (creating and migrating its database on first start).
+
+    A kiosk's browser opens the camera only in a secure context: HTTPS (these options, or TLS
+    ended at a load balancer in front) or http://localhost on the kiosk itself."""
+    if (tls_certfile is None) != (tls_keyfile is None):
+        raise InvalidInputError("give both --tls-certfile and --tls-keyfile, or neither")
     import uvicorn
 
     from entryexit.bootstrap import build_services
@@ -65,15 +79,21 @@ def serve(
         typer.echo("Keep it safe; create narrower keys with `entryexit keys create`.")
     where = "PostgreSQL" if settings.database_url else f"SQLite in {settings.data_dir}"
     bind_host, bind_port = host or settings.host, port or settings.port
+    scheme = "https" if tls_certfile else "http"
     typer.echo(
-        f"EntryExit on http://{bind_host}:{bind_port}: officer console at /console, API docs at"
-        f" /docs; database: {where}"
+        f"EntryExit on {scheme}://{bind_host}:{bind_port}: officer console at /console, kiosk at"
+        f" /kiosk, API docs at /docs; database: {where}"
     )
     scheduler = PurgeScheduler(services.purge, settings.purge_interval_seconds)
     scheduler.start()
     try:
         uvicorn.run(
-            create_service_app(services), host=bind_host, port=bind_port, log_level="warning"
+            create_service_app(services),
+            host=bind_host,
+            port=bind_port,
+            log_level="warning",
+            ssl_certfile=str(tls_certfile) if tls_certfile else None,
+            ssl_keyfile=str(tls_keyfile) if tls_keyfile else None,
         )
     finally:
         scheduler.stop()
