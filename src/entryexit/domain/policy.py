@@ -63,7 +63,9 @@ class PrivacyNotice:
         return dict(self.texts).get(language, self.texts[0][1])
 
 
-# For policies written before notices were part of them: says only what every policy shares.
+# For policies without a notice of their own. It promises nothing a policy may not keep: who
+# may decline and how long data is kept differ between policies, so it sends the traveler to
+# the officer for both.
 DEFAULT_NOTICE = PrivacyNotice(
     version="generic-1",
     texts=(
@@ -71,13 +73,15 @@ DEFAULT_NOTICE = PrivacyNotice(
             "en",
             "This camera takes your photo to compare it with the photos of the travelers"
             " expected on this flight. If you do not want your photo taken, say so: an"
-            " officer will check your travel document instead.",
+            " officer will tell you whether you may decline, check your travel document"
+            " instead where you may, and tell you how long your data is kept.",
         ),
         (
             "fr",
             "Cette caméra prend votre photo pour la comparer à celles des voyageurs attendus"
-            " sur ce vol. Si vous ne voulez pas être photographié, dites-le : un agent"
-            " vérifiera votre document de voyage à la place.",
+            " sur ce vol. Si vous ne voulez pas être photographié, dites-le : un agent vous"
+            " dira si vous pouvez refuser, vérifiera alors votre document de voyage, et vous"
+            " dira combien de temps vos données sont gardées.",
         ),
     ),
 )
