@@ -39,7 +39,7 @@ from entryexit.domain.access import Role
 from entryexit.web.app import create_service_app
 from tests.conftest import REPO_ROOT, lfw_image
 from tests.e2e.test_console_browser import CHROMIUM, PASSWORD, free_port
-from tests.integration.api.conftest import Api, staged_flight
+from tests.integration.api.conftest import PEOPLE, Api, enrol, manifest_row
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw, pytest.mark.browser]
 
@@ -64,6 +64,23 @@ class Kiosk:
     refs: dict[str, str]
     clips: Path
     storage: dict[str, Any]  # the paired kiosk's cookies (its device session)
+
+
+def boarding_flight(api: Api, lfw: Path) -> tuple[str, dict[str, str]]:
+    """A staged flight of ``PEOPLE`` (photo 1 enrolled); the last, Vajpayee, a citizen."""
+    flight = api.create_flight()
+    rows = [manifest_row(f"D{i:07d}", p.split("_")[-1].upper()) for i, p in enumerate(PEOPLE)]
+    rows[-1]["citizenship_class"] = "citizen"
+    response = api.client.put(
+        f"/v1/flights/{flight['id']}/manifest",
+        json={"travelers": rows},
+        headers=api.headers("officer"),
+    )
+    assert response.status_code == 200, response.text
+    refs = {p: enrol(api, f"D{i:07d}", lfw_image(lfw, p, 1)) for i, p in enumerate(PEOPLE)}
+    staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    assert staged.status_code == 200, staged.text
+    return str(flight["id"]), refs
 
 
 def write_y4m(path: Path, frame_bgr: np.ndarray, frames: int = 4) -> Path:
@@ -162,7 +179,7 @@ def kiosk_site(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with httpx.Client(base_url=url, timeout=30) as client:
         api = Api(client, services, api_keys)  # type: ignore[arg-type]
-        flight_id, refs = staged_flight(api, lfw_dir)
+        flight_id, refs = boarding_flight(api, lfw_dir)
         yield Kiosk(url, api, services, flight_id, refs, clips, {})
     server.should_exit = True
     thread.join(timeout=10)
@@ -377,9 +394,18 @@ def test_a_paired_kiosk_boards_guides_and_sends_decliners_to_the_officer(
         assert action in actions, action
     request_event = next(e for e in events if e.entry.action == "kiosk opt-out request")
     assert set(request_event.entry.details) <= {"port", "lane", "notice", "request"}
+    citizen = site.refs["Atal_Bihari_Vajpayee"]
+    encounters = site.services.flights.encounters(site.flight_id)
+    assert [e.method.value for e in encounters if e.traveler_id == citizen] == ["opt_out"]
     flight = site.services.flights.get(site.flight_id)
     gallery = site.services.galleries.gallery_for(flight)
-    assert site.refs["Atal_Bihari_Vajpayee"] not in gallery.traveler_ids  # template dropped
+    assert citizen not in gallery.traveler_ids  # template dropped
+    # Every kiosk capture names the notice shown before it.
+    captures = site.services.boards.recent_captures(site.flight_id, 500)
+    assert len(captures) == 2
+    with site.services.uow(read_only=True) as uow:
+        notices = {uow.kiosks.capture_notice(c.id) for c in captures}
+    assert notices == {("notice-1", "en")}
 
     # The brief asks for the number on the terminal (pytest -s); also kept beside the shots.
     print(f"\nkiosk timings in the browser: {json.dumps(timings)}")  # noqa: T201

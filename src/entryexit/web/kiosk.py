@@ -20,7 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from entryexit.api.deps import RequestLimits, ServicesDep
 from entryexit.domain.kiosk import TravelerMessage
 from entryexit.domain.throttle import TokenBuckets
-from entryexit.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from entryexit.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    PermissionDeniedError,
+    RateLimitedError,
+)
 from entryexit.services.kiosks import KioskSession
 from entryexit.web.console import CSRF_HEADER, templates
 from entryexit.web.kiosk_text import TEXTS
@@ -130,7 +135,7 @@ async def check_quality(
 ) -> JSONResponse:
     data = await frame.read(MAX_CHECK_FRAME_BYTES + 1)
     if len(data) > MAX_CHECK_FRAME_BYTES:
-        raise PermissionDeniedError("a quality check takes a small preview frame")
+        raise InvalidInputError("a quality check takes a small preview frame (at most 256 KiB)")
     guidance = await run_in_threadpool(services.kiosks.check_frame, session, data, scale)
     return JSONResponse({"ready": guidance.ready, "advice": guidance.advice})
 

@@ -27,6 +27,7 @@
   var READY_IN_A_ROW = 2;       // two good frames in a row before the capture
   var FRAMES_PER_CAPTURE = 1;   // the capture endpoint takes a list: a burst is this number
   var RESET_AFTER_MS = 15000;
+  var TRY_AGAIN_AFTER_MS = 4000;
 
   var stream = null;
   var checking = false;
@@ -72,13 +73,21 @@
     show("notice");
   }
 
+  // The next traveler starts from a fresh page: the notice and lane of the policy and
+  // assignment in force now, in the first language.
+  function nextTraveler() { window.location.reload(); }
+
   function finish(messageFunction, kind) {
     stopCamera();
     lastMessage = messageFunction;
     decision.className = "decision decision-" + kind;
     show("result");
     decision.textContent = messageFunction();
-    resetTimer = window.setTimeout(showNotice, RESET_AFTER_MS);
+    if (kind === "try_again") {
+      resetTimer = window.setTimeout(startCamera, TRY_AGAIN_AFTER_MS);
+    } else {
+      resetTimer = window.setTimeout(nextTraveler, RESET_AFTER_MS);
+    }
   }
 
   function post(url, form) {
@@ -167,6 +176,8 @@
   }
 
   function startCamera() {
+    if (resetTimer) { window.clearTimeout(resetTimer); resetTimer = null; }
+    lastMessage = null;
     if (body.getAttribute("data-lane-open") !== "yes") {
       finish(function () { return text("lane_closed"); }, "see_officer");
       return;
@@ -200,7 +211,7 @@
   }
 
   document.getElementById("start").addEventListener("click", startCamera);
-  document.getElementById("next").addEventListener("click", showNotice);
+  document.getElementById("next").addEventListener("click", nextTraveler);
   Array.prototype.forEach.call(document.querySelectorAll("button.decline"), function (button) {
     button.addEventListener("click", decline);
   });
