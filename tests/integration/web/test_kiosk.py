@@ -124,6 +124,8 @@ def test_a_kiosk_is_paired_from_the_console_and_holds_only_a_gate_session(
     headers = {"X-CSRF-Token": token.group(1)}
     checked = kiosk.post("/kiosk/quality", files=files, headers=headers)
     assert checked.json() == {"ready": True, "advice": ""}
+    large = {"frame": ("f.jpg", photo + bytes(300 * 1024), "image/jpeg")}
+    assert kiosk.post("/kiosk/quality", files=large, headers=headers).status_code == 422
 
     def capture(person: str, number: int) -> dict[str, str]:
         data = lfw_image(lfw_dir, person, number).read_bytes()
@@ -217,3 +219,45 @@ def test_the_kiosks_page_by_role(kiosk_site: Api, user: str, page: int, can_pair
     assert ("Pair kiosk" in response.text) is can_pair
     if page == 200:
         assert ("No pending requests" in response.text) is True
+
+
+def test_a_declined_photo_reaches_the_officer_and_is_closed_once(
+    kiosk_site: Api, lfw_dir: Path
+) -> None:
+    api = kiosk_site
+    first, _ = staged_flight(api, lfw_dir, ("Colin_Powell",))
+    second, _ = staged_flight(api, lfw_dir, ("Ariel_Sharon",))
+    supervisor = fresh(api)
+    sign_in(supervisor, "sam")
+    kiosk, token = paired_kiosk(api, supervisor, flight_id=first)
+    # The lane moves on to the next flight: the assignment is replaced, not added.
+    form = {"port": "jfk", "lane": "3", "flight_id": second}
+    assert console_post(supervisor, "/console/lanes", form).status_code == 303  # type: ignore[attr-defined]
+    declined = kiosk.post(
+        "/kiosk/opt-out-requests",
+        data={"notice_version": "notice-1", "language": "fr"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert declined.json() == {"message": "see_officer", "reason": "opted_out"}
+    stale = kiosk.post(
+        "/kiosk/opt-out-requests",
+        data={"notice_version": "notice-0", "language": "en"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert stale.status_code == 409  # the kiosk shows the notice in force again
+
+    officer = fresh(api)
+    sign_in(officer, "olga")
+    page = officer.get("/console/kiosks").text
+    assert f'href="/console/flights/{second}"' in page
+    assert "notice-1 (fr)" in page
+    request_id = re.search(r'action="/console/kiosk-requests/([^/]+)/handled"', page)
+    assert request_id is not None
+    path = f"/console/kiosk-requests/{request_id.group(1)}/handled"
+    assert console_post(officer, path, {}).status_code == 303  # type: ignore[attr-defined]
+    assert "No pending requests" in officer.get("/console/kiosks").text
+    assert console_post(officer, path, {}).status_code == 404  # type: ignore[attr-defined]
+    # The auditor reads the trail, not the requests.
+    auditor = fresh(api)
+    sign_in(auditor, "ada")
+    assert auditor.get("/console/kiosks").status_code == 403
