@@ -360,6 +360,8 @@ def test_a_paired_kiosk_boards_guides_and_sends_decliners_to_the_officer(
     expect(screen.page.get_by_role("heading", name="À propos de votre photo")).to_be_visible()
     screen.page.get_by_role("button", name="Je ne veux pas être photographié").click()
     expect(screen.page.get_by_role("alert")).to_contain_text("Aucune photo ne sera prise")
+    following = screen.page.get_by_role("button", name="Voyageur suivant").bounding_box()
+    assert following["y"] + following["height"] <= 800  # on screen in landscape, no scrolling
     screen.page.screenshot(path=str(ARTIFACTS / "kiosk-declined-landscape.png"))
     assert_no_csp_violation(screen)
     screen.page.context.close()

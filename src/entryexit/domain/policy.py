@@ -79,7 +79,7 @@ DEFAULT_NOTICE = PrivacyNotice(
         (
             "fr",
             "Cette caméra prend votre photo pour la comparer à celles des voyageurs attendus"
-            " sur ce vol. Si vous ne voulez pas être photographié, dites-le : un agent vous"
+            " sur ce vol. Si vous ne voulez pas être photographié, dites-le\u00a0: un agent vous"
             " dira si vous pouvez refuser, vérifiera alors votre document de voyage, et vous"
             " dira combien de temps vos données sont gardées.",
         ),

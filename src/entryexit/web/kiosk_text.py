@@ -61,12 +61,12 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "advice_blur": "Ne bougez plus, s'il vous plaît.",
         "advice_more_than_one": "Une seule personne à la fois, s'il vous plaît.",
         "advice_low_confidence": "Regardez la caméra bien en face.",
-        "hold_still": "Ne bougez plus : prise de la photo.",
+        "hold_still": "Ne bougez plus\u00a0: prise de la photo.",
         "proceed": "Merci. Vous pouvez avancer.",
         "see_officer": "Veuillez vous adresser à l'agent.",
         "try_again": "Veuillez réessayer.",
         "opted_out": (
-            "Aucune photo ne sera prise. Rendez-vous à la file manuelle :"
+            "Aucune photo ne sera prise. Rendez-vous à la file manuelle\u00a0:"
             " un agent vérifiera votre document de voyage."
         ),
         "lane_closed": "Cette file n'est pas ouverte. Veuillez vous adresser à l'agent.",
@@ -78,7 +78,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             " le port et la file de ce kiosque."
         ),
         "pairing_expires": (
-            "Le code sert une fois, quelques minutes ; un nouveau s'affiche ensuite."
+            "Le code sert une fois, quelques minutes\u00a0; un nouveau s'affiche ensuite."
         ),
     },
 }
