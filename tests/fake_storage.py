@@ -41,6 +41,7 @@ from entryexit.domain.audit import (
     sign_head,
     with_mac,
 )
+from entryexit.domain.kiosk import KioskDevice, KioskOptOutRequest, LaneAssignment
 from entryexit.domain.model import (
     CitizenshipClass,
     Direction,
@@ -90,6 +91,7 @@ from entryexit.services.unit_of_work import (
     DataKeyRepository,
     FingerprintRepository,
     FlightRepository,
+    KioskRepository,
     OutboxMessage,
     OutboxRepository,
     ParkedWork,
@@ -302,6 +304,11 @@ class FakeTables:
         default_factory=dict
     )
     generations: dict[str, int] = field(default_factory=dict)
+    kiosk_devices: dict[str, KioskDevice] = field(default_factory=dict)
+    lane_assignments: dict[tuple[str, str], LaneAssignment] = field(default_factory=dict)
+    kiosk_requests: dict[str, KioskOptOutRequest] = field(default_factory=dict)
+    # capture id -> (device id, notice version, language)
+    kiosk_notices: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -408,6 +415,7 @@ class FakeUnitOfWork:
         self.data_keys: DataKeyRepository = _DataKeys(self)
         self.fingerprints: FingerprintRepository = _Fingerprints(self)
         self.generations: CacheGenerations = _Generations(self)
+        self.kiosks: KioskRepository = _Kiosks(self)
 
     # --- the protocol ----------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -1561,6 +1569,118 @@ class _DataKeys(_Repository):
 
 
 # --- the factory -------------------------------------------------------------------------
+
+
+class _Kiosks(_Repository):
+    def add_device(self, device: KioskDevice) -> None:
+        t = self._w()
+        if device.id in t.kiosk_devices or any(
+            d.token_hash == device.token_hash
+            or (device.code_hash is not None and d.code_hash == device.code_hash)
+            for d in t.kiosk_devices.values()
+        ):
+            raise FakeIntegrityError("a kiosk with this id, token or code exists")
+        t.kiosk_devices[device.id] = device
+
+    def get_device(self, device_id: str) -> KioskDevice | None:
+        return self._r().kiosk_devices.get(device_id)
+
+    def device_by_token(self, token_hash: str) -> KioskDevice | None:
+        return next(
+            (d for d in self._r().kiosk_devices.values() if d.token_hash == token_hash), None
+        )
+
+    def device_by_code(self, code_hash: str) -> KioskDevice | None:
+        return next((d for d in self._r().kiosk_devices.values() if d.code_hash == code_hash), None)
+
+    def devices(self) -> list[KioskDevice]:
+        paired = [d for d in self._r().kiosk_devices.values() if d.paired_at is not None]
+        return sorted(paired, key=lambda d: (-(d.paired_at or d.created_at).timestamp(), d.id))
+
+    def count_waiting(self, now: datetime) -> int:
+        return sum(
+            1
+            for d in self._r().kiosk_devices.values()
+            if d.paired_at is None and d.code_expires_at is not None and d.code_expires_at > now
+        )
+
+    def delete_expired_codes(self, now: datetime) -> int:
+        t = self._w()
+        gone = [
+            d.id
+            for d in t.kiosk_devices.values()
+            if d.paired_at is None and d.code_expires_at is not None and d.code_expires_at <= now
+        ]
+        for device_id in gone:
+            del t.kiosk_devices[device_id]
+        return len(gone)
+
+    def _update(self, device_id: str, **values: object) -> None:
+        t = self._w()
+        device = t.kiosk_devices.get(device_id)
+        if device is not None:
+            t.kiosk_devices[device_id] = replace(device, **values)  # type: ignore[arg-type]
+
+    def pair(
+        self, device_id: str, carrier: str, port: str, lane: str, at: datetime, by: str
+    ) -> None:
+        self._update(
+            device_id,
+            carrier=carrier,
+            port=port,
+            lane=lane,
+            paired_at=at,
+            paired_by=by,
+            code_hash=None,
+            code_expires_at=None,
+        )
+
+    def issue_session(self, device_id: str, token_hash: str, at: datetime) -> None:
+        self._update(device_id, token_hash=token_hash, session_issued_at=at, last_seen_at=at)
+
+    def revoke(self, device_id: str, at: datetime) -> None:
+        self._update(device_id, revoked_at=at)
+
+    def touch(self, device_id: str, at: datetime) -> None:
+        self._update(device_id, last_seen_at=at)
+
+    def assign_lane(self, assignment: LaneAssignment) -> None:
+        t = self._w()
+        if assignment.flight_id not in t.flights:
+            raise FakeIntegrityError("a lane is assigned a flight that exists")
+        t.lane_assignments[(assignment.port, assignment.lane)] = assignment
+
+    def lane_assignment(self, port: str, lane: str) -> LaneAssignment | None:
+        return self._r().lane_assignments.get((port, lane))
+
+    def lane_assignments(self) -> list[LaneAssignment]:
+        return [a for _, a in sorted(self._r().lane_assignments.items())]
+
+    def add_opt_out_request(self, request: KioskOptOutRequest) -> None:
+        self._w().kiosk_requests[request.id] = request
+
+    def opt_out_requests(self, pending_only: bool) -> list[KioskOptOutRequest]:
+        requests = [
+            r for r in self._r().kiosk_requests.values() if not pending_only or r.handled_at is None
+        ]
+        return sorted(requests, key=lambda r: (-r.requested_at.timestamp(), r.id))
+
+    def handle_opt_out_request(self, request_id: str, at: datetime, by: str) -> bool:
+        t = self._w()
+        request = t.kiosk_requests.get(request_id)
+        if request is None or request.handled_at is not None:
+            return False
+        t.kiosk_requests[request_id] = replace(request, handled_at=at, handled_by=by)
+        return True
+
+    def record_capture_notice(
+        self, capture_id: str, device_id: str, notice_version: str, language: str, at: datetime
+    ) -> None:
+        self._w().kiosk_notices[capture_id] = (device_id, notice_version, language)
+
+    def capture_notice(self, capture_id: str) -> tuple[str, str] | None:
+        found = self._r().kiosk_notices.get(capture_id)
+        return None if found is None else (found[1], found[2])
 
 
 class FakeUnitOfWorkFactory:

@@ -13,6 +13,7 @@ from entryexit.biometrics.compare import l2_normalise
 from entryexit.biometrics.decode import ImageKind
 from entryexit.biometrics.detect import Detection
 from entryexit.biometrics.embed import SFACE_MANIFEST
+from entryexit.biometrics.engine import FrameQuality
 from entryexit.biometrics.quality import QualityReason, QualityReport
 from entryexit.errors import ImageDecodeError, NoFaceError
 
@@ -47,6 +48,20 @@ class FakeAnalyser:
         kind: ImageKind = ImageKind.REFERENCE_PHOTO,
     ) -> FaceAnalysis:
         return self.analyse(data)
+
+    def check_frame(self, data: bytes, scale: float = 1.0) -> FrameQuality:
+        """The kiosk's preview check: ``b"far:<seed>"`` is a face 10 pixels between the eyes
+        (before ``scale``), ``b"two:<seed>"`` two people; else as :meth:`analyse`."""
+        text = data.decode("ascii", errors="replace")
+        kind, _, seed = text.partition(":")
+        if kind in ("far", "two"):
+            data = f"face:{seed}".encode()
+        quality = self.analyse(data).quality
+        eyes = 10.0 * scale if kind == "far" else quality.inter_eye_pixels
+        reasons = quality.reasons + ((QualityReason.TOO_FAR,) if eyes < 16.0 else ())
+        return FrameQuality(
+            replace(quality, inter_eye_pixels=eyes, reasons=reasons), 2 if kind == "two" else 1
+        )
 
     def analyse(
         self,

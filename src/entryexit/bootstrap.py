@@ -46,6 +46,7 @@ from entryexit.services.fingerprints import FingerprintService
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
+from entryexit.services.kiosks import FrameChecker, KioskService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, FaceAnalyser, KeyProvider
 from entryexit.services.privacy import (
@@ -286,6 +287,7 @@ class Services:
     crossings: CrossingService
     watchlist: WatchlistService
     fingerprints: FingerprintService
+    kiosks: KioskService
 
 
 def build_services(
@@ -342,6 +344,27 @@ def build_services(
     opt_outs = OptOutService(
         uow_factory, clock, galleries, policies, audit, on_encounter=crossings.enqueue
     )
+    captures = CaptureService(
+        uow_factory,
+        resolved_engine,
+        flights,
+        galleries,
+        thresholds,
+        clock,
+        policies,
+        audit,
+        watchlist=watchlist,
+        on_encounter=crossings.enqueue,
+    )
+    kiosks = KioskService(
+        uow_factory,
+        clock,
+        audit,
+        policies,
+        flights,
+        captures,
+        resolved_engine if isinstance(resolved_engine, FrameChecker) else None,
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -353,18 +376,7 @@ def build_services(
         flights=flights,
         enrolment=EnrolmentService(uow_factory, resolved_engine, clock, policies, audit),
         galleries=galleries,
-        captures=CaptureService(
-            uow_factory,
-            resolved_engine,
-            flights,
-            galleries,
-            thresholds,
-            clock,
-            policies,
-            audit,
-            watchlist=watchlist,
-            on_encounter=crossings.enqueue,
-        ),
+        captures=captures,
         audit=audit,
         checkpoints=records.checkpoints,
         policies=policies,
@@ -407,4 +419,5 @@ def build_services(
             fingerprint_threshold,
             on_encounter=crossings.enqueue,
         ),
+        kiosks=kiosks,
     )

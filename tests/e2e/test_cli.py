@@ -462,3 +462,11 @@ def test_privacy_purge_report_and_erase(
     assert "no traveler" in again.stderr
     verified = run_cli("audit", "verify")
     assert verified.returncode == 0, verified.stderr
+
+
+def test_serve_refuses_half_a_tls_configuration(
+    run_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    result = run_cli("serve", "--tls-certfile", str(tmp_path / "cert.pem"))
+    assert result.returncode == 2
+    assert "--tls-keyfile" in result.stderr

@@ -383,6 +383,8 @@ class PolicyPublic(BaseModel):
     gallery_hours_after_departure: int | float
     admission: dict[str, Any]
     matching: dict[str, float]
+    # The privacy notice shown before a camera: {"version": ..., "text": {language: text}}.
+    notice: dict[str, Any]
 
 
 class PrivacyReportPublic(BaseModel):

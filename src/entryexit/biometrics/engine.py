@@ -42,6 +42,7 @@ from entryexit.biometrics.quality import (
     QualityReport,
     QualityThresholds,
     assess_quality,
+    quality_reasons,
 )
 from entryexit.biometrics.recognizer import (
     FLIP_RECIPE,
@@ -103,6 +104,14 @@ class FaceAnalysis:
     other_faces: tuple[Detection, ...]
     image_width: int
     image_height: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrameQuality:
+    """What the quality gate says of a preview frame, and how many people face the camera."""
+
+    quality: QualityReport
+    people: int
 
 
 @dataclass(slots=True)
@@ -380,6 +389,34 @@ class FaceEngine:
         """Templates of already aligned crops, with the engine's recipe."""
         with self._borrow() as worker:
             return self._templates(worker, aligned_faces)
+
+    def check_frame(self, data: bytes, scale: float = 1.0) -> FrameQuality:
+        """The quality gate alone (no embedding) on a frame downscaled by the client from the
+        capture it would send: distances in pixels are judged as ``scale`` times larger.
+        Raises :class:`~entryexit.errors.NoFaceError` when there is no face."""
+        with self._slots:
+            decoded = self.decode(data)
+            with self._borrow() as worker:
+                detections = worker.detector.detect(decoded.pixels)
+            choice = choose_subject(detections, decoded.width, decoded.height)
+            aligned = align_face(decoded.pixels, choice.subject.landmarks)
+        report = assess_quality(choice.subject, aligned, self._settings.quality)
+        values = {
+            "inter_eye_pixels": report.inter_eye_pixels * scale,
+            "yaw_degrees": report.yaw_degrees,
+            "roll_degrees": report.roll_degrees,
+            "sharpness": report.sharpness,
+            "brightness": report.brightness,
+            "detector_score": report.detector_score,
+        }
+        scaled = QualityReport(**values, reasons=quality_reasons(values, self._settings.quality))
+        # A face at least half the subject's size is someone standing at the camera too.
+        close = [
+            other
+            for other in choice.others
+            if other.inter_eye_distance >= 0.5 * choice.subject.inter_eye_distance
+        ]
+        return FrameQuality(scaled, 1 + len(close))
 
     def detect(self, pixels: NDArray[np.uint8]) -> list[Detection]:
         with self._borrow() as worker:

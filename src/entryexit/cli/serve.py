@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +14,7 @@ import typer
 from entryexit.cli._common import load_settings
 from entryexit.cli.worker import JobsOption, PurgeScheduler, drain_outbox
 from entryexit.domain.access import Role
+from entryexit.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import uvicorn
@@ -45,10 +47,22 @@ def serve(
             help="Then wait at most this many seconds for requests in flight.",
         ),
     ] = 30,
+    tls_certfile: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate chain (PEM); with --tls-keyfile."),
+    ] = None,
+    tls_keyfile: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).")
+    ] = None,
 ) -> int:
     """Run the verification service (creating and migrating its database on first start).
     SIGTERM stops it gracefully: /readyz fails first, requests in flight are answered, queued
-    admissions recorded, and it exits 0."""
+    admissions recorded, and it exits 0.
+
+    A kiosk's browser opens the camera only in a secure context: HTTPS (these options, or TLS
+    ended at a load balancer in front) or http://localhost on the kiosk itself."""
+    if (tls_certfile is None) != (tls_keyfile is None):
+        raise InvalidInputError("give both --tls-certfile and --tls-keyfile, or neither")
     import uvicorn
 
     from entryexit.api.observability import configure_logging
@@ -66,9 +80,10 @@ def serve(
         typer.echo("Keep it safe; create narrower keys with `entryexit keys create`.")
     where = "PostgreSQL" if settings.database_url else f"SQLite in {settings.data_dir}"
     bind_host, bind_port = host or settings.host, port or settings.port
+    scheme = "https" if tls_certfile else "http"
     typer.echo(
-        f"EntryExit on http://{bind_host}:{bind_port}: officer console at /console, API docs at"
-        f" /docs; database: {where}"
+        f"EntryExit on {scheme}://{bind_host}:{bind_port}: officer console at /console, kiosk at"
+        f" /kiosk, API docs at /docs; database: {where}"
     )
     app = create_service_app(services, jobs=jobs)
     scheduler = PurgeScheduler(services.purge, settings.purge_interval_seconds)
@@ -84,6 +99,8 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=shutdown_timeout,
+        ssl_certfile=str(tls_certfile) if tls_certfile else None,
+        ssl_keyfile=str(tls_keyfile) if tls_keyfile else None,
     )
     try:
         draining_server(config, app, drain_seconds).run()

@@ -49,6 +49,10 @@ class Permission(StrEnum):
     FINGERPRINT_VERIFY = "fingerprint:verify"
     # Prometheus metrics: counts and timings, no personal data.
     METRICS_READ = "metrics:read"
+    # Pair and revoke self-service kiosks, and say which flight each lane is boarding.
+    KIOSK_MANAGE = "kiosk:manage"
+    # See and close the anonymous opt-out requests travelers made at a kiosk.
+    KIOSK_REQUESTS = "kiosk:requests"
 
 
 # What an officer at a desk may do (people and machines alike).
@@ -74,20 +78,27 @@ _OFFICER = frozenset(
         Permission.DECISION_DETAILS,
         Permission.FINGERPRINT_ENROL,
         Permission.FINGERPRINT_VERIFY,
+        Permission.KIOSK_REQUESTS,
     }
 )
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.OFFICER: _OFFICER,
-    # Runs a shift: everything an officer does, plus the audit trail, the privacy report and
-    # erasing a traveler (an auditor checks erasures, and so may not make them).
+    # Runs a shift: everything an officer does, plus the audit trail, the privacy report,
+    # erasing a traveler (an auditor checks erasures, and so may not make them) and the
+    # shift's kiosks (pairing, revoking, lanes).
     Role.SUPERVISOR: _OFFICER
-    | {Permission.AUDIT_READ, Permission.PRIVACY_REPORT, Permission.TRAVELER_ERASE},
+    | {
+        Permission.AUDIT_READ,
+        Permission.PRIVACY_REPORT,
+        Permission.TRAVELER_ERASE,
+        Permission.KIOSK_MANAGE,
+    },
     # Keeps the watchlist; sees neither travelers nor alerts (separation of duties).
     Role.WATCHLIST_MANAGER: frozenset({Permission.WATCHLIST_MANAGE}),
-    # A partner's camera or gate agent: submits captures, records a traveler's opt-out, and
-    # learns the decision; nothing can be read back.
+    # A partner's camera or gate agent, or a paired self-service kiosk: submits captures,
+    # records a traveler's opt-out, and learns the decision; nothing can be read back.
     Role.GATE: frozenset({Permission.CAPTURE_SUBMIT, Permission.OPT_OUT_RECORD, Permission.VERIFY}),
     # A monitoring system's scrape key: the metrics and nothing else.
     Role.MONITOR: frozenset({Permission.METRICS_READ}),

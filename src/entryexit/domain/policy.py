@@ -7,6 +7,7 @@ at a moment is the latest whose ``effective_from`` is not after that moment.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -67,6 +68,48 @@ DEFAULT_ADMISSION_RULES = AdmissionRules()
 
 
 @dataclass(frozen=True, slots=True)
+class PrivacyNotice:
+    """What a traveler is told at the camera, per language (the first is the default); its
+    version is recorded with every capture and opt-out request made after showing it."""
+
+    version: str
+    texts: tuple[tuple[str, str], ...]
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(language for language, _ in self.texts)
+
+    def text(self, language: str) -> str:
+        return dict(self.texts).get(language, self.texts[0][1])
+
+
+# For policies without a notice of their own. It promises nothing a policy may not keep: who
+# may decline and how long data is kept differ between policies, so it sends the traveler to
+# the officer for both.
+DEFAULT_NOTICE = PrivacyNotice(
+    version="generic-1",
+    texts=(
+        (
+            "en",
+            "This camera takes your photo to compare it with the photos of the travelers"
+            " expected on this flight. If you do not want your photo taken, say so: an"
+            " officer will tell you whether you may decline, check your travel document"
+            " instead where you may, and tell you how long your data is kept.",
+        ),
+        (
+            "fr",
+            "Cette caméra prend votre photo pour la comparer à celles des voyageurs attendus"
+            " sur ce vol. Si vous ne voulez pas être photographié, dites-le\u00a0: un agent vous"
+            " dira si vous pouvez refuser, vérifiera alors votre document de voyage, et vous"
+            " dira combien de temps vos données sont gardées.",
+        ),
+    ),
+)
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_MAX_NOTICE_CHARACTERS = 4000
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     version: str
     effective_from: datetime
@@ -79,6 +122,7 @@ class Policy:
     matching: OperatingPoint = DEFAULT_OPERATING_POINT
     admission: AdmissionRules = DEFAULT_ADMISSION_RULES
     fingerprints: FingerprintRules = DEFAULT_FINGERPRINT_RULES
+    notice: PrivacyNotice = DEFAULT_NOTICE
 
     def participation(self, citizenship: CitizenshipClass, age: int | None) -> Participation:
         if age is not None and (age < self.exempt_under_age or age > self.exempt_over_age):
@@ -113,6 +157,7 @@ class Policy:
                 "verification_target_far": self.matching.verification_target_far,
             },
             "fingerprints": self.fingerprints.as_dict(),
+            "notice": {"version": self.notice.version, "text": dict(self.notice.texts)},
         }
 
 
@@ -215,6 +260,33 @@ def _retention(table: Mapping[str, Any]) -> dict[DataKind, dict[CitizenshipClass
     return hours
 
 
+def _notice(document: Mapping[str, Any]) -> PrivacyNotice:
+    """The optional ``[notice]`` table: ``version`` and ``[notice.text]`` with one text per
+    language code; policies without one show the generic notice."""
+    table = document.get("notice")
+    if table is None:
+        return DEFAULT_NOTICE
+    if not isinstance(table, dict):
+        raise InvalidInputError("policy: 'notice' must be a table")
+    unknown = set(table) - {"version", "text"}
+    if unknown:
+        raise InvalidInputError(f"policy: unknown notice settings {sorted(unknown)}")
+    version = _require(table, "version", str, "notice.")
+    if not version.strip() or len(version) > 64:
+        raise InvalidInputError("policy: 'notice.version' must be 1 to 64 characters")
+    texts = _require(table, "text", dict, "notice.")
+    if not texts:
+        raise InvalidInputError("policy: 'notice.text' needs the text in at least one language")
+    for language, text in texts.items():
+        if not _LANGUAGE_CODE.match(language):
+            raise InvalidInputError(f"policy: 'notice.text.{language}' is not a language code")
+        if not isinstance(text, str) or not text.strip() or len(text) > _MAX_NOTICE_CHARACTERS:
+            raise InvalidInputError(
+                f"policy: 'notice.text.{language}' must be 1 to {_MAX_NOTICE_CHARACTERS} characters"
+            )
+    return PrivacyNotice(version, tuple((k, v.strip()) for k, v in texts.items()))
+
+
 def parse_policy(text: str) -> Policy:
     """Parse a policy file (TOML); every field is required and checked."""
     try:
@@ -251,6 +323,7 @@ def parse_policy(text: str) -> Policy:
         matching=_operating_point(document),
         admission=_admission_rules(document),
         fingerprints=parse_fingerprint_rules(document),
+        notice=_notice(document),
     )
 
 

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from entryexit.domain.access import Role, StoredApiKey
 from entryexit.domain.admission import Admission, ExitLink
 from entryexit.domain.audit import AuditEntry, AuditEvent
+from entryexit.domain.kiosk import KioskDevice, KioskOptOutRequest, LaneAssignment
 from entryexit.domain.model import (
     DocumentKey,
     Encounter,
@@ -411,6 +412,59 @@ class FingerprintRepository(Protocol):
     def purge_expired(self, now: datetime) -> int: ...
 
 
+class KioskRepository(Protocol):
+    """Kiosks (pairing codes, then devices), the flight each lane boards, and the anonymous
+    opt-out requests travelers make at a kiosk."""
+
+    def add_device(self, device: KioskDevice) -> None: ...
+    def get_device(self, device_id: str) -> KioskDevice | None: ...
+    def device_by_token(self, token_hash: str) -> KioskDevice | None: ...
+    def device_by_code(self, code_hash: str) -> KioskDevice | None: ...
+    def devices(self) -> list[KioskDevice]:
+        """Paired and revoked devices, newest first (kiosks still showing a code are not
+        devices yet)."""
+        ...
+
+    def count_waiting(self, now: datetime) -> int:
+        """Kiosks showing a code that has not expired."""
+        ...
+
+    def delete_expired_codes(self, now: datetime) -> int:
+        """Forget kiosks whose code expired before anyone paired them."""
+        ...
+
+    def pair(
+        self, device_id: str, carrier: str, port: str, lane: str, at: datetime, by: str
+    ) -> None:
+        """Bind the device to its lane and forget its code (a code is used once)."""
+        ...
+
+    def issue_session(self, device_id: str, token_hash: str, at: datetime) -> None: ...
+    def revoke(self, device_id: str, at: datetime) -> None: ...
+    def touch(self, device_id: str, at: datetime) -> None: ...
+    def assign_lane(self, assignment: LaneAssignment) -> None:
+        """Set (or replace) the flight the lane is boarding."""
+        ...
+
+    def lane_assignment(self, port: str, lane: str) -> LaneAssignment | None: ...
+    def lane_assignments(self) -> list[LaneAssignment]: ...
+    def add_opt_out_request(self, request: KioskOptOutRequest) -> None: ...
+    def opt_out_requests(self, pending_only: bool) -> list[KioskOptOutRequest]:
+        """Newest first."""
+        ...
+
+    def handle_opt_out_request(self, request_id: str, at: datetime, by: str) -> bool:
+        """Mark a pending request handled; False if it is unknown or was handled already."""
+        ...
+
+    def record_capture_notice(
+        self, capture_id: str, device_id: str, notice_version: str, language: str, at: datetime
+    ) -> None: ...
+    def capture_notice(self, capture_id: str) -> tuple[str, str] | None:
+        """The (notice version, language) a kiosk showed before this capture."""
+        ...
+
+
 class UnitOfWork(Protocol):
     flights: FlightRepository
     travelers: TravelerRepository
@@ -426,6 +480,7 @@ class UnitOfWork(Protocol):
     data_keys: DataKeyRepository
     fingerprints: FingerprintRepository
     generations: CacheGenerations
+    kiosks: KioskRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -1,4 +1,5 @@
-"""The service as ``entryexit serve`` runs it: the API with the officer console at /console."""
+"""The service as ``entryexit serve`` runs it: the API with the officer console at /console
+and the travelers' self-service kiosk at /kiosk."""
 
 from __future__ import annotations
 
@@ -17,12 +18,17 @@ from entryexit.web.console import (
     router,
     static_files,
 )
+from entryexit.web.kiosk import KIOSK_PREFIX, pairing_limits
+from entryexit.web.kiosk import router as kiosk_router
 
 
 def create_service_app(services: Services, jobs: bool = True) -> FastAPI:
     app = create_app(services, jobs)
     app.mount(f"{PREFIX}/static", static_files(), name="console-static")
     app.include_router(router)
+    app.mount(f"{KIOSK_PREFIX}/static", static_files(), name="kiosk-static")
+    app.include_router(kiosk_router)
+    app.state.kiosk_pairing = pairing_limits()
 
     @app.exception_handler(EntryExitError)
     async def _errors(request: Request, exc: EntryExitError) -> Response:

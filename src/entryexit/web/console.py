@@ -40,6 +40,8 @@ from entryexit.services.formats import overstay_csv
 from entryexit.services.watchlist import Disposition
 
 PREFIX = "/console"
+# The pages people use (the officers' console, the travelers' kiosk): the same headers.
+SCREEN_PREFIXES = (PREFIX, "/kiosk")
 SESSION_COOKIE = "entryexit_session"
 LOGIN_CSRF_COOKIE = "entryexit_login_csrf"
 CSRF_HEADER = "X-CSRF-Token"
@@ -58,15 +60,19 @@ def static_files() -> StaticFiles:
 
 
 class ConsoleHeaders:
-    """Headers on everything under /console: no caching, strict CSP, no framing or sniffing."""
+    """Headers on everything under /console and /kiosk: no caching, strict CSP, no framing
+    or sniffing."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PREFIX):
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.startswith(SCREEN_PREFIXES):
             await self.app(scope, receive, send)
             return
+        # Only the kiosk's own page may ask for the camera; the console never does.
+        camera = b"camera=(self)" if path.startswith("/kiosk") else b"camera=()"
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -77,6 +83,7 @@ class ConsoleHeaders:
                     (b"x-content-type-options", b"nosniff"),
                     (b"x-frame-options", b"DENY"),
                     (b"referrer-policy", b"no-referrer"),
+                    (b"permissions-policy", camera + b", microphone=(), geolocation=()"),
                 ]
                 message["headers"] = headers
             await send(message)
@@ -421,6 +428,77 @@ def erase_traveler(
         raise InvalidInputError("give the issuing state and the document number")
     report = services.erasure.erase(signed_in.principal, document, reason)
     return _page(request, "erasure.html", signed_in, report=report)
+
+
+@router.get("/kiosks")
+def kiosks_page(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
+    principal = signed_in.principal
+    manages = principal.can(Permission.KIOSK_MANAGE)
+    if not manages and not principal.can(Permission.KIOSK_REQUESTS):
+        raise PermissionDeniedError("kiosks are paired by supervisors and admins")
+    requests = (
+        services.kiosks.opt_out_requests(principal)
+        if principal.can(Permission.KIOSK_REQUESTS)
+        else []
+    )
+    rows = (
+        services.console.board(principal, _today(services) - timedelta(hours=12))
+        if principal.can(Permission.FLIGHT_READ)
+        else []
+    )
+    flights = [row.flight for row in rows]
+    names = {f.id: f"{f.carrier} {f.number}" for f in flights}
+    return _page(
+        request,
+        "kiosks.html",
+        signed_in,
+        requests=requests,
+        flights=flights,
+        flight_names=names,
+        devices=services.kiosks.devices(principal) if manages else [],
+        assignments=services.kiosks.lane_assignments(principal) if manages else [],
+    )
+
+
+@router.post("/kiosks/pair")
+def pair_kiosk(
+    services: ServicesDep,
+    signed_in: SessionDep,
+    code: Annotated[str, Form(max_length=16)],
+    carrier: Annotated[str, Form(max_length=3)],
+    port: Annotated[str, Form(max_length=5)],
+    lane: Annotated[str, Form(max_length=16)],
+    flight_id: Annotated[str, Form(max_length=36)] = "",
+) -> Response:
+    device = services.kiosks.pair(signed_in.principal, code, carrier, port, lane)
+    if flight_id:
+        port, lane = device.port or port, device.lane or lane
+        services.kiosks.assign_lane(signed_in.principal, port, lane, flight_id)
+    return RedirectResponse(f"{PREFIX}/kiosks?done=paired", status_code=303)
+
+
+@router.post("/kiosks/{device_id}/revoke")
+def revoke_kiosk(device_id: str, services: ServicesDep, signed_in: SessionDep) -> Response:
+    services.kiosks.revoke(signed_in.principal, device_id)
+    return RedirectResponse(f"{PREFIX}/kiosks?done=revoked", status_code=303)
+
+
+@router.post("/lanes")
+def assign_lane(
+    services: ServicesDep,
+    signed_in: SessionDep,
+    port: Annotated[str, Form(max_length=5)],
+    lane: Annotated[str, Form(max_length=16)],
+    flight_id: Annotated[str, Form(max_length=36)],
+) -> Response:
+    services.kiosks.assign_lane(signed_in.principal, port, lane, flight_id)
+    return RedirectResponse(f"{PREFIX}/kiosks?done=assigned", status_code=303)
+
+
+@router.post("/kiosk-requests/{request_id}/handled")
+def handle_kiosk_request(request_id: str, services: ServicesDep, signed_in: SessionDep) -> Response:
+    services.kiosks.handle_opt_out_request(signed_in.principal, request_id)
+    return RedirectResponse(f"{PREFIX}/kiosks?done=handled", status_code=303)
 
 
 def error_page(request: Request, exc: EntryExitError | SignInRequiredError) -> Response:

@@ -149,6 +149,10 @@ def test_opt_out_is_refused_where_the_policy_requires_capture(
     assert [p["version"] for p in policies] == ["default-2", "noncitizens-mandatory-1"]
     current = api.client.get("/v1/policies/current", headers=api.headers("auditor")).json()
     assert current["participation"]["foreign_national"] == "required"
+    # The policy carries the notice shown at kiosks; one without its own shows the generic one.
+    assert policies[0]["notice"]["version"] == "notice-1"
+    assert set(policies[0]["notice"]["text"]) == {"en", "fr"}
+    assert current["notice"]["version"] == "generic-1"
 
 
 def test_thirteen_hours_later_no_citizen_capture_data_is_left(

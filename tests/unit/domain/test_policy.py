@@ -6,6 +6,7 @@ import pytest
 
 from entryexit.domain.model import CitizenshipClass
 from entryexit.domain.policy import (
+    DEFAULT_NOTICE,
     DEFAULT_OPERATING_POINT,
     DataKind,
     Participation,
@@ -104,3 +105,34 @@ def test_a_biographic_retention_is_checked_like_the_others() -> None:
     assert missing_class != default_text()
     with pytest.raises(InvalidInputError, match=r"retention\.manifest_entries\.citizen"):
         parse_policy(missing_class)
+
+
+def test_the_shipped_default_policy_carries_a_notice_in_two_languages() -> None:
+    notice = parse_policy(default_text()).notice
+    assert notice.version == "notice-1"
+    assert {"en", "fr"} <= set(notice.languages)
+
+    assert notice.text("xx") == notice.text("en")
+    assert "photo" in notice.text("en")
+    assert "photo" in notice.text("fr")
+
+
+def test_a_policy_without_a_notice_shows_the_generic_one() -> None:
+    text = default_text().split("[notice]")[0]
+    assert parse_policy(text).notice == DEFAULT_NOTICE
+
+
+@pytest.mark.parametrize(
+    ("notice", "message"),
+    [
+        ('[notice]\nversion = ""\n[notice.text]\nen = "x"', "notice.version"),
+        ('[notice]\nversion = "n"\n[notice.text]\n', "at least one language"),
+        ('[notice]\nversion = "n"\n[notice.text]\n"EN!" = "x"', "language code"),
+        ('[notice]\nversion = "n"\n[notice.text]\nen = "  "', "notice.text.en"),
+        ('[notice]\nversion = "n"\ncolour = "red"\n[notice.text]\nen = "x"', "unknown notice"),
+    ],
+)
+def test_a_malformed_notice_is_refused_with_its_field_named(notice: str, message: str) -> None:
+    text = default_text().split("[notice]")[0] + notice
+    with pytest.raises(InvalidInputError, match=message):
+        parse_policy(text)

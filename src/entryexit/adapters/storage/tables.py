@@ -412,3 +412,62 @@ class ReadinessProbeRow(Base):
     __tablename__ = "readiness_probe"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     checked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class KioskDeviceRow(Base):
+    """A kiosk: a pairing code's hash until an admin or supervisor pairs it, then a device
+    bound to a carrier, port and lane. Only hashes of its codes and session tokens."""
+
+    __tablename__ = "kiosk_devices"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    carrier: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    port: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    lane: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    paired_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    paired_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    session_issued_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class LaneAssignmentRow(Base):
+    """The flight a lane is boarding now."""
+
+    __tablename__ = "lane_assignments"
+    port: Mapped[str] = mapped_column(String(5), primary_key=True)
+    lane: Mapped[str] = mapped_column(String(16), primary_key=True)
+    flight_id: Mapped[str] = mapped_column(ForeignKey("flights.id"))
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    assigned_by: Mapped[str] = mapped_column(String(36))
+
+
+class KioskOptOutRequestRow(Base):
+    """A traveler asked a kiosk not to be photographed: lane, time and notice; no identity."""
+
+    __tablename__ = "kiosk_opt_out_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("kiosk_devices.id"))
+    port: Mapped[str] = mapped_column(String(5))
+    lane: Mapped[str] = mapped_column(String(16))
+    flight_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    notice_version: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(16))
+    handled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    handled_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class KioskCaptureNoticeRow(Base):
+    """Which notice (version, language) the kiosk showed before a capture."""
+
+    __tablename__ = "kiosk_capture_notices"
+    capture_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("kiosk_devices.id"))
+    notice_version: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(16))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())

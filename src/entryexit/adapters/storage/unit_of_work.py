@@ -29,6 +29,7 @@ from entryexit.adapters.storage.repositories.captures import (
 )
 from entryexit.adapters.storage.repositories.fingerprints import SqlFingerprintRepository
 from entryexit.adapters.storage.repositories.flights import SqlFlightRepository
+from entryexit.adapters.storage.repositories.kiosks import SqlKioskRepository
 from entryexit.adapters.storage.repositories.maintenance import (
     SqlDataKeyRepository,
     SqlRetentionRepository,
@@ -50,6 +51,7 @@ from entryexit.services.unit_of_work import (
     DataKeyRepository,
     FingerprintRepository,
     FlightRepository,
+    KioskRepository,
     OutboxRepository,
     PolicyRepository,
     RetentionRepository,
@@ -74,6 +76,7 @@ class SqlUnitOfWork:
     data_keys: DataKeyRepository
     fingerprints: FingerprintRepository
     generations: CacheGenerations
+    kiosks: KioskRepository
 
     def __init__(self, sessions: sessionmaker[Session], sealer: Sealer, read_only: bool) -> None:
         self._sessions = sessions
@@ -109,6 +112,7 @@ class SqlUnitOfWork:
         self.data_keys = SqlDataKeyRepository(session, sealer)
         self.fingerprints = SqlFingerprintRepository(session, sealer)
         self.generations = SqlCacheGenerations(session)
+        self.kiosks = SqlKioskRepository(session)
         return self
 
     def __exit__(

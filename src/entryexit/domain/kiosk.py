@@ -1,0 +1,120 @@
+"""Self-service kiosks: pairing codes, the device a kiosk becomes once paired, the flight a
+lane is boarding, and the anonymous opt-out requests travelers make at the camera."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from entryexit.errors import InvalidInputError
+
+# No 0/O, 1/I/L: a code is read off a screen and typed by a person.
+PAIRING_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+PAIRING_CODE_LENGTH = 8  # 31^8, about 8.5e11 codes: guessing is hopeless once throttled
+
+
+def normalise_pairing_code(text: str) -> str | None:
+    """The code as stored (upper case, no spaces or dashes), or None if it cannot be one."""
+    code = "".join(text.split()).replace("-", "").upper()
+    if len(code) != PAIRING_CODE_LENGTH or any(c not in PAIRING_ALPHABET for c in code):
+        return None
+    return code
+
+
+def checked_lane(port: str, lane: str) -> tuple[str, str]:
+    """A port (its 3-5 character location code) and a lane name (1-16 printable characters)."""
+    port, lane = port.strip().upper(), lane.strip()
+    if not (3 <= len(port) <= 5 and port.isalnum()):
+        raise InvalidInputError("a port is its 3- to 5-character location code (for example JFK)")
+    if not (1 <= len(lane) <= 16 and lane.isprintable()):
+        raise InvalidInputError("a lane is named in 1 to 16 printable characters")
+    return port, lane
+
+
+class KioskState(StrEnum):
+    WAITING = "waiting"  # showing a pairing code
+    PAIRED = "paired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class KioskDevice:
+    """A kiosk: first a pairing code on a screen, then (once an admin or supervisor entered
+    the code) a device bound to one carrier, port and lane. Only hashes of its codes and
+    session tokens are stored."""
+
+    id: str
+    token_hash: str
+    csrf_token: str
+    created_at: datetime
+    code_hash: str | None
+    code_expires_at: datetime | None
+    carrier: str | None = None
+    port: str | None = None
+    lane: str | None = None
+    paired_at: datetime | None = None
+    paired_by: str | None = None
+    session_issued_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_seen_at: datetime | None = None
+
+    @property
+    def state(self) -> KioskState:
+        if self.revoked_at is not None:
+            return KioskState.REVOKED
+        return KioskState.WAITING if self.paired_at is None else KioskState.PAIRED
+
+
+@dataclass(frozen=True, slots=True)
+class LaneAssignment:
+    """The flight a lane is boarding now (one per lane; reassigning replaces it)."""
+
+    port: str
+    lane: str
+    flight_id: str
+    assigned_at: datetime
+    assigned_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class KioskOptOutRequest:
+    """A traveler at a kiosk asked not to be photographed. Anonymous: no identity is known
+    yet; the officer at the manual lane records the opt-out against the document."""
+
+    id: str
+    device_id: str
+    port: str
+    lane: str
+    flight_id: str | None
+    requested_at: datetime
+    notice_version: str
+    language: str
+    handled_at: datetime | None = None
+    handled_by: str | None = None
+
+
+class TravelerMessage(StrEnum):
+    """What a kiosk tells a traveler of a decision, and all it tells."""
+
+    PROCEED = "proceed"
+    SEE_OFFICER = "see_officer"
+    TRY_AGAIN = "try_again"
+
+
+# Quality reasons a traveler can act on; anything else is "please try again" without advice.
+GUIDANCE_REASONS = frozenset(
+    {"no_face", "too_far", "pose", "too_dark", "too_bright", "blur", "more_than_one"}
+)
+
+
+def traveler_message(decision: str, reasons: tuple[str, ...]) -> tuple[TravelerMessage, str]:
+    """The message for a gate decision: a match proceeds; a recapture is tried again with the
+    first reason the traveler can act on; anything else (no match, an officer's review, a
+    watchlist hold, a second pass) reads alike, "please see the officer", never why."""
+    if decision == "match" and "already_processed" not in reasons:
+        return TravelerMessage.PROCEED, ""
+    if decision == "recapture":
+        reason = next((r for r in reasons if r in GUIDANCE_REASONS), "")
+        return TravelerMessage.TRY_AGAIN, reason
+    return TravelerMessage.SEE_OFFICER, ""

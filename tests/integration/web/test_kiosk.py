@@ -1,0 +1,263 @@
+"""The kiosk over the real app, database (SQLite and PostgreSQL) and face engine, without a
+browser: pairing, the device session cookie, and the attacker's moves against them
+(tests/e2e/test_kiosk_browser.py drives Chromium with a fake camera)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from entryexit.biometrics import FaceEngine
+from entryexit.config import Settings
+from entryexit.domain.access import Role
+from entryexit.web.app import create_service_app
+from tests.conftest import lfw_image
+from tests.integration.api.conftest import Api, build_api, staged_flight
+from tests.integration.web.test_console import PASSWORD, csrf, fresh, sign_in
+
+pytestmark = [pytest.mark.models, pytest.mark.lfw]
+
+USERS = {"olga": Role.OFFICER, "sam": Role.SUPERVISOR, "ada": Role.AUDITOR, "root": Role.ADMIN}
+KIOSK = {"X-Requested-With": "kiosk"}
+PAIRING_PAGE = 'id="pairing-code"'  # the page of a kiosk without a session
+
+
+def site(settings: Settings, engine: FaceEngine) -> Api:
+    built, services = build_api(settings, engine, create_service_app, "https://testserver")
+    for name, role in USERS.items():
+        services.accounts.create_user(name, PASSWORD, role)
+    return built
+
+
+@pytest.fixture
+def kiosk_site(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[Api]:
+    built = site(Settings(data_dir=tmp_path / "data", database_url=database_url), engine)
+    with built.client:
+        yield built
+    built.services.uow.engine.dispose()  # type: ignore[attr-defined]
+
+
+def start_pairing(client: TestClient) -> str:
+    response = client.post("/kiosk/pairing", headers=KIOSK)
+    assert response.status_code == 200, response.text
+    code: str = response.json()["code"]
+    return code
+
+
+def console_post(client: TestClient, path: str, data: dict[str, str]) -> object:
+    token = csrf(client.get("/console/kiosks").text)
+    return client.post(path, data={**data, "csrf_token": token}, follow_redirects=False)
+
+
+def pair(console: TestClient, code: str, lane: str = "3", flight_id: str = "") -> int:
+    response = console_post(
+        console,
+        "/console/kiosks/pair",
+        {"code": code, "carrier": "EE", "port": "JFK", "lane": lane, "flight_id": flight_id},
+    )
+    return response.status_code  # type: ignore[attr-defined, no-any-return]
+
+
+def paired_kiosk(api: Api, console: TestClient, flight_id: str = "") -> tuple[TestClient, str]:
+    kiosk = fresh(api)
+    assert pair(console, start_pairing(kiosk), flight_id=flight_id) == 303
+    assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
+    page = kiosk.get("/kiosk").text
+    found = re.search(r'data-csrf="([^"]+)"', page)
+    assert found is not None
+    return kiosk, found.group(1)
+
+
+def test_a_kiosk_is_paired_from_the_console_and_holds_only_a_gate_session(
+    kiosk_site: Api, lfw_dir: Path
+) -> None:
+    api = kiosk_site
+    flight_id, _ = staged_flight(api, lfw_dir)
+    kiosk = fresh(api)
+    # A cross-site page cannot start a pairing (no custom header without CORS).
+    assert kiosk.post("/kiosk/pairing").status_code == 403
+    code = start_pairing(kiosk)
+    assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}", code)
+    ticket = next(c for c in kiosk.cookies.jar if c.name == "entryexit_kiosk")
+    assert ticket.secure
+    assert ticket.has_nonstandard_attr("HttpOnly")
+    assert ticket.get_nonstandard_attr("SameSite") in ("strict", "Strict")
+    assert ticket.path == "/kiosk"
+    assert kiosk.get("/kiosk/pairing").json() == {"state": "waiting"}
+    page = kiosk.get("/kiosk")
+    assert PAIRING_PAGE in page.text
+    assert "camera=(self)" in page.headers["permissions-policy"]
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+
+    officer = fresh(api)
+    sign_in(officer, "olga")
+    assert pair(officer, code) == 403  # officers do not pair kiosks
+    supervisor = fresh(api)
+    sign_in(supervisor, "sam")
+    assert pair(supervisor, code, flight_id=flight_id) == 303
+
+    assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
+    session = next(c for c in kiosk.cookies.jar if c.name == "entryexit_kiosk")
+    assert session.value != ticket.value  # a fresh token once paired
+
+    def page_holding(token: str | None) -> str:
+        return fresh(api).get("/kiosk", headers={"Cookie": f"entryexit_kiosk={token}"}).text
+
+    assert PAIRING_PAGE in page_holding(ticket.value)  # the ticket is spent
+    assert PAIRING_PAGE not in page_holding(session.value)
+
+    page = kiosk.get("/kiosk")
+    assert 'id="notice-screen"' in page.text
+    assert PAIRING_PAGE not in page.text
+    assert "notice-1" in page.text
+    assert "eex_" not in page.text
+    token = re.search(r'data-csrf="([^"]+)"', page.text)
+    assert token is not None
+    photo = lfw_image(lfw_dir, "Colin_Powell", 2).read_bytes()
+    files = {"frame": ("f.jpg", photo, "image/jpeg")}
+    # No CSRF header: refused (a form from another site cannot set one).
+    assert kiosk.post("/kiosk/quality", files=files).status_code == 403
+    headers = {"X-CSRF-Token": token.group(1)}
+    checked = kiosk.post("/kiosk/quality", files=files, headers=headers)
+    assert checked.json() == {"ready": True, "advice": ""}
+    large = {"frame": ("f.jpg", photo + bytes(300 * 1024), "image/jpeg")}
+    assert kiosk.post("/kiosk/quality", files=large, headers=headers).status_code == 422
+
+    def capture(person: str, number: int) -> dict[str, str]:
+        data = lfw_image(lfw_dir, person, number).read_bytes()
+        response = kiosk.post(
+            "/kiosk/captures",
+            files=[("frames", ("1.jpg", data, "image/jpeg"))],
+            data={"notice_version": "notice-1", "language": "en"},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, str] = response.json()
+        return body
+
+    # All a traveler's screen gets: a message and an actionable reason; no name, no score.
+    assert capture("Colin_Powell", 2) == {"message": "proceed", "reason": ""}
+    assert capture("Donald_Rumsfeld", 1) == {"message": "see_officer", "reason": ""}
+    assert capture("Colin_Powell", 2) == {"message": "see_officer", "reason": ""}  # boarded
+
+    # The session token is no API key and no console session.
+    token_value = session.value
+    assert (
+        api.client.get(f"/v1/flights/{flight_id}", headers={"X-API-Key": token_value}).status_code
+        == 401
+    )
+    as_console = fresh(api).get("/console/", headers={"Cookie": f"entryexit_session={token_value}"})
+    assert as_console.url.path == "/console/login"
+
+    # Revoked from the console: refused at once, and the kiosk is back to pairing.
+    device_id = api.services.kiosks.devices(api.services.keys.authenticate(api.keys["admin"]))[0].id
+    assert console_post(supervisor, f"/console/kiosks/{device_id}/revoke", {}).status_code == 303  # type: ignore[attr-defined]
+    assert kiosk.post("/kiosk/quality", files=files, headers=headers).status_code == 401
+    assert PAIRING_PAGE in kiosk.get("/kiosk").text
+    actions = [e.entry.action for e in api.services.audit.all_events()]
+    for action in ("kiosk pair", "kiosk session issue", "lane assign", "capture", "kiosk revoke"):
+        assert action in actions
+
+
+def test_guessing_pairing_codes_in_the_console_is_blocked(kiosk_site: Api) -> None:
+    api = kiosk_site
+    kiosk = fresh(api)
+    code = start_pairing(kiosk)
+    supervisor = fresh(api)
+    sign_in(supervisor, "sam")
+    wrong = "ABCD-EFGH" if code != "ABCD-EFGH" else "HGFE-DCBA"
+    assert [pair(supervisor, wrong) for _ in range(5)] == [404] * 5
+    # Blocked: even the right code is not checked now.
+    assert pair(supervisor, code) == 429
+    assert kiosk.get("/kiosk/pairing").json() == {"state": "waiting"}
+    outcomes = [
+        e.entry.outcome for e in api.services.audit.all_events() if e.entry.action == "kiosk pair"
+    ]
+    assert outcomes == ["denied"] * 5 + ["blocked"]
+
+
+def test_pairing_codes_are_handed_out_sparingly(kiosk_site: Api) -> None:
+    client = fresh(kiosk_site)
+    statuses = [client.post("/kiosk/pairing", headers=KIOSK).status_code for _ in range(6)]
+    assert statuses == [200] * 5 + [429]
+
+
+def test_a_kiosk_is_rate_limited_like_a_gate_key(
+    engine: FaceEngine, tmp_path: Path, lfw_dir: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", gate_requests_per_second=0.5, gate_burst=2)
+    api = site(settings, engine)
+    with api.client:
+        supervisor = fresh(api)
+        sign_in(supervisor, "sam")
+        kiosk, token = paired_kiosk(api, supervisor)
+        photo = lfw_image(lfw_dir, "Colin_Powell", 2).read_bytes()
+        statuses = [
+            kiosk.post(
+                "/kiosk/quality",
+                files={"frame": ("f.jpg", photo, "image/jpeg")},
+                headers={"X-CSRF-Token": token},
+            ).status_code
+            for _ in range(3)
+        ]
+        assert statuses == [200, 200, 429]
+
+
+@pytest.mark.parametrize(
+    ("user", "page", "can_pair"),
+    [("olga", 200, False), ("sam", 200, True), ("root", 200, True), ("ada", 403, False)],
+)
+def test_the_kiosks_page_by_role(kiosk_site: Api, user: str, page: int, can_pair: bool) -> None:
+    client = fresh(kiosk_site)
+    sign_in(client, user)
+    response = client.get("/console/kiosks")
+    assert response.status_code == page
+    assert ("Pair kiosk" in response.text) is can_pair
+    if page == 200:
+        assert ("No pending requests" in response.text) is True
+
+
+def test_a_declined_photo_reaches_the_officer_and_is_closed_once(
+    kiosk_site: Api, lfw_dir: Path
+) -> None:
+    api = kiosk_site
+    first, _ = staged_flight(api, lfw_dir, ("Colin_Powell",))
+    second, _ = staged_flight(api, lfw_dir, ("Ariel_Sharon",))
+    supervisor = fresh(api)
+    sign_in(supervisor, "sam")
+    kiosk, token = paired_kiosk(api, supervisor, flight_id=first)
+    # The lane moves on to the next flight: the assignment is replaced, not added.
+    form = {"port": "jfk", "lane": "3", "flight_id": second}
+    assert console_post(supervisor, "/console/lanes", form).status_code == 303  # type: ignore[attr-defined]
+    declined = kiosk.post(
+        "/kiosk/opt-out-requests",
+        data={"notice_version": "notice-1", "language": "fr"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert declined.json() == {"message": "see_officer", "reason": "opted_out"}
+    stale = kiosk.post(
+        "/kiosk/opt-out-requests",
+        data={"notice_version": "notice-0", "language": "en"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert stale.status_code == 409  # the kiosk shows the notice in force again
+
+    officer = fresh(api)
+    sign_in(officer, "olga")
+    page = officer.get("/console/kiosks").text
+    assert f'href="/console/flights/{second}"' in page
+    assert "notice-1 (fr)" in page
+    request_id = re.search(r'action="/console/kiosk-requests/([^/]+)/handled"', page)
+    assert request_id is not None
+    path = f"/console/kiosk-requests/{request_id.group(1)}/handled"
+    assert console_post(officer, path, {}).status_code == 303  # type: ignore[attr-defined]
+    assert "No pending requests" in officer.get("/console/kiosks").text
+    assert console_post(officer, path, {}).status_code == 404  # type: ignore[attr-defined]
+    # The auditor reads the trail, not the requests.
+    auditor = fresh(api)
+    sign_in(auditor, "ada")
+    assert auditor.get("/console/kiosks").status_code == 403
