@@ -112,7 +112,12 @@ class CaptureDetailPublic(CaptureDecisionPublic):
     score: float | None
     runner_up_score: float | None
     threshold: float | None = Field(
-        default=None, description="The 1:N threshold the policy's target FPIR set."
+        default=None,
+        description="The 1:N threshold the policy's target FPIR set, for the number of frames"
+        " fused.",
+    )
+    frames_fused: int = Field(
+        default=1, description="How many frames of the burst made the probe (1: a single frame)."
     )
     model: str
     gallery_size: int
@@ -295,6 +300,7 @@ class PolicyPublic(BaseModel):
     gallery_hours_after_departure: int | float
     admission: dict[str, Any]
     matching: dict[str, float]
+    capture: dict[str, int]
 
 
 class PrivacyReportPublic(BaseModel):

@@ -43,6 +43,18 @@ class OperatingPoint:
 
 
 DEFAULT_OPERATING_POINT = OperatingPoint()
+MAX_FRAMES_LIMIT = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRules:
+    """How a gate may capture: ``max_frames`` frames at most in one capture (a burst, fused
+    into one probe; 1 turns multi-frame capture off)."""
+
+    max_frames: int = 3
+
+
+DEFAULT_CAPTURE_RULES = CaptureRules()
 DEFAULT_ADMISSION_RULES = AdmissionRules()
 
 
@@ -58,6 +70,7 @@ class Policy:
     gallery_hours_after_departure: int
     matching: OperatingPoint = DEFAULT_OPERATING_POINT
     admission: AdmissionRules = DEFAULT_ADMISSION_RULES
+    capture: CaptureRules = DEFAULT_CAPTURE_RULES
 
     def participation(self, citizenship: CitizenshipClass, age: int | None) -> Participation:
         if age is not None and (age < self.exempt_under_age or age > self.exempt_over_age):
@@ -91,6 +104,7 @@ class Policy:
                 "gallery_target_fpir": self.matching.gallery_target_fpir,
                 "verification_target_far": self.matching.verification_target_far,
             },
+            "capture": {"max_frames": self.capture.max_frames},
         }
 
 
@@ -154,6 +168,26 @@ def _operating_point(document: Mapping[str, Any]) -> OperatingPoint:
             table, "verification_target_far", DEFAULT_OPERATING_POINT.verification_target_far
         ),
     )
+
+
+def _capture_rules(document: Mapping[str, Any]) -> CaptureRules:
+    """The optional ``[capture]`` table; policies without one keep the defaults."""
+    table = document.get("capture", {})
+    if not isinstance(table, dict):
+        raise InvalidInputError("policy: 'capture' must be a table")
+    unknown = set(table) - {"max_frames"}
+    if unknown:
+        raise InvalidInputError(f"policy: unknown capture settings {sorted(unknown)}")
+    frames = table.get("max_frames", DEFAULT_CAPTURE_RULES.max_frames)
+    if (
+        isinstance(frames, bool)
+        or not isinstance(frames, int)
+        or not 1 <= frames <= MAX_FRAMES_LIMIT
+    ):
+        raise InvalidInputError(
+            f"policy: 'capture.max_frames' must be a whole number from 1 to {MAX_FRAMES_LIMIT}"
+        )
+    return CaptureRules(max_frames=frames)
 
 
 def _admission_rules(document: Mapping[str, Any]) -> AdmissionRules:
@@ -220,6 +254,7 @@ def parse_policy(text: str) -> Policy:
         ),
         matching=_operating_point(document),
         admission=_admission_rules(document),
+        capture=_capture_rules(document),
     )
 
 

@@ -4,12 +4,19 @@ Three steps: *prepare* (who may, which flight, gallery and policy), *decide* (th
 and the 1:N search, all in memory, before any transaction opens), *record* (one short
 transaction: alerts, the capture record, the encounter, the admission hand-off and the audit
 event commit together or not at all).
+
+A capture may be a short burst of frames (up to the policy's ``capture.max_frames``): each
+frame is gated for quality, the best ones are fused into one probe (``biometrics.fusion``) and
+compared at the threshold calibrated for the number of frames fused. A burst is still one
+capture: one capture record, at most one encounter, one audit event; of its images only the
+best frame fused is ever kept.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.biometrics import similarity_matrix
+from entryexit.biometrics.fusion import BurstAnalysis
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.identification import IdentificationRule, identify
 from entryexit.domain.model import Decision, EncounterMethod, Flight
@@ -68,6 +76,7 @@ class CaptureOutcome:
     gallery_size: int
     policy_version: str
     threshold: float | None = None
+    frames_fused: int = 1
 
     def seen_by(self, principal: Principal) -> CaptureOutcome | GateOutcome:
         """The one place that decides what a caller sees: without the decision-details
@@ -85,7 +94,9 @@ class _Context:
     flight: Flight
     gallery: StagedGallery
     policy: Policy
-    rule: IdentificationRule
+    # rules[k - 1] is the rule for a probe fused from k frames; len(rules) is how many frames
+    # a probe may fuse (the policy's limit, or fewer where no threshold is calibrated).
+    rules: tuple[IdentificationRule, ...]
     capture_id: str
     received_at: datetime
     gate: str
@@ -104,6 +115,10 @@ class _Verdict:
     keep_image: bool = False
     live: NDArray[np.float32] | None = None
     watchlist_hits: list[tuple[str, float]] = field(default_factory=list)
+    frames_fused: int = 1
+    # Which frame's image the record may keep (the best one fused; the only one of a single
+    # capture).
+    kept_frame: int = 0
 
 
 class CaptureService:
@@ -134,9 +149,32 @@ class CaptureService:
     def process(
         self, principal: Principal, flight_id: str, photo: bytes, gate: str, device: str
     ) -> CaptureOutcome:
+        return self.process_burst(principal, flight_id, [photo], gate, device)
+
+    def process_burst(
+        self,
+        principal: Principal,
+        flight_id: str,
+        frames: Sequence[bytes],
+        gate: str,
+        device: str,
+    ) -> CaptureOutcome:
+        """One capture from one to ``capture.max_frames`` frames of one traveler."""
         context = self._prepare(principal, flight_id, gate, device)
-        verdict = self._decide(context, photo)
-        return in_transaction(self._uow, lambda uow: self._record(uow, context, verdict, photo))
+        limit = context.policy.capture.max_frames
+        if not frames:
+            raise InvalidInputError("a capture needs at least one frame")
+        if len(frames) > limit:
+            raise InvalidInputError(
+                f"a capture holds at most {limit} frames under policy {context.policy.version};"
+                f" {len(frames)} were sent"
+            )
+        if len(frames) == 1:
+            verdict = self._decide(context, frames[0])
+        else:
+            verdict = self._decide_burst(context, frames)
+        kept = frames[verdict.kept_frame]
+        return in_transaction(self._uow, lambda uow: self._record(uow, context, verdict, kept))
 
     # --- prepare ---------------------------------------------------------------------------
     def _prepare(self, principal: Principal, flight_id: str, gate: str, device: str) -> _Context:
@@ -149,12 +187,17 @@ class CaptureService:
         gallery = self._galleries.gallery_for(flight)
         received_at = self._clock()
         policy = self._policies.in_force(received_at)
+        point = policy.matching
+        fusable = self._thresholds.fusable_frames(point, policy.capture.max_frames)
         return _Context(
             principal=principal,
             flight=flight,
             gallery=gallery,
             policy=policy,
-            rule=self._thresholds.identification_rule(policy.matching),
+            rules=tuple(
+                self._thresholds.identification_rule(point, frames)
+                for frames in range(1, fusable + 1)
+            ),
             capture_id=str(uuid.uuid4()),
             received_at=received_at,
             gate=gate,
@@ -169,31 +212,62 @@ class CaptureService:
             return _Verdict(Decision.RECAPTURE, ("no_face",))
         if not analysis.quality.acceptable:
             return _Verdict(Decision.RECAPTURE, tuple(r.value for r in analysis.quality.reasons))
+        return self._search(context, analysis.template.vector, 1, (), 0)
+
+    def _decide_burst(self, context: _Context, frames: Sequence[bytes]) -> _Verdict:
+        burst: BurstAnalysis = self._engine.analyse_burst(frames, len(context.rules))
+        if burst.probe is None:
+            # No frame passed: a recapture, with every frame's reasons (each named once).
+            reasons = dict.fromkeys(r for check in burst.frames for r in check.reasons)
+            return _Verdict(Decision.RECAPTURE, tuple(reasons))
+        # Frames left out are named in the outcome, so the gate can tell what went wrong.
+        refused = tuple(
+            f"frame_{index + 1}_{reason}"
+            for index, check in enumerate(burst.frames)
+            for reason in check.reasons
+        )
+        probe = burst.probe
+        return self._search(context, probe.vector, probe.count, refused, probe.frames[0])
+
+    def _search(
+        self,
+        context: _Context,
+        live: NDArray[np.float32],
+        frames: int,
+        notes: tuple[str, ...],
+        kept_frame: int,
+    ) -> _Verdict:
         gallery = context.gallery
         if len(gallery) == 0:
-            return _Verdict(Decision.MANUAL, ("no_reference_photos",))
-        live = analysis.template.vector
-        result = identify(similarity_matrix(live, gallery.matrix)[0], context.rule)
+            return _Verdict(Decision.MANUAL, ("no_reference_photos", *notes))
+        # The threshold for the number of frames actually fused, never the single frame's.
+        rule = context.rules[frames - 1]
+        result = identify(similarity_matrix(live, gallery.matrix)[0], rule)
         hits = self._watchlist.capture_hits(live) if self._watchlist is not None else []
         if not result.matched or result.index is None:
             # The officer doing the document check sees this photo beside the candidates, so
             # it is kept (sealed) until the policy's capture-image retention ends.
             return _Verdict(
                 Decision.NO_MATCH,
-                (result.reason.value if result.reason else "no_match",),
+                (result.reason.value if result.reason else "no_match", *notes),
                 score=result.score,
                 runner_up=result.runner_up_score,
                 keep_image=True,
                 live=live,
                 watchlist_hits=hits,
+                frames_fused=frames,
+                kept_frame=kept_frame,
             )
         return _Verdict(
             Decision.MATCH,
+            notes,
             traveler_id=gallery.traveler_ids[result.index],
             score=result.score,
             runner_up=result.runner_up_score,
             live=live,
             watchlist_hits=hits,
+            frames_fused=frames,
+            kept_frame=kept_frame,
         )
 
     # --- record (one short transaction) ---------------------------------------------------
@@ -211,7 +285,8 @@ class CaptureService:
         if decision is Decision.MATCH and traveler_id is not None:
             if verdict.watchlist_hits or WatchlistService.has_open_alert(uow, traveler_id):
                 # An officer decides; the gate learns only that it is an officer's case.
-                decision, reasons, keep_image = Decision.MANUAL, ("officer_review",), True
+                decision, keep_image = Decision.MANUAL, True
+                reasons = ("officer_review", *verdict.reasons)
             else:
                 citizenship = uow.travelers.profile(traveler_id).citizenship_class
                 encounter = new_encounter(
@@ -260,7 +335,11 @@ class CaptureService:
             context.principal,
             "flight",
             flight.id,
-            {"capture": context.capture_id, "decision": decision.value},
+            {
+                "capture": context.capture_id,
+                "decision": decision.value,
+                "frames_fused": verdict.frames_fused,
+            },
             policy_version=policy.version,
         )
         logger.debug("capture %s on flight %s: %s", context.capture_id, flight.id, decision.value)
@@ -275,7 +354,8 @@ class CaptureService:
             context.gallery.model,
             len(context.gallery),
             policy.version,
-            context.rule.threshold,
+            context.rules[verdict.frames_fused - 1].threshold,
+            verdict.frames_fused,
         )
 
 

@@ -181,7 +181,7 @@ def test_a_watchlisted_person_raises_alerts_and_an_officer_decides(api: Api, lfw
     assert [(a["source"], a["traveler_id"]) for a in alerts] == [("staging", refs["R0000001"])]
     assert alerts[0]["score"] >= 0.484
     assert alerts[0]["model"] == "sface-2021dec+flip"
-    assert alerts[0]["policy_version"] == "default-1"
+    assert alerts[0]["policy_version"] == "default-2"
 
     # At the gate: sent to an officer, and the gate learns nothing more than that.
     gate = capture(api, departure, lfw_image(lfw_dir, "Donald_Rumsfeld", 2))

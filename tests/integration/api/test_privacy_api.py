@@ -146,7 +146,7 @@ def test_opt_out_is_refused_where_the_policy_requires_capture(
     assert citizen.status_code == 201
     assert citizen.json()["policy_version"] == "noncitizens-mandatory-1"
     policies = api.client.get("/v1/policies", headers=api.headers("auditor")).json()
-    assert [p["version"] for p in policies] == ["default-1", "noncitizens-mandatory-1"]
+    assert [p["version"] for p in policies] == ["default-2", "noncitizens-mandatory-1"]
     current = api.client.get("/v1/policies/current", headers=api.headers("auditor")).json()
     assert current["participation"]["foreign_national"] == "required"
 

@@ -224,7 +224,7 @@ def test_auditors_read_but_cannot_act_and_see_no_images(console: Api, lfw_dir: P
     assert stage.status_code == 403
     oversight = client.get("/console/oversight")
     assert "intact" in oversight.text
-    assert "default-1" in oversight.text
+    assert "default-2" in oversight.text
 
 
 def test_gate_roles_cannot_have_console_accounts(console: Api) -> None:

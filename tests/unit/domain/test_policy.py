@@ -55,7 +55,7 @@ def test_the_policy_in_force_is_the_latest_effective_one() -> None:
     first = parse_policy(default_text())
     later = parse_policy(
         default_text()
-        .replace('version = "default-1"', 'version = "default-2"')
+        .replace('version = "default-2"', 'version = "default-later"')
         .replace("2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z")
     )
     assert policy_in_force([first, later], datetime(2026, 3, 1, tzinfo=UTC)) is first

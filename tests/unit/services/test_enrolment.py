@@ -34,7 +34,7 @@ def test_a_new_document_gets_a_traveler_and_its_template() -> None:
     assert (event.action, event.actor_key_id, event.policy_version) == (
         "reference enrol",
         OFFICER.key_id,
-        "default-1",
+        "default-2",
     )
     assert event.details == {"source": "passport", "model": "fake-model"}  # nothing personal
 

@@ -28,12 +28,12 @@ def test_the_default_is_loaded_once_on_an_empty_store() -> None:
     policies, uow = service()
     policies.ensure_default()
     policies.ensure_default()
-    assert [p.version for p in policies.all()] == ["default-1"]
+    assert [p.version for p in policies.all()] == ["default-2"]
     (event,) = [e.entry for e in uow.tables.audit_events]
     assert (event.action, event.resource_id, event.policy_version) == (
         "policy load",
-        "default-1",
-        "default-1",
+        "default-2",
+        "default-2",
     )
     assert event.details == {"effective_from": "2026-01-01T00:00:00+00:00"}
     assert event.actor_key_id is None
@@ -61,7 +61,7 @@ def test_an_invalid_policy_is_refused(text: str) -> None:
     world = World()
     with pytest.raises(InvalidInputError):
         world.policies.load(text, ADMIN)
-    assert list(world.uow.tables.policies) == ["default-1"]
+    assert list(world.uow.tables.policies) == ["default-2"]
 
 
 def test_the_policy_in_force_is_the_latest_effective_one() -> None:
@@ -69,13 +69,13 @@ def test_the_policy_in_force_is_the_latest_effective_one() -> None:
     world.policies.load(MANDATORY)  # effective 2026-06-01
     world.policies.load(policy_with("future-1").replace("2026-02-01", "2027-01-01"))
     at = world.policies.in_force
-    assert at(datetime(2026, 3, 1, tzinfo=UTC)).version == "default-1"
+    assert at(datetime(2026, 3, 1, tzinfo=UTC)).version == "default-2"
     assert at(datetime(2026, 6, 1, tzinfo=UTC)).version == "noncitizens-mandatory-1"
     assert at().version == "noncitizens-mandatory-1"  # the clock: 2026-11-23
     assert at(datetime(2027, 1, 1, tzinfo=UTC)).version == "future-1"
     with pytest.raises(NotFoundError):
         at(datetime(2025, 12, 31, tzinfo=UTC))
-    assert world.policies.get("default-1").version == "default-1"
+    assert world.policies.get("default-2").version == "default-2"
     with pytest.raises(NotFoundError):
         world.policies.get("no-such-version")
     with pytest.raises(NotFoundError):
@@ -87,8 +87,8 @@ def test_a_load_that_fails_to_commit_leaves_nothing() -> None:
     world.uow.fail_commit_after(0)
     with pytest.raises(InjectedCommitError):
         world.policies.load(MANDATORY, ADMIN)
-    assert list(world.uow.tables.policies) == ["default-1"]
-    assert world.policies.in_force().version == "default-1"
+    assert list(world.uow.tables.policies) == ["default-2"]
+    assert world.policies.in_force().version == "default-2"
 
 
 def test_a_policy_loaded_by_another_process_comes_into_force() -> None:
@@ -96,7 +96,7 @@ def test_a_policy_loaded_by_another_process_comes_into_force() -> None:
     clock = FakeClock()
     server = PolicyService(uow, clock, AuditTrail(uow, clock, StaticKeyProvider()))
     server.ensure_default()
-    assert server.in_force().version == "default-1"  # cached now
+    assert server.in_force().version == "default-2"  # cached now
     cli, _ = service(uow)  # the CLI: another process on the same database
     cli.load(MANDATORY)
     clock.now += RECHECK_EVERY  # a running service looks again at least this often

@@ -36,7 +36,7 @@ def test_an_opt_out_is_recorded_and_takes_the_traveler_out_of_the_gallery() -> N
         Direction.EXIT, [traveler("N1"), traveler("N2")], seeds={"N1": 1, "N2": 2}
     )
     opt_out = world.opt_outs.record(GATE, flight.id, N1, "G1")
-    assert (opt_out.traveler_id, opt_out.policy_version) == (world.traveler_id("N1"), "default-1")
+    assert (opt_out.traveler_id, opt_out.policy_version) == (world.traveler_id("N1"), "default-2")
     encounter = world.uow.tables.encounters[opt_out.encounter_id]
     assert encounter.method is EncounterMethod.OPT_OUT
     assert (encounter.gate, encounter.device, encounter.score) == ("G1", "key:k-gate", None)
@@ -155,7 +155,7 @@ def test_the_privacy_report() -> None:
     world.purge.run()
 
     report = world.privacy.report(START)
-    assert report["policy_in_force"] == "default-1"
+    assert report["policy_in_force"] == "default-2"
     assert report["overdue_total"] == 0
     assert report["held"]["capture_records"] == 1  # type: ignore[index]
     assert report["purges"] == {

@@ -59,7 +59,7 @@ def test_the_same_face_matches_and_another_does_not() -> None:
     assert (match.threshold, match.model, match.policy_version) == (
         THRESHOLD,
         "fake-model",
-        "default-1",
+        "default-2",
     )
     assert match.encounter_id is None  # no flight, no document: nothing to record
     other = world.verifications.verify(OFFICER, b"face:1", b"face:4")

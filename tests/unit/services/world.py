@@ -186,7 +186,7 @@ def policy_with(version: str, **admission: object) -> str:
     """The shipped default policy under a new version, effective from 2026-02-01, with
     ``[admission]`` settings replaced (e.g. ``grace_days=3``)."""
     text = shipped_policy_text("default.toml")
-    text = text.replace('version = "default-1"', f'version = "{version}"')
+    text = text.replace('version = "default-2"', f'version = "{version}"')
     text = text.replace(
         "effective_from = 2026-01-01T00:00:00Z", "effective_from = 2026-02-01T00:00:00Z"
     )
