@@ -75,7 +75,8 @@ def test_a_burst_fuses_only_the_best_frames_that_passed() -> None:
     vectors = [unit_vector(1), None, unit_vector(3), unit_vector(4)]
     weights = [0.9, None, 0.2, 0.8]
     probe = fuse_burst(vectors, weights, limit=2)
-    assert probe.frames == (0, 3) and probe.count == 2
+    assert probe.frames == (0, 3)
+    assert probe.count == 2
     expected = fuse_templates([unit_vector(1), unit_vector(4)], [0.9, 0.8])
     assert np.allclose(probe.vector, expected)
 
