@@ -15,6 +15,7 @@ from entryexit.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from entryexit.biometrics import FaceEngine
+    from entryexit.evaluation.bursts import BurstRun
     from entryexit.evaluation.crossval import CrossValidation
     from entryexit.evaluation.gallery import GalleryRun
     from entryexit.services.thresholds import OperatingThresholds
@@ -227,6 +228,10 @@ def gallery(
             max=10,
         ),
     ] = 1,
+    timed_bursts: Annotated[
+        int,
+        typer.Option(help="With --frames: bursts whose CPU time is measured (0: none).", min=0),
+    ] = 40,
 ) -> int:
     """Open-set 1:N on flight-sized galleries: rank-1, FNIR at FPIR 1e-2 and 1e-3 (per draw),
     their spread, the deployed gallery threshold's FNIR/FPIR, CMC and FNIR-vs-FPIR plots;
@@ -234,6 +239,7 @@ def gallery(
     from tqdm import tqdm
 
     from entryexit.bootstrap import build_face_engine, operating_thresholds
+    from entryexit.evaluation.bursts import BurstRun
     from entryexit.evaluation.crossval import RAW, SCORINGS, CrossValidation
     from entryexit.evaluation.gallery import GalleryRun, evaluate_gallery
 
@@ -244,15 +250,18 @@ def gallery(
         _bursts(
             engine,
             thresholds,
-            data,
-            gallery_size,
-            draws,
-            out,
-            seed,
-            threads,
-            same_person,
-            cache,
-            frames,
+            BurstRun(
+                data_dir=data,
+                out_dir=out,
+                frames=frames,
+                gallery_size=_burst_gallery_size(gallery_size),
+                draws=draws,
+                seed=seed,
+                threads=threads,
+                same_person_file=same_person,
+                cache_dir=cache,
+                latency_sample=timed_bursts,
+            ),
         )
         return 0
     run = GalleryRun(
@@ -316,37 +325,19 @@ def gallery(
     return 0
 
 
-def _bursts(
-    engine: FaceEngine,
-    thresholds: OperatingThresholds,
-    data: Path,
-    gallery_size: str,
-    draws: int,
-    out: Path,
-    seed: int,
-    threads: int,
-    same_person: Path | None,
-    cache: Path | None,
-    frames: int,
-) -> None:
-    from tqdm import tqdm
-
-    from entryexit.evaluation.bursts import BurstRun, evaluate_bursts
-
-    size = _gallery_size(gallery_size)
+def _burst_gallery_size(text: str) -> int:
+    size = _gallery_size(text)
     if size is None:
         raise InvalidInputError("--frames needs a numeric --gallery-size")
-    run = BurstRun(
-        data_dir=data,
-        out_dir=out,
-        frames=frames,
-        gallery_size=size,
-        draws=draws,
-        seed=seed,
-        threads=threads,
-        same_person_file=same_person,
-        cache_dir=cache,
-    )
+    return size
+
+
+def _bursts(engine: FaceEngine, thresholds: OperatingThresholds, run: BurstRun) -> None:
+    from tqdm import tqdm
+
+    from entryexit.evaluation.bursts import evaluate_bursts
+
+    frames, size, out = run.frames, run.gallery_size, run.out_dir
     calibrated = thresholds.gallery_thresholds_by_frames(DEFAULT_OPERATING_POINT, frames)
     with tqdm(desc="embedding (photos, references, bursts)", unit="img", disable=None) as bar:
         summary = evaluate_bursts(
