@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from entryexit.biometrics.compare import l2_normalise
-from entryexit.evaluation.bursts import Probes, burst_frames, fused_probe, score_flight
 from entryexit.errors import DatasetError
+from entryexit.evaluation.bursts import Probes, burst_frames, fused_probe, score_flight
 from tests.fakes import unit_vector
 
 
