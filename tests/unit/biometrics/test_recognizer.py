@@ -189,3 +189,16 @@ def test_an_explicit_gallery_threshold_is_a_single_frame_one() -> None:
 def test_frame_count_table_errors_name_the_field(table: str, message: str) -> None:
     with pytest.raises(ModelInstallError, match=message):
         parse_recognizer_manifest(tiny_manifest() + "\n" + table)
+
+
+def test_the_shipped_sface_calibration_has_its_own_threshold_for_fused_probes() -> None:
+    calibration = SFACE_MANIFEST.calibration("flip")
+    single = calibration.gallery_threshold(1e-3)
+    thresholds = OperatingThresholds(calibration, 0.03)
+    assert thresholds.fusable_frames(DEFAULT_OPERATING_POINT, 3) == 3
+    for frames in (2, 3):
+        # Fused probes' non-mated scores sit higher: their thresholds are stricter.
+        assert calibration.gallery_threshold(1e-3, frames) > single
+    # Only FPIR 1e-3 is calibrated for fused probes; at 1e-2 a burst decides on one frame.
+    assert thresholds.fusable_frames(OperatingPoint(gallery_target_fpir=0.01), 3) == 1
+    assert SFACE_MANIFEST.calibration("plain").gallery_by_frames == {}
