@@ -46,6 +46,7 @@ from entryexit.services.unit_of_work import (
 from entryexit.services.watchlist import WatchlistService
 
 _MAX_LABEL = 64
+REASON_COLUMN_LENGTH = 64  # captures.reason in the store
 logger = logging.getLogger(__name__)
 
 
@@ -317,7 +318,7 @@ class CaptureService:
                 device=context.device,
                 received_at=received_at,
                 decision=decision.value,
-                reason=",".join(reasons) or None,
+                reason=_stored_reason(reasons),
                 score=verdict.score,
                 traveler_id=traveler_id,
                 model=context.gallery.model,
@@ -357,6 +358,18 @@ class CaptureService:
             context.rules[verdict.frames_fused - 1].threshold,
             verdict.frames_fused,
         )
+
+
+def _stored_reason(reasons: tuple[str, ...]) -> str | None:
+    """The reasons as the capture record keeps them: comma-separated, as many as fit its
+    column (a burst's frame notes can run past it; the outcome carries them all)."""
+    kept = ""
+    for reason in reasons:
+        candidate = f"{kept},{reason}" if kept else reason
+        if len(candidate) > REASON_COLUMN_LENGTH:
+            break
+        kept = candidate
+    return kept or None
 
 
 def _label(value: str, what: str) -> str:

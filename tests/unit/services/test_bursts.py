@@ -221,3 +221,21 @@ def test_only_the_best_frame_fused_is_kept_and_only_when_an_image_is_kept_at_all
     matched = world.burst(b"dim:1", b"face:1")
     assert world.uow.tables.captures[matched.capture_id].image is None
     assert np.isclose(matched.score or 0.0, 1.0, atol=1e-5)
+
+
+def test_a_long_list_of_frame_notes_never_overflows_the_records_reason_column() -> None:
+    world = World()
+    frames = [b"junk", b"empty", b"blurred:1", b"face:1"]
+    text = (
+        shipped_policy_text("default.toml")
+        .replace('version = "default-2"', 'version = "ten-frames"')
+        .replace("max_frames = 3", "max_frames = 10")
+        .replace("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")
+    )
+    world.policies.load(text, OFFICER)
+    outcome = world.burst(*frames, b"blurred:2", b"empty", b"junk", b"blurred:3")
+    assert len(outcome.reasons) == 7
+    stored = world.uow.tables.captures[outcome.capture_id].record.reason
+    assert stored is not None
+    assert len(stored) <= 64
+    assert stored.startswith("frame_1_unreadable,frame_2_no_face")
