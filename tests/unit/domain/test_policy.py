@@ -62,3 +62,27 @@ def test_the_policy_in_force_is_the_latest_effective_one() -> None:
     assert policy_in_force([first, later], datetime(2026, 7, 1, tzinfo=UTC)) is later
     with pytest.raises(NotFoundError):
         policy_in_force([first, later], datetime(2025, 1, 1, tzinfo=UTC))
+
+
+def test_the_capture_burst_limit_has_a_default_and_is_checked() -> None:
+    shipped = parse_policy(default_text())
+    assert shipped.capture.max_frames == 3
+    assert shipped.as_dict()["capture"] == {"max_frames": 3}
+    # A policy written before bursts existed keeps the default.
+    without = default_text().replace("[capture]", "[unused]").replace("max_frames = 3\n", "")
+    without = without.replace("[unused]", "")
+    assert parse_policy(without).capture.max_frames == 3
+    assert (
+        parse_policy(default_text().replace("max_frames = 3", "max_frames = 1")).capture.max_frames
+        == 1
+    )
+    for bad in (
+        "max_frames = 0",
+        "max_frames = 11",
+        'max_frames = "3"',
+        "max_frames = true",
+        "max_frames = 2.5",
+        "max_frames = 3\nburst_ms = 200",
+    ):
+        with pytest.raises(InvalidInputError, match="capture"):
+            parse_policy(default_text().replace("max_frames = 3", bad))
