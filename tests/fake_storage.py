@@ -67,6 +67,7 @@ from entryexit.services.ports import (
     FlightCounts,
     ManifestStatus,
     NewAdmission,
+    StoredFingerprint,
     StoredPolicy,
     StoredTemplate,
     TravelerIdentity,
@@ -81,6 +82,7 @@ from entryexit.services.unit_of_work import (
     CaptureRepository,
     CaseRepository,
     DataKeyRepository,
+    FingerprintRepository,
     FlightRepository,
     OutboxMessage,
     OutboxRepository,
@@ -283,6 +285,18 @@ class FakeTables:
     outbox: dict[str, OutboxMessage] = field(default_factory=dict)
     outbox_attempts: dict[str, int] = field(default_factory=dict)
     outbox_parked: set[str] = field(default_factory=set)
+    # (traveler id, finger, engine) -> (id, template, quality, created_at, expires_at)
+    fingerprints: dict[tuple[str, int, str], FingerprintRow] = field(default_factory=dict)
+
+
+@dataclass
+class FingerprintRow:
+    id: str
+    document: DocumentKey
+    template: bytes
+    quality: int | None
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass
@@ -377,6 +391,7 @@ class FakeUnitOfWork:
         self.outbox: OutboxRepository = _Outbox(self)
         self.retention: RetentionRepository = _Retention(self)
         self.data_keys: DataKeyRepository = _DataKeys(self)
+        self.fingerprints: FingerprintRepository = _Fingerprints(self)
 
     # --- the protocol ----------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -569,23 +584,34 @@ class _Flights(_Repository):
             staged.append(traveler)
         t.manifest_staging[upload_id] = (flight_id, staged_at, staged)
 
-    def swap_manifest(self, flight_id: str, upload_id: str, now: datetime) -> ManifestChange:
+    def swap_manifest(
+        self, flight_id: str, upload_id: str, now: datetime, expected: int
+    ) -> ManifestChange:
         t = self._w()
         _, _, staged = t.manifest_staging.get(upload_id, (flight_id, now, []))
+        if len(staged) != expected:
+            raise ConflictError(f"the upload holds {len(staged)} of {expected} travelers")
+        del t.manifest_staging[upload_id]
         return self.replace_manifest(flight_id, staged, now)
 
-    def discard_manifest_staging(
+    def discard_manifest_versions(
         self,
         upload_id: str | None = None,
         staged_before: datetime | None = None,
         limit: int | None = None,
+        flight_id: str | None = None,
     ) -> int:
         t = self._w()
         gone = [
             key
-            for key, (_, staged_at, _) in t.manifest_staging.items()
+            for key, (flight, staged_at, _) in t.manifest_staging.items()
             if key == upload_id
-            or (upload_id is None and staged_before is not None and staged_at < staged_before)
+            or (
+                upload_id is None
+                and staged_before is not None
+                and staged_at <= staged_before
+                and flight_id in (None, flight)
+            )
         ]
         for key in gone:
             del t.manifest_staging[key]
@@ -619,6 +645,7 @@ class _Flights(_Repository):
                     processed=entry.traveler_id in methods,
                     date_of_birth=_optional_date(personal.get("date_of_birth")),
                     opted_out=methods.get(entry.traveler_id) is EncounterMethod.OPT_OUT,
+                    booking_reference=details.booking_reference if details else None,
                 )
             )
         statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))
@@ -1145,6 +1172,58 @@ class _Outbox(_Repository):
 
     def count_parked(self) -> int:
         return len(self._r().outbox_parked)
+
+
+class _Fingerprints(_Repository):
+    def enrol(
+        self,
+        document: DocumentKey,
+        finger: int,
+        engine: str,
+        template: bytes,
+        quality: int | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> tuple[str, str]:
+        t = self._w()
+        row = _document_for(t, document, self._uow.current_kek, now)
+        _data_key(t, row.traveler_id, self._uow.current_kek, now)
+        template_id = str(uuid.uuid4())
+        t.fingerprints[(row.traveler_id, finger, engine)] = FingerprintRow(
+            template_id, document, template, quality, now, expires_at
+        )
+        return template_id, row.traveler_id
+
+    def of_document(self, document: DocumentKey, engine: str) -> list[StoredFingerprint]:
+        t = self._r()
+        row = t.documents.get(document)
+        if row is None or row.traveler_id not in t.data_keys:
+            return []
+        return [
+            StoredFingerprint(
+                f.id, traveler, finger, key_engine, f.template, f.quality, f.created_at
+            )
+            for (traveler, finger, key_engine), f in sorted(t.fingerprints.items())
+            if traveler == row.traveler_id and key_engine == engine
+        ]
+
+    def of_flight(self, flight_id: str, engine: str) -> list[StoredFingerprint]:
+        t = self._r()
+        aboard = {e.traveler_id for e in t.manifests.get(flight_id, {}).values()}
+        return [
+            StoredFingerprint(
+                f.id, traveler, finger, key_engine, f.template, f.quality, f.created_at
+            )
+            for (traveler, finger, key_engine), f in sorted(t.fingerprints.items())
+            if traveler in aboard and traveler in t.data_keys and key_engine == engine
+        ]
+
+    def purge_expired(self, now: datetime) -> int:
+        t = self._w()
+        due = [key for key, f in t.fingerprints.items() if _due(f.expires_at, now)]
+        for key in due:
+            del t.fingerprints[key]
+        return len(due)
 
 
 class _Retention(_Repository):

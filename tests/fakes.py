@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -153,3 +154,58 @@ class StaticKeyProvider:
 
     def forget_kek(self, kek_id: str) -> None:
         del self._keks[kek_id]
+
+
+class FakeFingerprintEngine:
+    """Prints as plain greyscale images: an image filled with grey level ``g`` (1-249) is a
+    good print whose minutiae are seeded by ``g``; a white one is blank. Two templates score
+    1.0 when their minutiae agree and 0.0 otherwise. It answers to the real engine's key, so
+    the real calibration table gives its threshold."""
+
+    key = "nbis-mcc-v1"
+
+    def assess(self, image: Any) -> Any:
+        from entryexit.biometrics.fingerprints import (
+            FingerprintQuality,
+            FingerprintRecaptureReason,
+        )
+
+        grey = int(image.pixels[0, 0])
+        reasons = (FingerprintRecaptureReason.BLANK,) if grey >= 250 else ()
+        return FingerprintQuality(score=60, minutiae=30, reasons=reasons)
+
+    def extract(self, image: Any, finger: Any, quality: int = 0) -> Any:
+        from entryexit.biometrics.fingerprints import FingerprintTemplate, TemplateSource
+
+        rng = np.random.default_rng(int(image.pixels[0, 0]))
+        minutiae = np.column_stack(
+            [
+                rng.integers(10, 90, size=(20, 2)),
+                rng.uniform(0, 6.2, size=20),
+                np.ones(20),
+                np.full(20, 0.9),
+            ]
+        ).astype(np.float64)
+        return FingerprintTemplate(TemplateSource.MINDTCT, finger, 100, 100, minutiae, quality)
+
+    def from_iso_minutiae(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("the fake reads images only")
+
+    def compare(self, probe: Any, references: Any) -> np.ndarray:
+        return np.array(
+            [
+                1.0 if np.allclose(probe.minutiae[:, :2], r.minutiae[:, :2], atol=1) else 0.0
+                for r in references
+            ]
+        )
+
+
+def fake_print(grey: int, side: int = 120) -> bytes:
+    """A PNG the fake engine reads as the print seeded by ``grey``."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.new("L", (side, side), grey).save(buffer, format="PNG")
+    return buffer.getvalue()

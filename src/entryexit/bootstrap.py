@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,11 @@ from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.biometrics import EngineSettings, FaceEngine, QualityThresholds
 from entryexit.biometrics.decode import DecodeLimits
 from entryexit.biometrics.detect import DetectorSettings
+from entryexit.biometrics.fingerprints import (
+    FingerprintEngine,
+    fingerprint_threshold,
+    open_engine,
+)
 from entryexit.config import Settings
 from entryexit.errors import ConfigurationError
 from entryexit.services.audit import AuditTrail
@@ -30,6 +36,7 @@ from entryexit.services.console import ConsoleService
 from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy
 from entryexit.services.crossings import CrossingService
 from entryexit.services.enrolment import EnrolmentService
+from entryexit.services.fingerprints import FingerprintService
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.keys import KeyService
@@ -216,6 +223,7 @@ class Services:
     console: ConsoleService
     crossings: CrossingService
     watchlist: WatchlistService
+    fingerprints: FingerprintService
 
 
 def build_services(
@@ -231,6 +239,7 @@ def build_services(
     session_policy: SessionPolicy | None = None,
     password_hasher: PasswordHasher | None = None,
     trusted_cscas: list[x509.Certificate] | None = None,
+    fingerprint_engine: Callable[[], FingerprintEngine] | None = None,
 ) -> Services:
     """Wire every service. Each port defaults to the real adapter; tests pass fakes (an
     in-memory unit of work, a fake face engine) for any of them."""
@@ -325,4 +334,13 @@ def build_services(
         ),
         crossings=crossings,
         watchlist=watchlist,
+        fingerprints=FingerprintService(
+            uow_factory,
+            fingerprint_engine or (lambda: open_engine(settings.resolved_model_dir)),
+            clock,
+            policies,
+            audit,
+            fingerprint_threshold,
+            on_encounter=crossings.enqueue,
+        ),
     )

@@ -1,5 +1,7 @@
-"""A manifest upload is written in batches behind a swap: readers see the old manifest or the
-new one, never part of it, and a failed upload leaves the old one (SQLite and PostgreSQL)."""
+"""A manifest upload is written in batches as a new version that one short transaction puts in
+force: readers see the old manifest or the new one, never part of it, a failed upload leaves the
+old one, and the swap writes the same few rows whatever the manifest's size (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from entryexit.adapters.storage.database import create_database_engine, migrate
-from entryexit.adapters.storage.tables import ManifestStagingRow
+from entryexit.adapters.storage.tables import DocumentRow, ManifestEntryRow, in_force
 from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -22,6 +24,7 @@ from entryexit.domain.model import (
     ManifestTraveler,
     Sex,
 )
+from entryexit.errors import ConflictError
 from entryexit.services.audit import AuditTrail
 from entryexit.services.flights import FlightService, NewFlight
 from tests.fakes import StaticKeyProvider
@@ -100,8 +103,14 @@ def setup(
 
 
 def staged_rows(factory: SqlUnitOfWorkFactory) -> int:
+    """Manifest entries of versions not in force (uploads in progress, superseded, failed)."""
     with factory.engine.connect() as connection:
-        return int(connection.scalar(select(func.count()).select_from(ManifestStagingRow)) or 0)
+        return int(connection.scalar(select(func.count()).where(~in_force())) or 0)
+
+
+def sealed_details(factory: SqlUnitOfWorkFactory) -> dict[str, bytes | None]:
+    with factory.engine.connect() as connection:
+        return dict(connection.execute(select(DocumentRow.id, DocumentRow.personal)).all())  # type: ignore[arg-type]
 
 
 def test_readers_see_the_old_manifest_or_the_new_never_part(
@@ -159,3 +168,98 @@ def test_a_dead_uploads_staging_is_dropped_by_a_later_upload(
     assert staged_rows(factory) == 10
     service(factory).put_manifest(flight_id, old)
     assert staged_rows(factory) == 0
+
+
+@pytest.mark.parametrize("size", [20, 2000])
+def test_the_swap_writes_the_same_few_rows_whatever_the_size(
+    factory: SqlUnitOfWorkFactory, size: int
+) -> None:
+    """What holds the write lock while a gate waits: the swap writes one flight row, the
+    changed documents' details and the audit event, never a row per traveler."""
+    flights = service(factory)
+    flight = flights.create(NewFlight("EE", "2", NOW, "AAA", "BBB", Direction.EXIT))
+    flights.put_manifest(flight.id, [traveler(f"C{n:07d}", "OLD") for n in range(size)])
+    upload_id = "next-version"
+    newcomers = [traveler(f"D{n:07d}", "NEW") for n in range(size)]
+    staying = [replace(traveler("C0000000", "OLD"), surname="RENAMED")]
+    with factory() as uow:
+        uow.flights.stage_manifest_batch(flight.id, upload_id, staying + newcomers, NOW)
+        uow.commit()
+    written: list[tuple[str, int]] = []
+
+    def count_rows(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            written.append((statement.split()[2], cursor.rowcount))
+
+    event.listen(factory.engine, "after_cursor_execute", count_rows)
+    try:
+        with factory() as uow:
+            change = uow.flights.swap_manifest(flight.id, upload_id, NOW, size + 1)
+            uow.commit()
+    finally:
+        event.remove(factory.engine, "after_cursor_execute", count_rows)
+    assert (change.added, change.removed, change.updated, change.total) == (
+        size,
+        size - 1,
+        1,
+        size + 1,
+    )
+    # The flight row, the one renamed document, and its entry's pending details cleared.
+    assert sum(rows for _, rows in written) <= 3, written
+    assert {number for number, _ in snapshot(flights.manifest_travelers(flight.id))} == {
+        t.document.number for t in staying + newcomers
+    }
+    assert ("C0000000", "RENAMED") in snapshot(flights.manifest_travelers(flight.id))
+
+
+def test_sending_the_same_manifest_again_rewrites_no_document(
+    factory: SqlUnitOfWorkFactory,
+) -> None:
+    flight_id, old, _ = setup(factory)
+    before = sealed_details(factory)
+    change = service(factory).put_manifest(flight_id, old)
+    assert (change.added, change.removed, change.updated) == (0, 0, 300)
+    assert sealed_details(factory) == before
+    assert staged_rows(factory) == 0
+
+
+def test_a_version_that_lost_rows_meanwhile_is_not_put_in_force(
+    factory: SqlUnitOfWorkFactory,
+) -> None:
+    flight_id, old, new = setup(factory)
+    with factory() as uow:
+        uow.flights.stage_manifest_batch(flight_id, "partial", new, NOW)
+        uow.commit()
+    with factory.engine.begin() as connection:  # a clean-up elsewhere took some of its rows
+        connection.execute(
+            ManifestEntryRow.__table__.delete().where(
+                ManifestEntryRow.upload_id == "partial",
+                ManifestEntryRow.document_id.in_(
+                    select(ManifestEntryRow.document_id)
+                    .where(ManifestEntryRow.upload_id == "partial")
+                    .limit(5)
+                    .scalar_subquery()
+                ),
+            )
+        )
+    with pytest.raises(ConflictError, match="595 of its 600"), factory() as uow:
+        uow.flights.swap_manifest(flight_id, "partial", NOW, len(new))
+    assert snapshot(service(factory).manifest_travelers(flight_id)) == snapshot(old)
+
+
+def test_booking_references_are_sealed_and_follow_the_version_in_force(
+    factory: SqlUnitOfWorkFactory,
+) -> None:
+    flights = service(factory)
+    flight = flights.create(NewFlight("EE", "3", NOW, "AAA", "BBB", Direction.EXIT))
+    booked = [replace(traveler(f"E{n}", "KIN"), booking_reference="PNR7Q2") for n in range(2)]
+    flights.put_manifest(flight.id, booked)
+    assert {t.booking_reference for t in flights.manifest_travelers(flight.id)} == {"PNR7Q2"}
+    assert all(s.booking_reference == "PNR7Q2" for s in flights.manifest(flight.id))
+    sealed = b"".join(details or b"" for details in sealed_details(factory).values())
+    assert b"PNR7Q2" not in sealed
+    rebooked = [booked[0], replace(booked[1], booking_reference="NEW001")]
+    flights.put_manifest(flight.id, rebooked)
+    assert sorted(
+        (t.document.number, t.booking_reference) for t in flights.manifest_travelers(flight.id)
+    ) == [("E0", "PNR7Q2"), ("E1", "NEW001")]

@@ -16,7 +16,15 @@ from entryexit.api.limits import BodySizeLimit
 from entryexit.api.openapi import document_responses
 from entryexit.api.problems import install_problem_handlers
 from entryexit.api.routes import audit as audit_routes
-from entryexit.api.routes import crossings, documents, flights, health, privacy, verifications
+from entryexit.api.routes import (
+    crossings,
+    documents,
+    fingerprints,
+    flights,
+    health,
+    privacy,
+    verifications,
+)
 from entryexit.bootstrap import Services
 from entryexit.domain.throttle import FailureLockout, TokenBuckets
 
@@ -58,7 +66,16 @@ def create_app(services: Services) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
-    for module in (health, flights, documents, privacy, verifications, audit_routes, crossings):
+    for module in (
+        health,
+        flights,
+        documents,
+        fingerprints,
+        privacy,
+        verifications,
+        audit_routes,
+        crossings,
+    ):
         app.include_router(document_responses(module.router))
     app.add_middleware(AuditAccess)
     app.add_middleware(

@@ -76,6 +76,7 @@ class ManifestTravelerPublic(BaseModel):
     citizenship_class: str
     has_photo: bool
     processed: bool
+    booking_reference: str | None = None
 
 
 class EnrolmentPublic(BaseModel):
@@ -83,6 +84,47 @@ class EnrolmentPublic(BaseModel):
     traveler_ref: str
     model: str
     quality: dict[str, object]
+
+
+class EnrolledFingerPublic(BaseModel):
+    finger: int
+    quality: int | None
+
+
+class FingerprintEnrolmentPublic(BaseModel):
+    traveler_ref: str
+    engine: str
+    fingers: list[EnrolledFingerPublic]
+
+
+class FingerScorePublic(BaseModel):
+    finger: int
+    score: float
+
+
+class FingerprintVerificationPublic(BaseModel):
+    decision: str
+    traveler_ref: str
+    engine: str
+    fingers: list[FingerScorePublic]
+    fused_score: float
+    threshold: float
+    fusion: str
+    encounter_id: str | None = None
+
+
+class FingerprintCandidatePublic(BaseModel):
+    traveler_ref: str
+    fused_score: float
+    fingers: list[FingerScorePublic]
+    meets_threshold: bool
+
+
+class FingerprintSearchPublic(BaseModel):
+    candidates: list[FingerprintCandidatePublic]
+    searched: int
+    engine: str
+    threshold: float
 
 
 class StagingPublic(BaseModel):

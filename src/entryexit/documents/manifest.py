@@ -31,6 +31,8 @@ from entryexit.errors import InvalidInputError
 __all__ = [
     "FIELDS",
     "MAX_TRAVELERS",
+    "OPTIONAL_FIELDS",
+    "check_booking_reference",
     "check_traveler",
     "document_expired",
     "normalise_document_number",
@@ -53,6 +55,10 @@ FIELDS = (
     "issuing_state",
     "document_expiry",
 )
+# Optional fields: a CSV header may name them, a JSON object may carry them.
+OPTIONAL_FIELDS = ("booking_reference",)
+# A reservation reference (a PNR record locator is 6 characters; EDIFACT allows up to 35).
+_BOOKING_REFERENCE = re.compile(r"[A-Z0-9]{1,35}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # A birth date further back than this is a typing error, not a traveler.
 MAX_AGE_YEARS = 130
@@ -78,6 +84,7 @@ def check_traveler(traveler: ManifestTraveler, today: date) -> ManifestTraveler:
     nationality = _coded(normalise_state, traveler.nationality, "nationality")
     issuing_state = _coded(normalise_state, traveler.document.issuing_state, "issuing_state")
     number = _coded(normalise_document_number, traveler.document.number, "document_number")
+    booking_reference = check_booking_reference(traveler.booking_reference)
     if traveler.date_of_birth > today:
         raise InvalidInputError("'date_of_birth' is in the future")
     if traveler.date_of_birth < _years_from(today, -MAX_AGE_YEARS):
@@ -94,7 +101,25 @@ def check_traveler(traveler: ManifestTraveler, today: date) -> ManifestTraveler:
         given_names=given_names,
         nationality=nationality,
         document=DocumentKey(issuing_state, number),
+        booking_reference=booking_reference,
     )
+
+
+def check_booking_reference(value: object) -> str | None:
+    """A booking reference as stored: upper-case letters and digits, 1 to 35 of them; an
+    absent or blank one is None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f"'booking_reference' must be text, not {type(value).__name__}")
+    text = value.strip().upper()
+    if not text:
+        return None
+    if not _BOOKING_REFERENCE.fullmatch(text):
+        raise InvalidInputError(
+            f"'booking_reference' must be 1 to 35 letters and digits, not {excerpt(text, 40)!r}"
+        )
+    return text
 
 
 def _coded(normalise: Callable[[str], str], value: str, name: str) -> str:
@@ -162,6 +187,7 @@ def parse_traveler(row: Mapping[str, object], where: str, today: date) -> Manife
             _field(row, "issuing_state", where), _field(row, "document_number", where)
         ),
         document_expiry=_date(_field(row, "document_expiry", where), "document_expiry", where),
+        booking_reference=row.get("booking_reference"),  # type: ignore[arg-type]
     )
     try:
         return check_traveler(draft, today)
@@ -171,7 +197,7 @@ def parse_traveler(row: Mapping[str, object], where: str, today: date) -> Manife
 
 def traveler_row(traveler: ManifestTraveler) -> dict[str, str]:
     """A traveler as a manifest row (the JSON and CSV fields; what ``parse_traveler`` reads)."""
-    return {
+    row = {
         "surname": traveler.surname,
         "given_names": traveler.given_names,
         "date_of_birth": traveler.date_of_birth.isoformat(),
@@ -183,6 +209,9 @@ def traveler_row(traveler: ManifestTraveler) -> dict[str, str]:
         "issuing_state": traveler.document.issuing_state,
         "document_expiry": traveler.document_expiry.isoformat(),
     }
+    if traveler.booking_reference is not None:
+        row["booking_reference"] = traveler.booking_reference
+    return row
 
 
 def _parse_rows(
@@ -253,7 +282,7 @@ def _csv_rows(reader: Iterator[list[str]]) -> Iterator[tuple[str, Mapping[str, o
     missing = [name for name in FIELDS if name not in names]
     if missing:
         raise InvalidInputError(f"the CSV header lacks: {', '.join(missing)}")
-    columns = {name: names.index(name) for name in FIELDS}
+    columns = {name: names.index(name) for name in (*FIELDS, *OPTIONAL_FIELDS) if name in names}
     for cells in reader:
         line = getattr(reader, "line_num", line + 1)
         if not cells or cells == [""]:

@@ -203,6 +203,7 @@ class _Person:
     document_number: str = ""
     expiry: str = ""
     issuing_state: str = ""
+    booking_reference: str = ""
     in_document: bool = False
 
 
@@ -349,6 +350,8 @@ def _interpret(segment: Segment, state: _State) -> None:
             person.expiry = value
     elif tag == "NAT" and segment.value(0) == "2":
         person.nationality = segment.value(1).strip().upper()
+    elif tag == "RFF" and segment.value(0, 0) == "AVF":  # the reservation reference
+        person.booking_reference = segment.value(0, 1).strip().upper()
     elif tag == "DOC":
         person.in_document = True
         person.document_type = segment.value(0, 0).strip().upper()
@@ -426,6 +429,7 @@ def _traveler(person: _Person, today: date, home_state: str) -> ManifestTraveler
         document_type=document_type,
         document=DocumentKey(issuing, person.document_number),
         document_expiry=_century(person.expiry, where, today, past=False),
+        booking_reference=person.booking_reference or None,
     )
     checked = check_traveler(draft, today)
     return replace(
@@ -475,6 +479,11 @@ def export_paxlst(
             f"ATT+2++{traveler.sex.value}",
             f"DTM+329:{traveler.date_of_birth.strftime('%Y%m%d')}",
             f"NAT+2+{_escape(traveler.nationality)}",
+            *(
+                [f"RFF+AVF:{_escape(traveler.booking_reference)}"]
+                if traveler.booking_reference
+                else []
+            ),
             f"DOC+{_EXPORT_TYPES.get(traveler.document_type, 'P')}:110:111"
             f"+{_escape(traveler.document.number)}",
             f"DTM+36:{traveler.document_expiry.strftime('%Y%m%d')}",

@@ -41,6 +41,9 @@ class Permission(StrEnum):
     ALERT_DISPOSITION = "alert:disposition"
     # Scores, traveler references and thresholds of a decision (partners see the decision).
     DECISION_DETAILS = "decision:details"
+    # Fingerprints are an officer-side step: a gate asking for prints would reveal why.
+    FINGERPRINT_ENROL = "fingerprint:enrol"
+    FINGERPRINT_VERIFY = "fingerprint:verify"
 
 
 # What an officer at a desk may do (people and machines alike).
@@ -64,6 +67,8 @@ _OFFICER = frozenset(
         Permission.ALERT_READ,
         Permission.ALERT_DISPOSITION,
         Permission.DECISION_DETAILS,
+        Permission.FINGERPRINT_ENROL,
+        Permission.FINGERPRINT_VERIFY,
     }
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -37,13 +38,25 @@ class Identification:
         return self.index is not None
 
 
-def identify(scores: NDArray[np.floating], rule: IdentificationRule) -> Identification:
-    """Decide on one probe's similarity to every gallery entry (one traveler per entry)."""
+def identify(
+    scores: NDArray[np.floating],
+    rule: IdentificationRule,
+    related: Callable[[int, int], bool] | None = None,
+) -> Identification:
+    """Decide on one probe's similarity to every gallery entry (one traveler per entry).
+
+    ``related(i, j)`` says whether entries i and j are related travelers (one booking, or
+    twins): when the runner-up reaches the threshold too and is related to the top
+    candidate, the capture is ambiguous whatever the margin, because a sibling who would
+    match on their own is exactly the confident wrong match an officer must settle. (A
+    related runner-up below the threshold is not: on simulated flights that variant sent a
+    fifth of all right matches to officers and stopped no wrong one; docs/operating-point.md.)
+    """
     values = np.asarray(scores, dtype=np.float64).ravel()
     if values.size == 0:
         return Identification(None, None, None, NoMatchReason.EMPTY_GALLERY)
     if values.size == 1:
-        top_index, runner_up = 0, None
+        top_index, second_index, runner_up = 0, 0, None
     else:
         top_two = np.argpartition(values, -2)[-2:]
         top_index, second_index = (
@@ -56,5 +69,12 @@ def identify(scores: NDArray[np.floating], rule: IdentificationRule) -> Identifi
     if top < rule.threshold:
         return Identification(None, top, runner_up, NoMatchReason.BELOW_THRESHOLD)
     if runner_up is not None and top - runner_up < rule.ambiguity_margin:
+        return Identification(None, top, runner_up, NoMatchReason.AMBIGUOUS)
+    if (
+        related is not None
+        and runner_up is not None
+        and runner_up >= rule.threshold
+        and related(top_index, second_index)
+    ):
         return Identification(None, top, runner_up, NoMatchReason.AMBIGUOUS)
     return Identification(top_index, top, runner_up, None)

@@ -91,6 +91,9 @@ class ManifestTraveler:
     document_type: DocumentType
     document: DocumentKey
     document_expiry: date
+    # The carrier's booking (reservation) reference: travelers who share one are related, so a
+    # capture whose two best candidates share it goes to an officer (see identification).
+    booking_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

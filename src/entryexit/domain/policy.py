@@ -15,6 +15,11 @@ from enum import StrEnum
 from typing import Any
 
 from entryexit.domain.admission import AdmissionRules
+from entryexit.domain.fingerprints import (
+    DEFAULT_FINGERPRINT_RULES,
+    FingerprintRules,
+    parse_fingerprint_rules,
+)
 from entryexit.domain.model import CitizenshipClass
 from entryexit.errors import InvalidInputError, NotFoundError
 
@@ -71,6 +76,7 @@ class Policy:
     matching: OperatingPoint = DEFAULT_OPERATING_POINT
     admission: AdmissionRules = DEFAULT_ADMISSION_RULES
     capture: CaptureRules = DEFAULT_CAPTURE_RULES
+    fingerprints: FingerprintRules = DEFAULT_FINGERPRINT_RULES
 
     def participation(self, citizenship: CitizenshipClass, age: int | None) -> Participation:
         if age is not None and (age < self.exempt_under_age or age > self.exempt_over_age):
@@ -105,6 +111,7 @@ class Policy:
                 "verification_target_far": self.matching.verification_target_far,
             },
             "capture": {"max_frames": self.capture.max_frames},
+            "fingerprints": self.fingerprints.as_dict(),
         }
 
 
@@ -255,6 +262,7 @@ def parse_policy(text: str) -> Policy:
         matching=_operating_point(document),
         admission=_admission_rules(document),
         capture=_capture_rules(document),
+        fingerprints=parse_fingerprint_rules(document),
     )
 
 

@@ -243,7 +243,7 @@ class CaptureService:
             return _Verdict(Decision.MANUAL, ("no_reference_photos", *notes))
         # The threshold for the number of frames actually fused, never the single frame's.
         rule = context.rules[frames - 1]
-        result = identify(similarity_matrix(live, gallery.matrix)[0], rule)
+        result = identify(similarity_matrix(live, gallery.matrix)[0], rule, gallery.related)
         hits = self._watchlist.capture_hits(live) if self._watchlist is not None else []
         if not result.matched or result.index is None:
             # The officer doing the document check sees this photo beside the candidates, so

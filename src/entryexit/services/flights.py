@@ -129,9 +129,10 @@ class FlightService:
         self, flight_id: str, travelers: list[ManifestTraveler], actor: Principal | None = None
     ) -> ManifestChange:
         """Replace the flight's manifest. The travelers are written in short batches into a
-        staging copy that no reader sees, and one short transaction swaps it in (with the
-        audit event): readers see the old manifest or the new one, never part of it, a failed
-        upload leaves the old one, and gates on other flights wait for one batch at most."""
+        new manifest version that no reader sees, and one short transaction puts it in force
+        (with the audit event; one flight row changes, whatever the size): readers see the old
+        manifest or the new one, never part of it, a failed upload leaves the old one, and
+        gates on other flights wait for one batch at most."""
         seen: set[DocumentKey] = set()
         for position, traveler in enumerate(travelers, start=1):
             if traveler.document in seen:
@@ -153,7 +154,7 @@ class FlightService:
 
             def swap(uow: UnitOfWork) -> ManifestChange:
                 self.get_in(uow, flight_id)
-                change = uow.flights.swap_manifest(flight_id, upload_id, now)
+                change = uow.flights.swap_manifest(flight_id, upload_id, now, len(travelers))
                 self._audit.record(
                     uow,
                     "manifest replace",
@@ -169,21 +170,27 @@ class FlightService:
         except BaseException:
             self._discard(upload_id=upload_id)
             raise
-        # The spent copy, and any a dead upload left, go in short batches too.
-        self._discard(upload_id=upload_id)
+        # The superseded version, and any a dead upload left, go in short batches too.
+        self._discard(flight_id=flight_id, staged_before=now)
         self._discard(staged_before=now - STALE_STAGING)
         return change
 
-    def _discard(self, upload_id: str | None = None, staged_before: datetime | None = None) -> None:
-        """Drop staging rows in short transactions. A failure here changes no manifest: the
-        rows are left for the next upload's clean-up (it drops copies older than an hour)."""
+    def _discard(
+        self,
+        upload_id: str | None = None,
+        staged_before: datetime | None = None,
+        flight_id: str | None = None,
+    ) -> None:
+        """Drop manifest versions not in force in short transactions. A failure here changes
+        no manifest: the rows are left for the next upload's clean-up (it drops versions
+        staged more than an hour before)."""
         limit = self._batch * 5
         try:
             while True:
                 gone = in_transaction(
                     self._uow,
-                    lambda uow: uow.flights.discard_manifest_staging(
-                        upload_id, staged_before, limit
+                    lambda uow: uow.flights.discard_manifest_versions(
+                        upload_id, staged_before, limit, flight_id
                     ),
                 )
                 if gone < limit:
@@ -191,7 +198,7 @@ class FlightService:
                 if self._pause > 0:
                     self._sleep(self._pause)
         except Exception as exc:
-            logger.warning("manifest staging rows left for later clean-up: %s", type(exc).__name__)
+            logger.warning("old manifest rows left for later clean-up: %s", type(exc).__name__)
 
     def manifest(self, flight_id: str) -> list[ManifestStatus]:
         with self._uow(read_only=True) as uow:

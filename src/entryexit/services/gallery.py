@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from entryexit.biometrics.compare import Template, l2_normalise
 from entryexit.domain.access import Principal
 from entryexit.domain.model import CitizenshipClass, DocumentKey, Flight, StagingReport
+from entryexit.domain.normalisation import TravelerFacts, are_related
 from entryexit.domain.policy import Participation, age_on
 from entryexit.errors import ConflictError
 from entryexit.services.audit import AuditTrail
@@ -27,7 +28,8 @@ StagedHook = Callable[[UnitOfWork, Flight, "StagedGallery"], object]
 
 @dataclass(frozen=True, slots=True)
 class StagedGallery:
-    """One row per traveler: the L2-normalised mean of their reference templates."""
+    """One row per traveler: the L2-normalised mean of their reference templates, and what
+    the manifest says that can relate two travelers (``facts``, in the same order)."""
 
     flight_id: str
     version: int
@@ -36,9 +38,17 @@ class StagedGallery:
     matrix: NDArray[np.float32]
     staged_at: datetime
     expires_at: datetime | None = None
+    facts: tuple[TravelerFacts, ...] = ()
 
     def __len__(self) -> int:
         return len(self.traveler_ids)
+
+    def related(self, first: int, second: int) -> bool:
+        """Whether entries ``first`` and ``second`` are related travelers (one booking, or a
+        surname and full birth date in common)."""
+        if not self.facts:
+            return False
+        return are_related(self.facts[first], self.facts[second])
 
 
 def fuse_templates(
@@ -197,7 +207,11 @@ class GalleryService:
             template = Template.from_bytes(stored.vector, stored.model, self._dimension)
             vectors.setdefault(stored.traveler_id, []).append(template.vector)
         traveler_ids, matrix = fuse_templates(vectors)
-        return StagedGallery(flight.id, version, self._model, traveler_ids, matrix, now, expires_at)
+        by_traveler = {status.traveler_id: status for status in statuses}
+        facts = tuple(_facts(by_traveler.get(traveler_id)) for traveler_id in traveler_ids)
+        return StagedGallery(
+            flight.id, version, self._model, traveler_ids, matrix, now, expires_at, facts
+        )
 
     def evict_expired(self, now: datetime) -> int:
         """Forget galleries past their deletion time (the store forgets them too)."""
@@ -214,3 +228,13 @@ class GalleryService:
     def forget(self, flight_id: str) -> None:
         with self._lock:
             self._galleries.pop(flight_id, None)
+
+
+def _facts(status: ManifestStatus | None) -> TravelerFacts:
+    if status is None:
+        return TravelerFacts()
+    return TravelerFacts(
+        booking_reference=status.booking_reference,
+        surname=status.surname,
+        date_of_birth=status.date_of_birth.isoformat() if status.date_of_birth else None,
+    )

@@ -213,6 +213,7 @@ class ManifestStatus:
     processed: bool
     date_of_birth: date | None = None
     opted_out: bool = False
+    booking_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +233,19 @@ class CaptureRecord:
     # The image is kept only for captures an officer must review; the store seals it.
     image: bytes | None = None
     image_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFingerprint:
+    """One enrolled finger, opened: the engine's template bytes."""
+
+    id: str
+    traveler_id: str
+    finger: int
+    engine: str
+    template: bytes
+    quality: int | None
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

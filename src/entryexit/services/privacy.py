@@ -160,6 +160,7 @@ class PurgeService:
 
         def purge(uow: UnitOfWork) -> dict[str, int]:
             counts = uow.retention.purge_expired(now)
+            counts["fingerprint_templates"] = uow.fingerprints.purge_expired(now)
             self._audit.record(uow, "purge", "ok", details=counts)
             return counts
 

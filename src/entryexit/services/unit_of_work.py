@@ -50,6 +50,7 @@ from entryexit.services.ports import (
     FlightCounts,
     ManifestStatus,
     NewAdmission,
+    StoredFingerprint,
     StoredPolicy,
     StoredTemplate,
     TravelerIdentity,
@@ -85,23 +86,29 @@ class FlightRepository(Protocol):
         travelers: Sequence[ManifestTraveler],
         now: datetime,
     ) -> None:
-        """Add ``travelers`` to the staging copy ``upload_id`` of the flight's manifest, which
-        no reader sees (documents seen for the first time are created)."""
+        """Add ``travelers`` to manifest version ``upload_id`` of the flight, which no reader
+        sees until it is swapped in (documents seen for the first time are created)."""
         ...
 
-    def swap_manifest(self, flight_id: str, upload_id: str, now: datetime) -> ManifestChange:
-        """Make the manifest exactly the staging copy (details included); the spent copy is
-        then dropped with :meth:`discard_manifest_staging`."""
+    def swap_manifest(
+        self, flight_id: str, upload_id: str, now: datetime, expected: int
+    ) -> ManifestChange:
+        """Put version ``upload_id`` in force (details included), in a transaction whose
+        length does not grow with the manifest; a version that does not hold exactly
+        ``expected`` travelers is refused (ConflictError). The superseded version is then
+        dropped with :meth:`discard_manifest_versions`."""
         ...
 
-    def discard_manifest_staging(
+    def discard_manifest_versions(
         self,
         upload_id: str | None = None,
         staged_before: datetime | None = None,
         limit: int | None = None,
+        flight_id: str | None = None,
     ) -> int:
-        """Drop one staging copy, or every copy staged before a time (dead uploads); at most
-        ``limit`` rows. Returns how many rows went."""
+        """Drop manifest versions not in force: one upload's, or every one staged before a
+        time (superseded versions, dead uploads), of one flight or all; at most ``limit``
+        rows. Returns how many rows went."""
         ...
 
 
@@ -307,6 +314,31 @@ class DataKeyRepository(Protocol):
     def counts_by_kek(self) -> dict[str, int]: ...
 
 
+class FingerprintRepository(Protocol):
+    """Enrolled fingerprints (templates sealed under the traveler's data key)."""
+
+    def enrol(
+        self,
+        document: DocumentKey,
+        finger: int,
+        engine: str,
+        template: bytes,
+        quality: int | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> tuple[str, str]:
+        """Store one finger for the document's traveler (replacing that finger's earlier
+        print by the same engine); returns (template id, traveler id)."""
+        ...
+
+    def of_document(self, document: DocumentKey, engine: str) -> list[StoredFingerprint]: ...
+    def of_flight(self, flight_id: str, engine: str) -> list[StoredFingerprint]:
+        """The enrolled fingers of every traveler on the flight's manifest."""
+        ...
+
+    def purge_expired(self, now: datetime) -> int: ...
+
+
 class UnitOfWork(Protocol):
     flights: FlightRepository
     travelers: TravelerRepository
@@ -320,6 +352,7 @@ class UnitOfWork(Protocol):
     outbox: OutboxRepository
     retention: RetentionRepository
     data_keys: DataKeyRepository
+    fingerprints: FingerprintRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(

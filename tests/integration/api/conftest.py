@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
+from entryexit.biometrics.fingerprints import open_engine
 from entryexit.bootstrap import Services, build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Role
-from tests.conftest import lfw_image
+from tests.conftest import installed_model_dir_path, lfw_image
 
 
 @dataclass
@@ -57,7 +58,13 @@ def build_api(
     keys = FileKeyProvider(settings.resolved_key_dir)
     if not keys.exists():
         keys.initialise()
-    services = build_services(settings, engine=engine, keys=keys)
+    services = build_services(
+        settings,
+        engine=engine,
+        keys=keys,
+        # The installed engine (the test's data directory has no models of its own).
+        fingerprint_engine=lambda: open_engine(installed_model_dir_path()),
+    )
     admin = services.keys.create_first_admin()
     assert admin is not None
     keys = {"admin": admin}

@@ -175,7 +175,15 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
         url = path.format(**values)
         for key_name, role in roles.items():
             kwargs: dict[str, object] = {"headers": api.headers(key_name)}
-            if path.endswith("/photos") or path.endswith("/captures"):
+            if "fingerprint" in path:
+                kwargs["files"] = {"prints": ("p.png", photo, "image/png")}
+                kwargs["data"] = {
+                    "fingers": "2",
+                    "ppi": "500",
+                    "issuing_state": "UTO",
+                    "number": "A1",
+                }
+            elif path.endswith("/photos") or path.endswith("/captures"):
                 kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}
                 kwargs["data"] = {"gate": "G1", "device": "d"}
             elif path == "/v1/watchlist" and method == "POST":

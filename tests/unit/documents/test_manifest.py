@@ -190,3 +190,19 @@ def test_check_traveler_is_the_one_validation_and_normalises() -> None:
     clean = check_traveler(messy, TODAY)
     assert clean.surname == "ERIKSSON"
     assert clean.document == DocumentKey("D", "L898902C3")
+
+
+def test_a_booking_reference_is_optional_in_json_and_csv_and_checked() -> None:
+    (with_booking,) = parse_json_manifest(
+        json.dumps([{**ROW, "booking_reference": " xy12ab "}]).encode(), TODAY
+    )
+    assert with_booking.booking_reference == "XY12AB"
+    (without,) = parse_json_manifest(json.dumps([ROW]).encode(), TODAY)
+    assert without.booking_reference is None
+    header = ",".join([*ROW, "booking_reference"])
+    line = ",".join([*ROW.values(), "PNR001"])
+    (from_csv,) = parse_csv_manifest(f"{header}\n{line}\n".encode(), TODAY)
+    assert from_csv.booking_reference == "PNR001"
+    for bad in ("AB CD", "X" * 36, "AB\u202eCD", 12345, ["A"]):
+        with pytest.raises(InvalidInputError, match="traveler 1: 'booking_reference'"):
+            parse_json_manifest(json.dumps([{**ROW, "booking_reference": bad}]).encode(), TODAY)

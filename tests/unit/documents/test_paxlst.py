@@ -131,6 +131,7 @@ def test_export_and_parse_round_trip(
             document_type=DocumentType.PASSPORT,
             document=DocumentKey("UTO" if index % 2 else "FRA", numbers[index]),
             document_expiry=date(2031, 1, 1 + index),
+            booking_reference=f"BK{index // 2}" if index % 3 else None,
         )
         for index, surname in enumerate(surnames)
     ]
@@ -281,3 +282,28 @@ def test_directory_d03b_is_read_as_d02b() -> None:
     assert traveler.document.number == "A1234567"
     with pytest.raises(PaxlstError, match="supported: D:02B, D:03B, D:05B"):
         parse_paxlst(_message([_person()], directory="D:12A"), TODAY, "UTO")
+
+
+def test_the_reservation_reference_relates_travelers_and_is_checked() -> None:
+    """RFF+AVF in a traveler's group is their booking reference (normalised like any code);
+    a malformed one flags that traveler only, and a message-level RFF is no one's."""
+    message = parse_paxlst(
+        _message(
+            [
+                ["RFF+TN:BATCH-7"],
+                [*_person(number="ONE1"), "RFF+AVF:abc123"],
+                [*_person(number="TWO2"), "RFF+AVF:ABC123"],
+                [*_person(number="BAD3"), "RFF+AVF:NOT VALID!"],
+                _person(number="NONE4"),
+            ]
+        ),
+        TODAY,
+        "UTO",
+    )
+    assert [(t.document.number, t.booking_reference) for t in message.travelers] == [
+        ("ONE1", "ABC123"),
+        ("TWO2", "ABC123"),
+        ("NONE4", None),
+    ]
+    (flagged,) = message.flagged
+    assert "booking_reference" in flagged.reason

@@ -37,3 +37,22 @@ def test_single_entry_and_empty_galleries() -> None:
     assert identify(np.array([0.9]), RULE).index == 0
     empty = identify(np.array([]), RULE)
     assert empty.reason is NoMatchReason.EMPTY_GALLERY
+
+
+RULE_RELATED = IdentificationRule(threshold=0.5, ambiguity_margin=0.03)
+
+
+def test_a_related_runner_up_who_would_match_alone_makes_the_capture_ambiguous() -> None:
+    scores = np.array([0.2, 0.8, 0.6])  # the runner-up is 0.2 below: no rival by margin
+    related_pairs = {(1, 2), (2, 1)}
+    result = identify(scores, RULE_RELATED, lambda a, b: (a, b) in related_pairs)
+    assert (result.index, result.reason) == (None, NoMatchReason.AMBIGUOUS)
+    assert (result.score, result.runner_up_score) == (0.8, 0.6)
+    # The same scores without the relation: a match to the top entry.
+    assert identify(scores, RULE_RELATED, lambda a, b: False).index == 1
+    assert identify(scores, RULE_RELATED).index == 1
+
+
+def test_a_related_runner_up_below_the_threshold_changes_nothing() -> None:
+    scores = np.array([0.49, 0.8, 0.1])
+    assert identify(scores, RULE_RELATED, lambda a, b: True).index == 1

@@ -114,6 +114,7 @@ PURGED = {
     "encounter_records": 0,
     "data_keys": 0,
     "staged_galleries": 1,
+    "fingerprint_templates": 0,
 }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pytest
 
 from entryexit.domain.access import Principal, Role
@@ -36,7 +38,7 @@ from entryexit.services.keys import KeyService
 from entryexit.services.policies import PolicyService
 from entryexit.services.thresholds import OperatingThresholds
 from tests.fake_storage import FakeUnitOfWorkFactory
-from tests.fakes import FakeAnalyser, FakeClock, StaticKeyProvider
+from tests.fakes import FakeAnalyser, FakeClock, StaticKeyProvider, unit_vector
 
 OFFICER = Principal("k1", "officer", Role.OFFICER)
 GATE = Principal("k2", "gate", Role.GATE, carrier="EE")
@@ -223,6 +225,42 @@ def test_two_travelers_with_near_identical_templates_are_ambiguous() -> None:
     outcome = world.captures.process(OFFICER, flight_id, b"face:0", "G1", "cam")
     assert (outcome.decision, outcome.reasons) == (Decision.NO_MATCH, ("ambiguous",))
     assert world.flights.encounters(flight_id) == []
+
+
+@pytest.mark.parametrize(
+    ("second", "related"),
+    [
+        ({"booking_reference": "XY1234"}, True),  # one booking
+        ({"booking_reference": None}, True),  # twins: surname and full birth date
+        ({"booking_reference": "ZZ9999", "date_of_birth": date(1992, 5, 6)}, False),
+    ],
+)
+def test_a_related_traveler_who_would_match_too_sends_the_capture_to_an_officer(
+    second: dict[str, object], related: bool
+) -> None:
+    # The second traveler's gallery row fuses the first one's photo with another: on the first
+    # one's photo it scores below the top by more than the margin, yet above the threshold.
+    runner_up = float(np.sqrt((1 + unit_vector(0) @ unit_vector(1)) / 2))
+    rule = IdentificationRule(threshold=runner_up - 0.05, ambiguity_margin=0.03)
+    assert 1.0 - runner_up > rule.ambiguity_margin
+    world = World(rule)
+    flight = world.flights.create(
+        NewFlight("EE", "12", datetime(2026, 11, 23, 18, tzinfo=UTC), "AAA", "BBB", Direction.ENTRY)
+    )
+    first = replace(traveler("N0"), booking_reference="XY1234")
+    world.flights.put_manifest(flight.id, [first, replace(traveler("N1"), **second)])
+    world.enrolment.enrol(DocumentKey("UTO", "N0"), b"face:0", PhotoSource.PASSPORT)
+    world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:0", PhotoSource.PASSPORT)
+    world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.VISA)
+    world.galleries.stage(flight.id)
+    outcome = world.captures.process(OFFICER, flight.id, b"face:0", "G1", "cam")
+    if related:
+        assert (outcome.decision, outcome.reasons) == (Decision.NO_MATCH, ("ambiguous",))
+        assert world.flights.encounters(flight.id) == []
+    else:
+        assert outcome.decision is Decision.MATCH
+        (encounter,) = world.flights.encounters(flight.id)
+        assert encounter.traveler_id == outcome.traveler_id
 
 
 def test_an_empty_gallery_means_manual_processing() -> None:

@@ -27,7 +27,7 @@ from entryexit.services.console_accounts import SessionPolicy
 from entryexit.services.flights import NewFlight
 from entryexit.services.policies import shipped_policy_text
 from tests.fake_storage import FakeBoardQueries, FakeReportQueries, FakeUnitOfWorkFactory
-from tests.fakes import FakeAnalyser, FakeClock, StaticKeyProvider
+from tests.fakes import FakeAnalyser, FakeClock, FakeFingerprintEngine, StaticKeyProvider
 
 ADMIN = Principal("k-admin", "admin", Role.ADMIN)
 OFFICER = Principal("k-officer", "officer", Role.OFFICER)
@@ -100,6 +100,7 @@ class World:
             session_policy=session_policy or SessionPolicy(),
             password_hasher=hasher,
             trusted_cscas=trusted_cscas or [],
+            fingerprint_engine=FakeFingerprintEngine,
         )
         self.services = services
         self.thresholds = operating_thresholds(settings, self.engine)
@@ -118,6 +119,7 @@ class World:
         self.fairness = services.fairness
         self.verifications = services.verifications
         self.console = services.console
+        self.fingerprints = services.fingerprints
 
     # --- arranging -------------------------------------------------------------------------
     def flight(

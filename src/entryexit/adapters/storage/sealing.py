@@ -20,6 +20,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -50,6 +51,10 @@ def template_context(template_id: str, traveler_id: str, model: str) -> bytes:
 
 def reference_photo_context(template_id: str, traveler_id: str) -> bytes:
     return f"reference-photo:{template_id}:{traveler_id}".encode()
+
+
+def fingerprint_context(template_id: str, traveler_id: str, engine: str) -> bytes:
+    return f"fingerprint:{template_id}:{traveler_id}:{engine}".encode()
 
 
 def personal_context(traveler_id: str) -> bytes:
@@ -85,18 +90,19 @@ class Sealer:
         session.flush()
         return data_key
 
-    def new_data_key_row(self, traveler_id: str, now: datetime) -> tuple[DataKeyRow, bytes]:
-        """A new traveler's data key (wrapped by the current KEK) and its plain value, for a
-        caller that writes many at once (``data_key`` flushes each)."""
+    def new_data_key_values(self, traveler_id: str, now: datetime) -> tuple[dict[str, Any], bytes]:
+        """A new traveler's data key (wrapped by the current KEK) as the columns of its row,
+        and its plain value, for a caller that inserts many at once (``data_key`` flushes
+        each)."""
         kek_id, kek = self._keys.current_kek()
         data_key = new_data_key()
-        row = DataKeyRow(
-            traveler_id=traveler_id,
-            kek_id=kek_id,
-            wrapped_key=wrap_data_key(kek, data_key, traveler_id),
-            created_at=now,
-        )
-        return row, data_key
+        values = {
+            "traveler_id": traveler_id,
+            "kek_id": kek_id,
+            "wrapped_key": wrap_data_key(kek, data_key, traveler_id),
+            "created_at": now,
+        }
+        return values, data_key
 
     def unwrap(self, row: DataKeyRow) -> bytes:
         return unwrap_data_key(self._keys.kek(row.kek_id), row.wrapped_key, row.traveler_id)

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Date,
     DateTime,
     Float,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -71,6 +73,8 @@ class FlightRow(Base):
     gallery_version: Mapped[int] = mapped_column(Integer, default=0)
     gallery_staged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     gallery_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # The manifest version in force (ManifestEntryRow.upload_id); None: no manifest yet.
+    manifest_version: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class TravelerRow(Base):
@@ -99,35 +103,37 @@ class DocumentRow(Base):
 
 
 class ManifestEntryRow(Base):
+    """One traveler of one version of a flight's manifest. An upload writes a new version
+    (``upload_id``) in short batches; the flight's ``manifest_version`` names the version in
+    force, so readers see one whole version (:func:`in_force`) and a replacement of any size is
+    one row changed. ``personal`` and the other details are set only where a known document's
+    details changed: the document takes them when its version comes into force."""
+
     __tablename__ = "manifest_entries"
-    __table_args__ = (UniqueConstraint("flight_id", "document_id", name="uq_manifest_document"),)
+    __table_args__ = (
+        UniqueConstraint("upload_id", "document_id", name="uq_manifest_version_document"),
+        Index("ix_manifest_entries_version", "flight_id", "upload_id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     flight_id: Mapped[str] = mapped_column(ForeignKey("flights.id"), index=True)
+    upload_id: Mapped[str] = mapped_column(String(36))
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"))
     traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"))
     added_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
-class ManifestStagingRow(Base):
-    """A manifest being uploaded, written in short batches before it replaces the flight's
-    manifest in one short transaction (``SqlFlightRepository.swap_manifest``); readers never
-    see it. ``personal`` and the other details are set for documents already known, whose
-    rows may be on another manifest now: they change only at the swap."""
-
-    __tablename__ = "manifest_staging"
-    __table_args__ = (
-        UniqueConstraint("upload_id", "document_id", name="uq_manifest_staging_document"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    upload_id: Mapped[str] = mapped_column(String(36), index=True)
-    flight_id: Mapped[str] = mapped_column(ForeignKey("flights.id"))
-    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"))
-    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"))
-    staged_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     personal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     expiry: Mapped[date | None] = mapped_column(Date, nullable=True)
     citizenship_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+def in_force() -> ColumnElement[bool]:
+    """The condition that keeps only the manifest entries of their flight's version in force
+    (entries of an upload in progress, or of a superseded version, are never seen)."""
+    return ManifestEntryRow.upload_id == (
+        select(FlightRow.manifest_version)
+        .where(FlightRow.id == ManifestEntryRow.flight_id)
+        .scalar_subquery()
+    )
 
 
 class ReferenceTemplateRow(Base):
@@ -143,6 +149,25 @@ class ReferenceTemplateRow(Base):
     # The enrolled photo, sealed with the traveler's data key, for the officer who compares a
     # no-match capture with the candidates; deleted with the template.
     image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class FingerprintTemplateRow(Base):
+    """One enrolled finger of a traveler (minutiae template, sealed with the traveler's data
+    key); the print image itself is never kept. One per traveler, finger and engine."""
+
+    __tablename__ = "fingerprint_templates"
+    __table_args__ = (
+        UniqueConstraint("traveler_id", "finger", "engine", name="uq_fingerprint_finger"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"), index=True)
+    finger: Mapped[int] = mapped_column(Integer)
+    engine: Mapped[str] = mapped_column(String(64))
+    template: Mapped[bytes] = mapped_column(LargeBinary)
+    quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class CaptureRow(Base):

@@ -21,6 +21,7 @@ from entryexit.adapters.storage.repositories.captures import (
     SqlCaptureRepository,
     SqlCaseRepository,
 )
+from entryexit.adapters.storage.repositories.fingerprints import SqlFingerprintRepository
 from entryexit.adapters.storage.repositories.flights import SqlFlightRepository
 from entryexit.adapters.storage.repositories.maintenance import (
     SqlDataKeyRepository,
@@ -40,6 +41,7 @@ from entryexit.services.unit_of_work import (
     CaptureRepository,
     CaseRepository,
     DataKeyRepository,
+    FingerprintRepository,
     FlightRepository,
     OutboxRepository,
     PolicyRepository,
@@ -63,6 +65,7 @@ class SqlUnitOfWork:
     outbox: OutboxRepository
     retention: RetentionRepository
     data_keys: DataKeyRepository
+    fingerprints: FingerprintRepository
 
     def __init__(self, sessions: sessionmaker[Session], sealer: Sealer, read_only: bool) -> None:
         self._sessions = sessions
@@ -91,6 +94,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(session, sealer)
         self.retention = SqlRetentionRepository(session)
         self.data_keys = SqlDataKeyRepository(session, sealer)
+        self.fingerprints = SqlFingerprintRepository(session, sealer)
         return self
 
     def __exit__(

@@ -55,6 +55,7 @@ def _traveler(status: ManifestStatus) -> ManifestTravelerPublic:
         citizenship_class=status.citizenship_class,
         has_photo=status.has_photo,
         processed=status.processed,
+        booking_reference=status.booking_reference,
     )
 
 

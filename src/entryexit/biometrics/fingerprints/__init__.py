@@ -6,6 +6,10 @@ import: the native library is loaded when an engine is built, NFIQ 2 on first us
 
 from pathlib import Path
 
+from entryexit.biometrics.fingerprints._calibration import (
+    FINGERPRINT_CALIBRATION,
+    fingerprint_threshold,
+)
 from entryexit.biometrics.fingerprints._decode import (
     ENGINE_PPI,
     MIN_PPI,
@@ -59,6 +63,7 @@ __all__ = [
     "ENGINE_KEY",
     "ENGINE_KEYS",
     "ENGINE_PPI",
+    "FINGERPRINT_CALIBRATION",
     "FORMAT_VERSION",
     "MIN_PPI",
     "MIN_TEMPLATE_MINUTIAE",
@@ -81,6 +86,7 @@ __all__ = [
     "TemplateSource",
     "component_states",
     "decode_fingerprint",
+    "fingerprint_threshold",
     "fuse_fingers",
     "fuse_matchers",
     "install_library",

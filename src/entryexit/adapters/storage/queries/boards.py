@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from entryexit.adapters.storage.repositories.captures import capture_summary
 from entryexit.adapters.storage.rows import flight_from_row
-from entryexit.adapters.storage.tables import CaptureRow, EncounterRow, FlightRow, ManifestEntryRow
+from entryexit.adapters.storage.tables import (
+    CaptureRow,
+    EncounterRow,
+    FlightRow,
+    ManifestEntryRow,
+    in_force,
+)
 from entryexit.domain.model import EncounterMethod, Flight
 from entryexit.services.ports import CaptureSummary, FlightCounts
 
@@ -47,7 +53,7 @@ class SqlBoardQueries:
             manifest = dict(
                 session.execute(
                     select(ManifestEntryRow.flight_id, func.count())
-                    .where(ManifestEntryRow.flight_id.in_(ids))
+                    .where(ManifestEntryRow.flight_id.in_(ids), in_force())
                     .group_by(ManifestEntryRow.flight_id)
                 ).all()
             )

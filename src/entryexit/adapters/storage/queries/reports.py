@@ -23,6 +23,7 @@ from entryexit.adapters.storage.tables import (
     FlightRow,
     ManifestEntryRow,
     ReferenceTemplateRow,
+    in_force,
 )
 from entryexit.domain.admission import Admission
 from entryexit.domain.model import DocumentKey, EncounterMethod
@@ -102,7 +103,7 @@ class SqlReportQueries:
             )
             manifest = (
                 select(ManifestEntryRow.flight_id, func.count().label("travelers"))
-                .where(ManifestEntryRow.flight_id.in_(window))
+                .where(ManifestEntryRow.flight_id.in_(window), in_force())
                 .group_by(ManifestEntryRow.flight_id)
                 .subquery()
             )
@@ -171,6 +172,7 @@ class SqlReportQueries:
                 .join(DataKeyRow, DataKeyRow.traveler_id == ManifestEntryRow.traveler_id)
                 .where(FlightRow.gallery_staged_at >= since)
                 .where(FlightRow.gallery_staged_at <= until)
+                .where(ManifestEntryRow.upload_id == FlightRow.manifest_version)
             ).all()
             with_photo = set(session.scalars(select(ReferenceTemplateRow.traveler_id)))
             methods = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import delete, exists, func, insert, literal, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
 
-from entryexit.adapters.storage.repositories.travelers import document_for, new_id, optional_date
+from entryexit.adapters.storage.repositories.travelers import new_id, optional_date
 from entryexit.adapters.storage.rows import flight_from_row
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
@@ -17,9 +17,9 @@ from entryexit.adapters.storage.tables import (
     EncounterRow,
     FlightRow,
     ManifestEntryRow,
-    ManifestStagingRow,
     ReferenceTemplateRow,
     TravelerRow,
+    in_force,
 )
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -31,6 +31,7 @@ from entryexit.domain.model import (
     ManifestTraveler,
     Sex,
 )
+from entryexit.errors import ConflictError
 from entryexit.services.ports import ManifestStatus
 
 ERASED = "(erased)"
@@ -80,43 +81,13 @@ class SqlFlightRepository:
     def replace_manifest(
         self, flight_id: str, travelers: list[ManifestTraveler], now: datetime
     ) -> ManifestChange:
-        """Make the flight's manifest exactly ``travelers``: add the new, drop the absent,
-        refresh the details of the rest."""
-        session = self._session
-        existing = {
-            (doc.issuing_state, doc.number_digest): entry
-            for entry, doc in session.execute(
-                select(ManifestEntryRow, DocumentRow)
-                .join(DocumentRow, ManifestEntryRow.document_id == DocumentRow.id)
-                .where(ManifestEntryRow.flight_id == flight_id)
-            ).all()
-        }
-        wanted = set()
-        added = updated = 0
-        for traveler in travelers:
-            key = (traveler.document.issuing_state, self._sealer.digest(traveler.document))
-            wanted.add(key)
-            document = document_for(session, self._sealer, traveler.document, now)
-            data_key = self._sealer.data_key(session, document.traveler_id, now)
-            self._apply_details(document, traveler, data_key)
-            if key in existing:
-                updated += 1
-            else:
-                session.add(
-                    ManifestEntryRow(
-                        flight_id=flight_id,
-                        document_id=document.id,
-                        traveler_id=document.traveler_id,
-                        added_at=now,
-                    )
-                )
-                added += 1
-        removed = 0
-        for key, entry in existing.items():
-            if key not in wanted:
-                session.delete(entry)
-                removed += 1
-        return ManifestChange(added=added, removed=removed, updated=updated, total=len(wanted))
+        """Make the flight's manifest exactly ``travelers`` in this one transaction (small
+        manifests and tests; the service writes large ones in batches)."""
+        upload_id = new_id()
+        self.stage_manifest_batch(flight_id, upload_id, travelers, now)
+        change = self.swap_manifest(flight_id, upload_id, now, len(travelers))
+        self.discard_manifest_versions(flight_id=flight_id, staged_before=now)
+        return change
 
     def stage_manifest_batch(
         self,
@@ -125,10 +96,11 @@ class SqlFlightRepository:
         travelers: Sequence[ManifestTraveler],
         now: datetime,
     ) -> None:
-        """Write ``travelers`` into the staging copy ``upload_id`` (one statement per kind of
-        row, whatever the batch size). Documents seen for the first time are created with
-        their details (they are on no manifest yet); the new details of known documents wait
-        in the staging rows for :meth:`swap_manifest`."""
+        """Write ``travelers`` into manifest version ``upload_id``, which no reader sees until
+        :meth:`swap_manifest` (one statement per kind of row, whatever the batch size).
+        Documents seen for the first time are created with their details (they are on no
+        manifest yet); a known document whose details changed keeps the new ones on its entry
+        until the swap."""
         session = self._session
         keyed = [
             ((t.document.issuing_state, self._sealer.digest(t.document)), t) for t in travelers
@@ -142,144 +114,181 @@ class SqlFlightRepository:
         fresh = [(key, t) for key, t in keyed if key not in found]
         keys_of: dict[str, bytes] = {}
         if fresh:
-            new_travelers = [TravelerRow(id=new_id(), created_at=now) for _ in fresh]
-            session.add_all(new_travelers)
-            session.flush()
-            new_keys = [self._sealer.new_data_key_row(t.id, now) for t in new_travelers]
-            session.add_all([row for row, _ in new_keys])
-            session.flush()
-            for (key, traveler), traveler_row, (_, data_key) in zip(
-                fresh, new_travelers, new_keys, strict=True
-            ):
+            # Plain inserts, not ORM objects: a third of the time, and this transaction holds
+            # the write lock that gates wait for.
+            travelers_rows, key_rows, document_rows = [], [], []
+            for key, traveler in fresh:
+                traveler_id = new_id()
+                key_values, data_key = self._sealer.new_data_key_values(traveler_id, now)
+                travelers_rows.append({"id": traveler_id, "created_at": now})
+                key_rows.append(key_values)
                 document = DocumentRow(
                     id=new_id(),
-                    traveler_id=traveler_row.id,
+                    traveler_id=traveler_id,
                     issuing_state=key[0],
                     number_digest=key[1],
                 )
                 self._apply_details(document, traveler, data_key)
-                session.add(document)
+                document_rows.append(
+                    {
+                        "id": document.id,
+                        "traveler_id": traveler_id,
+                        "issuing_state": key[0],
+                        "number_digest": key[1],
+                        "personal": document.personal,
+                        "document_type": document.document_type,
+                        "expiry": document.expiry,
+                        "citizenship_class": document.citizenship_class,
+                    }
+                )
                 found[key] = document
-                keys_of[traveler_row.id] = data_key
-            session.flush()
-        known = [
-            found[key].traveler_id for key, _ in keyed if found[key].traveler_id not in keys_of
-        ]
-        if known:
-            for key_row in session.scalars(
-                select(DataKeyRow).where(DataKeyRow.traveler_id.in_(set(known)))
-            ):
-                keys_of[key_row.traveler_id] = self._sealer.unwrap(key_row)
-        staged: list[dict[str, object]] = []
+                keys_of[traveler_id] = data_key
+            session.execute(insert(TravelerRow), travelers_rows)
+            session.execute(insert(DataKeyRow), key_rows)
+            session.execute(insert(DocumentRow), document_rows)
+        known_keys = {
+            row.traveler_id: row
+            for row in session.scalars(
+                select(DataKeyRow).where(
+                    DataKeyRow.traveler_id.in_(
+                        {found[key].traveler_id for key, _ in keyed} - keys_of.keys()
+                    )
+                )
+            )
+        }
         fresh_keys = {key for key, _ in fresh}
+        entries: list[dict[str, object]] = []
         for key, traveler in keyed:
             document = found[key]
-            row: dict[str, object] = {
+            entry: dict[str, object] = {
                 "upload_id": upload_id,
                 "flight_id": flight_id,
                 "document_id": document.id,
                 "traveler_id": document.traveler_id,
-                "staged_at": now,
+                "added_at": now,
             }
-            if key not in fresh_keys:
-                known_key = keys_of.get(document.traveler_id)
-                if known_key is None:  # shredded meanwhile: a key of its own from now on
-                    known_key = self._sealer.data_key(session, document.traveler_id, now)
-                    keys_of[document.traveler_id] = known_key
-                row.update(
-                    personal=self._sealed(document.traveler_id, traveler, known_key),
+            if key not in fresh_keys and self._details_changed(
+                document, known_keys.get(document.traveler_id), traveler
+            ):
+                cached = keys_of.get(document.traveler_id)
+                key_row = known_keys.get(document.traveler_id)
+                if cached is not None:
+                    data_key = cached
+                elif key_row is not None:
+                    data_key = self._sealer.unwrap(key_row)
+                else:  # shredded meanwhile: a key of its own from now on
+                    data_key = self._sealer.data_key(session, document.traveler_id, now)
+                keys_of[document.traveler_id] = data_key
+                entry.update(
+                    personal=self._sealed(document.traveler_id, traveler, data_key),
                     document_type=traveler.document_type.value,
                     expiry=traveler.document_expiry,
                     citizenship_class=traveler.citizenship_class.value,
                 )
-            staged.append(row)
-        session.execute(insert(ManifestStagingRow), staged)
+            entries.append(entry)
+        if entries:
+            session.execute(insert(ManifestEntryRow), entries)
 
-    def swap_manifest(self, flight_id: str, upload_id: str, now: datetime) -> ManifestChange:
-        """Make the flight's manifest exactly the staging copy ``upload_id`` and drop the copy:
-        a handful of set statements, so the transaction stays short at any manifest size."""
+    def _details_changed(
+        self, document: DocumentRow, key_row: DataKeyRow | None, traveler: ManifestTraveler
+    ) -> bool:
+        """Whether the manifest brings details other than the document's (a re-upload of the
+        same manifest changes nothing, so its swap rewrites no document)."""
+        if (
+            key_row is None
+            or document.document_type != traveler.document_type.value
+            or document.expiry != traveler.document_expiry
+            or document.citizenship_class != traveler.citizenship_class.value
+        ):
+            return True
+        return self._sealer.open_personal(document, key_row) != _personal(traveler)
+
+    def swap_manifest(
+        self, flight_id: str, upload_id: str, now: datetime, expected: int
+    ) -> ManifestChange:
+        """Put manifest version ``upload_id`` in force: one flight row changes, plus the
+        documents whose details changed, so the transaction stays short at any manifest size.
+        Refuses a version that does not hold exactly ``expected`` travelers (rows lost
+        meanwhile): the version in force stays."""
         session = self._session
-        staging = ManifestStagingRow
-        staged_documents = select(staging.document_id).where(staging.upload_id == upload_id)
-        on_manifest = (
-            select(ManifestEntryRow.id)
-            .where(ManifestEntryRow.flight_id == flight_id)
-            .where(ManifestEntryRow.document_id == staging.document_id)
+        previous = session.scalar(
+            select(FlightRow.manifest_version).where(FlightRow.id == flight_id)
         )
-        total, updated = session.execute(
-            select(func.count(), func.count().filter(exists(on_manifest))).where(
-                staging.upload_id == upload_id
+        new = ManifestEntryRow.upload_id == upload_id
+        total = int(session.scalar(select(func.count()).where(new)) or 0)
+        if total != expected:
+            raise ConflictError(
+                f"the manifest upload holds {total} of its {expected} travelers "
+                "(changed meanwhile); nothing was replaced, send it again"
             )
-        ).one()
-        leaving = (
-            ManifestEntryRow.flight_id == flight_id,
-            ManifestEntryRow.document_id.not_in(staged_documents),
-        )
-        removed = session.scalar(select(func.count()).where(*leaving)) or 0
-        session.execute(delete(ManifestEntryRow).where(*leaving))
+        old = aliased(ManifestEntryRow)
+        updated = before = 0
+        if previous is not None:
+            before = int(
+                session.scalar(select(func.count()).where(ManifestEntryRow.upload_id == previous))
+                or 0
+            )
+            updated = int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(ManifestEntryRow)
+                    .join(
+                        old,
+                        (old.upload_id == previous)
+                        & (old.document_id == ManifestEntryRow.document_id),
+                    )
+                    .where(new)
+                )
+                or 0
+            )
         session.execute(
-            insert(ManifestEntryRow).from_select(
-                ["flight_id", "document_id", "traveler_id", "added_at"],
-                select(
-                    literal(flight_id),
-                    staging.document_id,
-                    staging.traveler_id,
-                    literal(now, ManifestEntryRow.added_at.type),
-                ).where(staging.upload_id == upload_id, ~exists(on_manifest)),
-            )
+            update(FlightRow).where(FlightRow.id == flight_id).values(manifest_version=upload_id)
         )
-        session.execute(
-            update(DocumentRow)
-            .where(
-                DocumentRow.id == staging.document_id,
-                staging.upload_id == upload_id,
-                staging.personal.is_not(None),
+        changed = select(ManifestEntryRow).where(new, ManifestEntryRow.personal.is_not(None))
+        for entry in session.scalars(changed):
+            session.execute(
+                update(DocumentRow)
+                .where(DocumentRow.id == entry.document_id)
+                .values(
+                    personal=entry.personal,
+                    document_type=entry.document_type,
+                    expiry=entry.expiry,
+                    citizenship_class=entry.citizenship_class,
+                )
             )
-            .values(
-                personal=staging.personal,
-                document_type=staging.document_type,
-                expiry=staging.expiry,
-                citizenship_class=staging.citizenship_class,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        # The spent copy is dropped afterwards, in short batches (discard_manifest_staging).
+            entry.personal = entry.document_type = entry.expiry = None
+            entry.citizenship_class = None
         return ManifestChange(
-            added=total - updated, removed=int(removed), updated=updated, total=total
+            added=total - updated, removed=before - updated, updated=updated, total=total
         )
 
-    def discard_manifest_staging(
+    def discard_manifest_versions(
         self,
         upload_id: str | None = None,
         staged_before: datetime | None = None,
         limit: int | None = None,
+        flight_id: str | None = None,
     ) -> int:
-        """Drop the staging copy ``upload_id`` (swapped in, or failed), or every copy staged
-        before ``staged_before`` (uploads whose process died); at most ``limit`` rows."""
-        staging = ManifestStagingRow
+        """Drop manifest entries not in force: those of version ``upload_id`` (a failed
+        upload), or of every version staged before ``staged_before`` (superseded ones, and
+        uploads whose process died), of one flight or all; at most ``limit`` rows. The
+        version in force is never touched."""
+        entry = ManifestEntryRow
         condition = (
-            staging.upload_id == upload_id
+            entry.upload_id == upload_id
             if upload_id is not None
-            else staging.staged_at < (staged_before or datetime.max)
+            else entry.added_at <= (staged_before or datetime.max)
         )
-        ids = list(self._session.scalars(select(staging.id).where(condition).limit(limit)))
+        query = select(entry.id).where(condition, ~in_force())
+        if flight_id is not None:
+            query = query.where(entry.flight_id == flight_id)
+        ids = list(self._session.scalars(query.limit(limit)))
         if ids:
-            self._session.execute(delete(staging).where(staging.id.in_(ids)))
+            self._session.execute(delete(entry).where(entry.id.in_(ids)))
         return len(ids)
 
     def _sealed(self, traveler_id: str, traveler: ManifestTraveler, data_key: bytes) -> bytes:
-        return self._sealer.seal_personal(
-            data_key,
-            traveler_id,
-            {
-                "number": traveler.document.number,
-                "surname": traveler.surname,
-                "given_names": traveler.given_names,
-                "date_of_birth": traveler.date_of_birth.isoformat(),
-                "sex": traveler.sex.value,
-                "nationality": traveler.nationality,
-            },
-        )
+        return self._sealer.seal_personal(data_key, traveler_id, _personal(traveler))
 
     def _apply_details(self, row: DocumentRow, traveler: ManifestTraveler, data_key: bytes) -> None:
         row.document_type = traveler.document_type.value
@@ -291,7 +300,7 @@ class SqlFlightRepository:
         return (
             self._session.scalar(
                 select(ManifestEntryRow.traveler_id)
-                .where(ManifestEntryRow.flight_id == flight_id)
+                .where(ManifestEntryRow.flight_id == flight_id, in_force())
                 .where(ManifestEntryRow.traveler_id == traveler_id)
                 .limit(1)
             )
@@ -307,7 +316,7 @@ class SqlFlightRepository:
                     ManifestEntryRow,
                     ManifestEntryRow.traveler_id == ReferenceTemplateRow.traveler_id,
                 )
-                .where(ManifestEntryRow.flight_id == flight_id)
+                .where(ManifestEntryRow.flight_id == flight_id, in_force())
                 .where(ReferenceTemplateRow.model == model)
             )
         )
@@ -322,7 +331,7 @@ class SqlFlightRepository:
             select(ManifestEntryRow, DocumentRow, DataKeyRow)
             .join(DocumentRow, ManifestEntryRow.document_id == DocumentRow.id)
             .outerjoin(DataKeyRow, DataKeyRow.traveler_id == ManifestEntryRow.traveler_id)
-            .where(ManifestEntryRow.flight_id == flight_id)
+            .where(ManifestEntryRow.flight_id == flight_id, in_force())
         ).all()
         statuses = []
         for entry, doc, data_key in rows:
@@ -338,6 +347,7 @@ class SqlFlightRepository:
                     processed=entry.traveler_id in methods,
                     date_of_birth=optional_date(personal.get("date_of_birth")),
                     opted_out=methods.get(entry.traveler_id) == EncounterMethod.OPT_OUT.value,
+                    booking_reference=personal.get("booking_reference"),
                 )
             )
         statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))
@@ -350,7 +360,7 @@ class SqlFlightRepository:
             select(DocumentRow, DataKeyRow)
             .join(ManifestEntryRow, ManifestEntryRow.document_id == DocumentRow.id)
             .join(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
-            .where(ManifestEntryRow.flight_id == flight_id)
+            .where(ManifestEntryRow.flight_id == flight_id, in_force())
         ).all()
         travelers = []
         for document, data_key in rows:
@@ -368,7 +378,25 @@ class SqlFlightRepository:
                     document_type=DocumentType(str(document.document_type)),
                     document=DocumentKey(document.issuing_state, personal["number"]),
                     document_expiry=document.expiry,
+                    booking_reference=personal.get("booking_reference"),
                 )
             )
         travelers.sort(key=lambda t: (t.surname, t.given_names, t.document.number))
         return travelers
+
+
+def _personal(traveler: ManifestTraveler) -> dict[str, str]:
+    """The details sealed under the traveler's data key."""
+    return {
+        "number": traveler.document.number,
+        "surname": traveler.surname,
+        "given_names": traveler.given_names,
+        "date_of_birth": traveler.date_of_birth.isoformat(),
+        "sex": traveler.sex.value,
+        "nationality": traveler.nationality,
+        **(
+            {"booking_reference": traveler.booking_reference}
+            if traveler.booking_reference is not None
+            else {}
+        ),
+    }

@@ -19,6 +19,7 @@ from entryexit.adapters.storage.tables import (
     ManifestEntryRow,
     ReferenceTemplateRow,
     TravelerRow,
+    in_force,
 )
 from entryexit.domain.model import CitizenshipClass, DocumentKey, PhotoSource
 from entryexit.services.ports import StoredTemplate, TravelerProfile
@@ -138,7 +139,7 @@ class SqlTravelerRepository:
                 ManifestEntryRow.traveler_id == ReferenceTemplateRow.traveler_id,
             )
             .join(DataKeyRow, DataKeyRow.traveler_id == ReferenceTemplateRow.traveler_id)
-            .where(ManifestEntryRow.flight_id == flight_id)
+            .where(ManifestEntryRow.flight_id == flight_id, in_force())
             .where(ReferenceTemplateRow.model == model)
             .order_by(ReferenceTemplateRow.traveler_id, ReferenceTemplateRow.created_at)
         ).all()

@@ -1,0 +1,130 @@
+"""Enrolled fingerprints: minutiae templates sealed under the traveler's data key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Row, delete, select
+from sqlalchemy.orm import Session
+
+from entryexit.adapters.storage.repositories.travelers import document_for, new_id
+from entryexit.adapters.storage.sealing import Sealer, fingerprint_context
+from entryexit.adapters.storage.tables import (
+    DataKeyRow,
+    DocumentRow,
+    FingerprintTemplateRow,
+    ManifestEntryRow,
+    in_force,
+)
+from entryexit.domain.model import DocumentKey
+from entryexit.services.ports import StoredFingerprint
+
+
+class SqlFingerprintRepository:
+    def __init__(self, session: Session, sealer: Sealer) -> None:
+        self._session = session
+        self._sealer = sealer
+
+    def enrol(
+        self,
+        document: DocumentKey,
+        finger: int,
+        engine: str,
+        template: bytes,
+        quality: int | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> tuple[str, str]:
+        """Store the finger for the document's traveler, replacing an earlier print of the
+        same finger by the same engine; returns (template id, traveler id)."""
+        row = document_for(self._session, self._sealer, document, now)
+        self._session.execute(
+            delete(FingerprintTemplateRow).where(
+                FingerprintTemplateRow.traveler_id == row.traveler_id,
+                FingerprintTemplateRow.finger == finger,
+                FingerprintTemplateRow.engine == engine,
+            )
+        )
+        template_id = new_id()
+        data_key = self._sealer.data_key(self._session, row.traveler_id, now)
+        self._session.add(
+            FingerprintTemplateRow(
+                id=template_id,
+                document_id=row.id,
+                traveler_id=row.traveler_id,
+                finger=finger,
+                engine=engine,
+                template=self._sealer.seal_with(
+                    data_key, template, fingerprint_context(template_id, row.traveler_id, engine)
+                ),
+                quality=quality,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        return template_id, row.traveler_id
+
+    def of_document(self, document: DocumentKey, engine: str) -> list[StoredFingerprint]:
+        """The document's traveler's enrolled fingers for ``engine``, opened (none once the
+        traveler's key is shredded)."""
+        digest = self._sealer.digest(document)
+        rows = self._session.execute(
+            select(FingerprintTemplateRow, DataKeyRow)
+            .join(DocumentRow, DocumentRow.traveler_id == FingerprintTemplateRow.traveler_id)
+            .join(DataKeyRow, DataKeyRow.traveler_id == FingerprintTemplateRow.traveler_id)
+            .where(DocumentRow.issuing_state == document.issuing_state)
+            .where(DocumentRow.number_digest == digest)
+            .where(FingerprintTemplateRow.engine == engine)
+            .order_by(FingerprintTemplateRow.finger)
+        ).all()
+        return self._opened(rows)
+
+    def _opened(
+        self, rows: Sequence[Row[FingerprintTemplateRow, DataKeyRow]]
+    ) -> list[StoredFingerprint]:
+        found = []
+        keys: dict[str, bytes] = {}
+        for row, key_row in rows:
+            data_key = keys.get(row.traveler_id)
+            if data_key is None:
+                data_key = keys[row.traveler_id] = self._sealer.unwrap(key_row)
+            found.append(
+                StoredFingerprint(
+                    id=row.id,
+                    traveler_id=row.traveler_id,
+                    finger=row.finger,
+                    engine=row.engine,
+                    template=self._sealer.open_with(
+                        data_key,
+                        row.template,
+                        fingerprint_context(row.id, row.traveler_id, row.engine),
+                    ),
+                    quality=row.quality,
+                    created_at=row.created_at,
+                )
+            )
+        return found
+
+    def of_flight(self, flight_id: str, engine: str) -> list[StoredFingerprint]:
+        """Every enrolled finger of the travelers on the flight's manifest in force."""
+        rows = self._session.execute(
+            select(FingerprintTemplateRow, DataKeyRow)
+            .join(DataKeyRow, DataKeyRow.traveler_id == FingerprintTemplateRow.traveler_id)
+            .where(FingerprintTemplateRow.engine == engine)
+            .where(
+                FingerprintTemplateRow.traveler_id.in_(
+                    select(ManifestEntryRow.traveler_id).where(
+                        ManifestEntryRow.flight_id == flight_id, in_force()
+                    )
+                )
+            )
+            .order_by(FingerprintTemplateRow.traveler_id, FingerprintTemplateRow.finger)
+        ).all()
+        return self._opened(rows)
+
+    def purge_expired(self, now: datetime) -> int:
+        gone = self._session.execute(
+            delete(FingerprintTemplateRow).where(FingerprintTemplateRow.expires_at <= now)
+        )
+        return int(getattr(gone, "rowcount", 0) or 0)

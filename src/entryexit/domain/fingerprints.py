@@ -1,0 +1,162 @@
+"""Who gives fingerprints, which fingers, for how long, and how two prints are decided.
+
+Fingerprints are the second modality for non-citizens (taken at enrolment, used by an officer
+to confirm identity where the face did not); a gate never sees a fingerprint step. The rules
+are policy data: the optional ``[fingerprints]`` table of a policy, whose defaults are the
+shipped programme (non-citizens aged 14-79, both index fingers, kept five years; citizens
+never). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from entryexit.domain.model import CitizenshipClass
+from entryexit.errors import InvalidInputError
+
+# ISO/IEC 19794-2 / ANSI/NIST finger positions: 1-5 right thumb to little, 6-10 left.
+FINGER_POSITIONS = range(1, 11)
+RIGHT_INDEX, LEFT_INDEX = 2, 7
+
+
+class FingerprintDecision(StrEnum):
+    MATCH = "match"
+    NO_MATCH = "no_match"
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintRules:
+    """``classes``: the traveler classes who give prints (within the ages); ``fingers``: the
+    positions taken at enrolment; ``retention_hours``: how long enrolled prints are kept, per
+    class; ``target_far``: the 1:1 false accept rate the officer's check is held to."""
+
+    classes: frozenset[CitizenshipClass] = frozenset(
+        {CitizenshipClass.PERMANENT_RESIDENT, CitizenshipClass.FOREIGN_NATIONAL}
+    )
+    min_age: int = 14
+    max_age: int = 79
+    fingers: tuple[int, ...] = (RIGHT_INDEX, LEFT_INDEX)
+    retention_hours: Mapping[CitizenshipClass, int] = field(
+        default_factory=lambda: {
+            CitizenshipClass.PERMANENT_RESIDENT: 43800,
+            CitizenshipClass.FOREIGN_NATIONAL: 43800,
+        }
+    )
+    target_far: float = 1e-3
+
+    def takes_prints(self, citizenship: CitizenshipClass | None, age: int | None) -> bool:
+        """Whether this traveler gives prints. Unknown class: no (a document not yet on any
+        manifest cannot be shown to be a non-citizen's); unknown age: the class decides."""
+        if citizenship is None or citizenship not in self.classes:
+            return False
+        return age is None or self.min_age <= age <= self.max_age
+
+    def retention(self, citizenship: CitizenshipClass) -> timedelta:
+        return timedelta(hours=self.retention_hours.get(citizenship, 0))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "classes": sorted(c.value for c in self.classes),
+            "min_age": self.min_age,
+            "max_age": self.max_age,
+            "fingers": list(self.fingers),
+            "retention_hours": {c.value: h for c, h in sorted(self.retention_hours.items())},
+            "target_far": self.target_far,
+        }
+
+
+DEFAULT_FINGERPRINT_RULES = FingerprintRules()
+
+
+def decide(fused_score: float, threshold: float) -> FingerprintDecision:
+    return FingerprintDecision.MATCH if fused_score >= threshold else FingerprintDecision.NO_MATCH
+
+
+def check_finger(value: object) -> int:
+    """A finger position code, 1 to 10."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in FINGER_POSITIONS:
+        raise InvalidInputError(
+            "a finger position is a code from 1 (right thumb) to 10 (left little finger)"
+        )
+    return value
+
+
+def _whole(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInputError(
+            f"policy: 'fingerprints.{name}' must be a whole number {low}-{high}"
+        )
+    return value
+
+
+def parse_fingerprint_rules(document: Mapping[str, Any]) -> FingerprintRules:
+    """The optional ``[fingerprints]`` table; every field absent takes the default."""
+    table = document.get("fingerprints", {})
+    if not isinstance(table, dict):
+        raise InvalidInputError("policy: 'fingerprints' must be a table")
+    unknown = set(table) - {
+        "classes",
+        "min_age",
+        "max_age",
+        "fingers",
+        "retention_hours",
+        "target_far",
+    }
+    if unknown:
+        raise InvalidInputError(f"policy: unknown fields in 'fingerprints': {sorted(unknown)}")
+    default = DEFAULT_FINGERPRINT_RULES
+    classes = table.get("classes", sorted(c.value for c in default.classes))
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise InvalidInputError("policy: 'fingerprints.classes' must be a list of classes")
+    try:
+        parsed_classes = frozenset(CitizenshipClass(c) for c in classes)
+    except ValueError:
+        raise InvalidInputError(
+            f"policy: 'fingerprints.classes' may name only {[c.value for c in CitizenshipClass]}"
+        ) from None
+    fingers: Sequence[object] = table.get("fingers", list(default.fingers))
+    if not isinstance(fingers, list) or not fingers:
+        raise InvalidInputError("policy: 'fingerprints.fingers' must list finger positions")
+    try:
+        parsed_fingers = tuple(check_finger(f) for f in fingers)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"policy: 'fingerprints.fingers': {exc.message}") from None
+    if len(set(parsed_fingers)) != len(parsed_fingers):
+        raise InvalidInputError("policy: 'fingerprints.fingers' names a finger twice")
+    hours = table.get("retention_hours", {c.value: h for c, h in default.retention_hours.items()})
+    if not isinstance(hours, dict):
+        raise InvalidInputError("policy: 'fingerprints.retention_hours' must be a table")
+    retention: dict[CitizenshipClass, int] = {}
+    for name, value in hours.items():
+        try:
+            klass = CitizenshipClass(name)
+        except ValueError:
+            raise InvalidInputError(
+                f"policy: unknown class in 'fingerprints.retention_hours': {name!r}"
+            ) from None
+        retention[klass] = _whole(value, f"retention_hours.{name}", 1, 1_000_000)
+    missing = parsed_classes - retention.keys()
+    if missing:
+        raise InvalidInputError(
+            "policy: 'fingerprints.retention_hours' needs every class that gives prints: "
+            f"{sorted(c.value for c in missing)}"
+        )
+    target = table.get("target_far", default.target_far)
+    if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
+        raise InvalidInputError("policy: 'fingerprints.target_far' must be between 0 and 1")
+    min_age = _whole(table.get("min_age", default.min_age), "min_age", 0, 150)
+    max_age = _whole(table.get("max_age", default.max_age), "max_age", 0, 150)
+    if min_age > max_age:
+        raise InvalidInputError("policy: 'fingerprints.min_age' is above 'max_age'")
+    return FingerprintRules(
+        classes=parsed_classes,
+        min_age=min_age,
+        max_age=max_age,
+        fingers=parsed_fingers,
+        retention_hours=retention,
+        target_far=float(target),
+    )

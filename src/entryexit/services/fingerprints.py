@@ -1,0 +1,458 @@
+"""Fingerprints, the officer's second modality: enrol a non-citizen's fingers, and confirm a
+traveler 1:1 against the prints enrolled for their document.
+
+A gate never sees this step (a gate asking for prints would reveal citizenship): both use
+cases need an officer's permission. Prints arrive as images (PNG, TIFF or WSQ at a stated
+resolution) or as ISO/IEC 19794-2:2005 minutiae records; only the minutiae template is kept,
+sealed under the traveler's data key, never the image.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import numpy as np
+
+from entryexit.biometrics.fingerprints import (
+    FingerFusionRule,
+    FingerPosition,
+    FingerprintEngine,
+    FingerprintTemplate,
+    decode_fingerprint,
+    fuse_fingers,
+)
+from entryexit.documents.iso19794_2 import parse_finger_minutiae_record
+from entryexit.domain.access import Permission, Principal
+from entryexit.domain.fingerprints import FingerprintDecision, check_finger, decide
+from entryexit.domain.model import DocumentKey, EncounterMethod
+from entryexit.domain.policy import Policy, age_on
+from entryexit.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from entryexit.services.audit import AuditTrail
+from entryexit.services.encounters import new_encounter
+from entryexit.services.flights import FlightService
+from entryexit.services.policies import PolicyService
+from entryexit.services.ports import Clock, StoredFingerprint, TravelerProfile
+from entryexit.services.unit_of_work import (
+    EncounterHook,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_transaction,
+)
+
+# Enough for both hands; more in one request is a mistake or an attack.
+MAX_PRINTS = 10
+# The fused score's threshold for a target FAR, for the engine in use.
+ThresholdFor = Callable[[str, float], float]
+
+
+class PrintFormat(StrEnum):
+    IMAGE = "image"
+    ISO_19794_2 = "iso19794-2"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedPrint:
+    """One finger as a scanner sends it: an image at ``ppi``, or a minutiae record."""
+
+    finger: int
+    data: bytes
+    format: PrintFormat = PrintFormat.IMAGE
+    ppi: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledFinger:
+    finger: int
+    quality: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintEnrolment:
+    traveler_id: str
+    engine: str
+    fingers: tuple[EnrolledFinger, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FingerScore:
+    finger: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintVerification:
+    """The officer's 1:1 result: fingers compared (those submitted that are enrolled), each
+    finger's score, their fusion and the threshold it met or not."""
+
+    decision: FingerprintDecision
+    traveler_id: str
+    engine: str
+    fingers: tuple[FingerScore, ...]
+    fused_score: float
+    threshold: float
+    fusion: FingerFusionRule
+    # The encounter a match recorded on the flight named (None: no flight, no match, or the
+    # traveler is not on that flight's manifest, or was already recorded on it).
+    encounter_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintCandidate:
+    """A traveler on the flight whose enrolled prints resemble the live ones: a proposal for
+    the officer to check against that traveler's document, never a decision."""
+
+    traveler_id: str
+    fused_score: float
+    fingers: tuple[FingerScore, ...]
+    # Whether the fused score reaches the 1:1 threshold (it may still be a stranger: a
+    # search over N travelers gives a stranger N chances).
+    meets_threshold: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintSearch:
+    candidates: tuple[FingerprintCandidate, ...]
+    searched: int
+    engine: str
+    threshold: float
+
+
+# How many candidates a search proposes, best first.
+MAX_CANDIDATES = 5
+# Decoded references kept between searches: the engine caches its comparison structures
+# (about 12 ms a print to build) by template identity, so a flight's prints are prepared once.
+REFERENCE_CACHE = 20_000
+
+
+class FingerprintService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        engine: Callable[[], FingerprintEngine],
+        clock: Clock,
+        policies: PolicyService,
+        audit: AuditTrail,
+        threshold_for: ThresholdFor,
+        fusion: FingerFusionRule = FingerFusionRule.MEAN,
+        on_encounter: EncounterHook | None = None,
+    ) -> None:
+        # The engine is opened on first use: a deployment without fingerprints never loads
+        # the native library.
+        self._engine_factory = engine
+        self._engine: FingerprintEngine | None = None
+        self._uow = uow
+        self._clock = clock
+        self._policies = policies
+        self._audit = audit
+        self._threshold_for = threshold_for
+        self._fusion = fusion
+        self._on_encounter = on_encounter
+        self._references: OrderedDict[tuple[str, datetime], FingerprintTemplate] = OrderedDict()
+        self._references_lock = threading.Lock()
+
+    @property
+    def engine(self) -> FingerprintEngine:
+        if self._engine is None:
+            self._engine = self._engine_factory()
+        return self._engine
+
+    # --- enrolment -----------------------------------------------------------------------
+    def enrol(
+        self, actor: Principal, document: DocumentKey, prints: Sequence[SubmittedPrint]
+    ) -> FingerprintEnrolment:
+        """Enrol the fingers the policy asks of this traveler. The document must be known
+        (on a manifest: its class and birth date decide); a traveler the policy takes no
+        prints from (citizens, the exempt ages) is refused, and nothing is stored."""
+        actor.require(Permission.FINGERPRINT_ENROL)
+        _check_count(prints)
+        now = self._clock()
+        policy = self._policies.in_force(now)
+        rules = policy.fingerprints
+        with self._uow(read_only=True) as uow:
+            profile = _profile(uow, document)
+        citizenship, born = profile.citizenship_class, profile.date_of_birth
+        age = age_on(born, now.date()) if born else None
+        if not rules.takes_prints(citizenship, age):
+            raise ConflictError(
+                f"the policy in force ({policy.version}) takes no fingerprints from this traveler"
+            )
+        assert citizenship is not None  # takes_prints says so
+        wanted = set(rules.fingers)
+        unexpected = sorted({p.finger for p in prints} - wanted)
+        if unexpected:
+            raise InvalidInputError(
+                f"finger {unexpected[0]} is not one the policy takes ({sorted(wanted)})"
+            )
+        templates = [self._template(p) for p in prints]
+        keep = rules.retention(citizenship)
+        engine = self.engine.key
+
+        def store(uow: UnitOfWork) -> str:
+            traveler_id = ""
+            for template in templates:
+                _, traveler_id = uow.fingerprints.enrol(
+                    document,
+                    int(template.finger),
+                    engine,
+                    template.to_bytes(),
+                    template.quality,
+                    now,
+                    now + keep,
+                )
+            self._audit.record(
+                uow,
+                "fingerprint enrol",
+                "ok",
+                actor,
+                "traveler",
+                traveler_id,
+                {"fingers": ",".join(str(int(t.finger)) for t in templates), "engine": engine},
+                policy_version=policy.version,
+            )
+            return traveler_id
+
+        traveler_id = in_transaction(self._uow, store)
+        return FingerprintEnrolment(
+            traveler_id,
+            engine,
+            tuple(EnrolledFinger(int(t.finger), t.quality) for t in templates),
+        )
+
+    # --- the officer's 1:1 -----------------------------------------------------------------
+    def verify(
+        self,
+        actor: Principal,
+        document: DocumentKey,
+        prints: Sequence[SubmittedPrint],
+        flight_id: str | None = None,
+        device: str = "",
+    ) -> FingerprintVerification:
+        """Compare live prints with those enrolled for ``document``, finger by finger, and
+        fuse the scores (mean of the engine's normalised scores: 0.18% two-finger EER against
+        0.40% for the max, benchmarks/RESULTS.md). Fingers without an enrolled print are not
+        compared; none in common is an error the officer can act on. With ``flight_id``, a
+        match of a traveler on that flight's manifest is their biometric encounter (model:
+        the fingerprint engine; score: the fused score), in the audit event's transaction."""
+        actor.require(Permission.FINGERPRINT_VERIFY)
+        _check_count(prints)
+        now = self._clock()
+        policy = self._policies.in_force(now)
+        engine = self.engine
+        with self._uow(read_only=True) as uow:
+            if flight_id is not None:
+                flight = FlightService.get_in(uow, flight_id)
+                if not actor.serves(flight.carrier):
+                    raise PermissionDeniedError("this key does not serve this flight's carrier")
+            enrolled = {f.finger: f for f in uow.fingerprints.of_document(document, engine.key)}
+        if not enrolled:
+            raise NotFoundError("no fingerprints are enrolled for this document")
+        compared = [p for p in prints if p.finger in enrolled]
+        if not compared:
+            raise InvalidInputError(
+                f"none of the fingers sent is enrolled (enrolled: {sorted(enrolled)})"
+            )
+        scores = []
+        for submitted in compared:
+            probe = self._template(submitted)
+            reference = self._reference(enrolled[submitted.finger])
+            (score,) = np.asarray(engine.compare(probe, [reference]), dtype=np.float64).ravel()
+            scores.append(FingerScore(submitted.finger, float(score)))
+        fused = fuse_fingers([s.score for s in scores], self._fusion)
+        threshold = self._threshold_for(engine.key, policy.fingerprints.target_far)
+        decision = decide(fused, threshold)
+        traveler_id = next(iter(enrolled.values())).traveler_id
+
+        def record(uow: UnitOfWork) -> str | None:
+            encounter_id = None
+            if flight_id is not None and decision is FingerprintDecision.MATCH:
+                encounter_id = self._record_encounter(
+                    uow, flight_id, traveler_id, fused, device, now, policy
+                )
+            self._audit.record(
+                uow,
+                "fingerprint verify",
+                decision.value,
+                actor,
+                "flight" if flight_id else "traveler",
+                flight_id or traveler_id,
+                {"fingers": ",".join(str(s.finger) for s in scores), "engine": engine.key},
+                policy_version=policy.version,
+            )
+            return encounter_id
+
+        encounter_id = in_transaction(self._uow, record)
+        return FingerprintVerification(
+            decision,
+            traveler_id,
+            engine.key,
+            tuple(scores),
+            fused,
+            threshold,
+            self._fusion,
+            encounter_id,
+        )
+
+    def _record_encounter(
+        self,
+        uow: UnitOfWork,
+        flight_id: str,
+        traveler_id: str,
+        score: float,
+        device: str,
+        now: datetime,
+        policy: Policy,
+    ) -> str | None:
+        flight = FlightService.get_in(uow, flight_id)
+        # Only a traveler this flight expects is recorded as boarding (or leaving) on it.
+        if not uow.flights.has_traveler(flight.id, traveler_id):
+            return None
+        encounter = new_encounter(
+            flight,
+            traveler_id,
+            EncounterMethod.BIOMETRIC,
+            gate="fingerprint",
+            device=device or "fingerprint",
+            at=now,
+            policy=policy,
+            citizenship=uow.travelers.profile(traveler_id).citizenship_class,
+            score=score,
+            model=self.engine.key,
+        )
+        if not uow.captures.add_encounter(encounter):
+            return None  # already recorded on this flight
+        if self._on_encounter is not None:
+            self._on_encounter(uow, encounter, flight, None)
+        return encounter.id
+
+    # --- the officer's 1:N over a flight --------------------------------------------------
+    def search(
+        self, actor: Principal, flight_id: str, prints: Sequence[SubmittedPrint]
+    ) -> FingerprintSearch:
+        """Without a document in hand: compare the live prints with those of every traveler
+        on the flight (finger by finger, fused as in :meth:`verify`) and propose the best
+        few. Nothing is recorded but the audit event: an officer confirms a candidate with the
+        document, by :meth:`verify`."""
+        actor.require(Permission.FINGERPRINT_VERIFY)
+        _check_count(prints)
+        now = self._clock()
+        policy = self._policies.in_force(now)
+        engine = self.engine
+        with self._uow(read_only=True) as uow:
+            flight = FlightService.get_in(uow, flight_id)
+            if not actor.serves(flight.carrier):
+                raise PermissionDeniedError("this key does not serve this flight's carrier")
+            enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
+        probes = {p.finger: self._template(p) for p in prints}
+        by_traveler: dict[str, list[FingerScore]] = {}
+        for stored in enrolled:
+            probe = probes.get(stored.finger)
+            if probe is None:
+                continue
+            (score,) = np.asarray(
+                engine.compare(probe, [self._reference(stored)]), dtype=np.float64
+            ).ravel()
+            by_traveler.setdefault(stored.traveler_id, []).append(
+                FingerScore(stored.finger, float(score))
+            )
+        threshold = self._threshold_for(engine.key, policy.fingerprints.target_far)
+        ranked = sorted(
+            (
+                (fuse_fingers([s.score for s in scores], self._fusion), traveler, scores)
+                for traveler, scores in by_traveler.items()
+            ),
+            key=lambda item: -item[0],
+        )[:MAX_CANDIDATES]
+        candidates = tuple(
+            FingerprintCandidate(traveler, fused, tuple(scores), fused >= threshold)
+            for fused, traveler, scores in ranked
+        )
+
+        def record(uow: UnitOfWork) -> None:
+            self._audit.record(
+                uow,
+                "fingerprint search",
+                "ok",
+                actor,
+                "flight",
+                flight_id,
+                {"searched": len(by_traveler), "proposed": len(candidates)},
+                policy_version=policy.version,
+            )
+
+        in_transaction(self._uow, record)
+        return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold)
+
+    def _reference(self, stored: StoredFingerprint) -> FingerprintTemplate:
+        key = (stored.id, stored.created_at)
+        with self._references_lock:
+            cached = self._references.get(key)
+            if cached is not None:
+                self._references.move_to_end(key)
+                return cached
+        template = FingerprintTemplate.from_bytes(stored.template)
+        with self._references_lock:
+            self._references[key] = template
+            while len(self._references) > REFERENCE_CACHE:
+                self._references.popitem(last=False)
+        return template
+
+    # --- one print to a template -----------------------------------------------------------
+    def _template(self, submitted: SubmittedPrint) -> FingerprintTemplate:
+        finger = FingerPosition(check_finger(submitted.finger))
+        if submitted.format is PrintFormat.ISO_19794_2:
+            return self._template_from_record(submitted.data, finger)
+        if submitted.ppi is None:
+            raise InvalidInputError(f"finger {int(finger)}: an image needs its resolution (ppi)")
+        image = decode_fingerprint(submitted.data, submitted.ppi)
+        quality = self.engine.assess(image)
+        if not quality.acceptable:
+            reasons = ", ".join(r.value for r in quality.reasons)
+            raise InvalidInputError(f"finger {int(finger)}: recapture the print ({reasons})")
+        return self.engine.extract(image, finger, quality.score)
+
+    def _template_from_record(self, data: bytes, finger: FingerPosition) -> FingerprintTemplate:
+        """The view of an ISO/IEC 19794-2 record for ``finger`` (or its only view when the
+        record does not name the finger)."""
+        record = parse_finger_minutiae_record(data)
+        views = [v for v in record.views if v.finger_position == int(finger)] or [
+            v for v in record.views if v.finger_position == 0
+        ]
+        if not views:
+            named = sorted({v.finger_position for v in record.views})
+            raise InvalidInputError(
+                f"finger {int(finger)}: the record holds fingers {named}, not this one"
+            )
+        view = views[0]
+        minutiae = np.array(
+            [(m.x, m.y, m.angle, int(m.kind), m.quality) for m in view.minutiae],
+            dtype=np.float64,
+        ).reshape(-1, 5)
+        frame = (record.width, record.height, record.x_ppi, record.y_ppi)
+        return self.engine.from_iso_minutiae(minutiae, frame, finger, view.quality or 255)
+
+
+def _check_count(prints: Sequence[SubmittedPrint]) -> None:
+    if not prints:
+        raise InvalidInputError("send at least one fingerprint")
+    if len(prints) > MAX_PRINTS:
+        raise InvalidInputError(f"at most {MAX_PRINTS} fingerprints in one request")
+    fingers = [check_finger(p.finger) for p in prints]
+    if len(set(fingers)) != len(fingers):
+        raise InvalidInputError("the same finger is sent twice")
+
+
+def _profile(uow: UnitOfWork, document: DocumentKey) -> TravelerProfile:
+    traveler = uow.travelers.traveler_for_document(document)
+    if traveler is None:
+        raise NotFoundError("this document is on no manifest: enrol prints once it is")
+    return uow.travelers.profile(traveler)

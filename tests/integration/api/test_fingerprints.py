@@ -1,0 +1,212 @@
+"""Fingerprints through the API with the real engine and real FVC2002 prints: an officer
+enrols a non-citizen's index fingers and confirms them 1:1; the policy keeps citizens' prints
+out; a gate can do neither; bad prints are clear 4xx problems and store nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from entryexit.adapters.storage.tables import FingerprintTemplateRow
+from entryexit.biometrics.fingerprints import FingerprintTemplate, TemplateFormatError
+from tests.conftest import REPO_ROOT, lfw_image
+from tests.integration.api.conftest import Api, capture, enrol, manifest_row
+from tests.integration.api.test_errors_and_roles import assert_problem
+
+FVC = REPO_ROOT.parent / "shared" / "data" / "fvc2002-b"
+DB = "DB1_B"  # 500 ppi optical sensor
+
+
+@pytest.fixture(scope="module")
+def fvc() -> Path:
+    if not (FVC / DB / "101_1.tif").is_file():
+        pytest.skip(f"fvc2002-b data set not found at {FVC} (it lives beside the project)")
+    return FVC
+
+
+def prints(fvc: Path, *names: str) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [
+        ("prints", (f"{n}.tif", (fvc / DB / f"{n}.tif").read_bytes(), "image/tiff")) for n in names
+    ]
+
+
+def send(
+    api: Api,
+    path: str,
+    files: list[tuple[str, tuple[str, bytes, str]]],
+    fingers: list[int],
+    number: str = "FP1",
+    role: str = "officer",
+    **extra: str,
+) -> object:
+    data: dict[str, object] = {
+        "issuing_state": "UTO",
+        "number": number,
+        "fingers": [str(f) for f in fingers],
+        "ppi": "500",
+        **extra,
+    }
+    return api.client.post(path, files=files, data=data, headers=api.headers(role))
+
+
+def on_a_manifest(api: Api, *rows: dict[str, str]) -> None:
+    flight = api.create_flight()
+    response = api.client.put(
+        f"/v1/flights/{flight['id']}/manifest", json=list(rows), headers=api.headers("admin")
+    )
+    assert response.status_code == 200, response.text
+
+
+def stored_prints(api: Api) -> int:
+    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+        return int(connection.scalar(select(func.count()).select_from(FingerprintTemplateRow)) or 0)
+
+
+def test_an_officer_enrols_and_confirms_a_travelers_prints(api: Api, fvc: Path) -> None:
+    on_a_manifest(api, manifest_row("FP1", "VISITOR"))
+    enrolled = send(api, "/v1/documents/fingerprints", prints(fvc, "101_1", "102_1"), [2, 7])
+    assert enrolled.status_code == 201, enrolled.text  # type: ignore[attr-defined]
+    body = enrolled.json()  # type: ignore[attr-defined]
+    assert [f["finger"] for f in body["fingers"]] == [2, 7]
+    assert body["engine"] == "nbis-mcc-v1"
+    assert stored_prints(api) == 2
+    # What a copy of the database holds is sealed: no template, no minutiae a matcher reads.
+    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+        raw = list(connection.scalars(select(FingerprintTemplateRow.template)))
+    for blob in raw:
+        with pytest.raises(TemplateFormatError):
+            FingerprintTemplate.from_bytes(blob)
+
+    # The same fingers, other impressions: a match; a stranger's fingers: no match.
+    same = send(api, "/v1/fingerprint-verifications", prints(fvc, "101_3", "102_3"), [2, 7])
+    assert same.status_code == 200, same.text  # type: ignore[attr-defined]
+    result = same.json()  # type: ignore[attr-defined]
+    assert result["decision"] == "match"
+    assert result["fused_score"] >= result["threshold"]
+    assert [f["finger"] for f in result["fingers"]] == [2, 7]
+    other = send(api, "/v1/fingerprint-verifications", prints(fvc, "105_3", "106_3"), [2, 7])
+    assert other.json()["decision"] == "no_match"  # type: ignore[attr-defined]
+    # One finger is enough to compare; a finger never enrolled is not compared.
+    one = send(api, "/v1/fingerprint-verifications", prints(fvc, "101_4", "103_4"), [2, 3])
+    assert [f["finger"] for f in one.json()["fingers"]] == [2]  # type: ignore[attr-defined]
+    assert one.json()["decision"] == "match"  # type: ignore[attr-defined]
+    # Both steps are in the audit trail, without the document number.
+    events = [e.entry for e in api.services.audit.events(limit=100)]
+    actions = [e.action for e in events]
+    assert "fingerprint enrol" in actions
+    assert "fingerprint verify" in actions
+    assert "FP1" not in repr(events)
+
+
+def test_the_policy_takes_no_prints_from_citizens_and_a_gate_can_do_neither(
+    api: Api, fvc: Path
+) -> None:
+    citizen = {**manifest_row("FP2", "CITIZEN"), "citizenship_class": "citizen"}
+    on_a_manifest(api, citizen, manifest_row("FP1", "VISITOR"))
+    refused = send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2], number="FP2")
+    assert_problem(refused, 409, "conflict")
+    for path in ("/v1/documents/fingerprints", "/v1/fingerprint-verifications"):
+        gate = send(api, path, prints(fvc, "101_1"), [2], role="gate")
+        assert_problem(gate, 403, "forbidden")
+    # A document on no manifest: nothing to decide who it is.
+    unknown = send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2], number="NOPE1")
+    assert_problem(unknown, 404, "not-found")
+    assert stored_prints(api) == 0
+
+
+def test_bad_prints_are_clear_problems_and_store_nothing(api: Api, fvc: Path) -> None:
+    on_a_manifest(api, manifest_row("FP1", "VISITOR"))
+    cases = [
+        (prints(fvc, "101_1"), [4], {}, "not one the policy takes"),
+        (prints(fvc, "101_1"), [11], {}, "finger position"),
+        (prints(fvc, "101_1", "102_1"), [2], {}, "one position a print"),
+        ([("prints", ("x.png", b"not an image", "image/png"))], [2], {}, "image"),
+        (prints(fvc, "101_1"), [2], {"ppi": "150"}, "ppi"),
+        (
+            [("prints", ("r.iso", b"FMR\x00 20\x00\x00\x00", "application/octet-stream"))],
+            [2],
+            {"format": "iso19794-2"},
+            "",
+        ),
+    ]
+    for files, fingers, extra, words in cases:
+        response = send(api, "/v1/documents/fingerprints", files, fingers, **extra)
+        assert response.status_code in (413, 422), (words, response.text)  # type: ignore[attr-defined]
+        assert words in response.json()["detail"], response.json()  # type: ignore[attr-defined]
+    # A good finger next to a bad one: the whole request is refused.
+    mixed = [*prints(fvc, "101_1"), ("prints", ("x.png", b"junk", "image/png"))]
+    assert send(api, "/v1/documents/fingerprints", mixed, [2, 7]).status_code == 422  # type: ignore[attr-defined]
+    assert stored_prints(api) == 0
+
+
+def test_iso_records_enrol_and_verify(api: Api, fvc: Path) -> None:
+    """Scanner SDKs send ISO/IEC 19794-2 records (these name no finger: the stated one is
+    taken)."""
+    records = fvc / "iso19794-2" / DB
+
+    def record(name: str) -> list[tuple[str, tuple[str, bytes, str]]]:
+        blob = (records / f"{name}.iso").read_bytes()
+        return [("prints", (f"{name}.iso", blob, "application/octet-stream"))]
+
+    on_a_manifest(api, manifest_row("FP1", "VISITOR"))
+    enrolled = send(api, "/v1/documents/fingerprints", record("101_1"), [2], format="iso19794-2")
+    assert enrolled.status_code == 201, enrolled.text  # type: ignore[attr-defined]
+    check = send(api, "/v1/fingerprint-verifications", record("101_2"), [2], format="iso19794-2")
+    assert check.json()["decision"] == "match", check.text  # type: ignore[attr-defined]
+    stranger = send(api, "/v1/fingerprint-verifications", record("107_2"), [2], format="iso19794-2")
+    assert stranger.json()["decision"] == "no_match", stranger.text  # type: ignore[attr-defined]
+
+
+def test_a_traveler_the_camera_fails_is_confirmed_by_an_officers_fingerprint_check(
+    api: Api, fvc: Path, lfw_dir: Path
+) -> None:
+    """Boarding end to end: a visitor whose enrolled photo is someone else's (the camera
+    cannot match them) goes to the officer, who finds them among the flight's prints without
+    the document, then confirms them with it: one encounter, and they leave the outstanding
+    list."""
+    flight = api.create_flight()
+    rows = [manifest_row("FP1", "VISITOR"), manifest_row("FP2", "OTHER")]
+    assert (
+        api.client.put(
+            f"/v1/flights/{flight['id']}/manifest", json=rows, headers=api.headers("admin")
+        ).status_code
+        == 200
+    )
+    enrol(api, "FP1", lfw_image(lfw_dir, "Colin_Powell", 1))  # the holdings' wrong photo
+    enrol(api, "FP2", lfw_image(lfw_dir, "Ariel_Sharon", 1))
+    for number, names in (("FP1", ("101_1", "102_1")), ("FP2", ("103_1", "104_1"))):
+        response = send(api, "/v1/documents/fingerprints", prints(fvc, *names), [2, 7], number)
+        assert response.status_code == 201, response.text  # type: ignore[attr-defined]
+    staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
+    assert staged.status_code == 200, staged.text
+    live = capture(api, flight["id"], lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
+    assert live.status_code == 200, live.text
+    assert live.json()["decision"] != "match"
+
+    search = api.client.post(
+        f"/v1/flights/{flight['id']}/fingerprint-searches",
+        files=prints(fvc, "101_5", "102_5"),
+        data={"fingers": ["2", "7"], "ppi": "500"},
+        headers=api.headers("officer"),
+    )
+    assert search.status_code == 200, search.text
+    best = search.json()["candidates"][0]
+    assert best["meets_threshold"] is True
+    confirmed = send(
+        api,
+        "/v1/fingerprint-verifications",
+        prints(fvc, "101_5", "102_5"),
+        [2, 7],
+        "FP1",
+        flight_id=flight["id"],
+    )
+    body = confirmed.json()  # type: ignore[attr-defined]
+    assert (body["decision"], body["traveler_ref"]) == ("match", best["traveler_ref"])
+    assert body["encounter_id"]
+    outstanding = api.client.get(
+        f"/v1/flights/{flight['id']}/outstanding", headers=api.headers("officer")
+    ).json()
+    assert "FP1" not in str(outstanding)
+    assert "FP2" in str(outstanding)

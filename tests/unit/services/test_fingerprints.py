@@ -1,0 +1,136 @@
+"""The fingerprint use cases over the in-memory store and a fake engine: who gives prints,
+what is kept, what an officer learns, and when prints are deleted."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from entryexit.domain.access import Principal, Role
+from entryexit.domain.fingerprints import FingerprintDecision
+from entryexit.domain.model import CitizenshipClass, DocumentKey, EncounterMethod
+from entryexit.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from entryexit.services.fingerprints import SubmittedPrint
+from tests.fakes import fake_print
+from tests.unit.services.world import AUDITOR, GATE, OFFICER, World, traveler
+
+VISITOR = DocumentKey("UTO", "V1")
+
+
+def finger(position: int, grey: int) -> SubmittedPrint:
+    return SubmittedPrint(position, fake_print(grey), ppi=500)
+
+
+def world_with(*travelers: object) -> World:
+    world = World()
+    world.flight(travelers=list(travelers))  # type: ignore[arg-type]
+    return world
+
+
+def test_enrolled_prints_confirm_the_traveler_and_not_a_stranger() -> None:
+    world = world_with(traveler("V1"))
+    enrolment = world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40), finger(7, 80)])
+    assert [f.finger for f in enrolment.fingers] == [2, 7]
+    assert enrolment.traveler_id == world.traveler_id("V1")
+    same = world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40), finger(7, 80)])
+    assert same.decision is FingerprintDecision.MATCH
+    assert same.fused_score == 1.0
+    stranger = world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 41), finger(7, 81)])
+    assert stranger.decision is FingerprintDecision.NO_MATCH
+    # One finger right, one wrong: the mean is 0.5, above the 1e-3 threshold (0.358).
+    half = world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40), finger(7, 81)])
+    assert (half.fused_score, half.decision) == (0.5, FingerprintDecision.MATCH)
+    assert world.actions().count("fingerprint verify") == 3
+
+
+def test_the_policy_decides_who_gives_prints() -> None:
+    citizen = traveler("C1", CitizenshipClass.CITIZEN)
+    child = traveler("K1", born=date(2020, 1, 1))
+    world = world_with(citizen, child, traveler("V1"))
+    for number in ("C1", "K1"):
+        with pytest.raises(ConflictError, match="takes no fingerprints"):
+            world.fingerprints.enrol(OFFICER, DocumentKey("UTO", number), [finger(2, 40)])
+    with pytest.raises(InvalidInputError, match="not one the policy takes"):
+        world.fingerprints.enrol(OFFICER, VISITOR, [finger(3, 40)])
+    with pytest.raises(NotFoundError, match="on no manifest"):
+        world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "ZZ9"), [finger(2, 40)])
+    assert "fingerprint enrol" not in world.actions()
+
+
+def test_only_officers_touch_prints_and_bad_prints_store_nothing() -> None:
+    world = world_with(traveler("V1"))
+    for principal in (GATE, AUDITOR):
+        with pytest.raises(PermissionDeniedError):
+            world.fingerprints.enrol(principal, VISITOR, [finger(2, 40)])
+        with pytest.raises(PermissionDeniedError):
+            world.fingerprints.verify(principal, VISITOR, [finger(2, 40)])
+    with pytest.raises(InvalidInputError, match="recapture"):
+        world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40), finger(7, 255)])
+    with pytest.raises(InvalidInputError, match="twice"):
+        world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40), finger(2, 41)])
+    with pytest.raises(InvalidInputError, match="resolution"):
+        world.fingerprints.enrol(OFFICER, VISITOR, [SubmittedPrint(2, fake_print(40))])
+    with pytest.raises(NotFoundError, match="no fingerprints are enrolled"):
+        world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)])
+    assert world.uow.tables.fingerprints == {}
+
+
+def test_enrolled_prints_are_deleted_when_their_retention_ends() -> None:
+    world = world_with(traveler("V1"))
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    world.advance(hours=43799)
+    assert world.purge.run()["fingerprint_templates"] == 0
+    world.advance(hours=2)
+    assert world.purge.run()["fingerprint_templates"] == 1
+    with pytest.raises(NotFoundError):
+        world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)])
+
+
+def test_a_match_on_a_flight_is_the_travelers_encounter_once() -> None:
+    world = World()
+    flight = world.flight(travelers=[traveler("V1")])
+    other = world.flight(travelers=[traveler("W1")], number="13")
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    miss = world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 41)], flight.id)
+    assert (miss.decision, miss.encounter_id) == (FingerprintDecision.NO_MATCH, None)
+    assert world.flights.encounters(flight.id) == []
+    hit = world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)], flight.id, "desk 4")
+    (encounter,) = world.flights.encounters(flight.id)
+    assert encounter.id == hit.encounter_id
+    assert (encounter.method, encounter.model, encounter.device) == (
+        EncounterMethod.BIOMETRIC,
+        "nbis-mcc-v1",
+        "desk 4",
+    )
+    assert encounter.score == 1.0
+    again = world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)], flight.id)
+    assert again.encounter_id is None
+    assert len(world.flights.encounters(flight.id)) == 1
+    # A flight the traveler is not on records nothing; another carrier's desk may not use it.
+    assert (
+        world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)], other.id).encounter_id is None
+    )
+    desk_zz = Principal("k-zz", "desk", Role.OFFICER, carrier="ZZ")
+    with pytest.raises(PermissionDeniedError):
+        world.fingerprints.verify(desk_zz, VISITOR, [finger(2, 40)], flight.id)
+
+
+def test_a_search_proposes_the_flights_travelers_best_first_and_decides_nothing() -> None:
+    world = World()
+    flight = world.flight(travelers=[traveler("V1"), traveler("V2"), traveler("V3")])
+    for number, grey in (("V1", 40), ("V2", 60), ("V3", 80)):
+        world.fingerprints.enrol(OFFICER, DocumentKey("UTO", number), [finger(2, grey)])
+    found = world.fingerprints.search(OFFICER, flight.id, [finger(2, 60)])
+    assert found.searched == 3
+    best, *rest = found.candidates
+    assert (best.traveler_id, best.fused_score, best.meets_threshold) == (
+        world.traveler_id("V2"),
+        1.0,
+        True,
+    )
+    assert all(not c.meets_threshold for c in rest)
+    assert world.flights.encounters(flight.id) == []
+    assert "fingerprint search" in world.actions()
+    with pytest.raises(PermissionDeniedError):
+        world.fingerprints.search(GATE, flight.id, [finger(2, 60)])
