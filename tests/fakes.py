@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,14 @@ from entryexit.biometrics.decode import ImageKind
 from entryexit.biometrics.detect import Detection
 from entryexit.biometrics.embed import SFACE_MANIFEST
 from entryexit.biometrics.engine import FrameQuality
+from entryexit.biometrics.fusion import (
+    BurstAnalysis,
+    FrameCheck,
+    FusedProbe,
+    best_frames,
+    frame_weight,
+    fuse_templates,
+)
 from entryexit.biometrics.quality import QualityReason, QualityReport
 from entryexit.errors import ImageDecodeError, NoFaceError
 
@@ -33,8 +42,13 @@ def unit_vector(seed: int, dimension: int = 8) -> np.ndarray:
 
 class FakeAnalyser:
     """Maps photo bytes to prepared analyses: ``b"face:<seed>"`` is a good face whose
-    template is ``unit_vector(seed)``; ``b"blurred:<seed>"`` the same face, too blurred;
-    ``b"empty"`` has no face; anything else is undecodable."""
+    template is ``unit_vector(seed)``; ``b"dim:<seed>"`` the same face, accepted with a lower
+    detector confidence (a lower fusion weight); ``b"blurred:<seed>"`` the same face, too
+    blurred; ``b"empty"`` has no face; anything else is undecodable. ``b"near:<seed>:<k>"``
+    is face ``seed`` nudged towards face ``k`` (another frame of the same traveler)."""
+
+    def __init__(self) -> None:
+        self.bursts: list[tuple[int, int]] = []  # (frames sent, limit) per analyse_burst
 
     model = "fake-model"
     dimension = 8
@@ -73,18 +87,61 @@ class FakeAnalyser:
         if text == "empty":
             raise NoFaceError("no face was found in the image")
         kind, _, seed = text.partition(":")
-        if kind not in ("face", "blurred") or not seed.isdigit():
+        seed, _, towards = seed.partition(":")
+        if kind not in ("face", "blurred", "dim", "near") or not seed.isdigit():
             raise ImageDecodeError("the data is not a readable JPEG or PNG image")
         reasons = (QualityReason.BLUR,) if kind == "blurred" else ()
+        vector = unit_vector(int(seed))
+        if kind == "near" and towards.isdigit():
+            vector = l2_normalise(vector + 0.5 * unit_vector(int(towards)))[0]
         landmarks = np.array([[40, 50], [72, 50], [56, 70], [44, 90], [68, 90]], dtype=float)
         return FaceAnalysis(
-            template=Template(unit_vector(int(seed)), self.model),
-            quality=QualityReport(30.0, 0.0, 0.0, 100.0, 120.0, 0.9, reasons),
+            template=Template(vector, self.model),
+            quality=QualityReport(
+                30.0, 0.0, 0.0, 100.0, 120.0, 0.65 if kind == "dim" else 0.9, reasons
+            ),
             subject=Detection(20, 20, 70, 90, landmarks, 0.9),
             other_faces=(),
             image_width=200,
             image_height=200,
         )
+
+    def analyse_burst(
+        self,
+        frames: Sequence[bytes],
+        limit: int,
+        formats: frozenset[str] = frozenset(),
+        kind: ImageKind = ImageKind.GATE_FRAME,
+    ) -> BurstAnalysis:
+        """As the engine: gate each frame, fuse the best ``limit`` that pass."""
+        self.bursts.append((len(frames), limit))
+        checks: list[FrameCheck] = []
+        vectors: dict[int, np.ndarray] = {}
+        first_error: ImageDecodeError | None = None
+        for index, data in enumerate(frames):
+            try:
+                analysis = self.analyse(data, formats, kind)
+            except NoFaceError:
+                checks.append(FrameCheck(("no_face",)))
+                continue
+            except ImageDecodeError as exc:
+                first_error = first_error or exc
+                checks.append(FrameCheck(("unreadable",), unreadable=True))
+                continue
+            if analysis.quality.acceptable:
+                checks.append(FrameCheck(weight=frame_weight(analysis.quality)))
+                vectors[index] = analysis.template.vector
+            else:
+                checks.append(FrameCheck(tuple(r.value for r in analysis.quality.reasons)))
+        if first_error is not None and all(check.unreadable for check in checks):
+            raise first_error
+        chosen = best_frames([check.weight for check in checks], limit)
+        if not chosen:
+            return BurstAnalysis(tuple(checks), None)
+        fused = fuse_templates(
+            np.stack([vectors[i] for i in chosen]), [checks[i].weight or 0.0 for i in chosen]
+        )
+        return BurstAnalysis(tuple(checks), FusedProbe(fused, chosen))
 
 
 class StaticKeyProvider:

@@ -355,6 +355,45 @@ def test_evaluate_gallery_with_reference_recipe_errata_cache_and_whole_set(
 
 
 @pytest.mark.models
+@pytest.mark.lfw
+def test_evaluate_gallery_frames_reports_both_bounds_on_a_tiny_tree(
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path
+) -> None:
+    """Ten persons with 4 photos (a reference and a 3-photo burst) and twenty with one."""
+    tree = tmp_path / "people"
+    persons = sorted(p for p in (lfw_dir / "images").iterdir() if p.is_dir())
+    several = [p for p in persons if len(list(p.iterdir())) >= 4][:10]
+    single = [p for p in persons if len(list(p.iterdir())) == 1][:20]
+    for person in [*several, *single]:
+        (tree / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:4]:
+            (tree / person.name / photo.name).symlink_to(photo)
+    out, cache = tmp_path / "bursts", tmp_path / "cache"
+    args = ["evaluate", "gallery", "--data", str(tree), "--frames", "3", "--cache", str(cache)]
+    result = run_cli(
+        *args, "--gallery-size", "8", "--draws", "2", "--timed-bursts", "2", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "bursts.json").read_text())
+    assert summary["persons_with_k_plus_1_photos"] == 10
+    for bound in ("lower_synthetic", "upper_different_photos"):
+        assert set(summary[bound]) == {"1", "2", "3"}
+        for k in ("1", "2", "3"):
+            assert 0 <= summary[bound][k]["fnir_at_fpir_1e-3"]["mean"] <= 1
+    # The shipped calibration has a threshold for each k; the run measures FNIR at it.
+    assert summary["lower_synthetic"]["3"]["at_threshold"]["threshold"] > 0
+    assert summary["threshold_shift"]["1"] == {"lower_synthetic": 0, "upper_different_photos": 0}
+    cpu = summary["cpu_seconds"]
+    assert cpu["bursts_timed"] == 2
+    assert cpu["per_burst"]["3"] > 0
+    assert "added per frame" in result.stdout
+    assert len(list(cache.glob("bursts-*.npz"))) == 1
+    too_many = run_cli(*args, "--gallery-size", "8", "--out", str(out), "--frames", "4")
+    assert too_many.returncode != 0
+    assert "no person has 5 photos" in too_many.stderr
+
+
+@pytest.mark.models
 def test_report_overstays_prints_csv_or_json_and_refuses_bad_dates(
     run_cli: Callable[..., Result], model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

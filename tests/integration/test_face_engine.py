@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from entryexit.biometrics import FaceAnalysis, FaceEngine, compare_templates
-from entryexit.errors import ImageDecodeError, ModelUnavailableError, NoFaceError
+from entryexit.biometrics.fusion import frame_weight, fuse_templates
+from entryexit.errors import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    ModelUnavailableError,
+    NoFaceError,
+)
 from tests.conftest import lfw_image
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw]
@@ -87,3 +95,40 @@ def _blank_png() -> bytes:
     ok, encoded = cv2.imencode(".png", np.full((200, 200, 3), 200, np.uint8))
     assert ok
     return encoded.tobytes()
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 90, 90)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_burst_gates_each_frame_and_fuses_the_best_within_the_gate_frame_limits(
+    engine: FaceEngine, lfw_dir: Path
+) -> None:
+    photos = [lfw_image(lfw_dir, "Colin_Powell", n).read_bytes() for n in (1, 2)]
+    # A frame beyond the gate frame's pixel limit (4096 x 3072) is never decoded: it is
+    # named, and the burst goes on without it.
+    oversized = _png(5000, 3100)
+    burst = engine.analyse_burst([photos[0], oversized, _png(320, 240), photos[1]], limit=3)
+    assert [check.reasons for check in burst.frames] == [(), ("unreadable",), ("no_face",), ()]
+    assert burst.frames[1].unreadable
+    assert burst.probe is not None
+    assert sorted(burst.probe.frames) == [0, 3]
+    singles = [engine.analyse(photo) for photo in photos]
+    weights = [frame_weight(single.quality) for single in singles]
+    expected = fuse_templates([s.template.vector for s in singles], weights)
+    np.testing.assert_allclose(burst.probe.vector, expected, atol=1e-5)
+    assert burst.best_frame == (0 if weights[0] >= weights[1] else 3)
+    # One frame fused is exactly the single capture's template.
+    one = engine.analyse_burst([photos[0]], limit=3)
+    assert one.probe is not None
+    np.testing.assert_allclose(one.probe.vector, singles[0].template.vector, atol=1e-5)
+    # The limit bounds the frames embedded, whatever passes.
+    capped = engine.analyse_burst(photos, limit=1)
+    assert capped.probe is not None
+    assert capped.probe.count == 1
+    with pytest.raises(ImageTooLargeError):
+        engine.analyse_burst([oversized, oversized], limit=3)
+    with pytest.raises(ImageDecodeError):
+        engine.analyse_burst([b"junk", b"more junk"], limit=3)

@@ -154,7 +154,12 @@ class CaptureDetailPublic(CaptureDecisionPublic):
     score: float | None
     runner_up_score: float | None
     threshold: float | None = Field(
-        default=None, description="The 1:N threshold the policy's target FPIR set."
+        default=None,
+        description="The 1:N threshold the policy's target FPIR set, for the number of frames"
+        " fused.",
+    )
+    frames_fused: int = Field(
+        default=1, description="How many frames of the burst made the probe (1: a single frame)."
     )
     model: str
     gallery_size: int
@@ -385,6 +390,7 @@ class PolicyPublic(BaseModel):
     matching: dict[str, float]
     # The privacy notice shown before a camera: {"version": ..., "text": {language: text}}.
     notice: dict[str, Any]
+    capture: dict[str, int]
 
 
 class PrivacyReportPublic(BaseModel):

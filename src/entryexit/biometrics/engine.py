@@ -35,6 +35,14 @@ from entryexit.biometrics.detect import (
     YuNetDetector,
     choose_subject,
 )
+from entryexit.biometrics.fusion import (
+    BurstAnalysis,
+    FrameCheck,
+    FusedProbe,
+    best_frames,
+    frame_weight,
+    fuse_templates,
+)
 from entryexit.biometrics.models import YUNET_2023MAR, verified_model_path
 from entryexit.biometrics.plugins import load_recognizer
 from entryexit.biometrics.quality import (
@@ -51,7 +59,7 @@ from entryexit.biometrics.recognizer import (
     OnnxEmbedder,
     RecognizerManifest,
 )
-from entryexit.errors import BiometricError
+from entryexit.errors import BiometricError, ImageDecodeError, NoFaceError
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +345,57 @@ class FaceEngine:
         }
         return [analyses[i] if i in analyses else failures[i] for i in range(len(images))]
 
+    def analyse_burst(
+        self,
+        frames: Sequence[bytes],
+        limit: int,
+        formats: frozenset[str] = ALLOWED_FORMATS,
+        kind: ImageKind = ImageKind.GATE_FRAME,
+    ) -> BurstAnalysis:
+        """Gate every frame of a burst for quality, embed only the best ``limit`` that pass and
+        fuse them (``biometrics.fusion``) into one probe.
+
+        Each frame is decoded under ``kind``'s limits in its own decode slot, and only its
+        crops outlive the slot, so a burst holds no more decoded pixels at once than a single
+        capture. An unreadable frame, one without a face or one the gate refuses is reported in
+        its :class:`FrameCheck`; if no frame could even be decoded, the first frame's decoding
+        error is raised, as for a single capture.
+        """
+        checks: list[FrameCheck] = []
+        crops: dict[int, tuple[NDArray[np.uint8], NDArray[np.uint8] | None]] = {}
+        first_error: ImageDecodeError | None = None
+        for index, data in enumerate(frames):
+            try:
+                with self._slots:
+                    decoded = self.decode(data, formats, kind)
+                    with self._borrow() as worker:
+                        located = self._locate(worker, decoded)
+            except NoFaceError:
+                checks.append(FrameCheck(("no_face",)))
+                continue
+            except ImageDecodeError as exc:
+                first_error = first_error or exc
+                checks.append(FrameCheck(("unreadable",), unreadable=True))
+                continue
+            quality = located.quality
+            if quality.acceptable:
+                checks.append(FrameCheck(weight=frame_weight(quality)))
+                crops[index] = (located.model_crop, located.mirror_crop)
+            else:
+                checks.append(FrameCheck(tuple(r.value for r in quality.reasons)))
+            del located, decoded
+        if first_error is not None and all(check.unreadable for check in checks):
+            raise first_error
+        chosen = best_frames([check.weight for check in checks], limit)
+        if not chosen:
+            return BurstAnalysis(tuple(checks), None)
+        with self._borrow() as worker:
+            vectors = self._embed_crops(
+                worker, [crops[i][0] for i in chosen], [crops[i][1] for i in chosen]
+            )
+        fused = fuse_templates(vectors, [checks[i].weight or 0.0 for i in chosen])
+        return BurstAnalysis(tuple(checks), FusedProbe(fused, chosen))
+
     def analyse_reference(
         self,
         data: bytes,
@@ -368,8 +427,17 @@ class FaceEngine:
     def _capture_templates(
         self, worker: _Worker, located: Sequence[_Located]
     ) -> NDArray[np.float32]:
-        crops = [item.model_crop for item in located]
-        mirrors = [item.mirror_crop for item in located if item.mirror_crop is not None]
+        return self._embed_crops(
+            worker, [item.model_crop for item in located], [item.mirror_crop for item in located]
+        )
+
+    def _embed_crops(
+        self,
+        worker: _Worker,
+        crops: Sequence[NDArray[np.uint8]],
+        mirror_crops: Sequence[NDArray[np.uint8] | None],
+    ) -> NDArray[np.float32]:
+        mirrors = [crop for crop in mirror_crops if crop is not None]
         if not mirrors:
             return worker.embedder.embed(crops)
         vectors = worker.embedder.embed([*crops, *mirrors])

@@ -70,6 +70,8 @@ class Calibration:
     ``gallery`` maps a target FPIR on flight-sized galleries of ``gallery_size`` travelers to
     a 1:N threshold; ``verification`` maps a target FAR to a 1:1 threshold; ``watchlist``
     maps a target FPIR (false alerts per search) to thresholds by list size.
+    ``gallery_by_frames`` maps a number of fused frames (2 or more) to its own 1:N table: a
+    probe fused from several frames scores differently from a single frame's.
     """
 
     gallery: Mapping[float, float]
@@ -77,9 +79,23 @@ class Calibration:
     gallery_size: int
     source: str
     watchlist: Mapping[float, tuple[WatchlistBand, ...]] = field(default_factory=dict)
+    gallery_by_frames: Mapping[int, Mapping[float, float]] = field(default_factory=dict)
 
-    def gallery_threshold(self, target_fpir: float) -> float:
-        return _lookup(self.gallery, target_fpir, "FPIR (1:N)")
+    def gallery_threshold(self, target_fpir: float, frames: int = 1) -> float:
+        """The 1:N threshold for a probe fused from ``frames`` frames; a count without its own
+        calibration is an error (the single-frame threshold is never reused for it)."""
+        if frames == 1:
+            return _lookup(self.gallery, target_fpir, "FPIR (1:N)")
+        if frames not in self.gallery_by_frames:
+            known = ", ".join(str(k) for k in sorted(self.gallery_by_frames)) or "none"
+            raise ConfigurationError(
+                f"the recognizer has no 1:N threshold calibrated for probes fused from {frames}"
+                f" frames (calibrated frame counts: 1, {known}); calibrate with"
+                " `entryexit evaluate gallery --frames K` or lower the policy's capture.max_frames"
+            )
+        return _lookup(
+            self.gallery_by_frames[frames], target_fpir, f"FPIR (1:N, {frames} frames fused)"
+        )
 
     def verification_threshold(self, target_far: float) -> float:
         return _lookup(self.verification, target_far, "FAR (1:1)")
@@ -185,6 +201,20 @@ def _rate_table(table: Any, where: str) -> dict[float, float]:
     return parsed
 
 
+def _frame_tables(table: Any, where: str) -> dict[int, dict[float, float]]:
+    """``"<frames>" = { "<rate>" = threshold, ... }`` tables, for 2 to 10 fused frames."""
+    if not isinstance(table, dict):
+        raise ModelInstallError(f"model manifest: '{where}' must be a table of frames = rates")
+    parsed = {}
+    for frames_text, rates in table.items():
+        if not frames_text.isdigit() or not 2 <= int(frames_text) <= 10:
+            raise ModelInstallError(
+                f"model manifest: '{where}' key {frames_text!r} is not a frame count (2 to 10)"
+            )
+        parsed[int(frames_text)] = _rate_table(rates, f'{where}."{frames_text}"')
+    return parsed
+
+
 def _watchlist_tables(table: Any, where: str) -> dict[float, tuple[WatchlistBand, ...]]:
     """``"<rate>" = { "<max entries>" = threshold, ... }`` tables."""
     if not isinstance(table, dict):
@@ -283,6 +313,10 @@ def parse_recognizer_manifest(text: str) -> RecognizerManifest:
             source=str(table.get("source", "")),
             watchlist=_watchlist_tables(
                 table.get("watchlist_fpir", {}), f"calibration.{recipe}.watchlist_fpir"
+            ),
+            gallery_by_frames=_frame_tables(
+                table.get("gallery_fpir_by_frames", {}),
+                f"calibration.{recipe}.gallery_fpir_by_frames",
             ),
         )
     return RecognizerManifest(

@@ -15,8 +15,10 @@ from entryexit.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from entryexit.biometrics import FaceEngine
+    from entryexit.evaluation.bursts import BurstRun
     from entryexit.evaluation.crossval import CrossValidation
     from entryexit.evaluation.gallery import GalleryRun
+    from entryexit.services.thresholds import OperatingThresholds
 
 # Each command imports the face engine and the evaluation code when it runs: `entryexit
 # --help` and the commands that need neither start without loading them.
@@ -216,6 +218,20 @@ def gallery(
             " fold's reference templates; needs --folds 3 or more)."
         ),
     ] = False,
+    frames: Annotated[
+        int,
+        typer.Option(
+            help="Multi-frame capture: measure probes fused from k = 1..FRAMES frames instead"
+            " (a lower bound from synthetic bursts of one photo, an upper one from different"
+            " photos of the person; FNIR at FPIR 1e-3 and CPU time per frame).",
+            min=1,
+            max=10,
+        ),
+    ] = 1,
+    timed_bursts: Annotated[
+        int,
+        typer.Option(help="With --frames: bursts whose CPU time is measured (0: none).", min=0),
+    ] = 40,
 ) -> int:
     """Open-set 1:N on flight-sized galleries: rank-1, FNIR at FPIR 1e-2 and 1e-3 (per draw),
     their spread, the deployed gallery threshold's FNIR/FPIR, CMC and FNIR-vs-FPIR plots;
@@ -223,12 +239,31 @@ def gallery(
     from tqdm import tqdm
 
     from entryexit.bootstrap import build_face_engine, operating_thresholds
+    from entryexit.evaluation.bursts import BurstRun
     from entryexit.evaluation.crossval import RAW, SCORINGS, CrossValidation
     from entryexit.evaluation.gallery import GalleryRun, evaluate_gallery
 
     settings = load_settings()
     engine = build_face_engine(settings)
     thresholds = operating_thresholds(settings, engine)
+    if frames > 1:
+        _bursts(
+            engine,
+            thresholds,
+            BurstRun(
+                data_dir=data,
+                out_dir=out,
+                frames=frames,
+                gallery_size=_burst_gallery_size(gallery_size),
+                draws=draws,
+                seed=seed,
+                threads=threads,
+                same_person_file=same_person,
+                cache_dir=cache,
+                latency_sample=timed_bursts,
+            ),
+        )
+        return 0
     run = GalleryRun(
         data_dir=data,
         out_dir=out,
@@ -288,6 +323,61 @@ def gallery(
         )
         _cross_validated(engine, run, config, out, cache, threads, same_person, quality_gate)
     return 0
+
+
+def _burst_gallery_size(text: str) -> int:
+    size = _gallery_size(text)
+    if size is None:
+        raise InvalidInputError("--frames needs a numeric --gallery-size")
+    return size
+
+
+def _bursts(engine: FaceEngine, thresholds: OperatingThresholds, run: BurstRun) -> None:
+    from tqdm import tqdm
+
+    from entryexit.evaluation.bursts import evaluate_bursts
+
+    frames, size, out = run.frames, run.gallery_size, run.out_dir
+    calibrated = thresholds.gallery_thresholds_by_frames(DEFAULT_OPERATING_POINT, frames)
+    with tqdm(desc="embedding (photos, references, bursts)", unit="img", disable=None) as bar:
+        summary = evaluate_bursts(
+            engine,
+            run,
+            calibrated,
+            on_total=lambda n: setattr(bar, "total", n),
+            on_progress=bar.update,
+        )
+    typer.echo(
+        f"{summary['draws']} flights of {size}; {summary['persons_with_k_plus_1_photos']}"
+        f" persons with {frames + 1}+ photos for the different-photos bound"
+    )
+    typer.echo("k  FNIR@FPIR1e-3 synthetic (lower)  different photos (upper)  threshold shift")
+    for k in range(1, frames + 1):
+        low = summary["lower_synthetic"][str(k)]
+        high = summary["upper_different_photos"][str(k)]
+        shift = summary["threshold_shift"][str(k)]
+        low_shift, high_shift = shift["lower_synthetic"], shift["upper_different_photos"]
+        typer.echo(
+            f"{k}  {low['fnir_at_fpir_1e-3']['mean'] * 100:6.2f}%"
+            f" (FTA {low['failure_to_acquire'] * 100:.2f}%)"
+            f"           {high['fnir_at_fpir_1e-3']['mean'] * 100:6.2f}%"
+            f"                  {low_shift:+.3f} / {high_shift:+.3f}"
+        )
+        if "at_threshold" in low:
+            low_at, high_at = low["at_threshold"], high["at_threshold"]
+            typer.echo(
+                f"   at the calibrated {low_at['threshold']:.3f}: FNIR"
+                f" {low_at['fnir'] * 100:.2f}% / {high_at['fnir'] * 100:.2f}%,"
+                f" FPIR {low_at['fpir']:.2e} / {high_at['fpir']:.2e}"
+            )
+    if "cpu_seconds" in summary:
+        cpu = summary["cpu_seconds"]
+        per_burst = ", ".join(f"k={k}: {v * 1000:.0f} ms" for k, v in cpu["per_burst"].items())
+        typer.echo(
+            f"CPU time per burst ({cpu['bursts_timed']} bursts): {per_burst};"
+            f" added per frame {cpu['added_per_frame'] * 1000:.0f} ms"
+        )
+    typer.echo(f"wrote {out}/bursts.json")
 
 
 def _cross_validated(

@@ -64,6 +64,18 @@ class OperatingPoint:
 
 
 DEFAULT_OPERATING_POINT = OperatingPoint()
+MAX_FRAMES_LIMIT = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRules:
+    """How a gate may capture: ``max_frames`` frames at most in one capture (a burst, fused
+    into one probe; 1 turns multi-frame capture off)."""
+
+    max_frames: int = 3
+
+
+DEFAULT_CAPTURE_RULES = CaptureRules()
 DEFAULT_ADMISSION_RULES = AdmissionRules()
 
 
@@ -121,6 +133,7 @@ class Policy:
     gallery_hours_after_departure: int
     matching: OperatingPoint = DEFAULT_OPERATING_POINT
     admission: AdmissionRules = DEFAULT_ADMISSION_RULES
+    capture: CaptureRules = DEFAULT_CAPTURE_RULES
     fingerprints: FingerprintRules = DEFAULT_FINGERPRINT_RULES
     notice: PrivacyNotice = DEFAULT_NOTICE
 
@@ -156,6 +169,7 @@ class Policy:
                 "gallery_target_fpir": self.matching.gallery_target_fpir,
                 "verification_target_far": self.matching.verification_target_far,
             },
+            "capture": {"max_frames": self.capture.max_frames},
             "fingerprints": self.fingerprints.as_dict(),
             "notice": {"version": self.notice.version, "text": dict(self.notice.texts)},
         }
@@ -221,6 +235,26 @@ def _operating_point(document: Mapping[str, Any]) -> OperatingPoint:
             table, "verification_target_far", DEFAULT_OPERATING_POINT.verification_target_far
         ),
     )
+
+
+def _capture_rules(document: Mapping[str, Any]) -> CaptureRules:
+    """The optional ``[capture]`` table; policies without one keep the defaults."""
+    table = document.get("capture", {})
+    if not isinstance(table, dict):
+        raise InvalidInputError("policy: 'capture' must be a table")
+    unknown = set(table) - {"max_frames"}
+    if unknown:
+        raise InvalidInputError(f"policy: unknown capture settings {sorted(unknown)}")
+    frames = table.get("max_frames", DEFAULT_CAPTURE_RULES.max_frames)
+    if (
+        isinstance(frames, bool)
+        or not isinstance(frames, int)
+        or not 1 <= frames <= MAX_FRAMES_LIMIT
+    ):
+        raise InvalidInputError(
+            f"policy: 'capture.max_frames' must be a whole number from 1 to {MAX_FRAMES_LIMIT}"
+        )
+    return CaptureRules(max_frames=frames)
 
 
 def _admission_rules(document: Mapping[str, Any]) -> AdmissionRules:
@@ -322,6 +356,7 @@ def parse_policy(text: str) -> Policy:
         ),
         matching=_operating_point(document),
         admission=_admission_rules(document),
+        capture=_capture_rules(document),
         fingerprints=parse_fingerprint_rules(document),
         notice=_notice(document),
     )

@@ -4,6 +4,12 @@ Three steps: *prepare* (who may, which flight, gallery and policy), *decide* (th
 and the 1:N search, all in memory, before any transaction opens), *record* (one short
 transaction: alerts, the capture record, the encounter, the admission hand-off and the audit
 event commit together or not at all).
+
+A capture may be a short burst of frames (up to the policy's ``capture.max_frames``): each
+frame is gated for quality, the best ones are fused into one probe (``biometrics.fusion``) and
+compared at the threshold calibrated for the number of frames fused. A burst is still one
+capture: one capture record, at most one encounter, one audit event; of its images only the
+best frame fused is ever kept.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.biometrics import similarity_matrix
+from entryexit.biometrics.fusion import BurstAnalysis
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.identification import IdentificationRule, identify
 from entryexit.domain.model import Decision, EncounterMethod, Flight
@@ -54,6 +62,7 @@ from entryexit.services.watchlist import WatchlistService
 _MAX_LABEL = 64
 # A gate's Idempotency-Key: an opaque token (a UUID, most often) of visible ASCII.
 _MAX_IDEMPOTENCY_KEY = 128
+REASON_COLUMN_LENGTH = 64  # captures.reason in the store
 logger = logging.getLogger(__name__)
 
 
@@ -86,6 +95,7 @@ class CaptureOutcome:
     threshold: float | None = None
     # An answer to a retry under an Idempotency-Key: the first attempt's outcome, replayed.
     replayed: bool = False
+    frames_fused: int = 1
 
     def seen_by(self, principal: Principal) -> CaptureOutcome | GateOutcome:
         """The one place that decides what a caller sees: without the decision-details
@@ -103,7 +113,9 @@ class _Context:
     flight: Flight
     gallery: StagedGallery
     policy: Policy
-    rule: IdentificationRule
+    # rules[k - 1] is the rule for a probe fused from k frames; len(rules) is how many frames
+    # a probe may fuse (the policy's limit, or fewer where no threshold is calibrated).
+    rules: tuple[IdentificationRule, ...]
     capture_id: str
     received_at: datetime
     gate: str
@@ -122,6 +134,10 @@ class _Verdict:
     keep_image: bool = False
     live: NDArray[np.float32] | None = None
     watchlist_hits: list[tuple[str, float]] = field(default_factory=list)
+    frames_fused: int = 1
+    # Which frame's image the record may keep (the best one fused; the only one of a single
+    # capture).
+    kept_frame: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,24 +185,49 @@ class CaptureService:
         device: str,
         idempotency_key: str | None = None,
     ) -> CaptureOutcome:
-        """Decide on a capture. With an ``idempotency_key``, a retry of the same request
-        (same caller, flight, gate, device and image) gets the first attempt's outcome and
-        records nothing new, whichever instance answers it; the same key for a different
-        request is refused (:class:`IdempotencyKeyReusedError`)."""
+        """Decide on a capture of one frame (see :meth:`process_burst`)."""
+        return self.process_burst(principal, flight_id, [photo], gate, device, idempotency_key)
+
+    def process_burst(
+        self,
+        principal: Principal,
+        flight_id: str,
+        frames: Sequence[bytes],
+        gate: str,
+        device: str,
+        idempotency_key: str | None = None,
+    ) -> CaptureOutcome:
+        """One capture from one to ``capture.max_frames`` frames of one traveler. With an
+        ``idempotency_key``, a retry of the same request (same caller, flight, gate, device
+        and frames) gets the first attempt's outcome and records nothing new, whichever
+        instance answers it; the same key for a different request is refused
+        (:class:`IdempotencyKeyReusedError`)."""
         context = self._prepare(principal, flight_id, gate, device)
+        limit = context.policy.capture.max_frames
+        if not frames:
+            raise InvalidInputError("a capture needs at least one frame")
+        if len(frames) > limit:
+            raise InvalidInputError(
+                f"a capture holds at most {limit} frames under policy {context.policy.version};"
+                f" {len(frames)} were sent"
+            )
         request = (
             None
             if idempotency_key is None
-            else _idempotent_request(context, idempotency_key, photo)
+            else _idempotent_request(context, idempotency_key, frames)
         )
         if request is not None:
             with self._uow(read_only=True) as uow:
                 earlier = uow.captures.find_idempotency(request.scope, request.key)
             if earlier is not None:
                 return _replay(request, earlier)
-        verdict = self._decide(context, photo)
+        if len(frames) == 1:
+            verdict = self._decide(context, frames[0])
+        else:
+            verdict = self._decide_burst(context, frames)
+        kept = frames[verdict.kept_frame]
         return in_transaction(
-            self._uow, lambda uow: self._record(uow, context, verdict, photo, request)
+            self._uow, lambda uow: self._record(uow, context, verdict, kept, request)
         )
 
     # --- prepare ---------------------------------------------------------------------------
@@ -200,12 +241,17 @@ class CaptureService:
         gallery = self._galleries.gallery_for(flight)
         received_at = self._clock()
         policy = self._policies.in_force(received_at)
+        point = policy.matching
+        fusable = self._thresholds.fusable_frames(point, policy.capture.max_frames)
         return _Context(
             principal=principal,
             flight=flight,
             gallery=gallery,
             policy=policy,
-            rule=self._thresholds.identification_rule(policy.matching),
+            rules=tuple(
+                self._thresholds.identification_rule(point, frames)
+                for frames in range(1, fusable + 1)
+            ),
             capture_id=str(uuid.uuid4()),
             received_at=received_at,
             gate=gate,
@@ -220,31 +266,62 @@ class CaptureService:
             return _Verdict(Decision.RECAPTURE, ("no_face",))
         if not analysis.quality.acceptable:
             return _Verdict(Decision.RECAPTURE, tuple(r.value for r in analysis.quality.reasons))
+        return self._search(context, analysis.template.vector, 1, (), 0)
+
+    def _decide_burst(self, context: _Context, frames: Sequence[bytes]) -> _Verdict:
+        burst: BurstAnalysis = self._engine.analyse_burst(frames, len(context.rules))
+        if burst.probe is None:
+            # No frame passed: a recapture, with every frame's reasons (each named once).
+            reasons = dict.fromkeys(r for check in burst.frames for r in check.reasons)
+            return _Verdict(Decision.RECAPTURE, tuple(reasons))
+        # Frames left out are named in the outcome, so the gate can tell what went wrong.
+        refused = tuple(
+            f"frame_{index + 1}_{reason}"
+            for index, check in enumerate(burst.frames)
+            for reason in check.reasons
+        )
+        probe = burst.probe
+        return self._search(context, probe.vector, probe.count, refused, probe.frames[0])
+
+    def _search(
+        self,
+        context: _Context,
+        live: NDArray[np.float32],
+        frames: int,
+        notes: tuple[str, ...],
+        kept_frame: int,
+    ) -> _Verdict:
         gallery = context.gallery
         if len(gallery) == 0:
-            return _Verdict(Decision.MANUAL, ("no_reference_photos",))
-        live = analysis.template.vector
-        result = identify(similarity_matrix(live, gallery.matrix)[0], context.rule, gallery.related)
+            return _Verdict(Decision.MANUAL, ("no_reference_photos", *notes))
+        # The threshold for the number of frames actually fused, never the single frame's.
+        rule = context.rules[frames - 1]
+        result = identify(similarity_matrix(live, gallery.matrix)[0], rule, gallery.related)
         hits = self._watchlist.capture_hits(live) if self._watchlist is not None else []
         if not result.matched or result.index is None:
             # The officer doing the document check sees this photo beside the candidates, so
             # it is kept (sealed) until the policy's capture-image retention ends.
             return _Verdict(
                 Decision.NO_MATCH,
-                (result.reason.value if result.reason else "no_match",),
+                (result.reason.value if result.reason else "no_match", *notes),
                 score=result.score,
                 runner_up=result.runner_up_score,
                 keep_image=True,
                 live=live,
                 watchlist_hits=hits,
+                frames_fused=frames,
+                kept_frame=kept_frame,
             )
         return _Verdict(
             Decision.MATCH,
+            notes,
             traveler_id=gallery.traveler_ids[result.index],
             score=result.score,
             runner_up=result.runner_up_score,
             live=live,
             watchlist_hits=hits,
+            frames_fused=frames,
+            kept_frame=kept_frame,
         )
 
     # --- record (one short transaction) ---------------------------------------------------
@@ -292,7 +369,8 @@ class CaptureService:
         if decision is Decision.MATCH and traveler_id is not None:
             if verdict.watchlist_hits or WatchlistService.has_open_alert(uow, traveler_id):
                 # An officer decides; the gate learns only that it is an officer's case.
-                decision, reasons, keep_image = Decision.MANUAL, ("officer_review",), True
+                decision, keep_image = Decision.MANUAL, True
+                reasons = ("officer_review", *verdict.reasons)
             else:
                 citizenship = uow.travelers.profile(traveler_id).citizenship_class
                 encounter = new_encounter(
@@ -324,7 +402,7 @@ class CaptureService:
                 device=context.device,
                 received_at=received_at,
                 decision=decision.value,
-                reason=",".join(reasons) or None,
+                reason=_stored_reason(reasons),
                 score=verdict.score,
                 traveler_id=traveler_id,
                 model=context.gallery.model,
@@ -342,7 +420,11 @@ class CaptureService:
             context.principal,
             "flight",
             flight.id,
-            {"capture": context.capture_id, "decision": decision.value},
+            {
+                "capture": context.capture_id,
+                "decision": decision.value,
+                "frames_fused": verdict.frames_fused,
+            },
             policy_version=policy.version,
         )
         logger.debug("capture %s on flight %s: %s", context.capture_id, flight.id, decision.value)
@@ -357,9 +439,22 @@ class CaptureService:
             context.gallery.model,
             len(context.gallery),
             policy.version,
-            context.rule.threshold,
+            context.rules[verdict.frames_fused - 1].threshold,
+            frames_fused=verdict.frames_fused,
         )
         return outcome, expires_at
+
+
+def _stored_reason(reasons: tuple[str, ...]) -> str | None:
+    """The reasons as the capture record keeps them: comma-separated, as many as fit its
+    column (a burst's frame notes can run past it; the outcome carries them all)."""
+    kept = ""
+    for reason in reasons:
+        candidate = f"{kept},{reason}" if kept else reason
+        if len(candidate) > REASON_COLUMN_LENGTH:
+            break
+        kept = candidate
+    return kept or None
 
 
 def _label(value: str, what: str) -> str:
@@ -369,7 +464,7 @@ def _label(value: str, what: str) -> str:
     return text
 
 
-def _idempotent_request(context: _Context, key: str, photo: bytes) -> _IdempotentRequest:
+def _idempotent_request(context: _Context, key: str, frames: Sequence[bytes]) -> _IdempotentRequest:
     if (
         not key
         or len(key) > _MAX_IDEMPOTENCY_KEY
@@ -380,7 +475,8 @@ def _idempotent_request(context: _Context, key: str, photo: bytes) -> _Idempoten
             f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} visible ASCII characters"
         )
     digest = hashlib.sha256()
-    for part in (context.flight.id.encode(), context.gate.encode(), context.device.encode(), photo):
+    fields = (context.flight.id.encode(), context.gate.encode(), context.device.encode())
+    for part in (*fields, *frames):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return _IdempotentRequest(context.principal.key_id, key, context.flight.id, digest.hexdigest())
@@ -409,6 +505,7 @@ def _replay(request: _IdempotentRequest, earlier: StoredIdempotency) -> CaptureO
         policy_version=stored["policy_version"],
         threshold=stored["threshold"],
         replayed=True,
+        frames_fused=int(stored.get("frames_fused", 1)),
     )
 
 
@@ -425,6 +522,7 @@ def _outcome_json(outcome: CaptureOutcome) -> str:
             "gallery_size": outcome.gallery_size,
             "policy_version": outcome.policy_version,
             "threshold": _number(outcome.threshold),
+            "frames_fused": outcome.frames_fused,
         },
         sort_keys=True,
     )

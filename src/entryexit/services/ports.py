@@ -3,7 +3,7 @@ index), and the records that cross the storage port (``services.unit_of_work``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     # Types only: reading the ports (every service does) must not load the face engine.
     from entryexit.biometrics import FaceAnalysis
     from entryexit.biometrics.decode import ImageKind
+    from entryexit.biometrics.fusion import BurstAnalysis
     from entryexit.biometrics.recognizer import RecognizerManifest
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -77,6 +78,16 @@ class FaceAnalyser(Protocol):
         self, data: bytes, formats: frozenset[str] = ..., kind: ImageKind = ...
     ) -> FaceAnalysis:
         """A live capture (``kind`` decides the decoding limits: a gate frame by default)."""
+        ...
+
+    def analyse_burst(
+        self,
+        frames: Sequence[bytes],
+        limit: int,
+        formats: frozenset[str] = ...,
+        kind: ImageKind = ...,
+    ) -> BurstAnalysis:
+        """Gate each frame of a burst, fuse the best ``limit`` that pass into one probe."""
         ...
 
     def analyse_reference(

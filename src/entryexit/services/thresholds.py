@@ -18,13 +18,36 @@ class OperatingThresholds:
     gallery_override: float | None = None
     verification_override: float | None = None
 
-    def gallery_threshold(self, point: OperatingPoint) -> float:
-        if self.gallery_override is not None:
+    def gallery_threshold(self, point: OperatingPoint, frames: int = 1) -> float:
+        """The 1:N threshold for a probe fused from ``frames`` frames. An explicit deployment
+        threshold is a single-frame one: with it, fused probes have no threshold (raises)."""
+        if frames == 1 and self.gallery_override is not None:
             return self.gallery_override
-        return self._calibrated().gallery_threshold(point.gallery_target_fpir)
+        if frames > 1 and self.gallery_override is not None:
+            raise ConfigurationError(
+                "ENTRYEXIT_GALLERY_THRESHOLD is a single-frame threshold; fused probes are"
+                " not compared with it"
+            )
+        return self._calibrated().gallery_threshold(point.gallery_target_fpir, frames)
 
-    def identification_rule(self, point: OperatingPoint) -> IdentificationRule:
-        return IdentificationRule(self.gallery_threshold(point), self.ambiguity_margin)
+    def identification_rule(self, point: OperatingPoint, frames: int = 1) -> IdentificationRule:
+        return IdentificationRule(self.gallery_threshold(point, frames), self.ambiguity_margin)
+
+    def gallery_thresholds_by_frames(self, point: OperatingPoint, frames: int) -> dict[int, float]:
+        """Thresholds for 1..``frames`` fused frames, as far as they are calibrated."""
+        found = {}
+        for count in range(1, frames + 1):
+            try:
+                found[count] = self.gallery_threshold(point, count)
+            except ConfigurationError:
+                break
+        return found
+
+    def fusable_frames(self, point: OperatingPoint, wanted: int) -> int:
+        """How many frames a probe may fuse, up to ``wanted``: the largest count whose
+        threshold, and every smaller count's, is calibrated (a burst whose frames partly fail
+        the gate fuses fewer). At least 1: the best frame alone."""
+        return max(1, len(self.gallery_thresholds_by_frames(point, wanted)))
 
     def verification_threshold(self, point: OperatingPoint) -> float:
         if self.verification_override is not None:

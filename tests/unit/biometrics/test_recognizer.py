@@ -124,3 +124,81 @@ def test_the_shipped_sface_calibration_has_watchlist_bands_that_rise_with_the_li
     thresholds = [band.threshold for band in sorted(bands, key=lambda b: b.max_entries)]
     assert thresholds == sorted(thresholds)
     assert calibration.watchlist_threshold(1e-3, 300) >= calibration.gallery_threshold(1e-3) - 0.05
+
+
+FRAMES_TABLE = """
+[calibration.flip.gallery_fpir_by_frames."2"]
+"0.001" = 0.93
+[calibration.flip.gallery_fpir_by_frames."3"]
+"0.001" = 0.95
+"""
+
+
+def test_fused_probes_get_the_threshold_of_their_frame_count_and_never_the_single_one() -> None:
+    calibration = parse_recognizer_manifest(tiny_manifest() + FRAMES_TABLE).calibration("flip")
+    assert calibration.gallery_threshold(1e-3) == calibration.gallery_threshold(1e-3, 1) == 0.9
+    assert calibration.gallery_threshold(1e-3, 2) == 0.93
+    assert calibration.gallery_threshold(1e-3, 3) == 0.95
+    with pytest.raises(ConfigurationError, match="fused from 4 frames"):
+        calibration.gallery_threshold(1e-3, 4)
+    with pytest.raises(ConfigurationError, match=r"calibrated: 0\.001"):
+        calibration.gallery_threshold(1e-2, 2)
+
+
+def test_a_probe_fuses_only_as_many_frames_as_have_a_threshold() -> None:
+    only_two = Calibration(
+        gallery={1e-3: 0.49},
+        verification={1e-3: 0.36},
+        gallery_size=300,
+        source="t",
+        gallery_by_frames={2: {1e-3: 0.5}, 4: {1e-3: 0.52}},
+    )
+    thresholds = OperatingThresholds(only_two, 0.03)
+    point = DEFAULT_OPERATING_POINT
+    # 3 is not calibrated, so 4 is out of reach too: the counts must run without a gap.
+    assert thresholds.gallery_thresholds_by_frames(point, 5) == {1: 0.49, 2: 0.5}
+    assert thresholds.fusable_frames(point, 5) == 2
+    assert thresholds.fusable_frames(point, 1) == 1
+    assert thresholds.identification_rule(point, 2).threshold == 0.5
+    assert OperatingThresholds(CALIBRATION, 0.03).fusable_frames(point, 3) == 1
+
+
+def test_an_explicit_gallery_threshold_is_a_single_frame_one() -> None:
+    with_frames = Calibration(
+        gallery={1e-3: 0.49},
+        verification={1e-3: 0.36},
+        gallery_size=300,
+        source="t",
+        gallery_by_frames={2: {1e-3: 0.5}},
+    )
+    overridden = OperatingThresholds(with_frames, 0.03, gallery_override=0.6)
+    assert overridden.gallery_threshold(DEFAULT_OPERATING_POINT) == 0.6
+    with pytest.raises(ConfigurationError, match="single-frame"):
+        overridden.gallery_threshold(DEFAULT_OPERATING_POINT, 2)
+    assert overridden.fusable_frames(DEFAULT_OPERATING_POINT, 3) == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[calibration.flip.gallery_fpir_by_frames."1"]\n"0.001" = 0.5\n', "frame count"),
+        ('[calibration.flip.gallery_fpir_by_frames."many"]\n"0.001" = 0.5\n', "frame count"),
+        ('[calibration.flip.gallery_fpir_by_frames."2"]\n"0.001" = 1.5\n', "threshold in"),
+    ],
+)
+def test_frame_count_table_errors_name_the_field(table: str, message: str) -> None:
+    with pytest.raises(ModelInstallError, match=message):
+        parse_recognizer_manifest(tiny_manifest() + "\n" + table)
+
+
+def test_the_shipped_sface_calibration_has_its_own_threshold_for_fused_probes() -> None:
+    calibration = SFACE_MANIFEST.calibration("flip")
+    single = calibration.gallery_threshold(1e-3)
+    thresholds = OperatingThresholds(calibration, 0.03)
+    assert thresholds.fusable_frames(DEFAULT_OPERATING_POINT, 3) == 3
+    for frames in (2, 3):
+        # Fused probes' non-mated scores sit higher: their thresholds are stricter.
+        assert calibration.gallery_threshold(1e-3, frames) > single
+    # Only FPIR 1e-3 is calibrated for fused probes; at 1e-2 a burst decides on one frame.
+    assert thresholds.fusable_frames(OperatingPoint(gallery_target_fpir=0.01), 3) == 1
+    assert SFACE_MANIFEST.calibration("plain").gallery_by_frames == {}

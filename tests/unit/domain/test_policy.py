@@ -136,3 +136,27 @@ def test_a_malformed_notice_is_refused_with_its_field_named(notice: str, message
     text = default_text().split("[notice]")[0] + notice
     with pytest.raises(InvalidInputError, match=message):
         parse_policy(text)
+
+
+def test_the_capture_burst_limit_has_a_default_and_is_checked() -> None:
+    shipped = parse_policy(default_text())
+    assert shipped.capture.max_frames == 3
+    assert shipped.as_dict()["capture"] == {"max_frames": 3}
+    # A policy written before bursts existed keeps the default.
+    without = default_text().replace("[capture]", "[unused]").replace("max_frames = 3\n", "")
+    without = without.replace("[unused]", "")
+    assert parse_policy(without).capture.max_frames == 3
+    assert (
+        parse_policy(default_text().replace("max_frames = 3", "max_frames = 1")).capture.max_frames
+        == 1
+    )
+    for bad in (
+        "max_frames = 0",
+        "max_frames = 11",
+        'max_frames = "3"',
+        "max_frames = true",
+        "max_frames = 2.5",
+        "max_frames = 3\nburst_ms = 200",
+    ):
+        with pytest.raises(InvalidInputError, match="capture"):
+            parse_policy(default_text().replace("max_frames = 3", bad))

@@ -152,7 +152,13 @@ async def submit_capture(
     flight_id: str,
     services: ServicesDep,
     caller: CallerDep,
-    photo: Annotated[UploadFile, File(description="JPEG or PNG from the gate camera")],
+    photo: Annotated[
+        list[UploadFile],
+        File(
+            description="JPEG or PNG from the gate camera; repeat the field for a short burst"
+            " of frames of one traveler (at most the policy's capture.max_frames)"
+        ),
+    ],
     gate: Annotated[str, Form(max_length=64)],
     device: Annotated[str, Form(max_length=64)],
     response: Response,
@@ -166,10 +172,18 @@ async def submit_capture(
         ),
     ] = None,
 ) -> CaptureDetailPublic | CaptureDecisionPublic:
-    """Decide on a live capture: match, no_match, recapture (with reasons) or manual."""
-    data = await photo.read()
+    """Decide on a live capture (one frame or a burst fused into one probe): match,
+    no_match, recapture (with reasons) or manual. Frames of a burst that were left out are
+    named in the reasons (``frame_<n>_<reason>``)."""
+    frames = [await frame.read() for frame in photo]
     outcome = await run_in_threadpool(
-        services.captures.process, caller, flight_id, data, gate, device, idempotency_key
+        services.captures.process_burst,
+        caller,
+        flight_id,
+        frames,
+        gate,
+        device,
+        idempotency_key,
     )
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -188,6 +202,7 @@ async def submit_capture(
         score=seen.score,
         runner_up_score=seen.runner_up_score,
         threshold=seen.threshold,
+        frames_fused=seen.frames_fused,
         model=seen.model,
         gallery_size=seen.gallery_size,
         policy_version=seen.policy_version,
