@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from entryexit.api.observability import configure_logging
 from entryexit.domain.access import Role
-from tests.conftest import lfw_image
+from tests.conftest import REPO_ROOT, lfw_image
 from tests.integration.api.conftest import Api, capture
 from tests.integration.api.test_privacy_api import board_mixed_flight
 
@@ -157,6 +158,17 @@ def test_metrics_need_a_monitor_key_and_hold_no_personal_data(api: Api, lfw_dir:
     ]
     assert ("ok", "monitor") not in metrics_events
     assert ("denied", "gate") in metrics_events
+    # The shipped alert rules watch series this scrape exposes (a renamed metric would leave
+    # an alert silently watching nothing).
+    rules = yaml.safe_load(
+        (REPO_ROOT / "deploy" / "prometheus" / "entryexit-alerts.yml").read_text()
+    )
+    for rule in rules["groups"][0]["rules"]:
+        for series, matchers in re.findall(r"(entryexit_[a-z_]+)(?:\{([^}]*)\})?", rule["expr"]):
+            lines = re.findall(rf"^{series}[{{ ].*$", text, re.M)
+            assert lines, (rule["alert"], series)
+            for label in re.findall(r'[a-z_]+="[^"]*"', matchers):  # exact matchers only
+                assert any(label in line for line in lines), (rule["alert"], series, label)
 
 
 def test_uvicorn_follows_the_log_settings() -> None:
