@@ -149,7 +149,9 @@ def kiosk_site(
     if not CHROMIUM.is_file():
         pytest.fail(f"Chromium not found at {CHROMIUM}; ./scripts/test installs it")
     root = tmp_path_factory.mktemp("kiosk")
-    settings = Settings(data_dir=root / "data")
+    # Keys outside the data directory, and not the user's own (a module-scoped fixture is
+    # not covered by the per-test config directory).
+    settings = Settings(data_dir=root / "data", key_dir=root / "keys")
     keys = FileKeyProvider(settings.resolved_key_dir)
     keys.initialise()
     services = build_services(settings, engine=engine, keys=keys)
@@ -395,7 +397,8 @@ def test_a_paired_kiosk_boards_guides_and_sends_decliners_to_the_officer(
     ):
         assert action in actions, action
     request_event = next(e for e in events if e.entry.action == "kiosk opt-out request")
-    assert set(request_event.entry.details) <= {"port", "lane", "notice", "request"}
+    # No identity: the lane, the notice, the request, and the HTTP request's id.
+    assert set(request_event.entry.details) <= {"port", "lane", "notice", "request", "request_id"}
     citizen = site.refs["Atal_Bihari_Vajpayee"]
     encounters = site.services.flights.encounters(site.flight_id)
     assert [e.method.value for e in encounters if e.traveler_id == citizen] == ["opt_out"]
