@@ -125,6 +125,9 @@ def cli(api: Api) -> Cli:
             "PATH": "/usr/bin:/bin",
             "HOME": str(settings.data_dir.parent),
             "ENTRYEXIT_DATA_DIR": str(settings.data_dir),
+            # The service's own keys and checkpoint file (both outside the data directory).
+            "ENTRYEXIT_KEY_DIR": str(settings.resolved_key_dir),
+            "ENTRYEXIT_AUDIT_CHECKPOINT_FILE": str(settings.resolved_audit_checkpoint_file),
             "ENTRYEXIT_DATABASE_URL": settings.resolved_database_url,
         }
     )
