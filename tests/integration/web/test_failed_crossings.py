@@ -25,9 +25,9 @@ def sql(api: Api, statement: str, **params: object) -> None:
         connection.execute(text(statement), params)
 
 
-def admission_kek(api: Api) -> str:
+def admission_template(api: Api) -> bytes:
     with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
-        return str(connection.execute(text("SELECT kek_id FROM admissions")).scalar_one())
+        return bytes(connection.execute(text("SELECT template FROM admissions")).scalar_one())
 
 
 def test_an_exit_that_cannot_be_linked_is_an_alert_on_the_console(
@@ -41,8 +41,9 @@ def test_an_exit_that_cannot_be_linked_is_an_alert_on_the_console(
     )
     sharon = entered["S0000001"]
     assert crossings(api, sharon)["admissions"][0]["exited_on"] is None
-    kept = admission_kek(api)
-    sql(api, "UPDATE admissions SET kek_id = 'retired0'")  # its key file is gone
+    kept = admission_template(api)
+    # Its sealed entry template no longer opens (damaged storage, a lost key).
+    sql(api, "UPDATE admissions SET template = :t", t=bytes(len(kept)))
 
     # She leaves on a new passport: only her face ties the exit to her stay.
     departure = flight(api, "exit", "302")
@@ -68,8 +69,8 @@ def test_an_exit_that_cannot_be_linked_is_an_alert_on_the_console(
     ).json()
     assert [e["details"]["direction"] for e in events] == ["exit"]
 
-    # The key restored, the officer retries: the exit closes her stay, the alert is gone.
-    sql(api, "UPDATE admissions SET kek_id = :k", k=kept)
+    # The template restored, the officer retries: the exit closes her stay, the alert is gone.
+    sql(api, "UPDATE admissions SET template = :t", t=kept)
     work_id = _parked(api)[0]
     retried = client.post(
         f"/console/alerts/crossings/{work_id}/retry",
