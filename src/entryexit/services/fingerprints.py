@@ -35,7 +35,6 @@ from entryexit.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
-    PermissionDeniedError,
 )
 from entryexit.services.audit import AuditTrail
 from entryexit.services.encounters import new_encounter
@@ -250,9 +249,7 @@ class FingerprintService:
         engine = self.engine
         with self._uow(read_only=True) as uow:
             if flight_id is not None:
-                flight = FlightService.get_in(uow, flight_id)
-                if not actor.serves(flight.carrier):
-                    raise PermissionDeniedError("this key does not serve this flight's carrier")
+                FlightService.served_in(uow, actor, flight_id)
             enrolled = {f.finger: f for f in uow.fingerprints.of_document(document, engine.key)}
         if not enrolled:
             raise NotFoundError("no fingerprints are enrolled for this document")
@@ -261,12 +258,10 @@ class FingerprintService:
             raise InvalidInputError(
                 f"none of the fingers sent is enrolled (enrolled: {sorted(enrolled)})"
             )
-        scores = []
-        for submitted in compared:
-            probe = self._template(submitted)
-            reference = self._reference(enrolled[submitted.finger])
-            (score,) = np.asarray(engine.compare(probe, [reference]), dtype=np.float64).ravel()
-            scores.append(FingerScore(submitted.finger, float(score)))
+        scores = [
+            self._score(self._template(submitted), enrolled[submitted.finger])
+            for submitted in compared
+        ]
         fused = fuse_fingers([s.score for s in scores], self._fusion)
         threshold = self._threshold_for(engine.key, policy.fingerprints.target_far)
         decision = decide(fused, threshold)
@@ -348,9 +343,7 @@ class FingerprintService:
         policy = self._policies.in_force(now)
         engine = self.engine
         with self._uow(read_only=True) as uow:
-            flight = FlightService.get_in(uow, flight_id)
-            if not actor.serves(flight.carrier):
-                raise PermissionDeniedError("this key does not serve this flight's carrier")
+            FlightService.served_in(uow, actor, flight_id)
             enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
         probes = {p.finger: self._template(p) for p in prints}
         by_traveler: dict[str, list[FingerScore]] = {}
@@ -358,12 +351,7 @@ class FingerprintService:
             probe = probes.get(stored.finger)
             if probe is None:
                 continue
-            (score,) = np.asarray(
-                engine.compare(probe, [self._reference(stored)]), dtype=np.float64
-            ).ravel()
-            by_traveler.setdefault(stored.traveler_id, []).append(
-                FingerScore(stored.finger, float(score))
-            )
+            by_traveler.setdefault(stored.traveler_id, []).append(self._score(probe, stored))
         threshold = self._threshold_for(engine.key, policy.fingerprints.target_far)
         ranked = sorted(
             (
@@ -391,6 +379,13 @@ class FingerprintService:
 
         in_transaction(self._uow, record)
         return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold)
+
+    def _score(self, probe: FingerprintTemplate, stored: StoredFingerprint) -> FingerScore:
+        """One live finger against the same finger enrolled."""
+        (score,) = np.asarray(
+            self.engine.compare(probe, [self._reference(stored)]), dtype=np.float64
+        ).ravel()
+        return FingerScore(stored.finger, float(score))
 
     def _reference(self, stored: StoredFingerprint) -> FingerprintTemplate:
         key = (stored.id, stored.created_at)

@@ -111,9 +111,16 @@ class FlightService:
     def check_serves(self, actor: Principal, flight_id: str) -> None:
         """Refuse a carrier-bound key on another carrier's flight (an unknown flight is the
         caller's 404 as usual)."""
-        flight = self.get(flight_id)
+        with self._uow(read_only=True) as uow:
+            self.served_in(uow, actor, flight_id)
+
+    @staticmethod
+    def served_in(uow: UnitOfWork, actor: Principal, flight_id: str) -> Flight:
+        """The flight, read in the caller's unit of work, if ``actor`` serves its carrier."""
+        flight = FlightService.get_in(uow, flight_id)
         if not actor.serves(flight.carrier):
             raise PermissionDeniedError("this key does not serve this flight's carrier")
+        return flight
 
     @staticmethod
     def get_in(uow: UnitOfWork, flight_id: str) -> Flight:
