@@ -17,6 +17,19 @@ from entryexit.errors import InvalidInputError
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 
+def document_from_form(
+    services: Services, mrz: str | None, issuing_state: str | None, number: str | None
+) -> DocumentKey:
+    """The document a form names, by its MRZ or by issuing state and number (kept out of
+    URLs, and so out of proxies' access logs)."""
+    document, _ = identify_document(
+        mrz_lines(mrz) if mrz else None, issuing_state, number, services.clock().date()
+    )
+    if document is None:
+        raise InvalidInputError("identify the document by mrz, or by issuing_state and number")
+    return document
+
+
 async def _enrol(
     services: Services,
     caller: Principal,
@@ -46,11 +59,7 @@ async def enrol_photo_by_form(
 ) -> EnrolmentPublic:
     """Enrol a reference photo for a document named in the form (by MRZ or state and number),
     which keeps document numbers out of URLs and so out of proxies' access logs."""
-    document, _ = identify_document(
-        mrz_lines(mrz) if mrz else None, issuing_state, number, services.clock().date()
-    )
-    if document is None:
-        raise InvalidInputError("identify the document by mrz, or by issuing_state and number")
+    document = document_from_form(services, mrz, issuing_state, number)
     return await _enrol(services, caller, document, photo, source)
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, ServicesDep
+from entryexit.api.routes.documents import document_from_form
 from entryexit.api.schemas import (
     EnrolledFingerPublic,
     FingerprintCandidatePublic,
@@ -22,9 +23,6 @@ from entryexit.api.schemas import (
     FingerprintVerificationPublic,
     FingerScorePublic,
 )
-from entryexit.bootstrap import Services
-from entryexit.documents.identity import identify_document, mrz_lines
-from entryexit.domain.model import DocumentKey
 from entryexit.errors import InvalidInputError
 from entryexit.services.fingerprints import MAX_PRINTS, PrintFormat, SubmittedPrint
 
@@ -40,17 +38,6 @@ FormatField = Annotated[PrintFormat, Form(description="image, or iso19794-2 reco
 PpiField = Annotated[
     float | None, Form(description="The images' resolution (pixels per inch); not for records.")
 ]
-
-
-def _document(
-    services: Services, mrz: str | None, issuing_state: str | None, number: str | None
-) -> DocumentKey:
-    document, _ = identify_document(
-        mrz_lines(mrz) if mrz else None, issuing_state, number, services.clock().date()
-    )
-    if document is None:
-        raise InvalidInputError("identify the document by mrz, or by issuing_state and number")
-    return document
 
 
 async def _prints(
@@ -82,7 +69,7 @@ async def enrol_fingerprints(
 ) -> FingerprintEnrolmentPublic:
     """Enrol the fingers the policy asks of this traveler (non-citizens of the policy's ages;
     citizens never). Only minutiae templates are kept, sealed; the images are not."""
-    document = _document(services, mrz, issuing_state, number)
+    document = document_from_form(services, mrz, issuing_state, number)
     submitted = await _prints(prints, fingers, format, ppi)
     enrolment = await run_in_threadpool(services.fingerprints.enrol, caller, document, submitted)
     return FingerprintEnrolmentPublic(
@@ -113,7 +100,7 @@ async def verify_fingerprints(
 ) -> FingerprintVerificationPublic:
     """The officer's 1:1: live prints against those enrolled for the document, fingers
     fused by the mean of their scores, decided at the policy's target FAR."""
-    document = _document(services, mrz, issuing_state, number)
+    document = document_from_form(services, mrz, issuing_state, number)
     submitted = await _prints(prints, fingers, format, ppi)
     result = await run_in_threadpool(
         services.fingerprints.verify, caller, document, submitted, flight_id, device
