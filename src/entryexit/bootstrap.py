@@ -25,6 +25,7 @@ from entryexit.adapters.storage.database import (
     migrate,
     owner_only_directory,
 )
+from entryexit.adapters.storage.jobs import SqlJobLeases
 from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.biometrics import EngineSettings, FaceEngine, QualityThresholds
 from entryexit.biometrics.decode import DecodeLimits
@@ -45,10 +46,11 @@ from entryexit.services.enrolment import EnrolmentService
 from entryexit.services.fingerprints import FingerprintService
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
+from entryexit.services.jobs import ADMISSIONS_JOB, FleetJobs, LocalJobLeases
 from entryexit.services.keys import KeyService
 from entryexit.services.kiosks import FrameChecker, KioskService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, FaceAnalyser, KeyProvider
+from entryexit.services.ports import Clock, FaceAnalyser, JobLeases, KeyProvider
 from entryexit.services.privacy import (
     ErasureService,
     FairnessReportService,
@@ -288,6 +290,15 @@ class Services:
     watchlist: WatchlistService
     fingerprints: FingerprintService
     kiosks: KioskService
+    jobs: FleetJobs
+
+
+def build_job_leases(settings: Settings, uow: UnitOfWorkFactory) -> JobLeases:
+    """Leases in the database the fleet shares; within the process for an in-memory store."""
+    engine = getattr(uow, "engine", None)
+    if isinstance(uow, SqlUnitOfWorkFactory) and engine is not None:
+        return SqlJobLeases(engine, settings.job_lease_seconds)
+    return LocalJobLeases()
 
 
 def build_services(
@@ -338,8 +349,17 @@ def build_services(
         build_index=build_index,
     )
     galleries.on_staged(watchlist.screen_gallery)
+    jobs = FleetJobs(build_job_leases(settings, uow_factory), clock)
     crossings = CrossingService(
-        uow_factory, records.reports, resolved_engine, clock, galleries, policies, thresholds, audit
+        uow_factory,
+        records.reports,
+        resolved_engine,
+        clock,
+        galleries,
+        policies,
+        thresholds,
+        audit,
+        leadership=jobs.leadership(ADMISSIONS_JOB),
     )
     opt_outs = OptOutService(
         uow_factory, clock, galleries, policies, audit, on_encounter=crossings.enqueue
@@ -420,4 +440,5 @@ def build_services(
             on_encounter=crossings.enqueue,
         ),
         kiosks=kiosks,
+        jobs=jobs,
     )

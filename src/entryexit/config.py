@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Runs without a key-encryption key, on random per-process keys. Never in production.
     dev_mode: bool = False
     database_url: str | None = None
+    # Read-only reports (overstays, the privacy and fairness reports) read here when set: a
+    # streaming replica of ``database_url``. Its answers lag the primary by the replica's
+    # replay lag (docs/fleet.md); nothing is ever written through it.
+    read_database_url: str | None = None
 
     # The recognizer: "sface-2021dec" (built in) or an installed plug-in's key.
     recognizer: str = "sface-2021dec"
@@ -72,6 +76,10 @@ class Settings(BaseSettings):
     # hold a worker otherwise); uvicorn itself has no header or body read timeout.
     body_read_timeout_seconds: float = Field(default=30.0, gt=0)
     purge_interval_seconds: float = Field(default=300.0, gt=0)
+    # SQLite's leader lease for the background jobs (purge, admissions): a holder that dies
+    # is replaced this long after its last renewal. PostgreSQL needs none (advisory locks end
+    # with the holder's session).
+    job_lease_seconds: float = Field(default=30.0, ge=1)
     # Signed checkpoints of the audit log's head leave the database: appended to this file
     # (never inside the data directory; default beside the key directory) and to the log.
     audit_checkpoint_file: Path | None = None

@@ -86,7 +86,7 @@ def serve(
         f" /kiosk, API docs at /docs; database: {where}"
     )
     app = create_service_app(services, jobs=jobs)
-    scheduler = PurgeScheduler(services.purge, settings.purge_interval_seconds)
+    scheduler = PurgeScheduler(services.jobs, services.purge, settings.purge_interval_seconds)
     if jobs:
         scheduler.start()
     # log_config=None: uvicorn keeps the logging configured above (format, level, request

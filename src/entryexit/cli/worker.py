@@ -2,9 +2,10 @@
 graceful stop that ``serve`` and ``worker`` share.
 
 In a fleet the service instances run with ``--no-jobs`` and one (or more) workers record
-admissions from the outbox and run the retention purge. Several workers are safe: the outbox
-hands each message to one of them (PostgreSQL ``SKIP LOCKED``, one transaction per message)
-and a purge run again deletes nothing more.
+admissions from the outbox and run the retention purge. Several workers run each job once
+across the fleet (``services/jobs.py``): one leader drains the outbox at a time, and the purge
+runs once per interval wherever it falls due; a dead holder's turn is taken over (PostgreSQL:
+at once, its advisory lock ends with its session; SQLite: when its lease expires).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +23,7 @@ from entryexit.cli._common import load_settings
 
 if TYPE_CHECKING:
     from entryexit.bootstrap import Services
+    from entryexit.services.jobs import FleetJobs
     from entryexit.services.privacy import PurgeService
 
 logger = logging.getLogger(__name__)
@@ -30,9 +33,15 @@ OUTBOX_DRAIN_SECONDS = 30.0
 
 
 class PurgeScheduler:
-    """Runs the retention purge every ``interval`` seconds inside the process."""
+    """Runs the retention purge once per ``interval`` across the fleet: every process with
+    jobs looks several times per interval, and the one that finds it due under the job's
+    lease runs it (``FleetJobs.run_if_due``), so a dead worker's turn is taken within about
+    a quarter of an interval after the purge falls due."""
 
-    def __init__(self, purge: PurgeService, interval: float) -> None:
+    CHECKS_PER_INTERVAL = 4
+
+    def __init__(self, jobs: FleetJobs, purge: PurgeService, interval: float) -> None:
+        self._jobs = jobs
         self._purge = purge
         self._interval = interval
         self._stop = threading.Event()
@@ -43,16 +52,24 @@ class PurgeScheduler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def run_once(self) -> dict[str, int] | None:
+        """The purge's counts if this process ran it, ``None`` if it was not due here."""
+        from entryexit.services.jobs import PURGE_JOB
+
+        return self._jobs.run_if_due(PURGE_JOB, timedelta(seconds=self._interval), self._purge.run)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                counts = self._purge.run()
-                logger.info("purge: %s", counts)
+                counts = self.run_once()
+                if counts is not None:
+                    logger.info("purge: %s", counts)
             except Exception as exc:  # the next run retries; counts carry no personal data
                 logger.error("purge failed: %s", type(exc).__name__)
-            self._stop.wait(self._interval)
+            self._stop.wait(self._interval / self.CHECKS_PER_INTERVAL)
 
 
 def drain_outbox(services: Services, timeout: float = OUTBOX_DRAIN_SECONDS) -> bool:
@@ -79,7 +96,7 @@ def worker() -> int:
 
     for handled in (signal.SIGTERM, signal.SIGINT):
         signal.signal(handled, request_stop)
-    scheduler = PurgeScheduler(services.purge, settings.purge_interval_seconds)
+    scheduler = PurgeScheduler(services.jobs, services.purge, settings.purge_interval_seconds)
     services.crossings.start_worker()
     scheduler.start()
     typer.echo("EntryExit worker: admissions (outbox) and retention purge; SIGTERM stops it")

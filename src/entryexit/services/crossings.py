@@ -39,6 +39,7 @@ from entryexit.domain.model import (
 from entryexit.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from entryexit.services.audit import AuditTrail
 from entryexit.services.gallery import GalleryService
+from entryexit.services.jobs import Leadership
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import (
     Clock,
@@ -110,8 +111,10 @@ class CrossingService:
         policies: PolicyService,
         thresholds: OperatingThresholds,
         audit: AuditTrail,
+        leadership: Leadership | None = None,
     ) -> None:
         self._uow = uow
+        self._leadership = leadership
         self._reports = reports
         self._engine = engine
         self._clock = clock
@@ -159,15 +162,27 @@ class CrossingService:
             return
         self._stop.clear()
 
+        def drain() -> dict[str, int]:
+            applied = 0
+            while (done := self.process_pending()) and not self._stop.is_set():
+                applied += done
+            return {"applied": applied}
+
         def run() -> None:
             while not self._stop.is_set():
                 try:
-                    while self.process_pending() and not self._stop.is_set():
-                        pass
+                    # In a fleet only the leader drains (one at a time across every process);
+                    # the others take the lead when it dies, at their next round.
+                    if self._leadership is None:
+                        drain()
+                    else:
+                        self._leadership.run(drain)
                 except Exception as exc:  # logged without personal data; retried next round
                     logger.error("admission worker: %s", type(exc).__name__)
                 self._wake.wait(poll_seconds)
                 self._wake.clear()
+            if self._leadership is not None:
+                self._leadership.release()
 
         self._worker = threading.Thread(target=run, name="admissions", daemon=True)
         self._worker.start()

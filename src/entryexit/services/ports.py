@@ -320,3 +320,56 @@ class StoredPolicy:
     version: str
     source: str
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """A background job's last run, shared by the fleet (no personal data: counts only)."""
+
+    job: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    success_at: datetime | None
+    duration_seconds: float | None
+    outcome: str | None
+    counts: dict[str, int]
+    runs: int
+
+
+class JobLease(Protocol):
+    """Held by one process of the fleet at a time; lost when the holder dies."""
+
+    def renew(self) -> bool:
+        """Still held? (``False``: another process may hold it now; stop the job's work.)"""
+        ...
+
+    def release(self) -> None: ...
+
+
+class JobLeases(Protocol):
+    """Who runs a background job now, and how its runs went."""
+
+    def acquire(self, job: str) -> JobLease | None:
+        """The lease if nobody else holds it, without waiting."""
+        ...
+
+    def last_run(self, job: str) -> JobRun | None: ...
+    def last_runs(self) -> list[JobRun]: ...
+    def record(
+        self,
+        job: str,
+        started_at: datetime,
+        finished_at: datetime,
+        outcome: str,
+        counts: dict[str, int],
+    ) -> None: ...
+
+
+class ChangeFeed(Protocol):
+    """Pushed news of shared state changed by other processes (PostgreSQL ``NOTIFY``).
+
+    ``token(name)`` changes whenever a change of ``name`` is announced (and on every
+    reconnect, when news may have been missed); ``None`` while nothing is listening, and the
+    caller must then read the state's generation itself."""
+
+    def token(self, name: str) -> object | None: ...

@@ -223,6 +223,23 @@ class CacheGenerationRow(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class JobRunRow(Base):
+    """A background job's last run; on SQLite also its leader lease (PostgreSQL holds an
+    advisory lock instead)."""
+
+    __tablename__ = "job_runs"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_counts: Mapped[str | None] = mapped_column(Text, nullable=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class EncounterRow(Base):
     __tablename__ = "encounters"
     __table_args__ = (
