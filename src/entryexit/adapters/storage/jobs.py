@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -240,6 +241,8 @@ class _RowLease:
         self._job = job
         self._holder = holder
         self._held = True
+        self._every = heartbeat
+        self._renewed_at = time.monotonic()
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
             target=self._beat, args=(heartbeat,), name=f"lease-{job}", daemon=True
@@ -248,14 +251,22 @@ class _RowLease:
 
     def _beat(self, every: float) -> None:
         while not self._stop.wait(every):
-            if not self.renew():
+            if not self._renew_now():
                 return
 
     def renew(self) -> bool:
+        """Answered from the heartbeat's last renewal when that is recent (a leader asks every
+        round; SQLite has one writer at a time, and gate captures need it more)."""
+        if self._held and time.monotonic() - self._renewed_at < self._every:
+            return True
+        return self._renew_now()
+
+    def _renew_now(self) -> bool:
         if not self._held:
             return False
         try:
             self._held = self._owner._renew_row(self._job, self._holder)
+            self._renewed_at = time.monotonic()
         except SQLAlchemyError as exc:
             logger.warning("renewing the %s lease failed (%s)", self._job, type(exc).__name__)
         return self._held
