@@ -26,6 +26,7 @@ from entryexit.adapters.storage.database import (
     owner_only_directory,
 )
 from entryexit.adapters.storage.jobs import SqlJobLeases
+from entryexit.adapters.storage.notify import PostgresChangeListener, conninfo
 from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.biometrics import EngineSettings, FaceEngine, QualityThresholds
 from entryexit.biometrics.decode import DecodeLimits
@@ -50,7 +51,7 @@ from entryexit.services.jobs import ADMISSIONS_JOB, FleetJobs, LocalJobLeases
 from entryexit.services.keys import KeyService
 from entryexit.services.kiosks import FrameChecker, KioskService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, FaceAnalyser, JobLeases, KeyProvider
+from entryexit.services.ports import ChangeFeed, Clock, FaceAnalyser, JobLeases, KeyProvider
 from entryexit.services.privacy import (
     ErasureService,
     FairnessReportService,
@@ -151,6 +152,19 @@ def build_database(settings: Settings, keys: KeyProvider | None = None) -> SqlUn
     return database
 
 
+def build_report_queries(
+    settings: Settings, primary: SqlUnitOfWorkFactory, keys: KeyProvider
+) -> ReportQueries:
+    """The read-only reports: on ``ENTRYEXIT_READ_DATABASE_URL`` (a streaming replica) when
+    set, else on the primary. The replica is never migrated or written: the reports open
+    read-only transactions, and PostgreSQL refuses writes on a standby besides."""
+    if not settings.read_database_url:
+        return primary.reports
+    replica = SqlUnitOfWorkFactory(create_database_engine(settings.read_database_url), keys)
+    logger.info("reports read from the replica (ENTRYEXIT_READ_DATABASE_URL)")
+    return replica.reports
+
+
 def build_checkpoints(
     settings: Settings, audit: AuditTrail, uow: UnitOfWorkFactory, keys: KeyProvider, clock: Clock
 ) -> AuditCheckpoints:
@@ -213,7 +227,7 @@ def build_records(
     if uow is None or reports is None or boards is None:
         sql = database if database is not None else build_database(settings, resolved_keys)
         factory: UnitOfWorkFactory = uow or sql
-        reports = reports or sql.reports
+        reports = reports or build_report_queries(settings, sql, resolved_keys)
         boards = boards or sql.boards
     else:
         factory = uow
@@ -291,6 +305,22 @@ class Services:
     fingerprints: FingerprintService
     kiosks: KioskService
     jobs: FleetJobs
+    # News of shared state changed by other processes (PostgreSQL NOTIFY); None on SQLite.
+    changes: ChangeFeed | None
+
+
+def start_change_listener(uow: UnitOfWorkFactory) -> ChangeFeed | None:
+    """On PostgreSQL, a listener thread for this process (see ``adapters/storage/notify.py``);
+    caches read their generations themselves while it is not connected."""
+    engine = getattr(uow, "engine", None)
+    if not isinstance(uow, SqlUnitOfWorkFactory) or engine is None:
+        return None
+    if engine.dialect.name != "postgresql":
+        return None
+    listener = PostgresChangeListener(conninfo(engine))
+    if not listener.start():
+        logger.warning("change listener not connected yet; caches read their generations")
+    return listener
 
 
 def build_job_leases(settings: Settings, uow: UnitOfWorkFactory) -> JobLeases:
@@ -332,6 +362,9 @@ def build_services(
         password_hasher=password_hasher,
     )
     uow_factory, audit, policies = records.uow, records.audit, records.policies
+    changes = start_change_listener(uow_factory)
+    if changes is not None:
+        policies.follow(changes)
     flights = records.flights
     galleries = GalleryService(
         uow_factory, clock, resolved_engine.model, resolved_engine.dimension, policies, audit
@@ -347,6 +380,7 @@ def build_services(
         audit,
         threshold_override=settings.watchlist_threshold,
         build_index=build_index,
+        changes=changes,
     )
     galleries.on_staged(watchlist.screen_gallery)
     jobs = FleetJobs(build_job_leases(settings, uow_factory), clock)
@@ -441,4 +475,5 @@ def build_services(
         ),
         kiosks=kiosks,
         jobs=jobs,
+        changes=changes,
     )

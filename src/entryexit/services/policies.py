@@ -11,13 +11,17 @@ from entryexit.domain.access import Principal
 from entryexit.domain.policy import Policy, parse_policy, policy_in_force
 from entryexit.errors import NotFoundError
 from entryexit.services.audit import AuditTrail
-from entryexit.services.ports import Clock, StoredPolicy
+from entryexit.services.generations import GenerationCheck, Stamp
+from entryexit.services.ports import ChangeFeed, Clock, StoredPolicy
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 SHIPPED_POLICIES = ("default.toml", "noncitizens-mandatory.toml")
 # Another process (``entryexit policy load`` beside ``serve``, another instance) may load a
-# policy: each process looks again at least this often (by the injected clock).
-RECHECK_EVERY = timedelta(seconds=5)
+# policy. Every load bumps the ``policies`` generation in its transaction; a process reads
+# that counter at most this often (by the injected clock), or at once when the store pushes
+# news of the change (PostgreSQL NOTIFY: then no read at all while nothing changed).
+RECHECK_EVERY = timedelta(seconds=1)
+GENERATION = "policies"
 DEFAULT_POLICY = "default.toml"
 
 
@@ -36,7 +40,14 @@ class PolicyService:
         self._audit = audit
         self._lock = threading.Lock()
         self._cache: list[Policy] | None = None
+        self._stamp: Stamp | None = None
         self._checked_at: datetime | None = None
+        self._generation = GenerationCheck(uow, GENERATION)
+
+    def follow(self, changes: ChangeFeed) -> None:
+        """Take pushed news of policy loads anywhere in the fleet (PostgreSQL NOTIFY)."""
+        with self._lock:
+            self._generation = GenerationCheck(self._uow, GENERATION, changes)
 
     def load(self, text: str, actor: Principal | None = None) -> tuple[Policy, bool]:
         """Parse and store a policy file; returns it and whether it was new."""
@@ -46,6 +57,7 @@ class PolicyService:
         def store(uow: UnitOfWork) -> bool:
             added = uow.policies.add(stored, policy.effective_from, self._clock())
             if added:
+                uow.generations.bump(GENERATION)
                 self._audit.record(
                     uow,
                     "policy load",
@@ -61,6 +73,7 @@ class PolicyService:
         added = in_transaction(self._uow, store)
         with self._lock:
             self._cache = None
+            self._stamp = None
         return policy, added
 
     def ensure_default(self) -> None:
@@ -71,13 +84,21 @@ class PolicyService:
     def all(self, now: datetime | None = None) -> list[Policy]:
         now = now or self._clock()
         with self._lock:
-            stale = self._checked_at is None or now - self._checked_at >= RECHECK_EVERY
-            if self._cache is None or stale:
+            if self._cache is not None and not self._generation.pushed:
+                checked = self._checked_at
+                clock_now = self._clock()
+                if checked is not None and checked <= clock_now < checked + RECHECK_EVERY:
+                    return list(self._cache)
+            current, stamp = self._generation.check(self._stamp)
+            if self._cache is None or not current:
+                # Read after the generation: a load committed in between is read now and
+                # stamped with the older generation, so the next check reads again.
                 stored = self._stored()
                 known = [p.version for p in self._cache or []]
                 if self._cache is None or [p.version for p in stored] != known:
                     self._cache = [parse_policy(p.source) for p in stored]
-                self._checked_at = now
+            self._stamp = stamp
+            self._checked_at = self._clock()
             return list(self._cache)
 
     def _stored(self) -> list[StoredPolicy]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -24,9 +24,11 @@ from entryexit.domain.model import Flight
 from entryexit.errors import ConflictError, InvalidInputError, NotFoundError
 from entryexit.services.audit import AuditTrail
 from entryexit.services.gallery import StagedGallery
+from entryexit.services.generations import GenerationCheck, Stamp
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import (
     AlertRecord,
+    ChangeFeed,
     Clock,
     FaceAnalyser,
     IndexBuilder,
@@ -52,7 +54,7 @@ class Disposition(StrEnum):
 class _Loaded:
     ids: tuple[str, ...]
     index: TemplateIndex
-    generation: int
+    stamp: Stamp
 
 
 class WatchlistService:
@@ -66,8 +68,10 @@ class WatchlistService:
         audit: AuditTrail,
         build_index: IndexBuilder,
         threshold_override: float | None = None,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._build_index = build_index
+        self._generation = GenerationCheck(uow, GENERATION, changes)
         self._uow = uow
         self._engine = engine
         self._clock = clock
@@ -215,15 +219,17 @@ class WatchlistService:
         return 1
 
     def _load(self) -> _Loaded:
-        """The list as this process holds it, after one cheap read of the list's generation;
-        rebuilt when another process (or this one) changed the list."""
-        with self._uow(read_only=True) as uow:
-            generation = uow.generations.current(GENERATION)
+        """The list as this process holds it, after one cheap read of the list's generation
+        (none while PostgreSQL pushes news of changes and none came); rebuilt when another
+        process (or this one) changed the list."""
         loaded = self._loaded
-        if loaded is not None and loaded.generation == generation:
+        current, stamp = self._generation.check(None if loaded is None else loaded.stamp)
+        if loaded is not None and current:
+            if stamp != loaded.stamp:
+                loaded = self._loaded = replace(loaded, stamp=stamp)
             return loaded
         with self._lock:
-            if self._loaded is not None and self._loaded.generation == generation:
+            if self._loaded is not None and self._loaded.stamp.generation == stamp.generation:
                 return self._loaded
             # Read after the generation: a change committed in between is read here and
             # labelled with the older generation, so the next use reloads (never the reverse).
@@ -237,9 +243,7 @@ class WatchlistService:
                 if stored
                 else np.empty((0, dimension), dtype=np.float32)
             )
-            self._loaded = _Loaded(
-                tuple(i for i, _ in stored), self._build_index(matrix), generation
-            )
+            self._loaded = _Loaded(tuple(i for i, _ in stored), self._build_index(matrix), stamp)
             return self._loaded
 
     def _invalidate(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from entryexit.adapters.storage.database import READ_ONLY_TRANSACTION
 from entryexit.adapters.storage.repositories.admissions import admission_from_row
 from entryexit.adapters.storage.repositories.flights import ERASED
 from entryexit.adapters.storage.repositories.maintenance import (
@@ -44,7 +45,12 @@ class SqlReportQueries:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
+        """Read-only, enforced by the database: reports may run on a replica
+        (``ENTRYEXIT_READ_DATABASE_URL``), and must not write on the primary either."""
         with self._sessions.begin() as session:
+            connection = session.connection(execution_options={READ_ONLY_TRANSACTION: True})
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
             yield session
 
     def in_country_overstays(self, before: date, limit: int | None = None) -> list[Admission]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -192,6 +192,10 @@ def _stored_idempotency(row: CaptureIdempotencyRow) -> StoredIdempotency:
     return StoredIdempotency(row.flight_id, row.request_digest, row.capture_id, row.outcome)
 
 
+# The PostgreSQL channel on which generation bumps are announced (``adapters/storage/notify.py``).
+CHANGES_CHANNEL = "entryexit_changes"
+
+
 class SqlCacheGenerations:
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -211,6 +215,13 @@ class SqlCacheGenerations:
                     self._session.add(CacheGenerationRow(name=name, generation=1))
             except IntegrityError:
                 return self.bump(name)
+        if self._session.get_bind().dialect.name == "postgresql":
+            # Delivered to every listening process when (and only if) this transaction
+            # commits (``adapters/storage/notify.py``).
+            self._session.execute(
+                text("SELECT pg_notify(:channel, :name)"),
+                {"channel": CHANGES_CHANNEL, "name": name},
+            )
         return self.current(name)
 
     def current(self, name: str) -> int:
