@@ -83,6 +83,13 @@ STAGED_GALLERY_SIZE = Histogram(
     buckets=(0, 10, 50, 100, 200, 400, 800, 1600, 3200),
     registry=REGISTRY,
 )
+RATE_LIMITED = Counter(
+    "entryexit_rate_limit_rejections",
+    "Requests refused with 429 (a gate key or address over its rate, failed sign-ins), by"
+    " route template.",
+    ("route",),
+    registry=REGISTRY,
+)
 CAPTURES_ROUTE = "/v1/flights/{flight_id}/captures"
 
 
@@ -153,6 +160,8 @@ class RequestObservability:
             route = route_template(scope)
             method = scope["method"]
             REQUESTS.labels(method, route, str(status)).inc()
+            if status == 429:
+                RATE_LIMITED.labels(route).inc()
             LATENCY.labels(method, route).observe(elapsed)
             if capture_body is not None:
                 _count_decision(b"".join(capture_body))
@@ -205,6 +214,26 @@ class _ServiceCollector(Collector):
         yield GaugeMetricFamily(
             "entryexit_audit_chain_length", "Events in the audit log.", value=head[0] if head else 0
         )
+        checkpoint = services.checkpoints.last_written
+        if checkpoint is not None:
+            yield GaugeMetricFamily(
+                "entryexit_audit_last_checkpoint_timestamp_seconds",
+                "When this process last signed a checkpoint of the audit log's head (Unix time).",
+                value=checkpoint.written_at.timestamp(),
+            )
+            yield GaugeMetricFamily(
+                "entryexit_audit_last_checkpoint_age_seconds",
+                "Seconds since this process last signed a checkpoint (written only when the log"
+                " moved, so an idle log's checkpoint grows old without harm).",
+                value=max(0.0, (services.clock() - checkpoint.written_at).total_seconds()),
+            )
+            yield GaugeMetricFamily(
+                "entryexit_audit_events_since_checkpoint",
+                "Audit events appended after this process's last checkpoint (not yet vouched"
+                " for outside the database).",
+                value=max(0, (head[0] if head else 0) - checkpoint.sequence),
+            )
+        yield from _job_metrics(services)
         pool = getattr(getattr(services.uow, "engine", None), "pool", None)
         checked_out = getattr(pool, "checkedout", None)
         idle = getattr(pool, "checkedin", None)
@@ -226,6 +255,48 @@ class _ServiceCollector(Collector):
             "Templates in the staged galleries held in memory.",
             value=sum(len(gallery) for gallery in galleries.values()),
         )
+
+
+def _job_metrics(services: Services) -> Iterator[Metric]:
+    """The fleet's background jobs as recorded in the database: every instance reports the
+    same values (aggregate with ``max``)."""
+    runs = services.jobs.last_runs()
+    started = GaugeMetricFamily(
+        "entryexit_job_last_run_timestamp_seconds",
+        "When the job's last run (by any process) started (Unix time).",
+        labels=["job"],
+    )
+    success = GaugeMetricFamily(
+        "entryexit_job_last_success_timestamp_seconds",
+        "When the job last finished without error (Unix time).",
+        labels=["job"],
+    )
+    duration = GaugeMetricFamily(
+        "entryexit_job_last_run_duration_seconds", "How long the last run took.", labels=["job"]
+    )
+    succeeded = GaugeMetricFamily(
+        "entryexit_job_last_run_ok", "1 if the last run finished without error.", labels=["job"]
+    )
+    total = GaugeMetricFamily(
+        "entryexit_job_runs", "Runs recorded since the job was first run.", labels=["job"]
+    )
+    counts = GaugeMetricFamily(
+        "entryexit_job_last_run_items",
+        "What the last run did, by kind (purge: records deleted; admissions: applied).",
+        labels=["job", "kind"],
+    )
+    for run in runs:
+        if run.started_at is not None:
+            started.add_metric([run.job], run.started_at.timestamp())
+        if run.success_at is not None:
+            success.add_metric([run.job], run.success_at.timestamp())
+        if run.duration_seconds is not None:
+            duration.add_metric([run.job], run.duration_seconds)
+        succeeded.add_metric([run.job], 1 if run.outcome == "ok" else 0)
+        total.add_metric([run.job], run.runs)
+        for kind, count in sorted(run.counts.items()):
+            counts.add_metric([run.job, kind], count)
+    yield from (started, success, duration, succeeded, total, counts)
 
 
 def metrics_text(services: Services) -> bytes:

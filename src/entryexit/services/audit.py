@@ -280,12 +280,18 @@ class AuditCheckpoints:
         self._store = store
         self._interval = interval_seconds
         self._written: tuple[int, str] | None = None
+        self._last: Checkpoint | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def public_key_pem(self) -> str:
         return self._signer.public_key_pem()
+
+    @property
+    def last_written(self) -> Checkpoint | None:
+        """The last checkpoint this process wrote (``/metrics``: its age)."""
+        return self._last
 
     def write(self, only_if_moved: bool = False) -> Checkpoint | None:
         """Sign the log's head as it is now; None when the log is untrusted (a checkpoint
@@ -316,6 +322,7 @@ class AuditCheckpoints:
             line = self._store.append(checkpoint)
             checkpoint_log.info("%s%s", CHECKPOINT_LOG_MARKER, line)
             self._written = position
+            self._last = checkpoint
             return checkpoint
 
     def _notice_rollback(

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from entryexit.api.observability import configure_logging
+from entryexit.cli.worker import PurgeScheduler
 from entryexit.domain.access import Role
 from tests.conftest import REPO_ROOT, lfw_image
 from tests.integration.api.conftest import Api, capture
@@ -126,6 +127,7 @@ def test_metrics_need_a_monitor_key_and_hold_no_personal_data(api: Api, lfw_dir:
     assert (
         capture(api, flight_id, lfw_image(lfw_dir, "Colin_Powell", 2)).json()["decision"] == "match"
     )
+    assert PurgeScheduler(api.services.jobs, api.services.purge, 300.0).run_once() is not None
     scrape = api.client.get("/metrics", headers={"Authorization": f"Bearer {monitor}"})
     assert scrape.status_code == 200
     assert scrape.headers["content-type"].startswith("text/plain")
@@ -148,6 +150,15 @@ def test_metrics_need_a_monitor_key_and_hold_no_personal_data(api: Api, lfw_dir:
     assert re.search(r"entryexit_audit_chain_length [1-9]", text)
     assert re.search(r"entryexit_gallery_templates_loaded [1-9]", text)
     assert re.search(r"entryexit_gallery_staged_templates_count [1-9]", text)
+    # The fleet's jobs as recorded in the database, and this process's last checkpoint.
+    assert re.search(
+        r'entryexit_job_last_success_timestamp_seconds\{job="purge"\} 1\.\d+e\+09', text
+    )
+    assert re.search(r'entryexit_job_last_run_ok\{job="purge"\} 1\.0', text)
+    assert re.search(r'entryexit_job_runs\{job="purge"\} 1\.0', text)
+    assert re.search(r'entryexit_job_last_run_items\{job="purge",kind="capture_records"\} \d', text)
+    assert re.search(r"entryexit_audit_last_checkpoint_age_seconds \d", text)
+    assert re.search(r"entryexit_audit_events_since_checkpoint \d", text)
     assert flight_id not in text  # labels are templates, never values
     for secret in PERSONAL:
         assert secret not in text

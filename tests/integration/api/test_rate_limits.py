@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from entryexit.api.app import create_app
+from entryexit.api.observability import REGISTRY
 from entryexit.biometrics import FaceEngine
 from entryexit.bootstrap import Services
 from entryexit.config import Settings
@@ -23,6 +24,7 @@ from tests.integration.api.conftest import Api, build_api, capture
 pytestmark = [pytest.mark.models]
 BAD_KEY = {"X-API-Key": "eex_000000000000_not-a-key"}
 PROXY = "10.1.2.3"
+REJECTIONS = "entryexit_rate_limit_rejections_total"
 
 
 @pytest.fixture
@@ -51,10 +53,14 @@ def test_a_neighbours_bad_keys_do_not_lock_out_a_gate_at_the_same_address(
     flight = api.create_flight()
     staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
     assert staged.status_code == 200
+    rejections = {"route": "/v1/flights/{flight_id}"}
+    counted_before = REGISTRY.get_sample_value(REJECTIONS, rejections) or 0.0
     with client_at(services, "198.51.100.7") as nat:
         statuses = [nat.get("/v1/flights/x", headers=BAD_KEY).status_code for _ in range(100)]
         assert statuses[:20] == [401] * 20
         assert set(statuses[20:]) == {429}  # the neighbour itself is throttled
+        # /metrics counts each refusal, by route template.
+        assert REGISTRY.get_sample_value(REJECTIONS, rejections) == counted_before + 80
         photo = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
         answer = nat.post(
             f"/v1/flights/{flight['id']}/captures",

@@ -30,6 +30,7 @@ CHANNEL = CHANGES_CHANNEL
 # before reconnecting after losing its connection.
 POLL_SECONDS = 1.0
 RECONNECT_SECONDS = 1.0
+MAX_RECONNECT_SECONDS = 30.0
 
 
 def conninfo(engine: Engine) -> str:
@@ -75,6 +76,7 @@ class PostgresChangeListener:
             connection.close()
 
     def _run(self) -> None:
+        failures = 0  # in a row, without a connection in between
         while not self._stop.is_set():
             try:
                 with self._connect(self._dsn) as connection:
@@ -84,6 +86,7 @@ class PostgresChangeListener:
                         self._epoch += 1
                         self._connected = True
                     self._listening.set()
+                    failures = 0
                     while not self._stop.is_set():
                         for notice in connection.notifies(timeout=POLL_SECONDS):
                             with self._lock:
@@ -92,13 +95,22 @@ class PostgresChangeListener:
                                 )
                         if connection.closed:
                             raise psycopg.OperationalError("the listening connection closed")
+            except psycopg.errors.InvalidCatalogName:
+                # The database itself is gone (dropped): nothing to follow any more.
+                logger.error("change listener stopped: the database no longer exists")
+                self._stop.set()
             except Exception as exc:  # reconnect; meanwhile callers read generations
                 if not self._stop.is_set():
-                    logger.warning(
-                        "change listener disconnected (%s); reconnecting", type(exc).__name__
+                    logger.log(
+                        logging.WARNING if failures == 0 else logging.DEBUG,
+                        "change listener disconnected (%s); reconnecting",
+                        type(exc).__name__,
                     )
+                failures += 1
             finally:
                 self._connection = None
                 with self._lock:
                     self._connected = False
-            self._stop.wait(RECONNECT_SECONDS)
+            # Back off while the server stays away (1, 2, 4 ... 30 s); caches read meanwhile.
+            delay = RECONNECT_SECONDS * 2 ** min(max(failures - 1, 0), 5)
+            self._stop.wait(min(delay, MAX_RECONNECT_SECONDS))
