@@ -3,13 +3,18 @@
 units' commands), HAProxy with TLS in front (deploy/haproxy/entryexit.cfg as shipped).
 
 Gate clients board two flights through HAProxy with idempotency keys, retrying on errors;
-one instance is killed (SIGKILL) and another stopped (SIGTERM) mid-boarding. Afterwards every
-key has exactly one decision, no capture is lost or doubled, the audit chain verifies, the
-outbox is drained and the replica has the primary's rows."""
+one instance is killed (SIGKILL) and another stopped (SIGTERM) mid-boarding, and of the two
+workers the one leading the admission work is killed too. Afterwards every key has exactly one
+decision, no capture is lost or doubled, the audit chain verifies, the surviving worker took
+the jobs over (the outbox drained, the purge kept running once per interval), a policy loaded
+by another process is in force on a surviving instance within the stated bound, the replica
+has the primary's rows and a report read from it (``ENTRYEXIT_READ_DATABASE_URL``) agrees with
+the primary's."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import secrets
 import shutil
@@ -53,6 +58,11 @@ ENTRYEXIT = [sys.executable, "-m", "entryexit"]
 TRAVELERS_PER_FLIGHT = 10
 GATE_CLIENTS = 4
 TABLES = ("captures", "capture_idempotency_keys", "encounters", "audit_events", "admissions")
+PURGE_INTERVAL_SECONDS = 2
+# The stated bound for a change made by one process to reach the others (docs/fleet.md), and
+# slack for this loaded 2-core machine.
+INVALIDATION_BOUND_SECONDS = 1.0
+INVALIDATION_SLACK_SECONDS = 1.0
 
 
 def free_port() -> int:
@@ -126,7 +136,10 @@ class Fleet:
     replica_url: str
     instances: list[subprocess.Popen[bytes]]
     instance_ports: list[int]
+    # The surviving worker; ``first_worker`` leads the admission work until it is killed.
     worker: subprocess.Popen[bytes]
+    first_worker: subprocess.Popen[bytes]
+    workers_started_at: float
     keys: dict[str, str] = field(default_factory=dict)
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
@@ -238,7 +251,7 @@ def fleet(
             "ENTRYEXIT_ENGINE_WORKERS": "1",
             "ENTRYEXIT_DRAIN_SECONDS": "3",
             "ENTRYEXIT_SHUTDOWN_TIMEOUT": "30",
-            "ENTRYEXIT_PURGE_INTERVAL_SECONDS": "2",
+            "ENTRYEXIT_PURGE_INTERVAL_SECONDS": str(PURGE_INTERVAL_SECONDS),
             "MALLOC_MMAP_THRESHOLD_": "1048576",
         }
         keys_init = subprocess.run(
@@ -257,9 +270,19 @@ def fleet(
             keys[role] = created.stdout.strip()
 
         ports = [free_port() for _ in range(3)]
-        instances = [_serve(env, port, root / f"instance-{n}.log") for n, port in enumerate(ports)]
+        # The instances read their reports from the replica; workers and commands do not.
+        serving_env = {**env, "ENTRYEXIT_READ_DATABASE_URL": replica_url}
+        instances = [
+            _serve(serving_env, port, root / f"instance-{n}.log") for n, port in enumerate(ports)
+        ]
         processes.extend(instances)
-        worker = _start([*ENTRYEXIT, "worker"], env, root / "worker.log")
+        workers_started_at = time.time()
+        first_worker = _start([*ENTRYEXIT, "worker"], env, root / "worker-1.log")
+        processes.append(first_worker)
+        # The first worker leads the admission work (it records its first round) before the
+        # second one starts, so killing the first kills the leader.
+        wait_for("the first worker to lead", lambda: _job(primary_url, "admissions"), timeout=120)
+        worker = _start([*ENTRYEXIT, "worker"], env, root / "worker-2.log")
         processes.append(worker)
 
         bundle, trusted = self_signed_certificate(root)
@@ -293,6 +316,8 @@ def fleet(
             instances,
             ports,
             worker,
+            first_worker,
+            workers_started_at,
             keys,
         )
         with built.client() as client:
@@ -435,6 +460,11 @@ def _gate(
         done.append(log)
 
 
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """job_runs keeps UTC without a zone (as every table here does)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _counts(url: str) -> dict[str, int]:
     engine = create_engine(url)
     try:
@@ -448,6 +478,52 @@ def _counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
+def _job(url: str, job: str) -> dict[str, Any] | None:
+    """The job's shared record (``job_runs``), or None before its first run."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            row = (
+                connection.execute(
+                    text(
+                        "SELECT runs, last_started_at, last_success_at, last_outcome"
+                        " FROM job_runs WHERE name = :job AND last_started_at IS NOT NULL"
+                    ),
+                    {"job": job},
+                )
+                .mappings()
+                .first()
+            )
+            return None if row is None else dict(row)
+    finally:
+        engine.dispose()
+
+
+def _replica_caught_up(primary_url: str, replica_url: str, timeout: float = 60.0) -> float:
+    """Wait until the replica has replayed everything the primary wrote so far; returns how
+    long that took (the replica's lag, as this machine shows it)."""
+    primary, replica = create_engine(primary_url), create_engine(replica_url)
+    try:
+        with primary.connect() as connection:
+            target = connection.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
+        began = time.monotonic()
+
+        def replayed() -> bool:
+            with replica.connect() as connection:
+                return bool(
+                    connection.execute(
+                        text("SELECT pg_last_wal_replay_lsn() >= CAST(:target AS pg_lsn)"),
+                        {"target": str(target)},
+                    ).scalar_one()
+                )
+
+        wait_for("the replica to replay the primary's WAL", replayed, timeout=timeout, every=0.02)
+        return time.monotonic() - began
+    finally:
+        primary.dispose()
+        replica.dispose()
+
+
 def test_a_fleet_boards_through_haproxy_while_instances_die_and_stop(
     fleet: Fleet, lfw_dir: Path
 ) -> None:
@@ -457,10 +533,13 @@ def test_a_fleet_boards_through_haproxy_while_instances_die_and_stop(
     lock = threading.Lock()
     killed, stopped = fleet.instances[0], fleet.instances[1]
     drain_seen: list[int] = []
+    worker_killed_at: list[dt.datetime] = []
 
     def chaos() -> None:
         wait_for("a third boarded", lambda: len(done) >= len(logs) // 3, timeout=300, every=0.05)
         killed.send_signal(signal.SIGKILL)
+        fleet.first_worker.send_signal(signal.SIGKILL)  # the admission leader, mid-work
+        worker_killed_at.append(dt.datetime.now(dt.UTC))
         wait_for(
             "two thirds boarded", lambda: len(done) >= 2 * len(logs) // 3, timeout=300, every=0.05
         )
@@ -502,9 +581,55 @@ def test_a_fleet_boards_through_haproxy_while_instances_die_and_stop(
         request_id = client.get("/healthz", headers={"X-Request-ID": "gate-7.trace-1"})
         assert request_id.headers["X-Request-ID"] == "gate-7.trace-1"
         assert client.get("/healthz").headers["X-Request-ID"]
+    # The surviving worker took the lead of the admission work (the outbox drains) and the
+    # purge, which kept running once per interval between the two workers, never more.
     wait_for("the outbox to drain", lambda: _counts(fleet.primary_url)["outbox"] == 0, timeout=120)
+    assert fleet.first_worker.wait(timeout=10) == -signal.SIGKILL
+
+    def purged_since_the_kill() -> bool:
+        purge = _job(fleet.primary_url, "purge")
+        return purge is not None and _aware(purge["last_started_at"]) > worker_killed_at[0]
+
+    wait_for("a purge after the first worker's death", purged_since_the_kill, timeout=30)
+    admissions = _job(fleet.primary_url, "admissions")
+    assert admissions is not None
+    assert _aware(admissions["last_started_at"]) > worker_killed_at[0]
     fleet.worker.send_signal(signal.SIGTERM)
     assert fleet.worker.wait(timeout=60) == 0
+    purge = _job(fleet.primary_url, "purge")
+    assert purge is not None
+    assert purge["last_outcome"] == "ok"
+    workers_ran = time.time() - fleet.workers_started_at
+    # Two workers each looking four times per interval would purge about eight times as
+    # often without the lease; once per interval allows this many at most.
+    assert 2 <= purge["runs"] <= workers_ran / PURGE_INTERVAL_SECONDS + 1, (purge, workers_ran)
+
+    # A policy loaded by another process (the command line) is in force on a surviving
+    # instance within the bound: PostgreSQL NOTIFY reaches its listener.
+    survivor = f"http://127.0.0.1:{fleet.instance_ports[2]}"
+    admin = {"X-API-Key": fleet.keys["admin"]}
+    before = httpx.get(f"{survivor}/v1/policies/current", headers=admin, timeout=10)
+    assert before.json()["version"] == "default-2"
+    loaded = subprocess.run(
+        [*ENTRYEXIT, "policy", "load", "--shipped", "noncitizens-mandatory.toml"],
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    loaded_at = time.monotonic()
+    wait_for(
+        "the new policy on the surviving instance",
+        lambda: (
+            httpx.get(f"{survivor}/v1/policies/current", headers=admin, timeout=10).json()[
+                "version"
+            ]
+            == "noncitizens-mandatory-1"
+        ),
+        timeout=INVALIDATION_BOUND_SECONDS + INVALIDATION_SLACK_SECONDS,
+        every=0.01,
+    )
+    policy_seconds = time.monotonic() - loaded_at
 
     primary = _counts(fleet.primary_url)
     # No capture lost or doubled: one record and one key row per key, one encounter per
@@ -532,12 +657,45 @@ def test_a_fleet_boards_through_haproxy_while_instances_die_and_stop(
 
     # The replica has caught up: the same rows as the primary.
     wait_for("the replica", lambda: _counts(fleet.replica_url) == primary, timeout=60)
+    # A report the instances read from the replica agrees with the primary's, once the replica
+    # has replayed everything written before it was asked.
+    lag = _replica_caught_up(fleet.primary_url, fleet.replica_url)
+    as_of = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    since = as_of - dt.timedelta(days=1)
+    from_replica = httpx.get(
+        f"{survivor}/v1/privacy/report",
+        params={"since": since.isoformat(), "as_of": as_of.isoformat()},
+        headers=admin,
+        timeout=30,
+    )
+    assert from_replica.status_code == 200, from_replica.text
+    on_primary = subprocess.run(
+        [
+            *ENTRYEXIT,
+            "privacy",
+            "report",
+            "--as-of",
+            as_of.isoformat(),
+            "--since",
+            since.isoformat(),
+        ],
+        env=fleet.env,  # no ENTRYEXIT_READ_DATABASE_URL: the primary
+        capture_output=True,
+        text=True,
+    )
+    assert on_primary.returncode == 0, on_primary.stderr
+    replica_report, primary_report = from_replica.json(), json.loads(on_primary.stdout)
+    for part in ("held", "overdue", "decisions"):
+        assert replica_report[part] == primary_report[part], part
+    assert sum(replica_report["held"].values()) > 0
     retried = [log for log in logs if log.errors and log.seconds_to_decision is not None]
     failover = max((log.seconds_to_decision or 0.0 for log in retried), default=0.0)
     print(  # noqa: T201 - the test's own measurements, shown with -s
         f"fleet: {len(logs)} travelers boarded in {boarding_seconds:.1f} s through HAProxy"
         f" ({len(matched)} matched); {len(retried)} keys retried after errors, the slowest"
-        f" decided {failover:.1f} s after its first attempt"
+        f" decided {failover:.1f} s after its first attempt; a policy loaded by the CLI was"
+        f" in force on a surviving instance {policy_seconds * 1000:.0f} ms later; the replica"
+        f" replayed the primary's WAL {lag * 1000:.0f} ms after it was asked"
     )
 
 
