@@ -362,7 +362,7 @@ def build_services(
         password_hasher=password_hasher,
     )
     uow_factory, audit, policies = records.uow, records.audit, records.policies
-    changes = start_change_listener(uow_factory)
+    changes = start_change_listener(uow_factory) if settings.listen_for_changes else None
     if changes is not None:
         policies.follow(changes)
     flights = records.flights

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # streaming replica of ``database_url``. Its answers lag the primary by the replica's
     # replay lag (docs/fleet.md); nothing is ever written through it.
     read_database_url: str | None = None
+    # PostgreSQL: follow other instances' changes by LISTEN/NOTIFY (no read per use). Turn off
+    # behind a transaction-pooling PgBouncer, which does not carry LISTEN: caches then read.
+    listen_for_changes: bool = True
 
     # The recognizer: "sface-2021dec" (built in) or an installed plug-in's key.
     recognizer: str = "sface-2021dec"

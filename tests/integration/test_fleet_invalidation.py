@@ -189,3 +189,24 @@ def test_without_its_listener_an_instance_still_follows_by_reading(
     first.watchlist.add(ADMIN, b"face:98", "wanted", "R1")
     within(BOUND_SECONDS + SLACK_SECONDS, lambda: len(second.watchlist.capture_hits(face)) == 1)
     within(5, lambda: listener.token("watchlist") is not None)  # reconnected
+
+
+def test_with_listening_turned_off_instances_follow_by_reading(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """ENTRYEXIT_LISTEN_FOR_CHANGES=false (a transaction-pooling PgBouncer): no listener, and
+    a change still arrives within the bound."""
+    keys = StaticKeyProvider()
+    quiet = Settings(data_dir=tmp_path / "b", database_url=postgres_url, listen_for_changes=False)
+    first = instance(postgres_url, tmp_path / "a", keys)
+    second = build_services(quiet, engine=FakeAnalyser(), keys=keys)
+    try:
+        assert second.changes is None
+        assert second.policies.in_force().version == "default-2"
+        first.policies.load(shipped_policy_text("noncitizens-mandatory.toml"), ADMIN)
+        within(
+            BOUND_SECONDS + SLACK_SECONDS,
+            lambda: second.policies.in_force().version == "noncitizens-mandatory-1",
+        )
+    finally:
+        close(first, second)
