@@ -59,9 +59,7 @@ def main() -> None:
         with_news = per_call_microseconds(pushed.in_force, arguments.looks)
         by_reading = per_call_microseconds(reading.in_force, arguments.looks)
 
-        writer = SqlUnitOfWorkFactory(
-            create_database_engine(arguments.database_url), keys
-        )
+        writer = SqlUnitOfWorkFactory(create_database_engine(arguments.database_url), keys)
         delays = []
         for _ in range(arguments.changes):
             before = listener.token(GENERATION)
