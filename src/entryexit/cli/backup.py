@@ -122,8 +122,11 @@ def _check(settings: Settings) -> RestoredDatabase:
 
 
 def _report(opened: RestoredDatabase) -> None:
+    sealed = (
+        f"{opened.wrapped_keys} wrapped key(s) under key-encryption key(s) {', '.join(opened.keks)}"
+        if opened.keks
+        else "no sealed data yet"
+    )
     typer.echo(
-        f"the keys open it: {opened.wrapped_keys} wrapped key(s) under"
-        f" {', '.join(opened.keks) or 'no'} key-encryption key(s), audit log of"
-        f" {opened.audit_events} events verifies"
+        f"the keys open it: {sealed}; the audit log of {opened.audit_events} events verifies"
     )
