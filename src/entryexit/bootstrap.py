@@ -39,6 +39,7 @@ from entryexit.biometrics.fingerprints import (
 from entryexit.config import Settings
 from entryexit.errors import ConfigurationError
 from entryexit.services.audit import AuditCheckpoints, AuditTrail
+from entryexit.services.backups import RestoredDatabase, check_keys_open
 from entryexit.services.captures import CaptureService
 from entryexit.services.console import ConsoleService
 from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy
@@ -262,6 +263,17 @@ def build_records(
         fairness=FairnessReportService(reports, clock),
         flights=FlightService(uow, clock, model, audit),
     )
+
+
+def check_restored_database(settings: Settings) -> RestoredDatabase:
+    """Open a restored database with the configured keys and check they are its keys,
+    before anything else (a default policy, an audit event) is written to it."""
+    keys = build_key_provider(settings)
+    database = build_database(settings, keys)
+    try:
+        return check_keys_open(database, keys, AuditTrail(database, utc_now, keys))
+    finally:
+        database.engine.dispose()
 
 
 def build_purge(records: Records, clock: Clock = utc_now) -> PurgeService:

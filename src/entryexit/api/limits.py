@@ -4,7 +4,7 @@ uvicorn closes idle keep-alive connections (``timeout_keep_alive``) but has no t
 reading a request's headers or body: a client that trickles its body a byte at a time holds
 the request for as long as it likes. The body's deadline is enforced here; the headers' one
 cannot be (the application is called only once they have arrived) and belongs to the reverse
-proxy in front (README, "Slow clients").
+proxy in front (docs/settings.md, "Slow clients").
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import click
 import typer
 
 from entryexit.cli import audit as audit_commands
+from entryexit.cli import backup as backup_commands
 from entryexit.cli import compare as compare_command
 from entryexit.cli import documents as document_commands
 from entryexit.cli import evaluate as evaluate_commands
@@ -44,6 +45,7 @@ app.command("mrz")(document_commands.mrz)
 app.add_typer(serve_commands.keys_app, name="keys")
 app.add_typer(simulate_commands.app, name="simulate")
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(backup_commands.app, name="backup")
 app.add_typer(privacy_commands.policy_app, name="policy")
 app.command("purge")(privacy_commands.purge)
 app.add_typer(privacy_commands.privacy_app, name="privacy")
