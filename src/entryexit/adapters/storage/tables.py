@@ -308,6 +308,20 @@ class ConsoleUserRow(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
+class ConsoleSignInFailureRow(Base):
+    """Failed sign-ins to one account from one client address (its SHA-256, not the address):
+    the lock-out is per address, so a stranger's guesses cannot lock an officer out."""
+
+    __tablename__ = "console_sign_in_failures"
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("console_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
 class ConsoleSessionRow(Base):
     """A signed-in browser: only the SHA-256 of its cookie is stored."""
 

@@ -8,10 +8,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from entryexit.adapters.storage.tables import ApiKeyRow, ConsoleSessionRow, ConsoleUserRow
+from entryexit.adapters.storage.tables import (
+    ApiKeyRow,
+    ConsoleSessionRow,
+    ConsoleSignInFailureRow,
+    ConsoleUserRow,
+)
 from entryexit.domain.access import Principal, Role, StoredApiKey
 from entryexit.errors import ConflictError
-from entryexit.services.ports import ConsoleSession, ConsoleUser
+from entryexit.services.ports import ConsoleSession, ConsoleUser, SignInFailures
 
 
 def _user(row: ConsoleUserRow) -> ConsoleUser:
@@ -113,6 +118,42 @@ class SqlAccessRepository:
             values["password_hash"] = password_hash
         session = self._session
         session.execute(update(ConsoleUserRow).where(ConsoleUserRow.id == user_id).values(**values))
+
+    def sign_in_failures(self, user_id: str, source_key: str) -> SignInFailures | None:
+        row = self._session.get(ConsoleSignInFailureRow, (user_id, source_key))
+        if row is None:
+            return None
+        return SignInFailures(row.failed_attempts, row.last_failure_at, row.locked_until)
+
+    def record_sign_in_failures(
+        self, user_id: str, source_key: str, failures: SignInFailures
+    ) -> None:
+        row = self._session.get(ConsoleSignInFailureRow, (user_id, source_key))
+        if row is None:
+            row = ConsoleSignInFailureRow(user_id=user_id, source_key=source_key)
+            self._session.add(row)
+        row.failed_attempts = failures.failed_attempts
+        row.last_failure_at = failures.last_failure_at
+        row.locked_until = failures.locked_until
+        self._session.flush()
+
+    def clear_sign_in_failures(self, user_id: str, source_key: str) -> None:
+        self._session.execute(
+            delete(ConsoleSignInFailureRow).where(
+                ConsoleSignInFailureRow.user_id == user_id,
+                ConsoleSignInFailureRow.source_key == source_key,
+            )
+        )
+
+    def forget_sign_in_failures(self, before: datetime) -> int:
+        result = self._session.execute(
+            delete(ConsoleSignInFailureRow).where(
+                ConsoleSignInFailureRow.last_failure_at < before,
+                (ConsoleSignInFailureRow.locked_until.is_(None))
+                | (ConsoleSignInFailureRow.locked_until < before),
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def add_session(self, record: ConsoleSession) -> None:
         session = self._session
