@@ -1182,6 +1182,21 @@ class _Access(_Repository):
         if password_hash is not None:
             row.password_hash = password_hash
 
+    def disable_user(self, user_id: str, now: datetime) -> None:
+        t = self._w()
+        row = t.users.get(user_id)
+        if row is not None:
+            row.disabled_at = now
+            t.sessions = {k: v for k, v in t.sessions.items() if v.user_id != user_id}
+
+    def revoke_api_key(self, key_id: str, now: datetime) -> bool:
+        t = self._w()
+        for prefix, key in t.api_keys.items():
+            if key.principal.key_id == key_id and key.revoked_at is None:
+                t.api_keys[prefix] = replace(key, revoked_at=now)
+                return True
+        return False
+
     def sign_in_failures(self, user_id: str, source_key: str) -> SignInFailures | None:
         return self._r().sign_in_failures.get((user_id, source_key))
 

@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from entryexit.domain.access import Principal, Role
-from entryexit.errors import AuthenticationError, InvalidInputError
+from entryexit.errors import AuthenticationError, InvalidInputError, NotFoundError
 from entryexit.services.audit import AuditTrail
 from entryexit.services.ports import Clock, ConsoleSession, ConsoleUser, SignInFailures
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
@@ -120,6 +120,19 @@ class ConsoleAccounts:
             return user
 
         return in_transaction(self._uow, create)
+
+    def disable(self, username: str, actor: Principal | None = None) -> None:
+        """Disable an account and end its sessions at once; audited. (Accounts are disabled,
+        never deleted: the audit log names them.)"""
+
+        def disable(uow: UnitOfWork) -> None:
+            user = uow.access.find_user(username)
+            if user is None or user.disabled:
+                raise NotFoundError(f"no enabled console account named {username!r}")
+            uow.access.disable_user(user.id, self._clock())
+            self._audit.record(uow, "console user disable", "ok", actor, "console_user", user.id)
+
+        in_transaction(self._uow, disable)
 
     def sign_in(
         self, username: str, password: str, source: str | None = None

@@ -293,6 +293,14 @@ class AccessRepository(Protocol):
         password_hash: str | None = None,
         failed_attempts: int | None = None,
     ) -> None: ...
+    def disable_user(self, user_id: str, now: datetime) -> None:
+        """Mark the account disabled and delete its sessions."""
+        ...
+
+    def revoke_api_key(self, key_id: str, now: datetime) -> bool:
+        """``False`` if there is no such key or it is revoked already."""
+        ...
+
     def sign_in_failures(self, user_id: str, source_key: str) -> SignInFailures | None: ...
     def record_sign_in_failures(
         self, user_id: str, source_key: str, failures: SignInFailures

@@ -59,6 +59,9 @@ class ApiKeyRow(Base):
     carrier: Mapped[str | None] = mapped_column(String(3), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # See repositories/access.py: NULL only for a row written before MACs and not yet
+    # attested by the audit log (refused).
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class FlightRow(Base):
@@ -292,6 +295,7 @@ class PolicyRow(Base):
     source: Mapped[str] = mapped_column(String(20000))
     sha256: Mapped[str] = mapped_column(String(64))
     loaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ConsoleUserRow(Base):
@@ -306,6 +310,7 @@ class ConsoleUserRow(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ConsoleSignInFailureRow(Base):
@@ -332,6 +337,7 @@ class ConsoleSessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AdmissionRow(Base):
