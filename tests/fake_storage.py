@@ -71,6 +71,7 @@ from entryexit.services.ports import (
     IdempotencyClaim,
     ManifestStatus,
     NewAdmission,
+    SignInFailures,
     StoredFingerprint,
     StoredIdempotency,
     StoredPolicy,
@@ -293,6 +294,8 @@ class FakeTables:
     alerts: dict[str, AlertRecord] = field(default_factory=dict)
     users: dict[str, UserRow] = field(default_factory=dict)
     sessions: dict[str, ConsoleSession] = field(default_factory=dict)  # by token hash
+    # (user id, source key) -> failed sign-ins from that address
+    sign_in_failures: dict[tuple[str, str], SignInFailures] = field(default_factory=dict)
     outbox: dict[str, OutboxMessage] = field(default_factory=dict)
     outbox_attempts: dict[str, int] = field(default_factory=dict)
     outbox_parked: set[str] = field(default_factory=set)
@@ -1178,6 +1181,44 @@ class _Access(_Repository):
             row.failed_attempts = row.failed_attempts + 1
         if password_hash is not None:
             row.password_hash = password_hash
+
+    def disable_user(self, user_id: str, now: datetime) -> None:
+        t = self._w()
+        row = t.users.get(user_id)
+        if row is not None:
+            row.disabled_at = now
+            t.sessions = {k: v for k, v in t.sessions.items() if v.user_id != user_id}
+
+    def revoke_api_key(self, key_id: str, now: datetime) -> bool:
+        t = self._w()
+        for prefix, key in t.api_keys.items():
+            if key.principal.key_id == key_id and key.revoked_at is None:
+                t.api_keys[prefix] = replace(key, revoked_at=now)
+                return True
+        return False
+
+    def sign_in_failures(self, user_id: str, source_key: str) -> SignInFailures | None:
+        return self._r().sign_in_failures.get((user_id, source_key))
+
+    def record_sign_in_failures(
+        self, user_id: str, source_key: str, failures: SignInFailures
+    ) -> None:
+        self._w().sign_in_failures[(user_id, source_key)] = failures
+
+    def clear_sign_in_failures(self, user_id: str, source_key: str) -> None:
+        self._w().sign_in_failures.pop((user_id, source_key), None)
+
+    def forget_sign_in_failures(self, before: datetime) -> int:
+        t = self._w()
+        stale = [
+            key
+            for key, failures in t.sign_in_failures.items()
+            if failures.last_failure_at < before
+            and (failures.locked_until is None or failures.locked_until < before)
+        ]
+        for key in stale:
+            del t.sign_in_failures[key]
+        return len(stale)
 
     def add_session(self, record: ConsoleSession) -> None:
         t = self._w()

@@ -37,7 +37,7 @@ from entryexit.biometrics.fingerprints import (
     open_engine,
 )
 from entryexit.config import Settings
-from entryexit.errors import ConfigurationError
+from entryexit.errors import ConfigurationError, StoredDataUntrustedError
 from entryexit.services.audit import AuditCheckpoints, AuditTrail
 from entryexit.services.backups import RestoredDatabase, check_keys_open
 from entryexit.services.captures import CaptureService
@@ -150,6 +150,7 @@ def build_database(settings: Settings, keys: KeyProvider | None = None) -> SqlUn
     migrate(engine)
     database = SqlUnitOfWorkFactory(engine, resolved_keys)
     database.mac_legacy_audit_events()
+    database.mac_legacy_rows()
     return database
 
 
@@ -382,7 +383,15 @@ def build_services(
         uow_factory, clock, resolved_engine.model, resolved_engine.dimension, policies, audit
     )
     thresholds = operating_thresholds(settings, resolved_engine)
-    thresholds.check(policies.in_force().matching)
+    try:
+        in_force = policies.in_force()
+    except StoredDataUntrustedError:
+        if database is None and uow is None:  # opened here: close it before refusing
+            dispose = getattr(uow_factory, "engine", None)
+            if dispose is not None:
+                dispose.dispose()
+        raise
+    thresholds.check(in_force.matching)
     watchlist = WatchlistService(
         uow_factory,
         resolved_engine,

@@ -118,6 +118,14 @@ class AuditLogUntrustedError(EntryExitError):
     code = "audit-log-untrusted"
 
 
+class StoredDataUntrustedError(EntryExitError):
+    """A stored row that governs decisions (a policy version) fails its MAC or its content
+    hash: someone wrote it without the keys. Nothing is decided on it until an administrator
+    reloads the policy file."""
+
+    code = "stored-data-untrusted"
+
+
 class AuthenticationError(EntryExitError):
     code = "unauthenticated"
 
@@ -147,6 +155,7 @@ _HTTP_STATUS: list[tuple[type[EntryExitError], int, str]] = [
     (RateLimitedError, 429, "Too many requests"),
     (ConfigurationError, 503, "Service not ready"),
     (AuditLogUntrustedError, 503, "Audit log untrusted"),
+    (StoredDataUntrustedError, 503, "Stored data untrusted"),
     (StorageUnavailableError, 503, "Storage unavailable"),
 ]
 

@@ -22,6 +22,7 @@ from entryexit.errors import (
     AuditLogUntrustedError,
     EntryExitError,
     StorageUnavailableError,
+    StoredDataUntrustedError,
 )
 from entryexit.services.audit import RequestAudit, reset_current_request, set_current_request
 
@@ -91,7 +92,11 @@ class AuditAccess:
                     attempted = True
                     try:
                         await self._record(scope, status)
-                    except (AuditLogUntrustedError, StorageUnavailableError) as exc:
+                    except (
+                        AuditLogUntrustedError,
+                        StorageUnavailableError,
+                        StoredDataUntrustedError,
+                    ) as exc:
                         if getattr(scope.get("route"), "path", None) not in INVESTIGATION:
                             replaced = True
                             await problem_for(exc)(scope, receive, send)
@@ -107,10 +112,8 @@ class AuditAccess:
             if not request.recorded and not attempted:
                 try:
                     await self._record(scope, status)
-                except AuditLogUntrustedError:
-                    logger.error(
-                        "audit log untrusted: the access event of a failed request is lost"
-                    )
+                except (AuditLogUntrustedError, StoredDataUntrustedError) as exc:
+                    logger.error("the access event of a failed request is lost: %s", exc.code)
 
     async def _record(self, scope: Scope, status: int) -> None:
         route = scope.get("route")

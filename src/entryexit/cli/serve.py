@@ -164,6 +164,18 @@ def create_key(
     return 0
 
 
+@keys_app.command("revoke")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="The key's id (printed when it was created).")],
+) -> int:
+    """Revoke an API key: every instance refuses it from its next request on."""
+    from entryexit.bootstrap import build_records
+
+    build_records(load_settings()).keys.revoke(key_id)
+    typer.echo(f"revoked API key {key_id}")
+    return 0
+
+
 @keys_app.command("init")
 def init_keys(
     if_missing: Annotated[

@@ -1,4 +1,4 @@
-"""``entryexit users create``: people who sign in to the officer console."""
+"""``entryexit users create|disable``: people who sign in to the officer console."""
 
 from __future__ import annotations
 
@@ -43,4 +43,16 @@ def create(
     accounts = build_records(load_settings()).accounts
     user = accounts.create_user(username.strip().lower(), password, role)
     typer.echo(f"created console user {user.username} ({user.role.value}); sign in at /console")
+    return 0
+
+
+@app.command("disable")
+def disable(
+    username: Annotated[str, typer.Argument(help="The account's sign-in name.")],
+) -> int:
+    """Disable a console account: its sessions end at once and it cannot sign in again."""
+    from entryexit.bootstrap import build_records
+
+    build_records(load_settings()).accounts.disable(username.strip().lower())
+    typer.echo(f"disabled console user {username.strip().lower()}")
     return 0

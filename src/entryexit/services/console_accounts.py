@@ -1,5 +1,12 @@
 """People's accounts for the console: argon2 password hashes, lock-out after repeated
-failures, server-side sessions with an idle timeout and a CSRF token each."""
+failures, server-side sessions with an idle timeout and a CSRF token each.
+
+The lock-out is per account *and client address*: five wrong passwords from one address lock
+that address out of that account, not the account. A lock per account alone is a denial of
+service anyone can mount (five guesses from anywhere and an officer cannot sign in for a
+quarter of an hour). Failures from all addresses together still lock the account at a much
+higher ceiling (NIST SP 800-63B's "no more than 100"), so a guesser with many addresses gets
+a bounded number of tries."""
 
 from __future__ import annotations
 
@@ -8,15 +15,15 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from entryexit.domain.access import Principal, Role
-from entryexit.errors import AuthenticationError, InvalidInputError
+from entryexit.errors import AuthenticationError, InvalidInputError, NotFoundError
 from entryexit.services.audit import AuditTrail
-from entryexit.services.ports import Clock, ConsoleSession, ConsoleUser
+from entryexit.services.ports import Clock, ConsoleSession, ConsoleUser, SignInFailures
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
@@ -29,8 +36,11 @@ PERSON_ROLES = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMI
 class SessionPolicy:
     idle_timeout: timedelta = timedelta(minutes=15)
     absolute_lifetime: timedelta = timedelta(hours=12)
+    # From one client address, to one account.
     failures_before_lock: int = 5
     lock_duration: timedelta = timedelta(minutes=15)
+    # From all addresses together, to one account (consecutive, reset by a success).
+    failures_before_account_lock: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +56,17 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def source_key(source: str | None) -> str:
+    """What is stored of a client address: its SHA-256 (the count needs only equality)."""
+    return hashlib.sha256(f"console sign-in source\0{source or 'unknown'}".encode()).hexdigest()
+
+
 def principal_of(user: ConsoleUser) -> Principal:
     return Principal(user.id, user.username, user.role)
+
+
+def _locked(until: datetime | None, now: datetime) -> bool:
+    return until is not None and until > now
 
 
 class ConsoleAccounts:
@@ -102,9 +121,25 @@ class ConsoleAccounts:
 
         return in_transaction(self._uow, create)
 
-    def sign_in(self, username: str, password: str) -> tuple[str, SignedIn]:
+    def disable(self, username: str, actor: Principal | None = None) -> None:
+        """Disable an account and end its sessions at once; audited. (Accounts are disabled,
+        never deleted: the audit log names them.)"""
+
+        def disable(uow: UnitOfWork) -> None:
+            user = uow.access.find_user(username)
+            if user is None or user.disabled:
+                raise NotFoundError(f"no enabled console account named {username!r}")
+            uow.access.disable_user(user.id, self._clock())
+            self._audit.record(uow, "console user disable", "ok", actor, "console_user", user.id)
+
+        in_transaction(self._uow, disable)
+
+    def sign_in(
+        self, username: str, password: str, source: str | None = None
+    ) -> tuple[str, SignedIn]:
         """Return a new session's cookie token and its state, or raise
-        :class:`AuthenticationError` with the same message for every kind of failure."""
+        :class:`AuthenticationError` with the same message for every kind of failure.
+        ``source`` is the client's address (behind trusted proxies, the forwarded one)."""
         now = self._clock()
         failure = AuthenticationError("wrong username or password, or the account is locked")
         with self._uow(read_only=True) as uow:
@@ -132,7 +167,10 @@ class ConsoleAccounts:
             expires_at=now + self._policy.absolute_lifetime,
         )
         signed_in = in_transaction(
-            self._uow, lambda uow: self._decide_sign_in(uow, user.id, verified, rehashed, record)
+            self._uow,
+            lambda uow: self._decide_sign_in(
+                uow, user.id, source_key(source), verified, rehashed, record
+            ),
         )
         if signed_in is None:
             raise failure
@@ -142,6 +180,7 @@ class ConsoleAccounts:
         self,
         uow: UnitOfWork,
         user_id: str,
+        source: str,
         verified: bool,
         rehashed: str | None,
         record: ConsoleSession,
@@ -151,30 +190,61 @@ class ConsoleAccounts:
         if user is None or user.disabled:
             self._audit.record(uow, "console sign-in", "denied", None, "console_user", user_id)
             return None
-        locked = user.locked_until is not None and user.locked_until > now
-        if locked:
+        from_source = uow.access.sign_in_failures(user_id, source)
+        if _locked(user.locked_until, now) or (
+            from_source is not None and _locked(from_source.locked_until, now)
+        ):
             self._audit.record(uow, "console sign-in", "locked", None, "console_user", user_id)
             return None
         if not verified:
-            # A lock-out that has run out starts the count afresh.
-            expired_lock = user.locked_until is not None and user.locked_until <= now
-            attempts = (0 if expired_lock else user.failed_attempts) + 1
-            lock_until = (
-                now + self._policy.lock_duration
-                if attempts >= self._policy.failures_before_lock
-                else None
-            )
-            uow.access.record_sign_in(
-                user_id, succeeded=False, locked_until=lock_until, failed_attempts=attempts
-            )
-            outcome = "denied" if lock_until is None else "denied, account locked"
-            self._audit.record(uow, "console sign-in", outcome, None, "console_user", user_id)
+            self._count_failure(uow, user, source, from_source, now)
             return None
         principal = principal_of(user)
         uow.access.record_sign_in(user_id, True, None, password_hash=rehashed)
+        uow.access.clear_sign_in_failures(user_id, source)
         uow.access.add_session(record)
         self._audit.record(uow, "console sign-in", "ok", principal, "console_user", user_id)
         return SignedIn(principal, record.csrf_token, record.token_hash)
+
+    def _count_failure(
+        self,
+        uow: UnitOfWork,
+        user: ConsoleUser,
+        source: str,
+        from_source: SignInFailures | None,
+        now: datetime,
+    ) -> None:
+        policy = self._policy
+        # A count from an address goes stale once its lock (or a lock's worth of quiet) is
+        # over; so does the account's, once its own lock has run out.
+        stale = from_source is None or (
+            from_source.locked_until is not None
+            or now - from_source.last_failure_at > policy.lock_duration
+        )
+        source_attempts = (0 if stale or from_source is None else from_source.failed_attempts) + 1
+        source_lock = (
+            now + policy.lock_duration if source_attempts >= policy.failures_before_lock else None
+        )
+        uow.access.record_sign_in_failures(
+            user.id, source, SignInFailures(source_attempts, now, source_lock)
+        )
+        account_attempts = (0 if user.locked_until is not None else user.failed_attempts) + 1
+        account_lock = (
+            now + policy.lock_duration
+            if account_attempts >= policy.failures_before_account_lock
+            else None
+        )
+        uow.access.record_sign_in(
+            user.id, succeeded=False, locked_until=account_lock, failed_attempts=account_attempts
+        )
+        uow.access.forget_sign_in_failures(before=now - policy.lock_duration)
+        if account_lock is not None:
+            outcome = "denied, account locked"
+        elif source_lock is not None:
+            outcome = "denied, address locked"
+        else:
+            outcome = "denied"
+        self._audit.record(uow, "console sign-in", outcome, None, "console_user", user.id)
 
     def session(self, token: str | None) -> SignedIn | None:
         """The live session for a cookie token, or None (unknown, idle too long, expired,

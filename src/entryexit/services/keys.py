@@ -8,7 +8,7 @@ import secrets
 import uuid
 
 from entryexit.domain.access import Principal, Role, StoredApiKey
-from entryexit.errors import AuthenticationError, InvalidInputError
+from entryexit.errors import AuthenticationError, InvalidInputError, NotFoundError
 from entryexit.services.audit import AuditTrail
 from entryexit.services.ports import Clock
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
@@ -80,6 +80,17 @@ class KeyService:
         if not hmac.compare_digest(stored.secret_hash, _hash(parts[2])):
             raise AuthenticationError("the API key is unknown or revoked")
         return stored.principal
+
+    def revoke(self, key_id: str, actor: Principal | None = None) -> None:
+        """Revoke a key at once (every instance refuses it on its next request); audited."""
+
+        def revoke(uow: UnitOfWork) -> None:
+            if not uow.access.revoke_api_key(key_id, self._clock()):
+                raise NotFoundError(f"no API key {key_id} that is not already revoked")
+            if self._audit is not None:
+                self._audit.record(uow, "api key revoke", "ok", actor, "api_key", key_id)
+
+        in_transaction(self._uow, revoke)
 
     def create_first_admin(self) -> str | None:
         """On a store with no keys at all, create the first admin key and return its token."""

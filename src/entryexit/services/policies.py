@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from datetime import datetime, timedelta
 from importlib import resources
 
 from entryexit.domain.access import Principal
 from entryexit.domain.policy import Policy, parse_policy, policy_in_force
-from entryexit.errors import NotFoundError
+from entryexit.errors import NotFoundError, StoredDataUntrustedError
 from entryexit.services.audit import AuditTrail
 from entryexit.services.generations import GenerationCheck, Stamp
 from entryexit.services.ports import ChangeFeed, Clock, StoredPolicy
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
+logger = logging.getLogger(__name__)
 SHIPPED_POLICIES = ("default.toml", "noncitizens-mandatory.toml")
 # Another process (``entryexit policy load`` beside ``serve``, another instance) may load a
 # policy. Every load bumps the ``policies`` generation in its transaction; a process reads
@@ -78,7 +80,14 @@ class PolicyService:
 
     def ensure_default(self) -> None:
         """On a store without any policy, load the shipped default (a recorded data change)."""
-        if not self._stored():
+        try:
+            stored = self._stored()
+        except StoredDataUntrustedError:
+            # There are rows, one written without the keys: start (so that an administrator
+            # can load the file again), but every read of the policy refuses until then.
+            logger.error("a stored policy fails its integrity check: no decisions until reloaded")
+            return
+        if not stored:
             self.load(shipped_policy_text(DEFAULT_POLICY))
 
     def all(self, now: datetime | None = None) -> list[Policy]:

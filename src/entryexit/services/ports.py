@@ -109,6 +109,15 @@ class ConsoleUser:
 
 
 @dataclass(frozen=True, slots=True)
+class SignInFailures:
+    """Failed sign-ins to one account from one client address since its last success."""
+
+    failed_attempts: int
+    last_failure_at: datetime
+    locked_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class ConsoleSession:
     token_hash: str
     user_id: str

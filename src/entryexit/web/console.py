@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.deps import ServicesDep, get_services
+from entryexit.api.limits import client_address_of
 from entryexit.bootstrap import Services
 from entryexit.documents.identity import identify_document
 from entryexit.domain.access import Permission
@@ -174,7 +175,10 @@ async def login(
         return RedirectResponse(f"{PREFIX}/login?error=expired", status_code=303)
     try:
         token, signed_in = await run_in_threadpool(
-            services.accounts.sign_in, username.strip().lower(), password
+            services.accounts.sign_in,
+            username.strip().lower(),
+            password,
+            client_address_of(request.scope, services.settings.trusted_proxies),
         )
     except AuthenticationError:
         return RedirectResponse(f"{PREFIX}/login?error=failed", status_code=303)

@@ -11,7 +11,13 @@ from argon2 import PasswordHasher
 
 from entryexit.domain.access import Role
 from entryexit.errors import AuthenticationError, ConflictError, InvalidInputError
-from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy, SignedIn
+from entryexit.services.console_accounts import (
+    ConsoleAccounts,
+    SessionPolicy,
+    SignedIn,
+    source_key,
+)
+from entryexit.services.ports import SignInFailures
 from tests.unit.services.world import ADMIN, World
 
 PASSWORD = "correct horse battery"
@@ -30,9 +36,11 @@ def world_with_user(policy: SessionPolicy = POLICY) -> tuple[World, str]:
     return world, user.id
 
 
-def refused(accounts: ConsoleAccounts, username: str, password: str) -> str:
+def refused(
+    accounts: ConsoleAccounts, username: str, password: str, source: str | None = None
+) -> str:
     with pytest.raises(AuthenticationError) as caught:
-        accounts.sign_in(username, password)
+        accounts.sign_in(username, password, source)
     return caught.value.message
 
 
@@ -99,24 +107,72 @@ def test_every_failure_has_the_same_message() -> None:
     assert outcomes == ["denied", "denied"]
 
 
-def test_repeated_failures_lock_the_account_until_the_lock_ends() -> None:
+ATTACKER = "203.0.113.9"
+OFFICE = "10.20.30.40"
+
+
+def locks_from(world: World, user_id: str, source: str) -> SignInFailures | None:
+    return world.uow.tables.sign_in_failures.get((user_id, source_key(source)))
+
+
+def test_repeated_failures_lock_that_address_out_until_the_lock_ends() -> None:
     world, user_id = world_with_user()
     for _ in range(POLICY.failures_before_lock - 1):
-        refused(world.accounts, "ana.officer", "wrong password!")
-    assert world.uow.tables.users[user_id].locked_until is None
-    refused(world.accounts, "ana.officer", "wrong password!")
-    row = world.uow.tables.users[user_id]
-    assert row.locked_until is not None
-    assert world.uow.tables.audit_events[-1].entry.outcome == "denied, account locked"
-    # Locked: even the right password is refused, with the same message.
-    assert refused(world.accounts, "ana.officer", PASSWORD) == MESSAGE
+        refused(world.accounts, "ana.officer", "wrong password!", ATTACKER)
+    assert world.uow.tables.audit_events[-1].entry.outcome == "denied"
+    refused(world.accounts, "ana.officer", "wrong password!", ATTACKER)
+    locked = locks_from(world, user_id, ATTACKER)
+    assert locked is not None
+    assert locked.locked_until is not None
+    assert world.uow.tables.audit_events[-1].entry.outcome == "denied, address locked"
+    # Locked: even the right password is refused from there, with the same message.
+    assert refused(world.accounts, "ana.officer", PASSWORD, ATTACKER) == MESSAGE
     assert world.uow.tables.audit_events[-1].entry.outcome == "locked"
     assert world.uow.tables.sessions == {}
-    world.clock.now = row.locked_until + timedelta(seconds=1)
-    _, signed_in = world.accounts.sign_in("ana.officer", PASSWORD)
+    world.clock.now = locked.locked_until + timedelta(seconds=1)
+    _, signed_in = world.accounts.sign_in("ana.officer", PASSWORD, ATTACKER)
     assert signed_in.principal.key_id == user_id
     row = world.uow.tables.users[user_id]
     assert (row.failed_attempts, row.locked_until) == (0, None)
+    assert locks_from(world, user_id, ATTACKER) is None
+
+
+def test_a_strangers_guesses_do_not_lock_the_officer_out() -> None:
+    """The denial of service a per-account lock-out allows: anyone who knows a username
+    types wrong passwords until the account locks, and the officer cannot sign in."""
+    world, user_id = world_with_user()
+    for _ in range(POLICY.failures_before_lock * 3):
+        refused(world.accounts, "ana.officer", "wrong password!", ATTACKER)
+    _, signed_in = world.accounts.sign_in("ana.officer", PASSWORD, OFFICE)
+    assert signed_in.principal.key_id == user_id
+    # ... and the stranger's address stays locked after the officer's success.
+    assert refused(world.accounts, "ana.officer", PASSWORD, ATTACKER) == MESSAGE
+
+
+def test_failures_from_many_addresses_lock_the_account_at_a_ceiling() -> None:
+    policy = SessionPolicy(failures_before_lock=3, failures_before_account_lock=6)
+    world, user_id = world_with_user(policy)
+    for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+        for _ in range(2):  # under each address's limit
+            refused(world.accounts, "ana.officer", "wrong password!", address)
+    row = world.uow.tables.users[user_id]
+    assert row.locked_until is not None
+    assert world.uow.tables.audit_events[-1].entry.outcome == "denied, account locked"
+    assert refused(world.accounts, "ana.officer", PASSWORD, OFFICE) == MESSAGE
+    world.clock.now = row.locked_until + timedelta(seconds=1)
+    world.accounts.sign_in("ana.officer", PASSWORD, OFFICE)
+    assert world.uow.tables.users[user_id].failed_attempts == 0
+
+
+def test_failure_counts_of_quiet_addresses_are_forgotten() -> None:
+    world, user_id = world_with_user()
+    refused(world.accounts, "ana.officer", "wrong password!", ATTACKER)
+    world.advance(minutes=16)
+    refused(world.accounts, "ana.officer", "wrong password!", OFFICE)
+    assert locks_from(world, user_id, ATTACKER) is None  # a count gone stale is deleted
+    failures = locks_from(world, user_id, OFFICE)
+    assert failures is not None
+    assert failures.failed_attempts == 1
 
 
 def test_a_session_ends_after_the_idle_timeout_and_lives_while_used() -> None:
@@ -184,15 +240,18 @@ def test_a_concurrent_failed_sign_in_does_not_lift_a_lock() -> None:
     def two_other_failures() -> None:
         refused(world.accounts, "ana.officer", "guess one")
         refused(world.accounts, "ana.officer", "guess two")
-        assert world.uow.tables.users[user.id].locked_until is not None  # locked now
+        assert locks_from(world, user.id, ATTACKER) is None  # another address
+        assert (locked := locks_from(world, user.id, "unknown")) is not None
+        assert locked.locked_until is not None  # locked now
 
     hasher.during = two_other_failures
     refused(world.accounts, "ana.officer", "guess three")  # began before the lock
-    row = world.uow.tables.users[user.id]
+    failures = locks_from(world, user.id, "unknown")
     # Decided on the account as it is once the password is checked: locked, so refused as
     # locked (not counted again), and the lock stands.
-    assert row.failed_attempts == 2
-    assert row.locked_until is not None
+    assert failures is not None
+    assert failures.failed_attempts == 2
+    assert failures.locked_until is not None
 
 
 def test_a_sign_in_that_overlaps_the_locking_failure_is_refused() -> None:
@@ -202,7 +261,9 @@ def test_a_sign_in_that_overlaps_the_locking_failure_is_refused() -> None:
     hasher.during = lambda: refused(world.accounts, "ana.officer", "a wrong guess")
     with pytest.raises(AuthenticationError):
         world.accounts.sign_in("ana.officer", PASSWORD)
-    assert world.uow.tables.users[user.id].locked_until is not None
+    failures = locks_from(world, user.id, "unknown")
+    assert failures is not None
+    assert failures.locked_until is not None
 
 
 def test_the_session_of_a_signed_in_user_names_the_user() -> None:

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -75,9 +75,32 @@ def personal_context(traveler_id: str) -> bytes:
     return f"personal:{traveler_id}".encode()
 
 
+def _canonical(value: object) -> object:
+    """One spelling per value whatever the database hands back (time zones, microseconds)."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value is None or isinstance(value, str | int):
+        return value
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
 class Sealer:
     def __init__(self, keys: KeyProvider) -> None:
         self._keys = keys
+
+    # --- rows that grant access: MACed so a database writer cannot forge them ------------
+    def row_mac(self, kind: str, *fields: object) -> str:
+        """A MAC over a row's fields that matter (who it is, what it may do, when it ends)
+        under a key derived from the audit key, which lives outside the database: a writer
+        with database access alone can neither insert a credential or policy row nor change
+        one's role, carrier, hash or end."""
+        key = hmac.new(self._keys.audit_key(), b"entryexit row mac v1", hashlib.sha256).digest()
+        message = json.dumps([kind, *(_canonical(f) for f in fields)], separators=(",", ":"))
+        return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+    def row_mac_valid(self, mac: str | None, kind: str, *fields: object) -> bool:
+        return mac is not None and hmac.compare_digest(mac, self.row_mac(kind, *fields))
 
     # --- lookup without storing the number ---------------------------------------------
     def digest(self, document: DocumentKey) -> str:

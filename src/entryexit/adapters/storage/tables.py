@@ -59,6 +59,9 @@ class ApiKeyRow(Base):
     carrier: Mapped[str | None] = mapped_column(String(3), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # See repositories/access.py: NULL only for a row written before MACs and not yet
+    # attested by the audit log (refused).
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class FlightRow(Base):
@@ -309,6 +312,7 @@ class PolicyRow(Base):
     source: Mapped[str] = mapped_column(String(20000))
     sha256: Mapped[str] = mapped_column(String(64))
     loaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ConsoleUserRow(Base):
@@ -323,6 +327,21 @@ class ConsoleUserRow(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ConsoleSignInFailureRow(Base):
+    """Failed sign-ins to one account from one client address (its SHA-256, not the address):
+    the lock-out is per address, so a stranger's guesses cannot lock an officer out."""
+
+    __tablename__ = "console_sign_in_failures"
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("console_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ConsoleSessionRow(Base):
@@ -335,6 +354,7 @@ class ConsoleSessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AdmissionRow(Base):

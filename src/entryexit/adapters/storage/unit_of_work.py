@@ -38,6 +38,7 @@ from entryexit.adapters.storage.repositories.outbox import SqlOutboxRepository
 from entryexit.adapters.storage.repositories.policies import SqlPolicyRepository
 from entryexit.adapters.storage.repositories.travelers import SqlTravelerRepository
 from entryexit.adapters.storage.repositories.watchlist import SqlWatchlistRepository
+from entryexit.adapters.storage.row_macs import mac_legacy_rows
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import ReadinessProbeRow
 from entryexit.services.ports import KeyProvider
@@ -102,11 +103,11 @@ class SqlUnitOfWork:
         self.travelers = SqlTravelerRepository(session, sealer)
         self.captures = SqlCaptureRepository(session, sealer)
         self.cases = SqlCaseRepository(session, sealer)
-        self.policies = SqlPolicyRepository(session)
+        self.policies = SqlPolicyRepository(session, sealer)
         self.audit = SqlAuditRepository(session, sealer)
         self.admissions = SqlAdmissionRepository(session, sealer)
         self.watchlist = SqlWatchlistRepository(session, sealer)
-        self.access = SqlAccessRepository(session)
+        self.access = SqlAccessRepository(session, sealer)
         self.outbox = SqlOutboxRepository(session, sealer)
         self.retention = SqlRetentionRepository(session)
         self.data_keys = SqlDataKeyRepository(session, sealer)
@@ -157,6 +158,11 @@ class SqlUnitOfWorkFactory:
         """See :mod:`entryexit.adapters.storage.audit_macs` (run once at start)."""
         with self._sessions.begin() as session:
             return mac_legacy_events(session, self._sealer.audit_key())
+
+    def mac_legacy_rows(self) -> dict[str, int]:
+        """See :mod:`entryexit.adapters.storage.row_macs` (run once at start)."""
+        with self._sessions.begin() as session:
+            return mac_legacy_rows(session, self._sealer)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

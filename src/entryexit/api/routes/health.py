@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from entryexit.api.deps import ServicesDep
-from entryexit.errors import StorageUnavailableError
+from entryexit.errors import StorageUnavailableError, StoredDataUntrustedError
 
 router = APIRouter(tags=["health"])
 
@@ -17,10 +17,10 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(services: ServicesDep, request: Request) -> JSONResponse:
-    """The database answers and can write, the models are loaded, and the audit log can be
-    extended (its head verifies): readiness recovers by itself once each of them does. A
-    stopping instance is not ready (SIGTERM with a drain: the balancer moves traffic away
-    while requests are still answered)."""
+    """The database answers and can write, the models are loaded, the policy in force passes
+    its integrity check, and the audit log can be extended (its head verifies): readiness
+    recovers by itself once each of them does. A stopping instance is not ready (SIGTERM with
+    a drain: the balancer moves traffic away while requests are still answered)."""
     if getattr(request.app.state, "draining", False):
         return JSONResponse({"status": "unavailable", "draining": True}, status_code=503)
     try:
@@ -31,6 +31,10 @@ def readyz(services: ServicesDep, request: Request) -> JSONResponse:
         services.uow.probe_write(services.clock())
     except StorageUnavailableError:
         return JSONResponse({"status": "unavailable", "database": "cannot write"}, status_code=503)
+    try:
+        services.policies.in_force()
+    except StoredDataUntrustedError:
+        return JSONResponse({"status": "unavailable", "policy": "untrusted"}, status_code=503)
     problem = services.audit.integrity_problem()
     if problem is not None:
         return JSONResponse(

@@ -1,17 +1,69 @@
-"""Machines' API keys, people's console accounts, and their server-side sessions."""
+"""Machines' API keys, people's console accounts, and their server-side sessions.
+
+Every row that grants access carries a MAC (``Sealer.row_mac``, keyed outside the database)
+over what it grants: a key's role, carrier, secret hash and revocation; an account's name,
+password hash, role and disabling; a session's account and lifetime. A row whose MAC does not
+verify is treated as absent (and logged, without personal data): a database writer without
+the keys cannot mint an admin key, promote a gate key or plant a session.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from entryexit.adapters.storage.tables import ApiKeyRow, ConsoleSessionRow, ConsoleUserRow
+from entryexit.adapters.storage.sealing import Sealer
+from entryexit.adapters.storage.tables import (
+    ApiKeyRow,
+    ConsoleSessionRow,
+    ConsoleSignInFailureRow,
+    ConsoleUserRow,
+)
 from entryexit.domain.access import Principal, Role, StoredApiKey
 from entryexit.errors import ConflictError
-from entryexit.services.ports import ConsoleSession, ConsoleUser
+from entryexit.services.ports import ConsoleSession, ConsoleUser, SignInFailures
+
+logger = logging.getLogger(__name__)
+
+
+def _api_key_fields(row: ApiKeyRow) -> tuple[object, ...]:
+    return (
+        row.id,
+        row.name,
+        row.role,
+        row.prefix,
+        row.secret_hash,
+        row.carrier,
+        row.revoked_at,
+    )
+
+
+def _user_fields(row: ConsoleUserRow) -> tuple[object, ...]:
+    return (row.id, row.username, row.password_hash, row.role, row.disabled_at)
+
+
+def _session_fields(row: ConsoleSessionRow) -> tuple[object, ...]:
+    return (row.token_hash, row.user_id, row.created_at, row.expires_at)
+
+
+def api_key_mac(sealer: Sealer, row: ApiKeyRow) -> str:
+    return sealer.row_mac("api_keys", *_api_key_fields(row))
+
+
+def user_mac(sealer: Sealer, row: ConsoleUserRow) -> str:
+    return sealer.row_mac("console_users", *_user_fields(row))
+
+
+def session_mac(sealer: Sealer, row: ConsoleSessionRow) -> str:
+    return sealer.row_mac("console_sessions", *_session_fields(row))
+
+
+def _refused(kind: str, row_id: str) -> None:
+    logger.error("a %s row fails its integrity check and is refused (id %s)", kind, row_id)
 
 
 def _user(row: ConsoleUserRow) -> ConsoleUser:
@@ -27,29 +79,33 @@ def _user(row: ConsoleUserRow) -> ConsoleUser:
 
 
 class SqlAccessRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, sealer: Sealer) -> None:
         self._session = session
+        self._sealer = sealer
 
     def count_api_keys(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0)
 
     def add_api_key(self, key: StoredApiKey) -> None:
-        self._session.add(
-            ApiKeyRow(
-                id=key.principal.key_id,
-                name=key.principal.name,
-                role=key.principal.role.value,
-                prefix=key.prefix,
-                secret_hash=key.secret_hash,
-                carrier=key.principal.carrier,
-                created_at=key.created_at,
-                revoked_at=key.revoked_at,
-            )
+        row = ApiKeyRow(
+            id=key.principal.key_id,
+            name=key.principal.name,
+            role=key.principal.role.value,
+            prefix=key.prefix,
+            secret_hash=key.secret_hash,
+            carrier=key.principal.carrier,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
         )
+        row.mac = api_key_mac(self._sealer, row)
+        self._session.add(row)
 
     def find_api_key(self, prefix: str) -> StoredApiKey | None:
         row = self._session.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == prefix))
         if row is None:
+            return None
+        if not self._sealer.row_mac_valid(row.mac, "api_keys", *_api_key_fields(row)):
+            _refused("api_keys", row.id)
             return None
         return StoredApiKey(
             principal=Principal(row.id, row.name, Role(row.role), row.carrier),
@@ -67,30 +123,54 @@ class SqlAccessRepository:
         role: Role,
         now: datetime,
     ) -> None:
+        row = ConsoleUserRow(
+            id=user_id,
+            username=username,
+            password_hash=password_hash,
+            role=role.value,
+            created_at=now,
+            failed_attempts=0,
+        )
+        row.mac = user_mac(self._sealer, row)
         try:
             with self._session.begin_nested():
-                self._session.add(
-                    ConsoleUserRow(
-                        id=user_id,
-                        username=username,
-                        password_hash=password_hash,
-                        role=role.value,
-                        created_at=now,
-                        failed_attempts=0,
-                    )
-                )
+                self._session.add(row)
         except IntegrityError:
             raise ConflictError(f"a console user named {username!r} exists already") from None
 
     def find_user(self, username: str) -> ConsoleUser | None:
         session = self._session
         row = session.scalar(select(ConsoleUserRow).where(ConsoleUserRow.username == username))
-        return None if row is None else _user(row)
+        return self._verified_user(row)
 
     def get_user(self, user_id: str) -> ConsoleUser | None:
-        session = self._session
-        row = session.get(ConsoleUserRow, user_id)
-        return None if row is None else _user(row)
+        return self._verified_user(self._session.get(ConsoleUserRow, user_id))
+
+    def _verified_user(self, row: ConsoleUserRow | None) -> ConsoleUser | None:
+        if row is None:
+            return None
+        if not self._sealer.row_mac_valid(row.mac, "console_users", *_user_fields(row)):
+            _refused("console_users", row.id)
+            return None
+        return _user(row)
+
+    def disable_user(self, user_id: str, now: datetime) -> None:
+        row = self._session.get(ConsoleUserRow, user_id)
+        if row is None:
+            return
+        row.disabled_at = now
+        row.mac = user_mac(self._sealer, row)
+        self._session.execute(delete(ConsoleSessionRow).where(ConsoleSessionRow.user_id == user_id))
+        self._session.flush()
+
+    def revoke_api_key(self, key_id: str, now: datetime) -> bool:
+        row = self._session.get(ApiKeyRow, key_id)
+        if row is None or row.revoked_at is not None:
+            return False
+        row.revoked_at = now
+        row.mac = api_key_mac(self._sealer, row)
+        self._session.flush()
+        return True
 
     def record_sign_in(
         self,
@@ -109,28 +189,71 @@ class SqlAccessRepository:
             values["failed_attempts"] = failed_attempts
         else:
             values["failed_attempts"] = ConsoleUserRow.failed_attempts + 1
-        if password_hash is not None:
-            values["password_hash"] = password_hash
         session = self._session
         session.execute(update(ConsoleUserRow).where(ConsoleUserRow.id == user_id).values(**values))
+        if password_hash is not None:
+            row = session.get(ConsoleUserRow, user_id)
+            if row is not None:
+                row.password_hash = password_hash
+                row.mac = user_mac(self._sealer, row)
+                session.flush()
+
+    def sign_in_failures(self, user_id: str, source_key: str) -> SignInFailures | None:
+        row = self._session.get(ConsoleSignInFailureRow, (user_id, source_key))
+        if row is None:
+            return None
+        return SignInFailures(row.failed_attempts, row.last_failure_at, row.locked_until)
+
+    def record_sign_in_failures(
+        self, user_id: str, source_key: str, failures: SignInFailures
+    ) -> None:
+        row = self._session.get(ConsoleSignInFailureRow, (user_id, source_key))
+        if row is None:
+            row = ConsoleSignInFailureRow(user_id=user_id, source_key=source_key)
+            self._session.add(row)
+        row.failed_attempts = failures.failed_attempts
+        row.last_failure_at = failures.last_failure_at
+        row.locked_until = failures.locked_until
+        self._session.flush()
+
+    def clear_sign_in_failures(self, user_id: str, source_key: str) -> None:
+        self._session.execute(
+            delete(ConsoleSignInFailureRow).where(
+                ConsoleSignInFailureRow.user_id == user_id,
+                ConsoleSignInFailureRow.source_key == source_key,
+            )
+        )
+
+    def forget_sign_in_failures(self, before: datetime) -> int:
+        result = self._session.execute(
+            delete(ConsoleSignInFailureRow).where(
+                ConsoleSignInFailureRow.last_failure_at < before,
+                (ConsoleSignInFailureRow.locked_until.is_(None))
+                | (ConsoleSignInFailureRow.locked_until < before),
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def add_session(self, record: ConsoleSession) -> None:
         session = self._session
-        session.add(
-            ConsoleSessionRow(
-                token_hash=record.token_hash,
-                user_id=record.user_id,
-                csrf_token=record.csrf_token,
-                created_at=record.created_at,
-                last_seen_at=record.last_seen_at,
-                expires_at=record.expires_at,
-            )
+        row = ConsoleSessionRow(
+            token_hash=record.token_hash,
+            user_id=record.user_id,
+            csrf_token=record.csrf_token,
+            created_at=record.created_at,
+            last_seen_at=record.last_seen_at,
+            expires_at=record.expires_at,
         )
+        row.mac = session_mac(self._sealer, row)
+        session.add(row)
 
     def get_session(self, token_hash: str) -> ConsoleSession | None:
         session = self._session
         row = session.get(ConsoleSessionRow, token_hash)
         if row is None:
+            return None
+        if not self._sealer.row_mac_valid(row.mac, "console_sessions", *_session_fields(row)):
+            _refused("console_sessions", row.user_id)
             return None
         return ConsoleSession(
             row.token_hash,

@@ -1,24 +1,52 @@
-"""Policy versions: stored once, never changed (history is kept, not rewritten)."""
+"""Policy versions: stored once, never changed (history is kept, not rewritten).
+
+Each row carries a MAC over its version, content hash and effective date (keyed outside the
+database, see ``Sealer.row_mac``), and its content must match its hash: a database writer
+without the keys cannot loosen a policy in force (a higher FPIR target, a longer retention) or
+slip in a new version. A row that fails either check stops every policy read with
+:class:`StoredDataUntrustedError` (fail closed: travelers go to an officer) until an
+administrator loads the policy file again.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import PolicyRow
-from entryexit.errors import ConflictError
+from entryexit.errors import ConflictError, StoredDataUntrustedError
 from entryexit.services.ports import StoredPolicy
+
+logger = logging.getLogger(__name__)
+
+
+def policy_mac(sealer: Sealer, row: PolicyRow) -> str:
+    return sealer.row_mac("policies", row.version, row.sha256, row.effective_from)
 
 
 class SqlPolicyRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, sealer: Sealer) -> None:
         self._session = session
+        self._sealer = sealer
 
     def add(self, policy: StoredPolicy, effective_from: datetime, now: datetime) -> bool:
         """Store a policy version; ``False`` if this exact file was loaded before."""
         existing = self._session.get(PolicyRow, policy.version)
+        if existing is not None and not self._trusted(existing):
+            # Loading the file again is how an administrator mends a row written without
+            # the keys: the file's content replaces it (the service audits the load).
+            existing.effective_from = effective_from
+            existing.source = policy.source
+            existing.sha256 = policy.sha256
+            existing.loaded_at = now
+            existing.mac = policy_mac(self._sealer, existing)
+            self._session.flush()
+            return True
         if existing is not None:
             if existing.sha256 != policy.sha256:
                 raise ConflictError(
@@ -26,17 +54,31 @@ class SqlPolicyRepository:
                     " content; give the new policy a new version"
                 )
             return False
-        self._session.add(
-            PolicyRow(
-                version=policy.version,
-                effective_from=effective_from,
-                source=policy.source,
-                sha256=policy.sha256,
-                loaded_at=now,
-            )
+        row = PolicyRow(
+            version=policy.version,
+            effective_from=effective_from,
+            source=policy.source,
+            sha256=policy.sha256,
+            loaded_at=now,
         )
+        row.mac = policy_mac(self._sealer, row)
+        self._session.add(row)
         return True
 
     def all(self) -> list[StoredPolicy]:
         rows = self._session.scalars(select(PolicyRow).order_by(PolicyRow.effective_from)).all()
+        for row in rows:
+            if not self._trusted(row):
+                logger.error("policy version %s fails its integrity check", row.version)
+                raise StoredDataUntrustedError(
+                    f"policy version {row.version} fails its integrity check (written without"
+                    " the keys); no decision is made on it: load the genuine file again with"
+                    " `entryexit policy load`"
+                )
         return [StoredPolicy(r.version, r.source, r.sha256) for r in rows]
+
+    def _trusted(self, row: PolicyRow) -> bool:
+        content_hash = hashlib.sha256(row.source.encode()).hexdigest()
+        return content_hash == row.sha256 and self._sealer.row_mac_valid(
+            row.mac, "policies", row.version, row.sha256, row.effective_from
+        )

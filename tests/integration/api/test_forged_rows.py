@@ -1,0 +1,237 @@
+"""Rows that grant access or govern decisions, against someone who can write to the database
+but holds none of the keys (a DBA, a backup operator, an attacker with the database password).
+
+Before rows carried MACs, each attack below worked: an inserted admin key read every
+manifest, a gate key promoted in place became an admin, a planted console session opened the
+console, and a policy rewritten with a matching content hash loosened the operating point.
+Now each forged or altered row is refused as if absent, and a tampered policy stops decisions
+(503) until an administrator loads the file again. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from entryexit.adapters.crypto.keys import FileKeyProvider
+from entryexit.biometrics import FaceEngine
+from entryexit.bootstrap import build_records, build_services
+from entryexit.config import Settings
+from entryexit.domain.access import Role
+from entryexit.errors import StoredDataUntrustedError
+from entryexit.services.policies import DEFAULT_POLICY, shipped_policy_text
+from entryexit.web.app import create_service_app
+from tests.integration.api.conftest import Api, build_api
+
+pytestmark = [pytest.mark.models]
+
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+def console(database_url: str, engine: FaceEngine, tmp_path: Path) -> Api:
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    built, _ = build_api(settings, engine, create_service_app, "https://testserver")
+    return built
+
+
+def sql(api: Api, statement: str, **params: object) -> None:
+    with api.services.uow.engine.begin() as connection:  # type: ignore[attr-defined]
+        connection.execute(text(statement), params)
+
+
+def scalar(api: Api, statement: str, **params: object) -> object:
+    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+        return connection.execute(text(statement), params).scalar_one()
+
+
+def admin_only_read(api: Api, headers: dict[str, str]) -> int:
+    return api.client.get("/v1/privacy/report", headers=headers).status_code
+
+
+def mint_key(api: Api, role: str, mac: str | None) -> str:
+    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    sql(
+        api,
+        "INSERT INTO api_keys (id, name, role, prefix, secret_hash, carrier, created_at, mac)"
+        " VALUES (:id, 'mine', :role, :prefix, :hash, NULL, :now, :mac)",
+        id=str(uuid.uuid4()),
+        role=role,
+        prefix=prefix,
+        hash=hashlib.sha256(secret.encode()).hexdigest(),
+        now=datetime.now(UTC).replace(tzinfo=None),
+        mac=mac,
+    )
+    return f"eex_{prefix}_{secret}"
+
+
+def test_an_admin_key_inserted_without_the_keys_is_refused(console: Api) -> None:
+    assert admin_only_read(console, console.headers("admin")) == 200  # the read works
+    for mac in (None, "0" * 64):
+        forged = mint_key(console, "admin", mac)
+        assert admin_only_read(console, {"X-API-Key": forged}) == 401
+
+
+def test_a_key_copied_with_its_mac_onto_another_role_is_refused(console: Api) -> None:
+    """The MAC binds the row's role and carrier: a gate key promoted in place, keeping its
+    valid MAC, is no longer any key at all."""
+    gate = {"X-API-Key": console.keys["gate"]}
+    assert admin_only_read(console, gate) == 403  # a known key, not allowed this
+    sql(console, "UPDATE api_keys SET role = 'admin', carrier = NULL WHERE name = 'gate EE'")
+    assert admin_only_read(console, gate) == 401  # no longer a key at all
+    # Moving it to another carrier instead is refused the same way.
+    sql(console, "UPDATE api_keys SET role = 'gate', carrier = 'ZZ' WHERE name = 'gate EE'")
+    assert admin_only_read(console, gate) == 401
+    # ... and so is un-revoking a revoked key.
+    other = {"X-API-Key": console.keys["gate_other_carrier"]}
+    key_id = str(scalar(console, "SELECT id FROM api_keys WHERE name = 'gate ZZ'"))
+    console.services.keys.revoke(key_id)
+    assert admin_only_read(console, other) == 401
+    sql(console, "UPDATE api_keys SET revoked_at = NULL WHERE id = :id", id=key_id)
+    assert admin_only_read(console, other) == 401
+
+
+def console_page(api: Api, cookie: str) -> str:
+    client = TestClient(api.client.app, base_url="https://testserver")
+    client.cookies.set("entryexit_session", cookie, path="/console")
+    return client.get("/console/").url.path
+
+
+def test_a_console_session_planted_in_the_database_is_refused(console: Api) -> None:
+    admin = console.services.accounts.create_user("root", PASSWORD, Role.ADMIN)
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    sql(
+        console,
+        "INSERT INTO console_sessions"
+        " (token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, mac)"
+        " VALUES (:hash, :user, 'x', :now, :now, :later, NULL)",
+        hash=hashlib.sha256(token.encode()).hexdigest(),
+        user=admin.id,
+        now=now,
+        later=now + timedelta(hours=1),
+    )
+    assert console_page(console, token) == "/console/login"
+    # A real session opens the page (the check above is not refusing everything).
+    real, _ = console.services.accounts.sign_in("root", PASSWORD)
+    assert console_page(console, real) == "/console/"
+    # Stretching a real session's lifetime in the database ends it.
+    sql(console, "UPDATE console_sessions SET expires_at = :far", far=now + timedelta(days=365))
+    assert console_page(console, real) == "/console/login"
+
+
+def sign_in_path(api: Api, username: str, password: str) -> str:
+    client = TestClient(api.client.app, base_url="https://testserver")
+    page = client.get("/console/login")
+    found = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert found is not None
+    response = client.post(
+        "/console/login",
+        data={"username": username, "password": password, "login_csrf": found.group(1)},
+    )
+    return response.url.path
+
+
+def test_console_accounts_inserted_or_promoted_in_the_database_are_refused(console: Api) -> None:
+    officer = console.services.accounts.create_user("olga", PASSWORD, Role.OFFICER)
+    assert sign_in_path(console, "olga", PASSWORD) == "/console/"
+    sql(console, "UPDATE console_users SET role = 'admin' WHERE id = :id", id=officer.id)
+    assert sign_in_path(console, "olga", PASSWORD) == "/console/login"
+    # An account of the attacker's own, with a password hash the attacker made.
+    hashed = scalar(
+        console, "SELECT password_hash FROM console_users WHERE id = :id", id=officer.id
+    )
+    sql(
+        console,
+        "INSERT INTO console_users (id, username, password_hash, role, created_at,"
+        " failed_attempts, mac) VALUES (:id, 'mallory', :hash, 'admin', :now, 0, NULL)",
+        id=str(uuid.uuid4()),
+        hash=hashed,
+        now=datetime.now(UTC).replace(tzinfo=None),
+    )
+    assert sign_in_path(console, "mallory", PASSWORD) == "/console/login"
+
+
+def test_a_policy_rewritten_in_the_database_stops_decisions_until_reloaded(
+    console: Api, engine: FaceEngine
+) -> None:
+    genuine = shipped_policy_text(DEFAULT_POLICY)
+    version = str(scalar(console, "SELECT version FROM policies"))
+    # Citizens' photos kept for ten days instead of twelve hours.
+    loosened = genuine.replace("citizen = 12\n", "citizen = 240\n")
+    assert loosened != genuine
+    # A careful attacker keeps the content hash consistent with the new text.
+    sql(
+        console,
+        "UPDATE policies SET source = :source, sha256 = :hash WHERE version = :version",
+        source=loosened,
+        hash=hashlib.sha256(loosened.encode()).hexdigest(),
+        version=version,
+    )
+    # The next start refuses, naming what to do; any process that reads the policy (another
+    # instance, the CLI) makes no decision on it. (A running instance keeps the copy it
+    # verified when it read it.)
+    settings = console.services.settings
+    keys = FileKeyProvider(settings.resolved_key_dir)
+    with pytest.raises(StoredDataUntrustedError, match="policy load"):
+        build_services(settings, engine=engine, keys=keys)
+    records = build_records(settings, keys=keys)
+    try:
+        with pytest.raises(StoredDataUntrustedError):
+            records.policies.in_force()
+        if console.services.uow.engine.dialect.name == "sqlite":  # type: ignore[attr-defined]
+            # Told that policies changed (SQLite instances read a counter; PostgreSQL's are
+            # told by NOTIFY), a running instance reads it again: not ready, and why.
+            sql(console, "UPDATE cache_generations SET generation = generation + 1")
+            time.sleep(1.1)  # the instance looks at the counter at most once a second
+            ready = console.client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["policy"] == "untrusted"
+        # `entryexit policy load` with the genuine file (an audited administrator's act)
+        # mends it.
+        records.policies.load(genuine)
+        assert records.policies.in_force().version == version
+    finally:
+        records.uow.engine.dispose()  # type: ignore[attr-defined]
+    restarted = build_services(settings, engine=engine, keys=keys)
+    try:
+        client = TestClient(create_service_app(restarted))
+        assert client.get("/readyz").status_code == 200
+        listed = client.get("/v1/policies", headers=console.headers("admin"))
+        assert listed.status_code == 200
+        assert "citizen = 240" not in str(listed.json())
+    finally:
+        restarted.uow.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_rows_from_before_row_macs_are_kept_only_if_the_audit_log_attests_them(
+    console: Api,
+) -> None:
+    """Upgrading a store whose rows have no MACs yet (migration 0018): the first start with the
+    keys MACs the rows the audit log's creation events attest; a row a database writer added
+    before the upgrade has no such event and stays refused."""
+    console.services.accounts.create_user("olga", PASSWORD, Role.OFFICER)
+    session, _ = console.services.accounts.sign_in("olga", PASSWORD)
+    forged = mint_key(console, "admin", None)
+    for table in ("api_keys", "console_users", "console_sessions", "policies"):
+        sql(console, f"UPDATE {table} SET mac = NULL")  # noqa: S608 - fixed table names
+    assert admin_only_read(console, console.headers("admin")) == 401  # refused until attested
+
+    counts = console.services.uow.mac_legacy_rows()  # type: ignore[attr-defined]
+
+    assert counts["refused"] == 1  # the forged key
+    assert counts["sessions_ended"] == 1  # people sign in again
+    assert admin_only_read(console, console.headers("admin")) == 200
+    assert admin_only_read(console, {"X-API-Key": forged}) == 401
+    assert console_page(console, session) == "/console/login"
+    assert sign_in_path(console, "olga", PASSWORD) == "/console/"
+    assert console.client.get("/readyz").status_code == 200
