@@ -41,8 +41,13 @@ def _utc(value: datetime) -> datetime:
 def mac_legacy_rows(session: Session, sealer: Sealer) -> dict[str, int]:
     """MAC the attested rows that have none; returns counts of what was MACed and refused."""
     counts = {"sessions_ended": 0, "attested": 0, "refused": 0}
-    ended = session.execute(delete(ConsoleSessionRow).where(ConsoleSessionRow.mac.is_(None)))
-    counts["sessions_ended"] = int(getattr(ended, "rowcount", 0) or 0)
+    # Only reads when there is nothing to do (a start on a store that cannot write must
+    # still come up and say so through readiness).
+    if session.scalar(
+        select(ConsoleSessionRow.token_hash).where(ConsoleSessionRow.mac.is_(None)).limit(1)
+    ):
+        ended = session.execute(delete(ConsoleSessionRow).where(ConsoleSessionRow.mac.is_(None)))
+        counts["sessions_ended"] = int(getattr(ended, "rowcount", 0) or 0)
     keys = session.scalars(select(ApiKeyRow).where(ApiKeyRow.mac.is_(None))).all()
     users = session.scalars(select(ConsoleUserRow).where(ConsoleUserRow.mac.is_(None))).all()
     policies = session.scalars(select(PolicyRow).where(PolicyRow.mac.is_(None))).all()
