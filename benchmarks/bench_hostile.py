@@ -20,9 +20,12 @@ Cases:
                      --concurrency (8) captures of that image at once through one engine
   gate_during_manifest
                      gate capture latency (p50/p99/max, one gate client over HTTP to a
-                     uvicorn server on SQLite) on one flight, alone and while a
-                     10,000-traveler JSON manifest and then a 10,000-traveler PAXLST are
-                     uploaded to another flight (needs ../shared/data/lfw-dev)
+                     uvicorn server on SQLite in a process of its own, as deployed, so
+                     that the client does not share the server's GIL) on one flight,
+                     alone and while a 10,000-traveler JSON manifest and then a
+                     10,000-traveler PAXLST are uploaded to another flight; the server's
+                     peak RSS (with its manifest workers) after each (needs
+                     ../shared/data/lfw-dev)
 """
 
 from __future__ import annotations
@@ -174,12 +177,12 @@ def _percentiles(latencies: list[float]) -> str:
     )
 
 
-def _gate_during_manifest() -> None:
+def _serve_gate_bench(scratch: Path) -> None:
+    """The server side of ``gate_during_manifest``, run as a process of its own (as in a
+    deployment): builds the service on a scratch SQLite database, writes its port and API
+    keys to ``scratch/ready``, and serves until killed."""
     import socket
-    import tempfile
-    from datetime import UTC, datetime, timedelta
 
-    import httpx
     import uvicorn
 
     from entryexit.adapters.crypto.keys import FileKeyProvider
@@ -188,14 +191,11 @@ def _gate_during_manifest() -> None:
     from entryexit.config import Settings
     from entryexit.domain.access import Role
 
-    lfw = (LFW / "images").resolve()
-    people = sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 2)[:20]
-    scratch = Path(tempfile.mkdtemp(prefix="bench-gate-"))
     settings = Settings(
-        data_dir=scratch,
+        data_dir=scratch / "data",
         # Keys outside the data directory, as the service requires (and not the user's own).
-        key_dir=Path(tempfile.mkdtemp(prefix="bench-gate-keys-")),
-        database_url=f"sqlite+pysqlite:///{scratch / 'entryexit.db'}",
+        key_dir=scratch / "keys",
+        database_url=f"sqlite+pysqlite:///{scratch / 'data' / 'entryexit.db'}",
         gate_requests_per_second=1000,
         gate_burst=1000,
     )
@@ -210,11 +210,63 @@ def _gate_during_manifest() -> None:
     server = uvicorn.Server(
         uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
     )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    admin_headers = {"X-API-Key": str(admin)}
+
+    def announce() -> None:
+        while not server.started:
+            time.sleep(0.05)
+        (scratch / "ready").write_text(f"{port} {admin} {gate}")
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()
+
+
+def _peak_tree_mib(pid: int) -> float:
+    """Peak RSS (VmHWM) of a process plus its children (a manifest worker, say)."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(child) for child in children.read_text().split()]
+    for each in pids:
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def _gate_during_manifest() -> None:
+    import tempfile
+
+    lfw = (LFW / "images").resolve()
+    people = sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 2)[:20]
+    scratch = Path(tempfile.mkdtemp(prefix="bench-gate-"))
+    server_process = subprocess.Popen(  # noqa: S603 - this script, run again as the server
+        [sys.executable, __file__, "--serve-gate-bench", str(scratch)]
+    )
+    try:
+        while not (scratch / "ready").exists():
+            if server_process.poll() is not None:
+                raise SystemExit("the server process stopped before it was ready")
+            time.sleep(0.1)
+        port, admin, gate = (scratch / "ready").read_text().split()
+        _gate_client_side(f"http://127.0.0.1:{port}", admin, gate, people, server_process.pid)
+    finally:
+        server_process.terminate()
+        server_process.wait(timeout=30)
+
+
+def _gate_client_side(
+    base: str, admin: str, gate: str, people: list[Path], server_pid: int
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    admin_headers = {"X-API-Key": admin}
 
     def new_flight(client: httpx.Client) -> str:
         response = client.post(
@@ -275,7 +327,7 @@ def _gate_during_manifest() -> None:
                         f"/v1/flights/{gate_flight}/captures",
                         files={"photo": ("c.jpg", captures[index % len(captures)], "image/jpeg")},
                         data={"gate": "G1", "device": "cam-1"},
-                        headers={"X-API-Key": str(gate)},
+                        headers={"X-API-Key": gate},
                     )
                     status = response.status_code
                 except httpx.HTTPError as exc:
@@ -300,6 +352,7 @@ def _gate_during_manifest() -> None:
         time.sleep(5.0)
         print(
             f"  alone                    {_percentiles(window(quiet_start, time.perf_counter()))}"
+            f"  (server peak RSS {_peak_tree_mib(server_pid):5.0f} MiB)"
         )
         with httpx.Client(base_url=base, timeout=600) as client:
             for name, (body, content_type) in manifests.items():
@@ -313,13 +366,13 @@ def _gate_during_manifest() -> None:
                 print(
                     f"  during {name:6} upload    {_percentiles(window(start, end))}"
                     f"  (upload {end - start:5.1f} s, {response.status_code};"
-                    f" failed captures so far: {len(failures)} {sorted(set(failures))})"
+                    f" failed captures so far: {len(failures)} {sorted(set(failures))};"
+                    f" server peak RSS {_peak_tree_mib(server_pid):5.0f} MiB)"
                 )
                 time.sleep(1.0)
     finally:
         stop.set()
         worker.join()
-        server.should_exit = True
 
 
 def run_case(case: str, repeats: int, concurrency: int) -> None:
@@ -369,7 +422,11 @@ def main() -> None:
     parser.add_argument("--case", choices=CASES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--serve-gate-bench", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_gate_bench:
+        _serve_gate_bench(args.serve_gate_bench)
+        return
     if args.case:
         run_case(args.case, args.repeats, args.concurrency)
         return

@@ -19,6 +19,7 @@ from entryexit.adapters.crypto.keys import (
     FileKeyProvider,
 )
 from entryexit.adapters.crypto.trust import load_trusted_cscas
+from entryexit.adapters.manifest_workers import KeySource, ManifestWorkers
 from entryexit.adapters.search.faiss_index import build_index
 from entryexit.adapters.storage.database import (
     create_database_engine,
@@ -190,6 +191,8 @@ class Records:
     fairness: FairnessReportService
     # Manifests as stored (without a model, "has a photo" is not asked).
     flights: FlightService
+    # The processes that read and stage uploaded manifests (None: in the calling process).
+    manifest_workers: ManifestWorkers | None = None
 
 
 def build_records(
@@ -216,6 +219,7 @@ def build_records(
     else:
         factory = uow
     uow = factory
+    manifest_workers = build_manifest_workers(settings, uow, resolved_keys)
     audit = AuditTrail(uow, clock, resolved_keys)
     policies = PolicyService(uow, clock, audit)
     policies.ensure_default()
@@ -244,7 +248,31 @@ def build_records(
         ),
         privacy=PrivacyReportService(reports, clock, audit, policies),
         fairness=FairnessReportService(reports, clock),
-        flights=FlightService(uow, clock, model, audit),
+        flights=FlightService(
+            uow, clock, model, audit, home_state=settings.home_state, stager=manifest_workers
+        ),
+        manifest_workers=manifest_workers,
+    )
+
+
+def build_manifest_workers(
+    settings: Settings, uow: UnitOfWorkFactory, keys: KeyProvider
+) -> ManifestWorkers | None:
+    """The manifest worker pool (its processes start with the first upload), when the store
+    is a database another process can open; else manifests are staged in the caller."""
+    if settings.manifest_workers == 0 or not isinstance(uow, SqlUnitOfWorkFactory):
+        return None
+    url = uow.engine.url
+    if url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+    ):
+        return None
+    return ManifestWorkers(
+        url.render_as_string(hide_password=False),
+        KeySource.of(keys),
+        settings.manifest_workers,
+        timeout=settings.manifest_timeout_seconds,
+        queue_wait=settings.manifest_queue_seconds,
     )
 
 
@@ -288,6 +316,7 @@ class Services:
     watchlist: WatchlistService
     fingerprints: FingerprintService
     kiosks: KioskService
+    manifest_workers: ManifestWorkers | None = None
 
 
 def build_services(
@@ -420,4 +449,5 @@ def build_services(
             on_encounter=crossings.enqueue,
         ),
         kiosks=kiosks,
+        manifest_workers=records.manifest_workers,
     )
