@@ -198,10 +198,10 @@ class ManifestWorkers:
         try:
             worker.connection.send(upload)
             if not worker.connection.poll(self._timeout):
-                logger.error("manifest worker ran past %.0f s: stopped", self._timeout)
+                logger.error("manifest worker ran past %g s: stopped", self._timeout)
                 worker.restart()
                 raise WorkerUnavailableError(
-                    f"the manifest was not processed within {self._timeout:.0f} s; nothing was"
+                    f"the manifest was not processed within {self._timeout:g} s; nothing was"
                     " changed, send it again",
                     retry_after=5,
                 )
