@@ -224,8 +224,8 @@ def _peak_tree_mib(pid: int) -> float:
     """Peak RSS (VmHWM) of a process plus its children (a manifest worker, say)."""
     total = 0.0
     pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
+    # Children are listed per thread (the worker is started by a request's thread).
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
         pids += [int(child) for child in children.read_text().split()]
     for each in pids:
         try:
@@ -257,6 +257,26 @@ def _gate_during_manifest() -> None:
     finally:
         server_process.terminate()
         server_process.wait(timeout=30)
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) of the server process itself (all its threads: what competes
+    with the gates for its interpreter lock) and of its child processes (manifest workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(each: int) -> float:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    children = [
+        int(child)
+        for listing in Path(f"/proc/{pid}/task").glob("*/children")
+        for child in listing.read_text().split()
+    ]
+    return of(pid), sum(of(child) for child in children)
 
 
 def _gate_client_side(
@@ -356,6 +376,7 @@ def _gate_client_side(
         )
         with httpx.Client(base_url=base, timeout=600) as client:
             for name, (body, content_type) in manifests.items():
+                cpu_before = _cpu_seconds(server_pid)
                 start = time.perf_counter()
                 response = client.put(
                     f"/v1/flights/{upload_flight}/manifest",
@@ -363,11 +384,14 @@ def _gate_client_side(
                     headers={**admin_headers, "Content-Type": content_type},
                 )
                 end = time.perf_counter()
+                cpu_after = _cpu_seconds(server_pid)
                 print(
                     f"  during {name:6} upload    {_percentiles(window(start, end))}"
                     f"  (upload {end - start:5.1f} s, {response.status_code};"
                     f" failed captures so far: {len(failures)} {sorted(set(failures))};"
-                    f" server peak RSS {_peak_tree_mib(server_pid):5.0f} MiB)"
+                    f" server peak RSS {_peak_tree_mib(server_pid):5.0f} MiB;"
+                    f" CPU meanwhile: server {cpu_after[0] - cpu_before[0]:5.1f} s,"
+                    f" its workers {cpu_after[1] - cpu_before[1]:5.1f} s)"
                 )
                 time.sleep(1.0)
     finally:
