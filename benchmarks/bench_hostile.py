@@ -26,6 +26,10 @@ Cases:
                      10,000-traveler PAXLST are uploaded to another flight; the server's
                      peak RSS (with its manifest workers) after each (needs
                      ../shared/data/lfw-dev)
+  manifest_stages    where the CPU of a 10,000-traveler JSON and PAXLST upload goes (thread
+                     CPU per stage, in one process over SQLite: reading and validating,
+                     then writing the batches, and of that the sealing), a first upload
+                     and the same manifest again
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ CASES = (
     "concurrent_png_6300",
     "concurrent_png_4096",
     "gate_during_manifest",
+    "manifest_stages",
 )
 LFW = Path(
     os.environ.get(
@@ -399,11 +404,80 @@ def _gate_client_side(
         worker.join()
 
 
+def _manifest_stages() -> None:
+    import tempfile
+    from collections import defaultdict
+    from datetime import UTC, datetime
+
+    from entryexit.adapters.crypto.keys import FileKeyProvider
+    from entryexit.adapters.storage import sealing
+    from entryexit.adapters.storage.database import create_database_engine, migrate
+    from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
+    from entryexit.documents.manifest import parse_json_manifest
+    from entryexit.documents.paxlst import parse_paxlst
+    from entryexit.domain.model import Direction
+    from entryexit.services.audit import AuditTrail
+    from entryexit.services.flights import FlightService, NewFlight
+
+    spent: dict[str, float] = defaultdict(float)
+    # (open_personal unwraps the data key itself: unwrap is not counted apart.)
+    for name in ("digest", "new_data_key_values", "seal_personal", "open_personal"):
+        original = getattr(sealing.Sealer, name)
+
+        def timed(*args, _original=original, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            start = time.thread_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                spent[_name] += time.thread_time() - start
+
+        setattr(sealing.Sealer, name, timed)
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-stages-"))
+    keys = FileKeyProvider(scratch / "keys")
+    keys.initialise()
+    engine = create_database_engine(f"sqlite+pysqlite:///{scratch / 'entryexit.db'}")
+    migrate(engine)
+    factory = SqlUnitOfWorkFactory(engine, keys)
+    flights = FlightService(
+        factory, lambda: now, "m", AuditTrail(factory, lambda: now, keys), manifest_pause=0
+    )
+    readers = {
+        "json": (_json_manifest(10_000), lambda data: parse_json_manifest(data, TODAY)),
+        "paxlst": (
+            _paxlst(10_000),
+            lambda data: list(parse_paxlst(data, TODAY, "UTO").travelers),
+        ),
+    }
+    for name, (body, read) in readers.items():
+        flight = flights.create(NewFlight("EE", "1", now, "AAA", "BBB", Direction.EXIT))
+        start = time.thread_time()
+        travelers = read(body)
+        print(f"  {name:6} read and validate    {(time.thread_time() - start) * 1000:7.0f} ms CPU")
+        for attempt in ("first upload", "same again"):
+            spent.clear()
+            start = time.thread_time()
+            flights.put_manifest(flight.id, travelers)
+            total = time.thread_time() - start
+            sealed = sum(spent.values())
+            parts = ", ".join(f"{k} {v * 1000:.0f}" for k, v in sorted(spent.items()))
+            rest = (total - sealed) * 1000
+            print(
+                f"  {name:6} write, {attempt:12} {total * 1000:7.0f} ms CPU, of which sealing"
+                f" {sealed * 1000:5.0f} ms ({parts}); SQL and the rest {rest:5.0f} ms"
+            )
+    engine.dispose()
+
+
 def run_case(case: str, repeats: int, concurrency: int) -> None:
     images = {"png_6300": (_png, 6300), "png_4096": (_png, 4096), "jpeg_6300": (_jpeg, 6300)}
     if case == "gate_during_manifest":
         print(f"{case}: gate capture latency on one flight, uploads to another")
         _gate_during_manifest()
+        return
+    if case == "manifest_stages":
+        print(f"{case}: thread CPU per stage of a 10,000-traveler upload (SQLite)")
+        _manifest_stages()
         return
     if case.startswith("paxlst"):
         data = _paxlst(70_000) if case == "paxlst_70000" else _paxlst(1, field=1_000_000)
