@@ -22,11 +22,13 @@ mode, tests), a copy of it over the pipe: never through a file, never in a log.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -87,6 +89,16 @@ def _serve(connection: Connection, database_url: str, keys: KeySource, pause: fl
 
     engine = create_database_engine(database_url)
     factory = SqlUnitOfWorkFactory(engine, keys.open())
+    # The cyclic garbage collector runs between batches, not inside one: a collection in a
+    # batch's transaction doubled its worst time holding the write lock that gates wait for
+    # (batches of 100: 81 -> 32 ms CPU at worst). This process does nothing else.
+    gc.freeze()
+    gc.disable()
+
+    def collect_then_sleep(seconds: float) -> None:
+        gc.collect()
+        time.sleep(seconds)
+
     try:
         while True:
             try:
@@ -94,12 +106,14 @@ def _serve(connection: Connection, database_url: str, keys: KeySource, pause: fl
             except EOFError:
                 return
             try:
-                answer: tuple[str, Any] = (_STAGED, stage_manifest(factory, upload, pause=pause))
+                staged = stage_manifest(factory, upload, pause=pause, sleep=collect_then_sleep)
+                answer: tuple[str, Any] = (_STAGED, staged)
             except EntryExitError as exc:
                 answer = (_REFUSED, exc)
             except Exception as exc:  # reported by type: the serving process raises it (a 500)
                 answer = (_FAILED, type(exc).__name__)
             connection.send(answer)
+            gc.collect()
     finally:
         engine.dispose()
 
