@@ -206,7 +206,9 @@ class ManifestWorkers:
         try:
             return self._run(worker, upload)
         finally:
-            self._idle.put(worker)
+            with self._lock:
+                if worker in self._all:  # not if the pool was stopped meanwhile
+                    self._idle.put(worker)
 
     def _run(self, worker: _Worker, upload: ManifestUpload) -> StagedManifest:
         try:
@@ -221,10 +223,11 @@ class ManifestWorkers:
                 )
             kind, value = worker.connection.recv()
         except (EOFError, OSError):
-            logger.error(
-                "manifest worker stopped (exit code %s): replaced", worker.process.exitcode
-            )
-            worker.restart()
+            if worker in self._all:  # else the pool was stopped: no replacement
+                logger.error(
+                    "manifest worker stopped (exit code %s): replaced", worker.process.exitcode
+                )
+                worker.restart()
             raise WorkerUnavailableError(
                 "the manifest worker stopped; nothing was changed, send the manifest again",
                 retry_after=1,
