@@ -143,6 +143,28 @@ def test_an_invalid_row_is_refused_by_the_worker_as_it_would_be_here(
         pool.stop()
 
 
+def test_a_paxlst_keeps_its_valid_travelers_and_the_worker_returns_the_flagged(
+    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
+) -> None:
+    pool = workers(factory, keys)
+    flights = service(factory, pool)
+    flight_id = new_flight(flights)
+    text = (
+        "UNH+1+PAXLST:D:05B:UN'NAD+FL+++DOE:JANE'DTM+329:19801340'NAT+2+UTO'"
+        "DOC+P+A1'DTM+36:20300101'"
+        "NAD+FL+++ROE:JOHN'ATT+2++M'DTM+329:19800101'NAT+2+UTO'DOC+P+B2'DTM+36:20300101'"
+        "UNT+13+1'"
+    )
+    try:
+        replaced = flights.replace_manifest(flight_id, text.encode(), ManifestFormat.PAXLST)
+        assert replaced.change.total == 1
+        assert in_force_numbers(flights, flight_id) == {"B2"}
+        assert [(f.position, f.role) for f in replaced.flagged] == [(2, "FL")]
+        assert "not a date" in replaced.flagged[0].reason
+    finally:
+        pool.stop()
+
+
 def kill_when_staging(factory: SqlUnitOfWorkFactory, pool: ManifestWorkers) -> threading.Thread:
     """Kill the worker once it has written part of the new version."""
 
