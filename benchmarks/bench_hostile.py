@@ -20,9 +20,16 @@ Cases:
                      --concurrency (8) captures of that image at once through one engine
   gate_during_manifest
                      gate capture latency (p50/p99/max, one gate client over HTTP to a
-                     uvicorn server on SQLite) on one flight, alone and while a
-                     10,000-traveler JSON manifest and then a 10,000-traveler PAXLST are
-                     uploaded to another flight (needs ../shared/data/lfw-dev)
+                     uvicorn server on SQLite in a process of its own, as deployed, so
+                     that the client does not share the server's GIL) on one flight,
+                     alone and while a 10,000-traveler JSON manifest and then a
+                     10,000-traveler PAXLST are uploaded to another flight; the server's
+                     peak RSS (with its manifest workers) after each (needs
+                     ../shared/data/lfw-dev)
+  manifest_stages    where the CPU of a 10,000-traveler JSON and PAXLST upload goes (thread
+                     CPU per stage, in one process over SQLite: reading and validating,
+                     then writing the batches, and of that the sealing), a first upload
+                     and the same manifest again
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ CASES = (
     "concurrent_png_6300",
     "concurrent_png_4096",
     "gate_during_manifest",
+    "manifest_stages",
 )
 LFW = Path(
     os.environ.get(
@@ -174,12 +182,12 @@ def _percentiles(latencies: list[float]) -> str:
     )
 
 
-def _gate_during_manifest() -> None:
+def _serve_gate_bench(scratch: Path) -> None:
+    """The server side of ``gate_during_manifest``, run as a process of its own (as in a
+    deployment): builds the service on a scratch SQLite database, writes its port and API
+    keys to ``scratch/ready``, and serves until killed."""
     import socket
-    import tempfile
-    from datetime import UTC, datetime, timedelta
 
-    import httpx
     import uvicorn
 
     from entryexit.adapters.crypto.keys import FileKeyProvider
@@ -188,14 +196,11 @@ def _gate_during_manifest() -> None:
     from entryexit.config import Settings
     from entryexit.domain.access import Role
 
-    lfw = (LFW / "images").resolve()
-    people = sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 2)[:20]
-    scratch = Path(tempfile.mkdtemp(prefix="bench-gate-"))
     settings = Settings(
-        data_dir=scratch,
+        data_dir=scratch / "data",
         # Keys outside the data directory, as the service requires (and not the user's own).
-        key_dir=Path(tempfile.mkdtemp(prefix="bench-gate-keys-")),
-        database_url=f"sqlite+pysqlite:///{scratch / 'entryexit.db'}",
+        key_dir=scratch / "keys",
+        database_url=f"sqlite+pysqlite:///{scratch / 'data' / 'entryexit.db'}",
         gate_requests_per_second=1000,
         gate_burst=1000,
     )
@@ -210,11 +215,83 @@ def _gate_during_manifest() -> None:
     server = uvicorn.Server(
         uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
     )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    admin_headers = {"X-API-Key": str(admin)}
+
+    def announce() -> None:
+        while not server.started:
+            time.sleep(0.05)
+        (scratch / "ready").write_text(f"{port} {admin} {gate}")
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()
+
+
+def _peak_tree_mib(pid: int) -> float:
+    """Peak RSS (VmHWM) of a process plus its children (a manifest worker, say)."""
+    total = 0.0
+    pids = [pid]
+    # Children are listed per thread (the worker is started by a request's thread).
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        pids += [int(child) for child in children.read_text().split()]
+    for each in pids:
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def _gate_during_manifest() -> None:
+    import tempfile
+
+    lfw = (LFW / "images").resolve()
+    people = sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 2)[:20]
+    scratch = Path(tempfile.mkdtemp(prefix="bench-gate-"))
+    server_process = subprocess.Popen(  # noqa: S603 - this script, run again as the server
+        [sys.executable, __file__, "--serve-gate-bench", str(scratch)]
+    )
+    try:
+        while not (scratch / "ready").exists():
+            if server_process.poll() is not None:
+                raise SystemExit("the server process stopped before it was ready")
+            time.sleep(0.1)
+        port, admin, gate = (scratch / "ready").read_text().split()
+        _gate_client_side(f"http://127.0.0.1:{port}", admin, gate, people, server_process.pid)
+    finally:
+        server_process.terminate()
+        server_process.wait(timeout=30)
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) of the server process itself (all its threads: what competes
+    with the gates for its interpreter lock) and of its child processes (manifest workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(each: int) -> float:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    children = [
+        int(child)
+        for listing in Path(f"/proc/{pid}/task").glob("*/children")
+        for child in listing.read_text().split()
+    ]
+    return of(pid), sum(of(child) for child in children)
+
+
+def _gate_client_side(
+    base: str, admin: str, gate: str, people: list[Path], server_pid: int
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    admin_headers = {"X-API-Key": admin}
 
     def new_flight(client: httpx.Client) -> str:
         response = client.post(
@@ -275,7 +352,7 @@ def _gate_during_manifest() -> None:
                         f"/v1/flights/{gate_flight}/captures",
                         files={"photo": ("c.jpg", captures[index % len(captures)], "image/jpeg")},
                         data={"gate": "G1", "device": "cam-1"},
-                        headers={"X-API-Key": str(gate)},
+                        headers={"X-API-Key": gate},
                     )
                     status = response.status_code
                 except httpx.HTTPError as exc:
@@ -300,9 +377,11 @@ def _gate_during_manifest() -> None:
         time.sleep(5.0)
         print(
             f"  alone                    {_percentiles(window(quiet_start, time.perf_counter()))}"
+            f"  (server peak RSS {_peak_tree_mib(server_pid):5.0f} MiB)"
         )
         with httpx.Client(base_url=base, timeout=600) as client:
             for name, (body, content_type) in manifests.items():
+                cpu_before = _cpu_seconds(server_pid)
                 start = time.perf_counter()
                 response = client.put(
                     f"/v1/flights/{upload_flight}/manifest",
@@ -310,16 +389,84 @@ def _gate_during_manifest() -> None:
                     headers={**admin_headers, "Content-Type": content_type},
                 )
                 end = time.perf_counter()
+                cpu_after = _cpu_seconds(server_pid)
                 print(
                     f"  during {name:6} upload    {_percentiles(window(start, end))}"
                     f"  (upload {end - start:5.1f} s, {response.status_code};"
-                    f" failed captures so far: {len(failures)} {sorted(set(failures))})"
+                    f" failed captures so far: {len(failures)} {sorted(set(failures))};"
+                    f" server peak RSS {_peak_tree_mib(server_pid):5.0f} MiB;"
+                    f" CPU meanwhile: server {cpu_after[0] - cpu_before[0]:5.1f} s,"
+                    f" its workers {cpu_after[1] - cpu_before[1]:5.1f} s)"
                 )
                 time.sleep(1.0)
     finally:
         stop.set()
         worker.join()
-        server.should_exit = True
+
+
+def _manifest_stages() -> None:
+    import tempfile
+    from collections import defaultdict
+    from datetime import UTC, datetime
+
+    from entryexit.adapters.crypto.keys import FileKeyProvider
+    from entryexit.adapters.storage import sealing
+    from entryexit.adapters.storage.database import create_database_engine, migrate
+    from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
+    from entryexit.documents.manifest import parse_json_manifest
+    from entryexit.documents.paxlst import parse_paxlst
+    from entryexit.domain.model import Direction
+    from entryexit.services.audit import AuditTrail
+    from entryexit.services.flights import FlightService, NewFlight
+
+    spent: dict[str, float] = defaultdict(float)
+    # (open_personal unwraps the data key itself: unwrap is not counted apart.)
+    for name in ("digest", "new_data_key_values", "seal_personal", "open_personal"):
+        original = getattr(sealing.Sealer, name)
+
+        def timed(*args, _original=original, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            start = time.thread_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                spent[_name] += time.thread_time() - start
+
+        setattr(sealing.Sealer, name, timed)
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-stages-"))
+    keys = FileKeyProvider(scratch / "keys")
+    keys.initialise()
+    engine = create_database_engine(f"sqlite+pysqlite:///{scratch / 'entryexit.db'}")
+    migrate(engine)
+    factory = SqlUnitOfWorkFactory(engine, keys)
+    flights = FlightService(
+        factory, lambda: now, "m", AuditTrail(factory, lambda: now, keys), manifest_pause=0
+    )
+    readers = {
+        "json": (_json_manifest(10_000), lambda data: parse_json_manifest(data, TODAY)),
+        "paxlst": (
+            _paxlst(10_000),
+            lambda data: list(parse_paxlst(data, TODAY, "UTO").travelers),
+        ),
+    }
+    for name, (body, read) in readers.items():
+        flight = flights.create(NewFlight("EE", "1", now, "AAA", "BBB", Direction.EXIT))
+        start = time.thread_time()
+        travelers = read(body)
+        print(f"  {name:6} read and validate    {(time.thread_time() - start) * 1000:7.0f} ms CPU")
+        for attempt in ("first upload", "same again"):
+            spent.clear()
+            start = time.thread_time()
+            flights.put_manifest(flight.id, travelers)
+            total = time.thread_time() - start
+            sealed = sum(spent.values())
+            parts = ", ".join(f"{k} {v * 1000:.0f}" for k, v in sorted(spent.items()))
+            rest = (total - sealed) * 1000
+            print(
+                f"  {name:6} write, {attempt:12} {total * 1000:7.0f} ms CPU, of which sealing"
+                f" {sealed * 1000:5.0f} ms ({parts}); SQL and the rest {rest:5.0f} ms"
+            )
+    engine.dispose()
 
 
 def run_case(case: str, repeats: int, concurrency: int) -> None:
@@ -327,6 +474,10 @@ def run_case(case: str, repeats: int, concurrency: int) -> None:
     if case == "gate_during_manifest":
         print(f"{case}: gate capture latency on one flight, uploads to another")
         _gate_during_manifest()
+        return
+    if case == "manifest_stages":
+        print(f"{case}: thread CPU per stage of a 10,000-traveler upload (SQLite)")
+        _manifest_stages()
         return
     if case.startswith("paxlst"):
         data = _paxlst(70_000) if case == "paxlst_70000" else _paxlst(1, field=1_000_000)
@@ -369,7 +520,11 @@ def main() -> None:
     parser.add_argument("--case", choices=CASES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--serve-gate-bench", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_gate_bench:
+        _serve_gate_bench(args.serve_gate_bench)
+        return
     if args.case:
         run_case(args.case, args.repeats, args.concurrency)
         return

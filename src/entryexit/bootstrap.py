@@ -19,6 +19,7 @@ from entryexit.adapters.crypto.keys import (
     FileKeyProvider,
 )
 from entryexit.adapters.crypto.trust import load_trusted_cscas
+from entryexit.adapters.manifest_workers import KeySource, ManifestWorkers
 from entryexit.adapters.search.faiss_index import build_index
 from entryexit.adapters.storage.database import (
     create_database_engine,
@@ -208,6 +209,8 @@ class Records:
     fairness: FairnessReportService
     # Manifests as stored (without a model, "has a photo" is not asked).
     flights: FlightService
+    # The processes that read and stage uploaded manifests (None: in the calling process).
+    manifest_workers: ManifestWorkers | None = None
 
 
 def build_records(
@@ -234,6 +237,7 @@ def build_records(
     else:
         factory = uow
     uow = factory
+    manifest_workers = build_manifest_workers(settings, uow, resolved_keys)
     audit = AuditTrail(uow, clock, resolved_keys)
     policies = PolicyService(uow, clock, audit)
     policies.ensure_default()
@@ -262,7 +266,31 @@ def build_records(
         ),
         privacy=PrivacyReportService(reports, clock, audit, policies),
         fairness=FairnessReportService(reports, clock),
-        flights=FlightService(uow, clock, model, audit),
+        flights=FlightService(
+            uow, clock, model, audit, home_state=settings.home_state, stager=manifest_workers
+        ),
+        manifest_workers=manifest_workers,
+    )
+
+
+def build_manifest_workers(
+    settings: Settings, uow: UnitOfWorkFactory, keys: KeyProvider
+) -> ManifestWorkers | None:
+    """The manifest worker pool (its processes start with the first upload), when the store
+    is a database another process can open; else manifests are staged in the caller."""
+    if settings.manifest_workers == 0 or not isinstance(uow, SqlUnitOfWorkFactory):
+        return None
+    url = uow.engine.url
+    if url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+    ):
+        return None
+    return ManifestWorkers(
+        url.render_as_string(hide_password=False),
+        KeySource.of(keys),
+        settings.manifest_workers,
+        timeout=settings.manifest_timeout_seconds,
+        queue_wait=settings.manifest_queue_seconds,
     )
 
 
@@ -320,6 +348,7 @@ class Services:
     jobs: FleetJobs
     # News of shared state changed by other processes (PostgreSQL NOTIFY); None on SQLite.
     changes: ChangeFeed | None
+    manifest_workers: ManifestWorkers | None = None
 
 
 def start_change_listener(uow: UnitOfWorkFactory) -> ChangeFeed | None:
@@ -497,4 +526,5 @@ def build_services(
         kiosks=kiosks,
         jobs=jobs,
         changes=changes,
+        manifest_workers=records.manifest_workers,
     )

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, gt=0)
     detector_max_side: int = Field(default=DEFAULT_DETECTOR_MAX_SIDE, ge=64)
     engine_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Manifests are read, validated and sealed in this many worker processes (0: in the
+    # serving process, sharing its interpreter lock with the gates); an upload waits at most
+    # manifest_queue_seconds for a free one (then 503) and is stopped after
+    # manifest_timeout_seconds (503, nothing changed).
+    manifest_workers: int = Field(default=1, ge=0, le=4)
+    manifest_timeout_seconds: float = Field(default=300.0, gt=0)
+    manifest_queue_seconds: float = Field(default=5.0, ge=0)
     opencv_threads: int = Field(default=1, ge=0)
     flip_augmentation: bool = True
 

@@ -21,6 +21,7 @@ non-zero exit status.
     ├── ConflictError                 the resource is not in the needed state      (409)
     │   └── TransactionConflictError  another writer won a race; the use case reruns
     ├── StorageUnavailableError       the database cannot write now                 (503)
+    ├── WorkerUnavailableError        a worker process is busy, died or timed out   (503)
     ├── AuditLogUntrustedError        the audit log's head does not verify          (503)
     ├── AuthenticationError           no or unknown credentials                    (401)
     ├── PermissionDeniedError         credentials lack the role                    (403)
@@ -111,6 +112,20 @@ class StorageUnavailableError(EntryExitError):
     code = "storage-unavailable"
 
 
+class WorkerUnavailableError(EntryExitError):
+    """A worker process (a manifest worker) could not take the work now: all busy, stopped
+    or out of time. Nothing was changed; ``retry_after`` says when to send it again."""
+
+    code = "worker-unavailable"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[WorkerUnavailableError], tuple[str, float]]:
+        return type(self), (self.message, self.retry_after)
+
+
 class AuditLogUntrustedError(EntryExitError):
     """The audit log's head does not fit its last event (someone wrote to the database
     without the audit key): audited actions are refused until the log is repaired."""
@@ -157,6 +172,7 @@ _HTTP_STATUS: list[tuple[type[EntryExitError], int, str]] = [
     (AuditLogUntrustedError, 503, "Audit log untrusted"),
     (StoredDataUntrustedError, 503, "Stored data untrusted"),
     (StorageUnavailableError, 503, "Storage unavailable"),
+    (WorkerUnavailableError, 503, "Service busy"),
 ]
 
 

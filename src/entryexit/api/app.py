@@ -57,6 +57,8 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
         finally:
             if jobs:
                 services.crossings.stop_worker()
+            if services.manifest_workers is not None:
+                services.manifest_workers.stop()
             services.checkpoints.stop()
 
     # The API documentation's scripts and styles are served from the installed package, not a

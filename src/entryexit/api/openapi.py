@@ -47,12 +47,27 @@ _WHY = {
 _REFERS_IN_BODY = {("POST", "/v1/verifications"), ("GET", "/v1/reports/overstays")}
 # Operations that answer 503 when the database is not reachable (documented state).
 _DEPENDENCY = {("GET", "/readyz")}
+# Operations handed to a bounded pool of worker processes: 503 with Retry-After when every
+# worker is busy, or the one given the work died or ran out of time (nothing changed).
+_WORKERS = {("PUT", "/v1/flights/{flight_id}/manifest")}
+_WORKERS_BUSY = (
+    "The manifest workers are all busy, or the one processing this manifest stopped or ran"
+    " out of time: nothing was changed; send it again after Retry-After seconds"
+)
 
 
 def _problem(status: int) -> dict[str, Any]:
     if status == 503:  # readiness answers in its own shape, not a problem
         return {"description": _WHY[status], "content": {"application/json": {}}}
     return {"description": _WHY[status], "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+
+
+def _workers_busy() -> dict[str, Any]:
+    return {
+        "description": _WORKERS_BUSY,
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+    }
 
 
 def statuses(method: str, path: str, route: APIRoute) -> list[int]:
@@ -83,4 +98,6 @@ def document_responses(router: APIRouter) -> APIRouter:
         for method in route.methods or ():
             for status in statuses(method, route.path, route):
                 route.responses.setdefault(status, _problem(status))
+            if (method, route.path) in _WORKERS:
+                route.responses.setdefault(503, _workers_busy())
     return router

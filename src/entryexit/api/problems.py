@@ -10,7 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from entryexit.errors import EntryExitError, RateLimitedError, http_status
+from entryexit.errors import (
+    EntryExitError,
+    RateLimitedError,
+    WorkerUnavailableError,
+    http_status,
+)
 
 logger = logging.getLogger(__name__)
 PROBLEM_TYPE_BASE = "urn:entryexit:problem:"
@@ -31,7 +36,7 @@ def problem_for(exc: EntryExitError) -> JSONResponse:
         return problem(500, "internal", "Internal error", "the request could not be processed")
     status, title = mapped
     response = problem(status, exc.code, title, exc.message)
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | WorkerUnavailableError):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response
 

@@ -7,10 +7,14 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
 
+from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest
+from entryexit.documents.paxlst import FlaggedTraveler, parse_paxlst
 from entryexit.documents.text import excerpt
 from entryexit.domain.access import Principal
 from entryexit.domain.model import (
@@ -40,6 +44,122 @@ MAX_ID_LENGTH = 36
 STALE_STAGING = timedelta(hours=1)
 
 
+class ManifestFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    PAXLST = "paxlst"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestUpload:
+    """A manifest document as received and what reading and staging it needs. It crosses to a
+    manifest worker process, so it holds plain values only (no key, no connection)."""
+
+    flight_id: str
+    upload_id: str
+    data: bytes
+    format: ManifestFormat
+    today: date
+    home_state: str
+    staged_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StagedManifest:
+    """What staging wrote into the upload's version: how many travelers, and the PAXLST
+    travelers kept out of it for an officer."""
+
+    total: int
+    flagged: tuple[FlaggedTraveler, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestReplaced:
+    change: ManifestChange
+    flagged: tuple[FlaggedTraveler, ...]
+
+
+class ManifestStager(Protocol):
+    """Reads, validates and seals a manifest document into its upload's version, which no
+    reader sees until the swap (in this process, or in a worker process of its own so that
+    the work does not share the serving process's interpreter lock with the gates)."""
+
+    def stage(self, upload: ManifestUpload) -> StagedManifest: ...
+
+
+def read_manifest(
+    data: bytes, format: ManifestFormat, today: date, home_state: str
+) -> tuple[list[ManifestTraveler], tuple[FlaggedTraveler, ...]]:
+    """The travelers of a manifest document (JSON and CSV: all valid, or refused whole;
+    PAXLST: the valid ones, and the others flagged)."""
+    if format is ManifestFormat.CSV:
+        return parse_csv_manifest(data, today), ()
+    if format is ManifestFormat.JSON:
+        return parse_json_manifest(data, today), ()
+    message = parse_paxlst(data, today, home_state)
+    return list(message.travelers), message.flagged
+
+
+def check_distinct(travelers: Sequence[ManifestTraveler]) -> None:
+    seen: set[DocumentKey] = set()
+    for position, traveler in enumerate(travelers, start=1):
+        if traveler.document in seen:
+            raise InvalidInputError(
+                f"traveler {position}: the same document appears twice in the manifest"
+            )
+        seen.add(traveler.document)
+
+
+def stage_travelers(
+    uow: UnitOfWorkFactory,
+    flight_id: str,
+    upload_id: str,
+    travelers: Sequence[ManifestTraveler],
+    now: datetime,
+    *,
+    batch: int = MANIFEST_BATCH,
+    pause: float = MANIFEST_PAUSE_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Write ``travelers`` into version ``upload_id`` of the flight's manifest, a short
+    transaction per ``batch`` with a ``pause`` between them (a waiting gate takes the
+    write lock then)."""
+    size = max(1, batch)
+    for start in range(0, len(travelers), size):
+        if start and pause > 0:
+            sleep(pause)
+        in_transaction(
+            uow,
+            functools.partial(
+                _stage, flight_id, upload_id, list(travelers[start : start + size]), now
+            ),
+        )
+
+
+def stage_manifest(
+    uow: UnitOfWorkFactory,
+    upload: ManifestUpload,
+    *,
+    batch: int = MANIFEST_BATCH,
+    pause: float = MANIFEST_PAUSE_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StagedManifest:
+    """Read the document and stage its travelers (what a manifest worker process runs)."""
+    travelers, flagged = read_manifest(upload.data, upload.format, upload.today, upload.home_state)
+    check_distinct(travelers)
+    stage_travelers(
+        uow,
+        upload.flight_id,
+        upload.upload_id,
+        travelers,
+        upload.staged_at,
+        batch=batch,
+        pause=pause,
+        sleep=sleep,
+    )
+    return StagedManifest(len(travelers), flagged)
+
+
 @dataclass(frozen=True, slots=True)
 class NewFlight:
     carrier: str
@@ -61,6 +181,8 @@ class FlightService:
         manifest_batch: int = MANIFEST_BATCH,
         manifest_pause: float = MANIFEST_PAUSE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        home_state: str = "UTO",
+        stager: ManifestStager | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -69,6 +191,8 @@ class FlightService:
         self._batch = max(1, manifest_batch)
         self._pause = manifest_pause
         self._sleep = sleep
+        self._home_state = home_state
+        self._stager: ManifestStager = stager or _InProcess(uow, self._batch, manifest_pause, sleep)
 
     def create(self, new: NewFlight, actor: Principal | None = None) -> Flight:
         carrier = new.carrier.strip().upper()
@@ -135,33 +259,64 @@ class FlightService:
     def put_manifest(
         self, flight_id: str, travelers: list[ManifestTraveler], actor: Principal | None = None
     ) -> ManifestChange:
-        """Replace the flight's manifest. The travelers are written in short batches into a
-        new manifest version that no reader sees, and one short transaction puts it in force
-        (with the audit event; one flight row changes, whatever the size): readers see the old
-        manifest or the new one, never part of it, a failed upload leaves the old one, and
-        gates on other flights wait for one batch at most."""
-        seen: set[DocumentKey] = set()
-        for position, traveler in enumerate(travelers, start=1):
-            if traveler.document in seen:
-                raise InvalidInputError(
-                    f"traveler {position}: the same document appears twice in the manifest"
-                )
-            seen.add(traveler.document)
+        """Replace the flight's manifest with ``travelers`` (already read and checked)."""
+        check_distinct(travelers)
         self.get(flight_id)
+
+        def stage(upload_id: str, now: datetime) -> StagedManifest:
+            stage_travelers(
+                self._uow,
+                flight_id,
+                upload_id,
+                travelers,
+                now,
+                batch=self._batch,
+                pause=self._pause,
+                sleep=self._sleep,
+            )
+            return StagedManifest(len(travelers))
+
+        return self._replace(flight_id, stage, actor).change
+
+    def replace_manifest(
+        self,
+        flight_id: str,
+        data: bytes,
+        format: ManifestFormat,
+        actor: Principal | None = None,
+    ) -> ManifestReplaced:
+        """Replace the flight's manifest with the document ``data``: read, validated and
+        sealed by the stager (a worker process in the service), swapped in here."""
+        self.get(flight_id)
+
+        def stage(upload_id: str, now: datetime) -> StagedManifest:
+            return self._stager.stage(
+                ManifestUpload(
+                    flight_id, upload_id, data, format, now.date(), self._home_state, now
+                )
+            )
+
+        return self._replace(flight_id, stage, actor)
+
+    def _replace(
+        self,
+        flight_id: str,
+        stage: Callable[[str, datetime], StagedManifest],
+        actor: Principal | None,
+    ) -> ManifestReplaced:
+        """The travelers are written in short batches into a new manifest version that no
+        reader sees, and one short transaction puts it in force (with the audit event; one
+        flight row changes, whatever the size): readers see the old manifest or the new one,
+        never part of it, a failed upload (an invalid row, a worker that died or ran out of
+        time) leaves the old one, and gates on other flights wait for one batch at most."""
         upload_id = str(uuid.uuid4())
         now = self._clock()
         try:
-            for start in range(0, len(travelers), self._batch):
-                if start and self._pause > 0:
-                    self._sleep(self._pause)
-                batch = travelers[start : start + self._batch]
-                in_transaction(
-                    self._uow, functools.partial(_stage, flight_id, upload_id, batch, now)
-                )
+            staged = stage(upload_id, now)
 
             def swap(uow: UnitOfWork) -> ManifestChange:
                 self.get_in(uow, flight_id)
-                change = uow.flights.swap_manifest(flight_id, upload_id, now, len(travelers))
+                change = uow.flights.swap_manifest(flight_id, upload_id, now, staged.total)
                 self._audit.record(
                     uow,
                     "manifest replace",
@@ -180,7 +335,7 @@ class FlightService:
         # The superseded version, and any a dead upload left, go in short batches too.
         self._discard(flight_id=flight_id, staged_before=now)
         self._discard(staged_before=now - STALE_STAGING)
-        return change
+        return ManifestReplaced(change, staged.flagged)
 
     def _discard(
         self,
@@ -231,3 +386,19 @@ def _stage(
     uow: UnitOfWork,
 ) -> None:
     uow.flights.stage_manifest_batch(flight_id, upload_id, batch, now)
+
+
+@dataclass(frozen=True, slots=True)
+class _InProcess:
+    """Reads and stages manifests in the calling thread (no worker processes: tests over
+    in-memory storage, an in-memory database)."""
+
+    uow: UnitOfWorkFactory
+    batch: int
+    pause: float
+    sleep: Callable[[float], None]
+
+    def stage(self, upload: ManifestUpload) -> StagedManifest:
+        return stage_manifest(
+            self.uow, upload, batch=self.batch, pause=self.pause, sleep=self.sleep
+        )

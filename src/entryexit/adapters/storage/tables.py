@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
     select,
 )
 from sqlalchemy.engine import Dialect
@@ -132,11 +133,15 @@ class ManifestEntryRow(Base):
 
 def in_force() -> ColumnElement[bool]:
     """The condition that keeps only the manifest entries of their flight's version in force
-    (entries of an upload in progress, or of a superseded version, are never seen)."""
-    return ManifestEntryRow.upload_id == (
+    (entries of an upload in progress, or of a superseded version, are never seen). A flight
+    with no manifest yet has a NULL version: compared as '' so that the negation holds for
+    its staged entries too (NOT (x = NULL) is NULL, and a failed first upload's entries were
+    never dropped)."""
+    return ManifestEntryRow.upload_id == func.coalesce(
         select(FlightRow.manifest_version)
         .where(FlightRow.id == ManifestEntryRow.flight_id)
-        .scalar_subquery()
+        .scalar_subquery(),
+        "",
     )
 
 

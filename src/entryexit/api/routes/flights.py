@@ -18,15 +18,21 @@ from entryexit.api.schemas import (
     ManifestTravelerPublic,
     StagingPublic,
 )
-from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest
-from entryexit.documents.paxlst import parse_paxlst
 from entryexit.domain.model import Flight
 from entryexit.errors import InvalidInputError
 from entryexit.services.captures import CaptureOutcome
-from entryexit.services.flights import NewFlight
+from entryexit.services.flights import ManifestFormat, NewFlight
 from entryexit.services.ports import ManifestStatus
 
 router = APIRouter(prefix="/v1/flights", tags=["flights"])
+_MANIFEST_FORMATS = {
+    "": ManifestFormat.JSON,
+    "application/json": ManifestFormat.JSON,
+    "text/csv": ManifestFormat.CSV,
+    "application/csv": ManifestFormat.CSV,
+    "application/edifact": ManifestFormat.PAXLST,
+    "application/x-edifact": ManifestFormat.PAXLST,
+}
 
 
 def _public(flight: Flight) -> FlightPublic:
@@ -91,27 +97,22 @@ async def put_manifest(
     updated, never duplicated. Invalid manifests change nothing; PAXLST travelers without a
     usable document are listed in ``flagged``."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    today = services.clock().date()
-    flagged: list[FlaggedTravelerPublic] = []
-    # Parsing is linear and bounded, but a 10,000-traveler manifest still takes about a
-    # second: off the event loop, so that health checks and gates keep being answered.
-    if content_type in ("text/csv", "application/csv"):
-        travelers = await run_in_threadpool(parse_csv_manifest, body, today)
-    elif content_type in ("application/json", ""):
-        travelers = await run_in_threadpool(parse_json_manifest, body, today)
-    elif content_type in ("application/edifact", "application/x-edifact"):
-        message = await run_in_threadpool(parse_paxlst, body, today, services.settings.home_state)
-        travelers = list(message.travelers)
-        flagged = [
-            FlaggedTravelerPublic(segment=f.position, role=f.role, reason=f.reason)
-            for f in message.flagged
-        ]
-    else:
+    manifest_format = _MANIFEST_FORMATS.get(content_type)
+    if manifest_format is None:
         raise InvalidInputError(
             "send the manifest as application/json, text/csv or application/edifact (PAXLST)"
         )
-    change = await run_in_threadpool(services.flights.put_manifest, flight_id, travelers, caller)
+    body = await request.body()
+    # Read, validated and sealed in a manifest worker process (not on this event loop, nor
+    # under this process's interpreter lock, which the gates need); swapped in here.
+    replaced = await run_in_threadpool(
+        services.flights.replace_manifest, flight_id, body, manifest_format, caller
+    )
+    change = replaced.change
+    flagged = [
+        FlaggedTravelerPublic(segment=f.position, role=f.role, reason=f.reason)
+        for f in replaced.flagged
+    ]
     return ManifestChangePublic(
         added=change.added,
         removed=change.removed,

@@ -1,0 +1,286 @@
+"""Manifests are read, validated, sealed and staged in a worker process, not in the serving
+process; a worker that dies or runs out of time, or a pool that is busy, refuses the upload
+with 503 and leaves the manifest in force as it was, with nothing staged left behind (SQLite
+and PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, or_, select
+
+from entryexit.adapters.crypto.keys import FileKeyProvider
+from entryexit.adapters.manifest_workers import KeySource, ManifestWorkers
+from entryexit.adapters.storage.database import create_database_engine, migrate
+from entryexit.adapters.storage.tables import FlightRow, ManifestEntryRow
+from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
+from entryexit.domain.model import Direction
+from entryexit.errors import InvalidInputError, WorkerUnavailableError
+from entryexit.services import flights as flights_module
+from entryexit.services.audit import AuditTrail
+from entryexit.services.flights import FlightService, ManifestFormat, NewFlight
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def manifest(count: int, prefix: str = "W", surname: str = "DOE") -> bytes:
+    rows = [
+        {
+            "surname": surname,
+            "given_names": "JANE",
+            "date_of_birth": "1980-01-01",
+            "sex": "F",
+            "nationality": "UTO",
+            "citizenship_class": "foreign_national",
+            "document_type": "passport",
+            "document_number": f"{prefix}{index:07d}",
+            "issuing_state": "UTO",
+            "document_expiry": "2031-01-01",
+        }
+        for index in range(count)
+    ]
+    return json.dumps({"travelers": rows}).encode()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> FileKeyProvider:
+    provider = FileKeyProvider(tmp_path / "keys")
+    provider.initialise()
+    return provider
+
+
+@pytest.fixture
+def factory(database_url: str, keys: FileKeyProvider) -> Iterator[SqlUnitOfWorkFactory]:
+    engine = create_database_engine(database_url)
+    migrate(engine)
+    yield SqlUnitOfWorkFactory(engine, keys)
+    engine.dispose()
+
+
+def workers(
+    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider, **options: float
+) -> ManifestWorkers:
+    return ManifestWorkers(
+        factory.engine.url.render_as_string(hide_password=False), KeySource.of(keys), **options
+    )
+
+
+def service(factory: SqlUnitOfWorkFactory, pool: ManifestWorkers) -> FlightService:
+    audit = AuditTrail(factory, lambda: NOW, factory._sealer._keys)  # type: ignore[attr-defined]
+    return FlightService(factory, lambda: NOW, "m", audit, stager=pool)
+
+
+def in_force_numbers(flights: FlightService, flight_id: str) -> set[str]:
+    return {t.document.number for t in flights.manifest_travelers(flight_id)}
+
+
+def staged_rows(factory: SqlUnitOfWorkFactory) -> int:
+    """Manifest entries of no version in force, counted without ``in_force`` (a flight with
+    no manifest yet has no version: all its entries are staged ones)."""
+    entry, flight = ManifestEntryRow, FlightRow
+    query = (
+        select(func.count())
+        .select_from(entry)
+        .join(flight, flight.id == entry.flight_id)
+        .where(or_(flight.manifest_version.is_(None), flight.manifest_version != entry.upload_id))
+    )
+    with factory.engine.connect() as connection:
+        return int(connection.scalar(query) or 0)
+
+
+def new_flight(flights: FlightService) -> str:
+    return flights.create(NewFlight("EE", "7", NOW, "AAA", "BBB", Direction.EXIT)).id
+
+
+def test_the_manifest_is_read_in_a_worker_not_in_the_serving_process(
+    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = workers(factory, keys)
+    flights = service(factory, pool)
+    flight_id = new_flight(flights)
+
+    def not_here(*_: object) -> None:
+        raise AssertionError("the manifest was read in the serving process")
+
+    # Reading a manifest here fails; the worker (a fresh interpreter) reads it.
+    monkeypatch.setattr(flights_module, "read_manifest", not_here)
+    monkeypatch.setattr(flights_module, "stage_manifest", not_here)
+    try:
+        replaced = flights.replace_manifest(flight_id, manifest(30), ManifestFormat.JSON)
+        assert (replaced.change.added, replaced.change.total) == (30, 30)
+        assert len(in_force_numbers(flights, flight_id)) == 30
+        assert pool.pids()
+        assert os.getpid() not in pool.pids()
+    finally:
+        pool.stop()
+
+
+def test_an_invalid_row_is_refused_by_the_worker_as_it_would_be_here(
+    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
+) -> None:
+    pool = workers(factory, keys)
+    flights = service(factory, pool)
+    flight_id = new_flight(flights)
+    try:
+        flights.replace_manifest(flight_id, manifest(5), ManifestFormat.JSON)
+        rows = json.loads(manifest(300, prefix="X"))
+        rows["travelers"][250]["date_of_birth"] = "yesterday"
+        with pytest.raises(InvalidInputError, match="traveler 251: 'date_of_birth'"):
+            flights.replace_manifest(flight_id, json.dumps(rows).encode(), ManifestFormat.JSON)
+        assert in_force_numbers(flights, flight_id) == {f"W{n:07d}" for n in range(5)}
+        assert staged_rows(factory) == 0
+    finally:
+        pool.stop()
+
+
+def test_a_paxlst_keeps_its_valid_travelers_and_the_worker_returns_the_flagged(
+    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
+) -> None:
+    pool = workers(factory, keys)
+    flights = service(factory, pool)
+    flight_id = new_flight(flights)
+    text = (
+        "UNH+1+PAXLST:D:05B:UN'NAD+FL+++DOE:JANE'DTM+329:19801340'NAT+2+UTO'"
+        "DOC+P+A1'DTM+36:20300101'"
+        "NAD+FL+++ROE:JOHN'ATT+2++M'DTM+329:19800101'NAT+2+UTO'DOC+P+B2'DTM+36:20300101'"
+        "UNT+13+1'"
+    )
+    try:
+        replaced = flights.replace_manifest(flight_id, text.encode(), ManifestFormat.PAXLST)
+        assert replaced.change.total == 1
+        assert in_force_numbers(flights, flight_id) == {"B2"}
+        assert [(f.position, f.role) for f in replaced.flagged] == [(2, "FL")]
+        assert "not a date" in replaced.flagged[0].reason
+    finally:
+        pool.stop()
+
+
+def kill_when_staging(factory: SqlUnitOfWorkFactory, pool: ManifestWorkers) -> threading.Thread:
+    """Kill the worker once it has written part of the new version."""
+
+    def kill() -> None:
+        deadline = time.monotonic() + 120
+        while staged_rows(factory) < 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(pool.pids()[0], signal.SIGKILL)
+
+    thread = threading.Thread(target=kill)
+    thread.start()
+    return thread
+
+
+def test_a_worker_killed_mid_upload_leaves_the_manifest_in_force(
+    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
+) -> None:
+    pool = workers(factory, keys)
+    flights = service(factory, pool)
+    flight_id = new_flight(flights)
+    try:
+        # The flight's first upload dies: nothing in force, nothing staged left.
+        killer = kill_when_staging(factory, pool)
+        with pytest.raises(WorkerUnavailableError, match="stopped; nothing was changed"):
+            flights.replace_manifest(flight_id, manifest(3000, prefix="NEW"), ManifestFormat.JSON)
+        killer.join()
+        assert in_force_numbers(flights, flight_id) == set()
+        assert staged_rows(factory) == 0
+        # The worker was replaced; a manifest goes in, and the next upload dies too.
+        flights.replace_manifest(flight_id, manifest(20, prefix="OLD"), ManifestFormat.JSON)
+        before = in_force_numbers(flights, flight_id)
+        killer = kill_when_staging(factory, pool)
+        with pytest.raises(WorkerUnavailableError, match="stopped; nothing was changed"):
+            flights.replace_manifest(flight_id, manifest(3000, prefix="NEW"), ManifestFormat.JSON)
+        killer.join()
+        assert in_force_numbers(flights, flight_id) == before
+        assert staged_rows(factory) == 0
+        replaced = flights.replace_manifest(
+            flight_id, manifest(50, prefix="NEW"), ManifestFormat.JSON
+        )
+        assert (replaced.change.added, replaced.change.removed) == (50, 20)
+    finally:
+        pool.stop()
+
+
+def test_a_worker_past_its_time_is_stopped_and_the_manifest_stays(
+    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
+) -> None:
+    """On a flight with no manifest yet, too: its staged rows are dropped all the same."""
+    pool = workers(factory, keys, timeout=0.5)
+    flights = service(factory, pool)
+    flight_id = new_flight(flights)
+    try:
+        pool.start()  # the worker is up: the time limit is the upload's alone
+        first_worker = pool.pids()
+        with pytest.raises(WorkerUnavailableError, match=r"not processed within 0\.5 s"):
+            flights.replace_manifest(flight_id, manifest(5000), ManifestFormat.JSON)
+        assert in_force_numbers(flights, flight_id) == set()
+        assert staged_rows(factory) == 0
+        assert pool.pids() != first_worker
+    finally:
+        pool.stop()
+
+
+def test_a_busy_pool_refuses_with_retry_after(
+    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
+) -> None:
+    pool = workers(factory, keys, queue_wait=0.05)
+    flights = service(factory, pool)
+    first, second = new_flight(flights), new_flight(flights)
+    try:
+        pool.start()
+        outcome: list[object] = []
+
+        def upload() -> None:
+            try:
+                outcome.append(flights.replace_manifest(first, manifest(3000), ManifestFormat.JSON))
+            except Exception as exc:
+                outcome.append(exc)
+
+        big = threading.Thread(target=upload)
+        big.start()
+        deadline = time.monotonic() + 60
+        while staged_rows(factory) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(WorkerUnavailableError, match="being processed") as refused:
+            flights.replace_manifest(second, manifest(5, prefix="B"), ManifestFormat.JSON)
+        assert refused.value.retry_after >= 1
+        big.join()
+        assert [type(o).__name__ for o in outcome] == ["ManifestReplaced"]
+        assert len(in_force_numbers(flights, first)) == 3000
+        assert in_force_numbers(flights, second) == set()
+    finally:
+        pool.stop()
+
+
+def test_a_worker_gets_the_key_directory_not_the_keys(keys: FileKeyProvider) -> None:
+    keys.current_kek()  # cached in the provider now
+    sent = pickle.dumps(KeySource.of(keys))
+    for key in (keys.current_kek()[1], keys.index_key(), keys.audit_key(), keys.checkpoint_key()):
+        assert key not in sent
+    assert KeySource.of(keys).open().index_key() == keys.index_key()
+
+
+def test_a_worker_gets_environment_keys_from_its_own_environment() -> None:
+    from entryexit.adapters.crypto.keys import EnvironmentKeyProvider
+
+    def key(byte: int) -> str:
+        return base64.b64encode(bytes([byte]) * 32).decode()
+
+    environ = {
+        "ENTRYEXIT_KEK": "k1:" + key(1),
+        "ENTRYEXIT_AUDIT_KEY": key(2),
+        "ENTRYEXIT_INDEX_KEY": key(3),
+    }
+    provider = EnvironmentKeyProvider(environ)
+    sent = pickle.dumps(KeySource.of(provider))
+    assert provider.current_kek()[1] not in sent
+    assert provider.index_key() not in sent
