@@ -9,6 +9,7 @@ sealed under the traveler's data key, never the image.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from entryexit.biometrics.fingerprints import (
 from entryexit.documents.iso19794_2 import parse_finger_minutiae_record
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.fingerprints import FingerprintDecision, check_finger, decide
-from entryexit.domain.model import DocumentKey, EncounterMethod
+from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
 from entryexit.domain.policy import Policy, age_on
 from entryexit.errors import (
     ConflictError,
@@ -48,10 +49,18 @@ from entryexit.services.unit_of_work import (
     in_transaction,
 )
 
+logger = logging.getLogger(__name__)
+
 # Enough for both hands; more in one request is a mistake or an attack.
 MAX_PRINTS = 10
 # The fused score's threshold for a target FAR, for the engine in use.
 ThresholdFor = Callable[[str, float], float]
+# Runs work off the caller's thread (a daemon thread by default; tests may run it at once).
+Background = Callable[[Callable[[], None]], None]
+
+
+def _in_a_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="fingerprint-preparation", daemon=True).start()
 
 
 class PrintFormat(StrEnum):
@@ -103,6 +112,8 @@ class FingerprintVerification:
     # The encounter a match recorded on the flight named (None: no flight, no match, or the
     # traveler is not on that flight's manifest, or was already recorded on it).
     encounter_id: str | None = None
+    # The console case the match closed (its capture id), when the check was made from one.
+    resolved_case: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +155,7 @@ class FingerprintService:
         threshold_for: ThresholdFor,
         fusion: FingerFusionRule = FingerFusionRule.MEAN,
         on_encounter: EncounterHook | None = None,
+        background: Background = _in_a_thread,
     ) -> None:
         # The engine is opened on first use: a deployment without fingerprints never loads
         # the native library.
@@ -158,6 +170,8 @@ class FingerprintService:
         self._on_encounter = on_encounter
         self._references: OrderedDict[tuple[str, datetime], FingerprintTemplate] = OrderedDict()
         self._references_lock = threading.Lock()
+        self._background = background
+        self._preparations: dict[str, threading.Event] = {}
 
     @property
     def engine(self) -> FingerprintEngine:
@@ -235,21 +249,30 @@ class FingerprintService:
         prints: Sequence[SubmittedPrint],
         flight_id: str | None = None,
         device: str = "",
+        capture_id: str | None = None,
     ) -> FingerprintVerification:
         """Compare live prints with those enrolled for ``document``, finger by finger, and
         fuse the scores (mean of the engine's normalised scores: 0.18% two-finger EER against
         0.40% for the max, benchmarks/RESULTS.md). Fingers without an enrolled print are not
         compared; none in common is an error the officer can act on. With ``flight_id``, a
         match of a traveler on that flight's manifest is their biometric encounter (model:
-        the fingerprint engine; score: the fused score), in the audit event's transaction."""
+        the fingerprint engine; score: the fused score), in the audit event's transaction.
+        With ``capture_id`` (the check is made from that console case on ``flight_id``), the
+        encounter is linked to the capture and the match closes the case as confirmed, in the
+        same transaction; a no-match leaves the case open for the officer."""
         actor.require(Permission.FINGERPRINT_VERIFY)
         _check_count(prints)
+        if capture_id is not None and flight_id is None:
+            raise InvalidInputError("a case's fingerprint check names the case's flight")
         now = self._clock()
         policy = self._policies.in_force(now)
-        engine = self.engine
         with self._uow(read_only=True) as uow:
             if flight_id is not None:
                 FlightService.served_in(uow, actor, flight_id)
+            if capture_id is not None:
+                _open_case(uow, capture_id, flight_id)
+        engine = self.engine
+        with self._uow(read_only=True) as uow:
             enrolled = {f.finger: f for f in uow.fingerprints.of_document(document, engine.key)}
         if not enrolled:
             raise NotFoundError("no fingerprints are enrolled for this document")
@@ -267,12 +290,22 @@ class FingerprintService:
         decision = decide(fused, threshold)
         traveler_id = next(iter(enrolled.values())).traveler_id
 
-        def record(uow: UnitOfWork) -> str | None:
-            encounter_id = None
+        def record(uow: UnitOfWork) -> tuple[str | None, str | None]:
+            encounter_id = resolved = None
             if flight_id is not None and decision is FingerprintDecision.MATCH:
+                if capture_id is not None:
+                    _open_case(uow, capture_id, flight_id)
                 encounter_id = self._record_encounter(
-                    uow, flight_id, traveler_id, fused, device, now, policy
+                    uow, flight_id, traveler_id, fused, device, now, policy, capture_id
                 )
+            if encounter_id is not None and capture_id is not None:
+                if not uow.cases.resolve(capture_id, "confirmed", actor.key_id, now):
+                    raise ConflictError("another officer resolved this case first")
+                resolved = capture_id
+            details = {"fingers": ",".join(str(s.finger) for s in scores), "engine": engine.key}
+            if capture_id is not None:
+                details["capture"] = capture_id
+                details["encounter"] = encounter_id or ""
             self._audit.record(
                 uow,
                 "fingerprint verify",
@@ -280,12 +313,12 @@ class FingerprintService:
                 actor,
                 "flight" if flight_id else "traveler",
                 flight_id or traveler_id,
-                {"fingers": ",".join(str(s.finger) for s in scores), "engine": engine.key},
+                details,
                 policy_version=policy.version,
             )
-            return encounter_id
+            return encounter_id, resolved
 
-        encounter_id = in_transaction(self._uow, record)
+        encounter_id, resolved_case = in_transaction(self._uow, record)
         return FingerprintVerification(
             decision,
             traveler_id,
@@ -295,6 +328,7 @@ class FingerprintService:
             threshold,
             self._fusion,
             encounter_id,
+            resolved_case,
         )
 
     def _record_encounter(
@@ -306,6 +340,7 @@ class FingerprintService:
         device: str,
         now: datetime,
         policy: Policy,
+        capture_id: str | None = None,
     ) -> str | None:
         flight = FlightService.get_in(uow, flight_id)
         # Only a traveler this flight expects is recorded as boarding (or leaving) on it.
@@ -322,6 +357,7 @@ class FingerprintService:
             citizenship=uow.travelers.profile(traveler_id).citizenship_class,
             score=score,
             model=self.engine.key,
+            capture_id=capture_id,
         )
         if not uow.captures.add_encounter(encounter):
             return None  # already recorded on this flight
@@ -379,6 +415,45 @@ class FingerprintService:
 
         in_transaction(self._uow, record)
         return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold)
+
+    # --- a flight's prints prepared before its first search ---------------------------------
+    def prepare_when_staged(self, uow: UnitOfWork, flight: Flight, gallery: object) -> None:
+        """The staging hook: once a flight's gallery is staged, its travelers' enrolled prints
+        are opened and prepared for comparison (MCC cylinders, the bozorth3 structure) off the
+        request path, so the officer's first search does not pay for them. Nothing is done
+        for a flight without enrolled prints (the engine is not even loaded)."""
+        if not uow.fingerprints.travelers_enrolled(flight.id):
+            return
+        done = threading.Event()
+        with self._references_lock:
+            self._preparations[flight.id] = done
+        self._background(lambda: self._prepare_then_signal(flight.id, done))
+
+    def _prepare_then_signal(self, flight_id: str, done: threading.Event) -> None:
+        try:
+            self.prepare_flight(flight_id)
+        except Exception:
+            # Not fatal: the flight's first search prepares what this did not.
+            logger.exception("preparing a staged flight's fingerprints failed")
+        finally:
+            done.set()
+
+    def prepare_flight(self, flight_id: str) -> int:
+        """Open and prepare every enrolled print of the flight's travelers (kept in this
+        process's caches); returns how many."""
+        engine = self.engine
+        with self._uow(read_only=True) as uow:
+            enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
+        for stored in enrolled:
+            engine.prepare(self._reference(stored))
+        return len(enrolled)
+
+    def wait_prepared(self, flight_id: str, timeout: float) -> bool:
+        """Whether the preparation started at the flight's staging has finished (waiting up
+        to ``timeout`` seconds); ``True`` when none was started."""
+        with self._references_lock:
+            done = self._preparations.get(flight_id)
+        return done is None or done.wait(timeout)
 
     def _score(self, probe: FingerprintTemplate, stored: StoredFingerprint) -> FingerScore:
         """One live finger against the same finger enrolled."""
@@ -444,6 +519,14 @@ def _check_count(prints: Sequence[SubmittedPrint]) -> None:
     fingers = [check_finger(p.finger) for p in prints]
     if len(set(fingers)) != len(fingers):
         raise InvalidInputError("the same finger is sent twice")
+
+
+def _open_case(uow: UnitOfWork, capture_id: str, flight_id: str | None) -> None:
+    case = uow.cases.get(capture_id)
+    if case is None or case.flight_id != flight_id:
+        raise NotFoundError(f"capture {capture_id} is not a case of this flight")
+    if case.resolution is not None:
+        raise ConflictError(f"this case was already resolved ({case.resolution})")
 
 
 def _profile(uow: UnitOfWork, document: DocumentKey) -> TravelerProfile:

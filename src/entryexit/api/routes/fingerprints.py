@@ -40,7 +40,7 @@ PpiField = Annotated[
 ]
 
 
-async def _prints(
+async def submitted_prints(
     prints: list[UploadFile], fingers: list[int], format: PrintFormat, ppi: float | None
 ) -> list[SubmittedPrint]:
     if len(prints) > MAX_PRINTS:
@@ -70,7 +70,7 @@ async def enrol_fingerprints(
     """Enrol the fingers the policy asks of this traveler (non-citizens of the policy's ages;
     citizens never). Only minutiae templates are kept, sealed; the images are not."""
     document = document_from_form(services, mrz, issuing_state, number)
-    submitted = await _prints(prints, fingers, format, ppi)
+    submitted = await submitted_prints(prints, fingers, format, ppi)
     enrolment = await run_in_threadpool(services.fingerprints.enrol, caller, document, submitted)
     return FingerprintEnrolmentPublic(
         traveler_ref=enrolment.traveler_id,
@@ -101,7 +101,7 @@ async def verify_fingerprints(
     """The officer's 1:1: live prints against those enrolled for the document, fingers
     fused by the mean of their scores, decided at the policy's target FAR."""
     document = document_from_form(services, mrz, issuing_state, number)
-    submitted = await _prints(prints, fingers, format, ppi)
+    submitted = await submitted_prints(prints, fingers, format, ppi)
     result = await run_in_threadpool(
         services.fingerprints.verify, caller, document, submitted, flight_id, device
     )
@@ -130,7 +130,7 @@ async def search_fingerprints(
     """Without the document: the flight's travelers whose prints best resemble these, best
     first (at most five), for the officer to confirm with the traveler's document. Never a
     decision, and nothing is recorded but the audit event."""
-    submitted = await _prints(prints, fingers, format, ppi)
+    submitted = await submitted_prints(prints, fingers, format, ppi)
     result = await run_in_threadpool(services.fingerprints.search, caller, flight_id, submitted)
     return FingerprintSearchPublic(
         candidates=[

@@ -1,0 +1,171 @@
+"""Fingerprints where the officer works: which console cases are marked "prints possible",
+a 1:1 made from a case (the match is the traveler's encounter, linked to the capture, and
+closes the case in the same transaction), and a flight's prints prepared when its gallery is
+staged rather than at its first search."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from entryexit.domain.fingerprints import FingerprintDecision
+from entryexit.domain.model import CitizenshipClass, Decision, DocumentKey, EncounterMethod, Flight
+from entryexit.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from entryexit.services.fingerprints import SubmittedPrint
+from tests.fakes import FakeFingerprintEngine, fake_print
+from tests.unit.services.world import AUDITOR, GATE, OFFICER, World, policy_with, traveler
+
+SEEDS = {"V1": 1, "V2": 2, "C1": 3, "K1": 4}
+STRANGER = 10
+
+
+def finger(position: int, grey: int) -> SubmittedPrint:
+    return SubmittedPrint(position, fake_print(grey), ppi=500)
+
+
+def boarding(world: World) -> Flight:
+    travelers = [
+        traveler("V1"),
+        traveler("V2"),
+        traveler("C1", CitizenshipClass.CITIZEN),
+        traveler("K1", born=date(2020, 1, 1)),
+    ]
+    return world.boarding(travelers=travelers, seeds=SEEDS)
+
+
+def gate_capture(world: World, flight: Flight, seed: int) -> tuple[str, Decision]:
+    outcome = world.captures.process(GATE, flight.id, f"face:{seed}".encode(), "G1", "cam")
+    return outcome.capture_id, outcome.decision
+
+
+def test_a_no_match_is_marked_only_where_a_traveler_still_to_board_has_prints() -> None:
+    world = World()
+    flight = boarding(world)
+    capture_id, decision = gate_capture(world, flight, STRANGER)
+    assert decision is Decision.NO_MATCH
+    cases = world.console.open_cases(OFFICER)
+    # Nobody on the flight has prints yet: nothing to compare with.
+    assert world.console.prints_possible(OFFICER, cases) == frozenset()
+    assert not world.console.case(OFFICER, capture_id).prints_possible
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40)])
+    assert world.console.prints_possible(OFFICER, cases) == {capture_id}
+    assert world.console.case(OFFICER, capture_id).prints_possible
+    # Once V1 has boarded (face match), no one with prints is left to be this person.
+    _, matched = gate_capture(world, flight, SEEDS["V1"])
+    assert matched is Decision.MATCH
+    assert world.console.prints_possible(OFFICER, world.console.open_cases(OFFICER)) == frozenset()
+
+
+def test_the_marking_follows_the_policy_and_is_for_officers_only() -> None:
+    world = World()
+    flight = boarding(world)
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V2"), [finger(2, 40)])
+    capture_id, _ = gate_capture(world, flight, STRANGER)
+    cases = world.console.open_cases(OFFICER)
+    assert world.console.prints_possible(OFFICER, cases) == {capture_id}
+    # A later policy that takes prints from permanent residents only: V2's prints (a foreign
+    # national's) no longer count.
+    text = policy_with("prints-pr-only")
+    text = text.replace(
+        'classes = ["foreign_national", "permanent_resident"]', 'classes = ["permanent_resident"]'
+    )
+    world.load_policy(text)
+    world.advance(days=100)
+    assert world.console.prints_possible(OFFICER, cases) == frozenset()
+    with pytest.raises(PermissionDeniedError):  # the auditor does not even see the queue
+        world.console.prints_possible(AUDITOR, cases)
+
+
+def test_a_match_from_a_case_is_the_encounter_and_closes_the_case_together() -> None:
+    world = World()
+    flight = boarding(world)
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40), finger(7, 80)])
+    capture_id, _ = gate_capture(world, flight, STRANGER)
+    v1 = DocumentKey("UTO", "V1")
+
+    miss = world.fingerprints.verify(
+        OFFICER, v1, [finger(2, 41), finger(7, 81)], flight.id, "desk", capture_id
+    )
+    assert (miss.decision, miss.encounter_id, miss.resolved_case) == (
+        FingerprintDecision.NO_MATCH,
+        None,
+        None,
+    )
+    assert world.uow.tables.captures[capture_id].resolution is None
+
+    hit = world.fingerprints.verify(
+        OFFICER, v1, [finger(2, 40), finger(7, 80)], flight.id, "desk", capture_id
+    )
+    assert hit.decision is FingerprintDecision.MATCH
+    assert hit.resolved_case == capture_id
+    encounter = world.uow.tables.encounters[hit.encounter_id]  # type: ignore[index]
+    assert (encounter.method, encounter.capture_id, encounter.model) == (
+        EncounterMethod.BIOMETRIC,
+        capture_id,
+        "nbis-mcc-v1",
+    )
+    row = world.uow.tables.captures[capture_id]
+    assert (row.resolution, row.resolved_by) == ("confirmed", OFFICER.key_id)
+    event = world.uow.tables.audit_events[-1].entry
+    assert (event.action, event.outcome) == ("fingerprint verify", "match")
+    assert event.details["capture"] == capture_id
+    assert event.details["encounter"] == hit.encounter_id
+    assert world.console.open_cases(OFFICER) == []
+    # A closed case takes no second check, and a case of another flight is not this one's.
+    with pytest.raises(ConflictError, match="already resolved"):
+        world.fingerprints.verify(OFFICER, v1, [finger(2, 40)], flight.id, "desk", capture_id)
+    other = world.flight(number="99", travelers=[traveler("W1")])
+    with pytest.raises(NotFoundError):
+        world.fingerprints.verify(OFFICER, v1, [finger(2, 40)], other.id, "desk", capture_id)
+    with pytest.raises(InvalidInputError, match="flight"):
+        world.fingerprints.verify(OFFICER, v1, [finger(2, 40)], None, "desk", capture_id)
+
+
+def test_a_match_of_someone_not_on_the_flight_leaves_the_case_open() -> None:
+    world = World()
+    flight = boarding(world)
+    elsewhere = world.flight(number="77", travelers=[traveler("W1")])
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "W1"), [finger(2, 40)])
+    capture_id, _ = gate_capture(world, flight, STRANGER)
+    result = world.fingerprints.verify(
+        OFFICER, DocumentKey("UTO", "W1"), [finger(2, 40)], flight.id, "desk", capture_id
+    )
+    assert result.decision is FingerprintDecision.MATCH
+    assert (result.encounter_id, result.resolved_case) == (None, None)
+    assert world.uow.tables.captures[capture_id].resolution is None
+    assert world.flights.encounters(elsewhere.id) == []
+
+
+def test_staging_prepares_the_flights_prints_before_the_first_search() -> None:
+    world = World()
+    flight = world.flight(travelers=[traveler("V1"), traveler("V2")])
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40), finger(7, 80)])
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V2"), [finger(2, 60)])
+    engine = world.fingerprints.engine
+    assert isinstance(engine, FakeFingerprintEngine)
+    assert engine.prepared == []
+    world.galleries.stage(flight.id, OFFICER)
+    assert world.fingerprints.wait_prepared(flight.id, timeout=10)
+    prepared = list(engine.prepared)
+    assert sorted(int(t.finger) for t in prepared) == [2, 2, 7]
+    # The search compares against the very templates prepared (the engine's cache is keyed by
+    # template identity): none is opened or decoded again.
+    found = world.fingerprints.search(OFFICER, flight.id, [finger(2, 60)])
+    assert found.candidates[0].traveler_id == world.traveler_id("V2")
+    references = list(world.fingerprints._references.values())
+    assert all(any(r is p for p in prepared) for r in references)
+    assert len(references) == 3
+
+
+def test_staging_a_flight_without_prints_does_not_load_the_engine() -> None:
+    world = World()
+    flight = world.flight(travelers=[traveler("V1")])
+    world.galleries.stage(flight.id, OFFICER)
+    assert world.fingerprints._engine is None
+    assert world.fingerprints.wait_prepared(flight.id, timeout=0)
