@@ -16,7 +16,8 @@ only ever adds time). Both wall time (perf_counter) and the process's CPU time
 * 1:N: one probe against a gallery of --gallery prepared templates (a flight's prints)
 
 * HTTP (``--http N``): the officer's 1:1 with two fingers through the API, N requests, and
-  the flight search over ``--search-travelers`` travelers (two fingers each), p50 and p99;
+  the flight search over ``--search-travelers`` travelers (two fingers each), p50 and p99,
+  the first search timed after the flight's gallery is staged (staging prepares its prints);
   the app runs in this process (Starlette's test client: routing, multipart, the service,
   SQLite, sealing, the audit event; no sockets), so the client's time is in the figures.
 """
@@ -236,14 +237,28 @@ def http_figures(args: argparse.Namespace) -> None:
             body["data"] = {"fingers": ["2", "7"], "ppi": "500"}
             return body
 
-        walls = []
+        # Staging the flight's gallery starts preparing its travelers' prints in the
+        # background (FingerprintService.prepare_when_staged): the first search finds them
+        # ready. The staging request itself does not wait for it.
+        start = time.perf_counter()
+        client.post(f"/v1/flights/{flight['id']}/gallery", headers=headers).raise_for_status()
+        staged_ms = (time.perf_counter() - start) * 1000
+        assert services.fingerprints.wait_prepared(flight["id"], timeout=600)
+        prepared_ms = (time.perf_counter() - start) * 1000
+        print(
+            f"staging the gallery: {staged_ms:.0f} ms (request); prints prepared in the"
+            f" background {prepared_ms:.0f} ms after the request started"
+        )
+        walls, cpus = [], []
         for _ in range(max(3, args.http // 10)):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             client.post(search_path, **search_form(0)).raise_for_status()  # type: ignore[arg-type]
             walls.append((time.perf_counter() - start) * 1000)
+            cpus.append((time.process_time() - cpu) * 1000)
         print(
-            f"flight search over {travelers} travelers x 2 fingers: first {walls[0]:.0f} ms"
-            f" (prepares every print), then median {statistics.median(walls[1:]):.0f} ms"
+            f"flight search over {travelers} travelers x 2 fingers, after staging: first"
+            f" {walls[0]:.0f} ms (CPU {cpus[0]:.0f} ms), then median"
+            f" {statistics.median(walls[1:]):.0f} ms (CPU {statistics.median(cpus[1:]):.0f} ms)"
         )
 
 

@@ -364,6 +364,9 @@ def build_services(
         audit,
         fingerprint_threshold,
         on_encounter=crossings.enqueue,
+        face_calibration=lambda: (
+            thresholds.calibration.verification if thresholds.calibration else None
+        ),
     )
     galleries.on_staged(fingerprints.prepare_when_staged)
     kiosks = KioskService(

@@ -3,8 +3,8 @@ queue where an officer resolves what the gate could not, with the evidence side 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -89,6 +89,9 @@ class Case:
     candidates: tuple[Candidate, ...]
     # Whether the officer may confirm this person by fingerprints (see prints_possible).
     prints_possible: bool = False
+    # The capture's face score against every staged traveler of the flight (by traveler id),
+    # for the evidence shown beside a fingerprint check.
+    face_scores: Mapping[str, float] = field(default_factory=dict)
 
 
 def flight_status(flight: Flight, counts: FlightCounts, now: datetime) -> FlightStatus:
@@ -219,6 +222,7 @@ class ConsoleService:
             statuses = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
             image = uow.cases.capture_image(capture_id) if capture.has_image else None
         candidates: list[Candidate] = []
+        face_scores: dict[str, float] = {}
         # Past the gallery's deletion time the case is still shown, without candidates.
         gallery = self._galleries.gallery_for(flight) if flight.staged else None
         if image is not None and gallery is not None and len(gallery):
@@ -228,13 +232,18 @@ class ConsoleService:
                 template = None
             if template is not None:
                 scores = similarity_matrix(template, gallery.matrix)[0]
+                face_scores = {
+                    traveler: float(score)
+                    for traveler, score in zip(gallery.traveler_ids, scores, strict=True)
+                    if traveler in statuses
+                }
                 for index in np.argsort(-scores)[:CANDIDATES_SHOWN]:
                     traveler_id = gallery.traveler_ids[int(index)]
                     if traveler_id in statuses:
                         candidates.append(Candidate(statuses[traveler_id], float(scores[index])))
         self._audit.record_alone("console case view", "ok", actor, "capture", capture_id)
         prints = capture.id in self.prints_possible(actor, [capture])
-        return Case(capture, flight, tuple(candidates), prints)
+        return Case(capture, flight, tuple(candidates), prints, face_scores)
 
     def capture_image(self, actor: Principal, capture_id: str) -> bytes:
         return self._view_image(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -20,6 +20,7 @@ from enum import StrEnum
 import numpy as np
 
 from entryexit.biometrics.fingerprints import (
+    FINGERPRINT_CALIBRATION,
     FingerFusionRule,
     FingerPosition,
     FingerprintEngine,
@@ -29,7 +30,13 @@ from entryexit.biometrics.fingerprints import (
 )
 from entryexit.documents.iso19794_2 import parse_finger_minutiae_record
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.fingerprints import FingerprintDecision, check_finger, decide
+from entryexit.domain.fingerprints import (
+    CombinedEvidence,
+    FingerprintDecision,
+    check_finger,
+    combine_face_and_finger,
+    decide,
+)
 from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
 from entryexit.domain.policy import Policy, age_on
 from entryexit.errors import (
@@ -156,6 +163,10 @@ class FingerprintService:
         fusion: FingerFusionRule = FingerFusionRule.MEAN,
         on_encounter: EncounterHook | None = None,
         background: Background = _in_a_thread,
+        face_calibration: Callable[[], Mapping[float, float] | None] = lambda: None,
+        finger_calibration: Callable[[str], Mapping[float, float]] = (
+            lambda engine: FINGERPRINT_CALIBRATION[engine]
+        ),
     ) -> None:
         # The engine is opened on first use: a deployment without fingerprints never loads
         # the native library.
@@ -171,6 +182,8 @@ class FingerprintService:
         self._references: OrderedDict[tuple[str, datetime], FingerprintTemplate] = OrderedDict()
         self._references_lock = threading.Lock()
         self._background = background
+        self._face_calibration = face_calibration
+        self._finger_calibration = finger_calibration
         self._preparations: dict[str, threading.Event] = {}
 
     @property
@@ -364,6 +377,24 @@ class FingerprintService:
         if self._on_encounter is not None:
             self._on_encounter(uow, encounter, flight, None)
         return encounter.id
+
+    def with_face(
+        self, verification: FingerprintVerification, face_score: float | None
+    ) -> CombinedEvidence | None:
+        """The face score of the same person (the gate capture against the verified
+        traveler's reference) and the fused finger score, as evidence together: for the
+        officer to read beside the fingerprint decision, which it never changes. None without
+        a face score or a face calibration (a deployment with explicit face thresholds)."""
+        face_table = self._face_calibration() if face_score is not None else None
+        if face_score is None or face_table is None:
+            return None
+        return combine_face_and_finger(
+            face_score,
+            face_table,
+            verification.fused_score,
+            self._finger_calibration(verification.engine),
+            self._policies.in_force(self._clock()).fingerprints.target_far,
+        )
 
     # --- the officer's 1:N over a flight --------------------------------------------------
     def search(

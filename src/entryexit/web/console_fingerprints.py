@@ -21,6 +21,7 @@ from entryexit.api.routes.documents import document_from_form
 from entryexit.api.routes.fingerprints import submitted_prints
 from entryexit.bootstrap import Services
 from entryexit.domain.access import Permission
+from entryexit.domain.fingerprints import CombinedEvidence
 from entryexit.errors import (
     BiometricError,
     InvalidInputError,
@@ -55,12 +56,12 @@ def render_case(
     verification: FingerprintVerification | None = None,
     search: FingerprintSearch | None = None,
     error: str | None = None,
+    evidence: CombinedEvidence | None = None,
 ) -> HTMLResponse:
     """The case page, with the fingerprint step's result (or its error) when there is one."""
     case = services.console.case(signed_in.principal, capture_id)
     _, manifest = services.console.flight(signed_in.principal, case.flight.id)
     by_traveler = {t.traveler_id: t for t in manifest}
-    face_scores = {c.traveler.traveler_id: c.score for c in case.candidates}
     return _page(
         request,
         "case.html",
@@ -69,7 +70,7 @@ def render_case(
         case=case,
         manifest=manifest,
         by_traveler=by_traveler,
-        face_scores=face_scores,
+        evidence=evidence,
         verification=verification,
         search=search,
         search_caveat=SEARCH_CAVEAT,
@@ -118,6 +119,7 @@ async def case_fingerprints(
     actor = signed_in.principal
     case = await run_in_threadpool(services.console.case, actor, capture_id)
     verification = search = None
+    evidence = None
     try:
         rows = await _live_prints(prints, fingers, format, ppi)
         submitted = await submitted_prints(
@@ -133,6 +135,9 @@ async def case_fingerprints(
                 case.flight.id,
                 f"console:{actor.key_id}",
                 capture_id,
+            )
+            evidence = services.fingerprints.with_face(
+                verification, case.face_scores.get(verification.traveler_id)
             )
         else:
             search = await run_in_threadpool(
@@ -151,4 +156,5 @@ async def case_fingerprints(
         capture_id,
         verification=verification,
         search=search,
+        evidence=evidence,
     )

@@ -17,7 +17,8 @@ from entryexit.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from entryexit.services.fingerprints import SubmittedPrint
+from entryexit.biometrics.fingerprints import fingerprint_threshold
+from entryexit.services.fingerprints import FingerprintService, SubmittedPrint
 from tests.fakes import FakeFingerprintEngine, fake_print
 from tests.unit.services.world import AUDITOR, GATE, OFFICER, World, policy_with, traveler
 
@@ -169,3 +170,35 @@ def test_staging_a_flight_without_prints_does_not_load_the_engine() -> None:
     world.galleries.stage(flight.id, OFFICER)
     assert world.fingerprints._engine is None
     assert world.fingerprints.wait_prepared(flight.id, timeout=0)
+
+
+def test_face_evidence_is_added_only_where_the_face_is_calibrated() -> None:
+    world = World()
+    flight = boarding(world)
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40)])
+    result = world.fingerprints.verify(
+        OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40)], flight.id
+    )
+
+    def service(**face: object) -> FingerprintService:
+        return FingerprintService(
+            world.uow,
+            FakeFingerprintEngine,
+            world.clock,
+            world.policies,
+            world.services.audit,
+            fingerprint_threshold,
+            **face,  # type: ignore[arg-type]
+        )
+
+    # Without a face calibration (explicit face thresholds) there is nothing to sum.
+    assert service().with_face(result, 0.5) is None
+    calibrated = service(face_calibration=lambda: {1e-2: 0.30, 1e-3: 0.37, 1e-4: 0.41})
+    assert calibrated.with_face(result, None) is None
+    together = calibrated.with_face(result, 0.37)
+    assert together is not None
+    # A perfect fake finger is capped at the rarest calibrated finger rate (1e-4).
+    assert (together.face, together.finger) == (pytest.approx(3.0), pytest.approx(4.0))
+    assert together.reaches_target
+    # It is shown, never recorded: the decision and the encounter are the fingers' alone.
+    assert result.decision is FingerprintDecision.MATCH
