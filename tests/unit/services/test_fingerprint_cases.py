@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from entryexit.biometrics.fingerprints import fingerprint_threshold
 from entryexit.domain.fingerprints import FingerprintDecision
 from entryexit.domain.model import CitizenshipClass, Decision, DocumentKey, EncounterMethod, Flight
 from entryexit.errors import (
@@ -17,7 +18,6 @@ from entryexit.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from entryexit.biometrics.fingerprints import fingerprint_threshold
 from entryexit.services.fingerprints import FingerprintService, SubmittedPrint
 from tests.fakes import FakeFingerprintEngine, fake_print
 from tests.unit.services.world import AUDITOR, GATE, OFFICER, World, policy_with, traveler
