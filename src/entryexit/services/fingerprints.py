@@ -10,7 +10,9 @@ sealed under the traveler's data key, never the image.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,13 +50,20 @@ from entryexit.services.audit import AuditTrail
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, StoredFingerprint, TravelerProfile
+from entryexit.services.ports import (
+    AlertRecord,
+    Clock,
+    StoredFingerprint,
+    TravelerProfile,
+    WatchlistEntry,
+)
 from entryexit.services.unit_of_work import (
     EncounterHook,
     UnitOfWork,
     UnitOfWorkFactory,
     in_transaction,
 )
+from entryexit.services.watchlist import GENERATION as WATCHLIST_GENERATION
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +130,8 @@ class FingerprintVerification:
     encounter_id: str | None = None
     # The console case the match closed (its capture id), when the check was made from one.
     resolved_case: str | None = None
+    # Watchlist alerts the live prints raised (for an officer to disposition).
+    alerts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +153,15 @@ class FingerprintSearch:
     searched: int
     engine: str
     threshold: float
+    alerts: int = 0
 
 
 # How many candidates a search proposes, best first.
 MAX_CANDIDATES = 5
+# A watchlist entry's prints are compared at the rarest calibrated false match rate: a list of
+# N entries then gives about N x 1e-4 false alerts per submission (each read by an officer).
+WATCHLIST_FAR = 1e-4
+WATCHLIST_SOURCE = "fingerprint"
 # Decoded references kept between searches: the engine caches its comparison structures
 # (about 12 ms a print to build) by template identity, so a flight's prints are prepared once.
 REFERENCE_CACHE = 20_000
@@ -185,6 +201,7 @@ class FingerprintService:
         self._face_calibration = face_calibration
         self._finger_calibration = finger_calibration
         self._preparations: dict[str, threading.Event] = {}
+        self._watchlist: dict[str, tuple[bytes, dict[int, FingerprintTemplate]]] = {}
 
     @property
     def engine(self) -> FingerprintEngine:
@@ -294,16 +311,15 @@ class FingerprintService:
             raise InvalidInputError(
                 f"none of the fingers sent is enrolled (enrolled: {sorted(enrolled)})"
             )
-        scores = [
-            self._score(self._template(submitted), enrolled[submitted.finger])
-            for submitted in compared
-        ]
+        probes = {p.finger: self._template(p) for p in prints}
+        scores = [self._score(probes[p.finger], enrolled[p.finger]) for p in compared]
+        hits = self._watchlist_hits(probes) if flight_id is not None else []
         fused = fuse_fingers([s.score for s in scores], self._fusion)
         threshold = self._threshold_for(engine.key, policy.fingerprints.target_far)
         decision = decide(fused, threshold)
         traveler_id = next(iter(enrolled.values())).traveler_id
 
-        def record(uow: UnitOfWork) -> tuple[str | None, str | None]:
+        def record(uow: UnitOfWork) -> tuple[str | None, str | None, int]:
             encounter_id = resolved = None
             if flight_id is not None and decision is FingerprintDecision.MATCH:
                 if capture_id is not None:
@@ -315,6 +331,10 @@ class FingerprintService:
                 if not uow.cases.resolve(capture_id, "confirmed", actor.key_id, now):
                     raise ConflictError("another officer resolved this case first")
                 resolved = capture_id
+            assert flight_id is not None or not hits
+            alerts = self._raise_alerts(
+                uow, hits, flight_id or "", traveler_id, capture_id, engine.key, policy, now
+            )
             details = {"fingers": ",".join(str(s.finger) for s in scores), "engine": engine.key}
             if capture_id is not None:
                 details["capture"] = capture_id
@@ -329,9 +349,9 @@ class FingerprintService:
                 details,
                 policy_version=policy.version,
             )
-            return encounter_id, resolved
+            return encounter_id, resolved, alerts
 
-        encounter_id, resolved_case = in_transaction(self._uow, record)
+        encounter_id, resolved_case, alerts = in_transaction(self._uow, record)
         return FingerprintVerification(
             decision,
             traveler_id,
@@ -342,6 +362,7 @@ class FingerprintService:
             self._fusion,
             encounter_id,
             resolved_case,
+            alerts,
         )
 
     def _record_encounter(
@@ -413,6 +434,7 @@ class FingerprintService:
             FlightService.served_in(uow, actor, flight_id)
             enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
         probes = {p.finger: self._template(p) for p in prints}
+        hits = self._watchlist_hits(probes)
         by_traveler: dict[str, list[FingerScore]] = {}
         for stored in enrolled:
             probe = probes.get(stored.finger)
@@ -432,7 +454,10 @@ class FingerprintService:
             for fused, traveler, scores in ranked
         )
 
-        def record(uow: UnitOfWork) -> None:
+        def record(uow: UnitOfWork) -> int:
+            alerts = self._raise_alerts(
+                uow, hits, flight_id, None, None, engine.key, policy, self._clock()
+            )
             self._audit.record(
                 uow,
                 "fingerprint search",
@@ -443,9 +468,125 @@ class FingerprintService:
                 {"searched": len(by_traveler), "proposed": len(candidates)},
                 policy_version=policy.version,
             )
+            return alerts
 
-        in_transaction(self._uow, record)
-        return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold)
+        alerts = in_transaction(self._uow, record)
+        return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold, alerts)
+
+    # --- watchlist prints ------------------------------------------------------------------
+    def add_to_watchlist(
+        self,
+        actor: Principal,
+        prints: Sequence[SubmittedPrint],
+        category: str,
+        reason_code: str,
+    ) -> str:
+        """A watchlist entry of prints (the watchlist manager's; one entry, one or more
+        fingers, sealed with the entry's own key like a face entry). Live prints submitted
+        with a flight (a case's 1:1, a flight search) are searched against it; a hit is an
+        alert for an officer, never a decision."""
+        actor.require(Permission.WATCHLIST_MANAGE)
+        _check_count(prints)
+        category, reason_code = _label(category, "category"), _label(reason_code, "reason code")
+        templates = [self._template(p) for p in prints]
+        engine = self.engine.key
+        entry = WatchlistEntry(
+            str(uuid.uuid4()), category, reason_code, engine, actor.key_id, self._clock()
+        )
+
+        def store(uow: UnitOfWork) -> None:
+            uow.watchlist.add_entry(entry, _bundle(templates))
+            uow.generations.bump(WATCHLIST_GENERATION)
+            self._audit.record(
+                uow,
+                "watchlist add",
+                "ok",
+                actor,
+                "watchlist_entry",
+                entry.id,
+                {
+                    "category": category,
+                    "reason_code": reason_code,
+                    "fingers": ",".join(str(int(t.finger)) for t in templates),
+                },
+            )
+
+        in_transaction(self._uow, store)
+        return entry.id
+
+    def _watchlist_hits(self, probes: Mapping[int, FingerprintTemplate]) -> list[tuple[str, float]]:
+        """(entry, fused score) of every print entry the live prints reach, before any
+        transaction opens (the list is small; its entries are decoded once per process)."""
+        engine = self.engine
+        with self._uow(read_only=True) as uow:
+            entries = uow.watchlist.templates(engine.key)
+        if not entries:
+            return []
+        threshold = self._threshold_for(engine.key, WATCHLIST_FAR)
+        hits = []
+        for entry_id, blob in entries:
+            listed = self._watchlist_entry(entry_id, blob)
+            common = [f for f in probes if f in listed]
+            if not common:
+                continue
+            scores = [
+                float(np.asarray(engine.compare(probes[f], [listed[f]])).ravel()[0]) for f in common
+            ]
+            fused = fuse_fingers(scores, self._fusion)
+            if fused >= threshold:
+                hits.append((entry_id, fused))
+        return hits
+
+    def _watchlist_entry(self, entry_id: str, blob: bytes) -> dict[int, FingerprintTemplate]:
+        with self._references_lock:
+            cached = self._watchlist.get(entry_id)
+        if cached is not None and cached[0] == blob:
+            return cached[1]
+        by_finger = {int(t.finger): t for t in _unbundle(blob)}
+        with self._references_lock:
+            self._watchlist[entry_id] = (blob, by_finger)
+        return by_finger
+
+    def _raise_alerts(
+        self,
+        uow: UnitOfWork,
+        hits: Sequence[tuple[str, float]],
+        flight_id: str,
+        traveler_id: str | None,
+        capture_id: str | None,
+        engine: str,
+        policy: Policy,
+        now: datetime,
+    ) -> int:
+        raised = 0
+        for entry_id, score in hits:
+            alert = AlertRecord(
+                id=str(uuid.uuid4()),
+                source=WATCHLIST_SOURCE,
+                flight_id=flight_id,
+                traveler_id=traveler_id,
+                capture_id=capture_id,
+                watchlist_entry_id=entry_id,
+                score=score,
+                model=engine,
+                policy_version=policy.version,
+                created_at=now,
+                status="open",
+            )
+            if not uow.watchlist.add_alert(alert):
+                continue
+            raised += 1
+            self._audit.record(
+                uow,
+                "watchlist alert",
+                "open",
+                None,
+                "alert",
+                alert.id,
+                {"source": WATCHLIST_SOURCE, "score": f"{score:.4f}", "entry": entry_id},
+                policy_version=policy.version,
+            )
+        return raised
 
     # --- a flight's prints prepared before its first search ---------------------------------
     def prepare_when_staged(self, uow: UnitOfWork, flight: Flight, gallery: object) -> None:
@@ -550,6 +691,33 @@ def _check_count(prints: Sequence[SubmittedPrint]) -> None:
     fingers = [check_finger(p.finger) for p in prints]
     if len(set(fingers)) != len(fingers):
         raise InvalidInputError("the same finger is sent twice")
+
+
+_BUNDLE_LENGTH = struct.Struct(">I")
+
+
+def _bundle(templates: Sequence[FingerprintTemplate]) -> bytes:
+    """Several fingers' templates as one watchlist template (length-prefixed)."""
+    parts = [t.to_bytes() for t in templates]
+    return b"".join(_BUNDLE_LENGTH.pack(len(part)) + part for part in parts)
+
+
+def _unbundle(blob: bytes) -> list[FingerprintTemplate]:
+    templates, offset = [], 0
+    while offset < len(blob):
+        (length,) = _BUNDLE_LENGTH.unpack_from(blob, offset)
+        offset += _BUNDLE_LENGTH.size
+        templates.append(FingerprintTemplate.from_bytes(blob[offset : offset + length]))
+        offset += length
+    return templates
+
+
+def _label(value: str, what: str) -> str:
+    """As the face watchlist's labels: short codes, never free text about a person."""
+    text = value.strip()
+    if not text or len(text) > 32 or not text.replace("-", "").replace("_", "").isalnum():
+        raise InvalidInputError(f"{what}: 1-32 letters, digits, '-' or '_'")
+    return text
 
 
 def _open_case(uow: UnitOfWork, capture_id: str, flight_id: str | None) -> None:

@@ -19,8 +19,17 @@ from entryexit.errors import (
     PermissionDeniedError,
 )
 from entryexit.services.fingerprints import FingerprintService, SubmittedPrint
+from entryexit.services.watchlist import Disposition
 from tests.fakes import FakeFingerprintEngine, fake_print
-from tests.unit.services.world import AUDITOR, GATE, OFFICER, World, policy_with, traveler
+from tests.unit.services.world import (
+    AUDITOR,
+    GATE,
+    MANAGER,
+    OFFICER,
+    World,
+    policy_with,
+    traveler,
+)
 
 SEEDS = {"V1": 1, "V2": 2, "C1": 3, "K1": 4}
 STRANGER = 10
@@ -202,3 +211,54 @@ def test_face_evidence_is_added_only_where_the_face_is_calibrated() -> None:
     assert together.reaches_target
     # It is shown, never recorded: the decision and the encounter are the fingers' alone.
     assert result.decision is FingerprintDecision.MATCH
+
+
+def test_watchlist_prints_raise_an_alert_for_an_officer_and_decide_nothing() -> None:
+    world = World()
+    flight = boarding(world)
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40)])
+    for principal in (OFFICER, GATE, AUDITOR):
+        with pytest.raises(PermissionDeniedError):
+            world.fingerprints.add_to_watchlist(principal, [finger(2, 99)], "wanted", "W1")
+    with pytest.raises(InvalidInputError, match="category"):
+        world.fingerprints.add_to_watchlist(MANAGER, [finger(2, 99)], "a name, say", "W1")
+    entry_id = world.fingerprints.add_to_watchlist(
+        MANAGER, [finger(2, 99), finger(7, 98)], "wanted", "W1"
+    )
+    added = world.uow.tables.audit_events[-1].entry
+    assert (added.action, added.details["fingers"]) == ("watchlist add", "2,7")
+
+    # The listed person presents V1's document at the desk: their prints do not match V1's,
+    # and the list's entry is hit: an alert naming the document's traveler, for an officer.
+    capture_id, _ = gate_capture(world, flight, STRANGER)
+    result = world.fingerprints.verify(
+        OFFICER, DocumentKey("UTO", "V1"), [finger(2, 99)], flight.id, "desk", capture_id
+    )
+    assert result.decision is FingerprintDecision.NO_MATCH
+    assert result.alerts == 1
+    (alert,) = world.watchlist.alerts(OFFICER, "open")
+    assert (alert.source, alert.watchlist_entry_id, alert.model) == (
+        "fingerprint",
+        entry_id,
+        "nbis-mcc-v1",
+    )
+    assert (alert.traveler_id, alert.capture_id, alert.flight_id) == (
+        world.traveler_id("V1"),
+        capture_id,
+        flight.id,
+    )
+    assert "watchlist alert" in world.actions()
+    # Nothing else changes: the case stays open, no encounter; the officer dispositions it.
+    assert world.uow.tables.captures[capture_id].resolution is None
+    assert world.flights.encounters(flight.id) == []
+    world.watchlist.disposition(OFFICER, alert.id, Disposition.DISMISSED_OTHER, "checked")
+    assert world.watchlist.alerts(OFFICER, "open") == []
+
+    # A flight search is screened too; prints not on the list raise nothing.
+    found = world.fingerprints.search(OFFICER, flight.id, [finger(7, 98)])
+    assert found.alerts == 1
+    clean = world.fingerprints.search(OFFICER, flight.id, [finger(2, 40)])
+    assert clean.alerts == 0
+    # Without a flight (the API's bare 1:1) there is nothing to attach an alert to.
+    bare = world.fingerprints.verify(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 99)])
+    assert bare.alerts == 0

@@ -22,6 +22,7 @@ from entryexit.api.schemas import (
     FingerprintSearchPublic,
     FingerprintVerificationPublic,
     FingerScorePublic,
+    WatchlistEntryCreated,
 )
 from entryexit.errors import InvalidInputError
 from entryexit.services.fingerprints import MAX_PRINTS, PrintFormat, SubmittedPrint
@@ -114,6 +115,7 @@ async def verify_fingerprints(
         threshold=result.threshold,
         fusion=result.fusion.value,
         encounter_id=result.encounter_id,
+        alerts=result.alerts,
     )
 
 
@@ -145,4 +147,26 @@ async def search_fingerprints(
         searched=result.searched,
         engine=result.engine,
         threshold=result.threshold,
+        alerts=result.alerts,
     )
+
+
+@router.post("/v1/watchlist/fingerprints", status_code=201)
+async def add_watchlist_prints(
+    services: ServicesDep,
+    caller: CallerDep,
+    prints: PrintsField,
+    fingers: FingersField,
+    category: Annotated[str, Form(max_length=32)],
+    reason_code: Annotated[str, Form(max_length=32)],
+    format: FormatField = PrintFormat.IMAGE,
+    ppi: PpiField = None,
+) -> WatchlistEntryCreated:
+    """A watchlist entry of prints (watchlist manager). Live prints submitted with a flight
+    (the officer's 1:1 with ``flight_id``, a flight search, a console case) are searched
+    against it; a hit is an alert for an officer to disposition, never a decision."""
+    submitted = await submitted_prints(prints, fingers, format, ppi)
+    entry_id = await run_in_threadpool(
+        services.fingerprints.add_to_watchlist, caller, submitted, category, reason_code
+    )
+    return WatchlistEntryCreated(entry_id=entry_id)
