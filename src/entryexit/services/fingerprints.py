@@ -331,10 +331,11 @@ class FingerprintService:
                 if not uow.cases.resolve(capture_id, "confirmed", actor.key_id, now):
                     raise ConflictError("another officer resolved this case first")
                 resolved = capture_id
-            assert flight_id is not None or not hits
-            alerts = self._raise_alerts(
-                uow, hits, flight_id or "", traveler_id, capture_id, engine.key, policy, now
-            )
+            alerts = 0
+            if flight_id is not None:  # an alert belongs to a flight; hits need one too
+                alerts = self._raise_alerts(
+                    uow, hits, flight_id, traveler_id, capture_id, engine.key, policy, now
+                )
             details = {"fingers": ",".join(str(s.finger) for s in scores), "engine": engine.key}
             if capture_id is not None:
                 details["capture"] = capture_id
@@ -520,6 +521,9 @@ class FingerprintService:
         engine = self.engine
         with self._uow(read_only=True) as uow:
             entries = uow.watchlist.templates(engine.key)
+        with self._references_lock:  # forget removed entries
+            for gone in self._watchlist.keys() - {entry_id for entry_id, _ in entries}:
+                del self._watchlist[gone]
         if not entries:
             return []
         threshold = self._threshold_for(engine.key, WATCHLIST_FAR)
