@@ -133,7 +133,7 @@ def test_a_no_match_is_settled_by_the_travelers_prints(console: Api, lfw_dir: Pa
     # The face evidence of the same person beside it (the gate capture against the traveler's
     # reference), summed with the fingers' as rarity among impostors; for the officer only.
     assert "Face score of the gate capture against this traveler" in text
-    assert re.search(r"Face and fingers together .*?= \d+\.\d decades", text, re.S)
+    assert re.search(r"Face and fingers together .*?= \d+\.\d\d decades", text, re.S)
     assert "This case is closed: confirmed" in text
     encounters = console.client.get(
         f"/v1/flights/{flight_id}/encounters", headers=console.headers("auditor")
