@@ -602,6 +602,9 @@ class FingerprintService:
             return
         done = threading.Event()
         with self._references_lock:
+            running = self._preparations.get(flight.id)
+            if running is not None and not running.is_set():
+                return  # a rerun of the staging transaction, or a quick re-stage
             self._preparations[flight.id] = done
         self._background(lambda: self._prepare_then_signal(flight.id, done))
 

@@ -10,6 +10,7 @@ what to do next (422/404), and nothing is recorded.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -29,6 +30,7 @@ from entryexit.errors import (
     PermissionDeniedError,
     http_status,
 )
+from entryexit.services.console import Case
 from entryexit.services.console_accounts import SignedIn
 from entryexit.services.fingerprints import (
     MAX_PRINTS,
@@ -57,9 +59,15 @@ def render_case(
     search: FingerprintSearch | None = None,
     error: str | None = None,
     evidence: CombinedEvidence | None = None,
+    case: Case | None = None,
 ) -> HTMLResponse:
-    """The case page, with the fingerprint step's result (or its error) when there is one."""
-    case = services.console.case(signed_in.principal, capture_id)
+    """The case page, with the fingerprint step's result (or its error) when there is one.
+    ``case``: the case as already read for this request (it is not read, scored and audited
+    as a view a second time)."""
+    if case is None:
+        case = services.console.case(signed_in.principal, capture_id)
+    if verification is not None and verification.resolved_case == capture_id:
+        case = replace(case, capture=replace(case.capture, resolution="confirmed"))
     _, manifest = services.console.flight(signed_in.principal, case.flight.id)
     by_traveler = {t.traveler_id: t for t in manifest}
     return _page(
@@ -146,7 +154,14 @@ async def case_fingerprints(
     except (InvalidInputError, BiometricError, NotFoundError) as exc:
         status, _ = http_status(exc) or (422, "")
         return await run_in_threadpool(
-            render_case, request, services, signed_in, capture_id, status, error=exc.message
+            render_case,
+            request,
+            services,
+            signed_in,
+            capture_id,
+            status,
+            error=exc.message,
+            case=case,
         )
     return await run_in_threadpool(
         render_case,
@@ -157,4 +172,5 @@ async def case_fingerprints(
         verification=verification,
         search=search,
         evidence=evidence,
+        case=case,
     )
