@@ -21,6 +21,7 @@ from entryexit.errors import (
 from entryexit.services.fingerprints import FingerprintService, SubmittedPrint
 from entryexit.services.watchlist import Disposition
 from tests.fakes import FakeFingerprintEngine, fake_print
+from tests.unit.services.test_watchlist import listed
 from tests.unit.services.world import (
     AUDITOR,
     GATE,
@@ -262,3 +263,17 @@ def test_watchlist_prints_raise_an_alert_for_an_officer_and_decide_nothing() -> 
     # Without a flight (the API's bare 1:1) there is nothing to attach an alert to.
     bare = world.fingerprints.verify(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 99)])
     assert bare.alerts == 0
+
+
+def test_a_manual_case_is_marked_by_its_own_travelers_prints() -> None:
+    world = World()
+    listed(world, SEEDS["V1"])  # V1's face is on the list: the gate sends V1 to an officer
+    flight = boarding(world)
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V2"), [finger(2, 40)])
+    capture_id, decision = gate_capture(world, flight, SEEDS["V1"])
+    assert decision is Decision.MANUAL
+    cases = world.console.open_cases(OFFICER)
+    # The gate named V1, who has no prints: V2's prints are no use for this case.
+    assert world.console.prints_possible(OFFICER, cases) == frozenset()
+    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 60)])
+    assert world.console.prints_possible(OFFICER, cases) == {capture_id}
