@@ -87,14 +87,12 @@ def render_case(
     )
 
 
-async def _live_prints(
-    prints: list[UploadFile], fingers: list[int], format: PrintFormat, ppi: float | None
-) -> list[tuple[UploadFile, int]]:
+def _live_prints(prints: list[UploadFile], fingers: list[int]) -> list[tuple[UploadFile, int]]:
     """The rows of the form that carry a file (a browser sends an empty part for a file input
     left empty), each with its finger position."""
     if len(prints) != len(fingers):
         raise InvalidInputError("every print needs its finger position")
-    rows = [(upload, finger) for upload, finger in zip(prints, fingers, strict=True)]
+    rows = zip(prints, fingers, strict=True)
     return [(upload, finger) for upload, finger in rows if upload.filename or upload.size]
 
 
@@ -129,7 +127,7 @@ async def case_fingerprints(
     verification = search = None
     evidence = None
     try:
-        rows = await _live_prints(prints, fingers, format, ppi)
+        rows = _live_prints(prints, fingers)
         submitted = await submitted_prints(
             [u for u, _ in rows], [f for _, f in rows], format, ppi if ppi else None
         )
