@@ -1,11 +1,11 @@
 """Face and finger fusion on chimeric persons: lfw-dev face pairs x FVC2002 finger pairs.
 
     OMP_NUM_THREADS=1 .venv/bin/entryexit evaluate lfw --data ../shared/data/lfw-dev \\
-        --out /tmp/prints-console/face-capture --impostors 20000
+        --out /tmp/prints-console/face --reference-recipe --impostors 20000 --threads 1
     OMP_NUM_THREADS=1 .venv/bin/entryexit evaluate fingerprints \\
         --data ../shared/data/fvc2002-b --out /tmp/prints-console/fingers
     .venv/bin/python benchmarks/eval_face_finger_fusion.py \\
-        --faces /tmp/prints-console/face-capture/scores.txt \\
+        --faces /tmp/prints-console/face/scores.txt \\
         --fingers /tmp/prints-console/fingers/scores.txt
 
 No data set has a face and a fingerprint of the same people, so a *chimeric* person is made
