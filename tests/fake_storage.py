@@ -1353,6 +1353,15 @@ class _Fingerprints(_Repository):
             if traveler in aboard and traveler in t.data_keys and key_engine == engine
         ]
 
+    def travelers_enrolled(self, flight_id: str) -> frozenset[str]:
+        t = self._r()
+        aboard = {e.traveler_id for e in t.manifests.get(flight_id, {}).values()}
+        return frozenset(
+            traveler
+            for (traveler, _, _) in t.fingerprints
+            if traveler in aboard and traveler in t.data_keys
+        )
+
     def purge_expired(self, now: datetime) -> int:
         t = self._w()
         due = [key for key, f in t.fingerprints.items() if _due(f.expires_at, now)]

@@ -209,6 +209,13 @@ class FakeFingerprintEngine:
     def from_iso_minutiae(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("the fake reads images only")
 
+    def __init__(self) -> None:
+        self.prepared: list[Any] = []  # templates prepared, in order (tests read it)
+
+    def prepare(self, template: Any) -> object:
+        self.prepared.append(template)
+        return template
+
     def compare(self, probe: Any, references: Any) -> np.ndarray:
         return np.array(
             [

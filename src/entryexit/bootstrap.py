@@ -460,6 +460,19 @@ def build_services(
         watchlist=watchlist,
         on_encounter=crossings.enqueue,
     )
+    fingerprints = FingerprintService(
+        uow_factory,
+        fingerprint_engine or (lambda: open_engine(settings.resolved_model_dir)),
+        clock,
+        policies,
+        audit,
+        fingerprint_threshold,
+        on_encounter=crossings.enqueue,
+        face_calibration=lambda: (
+            thresholds.calibration.verification if thresholds.calibration else None
+        ),
+    )
+    galleries.on_staged(fingerprints.prepare_when_staged)
     kiosks = KioskService(
         uow_factory,
         clock,
@@ -514,15 +527,7 @@ def build_services(
         ),
         crossings=crossings,
         watchlist=watchlist,
-        fingerprints=FingerprintService(
-            uow_factory,
-            fingerprint_engine or (lambda: open_engine(settings.resolved_model_dir)),
-            clock,
-            policies,
-            audit,
-            fingerprint_threshold,
-            on_encounter=crossings.enqueue,
-        ),
+        fingerprints=fingerprints,
         kiosks=kiosks,
         jobs=jobs,
         changes=changes,

@@ -44,6 +44,7 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("POST", "/v1/watchlist"): Permission.WATCHLIST_MANAGE,
     ("GET", "/v1/watchlist"): Permission.WATCHLIST_MANAGE,
     ("DELETE", "/v1/watchlist/{entry_id}"): Permission.WATCHLIST_MANAGE,
+    ("POST", "/v1/watchlist/fingerprints"): Permission.WATCHLIST_MANAGE,
     ("GET", "/v1/alerts"): Permission.ALERT_READ,
     ("POST", "/v1/alerts/{alert_id}/disposition"): Permission.ALERT_DISPOSITION,
 }

@@ -111,6 +111,8 @@ class FingerprintVerificationPublic(BaseModel):
     threshold: float
     fusion: str
     encounter_id: str | None = None
+    # Watchlist alerts the live prints raised (with a flight_id only), for an officer.
+    alerts: int = 0
 
 
 class FingerprintCandidatePublic(BaseModel):
@@ -125,6 +127,7 @@ class FingerprintSearchPublic(BaseModel):
     searched: int
     engine: str
     threshold: float
+    alerts: int = 0
 
 
 class StagingPublic(BaseModel):

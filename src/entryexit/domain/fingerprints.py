@@ -9,6 +9,8 @@ never). Pure: no I/O.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -159,4 +161,80 @@ def parse_fingerprint_rules(document: Mapping[str, Any]) -> FingerprintRules:
         fingers=parsed_fingers,
         retention_hours=retention,
         target_far=float(target),
+    )
+
+
+# --- face and finger evidence together, for the officer ----------------------------------
+def impostor_evidence(score: float, calibration: Mapping[float, float]) -> float:
+    """How rare ``score`` is among impostors, as ``-log10`` of the false match rate at which
+    it would be the threshold: 2 at the FMR 1e-2 threshold, 3 at 1e-3, and so on.
+
+    ``calibration`` maps target false match rates to the engine's thresholds (the tables the
+    thresholds come from). Between calibrated points the evidence is interpolated linearly in
+    the score (log-linear in the rate); below the lowest threshold the first segment's slope
+    is extended down to 0 (no evidence); above the highest it is capped at that point's
+    evidence: no claim is made beyond what was measured.
+    """
+    points = sorted((threshold, -math.log10(rate)) for rate, threshold in calibration.items())
+    if len(points) < 2 or any(b[0] <= a[0] or b[1] <= a[1] for a, b in itertools.pairwise(points)):
+        raise ValueError("a calibration needs two or more rates with rising thresholds")
+    if score >= points[-1][0]:
+        return points[-1][1]
+    for (low, low_evidence), (high, high_evidence) in itertools.pairwise(points):
+        if score < high:
+            slope = (high_evidence - low_evidence) / (high - low)
+            return max(0.0, low_evidence + slope * (score - low))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def combined_target(target_far: float) -> float:
+    """The summed evidence of two independent modalities that impostors reach at the rate
+    ``target_far``. Not ``-log10(target_far)``: for an impostor the two rates are independent
+    and uniform, and their product falls below ``t`` with probability ``t * (1 - ln t)``
+    (Fisher's combination of two p-values), several times ``t``; solved here for ``t``."""
+    if not 0.0 < target_far < 1.0:
+        raise ValueError("a target false match rate is between 0 and 1")
+    low, high = 1e-300, target_far  # t * (1 - ln t) rises with t on (0, 1)
+    for _ in range(200):
+        middle = math.sqrt(low * high)
+        if middle * (1.0 - math.log(middle)) > target_far:
+            high = middle
+        else:
+            low = middle
+    return -math.log10(low)
+
+
+@dataclass(frozen=True, slots=True)
+class CombinedEvidence:
+    """Face and finger scores of one person, each as impostor evidence, and their sum (the
+    modalities are independent, so the rates multiply): shown to the officer beside the
+    fingerprint decision, which alone decides (the fingerprint threshold)."""
+
+    face: float
+    finger: float
+    target: float  # the summed evidence impostors reach at the policy's target FAR
+
+    @property
+    def total(self) -> float:
+        return self.face + self.finger
+
+    @property
+    def reaches_target(self) -> bool:
+        return self.total >= self.target
+
+
+def combine_face_and_finger(
+    face_score: float,
+    face_calibration: Mapping[float, float],
+    finger_score: float,
+    finger_calibration: Mapping[float, float],
+    target_far: float,
+) -> CombinedEvidence:
+    """The rule (measured in benchmarks/RESULTS.md, "Face and finger fusion"): each score
+    normalised to its own impostor distribution by :func:`impostor_evidence`, then summed and
+    held to :func:`combined_target` of the policy's target FAR."""
+    return CombinedEvidence(
+        impostor_evidence(face_score, face_calibration),
+        impostor_evidence(finger_score, finger_calibration),
+        combined_target(target_far),
     )

@@ -3,8 +3,8 @@ queue where an officer resolves what the gate could not, with the evidence side 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -12,7 +12,9 @@ import numpy as np
 
 from entryexit.biometrics import similarity_matrix
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.model import EncounterMethod, Flight
+from entryexit.domain.fingerprints import FingerprintRules
+from entryexit.domain.model import CitizenshipClass, EncounterMethod, Flight
+from entryexit.domain.policy import age_on
 from entryexit.errors import (
     BiometricError,
     ConflictError,
@@ -42,6 +44,15 @@ from entryexit.services.unit_of_work import (
 )
 
 CANDIDATES_SHOWN = 3
+# The gate decisions that open a case in the queue.
+OPEN_DECISIONS = frozenset({"no_match", "manual"})
+
+
+def _citizenship(value: str) -> CitizenshipClass | None:
+    try:
+        return CitizenshipClass(value)
+    except ValueError:
+        return None
 
 
 class FlightStatus(StrEnum):
@@ -76,6 +87,11 @@ class Case:
     capture: CaptureSummary
     flight: Flight
     candidates: tuple[Candidate, ...]
+    # Whether the officer may confirm this person by fingerprints (see prints_possible).
+    prints_possible: bool = False
+    # The capture's face score against every staged traveler of the flight (by traveler id),
+    # for the evidence shown beside a fingerprint check.
+    face_scores: Mapping[str, float] = field(default_factory=dict)
 
 
 def flight_status(flight: Flight, counts: FlightCounts, now: datetime) -> FlightStatus:
@@ -148,6 +164,55 @@ class ConsoleService:
         actor.require(Permission.CASE_RESOLVE)
         return self._boards.recent_captures(None, limit, open_only=True)
 
+    def prints_possible(self, actor: Principal, cases: Sequence[CaptureSummary]) -> frozenset[str]:
+        """The cases (capture ids) an officer may settle with fingerprints: a manual case of a
+        traveler the policy in force takes prints from and who has prints enrolled, or a
+        no-match on a flight with such a traveler still to board. Only the console's officers
+        learn it: a gate's answer is the same either way (a gate asking for prints would
+        reveal who is not a citizen)."""
+        actor.require(Permission.CASE_RESOLVE)
+        if not actor.can(Permission.FINGERPRINT_VERIFY):
+            return frozenset()
+        now = self._clock()
+        rules = self._policies.in_force(now).fingerprints
+        marked: set[str] = set()
+        takers: dict[str, tuple[frozenset[str], bool]] = {}
+        with self._uow(read_only=True) as uow:
+            for case in cases:
+                if case.decision not in OPEN_DECISIONS or case.resolution is not None:
+                    continue
+                if case.flight_id not in takers:
+                    takers[case.flight_id] = self._print_takers(uow, case.flight_id, rules, now)
+                enrolled, any_waiting = takers[case.flight_id]
+                if (case.traveler_id is not None and case.traveler_id in enrolled) or (
+                    case.traveler_id is None and any_waiting
+                ):
+                    marked.add(case.id)
+        return frozenset(marked)
+
+    @staticmethod
+    def _print_takers(
+        uow: UnitOfWork, flight_id: str, rules: FingerprintRules, now: datetime
+    ) -> tuple[frozenset[str], bool]:
+        """The flight's travelers with enrolled prints whom the policy takes prints from, and
+        whether one of them has not been processed yet."""
+        enrolled = uow.fingerprints.travelers_enrolled(flight_id)
+        if not enrolled:
+            return frozenset(), False
+        takers = [
+            status
+            for status in uow.flights.manifest_status(flight_id, "")
+            if status.traveler_id in enrolled
+            and rules.takes_prints(
+                _citizenship(status.citizenship_class),
+                age_on(status.date_of_birth, now.date()) if status.date_of_birth else None,
+            )
+        ]
+        return (
+            frozenset(s.traveler_id for s in takers),
+            any(not s.processed for s in takers),
+        )
+
     def case(self, actor: Principal, capture_id: str) -> Case:
         """A capture with the flight's closest travelers, re-scored from its kept image."""
         actor.require(Permission.CASE_RESOLVE)
@@ -157,6 +222,7 @@ class ConsoleService:
             statuses = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
             image = uow.cases.capture_image(capture_id) if capture.has_image else None
         candidates: list[Candidate] = []
+        face_scores: dict[str, float] = {}
         # Past the gallery's deletion time the case is still shown, without candidates.
         gallery = self._galleries.gallery_for(flight) if flight.staged else None
         if image is not None and gallery is not None and len(gallery):
@@ -166,12 +232,18 @@ class ConsoleService:
                 template = None
             if template is not None:
                 scores = similarity_matrix(template, gallery.matrix)[0]
+                face_scores = {
+                    traveler: float(score)
+                    for traveler, score in zip(gallery.traveler_ids, scores, strict=True)
+                    if traveler in statuses
+                }
                 for index in np.argsort(-scores)[:CANDIDATES_SHOWN]:
                     traveler_id = gallery.traveler_ids[int(index)]
                     if traveler_id in statuses:
                         candidates.append(Candidate(statuses[traveler_id], float(scores[index])))
         self._audit.record_alone("console case view", "ok", actor, "capture", capture_id)
-        return Case(capture, flight, tuple(candidates))
+        prints = capture.id in self.prints_possible(actor, [capture])
+        return Case(capture, flight, tuple(candidates), prints, face_scores)
 
     def capture_image(self, actor: Principal, capture_id: str) -> bytes:
         return self._view_image(

@@ -9,9 +9,12 @@ sealed under the traveler's data key, never the image.
 
 from __future__ import annotations
 
+import logging
+import struct
 import threading
+import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +22,7 @@ from enum import StrEnum
 import numpy as np
 
 from entryexit.biometrics.fingerprints import (
+    FINGERPRINT_CALIBRATION,
     FingerFusionRule,
     FingerPosition,
     FingerprintEngine,
@@ -28,8 +32,14 @@ from entryexit.biometrics.fingerprints import (
 )
 from entryexit.documents.iso19794_2 import parse_finger_minutiae_record
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.fingerprints import FingerprintDecision, check_finger, decide
-from entryexit.domain.model import DocumentKey, EncounterMethod
+from entryexit.domain.fingerprints import (
+    CombinedEvidence,
+    FingerprintDecision,
+    check_finger,
+    combine_face_and_finger,
+    decide,
+)
+from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
 from entryexit.domain.policy import Policy, age_on
 from entryexit.errors import (
     ConflictError,
@@ -40,18 +50,33 @@ from entryexit.services.audit import AuditTrail
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock, StoredFingerprint, TravelerProfile
+from entryexit.services.ports import (
+    AlertRecord,
+    Clock,
+    StoredFingerprint,
+    TravelerProfile,
+    WatchlistEntry,
+)
 from entryexit.services.unit_of_work import (
     EncounterHook,
     UnitOfWork,
     UnitOfWorkFactory,
     in_transaction,
 )
+from entryexit.services.watchlist import GENERATION as WATCHLIST_GENERATION
+
+logger = logging.getLogger(__name__)
 
 # Enough for both hands; more in one request is a mistake or an attack.
 MAX_PRINTS = 10
 # The fused score's threshold for a target FAR, for the engine in use.
 ThresholdFor = Callable[[str, float], float]
+# Runs work off the caller's thread (a daemon thread by default; tests may run it at once).
+Background = Callable[[Callable[[], None]], None]
+
+
+def _in_a_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="fingerprint-preparation", daemon=True).start()
 
 
 class PrintFormat(StrEnum):
@@ -103,6 +128,10 @@ class FingerprintVerification:
     # The encounter a match recorded on the flight named (None: no flight, no match, or the
     # traveler is not on that flight's manifest, or was already recorded on it).
     encounter_id: str | None = None
+    # The console case the match closed (its capture id), when the check was made from one.
+    resolved_case: str | None = None
+    # Watchlist alerts the live prints raised (for an officer to disposition).
+    alerts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +153,15 @@ class FingerprintSearch:
     searched: int
     engine: str
     threshold: float
+    alerts: int = 0
 
 
 # How many candidates a search proposes, best first.
 MAX_CANDIDATES = 5
+# A watchlist entry's prints are compared at the rarest calibrated false match rate: a list of
+# N entries then gives about N x 1e-4 false alerts per submission (each read by an officer).
+WATCHLIST_FAR = 1e-4
+WATCHLIST_SOURCE = "fingerprint"
 # Decoded references kept between searches: the engine caches its comparison structures
 # (about 12 ms a print to build) by template identity, so a flight's prints are prepared once.
 REFERENCE_CACHE = 20_000
@@ -144,6 +178,11 @@ class FingerprintService:
         threshold_for: ThresholdFor,
         fusion: FingerFusionRule = FingerFusionRule.MEAN,
         on_encounter: EncounterHook | None = None,
+        background: Background = _in_a_thread,
+        face_calibration: Callable[[], Mapping[float, float] | None] = lambda: None,
+        finger_calibration: Callable[[str], Mapping[float, float]] = (
+            lambda engine: FINGERPRINT_CALIBRATION[engine]
+        ),
     ) -> None:
         # The engine is opened on first use: a deployment without fingerprints never loads
         # the native library.
@@ -158,6 +197,11 @@ class FingerprintService:
         self._on_encounter = on_encounter
         self._references: OrderedDict[tuple[str, datetime], FingerprintTemplate] = OrderedDict()
         self._references_lock = threading.Lock()
+        self._background = background
+        self._face_calibration = face_calibration
+        self._finger_calibration = finger_calibration
+        self._preparations: dict[str, threading.Event] = {}
+        self._watchlist: dict[str, tuple[bytes, dict[int, FingerprintTemplate]]] = {}
 
     @property
     def engine(self) -> FingerprintEngine:
@@ -235,21 +279,30 @@ class FingerprintService:
         prints: Sequence[SubmittedPrint],
         flight_id: str | None = None,
         device: str = "",
+        capture_id: str | None = None,
     ) -> FingerprintVerification:
         """Compare live prints with those enrolled for ``document``, finger by finger, and
         fuse the scores (mean of the engine's normalised scores: 0.18% two-finger EER against
         0.40% for the max, benchmarks/RESULTS.md). Fingers without an enrolled print are not
         compared; none in common is an error the officer can act on. With ``flight_id``, a
         match of a traveler on that flight's manifest is their biometric encounter (model:
-        the fingerprint engine; score: the fused score), in the audit event's transaction."""
+        the fingerprint engine; score: the fused score), in the audit event's transaction.
+        With ``capture_id`` (the check is made from that console case on ``flight_id``), the
+        encounter is linked to the capture and the match closes the case as confirmed, in the
+        same transaction; a no-match leaves the case open for the officer."""
         actor.require(Permission.FINGERPRINT_VERIFY)
         _check_count(prints)
+        if capture_id is not None and flight_id is None:
+            raise InvalidInputError("a case's fingerprint check names the case's flight")
         now = self._clock()
         policy = self._policies.in_force(now)
-        engine = self.engine
         with self._uow(read_only=True) as uow:
             if flight_id is not None:
                 FlightService.served_in(uow, actor, flight_id)
+            if capture_id is not None:
+                _open_case(uow, capture_id, flight_id)
+        engine = self.engine
+        with self._uow(read_only=True) as uow:
             enrolled = {f.finger: f for f in uow.fingerprints.of_document(document, engine.key)}
         if not enrolled:
             raise NotFoundError("no fingerprints are enrolled for this document")
@@ -258,21 +311,35 @@ class FingerprintService:
             raise InvalidInputError(
                 f"none of the fingers sent is enrolled (enrolled: {sorted(enrolled)})"
             )
-        scores = [
-            self._score(self._template(submitted), enrolled[submitted.finger])
-            for submitted in compared
-        ]
+        probes = {p.finger: self._template(p) for p in prints}
+        scores = [self._score(probes[p.finger], enrolled[p.finger]) for p in compared]
+        hits = self._watchlist_hits(probes) if flight_id is not None else []
         fused = fuse_fingers([s.score for s in scores], self._fusion)
         threshold = self._threshold_for(engine.key, policy.fingerprints.target_far)
         decision = decide(fused, threshold)
         traveler_id = next(iter(enrolled.values())).traveler_id
 
-        def record(uow: UnitOfWork) -> str | None:
-            encounter_id = None
+        def record(uow: UnitOfWork) -> tuple[str | None, str | None, int]:
+            encounter_id = resolved = None
             if flight_id is not None and decision is FingerprintDecision.MATCH:
+                if capture_id is not None:
+                    _open_case(uow, capture_id, flight_id)
                 encounter_id = self._record_encounter(
-                    uow, flight_id, traveler_id, fused, device, now, policy
+                    uow, flight_id, traveler_id, fused, device, now, policy, capture_id
                 )
+            if encounter_id is not None and capture_id is not None:
+                if not uow.cases.resolve(capture_id, "confirmed", actor.key_id, now):
+                    raise ConflictError("another officer resolved this case first")
+                resolved = capture_id
+            alerts = 0
+            if flight_id is not None:  # an alert belongs to a flight; hits need one too
+                alerts = self._raise_alerts(
+                    uow, hits, flight_id, traveler_id, capture_id, engine.key, policy, now
+                )
+            details = {"fingers": ",".join(str(s.finger) for s in scores), "engine": engine.key}
+            if capture_id is not None:
+                details["capture"] = capture_id
+                details["encounter"] = encounter_id or ""
             self._audit.record(
                 uow,
                 "fingerprint verify",
@@ -280,12 +347,12 @@ class FingerprintService:
                 actor,
                 "flight" if flight_id else "traveler",
                 flight_id or traveler_id,
-                {"fingers": ",".join(str(s.finger) for s in scores), "engine": engine.key},
+                details,
                 policy_version=policy.version,
             )
-            return encounter_id
+            return encounter_id, resolved, alerts
 
-        encounter_id = in_transaction(self._uow, record)
+        encounter_id, resolved_case, alerts = in_transaction(self._uow, record)
         return FingerprintVerification(
             decision,
             traveler_id,
@@ -295,6 +362,8 @@ class FingerprintService:
             threshold,
             self._fusion,
             encounter_id,
+            resolved_case,
+            alerts,
         )
 
     def _record_encounter(
@@ -306,6 +375,7 @@ class FingerprintService:
         device: str,
         now: datetime,
         policy: Policy,
+        capture_id: str | None = None,
     ) -> str | None:
         flight = FlightService.get_in(uow, flight_id)
         # Only a traveler this flight expects is recorded as boarding (or leaving) on it.
@@ -322,12 +392,31 @@ class FingerprintService:
             citizenship=uow.travelers.profile(traveler_id).citizenship_class,
             score=score,
             model=self.engine.key,
+            capture_id=capture_id,
         )
         if not uow.captures.add_encounter(encounter):
             return None  # already recorded on this flight
         if self._on_encounter is not None:
             self._on_encounter(uow, encounter, flight, None)
         return encounter.id
+
+    def with_face(
+        self, verification: FingerprintVerification, face_score: float | None
+    ) -> CombinedEvidence | None:
+        """The face score of the same person (the gate capture against the verified
+        traveler's reference) and the fused finger score, as evidence together: for the
+        officer to read beside the fingerprint decision, which it never changes. None without
+        a face score or a face calibration (a deployment with explicit face thresholds)."""
+        face_table = self._face_calibration() if face_score is not None else None
+        if face_score is None or face_table is None:
+            return None
+        return combine_face_and_finger(
+            face_score,
+            face_table,
+            verification.fused_score,
+            self._finger_calibration(verification.engine),
+            self._policies.in_force(self._clock()).fingerprints.target_far,
+        )
 
     # --- the officer's 1:N over a flight --------------------------------------------------
     def search(
@@ -346,6 +435,7 @@ class FingerprintService:
             FlightService.served_in(uow, actor, flight_id)
             enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
         probes = {p.finger: self._template(p) for p in prints}
+        hits = self._watchlist_hits(probes)
         by_traveler: dict[str, list[FingerScore]] = {}
         for stored in enrolled:
             probe = probes.get(stored.finger)
@@ -365,7 +455,10 @@ class FingerprintService:
             for fused, traveler, scores in ranked
         )
 
-        def record(uow: UnitOfWork) -> None:
+        def record(uow: UnitOfWork) -> int:
+            alerts = self._raise_alerts(
+                uow, hits, flight_id, None, None, engine.key, policy, self._clock()
+            )
             self._audit.record(
                 uow,
                 "fingerprint search",
@@ -376,9 +469,170 @@ class FingerprintService:
                 {"searched": len(by_traveler), "proposed": len(candidates)},
                 policy_version=policy.version,
             )
+            return alerts
 
-        in_transaction(self._uow, record)
-        return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold)
+        alerts = in_transaction(self._uow, record)
+        return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold, alerts)
+
+    # --- watchlist prints ------------------------------------------------------------------
+    def add_to_watchlist(
+        self,
+        actor: Principal,
+        prints: Sequence[SubmittedPrint],
+        category: str,
+        reason_code: str,
+    ) -> str:
+        """A watchlist entry of prints (the watchlist manager's; one entry, one or more
+        fingers, sealed with the entry's own key like a face entry). Live prints submitted
+        with a flight (a case's 1:1, a flight search) are searched against it; a hit is an
+        alert for an officer, never a decision."""
+        actor.require(Permission.WATCHLIST_MANAGE)
+        _check_count(prints)
+        category, reason_code = _label(category, "category"), _label(reason_code, "reason code")
+        templates = [self._template(p) for p in prints]
+        engine = self.engine.key
+        entry = WatchlistEntry(
+            str(uuid.uuid4()), category, reason_code, engine, actor.key_id, self._clock()
+        )
+
+        def store(uow: UnitOfWork) -> None:
+            uow.watchlist.add_entry(entry, _bundle(templates))
+            uow.generations.bump(WATCHLIST_GENERATION)
+            self._audit.record(
+                uow,
+                "watchlist add",
+                "ok",
+                actor,
+                "watchlist_entry",
+                entry.id,
+                {
+                    "category": category,
+                    "reason_code": reason_code,
+                    "fingers": ",".join(str(int(t.finger)) for t in templates),
+                },
+            )
+
+        in_transaction(self._uow, store)
+        return entry.id
+
+    def _watchlist_hits(self, probes: Mapping[int, FingerprintTemplate]) -> list[tuple[str, float]]:
+        """(entry, fused score) of every print entry the live prints reach, before any
+        transaction opens (the list is small; its entries are decoded once per process)."""
+        engine = self.engine
+        with self._uow(read_only=True) as uow:
+            entries = uow.watchlist.templates(engine.key)
+        with self._references_lock:  # forget removed entries
+            for gone in self._watchlist.keys() - {entry_id for entry_id, _ in entries}:
+                del self._watchlist[gone]
+        if not entries:
+            return []
+        threshold = self._threshold_for(engine.key, WATCHLIST_FAR)
+        hits = []
+        for entry_id, blob in entries:
+            listed = self._watchlist_entry(entry_id, blob)
+            common = [f for f in probes if f in listed]
+            if not common:
+                continue
+            scores = [
+                float(np.asarray(engine.compare(probes[f], [listed[f]])).ravel()[0]) for f in common
+            ]
+            fused = fuse_fingers(scores, self._fusion)
+            if fused >= threshold:
+                hits.append((entry_id, fused))
+        return hits
+
+    def _watchlist_entry(self, entry_id: str, blob: bytes) -> dict[int, FingerprintTemplate]:
+        with self._references_lock:
+            cached = self._watchlist.get(entry_id)
+        if cached is not None and cached[0] == blob:
+            return cached[1]
+        by_finger = {int(t.finger): t for t in _unbundle(blob)}
+        with self._references_lock:
+            self._watchlist[entry_id] = (blob, by_finger)
+        return by_finger
+
+    def _raise_alerts(
+        self,
+        uow: UnitOfWork,
+        hits: Sequence[tuple[str, float]],
+        flight_id: str,
+        traveler_id: str | None,
+        capture_id: str | None,
+        engine: str,
+        policy: Policy,
+        now: datetime,
+    ) -> int:
+        raised = 0
+        for entry_id, score in hits:
+            alert = AlertRecord(
+                id=str(uuid.uuid4()),
+                source=WATCHLIST_SOURCE,
+                flight_id=flight_id,
+                traveler_id=traveler_id,
+                capture_id=capture_id,
+                watchlist_entry_id=entry_id,
+                score=score,
+                model=engine,
+                policy_version=policy.version,
+                created_at=now,
+                status="open",
+            )
+            if not uow.watchlist.add_alert(alert):
+                continue
+            raised += 1
+            self._audit.record(
+                uow,
+                "watchlist alert",
+                "open",
+                None,
+                "alert",
+                alert.id,
+                {"source": WATCHLIST_SOURCE, "score": f"{score:.4f}", "entry": entry_id},
+                policy_version=policy.version,
+            )
+        return raised
+
+    # --- a flight's prints prepared before its first search ---------------------------------
+    def prepare_when_staged(self, uow: UnitOfWork, flight: Flight, gallery: object) -> None:
+        """The staging hook: once a flight's gallery is staged, its travelers' enrolled prints
+        are opened and prepared for comparison (MCC cylinders, the bozorth3 structure) off the
+        request path, so the officer's first search does not pay for them. Nothing is done
+        for a flight without enrolled prints (the engine is not even loaded)."""
+        if not uow.fingerprints.travelers_enrolled(flight.id):
+            return
+        done = threading.Event()
+        with self._references_lock:
+            running = self._preparations.get(flight.id)
+            if running is not None and not running.is_set():
+                return  # a rerun of the staging transaction, or a quick re-stage
+            self._preparations[flight.id] = done
+        self._background(lambda: self._prepare_then_signal(flight.id, done))
+
+    def _prepare_then_signal(self, flight_id: str, done: threading.Event) -> None:
+        try:
+            self.prepare_flight(flight_id)
+        except Exception:
+            # Not fatal: the flight's first search prepares what this did not.
+            logger.exception("preparing a staged flight's fingerprints failed")
+        finally:
+            done.set()
+
+    def prepare_flight(self, flight_id: str) -> int:
+        """Open and prepare every enrolled print of the flight's travelers (kept in this
+        process's caches); returns how many."""
+        engine = self.engine
+        with self._uow(read_only=True) as uow:
+            enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
+        for stored in enrolled:
+            engine.prepare(self._reference(stored))
+        return len(enrolled)
+
+    def wait_prepared(self, flight_id: str, timeout: float) -> bool:
+        """Whether the preparation started at the flight's staging has finished (waiting up
+        to ``timeout`` seconds); ``True`` when none was started."""
+        with self._references_lock:
+            done = self._preparations.get(flight_id)
+        return done is None or done.wait(timeout)
 
     def _score(self, probe: FingerprintTemplate, stored: StoredFingerprint) -> FingerScore:
         """One live finger against the same finger enrolled."""
@@ -444,6 +698,41 @@ def _check_count(prints: Sequence[SubmittedPrint]) -> None:
     fingers = [check_finger(p.finger) for p in prints]
     if len(set(fingers)) != len(fingers):
         raise InvalidInputError("the same finger is sent twice")
+
+
+_BUNDLE_LENGTH = struct.Struct(">I")
+
+
+def _bundle(templates: Sequence[FingerprintTemplate]) -> bytes:
+    """Several fingers' templates as one watchlist template (length-prefixed)."""
+    parts = [t.to_bytes() for t in templates]
+    return b"".join(_BUNDLE_LENGTH.pack(len(part)) + part for part in parts)
+
+
+def _unbundle(blob: bytes) -> list[FingerprintTemplate]:
+    templates, offset = [], 0
+    while offset < len(blob):
+        (length,) = _BUNDLE_LENGTH.unpack_from(blob, offset)
+        offset += _BUNDLE_LENGTH.size
+        templates.append(FingerprintTemplate.from_bytes(blob[offset : offset + length]))
+        offset += length
+    return templates
+
+
+def _label(value: str, what: str) -> str:
+    """As the face watchlist's labels: short codes, never free text about a person."""
+    text = value.strip()
+    if not text or len(text) > 32 or not text.replace("-", "").replace("_", "").isalnum():
+        raise InvalidInputError(f"{what}: 1-32 letters, digits, '-' or '_'")
+    return text
+
+
+def _open_case(uow: UnitOfWork, capture_id: str, flight_id: str | None) -> None:
+    case = uow.cases.get(capture_id)
+    if case is None or case.flight_id != flight_id:
+        raise NotFoundError(f"capture {capture_id} is not a case of this flight")
+    if case.resolution is not None:
+        raise ConflictError(f"this case was already resolved ({case.resolution})")
 
 
 def _profile(uow: UnitOfWork, document: DocumentKey) -> TravelerProfile:

@@ -427,6 +427,11 @@ class FingerprintRepository(Protocol):
         """The enrolled fingers of every traveler on the flight's manifest."""
         ...
 
+    def travelers_enrolled(self, flight_id: str) -> frozenset[str]:
+        """The travelers on the flight's manifest with enrolled prints (any engine, still
+        openable), without opening any template."""
+        ...
+
     def purge_expired(self, now: datetime) -> int: ...
 
 

@@ -18,6 +18,7 @@ from entryexit.web.console import (
     router,
     static_files,
 )
+from entryexit.web.console_fingerprints import router as fingerprints_router
 from entryexit.web.kiosk import KIOSK_PREFIX, pairing_limits
 from entryexit.web.kiosk import router as kiosk_router
 
@@ -26,6 +27,7 @@ def create_service_app(services: Services, jobs: bool = True) -> FastAPI:
     app = create_app(services, jobs)
     app.mount(f"{PREFIX}/static", static_files(), name="console-static")
     app.include_router(router)
+    app.include_router(fingerprints_router)
     app.mount(f"{KIOSK_PREFIX}/static", static_files(), name="kiosk-static")
     app.include_router(kiosk_router)
     app.state.kiosk_pairing = pairing_limits()

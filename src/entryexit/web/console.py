@@ -258,7 +258,8 @@ def opt_out(
 @router.get("/queue")
 def queue(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
     cases = services.console.open_cases(signed_in.principal)
-    return _page(request, "queue.html", signed_in, cases=cases)
+    marked = services.console.prints_possible(signed_in.principal, cases)
+    return _page(request, "queue.html", signed_in, cases=cases, prints_possible=marked)
 
 
 @router.get("/cases/{capture_id}")

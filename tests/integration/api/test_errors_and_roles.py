@@ -183,6 +183,8 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
                     "ppi": "500",
                     "issuing_state": "UTO",
                     "number": "A1",
+                    "category": "test",  # for the watchlist's prints
+                    "reason_code": "T1",
                 }
             elif path.endswith("/photos") or path.endswith("/captures"):
                 kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}

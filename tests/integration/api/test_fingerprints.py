@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from entryexit.adapters.storage.tables import FingerprintTemplateRow
 from entryexit.biometrics.fingerprints import FingerprintTemplate, TemplateFormatError
+from entryexit.domain.access import Role
 from tests.conftest import REPO_ROOT, lfw_image
 from tests.integration.api.conftest import Api, capture, enrol, manifest_row
 from tests.integration.api.test_errors_and_roles import assert_problem
@@ -210,3 +211,64 @@ def test_a_traveler_the_camera_fails_is_confirmed_by_an_officers_fingerprint_che
     ).json()
     assert "FP1" not in str(outstanding)
     assert "FP2" in str(outstanding)
+
+
+def test_watchlist_prints_raise_an_alert_where_prints_are_submitted(api: Api, fvc: Path) -> None:
+    """The list's prints are kept by the watchlist manager; the listed person presenting a
+    visitor's document at the desk: their prints do not match the document's, and the list
+    is hit: an alert for an officer to disposition, and nothing else changes."""
+    flight = api.create_flight()
+    response = api.client.put(
+        f"/v1/flights/{flight['id']}/manifest",
+        json=[manifest_row("FP1", "VISITOR")],
+        headers=api.headers("admin"),
+    )
+    assert response.status_code == 200, response.text
+    assert send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2]).status_code == 201  # type: ignore[attr-defined]
+    manager = api.services.keys.create(Role.WATCHLIST_MANAGER, "list")[1]
+    listing = {"fingers": ["2", "7"], "ppi": "500", "category": "wanted", "reason_code": "W1"}
+    for refused in ("officer", "gate"):
+        denied = api.client.post(
+            "/v1/watchlist/fingerprints",
+            files=prints(fvc, "105_1", "106_1"),
+            data=listing,
+            headers=api.headers(refused),
+        )
+        assert_problem(denied, 403, "forbidden")
+    added = api.client.post(
+        "/v1/watchlist/fingerprints",
+        files=prints(fvc, "105_1", "106_1"),
+        data=listing,
+        headers={"X-API-Key": manager},
+    )
+    assert added.status_code == 201, added.text
+    entry_id = added.json()["entry_id"]
+
+    checked = send(
+        api,
+        "/v1/fingerprint-verifications",
+        prints(fvc, "105_4", "106_4"),
+        [2, 7],
+        "FP1",
+        flight_id=flight["id"],
+    )
+    body = checked.json()  # type: ignore[attr-defined]
+    assert (body["decision"], body["alerts"], body["encounter_id"]) == ("no_match", 1, None)
+    (alert,) = api.client.get("/v1/alerts", headers=api.headers("officer")).json()
+    assert (alert["source"], alert["watchlist_entry_id"]) == ("fingerprint", entry_id)
+    # The traveler's own prints do not hit the list.
+    own = send(
+        api,
+        "/v1/fingerprint-verifications",
+        prints(fvc, "101_4"),
+        [2],
+        "FP1",
+        flight_id=flight["id"],
+    )
+    assert (own.json()["decision"], own.json()["alerts"]) == ("match", 0)  # type: ignore[attr-defined]
+    disposed = api.client.post(
+        f"/v1/alerts/{alert['id']}/disposition",
+        json={"disposition": "dismissed_different_person", "reason": "checked at the desk"},
+        headers=api.headers("officer"),
+    )
+    assert disposed.status_code == 200, disposed.text

@@ -22,6 +22,7 @@ from entryexit.api.schemas import (
     FingerprintSearchPublic,
     FingerprintVerificationPublic,
     FingerScorePublic,
+    WatchlistEntryCreated,
 )
 from entryexit.errors import InvalidInputError
 from entryexit.services.fingerprints import MAX_PRINTS, PrintFormat, SubmittedPrint
@@ -40,7 +41,7 @@ PpiField = Annotated[
 ]
 
 
-async def _prints(
+async def submitted_prints(
     prints: list[UploadFile], fingers: list[int], format: PrintFormat, ppi: float | None
 ) -> list[SubmittedPrint]:
     if len(prints) > MAX_PRINTS:
@@ -70,7 +71,7 @@ async def enrol_fingerprints(
     """Enrol the fingers the policy asks of this traveler (non-citizens of the policy's ages;
     citizens never). Only minutiae templates are kept, sealed; the images are not."""
     document = document_from_form(services, mrz, issuing_state, number)
-    submitted = await _prints(prints, fingers, format, ppi)
+    submitted = await submitted_prints(prints, fingers, format, ppi)
     enrolment = await run_in_threadpool(services.fingerprints.enrol, caller, document, submitted)
     return FingerprintEnrolmentPublic(
         traveler_ref=enrolment.traveler_id,
@@ -101,7 +102,7 @@ async def verify_fingerprints(
     """The officer's 1:1: live prints against those enrolled for the document, fingers
     fused by the mean of their scores, decided at the policy's target FAR."""
     document = document_from_form(services, mrz, issuing_state, number)
-    submitted = await _prints(prints, fingers, format, ppi)
+    submitted = await submitted_prints(prints, fingers, format, ppi)
     result = await run_in_threadpool(
         services.fingerprints.verify, caller, document, submitted, flight_id, device
     )
@@ -114,6 +115,7 @@ async def verify_fingerprints(
         threshold=result.threshold,
         fusion=result.fusion.value,
         encounter_id=result.encounter_id,
+        alerts=result.alerts,
     )
 
 
@@ -130,7 +132,7 @@ async def search_fingerprints(
     """Without the document: the flight's travelers whose prints best resemble these, best
     first (at most five), for the officer to confirm with the traveler's document. Never a
     decision, and nothing is recorded but the audit event."""
-    submitted = await _prints(prints, fingers, format, ppi)
+    submitted = await submitted_prints(prints, fingers, format, ppi)
     result = await run_in_threadpool(services.fingerprints.search, caller, flight_id, submitted)
     return FingerprintSearchPublic(
         candidates=[
@@ -145,4 +147,26 @@ async def search_fingerprints(
         searched=result.searched,
         engine=result.engine,
         threshold=result.threshold,
+        alerts=result.alerts,
     )
+
+
+@router.post("/v1/watchlist/fingerprints", status_code=201)
+async def add_watchlist_prints(
+    services: ServicesDep,
+    caller: CallerDep,
+    prints: PrintsField,
+    fingers: FingersField,
+    category: Annotated[str, Form(max_length=32)],
+    reason_code: Annotated[str, Form(max_length=32)],
+    format: FormatField = PrintFormat.IMAGE,
+    ppi: PpiField = None,
+) -> WatchlistEntryCreated:
+    """A watchlist entry of prints (watchlist manager). Live prints submitted with a flight
+    (the officer's 1:1 with ``flight_id``, a flight search, a console case) are searched
+    against it; a hit is an alert for an officer to disposition, never a decision."""
+    submitted = await submitted_prints(prints, fingers, format, ppi)
+    entry_id = await run_in_threadpool(
+        services.fingerprints.add_to_watchlist, caller, submitted, category, reason_code
+    )
+    return WatchlistEntryCreated(entry_id=entry_id)

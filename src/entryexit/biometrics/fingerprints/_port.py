@@ -49,6 +49,11 @@ class FingerprintEngine(Protocol):
         see :func:`entryexit.evaluation.fingerprints.template_from_record`."""
         ...
 
+    def prepare(self, template: FingerprintTemplate) -> object:
+        """Build (and cache, by the template's identity) what comparing ``template`` needs,
+        so that a later :meth:`compare` against it does not pay for it."""
+        ...
+
     def compare(
         self, probe: FingerprintTemplate, references: Sequence[FingerprintTemplate]
     ) -> npt.NDArray[np.float64]:

@@ -123,6 +123,23 @@ class SqlFingerprintRepository:
         ).all()
         return self._opened(rows)
 
+    def travelers_enrolled(self, flight_id: str) -> frozenset[str]:
+        """The travelers on the flight's manifest in force with prints whose data key still
+        exists (an erased traveler's sealed rows cannot be opened: they do not count)."""
+        rows = self._session.scalars(
+            select(FingerprintTemplateRow.traveler_id)
+            .distinct()
+            .join(DataKeyRow, DataKeyRow.traveler_id == FingerprintTemplateRow.traveler_id)
+            .where(
+                FingerprintTemplateRow.traveler_id.in_(
+                    select(ManifestEntryRow.traveler_id).where(
+                        ManifestEntryRow.flight_id == flight_id, in_force()
+                    )
+                )
+            )
+        )
+        return frozenset(rows)
+
     def purge_expired(self, now: datetime) -> int:
         gone = self._session.execute(
             delete(FingerprintTemplateRow).where(FingerprintTemplateRow.expires_at <= now)

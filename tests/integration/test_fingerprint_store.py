@@ -1,0 +1,38 @@
+"""The fingerprint store's flight query over SQLite and PostgreSQL: which travelers of a
+flight have enrolled prints (the console's "prints possible" marking), without opening any
+template; a traveler erased (their data key shredded) no longer counts, nor one taken off
+the manifest."""
+
+from __future__ import annotations
+
+from entryexit.domain.model import CitizenshipClass, DocumentKey
+from tests.integration.test_erasure_storage import DEPARTURE, NUMBER, board, person, store
+from tests.repository_driver import RepositoryDriver
+
+__all__ = ["store"]
+
+
+def enrol(store: RepositoryDriver, number: str) -> None:
+    store.write(
+        lambda uow: uow.fingerprints.enrol(
+            DocumentKey("UTO", number), 2, "nbis-mcc-v1", b"minutiae", 40, DEPARTURE, DEPARTURE
+        )
+    )
+
+
+def test_a_flights_travelers_with_prints(store: RepositoryDriver) -> None:
+    ids = board(store)
+    assert store.read(lambda uow: uow.fingerprints.travelers_enrolled("f1")) == frozenset()
+    enrol(store, NUMBER)
+    assert store.read(lambda uow: uow.fingerprints.travelers_enrolled("f1")) == {ids["foreign"]}
+    assert store.read(lambda uow: uow.fingerprints.travelers_enrolled("nope")) == frozenset()
+    # Off the manifest in force: no longer one of the flight's travelers.
+    store.replace_manifest("f1", [person("C1", CitizenshipClass.CITIZEN)], DEPARTURE)
+    assert store.read(lambda uow: uow.fingerprints.travelers_enrolled("f1")) == frozenset()
+
+
+def test_an_erased_traveler_no_longer_counts(store: RepositoryDriver) -> None:
+    ids = board(store)
+    enrol(store, NUMBER)
+    store.write(lambda uow: uow.retention.erase_traveler(ids["foreign"]))
+    assert store.read(lambda uow: uow.fingerprints.travelers_enrolled("f1")) == frozenset()
