@@ -321,7 +321,13 @@ def verify_security_object(
         # certificate or signer info surfaces now, as the chip data error it is.
         signer_certificate = _signer_certificate(signed)
         _check_signature(signed, econtent, signer_certificate, checks, reasons)
-    except (ValueError, TypeError, KeyError, CryptographyDeprecationWarning) as exc:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        CryptographyDeprecationWarning,
+        x509.InvalidVersion,  # a certificate version byte hit by the damage: not ValueError
+    ) as exc:
         raise ChipDataError(
             f"EF.SOD: the document signer's certificate or signer information is not readable"
             f" ({type(exc).__name__})"
