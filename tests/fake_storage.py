@@ -1544,8 +1544,15 @@ class _Retention(_Repository):
         prints = [key for key in t.fingerprints if key[0] == traveler_id]
         for key in prints:
             del t.fingerprints[key]
+        their_captures = {
+            c.record.id for c in t.captures.values() if c.record.traveler_id == traveler_id
+        }
         counts = {
             "capture_images": images,
+            "idempotency_keys": drop(
+                t.idempotency,
+                lambda v: v[0].capture_id in their_captures or traveler_id in (v[0].outcome or ""),
+            ),
             "capture_records": drop(t.captures, lambda c: c.record.traveler_id == traveler_id),
             "encounter_records": drop(t.encounters, lambda e: e.traveler_id == traveler_id),
             "manifest_entries": staging
@@ -1583,13 +1590,28 @@ class _Retention(_Repository):
                 del t.templates[template_id]
             templates = len(doomed)
         images = 0
+        theirs_here = set()
         for capture in t.captures.values():
             record = capture.record
             theirs = record.traveler_id == traveler_id or record.id == capture_id
+            if record.flight_id == flight_id and theirs:
+                theirs_here.add(record.id)
             if record.flight_id == flight_id and theirs and capture.image is not None:
                 capture.image = capture.image_expires_at = capture.kek_id = None
                 images += 1
-        return {"reference_templates": templates, "capture_images": images}
+        doomed_keys = [
+            key
+            for key, (stored, _) in t.idempotency.items()
+            if stored.flight_id == flight_id
+            and (stored.capture_id in theirs_here or traveler_id in (stored.outcome or ""))
+        ]
+        for key in doomed_keys:
+            del t.idempotency[key]
+        return {
+            "reference_templates": templates,
+            "capture_images": images,
+            "idempotency_keys": len(doomed_keys),
+        }
 
 
 class _DataKeys(_Repository):

@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     match_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     gallery_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     ambiguity_margin: float = Field(default=0.03, ge=0.0, le=1.0)
-    # Watchlist alerts: the policy's 1:N threshold unless set.
+    # Watchlist alerts: set, one threshold for any list size; unset, the recognizer's
+    # list-size bands (services/thresholds.py), or the policy's 1:N threshold without bands.
     watchlist_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

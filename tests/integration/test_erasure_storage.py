@@ -3,6 +3,7 @@ both databases; and, on SQLite, that erased bytes do not survive in the database
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -38,8 +39,8 @@ from entryexit.domain.model import (
 )
 from entryexit.domain.policy import parse_policy
 from entryexit.services.policies import shipped_policy_text
-from entryexit.services.ports import AlertRecord, CaptureRecord, NewAdmission
-from entryexit.services.unit_of_work import OutboxMessage
+from entryexit.services.ports import AlertRecord, CaptureRecord, IdempotencyClaim, NewAdmission
+from entryexit.services.unit_of_work import OutboxMessage, UnitOfWork
 from tests.fakes import StaticKeyProvider
 from tests.repository_driver import RepositoryDriver
 
@@ -271,6 +272,7 @@ def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDrive
     assert erasure.staged_flights == ("f1",)
     assert erasure.counts == {
         "capture_images": 1,
+        "idempotency_keys": 0,
         "capture_records": 1,
         "encounter_records": 1,
         "manifest_entries": 2,  # the version in force and the upload under way
@@ -286,6 +288,71 @@ def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDrive
     assert rows_naming(store, ids["foreign"]) == {}
     assert rows_naming(store, ids["citizen"])  # nobody else's records
     assert store.gallery_templates("f1", "m")[0].traveler_id == ids["citizen"]
+
+
+def settle_idempotent_capture(
+    store: RepositoryDriver, key: str, capture_id: str, flight_id: str, traveler_id: str
+) -> None:
+    """A gate's Idempotency-Key settled with the outcome the capture service stores: the
+    decision with the matched traveler's id and score."""
+    claim = IdempotencyClaim("gate-key", key, flight_id, "0" * 64, capture_id, DEPARTURE)
+    outcome = json.dumps({"decision": "match", "traveler_id": traveler_id, "score": 0.93})
+
+    def work(uow: UnitOfWork) -> None:
+        assert uow.captures.claim_idempotency(claim) is None
+        uow.captures.settle_idempotency("gate-key", key, outcome, DEPARTURE + timedelta(days=1))
+
+    store.write(work)
+
+
+def cells_naming(store: RepositoryDriver, traveler_id: str) -> dict[str, int]:
+    """Every text, JSON and binary cell of every table (read off the schema, whatever the
+    column is called) that holds ``traveler_id``."""
+    needle = traveler_id.encode()
+    found: dict[str, int] = {}
+    with store.engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            for row in connection.execute(select(table)).mappings():
+                for column, value in row.items():
+                    if isinstance(value, memoryview):
+                        value = value.tobytes()
+                    if isinstance(value, dict | list):
+                        value = json.dumps(value)
+                    hit = (isinstance(value, str) and traveler_id in value) or (
+                        isinstance(value, bytes) and needle in value
+                    )
+                    if hit:
+                        name = f"{table.name}.{column}"
+                        found[name] = found.get(name, 0) + 1
+    return found
+
+
+def test_erasure_leaves_the_traveler_in_no_cell_of_any_table(store: RepositoryDriver) -> None:
+    """The attacker reads the database after an erasure and searches every column, not only
+    those named after travelers: a gate's idempotency record kept the matched traveler's id
+    and score in its stored outcome."""
+    ids = board(store)
+    settle_idempotent_capture(store, "retry-1", "c1", "f1", ids["foreign"])
+    settle_idempotent_capture(store, "retry-2", "c-other", "f1", ids["citizen"])
+    assert "capture_idempotency_keys.outcome" in cells_naming(store, ids["foreign"])
+    erasure = store.write(lambda uow: uow.retention.erase_traveler(ids["foreign"]))
+    assert erasure.counts["idempotency_keys"] == 1
+    assert cells_naming(store, ids["foreign"]) == {}
+    assert "capture_idempotency_keys.outcome" in cells_naming(store, ids["citizen"])
+
+
+def test_an_opt_out_forgets_the_gates_idempotency_records_of_the_traveler(
+    store: RepositoryDriver,
+) -> None:
+    ids = board(store)
+    settle_idempotent_capture(store, "retry-1", "c1", "f1", ids["foreign"])
+    settle_idempotent_capture(store, "retry-2", "c-other", "f1", ids["citizen"])
+    deleted = store.write(
+        lambda uow: uow.retention.forget_opted_out(ids["foreign"], "f1", DEPARTURE)
+    )
+    assert deleted["idempotency_keys"] == 1
+    assert "capture_idempotency_keys.outcome" not in cells_naming(store, ids["foreign"])
+    assert "capture_idempotency_keys.outcome" in cells_naming(store, ids["citizen"])
 
 
 def test_an_opt_out_deletes_the_template_and_the_images_of_the_travelers_captures(
@@ -306,7 +373,7 @@ def test_an_opt_out_deletes_the_template_and_the_images_of_the_travelers_capture
     deleted = store.write(
         lambda uow: uow.retention.forget_opted_out(ids["foreign"], "f1", DEPARTURE, "c3")
     )
-    assert deleted == {"reference_templates": 1, "capture_images": 2}
+    assert deleted == {"reference_templates": 1, "capture_images": 2, "idempotency_keys": 0}
     assert store.read(lambda uow: uow.cases.capture_image("c3")) is None
     with store.engine.connect() as connection:
         image, key = connection.execute(
@@ -315,7 +382,7 @@ def test_an_opt_out_deletes_the_template_and_the_images_of_the_travelers_capture
     assert (image, key) == (None, None)
     # The citizen is also on a later flight: an opt-out on this one keeps their template.
     kept = store.write(lambda uow: uow.retention.forget_opted_out(ids["citizen"], "f1", DEPARTURE))
-    assert kept == {"reference_templates": 0, "capture_images": 0}
+    assert kept == {"reference_templates": 0, "capture_images": 0, "idempotency_keys": 0}
 
 
 # --- deleted bytes do not survive (SQLite files) --------------------------------------------

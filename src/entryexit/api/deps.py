@@ -13,7 +13,7 @@ from fastapi.security import APIKeyHeader
 from entryexit.api.limits import client_address_of
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.bootstrap import Services
-from entryexit.domain.access import Permission, Principal, Role
+from entryexit.domain.access import CROSS_CARRIER_PERMISSIONS, Permission, Principal, Role
 from entryexit.domain.throttle import FailureLockout, TokenBuckets
 from entryexit.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 
@@ -73,6 +73,10 @@ def authorize(
     if needed is None or needed == PUBLIC or not isinstance(needed, Permission):
         raise PermissionDeniedError("this endpoint is not open to API keys")
     if not principal.can(needed):
+        if principal.carrier is not None and needed in CROSS_CARRIER_PERMISSIONS:
+            raise PermissionDeniedError(
+                f"a key bound to a carrier may not do {needed.value}: it spans every carrier"
+            )
         raise PermissionDeniedError(f"role {principal.role.value} may not do {needed.value}")
     flight_id = request.path_params.get("flight_id")
     if principal.carrier is not None and flight_id is not None:

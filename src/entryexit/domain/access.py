@@ -114,7 +114,37 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
-def allows(role: Role, permission: Permission) -> bool:
+# A key bound to a carrier (every gate key and kiosk, and any agency key issued to a carrier's
+# staff) acts on that carrier's flights only. These permissions act on data that belongs to no
+# one flight: enrolled documents and prints of every traveler, crossings and stays, alerts and
+# the watchlist, the audit trail, reports and metrics across carriers, erasure and kiosks. A
+# bound key never has them, whatever its role; docs/access.md says why, endpoint by endpoint.
+CROSS_CARRIER_PERMISSIONS: frozenset[Permission] = frozenset(
+    {
+        Permission.PHOTO_ENROL,
+        Permission.FINGERPRINT_ENROL,
+        Permission.FINGERPRINT_VERIFY,
+        Permission.CROSSINGS_READ,
+        Permission.ADMISSION_WRITE,
+        Permission.OVERSTAY_REPORT,
+        Permission.ALERT_READ,
+        Permission.ALERT_DISPOSITION,
+        Permission.WATCHLIST_MANAGE,
+        Permission.AUDIT_READ,
+        Permission.PRIVACY_REPORT,
+        Permission.METRICS_READ,
+        Permission.TRAVELER_ERASE,
+        Permission.KIOSK_MANAGE,
+        Permission.KIOSK_REQUESTS,
+        Permission.CASE_RESOLVE,
+        Permission.IMAGE_VIEW,
+    }
+)
+
+
+def allows(role: Role, permission: Permission, carrier: str | None = None) -> bool:
+    if carrier is not None and permission in CROSS_CARRIER_PERMISSIONS:
+        return False
     return permission in ROLE_PERMISSIONS[role]
 
 
@@ -128,7 +158,7 @@ class Principal:
     carrier: str | None = None
 
     def can(self, permission: Permission) -> bool:
-        return allows(self.role, permission)
+        return allows(self.role, permission, self.carrier)
 
     def require(self, permission: Permission) -> None:
         """Raise :class:`PermissionDeniedError` unless this role has ``permission``."""

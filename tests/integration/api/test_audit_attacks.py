@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +21,7 @@ from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
 from entryexit.bootstrap import build_services
-from tests.integration.api.conftest import Api
+from tests.integration.api.conftest import Api, manifest_row
 
 pytestmark = [pytest.mark.models]
 
@@ -181,3 +182,35 @@ def test_storage_that_cannot_write_is_a_503_and_not_ready(api: Api, engine: Face
     assert response.status_code == 503, response.text
     assert response.json()["type"].endswith(":storage-unavailable")
     services.uow.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_reads_of_personal_data_stop_while_the_log_is_untrusted(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After the truncation above, an officer's read of a manifest or a flight's encounters
+    could no longer be recorded: the read is refused (503, no names in the body) rather
+    than served unaudited, and the operator is told at ERROR level."""
+    flight = api.create_flight()
+    manifest = f"/v1/flights/{flight['id']}/manifest"
+    loaded = api.client.put(
+        manifest, json=[manifest_row("A1", "ZWANENBURG")], headers=api.headers("officer")
+    )
+    assert loaded.status_code == 200, loaded.text
+    assert "ZWANENBURG" in api.client.get(manifest, headers=api.headers("officer")).text
+    last = some_audited_work(api)
+    sql(api, "DELETE FROM audit_events WHERE sequence > :keep", keep=last - 2)
+    sql(
+        api,
+        "UPDATE audit_head SET sequence = :seq, hash ="
+        " (SELECT hash FROM audit_events WHERE sequence = :seq), signature = :junk",
+        seq=last - 2,
+        junk="0" * 64,
+    )
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        for url in (manifest, f"/v1/flights/{flight['id']}/encounters"):
+            response = api.client.get(url, headers=api.headers("officer"))
+            assert response.status_code == 503, (url, response.text)
+            assert response.json()["type"].endswith(":audit-log-untrusted")
+            assert "ZWANENBURG" not in response.text
+    assert any(r.levelno >= logging.ERROR and "audit" in r.getMessage() for r in caplog.records)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
 from entryexit.domain.access import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, build_api, capture, manifest_row
+from tests.integration.api.conftest import Api, build_api, capture, enrol, manifest_row
 
 pytestmark = [pytest.mark.models]
 PROBLEM = "application/problem+json"
@@ -155,6 +156,52 @@ def test_a_carrier_bound_key_acts_on_its_carriers_flights_only(api: Api) -> None
     assert refused.status_code == 403
 
 
+def request_arguments(method: str, path: str, photo: bytes) -> dict[str, object]:
+    """A well-formed body for each endpoint, so that only the key decides the answer."""
+    kwargs: dict[str, object] = {}
+    if "fingerprint" in path:
+        kwargs["files"] = {"prints": ("p.png", photo, "image/png")}
+        kwargs["data"] = {
+            "fingers": "2",
+            "ppi": "500",
+            "issuing_state": "UTO",
+            "number": "A1",
+            "category": "test",  # for the watchlist's prints
+            "reason_code": "T1",
+        }
+    elif path.endswith("/photos") or path.endswith("/captures"):
+        kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}
+        kwargs["data"] = {"gate": "G1", "device": "d"}
+    elif path == "/v1/watchlist" and method == "POST":
+        kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}
+        kwargs["data"] = {"category": "test", "reason_code": "T1"}
+    elif path.endswith("/disposition"):
+        kwargs["json"] = {"disposition": "dismissed_other", "reason": "test"}
+    elif path.startswith("/v1/admissions"):
+        kwargs["json"] = {"admission_class": "B2"}
+    elif path == "/v1/erasures":
+        kwargs["json"] = {"issuing_state": "UTO", "number": "NONE", "reason": "court_order"}
+    elif path == "/v1/reports/overstays":
+        kwargs["params"] = {"as_of": "2030-01-01"}
+    elif path.endswith("/manifest") and method == "PUT":
+        kwargs["json"] = [manifest_row("A1", "ONE")]
+    elif path == "/v1/verifications":
+        kwargs["files"] = {
+            "capture": ("c.jpg", photo, "image/jpeg"),
+            "document_photo": ("d.jpg", photo, "image/jpeg"),
+        }
+    elif path == "/v1/flights":
+        kwargs["json"] = {
+            "carrier": "EE",
+            "number": "1",
+            "scheduled_departure": "2030-01-01T00:00:00Z",
+            "origin": "AAA",
+            "destination": "BBB",
+            "direction": "entry",
+        }
+    return kwargs
+
+
 def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
     flight = api.create_flight(carrier="EE")
     unknown = "00000000-0000-0000-0000-000000000000"
@@ -175,42 +222,8 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
     for (method, path), needed in ENDPOINT_PERMISSIONS.items():
         url = path.format(**values)
         for key_name, role in roles.items():
-            kwargs: dict[str, object] = {"headers": api.headers(key_name)}
-            if "fingerprint" in path:
-                kwargs["files"] = {"prints": ("p.png", photo, "image/png")}
-                kwargs["data"] = {
-                    "fingers": "2",
-                    "ppi": "500",
-                    "issuing_state": "UTO",
-                    "number": "A1",
-                    "category": "test",  # for the watchlist's prints
-                    "reason_code": "T1",
-                }
-            elif path.endswith("/photos") or path.endswith("/captures"):
-                kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}
-                kwargs["data"] = {"gate": "G1", "device": "d"}
-            elif path == "/v1/watchlist" and method == "POST":
-                kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}
-                kwargs["data"] = {"category": "test", "reason_code": "T1"}
-            elif path.endswith("/disposition"):
-                kwargs["json"] = {"disposition": "dismissed_other", "reason": "test"}
-            elif path.startswith("/v1/admissions"):
-                kwargs["json"] = {"admission_class": "B2"}
-            elif path == "/v1/erasures":
-                kwargs["json"] = {"issuing_state": "UTO", "number": "NONE", "reason": "court_order"}
-            elif path == "/v1/reports/overstays":
-                kwargs["params"] = {"as_of": "2030-01-01"}
-            elif path.endswith("/manifest") and method == "PUT":
-                kwargs["json"] = [manifest_row("A1", "ONE")]
-            elif path == "/v1/flights":
-                kwargs["json"] = {
-                    "carrier": "EE",
-                    "number": "1",
-                    "scheduled_departure": "2030-01-01T00:00:00Z",
-                    "origin": "AAA",
-                    "destination": "BBB",
-                    "direction": "entry",
-                }
+            kwargs = request_arguments(method, path, photo)
+            kwargs["headers"] = api.headers(key_name)
             response = api.client.request(method, url, **kwargs)  # type: ignore[arg-type]
             if needed == PUBLIC:
                 assert response.status_code == 200, (method, path, key_name)
@@ -223,6 +236,79 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
                 )
             else:
                 assert response.status_code == 403, (method, path, key_name, response.text)
+
+
+# Routes a carrier-bound key may call with another carrier's flight in hand: the policy in
+# force names no carrier and no traveler. Every other API route refuses it (docs/access.md).
+CARRIER_NEUTRAL_ROUTES = {("GET", "/v1/policies"), ("GET", "/v1/policies/current")}
+
+
+def api_key_routes(api: Api) -> set[tuple[str, str]]:
+    """Every operation the app serves, read off the app itself (its OpenAPI document is built
+    from its routes; this FastAPI wraps included routers in private classes)."""
+    paths = api.client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    return {(method.upper(), path) for path, item in paths.items() for method in item}
+
+
+def test_a_carrier_bound_key_of_every_role_never_reaches_another_carriers_data(
+    api: Api, lfw_dir: Path
+) -> None:
+    """The attacker holds a key bound to carrier ZZ, of any role, and walks every API route
+    with another carrier's (EE) flight, traveler, admission, alert and document. Every route
+    answers 403 except the policy in force; the EE traveler gets no new reference photo."""
+    photo_path = lfw_image(lfw_dir, "Colin_Powell", 1)
+    photo = photo_path.read_bytes()
+    theirs = api.create_flight(carrier="EE")
+    manifest = api.client.put(
+        f"/v1/flights/{theirs['id']}/manifest",
+        json=[manifest_row("A1", "ONE")],
+        headers=api.headers("officer"),
+    )
+    assert manifest.status_code == 200, manifest.text
+    traveler_ref = enrol(api, "A1", photo_path)
+    unknown = "00000000-0000-0000-0000-000000000000"
+    values = {
+        "flight_id": theirs["id"],
+        "issuing_state": "UTO",
+        "number": "A1",
+        "traveler_id": traveler_ref,
+        "admission_id": unknown,
+        "entry_id": unknown,
+        "alert_id": unknown,
+    }
+    served = api_key_routes(api)
+    assert served == set(ENDPOINT_PERMISSIONS), served ^ set(ENDPOINT_PERMISSIONS)
+    before = reference_template_count(api)
+    for role in Role:
+        key_name = f"{role.value}_bound_zz"
+        api.keys[key_name] = api.services.keys.create(role, "carrier staff", carrier="ZZ")[1]
+        for method, path in sorted(served):
+            kwargs = request_arguments(method, path, photo)
+            kwargs["headers"] = api.headers(key_name)
+            if path == "/v1/verifications":
+                kwargs["data"] = {
+                    "flight_id": theirs["id"],
+                    "issuing_state": "UTO",
+                    "document_number": "A1",
+                }
+            response = api.client.request(method, path.format(**values), **kwargs)  # type: ignore[arg-type]
+            needed = ENDPOINT_PERMISSIONS[(method, path)]
+            if needed == PUBLIC:
+                assert response.status_code == 200, (method, path, key_name)
+            elif (method, path) in CARRIER_NEUTRAL_ROUTES and needed in ROLE_PERMISSIONS[role]:
+                assert response.status_code == 200, (method, path, key_name, response.text)
+            else:
+                assert_problem(response, 403, "forbidden")
+                assert "ONE" not in response.text
+    assert reference_template_count(api) == before
+
+
+def reference_template_count(api: Api) -> int:
+    engine = api.services.uow.engine  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        return int(
+            connection.execute(text("SELECT count(*) FROM reference_templates")).scalar_one()
+        )
 
 
 def test_gate_keys_are_rate_limited_and_failed_sign_ins_lock_out(

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from entryexit.domain.access import ROLE_PERMISSIONS, Permission, Role
+from entryexit.domain.access import (
+    CROSS_CARRIER_PERMISSIONS,
+    ROLE_PERMISSIONS,
+    Permission,
+    Principal,
+    Role,
+)
 
 KIOSK_MATRIX = {
     Role.ADMIN: {Permission.KIOSK_MANAGE, Permission.KIOSK_REQUESTS},
@@ -30,3 +36,35 @@ def test_a_gate_and_so_a_paired_kiosk_submits_and_records_and_reads_nothing() ->
         Permission.OPT_OUT_RECORD,
         Permission.VERIFY,
     }
+
+
+# What a key bound to a carrier keeps, role by role: only what acts on one flight (checked
+# against the flight's carrier) or names no carrier (the policy). The API walk with bound keys
+# is tests/integration/api/test_errors_and_roles.py.
+FLIGHT_SCOPED_OR_NEUTRAL = {
+    Permission.FLIGHT_CREATE,
+    Permission.FLIGHT_READ,
+    Permission.MANIFEST_WRITE,
+    Permission.GALLERY_STAGE,
+    Permission.CAPTURE_SUBMIT,
+    Permission.ENCOUNTER_READ,
+    Permission.OPT_OUT_RECORD,
+    Permission.POLICY_READ,
+    Permission.VERIFY,
+    Permission.DECISION_DETAILS,
+}
+
+
+def test_every_permission_is_either_flight_scoped_or_cross_carrier() -> None:
+    assert set(Permission) - CROSS_CARRIER_PERMISSIONS == FLIGHT_SCOPED_OR_NEUTRAL
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_a_carrier_bound_key_keeps_only_what_acts_on_its_carriers_flights(role: Role) -> None:
+    bound = Principal("k", "carrier staff", role, carrier="ZZ")
+    unbound = Principal("k", "agency staff", role)
+    assert {p for p in Permission if bound.can(p)} == (
+        ROLE_PERMISSIONS[role] & FLIGHT_SCOPED_OR_NEUTRAL
+    )
+    if role is not Role.GATE:
+        assert {p for p in Permission if unbound.can(p)} == ROLE_PERMISSIONS[role]

@@ -193,7 +193,7 @@ def test_an_opt_out_keeps_the_template_a_later_flight_still_needs() -> None:
         departure=datetime(2026, 11, 25, 9, tzinfo=UTC),
     )
     kept = world.opt_outs.record(GATE, first.id, DocumentKey("UTO", "N1"), "G1")
-    assert kept.deleted == {"reference_templates": 0, "capture_images": 0}
+    assert kept.deleted == {"reference_templates": 0, "capture_images": 0, "idempotency_keys": 0}
     assert len(world.uow.tables.templates) == 1
     world.galleries.stage(later.id, OFFICER)
     assert world.captures.process(GATE, later.id, b"face:1", "G1", "cam").decision is (

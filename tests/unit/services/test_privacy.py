@@ -46,6 +46,7 @@ def test_an_opt_out_is_recorded_and_takes_the_traveler_out_of_the_gallery() -> N
         "encounter": opt_out.encounter_id,
         "deleted_reference_templates": 1,
         "deleted_capture_images": 0,
+        "deleted_idempotency_keys": 0,
     }
     assert opt_out.traveler_id not in {r.traveler_id for r in world.uow.tables.templates.values()}
     (message,) = world.uow.tables.outbox.values()

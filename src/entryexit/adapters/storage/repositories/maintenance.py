@@ -220,6 +220,12 @@ class SqlRetentionRepository:
         )
         counts = {
             "capture_images": images,
+            # Before the captures: a gate's idempotency record keeps the decision it was
+            # given, with the traveler's id and score (a retry then runs as a new capture).
+            "idempotency_keys": self._delete(
+                CaptureIdempotencyRow,
+                _idempotency_naming(traveler_id, select(CaptureRow.id).where(theirs)),
+            ),
             "capture_records": self._delete(CaptureRow, theirs),
             "encounter_records": self._delete(
                 EncounterRow, EncounterRow.traveler_id == traveler_id
@@ -273,6 +279,17 @@ class SqlRetentionRepository:
             templates = self._delete(
                 ReferenceTemplateRow, ReferenceTemplateRow.traveler_id == traveler_id
             )
+        on_this_flight = select(CaptureRow.id).where(
+            CaptureRow.flight_id == flight_id,
+            or_(CaptureRow.traveler_id == traveler_id, CaptureRow.id == capture_id),
+        )
+        idempotency = self._delete(
+            CaptureIdempotencyRow,
+            and_(
+                CaptureIdempotencyRow.flight_id == flight_id,
+                _idempotency_naming(traveler_id, on_this_flight),
+            ),
+        )
         images = _rowcount(
             self._session.execute(
                 update(CaptureRow)
@@ -284,7 +301,19 @@ class SqlRetentionRepository:
                 .values(image=None, wrapped_key=None, kek_id=None, image_expires_at=None)
             )
         )
-        return {"reference_templates": templates, "capture_images": images}
+        return {
+            "reference_templates": templates,
+            "capture_images": images,
+            "idempotency_keys": idempotency,
+        }
+
+
+def _idempotency_naming(traveler_id: str, captures: Any) -> ColumnElement[bool]:
+    """Idempotency records of the traveler's captures, or whose stored outcome names them."""
+    return or_(
+        CaptureIdempotencyRow.capture_id.in_(captures),
+        CaptureIdempotencyRow.outcome.contains(traveler_id),
+    )
 
 
 # Every table that keeps a key wrapped by a key-encryption key, and the owner name it was
