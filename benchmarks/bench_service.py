@@ -64,6 +64,7 @@ def start_service(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    data_dir.mkdir(parents=True, exist_ok=True)
     env = service_env(data_dir, database_url, port)
     subprocess.run(
         [sys.executable, "-m", "entryexit", "keys", "init"],
