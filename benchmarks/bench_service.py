@@ -22,6 +22,7 @@ import os
 import platform
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +41,9 @@ from bench_pipeline import gate_frame, pipeline_baseline, random_gallery
 from entryexit.biometrics import EngineSettings, FaceEngine
 from entryexit.config import Settings
 from entryexit.evaluation.datasets import LabelledImages
+from profile_stages import print_stages
 
+PY_SPY_RATE = 200
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw-dev"
 
 
@@ -213,7 +216,20 @@ def main() -> int:
         default=3,
         help="Pipeline and HTTP runs alternate this many times (both see the same load).",
     )
+    parser.add_argument(
+        "--only-300",
+        action="store_true",
+        help="Enrol 300 travelers only and skip the 1,000 gallery (a quicker comparison).",
+    )
     parser.add_argument("--database-url", default=None, help="PostgreSQL (default SQLite).")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Afterwards, profile the service with py-spy under 1 and 4 clients (raw samples"
+        " in DIR, stages printed by profile_stages.py).",
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"skipped: data set not found at {args.data}")
@@ -254,10 +270,14 @@ def main() -> int:
                         files={"photo": ("p.jpg", photo, "image/jpeg")},
                     ).raise_for_status()
 
+                enrolled = persons[:300] if args.only_300 else persons
                 with ThreadPoolExecutor(max_workers=4) as pool:
-                    list(pool.map(enrol, enumerate(persons)))
+                    list(pool.map(enrol, enumerate(enrolled)))
                 enrol_seconds = time.perf_counter() - began
-                print(f"enrolled 1000 reference photos in {enrol_seconds:.1f} s (4 clients)")
+                print(
+                    f"enrolled {len(enrolled)} reference photos in {enrol_seconds:.1f} s"
+                    " (4 clients)"
+                )
 
                 mated = [p for p in with_more if persons.index(p) < 300]
                 frames_300 = [
@@ -271,6 +291,10 @@ def main() -> int:
                 flight_300, staging = make_flight(client, persons[:300])
                 print(f"\ngallery of 300: staged in {staging * 1000:.0f} ms")
                 compare_with_pipeline(gate, flight_300, frames_300, process.pid, settings, args)
+                if args.py_spy is not None:
+                    profile(gate, flight_300, frames_300, process.pid, args.py_spy)
+                if args.only_300:
+                    return 0
                 flight_1000, staging = make_flight(client, persons)
                 print(f"\ngallery of 1000: staged in {staging * 1000:.0f} ms")
                 captures(gate, flight_1000, frames_1000[:10], 1, process.pid)  # warm-up
@@ -287,6 +311,31 @@ def main() -> int:
             process.terminate()
             process.wait(timeout=20)
     return 0
+
+
+def profile(
+    gate: httpx.Client, flight_id: str, frames: list[bytes], service_pid: int, into: Path
+) -> None:
+    """py-spy (CPU samples only: idle threads are not sampled) on the service under 1 and 4
+    clients, then the stage table of each."""
+    into.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    outputs = []
+    for clients in (1, 4):
+        output = into / f"{clients}-clients.txt"
+        command = ["record", "--pid", str(service_pid), "--rate", str(PY_SPY_RATE)]
+        command += ["--format", "raw", "--output", str(output), "--nonblocking"]
+        recorder = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+            [spy, *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)  # py-spy attaches
+        captures(gate, flight_id, frames, clients, service_pid)
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+        outputs.append(output)
+    print_stages(outputs, len(frames), PY_SPY_RATE)
 
 
 def compare_with_pipeline(
