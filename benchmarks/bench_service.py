@@ -350,6 +350,7 @@ def compare_with_pipeline(
     alternating, then the ratios."""
     # The service's own thread settings: engine workers and OpenCV threads.
     cv2.setNumThreads(settings.opencv_threads)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     engine = FaceEngine.from_model_dir(
         settings.resolved_model_dir, EngineSettings(workers=settings.engine_workers)
     )
