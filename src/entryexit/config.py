@@ -102,7 +102,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, gt=0)
     detector_max_side: int = Field(default=DEFAULT_DETECTOR_MAX_SIDE, ge=64)
     engine_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    opencv_threads: int = Field(default=1, ge=0)
+    # OpenCV runs one parallel loop at a time per process (a second caller's loop runs in its
+    # own thread, serially): so a lone capture gets every core, and concurrent captures one
+    # each, without a switch (benchmarks/RESULTS.md, issue 17).
+    opencv_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     flip_augmentation: bool = True
 
     @field_validator("trusted_proxies", mode="before")
