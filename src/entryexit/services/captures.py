@@ -29,7 +29,7 @@ from entryexit.biometrics import similarity_matrix
 from entryexit.biometrics.fusion import BurstAnalysis
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.identification import IdentificationRule, identify
-from entryexit.domain.model import CitizenshipClass, Decision, EncounterMethod, Flight
+from entryexit.domain.model import Decision, EncounterMethod, Flight
 from entryexit.domain.policy import DataKind, Policy
 from entryexit.errors import (
     IdempotencyKeyReusedError,
@@ -129,8 +129,6 @@ class _Verdict:
     decision: Decision
     reasons: tuple[str, ...] = ()
     traveler_id: str | None = None
-    # The matched traveler's citizenship class, from the staged gallery.
-    citizenship: CitizenshipClass | None = None
     score: float | None = None
     runner_up: float | None = None
     keep_image: bool = False
@@ -318,7 +316,6 @@ class CaptureService:
             Decision.MATCH,
             notes,
             traveler_id=gallery.traveler_ids[result.index],
-            citizenship=gallery.citizenship_of(result.index),
             score=result.score,
             runner_up=result.runner_up_score,
             live=live,
@@ -375,7 +372,7 @@ class CaptureService:
                 decision, keep_image = Decision.MANUAL, True
                 reasons = ("officer_review", *verdict.reasons)
             else:
-                citizenship = verdict.citizenship
+                citizenship = uow.travelers.profile(traveler_id).citizenship_class
                 encounter = new_encounter(
                     flight,
                     traveler_id,

@@ -28,9 +28,8 @@ StagedHook = Callable[[UnitOfWork, Flight, "StagedGallery"], object]
 
 @dataclass(frozen=True, slots=True)
 class StagedGallery:
-    """One row per traveler: the L2-normalised mean of their reference templates, what the
-    manifest says that can relate two travelers (``facts``) and each traveler's citizenship
-    class (``citizenship``, which a match's retention follows), in the same order."""
+    """One row per traveler: the L2-normalised mean of their reference templates, and what
+    the manifest says that can relate two travelers (``facts``, in the same order)."""
 
     flight_id: str
     version: int
@@ -40,7 +39,6 @@ class StagedGallery:
     staged_at: datetime
     expires_at: datetime | None = None
     facts: tuple[TravelerFacts, ...] = ()
-    citizenship: tuple[CitizenshipClass | None, ...] = ()
 
     def __len__(self) -> int:
         return len(self.traveler_ids)
@@ -51,11 +49,6 @@ class StagedGallery:
         if not self.facts:
             return False
         return are_related(self.facts[first], self.facts[second])
-
-    def citizenship_of(self, index: int) -> CitizenshipClass | None:
-        """Entry ``index``'s citizenship class as the staged manifest declares it (None when
-        unknown), so a match needs no read of the traveler's record."""
-        return self.citizenship[index] if self.citizenship else None
 
 
 def fuse_templates(
@@ -216,19 +209,8 @@ class GalleryService:
         traveler_ids, matrix = fuse_templates(vectors)
         by_traveler = {status.traveler_id: status for status in statuses}
         facts = tuple(_facts(by_traveler.get(traveler_id)) for traveler_id in traveler_ids)
-        citizenship = tuple(
-            _citizenship(by_traveler.get(traveler_id)) for traveler_id in traveler_ids
-        )
         return StagedGallery(
-            flight.id,
-            version,
-            self._model,
-            traveler_ids,
-            matrix,
-            now,
-            expires_at,
-            facts,
-            citizenship,
+            flight.id, version, self._model, traveler_ids, matrix, now, expires_at, facts
         )
 
     def evict_expired(self, now: datetime) -> int:
@@ -256,9 +238,3 @@ def _facts(status: ManifestStatus | None) -> TravelerFacts:
         surname=status.surname,
         date_of_birth=status.date_of_birth.isoformat() if status.date_of_birth else None,
     )
-
-
-def _citizenship(status: ManifestStatus | None) -> CitizenshipClass | None:
-    if status is None or not status.citizenship_class:
-        return None
-    return CitizenshipClass(status.citizenship_class)
