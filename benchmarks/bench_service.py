@@ -320,7 +320,7 @@ def profile(
     clients, then the stage table of each."""
     into.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).parent / "py-spy"
-    outputs = []
+    outputs, cpu_ms = [], []
     for clients in (1, 4):
         output = into / f"{clients}-clients.txt"
         command = ["record", "--pid", str(service_pid), "--rate", str(PY_SPY_RATE)]
@@ -331,11 +331,12 @@ def profile(
             stderr=subprocess.DEVNULL,
         )
         time.sleep(1.0)  # py-spy attaches
-        captures(gate, flight_id, frames, clients, service_pid)
+        run = captures(gate, flight_id, frames, clients, service_pid)
+        cpu_ms.append(run.service_cpu_ms)
         recorder.send_signal(signal.SIGINT)
         recorder.wait(timeout=60)
         outputs.append(output)
-    print_stages(outputs, len(frames), PY_SPY_RATE)
+    print_stages(outputs, len(frames), PY_SPY_RATE, cpu_ms)
 
 
 def compare_with_pipeline(

@@ -18,6 +18,13 @@ from pathlib import Path
 # Leaf first, the first frame that names a stage decides; more specific names come first.
 # Each entry: (stage, text found in a frame "function (module/path.py:line)").
 STAGES: tuple[tuple[str, str], ...] = (
+    # Threads parked on a lock, a queue or the selector, or waiting for the GIL after a
+    # system call: py-spy counts them as active, but they use no CPU.
+    ("waiting (locks, queues, selector)", "Condition.wait ("),
+    ("waiting (locks, queues, selector)", "EpollSelector.select ("),
+    ("waiting (locks, queues, selector)", "Semaphore.acquire ("),
+    ("thread hand-off to the event loop", "_write_to_self ("),
+    ("thread hand-off to the event loop", "Condition.notify ("),
     ("model: decode", "decode_image ("),
     ("model: mirror detection", "_mirror_crop ("),
     ("model: detect", "detect (entryexit/biometrics/detect.py"),
@@ -85,22 +92,36 @@ def main() -> int:
     parser.add_argument("files", type=Path, nargs="+")
     parser.add_argument("--captures", type=int, default=0, help="Captures the file covers.")
     parser.add_argument("--rate", type=int, default=200, help="py-spy's samples per second.")
+    parser.add_argument(
+        "--cpu-ms",
+        type=float,
+        nargs="*",
+        help="The service's measured CPU a capture during each file's run (in ms).",
+    )
     args = parser.parse_args()
-    print_stages(args.files, args.captures, args.rate)
+    print_stages(args.files, args.captures, args.rate, args.cpu_ms)
     return 0
 
 
-def print_stages(files: list[Path], captures: int, rate: int) -> None:
-    for path in files:
+def print_stages(
+    files: list[Path], captures: int, rate: int, cpu_ms: list[float] | None = None
+) -> None:
+    """Shares of the samples by stage; with ``cpu_ms`` (the service's measured CPU a
+    capture, one per file), the working samples' shares of it in ms."""
+    for number, path in enumerate(files):
         counts = tally(path)
+        waiting = counts.pop("waiting (locks, queues, selector)", 0)
         total = sum(counts.values())
-        print(f"\n{path.name}: {total} samples")
+        print(f"\n{path.name}: {total} working samples ({waiting} more waiting)")
         groups: Counter[str] = Counter()
         for stage, count in counts.most_common():
             groups[stage.split(":")[0]] += count
-            per_capture = (
-                f"  {count / rate / captures * 1000:6.2f} ms a capture" if captures else ""
-            )
+            if cpu_ms:
+                per_capture = f"  {count / total * cpu_ms[number]:6.2f} ms CPU a capture"
+            elif captures:
+                per_capture = f"  {count / rate / captures * 1000:6.2f} ms sampled a capture"
+            else:
+                per_capture = ""
             print(f"  {stage:42} {100 * count / total:5.1f}%{per_capture}")
         outside = total - groups["model"]
         print(f"  -- outside the models: {100 * outside / total:.1f}% of the service's CPU")
