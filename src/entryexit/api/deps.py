@@ -32,14 +32,7 @@ def get_services(request: Request) -> Services:
     return services
 
 
-async def services_dependency(request: Request) -> Services:
-    """The services, as a dependency: ``async`` because FastAPI runs a plain function
-    dependency on its thread pool, one more hand-off between threads on every request (the
-    capture path's profile, issue 17)."""
-    return get_services(request)
-
-
-ServicesDep = Annotated[Services, Depends(services_dependency)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def authorize(
