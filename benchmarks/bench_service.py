@@ -1,24 +1,35 @@
-"""The verification service through its real HTTP API, as a separate process.
+"""The verification service through its real HTTP API, as a separate process, beside the
+face pipeline alone on the same frames (issue 17).
 
-Measures capture-to-decision latency (single client) for galleries of 300 and 1,000 travelers
-with 640x480 JPEG captures, sustained captures per second with 1, 4 and 16 concurrent gate
-clients, staging time for 300 travelers, and the service process's memory.
+Measures capture-to-decision latency (single gate client) for galleries of 300 and 1,000
+travelers with 640x480 JPEG captures, sustained captures per second with 1, 4 and 16
+concurrent gate clients, staging time, and the service process's memory. In the same run, the
+pipeline alone (``bench_pipeline.pipeline_baseline``: decode, detect, align, quality, embed,
+1:N over 300; the service's engine workers and OpenCV threads) on the same frames, interleaved
+with the HTTP rounds so that both see the same machine, and the ratios:
+
+    latency ratio X      HTTP single-client p50 / pipeline single-caller p50
+    throughput ratio Y   HTTP captures/s with 4 clients / pipeline captures/s on 2 threads
 
     .venv/bin/python benchmarks/bench_service.py [--data ../shared/data/lfw-dev]
+        [--database-url postgresql+psycopg://...]   (default: SQLite in a scratch directory)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,28 +37,17 @@ import cv2
 import httpx
 import numpy as np
 
+from bench_pipeline import gate_frame, pipeline_baseline, random_gallery
+from entryexit.biometrics import EngineSettings, FaceEngine
 from entryexit.config import Settings
 from entryexit.evaluation.datasets import LabelledImages
+from profile_stages import print_stages
 
+PY_SPY_RATE = 200
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw-dev"
 
 
-def gate_frame(path: Path, rng: random.Random) -> bytes:
-    """An lfw-dev photo placed at a random spot in a 640x480 frame, as a gate camera sees it."""
-    face = cv2.imread(str(path))
-    size = rng.randrange(220, 300)
-    frame = np.full((480, 640, 3), rng.randrange(80, 160), np.uint8)
-    x, y = rng.randrange(0, 640 - size), rng.randrange(0, 480 - size)
-    frame[y : y + size, x : x + size] = cv2.resize(face, (size, size))
-    ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    assert ok
-    return encoded.tobytes()
-
-
-def start_service(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def service_env(data_dir: Path, database_url: str | None, port: int) -> dict[str, str]:
     env = {
         **os.environ,
         "ENTRYEXIT_DATA_DIR": str(data_dir),
@@ -55,7 +55,24 @@ def start_service(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         "ENTRYEXIT_KEY_DIR": str(data_dir.parent / f"{data_dir.name}-keys"),
         "ENTRYEXIT_MODEL_DIR": str(Settings().resolved_model_dir),
         "ENTRYEXIT_PORT": str(port),
+        # One gate key stands in for many gates: its rate limit (20/s by default) would
+        # measure the limiter, not the capture path (which still checks it every time).
+        "ENTRYEXIT_GATE_REQUESTS_PER_SECOND": "10000",
+        "ENTRYEXIT_GATE_BURST": "10000",
     }
+    if database_url:
+        env["ENTRYEXIT_DATABASE_URL"] = database_url
+    return env
+
+
+def start_service(
+    data_dir: Path, database_url: str | None
+) -> tuple[subprocess.Popen[bytes], str, str, dict[str, str]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = service_env(data_dir, database_url, port)
     subprocess.run(
         [sys.executable, "-m", "entryexit", "keys", "init"],
         env=env,
@@ -74,7 +91,7 @@ def start_service(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
             token = match.group(0)
         try:
             if token and httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return process, base, token
+                return process, base, token, env
         except httpx.TransportError:
             pass
         if process.poll() is not None:
@@ -96,6 +113,27 @@ def cpu_seconds(pid: int) -> float:
     moves when other processes share the machine."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gate_key(env: dict[str, str]) -> str:
+    """A gate's key for carrier EE (the role cameras use: it sees decisions only)."""
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "entryexit",
+            "keys",
+            "create",
+            "--role=gate",
+            "--name=gate",
+            "--carrier=EE",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return made.stdout.strip().splitlines()[-1]
 
 
 def make_flight(client: httpx.Client, persons: list[str]) -> tuple[str, float]:
@@ -132,9 +170,21 @@ def make_flight(client: httpx.Client, persons: list[str]) -> tuple[str, float]:
     return str(flight["id"]), time.perf_counter() - started
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    latencies_ms: list[float]
+    seconds: float
+    service_cpu_ms: float  # a capture, the service process's CPU (all its threads)
+    client_cpu_ms: float  # a capture, this process's CPU (the load generator)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.seconds
+
+
 def captures(
-    client: httpx.Client, flight_id: str, frames: list[bytes], clients: int
-) -> tuple[list[float], float]:
+    client: httpx.Client, flight_id: str, frames: list[bytes], clients: int, service_pid: int
+) -> Run:
     latencies: list[float] = []
 
     def one(frame: bytes) -> None:
@@ -147,16 +197,43 @@ def captures(
         response.raise_for_status()
         latencies.append((time.perf_counter() - began) * 1000)
 
+    service_before, client_before = cpu_seconds(service_pid), time.process_time()
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         list(pool.map(one, frames))
-    return latencies, time.perf_counter() - began
+    seconds = time.perf_counter() - began
+    return Run(
+        latencies,
+        seconds,
+        (cpu_seconds(service_pid) - service_before) / len(frames) * 1000,
+        (time.process_time() - client_before) / len(frames) * 1000,
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--captures", type=int, default=300)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Pipeline and HTTP runs alternate this many times (both see the same load).",
+    )
+    parser.add_argument(
+        "--only-300",
+        action="store_true",
+        help="Enrol 300 travelers only and skip the 1,000 gallery (a quicker comparison).",
+    )
+    parser.add_argument("--database-url", default=None, help="PostgreSQL (default SQLite).")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Afterwards, profile the service with py-spy under 1 and 4 clients (raw samples"
+        " in DIR, stages printed by profile_stages.py).",
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"skipped: data set not found at {args.data}")
@@ -165,15 +242,28 @@ def main() -> int:
     rng = random.Random(0)
     persons = rng.sample(sorted(dataset.persons), 1000)
     with_more = [p for p in persons if len(dataset.persons[p]) >= 2]
+    settings = Settings()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, load average"
+        f" {os.getloadavg()[0]:.1f}; database: {'PostgreSQL' if args.database_url else 'SQLite'}"
+    )
     with tempfile.TemporaryDirectory() as scratch:
-        process, base, token = start_service(Path(scratch))
+        process, base, token, env = start_service(Path(scratch) / "data", args.database_url)
         try:
-            with httpx.Client(
-                base_url=base,
-                headers={"X-API-Key": token},
-                timeout=120,
-                limits=httpx.Limits(max_connections=32),
-            ) as client:
+            with (
+                httpx.Client(
+                    base_url=base,
+                    headers={"X-API-Key": token},
+                    timeout=120,
+                    limits=httpx.Limits(max_connections=32),
+                ) as client,
+                httpx.Client(
+                    base_url=base,
+                    headers={"X-API-Key": gate_key(env)},
+                    timeout=120,
+                    limits=httpx.Limits(max_connections=32),
+                ) as gate,
+            ):
                 began = time.perf_counter()
 
                 def enrol(item: tuple[int, str]) -> None:
@@ -184,10 +274,14 @@ def main() -> int:
                         files={"photo": ("p.jpg", photo, "image/jpeg")},
                     ).raise_for_status()
 
+                enrolled = persons[:300] if args.only_300 else persons
                 with ThreadPoolExecutor(max_workers=4) as pool:
-                    list(pool.map(enrol, enumerate(persons)))
+                    list(pool.map(enrol, enumerate(enrolled)))
                 enrol_seconds = time.perf_counter() - began
-                print(f"enrolled 1000 reference photos in {enrol_seconds:.1f} s (4 clients)")
+                print(
+                    f"enrolled {len(enrolled)} reference photos in {enrol_seconds:.1f} s"
+                    " (4 clients)"
+                )
 
                 mated = [p for p in with_more if persons.index(p) < 300]
                 frames_300 = [
@@ -198,37 +292,118 @@ def main() -> int:
                     gate_frame(rng.choice(dataset.persons[p][1:]), rng)
                     for p in rng.choices(with_more, k=args.captures)
                 ]
-                for size, frames in ((300, frames_300), (1000, frames_1000)):
-                    flight_id, staging = make_flight(client, persons[:size])
-                    print(f"\ngallery of {size}: staged in {staging * 1000:.0f} ms")
-                    captures(client, flight_id, frames[:10], 1)  # warm-up
-                    cpu_before = cpu_seconds(process.pid)
-                    latencies, _ = captures(client, flight_id, frames, 1)
-                    cpu_each = (cpu_seconds(process.pid) - cpu_before) / len(frames) * 1000
-                    p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
-                    print(
-                        f"  single client latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms,"
-                        f" p99 {p99:.1f} ms ({len(frames)} captures);"
-                        f" service CPU {cpu_each:.1f} ms a capture"
-                    )
-                    if size == 300:
-                        for clients in (1, 4, 16):
-                            cpu_before = cpu_seconds(process.pid)
-                            lat, seconds = captures(client, flight_id, frames, clients)
-                            cpu_each = (cpu_seconds(process.pid) - cpu_before) / len(frames)
-                            q50, q99 = np.percentile(lat, [50, 99])
-                            rate = len(frames) / seconds
-                            print(
-                                f"  {clients:2} clients: {rate:5.1f} captures/s"
-                                f" (p50 {q50:.0f} ms, p99 {q99:.0f} ms;"
-                                f" service CPU {cpu_each * 1000:.1f} ms a capture)"
-                            )
+                flight_300, staging = make_flight(client, persons[:300])
+                print(f"\ngallery of 300: staged in {staging * 1000:.0f} ms")
+                compare_with_pipeline(gate, flight_300, frames_300, process.pid, settings, args)
+                if args.py_spy is not None:
+                    profile(gate, flight_300, frames_300, process.pid, args.py_spy)
+                if args.only_300:
+                    return 0
+                flight_1000, staging = make_flight(client, persons)
+                print(f"\ngallery of 1000: staged in {staging * 1000:.0f} ms")
+                captures(gate, flight_1000, frames_1000[:10], 1, process.pid)  # warm-up
+                run = captures(gate, flight_1000, frames_1000, 1, process.pid)
+                p50, p95, p99 = np.percentile(run.latencies_ms, [50, 95, 99])
+                print(
+                    f"  single client latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms,"
+                    f" p99 {p99:.1f} ms ({len(frames_1000)} captures);"
+                    f" service CPU {run.service_cpu_ms:.1f} ms a capture"
+                )
             rss, peak = memory_mib(process.pid)
             print(f"\nservice process memory: {rss:.0f} MiB resident, peak {peak:.0f} MiB")
         finally:
             process.terminate()
             process.wait(timeout=20)
     return 0
+
+
+def profile(
+    gate: httpx.Client, flight_id: str, frames: list[bytes], service_pid: int, into: Path
+) -> None:
+    """py-spy (CPU samples only: idle threads are not sampled) on the service under 1 and 4
+    clients, then the stage table of each."""
+    into.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    outputs, cpu_ms = [], []
+    for clients in (1, 4):
+        output = into / f"{clients}-clients.txt"
+        command = ["record", "--pid", str(service_pid), "--rate", str(PY_SPY_RATE)]
+        command += ["--format", "raw", "--output", str(output), "--nonblocking"]
+        recorder = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+            [spy, *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)  # py-spy attaches
+        run = captures(gate, flight_id, frames, clients, service_pid)
+        cpu_ms.append(run.service_cpu_ms)
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+        outputs.append(output)
+    print_stages(outputs, len(frames), PY_SPY_RATE, cpu_ms)
+
+
+def compare_with_pipeline(
+    gate: httpx.Client,
+    flight_id: str,
+    frames: list[bytes],
+    service_pid: int,
+    settings: Settings,
+    args: argparse.Namespace,
+) -> None:
+    """HTTP figures for the 300 gallery and the pipeline's own on the same frames, rounds
+    alternating, then the ratios."""
+    # The service's own thread settings: engine workers and OpenCV threads.
+    cv2.setNumThreads(settings.opencv_threads)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    engine = FaceEngine.from_model_dir(
+        settings.resolved_model_dir, EngineSettings(workers=settings.engine_workers)
+    )
+    gallery = random_gallery(300, engine.dimension)
+    captures(gate, flight_id, frames[:10], 1, service_pid)  # warm-up
+    pipeline_single: list[float] = []
+    pipeline_rates: list[float] = []
+    pipeline_cpu: list[float] = []
+    runs: dict[int, list[Run]] = {1: [], 4: [], 16: []}
+    chunks = [frames[i :: args.rounds] for i in range(args.rounds)]
+    for chunk in chunks:
+        baseline = pipeline_baseline(engine, gallery, chunk, threads=2)
+        pipeline_single += baseline.latencies_ms
+        pipeline_rates.append(baseline.throughput)
+        pipeline_cpu.append(baseline.cpu_ms_per_capture)
+        for clients in runs:
+            runs[clients].append(captures(gate, flight_id, chunk, clients, service_pid))
+    single = [ms for run in runs[1] for ms in run.latencies_ms]
+    p50, p95, p99 = np.percentile(single, [50, 95, 99])
+    b50, b95, b99 = np.percentile(pipeline_single, [50, 95, 99])
+    service_cpu = float(np.mean([run.service_cpu_ms for run in runs[1]]))
+    print(
+        f"  single client latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms"
+        f" ({len(single)} captures); service CPU {service_cpu:.1f} ms a capture"
+    )
+    print(
+        f"  pipeline alone, one caller: p50 {b50:.1f} ms, p95 {b95:.1f} ms, p99 {b99:.1f} ms;"
+        f" CPU {np.mean(pipeline_cpu):.1f} ms a capture (two callers)"
+    )
+    pipeline_rate = float(np.median(pipeline_rates))
+    print(f"  pipeline alone, two callers: {pipeline_rate:.1f} captures/s")
+    rates = {}
+    for clients, client_runs in runs.items():
+        latencies = [ms for run in client_runs for ms in run.latencies_ms]
+        q50, q99 = np.percentile(latencies, [50, 99])
+        rates[clients] = float(np.median([run.rate for run in client_runs]))
+        service_ms = np.mean([run.service_cpu_ms for run in client_runs])
+        client_ms = np.mean([run.client_cpu_ms for run in client_runs])
+        print(
+            f"  {clients:2} clients: {rates[clients]:5.1f} captures/s"
+            f" (p50 {q50:.0f} ms, p99 {q99:.0f} ms; service CPU {service_ms:.1f} ms a capture;"
+            f" load generator CPU {client_ms:.1f} ms a capture,"
+            f" {client_ms * rates[clients] / 10:.0f}% of a core)"
+        )
+    print(f"latency ratio {p50 / b50:.2f}")
+    print(f"p99 latency ratio {p99 / b99:.2f}")
+    print(f"throughput ratio {rates[4] / pipeline_rate:.2f}")
+    print(f"16 clients / 4 clients throughput {rates[16] / rates[4]:.2f}")
 
 
 if __name__ == "__main__":

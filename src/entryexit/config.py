@@ -121,7 +121,10 @@ class Settings(BaseSettings):
     manifest_workers: int = Field(default=1, ge=0, le=4)
     manifest_timeout_seconds: float = Field(default=300.0, gt=0)
     manifest_queue_seconds: float = Field(default=5.0, ge=0)
-    opencv_threads: int = Field(default=1, ge=0)
+    # OpenCV runs one parallel loop at a time per process (a second caller's loop runs in its
+    # own thread, serially): so a lone capture gets every core, and concurrent captures one
+    # each, without a switch (benchmarks/RESULTS.md, issue 17).
+    opencv_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     flip_augmentation: bool = True
 
     @field_validator("trusted_proxies", mode="before")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -102,6 +103,7 @@ def serve(
         ssl_certfile=str(tls_certfile) if tls_certfile else None,
         ssl_keyfile=str(tls_keyfile) if tls_keyfile else None,
     )
+    freeze_startup_heap()
     try:
         draining_server(config, app, drain_seconds).run()
     finally:
@@ -109,6 +111,15 @@ def serve(
             scheduler.stop()
             drain_outbox(services)
     return 0
+
+
+def freeze_startup_heap() -> None:
+    """Move everything built at startup (models' wrappers, settings, the app, about 200,000
+    objects) out of the garbage collector's sight: they live as long as the process, and
+    each full collection walked them all, a pause of 50-100 ms in some capture's answer
+    (benchmarks/RESULTS.md, issue 17)."""
+    gc.collect()
+    gc.freeze()
 
 
 def draining_server(config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> uvicorn.Server:

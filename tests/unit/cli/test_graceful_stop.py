@@ -4,13 +4,14 @@ signal as uvicorn would have it."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import time
 
 import uvicorn
 from fastapi import FastAPI
 
-from entryexit.cli.serve import draining_server
+from entryexit.cli.serve import draining_server, freeze_startup_heap
 
 
 def server(drain_seconds: float) -> tuple[uvicorn.Server, FastAPI]:
@@ -45,3 +46,15 @@ def test_without_a_drain_sigterm_stops_at_once() -> None:
     stopping.handle_exit(signal.SIGTERM, None)
     assert stopping.should_exit is True
     assert getattr(app.state, "draining", False) is False
+
+
+def test_the_startup_heap_is_frozen_so_full_collections_skip_it() -> None:
+    built_at_startup = [{"model": index} for index in range(10_000)]
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() >= len(built_at_startup)
+        # A full collection no longer sees them.
+        gc.collect()
+        assert not any(item is built_at_startup[0] for item in gc.get_objects(generation=2))
+    finally:
+        gc.unfreeze()
