@@ -749,8 +749,9 @@ def calibrate_on_everyone(
 ) -> dict[str, Any]:
     """The thresholds to ship: the same rule on every person (split into ``folds`` pools,
     each pool's flights normalised by the next pool, as in the cross-validation), per
-    reference count, scoring and target, and per scoring and target the strictest over
-    reference counts (the service cannot know how many photos a traveler's entry fuses)."""
+    reference count, scoring and target (``shipped_by_references``: the service holds each
+    gallery entry to its own count's), and per scoring and target the strictest over
+    reference counts (``shipped``: for counts not calibrated, 3 or more)."""
     rng = np.random.default_rng(config.seed + 1)
     persons = sorted(p for p, images in population.images_of.items() if images)
     pools = person_folds(persons, config.folds, rng)
@@ -795,7 +796,27 @@ def calibrate_on_everyone(
         }
         for scoring in config.scorings
     }
-    return {"fitted": fitted, "shipped": shipped, "gallery_sizes": sizes}
+    shipped_by_references = {
+        scoring: {
+            str(r): {
+                f"{target:g}": fitted[f"{r}:{scoring}"][f"{target:g}"]["confident"]
+                for target in targets
+            }
+            for r in config.references
+        }
+        for scoring in config.scorings
+    }
+    return {
+        "fitted": fitted,
+        "shipped": shipped,
+        "shipped_by_references": shipped_by_references,
+        "gallery_sizes": sizes,
+    }
+
+
+def shipped_threshold(threshold: float) -> float:
+    """A fitted threshold as shipped: rounded up (strict) to 0.001."""
+    return float(np.ceil(threshold * 1000 - 1e-9) / 1000)
 
 
 def calibration_toml(
@@ -809,6 +830,8 @@ def calibration_toml(
     """The ``[calibration.<recipe>]`` tables of a recognizer manifest from a cross-validated
     run, with how they were made (the parser reads the thresholds and ignores the record)."""
     shipped = everyone["shipped"][RAW]
+    by_references = everyone["shipped_by_references"][RAW]
+    fitted = everyone["fitted"]
     target = f"{config.target:g}"
     sizes = ", ".join(f"refs_{r} = {s}" for r, s in everyone["gallery_sizes"].items())
     lines = [
@@ -816,10 +839,20 @@ def calibration_toml(
         f"gallery_size = {config.gallery_size}",
         f'source = "{command}"',
         "",
+        "# Entries fused from a reference count without a table of its own (3 or more) are",
+        "# held to the strictest calibrated threshold.",
         f"[calibration.{recipe}.gallery_fpir]",
+        *(f'"{rate}" = {shipped_threshold(threshold):.3f}' for rate, threshold in shipped.items()),
+        "",
+        f"[calibration.{recipe}.gallery_fpir_by_references]",
         *(
-            f'"{rate}" = {np.ceil(threshold * 1000) / 1000:.3f}'
-            for rate, threshold in shipped.items()
+            f'"{references}" = {{ '
+            + ", ".join(
+                f'"{rate}" = {shipped_threshold(threshold):.3f}'
+                for rate, threshold in rates.items()
+            )
+            + " }"
+            for references, rates in by_references.items()
         ),
         "",
         f"[calibration.{recipe}.cross_validation]",
@@ -835,16 +868,26 @@ def calibration_toml(
         f"confidence = {config.confidence}",
         f"bootstrap_resamples = {config.bootstrap_resamples}",
         f"cohort_top_k = {config.top_k}",
-        'rule = "max over reference counts of a one-sided confidence bound (bootstrap median'
+        'rule = "per reference count: a one-sided confidence bound (bootstrap median'
         " + z * 1.4826 MAD) on the pooled FPIR threshold of seeded flights, persons resampled"
-        ' (Poisson weights of probe x top entry); rounded up to 0.001"',
+        " (Poisson weights of probe x top entry), rounded up to 0.001; reference counts"
+        ' without their own (3 or more): the strictest"',
         f"gallery_sizes = {{ {sizes} }}",
     ]
     for references in config.references:
-        held = summary[f"{references}:{RAW}"]["confident_one_threshold"]
+        point = fitted[f"{references}:{RAW}"][target]["point"]
+        confident = fitted[f"{references}:{RAW}"][target]["confident"]
         lines.append(
-            f"held_out_fpir_refs_{references} = {held['fpir']:.6f}  # target {target};"
-            f" per-flight p5-p95 {held['fpir_per_flight']['p5']:.5f}-"
-            f"{held['fpir_per_flight']['p95']:.5f}; FNIR {held['fnir']:.4f}"
+            f"strict_margin_refs_{references} = {confident - point:.4f}  # shipped bound"
+            f" {confident:.4f} above the point fit {point:.4f} (everyone, FPIR {target})"
+        )
+    for references in config.references:
+        held = summary[f"{references}:{RAW}"]["confident"]
+        flights = held["fpir_per_flight"]
+        lines.append(
+            f"held_out_fpir_refs_{references} = {held['fpir']:.6f}  # target {target}"
+            f" ({held['fpir_to_target']:.2f}x); per-flight p5 / median / p95"
+            f" {flights['p5']:.5f} / {flights['median']:.5f} / {flights['p95']:.5f};"
+            f" FNIR {held['fnir']:.4f}"
         )
     return "\n".join(lines) + "\n"
