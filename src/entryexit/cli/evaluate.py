@@ -427,7 +427,8 @@ def _cross_validated(
     target = config.target
     typer.echo(
         f"\ncross-validated on held-out persons ({config.folds} folds x {config.repeats}"
-        f" repeats, {config.draws} flights per split side; target FPIR {target:g}):"
+        f" repeats, {config.draws} flights per split side; target FPIR {target:g} on"
+        f" {config.gallery_size} travelers, on smaller flights the same per-entry rate):"
     )
     for key, entry in summary.items():
         references, scoring = key.split(":")
@@ -455,8 +456,11 @@ def _cross_validated(
         flights = rates["fpir_per_flight"]
         splits = rates["fpir_per_split"]
         within = 0.5 <= rates["fpir_to_target"] <= 1.5
+        scaled = summary[f"{count}:{RAW}"]["target"]
+        size = result["gallery_sizes"][count]
         typer.echo(
-            f"  {count} ref: FPIR {rates['fpir']:.2e} achieved vs {target:g} target"
+            f"  {count} ref, {size} travelers: FPIR {rates['fpir']:.2e} achieved vs"
+            f" {scaled:.2e} target ({target:g} on {config.gallery_size} travelers)"
             f" ({rates['fpir_to_target']:.2f}x, {'within' if within else 'OUTSIDE'} the band;"
             f" {rates['false_positives']} of {rates['non_mated_searches']:,});"
             f" per flight p5 / median / p95 {flights['p5']:.1e} / {flights['median']:.1e} /"

@@ -452,6 +452,18 @@ class CrossValidation:
     scorings: tuple[str, ...] = SCORINGS
     seed: int = 0
     bootstrap_resamples: int = 200
+    # Flights smaller than ``gallery_size`` (two references: the data allows ~120 travelers)
+    # are fitted and measured at the FPIR that the same per-entry false-match rate gives on
+    # them, so every reference count's threshold holds ``target`` on a full-size flight, and
+    # so on a flight that mixes counts too. False: the target as is, whatever the size.
+    scale_to_gallery_size: bool = True
+
+    def target_for(self, target: float, travelers: int) -> float:
+        """The FPIR on a flight of ``travelers`` entries whose per-entry false-match rate
+        gives ``target`` on ``gallery_size`` entries: 1 - (1 - target)^(travelers / size)."""
+        if not self.scale_to_gallery_size or travelers >= self.gallery_size:
+            return target
+        return float(1 - (1 - target) ** (travelers / self.gallery_size))
 
 
 def gallery_size_for(
@@ -563,7 +575,7 @@ def cross_validate(population: Population, config: CrossValidation) -> dict[str,
                 for scoring in config.scorings:
                     fitted = fit_threshold(
                         fit_scored[scoring],
-                        config.target,
+                        config.target_for(config.target, size),
                         config.confidence,
                         _bootstrap_rng(config.seed, len(splits), references, scoring),
                         config.bootstrap_resamples,
@@ -593,6 +605,7 @@ def summarise(
     held: dict[tuple[int, int, str], list[FlightScores]] = result["held_out_flights"]
     summary: dict[str, Any] = {}
     for references in config.references:
+        target = config.target_for(config.target, result["gallery_sizes"][references])
         for scoring in config.scorings:
             rules: dict[str, list[tuple[float, list[FlightScores]]]] = {
                 "point": [],
@@ -610,12 +623,13 @@ def summarise(
                 rules["confident_one_threshold"].append((shared, flights))
             entry: dict[str, Any] = {}
             for rule, pairs in rules.items():
-                entry[rule] = _pooled(pairs, config.target)
+                entry[rule] = _pooled(pairs, target)
             if scoring == RAW and fixed_thresholds:
                 for name, threshold in fixed_thresholds.items():
                     entry[name] = _pooled(
-                        [(threshold, flights) for _, flights in rules["point"]], config.target
+                        [(threshold, flights) for _, flights in rules["point"]], target
                     )
+            entry["target"] = target
             entry["thresholds"] = spread(np.array([t for t, _ in rules["confident"]]))
             entry["point_thresholds"] = spread(np.array([t for t, _ in rules["point"]]))
             summary[f"{references}:{scoring}"] = entry
@@ -776,7 +790,7 @@ def calibrate_on_everyone(
             for target in targets:
                 result = fit_threshold(
                     scored[scoring],
-                    target,
+                    config.target_for(target, sizes[references]),
                     config.confidence,
                     _bootstrap_rng(config.seed + 1, int(target * 1e6), references, scoring),
                     config.bootstrap_resamples,
@@ -870,8 +884,10 @@ def calibration_toml(
         f"cohort_top_k = {config.top_k}",
         'rule = "per reference count: a one-sided confidence bound (bootstrap median'
         " + z * 1.4826 MAD) on the pooled FPIR threshold of seeded flights, persons resampled"
-        " (Poisson weights of probe x top entry), rounded up to 0.001; reference counts"
-        ' without their own (3 or more): the strictest"',
+        " (Poisson weights of probe x top entry), rounded up to 0.001; flights smaller than"
+        " gallery_size at the FPIR of the same per-entry rate, 1 - (1 - target)^(n / size);"
+        ' reference counts without their own (3 or more): the strictest"',
+        f"scale_to_gallery_size = {str(config.scale_to_gallery_size).lower()}",
         f"gallery_sizes = {{ {sizes} }}",
     ]
     for references in config.references:
@@ -884,9 +900,11 @@ def calibration_toml(
     for references in config.references:
         held = summary[f"{references}:{RAW}"]["confident"]
         flights = held["fpir_per_flight"]
+        scaled = summary[f"{references}:{RAW}"]["target"]
         lines.append(
-            f"held_out_fpir_refs_{references} = {held['fpir']:.6f}  # target {target}"
-            f" ({held['fpir_to_target']:.2f}x); per-flight p5 / median / p95"
+            f"held_out_fpir_refs_{references} = {held['fpir']:.6f}  # target {scaled:.2e}"
+            f" ({target} on {config.gallery_size} travelers; {held['fpir_to_target']:.2f}x);"
+            " per-flight p5 / median / p95"
             f" {flights['p5']:.5f} / {flights['median']:.5f} / {flights['p95']:.5f};"
             f" FNIR {held['fnir']:.4f}"
         )
