@@ -12,7 +12,8 @@ from entryexit.biometrics.recognizer import (
     WatchlistBand,
 )
 
-# Thresholds measured on lfw-dev (docs/operating-point.md; benchmarks/RESULTS.md, "Issue 18").
+# Thresholds measured on lfw-dev (docs/operating-point.md; benchmarks/RESULTS.md, "Issue 18";
+# the 1:N run is recorded in benchmarks/calibration-sface-flip.toml).
 # The flip recipe's 1:N thresholds are cross-validated on persons the fit never saw (three
 # folds, three repeats, five label errata) and err strict: one per reference count of the
 # candidate's entry, each at a one-sided 90% bound over a person bootstrap; an entry of three

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from entryexit.biometrics.embed import SFACE_MANIFEST
@@ -272,3 +274,16 @@ def test_the_identification_rule_carries_each_reference_count_threshold() -> Non
 def test_reference_count_table_errors_name_the_field(table: str, message: str) -> None:
     with pytest.raises(ModelInstallError, match=message):
         parse_recognizer_manifest(tiny_manifest() + "\n" + table)
+
+
+def test_the_shipped_sface_1_to_n_thresholds_are_those_of_the_recorded_calibration_run() -> None:
+    recorded = Path(__file__).parents[3] / "benchmarks" / "calibration-sface-flip.toml"
+    manifest = tiny_manifest().split("[calibration")[0] + recorded.read_text(encoding="utf-8")
+    calibration = parse_recognizer_manifest(manifest).calibration("flip")
+    shipped = SFACE_MANIFEST.calibration("flip")
+    assert calibration.gallery == shipped.gallery
+    assert calibration.gallery_by_references == shipped.gallery_by_references
+    for references in (1, 2, 3):
+        assert shipped.gallery_threshold(1e-3, references=references) == (
+            calibration.gallery_threshold(1e-3, references=references)
+        )
