@@ -57,6 +57,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--fsn-clusters",
+        type=int,
+        default=0,
+        help="Also fair score normalisation at 1:1 with this many unsupervised clusters.",
+    )
+    parser.add_argument(
+        "--no-gallery", action="store_true", help="Only the 1:1 part (skip the 1:N flights)."
+    )
     args = parser.parse_args()
     engine = build_face_engine(Settings(engine_workers=2))
     population, facts = embed_population(
@@ -79,7 +88,13 @@ def main() -> int:
     folds = person_folds(sorted(population.images_of), 2, np.random.default_rng(args.seed))
     fixed = {f"deployed {t}": t for t in args.verification_threshold}
     report = verification_cross_validation(
-        population, folds, (1e-2, 1e-3, 1e-4), fixed, args.top_k, args.seed
+        population,
+        folds,
+        (1e-2, 1e-3, 1e-4),
+        fixed,
+        args.top_k,
+        args.seed,
+        fsn_clusters=args.fsn_clusters,
     )
     print("### 1:1, held-out FMR at thresholds fitted on the other fold\n")
     print("| scoring | target | thresholds (per fold) | held-out FMR (pooled) | per fold |")
@@ -114,6 +129,8 @@ def main() -> int:
                 f"| {scoring} | {label} | FMR ratio {ratio['groups']} |"
                 f" **{ratio['value']:.2f}** [{low:.2f}, {high:.2f}] | | |"
             )
+    if args.no_gallery:
+        return 0
     config = CrossValidation(
         folds=3,
         repeats=args.repeats,

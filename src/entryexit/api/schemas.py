@@ -159,7 +159,7 @@ class CaptureDetailPublic(CaptureDecisionPublic):
     threshold: float | None = Field(
         default=None,
         description="The 1:N threshold the policy's target FPIR set, for the number of frames"
-        " fused.",
+        " fused and the reference photos fused in the top candidate's gallery entry.",
     )
     frames_fused: int = Field(
         default=1, description="How many frames of the burst made the probe (1: a single frame)."

@@ -72,6 +72,10 @@ class Calibration:
     maps a target FPIR (false alerts per search) to thresholds by list size.
     ``gallery_by_frames`` maps a number of fused frames (2 or more) to its own 1:N table: a
     probe fused from several frames scores differently from a single frame's.
+    ``gallery_by_references`` maps the number of reference photos a gallery entry fuses to
+    its own single-frame 1:N table; ``gallery`` is then the threshold for every count without
+    one (and for fused probes' reference counts alike), and :meth:`gallery_threshold` never
+    lets it fall below a calibrated count's: an uncalibrated count gets the strictest.
     """
 
     gallery: Mapping[float, float]
@@ -80,12 +84,39 @@ class Calibration:
     source: str
     watchlist: Mapping[float, tuple[WatchlistBand, ...]] = field(default_factory=dict)
     gallery_by_frames: Mapping[int, Mapping[float, float]] = field(default_factory=dict)
+    gallery_by_references: Mapping[int, Mapping[float, float]] = field(default_factory=dict)
 
-    def gallery_threshold(self, target_fpir: float, frames: int = 1) -> float:
-        """The 1:N threshold for a probe fused from ``frames`` frames; a count without its own
-        calibration is an error (the single-frame threshold is never reused for it)."""
+    def gallery_threshold(
+        self, target_fpir: float, frames: int = 1, references: int | None = None
+    ) -> float:
+        """The 1:N threshold for a probe fused from ``frames`` frames against an entry fused
+        from ``references`` reference photos (None: any entry, so the strictest).
+
+        One rule: the threshold calibrated for that (frames, references) cell; a cell not
+        calibrated takes the strictest threshold calibrated for that many frames. Single
+        frames are calibrated per reference count; fused probes only for one reference, on
+        top of the strictest single-frame threshold, so a burst is held to its frame count's
+        threshold whatever the entry. A frame count without its own calibration is an error
+        (the single-frame threshold is never reused for it)."""
         if frames == 1:
-            return _lookup(self.gallery, target_fpir, "FPIR (1:N)")
+            strictest = max(
+                [
+                    _lookup(self.gallery, target_fpir, "FPIR (1:N)"),
+                    *(
+                        threshold
+                        for table in self.gallery_by_references.values()
+                        for rate, threshold in table.items()
+                        if _same_rate(rate, target_fpir)
+                    ),
+                ]
+            )
+            table = self.gallery_by_references.get(references) if references else None
+            if table is None:
+                return strictest
+            for rate, threshold in table.items():
+                if _same_rate(rate, target_fpir):
+                    return threshold
+            return strictest
         if frames not in self.gallery_by_frames:
             known = ", ".join(str(k) for k in sorted(self.gallery_by_frames)) or "none"
             raise ConfigurationError(
@@ -112,9 +143,13 @@ class Calibration:
         )
 
 
+def _same_rate(calibrated: float, target: float) -> bool:
+    return abs(calibrated - target) <= 1e-12 * max(1.0, abs(target))
+
+
 def _lookup(table: Mapping[float, float], target: float, what: str) -> float:
     for calibrated, threshold in table.items():
-        if abs(calibrated - target) <= 1e-12 * max(1.0, abs(target)):
+        if _same_rate(calibrated, target):
             return threshold
     known = ", ".join(f"{t:g}" for t in sorted(table)) or "none"
     raise ConfigurationError(
@@ -203,15 +238,24 @@ def _rate_table(table: Any, where: str) -> dict[float, float]:
 
 def _frame_tables(table: Any, where: str) -> dict[int, dict[float, float]]:
     """``"<frames>" = { "<rate>" = threshold, ... }`` tables, for 2 to 10 fused frames."""
+    return _count_tables(table, where, "frame count", 2)
+
+
+def _reference_tables(table: Any, where: str) -> dict[int, dict[float, float]]:
+    """``"<references>" = { "<rate>" = threshold, ... }`` tables, for 1 to 10 references."""
+    return _count_tables(table, where, "reference count", 1)
+
+
+def _count_tables(table: Any, where: str, what: str, lowest: int) -> dict[int, dict[float, float]]:
     if not isinstance(table, dict):
-        raise ModelInstallError(f"model manifest: '{where}' must be a table of frames = rates")
+        raise ModelInstallError(f"model manifest: '{where}' must be a table of {what} = rates")
     parsed = {}
-    for frames_text, rates in table.items():
-        if not frames_text.isdigit() or not 2 <= int(frames_text) <= 10:
+    for count_text, rates in table.items():
+        if not count_text.isdigit() or not lowest <= int(count_text) <= 10:
             raise ModelInstallError(
-                f"model manifest: '{where}' key {frames_text!r} is not a frame count (2 to 10)"
+                f"model manifest: '{where}' key {count_text!r} is not a {what} ({lowest} to 10)"
             )
-        parsed[int(frames_text)] = _rate_table(rates, f'{where}."{frames_text}"')
+        parsed[int(count_text)] = _rate_table(rates, f'{where}."{count_text}"')
     return parsed
 
 
@@ -317,6 +361,10 @@ def parse_recognizer_manifest(text: str) -> RecognizerManifest:
             gallery_by_frames=_frame_tables(
                 table.get("gallery_fpir_by_frames", {}),
                 f"calibration.{recipe}.gallery_fpir_by_frames",
+            ),
+            gallery_by_references=_reference_tables(
+                table.get("gallery_fpir_by_references", {}),
+                f"calibration.{recipe}.gallery_fpir_by_references",
             ),
         )
     return RecognizerManifest(

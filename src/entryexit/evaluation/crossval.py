@@ -452,6 +452,18 @@ class CrossValidation:
     scorings: tuple[str, ...] = SCORINGS
     seed: int = 0
     bootstrap_resamples: int = 200
+    # Flights smaller than ``gallery_size`` (two references: the data allows ~120 travelers)
+    # are fitted and measured at the FPIR that the same per-entry false-match rate gives on
+    # them, so every reference count's threshold holds ``target`` on a full-size flight, and
+    # so on a flight that mixes counts too. False: the target as is, whatever the size.
+    scale_to_gallery_size: bool = True
+
+    def target_for(self, target: float, travelers: int) -> float:
+        """The FPIR on a flight of ``travelers`` entries whose per-entry false-match rate
+        gives ``target`` on ``gallery_size`` entries: 1 - (1 - target)^(travelers / size)."""
+        if not self.scale_to_gallery_size or travelers >= self.gallery_size:
+            return target
+        return float(1 - (1 - target) ** (travelers / self.gallery_size))
 
 
 def gallery_size_for(
@@ -563,7 +575,7 @@ def cross_validate(population: Population, config: CrossValidation) -> dict[str,
                 for scoring in config.scorings:
                     fitted = fit_threshold(
                         fit_scored[scoring],
-                        config.target,
+                        config.target_for(config.target, size),
                         config.confidence,
                         _bootstrap_rng(config.seed, len(splits), references, scoring),
                         config.bootstrap_resamples,
@@ -593,6 +605,7 @@ def summarise(
     held: dict[tuple[int, int, str], list[FlightScores]] = result["held_out_flights"]
     summary: dict[str, Any] = {}
     for references in config.references:
+        target = config.target_for(config.target, result["gallery_sizes"][references])
         for scoring in config.scorings:
             rules: dict[str, list[tuple[float, list[FlightScores]]]] = {
                 "point": [],
@@ -610,12 +623,13 @@ def summarise(
                 rules["confident_one_threshold"].append((shared, flights))
             entry: dict[str, Any] = {}
             for rule, pairs in rules.items():
-                entry[rule] = _pooled(pairs, config.target)
+                entry[rule] = _pooled(pairs, target)
             if scoring == RAW and fixed_thresholds:
                 for name, threshold in fixed_thresholds.items():
                     entry[name] = _pooled(
-                        [(threshold, flights) for _, flights in rules["point"]], config.target
+                        [(threshold, flights) for _, flights in rules["point"]], target
                     )
+            entry["target"] = target
             entry["thresholds"] = spread(np.array([t for t, _ in rules["confident"]]))
             entry["point_thresholds"] = spread(np.array([t for t, _ in rules["point"]]))
             summary[f"{references}:{scoring}"] = entry
@@ -749,8 +763,9 @@ def calibrate_on_everyone(
 ) -> dict[str, Any]:
     """The thresholds to ship: the same rule on every person (split into ``folds`` pools,
     each pool's flights normalised by the next pool, as in the cross-validation), per
-    reference count, scoring and target, and per scoring and target the strictest over
-    reference counts (the service cannot know how many photos a traveler's entry fuses)."""
+    reference count, scoring and target (``shipped_by_references``: the service holds each
+    gallery entry to its own count's), and per scoring and target the strictest over
+    reference counts (``shipped``: for counts not calibrated, 3 or more)."""
     rng = np.random.default_rng(config.seed + 1)
     persons = sorted(p for p, images in population.images_of.items() if images)
     pools = person_folds(persons, config.folds, rng)
@@ -775,7 +790,7 @@ def calibrate_on_everyone(
             for target in targets:
                 result = fit_threshold(
                     scored[scoring],
-                    target,
+                    config.target_for(target, sizes[references]),
                     config.confidence,
                     _bootstrap_rng(config.seed + 1, int(target * 1e6), references, scoring),
                     config.bootstrap_resamples,
@@ -795,7 +810,27 @@ def calibrate_on_everyone(
         }
         for scoring in config.scorings
     }
-    return {"fitted": fitted, "shipped": shipped, "gallery_sizes": sizes}
+    shipped_by_references = {
+        scoring: {
+            str(r): {
+                f"{target:g}": fitted[f"{r}:{scoring}"][f"{target:g}"]["confident"]
+                for target in targets
+            }
+            for r in config.references
+        }
+        for scoring in config.scorings
+    }
+    return {
+        "fitted": fitted,
+        "shipped": shipped,
+        "shipped_by_references": shipped_by_references,
+        "gallery_sizes": sizes,
+    }
+
+
+def shipped_threshold(threshold: float) -> float:
+    """A fitted threshold as shipped: rounded up (strict) to 0.001."""
+    return float(np.ceil(threshold * 1000 - 1e-9) / 1000)
 
 
 def calibration_toml(
@@ -809,6 +844,8 @@ def calibration_toml(
     """The ``[calibration.<recipe>]`` tables of a recognizer manifest from a cross-validated
     run, with how they were made (the parser reads the thresholds and ignores the record)."""
     shipped = everyone["shipped"][RAW]
+    by_references = everyone["shipped_by_references"][RAW]
+    fitted = everyone["fitted"]
     target = f"{config.target:g}"
     sizes = ", ".join(f"refs_{r} = {s}" for r, s in everyone["gallery_sizes"].items())
     lines = [
@@ -816,10 +853,20 @@ def calibration_toml(
         f"gallery_size = {config.gallery_size}",
         f'source = "{command}"',
         "",
+        "# Entries fused from a reference count without a table of its own (3 or more) are",
+        "# held to the strictest calibrated threshold.",
         f"[calibration.{recipe}.gallery_fpir]",
+        *(f'"{rate}" = {shipped_threshold(threshold):.3f}' for rate, threshold in shipped.items()),
+        "",
+        f"[calibration.{recipe}.gallery_fpir_by_references]",
         *(
-            f'"{rate}" = {np.ceil(threshold * 1000) / 1000:.3f}'
-            for rate, threshold in shipped.items()
+            f'"{references}" = {{ '
+            + ", ".join(
+                f'"{rate}" = {shipped_threshold(threshold):.3f}'
+                for rate, threshold in rates.items()
+            )
+            + " }"
+            for references, rates in by_references.items()
         ),
         "",
         f"[calibration.{recipe}.cross_validation]",
@@ -835,16 +882,30 @@ def calibration_toml(
         f"confidence = {config.confidence}",
         f"bootstrap_resamples = {config.bootstrap_resamples}",
         f"cohort_top_k = {config.top_k}",
-        'rule = "max over reference counts of a one-sided confidence bound (bootstrap median'
+        'rule = "per reference count: a one-sided confidence bound (bootstrap median'
         " + z * 1.4826 MAD) on the pooled FPIR threshold of seeded flights, persons resampled"
-        ' (Poisson weights of probe x top entry); rounded up to 0.001"',
+        " (Poisson weights of probe x top entry), rounded up to 0.001; flights smaller than"
+        " gallery_size at the FPIR of the same per-entry rate, 1 - (1 - target)^(n / size);"
+        ' reference counts without their own (3 or more): the strictest"',
+        f"scale_to_gallery_size = {str(config.scale_to_gallery_size).lower()}",
         f"gallery_sizes = {{ {sizes} }}",
     ]
     for references in config.references:
-        held = summary[f"{references}:{RAW}"]["confident_one_threshold"]
+        point = fitted[f"{references}:{RAW}"][target]["point"]
+        confident = fitted[f"{references}:{RAW}"][target]["confident"]
         lines.append(
-            f"held_out_fpir_refs_{references} = {held['fpir']:.6f}  # target {target};"
-            f" per-flight p5-p95 {held['fpir_per_flight']['p5']:.5f}-"
-            f"{held['fpir_per_flight']['p95']:.5f}; FNIR {held['fnir']:.4f}"
+            f"strict_margin_refs_{references} = {confident - point:.4f}  # shipped bound"
+            f" {confident:.4f} above the point fit {point:.4f} (everyone, FPIR {target})"
+        )
+    for references in config.references:
+        held = summary[f"{references}:{RAW}"]["confident"]
+        flights = held["fpir_per_flight"]
+        scaled = summary[f"{references}:{RAW}"]["target"]
+        lines.append(
+            f"held_out_fpir_refs_{references} = {held['fpir']:.6f}  # target {scaled:.2e}"
+            f" ({target} on {config.gallery_size} travelers; {held['fpir_to_target']:.2f}x);"
+            " per-flight p5 / median / p95"
+            f" {flights['p5']:.5f} / {flights['median']:.5f} / {flights['p95']:.5f};"
+            f" FNIR {held['fnir']:.4f}"
         )
     return "\n".join(lines) + "\n"

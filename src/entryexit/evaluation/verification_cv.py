@@ -27,6 +27,77 @@ from entryexit.evaluation.metrics import threshold_at_far
 
 RAW = "raw"
 AS_NORM = "as-norm"
+# Fair score normalisation (Terhoerst et al., "Post-comparison mitigation of demographic bias
+# in face recognition using fair score normalization", Pattern Recognition Letters 2020):
+# unsupervised clusters of the templates, each cluster's own FMR threshold on the fit
+# persons' impostor pairs, and every score shifted by the mean of its two templates'
+# cluster offsets (global threshold minus cluster threshold). No label enters: the clusters
+# are found in the templates alone, which is also why they may stand in for a group.
+FSN = "fsn"
+
+
+@dataclass(frozen=True, slots=True)
+class FairScoreNormalisation:
+    """Cluster centres (unit rows) and each cluster's offset to add (half per template)."""
+
+    centres: NDArray[np.float64]
+    offsets: NDArray[np.float64]
+
+    def cluster_of(self, vectors: NDArray[np.floating]) -> NDArray[np.int64]:
+        return np.asarray(np.argmax(np.asarray(vectors) @ self.centres.T, axis=1), dtype=np.int64)
+
+    def normalise(
+        self, raw: NDArray[np.floating], first: NDArray[np.floating], second: NDArray[np.floating]
+    ) -> NDArray[np.float64]:
+        shift_first = self.offsets[self.cluster_of(first)]
+        shift_second = self.offsets[self.cluster_of(second)]
+        return np.asarray(raw, dtype=np.float64) + 0.5 * (
+            shift_first[:, np.newaxis] + shift_second[np.newaxis, :]
+        )
+
+
+def spherical_k_means(
+    vectors: NDArray[np.floating], clusters: int, rng: np.random.Generator, iterations: int = 30
+) -> NDArray[np.float64]:
+    """Unit cluster centres of unit vectors (Lloyd's iterations on cosine similarity, seeded
+    from distinct rows); an emptied cluster is reseeded at the worst-served vector."""
+    data = np.asarray(vectors, dtype=np.float64)
+    centres = data[rng.choice(len(data), size=clusters, replace=False)].copy()
+    for _ in range(iterations):
+        similarity = data @ centres.T
+        assigned = np.argmax(similarity, axis=1)
+        for cluster in range(clusters):
+            members = data[assigned == cluster]
+            if len(members) == 0:
+                members = data[[int(np.argmin(similarity.max(axis=1)))]]
+            mean = members.sum(axis=0)
+            centres[cluster] = mean / np.linalg.norm(mean)
+    return centres
+
+
+def fit_fair_score_normalisation(
+    vectors: NDArray[np.floating],
+    owners: NDArray[np.int64],
+    clusters: int,
+    target: float,
+    rng: np.random.Generator,
+) -> FairScoreNormalisation:
+    """Centres from the fit templates; each cluster's threshold at FMR ``target`` over the
+    impostor pairs in which one of its templates takes part, the global one over all."""
+    centres = spherical_k_means(vectors, clusters, rng)
+    model = FairScoreNormalisation(centres, np.zeros(clusters))
+    assigned = model.cluster_of(vectors)
+    raw = np.asarray(vectors @ vectors.T, dtype=np.float64)
+    impostor = owners[:, np.newaxis] != owners[np.newaxis, :]
+    upper = np.triu(np.ones(raw.shape, dtype=bool), k=1)
+    global_threshold = threshold_at_far(raw[upper & impostor], target)
+    offsets = np.zeros(clusters)
+    for cluster in range(clusters):
+        rows = assigned == cluster
+        scores = raw[rows][impostor[rows]]
+        if scores.size >= 10 / target:
+            offsets[cluster] = global_threshold - threshold_at_far(scores, target)
+    return FairScoreNormalisation(centres, offsets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +116,21 @@ class PairMatrix:
 
 
 def pair_matrix(
-    population: Population, rows: NDArray[np.int64], scoring: str, cohort: Cohort
+    population: Population,
+    rows: NDArray[np.int64],
+    scoring: str,
+    cohort: Cohort,
+    fair: FairScoreNormalisation | None = None,
 ) -> PairMatrix:
     owners = population.person_of_image()[rows]
     vectors = population.captures[rows]
     raw = np.asarray(vectors @ vectors.T, dtype=np.float64)
     if scoring == RAW:
         return PairMatrix(raw, owners)
+    if scoring == FSN:
+        if fair is None:
+            raise ValueError("fair score normalisation needs its fitted clusters")
+        return PairMatrix(fair.normalise(raw, vectors, vectors), owners)
     stats = cohort.statistics(vectors, owners)
     return PairMatrix(s_norm(raw, stats, stats), owners)
 
@@ -108,8 +187,11 @@ def verification_cross_validation(
     top_k: int,
     seed: int = 0,
     fairness_target: float = 1e-3,
+    fsn_clusters: int = 0,
 ) -> dict[str, Any]:
-    """Fit thresholds per fold on the others, measure the held-out fold; pool per person."""
+    """Fit thresholds per fold on the others, measure the held-out fold; pool per person.
+    ``fsn_clusters``: also fair score normalisation with that many clusters, fitted on the
+    fit fold's templates at ``fairness_target``."""
     rng = np.random.default_rng(seed)
     owners_all = population.person_of_image()
     persons = int(max(population.images_of)) + 1
@@ -126,9 +208,20 @@ def verification_cross_validation(
         cohort = Cohort.of(population, fit, top_k)
         fit_rows = np.array(sorted(i for p in fit for i in population.images_of[p]))
         test_rows = np.array(sorted(i for p in test for i in population.images_of[p]))
-        for scoring in (RAW, AS_NORM):
-            fit_pairs = pair_matrix(population, fit_rows, scoring, cohort).impostor_scores()
-            test_matrix = pair_matrix(population, test_rows, scoring, cohort)
+        fair = (
+            fit_fair_score_normalisation(
+                population.captures[fit_rows],
+                owners_all[fit_rows],
+                fsn_clusters,
+                fairness_target,
+                np.random.default_rng([seed, index]),
+            )
+            if fsn_clusters
+            else None
+        )
+        for scoring in (RAW, AS_NORM, FSN) if fair is not None else (RAW, AS_NORM):
+            fit_pairs = pair_matrix(population, fit_rows, scoring, cohort, fair).impostor_scores()
+            test_matrix = pair_matrix(population, test_rows, scoring, cohort, fair)
             test_impostors = test_matrix.impostor_scores()
             named: dict[str, float] = {}
             for target in targets:

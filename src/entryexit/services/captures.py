@@ -138,6 +138,8 @@ class _Verdict:
     # Which frame's image the record may keep (the best one fused; the only one of a single
     # capture).
     kept_frame: int = 0
+    # The threshold the top candidate was held to (its reference count's), when searched.
+    threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +298,12 @@ class CaptureService:
             return _Verdict(Decision.MANUAL, ("no_reference_photos", *notes))
         # The threshold for the number of frames actually fused, never the single frame's.
         rule = context.rules[frames - 1]
-        result = identify(similarity_matrix(live, gallery.matrix)[0], rule, gallery.related)
+        result = identify(
+            similarity_matrix(live, gallery.matrix)[0],
+            rule,
+            gallery.related,
+            gallery.reference_counts or None,
+        )
         hits = self._watchlist.capture_hits(live) if self._watchlist is not None else []
         if not result.matched or result.index is None:
             # The officer doing the document check sees this photo beside the candidates, so
@@ -311,6 +318,7 @@ class CaptureService:
                 watchlist_hits=hits,
                 frames_fused=frames,
                 kept_frame=kept_frame,
+                threshold=result.threshold,
             )
         return _Verdict(
             Decision.MATCH,
@@ -322,6 +330,7 @@ class CaptureService:
             watchlist_hits=hits,
             frames_fused=frames,
             kept_frame=kept_frame,
+            threshold=result.threshold,
         )
 
     # --- record (one short transaction) ---------------------------------------------------
@@ -439,7 +448,9 @@ class CaptureService:
             context.gallery.model,
             len(context.gallery),
             policy.version,
-            context.rules[verdict.frames_fused - 1].threshold,
+            verdict.threshold
+            if verdict.threshold is not None
+            else context.rules[verdict.frames_fused - 1].threshold,
             frames_fused=verdict.frames_fused,
         )
         return outcome, expires_at

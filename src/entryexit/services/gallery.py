@@ -28,8 +28,10 @@ StagedHook = Callable[[UnitOfWork, Flight, "StagedGallery"], object]
 
 @dataclass(frozen=True, slots=True)
 class StagedGallery:
-    """One row per traveler: the L2-normalised mean of their reference templates, and what
-    the manifest says that can relate two travelers (``facts``, in the same order)."""
+    """One row per traveler: the L2-normalised mean of their reference templates, what the
+    manifest says that can relate two travelers (``facts``), and how many reference
+    templates each row fuses (``reference_counts``: its 1:N threshold depends on it), all in
+    the same order."""
 
     flight_id: str
     version: int
@@ -39,6 +41,7 @@ class StagedGallery:
     staged_at: datetime
     expires_at: datetime | None = None
     facts: tuple[TravelerFacts, ...] = ()
+    reference_counts: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.traveler_ids)
@@ -210,7 +213,15 @@ class GalleryService:
         by_traveler = {status.traveler_id: status for status in statuses}
         facts = tuple(_facts(by_traveler.get(traveler_id)) for traveler_id in traveler_ids)
         return StagedGallery(
-            flight.id, version, self._model, traveler_ids, matrix, now, expires_at, facts
+            flight.id,
+            version,
+            self._model,
+            traveler_ids,
+            matrix,
+            now,
+            expires_at,
+            facts,
+            tuple(len(vectors[traveler_id]) for traveler_id in traveler_ids),
         )
 
     def evict_expired(self, now: datetime) -> int:

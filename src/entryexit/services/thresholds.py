@@ -18,9 +18,14 @@ class OperatingThresholds:
     gallery_override: float | None = None
     verification_override: float | None = None
 
-    def gallery_threshold(self, point: OperatingPoint, frames: int = 1) -> float:
-        """The 1:N threshold for a probe fused from ``frames`` frames. An explicit deployment
-        threshold is a single-frame one: with it, fused probes have no threshold (raises)."""
+    def gallery_threshold(
+        self, point: OperatingPoint, frames: int = 1, references: int | None = None
+    ) -> float:
+        """The 1:N threshold for a probe fused from ``frames`` frames against an entry fused
+        from ``references`` reference photos (None: whichever entry, so the strictest;
+        ``Calibration.gallery_threshold`` has the rule). An explicit deployment threshold
+        is a single-frame one for every entry: with it, fused probes have no threshold
+        (raises)."""
         if frames == 1 and self.gallery_override is not None:
             return self.gallery_override
         if frames > 1 and self.gallery_override is not None:
@@ -28,10 +33,18 @@ class OperatingThresholds:
                 "ENTRYEXIT_GALLERY_THRESHOLD is a single-frame threshold; fused probes are"
                 " not compared with it"
             )
-        return self._calibrated().gallery_threshold(point.gallery_target_fpir, frames)
+        return self._calibrated().gallery_threshold(point.gallery_target_fpir, frames, references)
 
     def identification_rule(self, point: OperatingPoint, frames: int = 1) -> IdentificationRule:
-        return IdentificationRule(self.gallery_threshold(point, frames), self.ambiguity_margin)
+        """The rule for a probe of ``frames`` frames: the strictest threshold for an entry of
+        any reference count, and the calibrated counts' own thresholds."""
+        by_references = []
+        if self.gallery_override is None and self.calibration is not None:
+            for references in range(1, max(self.calibration.gallery_by_references, default=0) + 1):
+                by_references.append(self.gallery_threshold(point, frames, references))
+        return IdentificationRule(
+            self.gallery_threshold(point, frames), self.ambiguity_margin, tuple(by_references)
+        )
 
     def gallery_thresholds_by_frames(self, point: OperatingPoint, frames: int) -> dict[int, float]:
         """Thresholds for 1..``frames`` fused frames, as far as they are calibrated."""

@@ -59,7 +59,9 @@ def blank() -> bytes:
 
 
 def fused_threshold(frames: int) -> float:
-    return SFACE_MANIFEST.calibration("flip").gallery_threshold(1e-3, frames)
+    """The threshold a probe of ``frames`` frames meets against a one-photo entry (every
+    traveler of ``staged_flight`` enrols one)."""
+    return SFACE_MANIFEST.calibration("flip").gallery_threshold(1e-3, frames, references=1)
 
 
 def test_a_burst_of_one_and_of_three_frames_each_make_one_capture(api: Api, lfw_dir: Path) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from entryexit.biometrics.embed import SFACE_MANIFEST
@@ -202,3 +204,86 @@ def test_the_shipped_sface_calibration_has_its_own_threshold_for_fused_probes() 
     # Only FPIR 1e-3 is calibrated for fused probes; at 1e-2 a burst decides on one frame.
     assert thresholds.fusable_frames(OperatingPoint(gallery_target_fpir=0.01), 3) == 1
     assert SFACE_MANIFEST.calibration("plain").gallery_by_frames == {}
+
+
+REFERENCES_TABLE = """
+[calibration.flip.gallery_fpir_by_references]
+"1" = { "0.001" = 0.86 }
+"2" = { "0.001" = 0.88, "0.01" = 0.8 }
+"""
+
+
+def test_each_reference_count_gets_its_own_threshold_and_other_counts_the_strictest() -> None:
+    calibration = parse_recognizer_manifest(tiny_manifest() + REFERENCES_TABLE).calibration("flip")
+    assert calibration.gallery_by_references == {1: {1e-3: 0.86}, 2: {1e-3: 0.88, 1e-2: 0.8}}
+    assert calibration.gallery_threshold(1e-3, references=1) == 0.86
+    assert calibration.gallery_threshold(1e-3, references=2) == 0.88
+    # Three references were never measured: the strictest of every table (here `gallery`).
+    assert calibration.gallery_threshold(1e-3, references=3) == 0.9
+    assert calibration.gallery_threshold(1e-3) == 0.9
+
+
+def test_an_uncalibrated_reference_count_is_never_laxer_than_a_calibrated_one() -> None:
+    # A fallback below a calibrated count's threshold would hold entries with more
+    # references (whose impostor scores run higher) to a laxer threshold.
+    calibration = Calibration(
+        gallery={1e-3: 0.49},
+        verification={1e-3: 0.36},
+        gallery_size=300,
+        source="t",
+        gallery_by_references={1: {1e-3: 0.48}, 2: {1e-3: 0.51}},
+    )
+    assert calibration.gallery_threshold(1e-3, references=3) == 0.51
+    assert calibration.gallery_threshold(1e-3) == 0.51
+    assert calibration.gallery_threshold(1e-3, references=1) == 0.48
+
+
+def test_fused_probes_keep_their_frame_count_threshold_whatever_the_reference_count() -> None:
+    calibration = parse_recognizer_manifest(
+        tiny_manifest() + REFERENCES_TABLE + FRAMES_TABLE
+    ).calibration("flip")
+    for references in (None, 1, 2, 3):
+        assert calibration.gallery_threshold(1e-3, 2, references) == 0.93
+    rule = OperatingThresholds(calibration, 0.03).identification_rule(DEFAULT_OPERATING_POINT, 2)
+    assert rule.threshold_for(1) == rule.threshold_for(2) == rule.threshold == 0.93
+
+
+def test_the_identification_rule_carries_each_reference_count_threshold() -> None:
+    calibration = parse_recognizer_manifest(tiny_manifest() + REFERENCES_TABLE).calibration("flip")
+    rule = OperatingThresholds(calibration, 0.03).identification_rule(DEFAULT_OPERATING_POINT)
+    assert rule.thresholds_by_references == (0.86, 0.88)
+    assert (rule.threshold_for(1), rule.threshold_for(2), rule.threshold_for(5)) == (
+        0.86,
+        0.88,
+        0.9,
+    )
+    # An explicit deployment threshold is one threshold for every entry.
+    overridden = OperatingThresholds(calibration, 0.03, gallery_override=0.7)
+    rule = overridden.identification_rule(DEFAULT_OPERATING_POINT)
+    assert (rule.threshold_for(1), rule.threshold_for(2)) == (0.7, 0.7)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[calibration.flip.gallery_fpir_by_references."0"]\n"0.001" = 0.5\n', "reference count"),
+        ('[calibration.flip.gallery_fpir_by_references."x"]\n"0.001" = 0.5\n', "reference count"),
+        ('[calibration.flip.gallery_fpir_by_references."1"]\n"0.001" = 2\n', "threshold in"),
+    ],
+)
+def test_reference_count_table_errors_name_the_field(table: str, message: str) -> None:
+    with pytest.raises(ModelInstallError, match=message):
+        parse_recognizer_manifest(tiny_manifest() + "\n" + table)
+
+
+def test_the_shipped_sface_1_to_n_thresholds_are_those_of_the_recorded_calibration_run() -> None:
+    recorded = Path(__file__).parents[3] / "benchmarks" / "calibration-sface-flip.toml"
+    manifest = tiny_manifest().split("[calibration")[0] + recorded.read_text(encoding="utf-8")
+    calibration = parse_recognizer_manifest(manifest).calibration("flip")
+    shipped = SFACE_MANIFEST.calibration("flip")
+    assert calibration.gallery == shipped.gallery
+    assert calibration.gallery_by_references == shipped.gallery_by_references
+    for references in (1, 2, 3):
+        assert shipped.gallery_threshold(1e-3, references=references) == (
+            calibration.gallery_threshold(1e-3, references=references)
+        )

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from entryexit.biometrics.recognizer import parse_recognizer_manifest
 from entryexit.errors import DatasetError
 from entryexit.evaluation.crossval import (
     AS_NORM,
@@ -11,6 +12,8 @@ from entryexit.evaluation.crossval import (
     CrossValidation,
     Population,
     _normal_quantile,
+    calibrate_on_everyone,
+    calibration_toml,
     confident_threshold,
     cross_validate,
     draw_flight,
@@ -22,6 +25,7 @@ from entryexit.evaluation.crossval import (
     weighted_threshold_at_far,
 )
 from entryexit.evaluation.metrics import threshold_at_far
+from tests.onnx_builder import tiny_manifest
 
 
 def synthetic(persons: int = 80, dimension: int = 24, seed: int = 0) -> Population:
@@ -127,3 +131,41 @@ def test_the_confident_threshold_ignores_a_few_replicates_that_jump_over_a_clust
 def test_normalised_scorings_refuse_two_folds_there_is_no_cohort_fold() -> None:
     with pytest.raises(DatasetError, match="three folds"):
         cross_validate(synthetic(), CrossValidation(folds=2, repeats=1, draws=1))
+
+
+def test_the_written_calibration_ships_a_threshold_per_reference_count_the_service_reads() -> None:
+    population = synthetic()
+    config = CrossValidation(
+        folds=3,
+        repeats=1,
+        draws=3,
+        gallery_size=15,
+        references=(1, 2),
+        target=1e-2,
+        scorings=(RAW,),
+        bootstrap_resamples=20,
+    )
+    summary = summarise(cross_validate(population, config), config)
+    everyone = calibrate_on_everyone(population, config, (1e-2,))
+    by_references = everyone["shipped_by_references"][RAW]
+    assert everyone["shipped"][RAW]["0.01"] == max(by_references[r]["0.01"] for r in by_references)
+    facts = {
+        "data": "synthetic",
+        "identities": 80,
+        "images": 200,
+        "same_person_groups_merged": 0,
+        "quality_gate": True,
+    }
+    text = calibration_toml("flip", everyone, summary, config, facts, "the command")
+    # The manifest's own [calibration.flip] tables are replaced by the written ones.
+    manifest = tiny_manifest().split("[calibration")[0] + text
+    calibration = parse_recognizer_manifest(manifest).calibration("flip")
+    for references in (1, 2):
+        shipped = calibration.gallery_threshold(1e-2, references=references)
+        fitted = by_references[str(references)]["0.01"]
+        assert fitted <= shipped < fitted + 0.001 + 1e-9  # rounded up, never down
+    assert calibration.gallery_threshold(1e-2, references=3) == max(
+        calibration.gallery_threshold(1e-2, references=r) for r in (1, 2)
+    )
+    assert "held_out_fpir_refs_2" in text
+    assert "strict_margin_refs_1" in text
