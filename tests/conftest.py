@@ -30,6 +30,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     # the data directory, as in production.
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("ENTRYEXIT_MODEL_DIR", str(installed_model_dir_path()))
+    # Manifests are read in the serving process unless a test asks for worker processes: a
+    # worker process per test app would spend seconds importing for each of hundreds of
+    # tests. The worker path has tests of its own (tests/integration/test_manifest_workers.py,
+    # .../api/test_manifest_workers_api.py), which set manifest_workers explicitly.
+    monkeypatch.setenv("ENTRYEXIT_MANIFEST_WORKERS", "0")
     return
 
 

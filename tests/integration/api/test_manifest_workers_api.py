@@ -22,7 +22,10 @@ pytestmark = [pytest.mark.models]
 @pytest.fixture
 def busy_api(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[Api]:
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=database_url, manifest_queue_seconds=0.05
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        manifest_workers=1,
+        manifest_queue_seconds=0.05,
     )
     built, services = build_api(settings, engine)
     with built.client:
