@@ -29,7 +29,7 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
 
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WSQ"])
 def test_png_tiff_and_wsq_decode_to_greyscale(fmt: str) -> None:
-    import wsq  # noqa: F401 - registers the WSQ encoder for this test
+    import wsq  # type: ignore[import-untyped]  # noqa: F401 - registers the WSQ encoder for this test
 
     image = decode_fingerprint(encode(ridges(), fmt), 500)
     assert image.pixels.dtype == np.uint8
