@@ -37,7 +37,8 @@ class FakeClock:
 
 
 def unit_vector(seed: int, dimension: int = 8) -> np.ndarray:
-    return l2_normalise(np.random.default_rng(seed).normal(size=dimension))[0]
+    vector: np.ndarray = l2_normalise(np.random.default_rng(seed).normal(size=dimension))[0]
+    return vector
 
 
 class FakeAnalyser:

@@ -110,7 +110,7 @@ def staged_rows(factory: SqlUnitOfWorkFactory) -> int:
 
 def sealed_details(factory: SqlUnitOfWorkFactory) -> dict[str, bytes | None]:
     with factory.engine.connect() as connection:
-        return dict(connection.execute(select(DocumentRow.id, DocumentRow.personal)).all())  # type: ignore[arg-type]
+        return dict(connection.execute(select(DocumentRow.id, DocumentRow.personal)).all())
 
 
 def test_readers_see_the_old_manifest_or_the_new_never_part(

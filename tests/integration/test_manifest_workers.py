@@ -76,7 +76,7 @@ def workers(
 
 
 def service(factory: SqlUnitOfWorkFactory, pool: ManifestWorkers) -> FlightService:
-    audit = AuditTrail(factory, lambda: NOW, factory._sealer._keys)  # type: ignore[attr-defined]
+    audit = AuditTrail(factory, lambda: NOW, factory._sealer._keys)
     return FlightService(factory, lambda: NOW, "m", audit, stager=pool)
 
 

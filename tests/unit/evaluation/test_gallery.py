@@ -81,7 +81,7 @@ def test_the_gallery_is_built_from_reference_templates_and_everyone_flies_in_who
     result, _ = run_draw(embeddings, images_of, list(images_of), np.random.default_rng(0), run)
     assert result.total_mated == 10
     assert result.rank1 == pytest.approx(1.0)
-    assert result.at_operating == (pytest.approx(0.0), pytest.approx(0.0))
+    assert result.at_operating == pytest.approx((0.0, 0.0))
 
 
 def test_captures_refused_for_quality_count_as_misses_and_are_reported() -> None:
