@@ -1467,24 +1467,24 @@ class _Retention(_Repository):
             del t.templates[template_id]
         counts["reference_templates"] = len(templates)
         prints = [key for key, f in t.fingerprints.items() if _due(f.expires_at, now)]
-        for key in prints:
-            del t.fingerprints[key]
+        for print_key in prints:
+            del t.fingerprints[print_key]
         counts["fingerprint_templates"] = len(prints)
         encounters = [i for i, e in t.encounters.items() if _due(e.expires_at, now)]
         for encounter_id in encounters:
             del t.encounters[encounter_id]
         counts["encounter_records"] = len(encounters)
         entries = _expired_manifest_entries(t, policy, now)
-        for flight_id, key in entries:
-            del t.manifests[flight_id][key]
+        for flight_id, entry_key in entries:
+            del t.manifests[flight_id][entry_key]
         counts["manifest_entries"] = len(entries)
         admissions = _expired_admissions(t, policy, now)
         for admission_id in admissions:
             del t.admissions[admission_id]
         counts["admissions"] = len(admissions)
         documents = _expired_documents(t, policy, now)
-        for key in documents:
-            del t.documents[key]
+        for document_key in documents:
+            del t.documents[document_key]
         counts["traveler_documents"] = len(documents)
         orphaned = _unused_data_keys(t)
         for traveler_id in orphaned:

@@ -37,7 +37,8 @@ class FakeClock:
 
 
 def unit_vector(seed: int, dimension: int = 8) -> np.ndarray:
-    return l2_normalise(np.random.default_rng(seed).normal(size=dimension))[0]
+    vector: np.ndarray = l2_normalise(np.random.default_rng(seed).normal(size=dimension))[0]
+    return vector
 
 
 class FakeAnalyser:
@@ -86,19 +87,19 @@ class FakeAnalyser:
         text = data.decode("ascii", errors="replace")
         if text == "empty":
             raise NoFaceError("no face was found in the image")
-        kind, _, seed = text.partition(":")
+        label, _, seed = text.partition(":")
         seed, _, towards = seed.partition(":")
-        if kind not in ("face", "blurred", "dim", "near") or not seed.isdigit():
+        if label not in ("face", "blurred", "dim", "near") or not seed.isdigit():
             raise ImageDecodeError("the data is not a readable JPEG or PNG image")
-        reasons = (QualityReason.BLUR,) if kind == "blurred" else ()
+        reasons = (QualityReason.BLUR,) if label == "blurred" else ()
         vector = unit_vector(int(seed))
-        if kind == "near" and towards.isdigit():
+        if label == "near" and towards.isdigit():
             vector = l2_normalise(vector + 0.5 * unit_vector(int(towards)))[0]
         landmarks = np.array([[40, 50], [72, 50], [56, 70], [44, 90], [68, 90]], dtype=float)
         return FaceAnalysis(
             template=Template(vector, self.model),
             quality=QualityReport(
-                30.0, 0.0, 0.0, 100.0, 120.0, 0.65 if kind == "dim" else 0.9, reasons
+                30.0, 0.0, 0.0, 100.0, 120.0, 0.65 if label == "dim" else 0.9, reasons
             ),
             subject=Detection(20, 20, 70, 90, landmarks, 0.9),
             other_faces=(),

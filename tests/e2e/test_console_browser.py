@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -34,6 +35,9 @@ CHROMIUM = Path(os.environ.get("ENTRYEXIT_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("ENTRYEXIT_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / (
     "console"
 )
+
+if TYPE_CHECKING:  # playwright is imported where the browser is started
+    from playwright.sync_api import Page
 PASSWORD = "browsers need passwords too"
 
 
@@ -117,8 +121,8 @@ def sign_in(page, running: Running, username: str) -> None:  # type: ignore[no-u
 
 def test_an_officer_boards_a_flight_resolves_a_no_match_and_records_an_opt_out(
     running: Running,
-    page,
-    lfw_dir: Path,  # type: ignore[no-untyped-def]
+    page: Page,
+    lfw_dir: Path,
 ) -> None:
     from playwright.sync_api import expect
 
@@ -192,8 +196,8 @@ def test_an_officer_boards_a_flight_resolves_a_no_match_and_records_an_opt_out(
 
 def test_an_auditor_cannot_reach_officer_actions(
     running: Running,
-    page,
-    lfw_dir: Path,  # type: ignore[no-untyped-def]
+    page: Page,
+    lfw_dir: Path,
 ) -> None:
     from playwright.sync_api import expect
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -33,6 +34,9 @@ from tests.e2e.test_console_browser import (
 )
 from tests.integration.api.conftest import Api, capture, staged_flight
 from tests.integration.api.test_fingerprints import FVC, prints, send
+
+if TYPE_CHECKING:  # playwright is imported where the browser is started
+    from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw, pytest.mark.browser]
 __all__ = ["page"]  # the browser fixture, over this module's service
@@ -78,8 +82,8 @@ def running(engine: FaceEngine, tmp_path: Path) -> Iterator[Running]:
 
 def test_an_officer_confirms_a_no_match_by_fingerprints(
     running: Running,
-    page,
-    lfw_dir: Path,  # type: ignore[no-untyped-def]
+    page: Page,
+    lfw_dir: Path,
 ) -> None:
     from playwright.sync_api import expect
 

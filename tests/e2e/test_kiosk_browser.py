@@ -98,11 +98,12 @@ def scene(photo: Path | None, face_side: int) -> np.ndarray:
     """A grey camera frame with the photo (250x250 lfw, face about 40% of it) scaled to
     ``face_side`` pixels in the middle; none for an empty frame."""
     width, height = CLIP_SIZE
-    canvas = np.full((height, width, 3), 118, np.uint8)
+    canvas: np.ndarray = np.full((height, width, 3), 118, np.uint8)
     noise = np.random.default_rng(7).integers(0, 12, size=canvas.shape, dtype=np.uint8)
     canvas = cv2.add(canvas, noise)
     if photo is not None:
         picture = cv2.imread(str(photo))
+        assert picture is not None
         small = cv2.resize(picture, (face_side, face_side), interpolation=cv2.INTER_AREA)
         top, left = (height - face_side) // 2, (width - face_side) // 2
         canvas[top : top + face_side, left : left + face_side] = small
@@ -172,7 +173,10 @@ def kiosk_site(
         time.sleep(0.05)
     clips = root / "clips"
     clips.mkdir()
-    person = lambda name, n: lfw_image(lfw_dir, name, n)  # noqa: E731
+
+    def person(name: str, n: int) -> Path:
+        return lfw_image(lfw_dir, name, n)
+
     write_y4m(clips / "traveler.y4m", scene(person("Colin_Powell", 2), 440))
     write_y4m(clips / "stranger.y4m", scene(person("Donald_Rumsfeld", 1), 440))
     write_y4m(clips / "empty.y4m", scene(None, 0))

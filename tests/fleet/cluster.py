@@ -12,6 +12,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ class Cluster:
     instance_ports: list[int]
     instances: list[subprocess.Popen[bytes]]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_started_at: float = 0.0
 
 
 @contextlib.contextmanager
@@ -106,13 +108,14 @@ def cluster(root: Path, model_dir: Path, instances: int = 3) -> Iterator[Cluster
         served = [_serve(env, p, root / f"instance-{n}.log") for n, p in enumerate(ports)]
         processes.extend(served)
         processes.append(_start([*ENTRYEXIT, "worker"], env, root / "worker.log"))
+        worker_started_at = time.time()
         for p in ports:
             wait_for(
                 f"instance on {p}",
                 lambda p=p: httpx.get(f"http://127.0.0.1:{p}/readyz").status_code == 200,
                 timeout=180,
             )
-        yield Cluster(root, env, url, keys, ports, served, processes)
+        yield Cluster(root, env, url, keys, ports, served, processes, worker_started_at)
     finally:
         for process in processes:
             _stop(process)
@@ -154,7 +157,9 @@ def balancer(cluster: Cluster, use: int, name: str) -> Iterator[Fleet]:
         cluster.database_url,
         cluster.instances[:use],
         cluster.instance_ports[:use],
+        cluster.processes[-1],  # the one worker: the surviving one and the first one
         cluster.processes[-1],
+        cluster.worker_started_at,
         cluster.keys,
     )
     try:

@@ -60,7 +60,8 @@ def store(database_url: str) -> Iterator[RepositoryDriver]:
 
 def template_bytes(seed: int) -> bytes:
     vector = np.random.default_rng(seed).normal(size=128).astype("<f4")
-    return (vector / np.linalg.norm(vector)).astype("<f4").tobytes()
+    data: bytes = (vector / np.linalg.norm(vector)).astype("<f4").tobytes()
+    return data
 
 
 def person(number: str, klass: CitizenshipClass, surname: str = "DOE") -> ManifestTraveler:

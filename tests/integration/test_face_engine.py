@@ -65,6 +65,7 @@ def test_large_frames_are_detected_on_a_bounded_copy(engine: FaceEngine, lfw_dir
     import cv2
 
     face = cv2.imread(str(lfw_image(lfw_dir, "Colin_Powell", 1)))
+    assert face is not None
     frame = np.full((1440, 2560, 3), 90, np.uint8)
     big = cv2.resize(face, (600, 600))
     frame[400:1000, 980:1580] = big

@@ -62,6 +62,7 @@ def test_mated_prints_outscore_strangers_and_survive_serialisation(
     assert restored.finger is FingerPosition.RIGHT_INDEX
     assert fp_engine.compare(restored, [mate])[0] == pytest.approx(mated, abs=1e-9)
     detail = fp_engine.scores(probe, mate)
+    assert detail.bozorth is not None
     assert detail.bozorth > 0
     assert 0 < detail.mcc <= 1
 

@@ -110,7 +110,7 @@ def staged_rows(factory: SqlUnitOfWorkFactory) -> int:
 
 def sealed_details(factory: SqlUnitOfWorkFactory) -> dict[str, bytes | None]:
     with factory.engine.connect() as connection:
-        return dict(connection.execute(select(DocumentRow.id, DocumentRow.personal)).all())  # type: ignore[arg-type]
+        return dict(connection.execute(select(DocumentRow.id, DocumentRow.personal)).all())
 
 
 def test_readers_see_the_old_manifest_or_the_new_never_part(
@@ -232,7 +232,8 @@ def test_a_version_that_lost_rows_meanwhile_is_not_put_in_force(
         uow.commit()
     with factory.engine.begin() as connection:  # a clean-up elsewhere took some of its rows
         connection.execute(
-            ManifestEntryRow.__table__.delete().where(
+            # DeclarativeBase types __table__ as a FromClause; it is the mapped Table.
+            ManifestEntryRow.__table__.delete().where(  # type: ignore[attr-defined]
                 ManifestEntryRow.upload_id == "partial",
                 ManifestEntryRow.document_id.in_(
                     select(ManifestEntryRow.document_id)

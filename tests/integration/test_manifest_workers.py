@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 from sqlalchemy import func, or_, select
@@ -67,8 +68,13 @@ def factory(database_url: str, keys: FileKeyProvider) -> Iterator[SqlUnitOfWorkF
     engine.dispose()
 
 
+class _WorkerOptions(TypedDict, total=False):
+    timeout: float
+    queue_wait: float
+
+
 def workers(
-    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider, **options: float
+    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider, **options: Unpack[_WorkerOptions]
 ) -> ManifestWorkers:
     return ManifestWorkers(
         factory.engine.url.render_as_string(hide_password=False), KeySource.of(keys), **options
@@ -76,7 +82,7 @@ def workers(
 
 
 def service(factory: SqlUnitOfWorkFactory, pool: ManifestWorkers) -> FlightService:
-    audit = AuditTrail(factory, lambda: NOW, factory._sealer._keys)  # type: ignore[attr-defined]
+    audit = AuditTrail(factory, lambda: NOW, factory._sealer._keys)
     return FlightService(factory, lambda: NOW, "m", audit, stager=pool)
 
 

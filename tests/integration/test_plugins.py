@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -41,7 +42,13 @@ def plugin_dir(tmp_path: Path, model_dir: Path) -> Path:
     return target
 
 
-def install_tiny(plugin_dir: Path, tmp_path: Path, **manifest: str) -> Path:
+class _TinyManifest(TypedDict, total=False):
+    key: str
+    dimension: int
+    runtime: str
+
+
+def install_tiny(plugin_dir: Path, tmp_path: Path, **manifest: Unpack[_TinyManifest]) -> Path:
     model = write_tiny_model(tmp_path / "tiny.onnx")
     manifest_file = tmp_path / "tiny.toml"
     manifest_file.write_text(tiny_manifest(**manifest), encoding="utf-8")
@@ -81,7 +88,7 @@ def test_a_manifest_that_does_not_describe_the_model_installs_nothing(
     plugin_dir: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(ModelInstallError, match="manifest says 16"):
-        install_tiny(plugin_dir, tmp_path, dimension=16)  # type: ignore[arg-type]
+        install_tiny(plugin_dir, tmp_path, dimension=16)
     with pytest.raises(ModelInstallError, match="built-in"):
         install_tiny(plugin_dir, tmp_path, key="sface-2021dec")
     not_onnx = tmp_path / "not.onnx"

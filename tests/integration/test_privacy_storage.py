@@ -51,7 +51,8 @@ def store(database_url: str, keys: StaticKeyProvider) -> Iterator[RepositoryDriv
 
 def template_bytes(seed: int) -> bytes:
     vector = np.random.default_rng(seed).normal(size=128).astype("<f4")
-    return (vector / np.linalg.norm(vector)).astype("<f4").tobytes()
+    data: bytes = (vector / np.linalg.norm(vector)).astype("<f4").tobytes()
+    return data
 
 
 def flight_with_travelers(store: RepositoryDriver, count: int) -> list[str]:

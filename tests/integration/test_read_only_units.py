@@ -46,14 +46,14 @@ def test_a_write_in_a_read_only_unit_of_work_is_refused_by_the_database(
         with factory(read_only=True) as uow:
             assert uow.flights.get("f1") is not None  # reading works
             with pytest.raises(DBAPIError) as refused:
-                raw_write(uow, "f1")  # type: ignore[arg-type]
+                raw_write(uow, "f1")
             # A bug, not unavailable storage: never translated into a retryable 503.
             assert not isinstance(refused.value, StorageUnavailableError)
             message = str(refused.value.orig).lower()
             assert "readonly" in message or "read-only" in message, message
         # The setting does not leak into the next unit of work on the same connection.
         with factory() as uow:
-            raw_write(uow, "f1")  # type: ignore[arg-type]
+            raw_write(uow, "f1")
             uow.commit()
     with factory(read_only=True) as uow:
         stored = uow.flights.get("f1")

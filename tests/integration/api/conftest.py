@@ -67,12 +67,12 @@ def build_api(
     )
     admin = services.keys.create_first_admin()
     assert admin is not None
-    keys = {"admin": admin}
+    api_keys = {"admin": admin}
     for role in (Role.OFFICER, Role.AUDITOR):
-        keys[role.value] = services.keys.create(role, f"test {role.value}")[1]
-    keys["gate"] = services.keys.create(Role.GATE, "gate EE", carrier="EE")[1]
-    keys["gate_other_carrier"] = services.keys.create(Role.GATE, "gate ZZ", carrier="ZZ")[1]
-    return Api(TestClient(app_factory(services), base_url=base_url), services, keys), services
+        api_keys[role.value] = services.keys.create(role, f"test {role.value}")[1]
+    api_keys["gate"] = services.keys.create(Role.GATE, "gate EE", carrier="EE")[1]
+    api_keys["gate_other_carrier"] = services.keys.create(Role.GATE, "gate ZZ", carrier="ZZ")[1]
+    return Api(TestClient(app_factory(services), base_url=base_url), services, api_keys), services
 
 
 @pytest.fixture

@@ -55,7 +55,8 @@ def scalar(api: Api, statement: str, **params: object) -> object:
 
 
 def admin_only_read(api: Api, headers: dict[str, str]) -> int:
-    return api.client.get("/v1/privacy/report", headers=headers).status_code
+    status: int = api.client.get("/v1/privacy/report", headers=headers).status_code
+    return status
 
 
 def mint_key(api: Api, role: str, mac: str | None) -> str:
@@ -103,7 +104,8 @@ def test_a_key_copied_with_its_mac_onto_another_role_is_refused(console: Api) ->
 def console_page(api: Api, cookie: str) -> str:
     client = TestClient(api.client.app, base_url="https://testserver")
     client.cookies.set("entryexit_session", cookie, path="/console")
-    return client.get("/console/").url.path
+    path: str = client.get("/console/").url.path
+    return path
 
 
 def test_a_console_session_planted_in_the_database_is_refused(console: Api) -> None:
@@ -138,7 +140,8 @@ def sign_in_path(api: Api, username: str, password: str) -> str:
         "/console/login",
         data={"username": username, "password": password, "login_csrf": found.group(1)},
     )
-    return response.url.path
+    path: str = response.url.path
+    return path
 
 
 def test_console_accounts_inserted_or_promoted_in_the_database_are_refused(console: Api) -> None:

@@ -108,7 +108,7 @@ def test_a_boarding_run_logs_nothing_personal(
     ]
     text = "\n".join(json.dumps(e) for e in events)
     assert len(events) > 20
-    assert any(e["logger"].startswith("sqlalchemy") for e in events)  # type: ignore[union-attr]
+    assert any(str(e["logger"]).startswith("sqlalchemy") for e in events)
     for secret in PERSONAL:
         assert secret not in text
     blobs = [b for b in BASE64_BLOB.findall(text) if not HEX_ONLY.match(b)]

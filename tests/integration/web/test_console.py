@@ -44,7 +44,8 @@ def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> str:
         data={"username": username, "password": password, "login_csrf": token.group(1)},
     )
     assert response.status_code == 200
-    return response.url.path
+    path: str = response.url.path
+    return path
 
 
 def csrf(page: str) -> str:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from entryexit.biometrics import FaceEngine
@@ -50,7 +51,7 @@ def live(*names: str) -> list[tuple[str, tuple[str, bytes, str]]]:
 
 def check(
     client: object, capture_id: str, page: str, action: str, names: tuple[str, ...], **form: str
-) -> object:
+) -> httpx.Response:
     data: dict[str, object] = {
         "csrf_token": csrf(page),
         "action": action,
@@ -59,9 +60,10 @@ def check(
         "ppi": "500",
         **form,
     }
-    return client.post(  # type: ignore[attr-defined]
+    response: httpx.Response = client.post(  # type: ignore[attr-defined]
         f"/console/cases/{capture_id}/fingerprints", data=data, files=live(*names)
     )
+    return response
 
 
 def no_match_case(console: Api, lfw_dir: Path) -> tuple[str, str, dict[str, str]]:
@@ -98,8 +100,8 @@ def test_a_no_match_is_settled_by_the_travelers_prints(console: Api, lfw_dir: Pa
         issuing_state="UTO",
         number="D0000001",
     )
-    assert wrong.status_code == 404  # type: ignore[attr-defined]
-    assert "no fingerprints are enrolled" in wrong.text  # type: ignore[attr-defined]
+    assert wrong.status_code == 404
+    assert "no fingerprints are enrolled" in wrong.text
     stranger = check(
         client,
         capture_id,
@@ -109,9 +111,9 @@ def test_a_no_match_is_settled_by_the_travelers_prints(console: Api, lfw_dir: Pa
         issuing_state="UTO",
         number=FIRST,
     )
-    assert stranger.status_code == 200  # type: ignore[attr-defined]
-    assert "No fingerprint match" in stranger.text  # type: ignore[attr-defined]
-    assert "Confirm identity after document check" in stranger.text  # type: ignore[attr-defined]
+    assert stranger.status_code == 200
+    assert "No fingerprint match" in stranger.text
+    assert "Confirm identity after document check" in stranger.text
 
     # The right document and the traveler's own fingers (other impressions): a match.
     matched = check(
@@ -123,8 +125,8 @@ def test_a_no_match_is_settled_by_the_travelers_prints(console: Api, lfw_dir: Pa
         issuing_state="UTO",
         number=FIRST,
     )
-    assert matched.status_code == 200, matched.text  # type: ignore[attr-defined]
-    text = matched.text  # type: ignore[attr-defined]
+    assert matched.status_code == 200, matched.text
+    text = matched.text
     assert "Fingerprint match" in text
     fused = re.search(r"fused score (\d\.\d{3}) against threshold (\d\.\d{3})", text)
     assert fused is not None
@@ -159,8 +161,8 @@ def test_a_flight_search_proposes_and_the_officer_confirms(console: Api, lfw_dir
     sign_in(client, "sam")  # a supervisor may do all an officer does
     page = client.get(f"/console/cases/{capture_id}")
     found = check(client, capture_id, page.text, "search", ("103_4", "104_4"))
-    assert found.status_code == 200, found.text  # type: ignore[attr-defined]
-    text = found.text  # type: ignore[attr-defined]
+    assert found.status_code == 200, found.text
+    text = found.text
     assert "2 travelers with enrolled prints searched" in text
     assert "Check the candidate&#39;s document before confirming" in text
     first = re.search(r"<li>([A-Z_]+), TEST \(UTO (D\d+)\)", text)
@@ -194,7 +196,7 @@ def test_bad_prints_are_shown_on_the_case_and_record_nothing(console: Api, lfw_d
     low = check(
         client, capture_id, page, "verify", ("101_3",), issuing_state="UTO", number=FIRST, ppi="150"
     )
-    assert low.status_code == 422  # type: ignore[attr-defined]
+    assert low.status_code == 422
     assert "Fingerprint check not made" in low.text
     assert "ppi" in low.text
     junk = client.post(
@@ -211,8 +213,8 @@ def test_bad_prints_are_shown_on_the_case_and_record_nothing(console: Api, lfw_d
     )
     assert junk.status_code == 422
     no_document = check(client, capture_id, page, "verify", ("101_3",))
-    assert no_document.status_code == 422  # type: ignore[attr-defined]
-    assert "identify the document" in no_document.text  # type: ignore[attr-defined]
+    assert no_document.status_code == 422
+    assert "identify the document" in no_document.text
     forged = client.post(
         f"/console/cases/{capture_id}/fingerprints",
         data={

@@ -105,7 +105,8 @@ def test_a_kiosk_is_paired_from_the_console_and_holds_only_a_gate_session(
     assert session.value != ticket.value  # a fresh token once paired
 
     def page_holding(token: str | None) -> str:
-        return fresh(api).get("/kiosk", headers={"Cookie": f"entryexit_kiosk={token}"}).text
+        text: str = fresh(api).get("/kiosk", headers={"Cookie": f"entryexit_kiosk={token}"}).text
+        return text
 
     assert PAIRING_PAGE in page_holding(ticket.value)  # the ticket is spent
     assert PAIRING_PAGE not in page_holding(session.value)

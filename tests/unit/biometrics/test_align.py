@@ -16,7 +16,8 @@ def similarity(scale: float, angle_degrees: float, tx: float, ty: float) -> np.n
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    moved: np.ndarray = points @ matrix[:, :2].T + matrix[:, 2]
+    return moved
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def test_no_other_pillow_plugin_parses_a_gate_frame() -> None:
     """A plugin registered for another purpose (WSQ, for fingerprints) never sees the bytes of
     a face image: before, arbitrary bytes reached its parser, which crashed (UnboundLocalError)
     instead of refusing them."""
-    import wsq  # noqa: F401 - registers the WSQ plugin with Pillow, as fingerprint code does
+    import wsq  # type: ignore[import-untyped]  # noqa: F401 - registers the WSQ plugin with Pillow, as fingerprint code does
 
     seen: list[str] = []
     original = Image.open
@@ -96,7 +96,7 @@ def test_no_other_pillow_plugin_parses_a_gate_frame() -> None:
         with pytest.raises(ImageDecodeError):
             decode_image(b"\xff\xa0" + bytes(200))  # a WSQ start-of-image marker
     finally:
-        Image.open = original  # type: ignore[assignment]
+        Image.open = original
     assert seen
     assert "WSQ" not in seen[0]
     assert "JPEG" in seen[0]

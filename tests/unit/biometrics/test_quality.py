@@ -30,7 +30,8 @@ def rotate(points: np.ndarray, degrees: float) -> np.ndarray:
     angle = math.radians(degrees)
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     center = points.mean(axis=0)
-    return (points - center) @ rotation.T + center
+    rotated: np.ndarray = (points - center) @ rotation.T + center
+    return rotated
 
 
 def test_frontal_face_has_no_yaw_or_roll() -> None:

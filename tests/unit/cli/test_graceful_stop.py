@@ -1,3 +1,5 @@
+# mypy: disable-error-code="unreachable"
+# (mypy keeps an attribute narrowed by an assert across the call that changes it.)
 """The drain on SIGTERM: /readyz fails first, the server stops only after the drain, a second
 signal (or SIGINT) stops it at once; and the process exits normally instead of dying of the
 signal as uvicorn would have it."""

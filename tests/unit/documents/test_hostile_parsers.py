@@ -5,6 +5,7 @@ linearly with the input (minimum of several runs, a generous factor: 10x input <
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -185,9 +186,9 @@ def test_ber_tlv_and_data_groups_arbitrary_bytes(data: bytes) -> None:
 def test_data_groups_with_a_valid_outer_tag(body: bytes, tag: int) -> None:
     for outer in (0x60, 0x61, 0x75, tag):
         data = chip_builder.tlv(outer, body)
-        _only_our_errors(lambda data=data: parse_ef_com(data))
-        _only_our_errors(lambda data=data: parse_dg1(data, TODAY))
-        _only_our_errors(lambda data=data: parse_dg2(data))
+        _only_our_errors(functools.partial(parse_ef_com, data))
+        _only_our_errors(functools.partial(parse_dg1, data, TODAY))
+        _only_our_errors(functools.partial(parse_dg2, data))
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def test_two_middling_scores_are_not_one_strong_one() -> None:
     # Each modality just at its 1e-2 threshold (2 decades each): 4 decades summed is short
     # of the 1e-3 level (4.01); each at its 1e-3 threshold, 6 decades, reaches it.
     weak = combine_face_and_finger(0.2972, FACE, 0.302, FINGER, 1e-3)
-    assert (weak.face, weak.finger) == (pytest.approx(2.0), pytest.approx(2.0))
+    assert (weak.face, weak.finger) == pytest.approx((2.0, 2.0))
     assert weak.total == pytest.approx(4.0)
     assert not weak.reaches_target
     strong = combine_face_and_finger(0.3696, FACE, 0.358, FINGER, 1e-3)

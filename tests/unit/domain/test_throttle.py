@@ -74,7 +74,7 @@ def test_invalid_networks_are_refused() -> None:
 
 def test_the_lockout_forgets_stale_sources() -> None:
     lockout = FailureLockout(limit=5, window=1.0, block=1.0)
-    lockout.MAX_SOURCES = 10  # type: ignore[misc]
+    lockout.MAX_SOURCES = 10
     for n in range(50):
         lockout.failure(f"s{n}", float(n))
     assert len(lockout._failures) <= 11

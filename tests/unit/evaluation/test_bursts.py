@@ -34,6 +34,7 @@ def test_a_synthetic_burst_starts_with_the_photo_and_is_the_same_every_run() -> 
     assert burst_frames(photo, 3, seed=1, index=7)[1] != frames[1]
     for frame in frames[1:]:
         decoded = cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_COLOR)
+        assert decoded is not None
         assert decoded.shape == (120, 100, 3)  # same size: shifted, not cropped
 
 

@@ -29,6 +29,7 @@ def test_pair_weighted_and_person_averaged_rates_differ_as_they_should() -> None
     assert persons.value == pytest.approx(0.09)
     assert pairs.low is not None
     assert pairs.high is not None
+    assert pairs.value is not None
     assert pairs.low <= pairs.value <= pairs.high
 
 

@@ -14,7 +14,8 @@ def constructed() -> tuple[np.ndarray, dict[int, list[int]]]:
     """Ten persons, orthogonal identities; each has a reference and one capture near it,
     except person 9's capture, which looks like person 0 (a mated miss)."""
     dimension = 16
-    vectors, images_of = [], {}
+    vectors: list[np.ndarray] = []
+    images_of: dict[int, list[int]] = {}
     for person in range(10):
         base = np.eye(dimension)[person]
         images_of[person] = [len(vectors), len(vectors) + 1]
@@ -58,7 +59,10 @@ def whole_set(acquired_captures: int) -> tuple[Embeddings, dict[int, list[int]]]
     In the capture-recipe rows every reference image points at e_0, so a gallery built from
     them instead of the reference rows would confuse everyone with person 0."""
     eye = np.eye(16)
-    captures, references, acquired, images_of = [], [], [], {}
+    captures: list[np.ndarray] = []
+    references: list[np.ndarray] = []
+    acquired: list[bool] = []
+    images_of: dict[int, list[int]] = {}
     for person in range(10):
         images_of[person] = [len(captures), len(captures) + 1]
         captures += [eye[0], eye[person]]
@@ -81,7 +85,7 @@ def test_the_gallery_is_built_from_reference_templates_and_everyone_flies_in_who
     result, _ = run_draw(embeddings, images_of, list(images_of), np.random.default_rng(0), run)
     assert result.total_mated == 10
     assert result.rank1 == pytest.approx(1.0)
-    assert result.at_operating == (pytest.approx(0.0), pytest.approx(0.0))
+    assert result.at_operating == pytest.approx((0.0, 0.0))
 
 
 def test_captures_refused_for_quality_count_as_misses_and_are_reported() -> None:

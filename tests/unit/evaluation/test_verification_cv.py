@@ -23,7 +23,9 @@ def two_regions(persons: int = 160, seed: int = 0) -> tuple[np.ndarray, list[str
     dimension = 16
     hub = np.zeros(dimension)
     hub[0] = 1.0
-    rows, names, groups = [], [], {}
+    rows: list[np.ndarray] = []
+    names: list[str] = []
+    groups: dict[int, str] = {}
     for person in range(persons):
         crowded = person % 2 == 0
         spread = rng.normal(size=dimension)

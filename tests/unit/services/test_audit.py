@@ -1,3 +1,5 @@
+# mypy: disable-error-code="unreachable"
+# (mypy keeps an attribute narrowed by an assert across the call that changes it.)
 """The audit trail: events commit with their use case's unit of work or not at all, a request
 is marked recorded only once that happens, and verify() finds any tampering."""
 

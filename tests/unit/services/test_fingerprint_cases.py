@@ -208,7 +208,7 @@ def test_face_evidence_is_added_only_where_the_face_is_calibrated() -> None:
     together = calibrated.with_face(result, 0.37)
     assert together is not None
     # A perfect fake finger is capped at the rarest calibrated finger rate (1e-4).
-    assert (together.face, together.finger) == (pytest.approx(3.0), pytest.approx(4.0))
+    assert (together.face, together.finger) == pytest.approx((3.0, 4.0))
     assert together.reaches_target
     # It is shown, never recorded: the decision and the encounter are the fingers' alone.
     assert result.decision is FingerprintDecision.MATCH

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -227,6 +228,11 @@ def test_two_travelers_with_near_identical_templates_are_ambiguous() -> None:
     assert world.flights.encounters(flight_id) == []
 
 
+class _SecondTraveler(TypedDict, total=False):
+    booking_reference: str | None
+    date_of_birth: date
+
+
 @pytest.mark.parametrize(
     ("second", "related"),
     [
@@ -236,7 +242,7 @@ def test_two_travelers_with_near_identical_templates_are_ambiguous() -> None:
     ],
 )
 def test_a_related_traveler_who_would_match_too_sends_the_capture_to_an_officer(
-    second: dict[str, object], related: bool
+    second: _SecondTraveler, related: bool
 ) -> None:
     # The second traveler's gallery row fuses the first one's photo with another: on the first
     # one's photo it scores below the top by more than the margin, yet above the threshold.

@@ -18,7 +18,8 @@ from entryexit.errors import ImageDecodeError, ImageTooLargeError
 
 def ridges(width: int = 300, height: int = 400) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
-    return (127 + 100 * np.sin((x + 0.3 * y) * 2 * np.pi / 9)).astype(np.uint8)
+    image: np.ndarray = (127 + 100 * np.sin((x + 0.3 * y) * 2 * np.pi / 9)).astype(np.uint8)
+    return image
 
 
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
@@ -29,7 +30,7 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
 
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WSQ"])
 def test_png_tiff_and_wsq_decode_to_greyscale(fmt: str) -> None:
-    import wsq  # noqa: F401 - registers the WSQ encoder for this test
+    import wsq  # type: ignore[import-untyped]  # noqa: F401 - registers the WSQ encoder for this test
 
     image = decode_fingerprint(encode(ridges(), fmt), 500)
     assert image.pixels.dtype == np.uint8
