@@ -50,6 +50,7 @@ AXE_VERSION = "4.10.2"
 AXE_CACHE = Path(
     os.environ.get("ENTRYEXIT_TEST_AXE_DIR", Path.home() / ".cache" / "entryexit" / "axe-core")
 )
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # Debian's ca-certificates
 CLIP_SIZE = (640, 480)
 # Names that must never reach a traveler's screen (the manifest's surnames, any score).
 SURNAMES = ("POWELL", "SHARON", "URIBE", "VAJPAYEE", "RUMSFELD")
@@ -118,12 +119,19 @@ def axe_source() -> str:
         if npm is None:
             pytest.skip("npm is not installed: cannot fetch axe-core for the accessibility scan")
         AXE_CACHE.mkdir(parents=True, exist_ok=True)
+        # Node trusts its own CA bundle, not the system's: behind a TLS-inspecting proxy whose
+        # CA the system trusts (as on this project's machines), npm fails unless told, and a
+        # CI with a minimal environment does not carry NODE_EXTRA_CA_CERTS.
+        environment = dict(os.environ)
+        if "NODE_EXTRA_CA_CERTS" not in environment and SYSTEM_CA_BUNDLE.is_file():
+            environment["NODE_EXTRA_CA_CERTS"] = str(SYSTEM_CA_BUNDLE)
         done = subprocess.run(
             [npm, "install", "--no-save", "--prefix", str(AXE_CACHE), f"axe-core@{AXE_VERSION}"],
             capture_output=True,
             text=True,
             timeout=180,
             check=False,
+            env=environment,
         )
         if done.returncode != 0 or not script.is_file():
             pytest.skip(f"could not fetch axe-core with npm: {done.stderr.strip()[-300:]}")
