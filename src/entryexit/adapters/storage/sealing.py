@@ -19,6 +19,7 @@ copied to another row or owner does not open.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -75,6 +76,12 @@ def personal_context(traveler_id: str) -> bytes:
     return f"personal:{traveler_id}".encode()
 
 
+@functools.lru_cache(maxsize=4)
+def _row_mac_key(audit_key: bytes) -> bytes:
+    """The row-MAC key derived from the audit key (derived once per key, not per request)."""
+    return hmac.new(audit_key, b"entryexit row mac v1", hashlib.sha256).digest()
+
+
 def _canonical(value: object) -> object:
     """One spelling per value whatever the database hands back (time zones, microseconds)."""
     if isinstance(value, datetime):
@@ -95,12 +102,14 @@ class Sealer:
         under a key derived from the audit key, which lives outside the database: a writer
         with database access alone can neither insert a credential or policy row nor change
         one's role, carrier, hash or end."""
-        key = hmac.new(self._keys.audit_key(), b"entryexit row mac v1", hashlib.sha256).digest()
+        key = _row_mac_key(self._keys.audit_key())
         message = json.dumps([kind, *(_canonical(f) for f in fields)], separators=(",", ":"))
         return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
-    def row_mac_valid(self, mac: str | None, kind: str, *fields: object) -> bool:
-        return mac is not None and hmac.compare_digest(mac, self.row_mac(kind, *fields))
+    @staticmethod
+    def mac_matches(stored: str | None, expected: str) -> bool:
+        """Whether a row's stored MAC is the one its fields give now (constant time)."""
+        return stored is not None and hmac.compare_digest(stored, expected)
 
     # --- lookup without storing the number ---------------------------------------------
     def digest(self, document: DocumentKey) -> str:

@@ -30,8 +30,9 @@ from entryexit.services.ports import ConsoleSession, ConsoleUser, SignInFailures
 logger = logging.getLogger(__name__)
 
 
-def _api_key_fields(row: ApiKeyRow) -> tuple[object, ...]:
-    return (
+def api_key_mac(sealer: Sealer, row: ApiKeyRow) -> str:
+    return sealer.row_mac(
+        "api_keys",
         row.id,
         row.name,
         row.role,
@@ -42,24 +43,16 @@ def _api_key_fields(row: ApiKeyRow) -> tuple[object, ...]:
     )
 
 
-def _user_fields(row: ConsoleUserRow) -> tuple[object, ...]:
-    return (row.id, row.username, row.password_hash, row.role, row.disabled_at)
-
-
-def _session_fields(row: ConsoleSessionRow) -> tuple[object, ...]:
-    return (row.token_hash, row.user_id, row.created_at, row.expires_at)
-
-
-def api_key_mac(sealer: Sealer, row: ApiKeyRow) -> str:
-    return sealer.row_mac("api_keys", *_api_key_fields(row))
-
-
 def user_mac(sealer: Sealer, row: ConsoleUserRow) -> str:
-    return sealer.row_mac("console_users", *_user_fields(row))
+    return sealer.row_mac(
+        "console_users", row.id, row.username, row.password_hash, row.role, row.disabled_at
+    )
 
 
 def session_mac(sealer: Sealer, row: ConsoleSessionRow) -> str:
-    return sealer.row_mac("console_sessions", *_session_fields(row))
+    return sealer.row_mac(
+        "console_sessions", row.token_hash, row.user_id, row.created_at, row.expires_at
+    )
 
 
 def _refused(kind: str, row_id: str) -> None:
@@ -104,7 +97,7 @@ class SqlAccessRepository:
         row = self._session.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == prefix))
         if row is None:
             return None
-        if not self._sealer.row_mac_valid(row.mac, "api_keys", *_api_key_fields(row)):
+        if not self._sealer.mac_matches(row.mac, api_key_mac(self._sealer, row)):
             _refused("api_keys", row.id)
             return None
         return StoredApiKey(
@@ -149,7 +142,7 @@ class SqlAccessRepository:
     def _verified_user(self, row: ConsoleUserRow | None) -> ConsoleUser | None:
         if row is None:
             return None
-        if not self._sealer.row_mac_valid(row.mac, "console_users", *_user_fields(row)):
+        if not self._sealer.mac_matches(row.mac, user_mac(self._sealer, row)):
             _refused("console_users", row.id)
             return None
         return _user(row)
@@ -252,7 +245,7 @@ class SqlAccessRepository:
         row = session.get(ConsoleSessionRow, token_hash)
         if row is None:
             return None
-        if not self._sealer.row_mac_valid(row.mac, "console_sessions", *_session_fields(row)):
+        if not self._sealer.mac_matches(row.mac, session_mac(self._sealer, row)):
             _refused("console_sessions", row.user_id)
             return None
         return ConsoleSession(

@@ -79,6 +79,6 @@ class SqlPolicyRepository:
 
     def _trusted(self, row: PolicyRow) -> bool:
         content_hash = hashlib.sha256(row.source.encode()).hexdigest()
-        return content_hash == row.sha256 and self._sealer.row_mac_valid(
-            row.mac, "policies", row.version, row.sha256, row.effective_from
+        return content_hash == row.sha256 and self._sealer.mac_matches(
+            row.mac, policy_mac(self._sealer, row)
         )
