@@ -64,8 +64,6 @@ def serve(
     ended at a load balancer in front) or http://localhost on the kiosk itself."""
     if (tls_certfile is None) != (tls_keyfile is None):
         raise InvalidInputError("give both --tls-certfile and --tls-keyfile, or neither")
-    import uvicorn
-
     from entryexit.api.observability import configure_logging
     from entryexit.bootstrap import build_services, check_key_dir
     from entryexit.web.app import create_service_app
@@ -90,15 +88,11 @@ def serve(
     scheduler = PurgeScheduler(services.jobs, services.purge, settings.purge_interval_seconds)
     if jobs:
         scheduler.start()
-    # log_config=None: uvicorn keeps the logging configured above (format, level, request
-    # ids); its access log is replaced by the service's own (route templates, not paths).
-    config = uvicorn.Config(
+    config = server_config(
         app,
         host=bind_host,
         port=bind_port,
-        log_config=None,
         log_level=settings.log_level.lower(),
-        access_log=False,
         timeout_graceful_shutdown=shutdown_timeout,
         ssl_certfile=str(tls_certfile) if tls_certfile else None,
         ssl_keyfile=str(tls_keyfile) if tls_keyfile else None,
@@ -120,6 +114,26 @@ def freeze_startup_heap() -> None:
     (benchmarks/RESULTS.md, issue 17)."""
     gc.collect()
     gc.freeze()
+
+
+def server_config(app: FastAPI, **options: object) -> uvicorn.Config:
+    """uvicorn's configuration for EntryExit: the logging configured by the caller (format,
+    level, request ids), no access log (the service logs route templates, not paths) and no
+    proxy-header rewriting.
+
+    EntryExit reads ``X-Forwarded-For`` itself, and only from ``ENTRYEXIT_TRUSTED_PROXIES``;
+    uvicorn's own handling (on by default for loopback peers) would rewrite the peer address
+    first and let any local client choose the address its lock-outs and rate limits count.
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def draining_server(config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> uvicorn.Server:

@@ -28,6 +28,7 @@ def in_process_server() -> Iterator[tuple[str, str]]:
     from entryexit.adapters.crypto.keys import FileKeyProvider
     from entryexit.api.app import create_app
     from entryexit.bootstrap import build_services
+    from entryexit.cli.serve import server_config
 
     with tempfile.TemporaryDirectory(prefix="entryexit-simulate-") as scratch:
         base = load_settings()
@@ -48,7 +49,7 @@ def in_process_server() -> Iterator[tuple[str, str]]:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        config = uvicorn.Config(
+        config = server_config(
             create_app(services), host="127.0.0.1", port=port, log_level="warning"
         )
         server = uvicorn.Server(config)

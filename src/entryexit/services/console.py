@@ -340,9 +340,12 @@ class ConsoleService:
 
     @staticmethod
     def _capture(uow: UnitOfWork, capture_id: str) -> CaptureSummary:
+        """The capture behind a case. Only a capture the gate could not decide opens a case:
+        a matched capture already recorded its traveler's encounter, and resolving it too
+        would let one face clear a second traveler."""
         capture = uow.cases.get(capture_id)
-        if capture is None:
-            raise NotFoundError(f"capture {capture_id} does not exist")
+        if capture is None or capture.decision not in OPEN_DECISIONS:
+            raise NotFoundError(f"there is no case for capture {capture_id}")
         return capture
 
     @staticmethod

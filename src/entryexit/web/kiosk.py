@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import RequestLimits, ServicesDep
+from entryexit.api.limits import client_address_of
 from entryexit.domain.kiosk import TravelerMessage
 from entryexit.domain.throttle import TokenBuckets
 from entryexit.errors import (
@@ -104,7 +105,7 @@ def kiosk_page(request: Request, services: ServicesDep) -> HTMLResponse:
 def start_pairing(request: Request, services: ServicesDep) -> JSONResponse:
     if request.headers.get("X-Requested-With") != "kiosk":
         raise PermissionDeniedError("pairing starts from the kiosk's screen")
-    source = request.client.host if request.client else "unknown"
+    source = client_address_of(request.scope, services.settings.trusted_proxies)
     wait = request.app.state.kiosk_pairing.take(source, time.monotonic())
     if wait > 0:
         raise RateLimitedError("too many pairing codes from this address", wait)

@@ -95,6 +95,23 @@ def test_a_case_shows_the_capture_with_the_closest_travelers() -> None:
         world.console.case(OFFICER, "no-such-capture")
 
 
+def test_a_matched_capture_is_no_case_and_cannot_clear_a_second_traveler() -> None:
+    # A matched capture's id is visible to officers (the flight's encounters); resolving it as
+    # a case would record a second traveler's crossing on the first one's face.
+    world = World()
+    flight = boarding(world)
+    matched = world.captures.process(GATE, flight.id, b"face:1", "G1", "cam")
+    assert matched.decision is Decision.MATCH
+    encounters = dict(world.uow.tables.encounters)
+    with pytest.raises(NotFoundError):
+        world.console.case(OFFICER, matched.capture_id)
+    for resolution in Resolution:
+        with pytest.raises(NotFoundError):
+            world.console.resolve(OFFICER, matched.capture_id, resolution, world.traveler_id("N2"))
+    assert world.uow.tables.encounters == encounters
+    assert world.uow.tables.captures[matched.capture_id].resolution is None
+
+
 def test_confirming_a_case_records_a_manual_encounter_handed_to_the_crossings() -> None:
     world = World()
     flight = boarding(world)

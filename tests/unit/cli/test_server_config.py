@@ -1,0 +1,59 @@
+"""The server EntryExit runs never lets a client choose its own address."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+
+from entryexit.cli.serve import server_config
+
+
+@pytest.fixture
+def peer_echo() -> Iterator[str]:
+    """A real uvicorn server, configured as ``entryexit serve`` configures it, whose one route
+    answers the peer address the application sees."""
+    app = FastAPI()
+
+    @app.get("/peer")
+    def peer(request: Request) -> dict[str, str | None]:
+        return {
+            "host": request.client.host if request.client else None,
+            "scheme": request.url.scheme,
+        }
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        assert thread.is_alive(), "server stopped"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_loopback_client_cannot_choose_its_address_with_forwarding_headers(
+    peer_echo: str,
+) -> None:
+    # uvicorn trusts X-Forwarded-For from loopback by default: a local attacker would get a
+    # fresh lock-out budget per forged address. The application must see the real peer, and
+    # decide itself (ENTRYEXIT_TRUSTED_PROXIES) whether the header counts.
+    answer = httpx.get(
+        f"{peer_echo}/peer",
+        headers={"X-Forwarded-For": "10.9.9.9", "X-Forwarded-Proto": "https"},
+    ).json()
+    assert answer == {"host": "127.0.0.1", "scheme": "http"}
