@@ -568,20 +568,38 @@ class _Flights(_Repository):
         return flight.gallery_version + 1
 
     def replace_manifest(
-        self, flight_id: str, travelers: list[ManifestTraveler], now: datetime
+        self,
+        flight_id: str,
+        travelers: list[ManifestTraveler],
+        now: datetime,
+        uploader_carrier: str | None = None,
     ) -> ManifestChange:
         t = self._w()
         existing = t.manifests.get(flight_id, {})
         after: dict[DocumentKey, ManifestEntryRow] = {}
         added = updated = 0
+        held = (
+            set()
+            if uploader_carrier is None
+            else {
+                document
+                for other, entries in t.manifests.items()
+                if other != flight_id and t.flights[other].carrier != uploader_carrier
+                for document in entries
+            }
+        )
+        kept = 0
         for traveler in travelers:
             if traveler.document in after:
                 # The SQL store inserts the entry twice and the unique constraint refuses it.
                 raise FakeIntegrityError(f"{traveler.document} is twice on the manifest")
             document = _document_for(t, traveler.document, self._uow.current_kek, now)
             data_key = _data_key(t, document.traveler_id, self._uow.current_kek, now)
-            document.details = traveler
-            document.sealed_under = data_key.id
+            if traveler.document in held:
+                kept += document.details != traveler
+            else:
+                document.details = traveler
+                document.sealed_under = data_key.id
             if traveler.document in existing:
                 after[traveler.document] = existing[traveler.document]
                 updated += 1
@@ -590,7 +608,9 @@ class _Flights(_Repository):
                 added += 1
         removed = len(existing.keys() - after.keys())
         t.manifests[flight_id] = after
-        return ManifestChange(added=added, removed=removed, updated=updated, total=len(after))
+        return ManifestChange(
+            added=added, removed=removed, updated=updated, total=len(after), details_kept=kept
+        )
 
     def stage_manifest_batch(
         self,
@@ -612,14 +632,19 @@ class _Flights(_Repository):
         t.manifest_staging[upload_id] = (flight_id, staged_at, staged)
 
     def swap_manifest(
-        self, flight_id: str, upload_id: str, now: datetime, expected: int
+        self,
+        flight_id: str,
+        upload_id: str,
+        now: datetime,
+        expected: int,
+        uploader_carrier: str | None = None,
     ) -> ManifestChange:
         t = self._w()
         _, _, staged = t.manifest_staging.get(upload_id, (flight_id, now, []))
         if len(staged) != expected:
             raise ConflictError(f"the upload holds {len(staged)} of {expected} travelers")
         del t.manifest_staging[upload_id]
-        return self.replace_manifest(flight_id, staged, now)
+        return self.replace_manifest(flight_id, staged, now, uploader_carrier)
 
     def discard_manifest_versions(
         self,

@@ -61,6 +61,9 @@ class ManifestChangePublic(BaseModel):
     updated: int
     total: int
     flagged: list[FlaggedTravelerPublic] = []
+    # Travelers also on another carrier's flight: this carrier's key may list them, but the
+    # document's details stay as that flight's manifest gave them.
+    details_kept: int = 0
 
 
 class DocumentRef(BaseModel):

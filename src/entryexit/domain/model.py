@@ -102,6 +102,9 @@ class ManifestChange:
     removed: int
     updated: int
     total: int
+    # Documents whose new details were not applied: they are on another carrier's manifest
+    # in force, and a carrier-bound uploader may not rewrite what that carrier sees.
+    details_kept: int = 0
 
 
 @dataclass(frozen=True, slots=True)

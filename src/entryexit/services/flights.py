@@ -316,15 +316,19 @@ class FlightService:
 
             def swap(uow: UnitOfWork) -> ManifestChange:
                 self.get_in(uow, flight_id)
-                change = uow.flights.swap_manifest(flight_id, upload_id, now, staged.total)
-                self._audit.record(
-                    uow,
-                    "manifest replace",
-                    "ok",
-                    actor,
-                    "flight",
+                change = uow.flights.swap_manifest(
                     flight_id,
-                    {"added": change.added, "removed": change.removed, "total": change.total},
+                    upload_id,
+                    now,
+                    staged.total,
+                    uploader_carrier=actor.carrier if actor is not None else None,
+                )
+                details = {"added": change.added, "removed": change.removed}
+                details["total"] = change.total
+                if change.details_kept:
+                    details["details_kept"] = change.details_kept
+                self._audit.record(
+                    uow, "manifest replace", "ok", actor, "flight", flight_id, details
                 )
                 return change
 

@@ -97,12 +97,19 @@ class FlightRepository(Protocol):
         ...
 
     def swap_manifest(
-        self, flight_id: str, upload_id: str, now: datetime, expected: int
+        self,
+        flight_id: str,
+        upload_id: str,
+        now: datetime,
+        expected: int,
+        uploader_carrier: str | None = None,
     ) -> ManifestChange:
         """Put version ``upload_id`` in force (details included), in a transaction whose
         length does not grow with the manifest; a version that does not hold exactly
         ``expected`` travelers is refused (ConflictError). The superseded version is then
-        dropped with :meth:`discard_manifest_versions`."""
+        dropped with :meth:`discard_manifest_versions`. With ``uploader_carrier`` (a key
+        bound to that carrier sent it), a document on a manifest in force of another
+        carrier's flight keeps its details (counted in ``details_kept``)."""
         ...
 
     def discard_manifest_versions(

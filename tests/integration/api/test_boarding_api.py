@@ -96,7 +96,14 @@ def test_staging_lists_travelers_without_photos_and_restaging_is_incremental(
     change = api.client.put(
         f"/v1/flights/{flight_id}/manifest", json=rows, headers=api.headers("officer")
     )
-    assert change.json() == {"added": 1, "removed": 1, "updated": 1, "total": 2, "flagged": []}
+    assert change.json() == {
+        "added": 1,
+        "removed": 1,
+        "updated": 1,
+        "total": 2,
+        "flagged": [],
+        "details_kept": 0,
+    }
     staged = api.client.post(
         f"/v1/flights/{flight_id}/gallery", headers=api.headers("officer")
     ).json()

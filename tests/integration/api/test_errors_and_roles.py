@@ -108,7 +108,14 @@ def test_csv_manifests_are_accepted(api: Api) -> None:
         content=csv.encode(),
         headers={**api.headers("officer"), "content-type": "text/csv"},
     )
-    assert response.json() == {"added": 1, "removed": 0, "updated": 0, "total": 1, "flagged": []}
+    assert response.json() == {
+        "added": 1,
+        "removed": 0,
+        "updated": 0,
+        "total": 1,
+        "flagged": [],
+        "details_kept": 0,
+    }
 
 
 def test_invalid_json_fields_are_422_problems(api: Api) -> None:

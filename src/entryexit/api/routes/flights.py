@@ -119,6 +119,7 @@ async def put_manifest(
         updated=change.updated,
         total=change.total,
         flagged=flagged,
+        details_kept=change.details_kept,
     )
 
 

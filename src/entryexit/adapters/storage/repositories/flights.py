@@ -204,7 +204,12 @@ class SqlFlightRepository:
         return self._sealer.open_personal(document, key_row) != _personal(traveler)
 
     def swap_manifest(
-        self, flight_id: str, upload_id: str, now: datetime, expected: int
+        self,
+        flight_id: str,
+        upload_id: str,
+        now: datetime,
+        expected: int,
+        uploader_carrier: str | None = None,
     ) -> ManifestChange:
         """Put manifest version ``upload_id`` in force: one flight row changes, plus the
         documents whose details changed, so the transaction stays short at any manifest size.
@@ -245,7 +250,16 @@ class SqlFlightRepository:
             update(FlightRow).where(FlightRow.id == flight_id).values(manifest_version=upload_id)
         )
         changed = select(ManifestEntryRow).where(new, ManifestEntryRow.personal.is_not(None))
+        held = (
+            set()
+            if uploader_carrier is None
+            else self._held_by_other_carriers(flight_id, upload_id, uploader_carrier)
+        )
         for entry in session.scalars(changed):
+            if entry.document_id in held:
+                entry.personal = entry.document_type = entry.expiry = None
+                entry.citizenship_class = None
+                continue
             session.execute(
                 update(DocumentRow)
                 .where(DocumentRow.id == entry.document_id)
@@ -259,7 +273,35 @@ class SqlFlightRepository:
             entry.personal = entry.document_type = entry.expiry = None
             entry.citizenship_class = None
         return ManifestChange(
-            added=total - updated, removed=before - updated, updated=updated, total=total
+            added=total - updated,
+            removed=before - updated,
+            updated=updated,
+            total=total,
+            details_kept=len(held),
+        )
+
+    def _held_by_other_carriers(self, flight_id: str, upload_id: str, carrier: str) -> set[str]:
+        """The documents of upload ``upload_id`` with new details that are on a manifest in
+        force of a flight another carrier operates."""
+        mine = aliased(ManifestEntryRow)
+        theirs = aliased(ManifestEntryRow)
+        return set(
+            self._session.scalars(
+                select(mine.document_id)
+                .distinct()
+                .join(theirs, theirs.document_id == mine.document_id)
+                .join(
+                    FlightRow,
+                    (FlightRow.id == theirs.flight_id)
+                    & (FlightRow.manifest_version == theirs.upload_id),
+                )
+                .where(
+                    mine.upload_id == upload_id,
+                    mine.personal.is_not(None),
+                    FlightRow.id != flight_id,
+                    FlightRow.carrier != carrier,
+                )
+            )
         )
 
     def discard_manifest_versions(
