@@ -9,6 +9,7 @@ does not verify), the response is replaced by 503 and nothing is answered unreco
 from __future__ import annotations
 
 import logging
+import uuid
 
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
@@ -129,11 +130,17 @@ class AuditAccess:
         services = scope["app"].state.services
         if principal is None and status in REFUSED_BODY:
             principal = await run_in_threadpool(_key_holder, services, scope)
-        # Only opaque identifiers: document numbers in a path are personal data, not logged.
+        # Only opaque identifiers: document numbers in a path are personal data, not logged,
+        # and neither is whatever was typed where an id belongs (a name, a document number
+        # pasted into the wrong field): the audit log is kept for years and never sealed.
         identifiers = {
             name: str(value) for name, value in path_params.items() if name.endswith("_id")
         }
         resource_type, resource_id = next(iter(identifiers.items()), (None, None))
+        details: dict[str, object] = {"status": status}
+        if resource_id is not None and not is_opaque_id(resource_id):
+            resource_id = None
+            details["resource_id"] = "not an identifier"
         await run_in_threadpool(
             services.audit.record_alone,
             f"{scope['method']} {path}",
@@ -141,9 +148,17 @@ class AuditAccess:
             principal if isinstance(principal, Principal) else None,
             resource_type.removesuffix("_id") if resource_type else None,
             resource_id,
-            {"status": status},
+            details,
         )
         # (The request id joins the details in AuditTrail.record, from the request context.)
+
+
+def is_opaque_id(value: str) -> bool:
+    """Whether ``value`` is an identifier EntryExit issues (a UUID in its canonical form)."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 # Every endpoint's template as a pattern, to name the endpoint of a request refused before

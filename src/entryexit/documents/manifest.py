@@ -230,11 +230,35 @@ def _parse_rows(
     return travelers
 
 
+class _RepeatedKeyError(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object, refused when a key repeats: parsers differ on which one wins, and a
+    gateway that validated the first must not have approved a different manifest."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKeyError(key)
+            seen.add(key)
+    return document
+
+
 def parse_json_manifest(data: bytes, today: date) -> list[ManifestTraveler]:
     """``{"travelers": [{...}, ...]}`` or a bare list of traveler objects."""
     check_json_depth(data)
     try:
-        document = json.loads(data)
+        document = json.loads(data, object_pairs_hook=_object_without_repeated_keys)
+    except _RepeatedKeyError as exc:
+        raise InvalidInputError(
+            f"the manifest names {excerpt(exc.key, 40)} twice in one object; a reader that"
+            " took the first would see another manifest"
+        ) from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidInputError("the manifest is not valid JSON") from None
     entries = document.get("travelers") if isinstance(document, dict) else document
@@ -279,6 +303,10 @@ def _csv_rows(reader: Iterator[list[str]]) -> Iterator[tuple[str, Mapping[str, o
         raise InvalidInputError("the CSV manifest is empty")
     _check_cells(header, "the CSV header")
     names = [name.strip() for name in header]
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        named = ", ".join(excerpt(name, 40) for name in repeated[:5])
+        raise InvalidInputError(f"the CSV header names a column twice: {named}")
     missing = [name for name in FIELDS if name not in names]
     if missing:
         raise InvalidInputError(f"the CSV header lacks: {', '.join(missing)}")

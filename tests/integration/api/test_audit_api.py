@@ -55,3 +55,26 @@ def test_partners_and_officers_cannot_read_the_audit_log(api: Api) -> None:
     for role in ("gate", "officer"):
         response = api.client.get("/v1/audit/events", headers=api.headers(role))
         assert response.status_code == 403
+
+
+def test_text_typed_where_an_id_belongs_never_reaches_the_audit_log(api: Api) -> None:
+    # The audit log is kept for years and never sealed: a name or a document number pasted
+    # into an id's place (by mistake, or to plant it there) must not be kept in it.
+    planted = ("SMITH JOHN 1980-01-01", "D1234567", "<img src=x>")
+    for value in planted:
+        for path in (
+            f"/v1/travelers/{value}/crossings",
+            f"/v1/flights/{value}",
+            f"/v1/admissions/{value}",
+        ):
+            method = "PATCH" if path.startswith("/v1/admissions") else "GET"
+            api.client.request(method, path, headers=api.headers("admin"))
+    response = api.client.get("/v1/audit/events?limit=1000", headers=api.headers("auditor"))
+    events = response.json()
+    text = json.dumps(events)
+    for value in planted:
+        assert value not in text
+        assert json.dumps(value)[1:-1] not in text
+    marked = [e for e in events if e["details"].get("resource_id") == "not an identifier"]
+    assert marked
+    assert all(e["resource_id"] is None for e in marked)

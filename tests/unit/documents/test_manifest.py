@@ -206,3 +206,19 @@ def test_a_booking_reference_is_optional_in_json_and_csv_and_checked() -> None:
     for bad in ("AB CD", "X" * 36, "AB\u202eCD", 12345, ["A"]):
         with pytest.raises(InvalidInputError, match="traveler 1: 'booking_reference'"):
             parse_json_manifest(json.dumps([{**ROW, "booking_reference": bad}]).encode(), TODAY)
+
+
+def test_a_repeated_key_or_column_is_refused_not_read_last_wins() -> None:
+    # A gateway that validated the first "travelers" (one traveler) must not have approved an
+    # upload that empties the flight, nor the first surname of a traveler another surname.
+    traveler = json.dumps(ROW)
+    emptied = f'{{"travelers": [{traveler}], "travelers": []}}'.encode()
+    with pytest.raises(InvalidInputError, match=r"travelers.* twice"):
+        parse_json_manifest(emptied, TODAY)
+    renamed = traveler.replace('"surname": "ERIKSSON"', '"surname": "ERIKSSON", "surname": "X"')
+    with pytest.raises(InvalidInputError, match=r"surname.* twice"):
+        parse_json_manifest(f"[{renamed}]".encode(), TODAY)
+    header = ",".join([*ROW, "surname"])
+    line = ",".join([*ROW.values(), "X"])
+    with pytest.raises(InvalidInputError, match=r"column twice: .surname."):
+        parse_csv_manifest(f"{header}\n{line}\n".encode(), TODAY)
