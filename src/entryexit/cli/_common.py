@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -21,10 +22,26 @@ def load_settings() -> Settings:
         raise ConfigurationError(f"invalid settings: {problems}") from None
 
 
-def read_input_file(path: Path, what: str) -> bytes:
-    """Read a user-named file, turning OS errors into a one-line reason."""
+# Larger than any photo, manifest, policy or checkpoint file the commands take: a bound on
+# what a mistaken argument (a disk image, /dev/zero) makes the command hold in memory.
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
+def read_input_file(path: Path, what: str, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """Read a user-named regular file of at most ``max_bytes``, turning OS errors into a
+    one-line reason; never reads more than ``max_bytes`` + 1 bytes of it."""
     try:
-        return path.read_bytes()
+        # Checked before opening: opening a FIFO would wait for a writer.
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(mode):
+            raise InvalidInputError(f"{what} {path} is not a regular file")
+        with path.open("rb") as file:
+            data = file.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise InvalidInputError(f"{what} {path} is larger than {max_bytes} bytes")
+        return data
     except FileNotFoundError:
         raise InvalidInputError(f"{what} {path} does not exist") from None
     except IsADirectoryError:

@@ -29,8 +29,8 @@ def compare(
     from entryexit.services.comparison import compare_photos
 
     settings = load_settings()
-    first_bytes = read_input_file(first, "photo")
-    second_bytes = read_input_file(second, "photo")
+    first_bytes = read_input_file(first, "photo", settings.max_image_bytes)
+    second_bytes = read_input_file(second, "photo", settings.max_image_bytes)
     engine = build_face_engine(settings)
     resolved_threshold = (
         operating_thresholds(settings, engine).verification_threshold(DEFAULT_OPERATING_POINT)
