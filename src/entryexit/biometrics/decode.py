@@ -224,6 +224,7 @@ def decode_image(
                 f" {limits.min_side}"
             )
         if source_format == "JPEG":
+            _check_scans(data)
             _reduce(image, limits)
         decoded_width, decoded_height = image.size
         if decoded_width * decoded_height > limits.max_pixels:
@@ -249,6 +250,22 @@ def decode_image(
     return DecodedImage(
         pixels=np.ascontiguousarray(bgr, dtype=np.uint8), source_format=source_format
     )
+
+
+# A progressive JPEG is decoded scan by scan, each pass over the whole image: a small file of
+# thousands of scans holds a decode slot for minutes. Encoders write about ten scans a frame
+# (libjpeg's progressive script), a phone's MPO a few frames, an EXIF thumbnail a few more.
+MAX_JPEG_SCANS = 100
+_START_OF_SCAN = b"\xff\xda"
+
+
+def _check_scans(data: bytes) -> None:
+    """Refuse a JPEG with more scans than any camera writes. Counting the start-of-scan
+    marker over the whole file is an upper bound (entropy-coded data stuffs every 0xFF byte,
+    so the marker appears there only as a marker) that costs one pass over the bytes."""
+    scans = data.count(_START_OF_SCAN)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageDecodeError(f"the JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are accepted")
 
 
 def _reduce(image: Image.Image, limits: DecodeLimits) -> None:

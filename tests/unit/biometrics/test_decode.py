@@ -237,3 +237,27 @@ def test_decode_slots_bound_concurrency() -> None:
     assert most == 2
     with pytest.raises(ValueError, match="at least one"):
         DecodeSlots(0)
+
+
+def _progressive_jpeg() -> bytes:
+    ramp = np.linspace(0, 255, 320, dtype=np.uint8)
+    pixels = np.stack([np.tile(ramp, (240, 1))] * 3, axis=-1)
+    return encode(Image.fromarray(pixels), "JPEG", progressive=True, quality=90)
+
+
+def test_a_progressive_jpeg_as_cameras_write_it_decodes() -> None:
+    data = _progressive_jpeg()
+    assert 1 < data.count(b"\xff\xda") <= 20
+    assert decode_image(data).pixels.shape == (240, 320, 3)
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding() -> None:
+    # An attacker's 165 KB JPEG of 2,000 scans held a decode slot for minutes, and two of
+    # them stalled every gate. Its scans repeated: a small file, each scan a pass over it all.
+    data = _progressive_jpeg()
+    first_scan = data.index(b"\xff\xda")
+    scans = data[first_scan:-2]
+    bomb = data[:first_scan] + scans * 200 + data[-2:]
+    assert len(bomb) < 1_000_000
+    with pytest.raises(ImageDecodeError, match="scans; at most"):
+        decode_image(bomb)
