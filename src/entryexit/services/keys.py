@@ -67,12 +67,19 @@ class KeyService:
         in_transaction(self._uow, store)
         return principal, f"{KEY_PREFIX}_{prefix}_{secret}"
 
-    def authenticate(self, token: str | None) -> Principal:
+    @staticmethod
+    def key_parts(token: str | None) -> list[str]:
+        """A presented key's prefix, id and secret; AuthenticationError if there is none or it
+        is malformed (checked without the store, before a request's body is read)."""
         if not token:
             raise AuthenticationError("an API key is required (header X-API-Key)")
         parts = token.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
             raise AuthenticationError("the API key is malformed")
+        return parts
+
+    def authenticate(self, token: str | None) -> Principal:
+        parts = self.key_parts(token)
         with self._uow(read_only=True) as uow:
             stored = uow.access.find_api_key(parts[1])
         if stored is None or stored.revoked_at is not None:
