@@ -204,20 +204,21 @@ def logout(services: ServicesDep, signed_in: SessionDep) -> Response:
     return response
 
 
-def _today(services: Services) -> datetime:
-    now = services.clock()
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def _board_start(services: Services) -> datetime:
+    """The board shows the last 12 hours' departures and the next day's: a rolling window, so
+    late in the evening the night's flights are on it (a calendar day's board lost them)."""
+    return services.clock() - timedelta(hours=12)
 
 
 @router.get("/")
 def board(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
-    rows = services.console.board(signed_in.principal, _today(services) - timedelta(hours=12))
+    rows = services.console.board(signed_in.principal, _board_start(services))
     return _page(request, "board.html", signed_in, rows=rows)
 
 
 @router.get("/board/rows", dependencies=[Depends(_unaudited)])
 def board_rows(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
-    rows = services.console.board(signed_in.principal, _today(services) - timedelta(hours=12))
+    rows = services.console.board(signed_in.principal, _board_start(services))
     return _page(request, "board_rows.html", signed_in, rows=rows)
 
 
@@ -447,7 +448,7 @@ def kiosks_page(request: Request, services: ServicesDep, signed_in: SessionDep) 
         else []
     )
     rows = (
-        services.console.board(principal, _today(services) - timedelta(hours=12))
+        services.console.board(principal, _board_start(services))
         if principal.can(Permission.FLIGHT_READ)
         else []
     )

@@ -337,3 +337,37 @@ def test_a_supervisor_erases_a_traveler_from_the_console(console: Api, lfw_dir: 
     assert client.get(f"/console/images/travelers/{sharon}").status_code == 404
     after = capture(console, flight_id, lfw_image(lfw_dir, "Ariel_Sharon", 2))
     assert after.json()["decision"] == "no_match"
+
+
+def test_the_board_late_in_the_evening_shows_the_nights_flights(console: Api) -> None:
+    # At 22:30 an officer must see the 01:30 departure; a calendar day's board hid it until
+    # midnight (and the kiosk page could not assign a lane to it).
+    services = console.services
+    real_clock = services.clock
+    evening = real_clock().replace(hour=22, minute=30, second=0, microsecond=0)
+    numbers = {"7001": evening + timedelta(hours=3), "7002": evening + timedelta(hours=30)}
+    for number, departure in numbers.items():
+        created = console.client.post(
+            "/v1/flights",
+            json={
+                "carrier": "EE",
+                "number": number,
+                "scheduled_departure": departure.isoformat(),
+                "origin": "AAA",
+                "destination": "BBB",
+                "direction": "exit",
+            },
+            headers=console.headers("admin"),
+        )
+        assert created.status_code == 201, created.text
+    client = fresh(console)
+    sign_in(client, "sam")
+    # Services is frozen (wired once); the pages read the hour from its clock.
+    object.__setattr__(services, "clock", lambda: evening)
+    try:
+        for page in ("/console/", "/console/board/rows", "/console/kiosks"):
+            text = client.get(page).text
+            assert "7001" in text, page
+            assert "7002" not in text, page
+    finally:
+        object.__setattr__(services, "clock", real_clock)
