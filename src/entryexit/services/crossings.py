@@ -100,6 +100,11 @@ class OverstayRow:
     days_over: int
 
 
+# An overstay report is about stays: a day decades away is a mistake (and a day near the
+# calendar's end would overflow the report's date arithmetic).
+MAX_REPORT_SPAN = timedelta(days=3660)
+
+
 class CrossingService:
     def __init__(
         self,
@@ -482,6 +487,11 @@ class CrossingService:
         confirmation by flight, port, carrier and day, and exits without an entry."""
         if not actor.can(Permission.OVERSTAY_REPORT):
             raise PermissionDeniedError("this role may not read the overstay report")
+        today = self._clock().date()
+        if not today - MAX_REPORT_SPAN <= as_of <= today + MAX_REPORT_SPAN:
+            raise InvalidInputError(
+                f"as_of must be within {MAX_REPORT_SPAN.days} days of today ({today})"
+            )
         policy = self._policies.in_force(
             datetime.combine(as_of, datetime.min.time(), self._clock().tzinfo)
         )

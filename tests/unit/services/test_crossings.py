@@ -256,6 +256,13 @@ def test_in_country_overstays_are_reported_after_the_grace_days() -> None:
     assert event.entry.details == {"in_country": 1, "out_of_country": 0}
 
 
+@pytest.mark.parametrize("as_of", [date.max, date.min, date(2200, 1, 1)])
+def test_an_overstay_report_as_of_a_day_out_of_range_is_invalid_input(as_of: date) -> None:
+    world = World()
+    with pytest.raises(InvalidInputError, match="as_of must be within"):
+        world.crossings.overstays(OFFICER, as_of)
+
+
 def test_out_of_country_overstays_and_exit_confirmation() -> None:
     world = World()
     enter(world)
