@@ -246,9 +246,10 @@ class ConsoleAccounts:
             outcome = "denied"
         self._audit.record(uow, "console sign-in", outcome, None, "console_user", user.id)
 
-    def session(self, token: str | None) -> SignedIn | None:
+    def session(self, token: str | None, touch: bool = True) -> SignedIn | None:
         """The live session for a cookie token, or None (unknown, idle too long, expired,
-        or the account was disabled since). Touches the session."""
+        or the account was disabled since). Touches the session (restarts its idle time)
+        unless ``touch`` is false: a page's own polling is not the officer at the desk."""
         if not token:
             return None
         now = self._clock()
@@ -265,7 +266,8 @@ class ConsoleAccounts:
             if user is None or user.disabled:
                 uow.access.delete_session(token_hash)
                 return None
-            uow.access.touch_session(token_hash, now)
+            if touch:
+                uow.access.touch_session(token_hash, now)
             return SignedIn(principal_of(user), record.csrf_token, token_hash)
 
         return in_transaction(self._uow, check)

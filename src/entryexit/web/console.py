@@ -97,8 +97,18 @@ class SignInRequiredError(Exception):
 
 
 async def _signed_in(request: Request, services: ServicesDep) -> SignedIn:
+    return await _resume(request, services, touch=True)
+
+
+async def _signed_in_polling(request: Request, services: ServicesDep) -> SignedIn:
+    """A page's automatic refresh: the session must be live, but the poll does not keep it
+    alive, so an unattended console still signs out after the idle timeout."""
+    return await _resume(request, services, touch=False)
+
+
+async def _resume(request: Request, services: ServicesDep, touch: bool) -> SignedIn:
     token = request.cookies.get(SESSION_COOKIE)
-    signed_in = await run_in_threadpool(services.accounts.session, token)
+    signed_in = await run_in_threadpool(services.accounts.session, token, touch)
     if signed_in is None:
         raise SignInRequiredError
     request.state.principal = signed_in.principal  # the audit record names the officer
@@ -114,6 +124,7 @@ async def _signed_in(request: Request, services: ServicesDep) -> SignedIn:
 
 
 SessionDep = Annotated[SignedIn, Depends(_signed_in)]
+PollingSessionDep = Annotated[SignedIn, Depends(_signed_in_polling)]
 
 
 def _unaudited(request: Request) -> None:
@@ -217,7 +228,9 @@ def board(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTM
 
 
 @router.get("/board/rows", dependencies=[Depends(_unaudited)])
-def board_rows(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
+def board_rows(
+    request: Request, services: ServicesDep, signed_in: PollingSessionDep
+) -> HTMLResponse:
     rows = services.console.board(signed_in.principal, _board_start(services))
     return _page(request, "board_rows.html", signed_in, rows=rows)
 
@@ -233,7 +246,7 @@ def flight_page(
 
 @router.get("/flights/{flight_id}/feed", dependencies=[Depends(_unaudited)])
 def flight_feed(
-    request: Request, flight_id: str, services: ServicesDep, signed_in: SessionDep
+    request: Request, flight_id: str, services: ServicesDep, signed_in: PollingSessionDep
 ) -> HTMLResponse:
     feed = services.console.feed(signed_in.principal, flight_id)
     return _page(request, "feed.html", signed_in, feed=feed)

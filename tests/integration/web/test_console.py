@@ -115,6 +115,26 @@ def test_idle_sessions_end_and_sign_out_ends_the_session(
     assert client.get("/console/").url.path == "/console/login"
 
 
+def test_a_pages_own_polling_does_not_keep_an_unattended_console_signed_in(
+    console: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The board and the feed refresh themselves every few seconds; were each refresh the
+    # officer's activity, a console left open would stay signed in for the session's life.
+    flight = console.create_flight()
+    client = fresh(console)
+    sign_in(client, "olga")
+    accounts = console.services.accounts
+    real_clock = accounts._clock
+    for minutes in (5, 10, 14):
+        monkeypatch.setattr(
+            accounts, "_clock", lambda m=minutes: real_clock() + timedelta(minutes=m)
+        )
+        assert client.get("/console/board/rows").status_code == 200
+        assert client.get(f"/console/flights/{flight['id']}/feed").status_code == 200
+    monkeypatch.setattr(accounts, "_clock", lambda: real_clock() + timedelta(minutes=16))
+    assert client.get("/console/").url.path == "/console/login"
+
+
 def test_forms_without_the_sessions_csrf_token_are_refused(console: Api, lfw_dir: Path) -> None:
     flight_id, _ = staged_flight(console, lfw_dir)
     client = fresh(console)
