@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,13 +22,20 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from entryexit.domain.access import Principal, Role
-from entryexit.errors import AuthenticationError, InvalidInputError, NotFoundError
+from entryexit.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    NotFoundError,
+    RateLimitedError,
+)
 from entryexit.services.audit import AuditTrail
 from entryexit.services.ports import Clock, ConsoleSession, ConsoleUser, SignInFailures
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD_LENGTH = 12
+# How long a sign-in waits for a free hashing slot before it is told to try again (429).
+HASH_WAIT_SECONDS = 2.0
 # Gate keys are machines at a lane; people who sign in have one of these roles.
 PERSON_ROLES = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
 
@@ -77,12 +85,17 @@ class ConsoleAccounts:
         audit: AuditTrail,
         policy: SessionPolicy | None = None,
         hasher: PasswordHasher | None = None,
+        max_concurrent_hashes: int = 2,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._audit = audit
         self._policy = policy or SessionPolicy()
         self._hasher = hasher or PasswordHasher()
+        # Each password hash holds the hasher's memory (argon2: 64 MiB) and a core: at most
+        # this many at once, so a flood of sign-ins (unknown usernames need no account to
+        # cost a hash) cannot take the memory or the worker threads the gates need.
+        self._hashing = threading.BoundedSemaphore(max_concurrent_hashes)
         # Verifying against this keeps an unknown username as slow as a wrong password.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
 
@@ -142,6 +155,21 @@ class ConsoleAccounts:
         ``source`` is the client's address (behind trusted proxies, the forwarded one)."""
         now = self._clock()
         failure = AuthenticationError("wrong username or password, or the account is locked")
+        if not self._hashing.acquire(timeout=HASH_WAIT_SECONDS):
+            raise RateLimitedError("too many sign-ins at once; try again", HASH_WAIT_SECONDS)
+        try:
+            return self._sign_in(username, password, source, now, failure)
+        finally:
+            self._hashing.release()
+
+    def _sign_in(
+        self,
+        username: str,
+        password: str,
+        source: str | None,
+        now: datetime,
+        failure: AuthenticationError,
+    ) -> tuple[str, SignedIn]:
         with self._uow(read_only=True) as uow:
             user = uow.access.find_user(username)
         if user is None or user.disabled:

@@ -33,6 +33,7 @@ from entryexit.errors import (
     EntryExitError,
     InvalidInputError,
     PermissionDeniedError,
+    RateLimitedError,
     http_status,
 )
 from entryexit.services.console import Resolution
@@ -193,6 +194,8 @@ async def login(
         )
     except AuthenticationError:
         return RedirectResponse(f"{PREFIX}/login?error=failed", status_code=303)
+    except RateLimitedError:
+        return RedirectResponse(f"{PREFIX}/login?error=busy", status_code=303)
     request.state.principal = signed_in.principal
     response = RedirectResponse(f"{PREFIX}/", status_code=303)
     response.set_cookie(

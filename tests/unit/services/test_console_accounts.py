@@ -3,6 +3,8 @@ after repeated failures), sessions with an idle timeout, signing out, the CSRF c
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
@@ -11,7 +13,13 @@ import pytest
 from argon2 import PasswordHasher
 
 from entryexit.domain.access import Role
-from entryexit.errors import AuthenticationError, ConflictError, InvalidInputError
+from entryexit.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    RateLimitedError,
+)
+from entryexit.services import console_accounts
 from entryexit.services.console_accounts import (
     ConsoleAccounts,
     SessionPolicy,
@@ -274,3 +282,57 @@ def test_the_session_of_a_signed_in_user_names_the_user() -> None:
     assert isinstance(found, SignedIn)
     assert found.principal.name == "ana.officer"
     assert found.principal.key_id == user_id
+
+
+class _HeldHasher(PasswordHasher):
+    """Holds every verification until released, counting how many run at once."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.release = threading.Event()
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            self.release.wait(timeout=10)
+            return super().verify(hash, password)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_a_flood_of_sign_ins_hashes_two_at_a_time_and_turns_the_rest_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Unknown usernames need no account to cost a hash (64 MiB and a core each): twelve at
+    # once took the server from 0.6 to 1.4 GB. The rest wait briefly, then get 429.
+    monkeypatch.setattr(console_accounts, "HASH_WAIT_SECONDS", 0.05)
+    hasher = _HeldHasher()
+    world = World(hasher=hasher)
+    outcomes: list[str] = []
+
+    def attempt(name: str) -> None:
+        try:
+            world.accounts.sign_in(name, "guess")
+        except RateLimitedError:
+            outcomes.append("busy")
+        except AuthenticationError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt, args=(f"nobody{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(outcomes) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outcomes == ["busy"] * 4
+    hasher.release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(outcomes) == ["busy"] * 4 + ["refused"] * 2
+    assert hasher.most == 2
