@@ -83,6 +83,13 @@ STAGED_GALLERY_SIZE = Histogram(
     buckets=(0, 10, 50, 100, 200, 400, 800, 1600, 3200),
     registry=REGISTRY,
 )
+GALLERY_QUARANTINED = Counter(
+    "entryexit_gallery_quarantined_travelers",
+    "Travelers left out of a gallery as it was staged because their sealed rows do not open"
+    " (moved or altered in the database without the keys): a tamper alarm; their captures go"
+    " to an officer.",
+    registry=REGISTRY,
+)
 RATE_LIMITED = Counter(
     "entryexit_rate_limit_rejections",
     "Requests refused with 429 (a gate key or address over its rate, failed sign-ins), by"
@@ -310,6 +317,8 @@ def observe_galleries(services: Services) -> None:
 
     def staged(_uow: object, _flight: object, gallery: Any) -> None:
         STAGED_GALLERY_SIZE.observe(len(gallery))
+        if gallery.quarantined:
+            GALLERY_QUARANTINED.inc(len(gallery.quarantined))
 
     services.galleries.on_staged(staged)
 
