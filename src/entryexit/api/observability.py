@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.audit import matching_endpoint
 from entryexit.api.deps import CallerDep, ServicesDep
+from entryexit.api.metrics_registry import REGISTRY as REGISTRY
 from entryexit.bootstrap import Services
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,8 @@ _request_id: ContextVar[str | None] = ContextVar("entryexit_request_id", default
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-# One registry for the process (one service per process); gauges that read the database are
-# computed per scrape from the app's own services (see ``_ServiceCollector``).
-REGISTRY = CollectorRegistry(auto_describe=True)
+# Gauges that read the database are computed per scrape from the app's own services (see
+# ``_ServiceCollector``); everything else is counted into the process's REGISTRY.
 REQUESTS = Counter(
     "entryexit_http_requests",
     "HTTP requests answered, by route template and status.",
