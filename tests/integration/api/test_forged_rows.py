@@ -372,6 +372,15 @@ def test_a_newer_policy_deleted_in_the_database_stops_decisions_until_reloaded(
         assert ready.status_code == 503
         assert ready.json()["policy"] == "untrusted"
 
+    # Spoiling the load event's MAC does not hide which version was loaded last.
+    sql(
+        console,
+        "UPDATE audit_events SET mac = :mac WHERE action = 'policy load'"
+        " AND resource_id = 'stricter-9'",
+        mac="0" * 64,
+    )
+    with pytest.raises(StoredDataUntrustedError, match="fails its MAC"):
+        build_services(settings, engine=engine, keys=keys)
     # A careful attacker also deletes the load's audit event (not the last one): the newest
     # event still names the deleted policy as in force.
     sql(

@@ -101,7 +101,8 @@ class SqlPolicyRepository:
                 # was loaded last.
                 self._untrusted(
                     f"the audit event of the newest policy load ({event.sequence}) fails its"
-                    " MAC; run `entryexit audit verify`"
+                    " MAC; run `entryexit audit verify`, then load a policy file whose version"
+                    " is not stored yet with `entryexit policy load` (its load is audited anew)"
                 )
             if event.entry.resource_id not in stored:
                 self._untrusted(
