@@ -757,7 +757,9 @@ class _Travelers(_Repository):
         )
         return template_id, row.traveler_id
 
-    def gallery_templates(self, flight_id: str, model: str) -> list[StoredTemplate]:
+    def gallery_templates(
+        self, flight_id: str, model: str, unopenable: set[str] | None = None
+    ) -> list[StoredTemplate]:
         t = self._r()
         on_manifest = {e.traveler_id for e in t.manifests.get(flight_id, {}).values()}
         rows = [

@@ -71,8 +71,10 @@ class RepositoryDriver:
     def traveler_for_document(self, document: DocumentKey) -> str | None:
         return self.read(lambda uow: uow.travelers.traveler_for_document(document))
 
-    def gallery_templates(self, flight_id: str, model: str) -> list[StoredTemplate]:
-        return self.read(lambda uow: uow.travelers.gallery_templates(flight_id, model))
+    def gallery_templates(
+        self, flight_id: str, model: str, unopenable: set[str] | None = None
+    ) -> list[StoredTemplate]:
+        return self.read(lambda uow: uow.travelers.gallery_templates(flight_id, model, unopenable))
 
     def shred_traveler(self, traveler_id: str) -> int:
         return self.write(lambda uow: uow.travelers.shred(traveler_id))

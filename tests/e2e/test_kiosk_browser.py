@@ -6,7 +6,8 @@ A supervisor pairs the kiosk from the console; travelers on the manifest proceed
 is sent to the officer, an empty frame and a face too far away get guidance and no capture,
 and a traveler who declines at the kiosk is sent to the manual lane where the officer records
 the opt-out. The screen never shows a name or a score; the strict CSP reports nothing; axe-core
-(fetched with npm into a cache directory, not committed) finds no serious violation.
+(pinned by version and hash, installed with npm ci into a cache directory, not committed; see
+tests/e2e/axe_core.py) finds no serious violation.
 
 Capture-to-decision and guidance reaction times are measured in the browser and printed.
 Screenshots go to ``test-artifacts/kiosk/`` (override with ENTRYEXIT_TEST_ARTIFACTS).
@@ -17,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from entryexit.config import Settings
 from entryexit.domain.access import Role
 from entryexit.web.app import create_service_app
 from tests.conftest import REPO_ROOT, lfw_image
+from tests.e2e.axe_core import axe_source
 from tests.e2e.test_console_browser import CHROMIUM, PASSWORD, free_port
 from tests.integration.api.conftest import PEOPLE, Api, enrol, manifest_row
 
@@ -46,11 +46,6 @@ pytestmark = [pytest.mark.models, pytest.mark.lfw, pytest.mark.browser]
 ARTIFACTS = Path(os.environ.get("ENTRYEXIT_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / (
     "kiosk"
 )
-AXE_VERSION = "4.10.2"
-AXE_CACHE = Path(
-    os.environ.get("ENTRYEXIT_TEST_AXE_DIR", Path.home() / ".cache" / "entryexit" / "axe-core")
-)
-SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # Debian's ca-certificates
 CLIP_SIZE = (640, 480)
 # Names that must never reach a traveler's screen (the manifest's surnames, any score).
 SURNAMES = ("POWELL", "SHARON", "URIBE", "VAJPAYEE", "RUMSFELD")
@@ -109,33 +104,6 @@ def scene(photo: Path | None, face_side: int) -> np.ndarray:
         top, left = (height - face_side) // 2, (width - face_side) // 2
         canvas[top : top + face_side, left : left + face_side] = small
     return canvas
-
-
-def axe_source() -> str:
-    """axe-core from npm, cached outside the repository (never committed)."""
-    script = AXE_CACHE / "node_modules" / "axe-core" / "axe.min.js"
-    if not script.is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not installed: cannot fetch axe-core for the accessibility scan")
-        AXE_CACHE.mkdir(parents=True, exist_ok=True)
-        # Node trusts its own CA bundle, not the system's: behind a TLS-inspecting proxy whose
-        # CA the system trusts (as on this project's machines), npm fails unless told, and a
-        # CI with a minimal environment does not carry NODE_EXTRA_CA_CERTS.
-        environment = dict(os.environ)
-        if "NODE_EXTRA_CA_CERTS" not in environment and SYSTEM_CA_BUNDLE.is_file():
-            environment["NODE_EXTRA_CA_CERTS"] = str(SYSTEM_CA_BUNDLE)
-        done = subprocess.run(
-            [npm, "install", "--no-save", "--prefix", str(AXE_CACHE), f"axe-core@{AXE_VERSION}"],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-            env=environment,
-        )
-        if done.returncode != 0 or not script.is_file():
-            pytest.skip(f"could not fetch axe-core with npm: {done.stderr.strip()[-300:]}")
-    return script.read_text(encoding="utf-8")
 
 
 def serious_violations(page: Any, axe: str) -> list[dict[str, Any]]:

@@ -10,30 +10,93 @@ proxy in front (docs/settings.md, "Slow clients").
 from __future__ import annotations
 
 import json
+import logging
 import math
+import threading
+import time
+from collections.abc import Callable
+from ipaddress import ip_address
 
 import anyio
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entryexit.api.metrics_registry import REGISTRY
 from entryexit.api.problems import MEDIA_TYPE, PROBLEM_TYPE_BASE
 from entryexit.domain.throttle import Network, client_address
+
+logger = logging.getLogger(__name__)
+
+UNTRUSTED_FORWARDED = Counter(
+    "entryexit_untrusted_forwarded_requests",
+    "Requests whose client address was needed (failed API sign-ins, console sign-ins) that"
+    " carried X-Forwarded-For from a peer not in ENTRYEXIT_TRUSTED_PROXIES: the header was"
+    " ignored and the peer (perhaps a load balancer) was counted as the client.",
+    registry=REGISTRY,
+)
+UNTRUSTED_FORWARDED_WARN_EVERY_SECONDS = 3600.0
+
+
+class WarningThrottle:
+    """A repeated warning, the first time and then at most once per ``every`` seconds (a proxy
+    that is not listed sends the header on every request)."""
+
+    def __init__(self, every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every = every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def due(self) -> int | None:
+        """None if not due, else how many occurrences were not warned about since the last."""
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last < self._every:
+                self._suppressed += 1
+                return None
+            self._last = now
+            suppressed, self._suppressed = self._suppressed, 0
+            return suppressed
+
+
+untrusted_forwarded_warnings = WarningThrottle(UNTRUSTED_FORWARDED_WARN_EVERY_SECONDS)
+
+
+def _trusted(peer: str | None, trusted_proxies: tuple[Network, ...]) -> bool:
+    try:
+        address = ip_address(peer) if peer else None
+    except ValueError:
+        return False
+    return address is not None and any(address in network for network in trusted_proxies)
 
 
 def client_address_of(scope: Scope, trusted_proxies: tuple[Network, ...]) -> str:
     """The client's address for per-address limits: ``X-Forwarded-For`` counts only when the
     TCP peer is a trusted proxy (``ENTRYEXIT_TRUSTED_PROXIES``), see
-    :func:`entryexit.domain.throttle.client_address`."""
+    :func:`entryexit.domain.throttle.client_address`. The header from any other peer is
+    ignored, counted and warned about: behind a load balancer that is not listed, every
+    client would share the balancer's lock-out."""
     client = scope.get("client")
     peer = client[0] if client else None
-    forwarded = (
-        [
-            value.decode("latin-1")
-            for name, value in scope.get("headers") or []
-            if name == b"x-forwarded-for"
-        ]
-        if trusted_proxies
-        else []
-    )
+    forwarded = [
+        value.decode("latin-1")
+        for name, value in scope.get("headers") or []
+        if name == b"x-forwarded-for"
+    ]
+    if forwarded and not _trusted(peer, trusted_proxies):
+        UNTRUSTED_FORWARDED.inc()
+        suppressed = untrusted_forwarded_warnings.due()
+        if suppressed is not None:
+            # No address: the peer may be a person's own machine.
+            logger.warning(
+                "a request carried X-Forwarded-For from a peer not in ENTRYEXIT_TRUSTED_PROXIES:"
+                " the header is ignored and per-address limits (console lock-out, failed API"
+                " sign-ins) count the peer; if a load balancer or reverse proxy is in front,"
+                " list its address (%d more such requests since the last warning)",
+                suppressed,
+            )
+        forwarded = []
     return client_address(peer, forwarded, trusted_proxies)
 
 

@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.audit import matching_endpoint
 from entryexit.api.deps import CallerDep, ServicesDep
+from entryexit.api.metrics_registry import REGISTRY as REGISTRY
 from entryexit.bootstrap import Services
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,8 @@ _request_id: ContextVar[str | None] = ContextVar("entryexit_request_id", default
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-# One registry for the process (one service per process); gauges that read the database are
-# computed per scrape from the app's own services (see ``_ServiceCollector``).
-REGISTRY = CollectorRegistry(auto_describe=True)
+# Gauges that read the database are computed per scrape from the app's own services (see
+# ``_ServiceCollector``); everything else is counted into the process's REGISTRY.
 REQUESTS = Counter(
     "entryexit_http_requests",
     "HTTP requests answered, by route template and status.",
@@ -81,6 +81,13 @@ STAGED_GALLERY_SIZE = Histogram(
     "entryexit_gallery_staged_templates",
     "Templates in each gallery as it is staged.",
     buckets=(0, 10, 50, 100, 200, 400, 800, 1600, 3200),
+    registry=REGISTRY,
+)
+GALLERY_QUARANTINED = Counter(
+    "entryexit_gallery_quarantined_travelers",
+    "Travelers left out of a gallery as it was staged because their sealed rows do not open"
+    " (moved or altered in the database without the keys): a tamper alarm; their captures go"
+    " to an officer.",
     registry=REGISTRY,
 )
 RATE_LIMITED = Counter(
@@ -310,6 +317,8 @@ def observe_galleries(services: Services) -> None:
 
     def staged(_uow: object, _flight: object, gallery: Any) -> None:
         STAGED_GALLERY_SIZE.observe(len(gallery))
+        if gallery.quarantined:
+            GALLERY_QUARANTINED.inc(len(gallery.quarantined))
 
     services.galleries.on_staged(staged)
 

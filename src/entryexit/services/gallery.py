@@ -31,7 +31,9 @@ class StagedGallery:
     """One row per traveler: the L2-normalised mean of their reference templates, what the
     manifest says that can relate two travelers (``facts``), and how many reference
     templates each row fuses (``reference_counts``: its 1:N threshold depends on it), all in
-    the same order."""
+    the same order. ``quarantined``: travelers left out because their sealed rows do not
+    open (a database writer moved or altered them); their captures find no match and go to an
+    officer."""
 
     flight_id: str
     version: int
@@ -42,6 +44,7 @@ class StagedGallery:
     expires_at: datetime | None = None
     facts: tuple[TravelerFacts, ...] = ()
     reference_counts: tuple[int, ...] = ()
+    quarantined: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.traveler_ids)
@@ -155,6 +158,16 @@ class GalleryService:
         expires_at = flight.scheduled_departure + timedelta(hours=hours)
         version = uow.flights.mark_gallery_staged(flight.id, now, expires_at)
         gallery = self._build(uow, flight, version, expires_at, statuses)
+        for traveler_id in gallery.quarantined:
+            self._audit.record(
+                uow,
+                "gallery quarantine",
+                "tampered",
+                None,
+                resource_type="traveler",
+                resource_id=traveler_id,
+                details={"flight": flight.id, "reason": "sealed rows do not open"},
+            )
         uow.after_commit(lambda: self._keep(gallery))
         return gallery
 
@@ -204,7 +217,8 @@ class GalleryService:
             statuses = uow.flights.manifest_status(flight.id, self._model)
         excluded = self._excluded(statuses, now)
         vectors: dict[str, list[NDArray[np.float32]]] = {}
-        for stored in uow.travelers.gallery_templates(flight.id, self._model):
+        unopenable: set[str] = set()
+        for stored in uow.travelers.gallery_templates(flight.id, self._model, unopenable):
             if stored.traveler_id in excluded:
                 continue
             template = Template.from_bytes(stored.vector, stored.model, self._dimension)
@@ -222,6 +236,7 @@ class GalleryService:
             expires_at,
             facts,
             tuple(len(vectors[traveler_id]) for traveler_id in traveler_ids),
+            tuple(sorted(unopenable - set(excluded))),
         )
 
     def evict_expired(self, now: datetime) -> int:

@@ -26,7 +26,7 @@ from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.biometrics import FaceEngine
 from entryexit.bootstrap import build_records, build_services
 from entryexit.config import Settings
-from entryexit.domain.access import Role
+from entryexit.domain.access import Principal, Role
 from entryexit.errors import StoredDataUntrustedError
 from entryexit.services.policies import DEFAULT_POLICY, shipped_policy_text
 from entryexit.web.app import create_service_app
@@ -225,16 +225,182 @@ def test_rows_from_before_row_macs_are_kept_only_if_the_audit_log_attests_them(
     console.services.accounts.create_user("olga", PASSWORD, Role.OFFICER)
     session, _ = console.services.accounts.sign_in("olga", PASSWORD)
     forged = mint_key(console, "admin", None)
-    for table in ("api_keys", "console_users", "console_sessions", "policies"):
+    _, kiosk = paired_kiosk_token(console)
+    forged_kiosk = plant_kiosk(console, "EE", None)
+    waiting = TestClient(console.client.app, base_url="https://testserver")
+    waiting.post("/kiosk/pairing", headers={"X-Requested-With": "kiosk"})
+    tables = ("api_keys", "console_users", "console_sessions", "policies", "kiosk_devices")
+    for table in tables:
         sql(console, f"UPDATE {table} SET mac = NULL")  # noqa: S608 - fixed table names
     assert admin_only_read(console, console.headers("admin")) == 401  # refused until attested
+    assert not kiosk_has_session(console, kiosk)
 
     counts = console.services.uow.mac_legacy_rows()  # type: ignore[attr-defined]
 
-    assert counts["refused"] == 1  # the forged key
-    assert counts["sessions_ended"] == 1  # people sign in again
+    assert counts["refused"] == 2  # the forged key and the planted kiosk
+    assert counts["sessions_ended"] == 2  # people sign in again (olga, and root who paired)
+    assert counts["kiosks_unpaired_ended"] == 1  # it shows a new code
+    assert kiosk_has_session(console, kiosk)
+    assert not kiosk_has_session(console, forged_kiosk)
     assert admin_only_read(console, console.headers("admin")) == 200
     assert admin_only_read(console, {"X-API-Key": forged}) == 401
     assert console_page(console, session) == "/console/login"
     assert sign_in_path(console, "olga", PASSWORD) == "/console/"
     assert console.client.get("/readyz").status_code == 200
+
+
+def paired_kiosk_token(api: Api) -> tuple[str, str]:
+    """A kiosk paired from the console by an administrator: (device id, session token)."""
+    from tests.integration.web.test_console import fresh, sign_in
+    from tests.integration.web.test_kiosk import pair, start_pairing
+
+    if console_user_missing(api, "root"):
+        api.services.accounts.create_user("root", PASSWORD, Role.ADMIN)
+    admin = fresh(api)
+    sign_in(admin, "root")
+    kiosk = fresh(api)
+    assert pair(admin, start_pairing(kiosk)) == 303
+    assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
+    token = next(c.value for c in kiosk.cookies.jar if c.name == "entryexit_kiosk")
+    assert token is not None
+    device_id = str(
+        scalar(
+            api,
+            "SELECT id FROM kiosk_devices WHERE token_hash = :hash",
+            hash=hashlib.sha256(token.encode()).hexdigest(),
+        )
+    )
+    return device_id, token
+
+
+def console_user_missing(api: Api, username: str) -> bool:
+    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+        found = connection.execute(
+            text("SELECT count(*) FROM console_users WHERE username = :name"), {"name": username}
+        ).scalar_one()
+    return int(found) == 0
+
+
+def kiosk_has_session(api: Api, token: str) -> bool:
+    """Whether the kiosk holding this cookie gets the capture screen (else: a pairing code)."""
+    client = TestClient(api.client.app, base_url="https://testserver")
+    client.cookies.set("entryexit_kiosk", token, path="/kiosk")
+    page = client.get("/kiosk").text
+    return 'id="pairing-code"' not in page
+
+
+def plant_kiosk(api: Api, carrier: str, mac: str | None) -> str:
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    sql(
+        api,
+        "INSERT INTO kiosk_devices (id, token_hash, csrf_token, created_at, carrier, port, lane,"
+        " paired_at, paired_by, session_issued_at, mac) VALUES (:id, :hash, 'x', :now,"
+        " :carrier, 'JFK', '9', :now, :by, :now, :mac)",
+        id=str(uuid.uuid4()),
+        hash=hashlib.sha256(token.encode()).hexdigest(),
+        now=now,
+        carrier=carrier,
+        by=str(uuid.uuid4()),
+        mac=mac,
+    )
+    return token
+
+
+def test_a_kiosk_planted_moved_or_unrevoked_in_the_database_is_refused(console: Api) -> None:
+    """A paired kiosk acts as a gate key of its carrier: a database writer must not plant one,
+    move a genuine one to another carrier or lane, or bring a revoked one back."""
+    device_id, token = paired_kiosk_token(console)
+    assert kiosk_has_session(console, token)  # the control: a genuine kiosk works
+    for mac in (None, "0" * 64):
+        assert not kiosk_has_session(console, plant_kiosk(console, "EE", mac))
+
+    sql(console, "UPDATE kiosk_devices SET carrier = 'ZZ' WHERE id = :id", id=device_id)
+    assert not kiosk_has_session(console, token)
+    sql(console, "UPDATE kiosk_devices SET carrier = 'EE', lane = '7' WHERE id = :id", id=device_id)
+    assert not kiosk_has_session(console, token)
+    sql(console, "UPDATE kiosk_devices SET lane = '3' WHERE id = :id", id=device_id)
+    assert kiosk_has_session(console, token)  # put back as it was, it verifies again
+    # The console lists only the genuine kiosk.
+    root = Principal("root-id", "root", Role.ADMIN)
+    assert [d.id for d in console.services.kiosks.devices(root)] == [device_id]
+
+    console.services.kiosks.revoke(root, device_id)
+    assert not kiosk_has_session(console, token)
+    sql(console, "UPDATE kiosk_devices SET revoked_at = NULL WHERE id = :id", id=device_id)
+    assert not kiosk_has_session(console, token)
+
+
+def test_a_newer_policy_deleted_in_the_database_stops_decisions_until_reloaded(
+    console: Api, engine: FaceEngine
+) -> None:
+    """Rolling back to an older policy by deleting the newer row (every remaining row is
+    genuine) is caught by the audit log, which names the newest load and the policy in force."""
+    genuine = shipped_policy_text(DEFAULT_POLICY)
+    # A stricter policy: citizens' photos kept six hours, not twelve.
+    newer = re.sub(r'version = "[^"]+"', 'version = "stricter-9"', genuine).replace(
+        "citizen = 12\n", "citizen = 6\n"
+    )
+    newer = newer.replace(
+        "effective_from = 2026-01-01T00:00:00Z", "effective_from = 2026-06-01T00:00:00Z"
+    )
+    console.services.policies.load(newer)
+    assert console.services.policies.in_force().version == "stricter-9"
+    settings = console.services.settings
+    keys = FileKeyProvider(settings.resolved_key_dir)
+
+    def refused_everywhere() -> None:
+        with pytest.raises(StoredDataUntrustedError, match="stricter-9"):
+            build_services(settings, engine=engine, keys=keys)
+        records = build_records(settings, keys=keys)
+        try:
+            with pytest.raises(StoredDataUntrustedError, match="policy load"):
+                records.policies.in_force()
+        finally:
+            records.uow.engine.dispose()  # type: ignore[attr-defined]
+
+    # The control: the genuine store starts.
+    build_services(settings, engine=engine, keys=keys).uow.engine.dispose()  # type: ignore[attr-defined]
+    assert console.client.get("/v1/policies", headers=console.headers("admin")).status_code == 200
+
+    sql(console, "DELETE FROM policies WHERE version = 'stricter-9'")
+    refused_everywhere()
+    if console.services.uow.engine.dialect.name == "sqlite":  # type: ignore[attr-defined]
+        sql(console, "UPDATE cache_generations SET generation = generation + 1")
+        time.sleep(1.1)  # the instance looks at the counter at most once a second
+        ready = console.client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["policy"] == "untrusted"
+
+    # Spoiling the load event's MAC does not hide which version was loaded last.
+    sql(
+        console,
+        "UPDATE audit_events SET mac = :mac WHERE action = 'policy load'"
+        " AND resource_id = 'stricter-9'",
+        mac="0" * 64,
+    )
+    with pytest.raises(StoredDataUntrustedError, match="fails its MAC"):
+        build_services(settings, engine=engine, keys=keys)
+    # A careful attacker also deletes the load's audit event (not the last one): the newest
+    # event still names the deleted policy as in force.
+    sql(
+        console,
+        "DELETE FROM audit_events WHERE action = 'policy load' AND resource_id = 'stricter-9'",
+    )
+    assert (
+        str(
+            scalar(
+                console, "SELECT policy_version FROM audit_events ORDER BY sequence DESC LIMIT 1"
+            )
+        )
+        == "stricter-9"
+    )
+    refused_everywhere()
+
+    # Loading the newer file again (an audited administrator's act) mends it.
+    records = build_records(settings, keys=keys)
+    try:
+        records.policies.load(newer)
+        assert records.policies.in_force().version == "stricter-9"
+    finally:
+        records.uow.engine.dispose()  # type: ignore[attr-defined]

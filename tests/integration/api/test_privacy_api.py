@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text as sql_text
 
 from entryexit.adapters.crypto.keys import FileKeyProvider
+from entryexit.adapters.storage.sealing import Sealer
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
 from entryexit.bootstrap import Services, build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Role
+from entryexit.domain.model import DocumentKey
 from entryexit.services.policies import shipped_policy_text
 from tests.conftest import lfw_image
 from tests.integration.api.conftest import Api, capture, enrol, manifest_row
@@ -231,6 +234,53 @@ def test_no_personal_or_biometric_data_reaches_the_logs(
         data = photo.read_bytes()
         assert base64.b64encode(data[100:160]).decode()[:40] not in text
         assert data[100:140].hex() not in text
+
+
+def test_sql_parameters_never_reach_the_logs(
+    world: tuple[Api, Services], lfw_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator turns the database engine's logging up to DEBUG (what ``echo`` does) to
+    chase a problem. The statements are logged; what they carry is not: neither names, birth
+    dates, document numbers nor template or photo bytes, and not what stands for them in the
+    rows either (a document's keyed digest, which confirms a number to whoever holds the
+    index key; sealed templates and details). Without ``hide_parameters`` each digest and
+    sealed value would be printed with its INSERT."""
+    api, services = world
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")
+    flight_id = board_mixed_flight(api, lfw_dir)  # a manifest upload and three enrolments
+    photo = lfw_image(lfw_dir, "Colin_Powell", 2)
+    assert capture(api, flight_id, photo).json()["decision"] == "match"
+    text = "\n".join(
+        f"{record.name} {record.getMessage()} {record.exc_text or ''}"
+        for record in caplog.records
+        if not record.name.startswith(("httpx", "httpcore"))
+    )
+    # The control: the engine logged the statements that wrote these very values.
+    for statement in ("INSERT INTO documents", "INSERT INTO reference_templates"):
+        assert statement in text
+    assert "INSERT INTO captures" in text
+    numbers = ("C0000001", "F0000002", "K0000003")
+    sealer = Sealer(FileKeyProvider(services.settings.resolved_key_dir))
+    digests = [sealer.digest(DocumentKey("UTO", number)) for number in numbers]
+    with services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+        sealed = [
+            bytes(value)
+            for query in (
+                "SELECT vector FROM reference_templates",
+                "SELECT personal FROM documents",
+            )
+            for value in connection.execute(sql_text(query)).scalars()
+        ]
+    assert len(sealed) == 6  # three templates, three documents
+    for secret in (*numbers, "POWELL", "SHARON", "URIBE", "1970-01-01", *digests):
+        assert secret not in text
+    for value in sealed:
+        assert value[:24].hex() not in text
+        assert repr(value[:24])[2:-1] not in text
+    data = photo.read_bytes()
+    assert repr(data[100:124])[2:-1] not in text
+    assert data[100:124].hex() not in text
 
 
 def test_an_opt_out_can_name_the_document_by_its_mrz(

@@ -4,6 +4,7 @@ X-Forwarded-For only when a trusted proxy says so."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from ipaddress import ip_network
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from entryexit.api import limits as api_limits
 from entryexit.api.app import create_app
+from entryexit.api.limits import WarningThrottle
 from entryexit.api.observability import REGISTRY
 from entryexit.biometrics import FaceEngine
 from entryexit.bootstrap import Services
@@ -87,6 +90,54 @@ def test_a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
         ]
     # A fresh claimed address per request bought nothing: the peer itself was counted.
     assert statuses == [401] * 20 + [429] * 5
+
+
+UNTRUSTED_FORWARDED = "entryexit_untrusted_forwarded_requests_total"
+
+
+def test_forwarded_for_from_an_unlisted_peer_is_counted_and_warned_about_without_addresses(
+    limited: tuple[Api, Services],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Behind a load balancer missing from ENTRYEXIT_TRUSTED_PROXIES, every client shares the
+    balancer's lock-out: the operator must hear of it (a metric, and a warning rate-limited
+    so that a busy balancer does not flood the log), without any address in the log."""
+    _, services = limited
+    now = [0.0]
+    throttle = WarningThrottle(3600.0, lambda: now[0])
+    monkeypatch.setattr(api_limits, "untrusted_forwarded_warnings", throttle)
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value(UNTRUSTED_FORWARDED) or 0.0
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "entryexit.api.limits"]
+
+    before = counted()
+    with (
+        caplog.at_level(logging.WARNING, logger="entryexit.api.limits"),
+        client_at(services, "203.0.113.9") as balancer,
+    ):
+        for n in range(5):
+            forwarded = {**BAD_KEY, "X-Forwarded-For": f"192.0.2.{n}"}
+            assert balancer.get("/v1/flights/x", headers=forwarded).status_code == 401
+        assert counted() == before + 5
+        assert len(warnings()) == 1
+        assert "ENTRYEXIT_TRUSTED_PROXIES" in warnings()[0]
+        now[0] += 3601  # an hour later, one more warning, saying how many went unsaid
+        balancer.get("/v1/flights/x", headers={**BAD_KEY, "X-Forwarded-For": "192.0.2.9"})
+        assert len(warnings()) == 2
+        assert "(4 more such requests" in warnings()[1]
+        assert "203.0.113" not in caplog.text
+        assert "192.0.2" not in caplog.text
+        # Neither a listed proxy's header nor a request without one is counted.
+        with client_at(services, PROXY) as proxy:
+            forwarded = {**BAD_KEY, "X-Forwarded-For": "198.51.100.30"}
+            assert proxy.get("/v1/flights/x", headers=forwarded).status_code == 401
+        assert balancer.get("/v1/flights/x", headers=BAD_KEY).status_code == 401
+        assert counted() == before + 6
+        assert len(warnings()) == 2
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_budget(

@@ -1,12 +1,14 @@
-"""MACs for access and policy rows written before rows had them (migration 0018).
+"""MACs for access and policy rows written before rows had them (migrations 0018, 0019).
 
 A migration holds no keys, so the first start that does attests each such row against the
 audit log, whose events are MACed and chained with keys kept outside the database: a key or a
 console account is MACed only if a verified "api key create" / "console user create" event
 names it with the same role (and carrier), a policy version only if a verified "policy load"
-event names it with the same effective date. Anything else (a row a database writer added) is
-left without a MAC and so stays refused; sessions without a MAC are simply ended (people sign
-in again).
+event names it with the same effective date, a paired kiosk only if a verified "kiosk pair"
+event names it with the same carrier, port and lane (and, if a "kiosk revoke" event names it,
+only if it is still revoked). Anything else (a row a database writer added) is left without a
+MAC and so stays refused; sessions and kiosks still waiting to be paired without a MAC are
+simply ended (people sign in again, the kiosk shows a new code).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from entryexit.adapters.storage.repositories.access import api_key_mac, user_mac
 from entryexit.adapters.storage.repositories.audit import audit_event_from_row
+from entryexit.adapters.storage.repositories.kiosks import kiosk_device_mac
 from entryexit.adapters.storage.repositories.policies import policy_mac
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
@@ -27,6 +30,7 @@ from entryexit.adapters.storage.tables import (
     AuditHeadRow,
     ConsoleSessionRow,
     ConsoleUserRow,
+    KioskDeviceRow,
     PolicyRow,
 )
 from entryexit.domain.audit import AuditEvent, verify_chain
@@ -40,7 +44,7 @@ def _utc(value: datetime) -> datetime:
 
 def mac_legacy_rows(session: Session, sealer: Sealer) -> dict[str, int]:
     """MAC the attested rows that have none; returns counts of what was MACed and refused."""
-    counts = {"sessions_ended": 0, "attested": 0, "refused": 0}
+    counts = {"sessions_ended": 0, "kiosks_unpaired_ended": 0, "attested": 0, "refused": 0}
     # Only reads when there is nothing to do (a start on a store that cannot write must
     # still come up and say so through readiness).
     if session.scalar(
@@ -48,13 +52,22 @@ def mac_legacy_rows(session: Session, sealer: Sealer) -> dict[str, int]:
     ):
         ended = session.execute(delete(ConsoleSessionRow).where(ConsoleSessionRow.mac.is_(None)))
         counts["sessions_ended"] = int(getattr(ended, "rowcount", 0) or 0)
+    unpaired = KioskDeviceRow.mac.is_(None) & KioskDeviceRow.paired_at.is_(None)
+    if session.scalar(select(KioskDeviceRow.id).where(unpaired).limit(1)):
+        ended = session.execute(delete(KioskDeviceRow).where(unpaired))
+        counts["kiosks_unpaired_ended"] = int(getattr(ended, "rowcount", 0) or 0)
     keys = session.scalars(select(ApiKeyRow).where(ApiKeyRow.mac.is_(None))).all()
     users = session.scalars(select(ConsoleUserRow).where(ConsoleUserRow.mac.is_(None))).all()
     policies = session.scalars(select(PolicyRow).where(PolicyRow.mac.is_(None))).all()
-    if not (keys or users or policies):
+    kiosks = session.scalars(select(KioskDeviceRow).where(KioskDeviceRow.mac.is_(None))).all()
+    if not (keys or users or policies or kiosks):
         return counts
     events = _verified_events(session, sealer)
-    created = {(e.entry.action, e.entry.resource_id): e.entry.details for e in events}
+    created = {
+        (e.entry.action, e.entry.resource_id): e.entry.details
+        for e in events
+        if e.entry.outcome == "ok"
+    }
     for key in keys:
         details = created.get(("api key create", key.id))
         attested = details is not None and details.get("role") == key.role
@@ -71,12 +84,25 @@ def mac_legacy_rows(session: Session, sealer: Sealer) -> dict[str, int]:
             policy.effective_from
         ):
             policy.mac = policy_mac(sealer, policy)
-    rows: list[ApiKeyRow | ConsoleUserRow | PolicyRow] = [*keys, *users, *policies]
+    for kiosk in kiosks:
+        details = created.get(("kiosk pair", kiosk.id))
+        placed = details is not None and all(
+            details.get(field) == getattr(kiosk, field) for field in ("carrier", "port", "lane")
+        )
+        unrevoked = ("kiosk revoke", kiosk.id) in created and kiosk.revoked_at is None
+        if placed and not unrevoked:
+            kiosk.mac = kiosk_device_mac(sealer, kiosk)
+    rows: list[ApiKeyRow | ConsoleUserRow | PolicyRow | KioskDeviceRow] = [
+        *keys,
+        *users,
+        *policies,
+        *kiosks,
+    ]
     counts["attested"] = sum(1 for row in rows if row.mac is not None)
     counts["refused"] = len(rows) - counts["attested"]
     if counts["refused"]:
         logger.error(
-            "%d key, account or policy rows written before row MACs are not attested by the"
+            "%d key, account, policy or kiosk rows written before row MACs are not attested by the"
             " audit log and stay refused (recreate them)",
             counts["refused"],
         )

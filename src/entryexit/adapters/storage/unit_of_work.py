@@ -113,7 +113,7 @@ class SqlUnitOfWork:
         self.data_keys = SqlDataKeyRepository(session, sealer)
         self.fingerprints = SqlFingerprintRepository(session, sealer)
         self.generations = SqlCacheGenerations(session)
-        self.kiosks = SqlKioskRepository(session)
+        self.kiosks = SqlKioskRepository(session, sealer)
         return self
 
     def __exit__(

@@ -1,12 +1,21 @@
-"""Kiosks, lane assignments, and kiosk opt-out requests."""
+"""Kiosks, lane assignments, and kiosk opt-out requests.
+
+A paired kiosk acts as a gate key of its carrier, so its row carries a MAC like an API key's
+(``Sealer.row_mac``, keyed outside the database) over what it grants: its session token and
+pairing code hashes, carrier, port, lane, pairing and revocation. A row whose MAC does not
+verify is treated as absent (and logged, without personal data): a database writer without the
+keys cannot plant a paired kiosk, move one to another carrier or lane, or un-revoke one.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
     KioskCaptureNoticeRow,
     KioskDeviceRow,
@@ -14,6 +23,28 @@ from entryexit.adapters.storage.tables import (
     LaneAssignmentRow,
 )
 from entryexit.domain.kiosk import KioskDevice, KioskOptOutRequest, LaneAssignment
+
+logger = logging.getLogger(__name__)
+
+
+def kiosk_device_mac(sealer: Sealer, row: KioskDeviceRow) -> str:
+    # ``last_seen_at`` is left out: it is touched often and grants nothing.
+    return sealer.row_mac(
+        "kiosk_devices",
+        row.id,
+        row.token_hash,
+        row.csrf_token,
+        row.created_at,
+        row.code_hash,
+        row.code_expires_at,
+        row.carrier,
+        row.port,
+        row.lane,
+        row.paired_at,
+        row.paired_by,
+        row.session_issued_at,
+        row.revoked_at,
+    )
 
 
 def _device(row: KioskDeviceRow) -> KioskDevice:
@@ -55,37 +86,58 @@ def _assignment(row: LaneAssignmentRow) -> LaneAssignment:
 
 
 class SqlKioskRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, sealer: Sealer) -> None:
         self._session = session
+        self._sealer = sealer
+
+    def _verified(self, row: KioskDeviceRow | None) -> KioskDevice | None:
+        if row is None:
+            return None
+        if not self._sealer.mac_matches(row.mac, kiosk_device_mac(self._sealer, row)):
+            logger.error(
+                "a kiosk_devices row fails its integrity check and is refused (id %s)", row.id
+            )
+            return None
+        return _device(row)
+
+    def _update(self, device_id: str, **values: object) -> None:
+        row = self._session.get(KioskDeviceRow, device_id)
+        if row is None:
+            return
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.mac = kiosk_device_mac(self._sealer, row)
+        self._session.flush()
 
     def add_device(self, device: KioskDevice) -> None:
-        self._session.add(
-            KioskDeviceRow(
-                id=device.id,
-                token_hash=device.token_hash,
-                csrf_token=device.csrf_token,
-                created_at=device.created_at,
-                code_hash=device.code_hash,
-                code_expires_at=device.code_expires_at,
-            )
+        row = KioskDeviceRow(
+            id=device.id,
+            token_hash=device.token_hash,
+            csrf_token=device.csrf_token,
+            created_at=device.created_at,
+            code_hash=device.code_hash,
+            code_expires_at=device.code_expires_at,
         )
+        row.mac = kiosk_device_mac(self._sealer, row)
+        self._session.add(row)
         self._session.flush()
 
     def get_device(self, device_id: str) -> KioskDevice | None:
-        row = self._session.get(KioskDeviceRow, device_id)
-        return None if row is None else _device(row)
+        return self._verified(self._session.get(KioskDeviceRow, device_id))
 
     def device_by_token(self, token_hash: str) -> KioskDevice | None:
-        row = self._session.scalar(
-            select(KioskDeviceRow).where(KioskDeviceRow.token_hash == token_hash)
+        return self._verified(
+            self._session.scalar(
+                select(KioskDeviceRow).where(KioskDeviceRow.token_hash == token_hash)
+            )
         )
-        return None if row is None else _device(row)
 
     def device_by_code(self, code_hash: str) -> KioskDevice | None:
-        row = self._session.scalar(
-            select(KioskDeviceRow).where(KioskDeviceRow.code_hash == code_hash)
+        return self._verified(
+            self._session.scalar(
+                select(KioskDeviceRow).where(KioskDeviceRow.code_hash == code_hash)
+            )
         )
-        return None if row is None else _device(row)
 
     def devices(self) -> list[KioskDevice]:
         rows = self._session.scalars(
@@ -93,7 +145,8 @@ class SqlKioskRepository:
             .where(KioskDeviceRow.paired_at.is_not(None))
             .order_by(KioskDeviceRow.paired_at.desc(), KioskDeviceRow.id)
         )
-        return [_device(row) for row in rows]
+        verified = (self._verified(row) for row in rows)
+        return [device for device in verified if device is not None]
 
     def count_waiting(self, now: datetime) -> int:
         return int(
@@ -116,31 +169,22 @@ class SqlKioskRepository:
     def pair(
         self, device_id: str, carrier: str, port: str, lane: str, at: datetime, by: str
     ) -> None:
-        self._session.execute(
-            update(KioskDeviceRow)
-            .where(KioskDeviceRow.id == device_id)
-            .values(
-                carrier=carrier,
-                port=port,
-                lane=lane,
-                paired_at=at,
-                paired_by=by,
-                code_hash=None,
-                code_expires_at=None,
-            )
+        self._update(
+            device_id,
+            carrier=carrier,
+            port=port,
+            lane=lane,
+            paired_at=at,
+            paired_by=by,
+            code_hash=None,
+            code_expires_at=None,
         )
 
     def issue_session(self, device_id: str, token_hash: str, at: datetime) -> None:
-        self._session.execute(
-            update(KioskDeviceRow)
-            .where(KioskDeviceRow.id == device_id)
-            .values(token_hash=token_hash, session_issued_at=at, last_seen_at=at)
-        )
+        self._update(device_id, token_hash=token_hash, session_issued_at=at, last_seen_at=at)
 
     def revoke(self, device_id: str, at: datetime) -> None:
-        self._session.execute(
-            update(KioskDeviceRow).where(KioskDeviceRow.id == device_id).values(revoked_at=at)
-        )
+        self._update(device_id, revoked_at=at)
 
     def touch(self, device_id: str, at: datetime) -> None:
         self._session.execute(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import date, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from entryexit.adapters.crypto.envelope import DecryptionError
 from entryexit.adapters.storage.sealing import (
     Sealer,
     reference_photo_context,
@@ -23,6 +25,8 @@ from entryexit.adapters.storage.tables import (
 )
 from entryexit.domain.model import CitizenshipClass, DocumentKey, PhotoSource
 from entryexit.services.ports import StoredTemplate, TravelerProfile
+
+logger = logging.getLogger(__name__)
 
 
 def new_id() -> str:
@@ -129,9 +133,12 @@ class SqlTravelerRepository:
         )
         return template_id, row.traveler_id
 
-    def gallery_templates(self, flight_id: str, model: str) -> list[StoredTemplate]:
+    def gallery_templates(
+        self, flight_id: str, model: str, unopenable: set[str] | None = None
+    ) -> list[StoredTemplate]:
         """The flight's templates, opened. Templates whose data key was shredded are gone for
-        good and are simply not returned."""
+        good and are simply not returned; a traveler whose data key or any template does not
+        open is left out whole and named in ``unopenable``."""
         rows = self._session.execute(
             select(ReferenceTemplateRow, DataKeyRow)
             .join(
@@ -144,17 +151,34 @@ class SqlTravelerRepository:
             .order_by(ReferenceTemplateRow.traveler_id, ReferenceTemplateRow.created_at)
         ).all()
         keys: dict[str, bytes] = {}
+        broken: set[str] = set()
         result = []
         for template, data_key in rows:
-            if template.traveler_id not in keys:
-                keys[template.traveler_id] = self._sealer.unwrap(data_key)
-            vector = self._sealer.open_with(
-                keys[template.traveler_id],
-                template.vector,
-                template_context(template.id, template.traveler_id, template.model),
+            traveler_id = template.traveler_id
+            if traveler_id in broken:
+                continue
+            try:
+                if traveler_id not in keys:
+                    keys[traveler_id] = self._sealer.unwrap(data_key)
+                vector = self._sealer.open_with(
+                    keys[traveler_id],
+                    template.vector,
+                    template_context(template.id, traveler_id, template.model),
+                )
+            except DecryptionError:
+                broken.add(traveler_id)
+                continue
+            result.append(StoredTemplate(traveler_id, vector, model))
+        if broken:
+            logger.error(
+                "%d traveler(s) of flight %s have sealed rows that do not open (moved or altered"
+                " without the keys): left out of the gallery",
+                len(broken),
+                flight_id,
             )
-            result.append(StoredTemplate(template.traveler_id, vector, model))
-        return result
+            if unopenable is not None:
+                unopenable.update(broken)
+        return [stored for stored in result if stored.traveler_id not in broken]
 
     def reference_photo(self, traveler_id: str) -> bytes | None:
         """The traveler's newest enrolled photo, opened; None if none is kept."""
