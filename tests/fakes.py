@@ -225,6 +225,15 @@ class FakeFingerprintEngine:
             ]
         )
 
+    def paired_minutiae(self, probe: Any, reference: Any) -> tuple[tuple[int, int], ...]:
+        """Minutiae at the same place pair with each other."""
+        return tuple(
+            (i, j)
+            for i, a in enumerate(probe.minutiae)
+            for j, b in enumerate(reference.minutiae)
+            if np.allclose(a[:2], b[:2], atol=1)
+        )
+
 
 def fake_print(grey: int, side: int = 120) -> bytes:
     """A PNG the fake engine reads as the print seeded by ``grey``."""
