@@ -419,13 +419,21 @@ class FingerprintService:
         now: datetime,
     ) -> int:
         """Keep the compared live fingers of a case check for the case's evidence period (the
-        policy's capture-image retention from the capture), unless the policy keeps none or
-        that period is already over; returns how many were kept."""
+        capture's image and record retention from the capture, whichever ends first), unless
+        the policy keeps none or that period is already over; returns how many were kept."""
         case = uow.cases.get(capture_id)
         if case is None or not policy.fingerprints.keep_case_prints:
             return 0
-        citizenship = uow.travelers.profile(traveler_id).citizenship_class
-        expires_at = case.received_at + policy.retention(DataKind.CAPTURE_IMAGES, citizenship)
+        # The capture's own periods: a no-match's traveler is unknown, so the shortest.
+        citizenship = (
+            uow.travelers.profile(case.traveler_id).citizenship_class
+            if case.traveler_id is not None
+            else None
+        )
+        expires_at = case.received_at + min(
+            policy.retention(DataKind.CAPTURE_IMAGES, citizenship),
+            policy.retention(DataKind.CAPTURE_RECORDS, citizenship),
+        )
         if expires_at <= now:
             return 0
         for score in scores:
