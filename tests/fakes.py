@@ -226,12 +226,12 @@ class FakeFingerprintEngine:
         )
 
     def paired_minutiae(self, probe: Any, reference: Any) -> tuple[tuple[int, int], ...]:
-        """Minutiae at the same place pair with each other."""
+        """The same row of two templates pairs where its minutia is at the same place."""
+        rows = min(probe.count, reference.count)
         return tuple(
-            (i, j)
-            for i, a in enumerate(probe.minutiae)
-            for j, b in enumerate(reference.minutiae)
-            if np.allclose(a[:2], b[:2], atol=1)
+            (i, i)
+            for i in range(rows)
+            if np.allclose(probe.minutiae[i, :2], reference.minutiae[i, :2], atol=1)
         )
 
 
