@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
 from entryexit.adapters.storage.tables import CaseFingerprintRow
@@ -32,9 +34,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 IMAGE = re.compile(r'href="(/console/cases/([0-9a-f-]+)/prints/([0-9a-f-]+))"')
 
 
-def matched_case(console: Api, lfw_dir: object) -> tuple[str, object, str]:
+def matched_case(console: Api, lfw_dir: Path) -> tuple[str, TestClient, str]:
     """A no-match case settled by olga's prints: (capture id, olga's client, the case page)."""
-    _, capture_id, _ = no_match_case(console, lfw_dir)  # type: ignore[arg-type]
+    _, capture_id, _ = no_match_case(console, lfw_dir)
     enrolled = send(
         console, "/v1/documents/fingerprints", prints(FVC, "101_1", "102_1"), [2, 7], number=FIRST
     )
@@ -64,7 +66,7 @@ def events(console: Api, action: str) -> list[tuple[str | None, str | None]]:
     ]
 
 
-def test_the_officer_sees_the_prints_drawn_with_their_pairs(console: Api, lfw_dir: object) -> None:
+def test_the_officer_sees_the_prints_drawn_with_their_pairs(console: Api, lfw_dir: Path) -> None:
     capture_id, client, page = matched_case(console, lfw_dir)
     assert "Prints you took on this case" in page
     figures = re.findall(r'<figure class="print-pair".*?</figure>', page, re.S)
@@ -104,7 +106,7 @@ def test_the_officer_sees_the_prints_drawn_with_their_pairs(console: Api, lfw_di
     ]
 
 
-def test_kept_prints_are_sealed_and_bound_to_the_officer(console: Api, lfw_dir: object) -> None:
+def test_kept_prints_are_sealed_and_bound_to_the_officer(console: Api, lfw_dir: Path) -> None:
     _, _, page = matched_case(console, lfw_dir)
     engine = console.services.uow.engine  # type: ignore[attr-defined]
     with engine.connect() as connection:
@@ -135,7 +137,7 @@ def _user_id(console: Api, username: str) -> str:
     return str(found)
 
 
-def test_nobody_else_sees_the_kept_prints(console: Api, lfw_dir: object) -> None:
+def test_nobody_else_sees_the_kept_prints(console: Api, lfw_dir: Path) -> None:
     capture_id, _, page = matched_case(console, lfw_dir)
     url, _, print_id = IMAGE.findall(page)[0]
     console.services.accounts.create_user("oleg", PASSWORD, Role.OFFICER)
@@ -157,7 +159,7 @@ def test_nobody_else_sees_the_kept_prints(console: Api, lfw_dir: object) -> None
     assert response.url.path == "/console/login"
     assert PNG not in response.content
     # olga herself, guessing the URL of her print under another case: not found.
-    _, other_case, _ = no_match_case(console, lfw_dir)  # type: ignore[arg-type]
+    _, other_case, _ = no_match_case(console, lfw_dir)
     olga = fresh(console)
     sign_in(olga, "olga")
     guessed = olga.get(f"/console/cases/{other_case}/prints/{print_id}")
@@ -167,7 +169,7 @@ def test_nobody_else_sees_the_kept_prints(console: Api, lfw_dir: object) -> None
 
 
 def test_the_purge_deletes_the_kept_prints_with_the_cases_evidence(
-    console: Api, lfw_dir: object
+    console: Api, lfw_dir: Path
 ) -> None:
     capture_id, client, page = matched_case(console, lfw_dir)
     services = console.services
