@@ -225,11 +225,11 @@ class FakeFingerprintEngine:
             ]
         )
 
-    def paired_minutiae(self, probe: Any, reference: Any) -> tuple[tuple[int, int], ...]:
+    def paired_minutiae(self, probe: Any, reference: Any) -> tuple[tuple[int, int, float], ...]:
         """The same row of two templates pairs where its minutia is at the same place."""
         rows = min(probe.count, reference.count)
         return tuple(
-            (i, i)
+            (i, i, 1.0)
             for i in range(rows)
             if np.allclose(probe.minutiae[i, :2], reference.minutiae[i, :2], atol=1)
         )

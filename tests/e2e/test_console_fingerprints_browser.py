@@ -134,6 +134,9 @@ def test_an_officer_confirms_a_no_match_by_fingerprints(
         assert pairs >= 4
         expect(figure.locator("svg line.pair")).to_have_count(pairs)
         expect(figure.locator("svg g.minutia.paired")).to_have_count(2 * pairs)
+        strength = re.search(r"pair strength (\d\.\d\d)", figure.inner_text())
+        assert strength is not None
+        assert float(strength.group(1)) > 0.05  # the traveler's own fingers pair strongly
         box = figure.locator("svg").bounding_box()
         assert box is not None
         assert box["width"] > 100

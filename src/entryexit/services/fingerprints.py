@@ -177,7 +177,8 @@ class PrintSide:
 @dataclass(frozen=True, slots=True)
 class CasePrintView:
     """A live finger kept on a case, against the same finger enrolled: the score the check
-    gave, and the minutiae the matcher paired (row in ``live``, row in ``enrolled``).
+    gave, and the minutiae the matcher paired (row in ``live``, row in ``enrolled``, the
+    pair's strength 0..1: a stranger's prints pair as many minutiae, weakly).
     ``enrolled`` is None once that finger is no longer enrolled (purged or re-enrolled by
     another engine); enrolled images are never kept, so that side is its minutiae only."""
 
@@ -187,8 +188,13 @@ class CasePrintView:
     checked_at: datetime
     live: PrintSide
     enrolled: PrintSide | None
-    pairs: tuple[tuple[int, int], ...]
+    pairs: tuple[tuple[int, int, float], ...]
     has_image: bool
+
+    @property
+    def pair_strength(self) -> float:
+        """The mean strength of the pairs (0 without any)."""
+        return sum(p[2] for p in self.pairs) / len(self.pairs) if self.pairs else 0.0
 
 
 # How many candidates a search proposes, best first.
@@ -481,7 +487,7 @@ class FingerprintService:
             live = FingerprintTemplate.from_bytes(p.template)
             stored = enrolled.get((p.traveler_id, p.engine, p.finger))
             reference = self._reference(stored) if stored is not None else None
-            pairs: tuple[tuple[int, int], ...] = ()
+            pairs: tuple[tuple[int, int, float], ...] = ()
             if reference is not None and p.engine == self.engine.key:
                 pairs = self.engine.paired_minutiae(live, reference)
             views.append(

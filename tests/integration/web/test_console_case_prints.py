@@ -35,7 +35,8 @@ IMAGE = re.compile(r'href="(/console/cases/([0-9a-f-]+)/prints/([0-9a-f-]+))"')
 
 
 def matched_case(console: Api, lfw_dir: Path) -> tuple[str, TestClient, str]:
-    """A no-match case settled by olga's prints: (capture id, olga's client, the case page)."""
+    """A no-match case where olga compared a stranger's prints, then the traveler's (a match):
+    (capture id, olga's client, the case page); four prints kept."""
     _, capture_id, _ = no_match_case(console, lfw_dir)
     enrolled = send(
         console, "/v1/documents/fingerprints", prints(FVC, "101_1", "102_1"), [2, 7], number=FIRST
@@ -45,6 +46,17 @@ def matched_case(console: Api, lfw_dir: Path) -> tuple[str, TestClient, str]:
     sign_in(client, "olga")
     page = client.get(f"/console/cases/{capture_id}").text
     assert "Prints you took on this case" not in page  # nothing taken yet
+    # First a stranger's fingers against the document's prints: no match, kept all the same.
+    stranger = check(
+        client,
+        capture_id,
+        page,
+        "verify",
+        ("105_3", "106_3"),
+        issuing_state="UTO",
+        number=FIRST,
+    )
+    assert "No fingerprint match" in stranger.text
     matched = check(
         client,
         capture_id,
@@ -70,17 +82,25 @@ def test_the_officer_sees_the_prints_drawn_with_their_pairs(console: Api, lfw_di
     capture_id, client, page = matched_case(console, lfw_dir)
     assert "Prints you took on this case" in page
     figures = re.findall(r'<figure class="print-pair".*?</figure>', page, re.S)
-    assert len(figures) == 2  # both fingers
-    for figure in figures:
+    assert len(figures) == 4  # two fingers of each check, the stranger's first
+    for index, figure in enumerate(figures):
         stated = re.search(r"(\d+) paired minutiae \(green", figure)
         assert stated is not None
         drawn = len(re.findall(r'<line class="pair"', figure))
-        assert drawn == int(stated.group(1)) >= 4  # a genuine pair: MCC pairs its n_P
+        assert drawn == int(stated.group(1)) >= 4  # MCC's n_P pairs, 4 to 12
         assert re.search(r"live quality \d+, \d+ minutiae", figure)
         assert "enrolled quality" in figure
+        strength = re.search(r"pair strength (\d\.\d\d)", figure)
+        assert strength is not None
+        # A stranger's minutiae pair as many, weakly (measured: about 0.02 against 0.09 to
+        # 0.32 for mates on FVC2002 DB1_B).
+        if index < 2:
+            assert float(strength.group(1)) < 0.05
+        else:
+            assert float(strength.group(1)) > 0.05
     # The image is an <image> of the SVG, same origin: the CSP needs no data: URL.
     links = IMAGE.findall(page)
-    assert len(links) == 2
+    assert len(links) == 4
     assert "data:" not in page
     url, case_in_url, print_id = links[0]
     assert case_in_url == capture_id
@@ -99,7 +119,7 @@ def test_the_officer_sees_the_prints_drawn_with_their_pairs(console: Api, lfw_di
     # The case is closed; the page still shows them (read again: an audited view).
     again = client.get(f"/console/cases/{capture_id}").text
     assert "This case is closed: confirmed" in again
-    assert len(IMAGE.findall(again)) == 2
+    assert len(IMAGE.findall(again)) == 4
     assert ("fingerprint case prints view", capture_id) in [
         (e.entry.action, e.entry.resource_id)
         for e in console.services.audit.all_events("fingerprint case prints view")
@@ -111,7 +131,7 @@ def test_kept_prints_are_sealed_and_bound_to_the_officer(console: Api, lfw_dir: 
     engine = console.services.uow.engine  # type: ignore[attr-defined]
     with engine.connect() as connection:
         rows = connection.execute(select(CaseFingerprintRow.__table__)).mappings().all()
-    assert len(rows) == 2
+    assert len(rows) == 4
     for row in rows:
         assert not bytes(row["image"]).startswith(PNG)
         assert PNG not in bytes(row["image"])
@@ -178,7 +198,7 @@ def test_the_purge_deletes_the_kept_prints_with_the_cases_evidence(
         case = uow.cases.get(capture_id)
     assert case is not None
     assert case.traveler_id is None  # a no-match: the shortest period of any class
-    assert len(kept) == 2
+    assert len(kept) == 4
     policy = services.policies.in_force(case.received_at)
     evidence = case.received_at + policy.retention(DataKind.CAPTURE_IMAGES, None)
     assert {p.expires_at for p in kept} == {evidence}
@@ -191,7 +211,7 @@ def test_the_purge_deletes_the_kept_prints_with_the_cases_evidence(
     with services.uow() as uow:
         due = uow.retention.purge_expired(evidence, policy)
         uow.commit()
-    assert due["case_fingerprints"] == 2
+    assert due["case_fingerprints"] == 4
     gone = client.get(url)
     assert gone.status_code == 404
     assert PNG not in gone.content

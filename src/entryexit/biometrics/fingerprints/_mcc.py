@@ -195,16 +195,18 @@ def lsar_score(a: Cylinders, b: Cylinders) -> float:
     return _relaxed(a, b, s, rows, cols)
 
 
-def lsar_pairs(a: Cylinders, b: Cylinders) -> tuple[tuple[int, int], ...]:
+def lsar_pairs(a: Cylinders, b: Cylinders) -> tuple[tuple[int, int, float], ...]:
     """The minutia pairs behind :func:`lsar_score`: the (at most n_P) assigned pairs whose
     relaxed similarities make the score, as rows of the minutiae each side's cylinders were
-    built from, best first. For display only: the score itself never computes them."""
+    built from, with that relaxed similarity (0..1), most consistent first. There are n_P of
+    them for a stranger too, but weak (their similarities are near 0). For display only: the
+    score itself never computes them."""
     s = local_similarities(a, b)
     if s.size == 0:
         return ()
     rows, cols = linear_sum_assignment(-s)
-    ia, ib, _, best = _relaxation(a, b, s, rows, cols)
-    return tuple((int(a.index[ia[k]]), int(b.index[ib[k]])) for k in best)
+    ia, ib, lam, best = _relaxation(a, b, s, rows, cols)
+    return tuple((int(a.index[ia[k]]), int(b.index[ib[k]]), float(lam[k])) for k in best)
 
 
 def lssr_score(a: Cylinders, b: Cylinders) -> float:

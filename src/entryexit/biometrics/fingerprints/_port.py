@@ -62,7 +62,7 @@ class FingerprintEngine(Protocol):
 
     def paired_minutiae(
         self, probe: FingerprintTemplate, reference: FingerprintTemplate
-    ) -> tuple[tuple[int, int], ...]:
-        """The minutiae the comparison paired, as (row in ``probe``, row in ``reference``)
-        of each template's minutiae; for display, computed apart from :meth:`compare`."""
+    ) -> tuple[tuple[int, int, float], ...]:
+        """The minutiae the comparison paired, as (row in ``probe``, row in ``reference``,
+        the pair's strength 0..1); for display, computed apart from :meth:`compare`."""
         ...

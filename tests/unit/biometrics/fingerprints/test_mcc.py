@@ -57,9 +57,12 @@ def test_the_pairs_behind_the_score_are_the_same_minutiae_moved() -> None:
     b = moved(a, 0.3, (12.0, 7.0))[order]  # row k of b is minutia order[k] of a
     pairs = _mcc.lsar_pairs(_mcc.build_cylinders(a), _mcc.build_cylinders(b))
     assert len(pairs) == _mcc.MAX_NP  # 40 minutiae: the score's n_P is 12
-    assert all(order[j] == i for i, j in pairs)
+    assert all(order[j] == i for i, j, _ in pairs)
+    assert min(strength for _, _, strength in pairs) > 0.5
     # The score is the one the pairs stand for (computed apart, never with them).
     same = _mcc.lsar_score(_mcc.build_cylinders(a), _mcc.build_cylinders(b))
     assert same > 0.5
     stranger = _mcc.lsar_pairs(_mcc.build_cylinders(a), _mcc.build_cylinders(random_minutiae(7)))
-    assert sum(1 for i, j in stranger if order[j] == i) <= 1
+    assert sum(1 for i, j, _ in stranger if order[j] == i) <= 1
+    # A stranger's pairs are as many, and weak.
+    assert max(strength for _, _, strength in stranger) < 0.2
