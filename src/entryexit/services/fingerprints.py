@@ -356,6 +356,12 @@ class FingerprintService:
         probes = {finger: template for finger, (template, _) in read.items()}
         scores = [self._score(probes[p.finger], enrolled[p.finger]) for p in compared]
         hits = self._watchlist_hits(probes) if flight_id is not None else []
+        # Encoded before the transaction opens: what a case check may keep of each finger.
+        kept_images = (
+            {f: image.to_png() for f, (_, image) in read.items() if image is not None}
+            if capture_id is not None and policy.fingerprints.keep_case_prints
+            else {}
+        )
         fused = fuse_fingers([s.score for s in scores], self._fusion)
         threshold = self._threshold_for(engine.key, policy.fingerprints.target_far)
         decision = decide(fused, threshold)
@@ -383,7 +389,16 @@ class FingerprintService:
                 details["capture"] = capture_id
                 details["encounter"] = encounter_id or ""
                 kept = self._keep_case_prints(
-                    uow, actor, capture_id, traveler_id, scores, read, engine.key, policy, now
+                    uow,
+                    actor,
+                    capture_id,
+                    traveler_id,
+                    scores,
+                    probes,
+                    kept_images,
+                    engine.key,
+                    policy,
+                    now,
                 )
                 details["kept"] = str(kept)
             self._audit.record(
@@ -419,7 +434,8 @@ class FingerprintService:
         capture_id: str,
         traveler_id: str,
         scores: Sequence[FingerScore],
-        read: Mapping[int, tuple[FingerprintTemplate, FingerprintImage | None]],
+        probes: Mapping[int, FingerprintTemplate],
+        images: Mapping[int, bytes],
         engine: str,
         policy: Policy,
         now: datetime,
@@ -443,7 +459,7 @@ class FingerprintService:
         if expires_at <= now:
             return 0
         for score in scores:
-            template, image = read[score.finger]
+            image = images.get(score.finger)
             uow.fingerprints.keep_case_print(
                 CasePrint(
                     id=str(uuid.uuid4()),
@@ -453,11 +469,11 @@ class FingerprintService:
                     engine=engine,
                     officer_id=actor.key_id,
                     score=score.score,
-                    template=template.to_bytes(),
+                    template=probes[score.finger].to_bytes(),
                     has_image=image is not None,
                     created_at=now,
                     expires_at=expires_at,
-                    image=image.to_png() if image is not None else None,
+                    image=image,
                 ),
                 now,
             )
