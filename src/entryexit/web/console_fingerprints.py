@@ -52,11 +52,11 @@ SEARCH_CAVEAT = (
 )
 
 
-# The drawing: a minutia is a ring with a tick along its direction; the enrolled side sits
-# to the right of the live one, GAP pixels apart (500 ppi pixels: the viewBox is the prints').
+# The drawing: a minutia is a ring (case_prints.html) with a tick along its direction; the
+# enrolled side sits to the right of the live one, GAP pixels apart (500 ppi pixels: the
+# viewBox is the prints').
 GAP = 24
 TICK = 14
-RING = 5
 # A pair's line is as opaque as the pair is strong: a mate's pairs (relaxed similarity about
 # 0.1-0.3 on FVC2002) are drawn solid, a stranger's (about 0.02) barely; never invisible.
 STRENGTH_TO_OPACITY = 4.0
