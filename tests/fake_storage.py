@@ -64,6 +64,7 @@ from entryexit.services.ports import (
     AlertRecord,
     CaptureRecord,
     CaptureSummary,
+    CasePrint,
     ConsoleSession,
     ConsoleUser,
     ExitConfirmation,
@@ -302,6 +303,8 @@ class FakeTables:
     outbox_parked_at: dict[str, datetime] = field(default_factory=dict)
     # (traveler id, finger, engine) -> (id, template, quality, created_at, expires_at)
     fingerprints: dict[tuple[str, int, str], FingerprintRow] = field(default_factory=dict)
+    # Live prints kept on console cases, by id (the image kept in clear: a fake has no seal).
+    case_prints: dict[str, CasePrint] = field(default_factory=dict)
     # (scope, key) -> (what the claim stored, expires_at)
     idempotency: dict[tuple[str, str], tuple[StoredIdempotency, datetime | None]] = field(
         default_factory=dict
@@ -1396,6 +1399,41 @@ class _Fingerprints(_Repository):
             del t.fingerprints[key]
         return len(due)
 
+    def of_traveler(self, traveler_id: str, engine: str) -> list[StoredFingerprint]:
+        t = self._r()
+        if traveler_id not in t.data_keys:
+            return []
+        return [
+            StoredFingerprint(
+                f.id, traveler, finger, key_engine, f.template, f.quality, f.created_at
+            )
+            for (traveler, finger, key_engine), f in sorted(t.fingerprints.items())
+            if traveler == traveler_id and key_engine == engine
+        ]
+
+    def keep_case_print(self, kept: CasePrint, now: datetime) -> None:
+        t = self._w()
+        _data_key(t, kept.traveler_id, self._uow.current_kek, now)
+        t.case_prints[kept.id] = replace(kept, has_image=kept.image is not None)
+
+    def case_prints(self, capture_id: str) -> list[CasePrint]:
+        t = self._r()
+        return sorted(
+            (
+                replace(p, image=None)
+                for p in t.case_prints.values()
+                if p.capture_id == capture_id and p.traveler_id in t.data_keys
+            ),
+            key=lambda p: (p.created_at, p.finger),
+        )
+
+    def case_print_image(self, print_id: str) -> CasePrint | None:
+        t = self._r()
+        kept = t.case_prints.get(print_id)
+        if kept is None or kept.image is None or kept.traveler_id not in t.data_keys:
+            return None
+        return kept
+
 
 def _class_of_document(doc: DocumentRow) -> CitizenshipClass | None:
     return None if doc.details is None else doc.details.citizenship_class
@@ -1497,6 +1535,10 @@ class _Retention(_Repository):
         for print_key in prints:
             del t.fingerprints[print_key]
         counts["fingerprint_templates"] = len(prints)
+        kept = [i for i, p in t.case_prints.items() if _due(p.expires_at, now)]
+        for print_id in kept:
+            del t.case_prints[print_id]
+        counts["case_fingerprints"] = len(kept)
         encounters = [i for i, e in t.encounters.items() if _due(e.expires_at, now)]
         for encounter_id in encounters:
             del t.encounters[encounter_id]
@@ -1592,6 +1634,7 @@ class _Retention(_Repository):
                 t.admissions, lambda a: traveler_id in (a.traveler_id, a.exit_traveler_id)
             ),
             "fingerprint_templates": len(prints),
+            "case_fingerprints": drop(t.case_prints, lambda p: p.traveler_id == traveler_id),
             "alerts": drop(t.alerts, lambda a: a.traveler_id == traveler_id),
             "queued_work": drop(t.outbox, lambda m: m.payload.get("traveler_id") == traveler_id),
             "traveler_documents": drop(t.documents, lambda d: d.traveler_id == traveler_id),

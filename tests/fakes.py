@@ -225,6 +225,15 @@ class FakeFingerprintEngine:
             ]
         )
 
+    def paired_minutiae(self, probe: Any, reference: Any) -> tuple[tuple[int, int, float], ...]:
+        """The same row of two templates pairs where its minutia is at the same place."""
+        rows = min(probe.count, reference.count)
+        return tuple(
+            (i, i, 1.0)
+            for i in range(rows)
+            if np.allclose(probe.minutiae[i, :2], reference.minutiae[i, :2], atol=1)
+        )
+
 
 def fake_print(grey: int, side: int = 120) -> bytes:
     """A PNG the fake engine reads as the print seeded by ``grey``."""

@@ -2,7 +2,8 @@
 in uvicorn, the real face and fingerprint engines, lfw-dev faces and FVC2002 prints): a face
 no-match appears in the queue marked "prints possible"; the officer opens it, types the
 document read, attaches two live prints and compares them 1:1; the match is shown with its
-fused score, recorded as the traveler's biometric encounter, and the case is closed."""
+fused score, recorded as the traveler's biometric encounter, and the case is closed; the
+prints taken are drawn with the minutiae the matcher paired (no screenshot is compared)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,8 @@ def test_an_officer_confirms_a_no_match_by_fingerprints(
     assert stranger.json()["decision"] == "no_match"
     assert "print" not in stranger.text.lower()  # the gate learns nothing of this step
 
+    blocked: list[str] = []
+    page.on("console", lambda message: blocked.append(message.text))
     sign_in(page, running, "olga")
     page.goto(f"{running.url}/console/queue")
     case_link = page.get_by_role("link").filter(has_text="prints possible")
@@ -119,6 +122,40 @@ def test_an_officer_confirms_a_no_match_by_fingerprints(
     expect(result).to_contain_text(re.compile(r"fused score \d\.\d{3} against threshold"))
     expect(result).to_contain_text("the case is closed as confirmed")
     expect(page.get_by_text("This case is closed: confirmed")).to_be_visible()
+    # The prints taken, drawn: each live print (a same-origin PNG under the strict CSP) and
+    # the enrolled finger's minutiae, joined by one line per pair the matcher made.
+    figures = page.locator("#kept-prints figure.print-pair")
+    expect(figures).to_have_count(2)
+    for index in range(2):
+        figure = figures.nth(index)
+        stated = re.search(r"(\d+) paired minutiae", figure.locator("figcaption").inner_text())
+        assert stated is not None
+        pairs = int(stated.group(1))
+        assert pairs >= 4
+        expect(figure.locator("svg line.pair")).to_have_count(pairs)
+        expect(figure.locator("svg g.minutia.paired")).to_have_count(2 * pairs)
+        strength = re.search(r"pair strength (\d\.\d\d)", figure.inner_text())
+        assert strength is not None
+        assert float(strength.group(1)) > 0.05  # the traveler's own fingers pair strongly
+        box = figure.locator("svg").bounding_box()
+        assert box is not None
+        assert box["width"] > 100
+        assert box["height"] > 100
+        href = figure.locator("svg image").get_attribute("href")
+        assert href is not None
+        assert href.startswith("/console/cases/")
+        # The browser loaded it (an <image> the CSP blocked would not decode).
+        loaded = figure.evaluate(
+            """async (f) => {
+                const img = new Image();
+                img.src = f.querySelector('image').getAttribute('href');
+                await img.decode();
+                return [img.naturalWidth, img.naturalHeight];
+            }"""
+        )
+        assert loaded[0] > 100
+        assert loaded[1] > 100
+    assert not [m for m in blocked if "Content Security Policy" in m]
     page.screenshot(path=str(ARTIFACTS / "case-prints-match.png"), full_page=True)
 
     encounters = running.api.client.get(

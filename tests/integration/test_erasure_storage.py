@@ -39,7 +39,13 @@ from entryexit.domain.model import (
 )
 from entryexit.domain.policy import parse_policy
 from entryexit.services.policies import shipped_policy_text
-from entryexit.services.ports import AlertRecord, CaptureRecord, IdempotencyClaim, NewAdmission
+from entryexit.services.ports import (
+    AlertRecord,
+    CaptureRecord,
+    CasePrint,
+    IdempotencyClaim,
+    NewAdmission,
+)
 from entryexit.services.unit_of_work import OutboxMessage, UnitOfWork
 from tests.fakes import StaticKeyProvider
 from tests.repository_driver import RepositoryDriver
@@ -268,6 +274,25 @@ def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDrive
             DocumentKey("UTO", NUMBER), 2, "nbis-mcc-v1", b"minutiae", 40, DEPARTURE, DEPARTURE
         )
     )
+    store.write(
+        lambda uow: uow.fingerprints.keep_case_print(
+            CasePrint(
+                "cp1",
+                "c1",
+                ids["foreign"],
+                2,
+                "nbis-mcc-v1",
+                "officer-1",
+                0.7,
+                b"live minutiae",
+                True,
+                DEPARTURE,
+                DEPARTURE + timedelta(days=30),
+                image=b"the-live-print-of-the-traveler",
+            ),
+            DEPARTURE,
+        )
+    )
     assert len(rows_naming(store, ids["foreign"])) >= 10
     erasure = store.write(lambda uow: uow.retention.erase_traveler(ids["foreign"]))
     assert erasure.staged_flights == ("f1",)
@@ -279,6 +304,7 @@ def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDrive
         "manifest_entries": 2,  # the version in force and the upload under way
         "reference_templates": 1,
         "fingerprint_templates": 1,
+        "case_fingerprints": 1,
         "admissions": 1,
         "alerts": 1,
         "queued_work": 1,

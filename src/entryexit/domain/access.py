@@ -47,6 +47,9 @@ class Permission(StrEnum):
     # Fingerprints are an officer-side step: a gate asking for prints would reveal why.
     FINGERPRINT_ENROL = "fingerprint:enrol"
     FINGERPRINT_VERIFY = "fingerprint:verify"
+    # See the live prints one took on a case (images and the paired minutiae drawn over
+    # them); the service further limits it to the officer who took them.
+    CASE_PRINTS_VIEW = "fingerprint:case-prints"
     # Prometheus metrics: counts and timings, no personal data.
     METRICS_READ = "metrics:read"
     # Pair and revoke self-service kiosks, and say which flight each lane is boarding.
@@ -78,6 +81,7 @@ _OFFICER = frozenset(
         Permission.DECISION_DETAILS,
         Permission.FINGERPRINT_ENROL,
         Permission.FINGERPRINT_VERIFY,
+        Permission.CASE_PRINTS_VIEW,
         Permission.KIOSK_REQUESTS,
     }
 )
@@ -138,6 +142,7 @@ CROSS_CARRIER_PERMISSIONS: frozenset[Permission] = frozenset(
         Permission.KIOSK_REQUESTS,
         Permission.CASE_RESOLVE,
         Permission.IMAGE_VIEW,
+        Permission.CASE_PRINTS_VIEW,
     }
 )
 

@@ -34,7 +34,10 @@ class FingerprintDecision(StrEnum):
 class FingerprintRules:
     """``classes``: the traveler classes who give prints (within the ages); ``fingers``: the
     positions taken at enrolment; ``retention_hours``: how long enrolled prints are kept, per
-    class; ``target_far``: the 1:1 false accept rate the officer's check is held to."""
+    class; ``target_far``: the 1:1 false accept rate the officer's check is held to;
+    ``keep_case_prints``: whether the live prints an officer submits on a console case are
+    kept (sealed, for the case's evidence period: the policy's capture-image retention) so
+    the case page can show them; enrolled print images are never kept, only templates."""
 
     classes: frozenset[CitizenshipClass] = frozenset(
         {CitizenshipClass.PERMANENT_RESIDENT, CitizenshipClass.FOREIGN_NATIONAL}
@@ -49,6 +52,7 @@ class FingerprintRules:
         }
     )
     target_far: float = 1e-3
+    keep_case_prints: bool = True
 
     def takes_prints(self, citizenship: CitizenshipClass | None, age: int | None) -> bool:
         """Whether this traveler gives prints. Unknown class: no (a document not yet on any
@@ -68,6 +72,7 @@ class FingerprintRules:
             "fingers": list(self.fingers),
             "retention_hours": {c.value: h for c, h in sorted(self.retention_hours.items())},
             "target_far": self.target_far,
+            "keep_case_prints": self.keep_case_prints,
         }
 
 
@@ -107,6 +112,7 @@ def parse_fingerprint_rules(document: Mapping[str, Any]) -> FingerprintRules:
         "fingers",
         "retention_hours",
         "target_far",
+        "keep_case_prints",
     }
     if unknown:
         raise InvalidInputError(f"policy: unknown fields in 'fingerprints': {sorted(unknown)}")
@@ -150,6 +156,9 @@ def parse_fingerprint_rules(document: Mapping[str, Any]) -> FingerprintRules:
     target = table.get("target_far", default.target_far)
     if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
         raise InvalidInputError("policy: 'fingerprints.target_far' must be between 0 and 1")
+    keep_case_prints = table.get("keep_case_prints", default.keep_case_prints)
+    if not isinstance(keep_case_prints, bool):
+        raise InvalidInputError("policy: 'fingerprints.keep_case_prints' must be true or false")
     min_age = _whole(table.get("min_age", default.min_age), "min_age", 0, 150)
     max_age = _whole(table.get("max_age", default.max_age), "max_age", 0, 150)
     if min_age > max_age:
@@ -161,6 +170,7 @@ def parse_fingerprint_rules(document: Mapping[str, Any]) -> FingerprintRules:
         fingers=parsed_fingers,
         retention_hours=retention,
         target_far=float(target),
+        keep_case_prints=keep_case_prints,
     )
 
 

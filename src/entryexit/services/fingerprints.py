@@ -3,8 +3,11 @@ traveler 1:1 against the prints enrolled for their document.
 
 A gate never sees this step (a gate asking for prints would reveal citizenship): both use
 cases need an officer's permission. Prints arrive as images (PNG, TIFF or WSQ at a stated
-resolution) or as ISO/IEC 19794-2:2005 minutiae records; only the minutiae template is kept,
-sealed under the traveler's data key, never the image.
+resolution) or as ISO/IEC 19794-2:2005 minutiae records; only the minutiae template is
+enrolled, sealed under the traveler's data key, never the image. The live prints an officer
+submits on a console case are kept (policy ``keep_case_prints``), sealed under the checked
+traveler's data key and bound to that officer, for the case's evidence period, so that the
+case page can draw them with the minutiae the matcher paired.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import numpy as np
 
 from entryexit.biometrics.fingerprints import (
     FINGERPRINT_CALIBRATION,
+    QUALITY_UNKNOWN,
     FingerFusionRule,
     FingerPosition,
     FingerprintEngine,
+    FingerprintImage,
     FingerprintTemplate,
     decode_fingerprint,
     fuse_fingers,
@@ -40,11 +45,12 @@ from entryexit.domain.fingerprints import (
     decide,
 )
 from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
-from entryexit.domain.policy import Policy, age_on
+from entryexit.domain.policy import DataKind, Policy, age_on
 from entryexit.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from entryexit.services.audit import AuditTrail
 from entryexit.services.encounters import new_encounter
@@ -52,6 +58,7 @@ from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import (
     AlertRecord,
+    CasePrint,
     Clock,
     StoredFingerprint,
     TravelerProfile,
@@ -154,6 +161,40 @@ class FingerprintSearch:
     engine: str
     threshold: float
     alerts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PrintSide:
+    """One side of a drawn comparison: the 500 ppi frame and the minutiae in it (x, y, angle
+    in radians with y down), and the print's quality (NFIQ 2, None where not measured)."""
+
+    width: int
+    height: int
+    minutiae: tuple[tuple[float, float, float], ...]
+    quality: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CasePrintView:
+    """A live finger kept on a case, against the same finger enrolled: the score the check
+    gave, and the minutiae the matcher paired (row in ``live``, row in ``enrolled``, the
+    pair's strength 0..1: a stranger's prints pair as many minutiae, weakly).
+    ``enrolled`` is None once that finger is no longer enrolled (purged or re-enrolled by
+    another engine); enrolled images are never kept, so that side is its minutiae only."""
+
+    id: str
+    finger: int
+    score: float
+    checked_at: datetime
+    live: PrintSide
+    enrolled: PrintSide | None
+    pairs: tuple[tuple[int, int, float], ...]
+    has_image: bool
+
+    @property
+    def pair_strength(self) -> float:
+        """The mean strength of the pairs (0 without any)."""
+        return sum(p[2] for p in self.pairs) / len(self.pairs) if self.pairs else 0.0
 
 
 # How many candidates a search proposes, best first.
@@ -311,9 +352,16 @@ class FingerprintService:
             raise InvalidInputError(
                 f"none of the fingers sent is enrolled (enrolled: {sorted(enrolled)})"
             )
-        probes = {p.finger: self._template(p) for p in prints}
+        read = {p.finger: self._read(p) for p in prints}
+        probes = {finger: template for finger, (template, _) in read.items()}
         scores = [self._score(probes[p.finger], enrolled[p.finger]) for p in compared]
         hits = self._watchlist_hits(probes) if flight_id is not None else []
+        # Encoded before the transaction opens: what a case check may keep of each finger.
+        kept_images = (
+            {f: image.to_png() for f, (_, image) in read.items() if image is not None}
+            if capture_id is not None and policy.fingerprints.keep_case_prints
+            else {}
+        )
         fused = fuse_fingers([s.score for s in scores], self._fusion)
         threshold = self._threshold_for(engine.key, policy.fingerprints.target_far)
         decision = decide(fused, threshold)
@@ -340,6 +388,19 @@ class FingerprintService:
             if capture_id is not None:
                 details["capture"] = capture_id
                 details["encounter"] = encounter_id or ""
+                kept = self._keep_case_prints(
+                    uow,
+                    actor,
+                    capture_id,
+                    traveler_id,
+                    scores,
+                    probes,
+                    kept_images,
+                    engine.key,
+                    policy,
+                    now,
+                )
+                details["kept"] = str(kept)
             self._audit.record(
                 uow,
                 "fingerprint verify",
@@ -365,6 +426,135 @@ class FingerprintService:
             resolved_case,
             alerts,
         )
+
+    def _keep_case_prints(
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        capture_id: str,
+        traveler_id: str,
+        scores: Sequence[FingerScore],
+        probes: Mapping[int, FingerprintTemplate],
+        images: Mapping[int, bytes],
+        engine: str,
+        policy: Policy,
+        now: datetime,
+    ) -> int:
+        """Keep the compared live fingers of a case check for the case's evidence period (the
+        capture's image and record retention from the capture, whichever ends first), unless
+        the policy keeps none or that period is already over; returns how many were kept."""
+        case = uow.cases.get(capture_id)
+        if case is None or not policy.fingerprints.keep_case_prints:
+            return 0
+        # The capture's own periods: a no-match's traveler is unknown, so the shortest.
+        citizenship = (
+            uow.travelers.profile(case.traveler_id).citizenship_class
+            if case.traveler_id is not None
+            else None
+        )
+        expires_at = case.received_at + min(
+            policy.retention(DataKind.CAPTURE_IMAGES, citizenship),
+            policy.retention(DataKind.CAPTURE_RECORDS, citizenship),
+        )
+        if expires_at <= now:
+            return 0
+        for score in scores:
+            image = images.get(score.finger)
+            uow.fingerprints.keep_case_print(
+                CasePrint(
+                    id=str(uuid.uuid4()),
+                    capture_id=capture_id,
+                    traveler_id=traveler_id,
+                    finger=score.finger,
+                    engine=engine,
+                    officer_id=actor.key_id,
+                    score=score.score,
+                    template=probes[score.finger].to_bytes(),
+                    has_image=image is not None,
+                    created_at=now,
+                    expires_at=expires_at,
+                    image=image,
+                ),
+                now,
+            )
+        return len(scores)
+
+    # --- the case page's drawing of kept prints ----------------------------------------------
+    def case_prints(self, actor: Principal, capture_id: str) -> tuple[CasePrintView, ...]:
+        """The live prints this officer submitted on the case, each against the same finger
+        enrolled, with the minutiae the matcher paired (computed here, for display, never on
+        the comparison path). Only the officer who took them sees them (not another officer,
+        not a supervisor reading the case); a non-empty answer is an audited view."""
+        actor.require(Permission.CASE_PRINTS_VIEW)
+        with self._uow(read_only=True) as uow:
+            flight_id = _case_flight(uow, actor, capture_id)
+            kept = [
+                p for p in uow.fingerprints.case_prints(capture_id) if p.officer_id == actor.key_id
+            ]
+            enrolled = {
+                (stored.traveler_id, stored.engine, stored.finger): stored
+                for traveler, engine in {(p.traveler_id, p.engine) for p in kept}
+                for stored in uow.fingerprints.of_traveler(traveler, engine)
+            }
+        if not kept:
+            return ()
+        views = []
+        for p in kept:
+            live = FingerprintTemplate.from_bytes(p.template)
+            stored = enrolled.get((p.traveler_id, p.engine, p.finger))
+            reference = self._reference(stored) if stored is not None else None
+            pairs: tuple[tuple[int, int, float], ...] = ()
+            if reference is not None and p.engine == self.engine.key:
+                pairs = self.engine.paired_minutiae(live, reference)
+            views.append(
+                CasePrintView(
+                    p.id,
+                    p.finger,
+                    p.score,
+                    p.created_at,
+                    _side(live),
+                    _side(reference) if reference is not None else None,
+                    pairs,
+                    p.has_image,
+                )
+            )
+        self._audit.record_alone(
+            "fingerprint case prints view",
+            "ok",
+            actor,
+            "capture",
+            capture_id,
+            {"prints": len(views), "flight": flight_id},
+        )
+        return tuple(views)
+
+    def case_print_image(self, actor: Principal, capture_id: str, print_id: str) -> bytes:
+        """A kept live print of the case as a PNG, for the officer who took it; the view is
+        audited in the same transaction. Another officer, another case's print, a purged one:
+        refused."""
+        actor.require(Permission.CASE_PRINTS_VIEW)
+
+        def view(uow: UnitOfWork) -> bytes:
+            _case_flight(uow, actor, capture_id)
+            kept = uow.fingerprints.case_print_image(print_id)
+            if kept is None or kept.capture_id != capture_id or kept.image is None:
+                raise NotFoundError("no print image is kept for this case (purged, or none)")
+            if kept.officer_id != actor.key_id:
+                raise PermissionDeniedError(
+                    "only the officer who took these prints on this case may see them"
+                )
+            self._audit.record(
+                uow,
+                "fingerprint image view",
+                "ok",
+                actor,
+                "capture",
+                capture_id,
+                {"print": print_id, "finger": str(kept.finger)},
+            )
+            return kept.image
+
+        return in_transaction(self._uow, view)
 
     def _record_encounter(
         self,
@@ -657,9 +847,15 @@ class FingerprintService:
 
     # --- one print to a template -----------------------------------------------------------
     def _template(self, submitted: SubmittedPrint) -> FingerprintTemplate:
+        return self._read(submitted)[0]
+
+    def _read(
+        self, submitted: SubmittedPrint
+    ) -> tuple[FingerprintTemplate, FingerprintImage | None]:
+        """The print's template, and its decoded 500 ppi image (None for a minutiae record)."""
         finger = FingerPosition(check_finger(submitted.finger))
         if submitted.format is PrintFormat.ISO_19794_2:
-            return self._template_from_record(submitted.data, finger)
+            return self._template_from_record(submitted.data, finger), None
         if submitted.ppi is None:
             raise InvalidInputError(f"finger {int(finger)}: an image needs its resolution (ppi)")
         image = decode_fingerprint(submitted.data, submitted.ppi)
@@ -667,7 +863,7 @@ class FingerprintService:
         if not quality.acceptable:
             reasons = ", ".join(r.value for r in quality.reasons)
             raise InvalidInputError(f"finger {int(finger)}: recapture the print ({reasons})")
-        return self.engine.extract(image, finger, quality.score)
+        return self.engine.extract(image, finger, quality.score), image
 
     def _template_from_record(self, data: bytes, finger: FingerPosition) -> FingerprintTemplate:
         """The view of an ISO/IEC 19794-2 record for ``finger`` (or its only view when the
@@ -725,6 +921,27 @@ def _label(value: str, what: str) -> str:
     if not text or len(text) > 32 or not text.replace("-", "").replace("_", "").isalnum():
         raise InvalidInputError(f"{what}: 1-32 letters, digits, '-' or '_'")
     return text
+
+
+def _side(template: FingerprintTemplate) -> PrintSide:
+    m = template.minutiae
+    return PrintSide(
+        template.width,
+        template.height,
+        tuple((float(x), float(y), float(a)) for x, y, a in m[:, :3]),
+        None if template.quality == QUALITY_UNKNOWN else template.quality,
+    )
+
+
+def _case_flight(uow: UnitOfWork, actor: Principal, capture_id: str) -> str:
+    """The case's flight, if the actor serves its carrier."""
+    case = uow.cases.get(capture_id)
+    if case is None:
+        raise NotFoundError(f"capture {capture_id} does not exist")
+    flight = FlightService.get_in(uow, case.flight_id)
+    if not actor.serves(flight.carrier):
+        raise PermissionDeniedError("this account does not serve this flight's carrier")
+    return flight.id
 
 
 def _open_case(uow: UnitOfWork, capture_id: str, flight_id: str | None) -> None:

@@ -287,6 +287,28 @@ class StoredFingerprint:
 
 
 @dataclass(frozen=True, slots=True)
+class CasePrint:
+    """A live finger an officer submitted on a console case, kept (sealed under the data key
+    of the traveler whose document was checked, bound to that officer) for the case's
+    evidence period so the case page can draw it. ``template`` is the engine's template of
+    the live print; ``image`` the 500 ppi PNG, opened only when asked for (``has_image``
+    says whether one is kept: an ISO minutiae record has none)."""
+
+    id: str
+    capture_id: str
+    traveler_id: str
+    finger: int
+    engine: str
+    officer_id: str
+    score: float
+    template: bytes
+    has_image: bool
+    created_at: datetime
+    expires_at: datetime
+    image: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IdempotencyClaim:
     """A gate's ``Idempotency-Key`` (scoped to the caller's key) claimed for one capture."""
 

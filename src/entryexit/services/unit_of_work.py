@@ -46,6 +46,7 @@ from entryexit.services.ports import (
     AlertRecord,
     CaptureRecord,
     CaptureSummary,
+    CasePrint,
     ConsoleSession,
     ConsoleUser,
     ExitConfirmation,
@@ -446,7 +447,26 @@ class FingerprintRepository(Protocol):
         openable), without opening any template."""
         ...
 
+    def of_traveler(self, traveler_id: str, engine: str) -> list[StoredFingerprint]:
+        """The traveler's enrolled fingers for ``engine`` (none once their key is shredded)."""
+        ...
+
     def purge_expired(self, now: datetime) -> int: ...
+
+    # --- live prints kept on a console case ----------------------------------------------
+    def keep_case_print(self, kept: CasePrint, now: datetime) -> None:
+        """Seal and store a live print of a case (template, and image when given) under the
+        traveler's data key, bound to the case, the finger and the officer."""
+        ...
+
+    def case_prints(self, capture_id: str) -> list[CasePrint]:
+        """The case's kept prints, templates opened, images not (oldest first); none whose
+        traveler's key is shredded."""
+        ...
+
+    def case_print_image(self, print_id: str) -> CasePrint | None:
+        """One kept print with its image opened; None if it is gone or has no image."""
+        ...
 
 
 class KioskRepository(Protocol):

@@ -283,9 +283,14 @@ def queue(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTM
 def case_page(
     request: Request, capture_id: str, services: ServicesDep, signed_in: SessionDep
 ) -> HTMLResponse:
+    from entryexit.web.console_fingerprints import kept_prints  # it builds on this module
+
     case = services.console.case(signed_in.principal, capture_id)
     _, manifest = services.console.flight(signed_in.principal, case.flight.id)
-    return _page(request, "case.html", signed_in, case=case, manifest=manifest)
+    drawings = kept_prints(services, signed_in, capture_id)
+    return _page(
+        request, "case.html", signed_in, case=case, manifest=manifest, kept_prints=drawings
+    )
 
 
 @router.post("/cases/{capture_id}/resolve")

@@ -10,11 +10,12 @@ what to do next (422/404), and nothing is recorded.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import ServicesDep
@@ -34,11 +35,13 @@ from entryexit.services.console import Case
 from entryexit.services.console_accounts import SignedIn
 from entryexit.services.fingerprints import (
     MAX_PRINTS,
+    CasePrintView,
     FingerprintSearch,
     FingerprintVerification,
     PrintFormat,
+    PrintSide,
 )
-from entryexit.web.console import PREFIX, SessionDep, _page
+from entryexit.web.console import PREFIX, SessionDep, _image, _page
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -47,6 +50,94 @@ SEARCH_CAVEAT = (
     "Candidates are proposals: a flight search gives a stranger as many chances as there are "
     "travelers. Check the candidate's document before confirming."
 )
+
+
+# The drawing: a minutia is a ring (case_prints.html) with a tick along its direction; the
+# enrolled side sits to the right of the live one, GAP pixels apart (500 ppi pixels: the
+# viewBox is the prints').
+GAP = 24
+TICK = 14
+# A pair's line is as opaque as the pair is strong: a mate's pairs (relaxed similarity about
+# 0.1-0.3 on FVC2002) are drawn solid, a stranger's (about 0.02) barely; never invisible.
+STRENGTH_TO_OPACITY = 4.0
+FAINTEST = 0.15
+
+
+@dataclass(frozen=True, slots=True)
+class Minutia:
+    x: float
+    y: float
+    tip_x: float
+    tip_y: float
+    paired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PrintDrawing:
+    """One kept print against the enrolled finger, laid out for the case page's inline SVG
+    (drawn over the live image, served same-origin, and over a blank canvas of the enrolled
+    print's size: no enrolled image is kept)."""
+
+    view: CasePrintView
+    width: float
+    height: float
+    offset: float  # where the enrolled side starts
+    live: tuple[Minutia, ...]
+    enrolled: tuple[Minutia, ...]
+    # live x, y to enrolled x, y, and the line's opacity (the pair's strength, made visible)
+    pairs: tuple[tuple[float, float, float, float, float], ...]
+
+
+def _minutiae(side: PrintSide, dx: float, paired: set[int]) -> tuple[Minutia, ...]:
+    return tuple(
+        Minutia(
+            x + dx,
+            y,
+            x + dx + TICK * math.cos(angle),
+            y + TICK * math.sin(angle),
+            index in paired,
+        )
+        for index, (x, y, angle) in enumerate(side.minutiae)
+    )
+
+
+def print_drawing(view: CasePrintView) -> PrintDrawing:
+    live, enrolled = view.live, view.enrolled
+    offset = float(live.width + GAP)
+    width = offset + (enrolled.width if enrolled else 0)
+    height = float(max(live.height, enrolled.height if enrolled else 0))
+    pairs = (
+        tuple(
+            (
+                live.minutiae[i][0],
+                live.minutiae[i][1],
+                enrolled.minutiae[j][0] + offset,
+                enrolled.minutiae[j][1],
+                min(1.0, max(FAINTEST, strength * STRENGTH_TO_OPACITY)),
+            )
+            for i, j, strength in view.pairs
+        )
+        if enrolled is not None
+        else ()
+    )
+    return PrintDrawing(
+        view,
+        width,
+        height,
+        offset,
+        _minutiae(live, 0.0, {i for i, _, _ in view.pairs}),
+        _minutiae(enrolled, offset, {j for _, j, _ in view.pairs}) if enrolled else (),
+        pairs,
+    )
+
+
+def kept_prints(services: Services, signed_in: SignedIn, capture_id: str) -> list[PrintDrawing]:
+    """The prints this officer took on the case, drawn (none for a role that takes none)."""
+    if not signed_in.principal.can(Permission.CASE_PRINTS_VIEW):
+        return []
+    return [
+        print_drawing(v) for v in services.fingerprints.case_prints(signed_in.principal, capture_id)
+    ]
 
 
 def render_case(
@@ -70,6 +161,7 @@ def render_case(
         case = replace(case, capture=replace(case.capture, resolution="confirmed"))
     _, manifest = services.console.flight(signed_in.principal, case.flight.id)
     by_traveler = {t.traveler_id: t for t in manifest}
+    drawings = kept_prints(services, signed_in, capture_id)
     return _page(
         request,
         "case.html",
@@ -84,6 +176,7 @@ def render_case(
         search_caveat=SEARCH_CAVEAT,
         fingerprint_error=error,
         max_prints=MAX_PRINTS,
+        kept_prints=drawings,
     )
 
 
@@ -172,3 +265,12 @@ async def case_fingerprints(
         evidence=evidence,
         case=case,
     )
+
+
+@router.get("/cases/{capture_id}/prints/{print_id}")
+def case_print_image(
+    capture_id: str, print_id: str, services: ServicesDep, signed_in: SessionDep
+) -> Response:
+    """A live print kept on the case, as a same-origin PNG (the console's CSP has no
+    ``data:``), opened in memory for the officer who took it; every view is audited."""
+    return _image(services.fingerprints.case_print_image(signed_in.principal, capture_id, print_id))

@@ -68,3 +68,18 @@ def test_a_carrier_bound_key_keeps_only_what_acts_on_its_carriers_flights(role: 
     )
     if role is not Role.GATE:
         assert {p for p in Permission if unbound.can(p)} == ROLE_PERMISSIONS[role]
+
+
+# The live prints kept on a case: the roles that take prints on a case, and nobody else (the
+# service further limits each print to the officer who took it).
+CASE_PRINTS_ROLES = {Role.ADMIN, Role.SUPERVISOR, Role.OFFICER}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_who_may_see_the_prints_kept_on_a_case(role: Role) -> None:
+    allowed = Permission.CASE_PRINTS_VIEW in ROLE_PERMISSIONS[role]
+    assert allowed is (role in CASE_PRINTS_ROLES)
+    # Those who see kept prints are those who take them.
+    assert allowed is (Permission.FINGERPRINT_VERIFY in ROLE_PERMISSIONS[role])
+    # A key bound to a carrier never (kept prints are cross-carrier biometric data).
+    assert not Principal("k", "k", role, carrier="EE").can(Permission.CASE_PRINTS_VIEW)

@@ -42,6 +42,7 @@ def test_a_policy_table_sets_every_field() -> None:
                 "fingers": [1, 2, 6, 7],
                 "retention_hours": {"foreign_national": 8760},
                 "target_far": 0.0001,
+                "keep_case_prints": False,
             }
         }
     )
@@ -49,6 +50,8 @@ def test_a_policy_table_sets_every_field() -> None:
     assert rules.fingers == (1, 2, 6, 7)
     assert rules.retention(VISITOR).days == 365
     assert rules.target_far == 1e-4
+    assert not rules.keep_case_prints
+    assert DEFAULT_FINGERPRINT_RULES.keep_case_prints  # kept unless a policy says not
     assert not rules.takes_prints(RESIDENT, 30)
     assert rules.as_dict()["fingers"] == [1, 2, 6, 7]
 
@@ -65,6 +68,7 @@ def test_a_policy_table_sets_every_field() -> None:
         ({"retention_hours": {"foreign_national": 10}}, "every class"),
         ({"retention_hours": {"foreign_national": -1, "permanent_resident": 1}}, "whole number"),
         ({"colour": "blue"}, "unknown fields"),
+        ({"keep_case_prints": "yes"}, "true or false"),
     ],
 )
 def test_bad_tables_are_refused_naming_the_field(table: dict[str, object], words: str) -> None:

@@ -442,6 +442,7 @@ def test_purge_counts_per_kind_and_rotation(factory: FakeUnitOfWorkFactory) -> N
             "capture_images": 1,
             "idempotency_keys": 0,
             "fingerprint_templates": 0,
+            "case_fingerprints": 0,
             "capture_records": 1,
             "reference_templates": 0,
             "encounter_records": 1,

@@ -27,6 +27,8 @@ from tests.unit.services.world import (
     GATE,
     MANAGER,
     OFFICER,
+    OTHER_CARRIER_OFFICER,
+    SUPERVISOR,
     World,
     policy_with,
     traveler,
@@ -277,3 +279,67 @@ def test_a_manual_case_is_marked_by_its_own_travelers_prints() -> None:
     assert world.console.prints_possible(OFFICER, cases) == frozenset()
     world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 60)])
     assert world.console.prints_possible(OFFICER, cases) == {capture_id}
+
+
+def test_a_case_check_keeps_its_prints_for_the_officer_who_took_them() -> None:
+    world = World()
+    flight = boarding(world)
+    v1 = DocumentKey("UTO", "V1")
+    world.fingerprints.enrol(OFFICER, v1, [finger(2, 40), finger(7, 80)])
+    capture_id, _ = gate_capture(world, flight, STRANGER)
+    other_case, _ = gate_capture(world, flight, STRANGER + 1)
+    hit = world.fingerprints.verify(
+        OFFICER, v1, [finger(2, 40), finger(7, 80)], flight.id, "desk", capture_id
+    )
+    assert hit.decision is FingerprintDecision.MATCH
+    views = world.fingerprints.case_prints(OFFICER, capture_id)
+    assert [v.finger for v in views] == [2, 7]
+    for view in views:
+        assert view.enrolled is not None
+        assert len(view.pairs) == len(view.live.minutiae) == 20  # the fake pairs equal minutiae
+        assert view.live.quality == 60
+        assert view.has_image
+    image = world.fingerprints.case_print_image(OFFICER, capture_id, views[0].id)
+    assert image.startswith(b"\x89PNG")
+    viewed = list(world.audit.all_events("fingerprint image view"))
+    assert [(e.entry.actor_key_id, e.entry.resource_id) for e in viewed] == [
+        (OFFICER.key_id, capture_id)
+    ]
+    # Nobody else: the supervisor reading the case sees none, and is refused the image; an
+    # auditor, a gate, an officer of another carrier are refused; a guessed URL naming
+    # another case finds nothing.
+    assert world.fingerprints.case_prints(SUPERVISOR, capture_id) == ()
+    for stranger in (SUPERVISOR, AUDITOR, GATE, OTHER_CARRIER_OFFICER):
+        with pytest.raises(PermissionDeniedError):
+            world.fingerprints.case_print_image(stranger, capture_id, views[0].id)
+    with pytest.raises(NotFoundError):
+        world.fingerprints.case_print_image(OFFICER, other_case, views[0].id)
+    assert len(list(world.audit.all_events("fingerprint image view"))) == 1
+
+
+def test_a_policy_that_keeps_no_case_prints_keeps_none() -> None:
+    world = World()
+    text = policy_with("no-case-prints").replace(
+        "target_far = 0.001  # the officer's 1:1 check",
+        "target_far = 0.001\nkeep_case_prints = false",
+    )
+    assert "keep_case_prints = false" in text
+    world.load_policy(text)
+    world.advance(days=100)
+    flight = boarding(world)
+    v1 = DocumentKey("UTO", "V1")
+    world.fingerprints.enrol(OFFICER, v1, [finger(2, 40)])
+    capture_id, _ = gate_capture(world, flight, STRANGER)
+    hit = world.fingerprints.verify(OFFICER, v1, [finger(2, 40)], flight.id, "desk", capture_id)
+    assert hit.decision is FingerprintDecision.MATCH
+    assert world.uow.tables.case_prints == {}
+    assert world.fingerprints.case_prints(OFFICER, capture_id) == ()
+
+
+def test_a_check_outside_a_case_keeps_no_prints() -> None:
+    world = World()
+    flight = boarding(world)
+    v1 = DocumentKey("UTO", "V1")
+    world.fingerprints.enrol(OFFICER, v1, [finger(2, 40)])
+    world.fingerprints.verify(OFFICER, v1, [finger(2, 40)], flight.id, "desk")
+    assert world.uow.tables.case_prints == {}

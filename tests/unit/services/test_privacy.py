@@ -126,6 +126,7 @@ PURGED = {
     "travelers": 0,
     "staged_galleries": 1,
     "fingerprint_templates": 0,
+    "case_fingerprints": 0,
 }
 
 

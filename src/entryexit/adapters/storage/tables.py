@@ -179,6 +179,27 @@ class FingerprintTemplateRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
+class CaseFingerprintRow(Base):
+    """A live finger an officer submitted on a console case: its template and (for an image)
+    the 500 ppi PNG, sealed under the data key of the traveler whose document was checked,
+    the seal bound to the case, finger and officer; kept until the case's evidence period
+    ends (the policy's capture-image retention), then purged. No foreign keys: the purge
+    and an erasure delete these rows by time and by traveler, in any order."""
+
+    __tablename__ = "case_fingerprints"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    capture_id: Mapped[str] = mapped_column(String(36), index=True)
+    traveler_id: Mapped[str] = mapped_column(String(36), index=True)
+    finger: Mapped[int] = mapped_column(Integer)
+    engine: Mapped[str] = mapped_column(String(64))
+    officer_id: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    template: Mapped[bytes] = mapped_column(LargeBinary)
+    image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
 class CaptureRow(Base):
     __tablename__ = "captures"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -52,6 +52,7 @@ from entryexit.biometrics.fingerprints._quality import (
 )
 from entryexit.biometrics.fingerprints._template import (
     FORMAT_VERSION,
+    QUALITY_UNKNOWN,
     FingerPosition,
     FingerprintTemplate,
     TemplateFormatError,
@@ -67,6 +68,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MIN_PPI",
     "MIN_TEMPLATE_MINUTIAE",
+    "QUALITY_UNKNOWN",
     "ComponentState",
     "FingerFusionRule",
     "FingerPosition",

@@ -59,6 +59,13 @@ class FingerprintImage:
     def height(self) -> int:
         return int(self.pixels.shape[0])
 
+    def to_png(self) -> bytes:
+        """The 500 ppi pixels as a PNG, in memory (the frame the template's minutiae are in,
+        so a drawing over it lines up)."""
+        buffer = io.BytesIO()
+        Image.fromarray(self.pixels).save(buffer, format="PNG")
+        return buffer.getvalue()
+
 
 def _register_wsq() -> bool:
     try:

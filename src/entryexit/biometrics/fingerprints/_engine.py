@@ -226,3 +226,13 @@ class MinutiaeFingerprintEngine:
         self, probe: FingerprintTemplate, references: Sequence[FingerprintTemplate]
     ) -> npt.NDArray[np.float64]:
         return np.array([self.scores(probe, r).fused for r in references], dtype=np.float64)
+
+    def paired_minutiae(
+        self, probe: FingerprintTemplate, reference: FingerprintTemplate
+    ) -> tuple[tuple[int, int, float], ...]:
+        """The minutiae MCC paired to score ``probe`` against ``reference`` (rows of each
+        template's minutiae, and the pair's relaxed similarity 0..1, most consistent first):
+        the assignment behind the MCC half of the score, computed again on request for an
+        officer's display, never on the comparison path."""
+        a, b = self.prepare(probe), self.prepare(reference)
+        return _mcc.lsar_pairs(a.cylinders, b.cylinders)

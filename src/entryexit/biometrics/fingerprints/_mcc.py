@@ -71,6 +71,8 @@ class Cylinders:
     values: FloatArray  # (n, NS*NS*ND), 0 in invalid cells
     valid: FloatArray  # (n, NS*NS*ND), 1.0 where the cell is valid
     sq: FloatArray  # (n, NS*NS*ND) squared values
+    # Row of each kept cylinder's minutia in the array the cylinders were built from.
+    index: npt.NDArray[np.intp]
 
     @property
     def count(self) -> int:
@@ -110,7 +112,9 @@ def build_cylinders(minutiae: npt.NDArray[np.float64]) -> Cylinders:
     cells = NS * NS * ND
     if n == 0:
         empty = np.zeros((0, cells), dtype=np.float32)
-        return Cylinders(np.zeros((0, 2)), np.zeros(0), empty, empty, empty)
+        return Cylinders(
+            np.zeros((0, 2)), np.zeros(0), empty, empty, empty, np.zeros(0, dtype=np.intp)
+        )
     xy = m[:, :2]
     theta = m[:, 2]
     cos, sin = np.cos(theta), np.sin(theta)
@@ -142,7 +146,7 @@ def build_cylinders(minutiae: npt.NDArray[np.float64]) -> Cylinders:
         neighbours >= MIN_NEIGHBOURS
     )
     vals = (values * valid).astype(np.float32)[keep]
-    return Cylinders(xy[keep], theta[keep], vals, valid[keep], vals * vals)
+    return Cylinders(xy[keep], theta[keep], vals, valid[keep], vals * vals, np.flatnonzero(keep))
 
 
 def local_similarities(a: Cylinders, b: Cylinders) -> npt.NDArray[np.float64]:
@@ -191,6 +195,20 @@ def lsar_score(a: Cylinders, b: Cylinders) -> float:
     return _relaxed(a, b, s, rows, cols)
 
 
+def lsar_pairs(a: Cylinders, b: Cylinders) -> tuple[tuple[int, int, float], ...]:
+    """The minutia pairs behind :func:`lsar_score`: the (at most n_P) assigned pairs whose
+    relaxed similarities make the score, as rows of the minutiae each side's cylinders were
+    built from, with that relaxed similarity (0..1), most consistent first. There are n_P of
+    them for a stranger too, but weak (their similarities are near 0). For display only: the
+    score itself never computes them."""
+    s = local_similarities(a, b)
+    if s.size == 0:
+        return ()
+    rows, cols = linear_sum_assignment(-s)
+    ia, ib, lam, best = _relaxation(a, b, s, rows, cols)
+    return tuple((int(a.index[ia[k]]), int(b.index[ib[k]]), float(lam[k])) for k in best)
+
+
 def lssr_score(a: Cylinders, b: Cylinders) -> float:
     """Local Similarity Sort with Relaxation (LSS-R): the top min(na, nb) local similarities."""
     s = local_similarities(a, b)
@@ -208,13 +226,29 @@ def _relaxed(
     ia: npt.NDArray[np.intp],
     ib: npt.NDArray[np.intp],
 ) -> float:
+    _, _, lam, best = _relaxation(a, b, s, ia, ib)
+    return float(lam[best].sum() / _n_pairs(a.count, b.count))
+
+
+def _relaxation(
+    a: Cylinders,
+    b: Cylinders,
+    s: npt.NDArray[np.float64],
+    ia: npt.NDArray[np.intp],
+    ib: npt.NDArray[np.intp],
+) -> tuple[
+    npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.intp]
+]:
+    """The candidate pairs with a positive local similarity (``ia``, ``ib``), their relaxed
+    similarities ``lam``, and ``best``: the positions in them of the (at most n_P) pairs that
+    make the score, most efficient first."""
     n_p = _n_pairs(a.count, b.count)
     lam0 = s[ia, ib]
     positive = lam0 > 0
     ia, ib, lam0 = ia[positive], ib[positive], lam0[positive]
     n_r = int(lam0.shape[0])
     if n_r < 2:
-        return float(lam0.sum() / n_p)
+        return ia, ib, lam0, np.arange(n_r, dtype=np.intp)
     pa, pb = a.xy[ia], b.xy[ib]
     ta, tb = a.theta[ia], b.theta[ib]
     da = np.hypot(*(pa[:, None, :] - pa[None, :, :]).transpose(2, 0, 1))
@@ -237,4 +271,4 @@ def _relaxed(
         lam = W_R * lam + (1.0 - W_R) * (rho @ lam) / (n_r - 1)
     efficiency = lam / lam0
     best = np.argsort(efficiency)[::-1][: min(n_p, n_r)]
-    return float(lam[best].sum() / n_p)
+    return ia, ib, lam, best

@@ -59,3 +59,10 @@ class FingerprintEngine(Protocol):
     ) -> npt.NDArray[np.float64]:
         """One similarity per reference (the 1 x M row of Bob's N x M matrix)."""
         ...
+
+    def paired_minutiae(
+        self, probe: FingerprintTemplate, reference: FingerprintTemplate
+    ) -> tuple[tuple[int, int, float], ...]:
+        """The minutiae the comparison paired, as (row in ``probe``, row in ``reference``,
+        the pair's strength 0..1); for display, computed apart from :meth:`compare`."""
+        ...

@@ -14,5 +14,13 @@ def test_exported_names_are_public_and_resolve() -> None:
 
 def test_the_engine_adapter_satisfies_the_port() -> None:
     port = {n for n in dir(fingerprints.FingerprintEngine) if not n.startswith("_")}
-    assert port == {"key", "assess", "extract", "from_iso_minutiae", "prepare", "compare"}
+    assert port == {
+        "key",
+        "assess",
+        "extract",
+        "from_iso_minutiae",
+        "prepare",
+        "compare",
+        "paired_minutiae",
+    }
     assert port <= set(dir(fingerprints.MinutiaeFingerprintEngine))

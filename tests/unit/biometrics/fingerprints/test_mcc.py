@@ -49,3 +49,20 @@ def test_angle_difference_wraps() -> None:
     assert _mcc.angle_diff(math.pi - 0.1, -math.pi + 0.1) == np.float64(-0.2) or math.isclose(
         float(_mcc.angle_diff(math.pi - 0.1, -math.pi + 0.1)), -0.2, abs_tol=1e-9
     )
+
+
+def test_the_pairs_behind_the_score_are_the_same_minutiae_moved() -> None:
+    a = random_minutiae(5)
+    order = np.random.default_rng(6).permutation(a.shape[0])
+    b = moved(a, 0.3, (12.0, 7.0))[order]  # row k of b is minutia order[k] of a
+    pairs = _mcc.lsar_pairs(_mcc.build_cylinders(a), _mcc.build_cylinders(b))
+    assert len(pairs) == _mcc.MAX_NP  # 40 minutiae: the score's n_P is 12
+    assert all(order[j] == i for i, j, _ in pairs)
+    assert min(strength for _, _, strength in pairs) > 0.5
+    # The score is the one the pairs stand for (computed apart, never with them).
+    same = _mcc.lsar_score(_mcc.build_cylinders(a), _mcc.build_cylinders(b))
+    assert same > 0.5
+    stranger = _mcc.lsar_pairs(_mcc.build_cylinders(a), _mcc.build_cylinders(random_minutiae(7)))
+    assert sum(1 for i, j, _ in stranger if order[j] == i) <= 1
+    # A stranger's pairs are as many, and weak.
+    assert max(strength for _, _, strength in stranger) < 0.2

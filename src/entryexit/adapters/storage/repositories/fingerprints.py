@@ -1,4 +1,6 @@
-"""Enrolled fingerprints: minutiae templates sealed under the traveler's data key."""
+"""Enrolled fingerprints (minutiae templates sealed under the traveler's data key), and the
+live prints an officer submitted on a console case (sealed under the same key, bound to the
+case, finger and officer)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sqlalchemy.orm import Session
 from entryexit.adapters.storage.repositories.travelers import document_for, new_id
 from entryexit.adapters.storage.sealing import Sealer, fingerprint_context
 from entryexit.adapters.storage.tables import (
+    CaseFingerprintRow,
     DataKeyRow,
     DocumentRow,
     FingerprintTemplateRow,
@@ -18,7 +21,16 @@ from entryexit.adapters.storage.tables import (
     in_force,
 )
 from entryexit.domain.model import DocumentKey
-from entryexit.services.ports import StoredFingerprint
+from entryexit.services.ports import CasePrint, StoredFingerprint
+
+
+def case_print_context(row: CaseFingerprintRow, part: str) -> bytes:
+    """What a kept case print is bound to: a sealed value copied to another case, finger or
+    officer (a database writer granting another officer the view) no longer opens."""
+    return (
+        f"case-print:{part}:{row.id}:{row.capture_id}:{row.traveler_id}:{row.finger}:"
+        f"{row.engine}:{row.officer_id}"
+    ).encode()
 
 
 class SqlFingerprintRepository:
@@ -140,8 +152,95 @@ class SqlFingerprintRepository:
         )
         return frozenset(rows)
 
+    def of_traveler(self, traveler_id: str, engine: str) -> list[StoredFingerprint]:
+        rows = self._session.execute(
+            select(FingerprintTemplateRow, DataKeyRow)
+            .join(DataKeyRow, DataKeyRow.traveler_id == FingerprintTemplateRow.traveler_id)
+            .where(FingerprintTemplateRow.traveler_id == traveler_id)
+            .where(FingerprintTemplateRow.engine == engine)
+            .order_by(FingerprintTemplateRow.finger)
+        ).all()
+        return self._opened(rows)
+
     def purge_expired(self, now: datetime) -> int:
         gone = self._session.execute(
             delete(FingerprintTemplateRow).where(FingerprintTemplateRow.expires_at <= now)
         )
         return int(getattr(gone, "rowcount", 0) or 0)
+
+    # --- live prints kept on a console case ----------------------------------------------
+    def keep_case_print(self, kept: CasePrint, now: datetime) -> None:
+        data_key = self._sealer.data_key(self._session, kept.traveler_id, now)
+        row = CaseFingerprintRow(
+            id=kept.id,
+            capture_id=kept.capture_id,
+            traveler_id=kept.traveler_id,
+            finger=kept.finger,
+            engine=kept.engine,
+            officer_id=kept.officer_id,
+            score=kept.score,
+            created_at=kept.created_at,
+            expires_at=kept.expires_at,
+        )
+        row.template = self._sealer.seal_with(
+            data_key, kept.template, case_print_context(row, "template")
+        )
+        if kept.image is not None:
+            row.image = self._sealer.seal_with(
+                data_key, kept.image, case_print_context(row, "image")
+            )
+        self._session.add(row)
+
+    def case_prints(self, capture_id: str) -> list[CasePrint]:
+        rows = self._session.execute(
+            select(CaseFingerprintRow, DataKeyRow)
+            .join(DataKeyRow, DataKeyRow.traveler_id == CaseFingerprintRow.traveler_id)
+            .where(CaseFingerprintRow.capture_id == capture_id)
+            .order_by(CaseFingerprintRow.created_at, CaseFingerprintRow.finger)
+        ).all()
+        keys: dict[str, bytes] = {}
+        kept = []
+        for row, key_row in rows:
+            data_key = keys.get(row.traveler_id)
+            if data_key is None:
+                data_key = keys[row.traveler_id] = self._sealer.unwrap(key_row)
+            template = self._sealer.open_with(
+                data_key, row.template, case_print_context(row, "template")
+            )
+            kept.append(_case_print(row, template))
+        return kept
+
+    def case_print_image(self, print_id: str) -> CasePrint | None:
+        found = self._session.execute(
+            select(CaseFingerprintRow, DataKeyRow)
+            .join(DataKeyRow, DataKeyRow.traveler_id == CaseFingerprintRow.traveler_id)
+            .where(CaseFingerprintRow.id == print_id)
+        ).first()
+        if found is None:
+            return None
+        row, key_row = found
+        if row.image is None:
+            return None
+        data_key = self._sealer.unwrap(key_row)
+        template = self._sealer.open_with(
+            data_key, row.template, case_print_context(row, "template")
+        )
+        image = self._sealer.open_with(data_key, row.image, case_print_context(row, "image"))
+        return _case_print(row, template, image)
+
+
+def _case_print(row: CaseFingerprintRow, template: bytes, image: bytes | None = None) -> CasePrint:
+    return CasePrint(
+        id=row.id,
+        capture_id=row.capture_id,
+        traveler_id=row.traveler_id,
+        finger=row.finger,
+        engine=row.engine,
+        officer_id=row.officer_id,
+        score=row.score,
+        template=template,
+        has_image=row.image is not None,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        image=image,
+    )

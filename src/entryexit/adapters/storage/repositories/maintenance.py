@@ -17,6 +17,7 @@ from entryexit.adapters.storage.tables import (
     Base,
     CaptureIdempotencyRow,
     CaptureRow,
+    CaseFingerprintRow,
     DataKeyRow,
     DocumentRow,
     EncounterRow,
@@ -172,6 +173,7 @@ class SqlRetentionRepository:
             ("capture_records", CaptureRow),
             ("reference_templates", ReferenceTemplateRow),
             ("fingerprint_templates", FingerprintTemplateRow),
+            ("case_fingerprints", CaseFingerprintRow),
             ("encounter_records", EncounterRow),
         ):
             counts[kind] = self._delete(table, table.expires_at <= now)
@@ -247,6 +249,9 @@ class SqlRetentionRepository:
             ),
             "fingerprint_templates": self._delete(
                 FingerprintTemplateRow, FingerprintTemplateRow.traveler_id == traveler_id
+            ),
+            "case_fingerprints": self._delete(
+                CaseFingerprintRow, CaseFingerprintRow.traveler_id == traveler_id
             ),
             "alerts": self._delete(AlertRow, AlertRow.traveler_id == traveler_id),
             # Admission work still queued for them (the payload names the traveler by id).
