@@ -1,7 +1,7 @@
 """case_fingerprints: the live prints an officer submits on a console case, sealed under the
 checked traveler's data key, kept for the case's evidence period
 
-Revision ID: 0019
+Revision ID: 0020
 Revises: 0018
 Create Date: 2026-11-30 21:30:00
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0018"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
