@@ -54,11 +54,13 @@ from entryexit.errors import BiometricError, InvalidInputError
 class FingerprintExtractor(StrEnum):
     MINDTCT = "mindtct"
     LEADER = "leader"
+    LEADER_FAST = "leader-fast"
 
 
 ENGINE_KEYS = {
     FingerprintExtractor.MINDTCT: "nbis-mcc-v1",
     FingerprintExtractor.LEADER: "leader-mcc-v1",
+    FingerprintExtractor.LEADER_FAST: "leader-mcc-v2",
 }
 ENGINE_KEY = ENGINE_KEYS[FingerprintExtractor.MINDTCT]
 # Fewer minutiae than this is a failure to enrol: neither matcher can tell prints apart.
@@ -99,7 +101,11 @@ class MinutiaeFingerprintEngine:
         """``leader`` selects the ``leader-mcc-v1`` profile; without it, ``nbis-mcc-v1``."""
         self._lib = library
         self._leader = leader
-        self.extractor = FingerprintExtractor.LEADER if leader else FingerprintExtractor.MINDTCT
+        self.extractor = FingerprintExtractor.MINDTCT
+        if leader is not None:
+            self.extractor = (
+                FingerprintExtractor.LEADER_FAST if leader.fast else FingerprintExtractor.LEADER
+            )
         self._thresholds = thresholds
         self._cache: OrderedDict[int, tuple[FingerprintTemplate, _Prepared]] = OrderedDict()
         self._cache_size = cache_size
@@ -107,10 +113,18 @@ class MinutiaeFingerprintEngine:
 
     @classmethod
     def from_paths(
-        cls, library: Path, leader_model: Path | None = None, threads: int = 1
+        cls,
+        library: Path,
+        leader_model: Path | None = None,
+        threads: int = 1,
+        fast_leader: bool = False,
     ) -> MinutiaeFingerprintEngine:
         """The engine over files whose hashes the caller has checked (``_install``)."""
-        network = LeaderNetwork(leader_model, threads) if leader_model is not None else None
+        network = (
+            LeaderNetwork(leader_model, threads, fast=fast_leader)
+            if leader_model is not None
+            else None
+        )
         return cls(_native.load_library(library), leader=network)
 
     @property
