@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from entryexit.biometrics.fingerprints import (
@@ -149,3 +150,47 @@ def test_evaluate_fingerprints_writes_summary_scores_and_plot(
         assert len(lines) == 66
         assert all(len(line.split()) == 4 for line in lines)
         assert (out / "det.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_fused_leader_graph_computes_what_the_exported_one_does(fvc: Path) -> None:
+    import onnxruntime as ort
+
+    from entryexit.biometrics.fingerprints import verified_leader
+    from entryexit.biometrics.fingerprints._leader_graph import fused_leader_model
+
+    model = verified_leader()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    exported = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    fused = ort.InferenceSession(
+        fused_leader_model(model.read_bytes()), options, providers=["CPUExecutionProvider"]
+    )
+    pixels = decode_fingerprint((fvc / "DB3_B" / "101_1.tif").read_bytes(), 500).pixels
+    canvas = np.full((320, 320), float(pixels[0, 0]), dtype=np.float32)
+    canvas[10:310, 10:310] = pixels
+    batch = {"input": canvas[np.newaxis, :, :, np.newaxis]}
+    want, got = exported.run(None, batch)[0][0], fused.run(None, batch)[0][0]
+    assert want.shape == got.shape
+    # Heat map, type and detection score (the direction channel wraps at +-pi).
+    for channel in (0, 2, 3):
+        np.testing.assert_allclose(got[..., channel], want[..., channel], atol=5e-3)
+    assert (got[..., 3] >= 0.55).sum() == pytest.approx((want[..., 3] >= 0.55).sum(), abs=2)
+
+
+def test_the_fast_leader_profile_finds_the_exported_profiles_minutiae(fvc: Path) -> None:
+    try:
+        exported = open_engine(installed_model_dir_path(), FingerprintExtractor.LEADER)
+        fast = open_engine(installed_model_dir_path(), FingerprintExtractor.LEADER_FAST)
+    except ModelUnavailableError as exc:
+        pytest.fail(f"fingerprint engine not installed ({exc}); run ./scripts/install")
+    assert fast.key == "leader-mcc-v2"
+    # DB1_B's prints sit in a wide blank frame: the crop is far from the image's corner.
+    image = decode_fingerprint((fvc / "DB1_B" / "103_2.tif").read_bytes(), 500)
+    want, got = exported.minutiae(image), fast.minutiae(image)
+    assert want.shape[0] >= 20
+    distance = np.hypot(got[:, None, 0] - want[None, :, 0], got[:, None, 1] - want[None, :, 1]).min(
+        axis=1
+    )
+    # Same places in the full image's frame (the crop's offset is added back).
+    assert (distance <= 2.0).mean() >= 0.9
+    assert abs(got.shape[0] - want.shape[0]) <= 0.1 * want.shape[0]

@@ -17,6 +17,7 @@ class Extractor(StrEnum):
 
     MINDTCT = "mindtct"
     LEADER = "leader"
+    LEADER_FAST = "leader-fast"
 
 
 def _pct(value: Any) -> str:
@@ -39,7 +40,10 @@ def evaluate_fingerprints(
     ] = None,
     extractor: Annotated[
         Extractor,
-        typer.Option(help="Engine profile: mindtct (nbis-mcc-v1) or leader (leader-mcc-v1)."),
+        typer.Option(
+            help="Engine profile: mindtct (nbis-mcc-v1), leader (leader-mcc-v1) or"
+            " leader-fast (leader-mcc-v2: the same network, fused and cropped)."
+        ),
     ] = Extractor.MINDTCT,
 ) -> int:
     """FVC protocol EER and all-impostor EER, FMR100, FMR1000, ZeroFMR, per database and

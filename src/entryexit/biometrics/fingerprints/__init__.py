@@ -109,5 +109,11 @@ def open_engine(
 ) -> MinutiaeFingerprintEngine:
     """The installed engine in the chosen profile, every file's hash verified first."""
     verified_nfiq2()
-    leader = verified_leader() if extractor is FingerprintExtractor.LEADER else None
-    return MinutiaeFingerprintEngine.from_paths(verified_library(model_dir), leader, threads)
+    uses_leader = extractor in (FingerprintExtractor.LEADER, FingerprintExtractor.LEADER_FAST)
+    leader = verified_leader() if uses_leader else None
+    return MinutiaeFingerprintEngine.from_paths(
+        verified_library(model_dir),
+        leader,
+        threads,
+        fast_leader=extractor is FingerprintExtractor.LEADER_FAST,
+    )

