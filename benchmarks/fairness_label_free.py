@@ -25,6 +25,7 @@ Methods (each fitted on the cohort fold's templates only):
   renormalise, cosine (the leading directions of face space carry sex, age, pose, light);
 - ``csls-K``: cross-domain similarity local scaling 2 cos(a, b) - r(a) - r(b), r the mean of a
   template's K highest cohort similarities (hubness reduction, Conneau et al. 2018);
+  ``hub-K-A``: cos(a, b) - A (r(a) + r(b)) / 2, a stronger (A > 1) correction;
 - ``ls-K``: local scaling -d^2 / (sigma_a sigma_b), sigma the distance to the K-th nearest
   cohort template (Zelnik-Manor and Perona 2004; hubness, Schnitzer et al. 2012);
 - ``mp``: mutual proximity, Gaussian form: P(a's cohort score < s) P(b's cohort score < s),
@@ -89,14 +90,22 @@ def fit_method(name: str, cohort: NDArray[np.floating]) -> Scorer:
             return unit(centred - (centred @ top.T) @ top)
 
         return lambda a, b: np.asarray(project(a) @ project(b).T)
-    if name.startswith("csls-"):
+    if name.startswith(("csls-", "hub-")):
+        # hub-K-A: cos(a, b) - A (r(a) + r(b)) / 2; csls-K ranks as hub-K-1.
         k = int(name.split("-")[1])
+        weight = float(name.split("-")[2]) if name.startswith("hub-") else 1.0
 
         def r(rows: NDArray[np.floating]) -> NDArray[np.float64]:
             scores = unit(rows) @ cohort.T
             return np.asarray(-np.sort(-scores, axis=1)[:, :k].mean(axis=1))
 
-        return lambda a, b: np.asarray(2 * (unit(a) @ unit(b).T) - r(a)[:, None] - r(b)[None, :])
+        if name.startswith("csls-"):
+            return lambda a, b: np.asarray(
+                2 * (unit(a) @ unit(b).T) - r(a)[:, None] - r(b)[None, :]
+            )
+        return lambda a, b: np.asarray(
+            (unit(a) @ unit(b).T) - weight * 0.5 * (r(a)[:, None] + r(b)[None, :])
+        )
     if name.startswith("ls-"):
         k = int(name.split("-")[1])
 
@@ -333,6 +342,7 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-gallery", action="store_true")
+    parser.add_argument("--skip-sface", action="store_true", help="with --dlib: only dlib, fusion")
     parser.add_argument(
         "--captures-only",
         action="store_true",
@@ -398,6 +408,8 @@ def main() -> int:
     )
     print("| --- " * 15 + "|")
     for prefix, space in spaces.items():
+        if args.skip_sface and not prefix:
+            continue
         for method in methods:
             rng = np.random.default_rng(args.seed)
             one = verification(population, space, method, folds, None, rng)
