@@ -221,6 +221,7 @@ class AdmissionRow:
     link_score: float | None = None
     template: bytes | None = None
     template_model: str | None = None
+    template_photos: int | None = None
     kek_id: str | None = None
 
     def admission(self) -> Admission:
@@ -987,9 +988,14 @@ class _Admissions(_Repository):
             entry_flight_id=new.entry_flight_id,
             template=new.template,
             template_model=new.template_model,
+            template_photos=new.template_photos,
             kek_id=None,  # sealed under the traveler's data key, as the SQL store does
         )
         return True
+
+    def template_photos(self, admission_id: str) -> int | None:
+        row = self._r().admissions.get(admission_id)
+        return None if row is None else row.template_photos
 
     def open_of(self, traveler_id: str) -> Admission | None:
         row = _open_admission(self._r(), traveler_id)

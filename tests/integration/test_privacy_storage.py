@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from entryexit.domain.model import (
 )
 from entryexit.services.audit import AuditTrail
 from entryexit.services.ports import CaptureRecord, NewAdmission, WatchlistEntry
-from entryexit.services.unit_of_work import OutboxMessage
+from entryexit.services.unit_of_work import OutboxMessage, UnitOfWork
 from tests.fakes import StaticKeyProvider
 from tests.repository_driver import RepositoryDriver
 
@@ -283,3 +284,33 @@ def test_breach_drill_a_stolen_sqlite_file_yields_no_biometrics(tmp_path: Path) 
         context = f"template:{template_id}:{traveler_id}:{model}".encode()
         with pytest.raises(DecryptionError):
             open_sealed(b"\x00" * 32, bytes(vector), context)
+
+
+def test_an_admission_keeps_how_many_photos_its_entry_template_fuses(
+    store: RepositoryDriver,
+) -> None:
+    """The exit link's threshold follows it (migration 0019); unknown stays unknown."""
+    ids = flight_with_travelers(store, 2)
+    for number, (admission_id, photos) in enumerate((("a1", 2), ("a2", None))):
+        admission = NewAdmission(
+            admission_id,
+            ids[number],
+            "B2",
+            NOW.date(),
+            None,
+            f"e{number}",
+            "f1",
+            template_bytes(8 + number),
+            "m",
+            NOW,
+            template_photos=photos,
+        )
+        opened = store.write(partial(_open_admission, admission))
+        assert opened
+    assert store.read(lambda uow: uow.admissions.template_photos("a1")) == 2
+    assert store.read(lambda uow: uow.admissions.template_photos("a2")) is None
+    assert store.read(lambda uow: uow.admissions.template_photos("missing")) is None
+
+
+def _open_admission(admission: NewAdmission, uow: UnitOfWork) -> bool:
+    return uow.admissions.open(admission)

@@ -399,7 +399,9 @@ class CaptureService:
                 if already:
                     reasons = ("already_processed",)
                 elif self._on_encounter is not None:
-                    self._on_encounter(uow, encounter, flight, verdict.live)
+                    self._on_encounter(
+                        uow, encounter, flight, verdict.live, frames=verdict.frames_fused
+                    )
         # Records of a capture whose traveler is unknown get the shortest retention.
         policy, received_at = context.policy, context.received_at
         expires_at = received_at + policy.retention(DataKind.CAPTURE_RECORDS, citizenship)

@@ -36,7 +36,13 @@ from entryexit.domain.model import (
     EncounterMethod,
     Flight,
 )
-from entryexit.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from entryexit.domain.policy import OperatingPoint
+from entryexit.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from entryexit.services.audit import AuditTrail
 from entryexit.services.gallery import GalleryService
 from entryexit.services.jobs import Leadership
@@ -139,10 +145,13 @@ class CrossingService:
         encounter: Encounter,
         flight: Flight,
         live: NDArray[np.float32] | None,
+        /,
+        frames: int = 1,
     ) -> None:
         """Hand the admission work for an encounter to the worker, in the encounter's own
         transaction (the outbox): a crash delays it, never loses it, and a bounded biometric
-        search (for an exit on a new document) never delays the gate."""
+        search (for an exit on a new document) never delays the gate. ``frames``: how many
+        frames the live template fuses (its 1:N threshold depends on it)."""
         uow.outbox.add(
             OutboxMessage(
                 id=str(uuid.uuid4()),
@@ -153,6 +162,7 @@ class CrossingService:
                     "flight_id": flight.id,
                     "method": encounter.method.value,
                     "occurred_at": encounter.occurred_at.isoformat(),
+                    "frames": str(frames),
                 },
                 created_at=self._clock(),
                 template=None if live is None else Template(live, "").to_bytes(),
@@ -331,7 +341,15 @@ class CrossingService:
                 if message.template is None
                 else Template.from_bytes(message.template, "", self._engine.dimension).vector
             )
-            self._record_now(uow, _encounter_of(message, flight), flight, live)
+            # Work queued before the payload carried it: a frame count not known.
+            frames = message.payload.get("frames")
+            self._record_now(
+                uow,
+                _encounter_of(message, flight),
+                flight,
+                live,
+                int(frames) if frames is not None and frames.isdigit() else None,
+            )
         uow.outbox.complete(message.id, self._clock())
         return True
 
@@ -341,13 +359,15 @@ class CrossingService:
         encounter: Encounter,
         flight: Flight,
         live: NDArray[np.float32] | None,
+        frames: int | None = 1,
     ) -> None:
         """Open or close a stay for a non-citizen's encounter. ``live`` is the capture's
-        template for a biometric encounter; opt-outs never contribute a template."""
+        template for a biometric encounter (fused from ``frames`` frames, None: unknown);
+        opt-outs never contribute a template."""
         profile = uow.travelers.profile(encounter.traveler_id)
         if profile.citizenship_class in (None, CitizenshipClass.CITIZEN):
             return
-        template = self._template_for(encounter, flight, live)
+        template, photos = self._template_for(encounter, flight, live, frames)
         day = encounter.occurred_at.date()
         if flight.direction is Direction.ENTRY:
             rules = self._policies.in_force(encounter.occurred_at).admission
@@ -365,26 +385,35 @@ class CrossingService:
                     template=None if template is None else Template(template, "").to_bytes(),
                     template_model=self._engine.model if template is not None else None,
                     created_at=self._clock(),
+                    template_photos=photos,
                 )
             )
             return
-        self._close(uow, encounter, flight, template, day)
+        self._close(uow, encounter, flight, template, frames if live is not None else 1, day)
 
     def _template_for(
-        self, encounter: Encounter, flight: Flight, live: NDArray[np.float32] | None
-    ) -> NDArray[np.float32] | None:
+        self,
+        encounter: Encounter,
+        flight: Flight,
+        live: NDArray[np.float32] | None,
+        frames: int | None,
+    ) -> tuple[NDArray[np.float32] | None, int | None]:
+        """The encounter's template and how many photos it fuses: a single-frame capture is
+        one photo; a fused burst is not calibrated as an entry (None: the strictest
+        threshold); an enrolled reference counts its reference photos."""
         if encounter.method is EncounterMethod.OPT_OUT:
-            return None
+            return None, None
         if live is not None:
-            return live
+            return live, 1 if frames == 1 else None
         # A manual document check: the traveler's enrolled reference stands in.
         if not flight.staged:
-            return None
+            return None, None
         gallery = self._galleries.gallery_for(flight)
         if encounter.traveler_id in gallery.traveler_ids:
             row = gallery.traveler_ids.index(encounter.traveler_id)
-            return np.asarray(gallery.matrix[row], dtype=np.float32)
-        return None
+            photos = gallery.reference_counts[row] if gallery.reference_counts else None
+            return np.asarray(gallery.matrix[row], dtype=np.float32), photos
+        return None, None
 
     def _close(
         self,
@@ -392,6 +421,7 @@ class CrossingService:
         encounter: Encounter,
         flight: Flight,
         template: NDArray[np.float32] | None,
+        probe_frames: int | None,
         day: date,
     ) -> None:
         own = uow.admissions.open_of(encounter.traveler_id)
@@ -416,7 +446,11 @@ class CrossingService:
                 scores = matrix @ template
                 best = int(np.argmax(scores))
                 policy = self._policies.in_force(encounter.occurred_at)
-                threshold = self._thresholds.gallery_threshold(policy.matching)
+                threshold = self._link_threshold(
+                    policy.matching,
+                    probe_frames,
+                    uow.admissions.template_photos(candidates[best][0]),
+                )
                 if float(scores[best]) >= threshold:
                     admission_id = candidates[best][0]
                     uow.admissions.close(
@@ -442,6 +476,23 @@ class CrossingService:
         uow.admissions.record_exit_without_entry(
             str(uuid.uuid4()), encounter.traveler_id, encounter.id, flight.id, day, self._clock()
         )
+
+    def _link_threshold(
+        self, point: OperatingPoint, probe_frames: int | None, entry_photos: int | None
+    ) -> float:
+        """The gate's rule for the exit capture against the best stay's entry template: a
+        single frame is held to the threshold of the photos the entry template fuses (unknown:
+        the strictest); a fused exit burst to its frame count's threshold, or the strictest
+        single-frame one where that count is not calibrated; never laxer than the gate."""
+        if probe_frames == 1:
+            return self._thresholds.gallery_threshold(point, 1, entry_photos)
+        strictest = self._thresholds.gallery_threshold(point)
+        if probe_frames is None:
+            return strictest
+        try:
+            return max(strictest, self._thresholds.gallery_threshold(point, probe_frames))
+        except ConfigurationError:
+            return strictest
 
     # --- reading -------------------------------------------------------------------------
     def crossings(self, actor: Principal, traveler_id: str) -> dict[str, Any]:

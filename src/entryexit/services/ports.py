@@ -177,6 +177,9 @@ class NewAdmission:
     template: bytes | None
     template_model: str | None
     created_at: datetime
+    # How many photos the entry template fuses (1: one capture or one reference photo; None:
+    # not known, such as a fused burst): its 1:N threshold for an exit link depends on it.
+    template_photos: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

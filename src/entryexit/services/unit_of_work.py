@@ -248,6 +248,7 @@ class AdmissionRepository(Protocol):
     def open_templates(
         self, model: str, exclude_traveler: str, limit: int
     ) -> list[tuple[str, bytes]]: ...
+    def template_photos(self, admission_id: str) -> int | None: ...
     def close(
         self,
         admission_id: str,
@@ -608,8 +609,20 @@ class BoardQueries(Protocol):
     ) -> list[CaptureSummary]: ...
 
 
-# Called in the unit of work that recorded an encounter, with the live template if any.
-EncounterHook = Callable[[UnitOfWork, Encounter, Flight, "NDArray[np.float32] | None"], None]
+class EncounterHook(Protocol):
+    """Called in the unit of work that recorded an encounter, with the live template if any
+    and how many frames it fuses."""
+
+    def __call__(
+        self,
+        uow: UnitOfWork,
+        encounter: Encounter,
+        flight: Flight,
+        live: NDArray[np.float32] | None,
+        /,
+        frames: int = 1,
+    ) -> None: ...
+
 
 T = TypeVar("T")
 ATTEMPTS = 5

@@ -410,6 +410,8 @@ class AdmissionRow(Base):
     # exit on a new passport can still be linked; cleared when the stay closes.
     template: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     template_model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Photos the entry template fuses (the exit link's threshold depends on it); NULL: unknown.
+    template_photos: Mapped[int | None] = mapped_column(Integer, nullable=True)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     kek_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())

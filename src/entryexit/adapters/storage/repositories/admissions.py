@@ -71,6 +71,7 @@ class SqlAdmissionRepository:
                 entry_flight_id=new.entry_flight_id,
                 template=sealed.sealed if sealed else None,
                 template_model=new.template_model,
+                template_photos=new.template_photos,
                 wrapped_key=sealed.wrapped_key if sealed else None,
                 kek_id=sealed.kek_id if sealed else None,
                 created_at=new.created_at,
@@ -87,6 +88,11 @@ class SqlAdmissionRepository:
             .where(AdmissionRow.exited_on.is_(None))
         )
         return None if row is None else admission_from_row(row)
+
+    def template_photos(self, admission_id: str) -> int | None:
+        """How many photos the stay's entry template fuses (None: unknown or no stay)."""
+        row = self._session.get(AdmissionRow, admission_id)
+        return None if row is None else row.template_photos
 
     def open_templates(
         self, model: str, exclude_traveler: str, limit: int
