@@ -2,7 +2,7 @@
 checked traveler's data key, kept for the case's evidence period
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-11-30 21:30:00
 """
 

@@ -4,8 +4,8 @@ The biometric exit link held every stay to the strictest 1:N threshold; the gate
 entry to its own reference count's. The count is kept with the template so the exit link can
 do the same. Rows written before this one stay NULL (unknown): the strictest threshold.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-11-30 21:30:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0018"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
