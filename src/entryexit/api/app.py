@@ -12,6 +12,7 @@ from starlette.formparsers import MultiPartParser
 from entryexit import __version__
 from entryexit.api.audit import DOCS_ASSETS, AuditAccess
 from entryexit.api.deps import RequestLimits
+from entryexit.api.headers import BaselineHeaders
 from entryexit.api.keyless import KeylessRequestGuard
 from entryexit.api.limits import BodySizeLimit
 from entryexit.api.observability import (
@@ -102,6 +103,7 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
         read_timeout=settings.body_read_timeout_seconds,
     )
     app.add_middleware(KeylessRequestGuard)
+    app.add_middleware(BaselineHeaders)
     app.add_middleware(AuditAccess)
     # Outermost: the request id is set before anything logs, and every answer is counted.
     app.add_middleware(RequestObservability)

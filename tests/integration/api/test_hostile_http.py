@@ -118,3 +118,12 @@ def test_json_nested_100000_deep_is_a_problem_not_a_500(api: Api, method: str, p
     )
     assert response.status_code in (400, 413, 422), response.text[:300]
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_no_page_of_the_service_may_be_framed(api: Api) -> None:
+    # Swagger UI is where people paste API keys: a hostile page framing it could overlay it.
+    for path in ("/docs", "/redoc", "/openapi.json", "/healthz", "/v1/flights"):
+        response = api.client.get(path)
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+        assert response.headers["x-content-type-options"] == "nosniff", path

@@ -391,3 +391,13 @@ def test_the_board_late_in_the_evening_shows_the_nights_flights(console: Api) ->
             assert "7002" not in text, page
     finally:
         object.__setattr__(services, "clock", real_clock)
+
+
+def test_a_link_cannot_put_its_own_words_on_the_console(console: Api) -> None:
+    # The queue's "case resolved" notice reads the query string: a crafted link must not make
+    # the console say something of the attacker's choosing.
+    client = fresh(console)
+    sign_in(client, "olga")
+    spoofed = client.get("/console/queue", params={"resolved": "Call 555-0100 to verify"}).text
+    assert "555-0100" not in spoofed
+    assert "Case resolved: opted out." in client.get("/console/queue?resolved=opted_out").text
