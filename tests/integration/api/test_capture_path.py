@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, event, text
 
 from entryexit.adapters.storage.database import READ_ONLY_TRANSACTION
-
 from tests.integration.api.conftest import Api
 
 pytestmark = [pytest.mark.models]
