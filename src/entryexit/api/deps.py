@@ -14,8 +14,10 @@ from entryexit.api.limits import client_address_of
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.bootstrap import Services
 from entryexit.domain.access import CROSS_CARRIER_PERMISSIONS, Permission, Principal, Role
+from entryexit.domain.model import Flight
 from entryexit.domain.throttle import FailureLockout, TokenBuckets
 from entryexit.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from entryexit.services.unit_of_work import UnitOfWork
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 logger = logging.getLogger(__name__)
@@ -32,7 +34,13 @@ def get_services(request: Request) -> Services:
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def services_dependency(request: Request) -> Services:
+    # async: FastAPI runs a plain function dependency on its thread pool, a hand-off for
+    # what is an attribute read.
+    return get_services(request)
+
+
+ServicesDep = Annotated[Services, Depends(services_dependency)]
 
 
 def authorize(
@@ -41,6 +49,14 @@ def authorize(
     token: Annotated[str | None, Depends(api_key_header)],
 ) -> Principal:
     """Authenticate the key, then check the route's permission in the one table."""
+    return check_access(request, services, token)[0]
+
+
+def check_access(
+    request: Request, services: Services, token: str | None, within: UnitOfWork | None = None
+) -> tuple[Principal, Flight | None]:
+    """:func:`authorize`'s checks, reading in ``within`` (a read unit of work) when given;
+    with the flight when the carrier check read it."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     needed = ENDPOINT_PERMISSIONS.get((request.method, path))
@@ -52,7 +68,7 @@ def authorize(
         if scheme.lower() == "bearer" and credentials:
             token = credentials.strip()
     try:
-        principal = services.keys.authenticate(token)
+        principal = services.keys.authenticate(token, within)
     except AuthenticationError:
         # Unauthenticated traffic is limited per client address; a valid key never is by
         # its address, so a noisy neighbour behind the same NAT cannot lock gates out.
@@ -82,8 +98,33 @@ def authorize(
     if principal.carrier is not None and flight_id is not None:
         # A key bound to a carrier acts on that carrier's flights only, on every
         # flight-scoped endpoint (manifests name travelers; encounters say who boarded).
-        services.flights.check_serves(principal, str(flight_id))
-    return principal
+        return principal, services.flights.check_serves(principal, str(flight_id), within)
+    return principal, None
 
 
 CallerDep = Annotated[Principal, Depends(authorize)]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAccess:
+    """A request whose key is checked later, by the worker thread that does the work, in
+    the work's own read: the same checks as :func:`authorize`, without a thread hand-off
+    and a transaction of their own (the capture path)."""
+
+    request: Request
+    services: Services
+    token: str | None
+
+    def check(self, within: UnitOfWork | None = None) -> tuple[Principal, Flight | None]:
+        return check_access(self.request, self.services, self.token, within)
+
+
+async def pending_access(
+    request: Request,
+    services: ServicesDep,
+    token: Annotated[str | None, Depends(api_key_header)],
+) -> PendingAccess:
+    return PendingAccess(request, services, token)
+
+
+PendingAccessDep = Annotated[PendingAccess, Depends(pending_access)]

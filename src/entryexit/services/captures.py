@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -57,13 +57,17 @@ from entryexit.services.unit_of_work import (
     UnitOfWorkFactory,
     in_transaction,
 )
-from entryexit.services.watchlist import WatchlistService
+from entryexit.services.watchlist import WatchlistService, WatchlistSnapshot
 
 _MAX_LABEL = 64
 # A gate's Idempotency-Key: an opaque token (a UUID, most often) of visible ASCII.
 _MAX_IDEMPOTENCY_KEY = 128
 REASON_COLUMN_LENGTH = 64  # captures.reason in the store
 logger = logging.getLogger(__name__)
+
+Admission = Callable[[UnitOfWork], tuple[Principal, Flight | None]]
+"""Who sends a capture, decided in the capture's one read before its model runs (the API
+checks the key there, and may hand over the flight its carrier check read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,7 @@ class _Context:
     received_at: datetime
     gate: str
     device: str
+    watchlist: WatchlistSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +209,22 @@ class CaptureService:
         and frames) gets the first attempt's outcome and records nothing new, whichever
         instance answers it; the same key for a different request is refused
         (:class:`IdempotencyKeyReusedError`)."""
-        context = self._prepare(principal, flight_id, gate, device)
+        return self.submit_burst(
+            lambda _: (principal, None), flight_id, frames, gate, device, idempotency_key
+        )[1]
+
+    def submit_burst(
+        self,
+        admit: Admission,
+        flight_id: str,
+        frames: Sequence[bytes],
+        gate: str,
+        device: str,
+        idempotency_key: str | None = None,
+    ) -> tuple[Principal, CaptureOutcome]:
+        """:meth:`process_burst` for a caller whom ``admit`` names in the capture's read:
+        the caller and its outcome."""
+        context = self._prepare(admit, flight_id, gate, device)
         limit = context.policy.capture.max_frames
         if not frames:
             raise InvalidInputError("a capture needs at least one frame")
@@ -222,24 +242,30 @@ class CaptureService:
             with self._uow(read_only=True) as uow:
                 earlier = uow.captures.find_idempotency(request.scope, request.key)
             if earlier is not None:
-                return _replay(request, earlier)
+                return context.principal, _replay(request, earlier)
         if len(frames) == 1:
             verdict = self._decide(context, frames[0])
         else:
             verdict = self._decide_burst(context, frames)
         kept = frames[verdict.kept_frame]
-        return in_transaction(
+        return context.principal, in_transaction(
             self._uow, lambda uow: self._record(uow, context, verdict, kept, request)
         )
 
     # --- prepare ---------------------------------------------------------------------------
-    def _prepare(self, principal: Principal, flight_id: str, gate: str, device: str) -> _Context:
-        if not principal.can(Permission.CAPTURE_SUBMIT):
-            raise PermissionDeniedError("this key may not submit captures")
-        gate, device = _label(gate, "gate"), _label(device, "device")
-        flight = self._flights.get(flight_id)
-        if not principal.serves(flight.carrier):
-            raise PermissionDeniedError("this gate key does not serve this flight's carrier")
+    def _prepare(self, admit: Admission, flight_id: str, gate: str, device: str) -> _Context:
+        # One read for all the store must say before the model runs: the caller's key, the
+        # flight (its carrier, its gallery's version) and the watchlist's generation.
+        with self._uow(read_only=True) as uow:
+            principal, flight = admit(uow)
+            if not principal.can(Permission.CAPTURE_SUBMIT):
+                raise PermissionDeniedError("this key may not submit captures")
+            gate, device = _label(gate, "gate"), _label(device, "device")
+            if flight is None or flight.id != flight_id:
+                flight = FlightService.get_in(uow, flight_id)
+            if not principal.serves(flight.carrier):
+                raise PermissionDeniedError("this gate key does not serve this flight's carrier")
+            watchlist = self._watchlist.current(uow) if self._watchlist is not None else None
         gallery = self._galleries.gallery_for(flight)
         received_at = self._clock()
         policy = self._policies.in_force(received_at)
@@ -258,6 +284,7 @@ class CaptureService:
             received_at=received_at,
             gate=gate,
             device=device,
+            watchlist=watchlist,
         )
 
     # --- decide (model work; no transaction is open) ---------------------------------------
@@ -304,7 +331,11 @@ class CaptureService:
             gallery.related,
             gallery.reference_counts or None,
         )
-        hits = self._watchlist.capture_hits(live) if self._watchlist is not None else []
+        hits = (
+            self._watchlist.capture_hits(live, context.watchlist)
+            if self._watchlist is not None
+            else []
+        )
         if not result.matched or result.index is None:
             # The officer doing the document check sees this photo beside the candidates, so
             # it is kept (sealed) until the policy's capture-image retention ends.

@@ -232,11 +232,15 @@ class FlightService:
         with self._uow(read_only=True) as uow:
             return self.get_in(uow, flight_id)
 
-    def check_serves(self, actor: Principal, flight_id: str) -> None:
+    def check_serves(
+        self, actor: Principal, flight_id: str, within: UnitOfWork | None = None
+    ) -> Flight:
         """Refuse a carrier-bound key on another carrier's flight (an unknown flight is the
-        caller's 404 as usual)."""
+        caller's 404 as usual); the flight, read in ``within`` when given."""
+        if within is not None:
+            return self.served_in(within, actor, flight_id)
         with self._uow(read_only=True) as uow:
-            self.served_in(uow, actor, flight_id)
+            return self.served_in(uow, actor, flight_id)
 
     @staticmethod
     def served_in(uow: UnitOfWork, actor: Principal, flight_id: str) -> Flight:

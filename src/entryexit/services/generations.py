@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from entryexit.services.ports import ChangeFeed
-from entryexit.services.unit_of_work import UnitOfWorkFactory
+from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +34,17 @@ class GenerationCheck:
         copy whose token has not moved."""
         return self._feed is not None and self._feed.token(self._name) is not None
 
-    def check(self, stamp: Stamp | None) -> tuple[bool, Stamp]:
+    def check(self, stamp: Stamp | None, within: UnitOfWork | None = None) -> tuple[bool, Stamp]:
         """``(True, stamp)`` if the copy stamped ``stamp`` is current; else ``(False, new)``:
-        read the state after this call and stamp the copy with ``new``."""
+        read the state after this call and stamp the copy with ``new``. ``within``: read the
+        generation in the caller's (read) unit of work instead of a transaction of its own."""
         token = self._feed.token(self._name) if self._feed is not None else None
         if stamp is not None and token is not None and stamp.token == token:
             return True, stamp
-        with self._uow(read_only=True) as uow:
-            generation = uow.generations.current(self._name)
+        if within is not None:
+            generation = within.generations.current(self._name)
+        else:
+            with self._uow(read_only=True) as uow:
+                generation = uow.generations.current(self._name)
         fresh = Stamp(generation, token)
         return stamp is not None and stamp.generation == generation, fresh

@@ -78,10 +78,15 @@ class KeyService:
             raise AuthenticationError("the API key is malformed")
         return parts
 
-    def authenticate(self, token: str | None) -> Principal:
+    def authenticate(self, token: str | None, within: UnitOfWork | None = None) -> Principal:
+        """The key's principal, its row read (and its MAC checked) now: in ``within``, the
+        caller's read unit of work, when given (a capture reads all it needs in one)."""
         parts = self.key_parts(token)
-        with self._uow(read_only=True) as uow:
-            stored = uow.access.find_api_key(parts[1])
+        if within is not None:
+            stored = within.access.find_api_key(parts[1])
+        else:
+            with self._uow(read_only=True) as uow:
+                stored = uow.access.find_api_key(parts[1])
         if stored is None or stored.revoked_at is not None:
             raise AuthenticationError("the API key is unknown or revoked")
         if not hmac.compare_digest(stored.secret_hash, _hash(parts[2])):

@@ -51,7 +51,9 @@ class Disposition(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class _Loaded:
+class WatchlistSnapshot:
+    """The list as this process holds it: its entries, their index, the generation read."""
+
     ids: tuple[str, ...]
     index: TemplateIndex
     stamp: Stamp
@@ -80,7 +82,7 @@ class WatchlistService:
         self._audit = audit
         self._override = threshold_override
         self._lock = threading.Lock()
-        self._loaded: _Loaded | None = None
+        self._loaded: WatchlistSnapshot | None = None
 
     # --- the list ------------------------------------------------------------------------
     def add(self, actor: Principal, photo: bytes, category: str, reason_code: str) -> str:
@@ -145,10 +147,19 @@ class WatchlistService:
             )
         return raised
 
-    def capture_hits(self, live: NDArray[np.float32]) -> list[tuple[str, float]]:
+    def current(self, within: UnitOfWork | None = None) -> WatchlistSnapshot:
+        """The list as it is now, checked (and reloaded if changed) in ``within``, the
+        caller's read unit of work, when given: a capture checks it in the one read it makes
+        before its model runs."""
+        return self._load(within)
+
+    def capture_hits(
+        self, live: NDArray[np.float32], snapshot: WatchlistSnapshot | None = None
+    ) -> list[tuple[str, float]]:
         """(entry, score) of every list entry a live capture reaches: memory only, so it runs
-        before the capture's transaction opens."""
-        return [(entry, score) for _, entry, score in self._hits(live[np.newaxis, :])]
+        before the capture's transaction opens. ``snapshot``: the list as :meth:`current`
+        gave it for this capture (else checked now)."""
+        return [(entry, score) for _, entry, score in self._hits(live[np.newaxis, :], snapshot)]
 
     def raise_capture_alerts(
         self,
@@ -165,8 +176,10 @@ class WatchlistService:
     def has_open_alert(uow: UnitOfWork, traveler_id: str) -> bool:
         return uow.watchlist.has_open_alert(traveler_id)
 
-    def _hits(self, probes: NDArray[np.float32]) -> list[tuple[int, str, float]]:
-        loaded = self._load()
+    def _hits(
+        self, probes: NDArray[np.float32], snapshot: WatchlistSnapshot | None = None
+    ) -> list[tuple[int, str, float]]:
+        loaded = snapshot if snapshot is not None else self._load()
         if not loaded.ids:
             return []
         policy = self._policies.in_force(self._clock())
@@ -218,12 +231,12 @@ class WatchlistService:
         )
         return 1
 
-    def _load(self) -> _Loaded:
+    def _load(self, within: UnitOfWork | None = None) -> WatchlistSnapshot:
         """The list as this process holds it, after one cheap read of the list's generation
         (none while PostgreSQL pushes news of changes and none came); rebuilt when another
         process (or this one) changed the list."""
         loaded = self._loaded
-        current, stamp = self._generation.check(None if loaded is None else loaded.stamp)
+        current, stamp = self._generation.check(None if loaded is None else loaded.stamp, within)
         if loaded is not None and current:
             if stamp != loaded.stamp:
                 loaded = self._loaded = replace(loaded, stamp=stamp)
@@ -233,8 +246,11 @@ class WatchlistService:
                 return self._loaded
             # Read after the generation: a change committed in between is read here and
             # labelled with the older generation, so the next use reloads (never the reverse).
-            with self._uow(read_only=True) as uow:
-                stored = uow.watchlist.templates(self._engine.model)
+            if within is not None:
+                stored = within.watchlist.templates(self._engine.model)
+            else:
+                with self._uow(read_only=True) as uow:
+                    stored = uow.watchlist.templates(self._engine.model)
             dimension = self._engine.dimension
             matrix = (
                 l2_normalise(
@@ -243,7 +259,9 @@ class WatchlistService:
                 if stored
                 else np.empty((0, dimension), dtype=np.float32)
             )
-            self._loaded = _Loaded(tuple(i for i, _ in stored), self._build_index(matrix), stamp)
+            self._loaded = WatchlistSnapshot(
+                tuple(i for i, _ in stored), self._build_index(matrix), stamp
+            )
             return self._loaded
 
     def _invalidate(self) -> None:

@@ -50,6 +50,11 @@ class FileKeyProvider:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._cache: dict[str, bytes] = {}
+        # name -> (the file's identity when read, its text). A key file is only ever replaced
+        # by a rename (``_write``), which gives it a new inode and mtime: one ``stat`` a call
+        # tells whether the text held is still the file's, so a rotation made by another
+        # process (``entryexit keys rotate``) is used by this one's next seal.
+        self._texts: dict[str, tuple[tuple[int, int, int, int], str]] = {}
 
     def exists(self) -> bool:
         return (self.directory / CURRENT_POINTER).is_file()
@@ -57,16 +62,23 @@ class FileKeyProvider:
     def _read(self, name: str) -> str:
         path = self.directory / name
         try:
-            mode = path.stat().st_mode
+            status = path.stat()
         except FileNotFoundError:
             raise ConfigurationError(
                 f"key file {path} is missing; create the keys with `entryexit keys init`"
             ) from None
+        mode = status.st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigurationError(
                 f"key file {path} is readable by others; run `chmod 600 {path}`"
             )
-        return path.read_text(encoding="ascii").strip()
+        identity = (status.st_ino, status.st_dev, status.st_mtime_ns, status.st_size)
+        held = self._texts.get(name)
+        if held is not None and held[0] == identity:
+            return held[1]
+        text = path.read_text(encoding="ascii").strip()
+        self._texts[name] = (identity, text)
+        return text
 
     def current_kek(self) -> tuple[str, bytes]:
         kek_id = self._read(CURRENT_POINTER)

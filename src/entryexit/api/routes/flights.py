@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
-from entryexit.api.deps import CallerDep, ServicesDep
+from entryexit.api.deps import CallerDep, PendingAccessDep, ServicesDep
 from entryexit.api.schemas import (
     CaptureDecisionPublic,
     CaptureDetailPublic,
@@ -18,13 +19,23 @@ from entryexit.api.schemas import (
     ManifestTravelerPublic,
     StagingPublic,
 )
+from entryexit.domain.access import Principal
 from entryexit.domain.model import Flight
 from entryexit.errors import InvalidInputError
 from entryexit.services.captures import CaptureOutcome
 from entryexit.services.flights import ManifestFormat, NewFlight
 from entryexit.services.ports import ManifestStatus
+from entryexit.services.unit_of_work import UnitOfWork
 
 router = APIRouter(prefix="/v1/flights", tags=["flights"])
+# The capture's form fields are declared optional (see submit_capture) but are required: the
+# document says so.
+_CAPTURE_FIELDS_REQUIRED = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {"required": ["photo", "gate", "device"]}}},
+    }
+}
 _MANIFEST_FORMATS = {
     "": ManifestFormat.JSON,
     "application/json": ManifestFormat.JSON,
@@ -149,21 +160,27 @@ def stage_gallery(flight_id: str, services: ServicesDep, caller: CallerDep) -> S
     )
 
 
-@router.post("/{flight_id}/captures", response_model=CaptureDetailPublic | CaptureDecisionPublic)
+@router.post(
+    "/{flight_id}/captures",
+    response_model=CaptureDetailPublic | CaptureDecisionPublic,
+    openapi_extra=_CAPTURE_FIELDS_REQUIRED,
+)
 async def submit_capture(
     flight_id: str,
     services: ServicesDep,
-    caller: CallerDep,
+    access: PendingAccessDep,
+    response: Response,
+    # Declared optional so that the key is checked before the form (as on every endpoint):
+    # a missing field is refused after the key's checks, in the worker thread.
     photo: Annotated[
-        list[UploadFile],
+        list[UploadFile] | None,
         File(
             description="JPEG or PNG from the gate camera; repeat the field for a short burst"
             " of frames of one traveler (at most the policy's capture.max_frames)"
         ),
-    ],
-    gate: Annotated[str, Form(max_length=64)],
-    device: Annotated[str, Form(max_length=64)],
-    response: Response,
+    ] = None,
+    gate: Annotated[str | None, Form(max_length=64)] = None,
+    device: Annotated[str | None, Form(max_length=64)] = None,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -177,14 +194,29 @@ async def submit_capture(
     """Decide on a live capture (one frame or a burst fused into one probe): match,
     no_match, recapture (with reasons) or manual. Frames of a burst that were left out are
     named in the reasons (``frame_<n>_<reason>``)."""
-    frames = [await frame.read() for frame in photo]
-    outcome = await run_in_threadpool(
-        services.captures.process_burst,
-        caller,
+    frames = [await frame.read() for frame in photo or ()]
+    fields = {"photo": photo, "gate": gate, "device": device}
+
+    def admit(within: UnitOfWork) -> tuple[Principal, Flight | None]:
+        admitted = access.check(within)
+        missing = [name for name, value in fields.items() if value is None]
+        if missing:
+            raise RequestValidationError(
+                [
+                    {"type": "missing", "loc": ("body", name), "msg": "Field required"}
+                    for name in missing
+                ]
+            )
+        return admitted
+
+    # The key's checks, the capture's reads, the model and the write: one worker call.
+    caller, outcome = await run_in_threadpool(
+        services.captures.submit_burst,
+        admit,
         flight_id,
         frames,
-        gate,
-        device,
+        gate or "",
+        device or "",
         idempotency_key,
     )
     if outcome.replayed:

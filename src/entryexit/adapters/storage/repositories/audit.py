@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,7 +98,7 @@ class SqlAuditRepository:
         session.flush()  # the use case's own writes fail as themselves, not as a conflict
         try:
             with session.begin_nested():
-                session.add(_audit_row(event))
+                session.execute(insert(AuditEventRow).values(_audit_columns(event)))
                 if head is None:
                     session.add(
                         AuditHeadRow(id=1, sequence=sequence, hash=event.hash, signature=signature)
@@ -141,22 +141,26 @@ class SqlAuditRepository:
 
 
 def _audit_row(event: AuditEvent) -> AuditEventRow:
+    return AuditEventRow(**_audit_columns(event))
+
+
+def _audit_columns(event: AuditEvent) -> dict[str, object]:
     entry = event.entry
-    return AuditEventRow(
-        sequence=event.sequence,
-        occurred_at=entry.occurred_at,
-        action=entry.action,
-        outcome=entry.outcome,
-        actor_key_id=entry.actor_key_id,
-        actor_role=entry.actor_role,
-        resource_type=entry.resource_type,
-        resource_id=entry.resource_id,
-        policy_version=entry.policy_version,
-        details=json.dumps(dict(entry.details), sort_keys=True),
-        previous_hash=event.previous_hash,
-        hash=event.hash,
-        mac=event.mac,
-    )
+    return {
+        "sequence": event.sequence,
+        "occurred_at": entry.occurred_at,
+        "action": entry.action,
+        "outcome": entry.outcome,
+        "actor_key_id": entry.actor_key_id,
+        "actor_role": entry.actor_role,
+        "resource_type": entry.resource_type,
+        "resource_id": entry.resource_id,
+        "policy_version": entry.policy_version,
+        "details": json.dumps(dict(entry.details), sort_keys=True),
+        "previous_hash": event.previous_hash,
+        "hash": event.hash,
+        "mac": event.mac,
+    }
 
 
 def _head_tuple(head: AuditHeadRow | None) -> tuple[int, str, str] | None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Insert, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -83,8 +84,10 @@ class SqlCaptureRepository:
                 capture.image,
                 capture_image_context(capture.id),
             )
-        self._session.add(
-            CaptureRow(
+        # A Core insert: the ORM's unit-of-work bookkeeping for a row nothing reads back
+        # costs more than the insert, and it runs while the audit head is locked.
+        self._session.execute(
+            insert(CaptureRow).values(
                 policy_version=capture.policy_version,
                 expires_at=capture.expires_at,
                 image=sealed.sealed if sealed else None,
@@ -108,31 +111,30 @@ class SqlCaptureRepository:
         """Record the encounter; ``False`` if this traveler already has one on this flight.
         The unique constraint decides, inside a savepoint, so concurrent gates on any number
         of processes agree and the rest of the unit of work stands."""
-        # Whatever the unit of work has pending is written first, outside the savepoint, so
-        # that only this insert's own failure can mean "already processed".
+        # Whatever the unit of work has pending is written first, in order; the insert then
+        # stands aside on a conflict (the unique constraint: this traveler on this flight)
+        # instead of failing, so no savepoint is needed and any other failure is its own.
         self._session.flush()
-        try:
-            with self._session.begin_nested():
-                self._session.add(
-                    EncounterRow(
-                        id=encounter.id,
-                        flight_id=encounter.flight_id,
-                        traveler_id=encounter.traveler_id,
-                        direction=encounter.direction.value,
-                        method=encounter.method.value,
-                        gate=encounter.gate,
-                        device=encounter.device,
-                        occurred_at=encounter.occurred_at,
-                        score=encounter.score,
-                        model=encounter.model,
-                        policy_version=encounter.policy_version,
-                        capture_id=encounter.capture_id,
-                        expires_at=encounter.expires_at,
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        inserted = self._session.execute(
+            _insert_unless_present(self._session, EncounterRow)
+            .values(
+                id=encounter.id,
+                flight_id=encounter.flight_id,
+                traveler_id=encounter.traveler_id,
+                direction=encounter.direction.value,
+                method=encounter.method.value,
+                gate=encounter.gate,
+                device=encounter.device,
+                occurred_at=encounter.occurred_at,
+                score=encounter.score,
+                model=encounter.model,
+                policy_version=encounter.policy_version,
+                capture_id=encounter.capture_id,
+                expires_at=encounter.expires_at,
+            )
+            .returning(EncounterRow.id)
+        )
+        return inserted.scalar_one_or_none() is not None
 
     def encounters_of_flight(self, flight_id: str) -> list[Encounter]:
         rows = self._session.scalars(
@@ -264,3 +266,13 @@ class SqlCaseRepository:
             .values(resolution=resolution, resolved_at=now, resolved_by=officer_id)
         )
         return bool(getattr(result, "rowcount", 0))
+
+
+def _insert_unless_present(session: Session, table: type[EncounterRow]) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect (SQLite, PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"no conflict-free insert for {dialect}")
