@@ -22,7 +22,7 @@ import pytest
 
 from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import Services, build_services
+from entryexit.bootstrap import SqlServices, build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Role
 from entryexit.web.app import create_service_app
@@ -45,7 +45,7 @@ PASSWORD = "browsers need passwords too"
 class Running:
     url: str
     api: Api
-    services: Services
+    services: SqlServices
 
 
 def free_port() -> int:

@@ -33,7 +33,7 @@ import pytest
 
 from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import Services, build_services
+from entryexit.bootstrap import SqlServices, build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Role
 from entryexit.web.app import create_service_app
@@ -60,7 +60,7 @@ SURNAMES = ("POWELL", "SHARON", "URIBE", "VAJPAYEE", "RUMSFELD")
 class Kiosk:
     url: str
     api: Api
-    services: Services
+    services: SqlServices
     flight_id: str
     refs: dict[str, str]
     clips: Path

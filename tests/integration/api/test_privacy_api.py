@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import Services, build_services
+from entryexit.bootstrap import SqlServices, build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Role
 from entryexit.services.policies import shipped_policy_text
@@ -43,7 +43,7 @@ def world(
     tmp_path: Path,
     clock: MovableClock,
     caplog: pytest.LogCaptureFixture,
-) -> Iterator[tuple[Api, Services]]:
+) -> Iterator[tuple[Api, SqlServices]]:
     # DEBUG from the start, so the database engine is created with its SQL logging on.
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy")  # it sets itself to WARNING on import
@@ -57,7 +57,7 @@ def world(
     tokens["gate"] = services.keys.create(Role.GATE, "gate", carrier="EE")[1]
     with TestClient(create_app(services)) as client:
         yield Api(client, services, tokens), services
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def board_mixed_flight(api: Api, lfw: Path, citizen_birth: str = "1970-01-01") -> str:
@@ -86,7 +86,7 @@ def board_mixed_flight(api: Api, lfw: Path, citizen_birth: str = "1970-01-01") -
     return str(flight["id"])
 
 
-def test_a_child_is_exempt_and_never_matched(world: tuple[Api, Services], lfw_dir: Path) -> None:
+def test_a_child_is_exempt_and_never_matched(world: tuple[Api, SqlServices], lfw_dir: Path) -> None:
     api, _ = world
     flight_id = board_mixed_flight(api, lfw_dir)
     child = capture(api, flight_id, lfw_image(lfw_dir, "Alvaro_Uribe", 2), role="officer")
@@ -98,7 +98,7 @@ def test_a_child_is_exempt_and_never_matched(world: tuple[Api, Services], lfw_di
 
 
 def test_opt_out_takes_the_traveler_out_of_matching(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, _ = world
     flight_id = board_mixed_flight(api, lfw_dir)
@@ -125,7 +125,7 @@ def test_opt_out_takes_the_traveler_out_of_matching(
 
 
 def test_opt_out_is_refused_where_the_policy_requires_capture(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, services = world
     services.policies.load(shipped_policy_text("noncitizens-mandatory.toml"))
@@ -156,7 +156,7 @@ def test_opt_out_is_refused_where_the_policy_requires_capture(
 
 
 def test_thirteen_hours_later_no_citizen_capture_data_is_left(
-    world: tuple[Api, Services], lfw_dir: Path, clock: MovableClock
+    world: tuple[Api, SqlServices], lfw_dir: Path, clock: MovableClock
 ) -> None:
     api, services = world
     flight_id = board_mixed_flight(api, lfw_dir)
@@ -201,7 +201,7 @@ def test_thirteen_hours_later_no_citizen_capture_data_is_left(
 
 
 def test_no_personal_or_biometric_data_reaches_the_logs(
-    world: tuple[Api, Services], lfw_dir: Path, caplog: pytest.LogCaptureFixture
+    world: tuple[Api, SqlServices], lfw_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     api, _ = world
     caplog.set_level(logging.DEBUG)
@@ -234,7 +234,7 @@ def test_no_personal_or_biometric_data_reaches_the_logs(
 
 
 def test_an_opt_out_can_name_the_document_by_its_mrz(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, _ = world
     flight = api.create_flight()
@@ -259,7 +259,7 @@ def test_an_opt_out_can_name_the_document_by_its_mrz(
 
 
 def test_the_live_fairness_report_counts_outcomes_by_sex(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, _ = world
     flight_id = board_mixed_flight(api, lfw_dir)  # 3 male travelers on the manifest rows
@@ -276,7 +276,7 @@ def test_the_live_fairness_report_counts_outcomes_by_sex(
 
 
 def test_a_gate_learns_nothing_from_why_an_opt_out_was_not_recorded(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, _ = world
     flight_id = board_mixed_flight(api, lfw_dir)
@@ -304,7 +304,7 @@ def test_a_gate_learns_nothing_from_why_an_opt_out_was_not_recorded(
 
 
 def test_a_supervisor_erases_a_traveler_and_nothing_personal_is_logged_or_audited(
-    world: tuple[Api, Services], lfw_dir: Path, caplog: pytest.LogCaptureFixture
+    world: tuple[Api, SqlServices], lfw_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     api, services = world
     api.keys["supervisor"] = services.keys.create(Role.SUPERVISOR, "shift lead")[1]
@@ -361,7 +361,7 @@ def test_a_supervisor_erases_a_traveler_and_nothing_personal_is_logged_or_audite
 
 
 def test_the_privacy_report_as_of_a_date_counts_what_that_date_would_purge(
-    world: tuple[Api, Services], lfw_dir: Path, clock: MovableClock
+    world: tuple[Api, SqlServices], lfw_dir: Path, clock: MovableClock
 ) -> None:
     api, _ = world
     board_mixed_flight(api, lfw_dir)
