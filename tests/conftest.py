@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from entryexit.biometrics.models import ModelStatus, list_models
 from entryexit.config import Settings
+from tests.logging_state import CONFIGURED_LOGGERS, handlers_on_closed_streams
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LFW_DEV = Path(
@@ -35,6 +38,18 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # .../api/test_manifest_workers_api.py), which set manifest_workers explicitly.
     monkeypatch.setenv("ENTRYEXIT_MANIFEST_WORKERS", "0")
     return
+
+
+@pytest.fixture(autouse=True)
+def no_logging_left_on_closed_streams() -> Iterator[None]:
+    """A test whose code configured logging onto its captured output and left it there fails
+    here, by name, instead of a later test printing "--- Logging error ---" for it."""
+    yield
+    left = handlers_on_closed_streams()
+    for handler in left:  # so that the tests after this one are not blamed too
+        for name in CONFIGURED_LOGGERS:
+            logging.getLogger(name).removeHandler(handler)
+    assert not left, f"logging handlers left writing to closed streams: {left}"
 
 
 def installed_model_dir_path() -> Path:
