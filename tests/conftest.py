@@ -6,12 +6,16 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from entryexit.biometrics.models import ModelStatus, list_models
 from entryexit.config import Settings
 from tests.logging_state import CONFIGURED_LOGGERS, handlers_on_closed_streams
+
+if TYPE_CHECKING:
+    from entryexit.biometrics import FaceEngine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LFW_DEV = Path(
@@ -78,7 +82,7 @@ def lfw_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(model_dir: Path):  # type: ignore[no-untyped-def]
+def engine(model_dir: Path) -> FaceEngine:
     from entryexit.biometrics import EngineSettings, FaceEngine
 
     return FaceEngine.from_model_dir(model_dir, EngineSettings(workers=2))

@@ -148,7 +148,7 @@ def test_an_auditor_cannot_reach_officer_actions(
     page.screenshot(path=str(ARTIFACTS / "oversight.png"), full_page=True)
 
 
-def test_a_gate_key_is_not_a_console_account(running: Running, page) -> None:  # type: ignore[no-untyped-def]
+def test_a_gate_key_is_not_a_console_account(running: Running, page: Page) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{running.url}/console/login")
