@@ -34,6 +34,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from entryexit.biometrics.fingerprints import (
@@ -107,28 +108,23 @@ def main() -> None:
     for _ in range(args.rounds):
         fresh = [FingerprintTemplate.from_bytes(t.to_bytes()) for t in templates]
         results["extraction"].append(
-            [timed(lambda i=i: engine.extract(i, FingerPosition.UNKNOWN)) for i in images]
+            [timed(partial(engine.extract, i, FingerPosition.UNKNOWN)) for i in images]
         )
-        results["preparation"].append([timed(lambda t=t: engine.prepare(t)) for t in fresh])
-        results["comparison"].append(
-            [timed(lambda a=a, b=b: engine.scores(a, b)) for a, b in pairs]
-        )
+        results["preparation"].append([timed(partial(engine.prepare, t)) for t in fresh])
+        results["comparison"].append([timed(partial(engine.scores, a, b)) for a, b in pairs])
         cold = [FingerprintTemplate.from_bytes(t.to_bytes()) for t in templates]
         results["cold comparison"].append(
-            [
-                timed(lambda a=a, b=b: engine.scores(a, b))
-                for a, b in zip(cold, templates, strict=True)
-            ]
+            [timed(partial(engine.scores, a, b)) for a, b in zip(cold, templates, strict=True)]
         )
         results["quality (NFIQ 2)"].append(
             [
-                timed(lambda i=i, t=t: nfiq2_score(i.pixels, t.minutiae[:, :2]))
+                timed(partial(nfiq2_score, i.pixels, t.minutiae[:, :2]))
                 for i, t in list(zip(images, templates, strict=True))[:20]
             ]
         )
         gallery = (templates * (args.gallery // len(templates) + 1))[: args.gallery]
         results[f"1:N, N={args.gallery}"].append(
-            [timed(lambda p=p, g=gallery: engine.compare(p, g)) for p in templates[:5]]
+            [timed(partial(engine.compare, p, gallery)) for p in templates[:5]]
         )
     print(f"{engine.key}: {len(images)} prints from {args.data}, {args.rounds} rounds, one thread")
     print(f"{'operation':22} {'wall ms (min of medians)':>26} {'CPU ms (min of medians)':>25}")
@@ -160,20 +156,15 @@ def watchlist_figures(args: argparse.Namespace) -> None:
         engine.prepare(second)
     probes = [(templates[i], templates[i + 1]) for i in range(0, 10, 2)]
     rounds = []
+
+    def search_watchlist(a: FingerprintTemplate, b: FingerprintTemplate) -> list[float]:
+        return [
+            fuse_fingers([float(engine.compare(a, [x])[0]), float(engine.compare(b, [y])[0])])
+            for x, y in entries
+        ]
+
     for _ in range(args.rounds):
-        rounds.append(
-            [
-                timed(
-                    lambda a=a, b=b: [
-                        fuse_fingers(
-                            [float(engine.compare(a, [x])[0]), float(engine.compare(b, [y])[0])]
-                        )
-                        for x, y in entries
-                    ]
-                )
-                for a, b in probes
-            ]
-        )
+        rounds.append([timed(partial(search_watchlist, a, b)) for a, b in probes])
     wall, cpu = best_median(rounds)
     print(
         f"watchlist search, {args.watchlist} entries x 2 fingers, prepared: {wall:.0f} ms wall,"
@@ -260,13 +251,13 @@ def http_figures(args: argparse.Namespace) -> None:
             a, b = names[i % len(names)], names[(i + 1) % len(names)]
             client.post(
                 "/v1/documents/fingerprints", **form(i, by_finger[a][0], by_finger[b][0])
-            ).raise_for_status()  # type: ignore[arg-type]
+            ).raise_for_status()
 
         def percentiles(path: str, make: Callable[[int], dict[str, object]]) -> None:
             walls, cpus = [], []
             for k in range(args.http):
                 wall, cpu = time.perf_counter(), time.process_time()
-                client.post(path, **make(k)).raise_for_status()  # type: ignore[arg-type]
+                client.post(path, **make(k)).raise_for_status()
                 walls.append((time.perf_counter() - wall) * 1000)
                 cpus.append((time.process_time() - cpu) * 1000)
             walls.sort()
@@ -303,7 +294,7 @@ def http_figures(args: argparse.Namespace) -> None:
         walls, cpus = [], []
         for _ in range(max(3, args.http // 10)):
             start, cpu = time.perf_counter(), time.process_time()
-            client.post(search_path, **search_form(0)).raise_for_status()  # type: ignore[arg-type]
+            client.post(search_path, **search_form(0)).raise_for_status()
             walls.append((time.perf_counter() - start) * 1000)
             cpus.append((time.process_time() - cpu) * 1000)
         print(

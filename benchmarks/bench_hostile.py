@@ -45,9 +45,14 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from entryexit.biometrics import FaceEngine
+    from entryexit.domain.model import ManifestTraveler
 
 TODAY = date(2026, 11, 23)
 CASES = (
@@ -132,7 +137,7 @@ def _jpeg(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> FaceEngine:
     from entryexit.biometrics import EngineSettings, FaceEngine
     from entryexit.config import Settings
 
@@ -442,7 +447,7 @@ def _manifest_stages() -> None:
     flights = FlightService(
         factory, lambda: now, "m", AuditTrail(factory, lambda: now, keys), manifest_pause=0
     )
-    readers = {
+    readers: dict[str, tuple[bytes, Callable[[bytes], list[ManifestTraveler]]]] = {
         "json": (_json_manifest(10_000), lambda data: parse_json_manifest(data, TODAY)),
         "paxlst": (
             _paxlst(10_000),

@@ -178,7 +178,7 @@ def main() -> int:
     as_of = date.fromisoformat(args.as_of)
     services = build_services(
         Settings(dev_mode=True, database_url=args.database_url, engine_workers=1),
-        store=store,
+        reports=store,
         keys=keys,
         clock=lambda: datetime.combine(as_of, datetime.min.time(), UTC),
     )

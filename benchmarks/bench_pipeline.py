@@ -53,6 +53,8 @@ def gate_frame(path: Path, rng: random.Random) -> bytes:
     """An lfw-dev photo placed at a random spot in a 640x480 frame, as a gate camera sees it
     (the frames of the capture baseline and of ``bench_service.py``)."""
     face = cv2.imread(str(path))
+    if face is None:
+        raise SystemExit(f"cannot read {path}")
     size = rng.randrange(220, 300)
     frame = np.full((480, 640, 3), rng.randrange(80, 160), np.uint8)
     x, y = rng.randrange(0, 640 - size), rng.randrange(0, 480 - size)
@@ -65,11 +67,14 @@ def gate_frame(path: Path, rng: random.Random) -> bytes:
 def random_gallery(size: int, dimension: int, seed: int = 0) -> NDArray[np.float32]:
     """A staged gallery's shape (unit rows): the 1:N search costs the same as a real one."""
     rows = np.random.default_rng(seed).standard_normal((size, dimension)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    unit: NDArray[np.float32] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return unit
 
 
 def frame_from(face_jpeg: bytes, width: int = 1280, height: int = 720) -> bytes:
     face = cv2.imdecode(np.frombuffer(face_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if face is None:
+        raise SystemExit("cannot decode the face photo")
     frame = np.full((height, width, 3), 110, np.uint8)
     big = cv2.resize(face, (360, 360))
     frame[180:540, 460:820] = big

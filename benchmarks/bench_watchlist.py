@@ -59,7 +59,7 @@ def main() -> int:
     enrolled = vectors[embedded.enrolled]
     dimension = enrolled.shape[1]
     for count in args.entries:
-        copies = []
+        copies: list[np.ndarray] = []
         while sum(len(c) for c in copies) < count - len(real):
             rotation, _ = np.linalg.qr(rng.normal(size=(dimension, dimension)))
             copies.append(enrolled @ rotation.astype(np.float32))
@@ -70,11 +70,11 @@ def main() -> int:
         truth = {(r, c) for r, c, _ in exact.search(probes, THRESHOLD)}
         report(count, "exact", "-", 0.0, exact, probes, truth)
         start = time.perf_counter()
-        index = HnswIndex(matrix)
+        hnsw = HnswIndex(matrix)
         build = time.perf_counter() - start
         for ef_search in args.ef_search:
-            index.ef_search = ef_search
-            report(count, "HNSW", str(ef_search), build, index, probes, truth)
+            hnsw.ef_search = ef_search
+            report(count, "HNSW", str(ef_search), build, hnsw, probes, truth)
     return 0
 
 

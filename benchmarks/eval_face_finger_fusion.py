@@ -41,7 +41,8 @@ Scores = npt.NDArray[np.float64]
 
 def read_scores(path: Path) -> tuple[Scores, Scores]:
     """(genuine, impostor) scores of a 4-column score file (claimed, real, label, score)."""
-    genuine, impostor = [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
     for line in path.read_text().splitlines():
         claimed, real, _, score = line.split()
         (genuine if claimed == real else impostor).append(float(score))

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import log_ndtr
+from scipy.special import log_ndtr  # type: ignore[import-untyped]
 
 from entryexit.biometrics.engine import FaceEngine
 from entryexit.bootstrap import build_face_engine
@@ -71,7 +71,10 @@ Scorer = Callable[[NDArray[np.floating], NDArray[np.floating]], Matrix]
 
 def unit(rows: NDArray[np.floating]) -> NDArray[np.float64]:
     data = np.asarray(rows, dtype=np.float64)
-    return data / np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
+    normalised: NDArray[np.float64] = data / np.maximum(
+        np.linalg.norm(data, axis=1, keepdims=True), 1e-12
+    )
+    return normalised
 
 
 def fit_method(name: str, cohort: NDArray[np.floating]) -> Scorer:
@@ -363,7 +366,7 @@ def main() -> int:
 
         paths = [path for _, path in LabelledImages.scan(args.data).all_images()]
         described = dlib_descriptors(engine, paths, args.cache)
-        keep = described.any(axis=1)
+        keep: NDArray[np.bool_] = np.asarray(described.any(axis=1), dtype=bool)
         # Every method on the same images: those both models described.
         images_of = {p: [i for i in rows if keep[i]] for p, rows in population.images_of.items()}
         population = Population(

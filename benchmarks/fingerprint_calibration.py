@@ -25,7 +25,8 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, required=True)
     parser.add_argument("--far", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4])
     args = parser.parse_args()
-    genuine, impostor = [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
     for line in args.scores.read_text().splitlines():
         first, second, _, score = line.split()
         (genuine if first == second else impostor).append(float(score))

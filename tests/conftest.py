@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from entryexit.biometrics.models import ModelStatus, list_models
 from entryexit.config import Settings
+from tests.logging_state import CONFIGURED_LOGGERS, handlers_on_closed_streams
+
+if TYPE_CHECKING:
+    from entryexit.biometrics import FaceEngine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LFW_DEV = Path(
@@ -37,6 +44,18 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     return
 
 
+@pytest.fixture(autouse=True)
+def no_logging_left_on_closed_streams() -> Iterator[None]:
+    """A test whose code configured logging onto its captured output and left it there fails
+    here, by name, instead of a later test printing "--- Logging error ---" for it."""
+    yield
+    left = handlers_on_closed_streams()
+    for handler in left:  # so that the tests after this one are not blamed too
+        for name in CONFIGURED_LOGGERS:
+            logging.getLogger(name).removeHandler(handler)
+    assert not left, f"logging handlers left writing to closed streams: {left}"
+
+
 def installed_model_dir_path() -> Path:
     return Path(os.environ.get("ENTRYEXIT_TEST_MODEL_DIR", _ORIGINAL_MODEL_DIR))
 
@@ -63,7 +82,7 @@ def lfw_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(model_dir: Path):  # type: ignore[no-untyped-def]
+def engine(model_dir: Path) -> FaceEngine:
     from entryexit.biometrics import EngineSettings, FaceEngine
 
     return FaceEngine.from_model_dir(model_dir, EngineSettings(workers=2))

@@ -7,10 +7,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeAlias, overload
 
 import cv2
 from argon2 import PasswordHasher
 from cryptography import x509
+from typing_extensions import TypeVar
 
 from entryexit.adapters.crypto.checkpoints import CheckpointFile, Ed25519CheckpointSigner
 from entryexit.adapters.crypto.keys import (
@@ -316,12 +318,20 @@ def build_erasure(records: Records, clock: Clock = utc_now) -> ErasureService:
     return ErasureService(records.uow, clock, records.audit, None)
 
 
+# Which storage the services were wired over: the SQL one unless a caller passed another (the
+# unit tests' in-memory fake). Only typing: callers that hold the SQL factory reach its engine
+# without a cast. The default (PEP 696, from typing_extensions on Python 3.11) keeps a bare
+# ``Services`` meaning "any storage".
+StorageT = TypeVar("StorageT", bound=UnitOfWorkFactory, default=UnitOfWorkFactory, covariant=True)
+PassedStorageT = TypeVar("PassedStorageT", bound=UnitOfWorkFactory)
+
+
 @dataclass(frozen=True, slots=True)
-class Services:
+class Services(Generic[StorageT]):
     settings: Settings
     # The one clock: edges (API, console) read "now" and "today" from it, as services do.
     clock: Clock
-    uow: UnitOfWorkFactory
+    uow: StorageT
     reports: ReportQueries
     boards: BoardQueries
     engine: FaceAnalyser
@@ -351,6 +361,10 @@ class Services:
     manifest_workers: ManifestWorkers | None = None
 
 
+# What build_services returns when it opens the database itself.
+SqlServices: TypeAlias = Services[SqlUnitOfWorkFactory]
+
+
 def start_change_listener(uow: UnitOfWorkFactory) -> ChangeFeed | None:
     """On PostgreSQL, a listener thread for this process (see ``adapters/storage/notify.py``);
     caches read their generations themselves while it is not connected."""
@@ -371,6 +385,42 @@ def build_job_leases(settings: Settings, uow: UnitOfWorkFactory) -> JobLeases:
     if isinstance(uow, SqlUnitOfWorkFactory) and engine is not None:
         return SqlJobLeases(engine, settings.job_lease_seconds)
     return LocalJobLeases()
+
+
+@overload
+def build_services(
+    settings: Settings,
+    *,
+    database: SqlUnitOfWorkFactory | None = None,
+    uow: None = None,
+    reports: ReportQueries | None = None,
+    boards: BoardQueries | None = None,
+    engine: FaceAnalyser | None = None,
+    keys: KeyProvider | None = None,
+    clock: Clock = utc_now,
+    session_policy: SessionPolicy | None = None,
+    password_hasher: PasswordHasher | None = None,
+    trusted_cscas: list[x509.Certificate] | None = None,
+    fingerprint_engine: Callable[[], FingerprintEngine] | None = None,
+) -> SqlServices: ...
+
+
+@overload
+def build_services(
+    settings: Settings,
+    *,
+    database: SqlUnitOfWorkFactory | None = None,
+    uow: PassedStorageT,
+    reports: ReportQueries | None = None,
+    boards: BoardQueries | None = None,
+    engine: FaceAnalyser | None = None,
+    keys: KeyProvider | None = None,
+    clock: Clock = utc_now,
+    session_policy: SessionPolicy | None = None,
+    password_hasher: PasswordHasher | None = None,
+    trusted_cscas: list[x509.Certificate] | None = None,
+    fingerprint_engine: Callable[[], FingerprintEngine] | None = None,
+) -> Services[PassedStorageT]: ...
 
 
 def build_services(

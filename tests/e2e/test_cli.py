@@ -14,6 +14,7 @@ import pytest
 
 from entryexit.cli import main
 from tests.conftest import lfw_image
+from tests.logging_state import logging_restored
 
 
 @dataclass
@@ -25,14 +26,27 @@ class Result:
 
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Run the CLI in-process (as the console script does) and capture its output."""
+    """Run the CLI in-process (as the console script does) and capture its output. A command
+    may configure the process's logging (``serve`` does, first thing) onto this test's captured
+    stderr: that is undone after it, as the process would have exited."""
 
     def run(*args: str) -> Result:
-        code = main(list(args))
+        with logging_restored():
+            code = main(list(args))
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def lfw_embeddings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedding cache for the evaluations over the whole of lfw-dev: embedding its 3,768
+    photos is most of each run's time and gives the same vectors every time (the cache is keyed
+    by model, recipe and the files' paths, sizes and times). The uncached path and the cache's
+    fidelity have a test of their own on a slice
+    (test_evaluate_lfw_scores_the_same_with_and_without_the_cache)."""
+    return tmp_path_factory.mktemp("lfw-embeddings")
 
 
 @pytest.mark.models
@@ -123,11 +137,24 @@ def test_models_list_reports_missing_models_with_nonzero_exit(
 @pytest.mark.models
 @pytest.mark.lfw
 def test_evaluate_lfw_meets_the_accuracy_bar_and_writes_plots(
-    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path
+    run_cli: Callable[..., Result],
+    model_dir: Path,
+    lfw_dir: Path,
+    lfw_embeddings: Path,
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "eval"
     result = run_cli(
-        "evaluate", "lfw", "--data", str(lfw_dir), "--out", str(out), "--impostors", "20000"
+        "evaluate",
+        "lfw",
+        "--data",
+        str(lfw_dir),
+        "--out",
+        str(out),
+        "--impostors",
+        "20000",
+        "--cache",
+        str(lfw_embeddings),
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -140,6 +167,52 @@ def test_evaluate_lfw_meets_the_accuracy_bar_and_writes_plots(
     for name in ("roc.png", "det.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len((out / "scores.txt").read_text().splitlines()) == 861 + 297 + 20000
+
+
+@pytest.mark.models
+@pytest.mark.lfw
+def test_evaluate_lfw_scores_the_same_with_and_without_the_cache(
+    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path
+) -> None:
+    """The uncached path on a slice of lfw-dev (a matched and a mismatched pair per fold, only
+    their photos linked), then the same run filling a cache and reading it back: the scores
+    are the same to the digit, so the cache the other evaluation tests share hides nothing."""
+    header, *rows = (lfw_dir / "pairs-dev.tsv").read_text().splitlines()
+    chosen: list[str] = []
+    for fold in range(1, 11):
+        for same in ("1", "0"):
+            chosen.append(
+                next(r for r in rows if r.split("\t")[0] == str(fold) and r.endswith(same))
+            )
+    tree = tmp_path / "slice"
+    for row in chosen:
+        _, name1, image1, name2, image2, _ = row.split("\t")
+        for person, number in ((name1, int(image1)), (name2, int(image2))):
+            link = tree / "images" / person / f"{person}_{number:04d}.jpg"
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(lfw_image(lfw_dir, person, number))
+    (tree / "pairs-dev.tsv").write_text("\n".join([header, *chosen]) + "\n")
+    cache = tmp_path / "cache"
+    common = ["evaluate", "lfw", "--data", str(tree), "--impostors", "50"]
+    runs = {
+        "uncached": [],
+        "filling the cache": ["--cache", str(cache)],
+        "from the cache": ["--cache", str(cache)],
+    }
+    scores = {}
+    for name, extra in runs.items():
+        result = run_cli(*common, *extra, "--out", str(tmp_path / name))
+        assert result.returncode == 0, (name, result.stderr)
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert (summary["matched_pairs"], summary["mismatched_pairs"]) == (10, 10)
+        scores[name] = (tmp_path / name / "scores.txt").read_text()
+        if name == "filling the cache":
+            [cache_file] = cache.glob("embeddings-*.npz")
+            filled_at = cache_file.stat().st_mtime_ns
+    assert len(set(scores.values())) == 1
+    assert len(scores["uncached"].splitlines()) == 20 + 50
+    assert cache_file.stat().st_mtime_ns == filled_at  # read back, not embedded again
 
 
 @pytest.mark.models
@@ -248,7 +321,11 @@ def test_manifest_parse_refuses_a_broken_message(
 @pytest.mark.models
 @pytest.mark.lfw
 def test_evaluate_fairness_on_lfw_dev(
-    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path
+    run_cli: Callable[..., Result],
+    model_dir: Path,
+    lfw_dir: Path,
+    lfw_embeddings: Path,
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "fair"
     result = run_cli(
@@ -259,6 +336,8 @@ def test_evaluate_fairness_on_lfw_dev(
         "--labels",
         str(lfw_dir / "sex.tsv"),
         "--no-reference-recipe",
+        "--cache",
+        str(lfw_embeddings),
         "--out",
         str(out),
     )
@@ -277,7 +356,11 @@ def test_evaluate_fairness_on_lfw_dev(
 @pytest.mark.models
 @pytest.mark.lfw
 def test_evaluate_gallery_on_lfw_dev(
-    run_cli: Callable[..., Result], model_dir: Path, lfw_dir: Path, tmp_path: Path
+    run_cli: Callable[..., Result],
+    model_dir: Path,
+    lfw_dir: Path,
+    lfw_embeddings: Path,
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "gallery"
     result = run_cli(
@@ -290,6 +373,8 @@ def test_evaluate_gallery_on_lfw_dev(
         "--gallery-size",
         "300",
         "--no-reference-recipe",
+        "--cache",
+        str(lfw_embeddings),
         "--out",
         str(out),
     )

@@ -7,116 +7,50 @@ ENTRYEXIT_TEST_ARTIFACTS) for people to look at.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import Services, build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Role
-from entryexit.web.app import create_service_app
-from tests.conftest import REPO_ROOT, lfw_image
+from tests.conftest import lfw_image
+from tests.e2e.conftest import (
+    CONSOLE_ARTIFACTS,
+    PASSWORD,
+    Running,
+    free_port,
+    keyed_services,
+    page,
+    served,
+    sign_in,
+)
 from tests.integration.api.conftest import Api, capture, staged_flight
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw, pytest.mark.browser]
 
-CHROMIUM = Path(os.environ.get("ENTRYEXIT_TEST_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("ENTRYEXIT_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / (
-    "console"
-)
+ARTIFACTS = CONSOLE_ARTIFACTS
+# Imported from here by test_console_fingerprints_browser (the fixture ``page`` over its own
+# ``running``); they live in tests/e2e/conftest.py.
+__all__ = ["ARTIFACTS", "PASSWORD", "Running", "free_port", "page", "sign_in"]
 
 if TYPE_CHECKING:  # playwright is imported where the browser is started
     from playwright.sync_api import Page
-PASSWORD = "browsers need passwords too"
-
-
-@dataclass
-class Running:
-    url: str
-    api: Api
-    services: Services
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
 def running(engine: FaceEngine, tmp_path: Path) -> Iterator[Running]:
-    import uvicorn
-
-    settings = Settings(data_dir=tmp_path / "data")
-    keys = FileKeyProvider(settings.resolved_key_dir)
-    keys.initialise()
-    services = build_services(settings, engine=engine, keys=keys)
-    admin = services.keys.create_first_admin()
-    assert admin is not None
-    api_keys = {"admin": admin, "officer": services.keys.create(Role.OFFICER, "desk")[1]}
-    api_keys["gate"] = services.keys.create(Role.GATE, "gate EE", carrier="EE")[1]
-    api_keys["auditor"] = services.keys.create(Role.AUDITOR, "audit")[1]
-    services.accounts.create_user("olga", PASSWORD, Role.OFFICER)
-    services.accounts.create_user("ada", PASSWORD, Role.AUDITOR)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_service_app(services), host="127.0.0.1", port=port, log_level="error")
+    services, api_keys = keyed_services(
+        Settings(data_dir=tmp_path / "data"),
+        engine,
+        users={"olga": Role.OFFICER, "ada": Role.AUDITOR},
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    # Chromium treats localhost as a secure context, so Secure cookies work over plain HTTP.
-    url = f"http://localhost:{port}"
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with served(services) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield Running(url, Api(client, services, api_keys), services)  # type: ignore[arg-type]
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def page(running: Running) -> Iterator[object]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}; ./scripts/test installs it")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        yield page
-        # The strict CSP must not have blocked anything the console itself needs.
-        assert not [e for e in errors if "Content Security Policy" in e], errors
-        context.close()
-        browser.close()
-
-
-def sign_in(page, running: Running, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{running.url}/console/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/console/$"))
 
 
 def test_an_officer_boards_a_flight_resolves_a_no_match_and_records_an_opt_out(
@@ -214,7 +148,7 @@ def test_an_auditor_cannot_reach_officer_actions(
     page.screenshot(path=str(ARTIFACTS / "oversight.png"), full_page=True)
 
 
-def test_a_gate_key_is_not_a_console_account(running: Running, page) -> None:  # type: ignore[no-untyped-def]
+def test_a_gate_key_is_not_a_console_account(running: Running, page: Page) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{running.url}/console/login")

@@ -96,7 +96,7 @@ def test_an_officer_confirms_a_no_match_by_fingerprints(
         [2, 7],
         number="D0000000",
     )
-    assert enrolled.status_code == 201, enrolled.text  # type: ignore[attr-defined]
+    assert enrolled.status_code == 201, enrolled.text
     stranger = capture(running.api, flight_id, lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
     assert stranger.json()["decision"] == "no_match"
     assert "print" not in stranger.text.lower()  # the gate learns nothing of this step

@@ -16,9 +16,7 @@ Screenshots go to ``test-artifacts/kiosk/`` (override with ENTRYEXIT_TEST_ARTIFA
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,22 +28,25 @@ import httpx
 import numpy as np
 import pytest
 
-from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import Services, build_services
+from entryexit.bootstrap import SqlServices
 from entryexit.config import Settings
 from entryexit.domain.access import Role
-from entryexit.web.app import create_service_app
-from tests.conftest import REPO_ROOT, lfw_image
+from tests.conftest import lfw_image
 from tests.e2e.axe_core import axe_source
-from tests.e2e.test_console_browser import CHROMIUM, PASSWORD, free_port
+from tests.e2e.conftest import (
+    ARTIFACTS_ROOT,
+    BROWSER_ARGS,
+    chromium_path,
+    keyed_services,
+    served,
+    sign_in,
+)
 from tests.integration.api.conftest import PEOPLE, Api, enrol, manifest_row
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw, pytest.mark.browser]
 
-ARTIFACTS = Path(os.environ.get("ENTRYEXIT_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / (
-    "kiosk"
-)
+ARTIFACTS = ARTIFACTS_ROOT / "kiosk"
 CLIP_SIZE = (640, 480)
 # Names that must never reach a traveler's screen (the manifest's surnames, any score).
 SURNAMES = ("POWELL", "SHARON", "URIBE", "VAJPAYEE", "RUMSFELD")
@@ -55,7 +56,7 @@ SURNAMES = ("POWELL", "SHARON", "URIBE", "VAJPAYEE", "RUMSFELD")
 class Kiosk:
     url: str
     api: Api
-    services: Services
+    services: SqlServices
     flight_id: str
     refs: dict[str, str]
     clips: Path
@@ -121,32 +122,15 @@ def serious_violations(page: Any, axe: str) -> list[dict[str, Any]]:
 def kiosk_site(
     engine: FaceEngine, lfw_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Kiosk]:
-    import uvicorn
-
-    if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}; ./scripts/test installs it")
+    chromium_path()
     root = tmp_path_factory.mktemp("kiosk")
     # Keys outside the data directory, and not the user's own (a module-scoped fixture is
     # not covered by the per-test config directory).
-    settings = Settings(data_dir=root / "data", key_dir=root / "keys")
-    keys = FileKeyProvider(settings.resolved_key_dir)
-    keys.initialise()
-    services = build_services(settings, engine=engine, keys=keys)
-    admin = services.keys.create_first_admin()
-    assert admin is not None
-    api_keys = {"admin": admin, "officer": services.keys.create(Role.OFFICER, "desk")[1]}
-    services.accounts.create_user("olga", PASSWORD, Role.OFFICER)
-    services.accounts.create_user("sam", PASSWORD, Role.SUPERVISOR)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_service_app(services), host="127.0.0.1", port=port, log_level="error")
+    services, api_keys = keyed_services(
+        Settings(data_dir=root / "data", key_dir=root / "keys"),
+        engine,
+        users={"olga": Role.OFFICER, "sam": Role.SUPERVISOR},
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
     clips = root / "clips"
     clips.mkdir()
 
@@ -157,14 +141,11 @@ def kiosk_site(
     write_y4m(clips / "stranger.y4m", scene(person("Donald_Rumsfeld", 1), 440))
     write_y4m(clips / "empty.y4m", scene(None, 0))
     write_y4m(clips / "far.y4m", scene(person("Ariel_Sharon", 2), 80))
-    url = f"http://localhost:{port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with served(services) as url, httpx.Client(base_url=url, timeout=30) as client:
         api = Api(client, services, api_keys)  # type: ignore[arg-type]
         flight_id, refs = boarding_flight(api, lfw_dir)
         yield Kiosk(url, api, services, flight_id, refs, clips, {})
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -184,14 +165,16 @@ class Screen:
 def open_browser(
     playwright: Any, clip: Path | None, viewport: tuple[int, int] = (1280, 800)
 ) -> Any:
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    args = list(BROWSER_ARGS)
     if clip is not None:
         args += [
             "--use-fake-device-for-media-stream",
             "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-video-capture={clip}",
         ]
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+    return playwright.chromium.launch(
+        executable_path=str(chromium_path()), headless=True, args=args
+    )
 
 
 def new_screen(browser: Any, site: Kiosk, viewport: tuple[int, int], paired: bool) -> Screen:
@@ -217,14 +200,6 @@ def assert_nothing_identifying(page: Any) -> None:
         assert surname not in shown
     assert not re.search(r"\b0\.\d{2,}", shown), shown  # no score
     assert page.locator("img").count() == 0  # no photo from any gallery
-
-
-def sign_in(page: Any, site: Kiosk, username: str) -> None:
-    page.goto(f"{site.url}/console/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/console/$"))
 
 
 def board(

@@ -7,11 +7,7 @@ so that the benchmark measures the topology the test checks."""
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,15 +17,19 @@ import httpx
 
 from tests.fleet.test_fleet import (
     ENTRYEXIT,
-    PGBIN,
     REPO,
     Fleet,
-    _serve,
     _start,
     _stop,
+    create_keys,
     free_port,
+    instance_env,
+    launched,
+    outside_env,
     self_signed_certificate,
+    serve_command,
     wait_for,
+    wait_until_ready,
 )
 
 HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "entryexit.cfg"
@@ -51,82 +51,28 @@ class Cluster:
 @contextlib.contextmanager
 def cluster(root: Path, model_dir: Path, instances: int = 3) -> Iterator[Cluster]:
     """A PostgreSQL primary, ``instances`` service instances (``serve --no-jobs``) and the
-    worker, with admin and gate keys; everything is stopped on exit."""
-    pg_root = Path(tempfile.mkdtemp(prefix="entryexit-cluster-pg-"))
-    subprocess.run(["chown", "postgres", str(pg_root)], check=True)
-    script = REPO / "deploy" / "postgresql" / "primary-replica.sh"
-    passwords = {
-        "ENTRYEXIT_REPLICATION_PASSWORD": secrets.token_urlsafe(18),
-        "ENTRYEXIT_DB_PASSWORD": secrets.token_urlsafe(18),
-    }
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRYEXIT_")}
-    pg_env = {**base_env, **passwords, "PGBIN": str(PGBIN)}
-    port = free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-    started = False
-    try:
-        done = subprocess.run(
-            ["bash", str(script), "primary", str(pg_root / "primary"), str(port)],
-            env=pg_env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"PostgreSQL primary did not start: {done.stdout}{done.stderr}")
-        started = True
-        url = (
-            f"postgresql+psycopg://entryexit:{passwords['ENTRYEXIT_DB_PASSWORD']}"
-            f"@127.0.0.1:{port}/entryexit"
-        )
-        env = {
-            **base_env,
-            "ENTRYEXIT_DATABASE_URL": url,
-            "ENTRYEXIT_KEY_DIR": str(root / "keys"),
-            "ENTRYEXIT_DATA_DIR": str(root / "data"),
-            "ENTRYEXIT_MODEL_DIR": str(model_dir),
-            "ENTRYEXIT_ENGINE_WORKERS": "1",
-            "ENTRYEXIT_DRAIN_SECONDS": "3",
-            "ENTRYEXIT_SHUTDOWN_TIMEOUT": "30",
+    worker, with admin and gate keys; everything is stopped on exit. The primary, the
+    environment and the keys are made as the fleet test makes them (its helpers)."""
+    with launched("entryexit-cluster-pg-") as servers:
+        url = servers.postgres("primary", "primary", free_port())
+        env = instance_env(
+            url,
+            root,
+            model_dir,
             # Gates here send far more than one traveler's worth each: no per-key limit.
-            "ENTRYEXIT_GATE_REQUESTS_PER_SECOND": "1000",
-            "ENTRYEXIT_GATE_BURST": "1000",
-            "MALLOC_MMAP_THRESHOLD_": "1048576",
-        }
-        subprocess.run([*ENTRYEXIT, "keys", "init"], env=env, check=True, capture_output=True)
-        keys = {}
-        for role, extra in (("admin", []), ("gate", ["--carrier", "EE"])):
-            created = subprocess.run(
-                [*ENTRYEXIT, "keys", "create", "--role", role, "--name", f"bench {role}", *extra],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            keys[role] = created.stdout.strip()
+            ENTRYEXIT_GATE_REQUESTS_PER_SECOND="1000",
+            ENTRYEXIT_GATE_BURST="1000",
+        )
+        keys = create_keys(env, "bench")
         ports = [free_port() for _ in range(instances)]
-        served = [_serve(env, p, root / f"instance-{n}.log") for n, p in enumerate(ports)]
-        processes.extend(served)
-        processes.append(_start([*ENTRYEXIT, "worker"], env, root / "worker.log"))
+        served = [
+            servers.process(serve_command(p), env, root / f"instance-{n}.log")
+            for n, p in enumerate(ports)
+        ]
+        servers.process([*ENTRYEXIT, "worker"], env, root / "worker.log")
         worker_started_at = time.time()
-        for p in ports:
-            wait_for(
-                f"instance on {p}",
-                lambda p=p: httpx.get(f"http://127.0.0.1:{p}/readyz").status_code == 200,
-                timeout=180,
-            )
-        yield Cluster(root, env, url, keys, ports, served, processes, worker_started_at)
-    finally:
-        for process in processes:
-            _stop(process)
-        if started:
-            subprocess.run(
-                ["bash", str(script), "stop", str(pg_root / "primary")],
-                env=pg_env,
-                capture_output=True,
-                check=False,
-            )
-        shutil.rmtree(pg_root, ignore_errors=True)
+        wait_until_ready(ports, timeout=180)
+        yield Cluster(root, env, url, keys, ports, served, servers.processes, worker_started_at)
 
 
 @contextlib.contextmanager
@@ -142,7 +88,7 @@ def balancer(cluster: Cluster, use: int, name: str) -> Iterator[Fleet]:
     addresses += [f"127.0.0.1:{closed}"] * (SHIPPED_SERVERS - len(addresses))
     lb_port, stats_port = free_port(), free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ENTRYEXIT_")},
+        **outside_env(),
         "ENTRYEXIT_LB_BIND": f"127.0.0.1:{lb_port}",
         "ENTRYEXIT_LB_CERT": str(bundle),
         "ENTRYEXIT_LB_STATS": f"127.0.0.1:{stats_port}",

@@ -13,6 +13,7 @@ the primary's."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -187,10 +188,9 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         return subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
-def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    return _start(
-        [*ENTRYEXIT, "serve", "--no-jobs", "--host", "127.0.0.1", "--port", str(port)], env, log
-    )
+def serve_command(port: int) -> list[str]:
+    """A service instance as the systemd unit runs it in a fleet (the worker does the jobs)."""
+    return [*ENTRYEXIT, "serve", "--no-jobs", "--host", "127.0.0.1", "--port", str(port)]
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -199,114 +199,169 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=30)
 
 
+PRIMARY_REPLICA_SCRIPT = REPO / "deploy" / "postgresql" / "primary-replica.sh"
+
+
+def outside_env() -> dict[str, str]:
+    """This process's environment without its ENTRYEXIT_* settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ENTRYEXIT_")}
+
+
+@dataclass
+class Launched:
+    """PostgreSQL servers started with deploy/postgresql/primary-replica.sh as an operator
+    would, under a directory the postgres user can enter (not pytest's own 0700 ones), and
+    the processes that use them."""
+
+    root: Path
+    env: dict[str, str]
+    started: list[Path] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def process(
+        self, command: list[str], env: dict[str, str], log: Path
+    ) -> subprocess.Popen[bytes]:
+        started = _start(command, env, log)
+        self.processes.append(started)
+        return started
+
+    def postgres(self, role: str, name: str, port: int, *upstream: str) -> str:
+        """Start a ``primary`` or a ``replica`` (of ``upstream`` host and port); its URL as
+        the service's database user."""
+        datadir = self.root / name
+        done = subprocess.run(
+            ["bash", str(PRIMARY_REPLICA_SCRIPT), role, str(datadir), str(port), *upstream],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"PostgreSQL {role} did not start: {done.stdout}{done.stderr}")
+        self.started.append(datadir)
+        password = self.env["ENTRYEXIT_DB_PASSWORD"]
+        return f"postgresql+psycopg://entryexit:{password}@127.0.0.1:{port}/entryexit"
+
+
+@contextlib.contextmanager
+def launched(prefix: str) -> Iterator[Launched]:
+    """Everything started through it is stopped on exit: the processes, then the servers
+    (replicas before their primary)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    subprocess.run(["chown", "postgres", str(root)], check=True)
+    passwords = {
+        "ENTRYEXIT_REPLICATION_PASSWORD": secrets.token_urlsafe(18),
+        "ENTRYEXIT_DB_PASSWORD": secrets.token_urlsafe(18),
+    }
+    servers = Launched(root, {**outside_env(), **passwords, "PGBIN": str(PGBIN)})
+    try:
+        yield servers
+    finally:
+        for process in servers.processes:
+            _stop(process)
+        for datadir in reversed(servers.started):
+            subprocess.run(
+                ["bash", str(PRIMARY_REPLICA_SCRIPT), "stop", str(datadir)],
+                env=servers.env,
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def instance_env(database_url: str, root: Path, model_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment the systemd units give the service and the worker (one engine worker,
+    a short drain), with keys and data under ``root``, plus ``settings``."""
+    return {
+        **outside_env(),
+        "ENTRYEXIT_DATABASE_URL": database_url,
+        "ENTRYEXIT_KEY_DIR": str(root / "keys"),
+        "ENTRYEXIT_DATA_DIR": str(root / "data"),
+        "ENTRYEXIT_MODEL_DIR": str(model_dir),
+        "ENTRYEXIT_ENGINE_WORKERS": "1",
+        "ENTRYEXIT_DRAIN_SECONDS": "3",
+        "ENTRYEXIT_SHUTDOWN_TIMEOUT": "30",
+        "MALLOC_MMAP_THRESHOLD_": "1048576",
+        **settings,
+    }
+
+
+def create_keys(env: dict[str, str], label: str) -> dict[str, str]:
+    """``keys init``, then an admin key and an EE gate key, as an operator creates them."""
+    subprocess.run([*ENTRYEXIT, "keys", "init"], env=env, check=True, capture_output=True)
+    keys = {}
+    for role, extra in (("admin", []), ("gate", ["--carrier", "EE"])):
+        created = subprocess.run(
+            [*ENTRYEXIT, "keys", "create", "--role", role, "--name", f"{label} {role}", *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+        keys[role] = created.stdout.strip()
+    return keys
+
+
+def wait_until_ready(ports: list[int], timeout: float) -> None:
+    for port in ports:
+        wait_for(
+            f"instance on {port}",
+            lambda port=port: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200,
+            timeout=timeout,
+        )
+
+
 @pytest.fixture(scope="module")
 def fleet(
     tmp_path_factory: pytest.TempPathFactory, lfw_dir: Path, model_dir: Path
 ) -> Iterator[Fleet]:
     _requirements(lfw_dir)
     root = tmp_path_factory.mktemp("fleet")
-    # The servers run as the postgres user, who cannot enter pytest's own (0700) directories.
-    pg_root = Path(tempfile.mkdtemp(prefix="entryexit-fleet-pg-"))
-    subprocess.run(["chown", "postgres", str(pg_root)], check=True)
-    secrets_env = {
-        "ENTRYEXIT_REPLICATION_PASSWORD": secrets.token_urlsafe(18),
-        "ENTRYEXIT_DB_PASSWORD": secrets.token_urlsafe(18),
-    }
-    script = REPO / "deploy" / "postgresql" / "primary-replica.sh"
-    primary_port, replica_port = free_port(), free_port()
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRYEXIT_")}
-    pg_env = {**base_env, **secrets_env, "PGBIN": str(PGBIN)}
-    processes: list[subprocess.Popen[bytes]] = []
-    started_pg: list[Path] = []
-    try:
-        for args in (
-            ["primary", str(pg_root / "primary"), str(primary_port)],
-            [
-                "replica",
-                str(pg_root / "replica"),
-                str(replica_port),
-                "127.0.0.1",
-                str(primary_port),
-            ],
-        ):
-            done = subprocess.run(
-                ["bash", str(script), *args], env=pg_env, capture_output=True, text=True
-            )
-            assert done.returncode == 0, done.stdout + done.stderr
-            started_pg.append(pg_root / args[1].rsplit("/", 1)[-1])
-        password = secrets_env["ENTRYEXIT_DB_PASSWORD"]
-        primary_url = (
-            f"postgresql+psycopg://entryexit:{password}@127.0.0.1:{primary_port}/entryexit"
+    with launched("entryexit-fleet-pg-") as servers:
+        primary_port, replica_port = free_port(), free_port()
+        primary_url = servers.postgres("primary", "primary", primary_port)
+        replica_url = servers.postgres(
+            "replica", "replica", replica_port, "127.0.0.1", str(primary_port)
         )
-        replica_url = (
-            f"postgresql+psycopg://entryexit:{password}@127.0.0.1:{replica_port}/entryexit"
+        env = instance_env(
+            primary_url,
+            root,
+            model_dir,
+            ENTRYEXIT_PURGE_INTERVAL_SECONDS=str(PURGE_INTERVAL_SECONDS),
         )
-
-        env = {
-            **base_env,
-            "ENTRYEXIT_DATABASE_URL": primary_url,
-            "ENTRYEXIT_KEY_DIR": str(root / "keys"),
-            "ENTRYEXIT_DATA_DIR": str(root / "data"),
-            "ENTRYEXIT_MODEL_DIR": str(model_dir),
-            "ENTRYEXIT_ENGINE_WORKERS": "1",
-            "ENTRYEXIT_DRAIN_SECONDS": "3",
-            "ENTRYEXIT_SHUTDOWN_TIMEOUT": "30",
-            "ENTRYEXIT_PURGE_INTERVAL_SECONDS": str(PURGE_INTERVAL_SECONDS),
-            "MALLOC_MMAP_THRESHOLD_": "1048576",
-        }
-        keys_init = subprocess.run(
-            [*ENTRYEXIT, "keys", "init"], env=env, capture_output=True, text=True
-        )
-        assert keys_init.returncode == 0, keys_init.stderr
-        keys = {}
-        for role, extra in (("admin", []), ("gate", ["--carrier", "EE"])):
-            created = subprocess.run(
-                [*ENTRYEXIT, "keys", "create", "--role", role, "--name", f"fleet {role}", *extra],
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            assert created.returncode == 0, created.stderr
-            keys[role] = created.stdout.strip()
+        keys = create_keys(env, "fleet")
 
         ports = [free_port() for _ in range(3)]
         # The instances read their reports from the replica; workers and commands do not.
         serving_env = {**env, "ENTRYEXIT_READ_DATABASE_URL": replica_url}
         instances = [
-            _serve(serving_env, port, root / f"instance-{n}.log") for n, port in enumerate(ports)
+            servers.process(serve_command(port), serving_env, root / f"instance-{n}.log")
+            for n, port in enumerate(ports)
         ]
-        processes.extend(instances)
         workers_started_at = time.time()
-        first_worker = _start([*ENTRYEXIT, "worker"], env, root / "worker-1.log")
-        processes.append(first_worker)
+        first_worker = servers.process([*ENTRYEXIT, "worker"], env, root / "worker-1.log")
         # The first worker leads the admission work (it records its first round) before the
         # second one starts, so killing the first kills the leader.
         wait_for("the first worker to lead", lambda: _job(primary_url, "admissions"), timeout=120)
-        worker = _start([*ENTRYEXIT, "worker"], env, root / "worker-2.log")
-        processes.append(worker)
+        worker = servers.process([*ENTRYEXIT, "worker"], env, root / "worker-2.log")
 
         bundle, trusted = self_signed_certificate(root)
         lb_port = free_port()
         lb_env = {
-            **base_env,
+            **outside_env(),
             "ENTRYEXIT_LB_BIND": f"127.0.0.1:{lb_port}",
             "ENTRYEXIT_LB_CERT": str(bundle),
             "ENTRYEXIT_LB_STATS": f"127.0.0.1:{free_port()}",
             "ENTRYEXIT_LB_HTTP_REQUEST_TIMEOUT": "2s",
             **{f"ENTRYEXIT_APP{n + 1}": f"127.0.0.1:{port}" for n, port in enumerate(ports)},
         }
-        haproxy = _start(
+        servers.process(
             ["haproxy", "-db", "-f", str(REPO / "deploy" / "haproxy" / "entryexit.cfg")],
             lb_env,
             root / "haproxy.log",
         )
-        processes.append(haproxy)
-        for port in ports:
-            wait_for(
-                f"instance on {port}",
-                lambda port=port: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200,
-                timeout=120,
-            )
+        wait_until_ready(ports, timeout=120)
         built = Fleet(
             f"https://127.0.0.1:{lb_port}",
             trusted,
@@ -324,14 +379,6 @@ def fleet(
             # HAProxy marks servers up after two good checks (rise 2, 1 s apart).
             wait_for("HAProxy", lambda: client.get("/readyz").status_code == 200, timeout=30)
         yield built
-    finally:
-        for process in processes:
-            _stop(process)
-        for datadir in reversed(started_pg):
-            subprocess.run(
-                ["bash", str(script), "stop", str(datadir)], env=pg_env, capture_output=True
-            )
-        shutil.rmtree(pg_root, ignore_errors=True)
 
 
 def _people(lfw_dir: Path, count: int) -> list[str]:

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import Services, build_records, build_services
+from entryexit.bootstrap import SqlServices, build_records, build_services
 from entryexit.config import Settings
 from tests.conftest import lfw_image
 from tests.integration.api.conftest import Api, build_api, capture
@@ -98,8 +98,8 @@ class Boarded:
     head_after_more_work: int
 
 
-def audit_head(services: Services) -> int:
-    with services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+def audit_head(services: SqlServices) -> int:
+    with services.uow.engine.connect() as connection:
         return int(connection.execute(text("SELECT sequence FROM audit_head")).scalar_one())
 
 
@@ -124,7 +124,7 @@ def board_back_up_and_go_on(
             assert services.checkpoints.write() is not None
             after = audit_head(services)
     finally:
-        services.uow.engine.dispose()  # type: ignore[attr-defined]
+        services.uow.engine.dispose()
     assert after > head_before_backup
     return Boarded(flight_id, api.keys, head_before_backup, after)
 
@@ -176,7 +176,7 @@ def restored_instance_works(
             assert sharon.json()["decision"] == "match"
             assert sharon.json()["already_processed"] is False
     finally:
-        services.uow.engine.dispose()  # type: ignore[attr-defined]
+        services.uow.engine.dispose()
 
 
 def test_a_backup_taken_while_serving_restores_into_a_fresh_instance(

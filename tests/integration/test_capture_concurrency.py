@@ -86,4 +86,4 @@ def test_four_captures_analyse_in_parallel_and_each_records_once(tmp_path: Path)
     assert len(services.flights.encounters(flight.id)) == 4
     # Serialised behind the database's one writer, four analyses would take 4 x 0.4 s.
     assert elapsed < 2.5 * MODEL_SECONDS, elapsed
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()

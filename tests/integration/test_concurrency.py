@@ -64,5 +64,5 @@ def test_concurrent_matches_of_one_traveler_record_one_encounter(
     finally:
         first.client.close()
         second_client.close()
-        first_services.uow.engine.dispose()  # type: ignore[attr-defined]
-        second_services.uow.engine.dispose()  # type: ignore[attr-defined]
+        first_services.uow.engine.dispose()
+        second_services.uow.engine.dispose()

@@ -14,7 +14,7 @@ import pytest
 
 from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.adapters.storage.notify import PostgresChangeListener
-from entryexit.bootstrap import Services, build_services
+from entryexit.bootstrap import SqlServices, build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Principal, Role
 from entryexit.domain.model import (
@@ -52,14 +52,14 @@ def within(seconds: float, seen: Callable[[], bool]) -> float:
     return time.monotonic() - began
 
 
-def instance(url: str, data_dir: Path, keys: KeyProvider) -> Services:
+def instance(url: str, data_dir: Path, keys: KeyProvider) -> SqlServices:
     settings = Settings(
         data_dir=data_dir, database_url=url, gallery_threshold=0.9, watchlist_threshold=0.9
     )
     return build_services(settings, engine=FakeAnalyser(), keys=keys)
 
 
-def close(*instances: Services) -> None:
+def close(*instances: SqlServices) -> None:
     for services in instances:
         if services.changes is not None:
             services.changes.stop()
@@ -70,7 +70,7 @@ def close(*instances: Services) -> None:
 
 
 @pytest.fixture
-def pair(database_url: str, tmp_path: Path) -> Iterator[tuple[Services, Services]]:
+def pair(database_url: str, tmp_path: Path) -> Iterator[tuple[SqlServices, SqlServices]]:
     keys = StaticKeyProvider()
     first = instance(database_url, tmp_path / "a", keys)
     second = instance(database_url, tmp_path / "b", keys)
@@ -93,7 +93,7 @@ def traveler(number: int) -> ManifestTraveler:
 
 
 def test_a_policy_loaded_in_one_instance_is_in_force_in_the_other(
-    pair: tuple[Services, Services], database_url: str
+    pair: tuple[SqlServices, SqlServices], database_url: str
 ) -> None:
     first, second = pair
     assert second.policies.in_force().version == "default-2"  # cached in the second now
@@ -108,7 +108,7 @@ def test_a_policy_loaded_in_one_instance_is_in_force_in_the_other(
 
 
 def test_a_watchlist_change_in_one_instance_is_screened_by_the_other(
-    pair: tuple[Services, Services],
+    pair: tuple[SqlServices, SqlServices],
 ) -> None:
     first, second = pair
     face = unit_vector(99)
@@ -120,7 +120,7 @@ def test_a_watchlist_change_in_one_instance_is_screened_by_the_other(
 
 
 def test_a_gallery_restaged_in_one_instance_is_used_by_the_other(
-    pair: tuple[Services, Services],
+    pair: tuple[SqlServices, SqlServices],
 ) -> None:
     first, second = pair
     flight = first.flights.create(
@@ -141,7 +141,9 @@ def test_a_gallery_restaged_in_one_instance_is_used_by_the_other(
 
 
 @pytest.fixture
-def keyed_pair(database_url: str, tmp_path: Path) -> Iterator[tuple[Services, Services, Path]]:
+def keyed_pair(
+    database_url: str, tmp_path: Path
+) -> Iterator[tuple[SqlServices, SqlServices, Path]]:
     key_dir = tmp_path / "keys"
     FileKeyProvider(key_dir).initialise()
     first = instance(database_url, tmp_path / "a", FileKeyProvider(key_dir))
@@ -151,7 +153,7 @@ def keyed_pair(database_url: str, tmp_path: Path) -> Iterator[tuple[Services, Se
 
 
 def test_a_key_rotated_by_one_instance_is_used_by_the_other(
-    keyed_pair: tuple[Services, Services, Path],
+    keyed_pair: tuple[SqlServices, SqlServices, Path],
 ) -> None:
     first, second, key_dir = keyed_pair
     second.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.PASSPORT)
@@ -171,7 +173,7 @@ def test_a_key_rotated_by_one_instance_is_used_by_the_other(
 
 
 def test_without_its_listener_an_instance_still_follows_by_reading(
-    pair: tuple[Services, Services], database_url: str
+    pair: tuple[SqlServices, SqlServices], database_url: str
 ) -> None:
     """A lost LISTEN connection must not freeze the caches: tokens are None meanwhile, the
     generation is read, and a reconnect starts a new epoch (news missed meanwhile)."""

@@ -13,9 +13,10 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Protocol, TypedDict, Unpack
 
 import pytest
 from sqlalchemy import func, or_, select
@@ -108,12 +109,45 @@ def new_flight(flights: FlightService) -> str:
     return flights.create(NewFlight("EE", "7", NOW, "AAA", "BBB", Direction.EXIT)).id
 
 
+@dataclass(frozen=True)
+class Staging:
+    """A worker pool, the flight service that stages through it, and a new flight."""
+
+    factory: SqlUnitOfWorkFactory
+    pool: ManifestWorkers
+    flights: FlightService
+    flight_id: str
+
+
+class StartWorkers(Protocol):
+    def __call__(self, **options: Unpack[_WorkerOptions]) -> Staging: ...
+
+
+@pytest.fixture
+def start_workers(factory: SqlUnitOfWorkFactory, keys: FileKeyProvider) -> Iterator[StartWorkers]:
+    """Pools with the given options; every one is stopped after the test, however it ends."""
+    pools: list[ManifestWorkers] = []
+
+    def start(**options: Unpack[_WorkerOptions]) -> Staging:
+        pool = workers(factory, keys, **options)
+        pools.append(pool)
+        flights = service(factory, pool)
+        return Staging(factory, pool, flights, new_flight(flights))
+
+    yield start
+    for pool in pools:
+        pool.stop()
+
+
+@pytest.fixture
+def staging(start_workers: StartWorkers) -> Staging:
+    return start_workers()
+
+
 def test_the_manifest_is_read_in_a_worker_not_in_the_serving_process(
-    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider, monkeypatch: pytest.MonkeyPatch
+    staging: Staging, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pool = workers(factory, keys)
-    flights = service(factory, pool)
-    flight_id = new_flight(flights)
+    pool, flights, flight_id = staging.pool, staging.flights, staging.flight_id
 
     def not_here(*_: object) -> None:
         raise AssertionError("the manifest was read in the serving process")
@@ -121,54 +155,39 @@ def test_the_manifest_is_read_in_a_worker_not_in_the_serving_process(
     # Reading a manifest here fails; the worker (a fresh interpreter) reads it.
     monkeypatch.setattr(flights_module, "read_manifest", not_here)
     monkeypatch.setattr(flights_module, "stage_manifest", not_here)
-    try:
-        replaced = flights.replace_manifest(flight_id, manifest(30), ManifestFormat.JSON)
-        assert (replaced.change.added, replaced.change.total) == (30, 30)
-        assert len(in_force_numbers(flights, flight_id)) == 30
-        assert pool.pids()
-        assert os.getpid() not in pool.pids()
-    finally:
-        pool.stop()
+    replaced = flights.replace_manifest(flight_id, manifest(30), ManifestFormat.JSON)
+    assert (replaced.change.added, replaced.change.total) == (30, 30)
+    assert len(in_force_numbers(flights, flight_id)) == 30
+    assert pool.pids()
+    assert os.getpid() not in pool.pids()
 
 
-def test_an_invalid_row_is_refused_by_the_worker_as_it_would_be_here(
-    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
-) -> None:
-    pool = workers(factory, keys)
-    flights = service(factory, pool)
-    flight_id = new_flight(flights)
-    try:
-        flights.replace_manifest(flight_id, manifest(5), ManifestFormat.JSON)
-        rows = json.loads(manifest(300, prefix="X"))
-        rows["travelers"][250]["date_of_birth"] = "yesterday"
-        with pytest.raises(InvalidInputError, match="traveler 251: 'date_of_birth'"):
-            flights.replace_manifest(flight_id, json.dumps(rows).encode(), ManifestFormat.JSON)
-        assert in_force_numbers(flights, flight_id) == {f"W{n:07d}" for n in range(5)}
-        assert staged_rows(factory) == 0
-    finally:
-        pool.stop()
+def test_an_invalid_row_is_refused_by_the_worker_as_it_would_be_here(staging: Staging) -> None:
+    flights, flight_id = staging.flights, staging.flight_id
+    flights.replace_manifest(flight_id, manifest(5), ManifestFormat.JSON)
+    rows = json.loads(manifest(300, prefix="X"))
+    rows["travelers"][250]["date_of_birth"] = "yesterday"
+    with pytest.raises(InvalidInputError, match="traveler 251: 'date_of_birth'"):
+        flights.replace_manifest(flight_id, json.dumps(rows).encode(), ManifestFormat.JSON)
+    assert in_force_numbers(flights, flight_id) == {f"W{n:07d}" for n in range(5)}
+    assert staged_rows(staging.factory) == 0
 
 
 def test_a_paxlst_keeps_its_valid_travelers_and_the_worker_returns_the_flagged(
-    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
+    staging: Staging,
 ) -> None:
-    pool = workers(factory, keys)
-    flights = service(factory, pool)
-    flight_id = new_flight(flights)
+    flights, flight_id = staging.flights, staging.flight_id
     text = (
         "UNH+1+PAXLST:D:05B:UN'NAD+FL+++DOE:JANE'DTM+329:19801340'NAT+2+UTO'"
         "DOC+P+A1'DTM+36:20300101'"
         "NAD+FL+++ROE:JOHN'ATT+2++M'DTM+329:19800101'NAT+2+UTO'DOC+P+B2'DTM+36:20300101'"
         "UNT+13+1'"
     )
-    try:
-        replaced = flights.replace_manifest(flight_id, text.encode(), ManifestFormat.PAXLST)
-        assert replaced.change.total == 1
-        assert in_force_numbers(flights, flight_id) == {"B2"}
-        assert [(f.position, f.role) for f in replaced.flagged] == [(2, "FL")]
-        assert "not a date" in replaced.flagged[0].reason
-    finally:
-        pool.stop()
+    replaced = flights.replace_manifest(flight_id, text.encode(), ManifestFormat.PAXLST)
+    assert replaced.change.total == 1
+    assert in_force_numbers(flights, flight_id) == {"B2"}
+    assert [(f.position, f.role) for f in replaced.flagged] == [(2, "FL")]
+    assert "not a date" in replaced.flagged[0].reason
 
 
 def kill_when_staging(factory: SqlUnitOfWorkFactory, pool: ManifestWorkers) -> threading.Thread:
@@ -185,86 +204,68 @@ def kill_when_staging(factory: SqlUnitOfWorkFactory, pool: ManifestWorkers) -> t
     return thread
 
 
-def test_a_worker_killed_mid_upload_leaves_the_manifest_in_force(
-    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
-) -> None:
-    pool = workers(factory, keys)
-    flights = service(factory, pool)
-    flight_id = new_flight(flights)
-    try:
-        # The flight's first upload dies: nothing in force, nothing staged left.
-        killer = kill_when_staging(factory, pool)
-        with pytest.raises(WorkerUnavailableError, match="stopped; nothing was changed"):
-            flights.replace_manifest(flight_id, manifest(3000, prefix="NEW"), ManifestFormat.JSON)
-        killer.join()
-        assert in_force_numbers(flights, flight_id) == set()
-        assert staged_rows(factory) == 0
-        # The worker was replaced; a manifest goes in, and the next upload dies too.
-        flights.replace_manifest(flight_id, manifest(20, prefix="OLD"), ManifestFormat.JSON)
-        before = in_force_numbers(flights, flight_id)
-        killer = kill_when_staging(factory, pool)
-        with pytest.raises(WorkerUnavailableError, match="stopped; nothing was changed"):
-            flights.replace_manifest(flight_id, manifest(3000, prefix="NEW"), ManifestFormat.JSON)
-        killer.join()
-        assert in_force_numbers(flights, flight_id) == before
-        assert staged_rows(factory) == 0
-        replaced = flights.replace_manifest(
-            flight_id, manifest(50, prefix="NEW"), ManifestFormat.JSON
-        )
-        assert (replaced.change.added, replaced.change.removed) == (50, 20)
-    finally:
-        pool.stop()
+def test_a_worker_killed_mid_upload_leaves_the_manifest_in_force(staging: Staging) -> None:
+    pool, flights, flight_id = staging.pool, staging.flights, staging.flight_id
+    # The flight's first upload dies: nothing in force, nothing staged left.
+    killer = kill_when_staging(staging.factory, pool)
+    with pytest.raises(WorkerUnavailableError, match="stopped; nothing was changed"):
+        flights.replace_manifest(flight_id, manifest(3000, prefix="NEW"), ManifestFormat.JSON)
+    killer.join()
+    assert in_force_numbers(flights, flight_id) == set()
+    assert staged_rows(staging.factory) == 0
+    # The worker was replaced; a manifest goes in, and the next upload dies too.
+    flights.replace_manifest(flight_id, manifest(20, prefix="OLD"), ManifestFormat.JSON)
+    before = in_force_numbers(flights, flight_id)
+    killer = kill_when_staging(staging.factory, pool)
+    with pytest.raises(WorkerUnavailableError, match="stopped; nothing was changed"):
+        flights.replace_manifest(flight_id, manifest(3000, prefix="NEW"), ManifestFormat.JSON)
+    killer.join()
+    assert in_force_numbers(flights, flight_id) == before
+    assert staged_rows(staging.factory) == 0
+    replaced = flights.replace_manifest(flight_id, manifest(50, prefix="NEW"), ManifestFormat.JSON)
+    assert (replaced.change.added, replaced.change.removed) == (50, 20)
 
 
 def test_a_worker_past_its_time_is_stopped_and_the_manifest_stays(
-    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
+    start_workers: StartWorkers,
 ) -> None:
     """On a flight with no manifest yet, too: its staged rows are dropped all the same."""
-    pool = workers(factory, keys, timeout=0.5)
-    flights = service(factory, pool)
-    flight_id = new_flight(flights)
-    try:
-        pool.start()  # the worker is up: the time limit is the upload's alone
-        first_worker = pool.pids()
-        with pytest.raises(WorkerUnavailableError, match=r"not processed within 0\.5 s"):
-            flights.replace_manifest(flight_id, manifest(5000), ManifestFormat.JSON)
-        assert in_force_numbers(flights, flight_id) == set()
-        assert staged_rows(factory) == 0
-        assert pool.pids() != first_worker
-    finally:
-        pool.stop()
+    staging = start_workers(timeout=0.5)
+    pool, flights, flight_id = staging.pool, staging.flights, staging.flight_id
+    pool.start()  # the worker is up: the time limit is the upload's alone
+    first_worker = pool.pids()
+    with pytest.raises(WorkerUnavailableError, match=r"not processed within 0\.5 s"):
+        flights.replace_manifest(flight_id, manifest(5000), ManifestFormat.JSON)
+    assert in_force_numbers(flights, flight_id) == set()
+    assert staged_rows(staging.factory) == 0
+    assert pool.pids() != first_worker
 
 
-def test_a_busy_pool_refuses_with_retry_after(
-    factory: SqlUnitOfWorkFactory, keys: FileKeyProvider
-) -> None:
-    pool = workers(factory, keys, queue_wait=0.05)
-    flights = service(factory, pool)
-    first, second = new_flight(flights), new_flight(flights)
-    try:
-        pool.start()
-        outcome: list[object] = []
+def test_a_busy_pool_refuses_with_retry_after(start_workers: StartWorkers) -> None:
+    staging = start_workers(queue_wait=0.05)
+    pool, flights = staging.pool, staging.flights
+    first, second = staging.flight_id, new_flight(flights)
+    pool.start()
+    outcome: list[object] = []
 
-        def upload() -> None:
-            try:
-                outcome.append(flights.replace_manifest(first, manifest(3000), ManifestFormat.JSON))
-            except Exception as exc:
-                outcome.append(exc)
+    def upload() -> None:
+        try:
+            outcome.append(flights.replace_manifest(first, manifest(3000), ManifestFormat.JSON))
+        except Exception as exc:
+            outcome.append(exc)
 
-        big = threading.Thread(target=upload)
-        big.start()
-        deadline = time.monotonic() + 60
-        while staged_rows(factory) == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with pytest.raises(WorkerUnavailableError, match="being processed") as refused:
-            flights.replace_manifest(second, manifest(5, prefix="B"), ManifestFormat.JSON)
-        assert refused.value.retry_after >= 1
-        big.join()
-        assert [type(o).__name__ for o in outcome] == ["ManifestReplaced"]
-        assert len(in_force_numbers(flights, first)) == 3000
-        assert in_force_numbers(flights, second) == set()
-    finally:
-        pool.stop()
+    big = threading.Thread(target=upload)
+    big.start()
+    deadline = time.monotonic() + 60
+    while staged_rows(staging.factory) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with pytest.raises(WorkerUnavailableError, match="being processed") as refused:
+        flights.replace_manifest(second, manifest(5, prefix="B"), ManifestFormat.JSON)
+    assert refused.value.retry_after >= 1
+    big.join()
+    assert [type(o).__name__ for o in outcome] == ["ManifestReplaced"]
+    assert len(in_force_numbers(flights, first)) == 3000
+    assert in_force_numbers(flights, second) == set()
 
 
 def test_a_worker_gets_the_key_directory_not_the_keys(keys: FileKeyProvider) -> None:

@@ -48,10 +48,10 @@ def test_reports_read_the_replica_and_writes_go_to_the_primary(
         assert sum(held_on_primary.values()) > 0
         if primary_only.changes is not None:
             primary_only.changes.stop()
-        primary_only.uow.engine.dispose()  # type: ignore[attr-defined]
+        primary_only.uow.engine.dispose()
     finally:
         services.crossings.stop_worker()
         if services.changes is not None:
             services.changes.stop()
-        services.uow.engine.dispose()  # type: ignore[attr-defined]
+        services.uow.engine.dispose()
         services.reports._sessions.kw["bind"].dispose()  # type: ignore[attr-defined]

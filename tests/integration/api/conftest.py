@@ -16,7 +16,7 @@ from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
 from entryexit.biometrics.fingerprints import open_engine
-from entryexit.bootstrap import Services, build_services
+from entryexit.bootstrap import Services, SqlServices, build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Role
 from tests.conftest import installed_model_dir_path, lfw_image
@@ -25,7 +25,7 @@ from tests.conftest import installed_model_dir_path, lfw_image
 @dataclass
 class Api:
     client: TestClient
-    services: Services
+    services: SqlServices
     keys: dict[str, str]
 
     def headers(self, role: str) -> dict[str, str]:
@@ -54,7 +54,7 @@ def build_api(
     engine: FaceEngine,
     app_factory: Callable[[Services], FastAPI] = create_app,
     base_url: str = "http://testserver",
-) -> tuple[Api, Services]:
+) -> tuple[Api, SqlServices]:
     keys = FileKeyProvider(settings.resolved_key_dir)
     if not keys.exists():
         keys.initialise()
@@ -81,7 +81,7 @@ def api(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[Api]:
     built, services = build_api(settings, engine)
     with built.client:
         yield built
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def manifest_row(number: str, surname: str) -> dict[str, str]:
@@ -162,4 +162,4 @@ def two_instances(
     with first.client, second:
         yield first, second
     for services in (first_services, second_services):
-        services.uow.engine.dispose()  # type: ignore[attr-defined]
+        services.uow.engine.dispose()

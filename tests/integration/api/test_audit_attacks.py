@@ -27,12 +27,12 @@ pytestmark = [pytest.mark.models]
 
 
 def sql(api: Api, statement: str, **params: object) -> None:
-    with api.services.uow.engine.begin() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.begin() as connection:
         connection.execute(text(statement), params)
 
 
 def last_sequence(api: Api) -> int:
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         return int(connection.execute(text("SELECT max(sequence) FROM audit_events")).scalar_one())
 
 
@@ -83,12 +83,12 @@ def test_truncating_the_log_and_moving_the_head_back_stops_audited_work(api: Api
 def test_a_modified_event_rehashed_forward_is_named_and_never_re_signed(api: Api) -> None:
     last = some_audited_work(api)
     target = last - 2
-    with api.services.uow.engine.begin() as connection:  # type: ignore[attr-defined]
-        rows = connection.execute(
+    with api.services.uow.engine.begin() as connection:
+        found = connection.execute(
             text("SELECT * FROM audit_events WHERE sequence >= :s ORDER BY sequence"),
             {"s": target},
         ).mappings()
-        rows = [dict(r) for r in rows]
+        rows = [dict(r) for r in found]
         previous = rows[0]["previous_hash"]
         for row in rows:
             if row["sequence"] == target:
@@ -181,7 +181,7 @@ def test_storage_that_cannot_write_is_a_503_and_not_ready(api: Api, engine: Face
     )
     assert response.status_code == 503, response.text
     assert response.json()["type"].endswith(":storage-unavailable")
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def test_reads_of_personal_data_stop_while_the_log_is_untrusted(

@@ -39,12 +39,12 @@ pytestmark = [pytest.mark.models]
 
 
 def sql(api: Api, statement: str, **params: object) -> None:
-    with api.services.uow.engine.begin() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.begin() as connection:
         connection.execute(text(statement), params)
 
 
 def head_row(api: Api) -> dict[str, Any]:
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         row = connection.execute(text("SELECT sequence, hash, signature FROM audit_head"))
         return dict(row.mappings().one())
 
@@ -75,7 +75,7 @@ def cut_back_to(api: Api, sequence: int, head: dict[str, Any] | None = None) -> 
     given (a rollback to a copy), else re-signed with the stolen audit MAC key."""
     sql(api, "DELETE FROM audit_events WHERE sequence > :s", s=sequence)
     if head is None:
-        with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+        with api.services.uow.engine.connect() as connection:
             kept = connection.execute(
                 text("SELECT hash FROM audit_events WHERE sequence = :s"), {"s": sequence}
             ).scalar_one()
@@ -188,7 +188,7 @@ def test_a_checkpoint_cannot_be_forged_without_the_private_key(api: Api, cli: Cl
     api.services.checkpoints.write()
     cut_back_to(api, saved_at)
     own_key = Ed25519CheckpointSigner(new_checkpoint_seed)
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         kept = connection.execute(
             text("SELECT hash FROM audit_events WHERE sequence = :s"), {"s": saved_at}
         ).scalar_one()
@@ -250,7 +250,7 @@ def test_a_restore_event_made_with_the_stolen_mac_key_is_not_an_acknowledgement(
     api.services.checkpoints.write()
     cut_back_to(api, saved_at)
     key = mac_key(api)
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         kept = connection.execute(
             text("SELECT hash FROM audit_events WHERE sequence = :s"), {"s": saved_at}
         ).scalar_one()
@@ -266,7 +266,7 @@ def test_a_restore_event_made_with_the_stolen_mac_key_is_not_an_acknowledgement(
             kept,
         ),
     )
-    with Session(api.services.uow.engine) as session:  # type: ignore[attr-defined]
+    with Session(api.services.uow.engine) as session:
         session.add(_audit_row(forged))
         session.commit()
     sql(
@@ -319,7 +319,7 @@ def test_the_service_writes_checkpoints_at_start_at_intervals_and_at_shutdown(
     assert logged
     assert logged[-1].endswith(path.read_text().splitlines()[-1])
     assert after_interval >= before + 2
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def test_shutdown_writes_the_last_checkpoint(api: Api, engine: FaceEngine) -> None:
@@ -334,7 +334,7 @@ def test_shutdown_writes_the_last_checkpoint(api: Api, engine: FaceEngine) -> No
     lines = path.read_text().splitlines()
     assert len(lines) == started + 1
     assert f'"sequence":{head_row(api)["sequence"]}' in lines[-1]
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def test_the_checkpoint_file_is_outside_the_data_directory(api: Api) -> None:

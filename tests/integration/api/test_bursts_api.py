@@ -31,7 +31,7 @@ def send(api: Api, flight_id: str, frames: list[bytes], role: str = "gate") -> A
 
 
 def stored(api: Api) -> dict[str, int]:
-    engine = api.services.uow.engine  # type: ignore[attr-defined]
+    engine = api.services.uow.engine
     with engine.connect() as connection:
 
         def count(query: Any) -> int:

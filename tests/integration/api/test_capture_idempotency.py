@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from entryexit.bootstrap import Services
+from entryexit.bootstrap import SqlServices
 from entryexit.services.ports import IdempotencyClaim
 from tests.conftest import lfw_image
 from tests.integration.api.conftest import Api, staged_flight
@@ -31,11 +31,11 @@ def send(
     )
 
 
-def capture_records(services: Services, flight_id: str) -> int:
+def capture_records(services: SqlServices, flight_id: str) -> int:
     return len(services.boards.recent_captures(flight_id, 1000))
 
 
-def capture_events(services: Services) -> int:
+def capture_events(services: SqlServices) -> int:
     return sum(1 for _ in services.audit.all_events("capture"))
 
 

@@ -30,7 +30,7 @@ def post_capture(
 
 
 def key_id(api: Api, name: str) -> str:
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         return str(
             connection.execute(
                 text("SELECT id FROM api_keys WHERE name = :name"), {"name": name}
@@ -92,6 +92,6 @@ def test_a_capture_reads_the_store_once_before_its_model_runs(api: Api) -> None:
     generation come from one read transaction (there were four)."""
     flight = api.create_flight()
     assert post_capture(api.client, flight["id"], api.headers("gate")) == 409  # warm
-    with read_transactions(api.services.uow.engine) as begun:  # type: ignore[attr-defined]
+    with read_transactions(api.services.uow.engine) as begun:
         assert post_capture(api.client, flight["id"], api.headers("gate")) == 409
     assert len(begun) == 1

@@ -30,7 +30,7 @@ def test_an_erased_traveler_the_gate_matched_idempotently_is_in_no_cell(
         headers={**api.headers("gate"), "Idempotency-Key": "gate-7-0001"},
     )
     assert matched.json()["decision"] == "match", matched.text
-    database = RepositoryDriver(api.services.uow)  # type: ignore[arg-type]
+    database = RepositoryDriver(api.services.uow)
     assert "capture_idempotency_keys.outcome" in cells_naming(database, traveler_id)
 
     api.keys["supervisor"] = api.services.keys.create(Role.SUPERVISOR, "shift lead")[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -18,10 +19,10 @@ pytestmark = [pytest.mark.models]
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(response: object, status: int, code: str) -> None:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    assert response.headers["content-type"] == PROBLEM  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
+def assert_problem(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
     assert body["type"] == f"urn:entryexit:problem:{code}"
     assert body["status"] == status
     assert body["detail"]
@@ -311,7 +312,7 @@ def test_a_carrier_bound_key_of_every_role_never_reaches_another_carriers_data(
 
 
 def reference_template_count(api: Api) -> int:
-    engine = api.services.uow.engine  # type: ignore[attr-defined]
+    engine = api.services.uow.engine
     with engine.connect() as connection:
         return int(
             connection.execute(text("SELECT count(*) FROM reference_templates")).scalar_one()
@@ -352,7 +353,7 @@ def test_gate_keys_are_rate_limited_and_failed_sign_ins_lock_out(
         )
     finally:
         built.client.close()
-        services.uow.engine.dispose()  # type: ignore[attr-defined]
+        services.uow.engine.dispose()
 
 
 def test_the_api_documentation_works_offline(api: Api) -> None:

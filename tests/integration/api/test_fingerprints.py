@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -41,7 +42,7 @@ def send(
     number: str = "FP1",
     role: str = "officer",
     **extra: str,
-) -> object:
+) -> httpx.Response:
     data: dict[str, object] = {
         "issuing_state": "UTO",
         "number": number,
@@ -49,7 +50,10 @@ def send(
         "ppi": "500",
         **extra,
     }
-    return api.client.post(path, files=files, data=data, headers=api.headers(role))
+    response: httpx.Response = api.client.post(
+        path, files=files, data=data, headers=api.headers(role)
+    )
+    return response
 
 
 def on_a_manifest(api: Api, *rows: dict[str, str]) -> None:
@@ -61,20 +65,20 @@ def on_a_manifest(api: Api, *rows: dict[str, str]) -> None:
 
 
 def stored_prints(api: Api) -> int:
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         return int(connection.scalar(select(func.count()).select_from(FingerprintTemplateRow)) or 0)
 
 
 def test_an_officer_enrols_and_confirms_a_travelers_prints(api: Api, fvc: Path) -> None:
     on_a_manifest(api, manifest_row("FP1", "VISITOR"))
     enrolled = send(api, "/v1/documents/fingerprints", prints(fvc, "101_1", "102_1"), [2, 7])
-    assert enrolled.status_code == 201, enrolled.text  # type: ignore[attr-defined]
-    body = enrolled.json()  # type: ignore[attr-defined]
+    assert enrolled.status_code == 201, enrolled.text
+    body = enrolled.json()
     assert [f["finger"] for f in body["fingers"]] == [2, 7]
     assert body["engine"] == "nbis-mcc-v1"
     assert stored_prints(api) == 2
     # What a copy of the database holds is sealed: no template, no minutiae a matcher reads.
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         raw = list(connection.scalars(select(FingerprintTemplateRow.template)))
     for blob in raw:
         with pytest.raises(TemplateFormatError):
@@ -82,17 +86,17 @@ def test_an_officer_enrols_and_confirms_a_travelers_prints(api: Api, fvc: Path) 
 
     # The same fingers, other impressions: a match; a stranger's fingers: no match.
     same = send(api, "/v1/fingerprint-verifications", prints(fvc, "101_3", "102_3"), [2, 7])
-    assert same.status_code == 200, same.text  # type: ignore[attr-defined]
-    result = same.json()  # type: ignore[attr-defined]
+    assert same.status_code == 200, same.text
+    result = same.json()
     assert result["decision"] == "match"
     assert result["fused_score"] >= result["threshold"]
     assert [f["finger"] for f in result["fingers"]] == [2, 7]
     other = send(api, "/v1/fingerprint-verifications", prints(fvc, "105_3", "106_3"), [2, 7])
-    assert other.json()["decision"] == "no_match"  # type: ignore[attr-defined]
+    assert other.json()["decision"] == "no_match"
     # One finger is enough to compare; a finger never enrolled is not compared.
     one = send(api, "/v1/fingerprint-verifications", prints(fvc, "101_4", "103_4"), [2, 3])
-    assert [f["finger"] for f in one.json()["fingers"]] == [2]  # type: ignore[attr-defined]
-    assert one.json()["decision"] == "match"  # type: ignore[attr-defined]
+    assert [f["finger"] for f in one.json()["fingers"]] == [2]
+    assert one.json()["decision"] == "match"
     # Both steps are in the audit trail, without the document number.
     events = [e.entry for e in api.services.audit.events(limit=100)]
     actions = [e.action for e in events]
@@ -134,11 +138,11 @@ def test_bad_prints_are_clear_problems_and_store_nothing(api: Api, fvc: Path) ->
     ]
     for files, fingers, extra, words in cases:
         response = send(api, "/v1/documents/fingerprints", files, fingers, **extra)
-        assert response.status_code in (413, 422), (words, response.text)  # type: ignore[attr-defined]
-        assert words in response.json()["detail"], response.json()  # type: ignore[attr-defined]
+        assert response.status_code in (413, 422), (words, response.text)
+        assert words in response.json()["detail"], response.json()
     # A good finger next to a bad one: the whole request is refused.
     mixed = [*prints(fvc, "101_1"), ("prints", ("x.png", b"junk", "image/png"))]
-    assert send(api, "/v1/documents/fingerprints", mixed, [2, 7]).status_code == 422  # type: ignore[attr-defined]
+    assert send(api, "/v1/documents/fingerprints", mixed, [2, 7]).status_code == 422
     assert stored_prints(api) == 0
 
 
@@ -153,11 +157,11 @@ def test_iso_records_enrol_and_verify(api: Api, fvc: Path) -> None:
 
     on_a_manifest(api, manifest_row("FP1", "VISITOR"))
     enrolled = send(api, "/v1/documents/fingerprints", record("101_1"), [2], format="iso19794-2")
-    assert enrolled.status_code == 201, enrolled.text  # type: ignore[attr-defined]
+    assert enrolled.status_code == 201, enrolled.text
     check = send(api, "/v1/fingerprint-verifications", record("101_2"), [2], format="iso19794-2")
-    assert check.json()["decision"] == "match", check.text  # type: ignore[attr-defined]
+    assert check.json()["decision"] == "match", check.text
     stranger = send(api, "/v1/fingerprint-verifications", record("107_2"), [2], format="iso19794-2")
-    assert stranger.json()["decision"] == "no_match", stranger.text  # type: ignore[attr-defined]
+    assert stranger.json()["decision"] == "no_match", stranger.text
 
 
 def test_a_traveler_the_camera_fails_is_confirmed_by_an_officers_fingerprint_check(
@@ -179,7 +183,7 @@ def test_a_traveler_the_camera_fails_is_confirmed_by_an_officers_fingerprint_che
     enrol(api, "FP2", lfw_image(lfw_dir, "Ariel_Sharon", 1))
     for number, names in (("FP1", ("101_1", "102_1")), ("FP2", ("103_1", "104_1"))):
         response = send(api, "/v1/documents/fingerprints", prints(fvc, *names), [2, 7], number)
-        assert response.status_code == 201, response.text  # type: ignore[attr-defined]
+        assert response.status_code == 201, response.text
     staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
     assert staged.status_code == 200, staged.text
     live = capture(api, flight["id"], lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
@@ -203,7 +207,7 @@ def test_a_traveler_the_camera_fails_is_confirmed_by_an_officers_fingerprint_che
         "FP1",
         flight_id=flight["id"],
     )
-    body = confirmed.json()  # type: ignore[attr-defined]
+    body = confirmed.json()
     assert (body["decision"], body["traveler_ref"]) == ("match", best["traveler_ref"])
     assert body["encounter_id"]
     outstanding = api.client.get(
@@ -224,7 +228,7 @@ def test_watchlist_prints_raise_an_alert_where_prints_are_submitted(api: Api, fv
         headers=api.headers("admin"),
     )
     assert response.status_code == 200, response.text
-    assert send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2]).status_code == 201  # type: ignore[attr-defined]
+    assert send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2]).status_code == 201
     manager = api.services.keys.create(Role.WATCHLIST_MANAGER, "list")[1]
     listing = {"fingers": ["2", "7"], "ppi": "500", "category": "wanted", "reason_code": "W1"}
     for refused in ("officer", "gate"):
@@ -252,7 +256,7 @@ def test_watchlist_prints_raise_an_alert_where_prints_are_submitted(api: Api, fv
         "FP1",
         flight_id=flight["id"],
     )
-    body = checked.json()  # type: ignore[attr-defined]
+    body = checked.json()
     assert (body["decision"], body["alerts"], body["encounter_id"]) == ("no_match", 1, None)
     (alert,) = api.client.get("/v1/alerts", headers=api.headers("officer")).json()
     assert (alert["source"], alert["watchlist_entry_id"]) == ("fingerprint", entry_id)
@@ -265,7 +269,7 @@ def test_watchlist_prints_raise_an_alert_where_prints_are_submitted(api: Api, fv
         "FP1",
         flight_id=flight["id"],
     )
-    assert (own.json()["decision"], own.json()["alerts"]) == ("match", 0)  # type: ignore[attr-defined]
+    assert (own.json()["decision"], own.json()["alerts"]) == ("match", 0)
     disposed = api.client.post(
         f"/v1/alerts/{alert['id']}/disposition",
         json={"disposition": "dismissed_different_person", "reason": "checked at the desk"},

@@ -45,12 +45,12 @@ def console(database_url: str, engine: FaceEngine, tmp_path: Path) -> Api:
 
 
 def sql(api: Api, statement: str, **params: object) -> None:
-    with api.services.uow.engine.begin() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.begin() as connection:
         connection.execute(text(statement), params)
 
 
 def scalar(api: Api, statement: str, **params: object) -> object:
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         return connection.execute(text(statement), params).scalar_one()
 
 
@@ -191,7 +191,7 @@ def test_a_policy_rewritten_in_the_database_stops_decisions_until_reloaded(
     try:
         with pytest.raises(StoredDataUntrustedError):
             records.policies.in_force()
-        if console.services.uow.engine.dialect.name == "sqlite":  # type: ignore[attr-defined]
+        if console.services.uow.engine.dialect.name == "sqlite":
             # Told that policies changed (SQLite instances read a counter; PostgreSQL's are
             # told by NOTIFY), a running instance reads it again: not ready, and why.
             sql(console, "UPDATE cache_generations SET generation = generation + 1")
@@ -213,7 +213,7 @@ def test_a_policy_rewritten_in_the_database_stops_decisions_until_reloaded(
         assert listed.status_code == 200
         assert "citizen = 240" not in str(listed.json())
     finally:
-        restarted.uow.engine.dispose()  # type: ignore[attr-defined]
+        restarted.uow.engine.dispose()
 
 
 def test_rows_from_before_row_macs_are_kept_only_if_the_audit_log_attests_them(
@@ -235,7 +235,7 @@ def test_rows_from_before_row_macs_are_kept_only_if_the_audit_log_attests_them(
     assert admin_only_read(console, console.headers("admin")) == 401  # refused until attested
     assert not kiosk_has_session(console, kiosk)
 
-    counts = console.services.uow.mac_legacy_rows()  # type: ignore[attr-defined]
+    counts = console.services.uow.mac_legacy_rows()
 
     assert counts["refused"] == 2  # the forged key and the planted kiosk
     assert counts["sessions_ended"] == 2  # people sign in again (olga, and root who paired)
@@ -274,7 +274,7 @@ def paired_kiosk_token(api: Api) -> tuple[str, str]:
 
 
 def console_user_missing(api: Api, username: str) -> bool:
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         found = connection.execute(
             text("SELECT count(*) FROM console_users WHERE username = :name"), {"name": username}
         ).scalar_one()
@@ -360,12 +360,12 @@ def test_a_newer_policy_deleted_in_the_database_stops_decisions_until_reloaded(
             records.uow.engine.dispose()  # type: ignore[attr-defined]
 
     # The control: the genuine store starts.
-    build_services(settings, engine=engine, keys=keys).uow.engine.dispose()  # type: ignore[attr-defined]
+    build_services(settings, engine=engine, keys=keys).uow.engine.dispose()
     assert console.client.get("/v1/policies", headers=console.headers("admin")).status_code == 200
 
     sql(console, "DELETE FROM policies WHERE version = 'stricter-9'")
     refused_everywhere()
-    if console.services.uow.engine.dialect.name == "sqlite":  # type: ignore[attr-defined]
+    if console.services.uow.engine.dialect.name == "sqlite":
         sql(console, "UPDATE cache_generations SET generation = generation + 1")
         time.sleep(1.1)  # the instance looks at the counter at most once a second
         ready = console.client.get("/readyz")

@@ -30,7 +30,7 @@ def busy_api(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[
     built, services = build_api(settings, engine)
     with built.client:
         yield built
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def test_a_busy_pool_is_a_503_with_retry_after_and_changes_nothing(busy_api: Api) -> None:

@@ -8,7 +8,6 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,34 +19,13 @@ from entryexit.domain.access import Role
 from tests.conftest import REPO_ROOT, lfw_image
 from tests.integration.api.conftest import Api, capture
 from tests.integration.api.test_privacy_api import board_mixed_flight
+from tests.logging_state import logging_restored
 
 pytestmark = [pytest.mark.models]
 PERSONAL = ("POWELL", "SHARON", "URIBE", "C0000001", "F0000002", "K0000003", "1970-01-01")
 # A run of base64 long enough to be a template, a photo or a key (ids and hashes are hex).
 BASE64_BLOB = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 HEX_ONLY = re.compile(r"^[0-9a-f]+$")
-
-
-@contextmanager
-def logging_restored() -> Iterator[None]:
-    """configure_logging changes process-wide state: put all of it back for other tests."""
-    names = ("", "sqlalchemy.engine", "uvicorn", "uvicorn.error", "uvicorn.access")
-    saved = {
-        name: (list(lg.handlers), lg.level, lg.propagate, lg.disabled)
-        for name in names
-        for lg in [logging.getLogger(name)]
-    }
-    try:
-        yield
-    finally:
-        for name, (handlers, level, propagate, disabled) in saved.items():
-            target = logging.getLogger(name)
-            for handler in list(target.handlers):
-                target.removeHandler(handler)
-            for handler in handlers:
-                target.addHandler(handler)
-            target.setLevel(level)
-            target.propagate, target.disabled = propagate, disabled
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import Services, build_services
+from entryexit.bootstrap import SqlServices, build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Role
 from entryexit.domain.model import DocumentKey
@@ -46,7 +46,7 @@ def world(
     tmp_path: Path,
     clock: MovableClock,
     caplog: pytest.LogCaptureFixture,
-) -> Iterator[tuple[Api, Services]]:
+) -> Iterator[tuple[Api, SqlServices]]:
     # DEBUG from the start, so the database engine is created with its SQL logging on.
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy")  # it sets itself to WARNING on import
@@ -60,7 +60,7 @@ def world(
     tokens["gate"] = services.keys.create(Role.GATE, "gate", carrier="EE")[1]
     with TestClient(create_app(services)) as client:
         yield Api(client, services, tokens), services
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def board_mixed_flight(api: Api, lfw: Path, citizen_birth: str = "1970-01-01") -> str:
@@ -89,7 +89,7 @@ def board_mixed_flight(api: Api, lfw: Path, citizen_birth: str = "1970-01-01") -
     return str(flight["id"])
 
 
-def test_a_child_is_exempt_and_never_matched(world: tuple[Api, Services], lfw_dir: Path) -> None:
+def test_a_child_is_exempt_and_never_matched(world: tuple[Api, SqlServices], lfw_dir: Path) -> None:
     api, _ = world
     flight_id = board_mixed_flight(api, lfw_dir)
     child = capture(api, flight_id, lfw_image(lfw_dir, "Alvaro_Uribe", 2), role="officer")
@@ -101,7 +101,7 @@ def test_a_child_is_exempt_and_never_matched(world: tuple[Api, Services], lfw_di
 
 
 def test_opt_out_takes_the_traveler_out_of_matching(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, _ = world
     flight_id = board_mixed_flight(api, lfw_dir)
@@ -128,7 +128,7 @@ def test_opt_out_takes_the_traveler_out_of_matching(
 
 
 def test_opt_out_is_refused_where_the_policy_requires_capture(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, services = world
     services.policies.load(shipped_policy_text("noncitizens-mandatory.toml"))
@@ -159,7 +159,7 @@ def test_opt_out_is_refused_where_the_policy_requires_capture(
 
 
 def test_thirteen_hours_later_no_citizen_capture_data_is_left(
-    world: tuple[Api, Services], lfw_dir: Path, clock: MovableClock
+    world: tuple[Api, SqlServices], lfw_dir: Path, clock: MovableClock
 ) -> None:
     api, services = world
     flight_id = board_mixed_flight(api, lfw_dir)
@@ -204,7 +204,7 @@ def test_thirteen_hours_later_no_citizen_capture_data_is_left(
 
 
 def test_no_personal_or_biometric_data_reaches_the_logs(
-    world: tuple[Api, Services], lfw_dir: Path, caplog: pytest.LogCaptureFixture
+    world: tuple[Api, SqlServices], lfw_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     api, _ = world
     caplog.set_level(logging.DEBUG)
@@ -237,7 +237,7 @@ def test_no_personal_or_biometric_data_reaches_the_logs(
 
 
 def test_sql_parameters_never_reach_the_logs(
-    world: tuple[Api, Services], lfw_dir: Path, caplog: pytest.LogCaptureFixture
+    world: tuple[Api, SqlServices], lfw_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An operator turns the database engine's logging up to DEBUG (what ``echo`` does) to
     chase a problem. The statements are logged; what they carry is not: neither names, birth
@@ -263,7 +263,7 @@ def test_sql_parameters_never_reach_the_logs(
     numbers = ("C0000001", "F0000002", "K0000003")
     sealer = Sealer(FileKeyProvider(services.settings.resolved_key_dir))
     digests = [sealer.digest(DocumentKey("UTO", number)) for number in numbers]
-    with services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with services.uow.engine.connect() as connection:
         sealed = [
             bytes(value)
             for query in (
@@ -284,7 +284,7 @@ def test_sql_parameters_never_reach_the_logs(
 
 
 def test_an_opt_out_can_name_the_document_by_its_mrz(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, _ = world
     flight = api.create_flight()
@@ -309,7 +309,7 @@ def test_an_opt_out_can_name_the_document_by_its_mrz(
 
 
 def test_the_live_fairness_report_counts_outcomes_by_sex(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, _ = world
     flight_id = board_mixed_flight(api, lfw_dir)  # 3 male travelers on the manifest rows
@@ -326,7 +326,7 @@ def test_the_live_fairness_report_counts_outcomes_by_sex(
 
 
 def test_a_gate_learns_nothing_from_why_an_opt_out_was_not_recorded(
-    world: tuple[Api, Services], lfw_dir: Path
+    world: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, _ = world
     flight_id = board_mixed_flight(api, lfw_dir)
@@ -354,7 +354,7 @@ def test_a_gate_learns_nothing_from_why_an_opt_out_was_not_recorded(
 
 
 def test_a_supervisor_erases_a_traveler_and_nothing_personal_is_logged_or_audited(
-    world: tuple[Api, Services], lfw_dir: Path, caplog: pytest.LogCaptureFixture
+    world: tuple[Api, SqlServices], lfw_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     api, services = world
     api.keys["supervisor"] = services.keys.create(Role.SUPERVISOR, "shift lead")[1]
@@ -411,7 +411,7 @@ def test_a_supervisor_erases_a_traveler_and_nothing_personal_is_logged_or_audite
 
 
 def test_the_privacy_report_as_of_a_date_counts_what_that_date_would_purge(
-    world: tuple[Api, Services], lfw_dir: Path, clock: MovableClock
+    world: tuple[Api, SqlServices], lfw_dir: Path, clock: MovableClock
 ) -> None:
     api, _ = world
     board_mixed_flight(api, lfw_dir)

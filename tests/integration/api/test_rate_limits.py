@@ -18,7 +18,7 @@ from entryexit.api.app import create_app
 from entryexit.api.limits import WarningThrottle
 from entryexit.api.observability import REGISTRY
 from entryexit.biometrics import FaceEngine
-from entryexit.bootstrap import Services
+from entryexit.bootstrap import SqlServices
 from entryexit.config import Settings
 from entryexit.domain.access import Role
 from tests.conftest import lfw_image
@@ -31,7 +31,7 @@ REJECTIONS = "entryexit_rate_limit_rejections_total"
 
 
 @pytest.fixture
-def limited(engine: FaceEngine, tmp_path: Path) -> Iterator[tuple[Api, Services]]:
+def limited(engine: FaceEngine, tmp_path: Path) -> Iterator[tuple[Api, SqlServices]]:
     settings = Settings(
         data_dir=tmp_path / "data",
         sign_in_failures_before_block=20,
@@ -42,15 +42,15 @@ def limited(engine: FaceEngine, tmp_path: Path) -> Iterator[tuple[Api, Services]
         yield built, services
     finally:
         built.client.close()
-        services.uow.engine.dispose()  # type: ignore[attr-defined]
+        services.uow.engine.dispose()
 
 
-def client_at(services: Services, address: str) -> TestClient:
+def client_at(services: SqlServices, address: str) -> TestClient:
     return TestClient(create_app(services), client=(address, 40000))
 
 
 def test_a_neighbours_bad_keys_do_not_lock_out_a_gate_at_the_same_address(
-    limited: tuple[Api, Services], lfw_dir: Path
+    limited: tuple[Api, SqlServices], lfw_dir: Path
 ) -> None:
     api, services = limited
     flight = api.create_flight()
@@ -78,7 +78,7 @@ def test_a_neighbours_bad_keys_do_not_lock_out_a_gate_at_the_same_address(
 
 
 def test_a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
-    limited: tuple[Api, Services],
+    limited: tuple[Api, SqlServices],
 ) -> None:
     _, services = limited
     with client_at(services, "203.0.113.9") as attacker:
@@ -96,7 +96,7 @@ UNTRUSTED_FORWARDED = "entryexit_untrusted_forwarded_requests_total"
 
 
 def test_forwarded_for_from_an_unlisted_peer_is_counted_and_warned_about_without_addresses(
-    limited: tuple[Api, Services],
+    limited: tuple[Api, SqlServices],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -141,7 +141,7 @@ def test_forwarded_for_from_an_unlisted_peer_is_counted_and_warned_about_without
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_budget(
-    limited: tuple[Api, Services],
+    limited: tuple[Api, SqlServices],
 ) -> None:
     _, services = limited
     with client_at(services, PROXY) as proxy:
@@ -158,7 +158,7 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_budget(
         assert proxy.get("/v1/flights/x", headers=spoofed).status_code == 429
 
 
-def test_gate_keys_are_limited_per_key(limited: tuple[Api, Services], lfw_dir: Path) -> None:
+def test_gate_keys_are_limited_per_key(limited: tuple[Api, SqlServices], lfw_dir: Path) -> None:
     api, services = limited
     settings = services.settings.model_copy(
         update={"gate_requests_per_second": 0.01, "gate_burst": 1}

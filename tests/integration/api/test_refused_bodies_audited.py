@@ -24,7 +24,7 @@ def small(engine: FaceEngine, tmp_path: Path) -> Iterator[Api]:
     )
     with built.client:
         yield built
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def access_events(api: Api, action: str) -> list[dict[str, Any]]:

@@ -54,7 +54,7 @@ def fuzz_api(engine: FaceEngine, tmp_path_factory: pytest.TempPathFactory) -> It
     with built.client:
         built.create_flight()  # something to find
         yield built
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def test_the_api_answers_as_documented(fuzz_api: Api) -> None:

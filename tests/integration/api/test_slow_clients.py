@@ -44,7 +44,7 @@ def server(engine: FaceEngine, tmp_path: Path) -> Iterator[tuple[Api, int]]:
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
-        services.uow.engine.dispose()  # type: ignore[attr-defined]
+        services.uow.engine.dispose()
 
 
 def test_a_trickled_body_is_answered_408(server: tuple[Api, int]) -> None:

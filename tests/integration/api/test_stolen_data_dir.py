@@ -88,7 +88,7 @@ def test_a_stolen_data_directory_decrypts_nothing(
         assert not settings.resolved_key_dir.is_relative_to(settings.data_dir)
         stolen = tmp_path / "stolen"
         shutil.copytree(settings.data_dir, stolen)
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
     raw = b"".join(p.read_bytes() for p in stolen.rglob("*") if p.is_file())
     for secret in SECRETS:

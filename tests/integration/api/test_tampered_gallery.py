@@ -33,7 +33,7 @@ def test_a_travelers_moved_sealed_rows_quarantine_him_and_the_rest_of_the_flight
     victim, source = refs["Colin_Powell"], refs["Ariel_Sharon"]
     monitor = api.services.keys.create(Role.MONITOR, "prometheus")[1]
     alarms_before = quarantined_metric(api, monitor)
-    engine = api.services.uow.engine  # type: ignore[attr-defined]
+    engine = api.services.uow.engine
     # The attacker copies another traveler's sealed template over the victim's, hoping to
     # board Sharon's face as Powell: sealed with Sharon as its owner, it does not open.
     with engine.begin() as connection:

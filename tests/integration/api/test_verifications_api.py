@@ -143,7 +143,7 @@ def chip_api(engine: FaceEngine, tmp_path: Path) -> Iterator[tuple[Api, chip_bui
     built, services = build_api(Settings(data_dir=tmp_path / "data", csca_dir=cscas), engine)
     with built.client:
         yield built, pki
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def chip_verify(api: Api, capture: bytes, files: dict[str, bytes], **form: str):  # type: ignore[no-untyped-def]

@@ -32,7 +32,7 @@ def console(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[A
         services.accounts.create_user(name, PASSWORD, role)
     with built.client:
         yield built
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> str:

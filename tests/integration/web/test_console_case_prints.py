@@ -41,7 +41,7 @@ def matched_case(console: Api, lfw_dir: Path) -> tuple[str, TestClient, str]:
     enrolled = send(
         console, "/v1/documents/fingerprints", prints(FVC, "101_1", "102_1"), [2, 7], number=FIRST
     )
-    assert enrolled.status_code == 201, enrolled.text  # type: ignore[attr-defined]
+    assert enrolled.status_code == 201, enrolled.text
     client = fresh(console)
     sign_in(client, "olga")
     page = client.get(f"/console/cases/{capture_id}").text
@@ -128,7 +128,7 @@ def test_the_officer_sees_the_prints_drawn_with_their_pairs(console: Api, lfw_di
 
 def test_kept_prints_are_sealed_and_bound_to_the_officer(console: Api, lfw_dir: Path) -> None:
     _, _, page = matched_case(console, lfw_dir)
-    engine = console.services.uow.engine  # type: ignore[attr-defined]
+    engine = console.services.uow.engine
     with engine.connect() as connection:
         rows = connection.execute(select(CaseFingerprintRow.__table__)).mappings().all()
     assert len(rows) == 4
@@ -150,7 +150,7 @@ def test_kept_prints_are_sealed_and_bound_to_the_officer(console: Api, lfw_dir: 
 
 
 def _user_id(console: Api, username: str) -> str:
-    with console.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with console.services.uow.engine.connect() as connection:
         found = connection.execute(
             text("select id from console_users where username = :u"), {"u": username}
         ).scalar_one()
@@ -216,5 +216,5 @@ def test_the_purge_deletes_the_kept_prints_with_the_cases_evidence(
     assert gone.status_code == 404
     assert PNG not in gone.content
     assert "Prints you took on this case" not in client.get(f"/console/cases/{capture_id}").text
-    with services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with services.uow.engine.connect() as connection:
         assert connection.scalar(text("select count(*) from case_fingerprints")) == 0

@@ -40,7 +40,7 @@ def console(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[A
         services.accounts.create_user(name, PASSWORD, role)
     with built.client:
         yield built
-    services.uow.engine.dispose()  # type: ignore[attr-defined]
+    services.uow.engine.dispose()
 
 
 def live(*names: str) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -84,7 +84,7 @@ def test_a_no_match_is_settled_by_the_travelers_prints(console: Api, lfw_dir: Pa
     enrolled = send(
         console, "/v1/documents/fingerprints", prints(FVC, "101_1", "102_1"), [2, 7], number=FIRST
     )
-    assert enrolled.status_code == 201, enrolled.text  # type: ignore[attr-defined]
+    assert enrolled.status_code == 201, enrolled.text
     queue = client.get("/console/queue")
     assert re.search(rf'/console/cases/{capture_id}">.*?prints possible', queue.text, re.S)
     page = client.get(f"/console/cases/{capture_id}")
@@ -156,7 +156,7 @@ def test_a_flight_search_proposes_and_the_officer_confirms(console: Api, lfw_dir
         enrolled = send(
             console, "/v1/documents/fingerprints", prints(FVC, *names), [2, 7], number=number
         )
-        assert enrolled.status_code == 201  # type: ignore[attr-defined]
+        assert enrolled.status_code == 201
     client = fresh(console)
     sign_in(client, "sam")  # a supervisor may do all an officer does
     page = client.get(f"/console/cases/{capture_id}")

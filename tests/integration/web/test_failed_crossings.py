@@ -21,12 +21,12 @@ __all__ = ["console"]  # the fixture, shared with the console's own tests
 
 
 def sql(api: Api, statement: str, **params: object) -> None:
-    with api.services.uow.engine.begin() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.begin() as connection:
         connection.execute(text(statement), params)
 
 
 def admission_template(api: Api) -> bytes:
-    with api.services.uow.engine.connect() as connection:  # type: ignore[attr-defined]
+    with api.services.uow.engine.connect() as connection:
         return bytes(connection.execute(text("SELECT template FROM admissions")).scalar_one())
 
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -38,7 +39,7 @@ def kiosk_site(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterato
     built = site(Settings(data_dir=tmp_path / "data", database_url=database_url), engine)
     with built.client:
         yield built
-    built.services.uow.engine.dispose()  # type: ignore[attr-defined]
+    built.services.uow.engine.dispose()
 
 
 def start_pairing(client: TestClient) -> str:
@@ -48,9 +49,12 @@ def start_pairing(client: TestClient) -> str:
     return code
 
 
-def console_post(client: TestClient, path: str, data: dict[str, str]) -> object:
+def console_post(client: TestClient, path: str, data: dict[str, str]) -> httpx.Response:
     token = csrf(client.get("/console/kiosks").text)
-    return client.post(path, data={**data, "csrf_token": token}, follow_redirects=False)
+    response: httpx.Response = client.post(
+        path, data={**data, "csrf_token": token}, follow_redirects=False
+    )
+    return response
 
 
 def pair(console: TestClient, code: str, lane: str = "3", flight_id: str = "") -> int:
@@ -59,7 +63,7 @@ def pair(console: TestClient, code: str, lane: str = "3", flight_id: str = "") -
         "/console/kiosks/pair",
         {"code": code, "carrier": "EE", "port": "JFK", "lane": lane, "flight_id": flight_id},
     )
-    return response.status_code  # type: ignore[attr-defined, no-any-return]
+    return response.status_code
 
 
 def paired_kiosk(api: Api, console: TestClient, flight_id: str = "") -> tuple[TestClient, str]:
@@ -156,7 +160,7 @@ def test_a_kiosk_is_paired_from_the_console_and_holds_only_a_gate_session(
 
     # Revoked from the console: refused at once, and the kiosk is back to pairing.
     device_id = api.services.kiosks.devices(api.services.keys.authenticate(api.keys["admin"]))[0].id
-    assert console_post(supervisor, f"/console/kiosks/{device_id}/revoke", {}).status_code == 303  # type: ignore[attr-defined]
+    assert console_post(supervisor, f"/console/kiosks/{device_id}/revoke", {}).status_code == 303
     assert kiosk.post("/kiosk/quality", files=files, headers=headers).status_code == 401
     assert PAIRING_PAGE in kiosk.get("/kiosk").text
     actions = [e.entry.action for e in api.services.audit.all_events()]
@@ -233,7 +237,7 @@ def test_a_declined_photo_reaches_the_officer_and_is_closed_once(
     kiosk, token = paired_kiosk(api, supervisor, flight_id=first)
     # The lane moves on to the next flight: the assignment is replaced, not added.
     form = {"port": "jfk", "lane": "3", "flight_id": second}
-    assert console_post(supervisor, "/console/lanes", form).status_code == 303  # type: ignore[attr-defined]
+    assert console_post(supervisor, "/console/lanes", form).status_code == 303
     declined = kiosk.post(
         "/kiosk/opt-out-requests",
         data={"notice_version": "notice-1", "language": "fr"},
@@ -255,9 +259,9 @@ def test_a_declined_photo_reaches_the_officer_and_is_closed_once(
     request_id = re.search(r'action="/console/kiosk-requests/([^/]+)/handled"', page)
     assert request_id is not None
     path = f"/console/kiosk-requests/{request_id.group(1)}/handled"
-    assert console_post(officer, path, {}).status_code == 303  # type: ignore[attr-defined]
+    assert console_post(officer, path, {}).status_code == 303
     assert "No pending requests" in officer.get("/console/kiosks").text
-    assert console_post(officer, path, {}).status_code == 404  # type: ignore[attr-defined]
+    assert console_post(officer, path, {}).status_code == 404
     # The auditor reads the trail, not the requests.
     auditor = fresh(api)
     sign_in(auditor, "ada")
