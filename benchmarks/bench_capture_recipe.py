@@ -46,6 +46,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="Variants whose name contains one of these words."
+    )
     args = parser.parse_args()
     cv2.setNumThreads(1)
     rng = random.Random(args.seed)
@@ -54,7 +57,8 @@ def main() -> int:
     model_dir = Settings().resolved_model_dir
     engines = {
         name: FaceEngine.from_model_dir(model_dir, replace(settings, workers=1))
-        for name, settings in VARIANTS.items()
+        for index, (name, settings) in enumerate(VARIANTS.items())
+        if index == 0 or not args.only or any(word in name for word in args.only)
     }
     cpu: dict[str, list[float]] = {name: [] for name in engines}
     templates: dict[str, list[np.ndarray]] = {name: [] for name in engines}

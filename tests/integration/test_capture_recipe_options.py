@@ -88,6 +88,22 @@ def test_a_face_small_in_the_coarse_copy_is_detected_again_at_full_resolution(
     assert 500 <= analysis.subject.center[0] <= 590
 
 
+def test_two_comparable_faces_are_told_apart_at_full_resolution(
+    model_dir: Path, lfw_dir: Path
+) -> None:
+    coarse, detector = recording_engine(model_dir, EngineSettings(coarse_detection_side=320))
+    face = cv2.imread(str(lfw_image(lfw_dir, "Colin_Powell", 1)))
+    assert face is not None
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    frame[110:350, 60:300] = cv2.resize(face, (240, 240))
+    frame[110:350, 340:580] = cv2.resize(face, (240, 240))
+    ok, encoded = cv2.imencode(".jpg", frame)
+    assert ok
+    coarse.analyse(encoded.tobytes())
+    # The copy's coarser boxes could flip which of two near-equal faces is the subject.
+    assert detector.calls[:2] == [320, None]
+
+
 def test_coarse_detection_is_never_an_upscale(model_dir: Path, lfw_dir: Path) -> None:
     coarse, detector = recording_engine(model_dir, EngineSettings(coarse_detection_side=320))
     coarse.analyse(lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes())  # 250x250

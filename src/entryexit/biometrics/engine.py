@@ -91,6 +91,9 @@ class EngineSettings:
     coarse_detection_side: int = 0
     coarse_detection_min_face: float = 24.0
     coarse_detection_min_score: float = 0.8
+    # ...and only when every other face in the copy ranks below this share of the subject's
+    # priority: with two comparable faces, the copy's coarser boxes can flip the choice.
+    coarse_detection_runner_up: float = 0.7
     # With flip augmentation, the capture's mirror crop comes from a second detection on the
     # mirrored image only when the first detection's landmarks are asymmetric (estimated yaw
     # at least this many degrees) or its score is below ``mirror_detection_below_score``;
@@ -104,7 +107,8 @@ class EngineSettings:
         are reused only under the same signature."""
         return (
             f"coarse={self.coarse_detection_side}/{self.coarse_detection_min_face}"
-            f"/{self.coarse_detection_min_score};mirror={self.mirror_detection_min_yaw}"
+            f"/{self.coarse_detection_min_score}/{self.coarse_detection_runner_up}"
+            f";mirror={self.mirror_detection_min_yaw}"
             f"/{self.mirror_detection_below_score};max_side={self.detector.max_side}"
         )
 
@@ -260,9 +264,14 @@ class FaceEngine:
                 choice = choose_subject(found, decoded.width, decoded.height)
                 scale = coarse_side / long_side
                 priority = subject_priority(choice.subject, decoded.width, decoded.height)
+                runner_up = max(
+                    (subject_priority(o, decoded.width, decoded.height) for o in choice.others),
+                    default=0.0,
+                )
                 if (
                     priority * scale >= settings.coarse_detection_min_face
                     and choice.subject.score >= settings.coarse_detection_min_score
+                    and runner_up < settings.coarse_detection_runner_up * priority
                 ):
                     return choice
         return choose_subject(worker.detector.detect(decoded.pixels), decoded.width, decoded.height)
