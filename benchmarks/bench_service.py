@@ -38,7 +38,8 @@ import httpx
 import numpy as np
 
 from bench_pipeline import gate_frame, pipeline_baseline, random_gallery
-from entryexit.biometrics import EngineSettings, FaceEngine
+from entryexit.biometrics import FaceEngine
+from entryexit.bootstrap import engine_settings
 from entryexit.config import Settings
 from entryexit.evaluation.datasets import LabelledImages
 from profile_stages import print_stages
@@ -353,12 +354,10 @@ def compare_with_pipeline(
 ) -> None:
     """HTTP figures for the 300 gallery and the pipeline's own on the same frames, rounds
     alternating, then the ratios."""
-    # The service's own thread settings: engine workers and OpenCV threads.
+    # The service's own engine settings (workers, recipe, detection options) and OpenCV threads.
     cv2.setNumThreads(settings.opencv_threads)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    engine = FaceEngine.from_model_dir(
-        settings.resolved_model_dir, EngineSettings(workers=settings.engine_workers)
-    )
+    engine = FaceEngine.from_model_dir(settings.resolved_model_dir, engine_settings(settings))
     gallery = random_gallery(300, engine.dimension)
     captures(gate, flight_id, frames[:10], 1, service_pid)  # warm-up
     pipeline_single: list[float] = []

@@ -93,6 +93,8 @@ def engine_settings(settings: Settings) -> EngineSettings:
         workers=settings.engine_workers,
         flip_augmentation=settings.flip_augmentation,
         recognizer=settings.recognizer,
+        coarse_detection_side=settings.coarse_detection_side,
+        mirror_detection_min_yaw=settings.mirror_detection_min_yaw,
     )
 
 

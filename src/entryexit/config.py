@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     # each, without a switch (benchmarks/RESULTS.md, issue 17).
     opencv_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     flip_augmentation: bool = True
+    # The capture recipe's cheaper detection (biometrics.engine.EngineSettings; measured in
+    # benchmarks/RESULTS.md, "Issue 17, session 6"): a coarse copy first (0: off), and the
+    # mirror detection only for asymmetric or uncertain faces (0: always).
+    coarse_detection_side: int = Field(default=0, ge=0)
+    mirror_detection_min_yaw: float = Field(default=0.0, ge=0.0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -32,8 +32,10 @@ from entryexit.biometrics.decode import (
 from entryexit.biometrics.detect import (
     Detection,
     DetectorSettings,
+    SubjectChoice,
     YuNetDetector,
     choose_subject,
+    subject_priority,
 )
 from entryexit.biometrics.fusion import (
     BurstAnalysis,
@@ -80,6 +82,35 @@ class EngineSettings:
     flip_augmentation: bool = True
     # The recognizer: the built-in SFace or an installed plug-in's key.
     recognizer: str = "sface-2021dec"
+    # Captures are first detected on a copy whose longer side is at most this many pixels
+    # (0: never). That detection is kept when the subject is large there (its
+    # ``subject_priority`` at least ``coarse_detection_min_face`` pixels of the copy: a face
+    # too small for the copy to find could not have outranked it) and confident; otherwise
+    # the frame is detected again at full detection resolution. Alignment always warps the
+    # full-resolution frame. Reference photos are always detected at full resolution.
+    coarse_detection_side: int = 0
+    coarse_detection_min_face: float = 24.0
+    coarse_detection_min_score: float = 0.8
+    # ...and only when every other face in the copy ranks below this share of the subject's
+    # priority: with two comparable faces, the copy's coarser boxes can flip the choice.
+    coarse_detection_runner_up: float = 0.7
+    # With flip augmentation, the capture's mirror crop comes from a second detection on the
+    # mirrored image only when the first detection's landmarks are asymmetric (estimated yaw
+    # at least this many degrees) or its score is below ``mirror_detection_below_score``;
+    # otherwise it is the aligned crop flipped. 0: always the second detection.
+    mirror_detection_min_yaw: float = 0.0
+    mirror_detection_below_score: float = 0.0
+
+    @property
+    def capture_recipe_signature(self) -> str:
+        """What, besides the model, makes a capture's template: cached evaluation embeddings
+        are reused only under the same signature."""
+        return (
+            f"coarse={self.coarse_detection_side}/{self.coarse_detection_min_face}"
+            f"/{self.coarse_detection_min_score}/{self.coarse_detection_runner_up}"
+            f";mirror={self.mirror_detection_min_yaw}"
+            f"/{self.mirror_detection_below_score};max_side={self.detector.max_side}"
+        )
 
 
 FLIP_RECIPE_SUFFIX = "+flip"
@@ -221,9 +252,44 @@ class FaceEngine:
         limits = self._settings.decode_kinds.for_kind(kind).capped(self._settings.decode)
         return decode_image(data, limits, formats)
 
-    def _locate(self, worker: _Worker, decoded: DecodedImage) -> _Located:
-        detections = worker.detector.detect(decoded.pixels)
-        choice = choose_subject(detections, decoded.width, decoded.height)
+    def _choose_capture_subject(self, worker: _Worker, decoded: DecodedImage) -> SubjectChoice:
+        """The subject from the coarse copy when it is large and confident there, else from
+        detection at full detection resolution (EngineSettings.coarse_detection_side)."""
+        settings = self._settings
+        long_side = max(decoded.width, decoded.height)
+        coarse_side = settings.coarse_detection_side
+        if 0 < coarse_side < min(settings.detector.max_side, long_side):
+            found = worker.detector.detect(decoded.pixels, max_side=coarse_side)
+            if found:
+                choice = choose_subject(found, decoded.width, decoded.height)
+                scale = coarse_side / long_side
+                priority = subject_priority(choice.subject, decoded.width, decoded.height)
+                runner_up = max(
+                    (subject_priority(o, decoded.width, decoded.height) for o in choice.others),
+                    default=0.0,
+                )
+                if (
+                    priority * scale >= settings.coarse_detection_min_face
+                    and choice.subject.score >= settings.coarse_detection_min_score
+                    and runner_up < settings.coarse_detection_runner_up * priority
+                ):
+                    return choice
+        return choose_subject(worker.detector.detect(decoded.pixels), decoded.width, decoded.height)
+
+    def _needs_mirror_detection(self, subject: Detection, quality: QualityReport) -> bool:
+        settings = self._settings
+        return (
+            abs(quality.yaw_degrees) >= settings.mirror_detection_min_yaw
+            or subject.score < settings.mirror_detection_below_score
+        )
+
+    def _locate(self, worker: _Worker, decoded: DecodedImage, capture: bool = False) -> _Located:
+        if capture:
+            choice = self._choose_capture_subject(worker, decoded)
+        else:
+            choice = choose_subject(
+                worker.detector.detect(decoded.pixels), decoded.width, decoded.height
+            )
         aligned = align_face(decoded.pixels, choice.subject.landmarks)
         quality = assess_quality(choice.subject, aligned, self._settings.quality)
         model_crop = (
@@ -233,7 +299,10 @@ class FaceEngine:
         )
         mirror_crop = None
         if self._settings.flip_augmentation:
-            mirror_crop = self._mirror_crop(worker, decoded.pixels, choice.subject, model_crop)
+            if capture and not self._needs_mirror_detection(choice.subject, quality):
+                mirror_crop = np.ascontiguousarray(model_crop[:, ::-1])
+            else:
+                mirror_crop = self._mirror_crop(worker, decoded.pixels, choice.subject, model_crop)
         return _Located(
             decoded, choice.subject, choice.others, aligned, quality, model_crop, mirror_crop
         )
@@ -319,7 +388,7 @@ class FaceEngine:
         with self._slots:
             decoded = self.decode(data, formats, kind)
             with self._borrow() as worker:
-                located = self._locate(worker, decoded)
+                located = self._locate(worker, decoded, capture=True)
                 vector = self._capture_templates(worker, [located])[0]
             return self._finish(located, vector)
 
@@ -335,7 +404,7 @@ class FaceEngine:
         with self._slots, self._borrow() as worker:
             for index, data in enumerate(images):
                 try:
-                    located.append((index, self._locate(worker, self.decode(data))))
+                    located.append((index, self._locate(worker, self.decode(data), capture=True)))
                 except BiometricError as exc:
                     failures[index] = exc
             vectors = self._capture_templates(worker, [item for _, item in located])
@@ -369,7 +438,7 @@ class FaceEngine:
                 with self._slots:
                     decoded = self.decode(data, formats, kind)
                     with self._borrow() as worker:
-                        located = self._locate(worker, decoded)
+                        located = self._locate(worker, decoded, capture=True)
             except NoFaceError:
                 checks.append(FrameCheck(("no_face",)))
                 continue

@@ -132,7 +132,8 @@ def embed_bursts(
 ) -> FrameTemplates:
     """Every image's synthetic burst, each frame embedded with the capture recipe."""
     digest = hashlib.sha256(
-        f"{engine.model}\n{RECIPE_REVISION}\nburst\n{frames}\n{seed}\n".encode()
+        f"{engine.model}\n{RECIPE_REVISION}\nburst\n{frames}\n{seed}\n"
+        f"{engine.settings.capture_recipe_signature}\n".encode()
     )
     for path in paths:
         stat = path.stat()

@@ -84,6 +84,10 @@ def embed_files(
 
 def cache_key(engine: FaceEngine, paths: Sequence[Path], recipe: str) -> str:
     digest = hashlib.sha256(f"{engine.model}\n{recipe}\n{RECIPE_REVISION}\n".encode())
+    if recipe == CAPTURE_RECIPE:
+        # Detection settings change a capture's template (references are always detected
+        # the same way).
+        digest.update(f"{engine.settings.capture_recipe_signature}\n".encode())
     for path in paths:
         stat = path.stat()
         digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
