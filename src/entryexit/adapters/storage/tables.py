@@ -123,7 +123,8 @@ class ManifestEntryRow(Base):
     flight_id: Mapped[str] = mapped_column(ForeignKey("flights.id"), index=True)
     upload_id: Mapped[str] = mapped_column(String(36))
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"))
-    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"))
+    # Indexed for the purge's "does a manifest still name them" (migration 0022).
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"), index=True)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime())
     personal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
