@@ -4,6 +4,8 @@ the purge runs once per interval between them, and a killed holder's turn is tak
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -11,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -199,3 +202,39 @@ def test_a_killed_holders_job_is_taken_over(
             holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_the_heartbeat_survives_a_raw_driver_error_and_keeps_renewing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """F14: a renewal that met ``database is locked`` as the bare sqlite3 error (not wrapped by
+    SQLAlchemy) killed the heartbeat thread, and the lease then expired under a living holder."""
+    url = f"sqlite+pysqlite:///{tmp_path / 'leases.db'}"
+    engine, other = create_database_engine(url), create_database_engine(url)
+    migrate(engine)
+    leases = SqlJobLeases(engine, LEASE_SECONDS)
+    real_renew = leases._renew_row
+    calls = {"failed": 0, "renewed": 0}
+
+    def renew_failing_once(job: str, holder: str) -> bool:
+        if calls["failed"] == 0:
+            calls["failed"] += 1
+            raise sqlite3.OperationalError("database is locked: SECRET-PARAMETER")
+        calls["renewed"] += 1
+        return real_renew(job, holder)
+
+    leases._renew_row = renew_failing_once  # type: ignore[method-assign]
+    lease = leases.acquire("purge")
+    assert lease is not None
+    heartbeat = next(t for t in threading.enumerate() if t.name == "lease-purge")
+    with caplog.at_level(logging.WARNING, logger="entryexit.adapters.storage.jobs"):
+        time.sleep(LEASE_SECONDS * 2.5)
+    assert calls["failed"] == 1
+    assert heartbeat.is_alive()
+    assert calls["renewed"] >= 2  # it went on beating after the failure
+    assert SqlJobLeases(other, LEASE_SECONDS).acquire("purge") is None  # still held
+    assert "OperationalError" in caplog.text
+    assert "SECRET-PARAMETER" not in caplog.text  # the type is logged, never the message
+    lease.release()
+    engine.dispose()
+    other.dispose()

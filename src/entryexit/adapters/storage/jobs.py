@@ -242,6 +242,7 @@ class _RowLease:
         self._holder = holder
         self._held = True
         self._every = heartbeat
+        self._lease_seconds = heartbeat * 3
         self._renewed_at = time.monotonic()
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
@@ -250,6 +251,9 @@ class _RowLease:
         self._heartbeat.start()
 
     def _beat(self, every: float) -> None:
+        """Beats until released or told the lease is gone: one failed renewal (a lock held a
+        moment too long, a driver error SQLAlchemy did not wrap) is tried again next beat, and
+        the lease is lost only when a renewal says so or it expires."""
         while not self._stop.wait(every):
             if not self._renew_now():
                 return
@@ -267,8 +271,11 @@ class _RowLease:
         try:
             self._held = self._owner._renew_row(self._job, self._holder)
             self._renewed_at = time.monotonic()
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # the heartbeat must outlive any one failure
+            # The type only: a driver's message may quote the statement's parameters.
             logger.warning("renewing the %s lease failed (%s)", self._job, type(exc).__name__)
+            if time.monotonic() - self._renewed_at >= self._lease_seconds:
+                self._held = False  # expired: another process may have taken it over
         return self._held
 
     def release(self) -> None:

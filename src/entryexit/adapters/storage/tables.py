@@ -122,8 +122,10 @@ class ManifestEntryRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     flight_id: Mapped[str] = mapped_column(ForeignKey("flights.id"), index=True)
     upload_id: Mapped[str] = mapped_column(String(36))
-    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"))
-    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"))
+    # Both indexed for the purge (migration 0022): "does a manifest still name them", and
+    # SQLite's foreign-key check of every entry for each document deleted.
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    traveler_id: Mapped[str] = mapped_column(ForeignKey("travelers.id"), index=True)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime())
     personal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
