@@ -34,8 +34,9 @@ from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_tr
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD_LENGTH = 12
-# How long a sign-in waits for a free hashing slot before it is told to try again (429).
-HASH_WAIT_SECONDS = 2.0
+# When every hashing slot is taken a sign-in is told at once to try again (429) after this
+# long: waiting would hold one of the worker threads the gates need.
+HASH_RETRY_SECONDS = 1.0
 # Gate keys are machines at a lane; people who sign in have one of these roles.
 PERSON_ROLES = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
 
@@ -94,7 +95,7 @@ class ConsoleAccounts:
         self._hasher = hasher or PasswordHasher()
         # Each password hash holds the hasher's memory (argon2: 64 MiB) and a core: at most
         # this many at once, so a flood of sign-ins (unknown usernames need no account to
-        # cost a hash) cannot take the memory or the worker threads the gates need.
+        # cost a hash) cannot take the memory, and none waits for a slot on a worker thread.
         self._hashing = threading.BoundedSemaphore(max_concurrent_hashes)
         # Verifying against this keeps an unknown username as slow as a wrong password.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
@@ -155,8 +156,8 @@ class ConsoleAccounts:
         ``source`` is the client's address (behind trusted proxies, the forwarded one)."""
         now = self._clock()
         failure = AuthenticationError("wrong username or password, or the account is locked")
-        if not self._hashing.acquire(timeout=HASH_WAIT_SECONDS):
-            raise RateLimitedError("too many sign-ins at once; try again", HASH_WAIT_SECONDS)
+        if not self._hashing.acquire(blocking=False):
+            raise RateLimitedError("too many sign-ins at once; try again", HASH_RETRY_SECONDS)
         try:
             return self._sign_in(username, password, source, now, failure)
         finally:

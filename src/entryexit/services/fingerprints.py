@@ -53,6 +53,7 @@ from entryexit.errors import (
     PermissionDeniedError,
 )
 from entryexit.services.audit import AuditTrail
+from entryexit.services.console import OPEN_DECISIONS
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
@@ -946,7 +947,9 @@ def _case_flight(uow: UnitOfWork, actor: Principal, capture_id: str) -> str:
 
 def _open_case(uow: UnitOfWork, capture_id: str, flight_id: str | None) -> None:
     case = uow.cases.get(capture_id)
-    if case is None or case.flight_id != flight_id:
+    # Only a capture the gate could not decide is a case (as ConsoleService's): a match
+    # already recorded its traveler's encounter.
+    if case is None or case.flight_id != flight_id or case.decision not in OPEN_DECISIONS:
         raise NotFoundError(f"capture {capture_id} is not a case of this flight")
     if case.resolution is not None:
         raise ConflictError(f"this case was already resolved ({case.resolution})")
