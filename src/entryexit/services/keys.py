@@ -93,6 +93,14 @@ class KeyService:
             raise AuthenticationError("the API key is unknown or revoked")
         return stored.principal
 
+    def is_live(self, prefix: str) -> bool:
+        """Whether a key with this public prefix (the middle part of a presented key) is
+        stored and not revoked: tells a made-up key from a real one; :meth:`authenticate`
+        checks the secret."""
+        with self._uow(read_only=True) as uow:
+            stored = uow.access.find_api_key(prefix)
+        return stored is not None and stored.revoked_at is None
+
     def revoke(self, key_id: str, actor: Principal | None = None) -> None:
         """Revoke a key at once (every instance refuses it on its next request); audited."""
 

@@ -11,7 +11,9 @@ from starlette.types import Message
 from tests.integration.api.conftest import Api
 
 
-def send_headers_only(api: Api, path: str, headers: dict[str, str]) -> tuple[int, bool]:
+def send_headers_only(
+    api: Api, path: str, headers: dict[str, str], timeout: float = 20
+) -> tuple[int, bool]:
     """Call the app with a 15 MiB body declared that never comes: the status, and whether the
     app asked for the body at all."""
     app = api.client.app
@@ -51,7 +53,7 @@ def send_headers_only(api: Api, path: str, headers: dict[str, str]) -> tuple[int
     }
 
     async def call() -> None:
-        await asyncio.wait_for(app(scope, receive, send), timeout=20)
+        await asyncio.wait_for(app(scope, receive, send), timeout=timeout)
 
     asyncio.run(call())
     return answered[0], asked
@@ -59,7 +61,14 @@ def send_headers_only(api: Api, path: str, headers: dict[str, str]) -> tuple[int
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"X-API-Key": "not-a-key"}, {"Authorization": "Bearer "}, {"Authorization": "Basic x"}],
+    [
+        {},
+        {"X-API-Key": "not-a-key"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic x"},
+        # Well formed, but made up: no such key is stored.
+        {"X-API-Key": "eex_0123456789abcdef_madeupsecret"},
+    ],
 )
 def test_no_key_or_a_malformed_one_is_refused_without_reading_the_body(
     api: Api, headers: dict[str, str]
@@ -77,3 +86,15 @@ def test_a_blocked_address_is_answered_429_without_reading_the_body(api: Api) ->
     assert statuses[0] == 401
     assert statuses[-1] == 429
     assert send_headers_only(api, path, {})[1] is False
+
+
+def test_a_real_key_goes_on_and_a_revoked_one_is_refused(api: Api) -> None:
+    flight = api.create_flight()
+    path = f"/v1/flights/{flight['id']}/captures"
+    # A real gate key: the guard lets the request on to read its body (here it never comes,
+    # so the call times out waiting: the body was asked for).
+    with pytest.raises(TimeoutError):
+        send_headers_only(api, path, api.headers("gate"), timeout=2)
+    other_gate = api.services.keys.authenticate(api.keys["gate_other_carrier"])
+    api.services.keys.revoke(other_gate.key_id)
+    assert send_headers_only(api, path, api.headers("gate_other_carrier")) == (401, False)
