@@ -8,8 +8,6 @@ prints taken are drawn with the minutiae the matcher paired (no screenshot is co
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,13 +21,12 @@ from entryexit.biometrics.fingerprints import open_engine
 from entryexit.bootstrap import build_services
 from entryexit.config import Settings
 from entryexit.domain.access import Role
-from entryexit.web.app import create_service_app
 from tests.conftest import installed_model_dir_path, lfw_image
+from tests.e2e.conftest import served
 from tests.e2e.test_console_browser import (
     ARTIFACTS,
     PASSWORD,
     Running,
-    free_port,
     page,
     sign_in,
 )
@@ -45,8 +42,6 @@ __all__ = ["page"]  # the browser fixture, over this module's service
 
 @pytest.fixture
 def running(engine: FaceEngine, tmp_path: Path) -> Iterator[Running]:
-    import uvicorn
-
     if not (FVC / "DB1_B" / "101_1.tif").is_file():
         pytest.skip(f"fvc2002-b data set not found at {FVC}")
     settings = Settings(data_dir=tmp_path / "data")
@@ -64,21 +59,8 @@ def running(engine: FaceEngine, tmp_path: Path) -> Iterator[Running]:
     api_keys["gate"] = services.keys.create(Role.GATE, "gate EE", carrier="EE")[1]
     api_keys["auditor"] = services.keys.create(Role.AUDITOR, "audit")[1]
     services.accounts.create_user("olga", PASSWORD, Role.OFFICER)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_service_app(services), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    url = f"http://localhost:{port}"
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with served(services) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield Running(url, Api(client, services, api_keys), services)  # type: ignore[arg-type]
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def test_an_officer_confirms_a_no_match_by_fingerprints(
