@@ -1,7 +1,8 @@
 """Decode fingerprint images (PNG, TIFF, WSQ) to 8-bit greyscale at 500 ppi, with limits.
 
-The byte limit is checked before parsing and the pixel limit from the header before any
-pixel is decoded. The resolution is the one the sender states (a scanner knows it; file
+The byte limit is checked before parsing, the pixel limit from the header before any
+pixel is decoded and again for the size after resampling. WSQ is parsed and decoded only in a
+child process (:mod:`._wsq`): its C decoder faults on hostile input. The resolution is the one the sender states (a scanner knows it; file
 metadata is often absent or wrong); below :data:`MIN_PPI` the ridges are too coarsely
 sampled for minutiae and the image is refused. Other resolutions are resampled to 500 ppi
 (area averaging when shrinking, bicubic when enlarging), the resolution the extractors and
@@ -19,12 +20,15 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
+from entryexit.biometrics.fingerprints._wsq import decode_wsq, is_wsq
 from entryexit.errors import ImageDecodeError, ImageTooLargeError
 
 ENGINE_PPI = 500.0
 MIN_PPI = 300.0
 MAX_PPI = 2000.0
 FORMATS = frozenset({"PNG", "TIFF", "WSQ"})
+# Decoded in this process; WSQ never is (see :mod:`._wsq`).
+_IN_PROCESS_FORMATS = ("PNG", "TIFF")
 
 
 class ResolutionError(ImageDecodeError):
@@ -67,14 +71,6 @@ class FingerprintImage:
         return buffer.getvalue()
 
 
-def _register_wsq() -> bool:
-    try:
-        import wsq  # type: ignore[import-untyped]  # noqa: F401  # registers the WSQ codec (NBIS) with Pillow
-    except ImportError:  # pragma: no cover - wsq is a dependency; a trimmed install may lack it
-        return False
-    return True
-
-
 def decode_fingerprint(
     data: bytes, ppi: float, limits: FingerprintDecodeLimits = DEFAULT_LIMITS
 ) -> FingerprintImage:
@@ -90,22 +86,33 @@ def decode_fingerprint(
         raise ImageTooLargeError(
             f"the fingerprint image is {len(data)} bytes; at most {limits.max_bytes} are accepted"
         )
-    if data[:2] == b"\xff\xa0":
-        _register_wsq()
+    if is_wsq(data):
+        fmt = "WSQ"
+        pixels = decode_wsq(data, limits.max_pixels)
+    else:
+        fmt, pixels = _decode_in_process(data, limits)
+    _check_resampled_size(pixels.shape[1], pixels.shape[0], ppi, limits)
+    pixels = resample_to_engine_ppi(pixels, ppi)
+    if min(pixels.shape) < limits.min_side:
+        raise ImageDecodeError(
+            f"the fingerprint image is {pixels.shape[1]} x {pixels.shape[0]} pixels at 500 ppi;"
+            f" at least {limits.min_side} on each side is needed"
+        )
+    return FingerprintImage(pixels=pixels, source_format=fmt, source_ppi=float(ppi))
+
+
+def _decode_in_process(
+    data: bytes, limits: FingerprintDecodeLimits
+) -> tuple[str, npt.NDArray[np.uint8]]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=_IN_PROCESS_FORMATS)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError("the data is not a readable PNG, TIFF or WSQ image") from exc
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError("the image declares more pixels than allowed") from exc
     with image:
-        if image.format not in FORMATS:
-            raise ImageDecodeError(
-                f"image format {image.format or 'unknown'} is not accepted for fingerprints;"
-                " send PNG, TIFF or WSQ"
-            )
         width, height = image.size
         if width * height > limits.max_pixels:
             raise ImageTooLargeError(
@@ -114,16 +121,23 @@ def decode_fingerprint(
             )
         fmt = str(image.format)
         try:
-            pixels = _to_grey(image)
-        except Exception as exc:  # the WSQ codec raises arbitrary errors on corrupt data
+            return fmt, _to_grey(image)
+        except Exception as exc:  # Pillow's codecs raise a variety of errors on corrupt data
             raise ImageDecodeError(f"the {fmt} image is truncated or corrupt") from exc
-    pixels = resample_to_engine_ppi(pixels, ppi)
-    if min(pixels.shape) < limits.min_side:
-        raise ImageDecodeError(
-            f"the fingerprint image is {pixels.shape[1]} x {pixels.shape[0]} pixels at 500 ppi;"
-            f" at least {limits.min_side} on each side is needed"
+
+
+def _check_resampled_size(
+    width: int, height: int, ppi: float, limits: FingerprintDecodeLimits
+) -> None:
+    """A print stated at a low resolution grows when resampled to 500 ppi (300 ppi: 2.8x the
+    pixels), so the pixel limit holds for the engine's copy too, before it is made."""
+    scale = ENGINE_PPI / float(ppi)
+    resampled = round(width * scale) * round(height * scale)
+    if scale > 1.0 and resampled > limits.max_pixels:
+        raise ImageTooLargeError(
+            f"the fingerprint image is {width} x {height} pixels at {ppi:g} ppi, which is"
+            f" {resampled} pixels at 500 ppi; at most {limits.max_pixels} are accepted"
         )
-    return FingerprintImage(pixels=pixels, source_format=fmt, source_ppi=float(ppi))
 
 
 def _to_grey(image: Image.Image) -> npt.NDArray[np.uint8]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +90,52 @@ def test_truncated_images_are_refused(fmt: str) -> None:
 def test_too_small_a_print_is_refused() -> None:
     with pytest.raises(ImageDecodeError, match="at least"):
         decode_fingerprint(encode(ridges(60, 60), "PNG"), 500)
+
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def test_a_wsq_that_faults_the_native_decoder_is_a_clean_error_not_a_crash() -> None:
+    # Three bytes changed in a synthetic print's WSQ make NBIS's decoder write out of bounds
+    # (SIGSEGV, every time, when decoded in the calling process). Run in a child here so the
+    # test reports the crash instead of dying of it.
+    script = (
+        "import sys\n"
+        "from entryexit.biometrics.fingerprints import decode_fingerprint\n"
+        "from entryexit.errors import ImageDecodeError\n"
+        "try:\n"
+        "    decode_fingerprint(sys.stdin.buffer.read(), 500)\n"
+        "except ImageDecodeError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script],
+        input=(CORPUS / "wsq-segfault.wsq").read_bytes(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0, f"the decoder crashed the process ({finished.returncode})"
+    assert b"refused: the WSQ image is truncated or corrupt" in finished.stdout
+
+
+def test_a_wsq_whose_header_breaks_the_codec_parser_is_refused() -> None:
+    with pytest.raises(ImageDecodeError, match="WSQ"):
+        decode_fingerprint((CORPUS / "wsq-header-error.wsq").read_bytes(), 500)
+
+
+def test_a_wsq_over_the_pixel_limit_is_refused_without_its_pixels() -> None:
+    import wsq  # noqa: F401
+
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        decode_fingerprint(
+            encode(ridges(), "WSQ"), 500, FingerprintDecodeLimits(max_pixels=300 * 399)
+        )
+
+
+def test_the_pixel_limit_holds_for_the_copy_resampled_to_500_ppi() -> None:
+    # 1,900 x 1,900 at 300 ppi passes the limit as sent (3.6 MP) but is 10 MP at 500 ppi.
+    tiled = encode(np.tile(ridges(380, 380), (5, 5)), "PNG")
+    with pytest.raises(ImageTooLargeError, match="at 500 ppi"):
+        decode_fingerprint(tiled, 300)
+    assert decode_fingerprint(tiled, 500).pixels.shape == (1900, 1900)
