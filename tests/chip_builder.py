@@ -115,7 +115,7 @@ def make_pki() -> Pki:
     return Pki(csca_key, csca, signer_key, signer)
 
 
-def sod(groups: dict[int, bytes], pki: Pki) -> bytes:
+def sod(groups: dict[int, bytes], pki: Pki, *, empty_message_digest: bool = False) -> bytes:
     lds = LdsSecurityObject(
         {
             "version": 0,
@@ -132,7 +132,12 @@ def sod(groups: dict[int, bytes], pki: Pki) -> bytes:
     attributes = cms.CMSAttributes(
         [
             cms.CMSAttribute({"type": "content_type", "values": [LDS_SECURITY_OBJECT_OID]}),
-            cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(lds).digest()]}),
+            cms.CMSAttribute(
+                {
+                    "type": "message_digest",
+                    "values": [] if empty_message_digest else [hashlib.sha256(lds).digest()],
+                }
+            ),
         ]
     )
     signature = pki.signer_key.sign(attributes.dump(), ec.ECDSA(hashes.SHA256()))

@@ -325,6 +325,7 @@ def verify_security_object(
         ValueError,
         TypeError,
         KeyError,
+        IndexError,
         CryptographyDeprecationWarning,
         x509.InvalidVersion,  # a certificate version byte hit by the damage: not ValueError
     ) as exc:
@@ -378,8 +379,11 @@ def _check_signature(
     if signed_attributes.native is None:
         message = econtent
     else:
+        # An attribute is a SET of values, which a hostile chip may leave empty.
         digests = [
-            a["values"][0].native for a in signed_attributes if a["type"].native == "message_digest"
+            a["values"][0].native
+            for a in signed_attributes
+            if a["type"].native == "message_digest" and len(a["values"])
         ]
         if not digests or digests[0] != _digest(digest_name, econtent):
             checks["signature"] = CheckResult.FAILED

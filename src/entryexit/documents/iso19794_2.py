@@ -44,6 +44,13 @@ MINUTIA_LENGTH = 6
 # A record of 10 fingers x 255 minutiae is under 16 KiB; refuse anything far larger before
 # looking at it.
 MAX_RECORD_BYTES = 64 * 1024
+# Stated resolutions a fingerprint scanner can have, in pixels per centimetre: the image path's
+# 300 to 2000 ppi. A lie outside them (1 px/cm makes a 400-pixel frame 78,740 pixels wide at
+# 500 ppi) is refused here, not carried into the engine.
+MIN_RESOLUTION = 118
+MAX_RESOLUTION = 788
+# The frame at 500 ppi is held to the image path's pixel limit.
+MAX_FRAME_PIXELS_AT_500_PPI = 4_000_000
 IMPRESSION_TYPES = frozenset({0, 1, 2, 3, 8, 9})
 ANGLE_UNIT_DEGREES = 360.0 / 256.0
 
@@ -171,8 +178,22 @@ def parse_finger_minutiae_record(data: bytes) -> FingerMinutiaeRecord:
     reader.u8("reserved")
     if width == 0 or height == 0:
         raise MinutiaeRecordError("image_size", f"{width} x {height} pixels")
-    if x_resolution == 0 or y_resolution == 0:
-        raise MinutiaeRecordError("resolution", f"{x_resolution} x {y_resolution} pixels/cm")
+    for axis, resolution in (("x", x_resolution), ("y", y_resolution)):
+        if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+            raise MinutiaeRecordError(
+                "resolution",
+                f"{axis} resolution {resolution} pixels/cm is outside {MIN_RESOLUTION}"
+                f" to {MAX_RESOLUTION} (300 to 2000 ppi)",
+            )
+    frame_at_500_ppi = round(width * 500 / (x_resolution * 2.54)) * round(
+        height * 500 / (y_resolution * 2.54)
+    )
+    if frame_at_500_ppi > MAX_FRAME_PIXELS_AT_500_PPI:
+        raise MinutiaeRecordError(
+            "image_size",
+            f"{width} x {height} pixels at the stated resolution is {frame_at_500_ppi} pixels"
+            f" at 500 ppi; at most {MAX_FRAME_PIXELS_AT_500_PPI}",
+        )
     if view_count == 0:
         raise MinutiaeRecordError("number_of_views", "0 finger views")
     views: list[FingerView] = []

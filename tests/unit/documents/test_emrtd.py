@@ -124,6 +124,18 @@ def test_a_forged_security_object_fails_the_signature_or_the_chain(pki: chip_bui
     assert broken.checks["signature"] is CheckResult.FAILED
 
 
+def test_a_signed_message_digest_attribute_without_a_value_fails_the_signature(
+    pki: chip_builder.Pki,
+) -> None:
+    # A hostile chip (or a gate's upload) whose message_digest attribute holds an empty set:
+    # once an IndexError and a 500.
+    groups = {1: chip_builder.dg1(TD3), 2: chip_builder.dg2(face("JPEG"), False, 60, 80)}
+    sod = chip_builder.sod(groups, pki, empty_message_digest=True)
+    report = verify_security_object(sod, groups, [pki.csca])
+    assert report.checks["signature"] is CheckResult.FAILED
+    assert not report.passed
+
+
 def test_a_data_group_missing_from_the_security_object(pki: chip_builder.Pki) -> None:
     groups = {2: chip_builder.dg2(face("JPEG"), False, 60, 80)}
     sod = chip_builder.sod(groups, pki)

@@ -93,6 +93,11 @@ def test_two_views_and_extended_data_blocks() -> None:
         (record([view(GOOD_MINUTIAE)], length_delta=-1), "record_length"),
         (record([view(GOOD_MINUTIAE)], width=0), "image_size"),
         (record([view(GOOD_MINUTIAE)], resolution=0), "resolution"),
+        # A resolution lie: 1 px/cm makes the frame 78,740 px wide at 500 ppi (once a 500).
+        (record([view(GOOD_MINUTIAE)], resolution=1), "resolution"),
+        (record([view(GOOD_MINUTIAE)], resolution=117), "resolution"),
+        (record([view(GOOD_MINUTIAE)], resolution=789), "resolution"),
+        (record([view(GOOD_MINUTIAE)], width=4000, height=4000, resolution=118), "image_size"),
         (record([]), "number_of_views"),
         (record([view(GOOD_MINUTIAE, position=11)]), "views[0].finger_position"),
         (record([view(GOOD_MINUTIAE, view_byte=0x05)]), "views[0].impression_type"),
