@@ -1,10 +1,10 @@
 """Decode fingerprint images (PNG, TIFF, WSQ) to 8-bit greyscale at 500 ppi, with limits.
 
 The byte limit is checked before parsing, the pixel limit from the header before any
-pixel is decoded and again for the size after resampling. WSQ is parsed and decoded only in a
-child process (:mod:`._wsq`): its C decoder faults on hostile input. The resolution is the one the sender states (a scanner knows it; file
-metadata is often absent or wrong); below :data:`MIN_PPI` the ridges are too coarsely
-sampled for minutiae and the image is refused. Other resolutions are resampled to 500 ppi
+pixel is decoded and again for the size after resampling. WSQ is parsed and decoded only in
+a child process (:mod:`._wsq`): its C decoder faults on hostile input. The resolution is the
+one the sender states (a scanner knows it; file metadata is often absent or wrong); below
+:data:`MIN_PPI` the ridges are too coarsely sampled for minutiae and the image is refused. Other resolutions are resampled to 500 ppi
 (area averaging when shrinking, bicubic when enlarging), the resolution the extractors and
 the matcher's constants are made for.
 """

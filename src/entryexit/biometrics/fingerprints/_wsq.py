@@ -57,7 +57,7 @@ def decode_wsq(data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
     """The 8-bit grey pixels of the WSQ image ``data``, decoded in a child process."""
     with _CHILDREN:
         try:
-            finished = subprocess.run(
+            finished = subprocess.run(  # noqa: S603 - our interpreter, our script; data on stdin
                 [
                     sys.executable,
                     "-I",
