@@ -4,9 +4,9 @@ The byte limit is checked before parsing, the pixel limit from the header before
 pixel is decoded and again for the size after resampling. WSQ is parsed and decoded only in
 a child process (:mod:`._wsq`): its C decoder faults on hostile input. The resolution is the
 one the sender states (a scanner knows it; file metadata is often absent or wrong); below
-:data:`MIN_PPI` the ridges are too coarsely sampled for minutiae and the image is refused. Other resolutions are resampled to 500 ppi
-(area averaging when shrinking, bicubic when enlarging), the resolution the extractors and
-the matcher's constants are made for.
+:data:`MIN_PPI` the ridges are too coarsely sampled for minutiae and the image is refused.
+Other resolutions are resampled to 500 ppi (area averaging when shrinking, bicubic when
+enlarging), the resolution the extractors and the matcher's constants are made for.
 """
 
 from __future__ import annotations
