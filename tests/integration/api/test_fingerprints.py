@@ -215,6 +215,19 @@ def test_a_traveler_the_camera_fails_is_confirmed_by_an_officers_fingerprint_che
     ).json()
     assert "FP1" not in str(outstanding)
     assert "FP2" in str(outstanding)
+    # The carrier's own desk sees that the traveler was processed, never that prints were
+    # taken (it would tell the traveler's class) nor any score or engine.
+    api.keys["officer_ee"] = api.services.keys.create(Role.OFFICER, "EE desk", carrier="EE")[1]
+    seen = api.client.get(
+        f"/v1/flights/{flight['id']}/encounters", headers=api.headers("officer_ee")
+    ).json()
+    assert [e["traveler_ref"] for e in seen] == [best["traveler_ref"]]
+    assert "fingerprint" not in str(seen) and "mcc" not in str(seen)
+    assert seen[0]["score"] is None and seen[0]["model"] is None
+    agency = api.client.get(
+        f"/v1/flights/{flight['id']}/encounters", headers=api.headers("officer")
+    ).json()
+    assert agency[0]["gate"] == "fingerprint" and agency[0]["score"] is not None
 
 
 def test_watchlist_prints_raise_an_alert_where_prints_are_submitted(api: Api, fvc: Path) -> None:

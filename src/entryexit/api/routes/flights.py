@@ -243,21 +243,30 @@ async def submit_capture(
     )
 
 
+# How a fingerprint encounter is recorded (services/fingerprints.py) and shown to partners.
+FINGERPRINT_STEP = "fingerprint"
+AGENCY_STEP = "agency"
+
+
 @router.get("/{flight_id}/encounters")
 def list_encounters(
-    flight_id: str, services: ServicesDep, _caller: CallerDep
+    flight_id: str, services: ServicesDep, caller: CallerDep
 ) -> list[EncounterPublic]:
+    """A carrier's key sees that a traveler was processed, where and when; never a score or
+    an engine, and an officer-side step (a fingerprint check, whose taking tells the
+    traveler's class) only as the agency's."""
+    partner = caller.carrier is not None
     return [
         EncounterPublic(
             id=e.id,
             traveler_ref=e.traveler_id,
             direction=e.direction,
             method=e.method.value,
-            gate=e.gate,
-            device=e.device,
+            gate=AGENCY_STEP if partner and e.gate == FINGERPRINT_STEP else e.gate,
+            device=AGENCY_STEP if partner and e.gate == FINGERPRINT_STEP else e.device,
             occurred_at=e.occurred_at,
-            score=e.score,
-            model=e.model,
+            score=None if partner else e.score,
+            model=None if partner else e.model,
             policy_version=e.policy_version,
             capture_id=e.capture_id,
         )
