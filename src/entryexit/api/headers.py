@@ -1,4 +1,6 @@
-"""Headers every answer carries: no page of EntryExit may be framed or content-sniffed.
+"""Headers every answer carries: no page of EntryExit may be framed or content-sniffed, and
+no API answer may be stored by a cache on the way (they hold names, document numbers and
+decisions, and the key travels in ``X-API-Key``, which caches do not treat as a credential).
 
 The console and kiosk add their own stricter set (``web.console.ConsoleHeaders``); this covers
 the rest, above all the API documentation (Swagger UI, where people paste API keys), which a
@@ -16,6 +18,9 @@ _BASELINE = (
 )
 
 
+_API_PREFIX = "/v1/"
+_NO_STORE = (b"cache-control", b"no-store")
+
 # The console's and kiosk's pages carry their own, stricter set.
 _SCREENS = ("/console", "/kiosk")
 
@@ -25,15 +30,17 @@ class BaselineHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(_SCREENS):
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or path.startswith(_SCREENS):
             await self.app(scope, receive, send)
             return
+        baseline = (*_BASELINE, _NO_STORE) if path.startswith(_API_PREFIX) else _BASELINE
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                headers += [(name, value) for name, value in _BASELINE if name not in present]
+                headers += [(name, value) for name, value in baseline if name not in present]
                 message["headers"] = headers
             await send(message)
 

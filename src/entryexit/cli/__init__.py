@@ -61,10 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     except EntryExitError as exc:
         print(f"entryexit: error: {exc.message}", file=sys.stderr)
         return EXIT_ERROR
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("entryexit: aborted", file=sys.stderr)
         return 1
+    except (click.ClickException, typer.TyperException) as exc:
+        # Typer carries its own copy of click: a mistyped command raises its UsageError, which
+        # is not click's; either is a usage line and exit status 2, never a traceback.
+        exc.show()  # type: ignore[union-attr]
+        return int(getattr(exc, "exit_code", EXIT_ERROR))
     return result if isinstance(result, int) else 0

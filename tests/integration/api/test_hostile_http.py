@@ -127,3 +127,12 @@ def test_no_page_of_the_service_may_be_framed(api: Api) -> None:
         assert response.headers["x-frame-options"] == "DENY", path
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
         assert response.headers["x-content-type-options"] == "nosniff", path
+
+
+def test_no_api_answer_may_be_stored_by_a_cache_on_the_way(api: Api) -> None:
+    # A manifest answer holds names and document numbers; the key rides in X-API-Key, which a
+    # shared cache does not treat as a credential, so without no-store it may keep the answer.
+    flight = api.create_flight()
+    for path in (f"/v1/flights/{flight['id']}/manifest", "/v1/flights", "/v1/no-such-thing"):
+        response = api.client.get(path, headers=api.headers("officer"))
+        assert response.headers["cache-control"] == "no-store", path
