@@ -382,8 +382,11 @@ class FingerprintService:
                 resolved = capture_id
             alerts = 0
             if flight_id is not None:  # an alert belongs to a flight; hits need one too
+                # Only prints that are the document holder's name him: anyone's prints shown
+                # with an innocent traveler's passport must not tie that traveler to the list.
+                holder = traveler_id if decision is FingerprintDecision.MATCH else None
                 alerts = self._raise_alerts(
-                    uow, hits, flight_id, traveler_id, capture_id, engine.key, policy, now
+                    uow, hits, flight_id, holder, capture_id, engine.key, policy, now
                 )
             details = {"fingers": ",".join(str(s.finger) for s in scores), "engine": engine.key}
             if capture_id is not None:
