@@ -46,6 +46,8 @@ class Permission(StrEnum):
     DECISION_DETAILS = "decision:details"
     # Fingerprints are an officer-side step: a gate asking for prints would reveal why.
     FINGERPRINT_ENROL = "fingerprint:enrol"
+    # Replacing a finger already enrolled: a supervisor's step with a reason, never silent.
+    FINGERPRINT_REENROL = "fingerprint:re-enrol"
     FINGERPRINT_VERIFY = "fingerprint:verify"
     # See the live prints one took on a case (images and the paired minutiae drawn over
     # them); the service further limits it to the officer who took them.
@@ -98,6 +100,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.PRIVACY_REPORT,
         Permission.TRAVELER_ERASE,
         Permission.KIOSK_MANAGE,
+        Permission.FINGERPRINT_REENROL,
     },
     # Keeps the watchlist; sees neither travelers nor alerts (separation of duties).
     Role.WATCHLIST_MANAGER: frozenset({Permission.WATCHLIST_MANAGE}),
@@ -127,6 +130,7 @@ CROSS_CARRIER_PERMISSIONS: frozenset[Permission] = frozenset(
     {
         Permission.PHOTO_ENROL,
         Permission.FINGERPRINT_ENROL,
+        Permission.FINGERPRINT_REENROL,
         Permission.FINGERPRINT_VERIFY,
         Permission.CROSSINGS_READ,
         Permission.ADMISSION_WRITE,

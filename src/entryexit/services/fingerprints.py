@@ -13,6 +13,7 @@ case page can draw them with the minutiae the matcher paired.
 from __future__ import annotations
 
 import logging
+import re
 import struct
 import threading
 import uuid
@@ -204,6 +205,9 @@ MAX_CANDIDATES = 5
 # N entries then gives about N x 1e-4 false alerts per submission (each read by an officer).
 WATCHLIST_FAR = 1e-4
 WATCHLIST_SOURCE = "fingerprint"
+# Why enrolled prints were replaced: a code (e.g. ``injured_finger``), never free text, since
+# it is kept in the audit log.
+REASON_CODE = re.compile(r"[a-z_]{3,40}")
 # Decoded references kept between searches: the engine caches its comparison structures
 # (about 12 ms a print to build) by template identity, so a flight's prints are prepared once.
 REFERENCE_CACHE = 20_000
@@ -253,12 +257,22 @@ class FingerprintService:
 
     # --- enrolment -----------------------------------------------------------------------
     def enrol(
-        self, actor: Principal, document: DocumentKey, prints: Sequence[SubmittedPrint]
+        self,
+        actor: Principal,
+        document: DocumentKey,
+        prints: Sequence[SubmittedPrint],
+        reason: str | None = None,
     ) -> FingerprintEnrolment:
         """Enrol the fingers the policy asks of this traveler. The document must be known
         (on a manifest: its class and birth date decide); a traveler the policy takes no
-        prints from (citizens, the exempt ages) is refused, and nothing is stored."""
+        prints from (citizens, the exempt ages) is refused, and nothing is stored.
+
+        A finger already enrolled is replaced only by a supervisor giving a ``reason`` code,
+        audited as a re-enrolment: an officer swapping in someone else's prints would make the
+        impostor match and the holder fail, so it is refused (409)."""
         actor.require(Permission.FINGERPRINT_ENROL)
+        if reason is not None and not REASON_CODE.fullmatch(reason):
+            raise InvalidInputError("reason must be a code of 3-40 lower-case letters or '_'")
         _check_count(prints)
         now = self._clock()
         policy = self._policies.in_force(now)
@@ -283,6 +297,17 @@ class FingerprintService:
         engine = self.engine.key
 
         def store(uow: UnitOfWork) -> str:
+            submitted = {int(t.finger) for t in templates}
+            replaced = sorted(
+                submitted & {f.finger for f in uow.fingerprints.of_document(document, engine)}
+            )
+            if replaced and not actor.can(Permission.FINGERPRINT_REENROL):
+                raise ConflictError(
+                    f"finger {replaced[0]} is already enrolled for this document; replacing"
+                    " enrolled prints is a supervisor's step, with a reason"
+                )
+            if replaced and reason is None:
+                raise InvalidInputError("replacing enrolled prints needs a reason code")
             traveler_id = ""
             for template in templates:
                 _, traveler_id = uow.fingerprints.enrol(
@@ -294,14 +319,17 @@ class FingerprintService:
                     now,
                     now + keep,
                 )
+            details = {"fingers": ",".join(str(int(t.finger)) for t in templates), "engine": engine}
+            if replaced:
+                details |= {"replaced": ",".join(map(str, replaced)), "reason": str(reason)}
             self._audit.record(
                 uow,
-                "fingerprint enrol",
+                "fingerprint re-enrol" if replaced else "fingerprint enrol",
                 "ok",
                 actor,
                 "traveler",
                 traveler_id,
-                {"fingers": ",".join(str(int(t.finger)) for t in templates), "engine": engine},
+                details,
                 policy_version=policy.version,
             )
             return traveler_id

@@ -295,3 +295,37 @@ def test_watchlist_prints_raise_an_alert_where_prints_are_submitted(api: Api, fv
         headers=api.headers("officer"),
     )
     assert disposed.status_code == 200, disposed.text
+
+
+def test_an_officer_cannot_silently_replace_enrolled_prints(api: Api, fvc: Path) -> None:
+    """An officer re-enrolling a finger with someone else's print would make the impostor
+    match and the holder fail: refused, nothing changed; a supervisor may, with a reason,
+    and the audit log says it was a re-enrolment."""
+    on_a_manifest(api, manifest_row("FP1", "VISITOR"))
+    api.keys["supervisor"] = api.services.keys.create(Role.SUPERVISOR, "shift")[1]
+    assert send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2]).status_code == 201
+    swapped = send(api, "/v1/documents/fingerprints", prints(fvc, "106_1"), [2])
+    assert_problem(swapped, 409, "conflict")
+    holder = send(api, "/v1/fingerprint-verifications", prints(fvc, "101_4"), [2])
+    assert holder.json()["decision"] == "match"
+    impostor = send(api, "/v1/fingerprint-verifications", prints(fvc, "106_4"), [2])
+    assert impostor.json()["decision"] == "no_match"
+
+    unexplained = send(
+        api, "/v1/documents/fingerprints", prints(fvc, "101_2"), [2], role="supervisor"
+    )
+    assert unexplained.status_code == 422, unexplained.text
+    replaced = send(
+        api,
+        "/v1/documents/fingerprints",
+        prints(fvc, "101_2"),
+        [2],
+        role="supervisor",
+        reason="poor_quality",
+    )
+    assert replaced.status_code == 201, replaced.text
+    assert stored_prints(api) == 1
+    events = api.client.get("/v1/audit/events?limit=1000", headers=api.headers("auditor")).json()
+    actions = [e["action"] for e in events]
+    assert actions.count("fingerprint enrol") == 1
+    assert actions.count("fingerprint re-enrol") == 1

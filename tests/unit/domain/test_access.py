@@ -83,3 +83,14 @@ def test_who_may_see_the_prints_kept_on_a_case(role: Role) -> None:
     assert allowed is (Permission.FINGERPRINT_VERIFY in ROLE_PERMISSIONS[role])
     # A key bound to a carrier never (kept prints are cross-carrier biometric data).
     assert not Principal("k", "k", role, carrier="EE").can(Permission.CASE_PRINTS_VIEW)
+
+
+# Replacing an enrolled finger: a supervisor's (and the admin's) step, never an officer's, and
+# never a carrier-bound key's.
+REENROL_ROLES = {Role.ADMIN, Role.SUPERVISOR}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_who_may_replace_enrolled_prints(role: Role) -> None:
+    assert (Permission.FINGERPRINT_REENROL in ROLE_PERMISSIONS[role]) is (role in REENROL_ROLES)
+    assert not Principal("k", "k", role, carrier="EE").can(Permission.FINGERPRINT_REENROL)

@@ -245,11 +245,8 @@ def test_watchlist_prints_raise_an_alert_for_an_officer_and_decide_nothing() -> 
         entry_id,
         "nbis-mcc-v1",
     )
-    assert (alert.traveler_id, alert.capture_id, alert.flight_id) == (
-        world.traveler_id("V1"),
-        capture_id,
-        flight.id,
-    )
+    # The prints were not V1's (no match): the alert is the case's, and names no traveler.
+    assert (alert.traveler_id, alert.capture_id, alert.flight_id) == (None, capture_id, flight.id)
     assert "watchlist alert" in world.actions()
     # Nothing else changes: the case stays open, no encounter; the officer dispositions it.
     assert world.uow.tables.captures[capture_id].resolution is None

@@ -67,12 +67,23 @@ async def enrol_fingerprints(
     mrz: Annotated[str | None, Form(description="The document's MRZ lines.")] = None,
     issuing_state: Annotated[str | None, Form(max_length=3)] = None,
     number: Annotated[str | None, Form(max_length=20)] = None,
+    reason: Annotated[
+        str | None,
+        Form(
+            max_length=40,
+            description="Replacing a finger already enrolled (supervisors only): why, as a code"
+            " such as `injured_finger` or `poor_quality`.",
+        ),
+    ] = None,
 ) -> FingerprintEnrolmentPublic:
     """Enrol the fingers the policy asks of this traveler (non-citizens of the policy's ages;
-    citizens never). Only minutiae templates are kept, sealed; the images are not."""
+    citizens never). Only minutiae templates are kept, sealed; the images are not. A finger
+    already enrolled is refused (409) unless a supervisor replaces it with a `reason`."""
     document = document_from_form(services, mrz, issuing_state, number)
     submitted = await submitted_prints(prints, fingers, format, ppi)
-    enrolment = await run_in_threadpool(services.fingerprints.enrol, caller, document, submitted)
+    enrolment = await run_in_threadpool(
+        services.fingerprints.enrol, caller, document, submitted, reason
+    )
     return FingerprintEnrolmentPublic(
         traveler_ref=enrolment.traveler_id,
         engine=enrolment.engine,
