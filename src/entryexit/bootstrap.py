@@ -520,6 +520,7 @@ def build_services(
         audit,
         fingerprint_threshold,
         on_encounter=crossings.enqueue,
+        max_watchlist_print_entries=settings.watchlist_print_entries_max,
         face_calibration=lambda: (
             thresholds.calibration.verification if thresholds.calibration else None
         ),

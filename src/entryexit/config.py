@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Watchlist alerts: set, one threshold for any list size; unset, the recognizer's
     # list-size bands (services/thresholds.py), or the policy's 1:N threshold without bands.
     watchlist_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # Every officer check with a flight compares the live prints with every listed print
+    # entry (about 1 ms of CPU a finger each): the list's size is its cost.
+    watchlist_print_entries_max: int = Field(default=500, ge=0, le=100_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)

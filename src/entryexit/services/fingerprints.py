@@ -224,6 +224,7 @@ class FingerprintService:
         threshold_for: ThresholdFor,
         fusion: FingerFusionRule = FingerFusionRule.MEAN,
         on_encounter: EncounterHook | None = None,
+        max_watchlist_print_entries: int = 500,
         background: Background = _in_a_thread,
         face_calibration: Callable[[], Mapping[float, float] | None] = lambda: None,
         finger_calibration: Callable[[str], Mapping[float, float]] = (
@@ -234,6 +235,7 @@ class FingerprintService:
         # the native library.
         self._engine_factory = engine
         self._engine: FingerprintEngine | None = None
+        self._max_watchlist_print_entries = max_watchlist_print_entries
         self._uow = uow
         self._clock = clock
         self._policies = policies
@@ -718,6 +720,13 @@ class FingerprintService:
         )
 
         def store(uow: UnitOfWork) -> None:
+            listed = len(uow.watchlist.templates(engine))
+            if listed >= self._max_watchlist_print_entries:
+                raise ConflictError(
+                    f"the watchlist holds {listed} entries with prints, its limit"
+                    " (ENTRYEXIT_WATCHLIST_PRINT_ENTRIES_MAX): every officer check compares"
+                    " the live prints with each of them"
+                )
             uow.watchlist.add_entry(entry, _bundle(templates))
             uow.generations.bump(WATCHLIST_GENERATION)
             self._audit.record(

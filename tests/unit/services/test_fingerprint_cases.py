@@ -340,3 +340,23 @@ def test_a_check_outside_a_case_keeps_no_prints() -> None:
     world.fingerprints.enrol(OFFICER, v1, [finger(2, 40)])
     world.fingerprints.verify(OFFICER, v1, [finger(2, 40)], flight.id, "desk")
     assert world.uow.tables.case_prints == {}
+
+
+def test_the_watchlist_of_prints_is_held_to_its_size_limit() -> None:
+    # Every officer check with a flight compares the live prints with every listed entry, in
+    # the request: a manager adding entries without end would slow every desk.
+    world = World()
+    capped = FingerprintService(
+        world.uow,
+        FakeFingerprintEngine,
+        world.clock,
+        world.policies,
+        world.services.audit,
+        fingerprint_threshold,
+        max_watchlist_print_entries=2,
+    )
+    for minutiae in (91, 92):
+        capped.add_to_watchlist(MANAGER, [finger(2, minutiae)], "wanted", "W1")
+    with pytest.raises(ConflictError, match="limit"):
+        capped.add_to_watchlist(MANAGER, [finger(2, 93)], "wanted", "W1")
+    assert len(world.uow.tables.watchlist) == 2
