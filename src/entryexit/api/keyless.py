@@ -45,8 +45,19 @@ def _presented_key(scope: Scope) -> str | None:
     return credentials.strip() or None if scheme.lower() == "bearer" else None
 
 
+def route_path(scope: Scope) -> str:
+    """The path the router matches: ``scope["path"]`` without the ``root_path`` prefix the
+    service is mounted under (uvicorn ``--root-path``, a proxy's mount). ASGI servers put the
+    prefix in ``path`` too; a path without it is already relative (as Starlette's router)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
 def _needs_key(scope: Scope) -> bool:
-    method, path = scope.get("method"), scope.get("path", "")
+    method, path = scope.get("method"), route_path(scope)
     return any(m == method and pattern.match(path) for m, pattern in _KEYED)
 
 

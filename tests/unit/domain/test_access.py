@@ -83,3 +83,17 @@ def test_who_may_see_the_prints_kept_on_a_case(role: Role) -> None:
     assert allowed is (Permission.FINGERPRINT_VERIFY in ROLE_PERMISSIONS[role])
     # A key bound to a carrier never (kept prints are cross-carrier biometric data).
     assert not Principal("k", "k", role, carrier="EE").can(Permission.CASE_PRINTS_VIEW)
+
+
+# The agency's review of manifest conflicts between carriers: admins and supervisors (never a
+# carrier-bound key: it spans every carrier).
+MANIFEST_CONFLICT_ROLES = {Role.ADMIN, Role.SUPERVISOR}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_who_reviews_manifest_conflicts(role: Role) -> None:
+    allowed = Permission.MANIFEST_CONFLICTS in ROLE_PERMISSIONS[role]
+    assert allowed == (role in MANIFEST_CONFLICT_ROLES)
+    assert not Principal("k", "carrier staff", role, carrier="ZZ").can(
+        Permission.MANIFEST_CONFLICTS
+    )

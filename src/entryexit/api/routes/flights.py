@@ -131,6 +131,7 @@ async def put_manifest(
         total=change.total,
         flagged=flagged,
         details_kept=change.details_kept,
+        conflicts=change.conflicts,
     )
 
 

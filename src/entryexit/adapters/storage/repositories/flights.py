@@ -16,22 +16,26 @@ from entryexit.adapters.storage.tables import (
     DocumentRow,
     EncounterRow,
     FlightRow,
+    ManifestConflictRow,
     ManifestEntryRow,
     ReferenceTemplateRow,
     TravelerRow,
     in_force,
 )
 from entryexit.domain.model import (
+    AGENCY,
     CitizenshipClass,
+    ConflictSide,
     DocumentKey,
     DocumentType,
     EncounterMethod,
     Flight,
     ManifestChange,
+    ManifestConflict,
     ManifestTraveler,
     Sex,
 )
-from entryexit.errors import ConflictError
+from entryexit.errors import ConflictError, NotFoundError
 from entryexit.services.ports import ManifestStatus
 
 ERASED = "(erased)"
@@ -79,13 +83,21 @@ class SqlFlightRepository:
         )
 
     def replace_manifest(
-        self, flight_id: str, travelers: list[ManifestTraveler], now: datetime
+        self,
+        flight_id: str,
+        travelers: list[ManifestTraveler],
+        now: datetime,
+        uploader_carrier: str | None = None,
     ) -> ManifestChange:
         """Make the flight's manifest exactly ``travelers`` in this one transaction (small
         manifests and tests; the service writes large ones in batches)."""
         upload_id = new_id()
-        self.stage_manifest_batch(flight_id, upload_id, travelers, now)
-        change = self.swap_manifest(flight_id, upload_id, now, len(travelers))
+        self.stage_manifest_batch(
+            flight_id, upload_id, travelers, now, details_by=uploader_carrier or AGENCY
+        )
+        change = self.swap_manifest(
+            flight_id, upload_id, now, len(travelers), uploader_carrier=uploader_carrier
+        )
         self.discard_manifest_versions(flight_id=flight_id, staged_before=now)
         return change
 
@@ -95,12 +107,13 @@ class SqlFlightRepository:
         upload_id: str,
         travelers: Sequence[ManifestTraveler],
         now: datetime,
+        details_by: str | None = None,
     ) -> None:
         """Write ``travelers`` into manifest version ``upload_id``, which no reader sees until
         :meth:`swap_manifest` (one statement per kind of row, whatever the batch size).
         Documents seen for the first time are created with their details (they are on no
-        manifest yet); a known document whose details changed keeps the new ones on its entry
-        until the swap."""
+        manifest yet), set by ``details_by`` (the uploader's carrier, or AGENCY); a known
+        document whose details changed keeps the new ones on its entry until the swap."""
         session = self._session
         keyed = [
             ((t.document.issuing_state, self._sealer.digest(t.document)), t) for t in travelers
@@ -139,6 +152,7 @@ class SqlFlightRepository:
                         "document_type": document.document_type,
                         "expiry": document.expiry,
                         "citizenship_class": document.citizenship_class,
+                        "details_by": details_by,
                     }
                 )
                 found[key] = document
@@ -249,27 +263,32 @@ class SqlFlightRepository:
         session.execute(
             update(FlightRow).where(FlightRow.id == flight_id).values(manifest_version=upload_id)
         )
-        changed = select(ManifestEntryRow).where(new, ManifestEntryRow.personal.is_not(None))
+        changed = session.execute(
+            select(ManifestEntryRow, DocumentRow.details_by)
+            .join(DocumentRow, DocumentRow.id == ManifestEntryRow.document_id)
+            .where(new, ManifestEntryRow.personal.is_not(None))
+        ).all()
+        # Documents set before who set them was recorded: as before, they yield to a manifest
+        # in force of another carrier's flight.
         held = (
-            set()
-            if uploader_carrier is None
-            else self._held_by_other_carriers(flight_id, upload_id, uploader_carrier)
+            self._held_by_other_carriers(flight_id, upload_id, uploader_carrier)
+            if uploader_carrier is not None and any(by is None for _, by in changed)
+            else set()
         )
-        for entry in session.scalars(changed):
-            if entry.document_id in held:
-                entry.personal = entry.document_type = entry.expiry = None
-                entry.citizenship_class = None
-                continue
-            session.execute(
-                update(DocumentRow)
-                .where(DocumentRow.id == entry.document_id)
-                .values(
-                    personal=entry.personal,
-                    document_type=entry.document_type,
-                    expiry=entry.expiry,
-                    citizenship_class=entry.citizenship_class,
-                )
-            )
+        source = uploader_carrier or AGENCY
+        conflicts = 0
+        for entry, held_by in changed:
+            if (
+                uploader_carrier is None
+                or held_by == uploader_carrier
+                or (held_by is None and entry.document_id not in held)
+            ):
+                self._apply_entry(entry, source)
+                if uploader_carrier is None:
+                    self._supersede_conflicts(entry.document_id, now)
+            else:
+                self._record_conflict(entry, flight_id, uploader_carrier, held_by, now)
+                conflicts += 1
             entry.personal = entry.document_type = entry.expiry = None
             entry.citizenship_class = None
         return ManifestChange(
@@ -277,12 +296,156 @@ class SqlFlightRepository:
             removed=before - updated,
             updated=updated,
             total=total,
-            details_kept=len(held),
+            details_kept=conflicts,
+            conflicts=conflicts,
         )
+
+    def _apply_entry(self, entry: ManifestEntryRow | ManifestConflictRow, by: str) -> None:
+        self._session.execute(
+            update(DocumentRow)
+            .where(DocumentRow.id == entry.document_id)
+            .values(
+                personal=entry.personal,
+                document_type=entry.document_type,
+                expiry=entry.expiry,
+                citizenship_class=entry.citizenship_class,
+                details_by=by,
+            )
+        )
+
+    def _supersede_conflicts(self, document_id: str, now: datetime) -> None:
+        self._session.execute(
+            update(ManifestConflictRow)
+            .where(
+                ManifestConflictRow.document_id == document_id,
+                ManifestConflictRow.resolved_at.is_(None),
+            )
+            .values(resolved_at=now, resolution=ConflictSide.SUPERSEDED.value)
+        )
+
+    def _record_conflict(
+        self,
+        entry: ManifestEntryRow,
+        flight_id: str,
+        carrier: str,
+        held_by: str | None,
+        now: datetime,
+    ) -> None:
+        """One open conflict per document and challenging carrier: a later manifest of that
+        carrier brings its details up to date."""
+        values = {
+            "flight_id": flight_id,
+            "held_by": held_by,
+            "personal": entry.personal,
+            "document_type": entry.document_type,
+            "expiry": entry.expiry,
+            "citizenship_class": entry.citizenship_class,
+        }
+        open_id = self._session.scalar(
+            select(ManifestConflictRow.id).where(
+                ManifestConflictRow.document_id == entry.document_id,
+                ManifestConflictRow.proposed_by == carrier,
+                ManifestConflictRow.resolved_at.is_(None),
+            )
+        )
+        if open_id is not None:
+            self._session.execute(
+                update(ManifestConflictRow)
+                .where(ManifestConflictRow.id == open_id)
+                .values(**values)
+            )
+            return
+        self._session.execute(
+            insert(ManifestConflictRow).values(
+                id=new_id(),
+                document_id=entry.document_id,
+                traveler_id=entry.traveler_id,
+                proposed_by=carrier,
+                created_at=now,
+                **values,
+            )
+        )
+
+    def manifest_conflicts(
+        self, open_only: bool = True, conflict_id: str | None = None
+    ) -> list[ManifestConflict]:
+        """The conflicts (open ones only, by default), oldest first, with both sides opened."""
+        query = (
+            select(ManifestConflictRow, DocumentRow, DataKeyRow)
+            .outerjoin(DocumentRow, DocumentRow.id == ManifestConflictRow.document_id)
+            .outerjoin(DataKeyRow, DataKeyRow.traveler_id == ManifestConflictRow.traveler_id)
+            .order_by(ManifestConflictRow.created_at, ManifestConflictRow.id)
+        )
+        if open_only:
+            query = query.where(ManifestConflictRow.resolved_at.is_(None))
+        if conflict_id is not None:
+            query = query.where(ManifestConflictRow.id == conflict_id)
+        unwrapped: dict[str, bytes] = {}
+        conflicts = []
+        for row, document, key_row in self._session.execute(query).all():
+            state = document.issuing_state if document is not None else ""
+            kept = (
+                None
+                if document is None
+                else _traveler(
+                    state,
+                    self._sealer.open_personal(document, key_row, unwrapped),
+                    document.document_type,
+                    document.expiry,
+                    document.citizenship_class,
+                )
+            )
+            proposed_personal = self._sealer.open_personal(
+                DocumentRow(traveler_id=row.traveler_id, personal=row.personal),
+                key_row,
+                unwrapped,
+            )
+            conflicts.append(
+                ManifestConflict(
+                    id=row.id,
+                    document_id=row.document_id,
+                    flight_id=row.flight_id,
+                    proposed_by=row.proposed_by,
+                    held_by=row.held_by,
+                    kept=kept,
+                    proposed=_traveler(
+                        state,
+                        proposed_personal,
+                        row.document_type,
+                        row.expiry,
+                        row.citizenship_class,
+                    ),
+                    created_at=row.created_at,
+                    resolved_at=row.resolved_at,
+                    resolution=ConflictSide(row.resolution) if row.resolution else None,
+                )
+            )
+        return conflicts
+
+    def resolve_manifest_conflict(
+        self, conflict_id: str, side: ConflictSide, now: datetime
+    ) -> ManifestConflict:
+        """Close an open conflict: PROPOSED puts its details in force (set by the carrier that
+        proposed them, whose later manifests may then correct them), KEPT leaves the details
+        in force. Returns the conflict as it was before (both sides)."""
+        found = self.manifest_conflicts(conflict_id=conflict_id)
+        row = self._session.get(ManifestConflictRow, conflict_id, with_for_update=True)
+        if not found or row is None or row.resolved_at is not None:
+            raise NotFoundError("no open manifest conflict has this id")
+        if side is ConflictSide.PROPOSED:
+            if self._session.get(DocumentRow, row.document_id) is None:
+                raise ConflictError("the document is gone (purged or erased): keep it instead")
+            self._apply_entry(row, row.proposed_by)
+        elif side is not ConflictSide.KEPT:
+            raise ConflictError("a conflict is resolved by keeping or applying its details")
+        row.resolved_at = now
+        row.resolution = side.value
+        return found[0]
 
     def _held_by_other_carriers(self, flight_id: str, upload_id: str, carrier: str) -> set[str]:
         """The documents of upload ``upload_id`` with new details that are on a manifest in
-        force of a flight another carrier operates."""
+        force of a flight another carrier operates (for documents whose ``details_by`` was
+        not recorded)."""
         mine = aliased(ManifestEntryRow)
         theirs = aliased(ManifestEntryRow)
         return set(
@@ -425,6 +588,30 @@ class SqlFlightRepository:
             )
         travelers.sort(key=lambda t: (t.surname, t.given_names, t.document.number))
         return travelers
+
+
+def _traveler(
+    issuing_state: str,
+    personal: dict[str, str],
+    document_type: str | None,
+    expiry: date | None,
+    citizenship_class: str | None,
+) -> ManifestTraveler | None:
+    """Details as a manifest states them; None if they cannot be read (a shredded key)."""
+    if "surname" not in personal or expiry is None or document_type is None:
+        return None
+    return ManifestTraveler(
+        surname=personal["surname"],
+        given_names=personal.get("given_names", ""),
+        date_of_birth=date.fromisoformat(personal["date_of_birth"]),
+        sex=Sex(personal["sex"]),
+        nationality=personal["nationality"],
+        citizenship_class=CitizenshipClass(str(citizenship_class)),
+        document_type=DocumentType(document_type),
+        document=DocumentKey(issuing_state, personal["number"]),
+        document_expiry=expiry,
+        booking_reference=personal.get("booking_reference"),
+    )
 
 
 def _personal(traveler: ManifestTraveler) -> dict[str, str]:
