@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entryexit.api.limits import route_path
+
 _BASELINE = (
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
@@ -25,7 +27,7 @@ class BaselineHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(_SCREENS):
+        if scope["type"] != "http" or route_path(scope).startswith(_SCREENS):
             await self.app(scope, receive, send)
             return
 

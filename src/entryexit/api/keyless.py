@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from entryexit.api.limits import client_address_of
+from entryexit.api.limits import client_address_of, route_path
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
 from entryexit.errors import AuthenticationError, RateLimitedError
@@ -43,17 +43,6 @@ def _presented_key(scope: Scope) -> str | None:
         return token.decode("latin-1")
     scheme, _, credentials = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
     return credentials.strip() or None if scheme.lower() == "bearer" else None
-
-
-def route_path(scope: Scope) -> str:
-    """The path the router matches: ``scope["path"]`` without the ``root_path`` prefix the
-    service is mounted under (uvicorn ``--root-path``, a proxy's mount). ASGI servers put the
-    prefix in ``path`` too; a path without it is already relative (as Starlette's router)."""
-    path: str = scope.get("path", "")
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
-        return path[len(root) :]
-    return path
 
 
 def _needs_key(scope: Scope) -> bool:

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.deps import ServicesDep, get_services
-from entryexit.api.limits import client_address_of
+from entryexit.api.limits import client_address_of, route_path
 from entryexit.bootstrap import Services
 from entryexit.documents.identity import identify_document
 from entryexit.domain.access import Permission
@@ -69,7 +69,7 @@ class ConsoleHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = str(scope.get("path", ""))
+        path = route_path(scope)
         if scope["type"] != "http" or not path.startswith(SCREEN_PREFIXES):
             await self.app(scope, receive, send)
             return

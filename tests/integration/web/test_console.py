@@ -77,6 +77,17 @@ def test_pages_need_a_session_and_carry_strict_headers(console: Api) -> None:
     assert client.get("/v1/flights/nope").headers["content-type"] == "application/problem+json"
 
 
+def test_the_strict_headers_hold_under_a_root_path(console: Api) -> None:
+    """Mounted under a prefix (uvicorn --root-path, a proxy's mount) the request's path
+    carries it: the screens' headers are chosen by the route path below it, not missed."""
+    client = TestClient(console.client.app, base_url="https://testserver", root_path="/edge")
+    response = client.get("/edge/console/login")
+    assert response.status_code == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
+
+
 def test_wrong_passwords_lock_the_address_out_and_every_attempt_is_audited(
     console: Api,
 ) -> None:
