@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from entryexit.api.metrics_registry import REGISTRY
 from entryexit.domain.access import Role
 from entryexit.domain.model import AGENCY
 from tests.integration.api.conftest import Api, manifest_row
@@ -40,9 +41,11 @@ def test_a_partner_cannot_rewrite_another_carriers_traveler(api: Api) -> None:
     mine = api.create_flight(carrier="ZZ", role="officer_zz")["id"]
 
     forged = {**manifest_row("EEA111", "HACKED"), "citizenship_class": "citizen"}
+    before = conflicts_counted()
     change = upload(api, mine, [forged, manifest_row("ZZB333", "OWN")], "officer_zz")
 
     assert (change["details_kept"], change["conflicts"]) == (1, 1)
+    assert conflicts_counted() == before + 1  # the metric an alert watches
     assert listed(api, theirs)["EEA111"] == ("REAL", "foreign_national")
     assert listed(api, mine)["EEA111"] == ("REAL", "foreign_national")
     (event,) = [
@@ -72,6 +75,10 @@ def test_a_partner_still_corrects_its_own_travelers_and_the_agency_anyones(api: 
     # The agency's own (unbound) key is not a partner: its correction applies everywhere.
     upload(api, mine, [manifest_row("EEA111", "CORRECTED")], "admin")
     assert listed(api, theirs)["EEA111"] == ("CORRECTED", "foreign_national")
+
+
+def conflicts_counted() -> float:
+    return REGISTRY.get_sample_value("entryexit_manifest_conflicts_total") or 0.0
 
 
 def conflicts(api: Api, role: str = "admin", status: str = "open") -> list[dict[str, Any]]:
