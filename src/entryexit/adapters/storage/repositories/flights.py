@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
@@ -263,108 +264,136 @@ class SqlFlightRepository:
         session.execute(
             update(FlightRow).where(FlightRow.id == flight_id).values(manifest_version=upload_id)
         )
+        entry = ManifestEntryRow
+        with_details = (new, entry.personal.is_not(None))
         changed = session.execute(
-            select(ManifestEntryRow, DocumentRow.details_by)
-            .join(DocumentRow, DocumentRow.id == ManifestEntryRow.document_id)
-            .where(new, ManifestEntryRow.personal.is_not(None))
+            select(
+                entry.document_id,
+                entry.traveler_id,
+                entry.personal,
+                entry.document_type,
+                entry.expiry,
+                entry.citizenship_class,
+                DocumentRow.details_by,
+            )
+            .join(DocumentRow, DocumentRow.id == entry.document_id)
+            .where(*with_details)
         ).all()
         # Documents set before who set them was recorded: as before, they yield to a manifest
         # in force of another carrier's flight.
         held = (
             self._held_by_other_carriers(flight_id, upload_id, uploader_carrier)
-            if uploader_carrier is not None and any(by is None for _, by in changed)
+            if uploader_carrier is not None and any(row.details_by is None for row in changed)
             else set()
         )
-        source = uploader_carrier or AGENCY
-        conflicts = 0
-        for entry, held_by in changed:
+        applied: list[dict[str, object]] = []
+        disputed: list[Any] = []  # rows of ``changed``
+        for row in changed:
             if (
                 uploader_carrier is None
-                or held_by == uploader_carrier
-                or (held_by is None and entry.document_id not in held)
+                or row.details_by == uploader_carrier
+                or (row.details_by is None and row.document_id not in held)
             ):
-                self._apply_entry(entry, source)
-                if uploader_carrier is None:
-                    self._supersede_conflicts(entry.document_id, now)
+                applied.append(
+                    {
+                        "id": row.document_id,
+                        "personal": row.personal,
+                        "document_type": row.document_type,
+                        "expiry": row.expiry,
+                        "citizenship_class": row.citizenship_class,
+                        "details_by": uploader_carrier or AGENCY,
+                    }
+                )
             else:
-                self._record_conflict(entry, flight_id, uploader_carrier, held_by, now)
-                conflicts += 1
-            entry.personal = entry.document_type = entry.expiry = None
-            entry.citizenship_class = None
+                disputed.append(row)
+        # Statements for the whole upload, not one per traveler: this transaction holds the
+        # write lock gates wait for (ORM updates one by one grew with the square of the count).
+        if applied:
+            session.execute(update(DocumentRow), applied)
+        if uploader_carrier is None and applied:
+            self._supersede_conflicts(upload_id, now)
+        if disputed:
+            assert uploader_carrier is not None
+            self._record_conflicts(disputed, flight_id, uploader_carrier, now)
+        session.execute(
+            update(entry)
+            .where(*with_details)
+            .values(personal=None, document_type=None, expiry=None, citizenship_class=None)
+            .execution_options(synchronize_session=False)
+        )
         return ManifestChange(
             added=total - updated,
             removed=before - updated,
             updated=updated,
             total=total,
-            details_kept=conflicts,
-            conflicts=conflicts,
+            details_kept=len(disputed),
+            conflicts=len(disputed),
         )
 
-    def _apply_entry(self, entry: ManifestEntryRow | ManifestConflictRow, by: str) -> None:
-        self._session.execute(
-            update(DocumentRow)
-            .where(DocumentRow.id == entry.document_id)
-            .values(
-                personal=entry.personal,
-                document_type=entry.document_type,
-                expiry=entry.expiry,
-                citizenship_class=entry.citizenship_class,
-                details_by=by,
-            )
-        )
-
-    def _supersede_conflicts(self, document_id: str, now: datetime) -> None:
+    def _supersede_conflicts(self, upload_id: str, now: datetime) -> None:
+        """The agency set the details of the upload's changed documents: their open conflicts
+        are settled (run before the entries' details are cleared)."""
         self._session.execute(
             update(ManifestConflictRow)
             .where(
-                ManifestConflictRow.document_id == document_id,
                 ManifestConflictRow.resolved_at.is_(None),
+                ManifestConflictRow.document_id.in_(
+                    select(ManifestEntryRow.document_id).where(
+                        ManifestEntryRow.upload_id == upload_id,
+                        ManifestEntryRow.personal.is_not(None),
+                    )
+                ),
             )
             .values(resolved_at=now, resolution=ConflictSide.SUPERSEDED.value)
+            .execution_options(synchronize_session=False)
         )
 
-    def _record_conflict(
-        self,
-        entry: ManifestEntryRow,
-        flight_id: str,
-        carrier: str,
-        held_by: str | None,
-        now: datetime,
+    def _record_conflicts(
+        self, rows: list[Any], flight_id: str, carrier: str, now: datetime
     ) -> None:
         """One open conflict per document and challenging carrier: a later manifest of that
         carrier brings its details up to date."""
-        values = {
-            "flight_id": flight_id,
-            "held_by": held_by,
-            "personal": entry.personal,
-            "document_type": entry.document_type,
-            "expiry": entry.expiry,
-            "citizenship_class": entry.citizenship_class,
-        }
-        open_id = self._session.scalar(
-            select(ManifestConflictRow.id).where(
-                ManifestConflictRow.document_id == entry.document_id,
-                ManifestConflictRow.proposed_by == carrier,
-                ManifestConflictRow.resolved_at.is_(None),
+        session = self._session
+        # (A result is not a mapping for dict(): its rows, as a list.)
+        open_ids = dict(
+            session.execute(
+                select(ManifestConflictRow.document_id, ManifestConflictRow.id).where(
+                    ManifestConflictRow.proposed_by == carrier,
+                    ManifestConflictRow.resolved_at.is_(None),
+                )
             )
+            .tuples()
+            .all()
         )
-        if open_id is not None:
-            self._session.execute(
-                update(ManifestConflictRow)
-                .where(ManifestConflictRow.id == open_id)
-                .values(**values)
-            )
-            return
-        self._session.execute(
-            insert(ManifestConflictRow).values(
-                id=new_id(),
-                document_id=entry.document_id,
-                traveler_id=entry.traveler_id,
-                proposed_by=carrier,
-                created_at=now,
-                **values,
-            )
-        )
+        fresh: list[dict[str, object]] = []
+        refreshed: list[dict[str, object]] = []
+        for row in rows:
+            values: dict[str, object] = {
+                "flight_id": flight_id,
+                "held_by": row.details_by,
+                "personal": row.personal,
+                "document_type": row.document_type,
+                "expiry": row.expiry,
+                "citizenship_class": row.citizenship_class,
+            }
+            known = open_ids.get(row.document_id)
+            if known is not None:
+                refreshed.append({"id": known, **values})
+            else:
+                fresh.append(
+                    {
+                        "id": new_id(),
+                        "document_id": row.document_id,
+                        "traveler_id": row.traveler_id,
+                        "proposed_by": carrier,
+                        "created_at": now,
+                        **values,
+                    }
+                )
+        if refreshed:
+            session.execute(update(ManifestConflictRow), refreshed)
+        if fresh:
+            session.execute(insert(ManifestConflictRow), fresh)
 
     def manifest_conflicts(
         self, open_only: bool = True, conflict_id: str | None = None
@@ -435,7 +464,18 @@ class SqlFlightRepository:
         if side is ConflictSide.PROPOSED:
             if self._session.get(DocumentRow, row.document_id) is None:
                 raise ConflictError("the document is gone (purged or erased): keep it instead")
-            self._apply_entry(row, row.proposed_by)
+            self._session.execute(
+                update(DocumentRow)
+                .where(DocumentRow.id == row.document_id)
+                .values(
+                    personal=row.personal,
+                    document_type=row.document_type,
+                    expiry=row.expiry,
+                    citizenship_class=row.citizenship_class,
+                    details_by=row.proposed_by,
+                )
+                .execution_options(synchronize_session=False)
+            )
         elif side is not ConflictSide.KEPT:
             raise ConflictError("a conflict is resolved by keeping or applying its details")
         row.resolved_at = now
