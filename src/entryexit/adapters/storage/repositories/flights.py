@@ -361,9 +361,7 @@ class SqlFlightRepository:
                     ManifestConflictRow.proposed_by == carrier,
                     ManifestConflictRow.resolved_at.is_(None),
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         fresh: list[dict[str, object]] = []
         refreshed: list[dict[str, object]] = []
