@@ -43,13 +43,16 @@ from entryexit.domain.audit import (
 )
 from entryexit.domain.kiosk import KioskDevice, KioskOptOutRequest, LaneAssignment
 from entryexit.domain.model import (
+    AGENCY,
     CitizenshipClass,
+    ConflictSide,
     Direction,
     DocumentKey,
     Encounter,
     EncounterMethod,
     Flight,
     ManifestChange,
+    ManifestConflict,
     ManifestTraveler,
     PhotoSource,
 )
@@ -57,6 +60,7 @@ from entryexit.domain.policy import DataKind, Policy
 from entryexit.errors import (
     AuditLogUntrustedError,
     ConflictError,
+    NotFoundError,
     StorageUnavailableError,
     TransactionConflictError,
 )
@@ -149,6 +153,25 @@ class DocumentRow:
     key: DocumentKey
     sealed_under: str
     details: ManifestTraveler | None = None
+    # Who set the details (a carrier, AGENCY; None: not recorded), as documents.details_by.
+    details_by: str | None = None
+
+
+@dataclass
+class ConflictRow:
+    """A manifest conflict: details a carrier proposed for a document another one set."""
+
+    id: str
+    document: DocumentKey
+    traveler_id: str
+    sealed_under: str
+    flight_id: str
+    proposed_by: str
+    held_by: str | None
+    proposed: ManifestTraveler
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolution: ConflictSide | None = None
 
 
 @dataclass
@@ -285,6 +308,7 @@ class FakeTables:
     manifest_staging: dict[str, tuple[str, datetime, list[ManifestTraveler]]] = field(
         default_factory=dict
     )
+    manifest_conflicts: dict[str, ConflictRow] = field(default_factory=dict)
     templates: dict[str, TemplateRow] = field(default_factory=dict)
     captures: dict[str, CaptureRow] = field(default_factory=dict)
     encounters: dict[str, Encounter] = field(default_factory=dict)
@@ -599,11 +623,25 @@ class _Flights(_Repository):
                 raise FakeIntegrityError(f"{traveler.document} is twice on the manifest")
             document = _document_for(t, traveler.document, self._uow.current_kek, now)
             data_key = _data_key(t, document.traveler_id, self._uow.current_kek, now)
-            if traveler.document in held:
-                kept += document.details != traveler
-            else:
-                document.details = traveler
-                document.sealed_under = data_key.id
+            readable = document.sealed_under == data_key.id
+            if document.details != traveler or not readable:
+                by = document.details_by
+                if (
+                    uploader_carrier is None
+                    or by == uploader_carrier
+                    or (by is None and traveler.document not in held)
+                ):
+                    document.details = traveler
+                    document.sealed_under = data_key.id
+                    document.details_by = uploader_carrier or AGENCY
+                    if uploader_carrier is None:
+                        for conflict in t.manifest_conflicts.values():
+                            if conflict.document == document.key and conflict.resolved_at is None:
+                                conflict.resolved_at = now
+                                conflict.resolution = ConflictSide.SUPERSEDED
+                else:
+                    kept += 1
+                    self._record_conflict(t, document, traveler, flight_id, uploader_carrier, now)
             if traveler.document in existing:
                 after[traveler.document] = existing[traveler.document]
                 updated += 1
@@ -613,8 +651,93 @@ class _Flights(_Repository):
         removed = len(existing.keys() - after.keys())
         t.manifests[flight_id] = after
         return ManifestChange(
-            added=added, removed=removed, updated=updated, total=len(after), details_kept=kept
+            added=added,
+            removed=removed,
+            updated=updated,
+            total=len(after),
+            details_kept=kept,
+            conflicts=kept,
         )
+
+    @staticmethod
+    def _record_conflict(
+        t: FakeTables,
+        document: DocumentRow,
+        traveler: ManifestTraveler,
+        flight_id: str,
+        carrier: str,
+        now: datetime,
+    ) -> None:
+        for conflict in t.manifest_conflicts.values():
+            if (
+                conflict.document == document.key
+                and conflict.proposed_by == carrier
+                and conflict.resolved_at is None
+            ):
+                conflict.proposed, conflict.flight_id = traveler, flight_id
+                conflict.held_by = document.details_by
+                return
+        conflict_id = new_id()
+        t.manifest_conflicts[conflict_id] = ConflictRow(
+            conflict_id,
+            document.key,
+            document.traveler_id,
+            t.data_keys[document.traveler_id].id,
+            flight_id,
+            carrier,
+            document.details_by,
+            traveler,
+            now,
+        )
+
+    def manifest_conflicts(
+        self, open_only: bool = True, conflict_id: str | None = None
+    ) -> list[ManifestConflict]:
+        t = self._r()
+        found = []
+        for row in t.manifest_conflicts.values():
+            if (open_only and row.resolved_at is not None) or conflict_id not in (None, row.id):
+                continue
+            document = t.documents.get(row.document)
+            key = t.data_keys.get(row.traveler_id)
+            readable = key is not None and key.id == row.sealed_under
+            kept = (
+                document.details
+                if document is not None and "surname" in _personal(t, document)
+                else None
+            )
+            found.append(
+                ManifestConflict(
+                    id=row.id,
+                    document_id=document.id if document is not None else "",
+                    flight_id=row.flight_id,
+                    proposed_by=row.proposed_by,
+                    held_by=row.held_by,
+                    kept=kept,
+                    proposed=row.proposed if readable else None,
+                    created_at=row.created_at,
+                    resolved_at=row.resolved_at,
+                    resolution=row.resolution,
+                )
+            )
+        return found
+
+    def resolve_manifest_conflict(
+        self, conflict_id: str, side: ConflictSide, now: datetime
+    ) -> ManifestConflict:
+        found = self.manifest_conflicts(conflict_id=conflict_id)
+        if not found:
+            raise NotFoundError("no open manifest conflict has this id")
+        t = self._w()
+        row = t.manifest_conflicts[conflict_id]
+        if side is ConflictSide.PROPOSED:
+            document = t.documents.get(row.document)
+            if document is None:
+                raise ConflictError("the document is gone (purged or erased): keep it instead")
+            document.details, document.sealed_under = row.proposed, row.sealed_under
+            document.details_by = row.proposed_by
+        row.resolved_at, row.resolution = now, side
+        return found[0]
 
     def stage_manifest_batch(
         self,
@@ -622,6 +745,7 @@ class _Flights(_Repository):
         upload_id: str,
         travelers: Sequence[ManifestTraveler],
         now: datetime,
+        details_by: str | None = None,
     ) -> None:
         t = self._w()
         _, staged_at, staged = t.manifest_staging.get(upload_id, (flight_id, now, []))
@@ -632,6 +756,7 @@ class _Flights(_Repository):
                 # As the SQL store: a new document gets its details at once (on no manifest).
                 document = _document_for(t, traveler.document, self._uow.current_kek, now)
                 document.details = traveler
+                document.details_by = details_by
             staged.append(traveler)
         t.manifest_staging[upload_id] = (flight_id, staged_at, staged)
 

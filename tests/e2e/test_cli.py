@@ -594,3 +594,62 @@ def test_serve_refuses_half_a_tls_configuration(
     result = run_cli("serve", "--tls-certfile", str(tmp_path / "cert.pem"))
     assert result.returncode == 2
     assert "--tls-keyfile" in result.stderr
+
+
+def test_manifest_conflicts_are_listed_and_resolved_at_the_cli(
+    run_cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``manifest conflicts`` lists what a carrier's manifest said of a document another
+    carrier set first; ``manifest resolve --apply proposed`` puts it in force (audited)."""
+    from dataclasses import replace
+    from datetime import UTC, date, datetime
+
+    from entryexit.bootstrap import build_records
+    from entryexit.config import Settings
+    from entryexit.domain.access import Principal, Role
+    from entryexit.domain.model import (
+        CitizenshipClass,
+        Direction,
+        DocumentKey,
+        DocumentType,
+        ManifestTraveler,
+        Sex,
+    )
+    from entryexit.services.flights import NewFlight
+
+    monkeypatch.setenv("ENTRYEXIT_DATA_DIR", str(tmp_path / "data"))
+    assert run_cli("keys", "init").returncode == 0
+    records = build_records(Settings())
+    departure = datetime(2030, 1, 10, 9, tzinfo=UTC)
+    desks = {c: Principal(f"desk {c}", "desk", Role.OFFICER, carrier=c) for c in ("EE", "ZZ")}
+    flights = {
+        c: records.flights.create(NewFlight(c, "1", departure, "AAA", "BBB", Direction.EXIT), d)
+        for c, d in desks.items()
+    }
+    real = ManifestTraveler(
+        "REAL",
+        "ONE",
+        date(1980, 1, 1),
+        Sex.FEMALE,
+        "UTO",
+        CitizenshipClass.FOREIGN_NATIONAL,
+        DocumentType.PASSPORT,
+        DocumentKey("UTO", "E1234567"),
+        date(2031, 1, 1),
+    )
+    records.flights.put_manifest(flights["ZZ"].id, [replace(real, surname="SQUAT")], desks["ZZ"])
+    change = records.flights.put_manifest(flights["EE"].id, [real], desks["EE"])
+    assert change.conflicts == 1
+
+    listed = run_cli("manifest", "conflicts")
+    assert listed.returncode == 0, listed.stderr
+    (conflict,) = json.loads(listed.stdout)
+    assert (conflict["proposed_by"], conflict["held_by"]) == ("EE", "ZZ")
+    assert (conflict["kept"]["surname"], conflict["proposed"]["surname"]) == ("SQUAT", "REAL")
+    resolved = run_cli("manifest", "resolve", conflict["id"], "--apply", "proposed")
+    assert resolved.returncode == 0, resolved.stderr
+    assert [t.surname for t in records.flights.manifest_travelers(flights["ZZ"].id)] == ["REAL"]
+    assert json.loads(run_cli("manifest", "conflicts").stdout) == []
+    assert run_cli("manifest", "resolve", conflict["id"], "--apply", "kept").returncode != 0
+    verified = run_cli("audit", "verify")
+    assert verified.returncode == 0, verified.stderr

@@ -105,8 +105,8 @@ def staged_rows(factory: SqlUnitOfWorkFactory) -> int:
         return int(connection.scalar(query) or 0)
 
 
-def new_flight(flights: FlightService) -> str:
-    return flights.create(NewFlight("EE", "7", NOW, "AAA", "BBB", Direction.EXIT)).id
+def new_flight(flights: FlightService, carrier: str = "EE") -> str:
+    return flights.create(NewFlight(carrier, "7", NOW, "AAA", "BBB", Direction.EXIT)).id
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,8 @@ def test_a_worker_past_its_time_is_stopped_and_the_manifest_stays(
 def test_a_busy_pool_refuses_with_retry_after(start_workers: StartWorkers) -> None:
     staging = start_workers(queue_wait=0.05)
     pool, flights = staging.pool, staging.flights
-    first, second = staging.flight_id, new_flight(flights)
+    # Another carrier's: the same carrier's second upload is refused at once (below).
+    first, second = staging.flight_id, new_flight(flights, "ZZ")
     pool.start()
     outcome: list[object] = []
 
@@ -266,6 +267,60 @@ def test_a_busy_pool_refuses_with_retry_after(start_workers: StartWorkers) -> No
     assert [type(o).__name__ for o in outcome] == ["ManifestReplaced"]
     assert len(in_force_numbers(flights, first)) == 3000
     assert in_force_numbers(flights, second) == set()
+
+
+def test_one_carriers_stream_of_uploads_does_not_starve_another_carriers(
+    start_workers: StartWorkers,
+) -> None:
+    """F10: carrier EE keeps the single worker busy with a large manifest and sends more
+    meanwhile. Each carrier has one upload in progress or waiting at most: EE's extra ones
+    are refused at once (503, Retry-After) instead of queueing in front of ZZ's, which is
+    served as soon as the worker is free."""
+    staging = start_workers(queue_wait=300)
+    pool, flights = staging.pool, staging.flights
+    big_flight = staging.flight_id
+    more_flights = [new_flight(flights) for _ in range(3)]
+    theirs = new_flight(flights, "ZZ")
+    pool.start()
+    outcomes: dict[str, object] = {}
+
+    def upload(name: str, flight_id: str, data: bytes) -> None:
+        try:
+            outcomes[name] = flights.replace_manifest(flight_id, data, ManifestFormat.JSON)
+        except Exception as exc:
+            outcomes[name] = exc
+
+    def started(name: str, flight_id: str, data: bytes) -> threading.Thread:
+        thread = threading.Thread(target=upload, args=(name, flight_id, data))
+        thread.start()
+        return thread
+
+    threads = [started("EE big", big_flight, manifest(3000))]
+    deadline = time.monotonic() + 60
+    while staged_rows(staging.factory) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    threads += [
+        started(f"EE more {i}", flight, manifest(50, prefix=f"M{i}"))
+        for i, flight in enumerate(more_flights)
+    ]
+    time.sleep(0.5)  # EE's extra uploads arrive first
+    threads.append(started("ZZ", theirs, manifest(5, prefix="Z")))
+    for thread in threads:
+        thread.join(timeout=600)
+    kinds = {name: type(outcome).__name__ for name, outcome in outcomes.items()}
+    assert kinds == {
+        "EE big": "ManifestReplaced",
+        "EE more 0": "WorkerUnavailableError",
+        "EE more 1": "WorkerUnavailableError",
+        "EE more 2": "WorkerUnavailableError",
+        "ZZ": "ManifestReplaced",
+    }
+    refused = outcomes["EE more 0"]
+    assert isinstance(refused, WorkerUnavailableError)
+    assert refused.retry_after >= 1
+    assert "this carrier" in refused.message
+    assert len(in_force_numbers(flights, theirs)) == 5
+    assert all(in_force_numbers(flights, flight) == set() for flight in more_flights)
 
 
 def test_a_worker_gets_the_key_directory_not_the_keys(keys: FileKeyProvider) -> None:

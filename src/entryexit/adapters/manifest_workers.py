@@ -11,7 +11,10 @@ count, and the serving process swaps the version in with its audit event.
 
 The pool is small and bounded (``workers`` processes, started with the first upload, kept,
 stopped with the service): an upload that finds every worker busy waits ``queue_wait``
-seconds, then is refused with 503 and ``Retry-After``. A worker that dies or runs past
+seconds, then is refused with 503 and ``Retry-After``. Each carrier has at most one upload
+in progress or waiting: another of its uploads meanwhile is refused at once (503,
+``Retry-After``), so one carrier's stream of large manifests cannot fill the queue in front
+of another carrier's upload. A worker that dies or runs past
 ``timeout`` is killed and replaced, the upload is refused with 503, and its staging rows are
 dropped by the service: the manifest in force does not change.
 
@@ -160,6 +163,9 @@ class ManifestWorkers:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
+        # The carriers with an upload in progress or waiting for a worker (one each).
+        self._carriers: set[str] = set()
+        self._carriers_lock = threading.Lock()
 
     def _spawn(self) -> tuple[BaseProcess, Connection]:
         ours, theirs = self._context.Pipe()
@@ -195,6 +201,21 @@ class ManifestWorkers:
 
     def stage(self, upload: ManifestUpload) -> StagedManifest:
         self.start()
+        with self._carriers_lock:
+            if upload.carrier in self._carriers:
+                raise WorkerUnavailableError(
+                    "another manifest upload of this carrier is being processed; send this one"
+                    " when it is done (nothing was changed)",
+                    retry_after=max(1.0, self._queue_wait),
+                )
+            self._carriers.add(upload.carrier)
+        try:
+            return self._stage(upload)
+        finally:
+            with self._carriers_lock:
+                self._carriers.discard(upload.carrier)
+
+    def _stage(self, upload: ManifestUpload) -> StagedManifest:
         try:
             worker = self._idle.get(timeout=self._queue_wait)
         except queue.Empty:

@@ -30,6 +30,7 @@ from entryexit.api.routes import (
     fingerprints,
     flights,
     health,
+    manifest_conflicts,
     privacy,
     verifications,
 )
@@ -93,6 +94,7 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
         verifications,
         audit_routes,
         crossings,
+        manifest_conflicts,
     ):
         app.include_router(document_responses(module.router))
     # Outermost last. The access log wraps the body guard, so a request refused with 413 or

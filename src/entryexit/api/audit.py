@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entryexit.api.limits import route_path
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
 from entryexit.bootstrap import Services
@@ -170,7 +171,7 @@ _TEMPLATES = [(method, path, compile_path(path)[0]) for (method, path) in ENDPOI
 def matching_endpoint(scope: Scope) -> tuple[str | None, dict[str, str]]:
     for method, path, pattern in _TEMPLATES:
         if method == scope.get("method"):
-            found = pattern.match(scope.get("path", ""))
+            found = pattern.match(route_path(scope))
             if found is not None:
                 return path, found.groupdict()
     return None, {}

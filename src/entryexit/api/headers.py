@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entryexit.api.limits import route_path
+
 _BASELINE = (
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
@@ -30,8 +32,12 @@ class BaselineHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+<<<<<<< HEAD
         path = str(scope.get("path", ""))
         if scope["type"] != "http" or path.startswith(_SCREENS):
+=======
+        if scope["type"] != "http" or route_path(scope).startswith(_SCREENS):
+>>>>>>> s7-sec
             await self.app(scope, receive, send)
             return
         baseline = (*_BASELINE, _NO_STORE) if path.startswith(_API_PREFIX) else _BASELINE

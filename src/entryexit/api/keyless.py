@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from entryexit.api.limits import client_address_of
+from entryexit.api.limits import client_address_of, route_path
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
 from entryexit.errors import AuthenticationError, RateLimitedError
@@ -46,7 +46,7 @@ def _presented_key(scope: Scope) -> str | None:
 
 
 def _needs_key(scope: Scope) -> bool:
-    method, path = scope.get("method"), scope.get("path", "")
+    method, path = scope.get("method"), route_path(scope)
     return any(m == method and pattern.match(path) for m, pattern in _KEYED)
 
 

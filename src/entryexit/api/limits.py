@@ -71,6 +71,17 @@ def _trusted(peer: str | None, trusted_proxies: tuple[Network, ...]) -> bool:
     return address is not None and any(address in network for network in trusted_proxies)
 
 
+def route_path(scope: Scope) -> str:
+    """The path the router matches: ``scope["path"]`` without the ``root_path`` prefix the
+    service is mounted under (uvicorn ``--root-path``, a proxy's mount). ASGI servers put the
+    prefix in ``path`` too; a path without it is already relative (as Starlette's router)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
 def client_address_of(scope: Scope, trusted_proxies: tuple[Network, ...]) -> str:
     """The client's address for per-address limits: ``X-Forwarded-For`` counts only when the
     TCP peer is a trusted proxy (``ENTRYEXIT_TRUSTED_PROXIES``), see

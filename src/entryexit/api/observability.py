@@ -90,6 +90,13 @@ GALLERY_QUARANTINED = Counter(
     " to an officer.",
     registry=REGISTRY,
 )
+MANIFEST_CONFLICTS = Counter(
+    "entryexit_manifest_conflicts",
+    "Documents whose details a carrier's manifest tried to change although another carrier"
+    " (or the agency) set them: not applied, waiting for the agency's review"
+    " (GET /v1/manifest-conflicts).",
+    registry=REGISTRY,
+)
 RATE_LIMITED = Counter(
     "entryexit_rate_limit_rejections",
     "Requests refused with 429 (a gate key or address over its rate, failed sign-ins), by"

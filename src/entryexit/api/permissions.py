@@ -19,6 +19,8 @@ ENDPOINT_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("POST", "/v1/flights"): Permission.FLIGHT_CREATE,
     ("GET", "/v1/flights/{flight_id}"): Permission.FLIGHT_READ,
     ("PUT", "/v1/flights/{flight_id}/manifest"): Permission.MANIFEST_WRITE,
+    ("GET", "/v1/manifest-conflicts"): Permission.MANIFEST_CONFLICTS,
+    ("POST", "/v1/manifest-conflicts/{conflict_id}/resolution"): Permission.MANIFEST_CONFLICTS,
     ("GET", "/v1/flights/{flight_id}/manifest"): Permission.FLIGHT_READ,
     ("POST", "/v1/documents/{issuing_state}/{number}/photos"): Permission.PHOTO_ENROL,
     ("POST", "/v1/documents/photos"): Permission.PHOTO_ENROL,

@@ -61,9 +61,11 @@ class ManifestChangePublic(BaseModel):
     updated: int
     total: int
     flagged: list[FlaggedTravelerPublic] = []
-    # Travelers also on another carrier's flight: this carrier's key may list them, but the
-    # document's details stay as that flight's manifest gave them.
+    # Travelers whose document's details another carrier (or the agency) set first: this
+    # carrier's key may list them, but the details in force stay; the new ones wait for the
+    # agency as manifest conflicts (GET /v1/manifest-conflicts).
     details_kept: int = 0
+    conflicts: int = 0
 
 
 class DocumentRef(BaseModel):
@@ -420,3 +422,40 @@ class FairnessReportPublic(BaseModel):
     attribute: str
     groups: dict[str, dict[str, float | int | None]]
     notes: list[str]
+
+
+class ManifestDetailsPublic(BaseModel):
+    """A document's details as a manifest states them."""
+
+    surname: str
+    given_names: str
+    date_of_birth: date
+    sex: str
+    nationality: str
+    citizenship_class: str
+    document_type: str
+    document_expiry: date
+
+
+class ManifestConflictPublic(BaseModel):
+    """Details a carrier's manifest brought for a document whose details another carrier
+    (``held_by``; ``(agency)`` for the agency, null if not recorded) set first. ``kept`` and
+    ``proposed`` are null once they cannot be read (the traveler's key shredded)."""
+
+    id: str
+    document: DocumentRef | None
+    flight_id: str
+    proposed_by: str
+    held_by: str | None
+    kept: ManifestDetailsPublic | None
+    proposed: ManifestDetailsPublic | None
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+
+class ConflictResolutionCreate(BaseModel):
+    """``kept``: the details in force stay; ``proposed``: the carrier's details replace them
+    (and that carrier's later manifests may correct them)."""
+
+    apply: Literal["kept", "proposed"]

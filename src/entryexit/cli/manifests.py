@@ -1,4 +1,4 @@
-"""``entryexit manifest parse|export``."""
+"""``entryexit manifest parse|export|conflicts|resolve``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import typer
 from entryexit.cli._common import load_settings, read_input_file
 from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest, traveler_row
 from entryexit.documents.paxlst import export_paxlst, parse_paxlst
+from entryexit.domain.model import ManifestConflict, ManifestTraveler
 
 app = typer.Typer(help="Read and write passenger manifests.", no_args_is_help=True)
 
@@ -72,6 +73,58 @@ def export(
     else:
         typer.echo(json.dumps({"travelers": [traveler_row(t) for t in travelers]}, indent=2))
     return 0
+
+
+class ConflictAnswer(StrEnum):
+    KEPT = "kept"
+    PROPOSED = "proposed"
+
+
+@app.command("conflicts")
+def conflicts(
+    all_: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
+) -> int:
+    """List manifest conflicts as JSON: details a carrier's manifest brought for a document
+    whose details another carrier (or the agency) set first, not applied until resolved."""
+    from entryexit.bootstrap import build_records
+
+    found = build_records(load_settings()).flights.manifest_conflicts(open_only=not all_)
+    typer.echo(json.dumps([_conflict_row(c) for c in found], indent=2))
+    return 0
+
+
+@app.command("resolve")
+def resolve(
+    conflict_id: Annotated[str, typer.Argument(help="The conflict's id (from `conflicts`).")],
+    apply: Annotated[
+        ConflictAnswer,
+        typer.Option("--apply", help="kept: the details in force stay; proposed: replace them."),
+    ],
+) -> int:
+    """Resolve a manifest conflict (audited, as done by an administrator at the CLI)."""
+    from entryexit.bootstrap import build_records
+    from entryexit.domain.model import ConflictSide
+
+    flights = build_records(load_settings()).flights
+    conflict = flights.resolve_manifest_conflict(conflict_id, ConflictSide(apply.value))
+    typer.echo(f"conflict {conflict.id}: {apply.value} (proposed by {conflict.proposed_by})")
+    return 0
+
+
+def _conflict_row(conflict: ManifestConflict) -> dict[str, object]:
+    def side(traveler: ManifestTraveler | None) -> dict[str, str] | None:
+        return None if traveler is None else traveler_row(traveler)
+
+    return {
+        "id": conflict.id,
+        "flight_id": conflict.flight_id,
+        "proposed_by": conflict.proposed_by,
+        "held_by": conflict.held_by,
+        "created_at": conflict.created_at.isoformat(),
+        "resolution": conflict.resolution.value if conflict.resolution else None,
+        "kept": side(conflict.kept),
+        "proposed": side(conflict.proposed),
+    }
 
 
 def _detect(data: bytes) -> ManifestFormat:

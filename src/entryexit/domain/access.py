@@ -23,6 +23,9 @@ class Permission(StrEnum):
     FLIGHT_CREATE = "flight:create"
     FLIGHT_READ = "flight:read"
     MANIFEST_WRITE = "manifest:write"
+    # Review what carriers' manifests said of documents another carrier set first, and
+    # apply one side (the agency's: first carrier wins until it decides).
+    MANIFEST_CONFLICTS = "manifest:conflicts"
     PHOTO_ENROL = "photo:enrol"
     GALLERY_STAGE = "gallery:stage"
     CAPTURE_SUBMIT = "capture:submit"
@@ -92,10 +95,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.OFFICER: _OFFICER,
     # Runs a shift: everything an officer does, plus the audit trail, the privacy report,
-    # erasing a traveler (an auditor checks erasures, and so may not make them) and the
-    # shift's kiosks (pairing, revoking, lanes).
+    # the manifest conflicts between carriers, erasing a traveler (an auditor checks
+    # erasures, and so may not make them) and the shift's kiosks (pairing, revoking, lanes).
     Role.SUPERVISOR: _OFFICER
     | {
+        Permission.MANIFEST_CONFLICTS,
         Permission.AUDIT_READ,
         Permission.PRIVACY_REPORT,
         Permission.TRAVELER_ERASE,
@@ -147,6 +151,7 @@ CROSS_CARRIER_PERMISSIONS: frozenset[Permission] = frozenset(
         Permission.CASE_RESOLVE,
         Permission.IMAGE_VIEW,
         Permission.CASE_PRINTS_VIEW,
+        Permission.MANIFEST_CONFLICTS,
     }
 )
 

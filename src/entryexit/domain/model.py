@@ -102,9 +102,43 @@ class ManifestChange:
     removed: int
     updated: int
     total: int
-    # Documents whose new details were not applied: they are on another carrier's manifest
-    # in force, and a carrier-bound uploader may not rewrite what that carrier sees.
+    # Documents whose new details were not applied: another carrier (or the agency) set
+    # them first, and a carrier-bound uploader may not rewrite them. Each is a conflict for
+    # the agency to review (``conflicts``: recorded or brought up to date by this upload).
     details_kept: int = 0
+    conflicts: int = 0
+
+
+# Who set a document's details, where no carrier did: the agency's own (unbound) keys and
+# the command line. Carrier codes are 2-3 letters or digits, so it names no carrier.
+AGENCY = "(agency)"
+
+
+class ConflictSide(StrEnum):
+    """Which details a resolved manifest conflict put in force."""
+
+    KEPT = "kept"  # the details in force stay
+    PROPOSED = "proposed"  # the challenging carrier's details replace them
+    SUPERSEDED = "superseded"  # the agency's own manifest set the details meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestConflict:
+    """A carrier's manifest brought details for a document that another carrier (or the
+    agency) set first: they were not applied, and wait here for the agency. ``held_by`` is
+    who set the details in force (None: before this was recorded); ``kept`` and
+    ``proposed`` are None once the traveler's data key is shredded."""
+
+    id: str
+    document_id: str
+    flight_id: str
+    proposed_by: str
+    held_by: str | None
+    kept: ManifestTraveler | None
+    proposed: ManifestTraveler | None
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolution: ConflictSide | None = None
 
 
 @dataclass(frozen=True, slots=True)

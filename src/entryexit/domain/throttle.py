@@ -92,6 +92,49 @@ class FailureLockout:
             self._failures.clear()  # still too many live ones: forget counts, keep blocks
 
 
+class SourceShare:
+    """Each source's share of a scarce, slow resource (the console's password-hashing
+    slots): a source with an attempt already in progress, or with ``per_minute`` attempts in
+    the last minute, is turned away before it takes a slot, so one address's flood leaves the
+    slots to the others. :meth:`enter` answers 0 (admitted: call :meth:`leave` when done) or
+    the seconds to wait."""
+
+    MAX_SOURCES = 100_000
+    WINDOW = 60.0
+
+    def __init__(self, per_minute: int, busy_retry: float = 1.0) -> None:
+        self.per_minute = per_minute
+        self.busy_retry = busy_retry
+        self._attempts: dict[str, list[float]] = {}
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, source: str, now: float) -> float:
+        with self._lock:
+            if self._running.get(source, 0) > 0:
+                return self.busy_retry
+            if len(self._attempts) > self.MAX_SOURCES:
+                self._attempts = {
+                    s: times
+                    for s, times in self._attempts.items()
+                    if times and now - times[-1] < self.WINDOW
+                }
+                if len(self._attempts) > self.MAX_SOURCES:
+                    self._attempts.clear()  # still too many live ones: forget the counts
+            recent = [t for t in self._attempts.get(source, []) if now - t < self.WINDOW]
+            if len(recent) >= self.per_minute:
+                self._attempts[source] = recent
+                return max(self.busy_retry, self.WINDOW - (now - recent[0]))
+            recent.append(now)
+            self._attempts[source] = recent
+            self._running[source] = 1
+            return 0.0
+
+    def leave(self, source: str) -> None:
+        with self._lock:
+            self._running.pop(source, None)
+
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

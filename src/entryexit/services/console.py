@@ -254,13 +254,43 @@ class ConsoleService:
             "no image is kept for this capture (matched, or purged)",
         )
 
-    def reference_photo(self, actor: Principal, traveler_id: str) -> bytes:
+    def reference_photo(
+        self,
+        actor: Principal,
+        traveler_id: str,
+        case: str | None = None,
+        alert: str | None = None,
+    ) -> bytes:
+        """A traveler's enrolled photo, shown only in a context that names the traveler: a
+        case (a capture the gate could not decide) on whose flight's manifest the traveler
+        is, or a watchlist alert about the traveler. An officer cannot page through every
+        traveler's photo by id (least privilege; the view is audited with its context)."""
+        actor.require(Permission.IMAGE_VIEW)
+        if (case is None) == (alert is None):
+            raise PermissionDeniedError(
+                "an enrolled photo is shown only for a case or an alert that names the traveler"
+            )
+
+        def read(uow: UnitOfWork) -> bytes | None:
+            if case is not None:
+                actor.require(Permission.CASE_RESOLVE)
+                capture = self._capture(uow, case)
+                if not uow.flights.has_traveler(capture.flight_id, traveler_id):
+                    raise PermissionDeniedError("this traveler is not a candidate of this case")
+            else:
+                actor.require(Permission.ALERT_READ)
+                found = uow.watchlist.get_alert(str(alert))
+                if found is None or found.traveler_id != traveler_id:
+                    raise PermissionDeniedError("this alert does not name this traveler")
+            return uow.travelers.reference_photo(traveler_id)
+
         return self._view_image(
             actor,
             "traveler",
             traveler_id,
-            lambda uow: uow.travelers.reference_photo(traveler_id),
+            read,
             "no enrolled photo is kept for this traveler",
+            {"case": case} if case is not None else {"alert": str(alert)},
         )
 
     def _view_image(
@@ -270,6 +300,7 @@ class ConsoleService:
         resource_id: str,
         read: Callable[[UnitOfWork], bytes | None],
         missing: str,
+        context: dict[str, str] | None = None,
     ) -> bytes:
         """An image opened for an officer, and the view recorded, in one transaction."""
         actor.require(Permission.IMAGE_VIEW)
@@ -278,7 +309,9 @@ class ConsoleService:
             image = read(uow)
             if image is None:
                 raise NotFoundError(missing)
-            self._audit.record(uow, "console image view", "ok", actor, resource_type, resource_id)
+            self._audit.record(
+                uow, "console image view", "ok", actor, resource_type, resource_id, context
+            )
             return image
 
         return in_transaction(self._uow, view)

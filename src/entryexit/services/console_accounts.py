@@ -14,7 +14,9 @@ import hashlib
 import re
 import secrets
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +24,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from entryexit.domain.access import Principal, Role
+from entryexit.domain.throttle import SourceShare
 from entryexit.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -37,6 +40,9 @@ MIN_PASSWORD_LENGTH = 12
 # When every hashing slot is taken a sign-in is told at once to try again (429) after this
 # long: waiting would hold one of the worker threads the gates need.
 HASH_RETRY_SECONDS = 1.0
+# Sign-in attempts one client address may make in a minute (each costs a hash). Officers
+# behind one NAT address share it: a wrong password locks at five anyway.
+SIGN_INS_PER_ADDRESS_PER_MINUTE = 20
 # Gate keys are machines at a lane; people who sign in have one of these roles.
 PERSON_ROLES = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
 
@@ -87,6 +93,8 @@ class ConsoleAccounts:
         policy: SessionPolicy | None = None,
         hasher: PasswordHasher | None = None,
         max_concurrent_hashes: int = 2,
+        sign_ins_per_address_per_minute: int = SIGN_INS_PER_ADDRESS_PER_MINUTE,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -97,6 +105,10 @@ class ConsoleAccounts:
         # this many at once, so a flood of sign-ins (unknown usernames need no account to
         # cost a hash) cannot take the memory, and none waits for a slot on a worker thread.
         self._hashing = threading.BoundedSemaphore(max_concurrent_hashes)
+        # Before a slot: one attempt at a time per client address, and a few a minute, so a
+        # flood from one address is turned away without taking the slots real officers need.
+        self._per_source = SourceShare(sign_ins_per_address_per_minute, HASH_RETRY_SECONDS)
+        self._monotonic = monotonic
         # Verifying against this keeps an unknown username as slow as a wrong password.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
 
@@ -156,12 +168,19 @@ class ConsoleAccounts:
         ``source`` is the client's address (behind trusted proxies, the forwarded one)."""
         now = self._clock()
         failure = AuthenticationError("wrong username or password, or the account is locked")
-        if not self._hashing.acquire(blocking=False):
-            raise RateLimitedError("too many sign-ins at once; try again", HASH_RETRY_SECONDS)
+        address = source or "unknown"
+        wait = self._per_source.enter(address, self._monotonic())
+        if wait > 0:
+            raise RateLimitedError("too many sign-ins from this address; try again", wait)
         try:
-            return self._sign_in(username, password, source, now, failure)
+            if not self._hashing.acquire(blocking=False):
+                raise RateLimitedError("too many sign-ins at once; try again", HASH_RETRY_SECONDS)
+            try:
+                return self._sign_in(username, password, source, now, failure)
+            finally:
+                self._hashing.release()
         finally:
-            self._hashing.release()
+            self._per_source.leave(address)
 
     def _sign_in(
         self,

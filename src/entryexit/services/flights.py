@@ -18,11 +18,14 @@ from entryexit.documents.paxlst import FlaggedTraveler, parse_paxlst
 from entryexit.documents.text import excerpt
 from entryexit.domain.access import Principal
 from entryexit.domain.model import (
+    AGENCY,
+    ConflictSide,
     Direction,
     DocumentKey,
     Encounter,
     Flight,
     ManifestChange,
+    ManifestConflict,
     ManifestTraveler,
 )
 from entryexit.errors import InvalidInputError, NotFoundError, PermissionDeniedError
@@ -62,6 +65,11 @@ class ManifestUpload:
     today: date
     home_state: str
     staged_at: datetime
+    # The flight's carrier: the worker pool serves each carrier one upload at a time.
+    carrier: str = ""
+    # Who sets the details of documents first seen here: the uploading key's carrier, or
+    # ``AGENCY`` for the agency's own keys (first carrier wins: see ``swap_manifest``).
+    details_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +128,11 @@ def stage_travelers(
     batch: int = MANIFEST_BATCH,
     pause: float = MANIFEST_PAUSE_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
+    details_by: str | None = None,
 ) -> None:
     """Write ``travelers`` into version ``upload_id`` of the flight's manifest, a short
     transaction per ``batch`` with a ``pause`` between them (a waiting gate takes the
-    write lock then)."""
+    write lock then). Documents first seen here are set by ``details_by``."""
     size = max(1, batch)
     for start in range(0, len(travelers), size):
         if start and pause > 0:
@@ -131,7 +140,12 @@ def stage_travelers(
         in_transaction(
             uow,
             functools.partial(
-                _stage, flight_id, upload_id, list(travelers[start : start + size]), now
+                _stage,
+                flight_id,
+                upload_id,
+                list(travelers[start : start + size]),
+                now,
+                details_by,
             ),
         )
 
@@ -156,6 +170,7 @@ def stage_manifest(
         batch=batch,
         pause=pause,
         sleep=sleep,
+        details_by=upload.details_by,
     )
     return StagedManifest(len(travelers), flagged)
 
@@ -277,6 +292,7 @@ class FlightService:
                 batch=self._batch,
                 pause=self._pause,
                 sleep=self._sleep,
+                details_by=_details_by(actor),
             )
             return StagedManifest(len(travelers))
 
@@ -291,12 +307,20 @@ class FlightService:
     ) -> ManifestReplaced:
         """Replace the flight's manifest with the document ``data``: read, validated and
         sealed by the stager (a worker process in the service), swapped in here."""
-        self.get(flight_id)
+        flight = self.get(flight_id)
 
         def stage(upload_id: str, now: datetime) -> StagedManifest:
             return self._stager.stage(
                 ManifestUpload(
-                    flight_id, upload_id, data, format, now.date(), self._home_state, now
+                    flight_id,
+                    upload_id,
+                    data,
+                    format,
+                    now.date(),
+                    self._home_state,
+                    now,
+                    carrier=flight.carrier,
+                    details_by=_details_by(actor),
                 )
             )
 
@@ -331,6 +355,8 @@ class FlightService:
                 details["total"] = change.total
                 if change.details_kept:
                     details["details_kept"] = change.details_kept
+                if change.conflicts:
+                    details["conflicts"] = change.conflicts
                 self._audit.record(
                     uow, "manifest replace", "ok", actor, "flight", flight_id, details
                 )
@@ -385,15 +411,57 @@ class FlightService:
             self.get_in(uow, flight_id)
             return uow.captures.encounters_of_flight(flight_id)
 
+    def manifest_conflicts(self, open_only: bool = True) -> list[ManifestConflict]:
+        """Details carriers' manifests brought for documents another carrier (or the agency)
+        set first: not applied, waiting for the agency (the API and CLI check who asks)."""
+        with self._uow(read_only=True) as uow:
+            return uow.flights.manifest_conflicts(open_only)
+
+    def resolve_manifest_conflict(
+        self, conflict_id: str, side: ConflictSide, actor: Principal | None = None
+    ) -> ManifestConflict:
+        """Keep the details in force, or apply the proposed ones; audited (the event names
+        the document, the carriers and the side, never the details)."""
+        if side not in (ConflictSide.KEPT, ConflictSide.PROPOSED):
+            raise InvalidInputError("a conflict is resolved by keeping or applying its details")
+        if len(conflict_id) > MAX_ID_LENGTH:
+            raise NotFoundError("no open manifest conflict has this id")
+
+        def resolve(uow: UnitOfWork) -> ManifestConflict:
+            conflict = uow.flights.resolve_manifest_conflict(conflict_id, side, self._clock())
+            self._audit.record(
+                uow,
+                "manifest conflict resolve",
+                "ok",
+                actor,
+                "manifest_conflict",
+                conflict_id,
+                {
+                    "applied": side.value,
+                    "document_id": conflict.document_id,
+                    "proposed_by": conflict.proposed_by,
+                    "held_by": conflict.held_by or "",
+                },
+            )
+            return conflict
+
+        return in_transaction(self._uow, resolve)
+
+
+def _details_by(actor: Principal | None) -> str:
+    """Who sets the details of documents an upload is the first to name."""
+    return actor.carrier if actor is not None and actor.carrier is not None else AGENCY
+
 
 def _stage(
     flight_id: str,
     upload_id: str,
     batch: list[ManifestTraveler],
     now: datetime,
+    details_by: str | None,
     uow: UnitOfWork,
 ) -> None:
-    uow.flights.stage_manifest_batch(flight_id, upload_id, batch, now)
+    uow.flights.stage_manifest_batch(flight_id, upload_id, batch, now, details_by)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,10 +33,12 @@ from entryexit.domain.admission import Admission, ExitLink
 from entryexit.domain.audit import AuditEntry, AuditEvent
 from entryexit.domain.kiosk import KioskDevice, KioskOptOutRequest, LaneAssignment
 from entryexit.domain.model import (
+    ConflictSide,
     DocumentKey,
     Encounter,
     Flight,
     ManifestChange,
+    ManifestConflict,
     ManifestTraveler,
     PhotoSource,
 )
@@ -78,7 +80,11 @@ class FlightRepository(Protocol):
         ...
 
     def replace_manifest(
-        self, flight_id: str, travelers: list[ManifestTraveler], now: datetime
+        self,
+        flight_id: str,
+        travelers: list[ManifestTraveler],
+        now: datetime,
+        uploader_carrier: str | None = None,
     ) -> ManifestChange: ...
     def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]: ...
     def has_traveler(self, flight_id: str, traveler_id: str) -> bool:
@@ -92,9 +98,11 @@ class FlightRepository(Protocol):
         upload_id: str,
         travelers: Sequence[ManifestTraveler],
         now: datetime,
+        details_by: str | None = None,
     ) -> None:
         """Add ``travelers`` to manifest version ``upload_id`` of the flight, which no reader
-        sees until it is swapped in (documents seen for the first time are created)."""
+        sees until it is swapped in (documents seen for the first time are created, their
+        details set by ``details_by``: a carrier's code or AGENCY)."""
         ...
 
     def swap_manifest(
@@ -108,9 +116,27 @@ class FlightRepository(Protocol):
         """Put version ``upload_id`` in force (details included), in a transaction whose
         length does not grow with the manifest; a version that does not hold exactly
         ``expected`` travelers is refused (ConflictError). The superseded version is then
-        dropped with :meth:`discard_manifest_versions`. With ``uploader_carrier`` (a key
-        bound to that carrier sent it), a document on a manifest in force of another
-        carrier's flight keeps its details (counted in ``details_kept``)."""
+        dropped with :meth:`discard_manifest_versions`. First carrier wins: with
+        ``uploader_carrier`` (a key bound to that carrier sent it), new details for a document
+        whose details another carrier or the agency set (or, for one set before that was
+        recorded, that is on a manifest in force of another carrier's flight) are not
+        applied but recorded as a conflict (counted in ``details_kept`` and ``conflicts``);
+        without it (the agency), they are applied and the document's open conflicts are
+        closed as superseded."""
+        ...
+
+    def manifest_conflicts(
+        self, open_only: bool = True, conflict_id: str | None = None
+    ) -> list[ManifestConflict]:
+        """The conflicts, oldest first, with the details in force and those proposed."""
+        ...
+
+    def resolve_manifest_conflict(
+        self, conflict_id: str, side: ConflictSide, now: datetime
+    ) -> ManifestConflict:
+        """Close an open conflict (NotFoundError if there is none): PROPOSED applies its
+        details (set by the proposing carrier from then on), KEPT changes nothing else.
+        Returns the conflict as it was."""
         ...
 
     def discard_manifest_versions(

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entryexit.api.deps import ServicesDep, get_services
-from entryexit.api.limits import client_address_of
+from entryexit.api.limits import client_address_of, route_path
 from entryexit.bootstrap import Services
 from entryexit.documents.identity import identify_document
 from entryexit.domain.access import Permission
@@ -69,7 +69,7 @@ class ConsoleHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = str(scope.get("path", ""))
+        path = route_path(scope)
         if scope["type"] != "http" or not path.startswith(SCREEN_PREFIXES):
             await self.app(scope, receive, send)
             return
@@ -315,8 +315,17 @@ def capture_image(capture_id: str, services: ServicesDep, signed_in: SessionDep)
 
 
 @router.get("/images/travelers/{traveler_id}")
-def reference_image(traveler_id: str, services: ServicesDep, signed_in: SessionDep) -> Response:
-    return _image(services.console.reference_photo(signed_in.principal, traveler_id))
+def reference_image(
+    traveler_id: str,
+    services: ServicesDep,
+    signed_in: SessionDep,
+    case: Annotated[str | None, Query(max_length=36)] = None,
+    alert: Annotated[str | None, Query(max_length=36)] = None,
+) -> Response:
+    """A traveler's enrolled photo, for the case or alert that names them (403 otherwise)."""
+    return _image(
+        services.console.reference_photo(signed_in.principal, traveler_id, case=case, alert=alert)
+    )
 
 
 @router.get("/alerts")

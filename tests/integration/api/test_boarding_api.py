@@ -103,6 +103,7 @@ def test_staging_lists_travelers_without_photos_and_restaging_is_incremental(
         "total": 2,
         "flagged": [],
         "details_kept": 0,
+        "conflicts": 0,
     }
     staged = api.client.post(
         f"/v1/flights/{flight_id}/gallery", headers=api.headers("officer")

@@ -116,6 +116,7 @@ def test_csv_manifests_are_accepted(api: Api) -> None:
         "total": 1,
         "flagged": [],
         "details_kept": 0,
+        "conflicts": 0,
     }
 
 
@@ -183,6 +184,8 @@ def request_arguments(method: str, path: str, photo: bytes) -> dict[str, object]
     elif path == "/v1/watchlist" and method == "POST":
         kwargs["files"] = {"photo": ("p.jpg", photo, "image/jpeg")}
         kwargs["data"] = {"category": "test", "reason_code": "T1"}
+    elif path.endswith("/resolution"):
+        kwargs["json"] = {"apply": "kept"}
     elif path.endswith("/disposition"):
         kwargs["json"] = {"disposition": "dismissed_other", "reason": "test"}
     elif path.startswith("/v1/admissions"):
@@ -221,6 +224,7 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
         "admission_id": unknown,
         "entry_id": unknown,
         "alert_id": unknown,
+        "conflict_id": unknown,
     }
     photo = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
     api.keys["supervisor"] = api.services.keys.create(Role.SUPERVISOR, "shift lead")[1]
@@ -283,6 +287,7 @@ def test_a_carrier_bound_key_of_every_role_never_reaches_another_carriers_data(
         "admission_id": unknown,
         "entry_id": unknown,
         "alert_id": unknown,
+        "conflict_id": unknown,
     }
     served = api_key_routes(api)
     assert served == set(ENDPOINT_PERMISSIONS), served ^ set(ENDPOINT_PERMISSIONS)

@@ -12,7 +12,7 @@ from tests.integration.api.conftest import Api
 
 
 def send_headers_only(
-    api: Api, path: str, headers: dict[str, str], timeout: float = 20
+    api: Api, path: str, headers: dict[str, str], timeout: float = 20, root_path: str = ""
 ) -> tuple[int, bool]:
     """Call the app with a 15 MiB body declared that never comes: the status, and whether the
     app asked for the body at all."""
@@ -36,10 +36,10 @@ def send_headers_only(
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
+        "path": root_path + path,
+        "raw_path": (root_path + path).encode(),
         "query_string": b"",
-        "root_path": "",
+        "root_path": root_path,
         "headers": [
             (b"host", b"testserver"),
             (b"content-type", b"multipart/form-data; boundary=x"),
@@ -98,3 +98,11 @@ def test_a_real_key_goes_on_and_a_revoked_one_is_refused(api: Api) -> None:
     other_gate = api.services.keys.authenticate(api.keys["gate_other_carrier"])
     api.services.keys.revoke(other_gate.key_id)
     assert send_headers_only(api, path, api.headers("gate_other_carrier")) == (401, False)
+
+
+def test_the_guard_applies_under_a_root_path(api: Api) -> None:
+    """Mounted under a prefix (uvicorn --root-path, a proxy's mount), the request's path
+    carries it: the guard matches the route path below it, so the body is still never read."""
+    flight = api.create_flight()
+    path = f"/v1/flights/{flight['id']}/captures"
+    assert send_headers_only(api, path, {}, root_path="/entry-exit") == (401, False)

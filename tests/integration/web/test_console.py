@@ -16,7 +16,14 @@ from entryexit.config import Settings
 from entryexit.domain.access import Role
 from entryexit.web.app import create_service_app
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, build_api, capture, staged_flight
+from tests.integration.api.conftest import (
+    Api,
+    build_api,
+    capture,
+    enrol,
+    manifest_row,
+    staged_flight,
+)
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw]
 
@@ -75,6 +82,17 @@ def test_pages_need_a_session_and_carry_strict_headers(console: Api) -> None:
     assert cookie.has_nonstandard_attr("HttpOnly")
     # The API's problem documents are unchanged for API paths.
     assert client.get("/v1/flights/nope").headers["content-type"] == "application/problem+json"
+
+
+def test_the_strict_headers_hold_under_a_root_path(console: Api) -> None:
+    """Mounted under a prefix (uvicorn --root-path, a proxy's mount) the request's path
+    carries it: the screens' headers are chosen by the route path below it, not missed."""
+    client = TestClient(console.client.app, base_url="https://testserver", root_path="/edge")
+    response = client.get("/edge/console/login")
+    assert response.status_code == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
 
 
 def test_wrong_passwords_lock_the_address_out_and_every_attempt_is_audited(
@@ -168,11 +186,25 @@ def test_a_no_match_is_resolved_from_the_queue_with_the_evidence(
     image = client.get(f"/console/images/captures/{capture_id}")
     assert image.headers["content-type"] == "image/jpeg"
     assert image.headers["cache-control"] == "no-store"
-    candidate = re.search(r"/console/images/travelers/([0-9a-f-]{36})", case.text)
+    candidate = re.search(
+        rf"/console/images/travelers/([0-9a-f-]{{36}})\?case={capture_id}", case.text
+    )
     assert candidate is not None
     assert candidate.group(1) in refs.values()
     reference = client.get(candidate.group(0))
     assert reference.content[:2] == b"\xff\xd8"
+    # Least privilege (F6): by id alone, or for a traveler the case's flight does not list,
+    # no enrolled photo is shown.
+    assert client.get(f"/console/images/travelers/{candidate.group(1)}").status_code == 403
+    other_flight = console.create_flight()["id"]
+    listed = console.client.put(
+        f"/v1/flights/{other_flight}/manifest",
+        json={"travelers": [manifest_row("Q0000001", "ELSEWHERE")]},
+        headers=console.headers("officer"),
+    )
+    assert listed.status_code == 200, listed.text
+    elsewhere = enrol(console, "Q0000001", lfw_image(lfw_dir, "Donald_Rumsfeld", 2))
+    assert client.get(f"/console/images/travelers/{elsewhere}?case={capture_id}").status_code == 403
 
     resolved = client.post(
         f"/console/cases/{capture_id}/resolve",
@@ -281,6 +313,13 @@ def test_alerts_are_dispositioned_and_the_overstay_report_downloads(
     assert "At staging" in page.text
     alert_id = re.search(r"/console/alerts/([0-9a-f-]{36})/disposition", page.text)
     assert alert_id is not None
+    # The alert's traveler's enrolled photo is shown for this alert (and only for it).
+    photo = re.search(
+        rf"/console/images/travelers/([0-9a-f-]{{36}})\?alert={alert_id.group(1)}", page.text
+    )
+    assert photo is not None
+    assert client.get(photo.group(0)).content[:2] == b"\xff\xd8"
+    assert client.get(f"/console/images/travelers/{photo.group(1)}").status_code == 403
     no_reason = client.post(
         f"/console/alerts/{alert_id.group(1)}/disposition",
         data={"csrf_token": csrf(page.text), "disposition": "confirmed", "reason": " "},
@@ -354,7 +393,7 @@ def test_a_supervisor_erases_a_traveler_from_the_console(console: Api, lfw_dir: 
     assert "SHARON" not in done.text
     manifest = client.get(f"/console/flights/{flight_id}")
     assert "SHARON" not in manifest.text
-    assert client.get(f"/console/images/travelers/{sharon}").status_code == 404
+    assert client.get(f"/console/images/travelers/{sharon}").status_code == 403
     after = capture(console, flight_id, lfw_image(lfw_dir, "Ariel_Sharon", 2))
     assert after.json()["decision"] == "no_match"
 

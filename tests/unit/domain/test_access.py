@@ -94,3 +94,17 @@ REENROL_ROLES = {Role.ADMIN, Role.SUPERVISOR}
 def test_who_may_replace_enrolled_prints(role: Role) -> None:
     assert (Permission.FINGERPRINT_REENROL in ROLE_PERMISSIONS[role]) is (role in REENROL_ROLES)
     assert not Principal("k", "k", role, carrier="EE").can(Permission.FINGERPRINT_REENROL)
+
+
+# The agency's review of manifest conflicts between carriers: admins and supervisors (never a
+# carrier-bound key: it spans every carrier).
+MANIFEST_CONFLICT_ROLES = {Role.ADMIN, Role.SUPERVISOR}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_who_reviews_manifest_conflicts(role: Role) -> None:
+    allowed = Permission.MANIFEST_CONFLICTS in ROLE_PERMISSIONS[role]
+    assert allowed == (role in MANIFEST_CONFLICT_ROLES)
+    assert not Principal("k", "carrier staff", role, carrier="ZZ").can(
+        Permission.MANIFEST_CONFLICTS
+    )

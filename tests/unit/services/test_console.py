@@ -236,13 +236,14 @@ def test_viewing_evidence_is_audited_and_matched_captures_keep_no_image() -> Non
     assert world.console.capture_image(OFFICER, capture_id) == f"face:{STRANGER}".encode()
     assert world.uow.tables.audit_events[-1].entry.resource_id == capture_id
     traveler_id = world.traveler_id("N1")
-    assert world.console.reference_photo(OFFICER, traveler_id) == b"face:1"
+    assert world.console.reference_photo(OFFICER, traveler_id, case=capture_id) == b"face:1"
     event = world.uow.tables.audit_events[-1].entry
     assert (event.action, event.resource_type, event.resource_id) == (
         "console image view",
         "traveler",
         traveler_id,
     )
+    assert event.details == {"case": capture_id}
     matched = world.captures.process(GATE, flight.id, b"face:1", "G1", "cam")
     events = len(world.uow.tables.audit_events)
     with pytest.raises(NotFoundError):
@@ -277,3 +278,27 @@ def test_a_case_can_be_viewed_after_the_flights_gallery_was_purged() -> None:
     case = world.console.case(OFFICER, capture_id)
     assert case.capture.id == capture_id
     assert case.candidates == ()
+
+
+def test_an_officer_cannot_page_through_enrolled_photos_without_a_case_naming_them() -> None:
+    """F6: the attacker is an officer who knows (or guesses) traveler ids. An enrolled photo
+    is shown only for a case on whose flight's manifest the traveler is, or an alert about
+    them: not by id alone, not through a case of another flight, not through an alert about
+    someone else."""
+    world = World()
+    flight = boarding(world)
+    case = no_match(world, flight)
+    elsewhere = world.boarding(number="99", travelers=[traveler("X1")], seeds={"X1": 5})
+    other_case = no_match(world, elsewhere)
+    target = world.traveler_id("X1")
+    events = len(world.uow.tables.audit_events)
+    with pytest.raises(PermissionDeniedError):
+        world.console.reference_photo(OFFICER, target)
+    with pytest.raises(PermissionDeniedError):
+        world.console.reference_photo(OFFICER, target, case=case)  # not on that flight
+    with pytest.raises(PermissionDeniedError):
+        world.console.reference_photo(OFFICER, target, alert="00000000-0000-0000-0000-0000000")
+    with pytest.raises(NotFoundError):
+        world.console.reference_photo(OFFICER, target, case="no-such-capture")
+    assert len(world.uow.tables.audit_events) == events  # nothing was shown
+    assert world.console.reference_photo(OFFICER, target, case=other_case) == b"face:5"

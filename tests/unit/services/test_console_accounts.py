@@ -20,13 +20,14 @@ from entryexit.errors import (
     RateLimitedError,
 )
 from entryexit.services.console_accounts import (
+    SIGN_INS_PER_ADDRESS_PER_MINUTE,
     ConsoleAccounts,
     SessionPolicy,
     SignedIn,
     source_key,
 )
 from entryexit.services.ports import SignInFailures
-from tests.unit.services.world import ADMIN, World
+from tests.unit.services.world import ADMIN, FAST_HASHER, World
 
 PASSWORD = "correct horse battery"
 MESSAGE = "wrong username or password, or the account is locked"
@@ -240,14 +241,22 @@ class _InterleavingHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
+def another_process(world: World, policy: SessionPolicy) -> ConsoleAccounts:
+    """The accounts service of another server process on the same database (one process
+    turns away a second sign-in from an address while the first is hashing)."""
+    return ConsoleAccounts(world.uow, world.clock, world.audit, policy, hasher=FAST_HASHER)
+
+
 def test_a_concurrent_failed_sign_in_does_not_lift_a_lock() -> None:
     hasher = _InterleavingHasher()
-    world = World(session_policy=SessionPolicy(failures_before_lock=2), hasher=hasher)
+    policy = SessionPolicy(failures_before_lock=2)
+    world = World(session_policy=policy, hasher=hasher)
     user = world.accounts.create_user("ana.officer", PASSWORD, Role.OFFICER)
+    other = another_process(world, policy)
 
     def two_other_failures() -> None:
-        refused(world.accounts, "ana.officer", "guess one")
-        refused(world.accounts, "ana.officer", "guess two")
+        refused(other, "ana.officer", "guess one")
+        refused(other, "ana.officer", "guess two")
         assert locks_from(world, user.id, ATTACKER) is None  # another address
         assert (locked := locks_from(world, user.id, "unknown")) is not None
         assert locked.locked_until is not None  # locked now
@@ -264,9 +273,11 @@ def test_a_concurrent_failed_sign_in_does_not_lift_a_lock() -> None:
 
 def test_a_sign_in_that_overlaps_the_locking_failure_is_refused() -> None:
     hasher = _InterleavingHasher()
-    world = World(session_policy=SessionPolicy(failures_before_lock=1), hasher=hasher)
+    policy = SessionPolicy(failures_before_lock=1)
+    world = World(session_policy=policy, hasher=hasher)
     user = world.accounts.create_user("ana.officer", PASSWORD, Role.OFFICER)
-    hasher.during = lambda: refused(world.accounts, "ana.officer", "a wrong guess")
+    other = another_process(world, policy)
+    hasher.during = lambda: refused(other, "ana.officer", "a wrong guess")
     with pytest.raises(AuthenticationError):
         world.accounts.sign_in("ana.officer", PASSWORD)
     failures = locks_from(world, user.id, "unknown")
@@ -284,17 +295,25 @@ def test_the_session_of_a_signed_in_user_names_the_user() -> None:
 
 
 class _HeldHasher(PasswordHasher):
-    """Holds every verification until released, counting how many run at once."""
+    """Holds every verification (of ``held``, if given) until released, counting how many run
+    at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, held: str | None = None) -> None:
         super().__init__(time_cost=1, memory_cost=8, parallelism=1)
         self.release = threading.Event()
         self.running = 0
         self.most = 0
+        self.calls = 0
+        self.held = held
         self._lock = threading.Lock()
 
     def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        if self.held is not None and password != self.held:
+            with self._lock:
+                self.calls += 1
+            return super().verify(hash, password)
         with self._lock:
+            self.calls += 1
             self.running += 1
             self.most = max(self.most, self.running)
         try:
@@ -313,15 +332,18 @@ def test_a_flood_of_sign_ins_hashes_two_at_a_time_and_turns_the_rest_away() -> N
     world = World(hasher=hasher)
     outcomes: list[str] = []
 
-    def attempt(name: str) -> None:
+    def attempt(name: str, source: str) -> None:
         try:
-            world.accounts.sign_in(name, "guess")
+            world.accounts.sign_in(name, "guess", source)
         except RateLimitedError:
             outcomes.append("busy")
         except AuthenticationError:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=attempt, args=(f"nobody{i}",)) for i in range(6)]
+    # From six addresses (one address gets one hash at a time: the test below).
+    threads = [
+        threading.Thread(target=attempt, args=(f"nobody{i}", f"198.51.100.{i}")) for i in range(6)
+    ]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 5
@@ -333,3 +355,58 @@ def test_a_flood_of_sign_ins_hashes_two_at_a_time_and_turns_the_rest_away() -> N
         thread.join(timeout=10)
     assert sorted(outcomes) == ["busy"] * 4 + ["refused"] * 2
     assert hasher.most == 2
+
+
+def test_a_flood_from_one_address_leaves_the_hashing_slots_to_an_officer_elsewhere() -> None:
+    # The attacker's guesses are held in the hasher (a slow argon2 under load); from one
+    # address only one of them takes a slot, the rest are turned away without hashing, and
+    # the officer at another address signs in at once.
+    hasher = _HeldHasher(held="guess")
+    world = World(hasher=hasher)
+    world.accounts.create_user("ana.officer", PASSWORD, Role.OFFICER, ADMIN)
+    outcomes: list[str] = []
+
+    def attempt(i: int) -> None:
+        try:
+            world.accounts.sign_in(f"nobody{i}", "guess", "203.0.113.66")
+        except RateLimitedError:
+            outcomes.append("busy")
+        except AuthenticationError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(outcomes) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert outcomes == ["busy"] * 5
+        _, signed_in = world.accounts.sign_in("ana.officer", PASSWORD, "192.0.2.10")
+        assert signed_in.principal.name == "ana.officer"
+    finally:
+        hasher.release.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert hasher.most == 1
+
+
+def test_an_address_over_its_attempts_a_minute_is_turned_away_without_a_hash() -> None:
+    hasher = _HeldHasher(held="never sent")
+    now = [1000.0]
+    world = World(hasher=hasher)
+    accounts = ConsoleAccounts(
+        world.uow, world.clock, world.audit, hasher=hasher, monotonic=lambda: now[0]
+    )
+    accounts.create_user("ana.officer", PASSWORD, Role.OFFICER, ADMIN)
+    allowed = SIGN_INS_PER_ADDRESS_PER_MINUTE
+    for i in range(allowed):
+        refused(accounts, f"nobody{i}", "guess", "203.0.113.66")
+    calls = hasher.calls
+    with pytest.raises(RateLimitedError) as caught:
+        accounts.sign_in("nobody", "guess", "203.0.113.66")
+    assert caught.value.retry_after == pytest.approx(60)
+    assert hasher.calls == calls  # turned away before the hash
+    accounts.sign_in("ana.officer", PASSWORD, "192.0.2.10")  # another address: in at once
+    now[0] += 61
+    refused(accounts, "nobody", "guess", "203.0.113.66")  # a minute later: counted afresh

@@ -105,6 +105,34 @@ class DocumentRow(Base):
     document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     expiry: Mapped[date | None] = mapped_column(Date, nullable=True)
     citizenship_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Who set the details: a carrier's code, or AGENCY (migration 0023; None: set before it).
+    # A carrier-bound key's manifest never rewrites another's: it records a conflict.
+    details_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class ManifestConflictRow(Base):
+    """Details a carrier's manifest brought for a document whose details another carrier (or
+    the agency) set: not applied, kept here (sealed under the traveler's data key, as on the
+    manifest entry) for the agency to apply or dismiss. No foreign key to the document: the
+    purge and erasure delete documents without knowing of this table, and a conflict whose
+    document is gone can only be dismissed (its details unreadable once the key is shredded).
+    """
+
+    __tablename__ = "manifest_conflicts"
+    __table_args__ = (Index("ix_manifest_conflicts_document_open", "document_id", "resolved_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    document_id: Mapped[str] = mapped_column(String(36))
+    traveler_id: Mapped[str] = mapped_column(String(36))
+    flight_id: Mapped[str] = mapped_column(String(36))
+    proposed_by: Mapped[str] = mapped_column(String(16))
+    held_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    personal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    expiry: Mapped[date | None] = mapped_column(Date, nullable=True)
+    citizenship_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class ManifestEntryRow(Base):

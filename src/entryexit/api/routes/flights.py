@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import CallerDep, PendingAccessDep, ServicesDep
+from entryexit.api.observability import MANIFEST_CONFLICTS
 from entryexit.api.schemas import (
     CaptureDecisionPublic,
     CaptureDetailPublic,
@@ -120,6 +121,8 @@ async def put_manifest(
         services.flights.replace_manifest, flight_id, body, manifest_format, caller
     )
     change = replaced.change
+    if change.conflicts:
+        MANIFEST_CONFLICTS.inc(change.conflicts)
     flagged = [
         FlaggedTravelerPublic(segment=f.position, role=f.role, reason=f.reason)
         for f in replaced.flagged
@@ -131,6 +134,7 @@ async def put_manifest(
         total=change.total,
         flagged=flagged,
         details_kept=change.details_kept,
+        conflicts=change.conflicts,
     )
 
 

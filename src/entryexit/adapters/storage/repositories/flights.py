@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
@@ -16,22 +17,26 @@ from entryexit.adapters.storage.tables import (
     DocumentRow,
     EncounterRow,
     FlightRow,
+    ManifestConflictRow,
     ManifestEntryRow,
     ReferenceTemplateRow,
     TravelerRow,
     in_force,
 )
 from entryexit.domain.model import (
+    AGENCY,
     CitizenshipClass,
+    ConflictSide,
     DocumentKey,
     DocumentType,
     EncounterMethod,
     Flight,
     ManifestChange,
+    ManifestConflict,
     ManifestTraveler,
     Sex,
 )
-from entryexit.errors import ConflictError
+from entryexit.errors import ConflictError, NotFoundError
 from entryexit.services.ports import ManifestStatus
 
 ERASED = "(erased)"
@@ -79,13 +84,21 @@ class SqlFlightRepository:
         )
 
     def replace_manifest(
-        self, flight_id: str, travelers: list[ManifestTraveler], now: datetime
+        self,
+        flight_id: str,
+        travelers: list[ManifestTraveler],
+        now: datetime,
+        uploader_carrier: str | None = None,
     ) -> ManifestChange:
         """Make the flight's manifest exactly ``travelers`` in this one transaction (small
         manifests and tests; the service writes large ones in batches)."""
         upload_id = new_id()
-        self.stage_manifest_batch(flight_id, upload_id, travelers, now)
-        change = self.swap_manifest(flight_id, upload_id, now, len(travelers))
+        self.stage_manifest_batch(
+            flight_id, upload_id, travelers, now, details_by=uploader_carrier or AGENCY
+        )
+        change = self.swap_manifest(
+            flight_id, upload_id, now, len(travelers), uploader_carrier=uploader_carrier
+        )
         self.discard_manifest_versions(flight_id=flight_id, staged_before=now)
         return change
 
@@ -95,12 +108,13 @@ class SqlFlightRepository:
         upload_id: str,
         travelers: Sequence[ManifestTraveler],
         now: datetime,
+        details_by: str | None = None,
     ) -> None:
         """Write ``travelers`` into manifest version ``upload_id``, which no reader sees until
         :meth:`swap_manifest` (one statement per kind of row, whatever the batch size).
         Documents seen for the first time are created with their details (they are on no
-        manifest yet); a known document whose details changed keeps the new ones on its entry
-        until the swap."""
+        manifest yet), set by ``details_by`` (the uploader's carrier, or AGENCY); a known
+        document whose details changed keeps the new ones on its entry until the swap."""
         session = self._session
         keyed = [
             ((t.document.issuing_state, self._sealer.digest(t.document)), t) for t in travelers
@@ -139,6 +153,7 @@ class SqlFlightRepository:
                         "document_type": document.document_type,
                         "expiry": document.expiry,
                         "citizenship_class": document.citizenship_class,
+                        "details_by": details_by,
                     }
                 )
                 found[key] = document
@@ -249,40 +264,226 @@ class SqlFlightRepository:
         session.execute(
             update(FlightRow).where(FlightRow.id == flight_id).values(manifest_version=upload_id)
         )
-        changed = select(ManifestEntryRow).where(new, ManifestEntryRow.personal.is_not(None))
-        held = (
-            set()
-            if uploader_carrier is None
-            else self._held_by_other_carriers(flight_id, upload_id, uploader_carrier)
-        )
-        for entry in session.scalars(changed):
-            if entry.document_id in held:
-                entry.personal = entry.document_type = entry.expiry = None
-                entry.citizenship_class = None
-                continue
-            session.execute(
-                update(DocumentRow)
-                .where(DocumentRow.id == entry.document_id)
-                .values(
-                    personal=entry.personal,
-                    document_type=entry.document_type,
-                    expiry=entry.expiry,
-                    citizenship_class=entry.citizenship_class,
-                )
+        entry = ManifestEntryRow
+        with_details = (new, entry.personal.is_not(None))
+        changed = session.execute(
+            select(
+                entry.document_id,
+                entry.traveler_id,
+                entry.personal,
+                entry.document_type,
+                entry.expiry,
+                entry.citizenship_class,
+                DocumentRow.details_by,
             )
-            entry.personal = entry.document_type = entry.expiry = None
-            entry.citizenship_class = None
+            .join(DocumentRow, DocumentRow.id == entry.document_id)
+            .where(*with_details)
+        ).all()
+        # Documents set before who set them was recorded: as before, they yield to a manifest
+        # in force of another carrier's flight.
+        held = (
+            self._held_by_other_carriers(flight_id, upload_id, uploader_carrier)
+            if uploader_carrier is not None and any(row.details_by is None for row in changed)
+            else set()
+        )
+        applied: list[dict[str, object]] = []
+        disputed: list[Any] = []  # rows of ``changed``
+        for row in changed:
+            if (
+                uploader_carrier is None
+                or row.details_by == uploader_carrier
+                or (row.details_by is None and row.document_id not in held)
+            ):
+                applied.append(
+                    {
+                        "id": row.document_id,
+                        "personal": row.personal,
+                        "document_type": row.document_type,
+                        "expiry": row.expiry,
+                        "citizenship_class": row.citizenship_class,
+                        "details_by": uploader_carrier or AGENCY,
+                    }
+                )
+            else:
+                disputed.append(row)
+        # Statements for the whole upload, not one per traveler: this transaction holds the
+        # write lock gates wait for (ORM updates one by one grew with the square of the count).
+        if applied:
+            session.execute(update(DocumentRow), applied)
+        if uploader_carrier is None and applied:
+            self._supersede_conflicts(upload_id, now)
+        if disputed:
+            assert uploader_carrier is not None
+            self._record_conflicts(disputed, flight_id, uploader_carrier, now)
+        session.execute(
+            update(entry)
+            .where(*with_details)
+            .values(personal=None, document_type=None, expiry=None, citizenship_class=None)
+            .execution_options(synchronize_session=False)
+        )
         return ManifestChange(
             added=total - updated,
             removed=before - updated,
             updated=updated,
             total=total,
-            details_kept=len(held),
+            details_kept=len(disputed),
+            conflicts=len(disputed),
         )
+
+    def _supersede_conflicts(self, upload_id: str, now: datetime) -> None:
+        """The agency set the details of the upload's changed documents: their open conflicts
+        are settled (run before the entries' details are cleared)."""
+        self._session.execute(
+            update(ManifestConflictRow)
+            .where(
+                ManifestConflictRow.resolved_at.is_(None),
+                ManifestConflictRow.document_id.in_(
+                    select(ManifestEntryRow.document_id).where(
+                        ManifestEntryRow.upload_id == upload_id,
+                        ManifestEntryRow.personal.is_not(None),
+                    )
+                ),
+            )
+            .values(resolved_at=now, resolution=ConflictSide.SUPERSEDED.value)
+            .execution_options(synchronize_session=False)
+        )
+
+    def _record_conflicts(
+        self, rows: list[Any], flight_id: str, carrier: str, now: datetime
+    ) -> None:
+        """One open conflict per document and challenging carrier: a later manifest of that
+        carrier brings its details up to date."""
+        session = self._session
+        # (A result is not a mapping for dict(): its rows, as a list.)
+        open_ids = dict(
+            session.execute(
+                select(ManifestConflictRow.document_id, ManifestConflictRow.id).where(
+                    ManifestConflictRow.proposed_by == carrier,
+                    ManifestConflictRow.resolved_at.is_(None),
+                )
+            ).all()
+        )
+        fresh: list[dict[str, object]] = []
+        refreshed: list[dict[str, object]] = []
+        for row in rows:
+            values: dict[str, object] = {
+                "flight_id": flight_id,
+                "held_by": row.details_by,
+                "personal": row.personal,
+                "document_type": row.document_type,
+                "expiry": row.expiry,
+                "citizenship_class": row.citizenship_class,
+            }
+            known = open_ids.get(row.document_id)
+            if known is not None:
+                refreshed.append({"id": known, **values})
+            else:
+                fresh.append(
+                    {
+                        "id": new_id(),
+                        "document_id": row.document_id,
+                        "traveler_id": row.traveler_id,
+                        "proposed_by": carrier,
+                        "created_at": now,
+                        **values,
+                    }
+                )
+        if refreshed:
+            session.execute(update(ManifestConflictRow), refreshed)
+        if fresh:
+            session.execute(insert(ManifestConflictRow), fresh)
+
+    def manifest_conflicts(
+        self, open_only: bool = True, conflict_id: str | None = None
+    ) -> list[ManifestConflict]:
+        """The conflicts (open ones only, by default), oldest first, with both sides opened."""
+        query = (
+            select(ManifestConflictRow, DocumentRow, DataKeyRow)
+            .outerjoin(DocumentRow, DocumentRow.id == ManifestConflictRow.document_id)
+            .outerjoin(DataKeyRow, DataKeyRow.traveler_id == ManifestConflictRow.traveler_id)
+            .order_by(ManifestConflictRow.created_at, ManifestConflictRow.id)
+        )
+        if open_only:
+            query = query.where(ManifestConflictRow.resolved_at.is_(None))
+        if conflict_id is not None:
+            query = query.where(ManifestConflictRow.id == conflict_id)
+        unwrapped: dict[str, bytes] = {}
+        conflicts = []
+        for row, document, key_row in self._session.execute(query).all():
+            state = document.issuing_state if document is not None else ""
+            kept = (
+                None
+                if document is None
+                else _traveler(
+                    state,
+                    self._sealer.open_personal(document, key_row, unwrapped),
+                    document.document_type,
+                    document.expiry,
+                    document.citizenship_class,
+                )
+            )
+            proposed_personal = self._sealer.open_personal(
+                DocumentRow(traveler_id=row.traveler_id, personal=row.personal),
+                key_row,
+                unwrapped,
+            )
+            conflicts.append(
+                ManifestConflict(
+                    id=row.id,
+                    document_id=row.document_id,
+                    flight_id=row.flight_id,
+                    proposed_by=row.proposed_by,
+                    held_by=row.held_by,
+                    kept=kept,
+                    proposed=_traveler(
+                        state,
+                        proposed_personal,
+                        row.document_type,
+                        row.expiry,
+                        row.citizenship_class,
+                    ),
+                    created_at=row.created_at,
+                    resolved_at=row.resolved_at,
+                    resolution=ConflictSide(row.resolution) if row.resolution else None,
+                )
+            )
+        return conflicts
+
+    def resolve_manifest_conflict(
+        self, conflict_id: str, side: ConflictSide, now: datetime
+    ) -> ManifestConflict:
+        """Close an open conflict: PROPOSED puts its details in force (set by the carrier that
+        proposed them, whose later manifests may then correct them), KEPT leaves the details
+        in force. Returns the conflict as it was before (both sides)."""
+        found = self.manifest_conflicts(conflict_id=conflict_id)
+        row = self._session.get(ManifestConflictRow, conflict_id, with_for_update=True)
+        if not found or row is None or row.resolved_at is not None:
+            raise NotFoundError("no open manifest conflict has this id")
+        if side is ConflictSide.PROPOSED:
+            if self._session.get(DocumentRow, row.document_id) is None:
+                raise ConflictError("the document is gone (purged or erased): keep it instead")
+            self._session.execute(
+                update(DocumentRow)
+                .where(DocumentRow.id == row.document_id)
+                .values(
+                    personal=row.personal,
+                    document_type=row.document_type,
+                    expiry=row.expiry,
+                    citizenship_class=row.citizenship_class,
+                    details_by=row.proposed_by,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        elif side is not ConflictSide.KEPT:
+            raise ConflictError("a conflict is resolved by keeping or applying its details")
+        row.resolved_at = now
+        row.resolution = side.value
+        return found[0]
 
     def _held_by_other_carriers(self, flight_id: str, upload_id: str, carrier: str) -> set[str]:
         """The documents of upload ``upload_id`` with new details that are on a manifest in
-        force of a flight another carrier operates."""
+        force of a flight another carrier operates (for documents whose ``details_by`` was
+        not recorded)."""
         mine = aliased(ManifestEntryRow)
         theirs = aliased(ManifestEntryRow)
         return set(
@@ -425,6 +626,30 @@ class SqlFlightRepository:
             )
         travelers.sort(key=lambda t: (t.surname, t.given_names, t.document.number))
         return travelers
+
+
+def _traveler(
+    issuing_state: str,
+    personal: dict[str, str],
+    document_type: str | None,
+    expiry: date | None,
+    citizenship_class: str | None,
+) -> ManifestTraveler | None:
+    """Details as a manifest states them; None if they cannot be read (a shredded key)."""
+    if "surname" not in personal or expiry is None or document_type is None:
+        return None
+    return ManifestTraveler(
+        surname=personal["surname"],
+        given_names=personal.get("given_names", ""),
+        date_of_birth=date.fromisoformat(personal["date_of_birth"]),
+        sex=Sex(personal["sex"]),
+        nationality=personal["nationality"],
+        citizenship_class=CitizenshipClass(str(citizenship_class)),
+        document_type=DocumentType(document_type),
+        document=DocumentKey(issuing_state, personal["number"]),
+        document_expiry=expiry,
+        booking_reference=personal.get("booking_reference"),
+    )
 
 
 def _personal(traveler: ManifestTraveler) -> dict[str, str]:
