@@ -1767,6 +1767,9 @@ class _Retention(_Repository):
             "fingerprint_templates": len(prints),
             "case_fingerprints": drop(t.case_prints, lambda p: p.traveler_id == traveler_id),
             "alerts": drop(t.alerts, lambda a: a.traveler_id == traveler_id),
+            "manifest_conflicts": drop(
+                t.manifest_conflicts, lambda c: c.traveler_id == traveler_id
+            ),
             "queued_work": drop(t.outbox, lambda m: m.payload.get("traveler_id") == traveler_id),
             "traveler_documents": drop(t.documents, lambda d: d.traveler_id == traveler_id),
             "data_keys": int(t.data_keys.pop(traveler_id, None) is not None),

@@ -32,14 +32,10 @@ class BaselineHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-<<<<<<< HEAD
-        path = str(scope.get("path", ""))
-        if scope["type"] != "http" or path.startswith(_SCREENS):
-=======
         if scope["type"] != "http" or route_path(scope).startswith(_SCREENS):
->>>>>>> s7-sec
             await self.app(scope, receive, send)
             return
+        path = route_path(scope)
         baseline = (*_BASELINE, _NO_STORE) if path.startswith(_API_PREFIX) else _BASELINE
 
         async def with_headers(message: Message) -> None:

@@ -23,6 +23,7 @@ from entryexit.adapters.storage.tables import (
     EncounterRow,
     FingerprintTemplateRow,
     FlightRow,
+    ManifestConflictRow,
     ManifestEntryRow,
     OutboxRow,
     ReferenceTemplateRow,
@@ -263,6 +264,10 @@ class SqlRetentionRepository:
                 CaseFingerprintRow, CaseFingerprintRow.traveler_id == traveler_id
             ),
             "alerts": self._delete(AlertRow, AlertRow.traveler_id == traveler_id),
+            # Details a carrier proposed for their document (sealed; the rows name them).
+            "manifest_conflicts": self._delete(
+                ManifestConflictRow, ManifestConflictRow.traveler_id == traveler_id
+            ),
             # Admission work still queued for them (the payload names the traveler by id).
             "queued_work": self._delete(
                 OutboxRow, OutboxRow.payload.contains(f'"traveler_id": "{traveler_id}"')
