@@ -2083,6 +2083,14 @@ class FakeReportQueries:
                 "held": len(templates),
                 "overdue": sum(_due(r.expires_at, now) for r in templates),
             },
+            "fingerprint_templates": {
+                "held": len(t.fingerprints),
+                "overdue": sum(_due(f.expires_at, now) for f in t.fingerprints.values()),
+            },
+            "case_fingerprints": {
+                "held": len(t.case_prints),
+                "overdue": sum(_due(p.expires_at, now) for p in t.case_prints.values()),
+            },
             "encounter_records": {
                 "held": len(encounters),
                 "overdue": sum(_due(e.expires_at, now) for e in encounters),
@@ -2104,6 +2112,16 @@ class FakeReportQueries:
                 "held": len(staged),
                 "overdue": sum(_due(f.gallery_expires_at, now) for f in staged),
             },
+        }
+
+    def oldest_held(self) -> dict[str, datetime | None]:
+        t = self._db.tables
+        return {
+            "reference_templates": min((r.created_at for r in t.templates.values()), default=None),
+            "fingerprint_templates": min(
+                (f.created_at for f in t.fingerprints.values()), default=None
+            ),
+            "case_fingerprints": min((p.created_at for p in t.case_prints.values()), default=None),
         }
 
     def decision_counts(self, since: datetime, until: datetime) -> dict[str, int]:

@@ -542,3 +542,55 @@ def test_a_known_travelers_items_are_sealed_under_their_data_key_alone(
     (message,) = store.write(lambda uow: uow.outbox.pending("admission", 9))
     assert message.template is None
     assert store.read(lambda uow: uow.cases.capture_image("c2")) == b"nobody"
+
+
+def test_the_privacy_report_counts_enrolled_and_kept_fingerprints(
+    store: RepositoryDriver,
+) -> None:
+    ids = board(store)
+    store.write(
+        lambda uow: uow.fingerprints.enrol(
+            DocumentKey("UTO", NUMBER),
+            2,
+            "nbis-mcc-v1",
+            b"minutiae",
+            40,
+            DEPARTURE,
+            DEPARTURE + timedelta(days=1),
+        )
+    )
+    kept_at = DEPARTURE + timedelta(hours=1)
+    store.write(
+        lambda uow: uow.fingerprints.keep_case_print(
+            CasePrint(
+                "cp1",
+                "c1",
+                ids["foreign"],
+                2,
+                "nbis-mcc-v1",
+                "officer-1",
+                0.7,
+                b"live minutiae",
+                False,
+                kept_at,
+                kept_at + timedelta(days=30),
+            ),
+            kept_at,
+        )
+    )
+    reports = store.factory.reports
+    later = DEPARTURE + timedelta(days=2)
+
+    held = reports.retention_counts(later, POLICY)
+    assert held["fingerprint_templates"] == {"held": 1, "overdue": 1}
+    assert held["case_fingerprints"] == {"held": 1, "overdue": 0}
+    oldest = reports.oldest_held()
+    assert oldest["fingerprint_templates"] == DEPARTURE
+    assert oldest["case_fingerprints"] == kept_at
+    assert oldest["reference_templates"] == DEPARTURE
+
+    store.write(lambda uow: uow.retention.purge_expired(later, POLICY))
+    held = reports.retention_counts(later, POLICY)
+    assert held["fingerprint_templates"] == {"held": 0, "overdue": 0}
+    assert held["case_fingerprints"] == {"held": 1, "overdue": 0}
+    assert reports.oldest_held()["fingerprint_templates"] is None

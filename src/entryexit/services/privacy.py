@@ -373,6 +373,11 @@ class PrivacyReportService:
             "held": {kind: values["held"] for kind, values in held.items()},
             "overdue": {kind: values["overdue"] for kind, values in held.items()},
             "overdue_total": sum(values["overdue"] for values in held.values()),
+            # Biometric kinds only: when the oldest still held was recorded.
+            "oldest": {
+                kind: at.isoformat() if at is not None else None
+                for kind, at in self._reports.oldest_held().items()
+            },
             "purges": {"runs": len(runs), "deleted": purged},
             "erasures": len(erasures),
             "opt_outs": activity.get("encounters_opt_out", 0),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -176,6 +176,12 @@ def test_the_privacy_report() -> None:
     assert report["policy_in_force"] == "default-2"
     assert report["overdue_total"] == 0
     assert report["held"]["capture_records"] == 1  # type: ignore[index]
+    assert report["held"]["fingerprint_templates"] == 0  # type: ignore[index]
+    assert report["held"]["case_fingerprints"] == 0  # type: ignore[index]
+    oldest = report["oldest"]
+    assert isinstance(oldest, dict)
+    assert START <= datetime.fromisoformat(oldest["reference_templates"]) <= world.clock.now
+    assert (oldest["fingerprint_templates"], oldest["case_fingerprints"]) == (None, None)
     assert report["purges"] == {
         "runs": 1,
         "deleted": {**PURGED, "staged_galleries": 2},
