@@ -1621,6 +1621,9 @@ class _Retention(_Repository):
         counts["staged_galleries"] = len(galleries)
         return counts
 
+    def refresh_statistics(self) -> list[str]:
+        return []  # no planner here
+
     def biographic_due(self, now: datetime, policy: Policy, limit: int) -> list[str]:
         t = self._r()
         found = {t.documents[key].traveler_id for key in _expired_documents(t, policy, now)}

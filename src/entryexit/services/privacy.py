@@ -199,6 +199,7 @@ class PurgeService:
         Returns the run's totals."""
         now = self._clock()
         policy = self._policies.in_force(now)
+        in_transaction(self._uow, lambda uow: uow.retention.refresh_statistics())
         run_id = uuid.uuid4().hex
         totals: dict[str, int] = {}
 

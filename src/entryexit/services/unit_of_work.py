@@ -404,6 +404,11 @@ class RetentionRepository(Protocol):
         :meth:`purge_travelers`."""
         ...
 
+    def refresh_statistics(self) -> list[str]:
+        """Bring the database's planner statistics of the purged tables up to date where they
+        lag far behind the data (PostgreSQL after a bulk import); the tables refreshed."""
+        ...
+
     def biographic_due(self, now: datetime, policy: Policy, limit: int) -> list[str]:
         """Up to ``limit`` travelers with a document, data key or traveler record due at
         ``now`` (a read: made in a read-only unit of work, outside the write lock)."""
