@@ -262,6 +262,27 @@ def test_a_closed_stay_is_purged_after_its_retention_and_takes_the_traveler(
     assert remaining == {"alerts.traveler_id": 1}  # alerts have a lifecycle of their own
 
 
+def keep_case_print(
+    store: RepositoryDriver, traveler_id: str, at: datetime, image: bytes | None = None
+) -> None:
+    """A live print an officer kept on case ``c1`` at ``at``, for 30 days."""
+    kept = CasePrint(
+        "cp1",
+        "c1",
+        traveler_id,
+        2,
+        "nbis-mcc-v1",
+        "officer-1",
+        0.7,
+        b"live minutiae",
+        image is not None,
+        at,
+        at + timedelta(days=30),
+        image=image,
+    )
+    store.write(lambda uow: uow.fingerprints.keep_case_print(kept, at))
+
+
 def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDriver) -> None:
     ids = board(store)
     store.write(
@@ -274,25 +295,7 @@ def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDrive
             DocumentKey("UTO", NUMBER), 2, "nbis-mcc-v1", b"minutiae", 40, DEPARTURE, DEPARTURE
         )
     )
-    store.write(
-        lambda uow: uow.fingerprints.keep_case_print(
-            CasePrint(
-                "cp1",
-                "c1",
-                ids["foreign"],
-                2,
-                "nbis-mcc-v1",
-                "officer-1",
-                0.7,
-                b"live minutiae",
-                True,
-                DEPARTURE,
-                DEPARTURE + timedelta(days=30),
-                image=b"the-live-print-of-the-traveler",
-            ),
-            DEPARTURE,
-        )
-    )
+    keep_case_print(store, ids["foreign"], DEPARTURE, b"the-live-print-of-the-traveler")
     assert len(rows_naming(store, ids["foreign"])) >= 10
     erasure = store.write(lambda uow: uow.retention.erase_traveler(ids["foreign"]))
     assert erasure.staged_flights == ("f1",)
@@ -560,24 +563,7 @@ def test_the_privacy_report_counts_enrolled_and_kept_fingerprints(
         )
     )
     kept_at = DEPARTURE + timedelta(hours=1)
-    store.write(
-        lambda uow: uow.fingerprints.keep_case_print(
-            CasePrint(
-                "cp1",
-                "c1",
-                ids["foreign"],
-                2,
-                "nbis-mcc-v1",
-                "officer-1",
-                0.7,
-                b"live minutiae",
-                False,
-                kept_at,
-                kept_at + timedelta(days=30),
-            ),
-            kept_at,
-        )
-    )
+    keep_case_print(store, ids["foreign"], kept_at)
     reports = store.factory.reports
     later = DEPARTURE + timedelta(days=2)
 
