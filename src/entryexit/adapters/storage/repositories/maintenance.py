@@ -198,10 +198,10 @@ class SqlRetentionRepository:
     def refresh_statistics(self) -> list[str]:
         """PostgreSQL: ``ANALYZE`` those of the purge's tables never analyzed, or that changed
         more since their last analysis than autovacuum's own threshold (50 rows and 10%),
-        i.e. that autovacuum has not caught up with yet. Right after a bulk manifest import the planner otherwise
-        plans the purge's anti-joins for empty tables (seconds a batch instead of
-        milliseconds). Returns the tables analyzed; SQLite: none (its plans do not depend on
-        statistics that go stale this way)."""
+        i.e. that autovacuum has not caught up with yet. Right after a bulk manifest import
+        the planner otherwise plans the purge's anti-joins for empty tables (seconds a batch
+        instead of a fraction of a second). Returns the tables analyzed; SQLite: none (its
+        plans do not depend on statistics that go stale this way)."""
         if self._session.get_bind().dialect.name != "postgresql":
             return []
         names = [table.__tablename__ for table in PURGED_TABLES]
@@ -269,35 +269,36 @@ class SqlRetentionRepository:
             else 0
         )
         named: set[str] = set()
-        for kind, table, traveler, due in (
-            ("capture_records", CaptureRow, CaptureRow.traveler_id, CaptureRow.expires_at <= now),
+        stamped: tuple[tuple[str, Any], ...] = (
+            ("capture_records", CaptureRow),
+            ("reference_templates", ReferenceTemplateRow),
+            ("fingerprint_templates", FingerprintTemplateRow),
+            ("case_fingerprints", CaseFingerprintRow),
+            ("encounter_records", EncounterRow),
+        )
+        for kind, table, travelers, due in (
             *(
-                (kind, table, table.traveler_id, table.expires_at <= now)
-                for kind, table in (
-                    ("reference_templates", ReferenceTemplateRow),
-                    ("fingerprint_templates", FingerprintTemplateRow),
-                    ("case_fingerprints", CaseFingerprintRow),
-                    ("encounter_records", EncounterRow),
-                )
+                (kind, table, (table.traveler_id,), table.expires_at <= now)
+                for kind, table in stamped
             ),
             (
                 "manifest_entries",
                 ManifestEntryRow,
-                ManifestEntryRow.traveler_id,
+                (ManifestEntryRow.traveler_id,),
                 expired_manifest_entries(policy, now),
             ),
             (
                 "admissions",
                 AdmissionRow,
-                func.coalesce(AdmissionRow.traveler_id, AdmissionRow.exit_traveler_id),
+                (AdmissionRow.traveler_id, AdmissionRow.exit_traveler_id),
                 expired_admissions(policy, now),
             ),
         ):
-            picked = session.execute(select(table.id, traveler).where(due).limit(limit)).all()
+            picked = session.execute(select(table.id, *travelers).where(due).limit(limit)).all()
             counts[kind] = (
                 self._delete(table, table.id.in_([row[0] for row in picked])) if picked else 0
             )
-            named.update(str(row[1]) for row in picked if row[1] is not None)
+            named.update(str(name) for row in picked for name in row[1:] if name is not None)
         counts.update(self.purge_travelers(now, policy, sorted(named)))
         counts["staged_galleries"] = self._expire_galleries(now)
         return counts
