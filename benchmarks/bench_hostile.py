@@ -198,6 +198,7 @@ def _serve_gate_bench(scratch: Path) -> None:
     from entryexit.adapters.crypto.keys import FileKeyProvider
     from entryexit.api.app import create_app
     from entryexit.bootstrap import build_services
+    from entryexit.cli.serve import server_config
     from entryexit.config import Settings
     from entryexit.domain.access import Role
 
@@ -218,7 +219,7 @@ def _serve_gate_bench(scratch: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
+        server_config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
     )
 
     def announce() -> None:

@@ -29,10 +29,10 @@ from entryexit.adapters.storage.database import create_database_engine, migrate
 from entryexit.adapters.storage.unit_of_work import SqlUnitOfWorkFactory
 from entryexit.services.audit import AuditTrail
 from entryexit.services.policies import PolicyService
-from entryexit.services.privacy import PurgeService
+from entryexit.services.privacy import PURGE_BATCH_SIZE, PurgeService
 
 
-def generate(engine: Engine, travelers: int, expired: int) -> None:
+def generate(engine: Engine, travelers: int, expired: int, analyze: bool = True) -> None:
     if engine.dialect.name == "postgresql":
         series = "generate_series(0, {n} - 1) AS g(i)"
         uid = "'{p}' || g.i::text"
@@ -82,7 +82,7 @@ def generate(engine: Engine, travelers: int, expired: int) -> None:
     with engine.begin() as connection:
         for statement in statements:
             connection.execute(text(statement))
-        if engine.dialect.name == "postgresql":
+        if analyze and engine.dialect.name == "postgresql":
             # Autovacuum would have: without statistics the planner takes the anti-joins for
             # nested loops over unindexed guesses (45 s instead of 2 s at 100,000 travelers).
             connection.execute(text("ANALYZE"))
@@ -119,11 +119,20 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--travelers", type=int, default=10_000)
     parser.add_argument("--expired", type=int, default=500)
+    parser.add_argument(
+        "--batch-size", type=int, default=PURGE_BATCH_SIZE, help="rows of each kind a batch"
+    )
+    parser.add_argument("--spans", action="store_true", help="print every write transaction")
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="PostgreSQL: purge before any statistics (as right after a bulk import)",
+    )
     args = parser.parse_args()
     engine = create_database_engine(args.database_url)
     migrate(engine)
     started = time.perf_counter()
-    generate(engine, args.travelers, args.expired)
+    generate(engine, args.travelers, args.expired, analyze=not args.no_analyze)
     print(
         f"generated {args.travelers} + {args.expired} travelers in "
         f"{time.perf_counter() - started:.1f} s ({engine.dialect.name})"
@@ -134,18 +143,22 @@ def main() -> None:
     audit = AuditTrail(uow, lambda: now, keys)
     policies = PolicyService(uow, lambda: now, audit)
     policies.ensure_default()
-    purge = PurgeService(uow, lambda: now, audit, None, policies)
+    purge = PurgeService(uow, lambda: now, audit, None, policies, args.batch_size)
     locks = WriteLockClock(engine)
     for label in ("with rows due", "nothing due"):
         locks.spans.clear()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         counts = purge.run()
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        spans = sorted(locks.spans)
         print(
-            f"purge {label}: {wall:.2f} s wall, {len(locks.spans)} write transactions, longest "
-            f"{max(locks.spans, default=0.0) * 1000:.0f} ms; deleted {sum(counts.values())} "
-            f"({', '.join(f'{k}={v}' for k, v in counts.items() if v)})"
+            f"purge {label}: {wall:.2f} s wall, {cpu:.2f} s CPU, {len(spans)} write"
+            f" transactions, longest {max(spans, default=0.0) * 1000:.0f} ms, median"
+            f" {(spans[len(spans) // 2] if spans else 0.0) * 1000:.0f} ms; deleted"
+            f" {sum(counts.values())} ({', '.join(f'{k}={v}' for k, v in counts.items() if v)})"
         )
+        if args.spans:
+            print("  write transactions (ms):", " ".join(f"{s * 1000:.0f}" for s in locks.spans))
 
 
 if __name__ == "__main__":

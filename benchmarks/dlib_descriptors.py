@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,10 +38,22 @@ def cache_file(cache: Path, paths: list[Path]) -> Path:
 def dlib_descriptors(
     engine: FaceEngine, paths: list[Path], cache: Path, threads: int = 2
 ) -> NDArray[np.float32]:
-    """Unit 128-D descriptors, one row per path (zeros where no face was found)."""
+    """Unit 128-D descriptors, one row per path (zeros where no face was found), read from
+    ``cache`` when there, described and stored otherwise."""
     stored = cache_file(cache, paths)
     if stored.exists():
         return np.asarray(np.load(stored)["vectors"], dtype=np.float32)
+    vectors = describe_all(engine, paths, threads)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(stored, vectors=vectors)
+    return vectors
+
+
+def describe_all(
+    engine: FaceEngine, paths: list[Path], threads: int = 2, timings: list[float] | None = None
+) -> NDArray[np.float32]:
+    """Describe every image (no cache); ``timings`` gets each descriptor's milliseconds
+    (dlib's shape and descriptor, not the detection)."""
     import dlib
     import face_recognition_models
 
@@ -69,9 +82,12 @@ def dlib_descriptors(
         else:
             x, y = int(subject.x), int(subject.y)
             box = dlib.rectangle(x, y, x + int(subject.width), y + int(subject.height))
+        start = time.perf_counter()
         vector = np.array(
             local.recognizer.compute_face_descriptor(rgb, local.shapes(rgb, box)), np.float32
         )
+        if timings is not None:
+            timings.append((time.perf_counter() - start) * 1000)
         return index, vector / np.linalg.norm(vector)
 
     vectors = np.zeros((len(paths), 128), np.float32)
@@ -81,8 +97,6 @@ def dlib_descriptors(
                 vectors[index] = vector
             if done % 500 == 0:
                 print(f"dlib: {done} of {len(paths)}", file=sys.stderr, flush=True)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(stored, vectors=vectors)
     return vectors
 
 

@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from dlib_descriptors import describe_all
 from entryexit.biometrics.compare import l2_normalise
-from entryexit.biometrics.detect import choose_subject
 from entryexit.bootstrap import build_face_engine
 from entryexit.config import Settings
 from entryexit.evaluation.datasets import LabelledImages, read_same_person_groups
@@ -42,12 +39,11 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path("evaluation-cache"))
     args = parser.parse_args()
     try:
-        import dlib
-        import face_recognition_models
+        import dlib  # noqa: F401
+        import face_recognition_models  # noqa: F401
     except ImportError:
         print("needs dlib-bin and face-recognition-models (pip install them)", file=sys.stderr)
         return 2
-    weights = Path(face_recognition_models.__file__).parent / "models"
     engine = build_face_engine(Settings(engine_workers=2))
     dataset = LabelledImages.scan(args.data)
     images = dataset.all_images()
@@ -55,43 +51,8 @@ def main() -> int:
     captures = embed_files_cached(engine, paths, args.cache, threads=2)
     references = embed_files_cached(engine, paths, args.cache, 2, recipe=REFERENCE_RECIPE)
 
-    local = threading.local()
     dlib_ms: list[float] = []
-
-    def describe(index: int) -> tuple[int, np.ndarray | None]:
-        if not hasattr(local, "recognizer"):
-            local.detector = dlib.get_frontal_face_detector()
-            local.shapes = dlib.shape_predictor(
-                str(weights / "shape_predictor_5_face_landmarks.dat")
-            )
-            local.recognizer = dlib.face_recognition_model_v1(
-                str(weights / "dlib_face_recognition_resnet_model_v1.dat")
-            )
-        decoded = engine.decode(paths[index].read_bytes())
-        found = engine.detect(decoded.pixels)
-        if not found:
-            return index, None
-        subject = choose_subject(found, decoded.width, decoded.height).subject
-        rgb = np.ascontiguousarray(decoded.pixels[:, :, ::-1])
-        boxes = local.detector(rgb, 1)
-        cx, cy = subject.center
-        if len(boxes):
-            box = min(boxes, key=lambda r: (r.center().x - cx) ** 2 + (r.center().y - cy) ** 2)
-        else:
-            x, y = int(subject.x), int(subject.y)
-            box = dlib.rectangle(x, y, x + int(subject.width), y + int(subject.height))
-        start = time.perf_counter()
-        vector = np.array(
-            local.recognizer.compute_face_descriptor(rgb, local.shapes(rgb, box)), np.float32
-        )
-        dlib_ms.append((time.perf_counter() - start) * 1000)
-        return index, vector / np.linalg.norm(vector)
-
-    dlib_vectors = np.zeros((len(paths), 128), np.float32)
-    with ThreadPoolExecutor(2) as pool:
-        for index, vector in pool.map(describe, range(len(paths))):
-            if vector is not None:
-                dlib_vectors[index] = vector
+    dlib_vectors = describe_all(engine, paths, 2, dlib_ms)
 
     identity = {name: name for name in dataset.persons}
     if args.same_person:

@@ -1640,67 +1640,102 @@ def _unused_data_keys(t: FakeTables) -> list[str]:
     return [traveler for traveler in t.data_keys if traveler not in in_use]
 
 
+def _orphaned_travelers(t: FakeTables) -> list[str]:
+    with_documents = {d.traveler_id for d in t.documents.values()}
+    return [
+        traveler_id
+        for traveler_id in t.travelers
+        if traveler_id not in with_documents
+        and traveler_id not in t.data_keys
+        and not _anything_else_of(t, traveler_id)
+    ]
+
+
+def _purge_biographic(
+    t: FakeTables,
+    policy: Policy,
+    now: datetime,
+    limit: int | None = None,
+    within: set[str] | None = None,
+) -> dict[str, int]:
+    """Documents, data keys, travelers due: at most ``limit`` of each, of the travelers
+    ``within`` only when given."""
+
+    def chosen(due: list[tuple[str, K]]) -> list[K]:
+        kept = [key for traveler_id, key in due if within is None or traveler_id in within]
+        return kept if limit is None else kept[:limit]
+
+    documents = chosen(
+        [(t.documents[key].traveler_id, key) for key in _expired_documents(t, policy, now)]
+    )
+    for document_key in documents:
+        del t.documents[document_key]
+    orphaned = chosen([(key, key) for key in _unused_data_keys(t)])
+    for traveler_id in orphaned:
+        del t.data_keys[traveler_id]
+    gone = chosen([(key, key) for key in _orphaned_travelers(t)])
+    for traveler_id in gone:
+        del t.travelers[traveler_id]
+    return {
+        "traveler_documents": len(documents),
+        "data_keys": len(orphaned),
+        "travelers": len(gone),
+    }
+
+
 class _Retention(_Repository):
-    def purge_expired(self, now: datetime, policy: Policy) -> dict[str, int]:
+    def purge_expired(
+        self, now: datetime, policy: Policy, limit: int | None = None
+    ) -> dict[str, int]:
         t = self._w()
+
+        def at_most(due: list[K]) -> list[K]:
+            return due if limit is None else due[:limit]
+
         counts: dict[str, int] = {}
-        images = [
-            c for c in t.captures.values() if c.image is not None and _due(c.image_expires_at, now)
-        ]
+        images = at_most(
+            [
+                c
+                for c in t.captures.values()
+                if c.image is not None and _due(c.image_expires_at, now)
+            ]
+        )
         for capture in images:
             capture.image = capture.image_expires_at = capture.kek_id = None
         counts["capture_images"] = len(images)
-        keys = [k for k, (_, expires_at) in t.idempotency.items() if _due(expires_at, now)]
+        keys = at_most([k for k, (_, expires_at) in t.idempotency.items() if _due(expires_at, now)])
         for key in keys:
             del t.idempotency[key]
         counts["idempotency_keys"] = len(keys)
-        captures = [i for i, c in t.captures.items() if _due(c.record.expires_at, now)]
+        captures = at_most([i for i, c in t.captures.items() if _due(c.record.expires_at, now)])
         for capture_id in captures:
             del t.captures[capture_id]
         counts["capture_records"] = len(captures)
-        templates = [i for i, r in t.templates.items() if _due(r.expires_at, now)]
+        templates = at_most([i for i, r in t.templates.items() if _due(r.expires_at, now)])
         for template_id in templates:
             del t.templates[template_id]
         counts["reference_templates"] = len(templates)
-        prints = [key for key, f in t.fingerprints.items() if _due(f.expires_at, now)]
+        prints = at_most([key for key, f in t.fingerprints.items() if _due(f.expires_at, now)])
         for print_key in prints:
             del t.fingerprints[print_key]
         counts["fingerprint_templates"] = len(prints)
-        kept = [i for i, p in t.case_prints.items() if _due(p.expires_at, now)]
+        kept = at_most([i for i, p in t.case_prints.items() if _due(p.expires_at, now)])
         for print_id in kept:
             del t.case_prints[print_id]
         counts["case_fingerprints"] = len(kept)
-        encounters = [i for i, e in t.encounters.items() if _due(e.expires_at, now)]
+        encounters = at_most([i for i, e in t.encounters.items() if _due(e.expires_at, now)])
         for encounter_id in encounters:
             del t.encounters[encounter_id]
         counts["encounter_records"] = len(encounters)
-        entries = _expired_manifest_entries(t, policy, now)
+        entries = at_most(_expired_manifest_entries(t, policy, now))
         for flight_id, entry_key in entries:
             del t.manifests[flight_id][entry_key]
         counts["manifest_entries"] = len(entries)
-        admissions = _expired_admissions(t, policy, now)
+        admissions = at_most(_expired_admissions(t, policy, now))
         for admission_id in admissions:
             del t.admissions[admission_id]
         counts["admissions"] = len(admissions)
-        documents = _expired_documents(t, policy, now)
-        for document_key in documents:
-            del t.documents[document_key]
-        counts["traveler_documents"] = len(documents)
-        orphaned = _unused_data_keys(t)
-        for traveler_id in orphaned:
-            del t.data_keys[traveler_id]
-        counts["data_keys"] = len(orphaned)
-        with_documents = {d.traveler_id for d in t.documents.values()}
-        gone = [
-            traveler_id
-            for traveler_id in t.travelers
-            if traveler_id not in with_documents
-            and traveler_id not in t.data_keys
-            and not _anything_else_of(t, traveler_id)
-        ]
-        for traveler_id in gone:
-            del t.travelers[traveler_id]
-        counts["travelers"] = len(gone)
+        counts.update(_purge_biographic(t, policy, now, limit))
         galleries = [
             f
             for f in t.flights.values()
@@ -1710,6 +1745,22 @@ class _Retention(_Repository):
             t.flights[flight.id] = replace(flight, gallery_version=0, gallery_expires_at=None)
         counts["staged_galleries"] = len(galleries)
         return counts
+
+    def refresh_statistics(self) -> list[str]:
+        return []  # no planner here
+
+    def biographic_due(self, now: datetime, policy: Policy, limit: int) -> list[str]:
+        t = self._r()
+        found = {t.documents[key].traveler_id for key in _expired_documents(t, policy, now)}
+        found |= set(_unused_data_keys(t)) | set(_orphaned_travelers(t))
+        return sorted(found)[:limit]
+
+    def purge_travelers(
+        self, now: datetime, policy: Policy, traveler_ids: Sequence[str]
+    ) -> dict[str, int]:
+        ids = set(traveler_ids)
+        t = self._w()
+        return _purge_biographic(t, policy, now, within=ids)
 
     def erase_traveler(self, traveler_id: str) -> TravelerErasure:
         t = self._w()
@@ -2163,6 +2214,14 @@ class FakeReportQueries:
                 "held": len(templates),
                 "overdue": sum(_due(r.expires_at, now) for r in templates),
             },
+            "fingerprint_templates": {
+                "held": len(t.fingerprints),
+                "overdue": sum(_due(f.expires_at, now) for f in t.fingerprints.values()),
+            },
+            "case_fingerprints": {
+                "held": len(t.case_prints),
+                "overdue": sum(_due(p.expires_at, now) for p in t.case_prints.values()),
+            },
             "encounter_records": {
                 "held": len(encounters),
                 "overdue": sum(_due(e.expires_at, now) for e in encounters),
@@ -2184,6 +2243,16 @@ class FakeReportQueries:
                 "held": len(staged),
                 "overdue": sum(_due(f.gallery_expires_at, now) for f in staged),
             },
+        }
+
+    def oldest_held(self) -> dict[str, datetime | None]:
+        t = self._db.tables
+        return {
+            "reference_templates": min((r.created_at for r in t.templates.values()), default=None),
+            "fingerprint_templates": min(
+                (f.created_at for f in t.fingerprints.values()), default=None
+            ),
+            "case_fingerprints": min((p.created_at for p in t.case_prints.values()), default=None),
         }
 
     def decision_counts(self, since: datetime, until: datetime) -> dict[str, int]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import pytest
 
 from entryexit.adapters.crypto.keys import FileKeyProvider
 from entryexit.bootstrap import SqlServices, build_services
+from entryexit.cli.serve import served_in_thread
 from entryexit.config import Settings
 from entryexit.domain.access import Role
 from entryexit.services.ports import FaceAnalyser
@@ -88,23 +87,8 @@ def keyed_services(
 def served(services: SqlServices) -> Iterator[str]:
     """The service app (API, console, kiosk) on a free port; its URL on localhost, which
     Chromium treats as a secure context (Secure cookies and the camera over plain HTTP)."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_service_app(services), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://localhost:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_in_thread(create_service_app(services), "127.0.0.1", free_port(), "error") as up:
+        yield f"http://localhost:{up.config.port}"
 
 
 def sign_in(page: Page, site: Site, username: str) -> None:

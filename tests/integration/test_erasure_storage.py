@@ -262,6 +262,27 @@ def test_a_closed_stay_is_purged_after_its_retention_and_takes_the_traveler(
     assert remaining == {"alerts.traveler_id": 1}  # alerts have a lifecycle of their own
 
 
+def keep_case_print(
+    store: RepositoryDriver, traveler_id: str, at: datetime, image: bytes | None = None
+) -> None:
+    """A live print an officer kept on case ``c1`` at ``at``, for 30 days."""
+    kept = CasePrint(
+        "cp1",
+        "c1",
+        traveler_id,
+        2,
+        "nbis-mcc-v1",
+        "officer-1",
+        0.7,
+        b"live minutiae",
+        image is not None,
+        at,
+        at + timedelta(days=30),
+        image=image,
+    )
+    store.write(lambda uow: uow.fingerprints.keep_case_print(kept, at))
+
+
 def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDriver) -> None:
     ids = board(store)
     store.write(
@@ -274,25 +295,7 @@ def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDrive
             DocumentKey("UTO", NUMBER), 2, "nbis-mcc-v1", b"minutiae", 40, DEPARTURE, DEPARTURE
         )
     )
-    store.write(
-        lambda uow: uow.fingerprints.keep_case_print(
-            CasePrint(
-                "cp1",
-                "c1",
-                ids["foreign"],
-                2,
-                "nbis-mcc-v1",
-                "officer-1",
-                0.7,
-                b"live minutiae",
-                True,
-                DEPARTURE,
-                DEPARTURE + timedelta(days=30),
-                image=b"the-live-print-of-the-traveler",
-            ),
-            DEPARTURE,
-        )
-    )
+    keep_case_print(store, ids["foreign"], DEPARTURE, b"the-live-print-of-the-traveler")
     assert len(rows_naming(store, ids["foreign"])) >= 10
     erasure = store.write(lambda uow: uow.retention.erase_traveler(ids["foreign"]))
     assert erasure.staged_flights == ("f1",)
@@ -542,3 +545,38 @@ def test_a_known_travelers_items_are_sealed_under_their_data_key_alone(
     (message,) = store.write(lambda uow: uow.outbox.pending("admission", 9))
     assert message.template is None
     assert store.read(lambda uow: uow.cases.capture_image("c2")) == b"nobody"
+
+
+def test_the_privacy_report_counts_enrolled_and_kept_fingerprints(
+    store: RepositoryDriver,
+) -> None:
+    ids = board(store)
+    store.write(
+        lambda uow: uow.fingerprints.enrol(
+            DocumentKey("UTO", NUMBER),
+            2,
+            "nbis-mcc-v1",
+            b"minutiae",
+            40,
+            DEPARTURE,
+            DEPARTURE + timedelta(days=1),
+        )
+    )
+    kept_at = DEPARTURE + timedelta(hours=1)
+    keep_case_print(store, ids["foreign"], kept_at)
+    reports = store.factory.reports
+    later = DEPARTURE + timedelta(days=2)
+
+    held = reports.retention_counts(later, POLICY)
+    assert held["fingerprint_templates"] == {"held": 1, "overdue": 1}
+    assert held["case_fingerprints"] == {"held": 1, "overdue": 0}
+    oldest = reports.oldest_held()
+    assert oldest["fingerprint_templates"] == DEPARTURE
+    assert oldest["case_fingerprints"] == kept_at
+    assert oldest["reference_templates"] == DEPARTURE
+
+    store.write(lambda uow: uow.retention.purge_expired(later, POLICY))
+    held = reports.retention_counts(later, POLICY)
+    assert held["fingerprint_templates"] == {"held": 0, "overdue": 0}
+    assert held["case_fingerprints"] == {"held": 1, "overdue": 0}
+    assert reports.oldest_held()["fingerprint_templates"] is None

@@ -409,6 +409,7 @@ class PrivacyReportPublic(BaseModel):
     held: dict[str, int]
     overdue: dict[str, int]
     overdue_total: int
+    oldest: dict[str, datetime | None]
     purges: dict[str, Any]
     erasures: int
     opt_outs: int

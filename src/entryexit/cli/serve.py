@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import signal
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -15,7 +18,7 @@ import typer
 from entryexit.cli._common import load_settings
 from entryexit.cli.worker import JobsOption, PurgeScheduler, drain_outbox
 from entryexit.domain.access import Role
-from entryexit.errors import InvalidInputError
+from entryexit.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
     import uvicorn
@@ -134,6 +137,30 @@ def server_config(app: FastAPI, **options: object) -> uvicorn.Config:
         proxy_headers=False,
         **options,  # type: ignore[arg-type]
     )
+
+
+@contextlib.contextmanager
+def served_in_thread(
+    app: FastAPI, host: str, port: int, log_level: str = "warning", start_seconds: float = 30.0
+) -> Iterator[uvicorn.Server]:
+    """``app`` served by uvicorn, configured by :func:`server_config` as ``entryexit serve``
+    configures it, in a thread of this process while the block runs (``entryexit simulate``,
+    the browser tests); stopped at the block's end."""
+    import uvicorn
+
+    server = uvicorn.Server(server_config(app, host=host, port=port, log_level=log_level))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_seconds
+    try:
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise ConfigurationError(f"the in-process server on port {port} did not start")
+            time.sleep(0.02)
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def draining_server(config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> uvicorn.Server:

@@ -6,8 +6,6 @@ import contextlib
 import json
 import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -23,12 +21,10 @@ app = typer.Typer(help="Drive the service with simulated travelers.", no_args_is
 @contextlib.contextmanager
 def in_process_server() -> Iterator[tuple[str, str]]:
     """Start the real service on a free loopback port with a scratch SQLite database."""
-    import uvicorn
-
     from entryexit.adapters.crypto.keys import FileKeyProvider
     from entryexit.api.app import create_app
     from entryexit.bootstrap import build_services
-    from entryexit.cli.serve import server_config
+    from entryexit.cli.serve import served_in_thread
 
     with tempfile.TemporaryDirectory(prefix="entryexit-simulate-") as scratch:
         base = load_settings()
@@ -49,22 +45,8 @@ def in_process_server() -> Iterator[tuple[str, str]]:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        config = server_config(
-            create_app(services), host="127.0.0.1", port=port, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise ConfigurationError("the in-process server did not start")
-            time.sleep(0.05)
-        try:
+        with served_in_thread(create_app(services), "127.0.0.1", port):
             yield f"http://127.0.0.1:{port}", token
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
 
 
 @app.command("boarding")

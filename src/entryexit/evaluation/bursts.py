@@ -45,6 +45,7 @@ from entryexit.evaluation.embedding import (
     CAPTURE_RECIPE,
     REFERENCE_RECIPE,
     ProgressCallback,
+    add_file_contents,
     embed_files_cached,
 )
 from entryexit.evaluation.metrics import threshold_at_far
@@ -135,9 +136,7 @@ def embed_bursts(
         f"{engine.model}\n{RECIPE_REVISION}\nburst\n{frames}\n{seed}\n"
         f"{engine.settings.capture_recipe_signature}\n".encode()
     )
-    for path in paths:
-        stat = path.stat()
-        digest.update(f"{path}\t{stat.st_size}\n".encode())
+    add_file_contents(digest, paths)
     cache_file = (
         cache_dir / f"bursts-{digest.hexdigest()[:24]}.npz" if cache_dir is not None else None
     )

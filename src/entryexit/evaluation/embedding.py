@@ -1,8 +1,9 @@
 """Embed many image files with the face engine, in parallel batches, with progress.
 
 Embedding a data set is the slow part of every evaluation, so results can be cached in a file
-keyed by the model, the recipe and the exact list of files (names, sizes, modification times):
-a second run with other flights or thresholds reuses them, a changed file set never does.
+keyed by the model, the recipe and the exact list of files (names, sizes and a hash of their
+bytes): a second run with other flights or thresholds reuses them, a changed file set never
+does, and a data set merely touched or copied (new modification times, same bytes) still does.
 """
 
 from __future__ import annotations
@@ -88,10 +89,16 @@ def cache_key(engine: FaceEngine, paths: Sequence[Path], recipe: str) -> str:
         # Detection settings change a capture's template (references are always detected
         # the same way).
         digest.update(f"{engine.settings.capture_recipe_signature}\n".encode())
-    for path in paths:
-        stat = path.stat()
-        digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    add_file_contents(digest, paths)
     return digest.hexdigest()
+
+
+def add_file_contents(digest: hashlib._Hash, paths: Sequence[Path]) -> None:
+    """Add each file's name, size and contents (a fast hash of its bytes) to ``digest``:
+    what a cache of their templates is valid for, whatever their modification times."""
+    for path in paths:
+        content = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        digest.update(f"{path}\t{path.stat().st_size}\t{content}\n".encode())
 
 
 def embed_files_cached(

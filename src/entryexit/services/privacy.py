@@ -3,6 +3,8 @@ report that proves them."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -161,6 +163,11 @@ class OptOutService:
         return OptOut(encounter.id, traveler_id, policy.version, deleted)
 
 
+# Rows of each kind a purge transaction deletes at most (benchmarks/RESULTS.md, "Batched
+# purge": the longest write-lock hold stays in the tens of milliseconds).
+PURGE_BATCH_SIZE = 200
+
+
 class PurgeService:
     def __init__(
         self,
@@ -169,31 +176,69 @@ class PurgeService:
         audit: AuditTrail,
         galleries: GalleryService | None,
         policies: PolicyService,
+        batch_size: int = PURGE_BATCH_SIZE,
     ) -> None:
+        if batch_size < 1:
+            raise ValueError("a purge batch deletes at least one row of each kind")
         self._uow = uow
         self._clock = clock
         self._audit = audit
         self._galleries = galleries
         self._policies = policies
+        self._batch_size = batch_size
 
     def run(self) -> dict[str, int]:
-        """Delete what has expired and record how much of each kind (never whose), in one
-        transaction: the deletion and its record stand or fall together. Biographic kinds
-        follow the policy in force now."""
+        """Delete what has expired and record how much of each kind (never whose), in batches
+        of at most ``batch_size`` rows of each kind. Each batch is one transaction with its
+        own audit record (the deletion and its record stand or fall together), so a large
+        backlog never holds the write lock for long, and a run that stops between batches
+        has recorded what it deleted and leaves the rest to the next. The batches take the
+        kinds whose expiry is stamped first (with the documents, data keys and traveler
+        records of the travelers they named), then sweep the biographic kinds left (found
+        by a read outside the write lock). Biographic kinds follow the policy in force now.
+        Returns the run's totals."""
         now = self._clock()
         policy = self._policies.in_force(now)
+        in_transaction(self._uow, lambda uow: uow.retention.refresh_statistics())
+        run_id = uuid.uuid4().hex
+        totals: dict[str, int] = {}
 
-        def purge(uow: UnitOfWork) -> dict[str, int]:
-            counts = uow.retention.purge_expired(now, policy)
-            self._audit.record(uow, "purge", "ok", details=counts, policy_version=policy.version)
+        def recorded(counts: dict[str, int], uow: UnitOfWork) -> dict[str, int]:
+            if any(counts.values()) or not totals:  # a run with nothing due is recorded too
+                details: dict[str, int | str] = {**counts, "run": run_id}
+                self._audit.record(
+                    uow, "purge", "ok", details=details, policy_version=policy.version
+                )
             return counts
 
-        counts = in_transaction(self._uow, purge)
+        def committed(work: Callable[[UnitOfWork], dict[str, int]]) -> bool:
+            """Run one batch; whether it deleted anything."""
+            counts = in_transaction(self._uow, work)
+            for kind, count in counts.items():
+                totals[kind] = totals.get(kind, 0) + count
+            return any(counts.values())
+
+        def batch(uow: UnitOfWork) -> dict[str, int]:
+            return recorded(uow.retention.purge_expired(now, policy, self._batch_size), uow)
+
+        while committed(batch):
+            pass
+        while True:
+            with self._uow(read_only=True) as reading:
+                due = reading.retention.biographic_due(now, policy, self._batch_size)
+            if not due:
+                break
+
+            def sweep(uow: UnitOfWork, due: list[str] = due) -> dict[str, int]:
+                return recorded(uow.retention.purge_travelers(now, policy, due), uow)
+
+            if not committed(sweep):
+                break  # found due, but no longer so (another purge got there first)
         if self._galleries is not None:
             self._galleries.evict_expired(now)
-        if any(counts.values()):
+        if any(totals.values()):
             self._uow.scrub()
-        return counts
+        return totals
 
     def preview(self, as_of: datetime) -> dict[str, int]:
         """What a purge at ``as_of`` would delete, under the policy in force then: the purge
@@ -308,6 +353,9 @@ class PrivacyReportService:
         held = self._reports.retention_counts(now, policy)
         purges = [e for e in self._audit.all_events("purge") if since <= e.entry.occurred_at <= end]
         purged: dict[str, int] = {}
+        # A run is recorded batch by batch, each event naming its run (events before batching
+        # were a run each).
+        runs = {str(e.entry.details.get("run", e.sequence)) for e in purges}
         for event in purges:
             for kind, count in event.entry.details.items():
                 if isinstance(count, int):
@@ -326,7 +374,12 @@ class PrivacyReportService:
             "held": {kind: values["held"] for kind, values in held.items()},
             "overdue": {kind: values["overdue"] for kind, values in held.items()},
             "overdue_total": sum(values["overdue"] for values in held.values()),
-            "purges": {"runs": len(purges), "deleted": purged},
+            # Biometric kinds only: when the oldest still held was recorded.
+            "oldest": {
+                kind: at.isoformat() if at is not None else None
+                for kind, at in self._reports.oldest_held().items()
+            },
+            "purges": {"runs": len(runs), "deleted": purged},
             "erasures": len(erasures),
             "opt_outs": activity.get("encounters_opt_out", 0),
             "exemptions": _exemptions(self._audit, since, end),

@@ -418,10 +418,33 @@ class OutboxRepository(Protocol):
 
 
 class RetentionRepository(Protocol):
-    def purge_expired(self, now: datetime, policy: Policy) -> dict[str, int]:
+    def purge_expired(
+        self, now: datetime, policy: Policy, limit: int | None = None
+    ) -> dict[str, int]:
         """Delete everything whose time is up at ``now``: kinds whose expiry was stamped when
         written, and biographic kinds by ``policy`` (the one in force at ``now``). A traveler
-        of whom nothing remains loses their data key (crypto-shredding). Counts per kind."""
+        of whom nothing remains loses their data key (crypto-shredding). Counts per kind.
+        ``limit`` (a batch): at most that many rows of each kind whose expiry was stamped,
+        and the biographic kinds only of the travelers those rows named; call again until
+        nothing is deleted, then sweep the rest with :meth:`biographic_due` and
+        :meth:`purge_travelers`."""
+        ...
+
+    def refresh_statistics(self) -> list[str]:
+        """Bring the database's planner statistics of the purged tables up to date where they
+        lag far behind the data (PostgreSQL after a bulk import); the tables refreshed."""
+        ...
+
+    def biographic_due(self, now: datetime, policy: Policy, limit: int) -> list[str]:
+        """Up to ``limit`` travelers with a document, data key or traveler record due at
+        ``now`` (a read: made in a read-only unit of work, outside the write lock)."""
+        ...
+
+    def purge_travelers(
+        self, now: datetime, policy: Policy, traveler_ids: Sequence[str]
+    ) -> dict[str, int]:
+        """Delete what of the biographic kinds of ``traveler_ids`` is due (checked again):
+        documents, data keys, traveler records. Counts per kind."""
         ...
 
     def erase_traveler(self, traveler_id: str) -> TravelerErasure:
@@ -618,6 +641,11 @@ class ReportQueries(Protocol):
     def retention_counts(self, now: datetime, policy: Policy) -> dict[str, dict[str, int]]:
         """Per kind: how many items are held, and how many a purge at ``now`` under
         ``policy`` would delete (``overdue``)."""
+        ...
+
+    def oldest_held(self) -> dict[str, datetime | None]:
+        """Per biometric kind (reference templates, enrolled fingerprints, prints kept on
+        console cases): when the oldest item still held was recorded; None if none is."""
         ...
 
     def decision_counts(self, since: datetime, until: datetime) -> dict[str, int]: ...

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 
-from entryexit.cli.serve import server_config
+from entryexit.cli.serve import served_in_thread
 
 
 @pytest.fixture
@@ -31,19 +28,8 @@ def peer_echo() -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        assert thread.is_alive(), "server stopped"
-        time.sleep(0.02)
-    try:
+    with served_in_thread(app, "127.0.0.1", port, "error", start_seconds=10):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_a_loopback_client_cannot_choose_its_address_with_forwarding_headers(

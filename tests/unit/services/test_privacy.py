@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -136,7 +136,7 @@ def test_the_purge_deletes_what_expired_and_records_how_much_in_the_same_transac
     held_before = world.reports.retention_counts(world.clock.now, world.policies.in_force())
     assert sum(kind["overdue"] for kind in held_before.values()) == 4
 
-    world.uow.fail_commit_after(0)
+    world.uow.fail_commit_after(1)  # the statistics' refresh commits, the first batch fails
     with pytest.raises(InjectedCommitError):
         world.purge.run()
     assert world.reports.retention_counts(world.clock.now, world.policies.in_force()) == held_before
@@ -145,7 +145,12 @@ def test_the_purge_deletes_what_expired_and_records_how_much_in_the_same_transac
 
     assert world.purge.run() == PURGED
     event = world.uow.tables.audit_events[-1].entry
-    assert (event.action, event.actor_key_id, event.details) == ("purge", None, PURGED)
+    run = event.details["run"]  # the run's batches name it (here one batch did everything)
+    assert (event.action, event.actor_key_id, event.details) == (
+        "purge",
+        None,
+        {**PURGED, "run": run},
+    )
     held = world.reports.retention_counts(world.clock.now, world.policies.in_force())
     assert all(kind["overdue"] == 0 for kind in held.values())
     assert held["capture_records"]["held"] == 1  # the foreign national's match
@@ -171,6 +176,12 @@ def test_the_privacy_report() -> None:
     assert report["policy_in_force"] == "default-2"
     assert report["overdue_total"] == 0
     assert report["held"]["capture_records"] == 1  # type: ignore[index]
+    assert report["held"]["fingerprint_templates"] == 0  # type: ignore[index]
+    assert report["held"]["case_fingerprints"] == 0  # type: ignore[index]
+    oldest = report["oldest"]
+    assert isinstance(oldest, dict)
+    assert START <= datetime.fromisoformat(oldest["reference_templates"]) <= world.clock.now
+    assert (oldest["fingerprint_templates"], oldest["case_fingerprints"]) == (None, None)
     assert report["purges"] == {
         "runs": 1,
         "deleted": {**PURGED, "staged_galleries": 2},

@@ -24,9 +24,11 @@ from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
     AdmissionRow,
     CaptureRow,
+    CaseFingerprintRow,
     DataKeyRow,
     DocumentRow,
     EncounterRow,
+    FingerprintTemplateRow,
     FlightRow,
     ManifestEntryRow,
     ReferenceTemplateRow,
@@ -247,6 +249,14 @@ class SqlReportQueries:
                     "held": count(ReferenceTemplateRow.id.is_not(None)),
                     "overdue": count(ReferenceTemplateRow.expires_at <= now),
                 },
+                "fingerprint_templates": {
+                    "held": count(FingerprintTemplateRow.id.is_not(None)),
+                    "overdue": count(FingerprintTemplateRow.expires_at <= now),
+                },
+                "case_fingerprints": {
+                    "held": count(CaseFingerprintRow.id.is_not(None)),
+                    "overdue": count(CaseFingerprintRow.expires_at <= now),
+                },
                 "encounter_records": {
                     "held": count(EncounterRow.id.is_not(None)),
                     "overdue": count(EncounterRow.expires_at <= now),
@@ -273,6 +283,18 @@ class SqlReportQueries:
                         FlightRow.gallery_version > 0, FlightRow.gallery_expires_at <= now
                     ),
                 },
+            }
+
+    def oldest_held(self) -> dict[str, datetime | None]:
+        """Per biometric kind: when the oldest item still held was recorded (None if none)."""
+        with self._transaction() as session:
+            return {
+                kind: session.scalar(select(func.min(column)))
+                for kind, column in (
+                    ("reference_templates", ReferenceTemplateRow.created_at),
+                    ("fingerprint_templates", FingerprintTemplateRow.created_at),
+                    ("case_fingerprints", CaseFingerprintRow.created_at),
+                )
             }
 
     def decision_counts(self, since: datetime, until: datetime) -> dict[str, int]:

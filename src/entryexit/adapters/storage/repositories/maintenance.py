@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from entryexit.adapters.storage.repositories.captures import capture_owner
@@ -158,16 +158,199 @@ def unused_data_keys() -> ColumnElement[bool]:
     )
 
 
+def _orphaned(traveler: SqlValue) -> tuple[ColumnElement[bool], ...]:
+    """Nothing of the traveler is left: no record that names them, no document, no data key."""
+    return (
+        _nothing_else_of(traveler),
+        ~select(DocumentRow.id).where(DocumentRow.traveler_id == traveler).exists(),
+        ~select(DataKeyRow.traveler_id).where(DataKeyRow.traveler_id == traveler).exists(),
+    )
+
+
+# The tables the purge reads and deletes from.
+PURGED_TABLES = (
+    CaptureRow,
+    CaptureIdempotencyRow,
+    ReferenceTemplateRow,
+    FingerprintTemplateRow,
+    CaseFingerprintRow,
+    EncounterRow,
+    ManifestEntryRow,
+    AdmissionRow,
+    DocumentRow,
+    DataKeyRow,
+    TravelerRow,
+    FlightRow,
+)
+
+
 class SqlRetentionRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    def _without_jit(self) -> None:
+        """PostgreSQL: no JIT compilation in this transaction. The purge's correlated
+        subqueries look costly to the planner (their estimate ignores the ``LIMIT``), so it
+        compiled each batch's statements, 0.2 s of compiling for 20 ms of work (seconds a
+        batch on a loaded machine, with the write lock held)."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            self._session.execute(text("SET LOCAL jit = off"))
+
+    def refresh_statistics(self) -> list[str]:
+        """PostgreSQL: ``ANALYZE`` those of the purge's tables never analyzed, or that changed
+        more since their last analysis than autovacuum's own threshold (50 rows and 10%),
+        i.e. that autovacuum has not caught up with yet. Right after a bulk manifest import
+        the planner otherwise plans the purge's anti-joins for empty tables (seconds a batch
+        instead of a fraction of a second). Returns the tables analyzed; SQLite: none (its
+        plans do not depend on statistics that go stale this way)."""
+        if self._session.get_bind().dialect.name != "postgresql":
+            return []
+        names = [table.__tablename__ for table in PURGED_TABLES]
+        stale = list(
+            self._session.scalars(
+                text(
+                    "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:names) AND"
+                    " (n_mod_since_analyze > 50 + 0.1 * n_live_tup OR coalesce(last_analyze,"
+                    " last_autoanalyze) IS NULL) ORDER BY relname"
+                ),
+                {"names": names},
+            )
+        )
+        for name in stale:
+            self._session.execute(text(f'ANALYZE "{name}"'))
+        return stale
+
     def _delete(self, table: Any, *conditions: ColumnElement[bool]) -> int:
         return _rowcount(self._session.execute(delete(table).where(*conditions)))
 
-    def purge_expired(self, now: datetime, policy: Policy) -> dict[str, int]:
+    def purge_expired(
+        self, now: datetime, policy: Policy, limit: int | None = None
+    ) -> dict[str, int]:
         """Delete everything whose time is up (running it again deletes nothing more). The
-        biographic kinds go last: a document outlives every record that names its traveler."""
+        biographic kinds go last: a document outlives every record that names its traveler.
+
+        With ``limit`` (a batch): at most that many rows of each kind whose expiry is
+        stamped, and the biographic kinds only of the travelers those rows named (found by
+        key, not by reading every document); :meth:`biographic_due` and
+        :meth:`purge_travelers` find and delete the rest."""
+        self._without_jit()
+        if limit is None:
+            return self._purge_all(now, policy)
+        session = self._session
+        counts = {
+            "capture_images": _rowcount(
+                session.execute(
+                    update(CaptureRow)
+                    .where(
+                        CaptureRow.id.in_(
+                            select(CaptureRow.id)
+                            .where(
+                                CaptureRow.image.is_not(None), CaptureRow.image_expires_at <= now
+                            )
+                            .limit(limit)
+                        )
+                    )
+                    .values(image=None, wrapped_key=None, kek_id=None, image_expires_at=None)
+                )
+            )
+        }
+        picked_keys = session.execute(
+            select(CaptureIdempotencyRow.scope, CaptureIdempotencyRow.key)
+            .where(CaptureIdempotencyRow.expires_at <= now)
+            .limit(limit)
+        ).all()
+        counts["idempotency_keys"] = (
+            self._delete(
+                CaptureIdempotencyRow,
+                tuple_(CaptureIdempotencyRow.scope, CaptureIdempotencyRow.key).in_(
+                    [tuple(row) for row in picked_keys]
+                ),
+            )
+            if picked_keys
+            else 0
+        )
+        named: set[str] = set()
+        stamped: tuple[tuple[str, Any], ...] = (
+            ("capture_records", CaptureRow),
+            ("reference_templates", ReferenceTemplateRow),
+            ("fingerprint_templates", FingerprintTemplateRow),
+            ("case_fingerprints", CaseFingerprintRow),
+            ("encounter_records", EncounterRow),
+        )
+        for kind, table, travelers, due in (
+            *(
+                (kind, table, (table.traveler_id,), table.expires_at <= now)
+                for kind, table in stamped
+            ),
+            (
+                "manifest_entries",
+                ManifestEntryRow,
+                (ManifestEntryRow.traveler_id,),
+                expired_manifest_entries(policy, now),
+            ),
+            (
+                "admissions",
+                AdmissionRow,
+                (AdmissionRow.traveler_id, AdmissionRow.exit_traveler_id),
+                expired_admissions(policy, now),
+            ),
+        ):
+            picked = session.execute(select(table.id, *travelers).where(due).limit(limit)).all()
+            counts[kind] = (
+                self._delete(table, table.id.in_([row[0] for row in picked])) if picked else 0
+            )
+            named.update(str(name) for row in picked for name in row[1:] if name is not None)
+        counts.update(self.purge_travelers(now, policy, sorted(named)))
+        counts["staged_galleries"] = self._expire_galleries(now)
+        return counts
+
+    def biographic_due(self, now: datetime, policy: Policy, limit: int) -> list[str]:
+        """Up to ``limit`` travelers with a document, a data key or the traveler record itself
+        due (the reads a batch leaves out; made outside any write transaction)."""
+        self._without_jit()
+        session = self._session
+        found: set[str] = set()
+        for query in (
+            select(DocumentRow.traveler_id).where(expired_documents(policy, now)),
+            select(DataKeyRow.traveler_id).where(unused_data_keys()),
+            select(TravelerRow.id).where(*_orphaned(TravelerRow.id)),
+        ):
+            found.update(session.scalars(query.limit(limit - len(found))))
+            if len(found) >= limit:
+                break
+        return sorted(found)
+
+    def purge_travelers(
+        self, now: datetime, policy: Policy, traveler_ids: Sequence[str]
+    ) -> dict[str, int]:
+        """The biographic kinds of ``traveler_ids`` that are due (each condition checked
+        again here): documents, then data keys (crypto-shredding), then traveler records."""
+        if not traveler_ids:
+            return dict.fromkeys(("traveler_documents", "data_keys", "travelers"), 0)
+        self._without_jit()
+        ids = list(traveler_ids)
+        return {
+            "traveler_documents": self._delete(
+                DocumentRow, DocumentRow.traveler_id.in_(ids), expired_documents(policy, now)
+            ),
+            "data_keys": self._delete(
+                DataKeyRow, DataKeyRow.traveler_id.in_(ids), unused_data_keys()
+            ),
+            "travelers": self._delete(
+                TravelerRow, TravelerRow.id.in_(ids), *_orphaned(TravelerRow.id)
+            ),
+        }
+
+    def _expire_galleries(self, now: datetime) -> int:
+        return _rowcount(
+            self._session.execute(
+                update(FlightRow)
+                .where(FlightRow.gallery_version > 0, FlightRow.gallery_expires_at <= now)
+                .values(gallery_version=0, gallery_expires_at=None)
+            )
+        )
+
+    def _purge_all(self, now: datetime, policy: Policy) -> dict[str, int]:
         session = self._session
         counts = {
             "capture_images": _rowcount(
@@ -194,21 +377,8 @@ class SqlRetentionRepository:
         counts["traveler_documents"] = self._delete(DocumentRow, expired_documents(policy, now))
         # Crypto-shredding: with the key goes every sealed copy, backups and replicas included.
         counts["data_keys"] = self._delete(DataKeyRow, unused_data_keys())
-        counts["travelers"] = self._delete(
-            TravelerRow,
-            _nothing_else_of(TravelerRow.id),
-            ~select(DocumentRow.id).where(DocumentRow.traveler_id == TravelerRow.id).exists(),
-            ~select(DataKeyRow.traveler_id)
-            .where(DataKeyRow.traveler_id == TravelerRow.id)
-            .exists(),
-        )
-        counts["staged_galleries"] = _rowcount(
-            session.execute(
-                update(FlightRow)
-                .where(FlightRow.gallery_version > 0, FlightRow.gallery_expires_at <= now)
-                .values(gallery_version=0, gallery_expires_at=None)
-            )
-        )
+        counts["travelers"] = self._delete(TravelerRow, *_orphaned(TravelerRow.id))
+        counts["staged_galleries"] = self._expire_galleries(now)
         return counts
 
     def erase_traveler(self, traveler_id: str) -> TravelerErasure:
