@@ -310,6 +310,7 @@ def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDrive
         "case_fingerprints": 1,
         "admissions": 1,
         "alerts": 1,
+        "manifest_conflicts": 0,
         "queued_work": 1,
         "traveler_documents": 1,
         "data_keys": 1,

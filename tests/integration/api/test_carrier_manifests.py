@@ -193,3 +193,26 @@ def test_a_supervisor_reviews_conflicts_and_the_cli_lists_and_resolves_them(
     assert resolve(api, conflict["id"], "kept", role="supervisor").status_code == 200
     assert listed(api, mine)["EEA111"] == ("REAL", "foreign_national")
     assert resolve(api, "no-such-conflict", "kept").status_code == 404
+
+
+def test_erasing_a_traveler_takes_the_details_carriers_proposed_for_him(api: Api) -> None:
+    # A conflict holds a carrier's details for the traveler's document (sealed) and names him:
+    # an erasure that left it would leave a row of his behind.
+    carrier_keys(api)
+    api.keys["supervisor"] = api.services.keys.create(Role.SUPERVISOR, "shift")[1]
+    upload(
+        api,
+        api.create_flight(carrier="ZZ", role="officer_zz")["id"],
+        [manifest_row("EEA111", "SQUAT")],
+        "officer_zz",
+    )
+    real = api.create_flight(carrier="EE", role="officer_ee")["id"]
+    assert upload(api, real, [manifest_row("EEA111", "REAL")], "officer_ee")["conflicts"] == 1
+    erased = api.client.post(
+        "/v1/erasures",
+        json={"issuing_state": "UTO", "number": "EEA111", "reason": "court_order"},
+        headers=api.headers("supervisor"),
+    )
+    assert erased.status_code == 201, erased.text
+    assert erased.json()["erased"]["manifest_conflicts"] == 1
+    assert conflicts(api, status="all") == []
