@@ -7,6 +7,11 @@ one the sender states (a scanner knows it; file metadata is often absent or wron
 :data:`MIN_PPI` the ridges are too coarsely sampled for minutiae and the image is refused.
 Other resolutions are resampled to 500 ppi (area averaging when shrinking, bicubic when
 enlarging), the resolution the extractors and the matcher's constants are made for.
+
+A TIFF may hold JPEG-compressed strips or tiles, which libtiff hands to libjpeg; a progressive
+JPEG stream is decoded scan by scan, each a pass over its pixels, so each stream is held to
+the scan limit of the face decoder (:data:`entryexit.biometrics.decode.MAX_JPEG_SCANS`) before
+any pixel is decoded (:func:`_check_tiff_jpeg_scans`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
+from entryexit.biometrics.decode import MAX_JPEG_SCANS
 from entryexit.biometrics.fingerprints._wsq import decode_wsq, is_wsq
 from entryexit.errors import ImageDecodeError, ImageTooLargeError
 
@@ -120,6 +126,7 @@ def _decode_in_process(
                 f" at most {limits.max_pixels} pixels are accepted"
             )
         fmt = str(image.format)
+        _check_tiff_jpeg_scans(image, data)
         try:
             return fmt, _to_grey(image)
         except Exception as exc:  # Pillow's codecs raise a variety of errors on corrupt data
@@ -137,6 +144,48 @@ def _check_resampled_size(
         raise ImageTooLargeError(
             f"the fingerprint image is {width} x {height} pixels at {ppi:g} ppi, which is"
             f" {resampled} pixels at 500 ppi; at most {limits.max_pixels} are accepted"
+        )
+
+
+# TIFF compression 6 (old-style) and 7 (JPEG); the tags that locate the JPEG streams: strips,
+# tiles, and old-style JPEG's interchange stream (offsets tag, byte counts tag).
+_TIFF_JPEG_COMPRESSION = frozenset({6, 7})
+_TIFF_STREAM_TAGS = ((273, 279), (324, 325), (513, 514))
+_START_OF_SCAN = b"\xff\xda"
+
+
+def _check_tiff_jpeg_scans(image: Image.Image, data: bytes) -> None:
+    """Refuse a JPEG-compressed TIFF any of whose JPEG streams has more scans than any
+    encoder writes. Each strip or tile is its own stream, so the limit applies per stream
+    (a legitimate file of 200 baseline strips has 200 scans) and bounds the decoding work to
+    :data:`MAX_JPEG_SCANS` passes over the pixels, which the pixel limit bounds. Counting
+    the start-of-scan marker in a stream's bytes is an upper bound (entropy-coded data stuffs
+    every 0xFF byte). libtiff has a limit of its own (100 by default) that an environment
+    variable raises; this one does not depend on how the process was started."""
+    tags = getattr(image, "tag_v2", None)
+    if image.format != "TIFF" or tags is None:
+        return
+    if tags.get(259) not in _TIFF_JPEG_COMPRESSION:
+        return
+    streams: list[tuple[int, int]] = []
+    located = True
+    for offsets_tag, counts_tag in _TIFF_STREAM_TAGS:
+        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
+        if offsets is None or counts is None:
+            continue
+        offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+        counts = counts if isinstance(counts, tuple) else (counts,)
+        located = located and len(offsets) == len(counts)
+        streams += [
+            (int(start), int(start) + int(length))
+            for start, length in zip(offsets, counts, strict=False)
+        ]
+    if not streams or not located:  # streams not located: the whole file is an upper bound
+        streams = [(0, len(data))]
+    scans = max(data.count(_START_OF_SCAN, start, end) for start, end in streams)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageDecodeError(
+            f"a JPEG stream in the TIFF has {scans} scans; at most {MAX_JPEG_SCANS} are accepted"
         )
 
 

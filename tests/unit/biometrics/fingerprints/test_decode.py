@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,66 @@ def test_the_pixel_limit_holds_for_the_copy_resampled_to_500_ppi() -> None:
     with pytest.raises(ImageTooLargeError, match="at 500 ppi"):
         decode_fingerprint(tiled, 300)
     assert decode_fingerprint(tiled, 500).pixels.shape == (1900, 1900)
+
+
+def _tiff_with_one_jpeg_strip(stream: bytes, side: int) -> bytes:
+    """A greyscale TIFF (little-endian, compression 7) whose single strip is ``stream``."""
+    entries = [
+        (256, 4, side),  # width
+        (257, 4, side),  # height
+        (258, 3, 8),  # bits per sample
+        (259, 3, 7),  # compression: JPEG
+        (262, 3, 1),  # photometric: black is zero
+        (273, 4, 0),  # strip offset, set below
+        (277, 3, 1),  # samples per pixel
+        (278, 4, side),  # rows per strip
+        (279, 4, len(stream)),  # strip byte count
+    ]
+    data_offset = 8 + 2 + 12 * len(entries) + 4
+    header = bytearray(b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)))
+    for tag, kind, value in entries:
+        value = data_offset if tag == 273 else value
+        packed = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        header += struct.pack("<HHI", tag, kind, 1) + packed
+    return bytes(header + struct.pack("<I", 0)) + stream
+
+
+def _progressive_jpeg_tiff(copies: int, side: int = 256) -> bytes:
+    ramp = np.tile(np.linspace(0, 255, side, dtype=np.uint8), (side, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="JPEG", progressive=True, quality=90)
+    jpeg = buffer.getvalue()
+    first_scan = jpeg.index(b"\xff\xda")
+    return _tiff_with_one_jpeg_strip(
+        jpeg[:first_scan] + jpeg[first_scan:-2] * copies + jpeg[-2:], side
+    )
+
+
+def test_a_progressive_jpeg_tiff_as_encoders_write_it_decodes() -> None:
+    data = _progressive_jpeg_tiff(copies=1)
+    assert 1 < data.count(b"\xff\xda") <= 20
+    assert decode_fingerprint(data, 500).pixels.shape == (256, 256)
+
+
+def test_a_jpeg_tiff_of_many_strips_is_not_mistaken_for_many_scans() -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(ridges(600, 1600)).save(
+        buffer, format="TIFF", compression="jpeg", strip_size=600 * 8
+    )
+    data = buffer.getvalue()
+    assert data.count(b"\xff\xda") > 100  # one baseline scan per strip
+    assert decode_fingerprint(data, 500).pixels.shape == (1600, 600)
+
+
+def test_a_tiff_whose_jpeg_strip_has_hundreds_of_scans_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The attacker's TIFF holds one progressive JPEG whose scans repeat: a small file, each
+    # scan a pass over the pixels. libtiff stops at 100 scans by default, but an environment
+    # variable raises that; this limit is the service's own.
+    monkeypatch.setenv("LIBTIFF_JPEG_MAX_ALLOWED_SCAN_NUMBER", "1000000")
+    bomb = _progressive_jpeg_tiff(copies=40)
+    assert bomb.count(b"\xff\xda") > 200
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageDecodeError, match="scans; at most"):
+        decode_fingerprint(bomb, 500)
