@@ -76,7 +76,6 @@ class World:
         self.captures = CaptureService(
             self.uow,
             analyser,
-            self.flights,
             self.galleries,
             thresholds,
             self.clock,
