@@ -516,7 +516,7 @@ class CaptureService:
                 decision, keep_image = Decision.MANUAL, True
                 reasons = ("officer_review", *verdict.reasons)
             else:
-                citizenship = uow.travelers.profile(traveler_id).citizenship_class
+                citizenship = uow.travelers.citizenship_class(traveler_id)
                 encounter = new_encounter(
                     flight,
                     traveler_id,
