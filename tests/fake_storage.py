@@ -859,6 +859,9 @@ class _Travelers(_Repository):
                 )
         return TravelerProfile(None, None)
 
+    def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
+        return self.profile(traveler_id).citizenship_class
+
     def add_reference_template(
         self,
         document: DocumentKey,

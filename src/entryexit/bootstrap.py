@@ -503,7 +503,6 @@ def build_services(
     captures = CaptureService(
         uow_factory,
         resolved_engine,
-        flights,
         galleries,
         thresholds,
         clock,

@@ -17,15 +17,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
 
-from entryexit.biometrics import similarity_matrix
+from entryexit.biometrics import FaceAnalysis, similarity_matrix
 from entryexit.biometrics.fusion import BurstAnalysis
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.identification import IdentificationRule, identify
@@ -66,8 +68,12 @@ REASON_COLUMN_LENGTH = 64  # captures.reason in the store
 logger = logging.getLogger(__name__)
 
 Admission = Callable[[UnitOfWork], tuple[Principal, Flight | None]]
-"""Who sends a capture, decided in the capture's one read before its model runs (the API
-checks the key there, and may hand over the flight its carrier check read)."""
+"""Who sends a capture, decided in the capture's one read (the API checks the key there, and
+may hand over the flight its carrier check read)."""
+EarlyAdmission = Callable[[], Principal | None]
+"""Who probably sends a capture, from memory only (see :meth:`CaptureService.submit_burst`);
+``None`` when memory cannot say."""
+_MAX_REMEMBERED_FLIGHTS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,6 @@ class CaptureService:
         self,
         uow: UnitOfWorkFactory,
         engine: FaceAnalyser,
-        flights: FlightService,
         galleries: GalleryService,
         thresholds: OperatingThresholds,
         clock: Clock,
@@ -174,7 +179,6 @@ class CaptureService:
     ) -> None:
         self._uow = uow
         self._engine = engine
-        self._flights = flights
         self._galleries = galleries
         self._thresholds = thresholds
         self._clock = clock
@@ -182,6 +186,12 @@ class CaptureService:
         self._audit = audit
         self._watchlist = watchlist
         self._on_encounter = on_encounter
+        # Flights' carriers as captures' reads found them: an early caller (see
+        # submit_burst) who served the carrier may have its model start before the read.
+        self._carriers: dict[str, str] = {}
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="capture-read")
 
     def process(
         self,
@@ -221,9 +231,99 @@ class CaptureService:
         gate: str,
         device: str,
         idempotency_key: str | None = None,
+        early: EarlyAdmission | None = None,
     ) -> tuple[Principal, CaptureOutcome]:
         """:meth:`process_burst` for a caller whom ``admit`` names in the capture's read:
-        the caller and its outcome."""
+        the caller and its outcome.
+
+        ``early``: who the caller probably is, from memory (the key's row as last read, its
+        secret checked, and the cheap checks). When it names a caller who served this
+        flight's carrier before, and no other capture is in the service, the capture's read
+        runs on another thread *while* the model runs, so the capture waits for the longer of
+        the two, not their sum. The read's checks are the same as ever and come first: a key
+        revoked (or a row changed) since it was last read wastes one model run, and nothing
+        is written or answered but the refusal."""
+        with self._busy_lock:
+            self._busy += 1
+            alone = self._busy == 1
+        try:
+            if alone and early is not None and len(frames) == 1:
+                principal = early()
+                carrier = self._carriers.get(flight_id)
+                if (
+                    principal is not None
+                    and carrier is not None
+                    and principal.serves(carrier)
+                    and principal.can(Permission.CAPTURE_SUBMIT)
+                ):
+                    return self._overlapped(
+                        admit, flight_id, frames[0], gate, device, idempotency_key
+                    )
+            return self._serial(admit, flight_id, frames, gate, device, idempotency_key)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+
+    def _serial(
+        self,
+        admit: Admission,
+        flight_id: str,
+        frames: Sequence[bytes],
+        gate: str,
+        device: str,
+        idempotency_key: str | None,
+    ) -> tuple[Principal, CaptureOutcome]:
+        context, request, earlier = self._confirm(
+            admit, flight_id, frames, gate, device, idempotency_key
+        )
+        if request is not None and earlier is not None:
+            return context.principal, _replay(request, earlier)
+        if len(frames) == 1:
+            verdict = self._decide(context, frames[0])
+        else:
+            verdict = self._decide_burst(context, frames)
+        kept = frames[verdict.kept_frame]
+        return context.principal, in_transaction(
+            self._uow, lambda uow: self._record(uow, context, verdict, kept, request)
+        )
+
+    def _overlapped(
+        self,
+        admit: Admission,
+        flight_id: str,
+        photo: bytes,
+        gate: str,
+        device: str,
+        idempotency_key: str | None,
+    ) -> tuple[Principal, CaptureOutcome]:
+        confirming = self._reads.submit(
+            self._confirm, admit, flight_id, [photo], gate, device, idempotency_key
+        )
+        try:
+            analysed = self._analyse(photo)
+        except BaseException:
+            # The read's answer comes first: a refused caller learns nothing of its image.
+            confirming.result()
+            raise
+        context, request, earlier = confirming.result()
+        if request is not None and earlier is not None:
+            return context.principal, _replay(request, earlier)
+        verdict = self._judge(context, analysed)
+        return context.principal, in_transaction(
+            self._uow, lambda uow: self._record(uow, context, verdict, photo, request)
+        )
+
+    def _confirm(
+        self,
+        admit: Admission,
+        flight_id: str,
+        frames: Sequence[bytes],
+        gate: str,
+        device: str,
+        idempotency_key: str | None,
+    ) -> tuple[_Context, _IdempotentRequest | None, StoredIdempotency | None]:
+        """The capture's read (caller, flight, watchlist), its frame count checked, and an
+        earlier attempt under its Idempotency-Key, if any."""
         context = self._prepare(admit, flight_id, gate, device)
         limit = context.policy.capture.max_frames
         if not frames:
@@ -238,19 +338,11 @@ class CaptureService:
             if idempotency_key is None
             else _idempotent_request(context, idempotency_key, frames)
         )
+        earlier = None
         if request is not None:
             with self._uow(read_only=True) as uow:
                 earlier = uow.captures.find_idempotency(request.scope, request.key)
-            if earlier is not None:
-                return context.principal, _replay(request, earlier)
-        if len(frames) == 1:
-            verdict = self._decide(context, frames[0])
-        else:
-            verdict = self._decide_burst(context, frames)
-        kept = frames[verdict.kept_frame]
-        return context.principal, in_transaction(
-            self._uow, lambda uow: self._record(uow, context, verdict, kept, request)
-        )
+        return context, request, earlier
 
     # --- prepare ---------------------------------------------------------------------------
     def _prepare(self, admit: Admission, flight_id: str, gate: str, device: str) -> _Context:
@@ -265,6 +357,8 @@ class CaptureService:
                 flight = FlightService.get_in(uow, flight_id)
             if not principal.serves(flight.carrier):
                 raise PermissionDeniedError("this gate key does not serve this flight's carrier")
+            if len(self._carriers) < _MAX_REMEMBERED_FLIGHTS:
+                self._carriers[flight.id] = flight.carrier
             watchlist = self._watchlist.current(uow) if self._watchlist is not None else None
         gallery = self._galleries.gallery_for(flight)
         received_at = self._clock()
@@ -289,13 +383,23 @@ class CaptureService:
 
     # --- decide (model work; no transaction is open) ---------------------------------------
     def _decide(self, context: _Context, photo: bytes) -> _Verdict:
+        return self._judge(context, self._analyse(photo))
+
+    def _analyse(self, photo: bytes) -> FaceAnalysis | _Verdict:
+        """The model's work on one frame (needs nothing from the store): its analysis, or
+        the recapture it calls for."""
         try:
             analysis = self._engine.analyse(photo)
         except NoFaceError:
             return _Verdict(Decision.RECAPTURE, ("no_face",))
         if not analysis.quality.acceptable:
             return _Verdict(Decision.RECAPTURE, tuple(r.value for r in analysis.quality.reasons))
-        return self._search(context, analysis.template.vector, 1, (), 0)
+        return analysis
+
+    def _judge(self, context: _Context, analysed: FaceAnalysis | _Verdict) -> _Verdict:
+        if isinstance(analysed, _Verdict):
+            return analysed
+        return self._search(context, analysed.template.vector, 1, (), 0)
 
     def _decide_burst(self, context: _Context, frames: Sequence[bytes]) -> _Verdict:
         burst: BurstAnalysis = self._engine.analyse_burst(frames, len(context.rules))
@@ -412,7 +516,7 @@ class CaptureService:
                 decision, keep_image = Decision.MANUAL, True
                 reasons = ("officer_review", *verdict.reasons)
             else:
-                citizenship = uow.travelers.profile(traveler_id).citizenship_class
+                citizenship = uow.travelers.citizenship_class(traveler_id)
                 encounter = new_encounter(
                     flight,
                     traveler_id,

@@ -14,6 +14,8 @@ from entryexit.services.ports import Clock
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
 KEY_PREFIX = "eex"
+# Far more keys than a deployment issues: a bound on the remembered rows' memory.
+MAX_REMEMBERED_KEYS = 10_000
 
 
 def _hash(secret: str) -> str:
@@ -29,6 +31,10 @@ class KeyService:
         self._uow = uow
         self._clock = clock
         self._audit = audit
+        # prefix -> the key's row as this instance last read it (MAC checked, not revoked).
+        # Only :meth:`remembered` uses it, to let a capture's model start before the read
+        # that confirms the key (see CaptureService); it never *decides* anything alone.
+        self._remembered: dict[str, StoredApiKey] = {}
 
     def create(
         self,
@@ -88,9 +94,27 @@ class KeyService:
             with self._uow(read_only=True) as uow:
                 stored = uow.access.find_api_key(parts[1])
         if stored is None or stored.revoked_at is not None:
+            self._remembered.pop(parts[1], None)
             raise AuthenticationError("the API key is unknown or revoked")
         if not hmac.compare_digest(stored.secret_hash, _hash(parts[2])):
             raise AuthenticationError("the API key is unknown or revoked")
+        if parts[1] in self._remembered or len(self._remembered) < MAX_REMEMBERED_KEYS:
+            self._remembered[parts[1]] = stored
+        return stored.principal
+
+    def remembered(self, token: str | None) -> Principal | None:
+        """The key's principal as its row read last (by :meth:`authenticate`, MAC checked)
+        said, when the presented secret matches that row; ``None`` otherwise. No read: the
+        row may have been revoked or changed since, so this only lets work *start* (a
+        capture's model); :meth:`authenticate` must confirm it before anything is written
+        or answered."""
+        try:
+            parts = self.key_parts(token)
+        except AuthenticationError:
+            return None
+        stored = self._remembered.get(parts[1])
+        if stored is None or not hmac.compare_digest(stored.secret_hash, _hash(parts[2])):
+            return None
         return stored.principal
 
     def is_live(self, prefix: str) -> bool:

@@ -33,6 +33,7 @@ from entryexit.domain.admission import Admission, ExitLink
 from entryexit.domain.audit import AuditEntry, AuditEvent
 from entryexit.domain.kiosk import KioskDevice, KioskOptOutRequest, LaneAssignment
 from entryexit.domain.model import (
+    CitizenshipClass,
     ConflictSide,
     DocumentKey,
     Encounter,
@@ -157,6 +158,11 @@ class TravelerRepository(Protocol):
 
     def traveler_for_document(self, document: DocumentKey) -> str | None: ...
     def profile(self, traveler_id: str) -> TravelerProfile: ...
+    def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
+        """The class of the traveler's described document (:meth:`profile`'s), without
+        opening anything."""
+        ...
+
     def add_reference_template(
         self,
         document: DocumentKey,

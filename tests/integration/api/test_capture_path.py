@@ -4,15 +4,19 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, event, text
 
 from entryexit.adapters.storage.database import READ_ONLY_TRANSACTION
-from tests.integration.api.conftest import Api
+from tests.conftest import lfw_image
+from tests.integration.api.conftest import Api, capture, staged_flight
 
 pytestmark = [pytest.mark.models]
 
@@ -95,3 +99,62 @@ def test_a_capture_reads_the_store_once_before_its_model_runs(api: Api) -> None:
     with read_transactions(api.services.uow.engine) as begun:
         assert post_capture(api.client, flight["id"], api.headers("gate")) == 409
     assert len(begun) == 1
+
+
+@contextmanager
+def read_threads(engine: Engine) -> Iterator[list[str]]:
+    """The names of the threads that began a read transaction."""
+    names: list[str] = []
+
+    def record(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY_TRANSACTION):
+            names.append(threading.current_thread().name)
+
+    event.listen(engine, "begin", record)
+    try:
+        yield names
+    finally:
+        event.remove(engine, "begin", record)
+
+
+def revoke_by_sql(api: Api, name: str) -> None:
+    with api.services.uow.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE api_keys SET revoked_at = :now WHERE name = :name"),
+            {"now": datetime.now(UTC), "name": name},
+        )
+
+
+@pytest.mark.lfw
+@pytest.mark.parametrize("revoke", ["service", "sql"])
+def test_a_key_revoked_since_it_was_remembered_is_refused_though_its_model_started(
+    api: Api, lfw_dir: Path, revoke: str
+) -> None:
+    """The attacker: a gate key revoked a moment ago (through the service, or by an edit of
+    its row in the database, which no cache hears of) sends a real face to a staged flight.
+    This instance remembers the key's row and lets the model start beside the capture's
+    read; the read must still refuse it, and nothing may be recorded or answered."""
+    flight_id, _ = staged_flight(api, lfw_dir, ("Colin_Powell", "Ariel_Sharon"))
+    photo = lfw_image(lfw_dir, "Colin_Powell", 2).read_bytes()
+    first = capture(api, flight_id, photo)  # the key's row and the flight's carrier remembered
+    assert first.status_code == 200, first.text
+    with read_threads(api.services.uow.engine) as threads:
+        again = capture(api, flight_id, photo)
+    assert again.status_code == 200, again.text
+    # The read ran on its own thread, beside the model: the path under test is taken.
+    reads = [name for name in threads if name != "admissions"]  # the crossings' worker
+    assert reads, threads
+    assert all(name.startswith("capture-read") for name in reads), threads
+    records = len(api.services.boards.recent_captures(flight_id, 100))
+    events = sum(1 for _ in api.services.audit.all_events("capture"))
+    if revoke == "service":
+        api.services.keys.revoke(key_id(api, "gate EE"))
+    else:
+        revoke_by_sql(api, "gate EE")
+
+    refused = capture(api, flight_id, photo)
+
+    assert refused.status_code == 401, refused.text
+    assert "decision" not in refused.text
+    assert len(api.services.boards.recent_captures(flight_id, 100)) == records
+    assert sum(1 for _ in api.services.audit.all_events("capture")) == events

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from entryexit.cli.serve import served_in_thread
+from entryexit.cli.serve import served_in_thread, server_config
 
 
 @pytest.fixture
@@ -43,3 +43,21 @@ def test_a_loopback_client_cannot_choose_its_address_with_forwarding_headers(
         headers={"X-Forwarded-For": "10.9.9.9", "X-Forwarded-Proto": "https"},
     ).json()
     assert answer == {"host": "127.0.0.1", "scheme": "http"}
+
+
+def test_the_server_runs_uvloop_and_httptools() -> None:
+    """uvicorn's C event loop and HTTP parser, not asyncio's loop and h11 (issue 17: they
+    take CPU off every request); both are dependencies, so this never falls back silently."""
+    import uvloop
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    config = server_config(FastAPI(), host="127.0.0.1", port=0)
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
+    factory = config.get_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()

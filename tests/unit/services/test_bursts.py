@@ -62,7 +62,6 @@ class World:
         self.captures = CaptureService(
             self.uow,
             self.engine,
-            self.flights,
             self.galleries,
             thresholds or OperatingThresholds(calibration(), ambiguity_margin=0.03),
             self.clock,

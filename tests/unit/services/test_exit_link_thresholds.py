@@ -58,7 +58,6 @@ class World:
         self.captures = CaptureService(
             self.uow,
             engine,
-            self.flights,
             self.galleries,
             thresholds,
             clock,

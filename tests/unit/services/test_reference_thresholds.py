@@ -58,7 +58,7 @@ class World:
         )
         enrolment = EnrolmentService(self.uow, engine, clock, policies, audit)
         self.captures = CaptureService(
-            self.uow, engine, flights, self.galleries, thresholds, clock, policies, audit
+            self.uow, engine, self.galleries, thresholds, clock, policies, audit
         )
         flight = flights.create(
             NewFlight(

@@ -76,7 +76,6 @@ class World:
         self.captures = CaptureService(
             self.uow,
             analyser,
-            self.flights,
             self.galleries,
             thresholds,
             self.clock,
@@ -120,6 +119,25 @@ def test_keys_authenticate_only_the_exact_token() -> None:
     for bad in (None, "", "garbage", f"{prefix}_{secret}x", f"eex_ffffffffffff_{secret}"):
         with pytest.raises(AuthenticationError):
             keys.authenticate(bad)
+
+
+def test_a_remembered_key_vouches_only_for_its_exact_secret_and_only_once_read() -> None:
+    """What lets a capture's model start before its read (``remembered``) never vouches for
+    a key not yet read by this instance, nor for a known prefix with another secret: an
+    attacker who knows a gate's prefix cannot make the model run."""
+    keys = KeyService(FakeUnitOfWorkFactory(), FakeClock())
+    principal, token = keys.create(Role.GATE, "gate 1", carrier="EE")
+    assert keys.remembered(token) is None  # never read here
+    assert keys.authenticate(token) == principal
+    assert keys.remembered(token) == principal
+    prefix, secret = token.rsplit("_", 1)
+    for bad in (None, "", "garbage", f"{prefix}_{secret}x", f"{prefix}_x{secret[1:]}"):
+        assert keys.remembered(bad) is None
+    keys.revoke(principal.key_id)
+    assert keys.remembered(token) == principal  # a hint only: the read decides
+    with pytest.raises(AuthenticationError):
+        keys.authenticate(token)
+    assert keys.remembered(token) is None  # and the read forgets it
 
 
 def test_the_first_admin_key_is_created_once() -> None:

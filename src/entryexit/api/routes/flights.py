@@ -213,6 +213,11 @@ async def submit_capture(
             )
         return admitted
 
+    def early() -> Principal | None:
+        if any(value is None for value in fields.values()):
+            return None
+        return access.early()
+
     # The key's checks, the capture's reads, the model and the write: one worker call.
     caller, outcome = await run_in_threadpool(
         services.captures.submit_burst,
@@ -222,6 +227,7 @@ async def submit_capture(
         gate or "",
         device or "",
         idempotency_key,
+        early,
     )
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -95,6 +95,16 @@ class SqlTravelerRepository:
             optional_date(personal.get("date_of_birth")),
         )
 
+    def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
+        """:meth:`profile`'s class alone: one column, nothing opened (a capture's write)."""
+        value = self._session.execute(
+            select(DocumentRow.citizenship_class)
+            .where(DocumentRow.traveler_id == traveler_id)
+            .where(DocumentRow.citizenship_class.is_not(None))
+            .limit(1)
+        ).scalar()
+        return None if value is None else CitizenshipClass(str(value))
+
     def add_reference_template(
         self,
         document: DocumentKey,
