@@ -207,7 +207,7 @@ class AuditAccess:
             if not presents_credential(scope):
                 UNAUDITED_ANONYMOUS.labels(outcome_of(status)).inc()
                 return
-            source = client_address_of(scope, services.settings.trusted_proxies)
+            source = client_address_of(scope, services.settings.trusted_proxies, report=False)
             if not self.failures.take(source, time.monotonic()):
                 UNAUDITED_FAILURES.inc()
                 return

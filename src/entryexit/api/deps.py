@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from entryexit.api.limits import client_address_of
+from entryexit.api.limits import REQUEST_COSTS, client_address_of
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.bootstrap import Services
 from entryexit.domain.access import CROSS_CARRIER_PERMISSIONS, Permission, Principal, Role
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 class RequestLimits:
     gate: TokenBuckets
     sign_in: FailureLockout
+    # Every other role's keys (per key; expensive endpoints cost more: REQUEST_COSTS).
+    keys: TokenBuckets
 
 
 def get_services(request: Request) -> Services:
@@ -86,6 +88,10 @@ def check_access(
         wait = limits.gate.take(principal.key_id, now)
         if wait > 0:
             raise RateLimitedError("this gate key is sending too fast", wait)
+    else:
+        wait = limits.keys.take(principal.key_id, now, REQUEST_COSTS.get((request.method, path), 1))
+        if wait > 0:
+            raise RateLimitedError("this key is sending too fast", wait)
     if needed is None or needed == PUBLIC or not isinstance(needed, Permission):
         raise PermissionDeniedError("this endpoint is not open to API keys")
     if not principal.can(needed):
