@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     # Every other role's key (people, back-office tools): generous, but not unlimited; an
     # expensive endpoint (a print search, the audit check) spends several tokens.
     key_requests_per_second: float = Field(default=20.0, gt=0)
-    key_burst: float = Field(default=40.0, ge=1)
+    key_burst: float = Field(default=100.0, ge=1)
     sign_in_failures_before_block: int = Field(default=20, ge=1)
     sign_in_block_seconds: float = Field(default=60.0, gt=0)
     # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed. Empty: the header is
