@@ -249,7 +249,7 @@ def _normalised(sql: str) -> str:
     if not sql.upper().startswith("CREATE TABLE") or start < 0 or not sql.endswith(")"):
         return sql
     clauses: list[str] = []
-    depth, current = 0, []
+    depth, current = 0, list[str]()
     for char in sql[start + 1 : -1]:
         if char == "(":
             depth += 1
