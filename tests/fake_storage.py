@@ -1927,12 +1927,28 @@ class _Kiosks(_Repository):
         paired = [d for d in self._r().kiosk_devices.values() if d.paired_at is not None]
         return sorted(paired, key=lambda d: (-(d.paired_at or d.created_at).timestamp(), d.id))
 
-    def count_waiting(self, now: datetime) -> int:
+    def count_waiting(self, now: datetime, network: str | None = None) -> int:
         return sum(
             1
             for d in self._r().kiosk_devices.values()
-            if d.paired_at is None and d.code_expires_at is not None and d.code_expires_at > now
+            if d.paired_at is None
+            and d.code_expires_at is not None
+            and d.code_expires_at > now
+            and (network is None or d.pairing_network == network)
         )
+
+    def delete_oldest_waiting(self, now: datetime) -> int:
+        t = self._w()
+        waiting = [
+            d
+            for d in t.kiosk_devices.values()
+            if d.paired_at is None and d.code_expires_at is not None and d.code_expires_at > now
+        ]
+        if not waiting:
+            return 0
+        oldest = min(waiting, key=lambda d: (d.created_at, d.id))
+        del t.kiosk_devices[oldest.id]
+        return 1
 
     def delete_expired_codes(self, now: datetime) -> int:
         t = self._w()

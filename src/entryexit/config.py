@@ -97,11 +97,18 @@ class Settings(BaseSettings):
     csca_dir: Path | None = None
     gate_requests_per_second: float = Field(default=20.0, gt=0)
     gate_burst: float = Field(default=40.0, ge=1)
+    # Every other role's key (people, back-office tools): generous, but not unlimited; an
+    # expensive endpoint (a print search, the audit check) spends several tokens.
+    key_requests_per_second: float = Field(default=20.0, gt=0)
+    key_burst: float = Field(default=100.0, ge=1)
     sign_in_failures_before_block: int = Field(default=20, ge=1)
     sign_in_block_seconds: float = Field(default=60.0, gt=0)
     # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed. Empty: the header is
     # ignored and the TCP peer is the client (a client could otherwise claim any address).
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
+    # The lanes' networks (CIDRs, comma-separated): kiosks ask for pairing codes only from
+    # these. Empty: from anywhere (waiting codes are still capped per /24 or /64).
+    kiosk_networks: Annotated[tuple[Network, ...], NoDecode] = ()
     # Logs: "text" for a terminal, "json" (one event per line) for a log pipeline.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -138,7 +145,7 @@ class Settings(BaseSettings):
     coarse_detection_side: int = Field(default=320, ge=0)
     mirror_detection_min_yaw: float = Field(default=0.0, ge=0.0)
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "kiosk_networks", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:
         if isinstance(value, str):

@@ -9,6 +9,7 @@ keys, or none, is refused with the reason and leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -298,3 +299,79 @@ def test_backup_create_on_postgresql_points_to_pg_dump(tmp_path: Path) -> None:
     code, _, err = site.cli("backup", "create", str(tmp_path / "x.dump"))
     assert code == 2
     assert "pg_dump --format=custom" in err
+
+
+def signed_backup(tmp_path: Path) -> tuple[Instance, Path]:
+    site = instance(tmp_path, "site")
+    assert site.cli("keys", "init")[0] == 0
+    records = build_records(site.settings())  # the database, with its first events
+    records.uow.engine.dispose()  # type: ignore[attr-defined]
+    backup = tmp_path / "nightly.db"
+    code, _, err = site.cli("backup", "create", str(backup))
+    assert code == 0, err
+    assert (tmp_path / "nightly.db.mac").is_file()
+    assert oct((tmp_path / "nightly.db.mac").stat().st_mode)[-3:] == "600"
+    return site, backup
+
+
+KEEP_PRINTS = (
+    "CREATE TRIGGER keep_prints BEFORE DELETE ON fingerprint_templates"
+    " BEGIN SELECT RAISE(IGNORE); END"
+)
+
+
+def test_a_backup_with_a_foreign_trigger_is_refused_signed_or_not(tmp_path: Path) -> None:
+    """Probe F8: a trigger added to a backup (it keeps a traveler's prints past a court-ordered
+    erasure, or data past retention) was restored into production without a word."""
+    site, backup = signed_backup(tmp_path)
+    with contextlib.closing(sqlite3.connect(backup)) as tampered, tampered:
+        tampered.execute(KEEP_PRINTS)
+    fresh = instance(tmp_path, "fresh", keys_from=site)
+    code, _, err = fresh.cli("backup", "restore", str(backup))
+    assert code == 2
+    assert "trigger keep_prints (not made by the migrations)" in err
+    assert not (fresh.data_dir / "entryexit.db").exists()
+    assert not list(fresh.data_dir.glob("*.restoring*"))
+    # With the MAC file gone and --allow-unsigned: the schema is still not the migrations'.
+    (tmp_path / "nightly.db.mac").unlink()
+    code, _, err = fresh.cli("backup", "restore", "--allow-unsigned", str(backup))
+    assert code == 2
+    assert "trigger keep_prints (not made by the migrations)" in err
+    assert not (fresh.data_dir / "entryexit.db").exists()
+    # Over an existing database (--replace): it is left as it was.
+    database = site.data_dir / "entryexit.db"
+    before = database.read_bytes()
+    code, _, err = site.cli("backup", "restore", "--replace", "--allow-unsigned", str(backup))
+    assert code == 2
+    assert database.read_bytes() == before
+    assert not list(site.data_dir.glob("entryexit.db.before-restore-*"))
+
+
+def test_an_edited_row_is_refused_and_an_unsigned_backup_needs_asking(tmp_path: Path) -> None:
+    site, backup = signed_backup(tmp_path)
+    pristine = backup.read_bytes()
+    # A row that no row MAC covers, edited in the file: the schema and the audit log are
+    # as they were; only the backup's MAC can tell.
+    with contextlib.closing(sqlite3.connect(backup)) as tampered, tampered:
+        tampered.execute("UPDATE cache_generations SET generation = generation + 7")
+    assert backup.read_bytes() != pristine
+    fresh = instance(tmp_path, "fresh", keys_from=site)
+    code, _, err = fresh.cli("backup", "restore", str(backup))
+    assert code == 2
+    assert "fails its MAC check" in err
+    assert not (fresh.data_dir / "entryexit.db").exists()
+    # The untouched file restores; without its .mac only with --allow-unsigned, warned.
+    backup.write_bytes(pristine)
+    mac = (tmp_path / "nightly.db.mac").read_bytes()
+    (tmp_path / "nightly.db.mac").unlink()
+    code, _, err = fresh.cli("backup", "restore", str(backup))
+    assert code == 2
+    assert "--allow-unsigned" in err
+    code, out, err = fresh.cli("backup", "restore", "--allow-unsigned", str(backup))
+    assert code == 0, err
+    assert "has no MAC file" in err
+    assert "the keys open it" in out
+    (tmp_path / "nightly.db.mac").write_bytes(mac)
+    other = instance(tmp_path, "other", keys_from=site)
+    code, out, err = other.cli("backup", "restore", str(backup))
+    assert code == 0, err

@@ -80,6 +80,7 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
     settings = services.settings
     app.state.limits = RequestLimits(
         gate=TokenBuckets(settings.gate_requests_per_second, settings.gate_burst),
+        keys=TokenBuckets(settings.key_requests_per_second, settings.key_burst),
         sign_in=FailureLockout(
             settings.sign_in_failures_before_block, 60.0, settings.sign_in_block_seconds
         ),

@@ -1,21 +1,34 @@
-"""Every API access, allowed or not, becomes an audit event: one place, no endpoint forgotten.
+"""Every access by someone, allowed or not, becomes an audit event: one place, no endpoint
+forgotten.
 
 A request that reaches a use case is recorded by it, in its own transaction. For every other
 request (refused credentials or permission, invalid input, reads) this middleware writes the
 access event *before* the response starts: if the audit log cannot be extended (its head
 does not verify), the response is replaced by 503 and nothing is answered unrecorded.
+
+Requests by nobody are counted, not audited: no key, no session and no credential presented,
+and nothing changed (an anonymous request that changes state does so through a use case,
+which records it; kiosk pairing is the one exception and says so itself). Otherwise anyone
+who can reach the port writes a permanent, HMAC-chained row per request (the login page in
+a loop: ~25 rows a second from one client). A presented credential that fails is still
+audited, as are requests refused for an address already locked out after failures, up to
+``FAILED_EVENTS_PER_MINUTE`` per address per minute (the rest are counted).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 
+from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import compile_path
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entryexit.api.limits import route_path
+from entryexit.api.limits import client_address_of, route_path
+from entryexit.api.metrics_registry import REGISTRY
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
 from entryexit.bootstrap import Services
@@ -38,6 +51,53 @@ DOCS_ASSETS = "/api-docs-assets"
 INVESTIGATION = {
     path for (_, path), needed in ENDPOINT_PERMISSIONS.items() if needed == Permission.AUDIT_READ
 }
+
+
+UNAUDITED_ANONYMOUS = Counter(
+    "entryexit_anonymous_requests",
+    "Requests by nobody (no key, no session, no credential presented) that changed nothing:"
+    " counted here instead of each being an audit event.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+UNAUDITED_FAILURES = Counter(
+    "entryexit_unaudited_failed_authentications",
+    "Failed requests with a presented credential beyond the audited number per address per"
+    " minute (FAILED_EVENTS_PER_MINUTE): counted, not each an audit event.",
+    registry=REGISTRY,
+)
+# The sign-in lock-out already stops an address after 20 failures a minute; this also bounds
+# the refusals it answers while the address is blocked.
+FAILED_EVENTS_PER_MINUTE = 30
+
+
+class FailureEventBudget:
+    """At most ``per_minute`` audited failures per client address per clock minute."""
+
+    MAX_SOURCES = 100_000
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._minute = -1
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, source: str, now: float) -> bool:
+        minute = int(now // 60)
+        with self._lock:
+            if minute != self._minute or len(self._counts) > self.MAX_SOURCES:
+                self._minute, self._counts = minute, {}
+            seen = self._counts.get(source, 0)
+            self._counts[source] = seen + 1
+            return seen < self.per_minute
+
+
+def presents_credential(scope: Scope) -> bool:
+    """An API key (header or bearer token) was sent: a sign-in attempt, even a failed one."""
+    headers = dict(scope.get("headers") or [])
+    return b"x-api-key" in headers or headers.get(b"authorization", b"").lower().startswith(
+        b"bearer "
+    )
 
 
 # The body guard refuses before the key is checked (the body is read first): the access
@@ -68,6 +128,7 @@ def outcome_of(status: int) -> str:
 class AuditAccess:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.failures = FailureEventBudget(FAILED_EVENTS_PER_MINUTE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,13 +185,32 @@ class AuditAccess:
         if route is None:
             path, path_params = matching_endpoint(scope)  # type: ignore[assignment]
         state = scope.get("state", {})
-        # Routes may opt out for requests that carry no personal data (the console's polls).
-        if path is None or path in UNAUDITED or path == DOCS_ASSETS or state.get("unaudited"):
+        if (
+            path is None
+            or path in UNAUDITED
+            or path == DOCS_ASSETS
+            or isinstance(route, Mount)  # static files (the console's, the kiosk's)
+        ):
             return
         principal = state.get("principal")
+        # Routes may opt out for requests that carry no personal data (the console's polls,
+        # the sign-in page, an unpaired kiosk's screen).
+        if state.get("unaudited"):
+            if principal is None:
+                UNAUDITED_ANONYMOUS.labels(outcome_of(status)).inc()
+            return
         services = scope["app"].state.services
         if principal is None and status in REFUSED_BODY:
             principal = await run_in_threadpool(_key_holder, services, scope)
+        if principal is None:
+            # Nobody's request reached no use case, so it changed nothing (see the module).
+            if not presents_credential(scope):
+                UNAUDITED_ANONYMOUS.labels(outcome_of(status)).inc()
+                return
+            source = client_address_of(scope, services.settings.trusted_proxies, report=False)
+            if not self.failures.take(source, time.monotonic()):
+                UNAUDITED_FAILURES.inc()
+                return
         # Only opaque identifiers: document numbers in a path are personal data, not logged,
         # and neither is whatever was typed where an id belongs (a name, a document number
         # pasted into the wrong field): the audit log is kept for years and never sealed.

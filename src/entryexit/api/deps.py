@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from entryexit.api.limits import client_address_of
+from entryexit.api.limits import REQUEST_COSTS, client_address_of
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.bootstrap import Services
 from entryexit.domain.access import CROSS_CARRIER_PERMISSIONS, Permission, Principal, Role
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 class RequestLimits:
     gate: TokenBuckets
     sign_in: FailureLockout
+    # Every other role's keys (per key; expensive endpoints cost more: REQUEST_COSTS).
+    keys: TokenBuckets
 
 
 def get_services(request: Request) -> Services:
@@ -52,10 +54,14 @@ def authorize(
     return check_access(request, services, token)[0]
 
 
-def _needed(request: Request) -> Permission | str | None:
+def _endpoint(request: Request) -> tuple[str, str]:
+    """(method, route template) of the request, the key of the endpoint tables."""
     route = request.scope.get("route")
-    path = getattr(route, "path", request.url.path)
-    return ENDPOINT_PERMISSIONS.get((request.method, path))
+    return request.method, getattr(route, "path", request.url.path)
+
+
+def _needed(request: Request) -> Permission | str | None:
+    return ENDPOINT_PERMISSIONS.get(_endpoint(request))
 
 
 def check_access(
@@ -91,10 +97,15 @@ def check_access(
         logger.warning("failed API authentication")
         raise
     request.state.principal = principal  # for the audit record of this access
-    if principal.role is Role.GATE and principal.key_id != rate_taken_by:
-        wait = limits.gate.take(principal.key_id, now)
+    if principal.role is Role.GATE:
+        # A capture whose model started early spent its gate token then (PendingAccess.early).
+        wait = limits.gate.take(principal.key_id, now) if principal.key_id != rate_taken_by else 0
         if wait > 0:
             raise RateLimitedError("this gate key is sending too fast", wait)
+    else:
+        wait = limits.keys.take(principal.key_id, now, REQUEST_COSTS.get(_endpoint(request), 1))
+        if wait > 0:
+            raise RateLimitedError("this key is sending too fast", wait)
     if needed is None or needed == PUBLIC or not isinstance(needed, Permission):
         raise PermissionDeniedError("this endpoint is not open to API keys")
     if not principal.can(needed):

@@ -27,6 +27,20 @@ from entryexit.domain.throttle import Network, client_address
 
 logger = logging.getLogger(__name__)
 
+# Tokens a request spends from its key's bucket (ENTRYEXIT_KEY_REQUESTS_PER_SECOND) when it is
+# not one: endpoints whose cost is far above an ordinary read's (fingerprint comparisons, the
+# audit log's check). Gate keys have their own bucket and are not weighted.
+REQUEST_COSTS: dict[tuple[str, str], float] = {
+    ("GET", "/v1/audit/verification"): 10,
+    ("POST", "/v1/fingerprint-verifications"): 5,
+    ("POST", "/v1/flights/{flight_id}/fingerprint-searches"): 5,
+    ("POST", "/v1/documents/fingerprints"): 5,
+    ("POST", "/v1/watchlist/fingerprints"): 5,
+    ("GET", "/v1/privacy/report"): 5,
+    ("GET", "/v1/reports/fairness"): 5,
+    ("GET", "/v1/reports/overstays"): 5,
+}
+
 UNTRUSTED_FORWARDED = Counter(
     "entryexit_untrusted_forwarded_requests",
     "Requests whose client address was needed (failed API sign-ins, console sign-ins) that"
@@ -82,7 +96,9 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def client_address_of(scope: Scope, trusted_proxies: tuple[Network, ...]) -> str:
+def client_address_of(
+    scope: Scope, trusted_proxies: tuple[Network, ...], report: bool = True
+) -> str:
     """The client's address for per-address limits: ``X-Forwarded-For`` counts only when the
     TCP peer is a trusted proxy (``ENTRYEXIT_TRUSTED_PROXIES``), see
     :func:`entryexit.domain.throttle.client_address`. The header from any other peer is
@@ -96,6 +112,8 @@ def client_address_of(scope: Scope, trusted_proxies: tuple[Network, ...]) -> str
         if name == b"x-forwarded-for"
     ]
     if forwarded and not _trusted(peer, trusted_proxies):
+        if not report:  # the request's own handling has counted and warned already
+            return client_address(peer, [], trusted_proxies)
         UNTRUSTED_FORWARDED.inc()
         suppressed = untrusted_forwarded_warnings.due()
         if suppressed is not None:

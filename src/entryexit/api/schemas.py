@@ -225,10 +225,15 @@ class AuditCheckpointsPublic(BaseModel):
 
 
 class AuditVerificationPublic(BaseModel):
-    """``ok`` only if the chain verifies and agrees with every checkpoint."""
+    """``ok`` only if the chain verifies and agrees with the checkpoints held against it.
+
+    The interactive check walks from the last signed checkpoint forward
+    (``checked_from_sequence`` is that checkpoint's event; 1 when the whole log was walked):
+    the full walk of a large log is `entryexit audit verify --checkpoints FILE`."""
 
     ok: bool
     events: int
+    checked_from_sequence: int = 1
     first_broken_sequence: int | None
     reason: str | None
     problems: list[AuditProblemPublic] = []

@@ -134,7 +134,7 @@ def acknowledge_restore(
     ],
 ) -> int:
     """After restoring the database from a backup: record a restore event signed with the
-    checkpoint key, and a checkpoint acknowledging it, so that `audit verify --checkpoints`
+    checkpoint key, and a checkpoint acknowledging it, so that `audit verify --checkpoints FILE`
     reports a restore (acknowledged) instead of a rollback."""
     from entryexit.bootstrap import build_records
 

@@ -45,12 +45,16 @@ def create(
 ) -> int:
     """Write a consistent copy of the SQLite database while the service runs (SQLite's
     backup API: one snapshot, whatever is committed meanwhile). Keys are not in it."""
-    from entryexit.adapters.storage.backups import create_backup
+    from entryexit.adapters.storage.backups import backup_mac_key, create_backup, mac_file
+    from entryexit.bootstrap import build_key_provider
 
     settings = load_settings()
-    size = create_backup(_sqlite_file(settings), path)
+    source = _sqlite_file(settings)
+    key = backup_mac_key(build_key_provider(settings).audit_key())
+    size = create_backup(source, path, key)
     typer.echo(
-        f"backup written to {path} ({size:,} bytes). It holds no key: back up the key"
+        f"backup written to {path} ({size:,} bytes), signed in {mac_file(path)} (keep the two"
+        f" together: a restore checks it). It holds no key: back up the key"
         f" directory {settings.resolved_key_dir} separately (without it the backup cannot be"
         " read)."
     )
@@ -68,9 +72,19 @@ def restore(
             " not deleted.",
         ),
     ] = False,
+    allow_unsigned: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsigned",
+            help="Restore a backup without its .mac file (made before backups were signed);"
+            " nothing then shows the file is what `backup create` wrote.",
+        ),
+    ] = False,
 ) -> int:
     """Restore a SQLite backup as this instance's database, only once the copy has been
-    checked to open with this key directory; then acknowledge the restore before starting
+    checked: its MAC (FILE.mac, from `backup create`), its schema (exactly the migrations'
+    at its version: no foreign trigger, view or table), and that it opens with this key
+    directory; then acknowledge the restore before starting
     the service (`entryexit audit acknowledge-restore`)."""
     from entryexit.adapters.storage import backups
 
@@ -87,14 +101,20 @@ def restore(
         owner_only_directory(settings.data_dir)
     staged = backups.stage_restore(path, target)
     try:
-        opened = _check(settings.model_copy(update={"database_url": f"sqlite:///{staged}"}))
-        backups.settle(staged)
+        opened = _check(settings.model_copy(update={"database_url": f"sqlite:///{staged.path}"}))
+        from entryexit.bootstrap import build_key_provider
+
+        key = backups.backup_mac_key(build_key_provider(settings).audit_key())
+        warning = backups.check_backup_mac(path, staged, key, allow_unsigned)
+        backups.settle(staged.path)
     except BaseException:
-        backups.discard(staged)
+        backups.discard(staged.path)
         raise
     kept = backups.put_in_place(
-        staged, target, f".before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        staged.path, target, f".before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     )
+    if warning is not None:
+        typer.echo(warning, err=True)
     _report(opened)
     if kept is not None:
         typer.echo(f"the database it replaced is kept at {kept}")

@@ -145,6 +145,8 @@ class ChainVerification:
     restores: tuple[AuditEvent, ...] = ()
     last_sequence: int = 0
     hashes_at: Mapping[int, str] = field(default_factory=dict)
+    # 0: the whole log was walked; else the walk started after this event (a checkpoint's).
+    after_sequence: int = 0
 
 
 class _Findings:
@@ -164,17 +166,19 @@ def verify_chain(
     head_sequence: int | None,
     head_signature: str | None,
     remember: Collection[int] = (),
+    after: tuple[int, str] | None = None,
 ) -> ChainVerification:
-    """Walk the chain from the start and name every event that does not fit: after a break
-    the walk goes on from the stored event, so one modified event is one finding and a
-    re-hashed tail is one finding per event (each fails its own MAC)."""
+    """Walk the chain from the start (or from just ``after`` a known event: its sequence and
+    hash, vouched for by a signed checkpoint) and name every event that does not fit: after
+    a break the walk goes on from the stored event, so one modified event is one finding and
+    a re-hashed tail is one finding per event (each fails its own MAC)."""
     found = _Findings()
     wanted = set(remember)
     hashes_at: dict[int, str] = {}
     repairs: list[AuditEvent] = []
     restores: list[AuditEvent] = []
-    expected_previous = GENESIS_HASH
-    expected_sequence = 1
+    start_sequence, expected_previous = after or (0, GENESIS_HASH)
+    expected_sequence = start_sequence + 1
     count = 0
     last: AuditEvent | None = None
     for event in events:
@@ -217,18 +221,21 @@ def verify_chain(
         expected_previous = event.hash
         expected_sequence = max(expected_sequence, event.sequence + 1)
         last = event
-    if last is None:
+    end = (last.sequence, last.hash) if last is not None else None
+    if end is None and start_sequence > 0:
+        end = (start_sequence, expected_previous)
+    if end is None:
         if head_sequence is not None:
             found.add(1, "the signed head names events that are missing")
     elif head_sequence is None or head_signature is None:
-        found.add(last.sequence, "the chain head is not signed")
-    elif head_sequence != last.sequence:
+        found.add(end[0], "the chain head is not signed")
+    elif head_sequence != end[0]:
         found.add(
-            min(head_sequence, last.sequence) + 1,
-            f"the signed head is at sequence {head_sequence} but the log ends at {last.sequence}",
+            min(head_sequence, end[0]) + 1,
+            f"the signed head is at sequence {head_sequence} but the log ends at {end[0]}",
         )
-    elif not hmac.compare_digest(sign_head(key, last.sequence, last.hash), head_signature):
-        found.add(last.sequence, "the head signature is wrong (forged or re-chained)")
+    elif not hmac.compare_digest(sign_head(key, end[0], end[1]), head_signature):
+        found.add(end[0], "the head signature is wrong (forged or re-chained)")
     first = found.problems[0] if found.problems else None
     return ChainVerification(
         ok=first is None,
@@ -239,6 +246,7 @@ def verify_chain(
         problem_count=found.count,
         repairs=tuple(repairs),
         restores=tuple(restores),
-        last_sequence=last.sequence if last else 0,
+        last_sequence=end[0] if end else 0,
         hashes_at=hashes_at,
+        after_sequence=start_sequence,
     )

@@ -58,6 +58,8 @@ class KioskDevice:
     session_issued_at: datetime | None = None
     revoked_at: datetime | None = None
     last_seen_at: datetime | None = None
+    # The network prefix (/24, /64) the pairing code was asked from: codes are capped per one.
+    pairing_network: str | None = None
 
     @property
     def state(self) -> KioskState:

@@ -29,18 +29,20 @@ class TokenBuckets:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: str, now: float) -> float:
-        """Spend one token; returns 0 if allowed, else the seconds until one is available."""
+    def take(self, key: str, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens (one request; more for an expensive one, at most the burst);
+        returns 0 if allowed, else the seconds until they are available."""
+        cost = min(cost, self.burst)
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
                 bucket = self._buckets[key] = _Bucket(self.burst, now)
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
             bucket.updated = now
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
+            if bucket.tokens >= cost:
+                bucket.tokens -= cost
                 return 0.0
-            return (1.0 - bucket.tokens) / self.rate
+            return (cost - bucket.tokens) / self.rate
 
 
 class FailureLockout:
@@ -186,3 +188,19 @@ def client_address(peer: str | None, forwarded_for: list[str], trusted: tuple[Ne
             break
         current = previous
     return str(current)
+
+
+def network_of(client: str) -> str:
+    """The network a client address belongs to for per-network caps: its /24 (IPv4) or /64
+    (IPv6), the block one holder usually has (a /64 is one LAN: any of its 2^64 addresses is
+    one client's). A client that is not an address is its own network."""
+    address = _address(client)
+    if address is None:
+        return client
+    prefix = 24 if address.version == 4 else 64
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def within(client: str, networks: tuple[Network, ...]) -> bool:
+    address = _address(client)
+    return address is not None and any(address in network for network in networks)

@@ -10,6 +10,7 @@ middleware instead: one event per request, never two.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -228,14 +229,36 @@ class AuditTrail:
         with self._uow(read_only=True) as uow:
             return self._verify_in(uow, remember)
 
-    def _verify_in(self, uow: UnitOfWork, remember: Collection[int] = ()) -> ChainVerification:
+    def verify_after(self, sequence: int, event_hash: str) -> ChainVerification | None:
+        """Walk only the events from ``sequence`` (a signed checkpoint's, whose hash is
+        ``event_hash``) to the head: the interactive check, its cost bounded by what was
+        written since the last checkpoint rather than by the log's size. None when the
+        event at ``sequence`` is missing or has another hash: the log was rolled back or
+        rewritten below the checkpoint, and only the full walk can say how."""
+        with self._uow(read_only=True) as uow:
+            first = uow.audit.events(sequence - 1, 1) if sequence > 0 else []
+            if sequence > 0 and not (
+                first
+                and first[0].sequence == sequence
+                and hmac.compare_digest(first[0].hash, event_hash)
+            ):
+                return None
+            start = (sequence - 1, first[0].previous_hash) if first else None
+            return self._verify_in(uow, {sequence}, start)
+
+    def _verify_in(
+        self,
+        uow: UnitOfWork,
+        remember: Collection[int] = (),
+        after: tuple[int, str] | None = None,
+    ) -> ChainVerification:
         head = uow.audit.head()
 
         def pages() -> Iterator[AuditEvent]:
-            after = 0
-            while page := uow.audit.events(after, PAGE):
+            sequence = after[0] if after else 0
+            while page := uow.audit.events(sequence, PAGE):
                 yield from page
-                after = page[-1].sequence
+                sequence = page[-1].sequence
 
         return verify_chain(
             pages(),
@@ -243,6 +266,7 @@ class AuditTrail:
             head[0] if head else None,
             head[1] if head else None,
             remember,
+            after,
         )
 
 
@@ -338,7 +362,7 @@ class AuditCheckpoints:
             return
         logger.error(
             "audit log rolled back: the last checkpoint named event %s, the log now ends at %s;"
-            " run `entryexit audit verify --checkpoints`",
+            " run `entryexit audit verify --checkpoints FILE`",
             previous[0],
             position[0],
         )
@@ -356,6 +380,30 @@ class AuditCheckpoints:
         )
         check = (verifier or self._signer).verify
         return AuditVerification(chain, compare_with_checkpoints(read, chain, check))
+
+    def verify_recent(self) -> AuditVerification:
+        """The interactive check (the API's and the console's): the log from the last signed
+        checkpoint forward, held against that checkpoint. Catches what was written, changed,
+        removed or rolled back since the checkpoint (the checkpoint vouches for everything
+        before it as it was then); the full walk is `entryexit audit verify --checkpoints FILE`.
+        With no valid checkpoint it is the full walk."""
+        read = self._store.read()
+        check = self._signer.verify
+        for line in reversed(read):
+            checkpoint = line.checkpoint
+            if checkpoint is not None and check(checkpoint.message(), checkpoint.signature):
+                break
+        else:
+            return self.verify(read)
+        chain = self._trail.verify_after(checkpoint.sequence, checkpoint.event_hash)
+        if chain is None:  # rolled back or rewritten below the checkpoint: say how, in full
+            return self.verify(read)
+        # Acknowledged restores are few and found by their action (indexed): listed whether
+        # before the checkpoint or after, each statement checked against the checkpoint key.
+        with self._uow(read_only=True) as uow:
+            restores = tuple(uow.audit.events(0, PAGE, RESTORE_ACTION))
+        chain = replace(chain, restores=restores)
+        return AuditVerification(chain, compare_with_checkpoints([line], chain, check))
 
     def acknowledge_restore(self, reason: str, actor: Principal | None = None) -> AuditEvent:
         """Record that the log was restored from a backup on purpose: a restore event right

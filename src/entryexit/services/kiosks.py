@@ -62,7 +62,12 @@ class FrameChecker(Protocol):
 class KioskSettings:
     code_lifetime: timedelta = timedelta(minutes=5)
     # Kiosks showing a code at once: bounds what a guess can hit and what a flood can store.
+    # Past it the oldest waiting code is dropped (its kiosk asks again), never a new kiosk
+    # refused: otherwise anyone reaching /kiosk could keep every real kiosk from pairing.
     max_waiting: int = 20
+    # Kiosks showing a code at once from one network (/24 IPv4, /64 IPv6): a flood from one
+    # place cannot take the whole table.
+    max_waiting_per_network: int = 5
     pair_failures_before_block: int = 5
     pair_failure_window: timedelta = timedelta(minutes=5)
     pair_block: timedelta = timedelta(minutes=15)
@@ -158,9 +163,11 @@ class KioskService:
         )
 
     # --- pairing (the kiosk's side) ---------------------------------------------------------
-    def start_pairing(self) -> tuple[str, str]:
-        """A new kiosk waiting to be paired: returns (ticket token for its cookie, code to
-        show). Refused while too many kiosks are waiting."""
+    def start_pairing(self, network: str | None = None) -> tuple[str, str]:
+        """A new kiosk waiting to be paired, asking from ``network`` (its address's /24 or
+        /64): returns (ticket token for its cookie, code to show). Refused while too many
+        kiosks of that network are waiting; when too many are waiting in all, the oldest
+        waiting code is dropped instead."""
         now = self._clock()
         code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(PAIRING_CODE_LENGTH))
         ticket = secrets.token_urlsafe(32)
@@ -171,12 +178,21 @@ class KioskService:
             created_at=now,
             code_hash=_hash(code),
             code_expires_at=now + self.settings.code_lifetime,
+            pairing_network=network,
         )
+        s = self.settings
 
         def start(uow: UnitOfWork) -> None:
             uow.kiosks.delete_expired_codes(now)
-            if uow.kiosks.count_waiting(now) >= self.settings.max_waiting:
-                raise RateLimitedError("too many kiosks are waiting to be paired; try later", 60)
+            if network is not None and (
+                uow.kiosks.count_waiting(now, network) >= s.max_waiting_per_network
+            ):
+                raise RateLimitedError(
+                    "too many kiosks on this network are waiting to be paired; try later", 60
+                )
+            while uow.kiosks.count_waiting(now) >= s.max_waiting:
+                if not uow.kiosks.delete_oldest_waiting(now):
+                    break
             uow.kiosks.add_device(device)
 
         in_transaction(self._uow, start)

@@ -538,8 +538,12 @@ class KioskRepository(Protocol):
         devices yet)."""
         ...
 
-    def count_waiting(self, now: datetime) -> int:
-        """Kiosks showing a code that has not expired."""
+    def count_waiting(self, now: datetime, network: str | None = None) -> int:
+        """Kiosks showing a code that has not expired (asked from ``network``, if given)."""
+        ...
+
+    def delete_oldest_waiting(self, now: datetime) -> int:
+        """Forget the kiosk that has been showing its code longest (it asks again)."""
         ...
 
     def delete_expired_codes(self, now: datetime) -> int:

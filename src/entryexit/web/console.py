@@ -129,7 +129,7 @@ PollingSessionDep = Annotated[SignedIn, Depends(_signed_in_polling)]
 
 
 def _unaudited(request: Request) -> None:
-    """Polls that carry no personal data are not each an audit event."""
+    """Polls that carry no personal data, and the sign-in page, are not each an audit event."""
     request.state.unaudited = True
 
 
@@ -159,7 +159,7 @@ def _image(data: bytes) -> Response:
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
-@router.get("/login")
+@router.get("/login", dependencies=[Depends(_unaudited)])
 def login_page(request: Request, error: str | None = None) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
     response = _page(request, "login.html", None, login_csrf=token, error=error)
@@ -413,7 +413,7 @@ def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) ->
     principal = signed_in.principal
     if not principal.can(Permission.AUDIT_READ):
         raise PermissionDeniedError("the audit trail is for auditors, supervisors and admins")
-    verification = services.checkpoints.verify()
+    verification = services.checkpoints.verify_recent()
     chain = verification.chain
     head = services.audit.head()
     events = services.audit.events(after_sequence=max(0, (head[0] if head else 0) - 30))

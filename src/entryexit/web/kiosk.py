@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from entryexit.api.deps import RequestLimits, ServicesDep
 from entryexit.api.limits import client_address_of
 from entryexit.domain.kiosk import TravelerMessage
-from entryexit.domain.throttle import TokenBuckets
+from entryexit.domain.throttle import TokenBuckets, network_of, within
 from entryexit.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -83,6 +83,7 @@ KioskDep = Annotated[KioskSession, Depends(_kiosk)]
 def kiosk_page(request: Request, services: ServicesDep) -> HTMLResponse:
     session = services.kiosks.session(request.cookies.get(KIOSK_COOKIE))
     if session is None:
+        request.state.unaudited = True  # the pairing screen, shown to anyone: no data
         return templates.TemplateResponse(request, "kiosk_pairing.html", {"texts": TEXTS})
     request.state.principal = session.principal
     notice = services.kiosks.notice()
@@ -106,10 +107,13 @@ def start_pairing(request: Request, services: ServicesDep) -> JSONResponse:
     if request.headers.get("X-Requested-With") != "kiosk":
         raise PermissionDeniedError("pairing starts from the kiosk's screen")
     source = client_address_of(request.scope, services.settings.trusted_proxies)
+    lanes = services.settings.kiosk_networks
+    if lanes and not within(source, lanes):
+        raise PermissionDeniedError("kiosks are paired from the lanes' networks only")
     wait = request.app.state.kiosk_pairing.take(source, time.monotonic())
     if wait > 0:
         raise RateLimitedError("too many pairing codes from this address", wait)
-    ticket, code = services.kiosks.start_pairing()
+    ticket, code = services.kiosks.start_pairing(network_of(source))
     minutes = int(services.kiosks.settings.code_lifetime.total_seconds() // 60)
     response = JSONResponse({"code": f"{code[:4]}-{code[4:]}", "minutes": minutes})
     _set_cookie(request, response, ticket)

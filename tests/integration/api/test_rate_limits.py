@@ -174,3 +174,30 @@ def test_gate_keys_are_limited_per_key(limited: tuple[Api, SqlServices], lfw_dir
         # Another gate key is not throttled by the first one's budget.
         one.keys["gate2"] = services.keys.create(Role.GATE, "gate EE 2", carrier="EE")[1]
         assert capture(one, flight["id"], photo, role="gate2").status_code == 200
+
+
+def test_every_keys_requests_are_limited_and_expensive_ones_cost_more(
+    engine: FaceEngine, tmp_path: Path
+) -> None:
+    """Probe F6: only gate keys were rate limited; an auditor's key could ask for the audit
+    check (once a walk of the whole log) in a loop, an officer's for print comparisons."""
+    settings = Settings(data_dir=tmp_path / "data", key_requests_per_second=0.01, key_burst=40)
+    api, services = build_api(settings, engine)
+    try:
+        with api.client:
+            auditor = api.headers("auditor")
+            # The audit check costs 10 of the 40: four, then 429 with how long to wait.
+            statuses = [
+                api.client.get("/v1/audit/verification", headers=auditor).status_code
+                for _ in range(5)
+            ]
+            assert statuses == [200] * 4 + [429]
+            refused = api.client.get("/v1/audit/events", headers=auditor)
+            assert refused.status_code == 429
+            assert int(refused.headers["Retry-After"]) >= 1
+            # Per key: another key (and a gate, with its own limits) is not held up by it.
+            assert api.client.get("/v1/audit/events", headers=api.headers("admin")).is_success
+            gate = api.client.get("/v1/flights/x", headers=api.headers("gate"))
+            assert gate.status_code != 429
+    finally:
+        services.uow.engine.dispose()

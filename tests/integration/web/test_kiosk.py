@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from ipaddress import ip_network
 from pathlib import Path
 
 import httpx
@@ -189,6 +190,52 @@ def test_pairing_codes_are_handed_out_sparingly(kiosk_site: Api) -> None:
     client = fresh(kiosk_site)
     statuses = [client.post("/kiosk/pairing", headers=KIOSK).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
+
+
+def from_address(site: Api, address: str) -> TestClient:
+    return TestClient(site.client.app, base_url="https://testserver", client=(address, 40000))
+
+
+def test_waiting_codes_from_elsewhere_never_keep_a_new_kiosk_from_pairing(
+    kiosk_site: Api,
+) -> None:
+    """Probe F7: anyone reaching /kiosk asked for 20 codes (a few addresses) and every real
+    kiosk was then refused (429) for as long as they kept asking."""
+    for i in range(20):
+        assert start_pairing(from_address(kiosk_site, f"10.0.{i}.7"))
+    kiosk = from_address(kiosk_site, "192.0.2.10")
+    code = start_pairing(kiosk)
+    supervisor = fresh(kiosk_site)
+    sign_in(supervisor, "sam")
+    assert pair(supervisor, code) == 303
+    assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
+    # One network (a /24; a /64 for IPv6) holds at most a few waiting codes.
+    statuses = [
+        from_address(kiosk_site, f"198.51.100.{i}").post("/kiosk/pairing", headers=KIOSK)
+        for i in range(1, 7)
+    ]
+    assert [r.status_code for r in statuses] == [200] * 5 + [429]
+    ipv6 = [
+        from_address(kiosk_site, f"2001:db8:0:1::{i}").post("/kiosk/pairing", headers=KIOSK)
+        for i in range(1, 7)
+    ]
+    assert [r.status_code for r in ipv6] == [200] * 5 + [429]
+
+
+def test_kiosks_pair_only_from_the_lanes_networks_when_they_are_set(
+    database_url: str, engine: FaceEngine, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        kiosk_networks=(ip_network("10.20.0.0/16"),),
+    )
+    built = site(settings, engine)
+    with built.client:
+        outside = from_address(built, "192.0.2.10").post("/kiosk/pairing", headers=KIOSK)
+        assert outside.status_code == 403
+        assert start_pairing(from_address(built, "10.20.3.4"))
+    built.services.uow.engine.dispose()
 
 
 def test_a_kiosk_is_rate_limited_like_a_gate_key(

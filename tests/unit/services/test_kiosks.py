@@ -116,15 +116,33 @@ def test_only_admins_and_supervisors_pair_kiosks_and_assign_lanes() -> None:
         kiosks.pair(session.principal, code, "EE", "JFK", "1")  # a kiosk cannot pair another
 
 
-def test_a_flood_of_waiting_kiosks_is_refused() -> None:
+def test_a_flood_from_one_network_is_capped_there_not_everywhere() -> None:
     world = World()
     kiosks = world.services.kiosks
-    for _ in range(kiosks.settings.max_waiting):
-        kiosks.start_pairing()
+    for _ in range(kiosks.settings.max_waiting_per_network):
+        kiosks.start_pairing("198.51.100.0/24")
     with pytest.raises(RateLimitedError):
-        kiosks.start_pairing()
+        kiosks.start_pairing("198.51.100.0/24")
+    kiosks.start_pairing("192.0.2.0/24")  # another network is not held up by it
     world.advance(minutes=6)  # expired codes are forgotten
-    kiosks.start_pairing()
+    kiosks.start_pairing("198.51.100.0/24")
+
+
+def test_a_full_table_drops_the_oldest_waiting_code_never_refuses_a_new_kiosk() -> None:
+    """Probe F7: 20 waiting codes (from 20 networks) used to refuse every further kiosk."""
+    world = World()
+    kiosks = world.services.kiosks
+    _, oldest = kiosks.start_pairing("203.0.113.0/24")
+    for i in range(kiosks.settings.max_waiting):
+        world.advance(seconds=1)
+        kiosks.start_pairing(f"10.{i}.0.0/24")
+    ticket, code = kiosks.start_pairing("192.0.2.0/24")  # the real kiosk being installed
+    kiosks.pair(SUPERVISOR, code, "EE", "jfk", "4")
+    status = kiosks.pairing_status(ticket)
+    assert status is not None
+    assert status.session_token is not None
+    with pytest.raises(NotFoundError):
+        kiosks.pair(SUPERVISOR, oldest, "EE", "jfk", "5")  # dropped: its kiosk asks again
 
 
 def test_a_revoked_kiosk_loses_its_session_at_once() -> None:

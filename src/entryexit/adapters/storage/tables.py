@@ -529,6 +529,9 @@ class KioskDeviceRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The /24 or /64 a waiting kiosk asked from (waiting codes are capped per network); not
+    # under the MAC: it grants nothing.
+    pairing_network: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class LaneAssignmentRow(Base):

@@ -63,6 +63,7 @@ def _device(row: KioskDeviceRow) -> KioskDevice:
         session_issued_at=row.session_issued_at,
         revoked_at=row.revoked_at,
         last_seen_at=row.last_seen_at,
+        pairing_network=row.pairing_network,
     )
 
 
@@ -117,6 +118,7 @@ class SqlKioskRepository:
             created_at=device.created_at,
             code_hash=device.code_hash,
             code_expires_at=device.code_expires_at,
+            pairing_network=device.pairing_network,
         )
         row.mac = kiosk_device_mac(self._sealer, row)
         self._session.add(row)
@@ -148,15 +150,31 @@ class SqlKioskRepository:
         verified = (self._verified(row) for row in rows)
         return [device for device in verified if device is not None]
 
-    def count_waiting(self, now: datetime) -> int:
-        return int(
-            self._session.scalar(
-                select(func.count())
-                .select_from(KioskDeviceRow)
-                .where(KioskDeviceRow.paired_at.is_(None), KioskDeviceRow.code_expires_at > now)
-            )
-            or 0
+    def count_waiting(self, now: datetime, network: str | None = None) -> int:
+        query = (
+            select(func.count())
+            .select_from(KioskDeviceRow)
+            .where(KioskDeviceRow.paired_at.is_(None), KioskDeviceRow.code_expires_at > now)
         )
+        if network is not None:
+            query = query.where(KioskDeviceRow.pairing_network == network)
+        return int(self._session.scalar(query) or 0)
+
+    def delete_oldest_waiting(self, now: datetime) -> int:
+        oldest = self._session.scalar(
+            select(KioskDeviceRow.id)
+            .where(KioskDeviceRow.paired_at.is_(None), KioskDeviceRow.code_expires_at > now)
+            .order_by(KioskDeviceRow.created_at, KioskDeviceRow.id)
+            .limit(1)
+        )
+        if oldest is None:
+            return 0
+        result = self._session.execute(
+            delete(KioskDeviceRow).where(
+                KioskDeviceRow.id == oldest, KioskDeviceRow.paired_at.is_(None)
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def delete_expired_codes(self, now: datetime) -> int:
         result = self._session.execute(
