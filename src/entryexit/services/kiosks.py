@@ -38,6 +38,7 @@ from entryexit.errors import (
     InvalidInputError,
     NoFaceError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitedError,
 )
 from entryexit.services.audit import AuditTrail
@@ -417,6 +418,12 @@ class KioskService:
         )
 
         def record(uow: UnitOfWork) -> None:
+            if flight_id is not None:
+                flight = FlightService.get_in(uow, flight_id)
+                if not session.principal.serves(flight.carrier):
+                    raise PermissionDeniedError(
+                        "this kiosk does not serve the carrier of the flight its lane boards"
+                    )
             uow.kiosks.add_opt_out_request(request)
             self._audit.record(
                 uow,

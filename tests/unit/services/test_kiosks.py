@@ -208,6 +208,10 @@ def test_a_kiosk_of_one_carrier_cannot_board_anothers_flight() -> None:
     with pytest.raises(PermissionDeniedError):
         kiosks.capture(session, [b"face:1"], NOTICE, "en")
     assert not world.uow.tables.captures
+    # Nor file opt-out requests on it (they would reach ZZ's officers from EE's kiosk).
+    with pytest.raises(PermissionDeniedError):
+        kiosks.request_opt_out(session, NOTICE, "en")
+    assert not kiosks.opt_out_requests(OFFICER)
 
 
 @pytest.mark.parametrize(
