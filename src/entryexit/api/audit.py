@@ -92,12 +92,35 @@ class FailureEventBudget:
             return seen < self.per_minute
 
 
+# The console's and kiosk's session cookies: a request presenting one that was refused is a
+# forged, stolen or expired session, audited like a refused key.
+_SESSION_COOKIES = (b"entryexit_session=", b"entryexit_kiosk=")
+
+
 def presents_credential(scope: Scope) -> bool:
-    """An API key (header or bearer token) was sent: a sign-in attempt, even a failed one."""
+    """An API key (header or bearer token) or a session cookie was sent: a sign-in attempt,
+    even a failed one."""
     headers = dict(scope.get("headers") or [])
-    return b"x-api-key" in headers or headers.get(b"authorization", b"").lower().startswith(
-        b"bearer "
+    cookies = headers.get(b"cookie", b"")
+    return (
+        b"x-api-key" in headers
+        or headers.get(b"authorization", b"").lower().startswith(b"bearer ")
+        or any(name in cookies for name in _SESSION_COOKIES)
     )
+
+
+def _presented_key(scope: Scope) -> str | None:
+    headers = dict(scope.get("headers") or [])
+    bearer = headers.get(b"authorization", b"")
+    token = headers.get(b"x-api-key") or (
+        bearer[7:] if bearer.lower().startswith(b"bearer ") else None
+    )
+    return None if token is None else token.decode("latin-1")
+
+
+def _names_an_issued_key(services: Services, scope: Scope) -> bool:
+    token = _presented_key(scope)
+    return token is not None and services.keys.is_issued(token)
 
 
 # The body guard refuses before the key is checked (the body is read first): the access
@@ -208,7 +231,11 @@ class AuditAccess:
                 UNAUDITED_ANONYMOUS.labels(outcome_of(status)).inc()
                 return
             source = client_address_of(scope, services.settings.trusted_proxies, report=False)
-            if not self.failures.take(source, time.monotonic()):
+            # Past the per-address budget only made-up keys go unaudited: junk sent first must
+            # not push a real (revoked, stolen) key's failed use out of the log.
+            if not self.failures.take(source, time.monotonic()) and not await run_in_threadpool(
+                _names_an_issued_key, services, scope
+            ):
                 UNAUDITED_FAILURES.inc()
                 return
         # Only opaque identifiers: document numbers in a path are personal data, not logged,

@@ -125,6 +125,16 @@ class KeyService:
             stored = uow.access.find_api_key(prefix)
         return stored is not None and stored.revoked_at is None
 
+    def is_issued(self, token: str) -> bool:
+        """Whether ``token`` names a key EntryExit issued (revoked or not), whatever its
+        secret: a failed request with it is someone holding or guessing a real key's id."""
+        try:
+            prefix = self.key_parts(token)[1]
+        except AuthenticationError:
+            return False
+        with self._uow(read_only=True) as uow:
+            return uow.access.find_api_key(prefix) is not None
+
     def revoke(self, key_id: str, actor: Principal | None = None) -> None:
         """Revoke a key at once (every instance refuses it on its next request); audited."""
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from entryexit.api.audit import UNAUDITED_ANONYMOUS
 from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
+from entryexit.domain.access import Role
 from tests.integration.api.conftest import Api
 from tests.integration.web.test_kiosk import site
 
@@ -76,3 +77,26 @@ def test_bad_api_keys_still_add_failure_events(service: Api) -> None:
             text("SELECT outcome FROM audit_events ORDER BY sequence DESC LIMIT 6")
         ).scalars()
         assert set(outcomes) == {"denied"}
+
+
+def test_forged_session_cookies_are_audited_like_bad_keys(service: Api) -> None:
+    # A forged, stolen or expired console or kiosk session is someone trying to get in.
+    before = events(service)
+    for name in ("entryexit_session", "entryexit_kiosk"):
+        service.client.cookies.clear()
+        service.client.cookies.set(name, "forged-session-token")
+        page = "/console/" if name == "entryexit_session" else "/kiosk/opt-out-requests"
+        service.client.get(page, follow_redirects=False)
+    service.client.cookies.clear()
+    assert events(service) == before + 2
+
+
+def test_junk_keys_first_do_not_push_a_real_keys_failure_out_of_the_log(service: Api) -> None:
+    principal, real = service.services.keys.create(Role.OFFICER, "desk")
+    service.services.keys.revoke(principal.key_id)
+    for i in range(40):  # past the audited budget of this address
+        service.client.get("/v1/flights/x", headers={"X-API-Key": f"eex_junk{i}_secret"})
+    before = events(service)
+    refused = service.client.get("/v1/flights/x", headers={"X-API-Key": real})
+    assert refused.status_code in (401, 429)  # the address is blocked by now, too
+    assert events(service) == before + 1
