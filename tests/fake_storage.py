@@ -1673,6 +1673,15 @@ def _purge_biographic(
     )
     for document_key in documents:
         del t.documents[document_key]
+    conflicts = chosen(
+        [
+            (c.traveler_id, key)
+            for key, c in t.manifest_conflicts.items()
+            if c.document not in t.documents
+        ]
+    )
+    for conflict_id in conflicts:
+        del t.manifest_conflicts[conflict_id]
     orphaned = chosen([(key, key) for key in _unused_data_keys(t)])
     for traveler_id in orphaned:
         del t.data_keys[traveler_id]
@@ -1681,6 +1690,7 @@ def _purge_biographic(
         del t.travelers[traveler_id]
     return {
         "traveler_documents": len(documents),
+        "manifest_conflicts": len(conflicts),
         "data_keys": len(orphaned),
         "travelers": len(gone),
     }

@@ -18,6 +18,7 @@ from entryexit.adapters.storage.tables import (
     DocumentRow,
     EncounterRow,
     FlightRow,
+    ManifestConflictRow,
     ManifestEntryRow,
     ReferenceTemplateRow,
     TravelerRow,
@@ -39,6 +40,8 @@ KINDS = {
     "encounter_records": EncounterRow,
     "manifest_entries": ManifestEntryRow,
     "traveler_documents": DocumentRow,
+    # Details another carrier proposed for the document: they go with it.
+    "manifest_conflicts": ManifestConflictRow,
     "data_keys": DataKeyRow,
     "travelers": TravelerRow,
 }
@@ -133,6 +136,22 @@ def _store_backlog(engine: Engine) -> None:
                     "decision": "match",
                     "traveler_id": f"t{i}",
                     "expires_at": LONG_AGO,
+                }
+                for i in ids
+            ],
+        )
+        connection.execute(
+            insert(ManifestConflictRow),
+            [
+                {
+                    "id": f"m{i}",
+                    "document_id": f"d{i}",
+                    "traveler_id": f"t{i}",
+                    "flight_id": "old",
+                    "proposed_by": "ZZ",
+                    "held_by": "EE",
+                    "personal": b"\0",
+                    "created_at": LONG_AGO,
                 }
                 for i in ids
             ],

@@ -449,6 +449,7 @@ def test_purge_counts_per_kind_and_rotation(factory: FakeUnitOfWorkFactory) -> N
             "manifest_entries": 0,
             "admissions": 0,
             "traveler_documents": 0,
+            "manifest_conflicts": 0,
             "data_keys": 0,
             "travelers": 0,
             "staged_galleries": 1,

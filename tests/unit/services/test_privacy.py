@@ -122,6 +122,7 @@ PURGED = {
     "manifest_entries": 0,
     "admissions": 0,
     "traveler_documents": 0,
+    "manifest_conflicts": 0,
     "data_keys": 0,
     "travelers": 0,
     "staged_galleries": 1,

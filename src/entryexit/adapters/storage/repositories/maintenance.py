@@ -158,6 +158,12 @@ def unused_data_keys() -> ColumnElement[bool]:
     )
 
 
+def orphaned_conflicts() -> ColumnElement[bool]:
+    """Manifest conflicts whose document is gone (purged): they held details a carrier
+    proposed for it, and go with it."""
+    return ~select(DocumentRow.id).where(DocumentRow.id == ManifestConflictRow.document_id).exists()
+
+
 def _orphaned(traveler: SqlValue) -> tuple[ColumnElement[bool], ...]:
     """Nothing of the traveler is left: no record that names them, no document, no data key."""
     return (
@@ -326,12 +332,19 @@ class SqlRetentionRepository:
         """The biographic kinds of ``traveler_ids`` that are due (each condition checked
         again here): documents, then data keys (crypto-shredding), then traveler records."""
         if not traveler_ids:
-            return dict.fromkeys(("traveler_documents", "data_keys", "travelers"), 0)
+            return dict.fromkeys(
+                ("traveler_documents", "manifest_conflicts", "data_keys", "travelers"), 0
+            )
         self._without_jit()
         ids = list(traveler_ids)
         return {
             "traveler_documents": self._delete(
                 DocumentRow, DocumentRow.traveler_id.in_(ids), expired_documents(policy, now)
+            ),
+            "manifest_conflicts": self._delete(
+                ManifestConflictRow,
+                ManifestConflictRow.traveler_id.in_(ids),
+                orphaned_conflicts(),
             ),
             "data_keys": self._delete(
                 DataKeyRow, DataKeyRow.traveler_id.in_(ids), unused_data_keys()
@@ -375,6 +388,7 @@ class SqlRetentionRepository:
         )
         counts["admissions"] = self._delete(AdmissionRow, expired_admissions(policy, now))
         counts["traveler_documents"] = self._delete(DocumentRow, expired_documents(policy, now))
+        counts["manifest_conflicts"] = self._delete(ManifestConflictRow, orphaned_conflicts())
         # Crypto-shredding: with the key goes every sealed copy, backups and replicas included.
         counts["data_keys"] = self._delete(DataKeyRow, unused_data_keys())
         counts["travelers"] = self._delete(TravelerRow, *_orphaned(TravelerRow.id))
