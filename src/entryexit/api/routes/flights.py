@@ -21,7 +21,7 @@ from entryexit.api.schemas import (
     StagingPublic,
 )
 from entryexit.domain.access import Principal
-from entryexit.domain.model import Flight
+from entryexit.domain.model import Encounter, EncounterMethod, Flight
 from entryexit.errors import InvalidInputError
 from entryexit.services.captures import CaptureOutcome
 from entryexit.services.flights import ManifestFormat, NewFlight
@@ -262,26 +262,29 @@ AGENCY_STEP = "agency"
 def list_encounters(
     flight_id: str, services: ServicesDep, caller: CallerDep
 ) -> list[EncounterPublic]:
-    """A carrier's key sees that a traveler was processed, where and when; never a score or
-    an engine, and an officer-side step (a fingerprint check, whose taking tells the
-    traveler's class) only as the agency's."""
+    """A carrier's key sees that a traveler was processed, where and when; never a score, an
+    engine or an officer's key, and every officer-side step (a document check, a fingerprint
+    check, whose taking would tell the traveler's class) in one shape: an agency check."""
     partner = caller.carrier is not None
-    return [
-        EncounterPublic(
-            id=e.id,
-            traveler_ref=e.traveler_id,
-            direction=e.direction,
-            method=e.method.value,
-            gate=AGENCY_STEP if partner and e.gate == FINGERPRINT_STEP else e.gate,
-            device=AGENCY_STEP if partner and e.gate == FINGERPRINT_STEP else e.device,
-            occurred_at=e.occurred_at,
-            score=None if partner else e.score,
-            model=None if partner else e.model,
-            policy_version=e.policy_version,
-            capture_id=e.capture_id,
-        )
-        for e in services.flights.encounters(flight_id)
-    ]
+    return [_encounter(e, partner) for e in services.flights.encounters(flight_id)]
+
+
+def _encounter(e: Encounter, partner: bool) -> EncounterPublic:
+    officer_side = e.gate == FINGERPRINT_STEP or e.method is EncounterMethod.MANUAL_DOCUMENT_CHECK
+    shown_as_agency = partner and officer_side
+    return EncounterPublic(
+        id=e.id,
+        traveler_ref=e.traveler_id,
+        direction=e.direction,
+        method=(EncounterMethod.MANUAL_DOCUMENT_CHECK.value if shown_as_agency else e.method.value),
+        gate=AGENCY_STEP if shown_as_agency else e.gate,
+        device=AGENCY_STEP if shown_as_agency else e.device,
+        occurred_at=e.occurred_at,
+        score=None if partner else e.score,
+        model=None if partner else e.model,
+        policy_version=e.policy_version,
+        capture_id=e.capture_id,
+    )
 
 
 @router.get("/{flight_id}/outstanding")
