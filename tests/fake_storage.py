@@ -46,6 +46,7 @@ from entryexit.domain.model import (
     CitizenshipClass,
     Direction,
     DocumentKey,
+    DocumentType,
     Encounter,
     EncounterMethod,
     Flight,
@@ -702,6 +703,8 @@ class _Flights(_Repository):
                     date_of_birth=_optional_date(personal.get("date_of_birth")),
                     opted_out=methods.get(entry.traveler_id) is EncounterMethod.OPT_OUT,
                     booking_reference=details.booking_reference if details else None,
+                    nationality=personal.get("nationality", ""),
+                    document_type=details.document_type.value if details else "",
                 )
             )
         statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))
@@ -731,6 +734,14 @@ class _Travelers(_Repository):
                 return TravelerProfile(
                     doc.details.citizenship_class,
                     _optional_date(personal.get("date_of_birth")),
+                    personal.get("nationality"),
+                    frozenset(
+                        key.issuing_state
+                        for key, other in t.documents.items()
+                        if other.traveler_id == traveler_id
+                        and other.details is not None
+                        and other.details.document_type is DocumentType.PASSPORT
+                    ),
                 )
         return TravelerProfile(None, None)
 
