@@ -192,7 +192,7 @@ def test_a_flight_staged_from_a_paxlst_manifest_boards(api: Api, lfw_dir: Path) 
     assert response.json()["total"] == 2
     assert [f["reason"] for f in response.json()["flagged"]] == ["no travel document (DOC)"]
     refs = {
-        person: enrol(api, number, lfw_image(lfw_dir, person, 1))
+        person: enrol(api, number, lfw_image(lfw_dir, person, 1), "UTO")
         for person, number in people.items()
     }
     api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
