@@ -163,11 +163,11 @@ def _json_manifest(travelers: int) -> bytes:
             "given_names": "JANE",
             "date_of_birth": "1980-01-01",
             "sex": "F",
-            "nationality": "UTO",
+            "nationality": "XYZ",
             "citizenship_class": "foreign_national",
             "document_type": "passport",
             "document_number": f"J{index:08d}",
-            "issuing_state": "UTO",
+            "issuing_state": "XYZ",
             "document_expiry": "2031-01-01",
         }
         for index in range(travelers)
@@ -323,11 +323,11 @@ def _gate_client_side(
                 "given_names": "TEST",
                 "date_of_birth": "1970-01-01",
                 "sex": "M",
-                "nationality": "UTO",
+                "nationality": "XYZ",
                 "citizenship_class": "foreign_national",
                 "document_type": "passport",
                 "document_number": f"G{index:07d}",
-                "issuing_state": "UTO",
+                "issuing_state": "XYZ",
                 "document_expiry": "2031-01-01",
             }
             for index, person in enumerate(people)
@@ -338,7 +338,7 @@ def _gate_client_side(
         for index, person in enumerate(people):
             photo = sorted(person.glob("*.jpg"))[0]
             client.post(
-                f"/v1/documents/UTO/G{index:07d}/photos",
+                f"/v1/documents/XYZ/G{index:07d}/photos",
                 files={"photo": (photo.name, photo.read_bytes(), "image/jpeg")},
                 headers=admin_headers,
             ).raise_for_status()
@@ -449,7 +449,7 @@ def _manifest_stages() -> None:
         factory, lambda: now, "m", AuditTrail(factory, lambda: now, keys), manifest_pause=0
     )
     readers: dict[str, tuple[bytes, Callable[[bytes], list[ManifestTraveler]]]] = {
-        "json": (_json_manifest(10_000), lambda data: parse_json_manifest(data, TODAY)),
+        "json": (_json_manifest(10_000), lambda data: parse_json_manifest(data, TODAY, "UTO")),
         "paxlst": (
             _paxlst(10_000),
             lambda data: list(parse_paxlst(data, TODAY, "UTO").travelers),

@@ -156,11 +156,11 @@ def make_flight(client: httpx.Client, persons: list[str]) -> tuple[str, float]:
             "given_names": "",
             "date_of_birth": "1970-01-01",
             "sex": "X",
-            "nationality": "UTO",
+            "nationality": "XYZ",
             "citizenship_class": "foreign_national",
             "document_type": "passport",
             "document_number": f"B{i:08d}",
-            "issuing_state": "UTO",
+            "issuing_state": "XYZ",
             "document_expiry": "2031-01-01",
         }
         for i, _ in enumerate(persons)
@@ -271,7 +271,7 @@ def main() -> int:
                     index, person = item
                     photo = dataset.persons[person][0].read_bytes()
                     client.post(
-                        f"/v1/documents/UTO/B{index:08d}/photos",
+                        f"/v1/documents/XYZ/B{index:08d}/photos",
                         files={"photo": ("p.jpg", photo, "image/jpeg")},
                     ).raise_for_status()
 

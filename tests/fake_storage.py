@@ -48,6 +48,7 @@ from entryexit.domain.model import (
     ConflictSide,
     Direction,
     DocumentKey,
+    DocumentType,
     Encounter,
     EncounterMethod,
     Flight,
@@ -827,6 +828,8 @@ class _Flights(_Repository):
                     date_of_birth=_optional_date(personal.get("date_of_birth")),
                     opted_out=methods.get(entry.traveler_id) is EncounterMethod.OPT_OUT,
                     booking_reference=details.booking_reference if details else None,
+                    nationality=personal.get("nationality", ""),
+                    document_type=details.document_type.value if details else "",
                 )
             )
         statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))
@@ -856,6 +859,14 @@ class _Travelers(_Repository):
                 return TravelerProfile(
                     doc.details.citizenship_class,
                     _optional_date(personal.get("date_of_birth")),
+                    personal.get("nationality"),
+                    frozenset(
+                        key.issuing_state
+                        for key, other in t.documents.items()
+                        if other.traveler_id == traveler_id
+                        and other.details is not None
+                        and other.details.document_type is DocumentType.PASSPORT
+                    ),
                 )
         return TravelerProfile(None, None)
 

@@ -523,6 +523,7 @@ def build_services(
         face_calibration=lambda: (
             thresholds.calibration.verification if thresholds.calibration else None
         ),
+        home_state=settings.home_state,
     )
     galleries.on_staged(fingerprints.prepare_when_staged)
     kiosks = KioskService(
@@ -576,6 +577,7 @@ def build_services(
             opt_outs,
             audit,
             on_encounter=crossings.enqueue,
+            home_state=settings.home_state,
         ),
         crossings=crossings,
         watchlist=watchlist,

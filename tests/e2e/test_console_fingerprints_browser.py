@@ -30,7 +30,7 @@ from tests.e2e.test_console_browser import (
     page,
     sign_in,
 )
-from tests.integration.api.conftest import Api, capture, staged_flight
+from tests.integration.api.conftest import FOREIGN_STATE, Api, capture, staged_flight
 from tests.integration.api.test_fingerprints import FVC, prints, send
 
 if TYPE_CHECKING:  # playwright is imported where the browser is started
@@ -94,7 +94,7 @@ def test_an_officer_confirms_a_no_match_by_fingerprints(
     expect(page.get_by_role("heading", name=re.compile("Fingerprints"))).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "case-prints.png"), full_page=True)
 
-    page.get_by_label("or issuing state").fill("UTO")
+    page.get_by_label("or issuing state").fill(FOREIGN_STATE)
     page.get_by_label("and number").fill("D0000000")
     page.locator("#fp-print-1").set_input_files(str(FVC / "DB1_B" / "101_3.tif"))
     page.locator("#fp-print-2").set_input_files(str(FVC / "DB1_B" / "102_3.tif"))

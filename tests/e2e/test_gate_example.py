@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, lfw_image
 from tests.e2e.test_console_browser import Running, running  # noqa: F401 (the fixture)
-from tests.integration.api.conftest import staged_flight
+from tests.integration.api.conftest import FOREIGN_STATE, staged_flight
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw]
 
@@ -78,10 +78,10 @@ def test_the_example_gate_client_boards_a_flight(running: Running, lfw_dir: Path
     gate_client = example_module()
     client = gate_client.GateClient(running.url, gate_key)
     try:
-        encounter = client.opt_out(flight_id, "UTO", "D0000003", "B12")
+        encounter = client.opt_out(flight_id, FOREIGN_STATE, "D0000003", "B12")
         assert encounter
         with pytest.raises(gate_client.GateError) as refusal:
-            client.opt_out(flight_id, "UTO", "D0000003", "B12")  # already processed
+            client.opt_out(flight_id, FOREIGN_STATE, "D0000003", "B12")  # already processed
         assert refusal.value.status == 409
     finally:
         client.close()

@@ -38,7 +38,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.integration.api.conftest import manifest_row
+from tests.integration.api.conftest import FOREIGN_STATE, manifest_row
 
 pytestmark = [pytest.mark.fleet, pytest.mark.models, pytest.mark.lfw, pytest.mark.slow]
 
@@ -434,7 +434,7 @@ def _board_setup(fleet: Fleet, lfw_dir: Path) -> list[tuple[str, str]]:
             assert manifest.status_code == 200, manifest.text
             for number, person in zip(numbers, group, strict=True):
                 enrolled = client.post(
-                    f"/v1/documents/UTO/{number}/photos",
+                    f"/v1/documents/{FOREIGN_STATE}/{number}/photos",
                     files={"photo": ("p.jpg", _photo(lfw_dir, person, 1), "image/jpeg")},
                     headers=officer,
                 )

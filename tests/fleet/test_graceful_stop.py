@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import lfw_image
 from tests.fleet.test_fleet import free_port, wait_for
-from tests.integration.api.conftest import manifest_row
+from tests.integration.api.conftest import FOREIGN_STATE, manifest_row
 
 pytestmark = [pytest.mark.fleet, pytest.mark.models, pytest.mark.lfw]
 
@@ -80,7 +80,7 @@ def test_sigterm_answers_the_capture_in_flight_drains_the_outbox_and_exits_0(
         )
         assert manifest.status_code == 200, manifest.text
         enrolled = httpx.post(
-            f"{base}/v1/documents/UTO/D1/photos",
+            f"{base}/v1/documents/{FOREIGN_STATE}/D1/photos",
             files={"photo": ("p.jpg", lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes())},
             headers=admin,
             timeout=30,

@@ -47,7 +47,7 @@ def test_a_document_is_found_by_a_keyed_digest_the_thief_cannot_recompute(
     """A thief who knows a passport number must not confirm it from the copy: the plain
     SHA-256 of state and number, or an HMAC under an empty key, is nowhere in it."""
     board(store)
-    message = f"UTO:{NUMBER}".encode()
+    message = f"XYZ:{NUMBER}".encode()  # the foreign national's document
     with store.engine.connect() as connection:
         digests = set(connection.scalars(select(DocumentRow.number_digest)))
     # The control: the column holds the HMAC under the index key, of this very message.

@@ -45,9 +45,9 @@ SCRIPT = textwrap.dedent(
     flight = services.flights.create(
         NewFlight("EE", "1", datetime(2027, 1, 1, tzinfo=UTC), "AAA", "BBB", Direction.ENTRY)
     )
-    document = DocumentKey("UTO", "N1")
+    document = DocumentKey("XYZ", "N1")
     services.flights.put_manifest(flight.id, [ManifestTraveler(
-        "DOE", "J", date(1990, 1, 1), Sex.MALE, "UTO", CitizenshipClass.FOREIGN_NATIONAL,
+        "DOE", "J", date(1990, 1, 1), Sex.MALE, "XYZ", CitizenshipClass.FOREIGN_NATIONAL,
         DocumentType.PASSPORT, document, date(2030, 1, 1),
     )])
     services.enrolment.enrol(document, b"face:1", PhotoSource.PASSPORT)

@@ -55,10 +55,10 @@ def test_four_captures_analyse_in_parallel_and_each_records_once(tmp_path: Path)
             "J",
             date(1990, 1, 1),
             Sex.MALE,
-            "UTO",
+            "XYZ",
             CitizenshipClass.FOREIGN_NATIONAL,
             DocumentType.PASSPORT,
-            DocumentKey("UTO", f"N{i}"),
+            DocumentKey("XYZ", f"N{i}"),
             date(2031, 1, 1),
         )
         for i in range(4)
@@ -66,7 +66,7 @@ def test_four_captures_analyse_in_parallel_and_each_records_once(tmp_path: Path)
     services.flights.put_manifest(flight.id, travelers)
     for i in range(4):
         services.enrolment.enrol(
-            DocumentKey("UTO", f"N{i}"), f"face:{i}".encode(), PhotoSource.PASSPORT
+            DocumentKey("XYZ", f"N{i}"), f"face:{i}".encode(), PhotoSource.PASSPORT
         )
     services.galleries.stage(flight.id)
 

@@ -70,16 +70,21 @@ def template_bytes(seed: int) -> bytes:
     return data
 
 
+def state_of(klass: CitizenshipClass) -> str:
+    """A citizen holds the home state's (UTO) passport, anyone else a foreign state's."""
+    return "UTO" if klass is CitizenshipClass.CITIZEN else "XYZ"
+
+
 def person(number: str, klass: CitizenshipClass, surname: str = "DOE") -> ManifestTraveler:
     return ManifestTraveler(
         surname,
         "JANE",
         date(1980, 1, 1),
         Sex.FEMALE,
-        "UTO",
+        state_of(klass),
         klass,
         DocumentType.PASSPORT,
-        DocumentKey("UTO", number),
+        DocumentKey(state_of(klass), number),
         date(2030, 1, 1),
     )
 
@@ -103,7 +108,7 @@ def board(store: RepositoryDriver, flight_id: str = "f1", staged: bool = True) -
     ids = {}
     for seed, number in enumerate(("C1", NUMBER)):
         _, ids[number] = store.add_reference_template(
-            DocumentKey("UTO", number),
+            DocumentKey("UTO" if number == "C1" else "XYZ", number),
             PhotoSource.PASSPORT,
             template_bytes(seed),
             "m",
@@ -217,14 +222,14 @@ def test_biographic_data_is_purged_and_the_data_key_shredded(store: RepositoryDr
     assert rows_naming(store, ids["citizen"]) == {}
     assert store.traveler_for_document(DocumentKey("UTO", "C1")) is None
     # The foreign national's records run for years, and their open stay until it closes.
-    assert store.traveler_for_document(DocumentKey("UTO", NUMBER)) == ids["foreign"]
+    assert store.traveler_for_document(DocumentKey("XYZ", NUMBER)) == ids["foreign"]
     assert set(store.write(lambda uow: uow.retention.purge_expired(later, POLICY)).values()) == {0}
     held = reports.retention_counts(later, POLICY)
     assert all(kind["overdue"] == 0 for kind in held.values())
 
     years_on = DEPARTURE + timedelta(days=6 * 365)
     store.write(lambda uow: uow.retention.purge_expired(years_on, POLICY))
-    assert store.traveler_for_document(DocumentKey("UTO", NUMBER)) == ids["foreign"]
+    assert store.traveler_for_document(DocumentKey("XYZ", NUMBER)) == ids["foreign"]
     assert reports.in_country_overstays(years_on.date())  # still found, still named
     assert reports.traveler_identities([ids["foreign"]])[ids["foreign"]].surname == SURNAME
 
@@ -292,7 +297,7 @@ def test_erasing_a_traveler_leaves_no_row_that_names_them(store: RepositoryDrive
     )
     store.write(
         lambda uow: uow.fingerprints.enrol(
-            DocumentKey("UTO", NUMBER), 2, "nbis-mcc-v1", b"minutiae", 40, DEPARTURE, DEPARTURE
+            DocumentKey("XYZ", NUMBER), 2, "nbis-mcc-v1", b"minutiae", 40, DEPARTURE, DEPARTURE
         )
     )
     keep_case_print(store, ids["foreign"], DEPARTURE, b"the-live-print-of-the-traveler")

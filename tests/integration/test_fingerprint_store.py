@@ -15,7 +15,13 @@ __all__ = ["store"]
 def enrol(store: RepositoryDriver, number: str) -> None:
     store.write(
         lambda uow: uow.fingerprints.enrol(
-            DocumentKey("UTO", number), 2, "nbis-mcc-v1", b"minutiae", 40, DEPARTURE, DEPARTURE
+            DocumentKey("UTO" if number == "C1" else "XYZ", number),
+            2,
+            "nbis-mcc-v1",
+            b"minutiae",
+            40,
+            DEPARTURE,
+            DEPARTURE,
         )
     )
 

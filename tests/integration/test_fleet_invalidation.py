@@ -84,10 +84,10 @@ def traveler(number: int) -> ManifestTraveler:
         "J",
         date(1990, 1, 1),
         Sex.MALE,
-        "UTO",
+        "XYZ",
         CitizenshipClass.FOREIGN_NATIONAL,
         DocumentType.PASSPORT,
-        DocumentKey("UTO", f"N{number}"),
+        DocumentKey("XYZ", f"N{number}"),
         date(2031, 1, 1),
     )
 
@@ -127,8 +127,8 @@ def test_a_gallery_restaged_in_one_instance_is_used_by_the_other(
         NewFlight("EE", "7", datetime(2030, 1, 1, tzinfo=UTC), "AAA", "BBB", Direction.EXIT)
     )
     first.flights.put_manifest(flight.id, [traveler(1)])
-    first.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.PASSPORT)
-    first.enrolment.enrol(DocumentKey("UTO", "N2"), b"face:2", PhotoSource.PASSPORT)
+    first.enrolment.enrol(DocumentKey("XYZ", "N1"), b"face:1", PhotoSource.PASSPORT)
+    first.enrolment.enrol(DocumentKey("XYZ", "N2"), b"face:2", PhotoSource.PASSPORT)
     first.galleries.stage(flight.id)
     late = second.captures.process(OFFICER, flight.id, b"face:2", "G1", "cam")
     assert late.decision is Decision.NO_MATCH  # the second instance holds the first gallery
@@ -156,11 +156,11 @@ def test_a_key_rotated_by_one_instance_is_used_by_the_other(
     keyed_pair: tuple[SqlServices, SqlServices, Path],
 ) -> None:
     first, second, key_dir = keyed_pair
-    second.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.PASSPORT)
+    second.enrolment.enrol(DocumentKey("XYZ", "N1"), b"face:1", PhotoSource.PASSPORT)
     new_kek = FileKeyProvider(key_dir).new_kek()  # what `entryexit keys rotate` does first
     rotate_data_keys(first.uow, first.audit, new_kek)
     # The second instance seals under the new key at once and still opens what it sealed.
-    second.enrolment.enrol(DocumentKey("UTO", "N2"), b"face:2", PhotoSource.PASSPORT)
+    second.enrolment.enrol(DocumentKey("XYZ", "N2"), b"face:2", PhotoSource.PASSPORT)
     with second.uow(read_only=True) as uow:
         assert uow.data_keys.counts_by_kek() == {new_kek: 2}
     flight = second.flights.create(

@@ -39,10 +39,10 @@ def traveler(number: str, surname: str) -> ManifestTraveler:
         given_names="JANE",
         date_of_birth=date(1980, 1, 1),
         sex=Sex.FEMALE,
-        nationality="UTO",
+        nationality="XYZ",
         citizenship_class=CitizenshipClass.FOREIGN_NATIONAL,
         document_type=DocumentType.PASSPORT,
-        document=DocumentKey("UTO", number),
+        document=DocumentKey("XYZ", number),
         document_expiry=date(2030, 1, 1),
     )
 

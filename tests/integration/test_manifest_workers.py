@@ -42,11 +42,11 @@ def manifest(count: int, prefix: str = "W", surname: str = "DOE") -> bytes:
             "given_names": "JANE",
             "date_of_birth": "1980-01-01",
             "sex": "F",
-            "nationality": "UTO",
+            "nationality": "XYZ",
             "citizenship_class": "foreign_national",
             "document_type": "passport",
             "document_number": f"{prefix}{index:07d}",
-            "issuing_state": "UTO",
+            "issuing_state": "XYZ",
             "document_expiry": "2031-01-01",
         }
         for index in range(count)

@@ -145,7 +145,7 @@ def test_switching_models_re_enrols_instead_of_mixing_template_spaces(
     )
     keys = EphemeralKeyProvider()
     photo = lfw_image(lfw_dir, "Colin_Powell", 1).read_bytes()
-    document = DocumentKey("UTO", "N0")
+    document = DocumentKey("XYZ", "N0")
 
     sface = build_services(settings, keys=keys)
     flight = sface.flights.create(

@@ -35,14 +35,15 @@ def parse(
     data = read_input_file(file, "manifest")
     kind = format or _detect(data)
     today = date.today()
+    home_state = load_settings().home_state
     if kind is ManifestFormat.PAXLST:
-        message = parse_paxlst(data, today, load_settings().home_state)
+        message = parse_paxlst(data, today, home_state)
         typer.echo(json.dumps(message.as_dict(), indent=2))
         return 0
     if kind is ManifestFormat.JSON:
-        travelers = parse_json_manifest(data, today)
+        travelers = parse_json_manifest(data, today, home_state)
     else:
-        travelers = parse_csv_manifest(data, today)
+        travelers = parse_csv_manifest(data, today, home_state)
     typer.echo(json.dumps([traveler_row(t) for t in travelers], indent=2))
     return 0
 

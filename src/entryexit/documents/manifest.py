@@ -33,8 +33,10 @@ __all__ = [
     "MAX_TRAVELERS",
     "OPTIONAL_FIELDS",
     "check_booking_reference",
+    "check_citizenship",
     "check_traveler",
     "document_expired",
+    "home_state_citizen",
     "normalise_document_number",
     "normalise_state",
     "parse_csv_manifest",
@@ -105,6 +107,33 @@ def check_traveler(traveler: ManifestTraveler, today: date) -> ManifestTraveler:
     )
 
 
+def home_state_citizen(
+    nationality: str, document_type: str | None, issuing_state: str, home_state: str
+) -> bool:
+    """Whether a traveler is a citizen of the receiving (home) state whatever a carrier
+    declares: a national of it, or the holder of a passport it issued. A carrier's word
+    cannot make such a person a foreign national (whose fingerprints the policy takes)."""
+    return nationality == home_state or (
+        document_type == DocumentType.PASSPORT and issuing_state == home_state
+    )
+
+
+def check_citizenship(traveler: ManifestTraveler, home_state: str) -> None:
+    """Refuse a traveler declared anything but a citizen whom :func:`home_state_citizen`
+    shows to be one (raises :class:`InvalidInputError` naming the field)."""
+    if traveler.citizenship_class is not CitizenshipClass.CITIZEN and home_state_citizen(
+        traveler.nationality,
+        traveler.document_type,
+        traveler.document.issuing_state,
+        home_state,
+    ):
+        raise InvalidInputError(
+            f"'citizenship_class' must be {CitizenshipClass.CITIZEN.value!r} for a national of"
+            f" {home_state} or the holder of a passport {home_state} issued, not"
+            f" {traveler.citizenship_class.value!r}"
+        )
+
+
 def check_booking_reference(value: object) -> str | None:
     """A booking reference as stored: upper-case letters and digits, 1 to 35 of them; an
     absent or blank one is None."""
@@ -164,8 +193,12 @@ def _choice(kind: type[_Choice], value: str, name: str, where: str) -> _Choice:
         raise InvalidInputError(f"{where}: '{name}' must be one of {allowed}") from None
 
 
-def parse_traveler(row: Mapping[str, object], where: str, today: date) -> ManifestTraveler:
-    """One JSON object or CSV row as a traveler, checked by :func:`check_traveler`."""
+def parse_traveler(
+    row: Mapping[str, object], where: str, today: date, home_state: str
+) -> ManifestTraveler:
+    """One JSON object or CSV row as a traveler, checked by :func:`check_traveler` and
+    :func:`check_citizenship` (the declared class is the carrier's word, checked against the
+    traveler's nationality and document)."""
     given_names = row.get("given_names")
     if given_names is not None and not isinstance(given_names, str):
         raise InvalidInputError(
@@ -190,9 +223,11 @@ def parse_traveler(row: Mapping[str, object], where: str, today: date) -> Manife
         booking_reference=row.get("booking_reference"),  # type: ignore[arg-type]
     )
     try:
-        return check_traveler(draft, today)
+        traveler = check_traveler(draft, today)
+        check_citizenship(traveler, home_state)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{where}: {exc.message}") from None
+    return traveler
 
 
 def traveler_row(traveler: ManifestTraveler) -> dict[str, str]:
@@ -215,14 +250,14 @@ def traveler_row(traveler: ManifestTraveler) -> dict[str, str]:
 
 
 def _parse_rows(
-    rows: Iterable[tuple[str, Mapping[str, object]]], today: date
+    rows: Iterable[tuple[str, Mapping[str, object]]], today: date, home_state: str
 ) -> list[ManifestTraveler]:
     travelers: list[ManifestTraveler] = []
     seen: set[DocumentKey] = set()
     for where, row in rows:
         if len(travelers) >= MAX_TRAVELERS:
             raise InvalidInputError(f"a manifest may list at most {MAX_TRAVELERS} travelers")
-        traveler = parse_traveler(row, where, today)
+        traveler = parse_traveler(row, where, today, home_state)
         if traveler.document in seen:
             raise InvalidInputError(f"{where}: the same document appears twice in the manifest")
         seen.add(traveler.document)
@@ -249,8 +284,9 @@ def _object_without_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, 
     return document
 
 
-def parse_json_manifest(data: bytes, today: date) -> list[ManifestTraveler]:
-    """``{"travelers": [{...}, ...]}`` or a bare list of traveler objects."""
+def parse_json_manifest(data: bytes, today: date, home_state: str) -> list[ManifestTraveler]:
+    """``{"travelers": [{...}, ...]}`` or a bare list of traveler objects; ``home_state`` is
+    the receiving state (its nationals and passport holders must be declared citizens)."""
     check_json_depth(data)
     try:
         document = json.loads(data, object_pairs_hook=_object_without_repeated_keys)
@@ -271,7 +307,7 @@ def parse_json_manifest(data: bytes, today: date) -> list[ManifestTraveler]:
         if not isinstance(entry, dict):
             raise InvalidInputError(f"traveler {index + 1}: must be an object")
         rows.append((f"traveler {index + 1}", entry))
-    return _parse_rows(rows, today)
+    return _parse_rows(rows, today, home_state)
 
 
 # Far more than any manifest needs, far less than csv's own field limit (128 KiB).
@@ -279,9 +315,9 @@ MAX_CSV_FIELD = 1024
 MAX_CSV_COLUMNS = 64
 
 
-def parse_csv_manifest(data: bytes, today: date) -> list[ManifestTraveler]:
+def parse_csv_manifest(data: bytes, today: date, home_state: str) -> list[ManifestTraveler]:
     """A header row naming the fields, then one traveler a row (UTF-8; line ends ``\n``,
-    ``\r\n`` or ``\r``)."""
+    ``\r\n`` or ``\r``); ``home_state`` as for :func:`parse_json_manifest`."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -289,7 +325,7 @@ def parse_csv_manifest(data: bytes, today: date) -> list[ManifestTraveler]:
     # newline="" hands every line end to the csv module, which knows all three.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        return _parse_rows(_csv_rows(reader), today)
+        return _parse_rows(_csv_rows(reader), today, home_state)
     except csv.Error as exc:
         raise InvalidInputError(
             f"the CSV manifest is malformed at line {reader.line_num}: {excerpt(str(exc), 80)}"

@@ -14,7 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from entryexit.documents.manifest import check_traveler, document_expired, traveler_row
+from entryexit.documents.manifest import (
+    check_traveler,
+    document_expired,
+    home_state_citizen,
+    traveler_row,
+)
 from entryexit.documents.text import MAX_TRAVELERS, excerpt, normalise_state
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -434,16 +439,22 @@ def _traveler(person: _Person, today: date, home_state: str) -> ManifestTraveler
     checked = check_traveler(draft, today)
     return replace(
         checked,
-        citizenship_class=_citizenship(checked.nationality, home_state, document_type),
+        citizenship_class=_citizenship(checked, home_state),
     )
 
 
-def _citizenship(nationality: str, home_state: str, document: DocumentType) -> CitizenshipClass:
-    """PAXLST carries no citizenship class: the receiving state's nationals are citizens,
+def _citizenship(traveler: ManifestTraveler, home_state: str) -> CitizenshipClass:
+    """PAXLST carries no citizenship class: the receiving state's nationals and the holders
+    of its passports are citizens (:func:`~entryexit.documents.manifest.home_state_citizen`),
     holders of a residence card permanent residents, everyone else foreign nationals."""
-    if nationality == home_state:
+    if home_state_citizen(
+        traveler.nationality,
+        traveler.document_type,
+        traveler.document.issuing_state,
+        home_state,
+    ):
         return CitizenshipClass.CITIZEN
-    if document is DocumentType.PERMANENT_RESIDENT_CARD:
+    if traveler.document_type is DocumentType.PERMANENT_RESIDENT_CARD:
         return CitizenshipClass.PERMANENT_RESIDENT
     return CitizenshipClass.FOREIGN_NATIONAL
 

@@ -26,7 +26,10 @@ from entryexit.documents.paxlst import export_paxlst
 from entryexit.errors import DatasetError, EntryExitError
 from entryexit.evaluation.datasets import LabelledImages
 
-ISSUING_STATE = "UTO"  # ICAO 9303's specimen state, never a real one
+ISSUING_STATE = "UTO"  # ICAO 9303's specimen state, never a real one: the home state
+# The state of the travelers who are not citizens (a made-up code: a home-state passport
+# holder or national is a citizen whatever a manifest declares).
+FOREIGN_STATE = "XYZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,9 @@ def run_boarding(
             "creating the flight",
         )
         manifest = [_manifest_row(person, documents[person], rng) for person in travelers]
+        states = {
+            person: row["issuing_state"] for person, row in zip(travelers, manifest, strict=True)
+        }
         if plan.manifest_format == "paxlst":
             message = export_paxlst(
                 "EE",
@@ -149,7 +155,7 @@ def run_boarding(
                 "AAA",
                 "BBB",
                 departure.date(),
-                parse_json_manifest(json.dumps(manifest).encode(), departure.date()),
+                parse_json_manifest(json.dumps(manifest).encode(), departure.date(), ISSUING_STATE),
             )
             response = client.put(
                 f"/v1/flights/{flight['id']}/manifest",
@@ -166,7 +172,7 @@ def run_boarding(
             photo = dataset.persons[person][0]
             body = _check(
                 client.post(
-                    f"/v1/documents/{ISSUING_STATE}/{documents[person]}/photos",
+                    f"/v1/documents/{states[person]}/{documents[person]}/photos",
                     files={"photo": (photo.name, photo.read_bytes(), "image/jpeg")},
                     data={"source": "passport"},
                 ),
@@ -241,15 +247,19 @@ def _manifest_row(person: str, number: str, rng: random.Random) -> dict[str, str
     parts = person.split("_")
     # Adults of 18 to 75: travelers every default policy expects to be photographed.
     birth = datetime.now(UTC) - timedelta(days=rng.randrange(18 * 366, 75 * 365))
+    sex = rng.choice(["F", "M"])
+    citizenship = rng.choice(["citizen", "permanent_resident", "foreign_national"])
+    # Citizens hold the home state's passport, the others a foreign state's.
+    state = ISSUING_STATE if citizenship == "citizen" else FOREIGN_STATE
     return {
         "surname": parts[-1].upper(),
         "given_names": " ".join(parts[:-1]).upper(),
         "date_of_birth": birth.date().isoformat(),
-        "sex": rng.choice(["F", "M"]),
-        "nationality": ISSUING_STATE,
-        "citizenship_class": rng.choice(["citizen", "permanent_resident", "foreign_national"]),
+        "sex": sex,
+        "nationality": state,
+        "citizenship_class": citizenship,
         "document_type": "passport",
         "document_number": number,
-        "issuing_state": ISSUING_STATE,
+        "issuing_state": state,
         "document_expiry": (datetime.now(UTC) + timedelta(days=2000)).date().isoformat(),
     }

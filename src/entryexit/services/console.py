@@ -11,6 +11,7 @@ from enum import StrEnum
 import numpy as np
 
 from entryexit.biometrics import similarity_matrix
+from entryexit.documents.manifest import home_state_citizen
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.fingerprints import FingerprintRules
 from entryexit.domain.model import CitizenshipClass, EncounterMethod, Flight
@@ -118,8 +119,10 @@ class ConsoleService:
         opt_outs: OptOutService,
         audit: AuditTrail,
         on_encounter: EncounterHook | None = None,
+        home_state: str = "UTO",
     ) -> None:
         self._on_encounter = on_encounter
+        self._home_state = home_state
         self._uow = uow
         self._boards = boards
         self._engine = engine
@@ -182,7 +185,9 @@ class ConsoleService:
                 if case.decision not in OPEN_DECISIONS or case.resolution is not None:
                     continue
                 if case.flight_id not in takers:
-                    takers[case.flight_id] = self._print_takers(uow, case.flight_id, rules, now)
+                    takers[case.flight_id] = self._print_takers(
+                        uow, case.flight_id, rules, now, self._home_state
+                    )
                 enrolled, any_waiting = takers[case.flight_id]
                 if (case.traveler_id is not None and case.traveler_id in enrolled) or (
                     case.traveler_id is None and any_waiting
@@ -192,10 +197,12 @@ class ConsoleService:
 
     @staticmethod
     def _print_takers(
-        uow: UnitOfWork, flight_id: str, rules: FingerprintRules, now: datetime
+        uow: UnitOfWork, flight_id: str, rules: FingerprintRules, now: datetime, home_state: str
     ) -> tuple[frozenset[str], bool]:
         """The flight's travelers with enrolled prints whom the policy takes prints from, and
-        whether one of them has not been processed yet."""
+        whether one of them has not been processed yet. A home-state national or passport
+        holder is a citizen whatever class the manifest stored (prints enrolled before the
+        manifest's class was checked are not offered)."""
         enrolled = uow.fingerprints.travelers_enrolled(flight_id)
         if not enrolled:
             return frozenset(), False
@@ -203,6 +210,12 @@ class ConsoleService:
             status
             for status in uow.flights.manifest_status(flight_id, "")
             if status.traveler_id in enrolled
+            and not home_state_citizen(
+                status.nationality,
+                status.document_type,
+                status.document.issuing_state,
+                home_state,
+            )
             and rules.takes_prints(
                 _citizenship(status.citizenship_class),
                 age_on(status.date_of_birth, now.date()) if status.date_of_birth else None,

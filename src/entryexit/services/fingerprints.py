@@ -230,6 +230,7 @@ class FingerprintService:
         finger_calibration: Callable[[str], Mapping[float, float]] = (
             lambda engine: FINGERPRINT_CALIBRATION[engine]
         ),
+        home_state: str = "UTO",
     ) -> None:
         # The engine is opened on first use: a deployment without fingerprints never loads
         # the native library.
@@ -248,6 +249,7 @@ class FingerprintService:
         self._background = background
         self._face_calibration = face_calibration
         self._finger_calibration = finger_calibration
+        self._home_state = home_state
         self._preparations: dict[str, threading.Event] = {}
         self._watchlist: dict[str, tuple[bytes, dict[int, FingerprintTemplate]]] = {}
 
@@ -267,7 +269,9 @@ class FingerprintService:
     ) -> FingerprintEnrolment:
         """Enrol the fingers the policy asks of this traveler. The document must be known
         (on a manifest: its class and birth date decide); a traveler the policy takes no
-        prints from (citizens, the exempt ages) is refused, and nothing is stored.
+        prints from (citizens, the exempt ages) is refused, and nothing is stored. A national
+        of the home state, or the holder of its passport, is a citizen whatever class a
+        manifest stored.
 
         A finger already enrolled is replaced only by a supervisor giving a ``reason`` code,
         audited as a re-enrolment: an officer swapping in someone else's prints would make the
@@ -283,7 +287,7 @@ class FingerprintService:
             profile = _profile(uow, document)
         citizenship, born = profile.citizenship_class, profile.date_of_birth
         age = age_on(born, now.date()) if born else None
-        if not rules.takes_prints(citizenship, age):
+        if profile.home_state_citizen(self._home_state) or not rules.takes_prints(citizenship, age):
             raise ConflictError(
                 f"the policy in force ({policy.version}) takes no fingerprints from this traveler"
             )

@@ -13,7 +13,11 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from entryexit.documents.manifest import parse_csv_manifest, parse_json_manifest
+from entryexit.documents.manifest import (
+    check_citizenship,
+    parse_csv_manifest,
+    parse_json_manifest,
+)
 from entryexit.documents.paxlst import FlaggedTraveler, parse_paxlst
 from entryexit.documents.text import excerpt
 from entryexit.domain.access import Principal
@@ -101,9 +105,9 @@ def read_manifest(
     """The travelers of a manifest document (JSON and CSV: all valid, or refused whole;
     PAXLST: the valid ones, and the others flagged)."""
     if format is ManifestFormat.CSV:
-        return parse_csv_manifest(data, today), ()
+        return parse_csv_manifest(data, today, home_state), ()
     if format is ManifestFormat.JSON:
-        return parse_json_manifest(data, today), ()
+        return parse_json_manifest(data, today, home_state), ()
     message = parse_paxlst(data, today, home_state)
     return list(message.travelers), message.flagged
 
@@ -278,8 +282,14 @@ class FlightService:
     def put_manifest(
         self, flight_id: str, travelers: list[ManifestTraveler], actor: Principal | None = None
     ) -> ManifestChange:
-        """Replace the flight's manifest with ``travelers`` (already read and checked)."""
+        """Replace the flight's manifest with ``travelers`` (already read and checked; a
+        home-state citizen declared anything else is refused, as a manifest document is)."""
         check_distinct(travelers)
+        for index, traveler in enumerate(travelers):
+            try:
+                check_citizenship(traveler, self._home_state)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"traveler {index + 1}: {exc.message}") from None
         self.get(flight_id)
 
         def stage(upload_id: str, now: datetime) -> StagedManifest:

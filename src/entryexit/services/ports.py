@@ -255,6 +255,9 @@ class ManifestStatus:
     date_of_birth: date | None = None
     opted_out: bool = False
     booking_reference: str | None = None
+    # With the document's issuing state, what shows a home-state citizen (see TravelerProfile).
+    nationality: str = ""
+    document_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +341,15 @@ class StoredIdempotency:
 class TravelerProfile:
     citizenship_class: CitizenshipClass | None
     date_of_birth: date | None
+    # What shows a home-state citizen whatever the stored class says (a class written before
+    # manifests were checked): the nationality, and the states whose passports they hold.
+    nationality: str | None = None
+    passport_states: frozenset[str] = frozenset()
+
+    def home_state_citizen(self, home_state: str) -> bool:
+        """A national of ``home_state`` or the holder of a passport it issued: a citizen,
+        whatever class a manifest stored."""
+        return self.nationality == home_state or home_state in self.passport_states
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,24 +88,34 @@ def api(database_url: str, engine: FaceEngine, tmp_path: Path) -> Iterator[Api]:
     services.uow.engine.dispose()
 
 
-def manifest_row(number: str, surname: str) -> dict[str, str]:
+# The deployment's home state (Settings.home_state's default): its nationals and the holders of
+# its passports are citizens (a manifest declaring them anything else is refused). Travelers
+# of the other classes hold FOREIGN_STATE's passports.
+HOME_STATE = "UTO"
+FOREIGN_STATE = "XYZ"
+
+
+def manifest_row(
+    number: str, surname: str, citizenship: str = "foreign_national"
+) -> dict[str, str]:
+    state = HOME_STATE if citizenship == "citizen" else FOREIGN_STATE
     return {
         "surname": surname,
         "given_names": "TEST",
         "date_of_birth": "1970-01-01",
         "sex": "M",
-        "nationality": "UTO",
-        "citizenship_class": "foreign_national",
+        "nationality": state,
+        "citizenship_class": citizenship,
         "document_type": "passport",
         "document_number": number,
-        "issuing_state": "UTO",
+        "issuing_state": state,
         "document_expiry": "2031-01-01",
     }
 
 
-def enrol(api: Api, number: str, photo: Path) -> str:
+def enrol(api: Api, number: str, photo: Path, state: str = FOREIGN_STATE) -> str:
     response = api.client.post(
-        f"/v1/documents/UTO/{number}/photos",
+        f"/v1/documents/{state}/{number}/photos",
         files={"photo": (photo.name, photo.read_bytes(), "image/jpeg")},
         headers=api.headers("officer"),
     )

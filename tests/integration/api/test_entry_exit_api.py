@@ -117,7 +117,7 @@ def test_overstays_biometric_exit_link_and_exits_without_entry(api: Api, lfw_dir
     assert report.status_code == 200, report.text
     body = report.json()
     assert [(r["traveler_ref"], r["days_over"]) for r in body["in_country"]] == [(powell, 10)]
-    assert body["in_country"][0]["document"] == "UTO P0000001"
+    assert body["in_country"][0]["document"] == "XYZ P0000001"
     assert body["out_of_country"] == []
     assert [e["traveler_ref"] for e in body["exits_without_entry"]] == [left["U0000001"]]
     by_flight = {f["flight_id"]: f for f in body["exit_confirmation"]["by_flight"]}

@@ -36,7 +36,7 @@ def test_an_erased_traveler_the_gate_matched_idempotently_is_in_no_cell(
     api.keys["supervisor"] = api.services.keys.create(Role.SUPERVISOR, "shift lead")[1]
     erased = api.client.post(
         "/v1/erasures",
-        json={"issuing_state": "UTO", "number": "D0000001", "reason": "court_order"},
+        json={"issuing_state": "XYZ", "number": "D0000001", "reason": "court_order"},
         headers=api.headers("supervisor"),
     )
     assert erased.status_code == 201, erased.text

@@ -13,7 +13,14 @@ from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
 from entryexit.domain.access import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, build_api, capture, enrol, manifest_row
+from tests.integration.api.conftest import (
+    FOREIGN_STATE,
+    Api,
+    build_api,
+    capture,
+    enrol,
+    manifest_row,
+)
 
 pytestmark = [pytest.mark.models]
 PROBLEM = "application/problem+json"
@@ -173,7 +180,7 @@ def request_arguments(method: str, path: str, photo: bytes) -> dict[str, object]
         kwargs["data"] = {
             "fingers": "2",
             "ppi": "500",
-            "issuing_state": "UTO",
+            "issuing_state": FOREIGN_STATE,
             "number": "A1",
             "category": "test",  # for the watchlist's prints
             "reason_code": "T1",
@@ -218,7 +225,7 @@ def test_every_endpoint_with_every_role(api: Api, lfw_dir: Path) -> None:
     unknown = "00000000-0000-0000-0000-000000000000"
     values = {
         "flight_id": flight["id"],
-        "issuing_state": "UTO",
+        "issuing_state": FOREIGN_STATE,
         "number": "A1",
         "traveler_id": unknown,
         "admission_id": unknown,
@@ -281,7 +288,7 @@ def test_a_carrier_bound_key_of_every_role_never_reaches_another_carriers_data(
     unknown = "00000000-0000-0000-0000-000000000000"
     values = {
         "flight_id": theirs["id"],
-        "issuing_state": "UTO",
+        "issuing_state": FOREIGN_STATE,
         "number": "A1",
         "traveler_id": traveler_ref,
         "admission_id": unknown,
@@ -301,7 +308,7 @@ def test_a_carrier_bound_key_of_every_role_never_reaches_another_carriers_data(
             if path == "/v1/verifications":
                 kwargs["data"] = {
                     "flight_id": theirs["id"],
-                    "issuing_state": "UTO",
+                    "issuing_state": FOREIGN_STATE,
                     "document_number": "A1",
                 }
             response = api.client.request(method, path.format(**values), **kwargs)  # type: ignore[arg-type]

@@ -8,13 +8,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from entryexit.adapters.storage.tables import FingerprintTemplateRow
+from entryexit.adapters.storage.tables import DocumentRow, FingerprintTemplateRow, ManifestEntryRow
 from entryexit.biometrics.fingerprints import FingerprintTemplate, TemplateFormatError
 from entryexit.domain.access import Role
 from tests.conftest import REPO_ROOT, lfw_image
-from tests.integration.api.conftest import Api, capture, enrol, manifest_row
+from tests.integration.api.conftest import (
+    FOREIGN_STATE,
+    HOME_STATE,
+    Api,
+    capture,
+    enrol,
+    manifest_row,
+)
 from tests.integration.api.test_errors_and_roles import assert_problem
 
 FVC = REPO_ROOT.parent / "shared" / "data" / "fvc2002-b"
@@ -44,7 +51,7 @@ def send(
     **extra: str,
 ) -> httpx.Response:
     data: dict[str, object] = {
-        "issuing_state": "UTO",
+        "issuing_state": FOREIGN_STATE,
         "number": number,
         "fingers": [str(f) for f in fingers],
         "ppi": "500",
@@ -108,9 +115,16 @@ def test_an_officer_enrols_and_confirms_a_travelers_prints(api: Api, fvc: Path) 
 def test_the_policy_takes_no_prints_from_citizens_and_a_gate_can_do_neither(
     api: Api, fvc: Path
 ) -> None:
-    citizen = {**manifest_row("FP2", "CITIZEN"), "citizenship_class": "citizen"}
+    citizen = manifest_row("FP2", "CITIZEN", "citizen")
     on_a_manifest(api, citizen, manifest_row("FP1", "VISITOR"))
-    refused = send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2], number="FP2")
+    refused = send(
+        api,
+        "/v1/documents/fingerprints",
+        prints(fvc, "101_1"),
+        [2],
+        number="FP2",
+        issuing_state=HOME_STATE,
+    )
     assert_problem(refused, 409, "conflict")
     for path in ("/v1/documents/fingerprints", "/v1/fingerprint-verifications"):
         gate = send(api, path, prints(fvc, "101_1"), [2], role="gate")
@@ -119,6 +133,85 @@ def test_the_policy_takes_no_prints_from_citizens_and_a_gate_can_do_neither(
     unknown = send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2], number="NOPE1")
     assert_problem(unknown, 404, "not-found")
     assert stored_prints(api) == 0
+
+
+def test_a_carrier_cannot_declare_a_citizen_foreign_to_have_their_prints_taken(
+    api: Api, fvc: Path
+) -> None:
+    """The attack (probe F1): a key with manifest write for the flight (an airline desk's
+    officer key) re-sends the manifest declaring a home-state passport holder a foreign
+    national, then an officer enrols the citizen's prints (kept five years). The manifest is
+    refused whole, nothing changes, and the enrolment is refused."""
+    api.keys["officer_ee"] = api.services.keys.create(Role.OFFICER, "EE desk", carrier="EE")[1]
+    flight = api.create_flight(carrier="EE", role="officer_ee")["id"]
+    citizen = manifest_row("C12345678", "CITIZEN", "citizen")
+    rows = [manifest_row("FP1", "VISITOR"), citizen]
+    url = f"/v1/flights/{flight}/manifest"
+    sent = api.client.put(url, json=rows, headers=api.headers("officer_ee"))
+    assert sent.status_code == 200, sent.text
+
+    forged = [rows[0], {**citizen, "citizenship_class": "foreign_national"}]
+    refused = api.client.put(url, json=forged, headers=api.headers("officer_ee"))
+    assert_problem(refused, 422, "invalid-input")
+    assert "traveler 2" in refused.json()["detail"]
+    assert "citizenship_class" in refused.json()["detail"]
+    # The CSV form of the same forgery is refused the same way.
+    header = ",".join(citizen)
+    lines = [header, *(",".join(row.values()) for row in forged)]
+    as_csv = api.client.put(
+        url,
+        content=("\n".join(lines) + "\n").encode(),
+        headers={**api.headers("officer_ee"), "content-type": "text/csv"},
+    )
+    assert_problem(as_csv, 422, "invalid-input")
+    assert "row 3" in as_csv.json()["detail"]
+    listed = api.client.get(url, headers=api.headers("admin")).json()
+    assert {t["document"]["number"]: t["citizenship_class"] for t in listed} == {
+        "FP1": "foreign_national",
+        "C12345678": "citizen",
+    }
+
+    enrolment = send(
+        api,
+        "/v1/documents/fingerprints",
+        prints(fvc, "101_1"),
+        [2],
+        number="C12345678",
+        issuing_state=HOME_STATE,
+    )
+    assert_problem(enrolment, 409, "conflict")
+    assert stored_prints(api) == 0
+
+
+def test_a_citizen_stored_with_a_wrong_class_is_still_refused_prints(api: Api, fvc: Path) -> None:
+    """Defence in depth: a home-state passport holder whose stored class says foreign (written
+    before manifests were checked, or straight into the database) gives no prints; the
+    traveler beside them, a foreign national on a foreign passport, still does."""
+    on_a_manifest(api, manifest_row("C12345678", "CITIZEN", "citizen"), manifest_row("FP1", "V"))
+    with api.services.uow.engine.begin() as connection:
+        changed = connection.execute(
+            update(DocumentRow)
+            .where(DocumentRow.issuing_state == HOME_STATE)
+            .values(citizenship_class="foreign_national")
+        )
+        assert changed.rowcount == 1
+        connection.execute(
+            update(ManifestEntryRow)
+            .where(ManifestEntryRow.citizenship_class == "citizen")
+            .values(citizenship_class="foreign_national")
+        )
+    enrolment = send(
+        api,
+        "/v1/documents/fingerprints",
+        prints(fvc, "101_1"),
+        [2],
+        number="C12345678",
+        issuing_state=HOME_STATE,
+    )
+    assert_problem(enrolment, 409, "conflict")
+    assert stored_prints(api) == 0
+    visitor = send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2])
+    assert visitor.status_code == 201, visitor.text
 
 
 def test_bad_prints_are_clear_problems_and_store_nothing(api: Api, fvc: Path) -> None:

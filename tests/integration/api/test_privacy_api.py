@@ -21,7 +21,14 @@ from entryexit.domain.access import Role
 from entryexit.domain.model import DocumentKey
 from entryexit.services.policies import shipped_policy_text
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, capture, enrol, manifest_row
+from tests.integration.api.conftest import (
+    FOREIGN_STATE,
+    HOME_STATE,
+    Api,
+    capture,
+    enrol,
+    manifest_row,
+)
 
 pytestmark = [pytest.mark.models, pytest.mark.lfw]
 
@@ -66,24 +73,17 @@ def world(
 def board_mixed_flight(api: Api, lfw: Path, citizen_birth: str = "1970-01-01") -> str:
     flight = api.create_flight()
     rows = [
-        {
-            **manifest_row("C0000001", "POWELL"),
-            "citizenship_class": "citizen",
-            "date_of_birth": citizen_birth,
-        },
-        {**manifest_row("F0000002", "SHARON"), "citizenship_class": "foreign_national"},
-        {
-            **manifest_row("K0000003", "URIBE"),
-            "citizenship_class": "citizen",
-            "date_of_birth": "2016-05-01",
-        },
+        {**manifest_row("C0000001", "POWELL", "citizen"), "date_of_birth": citizen_birth},
+        manifest_row("F0000002", "SHARON", "foreign_national"),
+        {**manifest_row("K0000003", "URIBE", "citizen"), "date_of_birth": "2016-05-01"},
     ]
-    api.client.put(
+    sent = api.client.put(
         f"/v1/flights/{flight['id']}/manifest", json=rows, headers=api.headers("officer")
     )
-    enrol(api, "C0000001", lfw_image(lfw, "Colin_Powell", 1))
-    enrol(api, "F0000002", lfw_image(lfw, "Ariel_Sharon", 1))
-    enrol(api, "K0000003", lfw_image(lfw, "Alvaro_Uribe", 1))
+    assert sent.status_code == 200, sent.text
+    enrol(api, "C0000001", lfw_image(lfw, "Colin_Powell", 1), HOME_STATE)
+    enrol(api, "F0000002", lfw_image(lfw, "Ariel_Sharon", 1), FOREIGN_STATE)
+    enrol(api, "K0000003", lfw_image(lfw, "Alvaro_Uribe", 1), HOME_STATE)
     staged = api.client.post(f"/v1/flights/{flight['id']}/gallery", headers=api.headers("officer"))
     assert staged.status_code == 200
     return str(flight["id"])
@@ -135,7 +135,7 @@ def test_opt_out_is_refused_where_the_policy_requires_capture(
     flight_id = board_mixed_flight(api, lfw_dir)
     refused = api.client.post(
         f"/v1/flights/{flight_id}/opt-outs",
-        json={"issuing_state": "UTO", "number": "F0000002", "gate": "B7"},
+        json={"issuing_state": FOREIGN_STATE, "number": "F0000002", "gate": "B7"},
         headers=api.headers("officer"),
     )
     assert refused.status_code == 409
@@ -262,7 +262,11 @@ def test_sql_parameters_never_reach_the_logs(
     assert "INSERT INTO captures" in text
     numbers = ("C0000001", "F0000002", "K0000003")
     sealer = Sealer(FileKeyProvider(services.settings.resolved_key_dir))
-    digests = [sealer.digest(DocumentKey("UTO", number)) for number in numbers]
+    states = (HOME_STATE, FOREIGN_STATE, HOME_STATE)
+    digests = [
+        sealer.digest(DocumentKey(state, number))
+        for state, number in zip(states, numbers, strict=True)
+    ]
     with services.uow.engine.connect() as connection:
         sealed = [
             bytes(value)
@@ -288,7 +292,7 @@ def test_an_opt_out_can_name_the_document_by_its_mrz(
 ) -> None:
     api, _ = world
     flight = api.create_flight()
-    row = {**manifest_row("L898902C3", "ERIKSSON"), "citizenship_class": "citizen"}
+    row = manifest_row("L898902C3", "ERIKSSON", "citizen")
     api.client.put(
         f"/v1/flights/{flight['id']}/manifest", json=[row], headers=api.headers("officer")
     )
@@ -362,7 +366,7 @@ def test_a_supervisor_erases_a_traveler_and_nothing_personal_is_logged_or_audite
     assert capture(api, flight_id, lfw_image(lfw_dir, "Ariel_Sharon", 2)).json()["decision"] == (
         "match"
     )
-    body = {"issuing_state": "UTO", "number": "F0000002", "reason": "court_order"}
+    body = {"issuing_state": FOREIGN_STATE, "number": "F0000002", "reason": "court_order"}
     for role in ("officer", "auditor", "gate"):
         refused = api.client.post("/v1/erasures", json=body, headers=api.headers(role))
         assert refused.status_code == 403, role

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from entryexit.biometrics.embed import SFACE_MANIFEST
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, capture, manifest_row
+from tests.integration.api.conftest import FOREIGN_STATE, Api, capture, manifest_row
 
 
 def enrol_as(api: Api, number: str, photo: Path, source: str) -> str:
     response = api.client.post(
-        f"/v1/documents/UTO/{number}/photos",
+        f"/v1/documents/{FOREIGN_STATE}/{number}/photos",
         files={"photo": (photo.name, photo.read_bytes(), "image/jpeg")},
         data={"source": source},
         headers=api.headers("officer"),

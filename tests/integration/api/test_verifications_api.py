@@ -56,12 +56,13 @@ def test_the_gate_sees_only_the_decision(api: Api, lfw_dir: Path) -> None:
 
 def test_a_match_tied_to_a_document_and_lane_is_an_encounter(api: Api, lfw_dir: Path) -> None:
     flight = api.create_flight()
-    row = {**manifest_row("L898902C3", "ERIKSSON"), "issuing_state": "UTO"}
-    api.client.put(
+    row = manifest_row("L898902C3", "ERIKSSON", "citizen")
+    sent = api.client.put(
         f"/v1/flights/{flight['id']}/manifest", json=[row], headers=api.headers("officer")
     )
+    assert sent.status_code == 200, sent.text
     reference = lfw_image(lfw_dir, "Colin_Powell", 1)
-    traveler = enrol(api, "L898902C3", reference)
+    traveler = enrol(api, "L898902C3", reference, "UTO")
     response = verify(
         api,
         lfw_image(lfw_dir, "Colin_Powell", 3).read_bytes(),
@@ -87,10 +88,11 @@ def test_a_gate_cannot_vouch_for_an_identity_with_a_photo_it_supplies(
     its flight. It may learn whether two photos match, but no biometric encounter is recorded
     for a traveler whose photo it never had."""
     flight = api.create_flight(carrier="EE")
-    row = {**manifest_row("L898902C3", "ERIKSSON"), "issuing_state": "UTO"}
-    api.client.put(
+    row = manifest_row("L898902C3", "ERIKSSON", "citizen")
+    sent = api.client.put(
         f"/v1/flights/{flight['id']}/manifest", json=[row], headers=api.headers("officer")
     )
+    assert sent.status_code == 200, sent.text
     impostor = lfw_image(lfw_dir, "Ariel_Sharon", 1).read_bytes()
     response = verify(
         api,
@@ -210,7 +212,7 @@ def test_a_chip_that_disagrees_with_the_printed_mrz(
 
 def test_enrolment_by_mrz_names_the_same_document_as_the_path(api: Api, lfw_dir: Path) -> None:
     photo = lfw_image(lfw_dir, "Colin_Powell", 1)
-    by_path = enrol(api, "L898902C3", photo)
+    by_path = enrol(api, "L898902C3", photo, "UTO")
     by_mrz = api.client.post(
         "/v1/documents/photos",
         files={"photo": ("p.jpg", photo.read_bytes(), "image/jpeg")},

@@ -17,6 +17,7 @@ from entryexit.domain.access import Role
 from entryexit.web.app import create_service_app
 from tests.conftest import lfw_image
 from tests.integration.api.conftest import (
+    FOREIGN_STATE,
     Api,
     build_api,
     capture,
@@ -380,7 +381,7 @@ def test_a_supervisor_erases_a_traveler_from_the_console(console: Api, lfw_dir: 
     sign_in(client, "sam")
     page = client.get("/console/erasure")
     assert page.status_code == 200
-    form = {"issuing_state": "UTO", "number": number, "reason": "court_order"}
+    form = {"issuing_state": FOREIGN_STATE, "number": number, "reason": "court_order"}
     forged = client.post("/console/erasure", data={**form, "confirm": "yes"})
     assert forged.status_code == 403  # no CSRF token: nothing erased
     unconfirmed = client.post("/console/erasure", data={**form, "csrf_token": csrf(page.text)})

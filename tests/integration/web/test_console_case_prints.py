@@ -17,7 +17,7 @@ from sqlalchemy import select, text, update
 from entryexit.adapters.storage.tables import CaseFingerprintRow
 from entryexit.domain.access import Role
 from entryexit.domain.policy import DataKind
-from tests.integration.api.conftest import Api
+from tests.integration.api.conftest import FOREIGN_STATE, Api
 from tests.integration.api.test_fingerprints import FVC, prints, send
 from tests.integration.web.test_console import PASSWORD, fresh, sign_in
 from tests.integration.web.test_console_fingerprints import (
@@ -53,7 +53,7 @@ def matched_case(console: Api, lfw_dir: Path) -> tuple[str, TestClient, str]:
         page,
         "verify",
         ("105_3", "106_3"),
-        issuing_state="UTO",
+        issuing_state=FOREIGN_STATE,
         number=FIRST,
     )
     assert "No fingerprint match" in stranger.text
@@ -63,7 +63,7 @@ def matched_case(console: Api, lfw_dir: Path) -> tuple[str, TestClient, str]:
         page,
         "verify",
         ("101_3", "102_3"),
-        issuing_state="UTO",
+        issuing_state=FOREIGN_STATE,
         number=FIRST,
     )
     assert matched.status_code == 200, matched.text

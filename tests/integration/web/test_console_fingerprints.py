@@ -19,7 +19,7 @@ from entryexit.config import Settings
 from entryexit.domain.access import Role
 from entryexit.web.app import create_service_app
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, build_api, capture, staged_flight
+from tests.integration.api.conftest import FOREIGN_STATE, Api, build_api, capture, staged_flight
 from tests.integration.api.test_fingerprints import FVC, prints, send
 from tests.integration.web.test_console import PASSWORD, csrf, fresh, sign_in
 
@@ -97,7 +97,7 @@ def test_a_no_match_is_settled_by_the_travelers_prints(console: Api, lfw_dir: Pa
         page.text,
         "verify",
         ("101_3", "102_3"),
-        issuing_state="UTO",
+        issuing_state=FOREIGN_STATE,
         number="D0000001",
     )
     assert wrong.status_code == 404
@@ -108,7 +108,7 @@ def test_a_no_match_is_settled_by_the_travelers_prints(console: Api, lfw_dir: Pa
         page.text,
         "verify",
         ("105_3", "106_3"),
-        issuing_state="UTO",
+        issuing_state=FOREIGN_STATE,
         number=FIRST,
     )
     assert stranger.status_code == 200
@@ -122,7 +122,7 @@ def test_a_no_match_is_settled_by_the_travelers_prints(console: Api, lfw_dir: Pa
         page.text,
         "verify",
         ("101_3", "102_3"),
-        issuing_state="UTO",
+        issuing_state=FOREIGN_STATE,
         number=FIRST,
     )
     assert matched.status_code == 200, matched.text
@@ -165,7 +165,7 @@ def test_a_flight_search_proposes_and_the_officer_confirms(console: Api, lfw_dir
     text = found.text
     assert "2 travelers with enrolled prints searched" in text
     assert "Check the candidate&#39;s document before confirming" in text
-    first = re.search(r"<li>([A-Z_]+), TEST \(UTO (D\d+)\)", text)
+    first = re.search(r"<li>([A-Z_]+), TEST \(XYZ (D\d+)\)", text)
     assert first is not None
     assert first.group(2) == "D0000001"
     # Nothing is decided by the search: no encounter, the case still open.
@@ -194,7 +194,14 @@ def test_bad_prints_are_shown_on_the_case_and_record_nothing(console: Api, lfw_d
     sign_in(client, "olga")
     page = client.get(f"/console/cases/{capture_id}").text
     low = check(
-        client, capture_id, page, "verify", ("101_3",), issuing_state="UTO", number=FIRST, ppi="150"
+        client,
+        capture_id,
+        page,
+        "verify",
+        ("101_3",),
+        issuing_state=FOREIGN_STATE,
+        number=FIRST,
+        ppi="150",
     )
     assert low.status_code == 422
     assert "Fingerprint check not made" in low.text
@@ -206,7 +213,7 @@ def test_bad_prints_are_shown_on_the_case_and_record_nothing(console: Api, lfw_d
             "action": "verify",
             "fingers": ["2"],
             "ppi": "500",
-            "issuing_state": "UTO",
+            "issuing_state": FOREIGN_STATE,
             "number": FIRST,
         },
         files=[("prints", ("x.png", b"not an image", "image/png"))],
@@ -222,7 +229,7 @@ def test_bad_prints_are_shown_on_the_case_and_record_nothing(console: Api, lfw_d
             "action": "verify",
             "fingers": ["2"],
             "ppi": "500",
-            "issuing_state": "UTO",
+            "issuing_state": FOREIGN_STATE,
             "number": FIRST,
         },
         files=live("101_3"),

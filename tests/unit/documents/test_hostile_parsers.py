@@ -45,6 +45,7 @@ from entryexit.errors import InvalidInputError
 from tests import chip_builder
 
 TODAY = date(2026, 11, 23)
+HOME = "UTO"  # the home state (ENTRYEXIT_HOME_STATE)
 HOSTILE_CHARS = st.sampled_from(
     [
         *"UNHABGMDTNADOCLT+:'?*#|0123456789 <,\"=-@\r\n\t\x00\x1b",
@@ -69,10 +70,10 @@ def _traveler(index: int) -> ManifestTraveler:
         given_names="ANNA MARIA",
         date_of_birth=date(1970 + index % 40, 1 + index % 12, 1 + index % 28),
         sex=Sex.FEMALE,
-        nationality="UTO",
+        nationality="XYZ",
         citizenship_class=CitizenshipClass.FOREIGN_NATIONAL,
         document_type=DocumentType.PASSPORT,
-        document=DocumentKey("UTO", f"N{index:08d}"),
+        document=DocumentKey("XYZ", f"N{index:08d}"),
         document_expiry=date(2030, 1, 1),
     )
 
@@ -122,15 +123,15 @@ def test_csv_manifest_arbitrary_cells(rows: list[list[str]]) -> None:
     writer = csv.writer(buffer)
     writer.writerow(FIELDS)
     writer.writerows(rows)
-    _only_our_errors(lambda: parse_csv_manifest(buffer.getvalue().encode(), TODAY))
+    _only_our_errors(lambda: parse_csv_manifest(buffer.getvalue().encode(), TODAY, HOME))
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=600))
 def test_csv_manifest_arbitrary_bytes(data: bytes) -> None:
     header = ",".join(FIELDS).encode()
-    _only_our_errors(lambda: parse_csv_manifest(data, TODAY))
-    _only_our_errors(lambda: parse_csv_manifest(header + b"\r" + data, TODAY))
+    _only_our_errors(lambda: parse_csv_manifest(data, TODAY, HOME))
+    _only_our_errors(lambda: parse_csv_manifest(header + b"\r" + data, TODAY, HOME))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -139,7 +140,7 @@ def test_json_manifest_arbitrary_values_in_every_field(change: dict[str, object]
     row: dict[str, object] = {**traveler_row(_traveler(1)), **change}
     body = json.dumps({"travelers": [row]}).encode()
     try:
-        (traveler,) = parse_json_manifest(body, TODAY)
+        (traveler,) = parse_json_manifest(body, TODAY, HOME)
     except InvalidInputError:
         return
     # Whatever is accepted is stored text that reads back.
@@ -150,7 +151,7 @@ def test_json_manifest_arbitrary_values_in_every_field(change: dict[str, object]
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400))
 def test_json_manifest_arbitrary_bytes(data: bytes) -> None:
-    _only_our_errors(lambda: parse_json_manifest(data, TODAY))
+    _only_our_errors(lambda: parse_json_manifest(data, TODAY, HOME))
     _only_our_errors(lambda: check_json_depth(data))
 
 
@@ -266,14 +267,14 @@ def test_paxlst_cost_is_linear_in_field_length_and_release_characters() -> None:
 def test_manifest_cost_is_linear_in_rows() -> None:
     def make_json(count: int) -> Callable[[], object]:
         body = json.dumps([traveler_row(_traveler(i)) for i in range(count)]).encode()
-        return lambda: parse_json_manifest(body, TODAY)
+        return lambda: parse_json_manifest(body, TODAY, HOME)
 
     def make_csv(count: int) -> Callable[[], object]:
         lines = [",".join(FIELDS)] + [
             ",".join(traveler_row(_traveler(i)).values()) for i in range(count)
         ]
         body = "\r".join(lines).encode()
-        return lambda: parse_csv_manifest(body, TODAY)
+        return lambda: parse_csv_manifest(body, TODAY, HOME)
 
     _assert_linear(make_json, 100)
     _assert_linear(make_csv, 100)

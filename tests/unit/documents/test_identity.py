@@ -9,6 +9,7 @@ from entryexit.domain.model import DocumentKey
 from entryexit.errors import InvalidInputError
 
 TODAY = date(2026, 11, 23)
+HOME = "UTO"  # the home state (ENTRYEXIT_HOME_STATE)
 TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\r\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
 
 
@@ -71,9 +72,9 @@ def test_a_german_document_has_one_key_on_every_path() -> None:
         "issuing_state": "D<<",
         "document_expiry": "2031-03-31",
     }
-    assert parse_json_manifest(json.dumps([row]).encode(), TODAY)[0].document == expected
+    assert parse_json_manifest(json.dumps([row]).encode(), TODAY, HOME)[0].document == expected
     csv = f"{','.join(row)}\n{','.join(row.values())}\n".encode()
-    assert parse_csv_manifest(csv, TODAY)[0].document == expected
+    assert parse_csv_manifest(csv, TODAY, HOME)[0].document == expected
     paxlst = (
         "UNH+1+PAXLST:D:05B:UN'NAD+FL+++MUSTERMANN:ERIKA'DTM+329:640812'NAT+2+D<<'"
         "DOC+P+C01X00T47'DTM+36:310331'LOC+91+D<<'UNT+8+1'"

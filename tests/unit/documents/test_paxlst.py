@@ -141,6 +141,28 @@ def test_export_and_parse_round_trip(
     assert (message.carrier, message.flight_number) == ("XY", "42")
 
 
+@pytest.mark.parametrize(
+    ("nationality", "document", "issued_by", "expected"),
+    [
+        # A foreign national on the home state's passport (a dual national): a citizen.
+        ("XYZ", "P", "UTO", CitizenshipClass.CITIZEN),
+        ("UTO", "P", "XYZ", CitizenshipClass.CITIZEN),
+        ("XYZ", "P", "XYZ", CitizenshipClass.FOREIGN_NATIONAL),
+        # A home-state visa makes no one a citizen.
+        ("XYZ", "V", "UTO", CitizenshipClass.FOREIGN_NATIONAL),
+    ],
+)
+def test_a_home_state_passport_holder_is_a_citizen(
+    nationality: str, document: str, issued_by: str, expected: CitizenshipClass
+) -> None:
+    text = (
+        "UNH+1+PAXLST:D:05B:UN'NAD+FL+++MUSTERMANN:ERIKA'DTM+329:640812'"
+        f"NAT+2+{nationality}'DOC+{document}+C01X00T47'DTM+36:310331'LOC+91+{issued_by}'UNT+8+1'"
+    )
+    (traveler,) = parse_paxlst(text.encode(), TODAY, "UTO").travelers
+    assert traveler.citizenship_class is expected
+
+
 def test_release_characters_split_correctly() -> None:
     (segment,) = split_segments("NAD+FL+++O?'NEIL?:X:ANN?+MARIE'")
     assert segment.elements[3] == ("O'NEIL:X", "ANN+MARIE")

@@ -75,7 +75,7 @@ class World:
         self.flight_id = flight.id
         self.flights.put_manifest(flight.id, [traveler(f"N{i}") for i in range(3)])
         for i in range(3):
-            enrolment.enrol(DocumentKey("UTO", f"N{i}"), f"face:{i}".encode(), PhotoSource.PASSPORT)
+            enrolment.enrol(DocumentKey("XYZ", f"N{i}"), f"face:{i}".encode(), PhotoSource.PASSPORT)
         self.galleries.stage(flight.id)
 
     def burst(self, *frames: bytes, who: Principal = OFFICER) -> CaptureOutcome:

@@ -248,7 +248,7 @@ def test_in_country_overstays_are_reported_after_the_grace_days() -> None:
     report = world.crossings.overstays(OFFICER, until + timedelta(days=4))
     (row,) = report["in_country"]
     assert row.traveler_ref == traveler_id
-    assert (row.surname, row.nationality, row.document) == ("DOE", "UTO", "UTO N1")
+    assert (row.surname, row.nationality, row.document) == ("DOE", "XYZ", "XYZ N1")
     assert (row.admission_class, row.admitted_until, row.days_over) == ("WT", until, 4)
     assert report["out_of_country"] == []
     event = world.uow.tables.audit_events[-1]

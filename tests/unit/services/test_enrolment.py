@@ -57,7 +57,9 @@ def test_a_template_expires_with_its_classs_retention(
     world = World()
     if citizenship is not None:
         world.flight(travelers=[traveler("N1", citizenship)])
-    enrolment = world.enrolment.enrol(DOC, b"face:1", PhotoSource.PASSPORT)
+    # A citizen's document is the home state's, a foreign national's a foreign state's.
+    document = world.document(DOC.number)
+    enrolment = world.enrolment.enrol(document, b"face:1", PhotoSource.PASSPORT)
     row = world.uow.tables.templates[enrolment.template_id]
     assert row.expires_at == row.created_at + timedelta(hours=hours)
 

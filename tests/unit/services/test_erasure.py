@@ -14,6 +14,7 @@ from tests.unit.services.test_crossings import leave
 from tests.unit.services.world import (
     ADMIN,
     AUDITOR,
+    FOREIGN_STATE,
     GATE,
     OFFICER,
     SUPERVISOR,
@@ -22,7 +23,7 @@ from tests.unit.services.world import (
 )
 
 CITIZEN = DocumentKey("UTO", "C1")
-FOREIGN = DocumentKey("UTO", "F1")
+FOREIGN = DocumentKey(FOREIGN_STATE, "F1")
 
 
 def arrivals() -> tuple[World, str, str]:
@@ -192,7 +193,7 @@ def test_an_opt_out_keeps_the_template_a_later_flight_still_needs() -> None:
         number="13",
         departure=datetime(2026, 11, 25, 9, tzinfo=UTC),
     )
-    kept = world.opt_outs.record(GATE, first.id, DocumentKey("UTO", "N1"), "G1")
+    kept = world.opt_outs.record(GATE, first.id, DocumentKey(FOREIGN_STATE, "N1"), "G1")
     assert kept.deleted == {"reference_templates": 0, "capture_images": 0, "idempotency_keys": 0}
     assert len(world.uow.tables.templates) == 1
     world.galleries.stage(later.id, OFFICER)

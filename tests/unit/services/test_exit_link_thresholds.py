@@ -80,7 +80,7 @@ class World:
             )
         )
         self.flights.put_manifest(flight.id, [traveler(number)])
-        self.enrolment.enrol(DocumentKey("UTO", number), photo, PhotoSource.PASSPORT)
+        self.enrolment.enrol(DocumentKey("XYZ", number), photo, PhotoSource.PASSPORT)
         self.galleries.stage(flight.id)
         outcome = self.captures.process(OFFICER, flight.id, photo, "G1", "cam")
         assert outcome.decision is Decision.MATCH

@@ -52,10 +52,10 @@ def traveler(number: str, surname: str = "DOE", sex: Sex = Sex.FEMALE) -> Manife
         given_names="JANE",
         date_of_birth=date(1990, 1, 2),
         sex=sex,
-        nationality="UTO",
+        nationality="XYZ",
         citizenship_class=CitizenshipClass.FOREIGN_NATIONAL,
         document_type=DocumentType.PASSPORT,
-        document=DocumentKey("UTO", number),
+        document=DocumentKey("XYZ", number),
         document_expiry=date(2030, 1, 1),
     )
 
@@ -340,7 +340,7 @@ def test_replace_manifest_counts_and_shredding_erases_details(
         first = uow.flights.replace_manifest("f1", [traveler("1"), traveler("2")], NOW)
         second = uow.flights.replace_manifest("f1", [traveler("2", "ROE"), traveler("3")], NOW)
         _, t2 = uow.travelers.add_reference_template(
-            DocumentKey("UTO", "2"), PhotoSource.PASSPORT, b"\x01\x02", "m", NOW, image=b"jpg"
+            DocumentKey("XYZ", "2"), PhotoSource.PASSPORT, b"\x01\x02", "m", NOW, image=b"jpg"
         )
         uow.commit()
     assert (first.added, first.removed, first.updated, first.total) == (2, 0, 0, 2)
@@ -429,7 +429,7 @@ def test_purge_counts_per_kind_and_rotation(factory: FakeUnitOfWorkFactory) -> N
         uow.captures.add_capture(capture("c3"))
         uow.captures.add_encounter(encounter("e1", "t1", expires_at=NOW))
         uow.travelers.add_reference_template(
-            DocumentKey("UTO", "1"), PhotoSource.CHIP, b"v", "m", NOW, expires_at=later
+            DocumentKey("XYZ", "1"), PhotoSource.CHIP, b"v", "m", NOW, expires_at=later
         )
         uow.commit()
     with factory(read_only=True) as uow:
@@ -470,10 +470,10 @@ def test_board_and_report_read_models(factory: FakeUnitOfWorkFactory) -> None:
     with factory() as uow:
         uow.flights.add(flight())
         uow.flights.replace_manifest("f1", [traveler("1"), traveler("2", sex=Sex.MALE)], NOW)
-        t1 = uow.travelers.traveler_for_document(DocumentKey("UTO", "1"))
+        t1 = uow.travelers.traveler_for_document(DocumentKey("XYZ", "1"))
         assert t1 is not None
         uow.travelers.add_reference_template(
-            DocumentKey("UTO", "1"), PhotoSource.PASSPORT, b"v", "m", NOW
+            DocumentKey("XYZ", "1"), PhotoSource.PASSPORT, b"v", "m", NOW
         )
         uow.flights.mark_gallery_staged("f1", NOW)
         uow.captures.add_capture(capture("c1", "no_match"))

@@ -5,7 +5,8 @@ staged rather than at its first search."""
 
 from __future__ import annotations
 
-from datetime import date
+import dataclasses
+from datetime import date, timedelta
 
 import pytest
 
@@ -19,12 +20,15 @@ from entryexit.errors import (
     PermissionDeniedError,
 )
 from entryexit.services.fingerprints import FingerprintService, SubmittedPrint
+from entryexit.services.unit_of_work import in_transaction
 from entryexit.services.watchlist import Disposition
 from tests.fakes import FakeFingerprintEngine, fake_print
 from tests.unit.services.test_watchlist import listed
 from tests.unit.services.world import (
     AUDITOR,
+    FOREIGN_STATE,
     GATE,
+    HOME_STATE,
     MANAGER,
     OFFICER,
     OTHER_CARRIER_OFFICER,
@@ -66,7 +70,7 @@ def test_a_no_match_is_marked_only_where_a_traveler_still_to_board_has_prints() 
     # Nobody on the flight has prints yet: nothing to compare with.
     assert world.console.prints_possible(OFFICER, cases) == frozenset()
     assert not world.console.case(OFFICER, capture_id).prints_possible
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 40)])
     assert world.console.prints_possible(OFFICER, cases) == {capture_id}
     assert world.console.case(OFFICER, capture_id).prints_possible
     # Once V1 has boarded (face match), no one with prints is left to be this person.
@@ -78,7 +82,7 @@ def test_a_no_match_is_marked_only_where_a_traveler_still_to_board_has_prints() 
 def test_the_marking_follows_the_policy_and_is_for_officers_only() -> None:
     world = World()
     flight = boarding(world)
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V2"), [finger(2, 40)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V2"), [finger(2, 40)])
     capture_id, _ = gate_capture(world, flight, STRANGER)
     cases = world.console.open_cases(OFFICER)
     assert world.console.prints_possible(OFFICER, cases) == {capture_id}
@@ -98,9 +102,11 @@ def test_the_marking_follows_the_policy_and_is_for_officers_only() -> None:
 def test_a_match_from_a_case_is_the_encounter_and_closes_the_case_together() -> None:
     world = World()
     flight = boarding(world)
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40), finger(7, 80)])
+    world.fingerprints.enrol(
+        OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 40), finger(7, 80)]
+    )
     capture_id, _ = gate_capture(world, flight, STRANGER)
-    v1 = DocumentKey("UTO", "V1")
+    v1 = DocumentKey(FOREIGN_STATE, "V1")
 
     miss = world.fingerprints.verify(
         OFFICER, v1, [finger(2, 41), finger(7, 81)], flight.id, "desk", capture_id
@@ -144,10 +150,10 @@ def test_a_match_of_someone_not_on_the_flight_leaves_the_case_open() -> None:
     world = World()
     flight = boarding(world)
     elsewhere = world.flight(number="77", travelers=[traveler("W1")])
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "W1"), [finger(2, 40)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "W1"), [finger(2, 40)])
     capture_id, _ = gate_capture(world, flight, STRANGER)
     result = world.fingerprints.verify(
-        OFFICER, DocumentKey("UTO", "W1"), [finger(2, 40)], flight.id, "desk", capture_id
+        OFFICER, DocumentKey(FOREIGN_STATE, "W1"), [finger(2, 40)], flight.id, "desk", capture_id
     )
     assert result.decision is FingerprintDecision.MATCH
     assert (result.encounter_id, result.resolved_case) == (None, None)
@@ -158,8 +164,10 @@ def test_a_match_of_someone_not_on_the_flight_leaves_the_case_open() -> None:
 def test_staging_prepares_the_flights_prints_before_the_first_search() -> None:
     world = World()
     flight = world.flight(travelers=[traveler("V1"), traveler("V2")])
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40), finger(7, 80)])
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V2"), [finger(2, 60)])
+    world.fingerprints.enrol(
+        OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 40), finger(7, 80)]
+    )
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V2"), [finger(2, 60)])
     engine = world.fingerprints.engine
     assert isinstance(engine, FakeFingerprintEngine)
     assert engine.prepared == []
@@ -187,9 +195,9 @@ def test_staging_a_flight_without_prints_does_not_load_the_engine() -> None:
 def test_face_evidence_is_added_only_where_the_face_is_calibrated() -> None:
     world = World()
     flight = boarding(world)
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 40)])
     result = world.fingerprints.verify(
-        OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40)], flight.id
+        OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 40)], flight.id
     )
 
     def service(**face: object) -> FingerprintService:
@@ -219,7 +227,7 @@ def test_face_evidence_is_added_only_where_the_face_is_calibrated() -> None:
 def test_watchlist_prints_raise_an_alert_for_an_officer_and_decide_nothing() -> None:
     world = World()
     flight = boarding(world)
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 40)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 40)])
     for principal in (OFFICER, GATE, AUDITOR):
         with pytest.raises(PermissionDeniedError):
             world.fingerprints.add_to_watchlist(principal, [finger(2, 99)], "wanted", "W1")
@@ -235,7 +243,7 @@ def test_watchlist_prints_raise_an_alert_for_an_officer_and_decide_nothing() -> 
     # and the list's entry is hit: an alert naming the document's traveler, for an officer.
     capture_id, _ = gate_capture(world, flight, STRANGER)
     result = world.fingerprints.verify(
-        OFFICER, DocumentKey("UTO", "V1"), [finger(2, 99)], flight.id, "desk", capture_id
+        OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 99)], flight.id, "desk", capture_id
     )
     assert result.decision is FingerprintDecision.NO_MATCH
     assert result.alerts == 1
@@ -260,7 +268,7 @@ def test_watchlist_prints_raise_an_alert_for_an_officer_and_decide_nothing() -> 
     clean = world.fingerprints.search(OFFICER, flight.id, [finger(2, 40)])
     assert clean.alerts == 0
     # Without a flight (the API's bare 1:1) there is nothing to attach an alert to.
-    bare = world.fingerprints.verify(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 99)])
+    bare = world.fingerprints.verify(OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 99)])
     assert bare.alerts == 0
 
 
@@ -268,20 +276,20 @@ def test_a_manual_case_is_marked_by_its_own_travelers_prints() -> None:
     world = World()
     listed(world, SEEDS["V1"])  # V1's face is on the list: the gate sends V1 to an officer
     flight = boarding(world)
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V2"), [finger(2, 40)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V2"), [finger(2, 40)])
     capture_id, decision = gate_capture(world, flight, SEEDS["V1"])
     assert decision is Decision.MANUAL
     cases = world.console.open_cases(OFFICER)
     # The gate named V1, who has no prints: V2's prints are no use for this case.
     assert world.console.prints_possible(OFFICER, cases) == frozenset()
-    world.fingerprints.enrol(OFFICER, DocumentKey("UTO", "V1"), [finger(2, 60)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 60)])
     assert world.console.prints_possible(OFFICER, cases) == {capture_id}
 
 
 def test_a_case_check_keeps_its_prints_for_the_officer_who_took_them() -> None:
     world = World()
     flight = boarding(world)
-    v1 = DocumentKey("UTO", "V1")
+    v1 = DocumentKey(FOREIGN_STATE, "V1")
     world.fingerprints.enrol(OFFICER, v1, [finger(2, 40), finger(7, 80)])
     capture_id, _ = gate_capture(world, flight, STRANGER)
     other_case, _ = gate_capture(world, flight, STRANGER + 1)
@@ -324,7 +332,7 @@ def test_a_policy_that_keeps_no_case_prints_keeps_none() -> None:
     world.load_policy(text)
     world.advance(days=100)
     flight = boarding(world)
-    v1 = DocumentKey("UTO", "V1")
+    v1 = DocumentKey(FOREIGN_STATE, "V1")
     world.fingerprints.enrol(OFFICER, v1, [finger(2, 40)])
     capture_id, _ = gate_capture(world, flight, STRANGER)
     hit = world.fingerprints.verify(OFFICER, v1, [finger(2, 40)], flight.id, "desk", capture_id)
@@ -336,7 +344,7 @@ def test_a_policy_that_keeps_no_case_prints_keeps_none() -> None:
 def test_a_check_outside_a_case_keeps_no_prints() -> None:
     world = World()
     flight = boarding(world)
-    v1 = DocumentKey("UTO", "V1")
+    v1 = DocumentKey(FOREIGN_STATE, "V1")
     world.fingerprints.enrol(OFFICER, v1, [finger(2, 40)])
     world.fingerprints.verify(OFFICER, v1, [finger(2, 40)], flight.id, "desk")
     assert world.uow.tables.case_prints == {}
@@ -360,3 +368,34 @@ def test_the_watchlist_of_prints_is_held_to_its_size_limit() -> None:
     with pytest.raises(ConflictError, match="limit"):
         capped.add_to_watchlist(MANAGER, [finger(2, 93)], "wanted", "W1")
     assert len(world.uow.tables.watchlist) == 2
+
+
+def test_a_citizen_stored_as_foreign_is_neither_enrolled_nor_offered_for_prints() -> None:
+    """Defence in depth (probe F1): a home-state passport holder whose stored class says
+    foreign national (written before manifests were checked) gives no prints, and prints
+    already enrolled for them are not offered to settle a case."""
+    world = World()
+    flight = boarding(world)
+    citizen = DocumentKey(HOME_STATE, "C1")
+    row = world.uow.tables.documents[citizen]
+    assert row.details is not None
+    row.details = dataclasses.replace(
+        row.details, citizenship_class=CitizenshipClass.FOREIGN_NATIONAL
+    )
+    with pytest.raises(ConflictError, match="takes no fingerprints"):
+        world.fingerprints.enrol(OFFICER, citizen, [finger(2, 40)])
+    # Prints stored before the rule (straight into the store, as the old code would have).
+    now = world.clock()
+    in_transaction(
+        world.uow,
+        lambda uow: uow.fingerprints.enrol(
+            citizen, 2, "fake", b"minutiae", 40, now, now + timedelta(days=30)
+        ),
+    )
+    capture_id, decision = gate_capture(world, flight, STRANGER)
+    assert decision is Decision.NO_MATCH
+    cases = world.console.open_cases(OFFICER)
+    assert world.console.prints_possible(OFFICER, cases) == frozenset()
+    # The control: a foreign national's prints mark the same case.
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 40)])
+    assert world.console.prints_possible(OFFICER, cases) == {capture_id}

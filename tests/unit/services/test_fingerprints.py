@@ -13,9 +13,9 @@ from entryexit.domain.model import CitizenshipClass, DocumentKey, EncounterMetho
 from entryexit.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from entryexit.services.fingerprints import SubmittedPrint
 from tests.fakes import fake_print
-from tests.unit.services.world import AUDITOR, GATE, OFFICER, World, traveler
+from tests.unit.services.world import AUDITOR, FOREIGN_STATE, GATE, OFFICER, World, traveler
 
-VISITOR = DocumentKey("UTO", "V1")
+VISITOR = DocumentKey(FOREIGN_STATE, "V1")
 
 
 def finger(position: int, grey: int) -> SubmittedPrint:
@@ -50,7 +50,7 @@ def test_the_policy_decides_who_gives_prints() -> None:
     world = world_with(citizen, child, traveler("V1"))
     for number in ("C1", "K1"):
         with pytest.raises(ConflictError, match="takes no fingerprints"):
-            world.fingerprints.enrol(OFFICER, DocumentKey("UTO", number), [finger(2, 40)])
+            world.fingerprints.enrol(OFFICER, world.document(number), [finger(2, 40)])
     with pytest.raises(InvalidInputError, match="not one the policy takes"):
         world.fingerprints.enrol(OFFICER, VISITOR, [finger(3, 40)])
     with pytest.raises(NotFoundError, match="on no manifest"):
@@ -120,7 +120,7 @@ def test_a_search_proposes_the_flights_travelers_best_first_and_decides_nothing(
     world = World()
     flight = world.flight(travelers=[traveler("V1"), traveler("V2"), traveler("V3")])
     for number, grey in (("V1", 40), ("V2", 60), ("V3", 80)):
-        world.fingerprints.enrol(OFFICER, DocumentKey("UTO", number), [finger(2, grey)])
+        world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, number), [finger(2, grey)])
     found = world.fingerprints.search(OFFICER, flight.id, [finger(2, 60)])
     assert found.searched == 3
     best, *rest = found.candidates

@@ -19,6 +19,7 @@ from entryexit.services.console import Resolution
 from entryexit.services.privacy import OptOutNotRecordedError, OptOutRefusedError
 from tests.fake_storage import InjectedCommitError
 from tests.unit.services.world import (
+    FOREIGN_STATE,
     GATE,
     OFFICER,
     OTHER_GATE,
@@ -27,7 +28,7 @@ from tests.unit.services.world import (
     traveler,
 )
 
-N1 = DocumentKey("UTO", "N1")
+N1 = DocumentKey(FOREIGN_STATE, "N1")
 
 
 def test_an_opt_out_is_recorded_and_takes_the_traveler_out_of_the_gallery() -> None:
@@ -167,7 +168,7 @@ def test_the_privacy_report() -> None:
     flight = world.boarding(
         Direction.EXIT, [traveler("N2"), child], seeds={"N2": 2, "K1": 3}, number="13"
     )
-    world.opt_outs.record(GATE, flight.id, DocumentKey("UTO", "N2"), "G1")
+    world.opt_outs.record(GATE, flight.id, DocumentKey(FOREIGN_STATE, "N2"), "G1")
     world.advance(hours=13)
     overdue = world.privacy.report(START)
     assert overdue["overdue_total"] == 5  # PURGED's four kinds, and the second gallery
@@ -234,7 +235,7 @@ def test_the_fairness_report_counts_outcomes_by_sex() -> None:
     seeds = {"F1": 1, "F2": 3, "M1": 4, "M2": 5}
     flight = world.boarding(Direction.EXIT, manifest, seeds=seeds)
     world.captures.process(GATE, flight.id, b"face:1", "G1", "cam")  # F1 matched
-    world.opt_outs.record(GATE, flight.id, DocumentKey("UTO", "M1"), "G1")
+    world.opt_outs.record(GATE, flight.id, DocumentKey(FOREIGN_STATE, "M1"), "G1")
     missed = world.captures.process(GATE, flight.id, b"face:10", "G1", "cam")
     assert missed.decision is Decision.NO_MATCH
     world.console.resolve(OFFICER, missed.capture_id, Resolution.CONFIRMED, world.traveler_id("M2"))

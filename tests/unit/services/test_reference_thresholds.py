@@ -67,9 +67,9 @@ class World:
         )
         self.flight_id = flight.id
         flights.put_manifest(flight.id, [traveler("N0"), traveler("N1")])
-        enrolment.enrol(DocumentKey("UTO", "N0"), b"face:0", PhotoSource.PASSPORT)
+        enrolment.enrol(DocumentKey("XYZ", "N0"), b"face:0", PhotoSource.PASSPORT)
         for source in (PhotoSource.PASSPORT, PhotoSource.VISA):
-            enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", source)
+            enrolment.enrol(DocumentKey("XYZ", "N1"), b"face:1", source)
         self.galleries.stage(flight.id)
 
     def capture(self, photo: bytes) -> CaptureOutcome:
@@ -87,7 +87,7 @@ def test_the_staged_gallery_knows_how_many_references_each_entry_fuses() -> None
     counts = dict(zip(gallery.traveler_ids, gallery.reference_counts, strict=True))
     assert sorted(counts.values()) == [1, 2]
     with world.uow(read_only=True) as uow:
-        two_photos = uow.travelers.traveler_for_document(DocumentKey("UTO", "N1"))
+        two_photos = uow.travelers.traveler_for_document(DocumentKey("XYZ", "N1"))
     assert two_photos is not None
     assert counts[two_photos] == 2
 

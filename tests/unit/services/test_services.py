@@ -92,7 +92,7 @@ class World:
         self.flights.put_manifest(flight.id, [traveler(f"N{i}") for i in range(travelers)])
         for i in range(photos):
             self.enrolment.enrol(
-                DocumentKey("UTO", f"N{i}"), f"face:{i}".encode(), PhotoSource.PASSPORT
+                DocumentKey("XYZ", f"N{i}"), f"face:{i}".encode(), PhotoSource.PASSPORT
             )
         return flight.id
 
@@ -103,10 +103,10 @@ def traveler(number: str) -> ManifestTraveler:
         "J",
         date(1990, 1, 1),
         Sex.MALE,
-        "UTO",
+        "XYZ",
         CitizenshipClass.FOREIGN_NATIONAL,
         DocumentType.PASSPORT,
-        DocumentKey("UTO", number),
+        DocumentKey("XYZ", number),
         date(2030, 1, 1),
     )
 
@@ -187,7 +187,7 @@ def test_staging_reports_who_has_no_photo_and_what_changed() -> None:
     report = world.galleries.stage(flight_id)
     assert (report.travelers, report.with_photo, report.added) == (4, 2, 2)
     assert {d.number for d in report.without_photo} == {"N2", "N3"}
-    world.enrolment.enrol(DocumentKey("UTO", "N2"), b"face:2", PhotoSource.VISA)
+    world.enrolment.enrol(DocumentKey("XYZ", "N2"), b"face:2", PhotoSource.VISA)
     again = world.galleries.stage(flight_id)
     assert (again.added, again.removed, again.unchanged, again.gallery_version) == (1, 0, 2, 2)
     with pytest.raises(NotFoundError):
@@ -197,7 +197,7 @@ def test_staging_reports_who_has_no_photo_and_what_changed() -> None:
 def test_several_photos_of_one_traveler_are_fused_into_one_gallery_row() -> None:
     world = World()
     flight_id = world.flight(travelers=1, photos=1)
-    world.enrolment.enrol(DocumentKey("UTO", "N0"), b"face:7", PhotoSource.ENCOUNTER)
+    world.enrolment.enrol(DocumentKey("XYZ", "N0"), b"face:7", PhotoSource.ENCOUNTER)
     world.galleries.stage(flight_id)
     gallery = world.galleries.gallery_for(world.flights.get(flight_id))
     assert len(gallery) == 1
@@ -239,7 +239,7 @@ def test_capture_decisions() -> None:
 def test_two_travelers_with_near_identical_templates_are_ambiguous() -> None:
     world = World(IdentificationRule(0.5, 0.03))
     flight_id = world.flight(travelers=2, photos=1)
-    world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:0", PhotoSource.PASSPORT)
+    world.enrolment.enrol(DocumentKey("XYZ", "N1"), b"face:0", PhotoSource.PASSPORT)
     world.galleries.stage(flight_id)
     outcome = world.captures.process(OFFICER, flight_id, b"face:0", "G1", "cam")
     assert (outcome.decision, outcome.reasons) == (Decision.NO_MATCH, ("ambiguous",))
@@ -273,9 +273,9 @@ def test_a_related_traveler_who_would_match_too_sends_the_capture_to_an_officer(
     )
     first = replace(traveler("N0"), booking_reference="XY1234")
     world.flights.put_manifest(flight.id, [first, replace(traveler("N1"), **second)])
-    world.enrolment.enrol(DocumentKey("UTO", "N0"), b"face:0", PhotoSource.PASSPORT)
-    world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:0", PhotoSource.PASSPORT)
-    world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.VISA)
+    world.enrolment.enrol(DocumentKey("XYZ", "N0"), b"face:0", PhotoSource.PASSPORT)
+    world.enrolment.enrol(DocumentKey("XYZ", "N1"), b"face:0", PhotoSource.PASSPORT)
+    world.enrolment.enrol(DocumentKey("XYZ", "N1"), b"face:1", PhotoSource.VISA)
     world.galleries.stage(flight.id)
     outcome = world.captures.process(OFFICER, flight.id, b"face:0", "G1", "cam")
     if related:
@@ -319,7 +319,7 @@ def test_a_restaged_gallery_is_picked_up_by_other_processes() -> None:
     )
     flight = world.flights.get(flight_id)
     assert len(other_galleries.gallery_for(flight)) == 1
-    world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.PASSPORT)
+    world.enrolment.enrol(DocumentKey("XYZ", "N1"), b"face:1", PhotoSource.PASSPORT)
     world.galleries.stage(flight_id)
     assert len(other_galleries.gallery_for(world.flights.get(flight_id))) == 2
 

@@ -124,7 +124,7 @@ def test_an_alert_disposition_that_conflicts_once_is_not_a_conflict_with_itself(
 def test_enrolment_and_sign_in_that_conflict_once_stand_once() -> None:
     world = World()
     world.uow.conflict_on_commit(1)
-    enrolment = world.enrolment.enrol(DocumentKey("UTO", "N1"), b"face:1", PhotoSource.PASSPORT)
+    enrolment = world.enrolment.enrol(DocumentKey("XYZ", "N1"), b"face:1", PhotoSource.PASSPORT)
     assert list(world.uow.tables.templates) == [enrolment.template_id]
     assert list(world.uow.tables.travelers) == [enrolment.traveler_id]
     world.accounts.create_user("ana.officer", "correct horse battery", Role.OFFICER)

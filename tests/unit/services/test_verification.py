@@ -8,7 +8,13 @@ from datetime import date
 import pytest
 
 from entryexit.documents.mrz import parse_mrz
-from entryexit.domain.model import Decision, Direction, DocumentKey, EncounterMethod
+from entryexit.domain.model import (
+    CitizenshipClass,
+    Decision,
+    Direction,
+    DocumentKey,
+    EncounterMethod,
+)
 from entryexit.errors import (
     ImageDecodeError,
     InvalidInputError,
@@ -19,6 +25,7 @@ from entryexit.services.verification import ChipEvidence
 from tests import chip_builder
 from tests.unit.services.world import (
     AUDITOR,
+    FOREIGN_STATE,
     GATE,
     MANAGER,
     OFFICER,
@@ -115,14 +122,14 @@ def test_a_match_on_a_flight_records_an_encounter_handed_to_the_crossings() -> N
     flight = world.flight(Direction.ENTRY, [traveler("N1"), traveler("N2")])
     # A partner's gate with a photo it supplied cannot vouch for the identity: no encounter.
     from_gate = world.verifications.verify(
-        GATE, b"face:1", b"face:1", document=DocumentKey("UTO", "N1"), flight_id=flight.id
+        GATE, b"face:1", b"face:1", document=DocumentKey(FOREIGN_STATE, "N1"), flight_id=flight.id
     )
     assert (from_gate.decision, from_gate.encounter_id) == (Decision.MATCH, None)
     result = world.verifications.verify(
         OFFICER,
         b"face:1",
         b"face:1",
-        document=DocumentKey("UTO", "N1"),
+        document=DocumentKey(FOREIGN_STATE, "N1"),
         flight_id=flight.id,
         gate="LANE4",
         device="kiosk-2",
@@ -147,7 +154,7 @@ def test_a_match_on_a_flight_records_an_encounter_handed_to_the_crossings() -> N
     assert admission.traveler_id == encounter.traveler_id
 
     again = world.verifications.verify(
-        GATE, b"face:1", b"face:1", document=DocumentKey("UTO", "N1"), flight_id=flight.id
+        GATE, b"face:1", b"face:1", document=DocumentKey(FOREIGN_STATE, "N1"), flight_id=flight.id
     )
     assert again.decision is Decision.MATCH
     assert again.encounter_id is None  # already processed on this flight
@@ -158,7 +165,11 @@ def test_no_encounter_without_a_match_or_a_known_document() -> None:
     world = World()
     flight = world.flight(Direction.EXIT, [traveler("N1")])
     no_match = world.verifications.verify(
-        OFFICER, b"face:4", b"face:1", document=DocumentKey("UTO", "N1"), flight_id=flight.id
+        OFFICER,
+        b"face:4",
+        b"face:1",
+        document=DocumentKey(FOREIGN_STATE, "N1"),
+        flight_id=flight.id,
     )
     unknown = world.verifications.verify(
         OFFICER, b"face:1", b"face:1", document=DocumentKey("UTO", "NOPE"), flight_id=flight.id
@@ -175,7 +186,11 @@ def test_a_gate_verifies_only_for_its_carrier_and_readers_not_at_all() -> None:
     events = len(world.uow.tables.audit_events)
     with pytest.raises(PermissionDeniedError):
         world.verifications.verify(
-            OTHER_GATE, b"face:1", b"face:1", document=DocumentKey("UTO", "N1"), flight_id=flight.id
+            OTHER_GATE,
+            b"face:1",
+            b"face:1",
+            document=DocumentKey(FOREIGN_STATE, "N1"),
+            flight_id=flight.id,
         )
     for actor in (AUDITOR, MANAGER):
         with pytest.raises(PermissionDeniedError):
@@ -187,7 +202,7 @@ def test_a_gate_verifies_only_for_its_carrier_and_readers_not_at_all() -> None:
 def test_the_chip_photo_is_compared_and_its_document_identifies_the_traveler() -> None:
     pki = chip_builder.make_pki()
     world = World(trusted_cscas=[pki.csca])
-    flight = world.flight(Direction.EXIT, [traveler("L898902C3")])
+    flight = world.flight(Direction.EXIT, [traveler("L898902C3", CitizenshipClass.CITIZEN)])
     result = world.verifications.verify(
         OFFICER, b"face:1", None, flight_id=flight.id, chip=chip(1, pki), printed_mrz=printed()
     )
@@ -209,8 +224,10 @@ def test_a_gate_cannot_record_another_travelers_crossing_with_a_valid_chip() -> 
     the traveler must be on the flight."""
     pki = chip_builder.make_pki()
     world = World(trusted_cscas=[pki.csca])
-    flight = world.flight(Direction.EXIT, [traveler("L898902C3"), traveler("VICTIM1")])
-    victim = DocumentKey("UTO", "VICTIM1")
+    flight = world.flight(
+        Direction.EXIT, [traveler("L898902C3", CitizenshipClass.CITIZEN), traveler("VICTIM1")]
+    )
+    victim = DocumentKey(FOREIGN_STATE, "VICTIM1")
     named = world.verifications.verify(
         GATE, b"face:1", None, document=victim, flight_id=flight.id, chip=chip(1, pki)
     )

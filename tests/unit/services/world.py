@@ -43,6 +43,10 @@ DEPARTURE = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 THRESHOLD = 0.9
 # Cheap enough for unit tests; production uses argon2's defaults.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+# The deployment's home state (Settings.home_state's default): its nationals and passport
+# holders are citizens. Travelers of the other classes hold FOREIGN_STATE's passports.
+HOME_STATE = "UTO"
+FOREIGN_STATE = "XYZ"
 
 
 def traveler(
@@ -53,15 +57,18 @@ def traveler(
     born: date = date(1990, 1, 2),
     surname: str = "DOE",
 ) -> ManifestTraveler:
+    """A traveler on a passport: a citizen's the home state's, anyone else's a foreign
+    state's (a manifest declaring a home-state passport holder foreign is refused)."""
+    state = HOME_STATE if citizenship is CitizenshipClass.CITIZEN else FOREIGN_STATE
     return ManifestTraveler(
         surname=surname,
         given_names="JANE",
         date_of_birth=born,
         sex=sex,
-        nationality="UTO",
+        nationality=state,
         citizenship_class=citizenship,
         document_type=DocumentType.PASSPORT,
-        document=DocumentKey("UTO", number),
+        document=DocumentKey(state, number),
         document_expiry=date(2031, 1, 1),
     )
 
@@ -139,10 +146,19 @@ class World:
         return flight
 
     def enrol(self, number: str, seed: int, source: PhotoSource = PhotoSource.PASSPORT) -> str:
-        """Enrol ``face:<seed>`` for document UTO ``number``; returns the traveler id."""
+        """Enrol ``face:<seed>`` for the document ``number`` (:meth:`document`); returns the
+        traveler id."""
         return self.enrolment.enrol(
-            DocumentKey("UTO", number), f"face:{seed}".encode(), source
+            self.document(number), f"face:{seed}".encode(), source
         ).traveler_id
+
+    def document(self, number: str) -> DocumentKey:
+        """The stored document numbered ``number`` (whichever state issued it: a citizen's
+        is the home state's, a foreign national's a foreign state's); one not stored yet is
+        taken to be the home state's."""
+        found = [key for key in self.uow.tables.documents if key.number == number]
+        assert len(found) <= 1, f"several documents numbered {number}: {found}"
+        return found[0] if found else DocumentKey(HOME_STATE, number)
 
     def boarding(
         self,
@@ -166,7 +182,7 @@ class World:
 
     def traveler_id(self, number: str) -> str:
         with self.uow(read_only=True) as uow:
-            found = uow.travelers.traveler_for_document(DocumentKey("UTO", number))
+            found = uow.travelers.traveler_for_document(self.document(number))
         assert found is not None
         return found
 

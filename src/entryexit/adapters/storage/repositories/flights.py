@@ -591,6 +591,8 @@ class SqlFlightRepository:
                     date_of_birth=optional_date(personal.get("date_of_birth")),
                     opted_out=methods.get(entry.traveler_id) == EncounterMethod.OPT_OUT.value,
                     booking_reference=personal.get("booking_reference"),
+                    nationality=personal.get("nationality", ""),
+                    document_type=doc.document_type or "",
                 )
             )
         statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))

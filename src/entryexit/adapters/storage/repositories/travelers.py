@@ -23,7 +23,7 @@ from entryexit.adapters.storage.tables import (
     TravelerRow,
     in_force,
 )
-from entryexit.domain.model import CitizenshipClass, DocumentKey, PhotoSource
+from entryexit.domain.model import CitizenshipClass, DocumentKey, DocumentType, PhotoSource
 from entryexit.services.ports import StoredTemplate, TravelerProfile
 
 logger = logging.getLogger(__name__)
@@ -90,9 +90,16 @@ class SqlTravelerRepository:
             return TravelerProfile(None, None)
         document, data_key = row
         personal = self._sealer.open_personal(document, data_key)
+        passport_states = self._session.scalars(
+            select(DocumentRow.issuing_state)
+            .where(DocumentRow.traveler_id == traveler_id)
+            .where(DocumentRow.document_type == DocumentType.PASSPORT.value)
+        )
         return TravelerProfile(
             CitizenshipClass(str(document.citizenship_class)),
             optional_date(personal.get("date_of_birth")),
+            personal.get("nationality"),
+            frozenset(passport_states),
         )
 
     def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
