@@ -15,7 +15,7 @@ from typing import Any
 from entryexit.api.metrics_registry import REGISTRY
 from entryexit.domain.access import Role
 from entryexit.domain.model import AGENCY
-from tests.integration.api.conftest import Api, manifest_row
+from tests.integration.api.conftest import FOREIGN_STATE, Api, manifest_row
 
 
 def upload(api: Api, flight_id: str, rows: list[dict[str, str]], role: str) -> Any:
@@ -122,7 +122,7 @@ def test_a_carrier_that_lists_a_passport_first_does_not_get_the_last_word(api: A
     assert listed(api, real)["EEA111"] == ("SQUAT", "citizen")
     (conflict,) = conflicts(api)
     assert (conflict["proposed_by"], conflict["held_by"]) == ("EE", "ZZ")
-    assert conflict["document"] == {"issuing_state": "UTO", "number": "EEA111"}
+    assert conflict["document"] == {"issuing_state": FOREIGN_STATE, "number": "EEA111"}
     assert (conflict["kept"]["surname"], conflict["proposed"]["surname"]) == ("SQUAT", "REAL")
     # Carriers, and officers of the agency, may not see or settle the queue.
     for role in ("officer_ee", "officer_zz", "officer", "auditor"):
@@ -210,7 +210,7 @@ def test_erasing_a_traveler_takes_the_details_carriers_proposed_for_him(api: Api
     assert upload(api, real, [manifest_row("EEA111", "REAL")], "officer_ee")["conflicts"] == 1
     erased = api.client.post(
         "/v1/erasures",
-        json={"issuing_state": "UTO", "number": "EEA111", "reason": "court_order"},
+        json={"issuing_state": FOREIGN_STATE, "number": "EEA111", "reason": "court_order"},
         headers=api.headers("supervisor"),
     )
     assert erased.status_code == 201, erased.text
