@@ -14,6 +14,7 @@ best frame fused is ever kept.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -296,8 +297,16 @@ class CaptureService:
         device: str,
         idempotency_key: str | None,
     ) -> tuple[Principal, CaptureOutcome]:
+        # In this request's context (its request id, what its audit has recorded).
         confirming = self._reads.submit(
-            self._confirm, admit, flight_id, [photo], gate, device, idempotency_key
+            contextvars.copy_context().run,
+            self._confirm,
+            admit,
+            flight_id,
+            [photo],
+            gate,
+            device,
+            idempotency_key,
         )
         try:
             analysed = self._analyse(photo)
