@@ -631,10 +631,10 @@ def test_manifest_conflicts_are_listed_and_resolved_at_the_cli(
         "ONE",
         date(1980, 1, 1),
         Sex.FEMALE,
-        "UTO",
+        "XYZ",  # a foreign national holds a foreign state's passport (UTO is the home state)
         CitizenshipClass.FOREIGN_NATIONAL,
         DocumentType.PASSPORT,
-        DocumentKey("UTO", "E1234567"),
+        DocumentKey("XYZ", "E1234567"),
         date(2031, 1, 1),
     )
     records.flights.put_manifest(flights["ZZ"].id, [replace(real, surname="SQUAT")], desks["ZZ"])
