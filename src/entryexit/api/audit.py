@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entryexit.api.keyless import presented_key
 from entryexit.api.limits import client_address_of, route_path
 from entryexit.api.metrics_registry import REGISTRY
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
@@ -109,17 +110,8 @@ def presents_credential(scope: Scope) -> bool:
     )
 
 
-def _presented_key(scope: Scope) -> str | None:
-    headers = dict(scope.get("headers") or [])
-    bearer = headers.get(b"authorization", b"")
-    token = headers.get(b"x-api-key") or (
-        bearer[7:] if bearer.lower().startswith(b"bearer ") else None
-    )
-    return None if token is None else token.decode("latin-1")
-
-
 def _names_an_issued_key(services: Services, scope: Scope) -> bool:
-    token = _presented_key(scope)
+    token = presented_key(scope)
     return token is not None and services.keys.is_issued(token)
 
 

@@ -36,7 +36,8 @@ _KEYED = [
 ]
 
 
-def _presented_key(scope: Scope) -> str | None:
+def presented_key(scope: Scope) -> str | None:
+    """The API key a request presents (``X-API-Key`` or a bearer token), unchecked."""
     headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
     token = headers.get(b"x-api-key")
     if token:
@@ -64,7 +65,7 @@ class KeylessRequestGuard:
             return
         services = scope["app"].state.services
         try:
-            prefix = services.keys.key_parts(_presented_key(scope))[1]
+            prefix = services.keys.key_parts(presented_key(scope))[1]
             if prefix not in self._live_prefixes:
                 if not await run_in_threadpool(services.keys.is_live, prefix):
                     raise AuthenticationError("the API key is unknown or revoked")
