@@ -115,8 +115,14 @@ def test_keys_authenticate_only_the_exact_token() -> None:
     keys = KeyService(FakeUnitOfWorkFactory(), FakeClock())
     principal, token = keys.create(Role.OFFICER, "desk 4")
     assert keys.authenticate(token) == principal
-    prefix, secret = token.rsplit("_", 1)
-    for bad in (None, "", "garbage", f"{prefix}_{secret}x", f"eex_ffffffffffff_{secret}"):
+    prefix, key_id, secret = token.split("_", 2)
+    for bad in (
+        None,
+        "",
+        "garbage",
+        f"{prefix}_{key_id}_{secret}x",
+        f"{prefix}_ffffffffffff_{secret}",
+    ):
         with pytest.raises(AuthenticationError):
             keys.authenticate(bad)
 
@@ -130,8 +136,16 @@ def test_a_remembered_key_vouches_only_for_its_exact_secret_and_only_once_read()
     assert keys.remembered(token) is None  # never read here
     assert keys.authenticate(token) == principal
     assert keys.remembered(token) == principal
-    prefix, secret = token.rsplit("_", 1)
-    for bad in (None, "", "garbage", f"{prefix}_{secret}x", f"{prefix}_x{secret[1:]}"):
+    # The secret is URL-safe base64 and may itself hold "_": split as the service does.
+    prefix, key_id, secret = token.split("_", 2)
+    changed_first = ("A" if secret[0] != "A" else "B") + secret[1:]
+    for bad in (
+        None,
+        "",
+        "garbage",
+        f"{prefix}_{key_id}_{secret}x",
+        f"{prefix}_{key_id}_{changed_first}",
+    ):
         assert keys.remembered(bad) is None
     keys.revoke(principal.key_id)
     assert keys.remembered(token) == principal  # a hint only: the read decides
