@@ -95,6 +95,8 @@ def engine_settings(settings: Settings) -> EngineSettings:
         recognizer=settings.recognizer,
         coarse_detection_side=settings.coarse_detection_side,
         mirror_detection_min_yaw=settings.mirror_detection_min_yaw,
+        embed_batch_wait_ms=settings.embed_batch_wait_ms,
+        embed_batch_max_faces=settings.embed_batch_max_faces,
     )
 
 

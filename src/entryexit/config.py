@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     # mated scores).
     coarse_detection_side: int = Field(default=320, ge=0)
     mirror_detection_min_yaw: float = Field(default=0.0, ge=0.0)
+    # Micro-batching of concurrent captures' embeddings (biometrics.batching; measured in
+    # benchmarks/RESULTS.md, "Issue 17, session 8"): a capture reaching its embedding step
+    # while another is still locating waits at most this many ms to share one forward pass
+    # (0: off; a lone capture never waits), batches of at most this many crops.
+    embed_batch_wait_ms: float = Field(default=0.0, ge=0.0, le=50.0)
+    embed_batch_max_faces: int = Field(default=8, ge=2, le=64)
 
     @field_validator("trusted_proxies", "kiosk_networks", mode="before")
     @classmethod

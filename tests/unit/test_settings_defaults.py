@@ -10,6 +10,7 @@ import pytest
 
 from entryexit.biometrics.decode import DecodeLimits
 from entryexit.biometrics.detect import DetectorSettings
+from entryexit.biometrics.engine import EngineSettings
 from entryexit.biometrics.quality import QualityThresholds
 from entryexit.bootstrap import engine_settings
 from entryexit.cli._common import load_settings
@@ -22,6 +23,16 @@ def test_settings_defaults_are_the_engines_defaults() -> None:
     configured = engine_settings(Settings())
     assert configured.decode == DecodeLimits()
     assert configured.detector == DetectorSettings()
+    engine_defaults = EngineSettings()
+    assert configured.embed_batch_wait_ms == engine_defaults.embed_batch_wait_ms
+    assert configured.embed_batch_max_faces == engine_defaults.embed_batch_max_faces
+
+
+def test_micro_batching_is_wired_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENTRYEXIT_EMBED_BATCH_WAIT_MS", "4")
+    monkeypatch.setenv("ENTRYEXIT_EMBED_BATCH_MAX_FACES", "6")
+    configured = engine_settings(Settings())
+    assert (configured.embed_batch_wait_ms, configured.embed_batch_max_faces) == (4.0, 6)
 
 
 def test_reading_settings_imports_no_model_or_web_code() -> None:
@@ -53,6 +64,8 @@ def test_trusted_proxies_and_log_settings_from_the_environment(
         ("ENTRYEXIT_TRUSTED_PROXIES", "10.0.0.0/8, proxy.example"),
         ("ENTRYEXIT_LOG_FORMAT", "xml"),
         ("ENTRYEXIT_LOG_LEVEL", "loud"),
+        ("ENTRYEXIT_EMBED_BATCH_WAIT_MS", "-1"),
+        ("ENTRYEXIT_EMBED_BATCH_MAX_FACES", "1"),
     ],
 )
 def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.biometrics.align import align_face
+from entryexit.biometrics.batching import DEFAULT_BATCH_MAX_FACES, BatchStats, EmbedBatcher
 from entryexit.biometrics.compare import Template, l2_normalise
 from entryexit.biometrics.decode import (
     ALLOWED_FORMATS,
@@ -100,6 +101,12 @@ class EngineSettings:
     # otherwise it is the aligned crop flipped. 0: always the second detection.
     mirror_detection_min_yaw: float = 0.0
     mirror_detection_below_score: float = 0.0
+    # Micro-batching (biometrics.batching): a capture reaching its embedding step while
+    # another is still locating waits at most this many milliseconds for it, and one forward
+    # pass embeds both (at most ``embed_batch_max_faces`` crops). 0: off, every capture
+    # embeds on its own. A lone capture never waits either way.
+    embed_batch_wait_ms: float = 0.0
+    embed_batch_max_faces: int = DEFAULT_BATCH_MAX_FACES
 
     @property
     def capture_recipe_signature(self) -> str:
@@ -197,6 +204,11 @@ class FaceEngine:
         self.recipe = FLIP_RECIPE if settings.flip_augmentation else PLAIN_RECIPE
         self.detector_model = YuNetDetector.spec.key
         self.dimension = self.recognizer.dimension
+        self._batcher = (
+            EmbedBatcher(settings.embed_batch_wait_ms / 1000.0, settings.embed_batch_max_faces)
+            if settings.embed_batch_wait_ms > 0 and settings.embed_batch_max_faces >= 2
+            else None
+        )
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, settings: EngineSettings | None = None) -> FaceEngine:
@@ -216,6 +228,11 @@ class FaceEngine:
     @property
     def settings(self) -> EngineSettings:
         return self._settings
+
+    @property
+    def batch_stats(self) -> BatchStats | None:
+        """The embedding batcher's counters (None when micro-batching is off)."""
+        return self._batcher.stats if self._batcher is not None else None
 
     @property
     def calibration(self) -> Calibration:
@@ -387,10 +404,40 @@ class FaceEngine:
         # Slot, then worker: the one order every method takes them in.
         with self._slots:
             decoded = self.decode(data, formats, kind)
-            with self._borrow() as worker:
-                located = self._locate(worker, decoded, capture=True)
-                vector = self._capture_templates(worker, [located])[0]
+            if self._batcher is None:
+                with self._borrow() as worker:
+                    located = self._locate(worker, decoded, capture=True)
+                    vector = self._capture_templates(worker, [located])[0]
+            else:
+                located, vector = self._analyse_batched(self._batcher, decoded)
             return self._finish(located, vector)
+
+    def _analyse_batched(
+        self, batcher: EmbedBatcher, decoded: DecodedImage
+    ) -> tuple[_Located, NDArray[np.float32]]:
+        """Locate on a borrowed worker, then embed through the batcher: a capture whose
+        crops another capture's pass embeds gives its worker back before it waits."""
+        worker = self._pool.get()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._pool.put(worker)
+
+        try:
+            with batcher.locating() as ticket:
+                located = self._locate(worker, decoded, capture=True)
+                crops = [located.model_crop]
+                if located.mirror_crop is not None:
+                    crops.append(located.mirror_crop)
+                rows = batcher.embed(ticket, crops, worker.embedder.embed, release)
+        finally:
+            release()
+        if len(rows) == 1:
+            return located, rows[0]
+        return located, l2_normalise(rows[:1] + rows[1:])[0]
 
     def analyse_many(self, images: Sequence[bytes]) -> list[FaceAnalysis | BiometricError]:
         """Analyse several images, embedding all found faces in one batch.
