@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     # The whole request body must arrive within this long after the headers (slow clients
     # hold a worker otherwise); uvicorn itself has no header or body read timeout.
     body_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    # ...and a request's headers within this long of its first byte (or of the connection's
+    # opening); one address (an IPv6 /64) holds at most this many connections, the process at
+    # most that many (fewer if it cannot open that many files). Trusted proxies are not
+    # counted per address. cli/connections.py says why.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    connections_per_address: int = Field(default=256, ge=1)
+    max_connections: int = Field(default=8192, ge=16)
     purge_interval_seconds: float = Field(default=300.0, gt=0)
     # SQLite's leader lease for the background jobs (purge, admissions): a holder that dies
     # is replaced this long after its last renewal. PostgreSQL needs none (advisory locks end

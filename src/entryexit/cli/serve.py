@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from entryexit.cli._common import load_settings
+from entryexit.cli.connections import (
+    ConnectionGuard,
+    connections_within,
+    guard_options,
+    raise_open_files_limit,
+)
 from entryexit.cli.worker import JobsOption, PurgeScheduler, drain_outbox
+from entryexit.config import Settings
 from entryexit.domain.access import Role
 from entryexit.errors import ConfigurationError, InvalidInputError
 
@@ -91,8 +98,15 @@ def serve(
     scheduler = PurgeScheduler(services.jobs, services.purge, settings.purge_interval_seconds)
     if jobs:
         scheduler.start()
+    guard = ConnectionGuard(
+        header_seconds=settings.header_timeout_seconds,
+        per_address=settings.connections_per_address,
+        total=connections_within(settings.max_connections, raise_open_files_limit()),
+        trusted=settings.trusted_proxies,
+    )
     config = server_config(
         app,
+        guard,
         host=bind_host,
         port=bind_port,
         log_level=settings.log_level.lower(),
@@ -119,10 +133,13 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def server_config(app: FastAPI, **options: object) -> uvicorn.Config:
+def server_config(
+    app: FastAPI, guard: ConnectionGuard | None = None, **options: object
+) -> uvicorn.Config:
     """uvicorn's configuration for EntryExit: the logging configured by the caller (format,
-    level, request ids), no access log (the service logs route templates, not paths) and no
-    proxy-header rewriting.
+    level, request ids), no access log (the service logs route templates, not paths), no
+    proxy-header rewriting, and ``guard``'s bounds on connections (cli/connections.py; the
+    settings' defaults when none is given).
 
     EntryExit reads ``X-Forwarded-For`` itself, and only from ``ENTRYEXIT_TRUSTED_PROXIES``;
     uvicorn's own handling (on by default for loopback peers) would rewrite the peer address
@@ -130,25 +147,38 @@ def server_config(app: FastAPI, **options: object) -> uvicorn.Config:
     """
     import uvicorn
 
+    if guard is None:
+        defaults = Settings.model_fields
+        guard = ConnectionGuard(
+            header_seconds=defaults["header_timeout_seconds"].default,
+            per_address=defaults["connections_per_address"].default,
+            total=connections_within(defaults["max_connections"].default, raise_open_files_limit()),
+        )
     return uvicorn.Config(
         app,
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        **guard_options(guard),
         **options,  # type: ignore[arg-type]
     )
 
 
 @contextlib.contextmanager
 def served_in_thread(
-    app: FastAPI, host: str, port: int, log_level: str = "warning", start_seconds: float = 30.0
+    app: FastAPI,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    start_seconds: float = 30.0,
+    guard: ConnectionGuard | None = None,
 ) -> Iterator[uvicorn.Server]:
     """``app`` served by uvicorn, configured by :func:`server_config` as ``entryexit serve``
     configures it, in a thread of this process while the block runs (``entryexit simulate``,
     the browser tests); stopped at the block's end."""
     import uvicorn
 
-    server = uvicorn.Server(server_config(app, host=host, port=port, log_level=log_level))
+    server = uvicorn.Server(server_config(app, guard, host=host, port=port, log_level=log_level))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + start_seconds

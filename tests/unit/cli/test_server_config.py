@@ -53,7 +53,8 @@ def test_the_server_runs_uvloop_and_httptools() -> None:
 
     config = server_config(FastAPI(), host="127.0.0.1", port=0)
     config.load()
-    assert config.http_protocol_class is HttpToolsProtocol
+    assert isinstance(config.http_protocol_class, type)
+    assert issubclass(config.http_protocol_class, HttpToolsProtocol)
     factory = config.get_loop_factory()
     assert factory is not None
     loop = factory()
