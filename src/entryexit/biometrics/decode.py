@@ -22,9 +22,13 @@ and 16-bit greyscale PNG (scaled to 8 bits, not clipped).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
 import threading
 import warnings
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import TracebackType
@@ -134,26 +138,74 @@ def decode_ceiling_bytes(
     return slots * PEAK_BYTES_PER_PIXEL * kinds.largest_pixels()
 
 
+# Who is asking for a decode slot (a capture's API key); see :class:`DecodeSlots`.
+_SLOT_OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "decode_slot_owner", default=None
+)
+
+
+@contextlib.contextmanager
+def slot_owner(owner: str | None) -> Iterator[None]:
+    """Decode slots taken in this block are taken for ``owner`` (e.g. an API key's id)."""
+    token = _SLOT_OWNER.set(owner)
+    try:
+        yield
+    finally:
+        _SLOT_OWNER.reset(token)
+
+
 @dataclass(slots=True)
 class DecodeSlots:
-    """At most ``count`` images decoded and held at once (``with slots: ...``).
+    """At most ``count`` images decoded and held at once (``with slots: ...``), shared fairly
+    between their owners (:func:`slot_owner`).
 
     The face engine takes a slot before decoding and gives it back once the pixels are no
     longer needed, so the memory all requests hold for pixels stays under
-    :func:`decode_ceiling_bytes`. Other requests wait their turn.
+    :func:`decode_ceiling_bytes`. Other requests wait their turn, and a freed slot goes to the
+    waiting owner that holds the fewest slots (first come first served between equals): one
+    gate key sending the largest frames it may, many at once, cannot queue another carrier's
+    gates behind all of them (session 8 probe, P5), only behind the frames it is decoding.
+    Requests without an owner share one.
     """
 
     count: int = DEFAULT_DECODE_SLOTS
-    _semaphore: threading.BoundedSemaphore = field(init=False, repr=False)
+    _free: int = field(init=False, repr=False)
+    _held: Counter[str | None] = field(init=False, repr=False)
+    _queue: list[tuple[str | None, object]] = field(init=False, repr=False)
+    _changed: threading.Condition = field(init=False, repr=False)
+    _owners: threading.local = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise ValueError("at least one decode slot is needed")
-        self._semaphore = threading.BoundedSemaphore(self.count)
+        self._free = self.count
+        self._held = Counter()
+        self._queue = []
+        self._changed = threading.Condition()
+        self._owners = threading.local()
 
     def __enter__(self) -> DecodeSlots:
-        self._semaphore.acquire()
+        owner = _SLOT_OWNER.get()
+        ticket = object()
+        with self._changed:
+            self._queue.append((owner, ticket))
+            while not (self._free > 0 and self._next() is ticket):
+                self._changed.wait()
+            self._queue.remove((owner, ticket))
+            self._free -= 1
+            self._held[owner] += 1
+            # Others may be next now (more than one slot free).
+            self._changed.notify_all()
+        stack = getattr(self._owners, "stack", None)
+        if stack is None:
+            stack = self._owners.stack = []
+        stack.append(owner)
         return self
+
+    def _next(self) -> object:
+        """The ticket served next: the first waiter among the owners holding fewest slots."""
+        fewest = min(self._held[owner] for owner, _ in self._queue)
+        return next(ticket for owner, ticket in self._queue if self._held[owner] == fewest)
 
     def __exit__(
         self,
@@ -161,7 +213,13 @@ class DecodeSlots:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._semaphore.release()
+        owner = self._owners.stack.pop()
+        with self._changed:
+            self._free += 1
+            self._held[owner] -= 1
+            if self._held[owner] <= 0:
+                del self._held[owner]
+            self._changed.notify_all()
 
 
 @dataclass(frozen=True, slots=True)

@@ -261,3 +261,49 @@ def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding() -> None:
     assert len(bomb) < 1_000_000
     with pytest.raises(ImageDecodeError, match="scans; at most"):
         decode_image(bomb)
+
+
+def test_a_freed_decode_slot_goes_to_the_owner_holding_fewest() -> None:
+    """One gate key with many of the largest frames queued cannot make another key's capture
+    wait behind all of them (probe P5): the next free slot is the other key's."""
+    import threading
+    import time
+
+    from entryexit.biometrics.decode import slot_owner
+
+    slots = DecodeSlots(2)
+    order: list[str] = []
+    release = {name: threading.Event() for name in ("a1", "a2", "a3", "a4", "b1")}
+    lock = threading.Lock()
+
+    def work(owner: str, name: str) -> None:
+        with slot_owner(owner), slots:
+            with lock:
+                order.append(name)
+            release[name].wait(5)
+
+    def start(owner: str, name: str) -> threading.Thread:
+        thread = threading.Thread(target=work, args=(owner, name))
+        thread.start()
+        return thread
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(order) < count:
+            assert time.monotonic() < deadline, order
+            time.sleep(0.005)
+
+    threads = [start("flood", "a1"), start("flood", "a2")]
+    wait_for(2)
+    threads += [start("flood", "a3"), start("flood", "a4")]
+    time.sleep(0.05)  # both queued before the other key asks
+    threads.append(start("victim", "b1"))
+    time.sleep(0.05)
+    release["a1"].set()
+    wait_for(3)
+    assert order[2] == "b1"
+    for event in release.values():
+        event.set()
+    for thread in threads:
+        thread.join(5)
+    assert sorted(order) == ["a1", "a2", "a3", "a4", "b1"]
