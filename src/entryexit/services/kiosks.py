@@ -28,6 +28,7 @@ from entryexit.domain.kiosk import (
     LaneAssignment,
     TravelerMessage,
     checked_lane,
+    code_to_evict,
     normalise_pairing_code,
     traveler_message,
 )
@@ -167,8 +168,8 @@ class KioskService:
     def start_pairing(self, network: str | None = None) -> tuple[str, str]:
         """A new kiosk waiting to be paired, asking from ``network`` (its address's /24 or
         /64): returns (ticket token for its cookie, code to show). Refused while too many
-        kiosks of that network are waiting; when too many are waiting in all, the oldest
-        waiting code is dropped instead."""
+        kiosks of that network are waiting; when too many are waiting in all, a code of the
+        network (/24, IPv6 /48) holding the most is dropped instead (``code_to_evict``)."""
         now = self._clock()
         code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(PAIRING_CODE_LENGTH))
         ticket = secrets.token_urlsafe(32)
@@ -191,9 +192,13 @@ class KioskService:
                 raise RateLimitedError(
                     "too many kiosks on this network are waiting to be paired; try later", 60
                 )
-            while uow.kiosks.count_waiting(now) >= s.max_waiting:
-                if not uow.kiosks.delete_oldest_waiting(now):
+            waiting = uow.kiosks.waiting(now)
+            while len(waiting) >= s.max_waiting:
+                victim = code_to_evict(waiting)
+                if victim is None:
                     break
+                uow.kiosks.delete_waiting(victim.id)
+                waiting.remove(victim)
             uow.kiosks.add_device(device)
 
         in_transaction(self._uow, start)

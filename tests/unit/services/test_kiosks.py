@@ -145,6 +145,26 @@ def test_a_full_table_drops_the_oldest_waiting_code_never_refuses_a_new_kiosk() 
         kiosks.pair(SUPERVISOR, oldest, "EE", "jfk", "5")  # dropped: its kiosk asks again
 
 
+def test_a_full_table_drops_a_code_of_the_network_holding_the_most() -> None:
+    """Review M4: an attacker with a few /24s and an IPv6 /48 evicts only its own codes."""
+    world = World()
+    kiosks = world.services.kiosks
+    _, real = kiosks.start_pairing("192.0.2.0/24")
+    world.advance(seconds=1)
+    _, site = kiosks.start_pairing("198.51.100.0/24")
+    _, site_too = kiosks.start_pairing("198.51.100.0/24")
+    for net in range(3):
+        for _ in range(kiosks.settings.max_waiting_per_network):
+            world.advance(seconds=1)
+            kiosks.start_pairing(f"10.0.{net}.0/24")
+    for i in range(3 * kiosks.settings.max_waiting):
+        world.advance(seconds=1)
+        kiosks.start_pairing(f"2001:db8:7:{i:x}::/64")  # one /48, many /64s
+    assert kiosks.pair(SUPERVISOR, real, "EE", "jfk", "1").lane == "1"
+    assert kiosks.pair(SUPERVISOR, site, "EE", "jfk", "2").lane == "2"
+    assert kiosks.pair(SUPERVISOR, site_too, "EE", "jfk", "3").lane == "3"
+
+
 def test_a_revoked_kiosk_loses_its_session_at_once() -> None:
     world = World()
     session = paired(world)
