@@ -167,6 +167,46 @@ def test_forms_without_the_sessions_csrf_token_are_refused(console: Api, lfw_dir
     assert "Re-stage gallery" in ok.text
 
 
+def test_a_case_opens_only_its_candidates_photos_and_only_while_it_is_open(
+    console: Api, lfw_dir: Path
+) -> None:
+    """Review L5: a case (any, resolved too) opened the enrolled photo of every traveler on
+    its flight. Now only the candidates its page shows, while it is open."""
+    flight_id, refs = staged_flight(console, lfw_dir)  # four travelers, three candidates shown
+    stranger = capture(console, flight_id, lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
+    capture_id = stranger.json()["capture_id"]
+    client = fresh(console)
+    sign_in(client, "olga")
+
+    def photo(traveler_id: str) -> int:
+        url = f"/console/images/travelers/{traveler_id}?case={capture_id}"
+        status: int = client.get(url).status_code
+        return status
+
+    # Before any page showed the case (another process did): ranked again, same answer.
+    statuses = {traveler: photo(traveler) for traveler in refs.values()}
+    assert sorted(statuses.values()) == [200, 200, 200, 403]
+    console.services.console._shown.clear()  # what the page shows is checked next
+    case = client.get(f"/console/cases/{capture_id}")
+    shown = set(
+        re.findall(rf"/console/images/travelers/([0-9a-f-]{{36}})\?case={capture_id}", case.text)
+    )
+    assert len(shown) == 3
+    (left_out,) = set(refs.values()) - shown
+    # On the flight, enrolled, not a candidate: the attacker's pick.
+    refused = client.get(f"/console/images/travelers/{left_out}?case={capture_id}")
+    assert refused.status_code == 403
+    assert "not a candidate of this case" in refused.text
+    assert all(photo(traveler) == 200 for traveler in shown)
+
+    resolved = client.post(
+        f"/console/cases/{capture_id}/resolve",
+        data={"csrf_token": csrf(case.text), "resolution": "rejected"},
+    )
+    assert resolved.status_code == 200
+    assert all(photo(traveler) == 403 for traveler in shown)  # resolved: no longer shown
+
+
 def test_a_no_match_is_resolved_from_the_queue_with_the_evidence(
     console: Api, lfw_dir: Path
 ) -> None:
