@@ -320,13 +320,26 @@ class KioskService:
         in_transaction(self._uow, revoke)
 
     def assign_lane(self, actor: Principal, port: str, lane: str, flight_id: str) -> None:
-        """Say which flight a lane is boarding now (replacing the one before)."""
+        """Say which flight a lane is boarding now (replacing the one before); refused (409)
+        when the lane has paired kiosks and none of them serves the flight's carrier."""
         actor.require(Permission.KIOSK_MANAGE)
         port, lane = checked_lane(port, lane)
         flight = self._flights.get(flight_id)
         assignment = LaneAssignment(port, lane, flight.id, self._clock(), actor.key_id)
 
         def assign(uow: UnitOfWork) -> None:
+            serving = {
+                device.carrier
+                for device in uow.kiosks.devices()
+                if device.state is KioskState.PAIRED and (device.port, device.lane) == (port, lane)
+            }
+            if serving and flight.carrier not in serving:
+                # Every capture of the lane's kiosks would be refused by the carrier check.
+                raise ConflictError(
+                    f"no kiosk paired on lane {lane} at {port} serves carrier {flight.carrier}"
+                    f" (they serve {', '.join(sorted(str(c) for c in serving))}): assign the"
+                    f" flight to a lane with a kiosk of {flight.carrier}, or pair one here"
+                )
             uow.kiosks.assign_lane(assignment)
             self._audit.record(
                 uow, "lane assign", "ok", actor, "flight", flight.id, {"port": port, "lane": lane}

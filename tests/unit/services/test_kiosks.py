@@ -219,12 +219,35 @@ def test_a_capture_names_the_notice_in_force_and_at_most_a_burst() -> None:
     assert not world.uow.tables.captures
 
 
+def test_a_lane_is_not_assigned_a_flight_none_of_its_kiosks_serves() -> None:
+    """Review L8: a lane of EE's kiosks could be given a ZZ flight; every capture there was
+    then refused one by one. Refused at assignment (409), with what the lane serves."""
+    world = World()
+    kiosks = world.services.kiosks
+    ours = world.boarding(travelers=[traveler("E1")], seeds={"E1": 1}, carrier="EE")
+    other = world.boarding(travelers=[traveler("Z1")], seeds={"Z1": 2}, carrier="ZZ")
+    paired(world, carrier="EE")
+    events = len(world.uow.tables.audit_events)
+    with pytest.raises(ConflictError, match="no kiosk paired on lane 3 at JFK serves carrier ZZ"):
+        kiosks.assign_lane(SUPERVISOR, "jfk", "3", other.id)
+    assert kiosks.lane_assignments(SUPERVISOR) == []
+    assert len(world.uow.tables.audit_events) == events
+    kiosks.assign_lane(SUPERVISOR, "jfk", "3", ours.id)
+    kiosks.assign_lane(SUPERVISOR, "jfk", "4", other.id)  # no kiosk there yet
+    paired(world, carrier="ZZ", lane="3")  # a lane shared by both carriers' kiosks
+    kiosks.assign_lane(SUPERVISOR, "jfk", "3", other.id)
+    assert {(a.lane, a.flight_id) for a in kiosks.lane_assignments(SUPERVISOR)} == {
+        ("3", other.id),
+        ("4", other.id),
+    }
+
+
 def test_a_kiosk_of_one_carrier_cannot_board_anothers_flight() -> None:
     world = World()
     kiosks = world.services.kiosks
     other = world.boarding(travelers=[traveler("Z1")], seeds={"Z1": 1}, carrier="ZZ")
+    kiosks.assign_lane(SUPERVISOR, "JFK", "3", other.id)  # before any kiosk was paired there
     session = paired(world, carrier="EE")
-    kiosks.assign_lane(SUPERVISOR, "JFK", "3", other.id)
     with pytest.raises(PermissionDeniedError):
         kiosks.capture(session, [b"face:1"], NOTICE, "en")
     assert not world.uow.tables.captures
