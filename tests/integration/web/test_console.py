@@ -327,6 +327,25 @@ def test_auditors_read_but_cannot_act_and_see_no_images(console: Api, lfw_dir: P
     assert "default-2" in oversight.text
 
 
+def test_the_oversight_page_pays_for_its_audit_walk_as_the_api_does(
+    engine: FaceEngine, tmp_path: Path
+) -> None:
+    """Review L10: the page walks the log from the last checkpoint on every load, and was not
+    limited at all; it now spends the audit check's cost from the account's bucket."""
+    settings = Settings(data_dir=tmp_path / "data", key_requests_per_second=0.01, key_burst=200)
+    built, services = build_api(settings, engine, create_service_app, "https://testserver")
+    services.accounts.create_user("ada", PASSWORD, Role.AUDITOR)
+    try:
+        with built.client:
+            client = fresh(built)
+            sign_in(client, "ada")
+            statuses = [client.get("/console/oversight").status_code for _ in range(3)]
+            assert statuses == [200, 200, 429]
+            assert client.get("/console/").status_code == 200  # it held up only the walk
+    finally:
+        services.uow.engine.dispose()
+
+
 def test_gate_roles_cannot_have_console_accounts(console: Api) -> None:
     from entryexit.errors import InvalidInputError
 
