@@ -1958,17 +1958,20 @@ class _Kiosks(_Repository):
             and (network is None or d.pairing_network == network)
         )
 
-    def delete_oldest_waiting(self, now: datetime) -> int:
-        t = self._w()
+    def waiting(self, now: datetime) -> list[KioskDevice]:
         waiting = [
             d
-            for d in t.kiosk_devices.values()
+            for d in self._r().kiosk_devices.values()
             if d.paired_at is None and d.code_expires_at is not None and d.code_expires_at > now
         ]
-        if not waiting:
+        return sorted(waiting, key=lambda d: (d.created_at, d.id))
+
+    def delete_waiting(self, device_id: str) -> int:
+        t = self._w()
+        device = t.kiosk_devices.get(device_id)
+        if device is None or device.paired_at is not None:
             return 0
-        oldest = min(waiting, key=lambda d: (d.created_at, d.id))
-        del t.kiosk_devices[oldest.id]
+        del t.kiosk_devices[device_id]
         return 1
 
     def delete_expired_codes(self, now: datetime) -> int:

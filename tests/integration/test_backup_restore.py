@@ -15,16 +15,21 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from entryexit.adapters.crypto.keys import FileKeyProvider
+from entryexit.adapters.storage.backups import LAST_UNSIGNED_VERSION, mac_file
+from entryexit.adapters.storage.database import alembic_config
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
 from entryexit.bootstrap import SqlServices, build_records, build_services
 from entryexit.config import Settings
+from entryexit.errors import InvalidInputError
 from tests.conftest import lfw_image
 from tests.integration.api.conftest import Api, build_api, capture
 from tests.integration.api.test_privacy_api import board_mixed_flight
@@ -271,6 +276,9 @@ def test_restore_refuses_what_is_not_a_backup_and_never_overwrites_silently(
         other.execute("CREATE TABLE t (x)")
     code, _, err = site.cli("backup", "restore", str(other_sqlite))
     assert code == 2
+    assert "has no MAC file" in err  # refused before anything opens it
+    code, _, err = site.cli("backup", "restore", "--allow-unsigned", str(other_sqlite))
+    assert code == 2
     assert "no alembic_version, audit_events, audit_head, data_keys table" in err
 
     # A database in use: a backup of it, and a restore over it only with --replace, which
@@ -323,20 +331,40 @@ KEEP_PRINTS = (
 def test_a_backup_with_a_foreign_trigger_is_refused_signed_or_not(tmp_path: Path) -> None:
     """Probe F8: a trigger added to a backup (it keeps a traveler's prints past a court-ordered
     erasure, or data past retention) was restored into production without a word."""
-    site, backup = signed_backup(tmp_path)
-    with contextlib.closing(sqlite3.connect(backup)) as tampered, tampered:
-        tampered.execute(KEEP_PRINTS)
+    site = instance(tmp_path, "site")
+    assert site.cli("keys", "init")[0] == 0
+    records = build_records(site.settings())
+    records.uow.engine.dispose()  # type: ignore[attr-defined]
+    database = site.data_dir / "entryexit.db"
+    # Added to the database itself, so `backup create` signs it: the MAC verifies, the schema
+    # check refuses it.
+    with contextlib.closing(sqlite3.connect(database)) as live, live:
+        live.execute(KEEP_PRINTS)
+    backup = tmp_path / "nightly.db"
+    assert site.cli("backup", "create", str(backup))[0] == 0
     fresh = instance(tmp_path, "fresh", keys_from=site)
     code, _, err = fresh.cli("backup", "restore", str(backup))
     assert code == 2
     assert "trigger keep_prints (not made by the migrations)" in err
     assert not (fresh.data_dir / "entryexit.db").exists()
     assert not list(fresh.data_dir.glob("*.restoring*"))
-    # With the MAC file gone and --allow-unsigned: the schema is still not the migrations'.
-    (tmp_path / "nightly.db.mac").unlink()
+
+    # Added to a signed backup afterwards: its MAC no longer verifies.
+    (tmp_path / "later").mkdir()
+    site, backup = signed_backup(tmp_path / "later")
+    with contextlib.closing(sqlite3.connect(backup)) as tampered, tampered:
+        tampered.execute(KEEP_PRINTS)
+    fresh = instance(tmp_path / "later", "fresh", keys_from=site)
+    code, _, err = fresh.cli("backup", "restore", str(backup))
+    assert code == 2
+    assert "fails its MAC check" in err
+    assert not (fresh.data_dir / "entryexit.db").exists()
+    assert not list(fresh.data_dir.glob("*.restoring*"))
+    # With the MAC file gone and --allow-unsigned: a backup this new was signed (L9).
+    mac_file(backup).unlink()
     code, _, err = fresh.cli("backup", "restore", "--allow-unsigned", str(backup))
     assert code == 2
-    assert "trigger keep_prints (not made by the migrations)" in err
+    assert "restores only a backup made before backups were signed" in err
     assert not (fresh.data_dir / "entryexit.db").exists()
     # Over an existing database (--replace): it is left as it was.
     database = site.data_dir / "entryexit.db"
@@ -345,6 +373,42 @@ def test_a_backup_with_a_foreign_trigger_is_refused_signed_or_not(tmp_path: Path
     assert code == 2
     assert database.read_bytes() == before
     assert not list(site.data_dir.glob("entryexit.db.before-restore-*"))
+
+
+def pre_signing_backup(path: Path, version: str = LAST_UNSIGNED_VERSION) -> Path:
+    """A backup as `backup create` wrote it before backups were signed: a database at
+    schema ``version`` (made by the migrations), no .mac file beside it."""
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, version)
+    finally:
+        engine.dispose()
+    return path
+
+
+def test_allow_unsigned_restores_only_a_backup_made_before_signing(tmp_path: Path) -> None:
+    """Review L9: deleting a backup's .mac file was enough to have it restored unsigned."""
+    site, backup = signed_backup(tmp_path)
+    mac_file(backup).unlink()  # a swapped file whose .mac the attacker removed
+    fresh = instance(tmp_path, "fresh", keys_from=site)
+    code, _, err = fresh.cli("backup", "restore", "--allow-unsigned", str(backup))
+    assert code == 2
+    assert f"newer than {LAST_UNSIGNED_VERSION}" in err
+    assert "restores only a backup made before backups were signed" in err
+    assert not (fresh.data_dir / "entryexit.db").exists()
+    assert not list(fresh.data_dir.glob("*.restoring*"))
+
+    old = pre_signing_backup(tmp_path / "old.db")
+    code, _, err = fresh.cli("backup", "restore", str(old))
+    assert code == 2
+    assert f"(schema version {LAST_UNSIGNED_VERSION} or older), pass --allow-unsigned" in err
+    code, out, err = fresh.cli("backup", "restore", "--allow-unsigned", str(old))
+    assert code == 0, err
+    assert "its schema predates signed backups" in err
+    assert "the keys open it" in out
 
 
 def test_an_edited_row_is_refused_and_an_unsigned_backup_needs_asking(tmp_path: Path) -> None:
@@ -360,18 +424,63 @@ def test_an_edited_row_is_refused_and_an_unsigned_backup_needs_asking(tmp_path: 
     assert code == 2
     assert "fails its MAC check" in err
     assert not (fresh.data_dir / "entryexit.db").exists()
-    # The untouched file restores; without its .mac only with --allow-unsigned, warned.
+    # The untouched file restores; without its .mac it is refused (it is newer than signing).
     backup.write_bytes(pristine)
     mac = (tmp_path / "nightly.db.mac").read_bytes()
     (tmp_path / "nightly.db.mac").unlink()
     code, _, err = fresh.cli("backup", "restore", str(backup))
     assert code == 2
     assert "--allow-unsigned" in err
-    code, out, err = fresh.cli("backup", "restore", "--allow-unsigned", str(backup))
-    assert code == 0, err
-    assert "has no MAC file" in err
-    assert "the keys open it" in out
     (tmp_path / "nightly.db.mac").write_bytes(mac)
     other = instance(tmp_path, "other", keys_from=site)
-    code, out, err = other.cli("backup", "restore", str(backup))
+    code, _, err = other.cli("backup", "restore", str(backup))
     assert code == 0, err
+
+
+def test_a_tampered_backup_is_refused_before_anything_opens_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review M2: the MAC was checked only after SQLite (integrity and schema checks) and the
+    service stack (migrations, the key check, which write) had opened the staged file. A
+    tampered backup (here: a trigger that writes on every audit event, and a view) is now
+    refused by its MAC before any SQLite connection to the backup or its staged copy."""
+    site, backup = signed_backup(tmp_path)
+    pristine = backup.read_bytes()
+    with contextlib.closing(sqlite3.connect(backup)) as tampered, tampered:
+        tampered.execute("CREATE TABLE loot (x)")
+        tampered.execute(
+            "CREATE TRIGGER copy_out AFTER INSERT ON audit_events"
+            " BEGIN INSERT INTO loot VALUES (new.sequence); END"
+        )
+        tampered.execute("CREATE VIEW v AS SELECT * FROM loot")
+    fresh = instance(tmp_path, "fresh", keys_from=site)
+    for name, value in {
+        "ENTRYEXIT_DATA_DIR": fresh.data_dir,
+        "ENTRYEXIT_KEY_DIR": fresh.key_dir,
+        "ENTRYEXIT_AUDIT_CHECKPOINT_FILE": fresh.checkpoint_file,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    opened: list[str] = []
+    real_connect = sqlite3.connect
+
+    def watched_connect(database: str, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(str(database))
+        connection: sqlite3.Connection = real_connect(database, *args, **kwargs)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", watched_connect)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", watched_connect)
+
+    from entryexit.cli.backup import restore
+
+    with pytest.raises(InvalidInputError) as refused:
+        restore(backup, replace=False, allow_unsigned=False)
+    assert not [path for path in opened if "nightly" in path or "restoring" in path], opened
+    assert "fails its MAC check" in str(refused.value)
+    assert not (fresh.data_dir / "entryexit.db").exists()
+    assert not list(fresh.data_dir.glob("*.restoring*"))
+    # The file as signed is opened (and checked) as before: the watch sees it.
+    backup.write_bytes(pristine)
+    restore(backup, replace=False, allow_unsigned=False)
+    assert [path for path in opened if "restoring" in path]
+    assert (fresh.data_dir / "entryexit.db").exists()

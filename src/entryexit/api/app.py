@@ -106,8 +106,10 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
         read_timeout=settings.body_read_timeout_seconds,
     )
     app.add_middleware(KeylessRequestGuard)
-    app.add_middleware(BaselineHeaders)
     app.add_middleware(AuditAccess)
+    # Outside the access log: the 503 it sends in place of an answer it could not record
+    # carries the baseline headers too.
+    app.add_middleware(BaselineHeaders)
     # Outermost: the request id is set before anything logs, and every answer is counted.
     app.add_middleware(RequestObservability)
     app.include_router(document_responses(metrics_router()))

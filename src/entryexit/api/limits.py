@@ -31,7 +31,11 @@ logger = logging.getLogger(__name__)
 # not one: endpoints whose cost is far above an ordinary read's (fingerprint comparisons, the
 # audit log's check). Gate keys have their own bucket and are not weighted.
 REQUEST_COSTS: dict[tuple[str, str], float] = {
-    ("GET", "/v1/audit/verification"): 10,
+    # A walk of every event since the last checkpoint (up to ``audit_checkpoint_interval``
+    # of a busy port's events, an HMAC each): at the default rate about one a second per key,
+    # two at once (review L10). Not cached: each call appends its own access event, so no
+    # two calls see the same head, and a cached walk would miss an event edited since.
+    ("GET", "/v1/audit/verification"): 100,
     ("POST", "/v1/fingerprint-verifications"): 5,
     ("POST", "/v1/flights/{flight_id}/fingerprint-searches"): 5,
     ("POST", "/v1/documents/fingerprints"): 5,

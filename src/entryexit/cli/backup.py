@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from entryexit.cli._common import load_settings
-from entryexit.errors import InvalidInputError
+from entryexit.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from entryexit.config import Settings
     from entryexit.services.backups import RestoredDatabase
+    from entryexit.services.ports import KeyProvider
 
 app = typer.Typer(
     help="Back up and restore the database (SQLite here; PostgreSQL with pg_dump).",
@@ -76,13 +79,15 @@ def restore(
         bool,
         typer.Option(
             "--allow-unsigned",
-            help="Restore a backup without its .mac file (made before backups were signed);"
-            " nothing then shows the file is what `backup create` wrote.",
+            help="Restore a backup without its .mac file: only one made before backups were"
+            " signed (schema version 0023 or older); nothing then shows the file is what"
+            " `backup create` wrote.",
         ),
     ] = False,
 ) -> int:
     """Restore a SQLite backup as this instance's database, only once the copy has been
-    checked: its MAC (FILE.mac, from `backup create`), its schema (exactly the migrations'
+    checked: its MAC (FILE.mac, from `backup create`; checked before anything opens the
+    copy), its schema (exactly the migrations'
     at its version: no foreign trigger, view or table), and that it opens with this key
     directory; then acknowledge the restore before starting
     the service (`entryexit audit acknowledge-restore`)."""
@@ -99,13 +104,17 @@ def restore(
 
     if settings.database_url is None:
         owner_only_directory(settings.data_dir)
+    from entryexit.bootstrap import build_key_provider
+
+    keys = build_key_provider(settings)
+    key = backups.backup_mac_key(keys.audit_key())
     staged = backups.stage_restore(path, target)
     try:
+        # The MAC first, over the copied bytes: nothing (SQLite, the service) opens a file
+        # before it is shown to be what `backup create` wrote.
+        signed = backups.check_backup_mac(path, staged, key, allow_unsigned, _holds(keys))
+        backups.check_staged(path, staged, signed)
         opened = _check(settings.model_copy(update={"database_url": f"sqlite:///{staged.path}"}))
-        from entryexit.bootstrap import build_key_provider
-
-        key = backups.backup_mac_key(build_key_provider(settings).audit_key())
-        warning = backups.check_backup_mac(path, staged, key, allow_unsigned)
         backups.settle(staged.path)
     except BaseException:
         backups.discard(staged.path)
@@ -113,8 +122,12 @@ def restore(
     kept = backups.put_in_place(
         staged.path, target, f".before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     )
-    if warning is not None:
-        typer.echo(warning, err=True)
+    if not signed:
+        typer.echo(
+            f"warning: {path} has no MAC file; restored unsigned, as asked (its schema predates"
+            " signed backups): nothing shows it is the file `backup create` wrote",
+            err=True,
+        )
     _report(opened)
     if kept is not None:
         typer.echo(f"the database it replaced is kept at {kept}")
@@ -133,6 +146,17 @@ def check() -> int:
     and its audit log verifies under this audit key. Exit 2 with the reason if not."""
     _report(_check(load_settings()))
     return 0
+
+
+def _holds(keys: KeyProvider) -> Callable[[str], bool]:
+    def holds(kek_id: str) -> bool:
+        try:
+            keys.kek(kek_id)
+        except ConfigurationError:
+            return False
+        return True
+
+    return holds
 
 
 def _check(settings: Settings) -> RestoredDatabase:

@@ -3,6 +3,8 @@ lane is boarding, and the anonymous opt-out requests travelers make at the camer
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -66,6 +68,42 @@ class KioskDevice:
         if self.revoked_at is not None:
             return KioskState.REVOKED
         return KioskState.WAITING if self.paired_at is None else KioskState.PAIRED
+
+
+# An IPv6 site is commonly given a /48 (65 536 /64s): for eviction, one holder.
+EVICTION_PREFIX_V6 = 48
+
+
+def eviction_group(network: str | None) -> str:
+    """Whom a waiting code counts against when the table of waiting codes is full: its /24
+    for IPv4, the /48 holding its /64 for IPv6 (the per-network cap stays per /64), else the
+    network as given (codes asked from no known network are one group)."""
+    if network is None:
+        return ""
+    try:
+        parsed = ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return network
+    if parsed.version == 6 and parsed.prefixlen > EVICTION_PREFIX_V6:
+        parsed = parsed.supernet(new_prefix=EVICTION_PREFIX_V6)
+    return str(parsed)
+
+
+def code_to_evict(waiting: Iterable[KioskDevice]) -> KioskDevice | None:
+    """The waiting code a full table drops for a new kiosk: the oldest of the group
+    (``eviction_group``) holding the most waiting codes; between groups holding as many, the
+    one whose oldest code is oldest. A flood thus evicts its own codes: a kiosk on another
+    network, holding fewer, keeps its code unless someone holds as many networks (/24s, /48s)
+    as the table has places (set ENTRYEXIT_KIOSK_NETWORKS in production)."""
+    groups: dict[str, list[KioskDevice]] = {}
+    for device in sorted(waiting, key=lambda d: (d.created_at, d.id)):
+        groups.setdefault(eviction_group(device.pairing_network), []).append(device)
+    if not groups:
+        return None
+    largest = min(
+        groups.values(), key=lambda codes: (-len(codes), codes[0].created_at, codes[0].id)
+    )
+    return largest[0]
 
 
 @dataclass(frozen=True, slots=True)

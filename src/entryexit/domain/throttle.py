@@ -201,6 +201,16 @@ def network_of(client: str) -> str:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
+def address_holder(client: str) -> str:
+    """Whom a client address stands for when attempts are counted per address: an IPv4
+    address itself, an IPv6 address's /64 (``network_of``: its holder may use any of 2^64
+    addresses, so counting per address would count nothing)."""
+    address = _address(client)
+    if address is None:
+        return client
+    return str(address) if address.version == 4 else network_of(client)
+
+
 def within(client: str, networks: tuple[Network, ...]) -> bool:
     address = _address(client)
     return address is not None and any(address in network for network in networks)

@@ -3,6 +3,8 @@ queue where an officer resolves what the gate could not, with the evidence side 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,6 +47,8 @@ from entryexit.services.unit_of_work import (
 )
 
 CANDIDATES_SHOWN = 3
+# How many cases' candidate sets a process keeps (a miss ranks the case again).
+CANDIDATE_SETS_KEPT = 4096
 # The gate decisions that open a case in the queue.
 OPEN_DECISIONS = frozenset({"no_match", "manual"})
 
@@ -131,6 +135,10 @@ class ConsoleService:
         self._policies = policies
         self._opt_outs = opt_outs
         self._audit = audit
+        # The candidates each case page showed (capture id -> traveler ids), most recent last:
+        # an enrolled photo is opened for a case only for one of them.
+        self._shown: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._shown_lock = threading.Lock()
 
     # --- board and flights -------------------------------------------------------------
     def board(self, actor: Principal, day_from: datetime, hours: int = 36) -> list[BoardRow]:
@@ -234,7 +242,20 @@ class ConsoleService:
             flight = FlightService.get_in(uow, capture.flight_id)
             statuses = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
             image = uow.cases.capture_image(capture_id) if capture.has_image else None
-        candidates: list[Candidate] = []
+        ranked, face_scores = self._ranked(flight, image, statuses)
+        candidates = [Candidate(statuses[t], score) for t, score in ranked]
+        self._remember_candidates(capture_id, ranked)
+        self._audit.record_alone("console case view", "ok", actor, "capture", capture_id)
+        prints = capture.id in self.prints_possible(actor, [capture])
+        return Case(capture, flight, tuple(candidates), prints, face_scores)
+
+    def _ranked(
+        self, flight: Flight, image: bytes | None, on_manifest: Mapping[str, object]
+    ) -> tuple[list[tuple[str, float]], dict[str, float]]:
+        """The case's candidates (the ``CANDIDATES_SHOWN`` closest travelers of the flight's
+        staged gallery to the kept image, with their scores) and the face score of every
+        staged traveler on the manifest."""
+        ranked: list[tuple[str, float]] = []
         face_scores: dict[str, float] = {}
         # Past the gallery's deletion time the case is still shown, without candidates.
         gallery = self._galleries.gallery_for(flight) if flight.staged else None
@@ -248,15 +269,34 @@ class ConsoleService:
                 face_scores = {
                     traveler: float(score)
                     for traveler, score in zip(gallery.traveler_ids, scores, strict=True)
-                    if traveler in statuses
+                    if traveler in on_manifest
                 }
                 for index in np.argsort(-scores)[:CANDIDATES_SHOWN]:
                     traveler_id = gallery.traveler_ids[int(index)]
-                    if traveler_id in statuses:
-                        candidates.append(Candidate(statuses[traveler_id], float(scores[index])))
-        self._audit.record_alone("console case view", "ok", actor, "capture", capture_id)
-        prints = capture.id in self.prints_possible(actor, [capture])
-        return Case(capture, flight, tuple(candidates), prints, face_scores)
+                    if traveler_id in on_manifest:
+                        ranked.append((traveler_id, float(scores[index])))
+        return ranked, face_scores
+
+    def _remember_candidates(self, capture_id: str, ranked: Sequence[tuple[str, float]]) -> None:
+        with self._shown_lock:
+            self._shown[capture_id] = frozenset(t for t, _ in ranked)
+            self._shown.move_to_end(capture_id)
+            while len(self._shown) > CANDIDATE_SETS_KEPT:
+                self._shown.popitem(last=False)
+
+    def _candidate_ids(self, capture: CaptureSummary, flight: Flight) -> frozenset[str]:
+        """The travelers a case shows as candidates: as its page last showed them in this
+        process, else ranked again (one face-model run: another process showed the page)."""
+        with self._shown_lock:
+            known = self._shown.get(capture.id)
+        if known is not None:
+            return known
+        with self._uow(read_only=True) as uow:
+            on_manifest = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
+            image = uow.cases.capture_image(capture.id) if capture.has_image else None
+        ranked, _ = self._ranked(flight, image, on_manifest)
+        self._remember_candidates(capture.id, ranked)
+        return frozenset(t for t, _ in ranked)
 
     def capture_image(self, actor: Principal, capture_id: str) -> bytes:
         return self._view_image(
@@ -274,22 +314,29 @@ class ConsoleService:
         case: str | None = None,
         alert: str | None = None,
     ) -> bytes:
-        """A traveler's enrolled photo, shown only in a context that names the traveler: a
-        case (a capture the gate could not decide) on whose flight's manifest the traveler
-        is, or a watchlist alert about the traveler. An officer cannot page through every
-        traveler's photo by id (least privilege; the view is audited with its context)."""
+        """A traveler's enrolled photo, shown only in a context that names the traveler: an
+        open case (a capture the gate could not decide) the officer may work, that shows the
+        traveler as a candidate, or a watchlist alert about the traveler. An officer cannot
+        page through every traveler's photo by id (least privilege; the view is audited with
+        its context)."""
         actor.require(Permission.IMAGE_VIEW)
         if (case is None) == (alert is None):
             raise PermissionDeniedError(
                 "an enrolled photo is shown only for a case or an alert that names the traveler"
             )
+        if case is not None:
+            actor.require(Permission.CASE_RESOLVE)
+            with self._uow(read_only=True) as uow:
+                capture = self._capture(uow, case)
+                flight = FlightService.get_in(uow, capture.flight_id)
+            self._check_case_photo(actor, capture, flight)
+            if traveler_id not in self._candidate_ids(capture, flight):
+                raise PermissionDeniedError("this traveler is not a candidate of this case")
 
         def read(uow: UnitOfWork) -> bytes | None:
             if case is not None:
-                actor.require(Permission.CASE_RESOLVE)
-                capture = self._capture(uow, case)
-                if not uow.flights.has_traveler(capture.flight_id, traveler_id):
-                    raise PermissionDeniedError("this traveler is not a candidate of this case")
+                # Again in the viewing transaction: resolved meanwhile, no photo.
+                self._check_case_photo(actor, self._capture(uow, case), flight)
             else:
                 actor.require(Permission.ALERT_READ)
                 found = uow.watchlist.get_alert(str(alert))
@@ -305,6 +352,18 @@ class ConsoleService:
             "no enrolled photo is kept for this traveler",
             {"case": case} if case is not None else {"alert": str(alert)},
         )
+
+    @staticmethod
+    def _check_case_photo(actor: Principal, capture: CaptureSummary, flight: Flight) -> None:
+        """A case shows its candidates' photos while it is open, to an officer who may work
+        it (who serves the flight's carrier)."""
+        if capture.resolution is not None:
+            raise PermissionDeniedError(
+                f"this case is resolved ({capture.resolution}): its candidates' photos are"
+                " shown only while it is open"
+            )
+        if not actor.serves(flight.carrier):
+            raise PermissionDeniedError("this account does not serve this flight's carrier")
 
     def _view_image(
         self,

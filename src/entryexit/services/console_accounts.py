@@ -24,7 +24,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from entryexit.domain.access import Principal, Role
-from entryexit.domain.throttle import SourceShare
+from entryexit.domain.throttle import SourceShare, address_holder
 from entryexit.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -165,9 +165,13 @@ class ConsoleAccounts:
     ) -> tuple[str, SignedIn]:
         """Return a new session's cookie token and its state, or raise
         :class:`AuthenticationError` with the same message for every kind of failure.
-        ``source`` is the client's address (behind trusted proxies, the forwarded one)."""
+        ``source`` is the client's address (behind trusted proxies, the forwarded one); an
+        IPv6 address counts as its /64."""
         now = self._clock()
         failure = AuthenticationError("wrong username or password, or the account is locked")
+        # Per address, an IPv6 client per /64 (it rotates its /128 freely); the per-source
+        # lockout of an account below counts the same way.
+        source = None if source is None else address_holder(source)
         address = source or "unknown"
         wait = self._per_source.enter(address, self._monotonic())
         if wait > 0:

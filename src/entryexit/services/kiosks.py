@@ -28,6 +28,7 @@ from entryexit.domain.kiosk import (
     LaneAssignment,
     TravelerMessage,
     checked_lane,
+    code_to_evict,
     normalise_pairing_code,
     traveler_message,
 )
@@ -167,8 +168,8 @@ class KioskService:
     def start_pairing(self, network: str | None = None) -> tuple[str, str]:
         """A new kiosk waiting to be paired, asking from ``network`` (its address's /24 or
         /64): returns (ticket token for its cookie, code to show). Refused while too many
-        kiosks of that network are waiting; when too many are waiting in all, the oldest
-        waiting code is dropped instead."""
+        kiosks of that network are waiting; when too many are waiting in all, a code of the
+        network (/24, IPv6 /48) holding the most is dropped instead (``code_to_evict``)."""
         now = self._clock()
         code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(PAIRING_CODE_LENGTH))
         ticket = secrets.token_urlsafe(32)
@@ -191,9 +192,13 @@ class KioskService:
                 raise RateLimitedError(
                     "too many kiosks on this network are waiting to be paired; try later", 60
                 )
-            while uow.kiosks.count_waiting(now) >= s.max_waiting:
-                if not uow.kiosks.delete_oldest_waiting(now):
+            waiting = uow.kiosks.waiting(now)
+            while len(waiting) >= s.max_waiting:
+                victim = code_to_evict(waiting)
+                if victim is None:
                     break
+                uow.kiosks.delete_waiting(victim.id)
+                waiting.remove(victim)
             uow.kiosks.add_device(device)
 
         in_transaction(self._uow, start)
@@ -315,13 +320,26 @@ class KioskService:
         in_transaction(self._uow, revoke)
 
     def assign_lane(self, actor: Principal, port: str, lane: str, flight_id: str) -> None:
-        """Say which flight a lane is boarding now (replacing the one before)."""
+        """Say which flight a lane is boarding now (replacing the one before); refused (409)
+        when the lane has paired kiosks and none of them serves the flight's carrier."""
         actor.require(Permission.KIOSK_MANAGE)
         port, lane = checked_lane(port, lane)
         flight = self._flights.get(flight_id)
         assignment = LaneAssignment(port, lane, flight.id, self._clock(), actor.key_id)
 
         def assign(uow: UnitOfWork) -> None:
+            serving = {
+                device.carrier
+                for device in uow.kiosks.devices()
+                if device.state is KioskState.PAIRED and (device.port, device.lane) == (port, lane)
+            }
+            if serving and flight.carrier not in serving:
+                # Every capture of the lane's kiosks would be refused by the carrier check.
+                raise ConflictError(
+                    f"no kiosk paired on lane {lane} at {port} serves carrier {flight.carrier}"
+                    f" (they serve {', '.join(sorted(str(c) for c in serving))}): assign the"
+                    f" flight to a lane with a kiosk of {flight.carrier}, or pair one here"
+                )
             uow.kiosks.assign_lane(assignment)
             self._audit.record(
                 uow, "lane assign", "ok", actor, "flight", flight.id, {"port": port, "lane": lane}

@@ -542,8 +542,12 @@ class KioskRepository(Protocol):
         """Kiosks showing a code that has not expired (asked from ``network``, if given)."""
         ...
 
-    def delete_oldest_waiting(self, now: datetime) -> int:
-        """Forget the kiosk that has been showing its code longest (it asks again)."""
+    def waiting(self, now: datetime) -> list[KioskDevice]:
+        """Kiosks showing a code that has not expired, oldest first."""
+        ...
+
+    def delete_waiting(self, device_id: str) -> int:
+        """Forget a kiosk still showing its code (it asks again); 0 if it is paired or gone."""
         ...
 
     def delete_expired_codes(self, now: datetime) -> int:

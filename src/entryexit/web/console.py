@@ -11,6 +11,7 @@ sent only to roles allowed to see them.
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -23,8 +24,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entryexit.api.deps import ServicesDep, get_services
-from entryexit.api.limits import client_address_of, route_path
+from entryexit.api.deps import RequestLimits, ServicesDep, get_services
+from entryexit.api.limits import REQUEST_COSTS, client_address_of, route_path
 from entryexit.bootstrap import Services
 from entryexit.documents.identity import identify_document
 from entryexit.domain.access import Permission
@@ -413,6 +414,12 @@ def oversight(request: Request, services: ServicesDep, signed_in: SessionDep) ->
     principal = signed_in.principal
     if not principal.can(Permission.AUDIT_READ):
         raise PermissionDeniedError("the audit trail is for auditors, supervisors and admins")
+    # The page walks the log as GET /v1/audit/verification does, at its cost (review L10).
+    limits: RequestLimits = request.app.state.limits
+    cost = REQUEST_COSTS[("GET", "/v1/audit/verification")]
+    wait = limits.keys.take(principal.key_id, time.monotonic(), cost)
+    if wait > 0:
+        raise RateLimitedError("the audit check was asked for too often; try again shortly", wait)
     verification = services.checkpoints.verify_recent()
     chain = verification.chain
     head = services.audit.head()

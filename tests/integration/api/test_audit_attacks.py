@@ -214,3 +214,19 @@ def test_reads_of_personal_data_stop_while_the_log_is_untrusted(
             assert response.json()["type"].endswith(":audit-log-untrusted")
             assert "ZWANENBURG" not in response.text
     assert any(r.levelno >= logging.ERROR and "audit" in r.getMessage() for r in caplog.records)
+
+
+def test_a_read_refused_for_an_untrusted_log_still_carries_the_baseline_headers(
+    api: Api,
+) -> None:
+    """Review L3: the access log's replacement 503 (a read it could not record) was sent past
+    the baseline headers: no no-store, nosniff or DENY on that answer."""
+    flight_id = api.create_flight()["id"]
+    last = some_audited_work(api)
+    sql(api, "UPDATE audit_head SET signature = :junk WHERE sequence = :s", junk="0" * 64, s=last)
+    response = api.client.get(f"/v1/flights/{flight_id}", headers=api.headers("officer"))
+    assert response.status_code == 503, response.text
+    assert response.json()["type"].endswith(":audit-log-untrusted")
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"

@@ -181,12 +181,13 @@ def test_every_keys_requests_are_limited_and_expensive_ones_cost_more(
 ) -> None:
     """Probe F6: only gate keys were rate limited; an auditor's key could ask for the audit
     check (once a walk of the whole log) in a loop, an officer's for print comparisons."""
-    settings = Settings(data_dir=tmp_path / "data", key_requests_per_second=0.01, key_burst=40)
+    settings = Settings(data_dir=tmp_path / "data", key_requests_per_second=0.01, key_burst=400)
     api, services = build_api(settings, engine)
     try:
         with api.client:
             auditor = api.headers("auditor")
-            # The audit check costs 10 of the 40: four, then 429 with how long to wait.
+            # The audit check costs 100 of the 400 (review L10; it was 10): four, then 429
+            # with how long to wait.
             statuses = [
                 api.client.get("/v1/audit/verification", headers=auditor).status_code
                 for _ in range(5)

@@ -167,6 +167,46 @@ def test_forms_without_the_sessions_csrf_token_are_refused(console: Api, lfw_dir
     assert "Re-stage gallery" in ok.text
 
 
+def test_a_case_opens_only_its_candidates_photos_and_only_while_it_is_open(
+    console: Api, lfw_dir: Path
+) -> None:
+    """Review L5: a case (any, resolved too) opened the enrolled photo of every traveler on
+    its flight. Now only the candidates its page shows, while it is open."""
+    flight_id, refs = staged_flight(console, lfw_dir)  # four travelers, three candidates shown
+    stranger = capture(console, flight_id, lfw_image(lfw_dir, "Donald_Rumsfeld", 1))
+    capture_id = stranger.json()["capture_id"]
+    client = fresh(console)
+    sign_in(client, "olga")
+
+    def photo(traveler_id: str) -> int:
+        url = f"/console/images/travelers/{traveler_id}?case={capture_id}"
+        status: int = client.get(url).status_code
+        return status
+
+    # Before any page showed the case (another process did): ranked again, same answer.
+    statuses = {traveler: photo(traveler) for traveler in refs.values()}
+    assert sorted(statuses.values()) == [200, 200, 200, 403]
+    console.services.console._shown.clear()  # what the page shows is checked next
+    case = client.get(f"/console/cases/{capture_id}")
+    shown = set(
+        re.findall(rf"/console/images/travelers/([0-9a-f-]{{36}})\?case={capture_id}", case.text)
+    )
+    assert len(shown) == 3
+    (left_out,) = set(refs.values()) - shown
+    # On the flight, enrolled, not a candidate: the attacker's pick.
+    refused = client.get(f"/console/images/travelers/{left_out}?case={capture_id}")
+    assert refused.status_code == 403
+    assert "not a candidate of this case" in refused.text
+    assert all(photo(traveler) == 200 for traveler in shown)
+
+    resolved = client.post(
+        f"/console/cases/{capture_id}/resolve",
+        data={"csrf_token": csrf(case.text), "resolution": "rejected"},
+    )
+    assert resolved.status_code == 200
+    assert all(photo(traveler) == 403 for traveler in shown)  # resolved: no longer shown
+
+
 def test_a_no_match_is_resolved_from_the_queue_with_the_evidence(
     console: Api, lfw_dir: Path
 ) -> None:
@@ -285,6 +325,25 @@ def test_auditors_read_but_cannot_act_and_see_no_images(console: Api, lfw_dir: P
     oversight = client.get("/console/oversight")
     assert "intact" in oversight.text
     assert "default-2" in oversight.text
+
+
+def test_the_oversight_page_pays_for_its_audit_walk_as_the_api_does(
+    engine: FaceEngine, tmp_path: Path
+) -> None:
+    """Review L10: the page walks the log from the last checkpoint on every load, and was not
+    limited at all; it now spends the audit check's cost from the account's bucket."""
+    settings = Settings(data_dir=tmp_path / "data", key_requests_per_second=0.01, key_burst=200)
+    built, services = build_api(settings, engine, create_service_app, "https://testserver")
+    services.accounts.create_user("ada", PASSWORD, Role.AUDITOR)
+    try:
+        with built.client:
+            client = fresh(built)
+            sign_in(client, "ada")
+            statuses = [client.get("/console/oversight").status_code for _ in range(3)]
+            assert statuses == [200, 200, 429]
+            assert client.get("/console/").status_code == 200  # it held up only the walk
+    finally:
+        services.uow.engine.dispose()
 
 
 def test_gate_roles_cannot_have_console_accounts(console: Api) -> None:

@@ -201,15 +201,8 @@ def test_waiting_codes_from_elsewhere_never_keep_a_new_kiosk_from_pairing(
 ) -> None:
     """Probe F7: anyone reaching /kiosk asked for 20 codes (a few addresses) and every real
     kiosk was then refused (429) for as long as they kept asking."""
-    for i in range(20):
-        assert start_pairing(from_address(kiosk_site, f"10.0.{i}.7"))
-    kiosk = from_address(kiosk_site, "192.0.2.10")
-    code = start_pairing(kiosk)
-    supervisor = fresh(kiosk_site)
-    sign_in(supervisor, "sam")
-    assert pair(supervisor, code) == 303
-    assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
-    # One network (a /24; a /64 for IPv6) holds at most a few waiting codes.
+    # One network (a /24; a /64 for IPv6) holds at most a few waiting codes
+    # (while the table has room: once it is full, a flood evicts its own codes).
     statuses = [
         from_address(kiosk_site, f"198.51.100.{i}").post("/kiosk/pairing", headers=KIOSK)
         for i in range(1, 7)
@@ -220,6 +213,44 @@ def test_waiting_codes_from_elsewhere_never_keep_a_new_kiosk_from_pairing(
         for i in range(1, 7)
     ]
     assert [r.status_code for r in ipv6] == [200] * 5 + [429]
+    for i in range(20):
+        assert start_pairing(from_address(kiosk_site, f"10.0.{i}.7"))
+    kiosk = from_address(kiosk_site, "192.0.2.10")
+    code = start_pairing(kiosk)
+    supervisor = fresh(kiosk_site)
+    sign_in(supervisor, "sam")
+    assert pair(supervisor, code) == 303
+    assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
+
+
+def test_a_flood_from_many_networks_evicts_its_own_codes_not_a_real_kiosks(
+    kiosk_site: Api,
+) -> None:
+    """Review M4: with the table full, the oldest waiting code was dropped, so anyone holding
+    a few /24s (or one IPv6 /48: 65 536 /64s) kept evicting a real kiosk's code before the
+    supervisor could type it. A full table now drops a code of the network holding the most
+    (IPv6 counted per /48)."""
+    kiosk = from_address(kiosk_site, "192.0.2.10")
+    code = start_pairing(kiosk)
+    # A site installing three kiosks at once, from one /24.
+    site_codes = [start_pairing(from_address(kiosk_site, f"203.0.113.{i}")) for i in (1, 2, 3)]
+    # The attacker: four /24s, five codes each (the per-/24 cap), then one /48 spread over
+    # its /64s (one code per /64: the per-/64 cap never bites), again and again.
+    for net in range(4):
+        for host in range(1, 6):
+            start_pairing(from_address(kiosk_site, f"10.0.{net}.{host}"))
+    for i in range(40):
+        start_pairing(from_address(kiosk_site, f"2001:db8:7:{i:x}::1"))
+    for net in range(4):
+        assert from_address(kiosk_site, f"10.0.{net}.9").post(
+            "/kiosk/pairing", headers=KIOSK
+        ).status_code in (200, 429)
+    supervisor = fresh(kiosk_site)
+    sign_in(supervisor, "sam")
+    assert pair(supervisor, code) == 303
+    assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
+    for i, site_code in enumerate(site_codes):
+        assert pair(supervisor, site_code, lane=str(4 + i)) == 303
 
 
 def test_kiosks_pair_only_from_the_lanes_networks_when_they_are_set(

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from entryexit.domain.throttle import FailureLockout, TokenBuckets, client_address, parse_networks
+from entryexit.domain.throttle import (
+    FailureLockout,
+    TokenBuckets,
+    address_holder,
+    client_address,
+    parse_networks,
+)
 from entryexit.errors import InvalidInputError
 
 
@@ -78,3 +84,11 @@ def test_the_lockout_forgets_stale_sources() -> None:
     for n in range(50):
         lockout.failure(f"s{n}", float(n))
     assert len(lockout._failures) <= 11
+
+
+def test_an_address_holder_is_an_ipv4_address_or_an_ipv6_64() -> None:
+    assert address_holder("203.0.113.66") == "203.0.113.66"
+    assert address_holder("2001:db8:5:6::1") == "2001:db8:5:6::/64"
+    assert address_holder("[2001:db8:5:6:ffff::1]:443") == "2001:db8:5:6::/64"
+    assert address_holder("::ffff:203.0.113.66") == "203.0.113.66"
+    assert address_holder("unknown") == "unknown"

@@ -235,8 +235,11 @@ def test_viewing_evidence_is_audited_and_matched_captures_keep_no_image() -> Non
     capture_id = no_match(world, flight)
     assert world.console.capture_image(OFFICER, capture_id) == f"face:{STRANGER}".encode()
     assert world.uow.tables.audit_events[-1].entry.resource_id == capture_id
-    traveler_id = world.traveler_id("N1")
-    assert world.console.reference_photo(OFFICER, traveler_id, case=capture_id) == b"face:1"
+    live = unit_vector(STRANGER)
+    ranked = sorted(SEEDS, key=lambda n: -float(live @ unit_vector(SEEDS[n])))
+    traveler_id = world.traveler_id(ranked[0])
+    photo = f"face:{SEEDS[ranked[0]]}".encode()
+    assert world.console.reference_photo(OFFICER, traveler_id, case=capture_id) == photo
     event = world.uow.tables.audit_events[-1].entry
     assert (event.action, event.resource_type, event.resource_id) == (
         "console image view",
@@ -244,6 +247,9 @@ def test_viewing_evidence_is_audited_and_matched_captures_keep_no_image() -> Non
         traveler_id,
     )
     assert event.details == {"case": capture_id}
+    # On the flight but not among the three candidates (review L5): refused.
+    with pytest.raises(PermissionDeniedError, match="not a candidate of this case"):
+        world.console.reference_photo(OFFICER, world.traveler_id(ranked[3]), case=capture_id)
     matched = world.captures.process(GATE, flight.id, b"face:1", "G1", "cam")
     events = len(world.uow.tables.audit_events)
     with pytest.raises(NotFoundError):

@@ -410,3 +410,22 @@ def test_an_address_over_its_attempts_a_minute_is_turned_away_without_a_hash() -
     accounts.sign_in("ana.officer", PASSWORD, "192.0.2.10")  # another address: in at once
     now[0] += 61
     refused(accounts, "nobody", "guess", "203.0.113.66")  # a minute later: counted afresh
+
+
+def test_an_ipv6_client_counts_per_64_however_it_rotates_its_address() -> None:
+    """Review L4: the bound was per exact address, and an IPv6 client picks any of its /64's
+    2^64 addresses: a new /128 per guess was never bounded."""
+    hasher = _HeldHasher(held="never sent")
+    now = [1000.0]
+    world = World(hasher=hasher)
+    accounts = ConsoleAccounts(
+        world.uow, world.clock, world.audit, hasher=hasher, monotonic=lambda: now[0]
+    )
+    accounts.create_user("ana.officer", PASSWORD, Role.OFFICER, ADMIN)
+    for i in range(SIGN_INS_PER_ADDRESS_PER_MINUTE):
+        refused(accounts, f"nobody{i}", "guess", f"2001:db8:5:6::{i + 1:x}")
+    calls = hasher.calls
+    with pytest.raises(RateLimitedError):
+        accounts.sign_in("nobody", "guess", "2001:db8:5:6:ffff::1")  # same /64, new address
+    assert hasher.calls == calls
+    accounts.sign_in("ana.officer", PASSWORD, "2001:db8:5:7::1")  # the next /64: in at once

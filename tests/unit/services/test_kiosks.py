@@ -145,6 +145,26 @@ def test_a_full_table_drops_the_oldest_waiting_code_never_refuses_a_new_kiosk() 
         kiosks.pair(SUPERVISOR, oldest, "EE", "jfk", "5")  # dropped: its kiosk asks again
 
 
+def test_a_full_table_drops_a_code_of_the_network_holding_the_most() -> None:
+    """Review M4: an attacker with a few /24s and an IPv6 /48 evicts only its own codes."""
+    world = World()
+    kiosks = world.services.kiosks
+    _, real = kiosks.start_pairing("192.0.2.0/24")
+    world.advance(seconds=1)
+    _, site = kiosks.start_pairing("198.51.100.0/24")
+    _, site_too = kiosks.start_pairing("198.51.100.0/24")
+    for net in range(3):
+        for _ in range(kiosks.settings.max_waiting_per_network):
+            world.advance(seconds=1)
+            kiosks.start_pairing(f"10.0.{net}.0/24")
+    for i in range(3 * kiosks.settings.max_waiting):
+        world.advance(seconds=1)
+        kiosks.start_pairing(f"2001:db8:7:{i:x}::/64")  # one /48, many /64s
+    assert kiosks.pair(SUPERVISOR, real, "EE", "jfk", "1").lane == "1"
+    assert kiosks.pair(SUPERVISOR, site, "EE", "jfk", "2").lane == "2"
+    assert kiosks.pair(SUPERVISOR, site_too, "EE", "jfk", "3").lane == "3"
+
+
 def test_a_revoked_kiosk_loses_its_session_at_once() -> None:
     world = World()
     session = paired(world)
@@ -199,12 +219,35 @@ def test_a_capture_names_the_notice_in_force_and_at_most_a_burst() -> None:
     assert not world.uow.tables.captures
 
 
+def test_a_lane_is_not_assigned_a_flight_none_of_its_kiosks_serves() -> None:
+    """Review L8: a lane of EE's kiosks could be given a ZZ flight; every capture there was
+    then refused one by one. Refused at assignment (409), with what the lane serves."""
+    world = World()
+    kiosks = world.services.kiosks
+    ours = world.boarding(travelers=[traveler("E1")], seeds={"E1": 1}, carrier="EE")
+    other = world.boarding(travelers=[traveler("Z1")], seeds={"Z1": 2}, carrier="ZZ")
+    paired(world, carrier="EE")
+    events = len(world.uow.tables.audit_events)
+    with pytest.raises(ConflictError, match="no kiosk paired on lane 3 at JFK serves carrier ZZ"):
+        kiosks.assign_lane(SUPERVISOR, "jfk", "3", other.id)
+    assert kiosks.lane_assignments(SUPERVISOR) == []
+    assert len(world.uow.tables.audit_events) == events
+    kiosks.assign_lane(SUPERVISOR, "jfk", "3", ours.id)
+    kiosks.assign_lane(SUPERVISOR, "jfk", "4", other.id)  # no kiosk there yet
+    paired(world, carrier="ZZ", lane="3")  # a lane shared by both carriers' kiosks
+    kiosks.assign_lane(SUPERVISOR, "jfk", "3", other.id)
+    assert {(a.lane, a.flight_id) for a in kiosks.lane_assignments(SUPERVISOR)} == {
+        ("3", other.id),
+        ("4", other.id),
+    }
+
+
 def test_a_kiosk_of_one_carrier_cannot_board_anothers_flight() -> None:
     world = World()
     kiosks = world.services.kiosks
     other = world.boarding(travelers=[traveler("Z1")], seeds={"Z1": 1}, carrier="ZZ")
+    kiosks.assign_lane(SUPERVISOR, "JFK", "3", other.id)  # before any kiosk was paired there
     session = paired(world, carrier="EE")
-    kiosks.assign_lane(SUPERVISOR, "JFK", "3", other.id)
     with pytest.raises(PermissionDeniedError):
         kiosks.capture(session, [b"face:1"], NOTICE, "en")
     assert not world.uow.tables.captures

@@ -4,10 +4,16 @@ with a complete, checked copy.
 
 A backup is signed: ``backup create`` writes an HMAC of the file beside it (``FILE.mac``,
 keyed from the audit key, which the backup does not hold), and a restore refuses a file whose
-MAC does not verify. Independently, a restore refuses a database whose schema (tables,
-indexes, triggers, views) is not exactly what the migrations make at its version: a trigger
-added to a backup (``BEFORE DELETE ... RAISE(IGNORE)``) would otherwise survive into
-production and make an erasure or the purge impossible (probe F8).
+MAC does not verify. The MAC is checked over the bytes copied beside the database before
+anything opens them (neither SQLite nor the service parses an unauthenticated file); the
+.mac file also names, unauthenticated, the signer's audit key and the key-encryption keys the
+data is sealed under, only so that a refusal can say which key directory is wanted. A backup
+without a .mac file is restored only with ``--allow-unsigned`` and only if its schema
+predates signing (version ``LAST_UNSIGNED_VERSION`` or older). Independently, a restore
+refuses a database whose schema (tables, indexes, triggers, views) is not exactly what the
+migrations make at its version: a trigger added to a backup (``BEFORE DELETE ...
+RAISE(IGNORE)``) would otherwise survive into production and make an erasure or the purge
+impossible (probe F8).
 
 PostgreSQL is backed up with its own tools (``pg_dump`` / ``pg_restore``, see
 ``docs/operations.md``); nothing here touches it.
@@ -22,11 +28,12 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
@@ -36,10 +43,15 @@ from entryexit.adapters.storage.database import (
     alembic_config,
     owner_only_database,
 )
-from entryexit.errors import InvalidInputError
+from entryexit.errors import ConfigurationError, InvalidInputError
 
 MAC_SUFFIX = ".mac"
 _MAC_FORMAT = "entryexit-backup-mac-v1"
+# The last schema version whose ``backup create`` wrote no .mac file: signed backups came with
+# migration 0024 (session 7). Only a backup at this version or older may be restored unsigned.
+LAST_UNSIGNED_VERSION = "0023"
+# Every SQLite database file starts with these bytes (https://sqlite.org/fileformat.html).
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 # Tables every EntryExit database has had since its first migration: a file without them is
 # some other database, not a backup of ours.
@@ -60,6 +72,11 @@ def sqlite_database_path(database_url: str) -> Path | None:
 def backup_mac_key(audit_key: bytes) -> bytes:
     """The key of backup MACs, derived from the audit key (as row MACs are), for its own use."""
     return hmac.new(audit_key, b"entryexit backup mac v1", hashlib.sha256).digest()
+
+
+def signer_id(mac_key: bytes) -> str:
+    """A public name of a backup MAC key (so of an audit key): which key directory signed."""
+    return hmac.new(mac_key, b"entryexit backup signer", hashlib.sha256).hexdigest()[:16]
 
 
 def mac_file(backup: Path) -> Path:
@@ -89,32 +106,56 @@ class StagedRestore:
 
 
 def check_backup_mac(
-    backup: Path, staged: StagedRestore, key: bytes, allow_unsigned: bool
-) -> str | None:
+    backup: Path,
+    staged: StagedRestore,
+    key: bytes,
+    allow_unsigned: bool,
+    holds_kek: Callable[[str], bool],
+) -> bool:
     """Refuse a backup whose MAC file does not verify over the bytes that were staged
-    (changed after ``backup create`` wrote it, or signed under another key directory).
-    Without a MAC file: refused, unless ``allow_unsigned`` (a backup made before backups
-    were signed): then a warning to show."""
+    (changed after ``backup create`` wrote it, or signed under another key directory: then
+    say which keys are wanted, from the signer's names in the .mac file). Nothing has opened
+    the staged bytes yet. Without a MAC file: refused, unless ``allow_unsigned``; returns
+    whether the backup is signed (an unsigned one must then predate signing, see
+    ``check_staged``)."""
     path = mac_file(backup)
     if not path.is_file():
         if allow_unsigned:
-            return (
-                f"warning: {backup} has no MAC file ({path.name}); restoring it unsigned, as"
-                " asked: nothing shows it is the file `backup create` wrote"
-            )
+            return False
         raise InvalidInputError(
             f"{backup} has no MAC file ({path.name}) beside it: it cannot be shown to be what"
             " `backup create` wrote. Keep the .mac file with the backup; for a backup made"
-            " before backups were signed, pass --allow-unsigned"
+            " before backups were signed (schema version"
+            f" {LAST_UNSIGNED_VERSION} or older), pass --allow-unsigned"
         )
-    name, _, value = path.read_text(encoding="ascii", errors="replace").strip().partition(" ")
+    lines = path.read_text(encoding="ascii", errors="replace").splitlines() or [""]
+    name, _, value = lines[0].strip().partition(" ")
     expected = hmac.new(key, staged.digest, hashlib.sha256).hexdigest()
-    if name != _MAC_FORMAT or not hmac.compare_digest(value, expected):
-        raise InvalidInputError(
-            f"{backup} fails its MAC check ({path.name}): the file was changed after `backup"
-            " create` wrote it, or it was made under another key directory's audit key"
+    if name == _MAC_FORMAT and hmac.compare_digest(value, expected):
+        return True
+    hints = dict(line.strip().partition(" ")[::2] for line in lines[1:])
+    signer = hints.get("signer", "")
+    if signer and signer != signer_id(key):
+        keks = [kek for kek in hints.get("keks", "").split(",") if kek]
+        missing = [kek for kek in keks if not holds_kek(kek)]
+        if missing:
+            raise ConfigurationError(
+                f"{backup} was signed under another key directory (its {path.name} says so):"
+                f" the database's data is sealed under key-encryption key(s)"
+                f" {', '.join(missing)}, which this key directory does not hold: restore the key"
+                " directory that was backed up with this database (without it the backup is"
+                " unreadable by design)"
+            )
+        raise ConfigurationError(
+            f"{backup} was signed under another key directory's audit key (its {path.name}"
+            " says so): its MAC, like its audit log, does not verify under this key"
+            " directory's audit key: restore the key directory that was backed up with this"
+            " database"
         )
-    return None
+    raise InvalidInputError(
+        f"{backup} fails its MAC check ({path.name}): the file was changed after `backup"
+        " create` wrote it, or it was made under another key directory's audit key"
+    )
 
 
 def create_backup(source: Path, destination: Path, mac_key: bytes) -> int:
@@ -140,7 +181,11 @@ def create_backup(source: Path, destination: Path, mac_key: bytes) -> int:
         problem = _not_a_backup(partial)
         if problem is not None:
             raise InvalidInputError(f"the copy of {source} failed its check: {problem}")
-        signature = f"{_MAC_FORMAT} {_file_mac(partial, mac_key)}\n"
+        signature = (
+            f"{_MAC_FORMAT} {_file_mac(partial, mac_key)}\n"
+            f"signer {signer_id(mac_key)}\n"
+            f"keks {','.join(_sealing_keks(partial))}\n"
+        )
         descriptor = os.open(
             mac_file(destination), os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY_FILE
         )
@@ -157,13 +202,18 @@ def create_backup(source: Path, destination: Path, mac_key: bytes) -> int:
 
 def stage_restore(backup: Path, target: Path) -> StagedRestore:
     """Copy a backup beside ``target`` byte for byte (same directory, so putting it in place
-    is a rename), check the copy (a database of ours, its schema exactly the migrations'),
-    and return it with its digest for the MAC check; the target is not touched."""
+    is a rename) and return it with its digest for the MAC check; the target is not
+    touched. Nothing opens the backup or the copy as a database here: only its first bytes
+    are read, to refuse at once what is not a SQLite file."""
     if not backup.is_file():
         raise InvalidInputError(f"backup {backup} does not exist or is not a file")
-    problem = _not_a_backup(backup)
-    if problem is not None:
-        raise InvalidInputError(f"{backup} is not an EntryExit backup: {problem}")
+    with backup.open("rb") as source:
+        header = source.read(len(_SQLITE_HEADER))
+    if header != _SQLITE_HEADER:
+        raise InvalidInputError(
+            f"{backup} is not an EntryExit backup: not a readable SQLite database (it does not"
+            " begin with SQLite's header)"
+        )
     staged = target.with_name(target.name + ".restoring")
     _remove_database(staged)
     owner_only_database(staged)
@@ -172,13 +222,63 @@ def stage_restore(backup: Path, target: Path) -> StagedRestore:
             shutil.copyfileobj(source, copy, 1 << 20)
             copy.truncate()
         digest = _digest(staged)
-        problem = _not_a_backup(staged) or schema_problem(staged)
-        if problem is not None:
-            raise InvalidInputError(f"{backup} is refused: {problem}")
     except BaseException:
         _remove_database(staged)
         raise
     return StagedRestore(staged, digest)
+
+
+def check_staged(backup: Path, staged: StagedRestore, signed: bool) -> None:
+    """Once its MAC is checked (or an unsigned restore was asked for), open the staged copy
+    read-only and refuse it unless it is a database of ours whose schema is exactly the
+    migrations' at its version; an unsigned one also must predate signed backups."""
+    problem = _not_a_backup(staged.path)
+    if problem is not None:
+        raise InvalidInputError(f"{backup} is not an EntryExit backup: {problem}")
+    if not signed:
+        version = _schema_version(staged.path)
+        if version not in unsigned_versions():
+            raise InvalidInputError(
+                f"{backup} has no MAC file, but its schema version {version[:40]!r} is newer"
+                f" than {LAST_UNSIGNED_VERSION}, from when every backup is signed:"
+                " --allow-unsigned restores only a backup made before backups were signed."
+                " Its .mac file was lost or removed: restore it beside the backup, or use"
+                " another backup"
+            )
+    problem = schema_problem(staged.path)
+    if problem is not None:
+        raise InvalidInputError(f"{backup} is refused: {problem}")
+
+
+def unsigned_versions() -> frozenset[str]:
+    """The schema versions of backups made before backups were signed."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(
+        revision.revision for revision in script.iterate_revisions(LAST_UNSIGNED_VERSION, "base")
+    )
+
+
+def _schema_version(path: Path) -> str:
+    with _connect(path, read_only=True) as connection:
+        versions = [row[0] for row in connection.execute("SELECT version_num FROM alembic_version")]
+    return str(versions[0]) if len(versions) == 1 else f"{len(versions)} versions"
+
+
+def _sealing_keks(path: Path) -> list[str]:
+    """The key-encryption keys a database of ours (one being backed up) has data sealed
+    under: named in its .mac file, so a restore under other keys can say which it needs."""
+    from entryexit.adapters.storage.repositories.maintenance import SEALED_ITEMS
+
+    found: set[str] = set()
+    with _connect(path, read_only=True) as connection:
+        for table in SEALED_ITEMS:
+            name = table.__tablename__
+            query = f"SELECT DISTINCT kek_id FROM {name} WHERE kek_id IS NOT NULL"  # noqa: S608
+            try:
+                found.update(str(row[0]) for row in connection.execute(query))
+            except sqlite3.OperationalError:  # a table an older schema did not have yet
+                continue
+    return sorted(found)
 
 
 def settle(staged: Path) -> None:

@@ -160,18 +160,19 @@ class SqlKioskRepository:
             query = query.where(KioskDeviceRow.pairing_network == network)
         return int(self._session.scalar(query) or 0)
 
-    def delete_oldest_waiting(self, now: datetime) -> int:
-        oldest = self._session.scalar(
-            select(KioskDeviceRow.id)
+    def waiting(self, now: datetime) -> list[KioskDevice]:
+        rows = self._session.scalars(
+            select(KioskDeviceRow)
             .where(KioskDeviceRow.paired_at.is_(None), KioskDeviceRow.code_expires_at > now)
             .order_by(KioskDeviceRow.created_at, KioskDeviceRow.id)
-            .limit(1)
         )
-        if oldest is None:
-            return 0
+        verified = (self._verified(row) for row in rows)
+        return [device for device in verified if device is not None]
+
+    def delete_waiting(self, device_id: str) -> int:
         result = self._session.execute(
             delete(KioskDeviceRow).where(
-                KioskDeviceRow.id == oldest, KioskDeviceRow.paired_at.is_(None)
+                KioskDeviceRow.id == device_id, KioskDeviceRow.paired_at.is_(None)
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
