@@ -5,6 +5,7 @@ PostgreSQL. The chain's checks themselves are held by test_audit_attacks.py."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,10 +19,13 @@ from tests.integration.api.conftest import Api
 
 @contextmanager
 def statements(engine: Engine) -> Iterator[list[str]]:
+    """The statements this thread runs (the service's own workers poll the same engine)."""
     seen: list[str] = []
+    mine = threading.current_thread()
 
     def record(*args: Any) -> None:
-        seen.append(str(args[2]))
+        if threading.current_thread() is mine:
+            seen.append(str(args[2]))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
