@@ -63,6 +63,7 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
             if services.manifest_workers is not None:
                 services.manifest_workers.stop()
             services.checkpoints.stop()
+            services.captures.close()
 
     # The API documentation's scripts and styles are served from the installed package, not a
     # CDN: /docs works on a machine without internet.

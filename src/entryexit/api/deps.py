@@ -73,7 +73,7 @@ def check_access(
 ) -> tuple[Principal, Flight | None]:
     """:func:`authorize`'s checks, reading in ``within`` (a read unit of work) when given;
     with the flight when the carrier check read it. ``rate_taken_by``: the key id whose
-    gate token this request spent already (:meth:`PendingAccess.early`)."""
+    rate token (gate or per-key) this request spent already (:meth:`PendingAccess.early`)."""
     needed = _needed(request)
     limits: RequestLimits = request.app.state.limits
     now = time.monotonic()
@@ -98,12 +98,16 @@ def check_access(
         raise
     request.state.principal = principal  # for the audit record of this access
     if principal.role is Role.GATE:
-        # A capture whose model started early spent its gate token then (PendingAccess.early).
+        # A capture whose model started early spent its token then (PendingAccess.early).
         wait = limits.gate.take(principal.key_id, now) if principal.key_id != rate_taken_by else 0
         if wait > 0:
             raise RateLimitedError("this gate key is sending too fast", wait)
     else:
-        wait = limits.keys.take(principal.key_id, now, REQUEST_COSTS.get(_endpoint(request), 1))
+        wait = (
+            limits.keys.take(principal.key_id, now, REQUEST_COSTS.get(_endpoint(request), 1))
+            if principal.key_id != rate_taken_by
+            else 0
+        )
         if wait > 0:
             raise RateLimitedError("this key is sending too fast", wait)
     if needed is None or needed == PUBLIC or not isinstance(needed, Permission):
@@ -143,19 +147,26 @@ class PendingAccess:
 
     def early(self) -> Principal | None:
         """Who the caller is if its key's row is as this instance last read it (the secret
-        checked against that row; no read), with the route's permission and the gate's rate
-        (the token spent here is not spent again by :meth:`check`). ``None`` when memory
-        cannot say or a check refuses: :meth:`check`, which reads the row, always decides;
-        this only lets work start sooner."""
+        checked against that row; no read), with the route's permission and its rate (the
+        gate's bucket or the key's; the token spent here is not spent again by
+        :meth:`check`). ``None`` when memory cannot say or a check refuses: :meth:`check`,
+        which reads the row, always decides; this only lets work start sooner."""
         principal = self.services.keys.remembered(self.token)
         needed = _needed(self.request)
         if principal is None or not isinstance(needed, Permission) or not principal.can(needed):
             return None
+        # The rate is charged here, to the gate's bucket or the key's: a key over its limit
+        # never starts a model run (check() refuses it before any other work).
+        limits: RequestLimits = self.request.app.state.limits
+        now = time.monotonic()
         if principal.role is Role.GATE:
-            limits: RequestLimits = self.request.app.state.limits
-            if limits.gate.take(principal.key_id, time.monotonic()) > 0:
-                return None
-            self.rate_taken_by = principal.key_id
+            wait = limits.gate.take(principal.key_id, now)
+        else:
+            cost = REQUEST_COSTS.get(_endpoint(self.request), 1)
+            wait = limits.keys.take(principal.key_id, now, cost)
+        if wait > 0:
+            return None
+        self.rate_taken_by = principal.key_id
         return principal
 
 

@@ -100,6 +100,16 @@ def head_problem(
     """Why the log must not be extended, or None. ``head`` is the stored (sequence, hash,
     signature); ``last`` the stored event with the highest sequence. A writer that extended
     a head it had not checked would re-sign whatever a database writer left there."""
+    return tip_problem(key, head, None if last is None else (last.sequence, last.hash, last.mac))
+
+
+def tip_problem(
+    key: bytes,
+    head: tuple[int, str, str] | None,
+    last: tuple[int, str, str | None] | None,
+) -> str | None:
+    """:func:`head_problem` given only the last event's (sequence, hash, mac): all it checks
+    of that event, so a writer need not read (or decode) the rest of the row."""
     if head is None and last is None:
         return None
     if head is None:
@@ -107,13 +117,14 @@ def head_problem(
     sequence, head_hash, signature = head
     if not hmac.compare_digest(sign_head(key, sequence, head_hash), signature):
         return f"the head signature at sequence {sequence} is wrong"
-    if last is None or last.sequence != sequence or last.hash != head_hash:
-        found = "no events" if last is None else f"the last event is {last.sequence}"
+    if last is None or last[0] != sequence or last[1] != head_hash:
+        found = "no events" if last is None else f"the last event is {last[0]}"
         return f"the signed head names sequence {sequence}, but {found}"
-    if last.mac is None or not hmac.compare_digest(
-        event_mac(key, last.sequence, last.hash), last.mac
+    last_sequence, last_hash, last_mac = last
+    if last_mac is None or not hmac.compare_digest(
+        event_mac(key, last_sequence, last_hash), last_mac
     ):
-        return f"event {last.sequence} has no valid MAC"
+        return f"event {last_sequence} has no valid MAC"
     return None
 
 

@@ -192,7 +192,23 @@ class CaptureService:
         self._carriers: dict[str, str] = {}
         self._busy = 0
         self._busy_lock = threading.Lock()
-        self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="capture-read")
+        # The capture's read beside the model (submit_burst): started on first use, shut
+        # down by close() (the service's shutdown), started again if used after it.
+        self._reads: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stop the threads of the capture's read beside the model (at the service's
+        shutdown); a capture after this starts them again."""
+        with self._busy_lock:
+            reads, self._reads = self._reads, None
+        if reads is not None:
+            reads.shutdown(wait=True)
+
+    def _read_pool(self) -> ThreadPoolExecutor:
+        with self._busy_lock:
+            if self._reads is None:
+                self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="capture-read")
+            return self._reads
 
     def process(
         self,
@@ -274,19 +290,10 @@ class CaptureService:
         device: str,
         idempotency_key: str | None,
     ) -> tuple[Principal, CaptureOutcome]:
-        context, request, earlier = self._confirm(
-            admit, flight_id, frames, gate, device, idempotency_key
-        )
-        if request is not None and earlier is not None:
-            return context.principal, _replay(request, earlier)
+        confirmed = self._confirm(admit, flight_id, frames, gate, device, idempotency_key)
         if len(frames) == 1:
-            verdict = self._decide(context, frames[0])
-        else:
-            verdict = self._decide_burst(context, frames)
-        kept = frames[verdict.kept_frame]
-        return context.principal, in_transaction(
-            self._uow, lambda uow: self._record(uow, context, verdict, kept, request)
-        )
+            return self._finish(confirmed, frames, lambda context: self._decide(context, frames[0]))
+        return self._finish(confirmed, frames, lambda context: self._decide_burst(context, frames))
 
     def _overlapped(
         self,
@@ -298,7 +305,7 @@ class CaptureService:
         idempotency_key: str | None,
     ) -> tuple[Principal, CaptureOutcome]:
         # In this request's context (its request id, what its audit has recorded).
-        confirming = self._reads.submit(
+        confirming = self._read_pool().submit(
             contextvars.copy_context().run,
             self._confirm,
             admit,
@@ -314,12 +321,25 @@ class CaptureService:
             # The read's answer comes first: a refused caller learns nothing of its image.
             confirming.result()
             raise
-        context, request, earlier = confirming.result()
+        return self._finish(
+            confirming.result(), [photo], lambda context: self._judge(context, analysed)
+        )
+
+    def _finish(
+        self,
+        confirmed: tuple[_Context, _IdempotentRequest | None, StoredIdempotency | None],
+        frames: Sequence[bytes],
+        verdict_of: Callable[[_Context], _Verdict],
+    ) -> tuple[Principal, CaptureOutcome]:
+        """After the capture's read: an earlier attempt's outcome replayed, or the verdict
+        (the model's work, or its result) recorded in one transaction."""
+        context, request, earlier = confirmed
         if request is not None and earlier is not None:
             return context.principal, _replay(request, earlier)
-        verdict = self._judge(context, analysed)
+        verdict = verdict_of(context)
+        kept = frames[verdict.kept_frame]
         return context.principal, in_transaction(
-            self._uow, lambda uow: self._record(uow, context, verdict, photo, request)
+            self._uow, lambda uow: self._record(uow, context, verdict, kept, request)
         )
 
     def _confirm(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, event, text
 
 from entryexit.adapters.storage.database import READ_ONLY_TRANSACTION
+from entryexit.biometrics.engine import FaceAnalysis, FaceEngine
+from entryexit.config import Settings
+from entryexit.domain.throttle import TokenBuckets
 from tests.conftest import lfw_image
-from tests.integration.api.conftest import Api, capture, staged_flight
+from tests.integration.api.conftest import Api, build_api, capture, staged_flight
 
 pytestmark = [pytest.mark.models]
 
@@ -158,3 +162,55 @@ def test_a_key_revoked_since_it_was_remembered_is_refused_though_its_model_start
     assert "decision" not in refused.text
     assert len(api.services.boards.recent_captures(flight_id, 100)) == records
     assert sum(1 for _ in api.services.audit.all_events("capture")) == events
+
+
+def test_a_key_over_its_own_limit_never_starts_a_model_run(
+    api: Api, engine: FaceEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attacker: an officer's key (no gate bucket; the per-key one) that this instance
+    remembers floods captures past its limit. The early path must charge the key's bucket
+    before it lets the model start: over the limit, 429 and no model run."""
+    flight = api.create_flight()
+    officer = api.headers("officer")
+    assert post_capture(api.client, flight["id"], officer) == 409  # key and carrier remembered
+    limits = api.client.app.state.limits  # type: ignore[attr-defined]
+    api.client.app.state.limits = replace(limits, keys=TokenBuckets(1e-6, 1))  # type: ignore[attr-defined]
+    runs: list[bytes] = []
+    analyse = engine.analyse
+
+    def counted(photo: bytes) -> FaceAnalysis:
+        runs.append(photo)
+        return analyse(photo)
+
+    monkeypatch.setattr(engine, "analyse", counted)
+    with read_threads(api.services.uow.engine) as threads:
+        assert post_capture(api.client, flight["id"], officer) == 409  # the one token
+    # The early path is taken for this key: its read ran beside its model run.
+    assert any(name.startswith("capture-read") for name in threads), threads
+    assert len(runs) == 1
+
+    assert post_capture(api.client, flight["id"], officer) == 429
+
+    assert len(runs) == 1
+
+
+def test_the_capture_read_threads_end_with_the_service(
+    database_url: str, engine: FaceEngine, tmp_path: Path
+) -> None:
+    """The threads that run a capture's read beside its model are stopped at shutdown."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    built, services = build_api(settings, engine)
+    try:
+        with built.client:
+            flight = built.create_flight()
+            gate = built.headers("gate")
+            assert post_capture(built.client, flight["id"], gate) == 409  # carrier remembered
+            assert post_capture(built.client, flight["id"], gate) == 409  # read beside model
+            assert capture_read_threads()
+        assert not capture_read_threads()
+    finally:
+        services.uow.engine.dispose()
+
+
+def capture_read_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("capture-read")]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, literal, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,11 +20,52 @@ from entryexit.domain.audit import (
     chain,
     head_problem,
     sign_head,
+    tip_problem,
     with_mac,
 )
 from entryexit.errors import AuditLogUntrustedError, TransactionConflictError
 
 logger = logging.getLogger(__name__)
+
+
+_EVENTS = cast(Table, AuditEventRow.__table__)
+_HEAD = cast(Table, AuditHeadRow.__table__)
+# What a writer checks of the log before extending it: the stored head (locked) and the
+# last event's sequence, hash and MAC (no other column, no JSON decode).
+_HEAD_COLUMNS = (_HEAD.c.sequence, _HEAD.c.hash, _HEAD.c.signature)
+_TIP = (
+    select(_EVENTS.c.sequence, _EVENTS.c.hash, _EVENTS.c.mac)
+    .order_by(_EVENTS.c.sequence.desc())
+    .limit(1)
+)
+_LOCKED_HEAD = select(*_HEAD_COLUMNS).where(_HEAD.c.id == 1).with_for_update()
+_tip = _TIP.subquery()
+_one = select(literal(1).label("one")).subquery()
+# SQLite: a writing unit of work holds the database's write lock from ``BEGIN IMMEDIATE``
+# and reads one snapshot, so the head and the last event are read in one statement, exactly
+# what two statements would read. Not on PostgreSQL: a statement that waited for the head's
+# row lock sees the new head but the last event of its own (older) snapshot, so there the
+# head is locked first and the last event read after, by a statement with a fresh snapshot.
+_HEAD_AND_TIP = select(
+    *_HEAD_COLUMNS,
+    _tip.c.sequence.label("tip_sequence"),
+    _tip.c.hash.label("tip_hash"),
+    _tip.c.mac.label("tip_mac"),
+).select_from(_one.outerjoin(_HEAD, _HEAD.c.id == 1).outerjoin(_tip, true()))
+_INSERT_EVENT = insert(_EVENTS)
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1, _HEAD.c.sequence == bindparam("was"))
+    .values(
+        sequence=bindparam("new_sequence"),
+        hash=bindparam("new_hash"),
+        signature=bindparam("new_signature"),
+    )
+)
+_FIRST_HEAD = insert(_HEAD)
+
+Head = tuple[int, str, str]
+Tip = tuple[int, str, str | None]
 
 
 class SqlAuditRepository:
@@ -39,15 +81,16 @@ class SqlAuditRepository:
         the write lock from its start; PostgreSQL: ``FOR UPDATE``), so concurrent writers
         queue instead of forking the chain; the one race left (two first events) reruns the
         transaction."""
-        head = self._locked_head()
-        problem = head_problem(self._sealer.audit_key(), _head_tuple(head), self._last_event())
+        key = self._sealer.audit_key()
+        head, tip = self._head_and_tip()
+        problem = tip_problem(key, head, tip)
         if problem is not None:
             logger.error("audit log untrusted, audited actions refused: %s", problem)
             raise AuditLogUntrustedError(
                 f"the audit log cannot be extended: {problem}; an administrator must run"
                 " `entryexit audit verify` and `entryexit audit repair`"
             )
-        return self._extend(head, entry)
+        return self._extend(key, head, None if head is None else (head[0], head[1]), entry)
 
     def integrity_problem(self) -> str | None:
         """Why the log could not be extended now, or None (readiness reports it)."""
@@ -59,17 +102,29 @@ class SqlAuditRepository:
         the head there, whatever the head said. Only the audited repair command calls this:
         it lets the service go on, and hides nothing, since every wrong event still fails
         verification by its own MAC."""
-        return self._extend(self._locked_head(), entry, repairing=True)
+        head, tip = self._head_and_tip()
+        after = None if tip is None else (tip[0], tip[1])
+        return self._extend(self._sealer.audit_key(), head, after, entry)
 
     def lock(self) -> None:
-        self._locked_head()
+        self._session.execute(_LOCKED_HEAD)
 
     def last(self) -> AuditEvent | None:
         return self._last_event()
 
-    def _locked_head(self) -> AuditHeadRow | None:
-        return self._session.scalar(
-            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+    def _head_and_tip(self) -> tuple[Head | None, Tip | None]:
+        """The locked head and the last event's (sequence, hash, mac)."""
+        session = self._session
+        if session.get_bind().dialect.name == "sqlite":
+            row = session.execute(_HEAD_AND_TIP).one()
+            head = None if row[0] is None else (row[0], row[1], row[2])
+            tip = None if row[3] is None else (row[3], row[4], row[5])
+            return head, tip
+        locked = session.execute(_LOCKED_HEAD).first()
+        last = session.execute(_TIP).first()
+        return (
+            None if locked is None else (locked[0], locked[1], locked[2]),
+            None if last is None else (last[0], last[1], last[2]),
         )
 
     def _last_event(self) -> AuditEvent | None:
@@ -79,41 +134,42 @@ class SqlAuditRepository:
         return None if row is None else audit_event_from_row(row)
 
     def _extend(
-        self, head: AuditHeadRow | None, entry: AuditEntry, repairing: bool = False
+        self, key: bytes, head: Head | None, after: tuple[int, str] | None, entry: AuditEntry
     ) -> AuditEvent:
+        """Chain ``entry`` after ``after`` (the checked head, or for a repair the last stored
+        event) and move the stored ``head`` there. Three statements at most while the head is
+        locked: the event's insert and the head's update (no savepoint: a conflict reruns
+        the whole transaction, which is rolled back anyway), or for the first event both
+        inserts in a savepoint (two writers may race to create the head)."""
         session = self._session
-        key = self._sealer.audit_key()
-        # Normally the (checked) head names the last event; a repair goes by the events.
-        last = self._last_event() if repairing else None
-        if repairing:
-            sequence, previous = (
-                (1, GENESIS_HASH) if last is None else (last.sequence + 1, last.hash)
-            )
-        elif head is not None:
-            sequence, previous = head.sequence + 1, head.hash
-        else:
-            sequence, previous = 1, GENESIS_HASH
+        sequence, previous = (1, GENESIS_HASH) if after is None else (after[0] + 1, after[1])
         event = with_mac(key, chain(entry, sequence, previous))
         signature = sign_head(key, sequence, event.hash)
         session.flush()  # the use case's own writes fail as themselves, not as a conflict
         try:
-            with session.begin_nested():
-                session.execute(insert(AuditEventRow).values(_audit_columns(event)))
-                if head is None:
-                    session.add(
-                        AuditHeadRow(id=1, sequence=sequence, hash=event.hash, signature=signature)
+            if head is None:
+                with session.begin_nested():
+                    session.execute(_INSERT_EVENT, _audit_columns(event))
+                    session.execute(
+                        _FIRST_HEAD,
+                        {"id": 1, "sequence": sequence, "hash": event.hash, "signature": signature},
                     )
-                else:
-                    moved = session.execute(
-                        update(AuditHeadRow)
-                        .where(AuditHeadRow.id == 1, AuditHeadRow.sequence == head.sequence)
-                        .values(sequence=sequence, hash=event.hash, signature=signature)
-                        .execution_options(synchronize_session=False)
-                    )
-                    if getattr(moved, "rowcount", 0) != 1:
-                        raise TransactionConflictError("the audit log moved on; run again")
+                return event
+            session.execute(_INSERT_EVENT, _audit_columns(event))
+            moved = session.execute(
+                _MOVE_HEAD,
+                {
+                    "was": head[0],
+                    "new_sequence": sequence,
+                    "new_hash": event.hash,
+                    "new_signature": signature,
+                },
+                execution_options={"synchronize_session": False},
+            )
         except IntegrityError:
             raise TransactionConflictError("the audit log moved on; run again") from None
+        if getattr(moved, "rowcount", 0) != 1:
+            raise TransactionConflictError("the audit log moved on; run again")
         return event
 
     def events(
