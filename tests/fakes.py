@@ -11,7 +11,7 @@ import numpy as np
 
 from entryexit.biometrics import FaceAnalysis, Template
 from entryexit.biometrics.compare import l2_normalise
-from entryexit.biometrics.decode import ImageKind
+from entryexit.biometrics.decode import ImageKind, current_slot_owner
 from entryexit.biometrics.detect import Detection
 from entryexit.biometrics.embed import SFACE_MANIFEST
 from entryexit.biometrics.engine import FrameQuality
@@ -50,6 +50,8 @@ class FakeAnalyser:
 
     def __init__(self) -> None:
         self.bursts: list[tuple[int, int]] = []  # (frames sent, limit) per analyse_burst
+        # Whom each capture's decode slot was taken for (decode.slot_owner).
+        self.slot_owners: list[str | None] = []
 
     model = "fake-model"
     dimension = 8
@@ -84,6 +86,7 @@ class FakeAnalyser:
         formats: frozenset[str] = frozenset(),
         kind: ImageKind = ImageKind.GATE_FRAME,
     ) -> FaceAnalysis:
+        self.slot_owners.append(current_slot_owner())
         text = data.decode("ascii", errors="replace")
         if text == "empty":
             raise NoFaceError("no face was found in the image")

@@ -154,6 +154,11 @@ def slot_owner(owner: str | None) -> Iterator[None]:
         _SLOT_OWNER.reset(token)
 
 
+def current_slot_owner() -> str | None:
+    """Whom decode slots taken here are taken for (:func:`slot_owner`)."""
+    return _SLOT_OWNER.get()
+
+
 @dataclass(slots=True)
 class DecodeSlots:
     """At most ``count`` images decoded and held at once (``with slots: ...``), shared fairly
@@ -185,7 +190,7 @@ class DecodeSlots:
         self._owners = threading.local()
 
     def __enter__(self) -> DecodeSlots:
-        owner = _SLOT_OWNER.get()
+        owner = current_slot_owner()
         ticket = object()
         with self._changed:
             self._queue.append((owner, ticket))

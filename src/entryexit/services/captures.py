@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from entryexit.biometrics import FaceAnalysis, similarity_matrix
+from entryexit.biometrics.decode import slot_owner
 from entryexit.biometrics.fusion import BurstAnalysis
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.identification import IdentificationRule, identify
@@ -274,7 +275,7 @@ class CaptureService:
                     and principal.can(Permission.CAPTURE_SUBMIT)
                 ):
                     return self._overlapped(
-                        admit, flight_id, frames[0], gate, device, idempotency_key
+                        admit, flight_id, frames[0], gate, device, idempotency_key, principal
                     )
             return self._serial(admit, flight_id, frames, gate, device, idempotency_key)
         finally:
@@ -303,6 +304,7 @@ class CaptureService:
         gate: str,
         device: str,
         idempotency_key: str | None,
+        remembered: Principal,
     ) -> tuple[Principal, CaptureOutcome]:
         # In this request's context (its request id, what its audit has recorded).
         confirming = self._read_pool().submit(
@@ -316,7 +318,8 @@ class CaptureService:
             idempotency_key,
         )
         try:
-            analysed = self._analyse(photo)
+            with slot_owner(remembered.key_id):
+                analysed = self._analyse(photo)
         except BaseException:
             # The read's answer comes first: a refused caller learns nothing of its image.
             confirming.result()
@@ -412,7 +415,10 @@ class CaptureService:
 
     # --- decide (model work; no transaction is open) ---------------------------------------
     def _decide(self, context: _Context, photo: bytes) -> _Verdict:
-        return self._judge(context, self._analyse(photo))
+        # The engine's decode slots are shared fairly between keys (one key's largest frames
+        # cannot queue every other gate behind them); the key is checked by now.
+        with slot_owner(context.principal.key_id):
+            return self._judge(context, self._analyse(photo))
 
     def _analyse(self, photo: bytes) -> FaceAnalysis | _Verdict:
         """The model's work on one frame (needs nothing from the store): its analysis, or
@@ -431,7 +437,8 @@ class CaptureService:
         return self._search(context, analysed.template.vector, 1, (), 0)
 
     def _decide_burst(self, context: _Context, frames: Sequence[bytes]) -> _Verdict:
-        burst: BurstAnalysis = self._engine.analyse_burst(frames, len(context.rules))
+        with slot_owner(context.principal.key_id):
+            burst: BurstAnalysis = self._engine.analyse_burst(frames, len(context.rules))
         if burst.probe is None:
             # No frame passed: a recapture, with every frame's reasons (each named once).
             reasons = dict.fromkeys(r for check in burst.frames for r in check.reasons)

@@ -238,3 +238,13 @@ def test_a_long_list_of_frame_notes_never_overflows_the_records_reason_column() 
     assert stored is not None
     assert len(stored) <= 64
     assert stored.startswith("frame_1_unreadable,frame_2_no_face")
+
+
+def test_a_captures_model_work_takes_decode_slots_for_its_callers_key() -> None:
+    """The engine shares its decode slots fairly between keys (probe P5): each capture's
+    model work, single frame or burst, runs as its checked caller's key."""
+    world = World()
+    world.engine.slot_owners.clear()
+    world.burst(b"face:1")
+    world.burst(b"face:1", b"face:2")
+    assert world.engine.slot_owners == [OFFICER.key_id] * 3
