@@ -311,7 +311,14 @@ def check_restored_database(settings: Settings) -> RestoredDatabase:
 
 def build_purge(records: Records, clock: Clock = utc_now) -> PurgeService:
     """The purge as a command runs it: no face model, no galleries in this process."""
-    return PurgeService(records.uow, clock, records.audit, None, records.policies)
+    return PurgeService(
+        records.uow,
+        clock,
+        records.audit,
+        None,
+        records.policies,
+        home_state=records.settings.home_state,
+    )
 
 
 def build_erasure(records: Records, clock: Clock = utc_now) -> ErasureService:
@@ -551,7 +558,9 @@ def build_services(
         checkpoints=records.checkpoints,
         policies=policies,
         opt_outs=opt_outs,
-        purge=PurgeService(uow_factory, clock, audit, galleries, policies),
+        purge=PurgeService(
+            uow_factory, clock, audit, galleries, policies, home_state=settings.home_state
+        ),
         erasure=ErasureService(uow_factory, clock, audit, galleries),
         privacy=records.privacy,
         verifications=VerificationService(

@@ -287,7 +287,7 @@ class FingerprintService:
             profile = _profile(uow, document)
         citizenship, born = profile.citizenship_class, profile.date_of_birth
         age = age_on(born, now.date()) if born else None
-        if profile.home_state_citizen(self._home_state) or not rules.takes_prints(citizenship, age):
+        if profile.citizen(self._home_state) or not rules.takes_prints(citizenship, age):
             raise ConflictError(
                 f"the policy in force ({policy.version}) takes no fingerprints from this traveler"
             )
@@ -347,6 +347,12 @@ class FingerprintService:
             tuple(EnrolledFinger(int(t.finger), t.quality) for t in templates),
         )
 
+    def _citizens(self, uow: UnitOfWork, traveler_ids: set[str]) -> frozenset[str]:
+        """Those of ``traveler_ids`` who are citizens (the one rule enrolment applies)."""
+        return frozenset(
+            t for t in traveler_ids if uow.travelers.profile(t).citizen(self._home_state)
+        )
+
     # --- the officer's 1:1 -----------------------------------------------------------------
     def verify(
         self,
@@ -380,8 +386,16 @@ class FingerprintService:
         engine = self.engine
         with self._uow(read_only=True) as uow:
             enrolled = {f.finger: f for f in uow.fingerprints.of_document(document, engine.key)}
+            citizen = bool(self._citizens(uow, {f.traveler_id for f in enrolled.values()}))
         if not enrolled:
             raise NotFoundError("no fingerprints are enrolled for this document")
+        if citizen:
+            # Enrolled before the citizen rule, or before a manifest showed the class: never
+            # compared (the retention purge deletes them).
+            raise ConflictError(
+                "this document's holder is a citizen: prints enrolled for them are not used"
+                " (they are deleted at the next purge)"
+            )
         compared = [p for p in prints if p.finger in enrolled]
         if not compared:
             raise InvalidInputError(
@@ -662,6 +676,9 @@ class FingerprintService:
         with self._uow(read_only=True) as uow:
             FlightService.served_in(uow, actor, flight_id)
             enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
+            # A citizen's prints (enrolled before the rule) are never searched.
+            citizens = self._citizens(uow, {f.traveler_id for f in enrolled})
+            enrolled = [f for f in enrolled if f.traveler_id not in citizens]
         probes = {p.finger: self._template(p) for p in prints}
         hits = self._watchlist_hits(probes)
         by_traveler: dict[str, list[FingerScore]] = {}

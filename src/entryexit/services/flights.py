@@ -34,6 +34,7 @@ from entryexit.domain.model import (
 )
 from entryexit.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from entryexit.services.audit import AuditTrail
+from entryexit.services.citizen_prints import drop_citizens_prints
 from entryexit.services.ports import Clock, ManifestStatus
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
@@ -370,6 +371,15 @@ class FlightService:
                 self._audit.record(
                     uow, "manifest replace", "ok", actor, "flight", flight_id, details
                 )
+                # A traveler the manifest now shows to be a citizen keeps no prints.
+                drop_citizens_prints(
+                    uow,
+                    uow.fingerprints.travelers_enrolled(flight_id),
+                    self._home_state,
+                    self._audit,
+                    actor,
+                    "manifest",
+                )
                 return change
 
             change = in_transaction(self._uow, swap)
@@ -453,6 +463,15 @@ class FlightService:
                     "held_by": conflict.held_by or "",
                 },
             )
+            if side is ConflictSide.PROPOSED and conflict.traveler_id:
+                drop_citizens_prints(
+                    uow,
+                    [conflict.traveler_id],
+                    self._home_state,
+                    self._audit,
+                    actor,
+                    "manifest conflict",
+                )
             return conflict
 
         return in_transaction(self._uow, resolve)

@@ -162,6 +162,13 @@ class SqlFingerprintRepository:
         ).all()
         return self._opened(rows)
 
+    def delete_of_traveler(self, traveler_id: str) -> int:
+        """Delete every enrolled finger of the traveler (any engine); returns how many."""
+        gone = self._session.execute(
+            delete(FingerprintTemplateRow).where(FingerprintTemplateRow.traveler_id == traveler_id)
+        )
+        return int(getattr(gone, "rowcount", 0) or 0)
+
     def purge_expired(self, now: datetime) -> int:
         gone = self._session.execute(
             delete(FingerprintTemplateRow).where(FingerprintTemplateRow.expires_at <= now)

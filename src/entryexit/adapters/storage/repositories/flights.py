@@ -445,6 +445,7 @@ class SqlFlightRepository:
                     created_at=row.created_at,
                     resolved_at=row.resolved_at,
                     resolution=ConflictSide(row.resolution) if row.resolution else None,
+                    traveler_id=row.traveler_id,
                 )
             )
         return conflicts

@@ -30,7 +30,7 @@ from entryexit.adapters.storage.tables import (
     TravelerRow,
     WatchlistEntryRow,
 )
-from entryexit.domain.model import CitizenshipClass
+from entryexit.domain.model import CitizenshipClass, DocumentType
 from entryexit.domain.policy import DataKind, Policy
 from entryexit.services.ports import TravelerErasure
 
@@ -162,6 +162,25 @@ def orphaned_conflicts() -> ColumnElement[bool]:
     """Manifest conflicts whose document is gone (purged): they held details a carrier
     proposed for it, and go with it."""
     return ~select(DocumentRow.id).where(DocumentRow.id == ManifestConflictRow.document_id).exists()
+
+
+def citizens_prints(home_state: str) -> ColumnElement[bool]:
+    """Enrolled fingers of a traveler whom a document shows to be a citizen: of the citizen
+    class, or holding a passport ``home_state`` issued (enrolled before the citizen rule, or
+    before the class changed; :meth:`TravelerProfile.citizen`'s clear-column half: a
+    nationality is sealed, so a citizen by nationality alone is refused at comparison and his
+    prints deleted when his details change)."""
+    return FingerprintTemplateRow.traveler_id.in_(
+        select(DocumentRow.traveler_id).where(
+            or_(
+                DocumentRow.citizenship_class == CitizenshipClass.CITIZEN.value,
+                and_(
+                    DocumentRow.document_type == DocumentType.PASSPORT.value,
+                    DocumentRow.issuing_state == home_state,
+                ),
+            )
+        )
+    )
 
 
 def _orphaned(traveler: SqlValue) -> tuple[ColumnElement[bool], ...]:
@@ -309,6 +328,22 @@ class SqlRetentionRepository:
         counts.update(self.purge_travelers(now, policy, sorted(named)))
         counts["staged_galleries"] = self._expire_galleries(now)
         return counts
+
+    def purge_citizens_prints(self, home_state: str, limit: int | None = None) -> int:
+        """Delete (at most ``limit``) enrolled fingers of travelers who are citizens: prints
+        are never kept of a citizen, whatever their expiry."""
+        self._without_jit()
+        due = citizens_prints(home_state)
+        if limit is None:
+            return self._delete(FingerprintTemplateRow, due)
+        picked = list(
+            self._session.scalars(select(FingerprintTemplateRow.id).where(due).limit(limit))
+        )
+        return (
+            self._delete(FingerprintTemplateRow, FingerprintTemplateRow.id.in_(picked))
+            if picked
+            else 0
+        )
 
     def biographic_due(self, now: datetime, policy: Policy, limit: int) -> list[str]:
         """Up to ``limit`` travelers with a document, a data key or the traveler record itself
