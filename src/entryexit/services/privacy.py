@@ -230,14 +230,16 @@ class PurgeService:
         while committed(batch):
             pass
 
-        def citizens(uow: UnitOfWork) -> dict[str, int]:
+        def citizens(uow: UnitOfWork) -> int:
             # Prints are never kept of a citizen (enrolled before the rule), whatever their
-            # expiry: counted as a kind of its own.
+            # expiry: a kind of its own, recorded (and totalled) when there were any.
             gone = uow.retention.purge_citizens_prints(self._home_state, self._batch_size)
-            return recorded({CITIZENS_PRINTS: gone}, uow) if gone else {CITIZENS_PRINTS: 0}
+            if gone:
+                recorded({CITIZENS_PRINTS: gone}, uow)
+            return gone
 
-        while committed(citizens):
-            pass
+        while gone := in_transaction(self._uow, citizens):
+            totals[CITIZENS_PRINTS] = totals.get(CITIZENS_PRINTS, 0) + gone
         while True:
             with self._uow(read_only=True) as reading:
                 due = reading.retention.biographic_due(now, policy, self._batch_size)
@@ -264,8 +266,8 @@ class PurgeService:
             raise InvalidInputError("no policy was in force then; choose a later date") from None
         with self._uow() as uow:  # left uncommitted
             counts = uow.retention.purge_expired(as_of, policy)
-            counts[CITIZENS_PRINTS] = uow.retention.purge_citizens_prints(self._home_state)
-            return counts
+            citizens = uow.retention.purge_citizens_prints(self._home_state)
+            return counts | ({CITIZENS_PRINTS: citizens} if citizens else {})
 
 
 ERASURE_REASONS = ("court_order", "mistaken_enrolment")

@@ -210,4 +210,4 @@ def test_a_citizens_prints_from_before_the_rule_are_never_compared_and_are_purge
     since = world.clock() - timedelta(days=1)
     report = world.privacy.report(since)
     assert report["purges"]["deleted"]["citizen_fingerprint_templates"] == 1  # type: ignore[index]
-    assert world.purge.run()["citizen_fingerprint_templates"] == 0
+    assert "citizen_fingerprint_templates" not in world.purge.run()
