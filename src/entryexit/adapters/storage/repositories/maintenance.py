@@ -326,6 +326,15 @@ class SqlRetentionRepository:
             )
             named.update(str(name) for row in picked for name in row[1:] if name is not None)
         counts.update(self.purge_travelers(now, policy, sorted(named)))
+        # Conflicts whose document an earlier purge deleted (before conflicts went with
+        # their documents): no batch names their traveler any more.
+        orphans = list(
+            session.scalars(select(ManifestConflictRow.id).where(orphaned_conflicts()).limit(limit))
+        )
+        if orphans:
+            counts["manifest_conflicts"] += self._delete(
+                ManifestConflictRow, ManifestConflictRow.id.in_(orphans)
+            )
         counts["staged_galleries"] = self._expire_galleries(now)
         return counts
 
