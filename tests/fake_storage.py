@@ -736,6 +736,11 @@ class _Flights(_Repository):
             document = t.documents.get(row.document)
             if document is None:
                 raise ConflictError("the document is gone (purged or erased): keep it instead")
+            if found[0].proposed is None:
+                raise ConflictError(
+                    "the proposed details can no longer be read (the traveler's data key"
+                    " changed since they were sealed): keep the details in force instead"
+                )
             document.details, document.sealed_under = row.proposed, row.sealed_under
             document.details_by = row.proposed_by
         row.resolved_at, row.resolution = now, side
