@@ -921,11 +921,11 @@ class FingerprintService:
         if submitted.ppi is None:
             raise InvalidInputError(f"finger {int(finger)}: an image needs its resolution (ppi)")
         image = decode_fingerprint(submitted.data, submitted.ppi)
-        quality = self.engine.assess(image)
-        if not quality.acceptable:
+        quality, template = self.engine.read(image, finger)  # one run of the extractor
+        if template is None:
             reasons = ", ".join(r.value for r in quality.reasons)
             raise InvalidInputError(f"finger {int(finger)}: recapture the print ({reasons})")
-        return self.engine.extract(image, finger, quality.score), image
+        return template, image
 
     def _template_from_record(self, data: bytes, finger: FingerPosition) -> FingerprintTemplate:
         """The view of an ISO/IEC 19794-2 record for ``finger`` (or its only view when the
