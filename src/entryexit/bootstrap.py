@@ -48,7 +48,7 @@ from entryexit.services.console import ConsoleService
 from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy
 from entryexit.services.crossings import CrossingService
 from entryexit.services.enrolment import EnrolmentService
-from entryexit.services.fingerprints import FingerprintService
+from entryexit.services.fingerprints import FingerprintService, FingerprintSlots
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.jobs import ADMISSIONS_JOB, FleetJobs, LocalJobLeases
@@ -527,6 +527,7 @@ def build_services(
         fingerprint_threshold,
         on_encounter=crossings.enqueue,
         max_watchlist_print_entries=settings.watchlist_print_entries_max,
+        slots=FingerprintSlots(settings.fingerprint_slots, settings.fingerprint_slot_wait_seconds),
         face_calibration=lambda: (
             thresholds.calibration.verification if thresholds.calibration else None
         ),

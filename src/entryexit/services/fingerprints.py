@@ -18,7 +18,8 @@ import struct
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -52,6 +53,7 @@ from entryexit.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    WorkerUnavailableError,
 )
 from entryexit.services.audit import AuditTrail
 from entryexit.services.console import OPEN_DECISIONS
@@ -86,6 +88,32 @@ Background = Callable[[Callable[[], None]], None]
 
 def _in_a_thread(work: Callable[[], None]) -> None:
     threading.Thread(target=work, name="fingerprint-preparation", daemon=True).start()
+
+
+class FingerprintSlots:
+    """At most ``count`` prints decoded, extracted or compared at once, over all requests
+    (``with slots.taken(): ...``), as the face engine's decode slots bound faces: one print of
+    255 minutiae costs seconds of CPU and hundreds of MiB (probe F2), and the thread pool
+    would otherwise run forty at once. A request waits at most ``wait`` seconds for a slot,
+    then is refused (503, Retry-After) with nothing done; background work waits its turn."""
+
+    def __init__(self, count: int = 2, wait: float = 10.0) -> None:
+        if count < 1:
+            raise ValueError("at least one fingerprint slot is needed")
+        self.count, self.wait = count, wait
+        self._semaphore = threading.BoundedSemaphore(count)
+
+    @contextmanager
+    def taken(self, background: bool = False) -> Iterator[None]:
+        if not self._semaphore.acquire(timeout=None if background else self.wait):
+            raise WorkerUnavailableError(
+                f"all {self.count} fingerprint slots are busy; send the prints again shortly",
+                retry_after=max(1.0, self.wait),
+            )
+        try:
+            yield
+        finally:
+            self._semaphore.release()
 
 
 class PrintFormat(StrEnum):
@@ -231,7 +259,9 @@ class FingerprintService:
             lambda engine: FINGERPRINT_CALIBRATION[engine]
         ),
         home_state: str = "UTO",
+        slots: FingerprintSlots | None = None,
     ) -> None:
+        self._slots = slots or FingerprintSlots()
         # The engine is opened on first use: a deployment without fingerprints never loads
         # the native library.
         self._engine_factory = engine
@@ -557,7 +587,8 @@ class FingerprintService:
             reference = self._reference(stored) if stored is not None else None
             pairs: tuple[tuple[int, int, float], ...] = ()
             if reference is not None and p.engine == self.engine.key:
-                pairs = self.engine.paired_minutiae(live, reference)
+                with self._slots.taken():
+                    pairs = self.engine.paired_minutiae(live, reference)
             views.append(
                 CasePrintView(
                     p.id,
@@ -785,9 +816,12 @@ class FingerprintService:
             common = [f for f in probes if f in listed]
             if not common:
                 continue
-            scores = [
-                float(np.asarray(engine.compare(probes[f], [listed[f]])).ravel()[0]) for f in common
-            ]
+            scores = []
+            for f in common:
+                with self._slots.taken():
+                    scores.append(
+                        float(np.asarray(engine.compare(probes[f], [listed[f]])).ravel()[0])
+                    )
             fused = fuse_fingers(scores, self._fusion)
             if fused >= threshold:
                 hits.append((entry_id, fused))
@@ -876,7 +910,9 @@ class FingerprintService:
         with self._uow(read_only=True) as uow:
             enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
         for stored in enrolled:
-            engine.prepare(self._reference(stored))
+            reference = self._reference(stored)
+            with self._slots.taken(background=True):
+                engine.prepare(reference)
         return len(enrolled)
 
     def wait_prepared(self, flight_id: str, timeout: float) -> bool:
@@ -888,9 +924,9 @@ class FingerprintService:
 
     def _score(self, probe: FingerprintTemplate, stored: StoredFingerprint) -> FingerScore:
         """One live finger against the same finger enrolled."""
-        (score,) = np.asarray(
-            self.engine.compare(probe, [self._reference(stored)]), dtype=np.float64
-        ).ravel()
+        reference = self._reference(stored)
+        with self._slots.taken():
+            (score,) = np.asarray(self.engine.compare(probe, [reference]), dtype=np.float64).ravel()
         return FingerScore(stored.finger, float(score))
 
     def _reference(self, stored: StoredFingerprint) -> FingerprintTemplate:
@@ -920,8 +956,10 @@ class FingerprintService:
             return self._template_from_record(submitted.data, finger), None
         if submitted.ppi is None:
             raise InvalidInputError(f"finger {int(finger)}: an image needs its resolution (ppi)")
-        image = decode_fingerprint(submitted.data, submitted.ppi)
-        quality, template = self.engine.read(image, finger)  # one run of the extractor
+        engine = self.engine
+        with self._slots.taken():
+            image = decode_fingerprint(submitted.data, submitted.ppi)
+            quality, template = engine.read(image, finger)  # one run of the extractor
         if template is None:
             reasons = ", ".join(r.value for r in quality.reasons)
             raise InvalidInputError(f"finger {int(finger)}: recapture the print ({reasons})")

@@ -3,6 +3,7 @@ what is kept, what an officer learns, and when prints are deleted."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -11,8 +12,14 @@ import pytest
 from entryexit.domain.access import Principal, Role
 from entryexit.domain.fingerprints import FingerprintDecision
 from entryexit.domain.model import CitizenshipClass, ConflictSide, DocumentKey, EncounterMethod
-from entryexit.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from entryexit.services.fingerprints import SubmittedPrint
+from entryexit.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    WorkerUnavailableError,
+)
+from entryexit.services.fingerprints import FingerprintSlots, SubmittedPrint
 from tests.fakes import fake_print
 from tests.unit.services.world import (
     AUDITOR,
@@ -20,6 +27,7 @@ from tests.unit.services.world import (
     GATE,
     OFFICER,
     OTHER_CARRIER_OFFICER,
+    SUPERVISOR,
     World,
     traveler,
 )
@@ -211,3 +219,30 @@ def test_a_citizens_prints_from_before_the_rule_are_never_compared_and_are_purge
     report = world.privacy.report(since)
     assert report["purges"]["deleted"]["citizen_fingerprint_templates"] == 1  # type: ignore[index]
     assert "citizen_fingerprint_templates" not in world.purge.run()
+
+
+def test_prints_beyond_the_slots_wait_a_bounded_time_then_are_refused_busy() -> None:
+    """Probe F2: forty threads could each run a costly print at once. With every slot taken
+    (another request's print being read or compared), a request waits, then is refused with
+    a time to retry, having stored and recorded nothing."""
+    world = world_with(traveler("V1"))
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    slots = FingerprintSlots(1, wait=0.05)
+    world.fingerprints._slots = slots  # the wiring's setting, made small
+    recorded = len(world.actions())
+    with slots.taken():
+        for attempt in (
+            lambda: world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)]),
+            lambda: world.fingerprints.enrol(
+                SUPERVISOR, VISITOR, [finger(2, 40)], reason="injured_finger"
+            ),
+        ):
+            started = time.monotonic()
+            with pytest.raises(WorkerUnavailableError, match="slots are busy") as refused:
+                attempt()
+            assert time.monotonic() - started >= 0.05
+            assert refused.value.retry_after >= 1
+    assert len(world.actions()) == recorded
+    assert world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)]).decision is (
+        FingerprintDecision.MATCH
+    )
