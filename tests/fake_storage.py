@@ -1550,6 +1550,24 @@ class _Fingerprints(_Repository):
             del t.fingerprints[key]
         return len(due)
 
+    def citizens_enrolled(self, flight_id: str, home_state: str) -> frozenset[str]:
+        t = self._r()
+        aboard = {e.traveler_id for e in t.manifests.get(flight_id, {}).values()}
+        return frozenset(
+            doc.traveler_id
+            for key, doc in t.documents.items()
+            if doc.traveler_id in aboard
+            and any(traveler == doc.traveler_id for traveler, _, _ in t.fingerprints)
+            and doc.details is not None
+            and (
+                doc.details.citizenship_class is CitizenshipClass.CITIZEN
+                or (
+                    doc.details.document_type is DocumentType.PASSPORT
+                    and key.issuing_state == home_state
+                )
+            )
+        )
+
     def delete_of_traveler(self, traveler_id: str) -> int:
         t = self._w()
         theirs = [key for key in t.fingerprints if key[0] == traveler_id]

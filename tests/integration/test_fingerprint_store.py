@@ -69,3 +69,25 @@ def test_citizens_prints_are_found_by_class_or_home_passport_and_purged(
     enrol(store, NUMBER)
     assert store.write(lambda uow: uow.retention.purge_citizens_prints("UTO")) == 1
     assert store.read(lambda uow: uow.fingerprints.of_traveler(ids["foreign"], "nbis-mcc-v1")) == []
+
+
+def test_the_flights_citizens_with_prints_are_found_without_opening_anything(
+    store: RepositoryDriver,
+) -> None:
+    ids = board(store)
+    enrol(store, NUMBER)
+    citizens = lambda uow: uow.fingerprints.citizens_enrolled("f1", "UTO")  # noqa: E731
+    assert store.read(citizens) == frozenset()  # the citizen C1 has no prints
+    enrol(store, "C1")  # before the rule: a home passport holder's prints
+    assert store.read(citizens) == {ids["citizen"]}
+    dual = replace(
+        person(NUMBER, CitizenshipClass.FOREIGN_NATIONAL),
+        citizenship_class=CitizenshipClass.CITIZEN,
+    )
+    store.replace_manifest("f1", [person("C1", CitizenshipClass.CITIZEN), dual], DEPARTURE)
+    assert store.read(citizens) == {ids["citizen"], ids["foreign"]}
+    assert store.read(lambda uow: uow.fingerprints.citizens_enrolled("f1", "XYZ")) == {
+        ids["citizen"],
+        ids["foreign"],
+    }
+    assert store.read(lambda uow: uow.fingerprints.citizens_enrolled("nope", "UTO")) == frozenset()

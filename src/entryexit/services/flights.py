@@ -371,10 +371,12 @@ class FlightService:
                 self._audit.record(
                     uow, "manifest replace", "ok", actor, "flight", flight_id, details
                 )
-                # A traveler the manifest now shows to be a citizen keeps no prints.
+                # A traveler the manifest now shows to be a citizen keeps no prints (found by
+                # clear columns: a manifest cannot state a home-state national or passport
+                # holder anything but a citizen, so a change to one is a stored class).
                 drop_citizens_prints(
                     uow,
-                    uow.fingerprints.travelers_enrolled(flight_id),
+                    uow.fingerprints.citizens_enrolled(flight_id, self._home_state),
                     self._home_state,
                     self._audit,
                     actor,

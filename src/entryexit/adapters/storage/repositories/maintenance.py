@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, tup
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from entryexit.adapters.storage.repositories.captures import capture_owner
+from entryexit.adapters.storage.repositories.fingerprints import citizen_travelers
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
     AdmissionRow,
@@ -30,7 +31,7 @@ from entryexit.adapters.storage.tables import (
     TravelerRow,
     WatchlistEntryRow,
 )
-from entryexit.domain.model import CitizenshipClass, DocumentType
+from entryexit.domain.model import CitizenshipClass
 from entryexit.domain.policy import DataKind, Policy
 from entryexit.services.ports import TravelerErasure
 
@@ -165,22 +166,9 @@ def orphaned_conflicts() -> ColumnElement[bool]:
 
 
 def citizens_prints(home_state: str) -> ColumnElement[bool]:
-    """Enrolled fingers of a traveler whom a document shows to be a citizen: of the citizen
-    class, or holding a passport ``home_state`` issued (enrolled before the citizen rule, or
-    before the class changed; :meth:`TravelerProfile.citizen`'s clear-column half: a
-    nationality is sealed, so a citizen by nationality alone is refused at comparison and his
-    prints deleted when his details change)."""
-    return FingerprintTemplateRow.traveler_id.in_(
-        select(DocumentRow.traveler_id).where(
-            or_(
-                DocumentRow.citizenship_class == CitizenshipClass.CITIZEN.value,
-                and_(
-                    DocumentRow.document_type == DocumentType.PASSPORT.value,
-                    DocumentRow.issuing_state == home_state,
-                ),
-            )
-        )
-    )
+    """Enrolled fingers of a traveler whom a stored document shows to be a citizen (enrolled
+    before the citizen rule, or before the class changed)."""
+    return FingerprintTemplateRow.traveler_id.in_(citizen_travelers(home_state))
 
 
 def _orphaned(traveler: SqlValue) -> tuple[ColumnElement[bool], ...]:
