@@ -573,9 +573,12 @@ class FingerprintService:
             kept = [
                 p for p in uow.fingerprints.case_prints(capture_id) if p.officer_id == actor.key_id
             ]
+            # A citizen's enrolled prints (from before the rule) are not drawn or paired.
+            citizens = self._citizens(uow, {p.traveler_id for p in kept})
             enrolled = {
                 (stored.traveler_id, stored.engine, stored.finger): stored
                 for traveler, engine in {(p.traveler_id, p.engine) for p in kept}
+                if traveler not in citizens
                 for stored in uow.fingerprints.of_traveler(traveler, engine)
             }
         if not kept:
