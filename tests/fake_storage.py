@@ -719,6 +719,7 @@ class _Flights(_Repository):
                     created_at=row.created_at,
                     resolved_at=row.resolved_at,
                     resolution=row.resolution,
+                    traveler_id=row.traveler_id,
                 )
             )
         return found
@@ -735,6 +736,11 @@ class _Flights(_Repository):
             document = t.documents.get(row.document)
             if document is None:
                 raise ConflictError("the document is gone (purged or erased): keep it instead")
+            if found[0].proposed is None:
+                raise ConflictError(
+                    "the proposed details can no longer be read (the traveler's data key"
+                    " changed since they were sealed): keep the details in force instead"
+                )
             document.details, document.sealed_under = row.proposed, row.sealed_under
             document.details_by = row.proposed_by
         row.resolved_at, row.resolution = now, side
@@ -1544,6 +1550,31 @@ class _Fingerprints(_Repository):
             del t.fingerprints[key]
         return len(due)
 
+    def citizens_enrolled(self, flight_id: str, home_state: str) -> frozenset[str]:
+        t = self._r()
+        aboard = {e.traveler_id for e in t.manifests.get(flight_id, {}).values()}
+        return frozenset(
+            doc.traveler_id
+            for key, doc in t.documents.items()
+            if doc.traveler_id in aboard
+            and any(traveler == doc.traveler_id for traveler, _, _ in t.fingerprints)
+            and doc.details is not None
+            and (
+                doc.details.citizenship_class is CitizenshipClass.CITIZEN
+                or (
+                    doc.details.document_type is DocumentType.PASSPORT
+                    and key.issuing_state == home_state
+                )
+            )
+        )
+
+    def delete_of_traveler(self, traveler_id: str) -> int:
+        t = self._w()
+        theirs = [key for key in t.fingerprints if key[0] == traveler_id]
+        for key in theirs:
+            del t.fingerprints[key]
+        return len(theirs)
+
     def of_traveler(self, traveler_id: str, engine: str) -> list[StoredFingerprint]:
         t = self._r()
         if traveler_id not in t.data_keys:
@@ -1772,6 +1803,26 @@ class _Retention(_Repository):
 
     def refresh_statistics(self) -> list[str]:
         return []  # no planner here
+
+    def purge_citizens_prints(self, home_state: str, limit: int | None = None) -> int:
+        t = self._w()
+        citizens = {
+            doc.traveler_id
+            for key, doc in t.documents.items()
+            if doc.details is not None
+            and (
+                doc.details.citizenship_class is CitizenshipClass.CITIZEN
+                or (
+                    doc.details.document_type is DocumentType.PASSPORT
+                    and key.issuing_state == home_state
+                )
+            )
+        }
+        due = [key for key in t.fingerprints if key[0] in citizens]
+        due = due if limit is None else due[:limit]
+        for key in due:
+            del t.fingerprints[key]
+        return len(due)
 
     def biographic_due(self, now: datetime, policy: Policy, limit: int) -> list[str]:
         t = self._r()

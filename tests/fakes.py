@@ -210,6 +210,10 @@ class FakeFingerprintEngine:
         ).astype(np.float64)
         return FingerprintTemplate(TemplateSource.MINDTCT, finger, 100, 100, minutiae, quality)
 
+    def read(self, image: Any, finger: Any) -> Any:
+        quality = self.assess(image)
+        return quality, self.extract(image, finger, quality.score) if quality.acceptable else None
+
     def from_iso_minutiae(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("the fake reads images only")
 

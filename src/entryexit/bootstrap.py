@@ -48,7 +48,7 @@ from entryexit.services.console import ConsoleService
 from entryexit.services.console_accounts import ConsoleAccounts, SessionPolicy
 from entryexit.services.crossings import CrossingService
 from entryexit.services.enrolment import EnrolmentService
-from entryexit.services.fingerprints import FingerprintService
+from entryexit.services.fingerprints import FingerprintService, FingerprintSlots
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.jobs import ADMISSIONS_JOB, FleetJobs, LocalJobLeases
@@ -313,7 +313,14 @@ def check_restored_database(settings: Settings) -> RestoredDatabase:
 
 def build_purge(records: Records, clock: Clock = utc_now) -> PurgeService:
     """The purge as a command runs it: no face model, no galleries in this process."""
-    return PurgeService(records.uow, clock, records.audit, None, records.policies)
+    return PurgeService(
+        records.uow,
+        clock,
+        records.audit,
+        None,
+        records.policies,
+        home_state=records.settings.home_state,
+    )
 
 
 def build_erasure(records: Records, clock: Clock = utc_now) -> ErasureService:
@@ -522,6 +529,7 @@ def build_services(
         fingerprint_threshold,
         on_encounter=crossings.enqueue,
         max_watchlist_print_entries=settings.watchlist_print_entries_max,
+        slots=FingerprintSlots(settings.fingerprint_slots, settings.fingerprint_slot_wait_seconds),
         face_calibration=lambda: (
             thresholds.calibration.verification if thresholds.calibration else None
         ),
@@ -553,7 +561,9 @@ def build_services(
         checkpoints=records.checkpoints,
         policies=policies,
         opt_outs=opt_outs,
-        purge=PurgeService(uow_factory, clock, audit, galleries, policies),
+        purge=PurgeService(
+            uow_factory, clock, audit, galleries, policies, home_state=settings.home_state
+        ),
         erasure=ErasureService(uow_factory, clock, audit, galleries),
         privacy=records.privacy,
         verifications=VerificationService(

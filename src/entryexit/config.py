@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # Every officer check with a flight compares the live prints with every listed print
     # entry (about 1 ms of CPU a finger each): the list's size is its cost.
     watchlist_print_entries_max: int = Field(default=500, ge=0, le=100_000)
+    # Prints decoded, extracted or compared at once, over all requests (a 255-minutia print
+    # costs seconds of CPU and hundreds of MiB: probe F2); a request waits at most
+    # fingerprint_slot_wait_seconds for a free slot, then gets 503 with Retry-After.
+    fingerprint_slots: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    fingerprint_slot_wait_seconds: float = Field(default=10.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)

@@ -194,3 +194,36 @@ def test_the_fast_leader_profile_finds_the_exported_profiles_minutiae(fvc: Path)
     # Same places in the full image's frame (the crop's offset is added back).
     assert (distance <= 2.0).mean() >= 0.9
     assert abs(got.shape[0] - want.shape[0]) <= 0.1 * want.shape[0]
+
+
+def test_one_read_gives_the_quality_and_template_bytes_of_assess_then_extract(
+    fp_engine: MinutiaeFingerprintEngine, fvc: Path
+) -> None:
+    """The service reads a print once (probe M5: mindtct ran twice); what it enrols and
+    compares must not change: the same quality and byte-identical templates, on prints of
+    both FVC2002 sensors in this set, and a blank one is refused the same way."""
+    for db, name in (
+        ("DB1_B", "101_1"),
+        ("DB1_B", "105_2"),
+        ("DB2_B", "103_1"),
+        ("DB2_B", "110_8"),
+    ):
+        image = decode_fingerprint((fvc / db / f"{name}.tif").read_bytes(), 500)
+        quality, template = fp_engine.read(image, FingerPosition.LEFT_INDEX)
+        assessed = fp_engine.assess(image)
+        assert quality == assessed
+        assert template is not None
+        extracted = fp_engine.extract(image, FingerPosition.LEFT_INDEX, assessed.score)
+        assert template.to_bytes() == extracted.to_bytes()
+    blank = decode_fingerprint(_white_png(), 500)
+    quality, template = fp_engine.read(blank, FingerPosition.LEFT_INDEX)
+    assert (quality, template) == (fp_engine.assess(blank), None)
+    assert not quality.acceptable
+
+
+def _white_png() -> bytes:
+    import cv2
+
+    ok, data = cv2.imencode(".png", np.full((400, 400), 255, dtype=np.uint8))
+    assert ok
+    return bytes(data.tobytes())

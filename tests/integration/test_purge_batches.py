@@ -292,3 +292,43 @@ def test_statistics_autovacuum_has_not_caught_up_with_are_refreshed_once(engine:
     # Never analyzed after the bulk insert: the purge's tables that hold the backlog.
     assert {"travelers", "documents", "manifest_entries", "data_keys"} <= set(first)
     assert refresh() == []  # analyzed now: nothing more to do until the data changes
+
+
+def _orphaned_conflicts(engine: Engine, count: int) -> None:
+    """Conflicts of documents an earlier purge deleted (before conflicts went with them):
+    no batch names their traveler any more."""
+    with engine.begin() as connection:
+        connection.execute(
+            insert(ManifestConflictRow),
+            [
+                {
+                    "id": f"orphan{i}",
+                    "document_id": f"gone{i}",
+                    "traveler_id": f"gone-traveler{i}",
+                    "flight_id": "old",
+                    "proposed_by": "ZZ",
+                    "held_by": "EE",
+                    "personal": b"sealed under a shredded key",
+                    "citizenship_class": "foreign_national",
+                    "created_at": LONG_AGO,
+                }
+                for i in range(count)
+            ],
+        )
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_conflicts_orphaned_by_earlier_purges_are_purged_and_reported(
+    engine: Engine, batched: bool
+) -> None:
+    _orphaned_conflicts(engine, BATCH + 2)  # more than one batch
+    purge, _, report = _purge(engine)
+    if not batched:  # the whole purge in one transaction, as the preview runs it
+        assert purge.preview(NOW)["manifest_conflicts"] == DUE + BATCH + 2
+        return
+    totals = purge.run()
+    assert totals["manifest_conflicts"] == DUE + BATCH + 2
+    assert _held(engine)["manifest_conflicts"] == 0
+    privacy = report.report(LONG_AGO)
+    deleted = privacy["purges"]["deleted"]  # type: ignore[index]
+    assert deleted["manifest_conflicts"] == DUE + BATCH + 2

@@ -49,11 +49,23 @@ _REFERS_IN_BODY = {("POST", "/v1/verifications"), ("GET", "/v1/reports/overstays
 _DEPENDENCY = {("GET", "/readyz")}
 # Operations handed to a bounded pool of worker processes: 503 with Retry-After when every
 # worker is busy, or the one given the work died or ran out of time (nothing changed).
-_WORKERS = {("PUT", "/v1/flights/{flight_id}/manifest")}
 _WORKERS_BUSY = (
     "The manifest workers are all busy, or the one processing this manifest stopped or ran"
     " out of time: nothing was changed; send it again after Retry-After seconds"
 )
+# Operations that read or compare prints in the bounded fingerprint slots (503 with
+# Retry-After when every slot stayed busy for the wait allowed).
+_SLOTS_BUSY = (
+    "Every fingerprint slot stayed busy (prints being read or compared for other requests):"
+    " nothing was changed; send it again after Retry-After seconds"
+)
+_WORKERS = {
+    ("PUT", "/v1/flights/{flight_id}/manifest"): _WORKERS_BUSY,
+    ("POST", "/v1/documents/fingerprints"): _SLOTS_BUSY,
+    ("POST", "/v1/fingerprint-verifications"): _SLOTS_BUSY,
+    ("POST", "/v1/flights/{flight_id}/fingerprint-searches"): _SLOTS_BUSY,
+    ("POST", "/v1/watchlist/fingerprints"): _SLOTS_BUSY,
+}
 
 
 def _problem(status: int) -> dict[str, Any]:
@@ -62,9 +74,9 @@ def _problem(status: int) -> dict[str, Any]:
     return {"description": _WHY[status], "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 
 
-def _workers_busy() -> dict[str, Any]:
+def _workers_busy(description: str) -> dict[str, Any]:
     return {
-        "description": _WORKERS_BUSY,
+        "description": description,
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
     }
@@ -98,6 +110,7 @@ def document_responses(router: APIRouter) -> APIRouter:
         for method in route.methods or ():
             for status in statuses(method, route.path, route):
                 route.responses.setdefault(status, _problem(status))
-            if (method, route.path) in _WORKERS:
-                route.responses.setdefault(503, _workers_busy())
+            busy = _WORKERS.get((method, route.path))
+            if busy is not None:
+                route.responses.setdefault(503, _workers_busy(busy))
     return router

@@ -139,6 +139,8 @@ class ManifestConflict:
     created_at: datetime
     resolved_at: datetime | None = None
     resolution: ConflictSide | None = None
+    # The document's traveler (not shown: the API names the document).
+    traveler_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

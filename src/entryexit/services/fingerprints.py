@@ -18,7 +18,8 @@ import struct
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -52,6 +53,7 @@ from entryexit.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    WorkerUnavailableError,
 )
 from entryexit.services.audit import AuditTrail
 from entryexit.services.console import OPEN_DECISIONS
@@ -86,6 +88,32 @@ Background = Callable[[Callable[[], None]], None]
 
 def _in_a_thread(work: Callable[[], None]) -> None:
     threading.Thread(target=work, name="fingerprint-preparation", daemon=True).start()
+
+
+class FingerprintSlots:
+    """At most ``count`` prints decoded, extracted or compared at once, over all requests
+    (``with slots.taken(): ...``), as the face engine's decode slots bound faces: one print of
+    255 minutiae costs seconds of CPU and hundreds of MiB (probe F2), and the thread pool
+    would otherwise run forty at once. A request waits at most ``wait`` seconds for a slot,
+    then is refused (503, Retry-After) with nothing done; background work waits its turn."""
+
+    def __init__(self, count: int = 2, wait: float = 10.0) -> None:
+        if count < 1:
+            raise ValueError("at least one fingerprint slot is needed")
+        self.count, self.wait = count, wait
+        self._semaphore = threading.BoundedSemaphore(count)
+
+    @contextmanager
+    def taken(self, background: bool = False) -> Iterator[None]:
+        if not self._semaphore.acquire(timeout=None if background else self.wait):
+            raise WorkerUnavailableError(
+                f"all {self.count} fingerprint slots are busy; send the prints again shortly",
+                retry_after=max(1.0, self.wait),
+            )
+        try:
+            yield
+        finally:
+            self._semaphore.release()
 
 
 class PrintFormat(StrEnum):
@@ -231,7 +259,9 @@ class FingerprintService:
             lambda engine: FINGERPRINT_CALIBRATION[engine]
         ),
         home_state: str = "UTO",
+        slots: FingerprintSlots | None = None,
     ) -> None:
+        self._slots = slots or FingerprintSlots()
         # The engine is opened on first use: a deployment without fingerprints never loads
         # the native library.
         self._engine_factory = engine
@@ -287,7 +317,7 @@ class FingerprintService:
             profile = _profile(uow, document)
         citizenship, born = profile.citizenship_class, profile.date_of_birth
         age = age_on(born, now.date()) if born else None
-        if profile.home_state_citizen(self._home_state) or not rules.takes_prints(citizenship, age):
+        if profile.citizen(self._home_state) or not rules.takes_prints(citizenship, age):
             raise ConflictError(
                 f"the policy in force ({policy.version}) takes no fingerprints from this traveler"
             )
@@ -347,6 +377,12 @@ class FingerprintService:
             tuple(EnrolledFinger(int(t.finger), t.quality) for t in templates),
         )
 
+    def _citizens(self, uow: UnitOfWork, traveler_ids: set[str]) -> frozenset[str]:
+        """Those of ``traveler_ids`` who are citizens (the one rule enrolment applies)."""
+        return frozenset(
+            t for t in traveler_ids if uow.travelers.profile(t).citizen(self._home_state)
+        )
+
     # --- the officer's 1:1 -----------------------------------------------------------------
     def verify(
         self,
@@ -380,8 +416,16 @@ class FingerprintService:
         engine = self.engine
         with self._uow(read_only=True) as uow:
             enrolled = {f.finger: f for f in uow.fingerprints.of_document(document, engine.key)}
+            citizen = bool(self._citizens(uow, {f.traveler_id for f in enrolled.values()}))
         if not enrolled:
             raise NotFoundError("no fingerprints are enrolled for this document")
+        if citizen:
+            # Enrolled before the citizen rule, or before a manifest showed the class: never
+            # compared (the retention purge deletes them).
+            raise ConflictError(
+                "this document's holder is a citizen: prints enrolled for them are not used"
+                " (they are deleted at the next purge)"
+            )
         compared = [p for p in prints if p.finger in enrolled]
         if not compared:
             raise InvalidInputError(
@@ -529,9 +573,12 @@ class FingerprintService:
             kept = [
                 p for p in uow.fingerprints.case_prints(capture_id) if p.officer_id == actor.key_id
             ]
+            # A citizen's enrolled prints (from before the rule) are not drawn or paired.
+            citizens = self._citizens(uow, {p.traveler_id for p in kept})
             enrolled = {
                 (stored.traveler_id, stored.engine, stored.finger): stored
                 for traveler, engine in {(p.traveler_id, p.engine) for p in kept}
+                if traveler not in citizens
                 for stored in uow.fingerprints.of_traveler(traveler, engine)
             }
         if not kept:
@@ -543,7 +590,8 @@ class FingerprintService:
             reference = self._reference(stored) if stored is not None else None
             pairs: tuple[tuple[int, int, float], ...] = ()
             if reference is not None and p.engine == self.engine.key:
-                pairs = self.engine.paired_minutiae(live, reference)
+                with self._slots.taken():
+                    pairs = self.engine.paired_minutiae(live, reference)
             views.append(
                 CasePrintView(
                     p.id,
@@ -662,6 +710,9 @@ class FingerprintService:
         with self._uow(read_only=True) as uow:
             FlightService.served_in(uow, actor, flight_id)
             enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
+            # A citizen's prints (enrolled before the rule) are never searched.
+            citizens = self._citizens(uow, {f.traveler_id for f in enrolled})
+            enrolled = [f for f in enrolled if f.traveler_id not in citizens]
         probes = {p.finger: self._template(p) for p in prints}
         hits = self._watchlist_hits(probes)
         by_traveler: dict[str, list[FingerScore]] = {}
@@ -768,9 +819,12 @@ class FingerprintService:
             common = [f for f in probes if f in listed]
             if not common:
                 continue
-            scores = [
-                float(np.asarray(engine.compare(probes[f], [listed[f]])).ravel()[0]) for f in common
-            ]
+            scores = []
+            for f in common:
+                with self._slots.taken():
+                    scores.append(
+                        float(np.asarray(engine.compare(probes[f], [listed[f]])).ravel()[0])
+                    )
             fused = fuse_fingers(scores, self._fusion)
             if fused >= threshold:
                 hits.append((entry_id, fused))
@@ -859,7 +913,9 @@ class FingerprintService:
         with self._uow(read_only=True) as uow:
             enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
         for stored in enrolled:
-            engine.prepare(self._reference(stored))
+            reference = self._reference(stored)
+            with self._slots.taken(background=True):
+                engine.prepare(reference)
         return len(enrolled)
 
     def wait_prepared(self, flight_id: str, timeout: float) -> bool:
@@ -871,9 +927,9 @@ class FingerprintService:
 
     def _score(self, probe: FingerprintTemplate, stored: StoredFingerprint) -> FingerScore:
         """One live finger against the same finger enrolled."""
-        (score,) = np.asarray(
-            self.engine.compare(probe, [self._reference(stored)]), dtype=np.float64
-        ).ravel()
+        reference = self._reference(stored)
+        with self._slots.taken():
+            (score,) = np.asarray(self.engine.compare(probe, [reference]), dtype=np.float64).ravel()
         return FingerScore(stored.finger, float(score))
 
     def _reference(self, stored: StoredFingerprint) -> FingerprintTemplate:
@@ -903,12 +959,14 @@ class FingerprintService:
             return self._template_from_record(submitted.data, finger), None
         if submitted.ppi is None:
             raise InvalidInputError(f"finger {int(finger)}: an image needs its resolution (ppi)")
-        image = decode_fingerprint(submitted.data, submitted.ppi)
-        quality = self.engine.assess(image)
-        if not quality.acceptable:
+        engine = self.engine
+        with self._slots.taken():
+            image = decode_fingerprint(submitted.data, submitted.ppi)
+            quality, template = engine.read(image, finger)  # one run of the extractor
+        if template is None:
             reasons = ", ".join(r.value for r in quality.reasons)
             raise InvalidInputError(f"finger {int(finger)}: recapture the print ({reasons})")
-        return self.engine.extract(image, finger, quality.score), image
+        return template, image
 
     def _template_from_record(self, data: bytes, finger: FingerPosition) -> FingerprintTemplate:
         """The view of an ISO/IEC 19794-2 record for ``finger`` (or its only view when the

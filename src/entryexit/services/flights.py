@@ -34,6 +34,7 @@ from entryexit.domain.model import (
 )
 from entryexit.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from entryexit.services.audit import AuditTrail
+from entryexit.services.citizen_prints import drop_citizens_prints
 from entryexit.services.ports import Clock, ManifestStatus
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
@@ -370,6 +371,17 @@ class FlightService:
                 self._audit.record(
                     uow, "manifest replace", "ok", actor, "flight", flight_id, details
                 )
+                # A traveler the manifest now shows to be a citizen keeps no prints (found by
+                # clear columns: a manifest cannot state a home-state national or passport
+                # holder anything but a citizen, so a change to one is a stored class).
+                drop_citizens_prints(
+                    uow,
+                    uow.fingerprints.citizens_enrolled(flight_id, self._home_state),
+                    self._home_state,
+                    self._audit,
+                    actor,
+                    "manifest",
+                )
                 return change
 
             change = in_transaction(self._uow, swap)
@@ -453,6 +465,15 @@ class FlightService:
                     "held_by": conflict.held_by or "",
                 },
             )
+            if side is ConflictSide.PROPOSED and conflict.traveler_id:
+                drop_citizens_prints(
+                    uow,
+                    [conflict.traveler_id],
+                    self._home_state,
+                    self._audit,
+                    actor,
+                    "manifest conflict",
+                )
             return conflict
 
         return in_transaction(self._uow, resolve)

@@ -351,6 +351,14 @@ class TravelerProfile:
         whatever class a manifest stored."""
         return self.nationality == home_state or home_state in self.passport_states
 
+    def citizen(self, home_state: str) -> bool:
+        """Whether the traveler is a citizen, whose prints are never taken nor kept nor
+        compared: by the stored class, or as :meth:`home_state_citizen` shows (prints
+        enrolled before the class was checked, or before it changed, included)."""
+        return self.citizenship_class is CitizenshipClass.CITIZEN or self.home_state_citizen(
+            home_state
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TravelerErasure:

@@ -168,6 +168,10 @@ class OptOutService:
 PURGE_BATCH_SIZE = 200
 
 
+# The purge's kind for enrolled prints of citizens (deleted whatever their expiry).
+CITIZENS_PRINTS = "citizen_fingerprint_templates"
+
+
 class PurgeService:
     def __init__(
         self,
@@ -177,6 +181,7 @@ class PurgeService:
         galleries: GalleryService | None,
         policies: PolicyService,
         batch_size: int = PURGE_BATCH_SIZE,
+        home_state: str = "UTO",
     ) -> None:
         if batch_size < 1:
             raise ValueError("a purge batch deletes at least one row of each kind")
@@ -186,6 +191,7 @@ class PurgeService:
         self._galleries = galleries
         self._policies = policies
         self._batch_size = batch_size
+        self._home_state = home_state
 
     def run(self) -> dict[str, int]:
         """Delete what has expired and record how much of each kind (never whose), in batches
@@ -223,6 +229,17 @@ class PurgeService:
 
         while committed(batch):
             pass
+
+        def citizens(uow: UnitOfWork) -> int:
+            # Prints are never kept of a citizen (enrolled before the rule), whatever their
+            # expiry: a kind of its own, recorded (and totalled) when there were any.
+            gone = uow.retention.purge_citizens_prints(self._home_state, self._batch_size)
+            if gone:
+                recorded({CITIZENS_PRINTS: gone}, uow)
+            return gone
+
+        while gone := in_transaction(self._uow, citizens):
+            totals[CITIZENS_PRINTS] = totals.get(CITIZENS_PRINTS, 0) + gone
         while True:
             with self._uow(read_only=True) as reading:
                 due = reading.retention.biographic_due(now, policy, self._batch_size)
@@ -247,8 +264,10 @@ class PurgeService:
             policy = self._policies.in_force(as_of)
         except NotFoundError:
             raise InvalidInputError("no policy was in force then; choose a later date") from None
-        with self._uow() as uow:
-            return uow.retention.purge_expired(as_of, policy)  # left uncommitted
+        with self._uow() as uow:  # left uncommitted
+            counts = uow.retention.purge_expired(as_of, policy)
+            citizens = uow.retention.purge_citizens_prints(self._home_state)
+            return counts | ({CITIZENS_PRINTS: citizens} if citizens else {})
 
 
 ERASURE_REASONS = ("court_order", "mistaken_enrolment")

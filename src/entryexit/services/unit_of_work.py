@@ -441,6 +441,11 @@ class RetentionRepository(Protocol):
         lag far behind the data (PostgreSQL after a bulk import); the tables refreshed."""
         ...
 
+    def purge_citizens_prints(self, home_state: str, limit: int | None = None) -> int:
+        """Delete (at most ``limit``) enrolled fingers of travelers a document shows to be
+        citizens (the citizen class, or a passport ``home_state`` issued)."""
+        ...
+
     def biographic_due(self, now: datetime, policy: Policy, limit: int) -> list[str]:
         """Up to ``limit`` travelers with a document, data key or traveler record due at
         ``now`` (a read: made in a read-only unit of work, outside the write lock)."""
@@ -508,6 +513,15 @@ class FingerprintRepository(Protocol):
         ...
 
     def purge_expired(self, now: datetime) -> int: ...
+    def citizens_enrolled(self, flight_id: str, home_state: str) -> frozenset[str]:
+        """The flight's travelers (manifest in force) with prints whom a stored document shows
+        to be citizens (class ``citizen``, or a passport ``home_state`` issued); nothing
+        sealed is opened."""
+        ...
+
+    def delete_of_traveler(self, traveler_id: str) -> int:
+        """Delete every enrolled finger of the traveler (any engine); returns how many."""
+        ...
 
     # --- live prints kept on a console case ----------------------------------------------
     def keep_case_print(self, kept: CasePrint, now: datetime) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from entryexit.adapters.storage.tables import DocumentRow, FingerprintTemplateRow, ManifestEntryRow
 from entryexit.biometrics.fingerprints import FingerprintTemplate, TemplateFormatError
 from entryexit.domain.access import Role
+from entryexit.services.fingerprints import FingerprintSlots
 from tests.conftest import REPO_ROOT, lfw_image
 from tests.integration.api.conftest import (
     FOREIGN_STATE,
@@ -429,3 +430,68 @@ def test_an_officer_cannot_silently_replace_enrolled_prints(api: Api, fvc: Path)
     actions = [e["action"] for e in events]
     assert actions.count("fingerprint enrol") == 1
     assert actions.count("fingerprint re-enrol") == 1
+
+
+def test_prints_of_a_traveler_shown_to_be_a_citizen_are_deleted_and_never_compared(
+    api: Api, fvc: Path
+) -> None:
+    """Probe F1 part 3, through the API on the real engine: prints enrolled while the stored
+    class said foreign national are refused at the 1:1 and left out of a search once it says
+    citizen (data from before the rule), and a manifest that shows the traveler to be a
+    citizen deletes them in its own transaction (audited with a count)."""
+    flight = api.create_flight()
+    url = f"/v1/flights/{flight['id']}/manifest"
+    rows = [manifest_row("FP1", "VISITOR"), manifest_row("FP2", "OTHER")]
+    assert api.client.put(url, json=rows, headers=api.headers("admin")).status_code == 200
+    travelers = {}
+    for number, name in (("FP1", "101_1"), ("FP2", "102_1")):
+        enrolled = send(api, "/v1/documents/fingerprints", prints(fvc, name), [2], number)
+        assert enrolled.status_code == 201, enrolled.text
+        travelers[number] = enrolled.json()["traveler_ref"]
+    with api.services.uow.engine.begin() as connection:
+        connection.execute(
+            update(DocumentRow)
+            .where(DocumentRow.traveler_id == travelers["FP1"])
+            .values(citizenship_class="citizen")
+        )
+    # The attacker holds the citizen's finger: no comparison answers with it.
+    refused = send(api, "/v1/fingerprint-verifications", prints(fvc, "101_3"), [2], "FP1")
+    assert_problem(refused, 409, "conflict")
+    searched = api.client.post(
+        f"/v1/flights/{flight['id']}/fingerprint-searches",
+        files=prints(fvc, "101_3"),
+        data={"fingers": ["2"], "ppi": "500"},
+        headers=api.headers("officer"),
+    )
+    assert searched.status_code == 200, searched.text
+    assert searched.json()["searched"] == 1
+    assert travelers["FP1"] not in searched.text
+    # The agency's manifest now states the class: the prints go with it.
+    dual = {**rows[0], "citizenship_class": "citizen"}
+    assert (
+        api.client.put(url, json=[dual, rows[1]], headers=api.headers("admin")).status_code == 200
+    )
+    assert stored_prints(api) == 1
+    (event,) = [
+        e.entry
+        for e in api.services.audit.events(limit=100)
+        if e.entry.action == "fingerprint purge"
+    ]
+    assert (event.resource_id, event.details["templates"]) == (travelers["FP1"], 1)
+
+
+def test_prints_beyond_the_fingerprint_slots_are_refused_503_with_retry_after(
+    api: Api, fvc: Path
+) -> None:
+    on_a_manifest(api, manifest_row("FP1", "VISITOR"))
+    assert send(api, "/v1/documents/fingerprints", prints(fvc, "101_1"), [2]).status_code == 201
+    slots = FingerprintSlots(1, wait=0.05)
+    api.services.fingerprints._slots = slots  # the setting, made small
+    with slots.taken():  # another request's print holds the only slot
+        busy = send(api, "/v1/fingerprint-verifications", prints(fvc, "101_3"), [2])
+    assert_problem(busy, 503, "worker-unavailable")
+    assert int(busy.headers["Retry-After"]) >= 1
+    documented = api.client.get("/openapi.json").json()["paths"]["/v1/fingerprint-verifications"]
+    assert "Retry-After" in documented["post"]["responses"]["503"]["headers"]
+    again = send(api, "/v1/fingerprint-verifications", prints(fvc, "101_3"), [2])
+    assert again.json()["decision"] == "match"

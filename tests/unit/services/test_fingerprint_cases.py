@@ -6,6 +6,7 @@ staged rather than at its first search."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -399,3 +400,21 @@ def test_a_citizen_stored_as_foreign_is_neither_enrolled_nor_offered_for_prints(
     # The control: a foreign national's prints mark the same case.
     world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V1"), [finger(2, 40)])
     assert world.console.prints_possible(OFFICER, cases) == {capture_id}
+
+
+def test_a_case_page_draws_no_enrolled_print_of_a_traveler_now_shown_a_citizen() -> None:
+    """The case page pairs the live prints with the enrolled ones: once the stored class says
+    citizen (prints from before the rule), that side is neither drawn nor compared."""
+    world = World()
+    flight = boarding(world)
+    v1 = DocumentKey(FOREIGN_STATE, "V1")
+    world.fingerprints.enrol(OFFICER, v1, [finger(2, 40)])
+    capture_id, _ = gate_capture(world, flight, STRANGER)
+    world.fingerprints.verify(OFFICER, v1, [finger(2, 40)], flight.id, "desk", capture_id)
+    (before,) = world.fingerprints.case_prints(OFFICER, capture_id)
+    assert before.enrolled is not None
+    row = world.uow.tables.documents[v1]
+    assert row.details is not None
+    row.details = replace(row.details, citizenship_class=CitizenshipClass.CITIZEN)
+    (after,) = world.fingerprints.case_prints(OFFICER, capture_id)
+    assert (after.enrolled, after.pairs) == (None, ())

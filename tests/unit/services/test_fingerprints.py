@@ -3,17 +3,34 @@ what is kept, what an officer learns, and when prints are deleted."""
 
 from __future__ import annotations
 
-from datetime import date
+import time
+from dataclasses import replace
+from datetime import date, timedelta
 
 import pytest
 
 from entryexit.domain.access import Principal, Role
 from entryexit.domain.fingerprints import FingerprintDecision
-from entryexit.domain.model import CitizenshipClass, DocumentKey, EncounterMethod
-from entryexit.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from entryexit.services.fingerprints import SubmittedPrint
+from entryexit.domain.model import CitizenshipClass, ConflictSide, DocumentKey, EncounterMethod
+from entryexit.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    WorkerUnavailableError,
+)
+from entryexit.services.fingerprints import FingerprintSlots, SubmittedPrint
 from tests.fakes import fake_print
-from tests.unit.services.world import AUDITOR, FOREIGN_STATE, GATE, OFFICER, World, traveler
+from tests.unit.services.world import (
+    AUDITOR,
+    FOREIGN_STATE,
+    GATE,
+    OFFICER,
+    OTHER_CARRIER_OFFICER,
+    SUPERVISOR,
+    World,
+    traveler,
+)
 
 VISITOR = DocumentKey(FOREIGN_STATE, "V1")
 
@@ -134,3 +151,98 @@ def test_a_search_proposes_the_flights_travelers_best_first_and_decides_nothing(
     assert "fingerprint search" in world.actions()
     with pytest.raises(PermissionDeniedError):
         world.fingerprints.search(GATE, flight.id, [finger(2, 60)])
+
+
+# --- citizens' prints are never kept (probe F1 part 3) ---------------------------------------
+def as_citizen(world: World, number: str) -> None:
+    """Data from before the citizen rule: the stored class says citizen, prints enrolled."""
+    (key,) = [k for k in world.uow.tables.documents if k.number == number]
+    row = world.uow.tables.documents[key]
+    assert row.details is not None
+    row.details = replace(row.details, citizenship_class=CitizenshipClass.CITIZEN)
+
+
+def test_a_manifest_that_shows_a_citizen_deletes_their_prints_in_its_transaction() -> None:
+    world = World()
+    flight = world.flight(travelers=[traveler("V1"), traveler("V2")])
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40), finger(7, 80)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V2"), [finger(2, 60)])
+    v1 = world.traveler_id("V1")
+    # The carrier corrects V1's class (a dual national on the foreign passport).
+    corrected = replace(traveler("V1"), citizenship_class=CitizenshipClass.CITIZEN)
+    world.flights.put_manifest(flight.id, [corrected, traveler("V2")], OFFICER)
+    left = {traveler_id for traveler_id, _, _ in world.uow.tables.fingerprints}
+    assert left == {world.traveler_id("V2")}
+    (event,) = [
+        e.entry for e in world.uow.tables.audit_events if e.entry.action == "fingerprint purge"
+    ]
+    assert (event.resource_id, event.details["templates"]) == (v1, 2)
+    assert event.details["reason"] == "citizen"
+    # Nothing personal beyond the id: no name, number or nationality in the details.
+    assert not {"V1", "DOE", "JANE", FOREIGN_STATE} & {str(v) for v in event.details.values()}
+    with pytest.raises(NotFoundError):
+        world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)])
+
+
+def test_a_conflict_resolved_to_a_citizens_details_deletes_their_prints() -> None:
+    world = World()
+    world.flight(travelers=[traveler("V1")])
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    other = world.flight(travelers=[], carrier="ZZ", number="77")
+    corrected = replace(traveler("V1"), citizenship_class=CitizenshipClass.CITIZEN)
+    change = world.flights.put_manifest(other.id, [corrected], OTHER_CARRIER_OFFICER)
+    assert change.conflicts == 1
+    assert world.uow.tables.fingerprints  # not applied: the prints stay
+    (conflict,) = world.flights.manifest_conflicts()
+    world.flights.resolve_manifest_conflict(conflict.id, ConflictSide.PROPOSED)
+    assert world.uow.tables.fingerprints == {}
+    assert "fingerprint purge" in world.actions()
+
+
+def test_a_citizens_prints_from_before_the_rule_are_never_compared_and_are_purged() -> None:
+    world = World()
+    flight = world.flight(travelers=[traveler("V1"), traveler("V2")])
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V2"), [finger(2, 60)])
+    as_citizen(world, "V1")
+    # The attacker holds the citizen's print: the 1:1 refuses, the search does not see him.
+    with pytest.raises(ConflictError, match="citizen"):
+        world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)])
+    found = world.fingerprints.search(OFFICER, flight.id, [finger(2, 40)])
+    assert found.searched == 1
+    assert [c.traveler_id for c in found.candidates] == [world.traveler_id("V2")]
+    # The purge deletes them whatever their expiry, counted, and the report says so.
+    assert world.purge.preview(world.clock())["citizen_fingerprint_templates"] == 1
+    assert world.purge.run()["citizen_fingerprint_templates"] == 1
+    assert {t for t, _, _ in world.uow.tables.fingerprints} == {world.traveler_id("V2")}
+    since = world.clock() - timedelta(days=1)
+    report = world.privacy.report(since)
+    assert report["purges"]["deleted"]["citizen_fingerprint_templates"] == 1  # type: ignore[index]
+    assert "citizen_fingerprint_templates" not in world.purge.run()
+
+
+def test_prints_beyond_the_slots_wait_a_bounded_time_then_are_refused_busy() -> None:
+    """Probe F2: forty threads could each run a costly print at once. With every slot taken
+    (another request's print being read or compared), a request waits, then is refused with
+    a time to retry, having stored and recorded nothing."""
+    world = world_with(traveler("V1"))
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    slots = FingerprintSlots(1, wait=0.05)
+    world.fingerprints._slots = slots  # the wiring's setting, made small
+    recorded = len(world.actions())
+    with slots.taken():
+        for attempt in (
+            lambda: world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)]),
+            lambda: world.fingerprints.enrol(
+                SUPERVISOR, VISITOR, [finger(2, 40)], reason="injured_finger"
+            ),
+        ):
+            started = time.monotonic()
+            with pytest.raises(WorkerUnavailableError, match="slots are busy") as refused:
+                attempt()
+            assert time.monotonic() - started >= 0.05
+            assert refused.value.retry_after >= 1
+    assert len(world.actions()) == recorded
+    assert world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)]).decision is (
+        FingerprintDecision.MATCH
+    )

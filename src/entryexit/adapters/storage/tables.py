@@ -133,6 +133,9 @@ class ManifestConflictRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     resolution: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The data key ``personal`` was sealed under, by its creation time (migration 0025): a
+    # traveler's key shredded and made anew is another, and the proposal is then unreadable.
+    sealed_under: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ManifestEntryRow(Base):

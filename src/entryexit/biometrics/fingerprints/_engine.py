@@ -153,7 +153,27 @@ class MinutiaeFingerprintEngine:
     def extract(
         self, image: FingerprintImage, finger: FingerPosition, quality: int = QUALITY_UNKNOWN
     ) -> FingerprintTemplate:
+        return self._template(self.minutiae(image), image, finger, quality)
+
+    def read(
+        self, image: FingerprintImage, finger: FingerPosition
+    ) -> tuple[FingerprintQuality, FingerprintTemplate | None]:
+        """:meth:`assess` then (for a usable print) :meth:`extract` with its score, from one
+        run of the extractor: the same quality and template bytes as the two calls, for half
+        the CPU (mindtct and the foreground mask were run twice, probe M5)."""
         rows = self.minutiae(image)
+        quality = assess_quality(image.pixels, rows[:, :2], self._thresholds)
+        if not quality.acceptable:
+            return quality, None
+        return quality, self._template(rows, image, finger, quality.score)
+
+    def _template(
+        self,
+        rows: npt.NDArray[np.float64],
+        image: FingerprintImage,
+        finger: FingerPosition,
+        quality: int,
+    ) -> FingerprintTemplate:
         if rows.shape[0] < MIN_TEMPLATE_MINUTIAE:
             raise NoFingerprintError(
                 f"{rows.shape[0]} minutiae found; at least {MIN_TEMPLATE_MINUTIAE} are needed"

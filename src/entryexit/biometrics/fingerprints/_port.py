@@ -38,6 +38,13 @@ class FingerprintEngine(Protocol):
         """Minutiae of a 500 ppi image; raises NoFingerprintError when too few are found."""
         ...
 
+    def read(
+        self, image: FingerprintImage, finger: FingerPosition
+    ) -> tuple[FingerprintQuality, FingerprintTemplate | None]:
+        """:meth:`assess`, then :meth:`extract` with its score when the print is usable (None
+        when not), from one run of the extractor."""
+        ...
+
     def from_iso_minutiae(
         self,
         minutiae: npt.NDArray[np.float64],

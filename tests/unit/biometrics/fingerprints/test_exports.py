@@ -18,6 +18,7 @@ def test_the_engine_adapter_satisfies_the_port() -> None:
         "key",
         "assess",
         "extract",
+        "read",
         "from_iso_minutiae",
         "prepare",
         "compare",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, Select, and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from entryexit.adapters.storage.repositories.travelers import document_for, new_id
@@ -20,7 +20,7 @@ from entryexit.adapters.storage.tables import (
     ManifestEntryRow,
     in_force,
 )
-from entryexit.domain.model import DocumentKey
+from entryexit.domain.model import CitizenshipClass, DocumentKey, DocumentType
 from entryexit.services.ports import CasePrint, StoredFingerprint
 
 
@@ -31,6 +31,21 @@ def case_print_context(row: CaseFingerprintRow, part: str) -> bytes:
         f"case-print:{part}:{row.id}:{row.capture_id}:{row.traveler_id}:{row.finger}:"
         f"{row.engine}:{row.officer_id}"
     ).encode()
+
+
+def citizen_travelers(home_state: str) -> Select[str]:
+    """The travelers a stored document shows to be citizens: of the citizen class, or holding
+    a passport ``home_state`` issued (:meth:`TravelerProfile.citizen` on clear columns; a
+    nationality is sealed, so a citizen by nationality alone is not found here)."""
+    return select(DocumentRow.traveler_id).where(
+        or_(
+            DocumentRow.citizenship_class == CitizenshipClass.CITIZEN.value,
+            and_(
+                DocumentRow.document_type == DocumentType.PASSPORT.value,
+                DocumentRow.issuing_state == home_state,
+            ),
+        )
+    )
 
 
 class SqlFingerprintRepository:
@@ -152,6 +167,24 @@ class SqlFingerprintRepository:
         )
         return frozenset(rows)
 
+    def citizens_enrolled(self, flight_id: str, home_state: str) -> frozenset[str]:
+        """The travelers on the flight's manifest in force with prints whom a stored document
+        shows to be citizens (class ``citizen``, or a passport ``home_state`` issued): clear
+        columns only, nothing opened (a manifest's swap asks, holding the write lock)."""
+        rows = self._session.scalars(
+            select(FingerprintTemplateRow.traveler_id)
+            .distinct()
+            .where(
+                FingerprintTemplateRow.traveler_id.in_(
+                    select(ManifestEntryRow.traveler_id).where(
+                        ManifestEntryRow.flight_id == flight_id, in_force()
+                    )
+                ),
+                FingerprintTemplateRow.traveler_id.in_(citizen_travelers(home_state)),
+            )
+        )
+        return frozenset(rows)
+
     def of_traveler(self, traveler_id: str, engine: str) -> list[StoredFingerprint]:
         rows = self._session.execute(
             select(FingerprintTemplateRow, DataKeyRow)
@@ -161,6 +194,13 @@ class SqlFingerprintRepository:
             .order_by(FingerprintTemplateRow.finger)
         ).all()
         return self._opened(rows)
+
+    def delete_of_traveler(self, traveler_id: str) -> int:
+        """Delete every enrolled finger of the traveler (any engine); returns how many."""
+        gone = self._session.execute(
+            delete(FingerprintTemplateRow).where(FingerprintTemplateRow.traveler_id == traveler_id)
+        )
+        return int(getattr(gone, "rowcount", 0) or 0)
 
     def purge_expired(self, now: datetime) -> int:
         gone = self._session.execute(

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from entryexit.adapters.crypto.envelope import DecryptionError
 from entryexit.adapters.storage.repositories.travelers import new_id, optional_date
 from entryexit.adapters.storage.rows import flight_from_row
 from entryexit.adapters.storage.sealing import Sealer
@@ -363,6 +364,14 @@ class SqlFlightRepository:
                 )
             ).all()
         )
+        # The keys the entries' details were sealed under (at staging, in this upload).
+        sealed_under = dict(
+            session.execute(
+                select(DataKeyRow.traveler_id, DataKeyRow.created_at).where(
+                    DataKeyRow.traveler_id.in_({row.traveler_id for row in rows})
+                )
+            ).all()
+        )
         fresh: list[dict[str, object]] = []
         refreshed: list[dict[str, object]] = []
         for row in rows:
@@ -370,6 +379,7 @@ class SqlFlightRepository:
                 "flight_id": flight_id,
                 "held_by": row.details_by,
                 "personal": row.personal,
+                "sealed_under": sealed_under.get(row.traveler_id),
                 "document_type": row.document_type,
                 "expiry": row.expiry,
                 "citizenship_class": row.citizenship_class,
@@ -422,11 +432,7 @@ class SqlFlightRepository:
                     document.citizenship_class,
                 )
             )
-            proposed_personal = self._sealer.open_personal(
-                DocumentRow(traveler_id=row.traveler_id, personal=row.personal),
-                key_row,
-                unwrapped,
-            )
+            proposed_personal = self._proposal(row, key_row, unwrapped)
             conflicts.append(
                 ManifestConflict(
                     id=row.id,
@@ -445,9 +451,28 @@ class SqlFlightRepository:
                     created_at=row.created_at,
                     resolved_at=row.resolved_at,
                     resolution=ConflictSide(row.resolution) if row.resolution else None,
+                    traveler_id=row.traveler_id,
                 )
             )
         return conflicts
+
+    def _proposal(
+        self, row: ManifestConflictRow, key_row: DataKeyRow | None, unwrapped: dict[str, bytes]
+    ) -> dict[str, str]:
+        """The proposed details, opened; empty (unreadable) when the traveler's key is not the
+        one they were sealed under (shredded, or shredded and made anew). A row from before
+        the key was recorded is opened if it still can be."""
+        if key_row is None or (
+            row.sealed_under is not None and row.sealed_under != key_row.created_at
+        ):
+            return {}
+        sealed = DocumentRow(traveler_id=row.traveler_id, personal=row.personal)
+        if row.sealed_under is not None:
+            return self._sealer.open_personal(sealed, key_row, unwrapped)
+        try:
+            return self._sealer.open_personal(sealed, key_row, unwrapped)
+        except DecryptionError:
+            return {}
 
     def resolve_manifest_conflict(
         self, conflict_id: str, side: ConflictSide, now: datetime
@@ -462,6 +487,11 @@ class SqlFlightRepository:
         if side is ConflictSide.PROPOSED:
             if self._session.get(DocumentRow, row.document_id) is None:
                 raise ConflictError("the document is gone (purged or erased): keep it instead")
+            if found[0].proposed is None:
+                raise ConflictError(
+                    "the proposed details can no longer be read (the traveler's data key"
+                    " changed since they were sealed): keep the details in force instead"
+                )
             self._session.execute(
                 update(DocumentRow)
                 .where(DocumentRow.id == row.document_id)

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, tup
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from entryexit.adapters.storage.repositories.captures import capture_owner
+from entryexit.adapters.storage.repositories.fingerprints import citizen_travelers
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
     AdmissionRow,
@@ -164,6 +165,12 @@ def orphaned_conflicts() -> ColumnElement[bool]:
     return ~select(DocumentRow.id).where(DocumentRow.id == ManifestConflictRow.document_id).exists()
 
 
+def citizens_prints(home_state: str) -> ColumnElement[bool]:
+    """Enrolled fingers of a traveler whom a stored document shows to be a citizen (enrolled
+    before the citizen rule, or before the class changed)."""
+    return FingerprintTemplateRow.traveler_id.in_(citizen_travelers(home_state))
+
+
 def _orphaned(traveler: SqlValue) -> tuple[ColumnElement[bool], ...]:
     """Nothing of the traveler is left: no record that names them, no document, no data key."""
     return (
@@ -307,8 +314,33 @@ class SqlRetentionRepository:
             )
             named.update(str(name) for row in picked for name in row[1:] if name is not None)
         counts.update(self.purge_travelers(now, policy, sorted(named)))
+        # Conflicts whose document an earlier purge deleted (before conflicts went with
+        # their documents): no batch names their traveler any more.
+        orphans = list(
+            session.scalars(select(ManifestConflictRow.id).where(orphaned_conflicts()).limit(limit))
+        )
+        if orphans:
+            counts["manifest_conflicts"] += self._delete(
+                ManifestConflictRow, ManifestConflictRow.id.in_(orphans)
+            )
         counts["staged_galleries"] = self._expire_galleries(now)
         return counts
+
+    def purge_citizens_prints(self, home_state: str, limit: int | None = None) -> int:
+        """Delete (at most ``limit``) enrolled fingers of travelers who are citizens: prints
+        are never kept of a citizen, whatever their expiry."""
+        self._without_jit()
+        due = citizens_prints(home_state)
+        if limit is None:
+            return self._delete(FingerprintTemplateRow, due)
+        picked = list(
+            self._session.scalars(select(FingerprintTemplateRow.id).where(due).limit(limit))
+        )
+        return (
+            self._delete(FingerprintTemplateRow, FingerprintTemplateRow.id.in_(picked))
+            if picked
+            else 0
+        )
 
     def biographic_due(self, now: datetime, policy: Policy, limit: int) -> list[str]:
         """Up to ``limit`` travelers with a document, a data key or the traveler record itself
