@@ -3,9 +3,10 @@ half-sent requests from one client, no key, left every gate unanswered)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 import httpx
@@ -44,6 +45,20 @@ def _connect(address: str) -> socket.socket:
     return socket.create_connection((host, int(port)), timeout=5)
 
 
+def _send_if_open(connection: socket.socket, data: bytes) -> None:
+    # On a loaded machine the server may already have cut it off: that is what is tested.
+    with contextlib.suppress(OSError):
+        connection.sendall(data)
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """The server notes a closed connection a moment after its peer sees it close."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def _closed_by_server(connection: socket.socket, within_seconds: float) -> bool:
     """Whether the server ends the connection (EOF, or a reset) within the time; what it
     sends first (a 408) is read and ignored."""
@@ -61,7 +76,7 @@ def _closed_by_server(connection: socket.socket, within_seconds: float) -> bool:
 
 
 def test_half_sent_requests_are_cut_off_and_a_real_request_is_still_answered() -> None:
-    guard = ConnectionGuard(header_seconds=0.5, per_address=100, total=1000)
+    guard = ConnectionGuard(header_seconds=1.0, per_address=100, total=1000)
     metric = ("entryexit_connections_refused_total", {"reason": "header_timeout"})
     counted_before = REGISTRY.get_sample_value(*metric) or 0.0
     with _served(guard) as address, ExitStack() as held:
@@ -73,20 +88,20 @@ def test_half_sent_requests_are_cut_off_and_a_real_request_is_still_answered() -
         for _ in range(3):
             time.sleep(0.2)
             for connection in slow:
-                connection.sendall(b"a")
+                _send_if_open(connection, b"a")
         assert httpx.get(f"http://{address}/ok", timeout=5).json() == {"ok": True}
         assert all(_closed_by_server(c, within_seconds=3.0) for c in slow + idle)
         assert guard.refused["header_timeout"] == 25
         assert REGISTRY.get_sample_value(*metric) == counted_before + 25
-        assert guard.open_connections == 0
+        _wait_until(lambda: guard.open_connections == 0)
 
 
 def test_a_request_sent_whole_is_not_cut_off_by_the_header_deadline() -> None:
-    guard = ConnectionGuard(header_seconds=0.3, per_address=100, total=1000)
+    guard = ConnectionGuard(header_seconds=1.0, per_address=100, total=1000)
     with _served(guard) as address, httpx.Client(base_url=f"http://{address}") as client:
         for _ in range(3):  # the same keep-alive connection, past the deadline each time
             assert client.get("/ok").status_code == 200
-            time.sleep(0.4)
+            time.sleep(1.2)
     assert guard.refused["header_timeout"] == 0
 
 
@@ -100,7 +115,7 @@ def test_one_address_holds_at_most_its_share_of_connections() -> None:
         first[0].sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert b"200 OK" in first[0].recv(4096)
         assert _closed_by_server(first[0], within_seconds=2.0)
-        time.sleep(0.2)  # the server sees the close
+        _wait_until(lambda: guard.open_connections == 4)
         again = held.enter_context(_connect(address))
         assert not _closed_by_server(again, within_seconds=0.5)
 
