@@ -9,27 +9,27 @@ unanswered (the session 8 probe, P3). Behind HAProxy (the fleet) the proxy's
 itself. So each connection must deliver a request's headers within ``header_seconds`` of
 its first byte (or of the connection's opening), one address holds at most
 ``per_address`` connections (an IPv6 client counts per /64, the block one holder has;
-trusted proxies are not counted), and the process holds at most ``total`` at once. A refused
-or timed-out connection is counted (``entryexit_connections_refused_total``) and logged once
-a minute, without addresses.
+trusted proxies are not counted), and the process holds at most ``total`` at once, a new
+connection taking the place of the oldest that has no request in progress
+(:class:`ConnectionGuard`). A refused, evicted or timed-out connection is counted
+(``entryexit_connections_refused_total``) and logged once a minute, without addresses.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import resource
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import Counter as MetricCounter
 
 from entryexit.api.metrics_registry import REGISTRY
-from entryexit.domain.throttle import Network, within
+from entryexit.domain.throttle import Network, address_holder, within
 
 if TYPE_CHECKING:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -69,19 +69,23 @@ def connections_within(limit: int, open_files: int) -> int:
     return max(1, min(limit, open_files - _DESCRIPTORS_KEPT))
 
 
-def _peer_key(host: str) -> str:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
+class _Connection(Protocol):
+    """What the guard needs of a connection: a way to close it at once."""
+
+    def evict(self) -> None: ...
 
 
 @dataclass
 class ConnectionGuard:
-    """The limits, and the count of open connections per address (one per server)."""
+    """The limits, and the connections open, per address (one guard per server).
+
+    When the process holds ``total`` connections, a new one takes the place of the oldest
+    connection with no request in progress (waiting for its headers, or idle between
+    requests), so connections that only sit there (a few dozen addresses, or one IPv6 block,
+    holding the table full) cannot keep a gate out: a gate's request is in progress within
+    milliseconds of its connection, and only then stops being evictable. A new connection is
+    refused only when every connection has a request in progress.
+    """
 
     header_seconds: float
     per_address: int
@@ -89,31 +93,59 @@ class ConnectionGuard:
     trusted: tuple[Network, ...] = ()
     refused: Counter[str] = field(default_factory=Counter)
     _open: Counter[str] = field(default_factory=Counter)
-    _count: int = 0
+    # Connections with no request in progress, oldest first (evicted in that order).
+    _idle: OrderedDict[_Connection, None] = field(default_factory=OrderedDict)
+    _holders: dict[_Connection, str | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _logged_at: float = float("-inf")
 
-    def admit(self, host: str | None) -> str | None:
-        """Count a new connection from ``host``; the reason it is refused, or ``None``."""
-        key = _peer_key(host) if host and not within(host, self.trusted) else None
+    def admit(self, connection: _Connection, host: str | None) -> str | None:
+        """Count a new connection from ``host`` (idle until its request's headers are in);
+        the reason it is refused, or ``None``."""
+        holder = address_holder(host) if host and not within(host, self.trusted) else None
+        evicted: _Connection | None = None
         with self._lock:
-            if self._count >= self.total:
-                return self._refuse("total")
-            if key is not None and self._open[key] >= self.per_address:
+            if holder is not None and self._open[holder] >= self.per_address:
                 return self._refuse("per_address")
-            self._count += 1
-            if key is not None:
-                self._open[key] += 1
+            if len(self._holders) >= self.total:
+                if not self._idle:
+                    return self._refuse("total")
+                evicted, _ = self._idle.popitem(last=False)
+                self._forget(evicted)
+                self._refuse("evicted")
+            self._holders[connection] = holder
+            self._idle[connection] = None
+            if holder is not None:
+                self._open[holder] += 1
+        if evicted is not None:
+            evicted.evict()
         return None
 
-    def release(self, host: str | None) -> None:
-        key = _peer_key(host) if host and not within(host, self.trusted) else None
+    def busy(self, connection: _Connection) -> None:
+        """A request's headers are in: the connection is not evicted until it is answered."""
         with self._lock:
-            self._count -= 1
-            if key is not None:
-                self._open[key] -= 1
-                if self._open[key] <= 0:
-                    del self._open[key]
+            self._idle.pop(connection, None)
+
+    def idle(self, connection: _Connection) -> None:
+        """Its request is answered: evictable again (oldest idle first)."""
+        with self._lock:
+            if connection in self._holders:
+                self._idle[connection] = None
+
+    def release(self, connection: _Connection) -> None:
+        with self._lock:
+            self._forget(connection)
+
+    def _forget(self, connection: _Connection) -> None:
+        # Called with the lock held; a connection evicted is forgotten once.
+        if connection not in self._holders:
+            return
+        holder = self._holders.pop(connection)
+        self._idle.pop(connection, None)
+        if holder is not None:
+            self._open[holder] -= 1
+            if self._open[holder] <= 0:
+                del self._open[holder]
 
     def timed_out(self) -> None:
         with self._lock:
@@ -121,7 +153,7 @@ class ConnectionGuard:
 
     @property
     def open_connections(self) -> int:
-        return self._count
+        return len(self._holders)
 
     def _refuse(self, reason: str) -> str:
         # Called with the lock held.
@@ -133,7 +165,7 @@ class ConnectionGuard:
             logger.warning(
                 "closing connections beyond the server's bounds (so far: %s); %d open",
                 ", ".join(f"{count} {why}" for why, count in sorted(self.refused.items())),
-                self._count,
+                len(self._holders),
             )
         return reason
 
@@ -149,18 +181,24 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            host = self.client[0] if self.client else None
-            if guard.admit(host) is not None:
+            if guard.admit(self, self.client[0] if self.client else None) is not None:
                 transport.abort()
                 return
             self._admitted = True
             self._start_header_deadline()
 
+        def evict(self) -> None:
+            """Closed to make room (the guard has forgotten it already)."""
+            self._admitted = False
+            self._stop_header_deadline()
+            if not self.transport.is_closing():
+                self.transport.abort()
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_header_deadline()
             if self._admitted:
                 self._admitted = False
-                guard.release(self.client[0] if self.client else None)
+                guard.release(self)
             super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
@@ -171,7 +209,12 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
 
         def on_headers_complete(self) -> None:
             self._stop_header_deadline()
+            guard.busy(self)
             super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            guard.idle(self)
 
         def _start_header_deadline(self) -> None:
             self._header_deadline = self.loop.call_later(
