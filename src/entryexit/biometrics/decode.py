@@ -194,13 +194,17 @@ class DecodeSlots:
         ticket = object()
         with self._changed:
             self._queue.append((owner, ticket))
-            while not (self._free > 0 and self._next() is ticket):
-                self._changed.wait()
-            self._queue.remove((owner, ticket))
+            try:
+                while not (self._free > 0 and self._next() is ticket):
+                    self._changed.wait()
+            finally:
+                # Served or interrupted (an exception in the wait): never left in the queue,
+                # where it would be next for ever and hold every later request back. Others
+                # may be next now (another slot free, or this one no longer waiting).
+                self._queue.remove((owner, ticket))
+                self._changed.notify_all()
             self._free -= 1
             self._held[owner] += 1
-            # Others may be next now (more than one slot free).
-            self._changed.notify_all()
         stack = getattr(self._owners, "stack", None)
         if stack is None:
             stack = self._owners.stack = []

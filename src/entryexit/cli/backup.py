@@ -152,7 +152,7 @@ def _holds(keys: KeyProvider) -> Callable[[str], bool]:
     def holds(kek_id: str) -> bool:
         try:
             keys.kek(kek_id)
-        except ConfigurationError:
+        except (ConfigurationError, OSError):
             return False
         return True
 

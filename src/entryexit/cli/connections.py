@@ -231,6 +231,11 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
             if self.transport.is_closing():
                 return
             guard.timed_out()
+            if self.cycle is not None and not self.cycle.response_complete:
+                # A pipelined request's headers are late while the one before it is still
+                # being answered: no status line in the middle of that answer.
+                self.transport.close()
+                return
             self.transport.write(
                 b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
             )

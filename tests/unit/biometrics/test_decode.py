@@ -307,3 +307,43 @@ def test_a_freed_decode_slot_goes_to_the_owner_holding_fewest() -> None:
     for thread in threads:
         thread.join(5)
     assert sorted(order) == ["a1", "a2", "a3", "a4", "b1"]
+
+
+def test_a_wait_for_a_decode_slot_that_is_interrupted_leaves_no_one_stuck() -> None:
+    """An exception while waiting (an interrupt) must take the waiter out of the queue:
+    left there it would be next for ever and every later request would wait (review L5)."""
+    import threading
+
+    class InterruptedOnce(threading.Condition):
+        interrupted = False
+
+        def wait(self, timeout: float | None = None) -> bool:
+            if not self.interrupted and threading.current_thread().name == "interrupted":
+                InterruptedOnce.interrupted = True
+                raise RuntimeError("interrupted")
+            return super().wait(timeout)
+
+    slots = DecodeSlots(1)
+    object.__setattr__(slots, "_changed", InterruptedOnce())
+    errors: list[BaseException] = []
+
+    def interrupted() -> None:
+        try:
+            with slots:
+                pass
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    with slots:
+        waiter = threading.Thread(target=interrupted, name="interrupted")
+        waiter.start()
+        waiter.join(5)
+    assert len(errors) == 1
+    served = threading.Event()
+
+    def later() -> None:
+        with slots:
+            served.set()
+
+    threading.Thread(target=later, daemon=True).start()
+    assert served.wait(5)

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -72,6 +73,11 @@ def sqlite_database_path(database_url: str) -> Path | None:
 def backup_mac_key(audit_key: bytes) -> bytes:
     """The key of backup MACs, derived from the audit key (as row MACs are), for its own use."""
     return hmac.new(audit_key, b"entryexit backup mac v1", hashlib.sha256).digest()
+
+
+_SIGNER = re.compile(r"[0-9a-f]{16}")
+# Key-encryption key ids as the key directory names its files (kek-<id>.key).
+_KEK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def signer_id(mac_key: bytes) -> str:
@@ -133,24 +139,27 @@ def check_backup_mac(
     expected = hmac.new(key, staged.digest, hashlib.sha256).hexdigest()
     if name == _MAC_FORMAT and hmac.compare_digest(value, expected):
         return True
+    # The hints are not authenticated (whoever changed the file may have written them): they
+    # only word the refusal, are used only when well formed, and the words say "claims".
     hints = dict(line.strip().partition(" ")[::2] for line in lines[1:])
     signer = hints.get("signer", "")
-    if signer and signer != signer_id(key):
-        keks = [kek for kek in hints.get("keks", "").split(",") if kek]
+    if _SIGNER.fullmatch(signer) and signer != signer_id(key):
+        keks = [kek for kek in hints.get("keks", "").split(",") if _KEK_ID.fullmatch(kek)]
         missing = [kek for kek in keks if not holds_kek(kek)]
         if missing:
             raise ConfigurationError(
-                f"{backup} was signed under another key directory (its {path.name} says so):"
-                f" the database's data is sealed under key-encryption key(s)"
-                f" {', '.join(missing)}, which this key directory does not hold: restore the key"
-                " directory that was backed up with this database (without it the backup is"
-                " unreadable by design)"
+                f"{backup} fails its MAC check under this key directory, and its {path.name}"
+                " claims another key directory signed it: if so, the database's data is sealed"
+                f" under key-encryption key(s) {', '.join(missing)}, which this key directory"
+                " does not hold: restore the key directory that was backed up with this"
+                " database (without it the backup is unreadable by design); otherwise the"
+                " file was changed after `backup create` wrote it"
             )
         raise ConfigurationError(
-            f"{backup} was signed under another key directory's audit key (its {path.name}"
-            " says so): its MAC, like its audit log, does not verify under this key"
-            " directory's audit key: restore the key directory that was backed up with this"
-            " database"
+            f"{backup}: its MAC does not verify under this key directory's audit key, and its"
+            f" {path.name} claims another key directory signed it: if so, restore the key"
+            " directory that was backed up with this database; otherwise the file was changed"
+            " after `backup create` wrote it"
         )
     raise InvalidInputError(
         f"{backup} fails its MAC check ({path.name}): the file was changed after `backup"
