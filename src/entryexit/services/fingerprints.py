@@ -333,6 +333,17 @@ class FingerprintService:
         engine = self.engine.key
 
         def store(uow: UnitOfWork) -> str:
+            # Again under the write lock: a manifest that showed the traveler to be a citizen
+            # (or changed the class) while the prints were extracted deleted nothing, since
+            # there was nothing yet; storing now would keep a citizen's prints.
+            current = _profile(uow, document)
+            if current.citizen(self._home_state) or (
+                current.citizenship_class,
+                current.date_of_birth,
+            ) != (citizenship, born):
+                raise ConflictError(
+                    "the traveler's details changed while the prints were read; enrol again"
+                )
             submitted = {int(t.finger) for t in templates}
             replaced = sorted(
                 submitted & {f.finger for f in uow.fingerprints.of_document(document, engine)}

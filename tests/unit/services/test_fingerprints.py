@@ -246,3 +246,20 @@ def test_prints_beyond_the_slots_wait_a_bounded_time_then_are_refused_busy() -> 
     assert world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)]).decision is (
         FingerprintDecision.MATCH
     )
+
+
+def test_a_traveler_shown_to_be_a_citizen_while_his_prints_are_read_keeps_none() -> None:
+    """Enrolment checks the traveler's class, reads the prints (seconds), then stores them: a
+    manifest showing him to be a citizen in between deleted nothing (there was nothing yet),
+    so the store checks again under the write lock (review L4)."""
+    world = world_with(traveler("V1"))
+    original = world.fingerprints._template
+
+    def template_then_manifest(submitted: SubmittedPrint) -> object:
+        as_citizen(world, "V1")
+        return original(submitted)
+
+    world.fingerprints._template = template_then_manifest  # type: ignore[method-assign,assignment]
+    with pytest.raises(ConflictError, match="changed while the prints were read"):
+        world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    assert world.uow.tables.fingerprints == {}
