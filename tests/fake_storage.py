@@ -1560,7 +1560,10 @@ class _Fingerprints(_Repository):
             and any(traveler == doc.traveler_id for traveler, _, _ in t.fingerprints)
             and doc.details is not None
             and (
-                doc.details.citizenship_class is CitizenshipClass.CITIZEN
+                (
+                    doc.details.citizenship_class is CitizenshipClass.CITIZEN
+                    and doc.details_by in (None, AGENCY)
+                )
                 or (
                     doc.details.document_type is DocumentType.PASSPORT
                     and key.issuing_state == home_state
@@ -1811,7 +1814,10 @@ class _Retention(_Repository):
             for key, doc in t.documents.items()
             if doc.details is not None
             and (
-                doc.details.citizenship_class is CitizenshipClass.CITIZEN
+                (
+                    doc.details.citizenship_class is CitizenshipClass.CITIZEN
+                    and doc.details_by in (None, AGENCY)
+                )
                 or (
                     doc.details.document_type is DocumentType.PASSPORT
                     and key.issuing_state == home_state

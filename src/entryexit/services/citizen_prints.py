@@ -22,10 +22,29 @@ def drop_citizens_prints(
 ) -> int:
     """Delete the enrolled prints of those of ``traveler_ids`` who are citizens now; returns
     how many templates went. Only travelers with prints are looked at (their profile is
-    opened), so a manifest of citizens costs one read of who has prints."""
+    opened), so a manifest of citizens costs one read of who has prints.
+
+    A carrier-bound ``actor``'s word (a class or nationality it stated) deletes nothing: an
+    airline desk re-sending its manifest could otherwise erase an enrolment the agency made
+    (review H1). Only a home-state passport, or the agency's own statement, does; until the
+    agency confirms, the prints are refused by every comparison (``citizen``) and the event
+    says they were kept."""
     dropped = 0
+    carrier_says = actor is not None and actor.carrier is not None
     for traveler_id in sorted(set(traveler_ids)):
-        if not uow.travelers.profile(traveler_id).citizen(home_state):
+        profile = uow.travelers.profile(traveler_id)
+        if not profile.citizen(home_state):
+            continue
+        if carrier_says and home_state not in profile.passport_states:
+            audit.record(
+                uow,
+                "fingerprint purge",
+                "kept",
+                actor,
+                "traveler",
+                traveler_id,
+                {"reason": "citizen stated by a carrier", "cause": cause},
+            )
             continue
         gone = uow.fingerprints.delete_of_traveler(traveler_id)
         if gone:

@@ -263,3 +263,21 @@ def test_a_traveler_shown_to_be_a_citizen_while_his_prints_are_read_keeps_none()
     with pytest.raises(ConflictError, match="changed while the prints were read"):
         world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
     assert world.uow.tables.fingerprints == {}
+
+
+def test_a_carriers_word_that_a_foreign_passport_holder_is_a_citizen_deletes_no_prints() -> None:
+    """Review H1: an airline desk key re-sending its own manifest with a foreign passport
+    holder stated ``citizen`` erased the prints the agency enrolled (and the purge did the
+    same by the stated class). A carrier's word alone deletes nothing: the prints are refused
+    by every comparison until the agency confirms, and the event says they were kept."""
+    world = World()
+    flight = world.flight(carrier="ZZ")
+    world.flights.put_manifest(flight.id, [traveler("V1")], OTHER_CARRIER_OFFICER)
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    claimed = replace(traveler("V1"), citizenship_class=CitizenshipClass.CITIZEN)
+    world.flights.put_manifest(flight.id, [claimed], OTHER_CARRIER_OFFICER)
+    assert len(world.uow.tables.fingerprints) == 1
+    assert world.purge.run().get("citizen_fingerprint_templates", 0) == 0
+    assert len(world.uow.tables.fingerprints) == 1
+    with pytest.raises(ConflictError):
+        world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)])

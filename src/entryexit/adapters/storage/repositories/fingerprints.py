@@ -20,7 +20,7 @@ from entryexit.adapters.storage.tables import (
     ManifestEntryRow,
     in_force,
 )
-from entryexit.domain.model import CitizenshipClass, DocumentKey, DocumentType
+from entryexit.domain.model import AGENCY, CitizenshipClass, DocumentKey, DocumentType
 from entryexit.services.ports import CasePrint, StoredFingerprint
 
 
@@ -34,12 +34,18 @@ def case_print_context(row: CaseFingerprintRow, part: str) -> bytes:
 
 
 def citizen_travelers(home_state: str) -> Select[str]:
-    """The travelers a stored document shows to be citizens: of the citizen class, or holding
-    a passport ``home_state`` issued (:meth:`TravelerProfile.citizen` on clear columns; a
-    nationality is sealed, so a citizen by nationality alone is not found here)."""
+    """The travelers a stored document shows to be citizens: holding a passport
+    ``home_state`` issued, or of the citizen class as the agency stated it (or as it was
+    stored before documents recorded who set them). A carrier's word alone deletes no prints
+    (review H1: a desk key re-sending its manifest could erase an enrolment); its traveler's
+    prints are refused until the agency confirms. Clear columns only (a nationality is sealed,
+    so a citizen by nationality alone is not found here)."""
     return select(DocumentRow.traveler_id).where(
         or_(
-            DocumentRow.citizenship_class == CitizenshipClass.CITIZEN.value,
+            and_(
+                DocumentRow.citizenship_class == CitizenshipClass.CITIZEN.value,
+                or_(DocumentRow.details_by.is_(None), DocumentRow.details_by == AGENCY),
+            ),
             and_(
                 DocumentRow.document_type == DocumentType.PASSPORT.value,
                 DocumentRow.issuing_state == home_state,
