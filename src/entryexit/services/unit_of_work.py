@@ -87,7 +87,19 @@ class FlightRepository(Protocol):
         now: datetime,
         uploader_carrier: str | None = None,
     ) -> ManifestChange: ...
-    def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]: ...
+    def manifest_status(
+        self,
+        flight_id: str,
+        model: str,
+        carrier: str | None = None,
+        *,
+        own_only: bool = False,
+    ) -> list[ManifestStatus]:
+        """The flight's travelers; with ``carrier`` (the flight's), a document whose details
+        another carrier holds is shown as ``carrier`` sent it for this flight; ``own_only``
+        (a key bound to ``carrier``) shows nothing ``carrier`` did not send itself."""
+        ...
+
     def has_traveler(self, flight_id: str, traveler_id: str) -> bool:
         """Whether the traveler is on the flight's (current) manifest."""
         ...
