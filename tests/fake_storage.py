@@ -1944,18 +1944,15 @@ class _Retention(_Repository):
         self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
     ) -> dict[str, int]:
         t = self._w()
-        still_needed = any(
-            other != flight_id
-            and t.flights[other].scheduled_departure > now
-            and any(e.traveler_id == traveler_id for e in entries.values())
-            for other, entries in t.manifests.items()
-        )
-        templates = 0
+        still_needed = bool(self.listings_after(traveler_id, flight_id, now)[0])
+        templates = kept = 0
         if not still_needed:
             doomed = [i for i, r in t.templates.items() if r.traveler_id == traveler_id]
             for template_id in doomed:
                 del t.templates[template_id]
             templates = len(doomed)
+        else:
+            kept = sum(1 for r in t.templates.values() if r.traveler_id == traveler_id)
         images = 0
         theirs_here = set()
         for capture in t.captures.values():
@@ -1978,7 +1975,34 @@ class _Retention(_Repository):
             "reference_templates": templates,
             "capture_images": images,
             "idempotency_keys": len(doomed_keys),
+            **({"kept_reference_templates": kept} if kept else {}),
         }
+
+    def listings_after(
+        self, traveler_id: str, flight_id: str, now: datetime
+    ) -> tuple[list[str], list[str]]:
+        t = self._r()
+        opting = t.flights[flight_id].carrier if flight_id in t.flights else None
+        counted: list[str] = []
+        disputed: list[str] = []
+        for other in sorted(t.manifests):
+            flight = t.flights[other]
+            if other == flight_id or flight.scheduled_departure <= now:
+                continue
+            for key, entry in t.manifests[other].items():
+                if entry.traveler_id != traveler_id:
+                    continue
+                open_by = {
+                    c.proposed_by
+                    for c in t.manifest_conflicts.values()
+                    if c.document == key and c.resolved_at is None
+                }
+                carrier, details_by = flight.carrier, t.documents[key].details_by
+                in_dispute = carrier != opting and (
+                    carrier in open_by or (details_by == carrier and opting in open_by)
+                )
+                (disputed if in_dispute else counted).append(other)
+        return counted, disputed
 
 
 class _DataKeys(_Repository):

@@ -158,3 +158,82 @@ def test_the_agencys_details_still_govern_every_flight(api: Api, lfw_dir: Path) 
     staged = api.client.post(f"/v1/flights/{real}/gallery", headers=api.headers("officer_ee"))
     assert staged.status_code == 200, staged.text
     assert staged.json()["with_photo"] == 0
+
+
+def opt_out(api: Api, flight_id: str, number: str) -> None:
+    response = api.client.post(
+        f"/v1/flights/{flight_id}/opt-outs",
+        json={"issuing_state": FOREIGN_STATE, "number": number, "gate": "G1"},
+        headers=api.headers("gate"),
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def opt_out_event(api: Api, flight_id: str) -> dict[str, Any]:
+    (event,) = [
+        e.entry
+        for e in api.services.audit.all_events()
+        if e.entry.action == "opt-out" and e.entry.resource_id == flight_id
+    ]
+    return dict(event.details)
+
+
+def test_a_rivals_listing_does_not_keep_an_opted_out_travelers_templates(
+    api: Api, lfw_dir: Path
+) -> None:
+    """The probe's P2: ZZ lists EE's traveler on a ZZ flight still to depart (refused: EE set
+    the details); he opts out at EE's gate. His templates go, and the event says why ZZ's
+    listing kept nothing."""
+    carrier_keys(api)
+    real = api.create_flight(carrier="EE", role="officer_ee")["id"]
+    upload(api, real, [manifest_row("X1234567", "DOE")], "officer_ee")
+    rival = api.create_flight(carrier="ZZ", role="officer_zz")["id"]
+    upload(api, rival, [manifest_row("X1234567", "X")], "officer_zz")
+    enrol(api, "X1234567", lfw_image(lfw_dir, "Colin_Powell", 1))
+
+    opt_out(api, real, "X1234567")
+
+    details = opt_out_event(api, real)
+    assert details["deleted_reference_templates"] == 1
+    assert "kept_reference_templates" not in details
+    assert details["disputed_listings"] == rival
+    assert "DOE" not in str(details)
+    assert "X1234567" not in str(details)
+
+
+def test_a_first_claim_a_carrier_disputes_does_not_keep_templates_either(
+    api: Api, lfw_dir: Path
+) -> None:
+    """ZZ claims the passport first (its details in force), EE's manifest disputes them: EE's
+    traveler opts out at EE's gate, and ZZ's listing keeps nothing."""
+    carrier_keys(api)
+    rival = api.create_flight(carrier="ZZ", role="officer_zz")["id"]
+    upload(api, rival, [manifest_row("X1234567", "X")], "officer_zz")
+    real = api.create_flight(carrier="EE", role="officer_ee")["id"]
+    upload(api, real, [manifest_row("X1234567", "DOE")], "officer_ee")
+    enrol(api, "X1234567", lfw_image(lfw_dir, "Colin_Powell", 1))
+
+    opt_out(api, real, "X1234567")
+
+    details = opt_out_event(api, real)
+    assert details["deleted_reference_templates"] == 1
+    assert details["disputed_listings"] == rival
+
+
+def test_an_undisputed_later_flight_still_keeps_the_templates_and_the_event_says_so(
+    api: Api, lfw_dir: Path
+) -> None:
+    carrier_keys(api)
+    real = api.create_flight(carrier="EE", role="officer_ee")["id"]
+    upload(api, real, [manifest_row("X1234567", "DOE")], "officer_ee")
+    onward = api.create_flight(carrier="ZZ", role="officer_zz")["id"]
+    upload(api, onward, [manifest_row("X1234567", "DOE")], "officer_zz")  # the same details
+    enrol(api, "X1234567", lfw_image(lfw_dir, "Colin_Powell", 1))
+
+    opt_out(api, real, "X1234567")
+
+    details = opt_out_event(api, real)
+    assert details["deleted_reference_templates"] == 0
+    assert details["kept_reference_templates"] == 1
+    assert details["kept_for_flights"] == onward
+    assert "disputed_listings" not in details
