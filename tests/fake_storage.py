@@ -187,6 +187,9 @@ class ManifestEntryRow:
     document_id: str
     traveler_id: str
     added_at: datetime
+    # What a carrier's upload itself sent, and the data key id it is "sealed" under.
+    sent: ManifestTraveler | None = None
+    sent_under: str | None = None
 
 
 @dataclass(frozen=True)
@@ -365,6 +368,17 @@ class FakeDatabase:
 
 
 # --- shared reads (over any FakeTables: a unit of work's copy or the committed state) ------
+
+
+def _sent(t: FakeTables, entry: ManifestEntryRow) -> dict[str, str]:
+    """What a carrier sent for the entry, as the SQL store opens it (empty if nothing was kept
+    or the traveler's key changed since)."""
+    data_key = t.data_keys.get(entry.traveler_id)
+    if entry.sent is None or data_key is None or data_key.id != entry.sent_under:
+        return {}
+    shim = DocumentRow(entry.document_id, entry.traveler_id, entry.sent.document, entry.sent_under)
+    shim.details = entry.sent
+    return _personal(t, shim)
 
 
 def _personal(t: FakeTables, doc: DocumentRow) -> dict[str, str]:
@@ -643,11 +657,16 @@ class _Flights(_Repository):
                 else:
                     kept += 1
                     self._record_conflict(t, document, traveler, flight_id, uploader_carrier, now)
+            sent = (traveler, data_key.id) if uploader_carrier is not None else (None, None)
             if traveler.document in existing:
-                after[traveler.document] = existing[traveler.document]
+                after[traveler.document] = replace(
+                    existing[traveler.document], sent=sent[0], sent_under=sent[1]
+                )
                 updated += 1
             else:
-                after[traveler.document] = ManifestEntryRow(document.id, document.traveler_id, now)
+                after[traveler.document] = ManifestEntryRow(
+                    document.id, document.traveler_id, now, *sent
+                )
                 added += 1
         removed = len(existing.keys() - after.keys())
         t.manifests[flight_id] = after
@@ -809,7 +828,14 @@ class _Flights(_Repository):
         entries = self._r().manifests.get(flight_id, {})
         return any(e.traveler_id == traveler_id for e in entries.values())
 
-    def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]:
+    def manifest_status(
+        self,
+        flight_id: str,
+        model: str,
+        carrier: str | None = None,
+        *,
+        own_only: bool = False,
+    ) -> list[ManifestStatus]:
         t = self._r()
         entries = t.manifests.get(flight_id, {})
         on_manifest = {e.traveler_id for e in entries.values()}
@@ -822,14 +848,25 @@ class _Flights(_Repository):
             doc = t.documents[key]
             personal = _personal(t, doc)
             details = doc.details
+            if (
+                carrier is not None
+                and doc.details_by != carrier
+                and (own_only or doc.details_by not in (None, AGENCY))
+            ):
+                own = _sent(t, entry)
+                if own or own_only:
+                    personal, details = own, entry.sent if own else None
+            hidden = own_only and not personal
             statuses.append(
                 ManifestStatus(
                     traveler_id=entry.traveler_id,
-                    document=DocumentKey(key.issuing_state, personal.get("number", ERASED)),
-                    surname=personal.get("surname", ERASED),
+                    document=DocumentKey(
+                        key.issuing_state, personal.get("number", "" if hidden else ERASED)
+                    ),
+                    surname=personal.get("surname", "" if hidden else ERASED),
                     given_names=personal.get("given_names", ""),
                     citizenship_class=details.citizenship_class.value if details else "",
-                    has_photo=entry.traveler_id in with_photo,
+                    has_photo=not own_only and entry.traveler_id in with_photo,
                     processed=entry.traveler_id in methods,
                     date_of_birth=_optional_date(personal.get("date_of_birth")),
                     opted_out=methods.get(entry.traveler_id) is EncounterMethod.OPT_OUT,
@@ -1913,18 +1950,15 @@ class _Retention(_Repository):
         self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
     ) -> dict[str, int]:
         t = self._w()
-        still_needed = any(
-            other != flight_id
-            and t.flights[other].scheduled_departure > now
-            and any(e.traveler_id == traveler_id for e in entries.values())
-            for other, entries in t.manifests.items()
-        )
-        templates = 0
+        still_needed = bool(self.listings_after(traveler_id, flight_id, now)[0])
+        templates = kept = 0
         if not still_needed:
             doomed = [i for i, r in t.templates.items() if r.traveler_id == traveler_id]
             for template_id in doomed:
                 del t.templates[template_id]
             templates = len(doomed)
+        else:
+            kept = sum(1 for r in t.templates.values() if r.traveler_id == traveler_id)
         images = 0
         theirs_here = set()
         for capture in t.captures.values():
@@ -1947,7 +1981,34 @@ class _Retention(_Repository):
             "reference_templates": templates,
             "capture_images": images,
             "idempotency_keys": len(doomed_keys),
+            **({"kept_reference_templates": kept} if kept else {}),
         }
+
+    def listings_after(
+        self, traveler_id: str, flight_id: str, now: datetime
+    ) -> tuple[list[str], list[str]]:
+        t = self._r()
+        opting = t.flights[flight_id].carrier if flight_id in t.flights else None
+        counted: list[str] = []
+        disputed: list[str] = []
+        for other in sorted(t.manifests):
+            flight = t.flights[other]
+            if other == flight_id or flight.scheduled_departure <= now:
+                continue
+            for key, entry in t.manifests[other].items():
+                if entry.traveler_id != traveler_id:
+                    continue
+                open_by = {
+                    c.proposed_by
+                    for c in t.manifest_conflicts.values()
+                    if c.document == key and c.resolved_at is None
+                }
+                carrier, details_by = flight.carrier, t.documents[key].details_by
+                in_dispute = carrier != opting and (
+                    carrier in open_by or (details_by == carrier and opting in open_by)
+                )
+                (disputed if in_dispute else counted).append(other)
+        return counted, disputed
 
 
 class _DataKeys(_Repository):

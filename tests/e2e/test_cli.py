@@ -653,3 +653,55 @@ def test_manifest_conflicts_are_listed_and_resolved_at_the_cli(
     assert run_cli("manifest", "resolve", conflict["id"], "--apply", "kept").returncode != 0
     verified = run_cli("audit", "verify")
     assert verified.returncode == 0, verified.stderr
+
+
+def test_manifest_export_writes_csv_with_formula_cells_made_text(
+    run_cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``manifest export --format csv`` wrote JSON (probe M1). It writes CSV now, in the
+    columns a CSV upload reads, and names a manifest accepted (``=1+1``, ``@X``) reach a
+    spreadsheet as text, not as formulas."""
+    import csv
+    from datetime import UTC, datetime
+
+    from entryexit.bootstrap import build_records
+    from entryexit.config import Settings
+    from entryexit.documents.manifest import parse_json_manifest
+    from entryexit.domain.model import Direction
+    from entryexit.services.flights import NewFlight
+
+    monkeypatch.setenv("ENTRYEXIT_DATA_DIR", str(tmp_path / "data"))
+    assert run_cli("keys", "init").returncode == 0
+    records = build_records(Settings())
+    departure = datetime(2030, 1, 10, 9, tzinfo=UTC)
+    flight = records.flights.create(NewFlight("EE", "1", departure, "AAA", "BBB", Direction.EXIT))
+    hostile = ("=1+1", "+SUM(1)", "-2+3", "@X")  # (a tab or CR is stripped on upload)
+    rows = [
+        {
+            "surname": surname,
+            "given_names": "ANNA",
+            "date_of_birth": "1980-01-01",
+            "sex": "F",
+            "nationality": "XYZ",
+            "citizenship_class": "foreign_national",
+            "document_type": "passport",
+            "document_number": f"E{index:07d}",
+            "issuing_state": "XYZ",
+            "document_expiry": "2031-01-01",
+        }
+        for index, surname in enumerate((*hostile, "O'BRIEN"))
+    ]
+    travelers = parse_json_manifest(
+        json.dumps({"travelers": rows}).encode(), departure.date(), "UTO"
+    )
+    records.flights.put_manifest(flight.id, travelers)
+
+    result = run_cli("manifest", "export", flight.id, "--format", "csv")
+
+    assert result.returncode == 0, result.stderr
+    header, *lines = list(csv.reader(io.StringIO(result.stdout)))
+    assert header[:3] == ["surname", "given_names", "date_of_birth"]
+    surnames = {line[0] for line in lines}
+    assert surnames == {"'" + s for s in hostile} | {"O'BRIEN"}
+    assert all(cell[:1] not in "=+-@\t\r" for line in lines for cell in line if cell)
+    assert {line[header.index("document_number")] for line in lines} >= {"E0000000"}

@@ -418,7 +418,12 @@ def test_an_opt_out_deletes_the_template_and_the_images_of_the_travelers_capture
     assert (image, key) == (None, None)
     # The citizen is also on a later flight: an opt-out on this one keeps their template.
     kept = store.write(lambda uow: uow.retention.forget_opted_out(ids["citizen"], "f1", DEPARTURE))
-    assert kept == {"reference_templates": 0, "capture_images": 0, "idempotency_keys": 0}
+    assert kept == {
+        "reference_templates": 0,
+        "capture_images": 0,
+        "idempotency_keys": 0,
+        "kept_reference_templates": 1,
+    }
 
 
 # --- deleted bytes do not survive (SQLite files) --------------------------------------------

@@ -63,9 +63,10 @@ class ManifestChangePublic(BaseModel):
     flagged: list[FlaggedTravelerPublic] = []
     # Travelers whose document's details another carrier (or the agency) set first: this
     # carrier's key may list them, but the details in force stay; the new ones wait for the
-    # agency as manifest conflicts (GET /v1/manifest-conflicts).
-    details_kept: int = 0
-    conflicts: int = 0
+    # agency as manifest conflicts (GET /v1/manifest-conflicts). Told to the agency's keys
+    # only (null for a carrier's key: the counts would tell it which documents are known).
+    details_kept: int | None = 0
+    conflicts: int | None = 0
 
 
 class DocumentRef(BaseModel):
@@ -79,7 +80,8 @@ class ManifestTravelerPublic(BaseModel):
     surname: str
     given_names: str
     citizenship_class: str
-    has_photo: bool
+    # Whether the agency holds a reference photo: null for a carrier's key.
+    has_photo: bool | None
     processed: bool
     booking_reference: str | None = None
 

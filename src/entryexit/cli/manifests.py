@@ -53,8 +53,9 @@ def export(
     flight_id: Annotated[str, typer.Argument(help="The flight whose manifest to write.")],
     format: Annotated[ManifestFormat, typer.Option("--format")] = ManifestFormat.PAXLST,
 ) -> int:
-    """Write a flight's manifest (PAXLST D05B, or JSON) to standard output."""
+    """Write a flight's manifest (PAXLST D05B, JSON or CSV) to standard output."""
     from entryexit.bootstrap import build_records
+    from entryexit.services.formats import manifest_csv
 
     flights = build_records(load_settings()).flights
     flight = flights.get(flight_id)
@@ -71,6 +72,8 @@ def export(
             ),
             nl=False,
         )
+    elif format is ManifestFormat.CSV:
+        typer.echo(manifest_csv(travelers), nl=False)
     else:
         typer.echo(json.dumps({"travelers": [traveler_row(t) for t in travelers]}, indent=2))
     return 0

@@ -418,9 +418,16 @@ class FlightService:
         except Exception as exc:
             logger.warning("old manifest rows left for later clean-up: %s", type(exc).__name__)
 
-    def manifest(self, flight_id: str) -> list[ManifestStatus]:
+    def manifest(self, flight_id: str, viewer: Principal | None = None) -> list[ManifestStatus]:
+        """The flight's manifest. A key bound to a carrier sees only what its carrier sent
+        (details another carrier or the agency set are not told, nor who has a reference
+        photo); the agency's keys see the details in force."""
         with self._uow(read_only=True) as uow:
-            self.get_in(uow, flight_id)
+            flight = self.get_in(uow, flight_id)
+            if viewer is not None and viewer.carrier is not None:
+                return uow.flights.manifest_status(
+                    flight_id, self._model, flight.carrier, own_only=True
+                )
             return uow.flights.manifest_status(flight_id, self._model)
 
     def manifest_travelers(self, flight_id: str) -> list[ManifestTraveler]:

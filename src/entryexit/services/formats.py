@@ -10,6 +10,8 @@ from datetime import date, datetime
 from typing import Any
 
 from entryexit.documents.csv_safety import neutralise_row
+from entryexit.documents.manifest import FIELDS, OPTIONAL_FIELDS, traveler_row
+from entryexit.domain.model import ManifestTraveler
 
 OVERSTAY_COLUMNS = (
     "kind",
@@ -57,4 +59,20 @@ def overstay_csv(report: dict[str, Any]) -> str:
                     [kind, *("" if values[c] is None else values[c] for c in OVERSTAY_COLUMNS[1:])]
                 )
             )
+    return buffer.getvalue()
+
+
+MANIFEST_COLUMNS = (*FIELDS, *OPTIONAL_FIELDS)
+
+
+def manifest_csv(travelers: list[ManifestTraveler]) -> str:
+    """A manifest as CSV, one traveler a line, in the columns a CSV manifest upload reads.
+    Names come from carriers' manifests, which accept ``=1+1`` or ``@X`` as a surname: a cell
+    a spreadsheet would run as a formula is written as text (a leading ``'``)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(neutralise_row(MANIFEST_COLUMNS))
+    for traveler in travelers:
+        row = traveler_row(traveler)
+        writer.writerow(neutralise_row([row.get(column, "") for column in MANIFEST_COLUMNS]))
     return buffer.getvalue()

@@ -109,7 +109,9 @@ class GalleryService:
         previous: StagedGallery | None,
     ) -> StagingReport:
         flight = FlightService.get_in(uow, flight_id)
-        statuses = uow.flights.manifest_status(flight_id, self._model)
+        # Who the flight's travelers are by its own carrier's manifest where another carrier
+        # holds a document's details (the agency's govern every flight).
+        statuses = uow.flights.manifest_status(flight_id, self._model, flight.carrier)
         now = self._clock()
         policy = self._policies.in_force(now)
         gallery = self.restage_in(uow, flight, statuses)
@@ -214,7 +216,7 @@ class GalleryService:
         already (staging does), else read now."""
         now = self._clock()
         if statuses is None:
-            statuses = uow.flights.manifest_status(flight.id, self._model)
+            statuses = uow.flights.manifest_status(flight.id, self._model, flight.carrier)
         excluded = self._excluded(statuses, now)
         vectors: dict[str, list[NDArray[np.float32]]] = {}
         unopenable: set[str] = set()

@@ -63,6 +63,10 @@ class OptOut:
     policy_version: str
     # What the opt-out deleted at once: enrolled templates, images of the traveler's captures.
     deleted: dict[str, int] = field(default_factory=dict)
+    # Templates kept, and why (ids only): ``kept_reference_templates``, ``kept_for_flights``
+    # (the flights still to depart whose listing keeps them), ``disputed_listings`` (flights
+    # whose listing is in dispute with this flight's carrier and so kept nothing).
+    kept: dict[str, int | str] = field(default_factory=dict)
 
 
 class OptOutService:
@@ -99,6 +103,7 @@ class OptOutService:
                 {
                     "encounter": opt_out.encounter_id,
                     **{f"deleted_{kind}": n for kind, n in opt_out.deleted.items()},
+                    **opt_out.kept,
                 },
                 policy_version=opt_out.policy_version,
             )
@@ -157,10 +162,17 @@ class OptOutService:
         if self._on_encounter is not None:
             self._on_encounter(uow, encounter, flight, None)
         # Declining the photo ends its use now, not at the normal expiry.
+        counted, disputed = uow.retention.listings_after(traveler_id, flight.id, now)
         deleted = uow.retention.forget_opted_out(traveler_id, flight.id, now, capture_id)
+        kept: dict[str, int | str] = {}
+        if "kept_reference_templates" in deleted:
+            kept["kept_reference_templates"] = deleted.pop("kept_reference_templates")
+            kept["kept_for_flights"] = ",".join(counted)
+        if disputed:
+            kept["disputed_listings"] = ",".join(disputed)
         if flight.staged:
             self._galleries.restage_in(uow, flight)  # rebuilt without the traveler
-        return OptOut(encounter.id, traveler_id, policy.version, deleted)
+        return OptOut(encounter.id, traveler_id, policy.version, deleted, kept)
 
 
 # Rows of each kind a purge transaction deletes at most (benchmarks/RESULTS.md, "Batched

@@ -87,7 +87,19 @@ class FlightRepository(Protocol):
         now: datetime,
         uploader_carrier: str | None = None,
     ) -> ManifestChange: ...
-    def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]: ...
+    def manifest_status(
+        self,
+        flight_id: str,
+        model: str,
+        carrier: str | None = None,
+        *,
+        own_only: bool = False,
+    ) -> list[ManifestStatus]:
+        """The flight's travelers; with ``carrier`` (the flight's), a document whose details
+        another carrier holds is shown as ``carrier`` sent it for this flight; ``own_only``
+        (a key bound to ``carrier``) shows nothing ``carrier`` did not send itself."""
+        ...
+
     def has_traveler(self, flight_id: str, traveler_id: str) -> bool:
         """Whether the traveler is on the flight's (current) manifest."""
         ...
@@ -467,8 +479,18 @@ class RetentionRepository(Protocol):
         self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
     ) -> dict[str, int]:
         """After an opt-out: delete the traveler's reference templates (unless another flight
-        still to depart lists them) and the images of their captures on the flight, and of
-        ``capture_id`` (a no-match an officer found to be theirs)."""
+        still to depart lists them, by a listing not in dispute: :meth:`listings_after`) and
+        the images of their captures on the flight, and of ``capture_id`` (a no-match an
+        officer found to be theirs). Counts by kind; ``kept_reference_templates`` when some
+        were kept."""
+        ...
+
+    def listings_after(
+        self, traveler_id: str, flight_id: str, now: datetime
+    ) -> tuple[list[str], list[str]]:
+        """Other flights still to depart that list the traveler: (those whose listing keeps
+        his templates after an opt-out on ``flight_id``, those in dispute with its carrier
+        that do not), flight ids sorted."""
         ...
 
 

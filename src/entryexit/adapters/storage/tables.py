@@ -162,6 +162,11 @@ class ManifestEntryRow(Base):
     document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     expiry: Mapped[date | None] = mapped_column(Date, nullable=True)
     citizenship_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # What the uploading carrier itself sent for this traveler (a carrier-bound key's upload;
+    # None for the agency's), sealed under the traveler's data key with its class, document
+    # type and expiry (migration 0026): what the carrier's key is shown, and what its flight
+    # decides by when another carrier holds the document's details.
+    sent: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 def in_force() -> ColumnElement[bool]:

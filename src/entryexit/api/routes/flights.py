@@ -62,7 +62,7 @@ def _public(flight: Flight) -> FlightPublic:
     )
 
 
-def _traveler(status: ManifestStatus) -> ManifestTravelerPublic:
+def _traveler(status: ManifestStatus, partner: bool = False) -> ManifestTravelerPublic:
     return ManifestTravelerPublic(
         traveler_ref=status.traveler_id,
         document=DocumentRef(
@@ -71,7 +71,8 @@ def _traveler(status: ManifestStatus) -> ManifestTravelerPublic:
         surname=status.surname,
         given_names=status.given_names,
         citizenship_class=status.citizenship_class,
-        has_photo=status.has_photo,
+        # An agency enrolment: not a carrier's to know.
+        has_photo=None if partner else status.has_photo,
         processed=status.processed,
         booking_reference=status.booking_reference,
     )
@@ -133,16 +134,22 @@ async def put_manifest(
         updated=change.updated,
         total=change.total,
         flagged=flagged,
-        details_kept=change.details_kept,
-        conflicts=change.conflicts,
+        # A carrier's key is told nothing of what others set: the same answer for a document
+        # known elsewhere and an unknown one (the conflicts still wait for the agency).
+        details_kept=None if caller.carrier is not None else change.details_kept,
+        conflicts=None if caller.carrier is not None else change.conflicts,
     )
 
 
 @router.get("/{flight_id}/manifest")
 def get_manifest(
-    flight_id: str, services: ServicesDep, _caller: CallerDep
+    flight_id: str, services: ServicesDep, caller: CallerDep
 ) -> list[ManifestTravelerPublic]:
-    return [_traveler(s) for s in services.flights.manifest(flight_id)]
+    """The flight's travelers. A carrier's key sees what its carrier sent for each (never the
+    details another carrier or the agency set: empty fields if it sent none of its own) and
+    no ``has_photo``."""
+    partner = caller.carrier is not None
+    return [_traveler(s, partner) for s in services.flights.manifest(flight_id, caller)]
 
 
 @router.post("/{flight_id}/gallery")
@@ -289,7 +296,12 @@ def _encounter(e: Encounter, partner: bool) -> EncounterPublic:
 
 @router.get("/{flight_id}/outstanding")
 def list_outstanding(
-    flight_id: str, services: ServicesDep, _caller: CallerDep
+    flight_id: str, services: ServicesDep, caller: CallerDep
 ) -> list[ManifestTravelerPublic]:
-    """Manifest travelers not yet processed on this flight."""
-    return [_traveler(s) for s in services.flights.manifest(flight_id) if not s.processed]
+    """Manifest travelers not yet processed on this flight (shown as the manifest is)."""
+    partner = caller.carrier is not None
+    return [
+        _traveler(s, partner)
+        for s in services.flights.manifest(flight_id, caller)
+        if not s.processed
+    ]

@@ -173,7 +173,23 @@ class SqlFlightRepository:
             )
         }
         fresh_keys = {key for key, _ in fresh}
+        # A carrier's upload keeps its own copy of every traveler's details on the entry
+        # (the agency's details apply everywhere: nothing to keep).
+        keep_sent = details_by is not None and details_by != AGENCY
         entries: list[dict[str, object]] = []
+
+        def key_of(traveler_id: str) -> bytes:
+            cached = keys_of.get(traveler_id)
+            key_row = known_keys.get(traveler_id)
+            if cached is not None:
+                data_key = cached
+            elif key_row is not None:
+                data_key = self._sealer.unwrap(key_row)
+            else:  # shredded meanwhile: a key of its own from now on
+                data_key = self._sealer.data_key(session, traveler_id, now)
+            keys_of[traveler_id] = data_key
+            return data_key
+
         for key, traveler in keyed:
             document = found[key]
             entry: dict[str, object] = {
@@ -183,18 +199,14 @@ class SqlFlightRepository:
                 "traveler_id": document.traveler_id,
                 "added_at": now,
             }
+            if keep_sent:
+                entry["sent"] = self._sealer.seal_personal(
+                    key_of(document.traveler_id), document.traveler_id, _sent(traveler)
+                )
             if key not in fresh_keys and self._details_changed(
                 document, known_keys.get(document.traveler_id), traveler
             ):
-                cached = keys_of.get(document.traveler_id)
-                key_row = known_keys.get(document.traveler_id)
-                if cached is not None:
-                    data_key = cached
-                elif key_row is not None:
-                    data_key = self._sealer.unwrap(key_row)
-                else:  # shredded meanwhile: a key of its own from now on
-                    data_key = self._sealer.data_key(session, document.traveler_id, now)
-                keys_of[document.traveler_id] = data_key
+                data_key = key_of(document.traveler_id)
                 entry.update(
                     personal=self._sealed(document.traveler_id, traveler, data_key),
                     document_type=traveler.document_type.value,
@@ -580,7 +592,20 @@ class SqlFlightRepository:
             is not None
         )
 
-    def manifest_status(self, flight_id: str, model: str) -> list[ManifestStatus]:
+    def manifest_status(
+        self,
+        flight_id: str,
+        model: str,
+        carrier: str | None = None,
+        *,
+        own_only: bool = False,
+    ) -> list[ManifestStatus]:
+        """The flight's travelers with the details in force, except: with ``carrier`` (the
+        flight's carrier), a traveler whose document's details another carrier holds is shown
+        with what ``carrier`` itself sent for this flight (the agency's details still govern);
+        with ``own_only`` as well (a key bound to ``carrier``), every traveler whose details
+        ``carrier`` does not hold is shown with its own copy, or with empty personal fields if
+        it has none readable, and no one's ``has_photo`` (an agency enrolment) is told."""
         session = self._session
         with_photo = set(
             session.scalars(
@@ -607,26 +632,56 @@ class SqlFlightRepository:
             .where(ManifestEntryRow.flight_id == flight_id, in_force())
         ).all()
         statuses = []
+        unwrapped: dict[str, bytes] = {}
         for entry, doc, data_key in rows:
-            personal = self._sealer.open_personal(doc, data_key)
+            if carrier is None or doc.details_by == carrier:
+                personal = self._sealer.open_personal(doc, data_key, unwrapped)
+                klass, document_type = doc.citizenship_class or "", doc.document_type or ""
+            elif own_only or doc.details_by not in (None, AGENCY):
+                personal = self._sent(entry, data_key, unwrapped)
+                if not personal and not own_only:  # nothing of its own: the details in force
+                    personal = self._sealer.open_personal(doc, data_key, unwrapped)
+                    klass, document_type = doc.citizenship_class or "", doc.document_type or ""
+                else:
+                    klass = personal.get("citizenship_class", "")
+                    document_type = personal.get("document_type", "")
+            else:
+                personal = self._sealer.open_personal(doc, data_key, unwrapped)
+                klass, document_type = doc.citizenship_class or "", doc.document_type or ""
+            hidden = own_only and not personal
             statuses.append(
                 ManifestStatus(
                     traveler_id=entry.traveler_id,
-                    document=DocumentKey(doc.issuing_state, personal.get("number", ERASED)),
-                    surname=personal.get("surname", ERASED),
+                    document=DocumentKey(
+                        doc.issuing_state, personal.get("number", "" if hidden else ERASED)
+                    ),
+                    surname=personal.get("surname", "" if hidden else ERASED),
                     given_names=personal.get("given_names", ""),
-                    citizenship_class=doc.citizenship_class or "",
-                    has_photo=entry.traveler_id in with_photo,
+                    citizenship_class=klass,
+                    has_photo=not own_only and entry.traveler_id in with_photo,
                     processed=entry.traveler_id in methods,
                     date_of_birth=optional_date(personal.get("date_of_birth")),
                     opted_out=methods.get(entry.traveler_id) == EncounterMethod.OPT_OUT.value,
                     booking_reference=personal.get("booking_reference"),
                     nationality=personal.get("nationality", ""),
-                    document_type=doc.document_type or "",
+                    document_type=document_type,
                 )
             )
         statuses.sort(key=lambda s: (s.surname, s.given_names, s.document.number))
         return statuses
+
+    def _sent(
+        self, entry: ManifestEntryRow, key_row: DataKeyRow | None, unwrapped: dict[str, bytes]
+    ) -> dict[str, str]:
+        """What the uploading carrier sent for this entry, opened; empty if nothing was kept
+        or it no longer opens (the traveler's key shredded, or shredded and made anew)."""
+        if entry.sent is None or key_row is None:
+            return {}
+        sealed = DocumentRow(traveler_id=entry.traveler_id, personal=entry.sent)
+        try:
+            return self._sealer.open_personal(sealed, key_row, unwrapped)
+        except DecryptionError:
+            return {}
 
     def manifest_travelers(self, flight_id: str) -> list[ManifestTraveler]:
         """The manifest as it was sent, opened (travelers whose key was shredded are left
@@ -682,6 +737,16 @@ def _traveler(
         document_expiry=expiry,
         booking_reference=personal.get("booking_reference"),
     )
+
+
+def _sent(traveler: ManifestTraveler) -> dict[str, str]:
+    """A carrier's own copy of what it sent: the details and the document's clear columns."""
+    return {
+        **_personal(traveler),
+        "citizenship_class": traveler.citizenship_class.value,
+        "document_type": traveler.document_type.value,
+        "expiry": traveler.document_expiry.isoformat(),
+    }
 
 
 def _personal(traveler: ManifestTraveler) -> dict[str, str]:

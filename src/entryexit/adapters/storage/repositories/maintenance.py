@@ -498,22 +498,26 @@ class SqlRetentionRepository:
         self, traveler_id: str, flight_id: str, now: datetime, capture_id: str | None = None
     ) -> dict[str, int]:
         """The traveler declined the photo on ``flight_id``: their enrolled templates go,
-        unless a flight still to depart lists them (that flight's decision is its own), and
-        no image of their captures on this flight is kept."""
-        still_needed = (
-            select(ManifestEntryRow.id)
-            .join(FlightRow, FlightRow.id == ManifestEntryRow.flight_id)
-            .where(ManifestEntryRow.traveler_id == traveler_id)
-            .where(ManifestEntryRow.flight_id != flight_id)
-            .where(ManifestEntryRow.upload_id == FlightRow.manifest_version)  # in force
-            .where(FlightRow.scheduled_departure > now)
-            .exists()
-        )
+        unless a flight still to depart lists them (that flight's decision is its own) by a
+        listing not in dispute with this flight's carrier (:meth:`listings_after`), and no
+        image of their captures on this flight is kept. ``kept_reference_templates`` counts
+        the templates kept (only when some are)."""
+        counted, _ = self.listings_after(traveler_id, flight_id, now)
         templates = 0
-        if not self._session.scalar(select(still_needed)):
+        if not counted:
             templates = self._delete(
                 ReferenceTemplateRow, ReferenceTemplateRow.traveler_id == traveler_id
             )
+        kept = (
+            int(
+                self._session.scalar(
+                    select(func.count()).where(ReferenceTemplateRow.traveler_id == traveler_id)
+                )
+                or 0
+            )
+            if counted
+            else 0
+        )
         on_this_flight = select(CaptureRow.id).where(
             CaptureRow.flight_id == flight_id,
             or_(CaptureRow.traveler_id == traveler_id, CaptureRow.id == capture_id),
@@ -540,7 +544,52 @@ class SqlRetentionRepository:
             "reference_templates": templates,
             "capture_images": images,
             "idempotency_keys": idempotency,
+            **({"kept_reference_templates": kept} if kept else {}),
         }
+
+    def listings_after(
+        self, traveler_id: str, flight_id: str, now: datetime
+    ) -> tuple[list[str], list[str]]:
+        """The other flights still to depart whose manifest in force lists the traveler: those
+        that keep his templates after an opt-out on ``flight_id``, and those that do not
+        because their listing is in dispute with ``flight_id``'s carrier (another carrier's
+        listing whose details were refused, an open conflict of its carrier on the document,
+        or details it holds that ``flight_id``'s carrier disputes, an open conflict of that
+        carrier): a carrier cannot keep a traveler's templates by listing his passport."""
+        session = self._session
+        opting = session.scalar(select(FlightRow.carrier).where(FlightRow.id == flight_id))
+        listings = session.execute(
+            select(
+                ManifestEntryRow.flight_id,
+                FlightRow.carrier,
+                DocumentRow.id,
+                DocumentRow.details_by,
+            )
+            .join(FlightRow, FlightRow.id == ManifestEntryRow.flight_id)
+            .join(DocumentRow, DocumentRow.id == ManifestEntryRow.document_id)
+            .where(ManifestEntryRow.traveler_id == traveler_id)
+            .where(ManifestEntryRow.flight_id != flight_id)
+            .where(ManifestEntryRow.upload_id == FlightRow.manifest_version)  # in force
+            .where(FlightRow.scheduled_departure > now)
+            .order_by(ManifestEntryRow.flight_id)
+        ).all()
+        disputing: dict[str, set[str]] = {}
+        for document_id, carrier in session.execute(
+            select(ManifestConflictRow.document_id, ManifestConflictRow.proposed_by).where(
+                ManifestConflictRow.traveler_id == traveler_id,
+                ManifestConflictRow.resolved_at.is_(None),
+            )
+        ).all():
+            disputing.setdefault(document_id, set()).add(carrier)
+        counted: list[str] = []
+        disputed: list[str] = []
+        for other, carrier, document_id, details_by in listings:
+            open_by = disputing.get(document_id, set())
+            in_dispute = carrier != opting and (
+                carrier in open_by or (details_by == carrier and opting in open_by)
+            )
+            (disputed if in_dispute else counted).append(other)
+        return counted, disputed
 
 
 def _idempotency_naming(traveler_id: str, captures: Any) -> ColumnElement[bool]:
