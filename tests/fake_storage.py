@@ -381,6 +381,20 @@ def _sent(t: FakeTables, entry: ManifestEntryRow) -> dict[str, str]:
     return _personal(t, shim)
 
 
+def _shows_citizen(key: DocumentKey, doc: DocumentRow, home_state: str) -> bool:
+    """As the SQL store's ``citizen_travelers``: a home-state passport, or the citizen class
+    as the agency stated it (or as stored before who set it was recorded)."""
+    if doc.details is None:
+        return False
+    stated = doc.details.citizenship_class is CitizenshipClass.CITIZEN and doc.details_by in (
+        None,
+        AGENCY,
+    )
+    return stated or (
+        doc.details.document_type is DocumentType.PASSPORT and key.issuing_state == home_state
+    )
+
+
 def _personal(t: FakeTables, doc: DocumentRow) -> dict[str, str]:
     """A document's details as the SQL store opens them: empty once the key is shredded
     (or replaced), only the number before a manifest described the document."""
@@ -1595,17 +1609,7 @@ class _Fingerprints(_Repository):
             for key, doc in t.documents.items()
             if doc.traveler_id in aboard
             and any(traveler == doc.traveler_id for traveler, _, _ in t.fingerprints)
-            and doc.details is not None
-            and (
-                (
-                    doc.details.citizenship_class is CitizenshipClass.CITIZEN
-                    and doc.details_by in (None, AGENCY)
-                )
-                or (
-                    doc.details.document_type is DocumentType.PASSPORT
-                    and key.issuing_state == home_state
-                )
-            )
+            and _shows_citizen(key, doc, home_state)
         )
 
     def delete_of_traveler(self, traveler_id: str) -> int:
@@ -1849,17 +1853,7 @@ class _Retention(_Repository):
         citizens = {
             doc.traveler_id
             for key, doc in t.documents.items()
-            if doc.details is not None
-            and (
-                (
-                    doc.details.citizenship_class is CitizenshipClass.CITIZEN
-                    and doc.details_by in (None, AGENCY)
-                )
-                or (
-                    doc.details.document_type is DocumentType.PASSPORT
-                    and key.issuing_state == home_state
-                )
-            )
+            if _shows_citizen(key, doc, home_state)
         }
         due = [key for key in t.fingerprints if key[0] in citizens]
         due = due if limit is None else due[:limit]

@@ -34,6 +34,8 @@ from entryexit.domain.throttle import Network, address_holder, within
 if TYPE_CHECKING:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+    from entryexit.config import Settings
+
 logger = logging.getLogger(__name__)
 
 CONNECTIONS_REFUSED = MetricCounter(
@@ -242,6 +244,17 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
             self.transport.close()
 
     return GuardedHttpToolsProtocol
+
+
+def guard_for(settings: Settings) -> ConnectionGuard:
+    """The bounds ``settings`` set, the total lowered to what the open-files limit allows
+    (whose soft limit is raised to the hard one first)."""
+    return ConnectionGuard(
+        header_seconds=settings.header_timeout_seconds,
+        per_address=settings.connections_per_address,
+        total=connections_within(settings.max_connections, raise_open_files_limit()),
+        trusted=settings.trusted_proxies,
+    )
 
 
 def guard_options(guard: ConnectionGuard) -> dict[str, Any]:

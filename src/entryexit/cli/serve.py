@@ -16,12 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from entryexit.cli._common import load_settings
-from entryexit.cli.connections import (
-    ConnectionGuard,
-    connections_within,
-    guard_options,
-    raise_open_files_limit,
-)
+from entryexit.cli.connections import ConnectionGuard, guard_for, guard_options
 from entryexit.cli.worker import JobsOption, PurgeScheduler, drain_outbox
 from entryexit.config import Settings
 from entryexit.domain.access import Role
@@ -98,12 +93,7 @@ def serve(
     scheduler = PurgeScheduler(services.jobs, services.purge, settings.purge_interval_seconds)
     if jobs:
         scheduler.start()
-    guard = ConnectionGuard(
-        header_seconds=settings.header_timeout_seconds,
-        per_address=settings.connections_per_address,
-        total=connections_within(settings.max_connections, raise_open_files_limit()),
-        trusted=settings.trusted_proxies,
-    )
+    guard = guard_for(settings)
     config = server_config(
         app,
         guard,
@@ -148,12 +138,8 @@ def server_config(
     import uvicorn
 
     if guard is None:
-        defaults = Settings.model_fields
-        guard = ConnectionGuard(
-            header_seconds=defaults["header_timeout_seconds"].default,
-            per_address=defaults["connections_per_address"].default,
-            total=connections_within(defaults["max_connections"].default, raise_open_files_limit()),
-        )
+        # The settings' defaults, not the environment's: tests and `simulate` serve here.
+        guard = guard_for(Settings.model_construct())
     return uvicorn.Config(
         app,
         log_config=None,
