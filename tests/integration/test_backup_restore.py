@@ -18,13 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from entryexit.adapters.crypto.keys import FileKeyProvider
-from entryexit.adapters.storage.backups import LAST_UNSIGNED_VERSION, mac_file
-from entryexit.adapters.storage.database import alembic_config
+from entryexit.adapters.storage.backups import LAST_UNSIGNED_VERSION, mac_file, migrate_file
 from entryexit.api.app import create_app
 from entryexit.biometrics import FaceEngine
 from entryexit.bootstrap import SqlServices, build_records, build_services
@@ -378,14 +376,7 @@ def test_a_backup_with_a_foreign_trigger_is_refused_signed_or_not(tmp_path: Path
 def pre_signing_backup(path: Path, version: str = LAST_UNSIGNED_VERSION) -> Path:
     """A backup as `backup create` wrote it before backups were signed: a database at
     schema ``version`` (made by the migrations), no .mac file beside it."""
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, version)
-    finally:
-        engine.dispose()
+    migrate_file(path, version)
     return path
 
 

@@ -373,17 +373,22 @@ def _normalised(sql: str) -> str:
     return f"{sql[:start].strip()} ({', '.join(sorted(clauses))})"
 
 
+def migrate_file(path: Path, version: str) -> None:
+    """Bring the SQLite database at ``path`` (created if absent) to schema ``version``."""
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, version)
+    finally:
+        engine.dispose()
+
+
 def migrated_schema(version: str) -> Schema:
     """The schema the migrations make at ``version``, on a throw-away database."""
     with tempfile.TemporaryDirectory(prefix="entryexit-schema-") as folder:
-        engine = create_engine(f"sqlite:///{Path(folder) / 'reference.db'}")
-        try:
-            with engine.begin() as connection:
-                config = alembic_config()
-                config.attributes["connection"] = connection
-                command.upgrade(config, version)
-        finally:
-            engine.dispose()
+        migrate_file(Path(folder) / "reference.db", version)
         with _connect(Path(folder) / "reference.db", read_only=True) as connection:
             return _schema(connection)
 
