@@ -64,7 +64,9 @@ def test_citizens_prints_are_found_by_class_or_home_passport_and_purged(
         citizenship_class=CitizenshipClass.CITIZEN,
     )
     store.replace_manifest("f1", [dual], DEPARTURE)
-    assert store.read(lambda uow: uow.travelers.profile(ids["foreign"]).citizen("UTO"))
+    assert store.read(lambda uow: uow.travelers.citizens({ids["foreign"]}, "UTO")) == {
+        ids["foreign"]
+    }
     assert store.write(lambda uow: uow.fingerprints.delete_of_traveler(ids["foreign"])) == 1
     enrol(store, NUMBER)
     assert store.write(lambda uow: uow.retention.purge_citizens_prints("UTO")) == 1

@@ -314,10 +314,10 @@ class FingerprintService:
         policy = self._policies.in_force(now)
         rules = policy.fingerprints
         with self._uow(read_only=True) as uow:
-            profile = _profile(uow, document)
+            profile, citizen = self._profile(uow, document)
         citizenship, born = profile.citizenship_class, profile.date_of_birth
         age = age_on(born, now.date()) if born else None
-        if profile.citizen(self._home_state) or not rules.takes_prints(citizenship, age):
+        if citizen or not rules.takes_prints(citizenship, age):
             raise ConflictError(
                 f"the policy in force ({policy.version}) takes no fingerprints from this traveler"
             )
@@ -336,8 +336,8 @@ class FingerprintService:
             # Again under the write lock: a manifest that showed the traveler to be a citizen
             # (or changed the class) while the prints were extracted deleted nothing, since
             # there was nothing yet; storing now would keep a citizen's prints.
-            current = _profile(uow, document)
-            if current.citizen(self._home_state) or (
+            current, citizen_now = self._profile(uow, document)
+            if citizen_now or (
                 current.citizenship_class,
                 current.date_of_birth,
             ) != (citizenship, born):
@@ -388,11 +388,20 @@ class FingerprintService:
             tuple(EnrolledFinger(int(t.finger), t.quality) for t in templates),
         )
 
-    def _citizens(self, uow: UnitOfWork, traveler_ids: set[str]) -> frozenset[str]:
-        """Those of ``traveler_ids`` who are citizens (the one rule enrolment applies)."""
-        return frozenset(
-            t for t in traveler_ids if uow.travelers.profile(t).citizen(self._home_state)
-        )
+    def _citizens(
+        self, uow: UnitOfWork, traveler_ids: set[str], sealed: bool = True
+    ) -> frozenset[str]:
+        """Those of ``traveler_ids`` who are citizens (the one rule enrolment applies, the
+        purge's on clear columns): one query for the batch, then (``sealed``) the sealed
+        nationality of the rest only."""
+        return uow.travelers.citizens(traveler_ids, self._home_state, sealed=sealed)
+
+    def _profile(self, uow: UnitOfWork, document: DocumentKey) -> tuple[TravelerProfile, bool]:
+        """The document's traveler's profile, and whether they are a citizen."""
+        traveler = uow.travelers.traveler_for_document(document)
+        if traveler is None:
+            raise NotFoundError("this document is on no manifest: enrol prints once it is")
+        return uow.travelers.profile(traveler), bool(self._citizens(uow, {traveler}))
 
     # --- the officer's 1:1 -----------------------------------------------------------------
     def verify(
@@ -721,8 +730,10 @@ class FingerprintService:
         with self._uow(read_only=True) as uow:
             FlightService.served_in(uow, actor, flight_id)
             enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
-            # A citizen's prints (enrolled before the rule) are never searched.
-            citizens = self._citizens(uow, {f.traveler_id for f in enrolled})
+            # A citizen's prints (enrolled before the rule) are never searched: decided for
+            # the whole flight in one query on clear columns, opening nobody's details
+            # (review L10); a national shown only by sealed details is left out below.
+            citizens = self._citizens(uow, {f.traveler_id for f in enrolled}, sealed=False)
             enrolled = [f for f in enrolled if f.traveler_id not in citizens]
         probes = {p.finger: self._template(p) for p in prints}
         hits = self._watchlist_hits(probes)
@@ -739,10 +750,23 @@ class FingerprintService:
                 for traveler, scores in by_traveler.items()
             ),
             key=lambda item: -item[0],
-        )[:MAX_CANDIDATES]
+        )
+        # Only the travelers the answer names have their sealed nationality opened (a
+        # home-state national whose stored class and passports say otherwise: data from
+        # before manifests were checked); one found is dropped, the next in rank taken.
+        picked: list[tuple[float, str, list[FingerScore]]] = []
+        nationals: set[str] = set()
+        with self._uow(read_only=True) as uow:
+            while len(picked) < MAX_CANDIDATES and len(picked) + len(nationals) < len(ranked):
+                start = len(picked) + len(nationals)
+                batch = ranked[start : start + MAX_CANDIDATES - len(picked)]
+                found = self._citizens(uow, {traveler for _, traveler, _ in batch})
+                nationals |= found
+                picked += [item for item in batch if item[1] not in found]
+        searched = len(by_traveler) - len(nationals)
         candidates = tuple(
             FingerprintCandidate(traveler, fused, tuple(scores), fused >= threshold)
-            for fused, traveler, scores in ranked
+            for fused, traveler, scores in picked
         )
 
         def record(uow: UnitOfWork) -> int:
@@ -756,13 +780,13 @@ class FingerprintService:
                 actor,
                 "flight",
                 flight_id,
-                {"searched": len(by_traveler), "proposed": len(candidates)},
+                {"searched": searched, "proposed": len(candidates)},
                 policy_version=policy.version,
             )
             return alerts
 
         alerts = in_transaction(self._uow, record)
-        return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold, alerts)
+        return FingerprintSearch(candidates, searched, engine.key, threshold, alerts)
 
     # --- watchlist prints ------------------------------------------------------------------
     def add_to_watchlist(
@@ -1066,10 +1090,3 @@ def _open_case(uow: UnitOfWork, capture_id: str, flight_id: str | None) -> None:
         raise NotFoundError(f"capture {capture_id} is not a case of this flight")
     if case.resolution is not None:
         raise ConflictError(f"this case was already resolved ({case.resolution})")
-
-
-def _profile(uow: UnitOfWork, document: DocumentKey) -> TravelerProfile:
-    traveler = uow.travelers.traveler_for_document(document)
-    if traveler is None:
-        raise NotFoundError("this document is on no manifest: enrol prints once it is")
-    return uow.travelers.profile(traveler)
