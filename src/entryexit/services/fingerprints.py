@@ -12,17 +12,21 @@ case page can draw them with the minutiae the matcher paired.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import struct
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -84,6 +88,7 @@ MAX_PRINTS = 10
 ThresholdFor = Callable[[str, float], float]
 # Runs work off the caller's thread (a daemon thread by default; tests may run it at once).
 Background = Callable[[Callable[[], None]], None]
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
 def _in_a_thread(work: Callable[[], None]) -> None:
@@ -95,17 +100,39 @@ class FingerprintSlots:
     (``with slots.taken(): ...``), as the face engine's decode slots bound faces: one print of
     255 minutiae costs seconds of CPU and hundreds of MiB (probe F2), and the thread pool
     would otherwise run forty at once. A request waits at most ``wait`` seconds for a slot,
-    then is refused (503, Retry-After) with nothing done; background work waits its turn."""
+    in all (``with slots.request(): ...`` around the use case: each slot it takes waits only
+    for what is left of that one wait, review L13), then is refused (503, Retry-After) with
+    nothing done; background work waits its turn."""
 
     def __init__(self, count: int = 2, wait: float = 10.0) -> None:
         if count < 1:
             raise ValueError("at least one fingerprint slot is needed")
         self.count, self.wait = count, wait
         self._semaphore = threading.BoundedSemaphore(count)
+        self._deadline: ContextVar[float | None] = ContextVar("fingerprint_deadline", default=None)
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """One request's slots share one wait (a nested request keeps the outer deadline)."""
+        if self._deadline.get() is not None:
+            yield
+            return
+        token = self._deadline.set(time.monotonic() + self.wait)
+        try:
+            yield
+        finally:
+            self._deadline.reset(token)
 
     @contextmanager
     def taken(self, background: bool = False) -> Iterator[None]:
-        if not self._semaphore.acquire(timeout=None if background else self.wait):
+        deadline = self._deadline.get()
+        if background:
+            timeout: float | None = None
+        elif deadline is None:
+            timeout = self.wait
+        else:
+            timeout = max(0.0, deadline - time.monotonic())
+        if not self._semaphore.acquire(timeout=timeout):
             raise WorkerUnavailableError(
                 f"all {self.count} fingerprint slots are busy; send the prints again shortly",
                 retry_after=max(1.0, self.wait),
@@ -114,6 +141,17 @@ class FingerprintSlots:
             yield
         finally:
             self._semaphore.release()
+
+
+def _one_wait(method: _Method) -> _Method:
+    """The use case's slots share one wait (:meth:`FingerprintSlots.request`)."""
+
+    @functools.wraps(method)
+    def within(self: FingerprintService, *args: Any, **kwargs: Any) -> Any:
+        with self._slots.request():
+            return method(self, *args, **kwargs)
+
+    return cast(_Method, within)
 
 
 class PrintFormat(StrEnum):
@@ -290,6 +328,7 @@ class FingerprintService:
         return self._engine
 
     # --- enrolment -----------------------------------------------------------------------
+    @_one_wait
     def enrol(
         self,
         actor: Principal,
@@ -404,6 +443,7 @@ class FingerprintService:
         return uow.travelers.profile(traveler), bool(self._citizens(uow, {traveler}))
 
     # --- the officer's 1:1 -----------------------------------------------------------------
+    @_one_wait
     def verify(
         self,
         actor: Principal,
@@ -582,6 +622,7 @@ class FingerprintService:
         return len(scores)
 
     # --- the case page's drawing of kept prints ----------------------------------------------
+    @_one_wait
     def case_prints(self, actor: Principal, capture_id: str) -> tuple[CasePrintView, ...]:
         """The live prints this officer submitted on the case, each against the same finger
         enrolled, with the minutiae the matcher paired (computed here, for display, never on
@@ -715,6 +756,7 @@ class FingerprintService:
         )
 
     # --- the officer's 1:N over a flight --------------------------------------------------
+    @_one_wait
     def search(
         self, actor: Principal, flight_id: str, prints: Sequence[SubmittedPrint]
     ) -> FingerprintSearch:
@@ -789,6 +831,7 @@ class FingerprintService:
         return FingerprintSearch(candidates, searched, engine.key, threshold, alerts)
 
     # --- watchlist prints ------------------------------------------------------------------
+    @_one_wait
     def add_to_watchlist(
         self,
         actor: Principal,
