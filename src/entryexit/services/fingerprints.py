@@ -30,6 +30,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
+from entryexit.biometrics.decode import DecodeSlots, slot_owner
 from entryexit.biometrics.fingerprints import (
     FINGERPRINT_CALIBRATION,
     QUALITY_UNKNOWN,
@@ -97,29 +98,33 @@ def _in_a_thread(work: Callable[[], None]) -> None:
 
 class FingerprintSlots:
     """At most ``count`` prints decoded, extracted or compared at once, over all requests
-    (``with slots.taken(): ...``), as the face engine's decode slots bound faces: one print of
-    255 minutiae costs seconds of CPU and hundreds of MiB (probe F2), and the thread pool
-    would otherwise run forty at once. A request waits at most ``wait`` seconds for a slot,
-    in all (``with slots.request(): ...`` around the use case: each slot it takes waits only
-    for what is left of that one wait, review L13), then is refused (503, Retry-After) with
+    (``with slots.taken(): ...``), as the face engine's decode slots bound faces, and shared
+    as fairly (:class:`~entryexit.biometrics.decode.DecodeSlots`: a freed slot goes to the
+    waiting officer holding fewest): one print of 255 minutiae costs seconds of CPU and
+    hundreds of MiB (probe F2), and one officer's flood of them queues others' prints only
+    behind those it is running (review L11). A request waits at most ``wait`` seconds for its
+    slots, in all (``with slots.request(): ...`` around the use case: each slot waits only for
+    what is left of that one wait, review L13), then is refused (503, Retry-After) with
     nothing done; background work waits its turn."""
 
     def __init__(self, count: int = 2, wait: float = 10.0) -> None:
         if count < 1:
             raise ValueError("at least one fingerprint slot is needed")
         self.count, self.wait = count, wait
-        self._semaphore = threading.BoundedSemaphore(count)
+        self._fair = DecodeSlots(count)
         self._deadline: ContextVar[float | None] = ContextVar("fingerprint_deadline", default=None)
 
     @contextmanager
-    def request(self) -> Iterator[None]:
-        """One request's slots share one wait (a nested request keeps the outer deadline)."""
+    def request(self, owner: str | None = None) -> Iterator[None]:
+        """One request's slots share one wait and are taken for ``owner`` (an officer's key);
+        a nested request keeps the outer deadline and owner."""
         if self._deadline.get() is not None:
             yield
             return
         token = self._deadline.set(time.monotonic() + self.wait)
         try:
-            yield
+            with slot_owner(owner):
+                yield
         finally:
             self._deadline.reset(token)
 
@@ -132,7 +137,7 @@ class FingerprintSlots:
             timeout = self.wait
         else:
             timeout = max(0.0, deadline - time.monotonic())
-        if not self._semaphore.acquire(timeout=timeout):
+        if not self._fair.acquire(timeout):
             raise WorkerUnavailableError(
                 f"all {self.count} fingerprint slots are busy; send the prints again shortly",
                 retry_after=max(1.0, self.wait),
@@ -140,16 +145,17 @@ class FingerprintSlots:
         try:
             yield
         finally:
-            self._semaphore.release()
+            self._fair.release()
 
 
 def _one_wait(method: _Method) -> _Method:
-    """The use case's slots share one wait (:meth:`FingerprintSlots.request`)."""
+    """The use case's slots share one wait and are its officer's
+    (:meth:`FingerprintSlots.request`)."""
 
     @functools.wraps(method)
-    def within(self: FingerprintService, *args: Any, **kwargs: Any) -> Any:
-        with self._slots.request():
-            return method(self, *args, **kwargs)
+    def within(self: FingerprintService, actor: Principal, *args: Any, **kwargs: Any) -> Any:
+        with self._slots.request(actor.key_id):
+            return method(self, actor, *args, **kwargs)
 
     return cast(_Method, within)
 

@@ -3,6 +3,7 @@ what is kept, what an officer learns, and when prints are deleted."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from datetime import date, timedelta
@@ -342,7 +343,7 @@ class Contended:
         self.wait = wait
         self.waits: list[float] = []
 
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+    def acquire(self, timeout: float | None = None) -> bool:
         self.waits.append(-1.0 if timeout is None else timeout)
         frees_after = 0.6 * self.wait
         if timeout is not None and timeout < frees_after:
@@ -370,7 +371,7 @@ def test_a_search_waits_for_slots_once_in_all_not_once_per_comparison() -> None:
     wait = 0.2
     slots = FingerprintSlots(1, wait=wait)
     contended = Contended(wait)
-    slots._semaphore = contended  # type: ignore[assignment]
+    slots._fair = contended  # type: ignore[assignment]
     world.fingerprints._slots = slots
     recorded = len(world.actions())
     started = time.monotonic()
@@ -381,3 +382,40 @@ def test_a_search_waits_for_slots_once_in_all_not_once_per_comparison() -> None:
     assert contended.waits[1] < wait / 2  # what was left of the one wait
     assert took < 5 * wait  # tolerant of a loaded machine; the old way took 25 waits
     assert len(world.actions()) == recorded
+
+
+def test_one_officers_flood_of_prints_does_not_queue_anothers() -> None:
+    """Review L11: the fingerprint slots were a plain semaphore, so one officer's flood of
+    255-minutia prints queued every other officer's behind all of it. A freed slot now goes
+    to the waiting officer holding fewest, as the face decode slots do."""
+    slots = FingerprintSlots(2, wait=30.0)
+    served: list[str] = []
+
+    def request(owner: str) -> None:
+        with slots.request(owner), slots.taken():
+            served.append(owner)
+
+    def queued(count: int) -> None:
+        for _ in range(2000):
+            if len(slots._fair._queue) == count:
+                return
+            time.sleep(0.005)
+        raise AssertionError(f"{count} requests never queued")
+
+    with slots.request("flood"):
+        first, second = slots.taken(), slots.taken()
+        first.__enter__()
+        second.__enter__()
+        waiting = [threading.Thread(target=request, args=(owner,)) for owner in ("flood", "other")]
+        for thread in waiting:  # the flood's next print first, then the other officer's
+            thread.start()
+            queued(waiting.index(thread) + 1)
+        second.__exit__(None, None, None)
+        for _ in range(2000):
+            if served:
+                break
+            time.sleep(0.005)
+        first.__exit__(None, None, None)
+    for thread in waiting:
+        thread.join(timeout=30)
+    assert served == ["other", "flood"]
