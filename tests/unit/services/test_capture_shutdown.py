@@ -33,13 +33,6 @@ class ClosedWhileSubmitting(ThreadPoolExecutor):
         return super().submit(fn, *args, **kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="review L14: CaptureService._read_pool() returns the pool under the lock and"
-    " submit runs after it, so close() may shut it down in between (fix in services/captures.py,"
-    " the lead's)",
-)
 def test_a_capture_racing_the_shutdown_is_refused_busy_or_decided_never_a_500(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
