@@ -53,6 +53,14 @@ CANDIDATE_SETS_KEPT = 4096
 OPEN_DECISIONS = frozenset({"no_match", "manual"})
 
 
+def _check_serves(actor: Principal, flight: Flight) -> None:
+    """A case, its image and its candidates' photos are for an account that serves the
+    flight's carrier. Console accounts carry no carrier today, so this holds for every one;
+    it is checked so that the rule stays true if an account is ever bound (review L7)."""
+    if not actor.serves(flight.carrier):
+        raise PermissionDeniedError("this account does not serve this flight's carrier")
+
+
 def _citizenship(value: str) -> CitizenshipClass | None:
     try:
         return CitizenshipClass(value)
@@ -240,6 +248,7 @@ class ConsoleService:
         with self._uow(read_only=True) as uow:
             capture = self._capture(uow, capture_id)
             flight = FlightService.get_in(uow, capture.flight_id)
+            _check_serves(actor, flight)
             statuses = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
             image = uow.cases.capture_image(capture_id) if capture.has_image else None
         ranked, face_scores = self._ranked(flight, image, statuses)
@@ -299,11 +308,17 @@ class ConsoleService:
         return frozenset(t for t, _ in ranked)
 
     def capture_image(self, actor: Principal, capture_id: str) -> bytes:
+        def read(uow: UnitOfWork) -> bytes | None:
+            capture = uow.cases.get(capture_id)
+            if capture is not None:
+                _check_serves(actor, FlightService.get_in(uow, capture.flight_id))
+            return uow.cases.capture_image(capture_id)
+
         return self._view_image(
             actor,
             "capture",
             capture_id,
-            lambda uow: uow.cases.capture_image(capture_id),
+            read,
             "no image is kept for this capture (matched, or purged)",
         )
 
@@ -362,8 +377,7 @@ class ConsoleService:
                 f"this case is resolved ({capture.resolution}): its candidates' photos are"
                 " shown only while it is open"
             )
-        if not actor.serves(flight.carrier):
-            raise PermissionDeniedError("this account does not serve this flight's carrier")
+        _check_serves(actor, flight)
 
     def _view_image(
         self,
@@ -417,8 +431,7 @@ class ConsoleService:
         if capture.resolution is not None:
             raise ConflictError(f"this case was already resolved ({capture.resolution})")
         flight = FlightService.get_in(uow, capture.flight_id)
-        if not actor.serves(flight.carrier):
-            raise PermissionDeniedError("this account does not serve this flight's carrier")
+        _check_serves(actor, flight)
         encounter_id = None
         if resolution is not Resolution.REJECTED:
             if traveler_id is None:

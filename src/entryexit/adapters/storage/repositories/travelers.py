@@ -6,7 +6,7 @@ import logging
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, case, delete, select
 from sqlalchemy.orm import Session
 
 from entryexit.adapters.crypto.envelope import DecryptionError
@@ -23,7 +23,14 @@ from entryexit.adapters.storage.tables import (
     TravelerRow,
     in_force,
 )
-from entryexit.domain.model import CitizenshipClass, DocumentKey, DocumentType, PhotoSource
+from entryexit.domain.model import (
+    AGENCY,
+    CitizenshipClass,
+    DocumentKey,
+    DocumentType,
+    Flight,
+    PhotoSource,
+)
 from entryexit.services.ports import StoredTemplate, TravelerProfile
 
 logger = logging.getLogger(__name__)
@@ -102,15 +109,60 @@ class SqlTravelerRepository:
             frozenset(passport_states),
         )
 
-    def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
-        """:meth:`profile`'s class alone: one column, nothing opened (a capture's write)."""
-        value = self._session.execute(
-            select(DocumentRow.citizenship_class)
+    def citizenship_class(
+        self, traveler_id: str, flight: Flight | None = None
+    ) -> CitizenshipClass | None:
+        """:meth:`profile`'s class alone: one column, nothing opened (a capture's write).
+
+        With ``flight``, the class that flight decides by, as its gallery staging does
+        (``manifest_status`` with the flight's carrier): where a rival carrier holds the
+        document's details, what the flight's own carrier sent for it (probe P4: a carrier
+        that listed the traveler first must not set the retention of another carrier's
+        encounters); details the agency set govern every flight. One indexed statement; the
+        carrier's sealed copy is read, and the data key joined, only in that rival case."""
+        if flight is None:
+            value = self._session.execute(
+                select(DocumentRow.citizenship_class)
+                .where(DocumentRow.traveler_id == traveler_id)
+                .where(DocumentRow.citizenship_class.is_not(None))
+                .limit(1)
+            ).scalar()
+            return None if value is None else CitizenshipClass(str(value))
+        entry = ManifestEntryRow
+        rival = and_(
+            DocumentRow.details_by.is_not(None),
+            DocumentRow.details_by.not_in((AGENCY, flight.carrier)),
+            entry.sent.is_not(None),
+        )
+        row = self._session.execute(
+            select(DocumentRow.citizenship_class, case((rival, entry.sent)), DataKeyRow)
+            .outerjoin(
+                entry,
+                and_(
+                    entry.document_id == DocumentRow.id,
+                    entry.flight_id == flight.id,
+                    in_force(),
+                ),
+            )
+            .outerjoin(DataKeyRow, and_(DataKeyRow.traveler_id == DocumentRow.traveler_id, rival))
             .where(DocumentRow.traveler_id == traveler_id)
             .where(DocumentRow.citizenship_class.is_not(None))
+            .order_by(entry.id.is_(None))  # the document on this flight's manifest first
             .limit(1)
-        ).scalar()
-        return None if value is None else CitizenshipClass(str(value))
+        ).first()
+        if row is None:
+            return None
+        value, sent, data_key = row
+        if sent is not None and data_key is not None:
+            try:
+                own = self._sealer.open_personal(
+                    DocumentRow(traveler_id=traveler_id, personal=sent), data_key
+                )
+            except DecryptionError:  # sealed under a key shredded since: the details in force
+                own = {}
+            if own.get("citizenship_class"):
+                value = own["citizenship_class"]
+        return CitizenshipClass(str(value))
 
     def add_reference_template(
         self,
