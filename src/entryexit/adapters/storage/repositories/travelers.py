@@ -136,6 +136,7 @@ class SqlTravelerRepository:
         )
         row = self._session.execute(
             select(DocumentRow.citizenship_class, case((rival, entry.sent)), DataKeyRow)
+            .select_from(DocumentRow)
             .outerjoin(
                 entry,
                 and_(
