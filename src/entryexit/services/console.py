@@ -53,14 +53,6 @@ CANDIDATE_SETS_KEPT = 4096
 OPEN_DECISIONS = frozenset({"no_match", "manual"})
 
 
-def _check_serves(actor: Principal, flight: Flight) -> None:
-    """A case, its image and its candidates' photos are for an account that serves the
-    flight's carrier. Console accounts carry no carrier today, so this holds for every one;
-    it is checked so that the rule stays true if an account is ever bound (review L7)."""
-    if not actor.serves(flight.carrier):
-        raise PermissionDeniedError("this account does not serve this flight's carrier")
-
-
 def _citizenship(value: str) -> CitizenshipClass | None:
     try:
         return CitizenshipClass(value)
@@ -248,7 +240,6 @@ class ConsoleService:
         with self._uow(read_only=True) as uow:
             capture = self._capture(uow, capture_id)
             flight = FlightService.get_in(uow, capture.flight_id)
-            _check_serves(actor, flight)
             statuses = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
             image = uow.cases.capture_image(capture_id) if capture.has_image else None
         ranked, face_scores = self._ranked(flight, image, statuses)
@@ -308,17 +299,11 @@ class ConsoleService:
         return frozenset(t for t, _ in ranked)
 
     def capture_image(self, actor: Principal, capture_id: str) -> bytes:
-        def read(uow: UnitOfWork) -> bytes | None:
-            capture = uow.cases.get(capture_id)
-            if capture is not None:
-                _check_serves(actor, FlightService.get_in(uow, capture.flight_id))
-            return uow.cases.capture_image(capture_id)
-
         return self._view_image(
             actor,
             "capture",
             capture_id,
-            read,
+            lambda uow: uow.cases.capture_image(capture_id),
             "no image is kept for this capture (matched, or purged)",
         )
 
@@ -344,14 +329,14 @@ class ConsoleService:
             with self._uow(read_only=True) as uow:
                 capture = self._capture(uow, case)
                 flight = FlightService.get_in(uow, capture.flight_id)
-            self._check_case_photo(actor, capture, flight)
+            self._check_case_photo(capture)
             if traveler_id not in self._candidate_ids(capture, flight):
                 raise PermissionDeniedError("this traveler is not a candidate of this case")
 
         def read(uow: UnitOfWork) -> bytes | None:
             if case is not None:
                 # Again in the viewing transaction: resolved meanwhile, no photo.
-                self._check_case_photo(actor, self._capture(uow, case), flight)
+                self._check_case_photo(self._capture(uow, case))
             else:
                 actor.require(Permission.ALERT_READ)
                 found = uow.watchlist.get_alert(str(alert))
@@ -369,15 +354,16 @@ class ConsoleService:
         )
 
     @staticmethod
-    def _check_case_photo(actor: Principal, capture: CaptureSummary, flight: Flight) -> None:
+    def _check_case_photo(capture: CaptureSummary) -> None:
         """A case shows its candidates' photos while it is open, to an officer who may work
-        it (who serves the flight's carrier)."""
+        it. Who may: the permission table's ``case:resolve`` and ``image:view``, which a key
+        or account bound to a carrier never has (cross-carrier permissions), so no carrier
+        check is made here: it could never refuse (review L7)."""
         if capture.resolution is not None:
             raise PermissionDeniedError(
                 f"this case is resolved ({capture.resolution}): its candidates' photos are"
                 " shown only while it is open"
             )
-        _check_serves(actor, flight)
 
     def _view_image(
         self,
@@ -431,7 +417,8 @@ class ConsoleService:
         if capture.resolution is not None:
             raise ConflictError(f"this case was already resolved ({capture.resolution})")
         flight = FlightService.get_in(uow, capture.flight_id)
-        _check_serves(actor, flight)
+        if not actor.serves(flight.carrier):
+            raise PermissionDeniedError("this account does not serve this flight's carrier")
         encounter_id = None
         if resolution is not Resolution.REJECTED:
             if traveler_id is None:

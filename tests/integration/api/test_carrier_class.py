@@ -105,6 +105,7 @@ def test_a_rivals_class_does_not_set_how_long_anothers_encounters_are_kept(
                 CaptureRow.flight_id == real
             )
         ).all()
+    assert expires is not None
     assert expires - received == timedelta(hours=336)
 
 
