@@ -6,7 +6,7 @@ import logging
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import and_, case, delete, select
+from sqlalchemy import BindParameter, Select, String, and_, bindparam, case, delete, select
 from sqlalchemy.orm import Session
 
 from entryexit.adapters.crypto.envelope import DecryptionError
@@ -18,6 +18,7 @@ from entryexit.adapters.storage.sealing import (
 from entryexit.adapters.storage.tables import (
     DataKeyRow,
     DocumentRow,
+    FlightRow,
     ManifestEntryRow,
     ReferenceTemplateRow,
     TravelerRow,
@@ -42,6 +43,44 @@ def new_id() -> str:
 
 def optional_date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
+
+
+def _flight_class() -> Select[str | None, bytes | None, DataKeyRow | None]:
+    """:meth:`SqlTravelerRepository.citizenship_class` with a flight, built once (a capture's
+    hot path: building the statement cost more than running it). The class in force, and
+    where a rival carrier (neither the agency nor the flight's own) holds the details, the
+    flight's carrier's sealed copy from the manifest version in force, with the data key to
+    open it; the document on the flight's manifest first."""
+    entry = ManifestEntryRow
+    flight_id: BindParameter[str] = bindparam("flight_id", type_=String())
+    rival = and_(
+        DocumentRow.details_by.is_not(None),
+        DocumentRow.details_by.not_in((AGENCY, bindparam("carrier", type_=String()))),
+        entry.sent.is_not(None),
+    )
+    in_force_of_flight = (
+        select(FlightRow.manifest_version).where(FlightRow.id == flight_id).scalar_subquery()
+    )
+    return (
+        select(DocumentRow.citizenship_class, case((rival, entry.sent)), DataKeyRow)
+        .select_from(DocumentRow)
+        .outerjoin(
+            entry,
+            and_(
+                entry.document_id == DocumentRow.id,
+                entry.flight_id == flight_id,
+                entry.upload_id == in_force_of_flight,
+            ),
+        )
+        .outerjoin(DataKeyRow, and_(DataKeyRow.traveler_id == DocumentRow.traveler_id, rival))
+        .where(DocumentRow.traveler_id == bindparam("traveler_id", type_=String()))
+        .where(DocumentRow.citizenship_class.is_not(None))
+        .order_by(entry.id.is_(None))
+        .limit(1)
+    )
+
+
+_FLIGHT_CLASS = _flight_class()
 
 
 def document_for(session: Session, sealer: Sealer, key: DocumentKey, now: datetime) -> DocumentRow:
@@ -128,28 +167,9 @@ class SqlTravelerRepository:
                 .limit(1)
             ).scalar()
             return None if value is None else CitizenshipClass(str(value))
-        entry = ManifestEntryRow
-        rival = and_(
-            DocumentRow.details_by.is_not(None),
-            DocumentRow.details_by.not_in((AGENCY, flight.carrier)),
-            entry.sent.is_not(None),
-        )
         row = self._session.execute(
-            select(DocumentRow.citizenship_class, case((rival, entry.sent)), DataKeyRow)
-            .select_from(DocumentRow)
-            .outerjoin(
-                entry,
-                and_(
-                    entry.document_id == DocumentRow.id,
-                    entry.flight_id == flight.id,
-                    in_force(),
-                ),
-            )
-            .outerjoin(DataKeyRow, and_(DataKeyRow.traveler_id == DocumentRow.traveler_id, rival))
-            .where(DocumentRow.traveler_id == traveler_id)
-            .where(DocumentRow.citizenship_class.is_not(None))
-            .order_by(entry.id.is_(None))  # the document on this flight's manifest first
-            .limit(1)
+            _FLIGHT_CLASS,
+            {"traveler_id": traveler_id, "flight_id": flight.id, "carrier": flight.carrier},
         ).first()
         if row is None:
             return None
