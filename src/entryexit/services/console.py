@@ -465,7 +465,7 @@ class ConsoleService:
     ) -> str:
         now = self._clock()
         policy = self._policies.in_force(now)
-        citizenship = uow.travelers.profile(traveler_id).citizenship_class
+        citizenship = uow.travelers.citizenship_class(traveler_id, flight)
         encounter = new_encounter(
             flight,
             traveler_id,

@@ -13,6 +13,7 @@ import pytest
 from entryexit.domain.access import Principal, Role
 from entryexit.domain.model import CitizenshipClass, Decision, Flight
 from entryexit.errors import PermissionDeniedError
+from entryexit.services.console import Resolution
 from tests.unit.services.test_fingerprints import VISITOR, finger
 from tests.unit.services.world import (
     GATE,
@@ -69,6 +70,21 @@ def test_an_encounter_on_a_flight_is_kept_by_its_own_carriers_class() -> None:
     world.galleries.stage(real.id, OFFICER)
     outcome = world.captures.process(GATE, real.id, b"face:1", "G1", "cam")
     assert outcome.decision is Decision.MATCH
+    (encounter,) = world.uow.tables.encounters.values()
+    assert encounter.expires_at is not None
+    assert encounter.expires_at - encounter.occurred_at == timedelta(hours=43800)
+
+
+def test_an_officers_manual_encounter_on_a_flight_is_kept_by_its_own_carriers_class() -> None:
+    world = World()
+    _, real = rival_first(world)
+    world.enrol("V1", 1)
+    world.galleries.stage(real.id, OFFICER)
+    stranger = world.captures.process(GATE, real.id, b"face:10", "G1", "cam")
+    assert stranger.decision is Decision.NO_MATCH
+    world.console.resolve(
+        OFFICER, stranger.capture_id, Resolution.CONFIRMED, world.traveler_id("V1")
+    )
     (encounter,) = world.uow.tables.encounters.values()
     assert encounter.expires_at is not None
     assert encounter.expires_at - encounter.occurred_at == timedelta(hours=43800)
