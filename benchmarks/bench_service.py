@@ -67,8 +67,10 @@ def service_env(data_dir: Path, database_url: str | None, port: int) -> dict[str
 
 
 def start_service(
-    data_dir: Path, database_url: str | None
+    data_dir: Path, database_url: str | None, memoized_model: bool = False
 ) -> tuple[subprocess.Popen[bytes], str, str, dict[str, str]]:
+    """``entryexit serve`` in a scratch directory (or, with ``memoized_model``,
+    ``serve_memoized_model.py``: the same service with each distinct frame analysed once)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -82,9 +84,12 @@ def start_service(
     )
     log = data_dir / "service.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "entryexit", "serve"], stdout=output, stderr=output, env=env
+        command = (
+            [sys.executable, str(Path(__file__).with_name("serve_memoized_model.py"))]
+            if memoized_model
+            else [sys.executable, "-m", "entryexit", "serve"]
         )
+        process = subprocess.Popen(command, stdout=output, stderr=output, env=env)  # noqa: S603
     base = f"http://127.0.0.1:{port}"
     token = ""
     for _ in range(600):
@@ -235,6 +240,12 @@ def main() -> int:
         help="Afterwards, profile the service with py-spy under 1 and 4 clients (raw samples"
         " in DIR, stages printed by profile_stages.py).",
     )
+    parser.add_argument(
+        "--memoized-model",
+        action="store_true",
+        help="Serve with each distinct frame analysed once (serve_memoized_model.py) and report"
+        " the service's CPU a capture outside the models, at 1 and 4 clients.",
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"skipped: data set not found at {args.data}")
@@ -249,7 +260,9 @@ def main() -> int:
         f" {os.getloadavg()[0]:.1f}; database: {'PostgreSQL' if args.database_url else 'SQLite'}"
     )
     with tempfile.TemporaryDirectory() as scratch:
-        process, base, token, env = start_service(Path(scratch) / "data", args.database_url)
+        process, base, token, env = start_service(
+            Path(scratch) / "data", args.database_url, args.memoized_model
+        )
         try:
             with (
                 httpx.Client(
@@ -295,6 +308,9 @@ def main() -> int:
                 ]
                 flight_300, staging = make_flight(client, persons[:300])
                 print(f"\ngallery of 300: staged in {staging * 1000:.0f} ms")
+                if args.memoized_model:
+                    request_path(gate, flight_300, frames_300, process.pid, args.rounds)
+                    return 0
                 compare_with_pipeline(gate, flight_300, frames_300, process.pid, settings, args)
                 if args.py_spy is not None:
                     profile(gate, flight_300, frames_300, process.pid, args.py_spy)
@@ -342,6 +358,21 @@ def profile(
         recorder.wait(timeout=60)
         outputs.append(output)
     print_stages(outputs, len(frames), PY_SPY_RATE, cpu_ms)
+
+
+def request_path(
+    gate: httpx.Client, flight_id: str, frames: list[bytes], service_pid: int, rounds: int
+) -> None:
+    """With the model's answers memoized: the service's CPU a capture outside the models."""
+    captures(gate, flight_id, frames, 2, service_pid)  # each frame analysed once, then memoized
+    for clients in (1, 4):
+        runs = [captures(gate, flight_id, frames, clients, service_pid) for _ in range(rounds)]
+        cpu = [run.service_cpu_ms for run in runs]
+        print(
+            f"  {clients} client{'s' if clients > 1 else ''}, model memoized: service CPU"
+            f" {np.mean(cpu):.2f} ms a capture (rounds: {', '.join(f'{ms:.2f}' for ms in cpu)}),"
+            f" {np.median([run.rate for run in runs]):.0f} captures/s"
+        )
 
 
 def compare_with_pipeline(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from types import TracebackType
@@ -381,14 +381,16 @@ def _sent(t: FakeTables, entry: ManifestEntryRow) -> dict[str, str]:
     return _personal(t, shim)
 
 
-def _shows_citizen(key: DocumentKey, doc: DocumentRow, home_state: str) -> bool:
+def _shows_citizen(
+    key: DocumentKey, doc: DocumentRow, home_state: str, carrier_word: bool = False
+) -> bool:
     """As the SQL store's ``citizen_travelers``: a home-state passport, or the citizen class
-    as the agency stated it (or as stored before who set it was recorded)."""
+    as the agency stated it (or as stored before who set it was recorded; with
+    ``carrier_word``, whoever stated it)."""
     if doc.details is None:
         return False
-    stated = doc.details.citizenship_class is CitizenshipClass.CITIZEN and doc.details_by in (
-        None,
-        AGENCY,
+    stated = doc.details.citizenship_class is CitizenshipClass.CITIZEN and (
+        carrier_word or doc.details_by in (None, AGENCY)
     )
     return stated or (
         doc.details.document_type is DocumentType.PASSPORT and key.issuing_state == home_state
@@ -944,6 +946,26 @@ class _Travelers(_Repository):
                     return entry.sent.citizenship_class
                 return doc.details.citizenship_class
         return self.profile(traveler_id).citizenship_class
+
+    def citizens(
+        self, traveler_ids: Collection[str], home_state: str, *, sealed: bool = True
+    ) -> frozenset[str]:
+        t = self._r()
+        wanted = set(traveler_ids)
+        found = {
+            doc.traveler_id
+            for key, doc in t.documents.items()
+            if doc.traveler_id in wanted and _shows_citizen(key, doc, home_state, True)
+        }
+        if sealed:
+            for traveler in sorted(wanted - found):
+                if any(
+                    _personal(t, doc).get("nationality") == home_state
+                    for doc in t.documents.values()
+                    if doc.traveler_id == traveler and doc.details is not None
+                ):
+                    found.add(traveler)
+        return frozenset(found)
 
     def add_reference_template(
         self,

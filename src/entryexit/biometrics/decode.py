@@ -26,6 +26,7 @@ import contextlib
 import contextvars
 import io
 import threading
+import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -190,17 +191,31 @@ class DecodeSlots:
         self._owners = threading.local()
 
     def __enter__(self) -> DecodeSlots:
+        self.acquire()
+        return self
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Take a slot as ``with slots:`` does, waiting at most ``timeout`` seconds (None: as
+        long as it takes); False, holding nothing, when none came in time. A slot taken here
+        is given back by :meth:`release`."""
         owner = current_slot_owner()
         ticket = object()
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             self._queue.append((owner, ticket))
             try:
                 while not (self._free > 0 and self._next() is ticket):
-                    self._changed.wait()
+                    if deadline is None:
+                        self._changed.wait()
+                        continue
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._changed.wait(left)
             finally:
-                # Served or interrupted (an exception in the wait): never left in the queue,
-                # where it would be next for ever and hold every later request back. Others
-                # may be next now (another slot free, or this one no longer waiting).
+                # Served, timed out or interrupted (an exception in the wait): never left in
+                # the queue, where it would be next for ever and hold every later request
+                # back. Others may be next now (another slot free, or this one not waiting).
                 self._queue.remove((owner, ticket))
                 self._changed.notify_all()
             self._free -= 1
@@ -209,7 +224,7 @@ class DecodeSlots:
         if stack is None:
             stack = self._owners.stack = []
         stack.append(owner)
-        return self
+        return True
 
     def _next(self) -> object:
         """The ticket served next: the first waiter among the owners holding fewest slots."""
@@ -222,6 +237,10 @@ class DecodeSlots:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give back the slot this thread took last."""
         owner = self._owners.stack.pop()
         with self._changed:
             self._free += 1

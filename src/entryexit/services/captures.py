@@ -21,9 +21,10 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,6 +69,7 @@ _MAX_LABEL = 64
 _MAX_IDEMPOTENCY_KEY = 128
 REASON_COLUMN_LENGTH = 64  # captures.reason in the store
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Admission = Callable[[UnitOfWork], tuple[Principal, Flight | None]]
 """Who sends a capture, decided in the capture's one read (the API checks the key there, and
@@ -205,11 +207,14 @@ class CaptureService:
         if reads is not None:
             reads.shutdown(wait=True)
 
-    def _read_pool(self) -> ThreadPoolExecutor:
+    def _submit_read(self, read: Callable[..., T], *args: Any) -> Future[T]:
+        """``read`` on a capture-read thread. Submitted under the lock ``close`` swaps the pool
+        under: a capture racing the shutdown lands before the swap (``close`` waits for it)
+        or after it (a new pool), never on a pool already shut down."""
         with self._busy_lock:
             if self._reads is None:
                 self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="capture-read")
-            return self._reads
+            return self._reads.submit(read, *args)
 
     def process(
         self,
@@ -307,7 +312,7 @@ class CaptureService:
         remembered: Principal,
     ) -> tuple[Principal, CaptureOutcome]:
         # In this request's context (its request id, what its audit has recorded).
-        confirming = self._read_pool().submit(
+        confirming = self._submit_read(
             contextvars.copy_context().run,
             self._confirm,
             admit,

@@ -12,20 +12,25 @@ case page can draw them with the minutiae the matcher paired.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import struct
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
+from entryexit.biometrics.decode import DecodeSlots, slot_owner
 from entryexit.biometrics.fingerprints import (
     FINGERPRINT_CALIBRATION,
     QUALITY_UNKNOWN,
@@ -84,6 +89,7 @@ MAX_PRINTS = 10
 ThresholdFor = Callable[[str, float], float]
 # Runs work off the caller's thread (a daemon thread by default; tests may run it at once).
 Background = Callable[[Callable[[], None]], None]
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
 def _in_a_thread(work: Callable[[], None]) -> None:
@@ -92,20 +98,46 @@ def _in_a_thread(work: Callable[[], None]) -> None:
 
 class FingerprintSlots:
     """At most ``count`` prints decoded, extracted or compared at once, over all requests
-    (``with slots.taken(): ...``), as the face engine's decode slots bound faces: one print of
-    255 minutiae costs seconds of CPU and hundreds of MiB (probe F2), and the thread pool
-    would otherwise run forty at once. A request waits at most ``wait`` seconds for a slot,
-    then is refused (503, Retry-After) with nothing done; background work waits its turn."""
+    (``with slots.taken(): ...``), as the face engine's decode slots bound faces, and shared
+    as fairly (:class:`~entryexit.biometrics.decode.DecodeSlots`: a freed slot goes to the
+    waiting officer holding fewest): one print of 255 minutiae costs seconds of CPU and
+    hundreds of MiB (probe F2), and one officer's flood of them queues others' prints only
+    behind those it is running (review L11). A request waits at most ``wait`` seconds for its
+    slots, in all (``with slots.request(): ...`` around the use case: each slot waits only for
+    what is left of that one wait, review L13), then is refused (503, Retry-After) with
+    nothing done; background work waits its turn."""
 
     def __init__(self, count: int = 2, wait: float = 10.0) -> None:
         if count < 1:
             raise ValueError("at least one fingerprint slot is needed")
         self.count, self.wait = count, wait
-        self._semaphore = threading.BoundedSemaphore(count)
+        self._fair = DecodeSlots(count)
+        self._deadline: ContextVar[float | None] = ContextVar("fingerprint_deadline", default=None)
+
+    @contextmanager
+    def request(self, owner: str | None = None) -> Iterator[None]:
+        """One request's slots share one wait and are taken for ``owner`` (an officer's key);
+        a nested request keeps the outer deadline and owner."""
+        if self._deadline.get() is not None:
+            yield
+            return
+        token = self._deadline.set(time.monotonic() + self.wait)
+        try:
+            with slot_owner(owner):
+                yield
+        finally:
+            self._deadline.reset(token)
 
     @contextmanager
     def taken(self, background: bool = False) -> Iterator[None]:
-        if not self._semaphore.acquire(timeout=None if background else self.wait):
+        deadline = self._deadline.get()
+        if background:
+            timeout: float | None = None
+        elif deadline is None:
+            timeout = self.wait
+        else:
+            timeout = max(0.0, deadline - time.monotonic())
+        if not self._fair.acquire(timeout):
             raise WorkerUnavailableError(
                 f"all {self.count} fingerprint slots are busy; send the prints again shortly",
                 retry_after=max(1.0, self.wait),
@@ -113,7 +145,19 @@ class FingerprintSlots:
         try:
             yield
         finally:
-            self._semaphore.release()
+            self._fair.release()
+
+
+def _one_wait(method: _Method) -> _Method:
+    """The use case's slots share one wait and are its officer's
+    (:meth:`FingerprintSlots.request`)."""
+
+    @functools.wraps(method)
+    def within(self: FingerprintService, actor: Principal, *args: Any, **kwargs: Any) -> Any:
+        with self._slots.request(actor.key_id):
+            return method(self, actor, *args, **kwargs)
+
+    return cast(_Method, within)
 
 
 class PrintFormat(StrEnum):
@@ -290,6 +334,7 @@ class FingerprintService:
         return self._engine
 
     # --- enrolment -----------------------------------------------------------------------
+    @_one_wait
     def enrol(
         self,
         actor: Principal,
@@ -314,10 +359,10 @@ class FingerprintService:
         policy = self._policies.in_force(now)
         rules = policy.fingerprints
         with self._uow(read_only=True) as uow:
-            profile = _profile(uow, document)
+            profile, citizen = self._profile(uow, document)
         citizenship, born = profile.citizenship_class, profile.date_of_birth
         age = age_on(born, now.date()) if born else None
-        if profile.citizen(self._home_state) or not rules.takes_prints(citizenship, age):
+        if citizen or not rules.takes_prints(citizenship, age):
             raise ConflictError(
                 f"the policy in force ({policy.version}) takes no fingerprints from this traveler"
             )
@@ -336,8 +381,8 @@ class FingerprintService:
             # Again under the write lock: a manifest that showed the traveler to be a citizen
             # (or changed the class) while the prints were extracted deleted nothing, since
             # there was nothing yet; storing now would keep a citizen's prints.
-            current = _profile(uow, document)
-            if current.citizen(self._home_state) or (
+            current, citizen_now = self._profile(uow, document)
+            if citizen_now or (
                 current.citizenship_class,
                 current.date_of_birth,
             ) != (citizenship, born):
@@ -388,13 +433,23 @@ class FingerprintService:
             tuple(EnrolledFinger(int(t.finger), t.quality) for t in templates),
         )
 
-    def _citizens(self, uow: UnitOfWork, traveler_ids: set[str]) -> frozenset[str]:
-        """Those of ``traveler_ids`` who are citizens (the one rule enrolment applies)."""
-        return frozenset(
-            t for t in traveler_ids if uow.travelers.profile(t).citizen(self._home_state)
-        )
+    def _citizens(
+        self, uow: UnitOfWork, traveler_ids: set[str], sealed: bool = True
+    ) -> frozenset[str]:
+        """Those of ``traveler_ids`` who are citizens (the one rule enrolment applies, the
+        purge's on clear columns): one query for the batch, then (``sealed``) the sealed
+        nationality of the rest only."""
+        return uow.travelers.citizens(traveler_ids, self._home_state, sealed=sealed)
+
+    def _profile(self, uow: UnitOfWork, document: DocumentKey) -> tuple[TravelerProfile, bool]:
+        """The document's traveler's profile, and whether they are a citizen."""
+        traveler = uow.travelers.traveler_for_document(document)
+        if traveler is None:
+            raise NotFoundError("this document is on no manifest: enrol prints once it is")
+        return uow.travelers.profile(traveler), bool(self._citizens(uow, {traveler}))
 
     # --- the officer's 1:1 -----------------------------------------------------------------
+    @_one_wait
     def verify(
         self,
         actor: Principal,
@@ -573,6 +628,7 @@ class FingerprintService:
         return len(scores)
 
     # --- the case page's drawing of kept prints ----------------------------------------------
+    @_one_wait
     def case_prints(self, actor: Principal, capture_id: str) -> tuple[CasePrintView, ...]:
         """The live prints this officer submitted on the case, each against the same finger
         enrolled, with the minutiae the matcher paired (computed here, for display, never on
@@ -706,6 +762,7 @@ class FingerprintService:
         )
 
     # --- the officer's 1:N over a flight --------------------------------------------------
+    @_one_wait
     def search(
         self, actor: Principal, flight_id: str, prints: Sequence[SubmittedPrint]
     ) -> FingerprintSearch:
@@ -721,8 +778,10 @@ class FingerprintService:
         with self._uow(read_only=True) as uow:
             FlightService.served_in(uow, actor, flight_id)
             enrolled = uow.fingerprints.of_flight(flight_id, engine.key)
-            # A citizen's prints (enrolled before the rule) are never searched.
-            citizens = self._citizens(uow, {f.traveler_id for f in enrolled})
+            # A citizen's prints (enrolled before the rule) are never searched: decided for
+            # the whole flight in one query on clear columns, opening nobody's details
+            # (review L10); a national shown only by sealed details is left out below.
+            citizens = self._citizens(uow, {f.traveler_id for f in enrolled}, sealed=False)
             enrolled = [f for f in enrolled if f.traveler_id not in citizens]
         probes = {p.finger: self._template(p) for p in prints}
         hits = self._watchlist_hits(probes)
@@ -739,10 +798,23 @@ class FingerprintService:
                 for traveler, scores in by_traveler.items()
             ),
             key=lambda item: -item[0],
-        )[:MAX_CANDIDATES]
+        )
+        # Only the travelers the answer names have their sealed nationality opened (a
+        # home-state national whose stored class and passports say otherwise: data from
+        # before manifests were checked); one found is dropped, the next in rank taken.
+        picked: list[tuple[float, str, list[FingerScore]]] = []
+        nationals: set[str] = set()
+        with self._uow(read_only=True) as uow:
+            while len(picked) < MAX_CANDIDATES and len(picked) + len(nationals) < len(ranked):
+                start = len(picked) + len(nationals)
+                batch = ranked[start : start + MAX_CANDIDATES - len(picked)]
+                found = self._citizens(uow, {traveler for _, traveler, _ in batch})
+                nationals |= found
+                picked += [item for item in batch if item[1] not in found]
+        searched = len(by_traveler) - len(nationals)
         candidates = tuple(
             FingerprintCandidate(traveler, fused, tuple(scores), fused >= threshold)
-            for fused, traveler, scores in ranked
+            for fused, traveler, scores in picked
         )
 
         def record(uow: UnitOfWork) -> int:
@@ -756,15 +828,16 @@ class FingerprintService:
                 actor,
                 "flight",
                 flight_id,
-                {"searched": len(by_traveler), "proposed": len(candidates)},
+                {"searched": searched, "proposed": len(candidates)},
                 policy_version=policy.version,
             )
             return alerts
 
         alerts = in_transaction(self._uow, record)
-        return FingerprintSearch(candidates, len(by_traveler), engine.key, threshold, alerts)
+        return FingerprintSearch(candidates, searched, engine.key, threshold, alerts)
 
     # --- watchlist prints ------------------------------------------------------------------
+    @_one_wait
     def add_to_watchlist(
         self,
         actor: Principal,
@@ -1066,10 +1139,3 @@ def _open_case(uow: UnitOfWork, capture_id: str, flight_id: str | None) -> None:
         raise NotFoundError(f"capture {capture_id} is not a case of this flight")
     if case.resolution is not None:
         raise ConflictError(f"this case was already resolved ({case.resolution})")
-
-
-def _profile(uow: UnitOfWork, document: DocumentKey) -> TravelerProfile:
-    traveler = uow.travelers.traveler_for_document(document)
-    if traveler is None:
-        raise NotFoundError("this document is on no manifest: enrol prints once it is")
-    return uow.travelers.profile(traveler)

@@ -341,23 +341,11 @@ class StoredIdempotency:
 class TravelerProfile:
     citizenship_class: CitizenshipClass | None
     date_of_birth: date | None
-    # What shows a home-state citizen whatever the stored class says (a class written before
-    # manifests were checked): the nationality, and the states whose passports they hold.
+    # What the citizen rule adds to the clear columns (``TravelerRepository.citizens``): the
+    # nationality, sealed; and the states whose passports they hold (a carrier's word deletes
+    # no prints of a traveler without the home state's passport).
     nationality: str | None = None
     passport_states: frozenset[str] = frozenset()
-
-    def home_state_citizen(self, home_state: str) -> bool:
-        """A national of ``home_state`` or the holder of a passport it issued: a citizen,
-        whatever class a manifest stored."""
-        return self.nationality == home_state or home_state in self.passport_states
-
-    def citizen(self, home_state: str) -> bool:
-        """Whether the traveler is a citizen, whose prints are never taken nor kept nor
-        compared: by the stored class, or as :meth:`home_state_citizen` shows (prints
-        enrolled before the class was checked, or before it changed, included)."""
-        return self.citizenship_class is CitizenshipClass.CITIZEN or self.home_state_citizen(
-            home_state
-        )
 
 
 @dataclass(frozen=True, slots=True)

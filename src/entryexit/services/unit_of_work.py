@@ -19,7 +19,7 @@ analysis) happens *before* the unit of work opens, so write transactions stay sh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -170,6 +170,17 @@ class TravelerRepository(Protocol):
 
     def traveler_for_document(self, document: DocumentKey) -> str | None: ...
     def profile(self, traveler_id: str) -> TravelerProfile: ...
+    def citizens(
+        self, traveler_ids: Collection[str], home_state: str, *, sealed: bool = True
+    ) -> frozenset[str]:
+        """Those of ``traveler_ids`` who are citizens, whose prints are never taken nor kept
+        nor compared: shown by any of their stored documents on clear columns (class citizen,
+        whoever stated it, or a passport ``home_state`` issued), in one query; with
+        ``sealed``, also a national of ``home_state`` among the rest (their sealed details
+        opened). The one definition: the purge and a manifest's swap ask the same question
+        of the clear columns, without a carrier's word."""
+        ...
+
     def citizenship_class(
         self, traveler_id: str, flight: Flight | None = None
     ) -> CitizenshipClass | None:

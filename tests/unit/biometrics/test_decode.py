@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -347,3 +348,17 @@ def test_a_wait_for_a_decode_slot_that_is_interrupted_leaves_no_one_stuck() -> N
 
     threading.Thread(target=later, daemon=True).start()
     assert served.wait(5)
+
+
+def test_a_bounded_wait_for_a_decode_slot_gives_up_and_leaves_no_ticket_behind() -> None:
+    """The fingerprint slots wait a bounded time (``acquire(timeout)``): a wait that runs out
+    holds nothing and leaves no ticket queued, which would be next for ever (review L5)."""
+    slots = DecodeSlots(1)
+    with slots:
+        started = time.monotonic()
+        assert not slots.acquire(0.05)
+        assert time.monotonic() - started >= 0.05
+    assert slots._queue == []
+    assert slots.acquire(0.05)
+    slots.release()
+    assert slots._free == 1

@@ -3,6 +3,7 @@ what is kept, what an officer learns, and when prints are deleted."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from datetime import date, timedelta
@@ -20,6 +21,7 @@ from entryexit.errors import (
     WorkerUnavailableError,
 )
 from entryexit.services.fingerprints import FingerprintSlots, SubmittedPrint
+from tests import fake_storage
 from tests.fakes import fake_print
 from tests.unit.services.world import (
     AUDITOR,
@@ -281,3 +283,139 @@ def test_a_carriers_word_that_a_foreign_passport_holder_is_a_citizen_deletes_no_
     assert len(world.uow.tables.fingerprints) == 1
     with pytest.raises(ConflictError):
         world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)])
+
+
+# --- what a search opens, and how long a request waits (review L10, L13) -------------------
+def as_national(world: World, number: str) -> None:
+    """Data from before manifests were checked: a home-state national whose stored class and
+    passport say foreign (only the sealed nationality shows the citizen)."""
+    (key,) = [k for k in world.uow.tables.documents if k.number == number]
+    row = world.uow.tables.documents[key]
+    assert row.details is not None
+    row.details = replace(row.details, nationality="UTO")
+
+
+def test_a_search_opens_the_sealed_details_of_the_travelers_it_proposes_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review L10: deciding who is a citizen opened every enrolled traveler's sealed details
+    on every search. Clear columns decide for the flight; only the candidates' details (a
+    national shown by them alone is never proposed) are opened."""
+    numbers = [f"V{i}" for i in range(1, 10)]
+    world = World()
+    flight = world.flight(travelers=[traveler(n) for n in numbers])
+    for grey, number in enumerate(numbers, start=40):
+        world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, number), [finger(2, grey)])
+    opened: list[str] = []
+    original = fake_storage._personal
+
+    def spy(t: fake_storage.FakeTables, doc: fake_storage.DocumentRow) -> dict[str, str]:
+        opened.append(doc.traveler_id)
+        return original(t, doc)
+
+    monkeypatch.setattr(fake_storage, "_personal", spy)
+    found = world.fingerprints.search(OFFICER, flight.id, [finger(2, 40)])
+    assert found.searched == len(numbers)
+    proposed = {c.traveler_id for c in found.candidates}
+    assert len(proposed) == 5 < len(numbers)
+    assert opened
+    assert set(opened) <= proposed
+
+
+def test_a_national_shown_by_sealed_details_alone_is_never_proposed_nor_confirmed() -> None:
+    world = World()
+    flight = world.flight(travelers=[traveler("V1"), traveler("V2")])
+    world.fingerprints.enrol(OFFICER, VISITOR, [finger(2, 40)])
+    world.fingerprints.enrol(OFFICER, DocumentKey(FOREIGN_STATE, "V2"), [finger(2, 60)])
+    as_national(world, "V1")
+    found = world.fingerprints.search(OFFICER, flight.id, [finger(2, 40)])
+    assert [c.traveler_id for c in found.candidates] == [world.traveler_id("V2")]
+    assert found.searched == 1
+    with pytest.raises(ConflictError, match="citizen"):
+        world.fingerprints.verify(OFFICER, VISITOR, [finger(2, 40)])
+
+
+class Contended:
+    """The slots' semaphore under other requests' load: a slot frees 0.6 of the wait after a
+    request starts waiting for it (a shorter wait runs out first)."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self.waits: list[float] = []
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        self.waits.append(-1.0 if timeout is None else timeout)
+        frees_after = 0.6 * self.wait
+        if timeout is not None and timeout < frees_after:
+            time.sleep(timeout)
+            return False
+        time.sleep(frees_after)
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_search_waits_for_slots_once_in_all_not_once_per_comparison() -> None:
+    """Review L13: each comparison waited up to the whole wait for its slot, so a search of a
+    flight's many fingers under contention could run for minutes and still end in a 503.
+    Under load each slot comes after 0.6 of the wait: the search gets one, then is refused
+    within about one wait in all (the old way: 42 slots, 25 waits, and an answer)."""
+    numbers = [f"V{i}" for i in range(1, 21)]
+    world = World()
+    flight = world.flight(travelers=[traveler(n) for n in numbers])
+    for number in numbers:
+        world.fingerprints.enrol(
+            OFFICER, DocumentKey(FOREIGN_STATE, number), [finger(2, 40), finger(7, 80)]
+        )
+    wait = 0.2
+    slots = FingerprintSlots(1, wait=wait)
+    contended = Contended(wait)
+    slots._fair = contended  # type: ignore[assignment]
+    world.fingerprints._slots = slots
+    recorded = len(world.actions())
+    started = time.monotonic()
+    with pytest.raises(WorkerUnavailableError, match="slots are busy"):
+        world.fingerprints.search(OFFICER, flight.id, [finger(2, 40), finger(7, 80)])
+    took = time.monotonic() - started
+    assert len(contended.waits) == 2
+    assert contended.waits[1] < wait / 2  # what was left of the one wait
+    assert took < 5 * wait  # tolerant of a loaded machine; the old way took 25 waits
+    assert len(world.actions()) == recorded
+
+
+def test_one_officers_flood_of_prints_does_not_queue_anothers() -> None:
+    """Review L11: the fingerprint slots were a plain semaphore, so one officer's flood of
+    255-minutia prints queued every other officer's behind all of it. A freed slot now goes
+    to the waiting officer holding fewest, as the face decode slots do."""
+    slots = FingerprintSlots(2, wait=30.0)
+    served: list[str] = []
+
+    def request(owner: str) -> None:
+        with slots.request(owner), slots.taken():
+            served.append(owner)
+
+    def queued(count: int) -> None:
+        for _ in range(2000):
+            if len(slots._fair._queue) == count:
+                return
+            time.sleep(0.005)
+        raise AssertionError(f"{count} requests never queued")
+
+    with slots.request("flood"):
+        first, second = slots.taken(), slots.taken()
+        first.__enter__()
+        second.__enter__()
+        waiting = [threading.Thread(target=request, args=(owner,)) for owner in ("flood", "other")]
+        for thread in waiting:  # the flood's next print first, then the other officer's
+            thread.start()
+            queued(waiting.index(thread) + 1)
+        second.__exit__(None, None, None)
+        for _ in range(2000):
+            if served:
+                break
+            time.sleep(0.005)
+        first.__exit__(None, None, None)
+    for thread in waiting:
+        thread.join(timeout=30)
+    assert served == ["other", "flood"]

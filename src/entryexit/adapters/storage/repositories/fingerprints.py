@@ -7,10 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, Select, and_, delete, or_, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.orm import Session
 
-from entryexit.adapters.storage.repositories.travelers import document_for, new_id
+from entryexit.adapters.storage.repositories.travelers import (
+    citizen_travelers,
+    document_for,
+    new_id,
+)
 from entryexit.adapters.storage.sealing import Sealer, fingerprint_context
 from entryexit.adapters.storage.tables import (
     CaseFingerprintRow,
@@ -20,8 +24,10 @@ from entryexit.adapters.storage.tables import (
     ManifestEntryRow,
     in_force,
 )
-from entryexit.domain.model import AGENCY, CitizenshipClass, DocumentKey, DocumentType
+from entryexit.domain.model import DocumentKey
 from entryexit.services.ports import CasePrint, StoredFingerprint
+
+__all__ = ["SqlFingerprintRepository", "case_print_context", "citizen_travelers"]
 
 
 def case_print_context(row: CaseFingerprintRow, part: str) -> bytes:
@@ -31,27 +37,6 @@ def case_print_context(row: CaseFingerprintRow, part: str) -> bytes:
         f"case-print:{part}:{row.id}:{row.capture_id}:{row.traveler_id}:{row.finger}:"
         f"{row.engine}:{row.officer_id}"
     ).encode()
-
-
-def citizen_travelers(home_state: str) -> Select[str]:
-    """The travelers a stored document shows to be citizens: holding a passport
-    ``home_state`` issued, or of the citizen class as the agency stated it (or as it was
-    stored before documents recorded who set them). A carrier's word alone deletes no prints
-    (review H1: a desk key re-sending its manifest could erase an enrolment); its traveler's
-    prints are refused until the agency confirms. Clear columns only (a nationality is sealed,
-    so a citizen by nationality alone is not found here)."""
-    return select(DocumentRow.traveler_id).where(
-        or_(
-            and_(
-                DocumentRow.citizenship_class == CitizenshipClass.CITIZEN.value,
-                or_(DocumentRow.details_by.is_(None), DocumentRow.details_by == AGENCY),
-            ),
-            and_(
-                DocumentRow.document_type == DocumentType.PASSPORT.value,
-                DocumentRow.issuing_state == home_state,
-            ),
-        )
-    )
 
 
 class SqlFingerprintRepository:

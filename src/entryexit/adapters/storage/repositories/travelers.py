@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection
 from datetime import date, datetime
 
-from sqlalchemy import BindParameter, Select, String, and_, bindparam, case, delete, select
+from sqlalchemy import BindParameter, Select, String, and_, bindparam, case, delete, or_, select
 from sqlalchemy.orm import Session
 
 from entryexit.adapters.crypto.envelope import DecryptionError
@@ -43,6 +44,33 @@ def new_id() -> str:
 
 def optional_date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
+
+
+def citizen_travelers(home_state: str, *, carrier_word: bool = False) -> Select[str]:
+    """The one definition of a citizen on clear columns: the travelers any stored document
+    shows to be citizens, holding a passport ``home_state`` issued, or of the citizen class
+    as the agency stated it (or as it was stored before documents recorded who set them).
+    Any of the traveler's documents counts, whatever their others say (review L11).
+
+    A carrier's word alone deletes no prints (review H1: a desk key re-sending its manifest
+    could erase an enrolment): the purge and the manifest's swap ask without
+    ``carrier_word``. Every comparison asks with it: a class a carrier stated refuses the
+    prints until the agency confirms. Clear columns only: a nationality is sealed, so a
+    citizen by nationality alone is not found here (the travelers' ``citizens`` adds it)."""
+    stated = DocumentRow.citizenship_class == CitizenshipClass.CITIZEN.value
+    if not carrier_word:
+        stated = and_(
+            stated, or_(DocumentRow.details_by.is_(None), DocumentRow.details_by == AGENCY)
+        )
+    return select(DocumentRow.traveler_id).where(
+        or_(
+            stated,
+            and_(
+                DocumentRow.document_type == DocumentType.PASSPORT.value,
+                DocumentRow.issuing_state == home_state,
+            ),
+        )
+    )
 
 
 def _flight_class() -> Select[str | None, bytes | None, DataKeyRow | None]:
@@ -147,6 +175,40 @@ class SqlTravelerRepository:
             personal.get("nationality"),
             frozenset(passport_states),
         )
+
+    def citizens(
+        self, traveler_ids: Collection[str], home_state: str, *, sealed: bool = True
+    ) -> frozenset[str]:
+        """Those of ``traveler_ids`` who are citizens, as every comparison refuses them: shown
+        by any stored document on clear columns (:func:`citizen_travelers`, a carrier's word
+        included), in one query for the whole batch; then, with ``sealed``, a national of
+        ``home_state`` among the rest, whose described documents are opened (one query, one
+        data-key unwrap each). Without ``sealed`` nothing is opened (review L10)."""
+        wanted = set(traveler_ids)
+        if not wanted:
+            return frozenset()
+        found = set(
+            self._session.scalars(
+                citizen_travelers(home_state, carrier_word=True).where(
+                    DocumentRow.traveler_id.in_(wanted)
+                )
+            )
+        )
+        rest = wanted - found
+        if sealed and rest:
+            unwrapped: dict[str, bytes] = {}
+            for document, data_key in self._session.execute(
+                select(DocumentRow, DataKeyRow)
+                .outerjoin(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
+                .where(DocumentRow.traveler_id.in_(rest))
+                .where(DocumentRow.citizenship_class.is_not(None))
+            ):
+                if document.traveler_id in found:
+                    continue
+                personal = self._sealer.open_personal(document, data_key, unwrapped)
+                if personal.get("nationality") == home_state:
+                    found.add(document.traveler_id)
+        return frozenset(found)
 
     def citizenship_class(
         self, traveler_id: str, flight: Flight | None = None
