@@ -655,7 +655,9 @@ class _Flights(_Repository):
             document = _document_for(t, traveler.document, self._uow.current_kek, now)
             data_key = _data_key(t, document.traveler_id, self._uow.current_kek, now)
             readable = document.sealed_under == data_key.id
-            if document.details != traveler or not readable:
+            # The agency's upload makes details a carrier set its own, changed or not.
+            claimed = uploader_carrier is None and document.details_by not in (None, AGENCY)
+            if document.details != traveler or not readable or claimed:
                 by = document.details_by
                 if (
                     uploader_carrier is None
@@ -929,7 +931,20 @@ class _Travelers(_Repository):
                 )
         return TravelerProfile(None, None)
 
-    def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
+    def citizenship_class(
+        self, traveler_id: str, flight: Flight | None = None
+    ) -> CitizenshipClass | None:
+        t = self._r()
+        if flight is not None:
+            # As the SQL store: the flight's own carrier's copy where a rival holds the details.
+            for key, entry in t.manifests.get(flight.id, {}).items():
+                doc = t.documents[key]
+                if entry.traveler_id != traveler_id or doc.details is None:
+                    continue
+                if doc.details_by not in (None, AGENCY, flight.carrier) and _sent(t, entry):
+                    assert entry.sent is not None
+                    return entry.sent.citizenship_class
+                return doc.details.citizenship_class
         return self.profile(traveler_id).citizenship_class
 
     def citizens(

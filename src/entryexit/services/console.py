@@ -329,14 +329,14 @@ class ConsoleService:
             with self._uow(read_only=True) as uow:
                 capture = self._capture(uow, case)
                 flight = FlightService.get_in(uow, capture.flight_id)
-            self._check_case_photo(actor, capture, flight)
+            self._check_case_photo(capture)
             if traveler_id not in self._candidate_ids(capture, flight):
                 raise PermissionDeniedError("this traveler is not a candidate of this case")
 
         def read(uow: UnitOfWork) -> bytes | None:
             if case is not None:
                 # Again in the viewing transaction: resolved meanwhile, no photo.
-                self._check_case_photo(actor, self._capture(uow, case), flight)
+                self._check_case_photo(self._capture(uow, case))
             else:
                 actor.require(Permission.ALERT_READ)
                 found = uow.watchlist.get_alert(str(alert))
@@ -354,16 +354,16 @@ class ConsoleService:
         )
 
     @staticmethod
-    def _check_case_photo(actor: Principal, capture: CaptureSummary, flight: Flight) -> None:
+    def _check_case_photo(capture: CaptureSummary) -> None:
         """A case shows its candidates' photos while it is open, to an officer who may work
-        it (who serves the flight's carrier)."""
+        it. Who may: the permission table's ``case:resolve`` and ``image:view``, which a key
+        or account bound to a carrier never has (cross-carrier permissions), so no carrier
+        check is made here: it could never refuse (review L7)."""
         if capture.resolution is not None:
             raise PermissionDeniedError(
                 f"this case is resolved ({capture.resolution}): its candidates' photos are"
                 " shown only while it is open"
             )
-        if not actor.serves(flight.carrier):
-            raise PermissionDeniedError("this account does not serve this flight's carrier")
 
     def _view_image(
         self,
@@ -465,7 +465,7 @@ class ConsoleService:
     ) -> str:
         now = self._clock()
         policy = self._policies.in_force(now)
-        citizenship = uow.travelers.profile(traveler_id).citizenship_class
+        citizenship = uow.travelers.citizenship_class(traveler_id, flight)
         encounter = new_encounter(
             flight,
             traveler_id,

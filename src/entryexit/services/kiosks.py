@@ -26,9 +26,11 @@ from entryexit.domain.kiosk import (
     KioskOptOutRequest,
     KioskState,
     LaneAssignment,
+    LaneWarning,
     TravelerMessage,
     checked_lane,
     code_to_evict,
+    lane_warnings,
     normalise_pairing_code,
     traveler_message,
 )
@@ -351,6 +353,19 @@ class KioskService:
         actor.require(Permission.KIOSK_MANAGE)
         with self._uow(read_only=True) as uow:
             return uow.kiosks.lane_assignments()
+
+    def lane_warnings(self, actor: Principal) -> list[LaneWarning]:
+        """Lanes boarding a flight of one carrier with kiosks of another paired there (their
+        captures are refused), shown after a pairing or an assignment and on the kiosks page:
+        lanes are shared over a day, so neither is refused for it (review L9)."""
+        actor.require(Permission.KIOSK_MANAGE)
+        with self._uow(read_only=True) as uow:
+
+            def carrier_of(flight_id: str) -> str | None:
+                flight = uow.flights.get(flight_id)
+                return None if flight is None else flight.carrier
+
+            return lane_warnings(uow.kiosks.devices(), uow.kiosks.lane_assignments(), carrier_of)
 
     # --- the traveler's screen -------------------------------------------------------------
     def notice(self) -> PrivacyNotice:

@@ -181,9 +181,12 @@ class TravelerRepository(Protocol):
         of the clear columns, without a carrier's word."""
         ...
 
-    def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
+    def citizenship_class(
+        self, traveler_id: str, flight: Flight | None = None
+    ) -> CitizenshipClass | None:
         """The class of the traveler's described document (:meth:`profile`'s), without
-        opening anything."""
+        opening anything; with ``flight``, the class that flight decides by (its gallery
+        staging's rule: its own carrier's copy where a rival carrier holds the details)."""
         ...
 
     def add_reference_template(

@@ -184,7 +184,7 @@ class VerificationService:
             device=device,
             at=compared.at,
             policy=compared.policy,
-            citizenship=uow.travelers.profile(traveler_id).citizenship_class,
+            citizenship=uow.travelers.citizenship_class(traveler_id, compared.flight),
             score=compared.result.similarity,
             model=self._engine.model,
         )

@@ -500,6 +500,7 @@ def kiosks_page(request: Request, services: ServicesDep, signed_in: SessionDep) 
         flight_names=names,
         devices=services.kiosks.devices(principal) if manages else [],
         assignments=services.kiosks.lane_assignments(principal) if manages else [],
+        lane_warnings=services.kiosks.lane_warnings(principal) if manages else [],
     )
 
 

@@ -344,3 +344,29 @@ def test_a_declined_photo_reaches_the_officer_and_is_closed_once(
     auditor = fresh(api)
     sign_in(auditor, "ada")
     assert auditor.get("/console/kiosks").status_code == 403
+
+
+def test_the_kiosks_page_warns_of_a_kiosk_paired_onto_another_carriers_lane(
+    kiosk_site: Api, lfw_dir: Path
+) -> None:
+    """Review L9: a ZZ kiosk paired onto lane 3 while it boards EE's flight is accepted (lanes
+    are shared over a day), and the page the pairing answers with says its captures will be
+    refused there."""
+    api = kiosk_site
+    flight_id, _ = staged_flight(api, lfw_dir)
+    supervisor = fresh(api)
+    sign_in(supervisor, "sam")
+    assert pair(supervisor, start_pairing(fresh(api)), flight_id=flight_id) == 303
+    assert 'role="alert"' not in supervisor.get("/console/kiosks").text
+
+    answer = console_post(
+        supervisor,
+        "/console/kiosks/pair",
+        {"code": start_pairing(fresh(api)), "carrier": "ZZ", "port": "JFK", "lane": "3"},
+    )
+    assert answer.status_code == 303
+    page = supervisor.get(answer.headers["location"]).text
+    assert "Kiosk paired." in page
+    (warning,) = re.findall(r'<p class="notice bad" role="alert">(.*?)</p>', page, re.S)
+    assert "Lane 3 at JFK is boarding EE 101" in warning
+    assert "kiosks of ZZ are paired there" in warning

@@ -318,3 +318,40 @@ def test_anything_but_a_match_reads_please_see_the_officer(
     assert traveler_message(decision, reasons)[0] is message
     if message is TravelerMessage.SEE_OFFICER:
         assert traveler_message(decision, reasons)[1] == ""
+
+
+def test_a_lane_boarding_one_carriers_flight_with_anothers_kiosks_is_warned_of() -> None:
+    """Review L9: lanes are shared over a day, so neither a pairing nor an assignment is
+    refused for it, but the console says which lanes will refuse their kiosks' captures. Both
+    directions: a ZZ kiosk paired onto a lane boarding EE's flight, and an EE flight assigned
+    to a lane holding kiosks of EE and ZZ."""
+    world = World()
+    kiosks = world.services.kiosks
+    ours = world.boarding(travelers=[traveler("E1")], seeds={"E1": 1}, carrier="EE")
+    paired(world, carrier="EE")
+    kiosks.assign_lane(SUPERVISOR, "jfk", "3", ours.id)
+    assert kiosks.lane_warnings(SUPERVISOR) == []
+
+    paired(world, carrier="ZZ", lane="3")  # accepted: the lane may board a ZZ flight later
+    (warning,) = kiosks.lane_warnings(SUPERVISOR)
+    assert (warning.port, warning.lane, warning.flight_id) == ("JFK", "3", ours.id)
+    assert (warning.flight_carrier, warning.kiosk_carriers) == ("EE", ("ZZ",))
+
+    paired(world, carrier="EE", lane="4")
+    paired(world, carrier="ZZ", lane="4")
+    kiosks.assign_lane(SUPERVISOR, "jfk", "4", ours.id)  # accepted: an EE kiosk serves it
+    assert [(w.lane, w.kiosk_carriers) for w in kiosks.lane_warnings(SUPERVISOR)] == [
+        ("3", ("ZZ",)),
+        ("4", ("ZZ",)),
+    ]
+    # Lane 3 now boards ZZ's flight: its EE kiosk is the one refused.
+    other = world.boarding(travelers=[traveler("Z1")], seeds={"Z1": 2}, carrier="ZZ", number="77")
+    kiosks.assign_lane(SUPERVISOR, "jfk", "3", other.id)
+    assert [
+        (w.lane, w.flight_carrier, w.kiosk_carriers) for w in kiosks.lane_warnings(SUPERVISOR)
+    ] == [
+        ("3", "ZZ", ("EE",)),
+        ("4", "EE", ("ZZ",)),
+    ]
+    with pytest.raises(PermissionDeniedError):
+        kiosks.lane_warnings(OFFICER)

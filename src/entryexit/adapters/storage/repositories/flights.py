@@ -181,6 +181,12 @@ class SqlFlightRepository:
         # A carrier's upload keeps its own copy of every traveler's details on the entry
         # (the agency's details apply everywhere: nothing to keep).
         keep_sent = details_by is not None and details_by != AGENCY
+
+        def claims(document: DocumentRow) -> bool:
+            """The agency's upload makes details a carrier set its own, changed or not: what
+            the agency states is its statement (a citizen's prints then go at the swap)."""
+            return details_by == AGENCY and document.details_by not in (None, AGENCY)
+
         entries: list[dict[str, object]] = []
 
         def key_of(traveler_id: str) -> bytes:
@@ -208,8 +214,9 @@ class SqlFlightRepository:
                 entry["sent"] = self._sealer.seal_personal(
                     key_of(document.traveler_id), document.traveler_id, _sent(traveler)
                 )
-            if key not in fresh_keys and self._details_changed(
-                document, known_keys.get(document.traveler_id), traveler
+            if key not in fresh_keys and (
+                claims(document)
+                or self._details_changed(document, known_keys.get(document.traveler_id), traveler)
             ):
                 data_key = key_of(document.traveler_id)
                 entry.update(
