@@ -18,9 +18,13 @@ connection taking the place of the oldest that has no request in progress
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import math
 import resource
+import socket
+import struct
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -114,9 +118,12 @@ class ConnectionGuard:
 
     When the process holds ``total`` connections, a new one takes the place of another, in
     this order: the oldest *anonymous* connection (no request yet, or whose requests carry no
-    API key and no session cookie, whether idle or in progress), then the oldest idle
-    connection, then the oldest *stalled* one (a request waiting for its client: body bytes
-    not arriving, or its answer not being read, for ``stall_seconds``). So connections that
+    API key and no session cookie, whether idle or in progress), then the longest *stalled*
+    one (a request waiting for its client: body bytes not arriving, or its answer not being
+    read, for ``stall_seconds``), then the oldest idle one. An address one of whose
+    connections was evicted takes no other's place for ``eviction_cooldown_seconds``: else
+    attackers re-opening each evicted connection (with a made-up key, so they are not
+    anonymous) would take every place that falls free before a gate does. So connections that
     only sit there, or hold a request without progress (33 addresses holding the table full
     of half-sent sign-in forms, the session 9 probe G1), cannot keep a gate out: a gate's
     request carries its key and is answered without waiting for anyone. A new connection is
@@ -130,6 +137,7 @@ class ConnectionGuard:
     per_network: int = 2048
     stall_seconds: float = 5.0
     write_seconds: float = 30.0
+    eviction_cooldown_seconds: float = 10.0
     clock: Callable[[], float] = time.monotonic
     refused: Counter[str] = field(default_factory=Counter)
     _open: Counter[str] = field(default_factory=Counter)
@@ -141,6 +149,10 @@ class ConnectionGuard:
     # Credentialed requests waiting for their client (body, or reading the answer): since when.
     _waiting: dict[_Connection, float] = field(default_factory=dict)
     _holders: dict[_Connection, tuple[str | None, str | None]] = field(default_factory=dict)
+    # Holders one of whose connections was evicted, and when: for ``eviction_cooldown_seconds``
+    # they take no other's place (refused while the table is full), so clients re-opening
+    # what is evicted cannot churn the table among themselves faster than a gate gets in.
+    _evicted_from: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _logged_at: float = float("-inf")
 
@@ -157,9 +169,15 @@ class ConnectionGuard:
             if network is not None and self._network_open[network] >= self.per_network:
                 return self._refuse("per_network")
             if len(self._holders) >= self.total:
-                evicted, reason = self._evictable()
+                now = self.clock()
+                if holder is not None and now - self._evicted_from.get(holder, -math.inf) < (
+                    self.eviction_cooldown_seconds
+                ):
+                    return self._refuse("total")
+                evicted, reason = self._evictable(now)
                 if evicted is None:
                     return self._refuse("total")
+                self._remember_eviction(self._holders[evicted][0], now)
                 self._forget(evicted)
                 self._refuse(reason)
             self._holders[connection] = (holder, network)
@@ -172,18 +190,34 @@ class ConnectionGuard:
             evicted.evict()
         return None
 
-    def _evictable(self) -> tuple[_Connection | None, str]:
+    def _remember_eviction(self, holder: str | None, now: float) -> None:
         # Called with the lock held.
+        if holder is None:
+            return
+        if len(self._evicted_from) >= 4 * self.total:
+            for old, since in list(self._evicted_from.items()):
+                if now - since >= self.eviction_cooldown_seconds:
+                    del self._evicted_from[old]
+        self._evicted_from[holder] = now
+
+    def _evictable(self, now: float) -> tuple[_Connection | None, str]:
+        # Called with the lock held. A stalled request goes before an idle connection: it
+        # holds memory (its body so far, its answer) and a gate's keep-alive one does not.
         if self._anonymous:
             return next(iter(self._anonymous)), "evicted_anonymous"
+        stalled = min(
+            (
+                (since, connection)
+                for connection, since in self._waiting.items()
+                if now - since >= self.stall_seconds
+            ),
+            key=lambda pair: pair[0],
+            default=None,
+        )
+        if stalled is not None:
+            return stalled[1], "evicted_stalled"
         if self._idle:
             return next(iter(self._idle)), "evicted"
-        now = self.clock()
-        stalled = [
-            (since, c) for c, since in self._waiting.items() if now - since >= self.stall_seconds
-        ]
-        if stalled:
-            return min(stalled, key=lambda pair: pair[0])[1], "evicted_stalled"
         return None, ""
 
     def busy(
@@ -351,6 +385,12 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
             if self.transport.is_closing():
                 return
             guard.timed_out("write_timeout")
+            # A reset, not a close: the kernel drops the answer queued for the client at once
+            # (a close would keep sending it, megabytes, to a reader that does not read).
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.transport.abort()
 
         def _stop_write_deadline(self) -> None:
