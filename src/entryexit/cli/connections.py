@@ -148,6 +148,7 @@ class ConnectionGuard:
     _idle: OrderedDict[_Connection, None] = field(default_factory=OrderedDict)
     # Credentialed requests waiting for their client (body, or reading the answer): since when.
     _waiting: dict[_Connection, float] = field(default_factory=dict)
+    _awaiting_body: set[_Connection] = field(default_factory=set)
     _holders: dict[_Connection, tuple[str | None, str | None]] = field(default_factory=dict)
     # Holders one of whose connections was evicted, and when: for ``eviction_cooldown_seconds``
     # they take no other's place (refused while the table is full), so clients re-opening
@@ -235,6 +236,7 @@ class ConnectionGuard:
             self._idle.pop(connection, None)
             if body_expected:
                 self._waiting[connection] = self.clock()
+                self._awaiting_body.add(connection)
 
     def progressed(self, connection: _Connection) -> None:
         """A body byte arrived (or the answer drained): the stall clock restarts."""
@@ -246,6 +248,7 @@ class ConnectionGuard:
         """The whole body is in: the request waits for the service, not its client."""
         with self._lock:
             self._waiting.pop(connection, None)
+            self._awaiting_body.discard(connection)
 
     def writing_paused(self, connection: _Connection) -> None:
         """The client is not reading its answer fast enough: waiting for it from now."""
@@ -253,10 +256,19 @@ class ConnectionGuard:
             if connection in self._holders and connection not in self._waiting:
                 self._waiting[connection] = self.clock()
 
+    def writing_resumed(self, connection: _Connection) -> None:
+        """The client reads again: its request waits for the service (or for its body)."""
+        with self._lock:
+            if connection in self._awaiting_body:
+                self._waiting[connection] = self.clock()
+            else:
+                self._waiting.pop(connection, None)
+
     def idle(self, connection: _Connection) -> None:
         """Its request is answered: evictable again (anonymous ones first, then oldest idle)."""
         with self._lock:
             self._waiting.pop(connection, None)
+            self._awaiting_body.discard(connection)
             if connection in self._holders and connection not in self._anonymous:
                 self._idle[connection] = None
 
@@ -272,6 +284,7 @@ class ConnectionGuard:
         self._anonymous.pop(connection, None)
         self._idle.pop(connection, None)
         self._waiting.pop(connection, None)
+        self._awaiting_body.discard(connection)
         for counts, key in ((self._open, holder), (self._network_open, network)):
             if key is not None:
                 counts[key] -= 1
@@ -378,7 +391,7 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
         def resume_writing(self) -> None:
             super().resume_writing()
             self._stop_write_deadline()
-            guard.progressed(self)
+            guard.writing_resumed(self)
 
         def _reading_too_slow(self) -> None:
             self._write_deadline = None

@@ -387,3 +387,24 @@ def test_a_client_that_does_not_read_its_answer_is_cut_off() -> None:
             _wait_until(lambda: guard.open_connections == 0, seconds=10)
             # What the kernel had queued is read, then the end (a reset or EOF).
             assert _closed_by_server(connection, within_seconds=10)
+
+
+def test_an_answer_not_read_counts_as_stalled_until_the_client_reads_again() -> None:
+    now = [0.0]
+    guard = ConnectionGuard(
+        header_seconds=30, per_address=100, total=1, stall_seconds=5, clock=lambda: now[0]
+    )
+    reader, newcomer = _FakeConnection(), _FakeConnection()
+    assert guard.admit(reader, "192.0.2.1") is None
+    guard.busy(reader, credentialed=True)
+    guard.writing_paused(reader)
+    now[0] = 4.0
+    assert guard.admit(newcomer, "192.0.2.2") == "total"  # paused 4 s only
+    guard.writing_resumed(reader)  # it reads: the service is working, not waiting
+    now[0] = 100.0
+    assert guard.admit(newcomer, "192.0.2.2") == "total"
+    guard.writing_paused(reader)
+    now[0] = 106.0
+    assert guard.admit(newcomer, "192.0.2.2") is None
+    assert reader.evicted
+    assert guard.refused["evicted_stalled"] == 1
