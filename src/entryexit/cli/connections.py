@@ -9,9 +9,13 @@ unanswered (the session 8 probe, P3). Behind HAProxy (the fleet) the proxy's
 itself. So each connection must deliver a request's headers within ``header_seconds`` of
 its first byte (or of the connection's opening), one address holds at most
 ``per_address`` connections (an IPv6 client counts per /64, the block one holder has;
-trusted proxies are not counted), and the process holds at most ``total`` at once, a new
-connection taking the place of the oldest that has no request in progress
-(:class:`ConnectionGuard`). A refused, evicted or timed-out connection is counted
+trusted proxies are not counted), one network (an IPv4 /24, an IPv6 /48) at most
+``per_network``, and the process at most ``total`` at once, a new connection taking the place
+of an anonymous, stalled or idle one (:class:`ConnectionGuard`; session 9 probe G1: 33
+addresses held the table full of half-sent sign-in forms, "busy" and so never evicted, and
+gates could not connect). A connection whose answer its client does not read for
+``write_seconds`` is reset (the probe's stalled reader held one, and megabytes of kernel
+send buffer, for as long as it liked). A refused, evicted or timed-out connection is counted
 (``entryexit_connections_refused_total``) and logged once a minute, without addresses.
 """
 
