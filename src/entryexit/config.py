@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     connections_per_address: int = Field(default=256, ge=1)
     max_connections: int = Field(default=8192, ge=16)
+    # One network (an IPv4 /24, an IPv6 /48) holds at most this many connections; with the
+    # table full, a request waiting this long for its client (body bytes, or the reading of
+    # its answer) is evictable like an idle connection; a connection whose answer is not
+    # read for write_timeout_seconds is closed. cli/connections.py says why (probe G1).
+    connections_per_network: int = Field(default=2048, ge=1)
+    connection_stall_seconds: float = Field(default=5.0, gt=0)
+    write_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Request bodies being read, all requests together, at most this many bytes: a request
+    # past it is answered 503 with Retry-After (anonymous or not). api/limits.py says why.
+    max_buffered_body_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     purge_interval_seconds: float = Field(default=300.0, gt=0)
     # SQLite's leader lease for the background jobs (purge, admissions): a holder that dies
     # is replaced this long after its last renewal. PostgreSQL needs none (advisory locks end
