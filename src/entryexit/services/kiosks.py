@@ -30,6 +30,7 @@ from entryexit.domain.kiosk import (
     checked_lane,
     code_to_evict,
     normalise_pairing_code,
+    session_expired,
     traveler_message,
 )
 from entryexit.domain.policy import PrivacyNotice
@@ -75,6 +76,11 @@ class KioskSettings:
     pair_block: timedelta = timedelta(minutes=15)
     # A device session's last-seen time is written at most this often.
     touch_every: timedelta = timedelta(seconds=60)
+    # A device session ends when unused this long (a lane closed overnight)...
+    session_idle: timedelta = timedelta(hours=12)
+    # ...and this long after it was issued, used or not: a copied cookie is worth at most
+    # this long. The kiosk then shows a pairing code again (a supervisor re-pairs it).
+    session_lifetime: timedelta = timedelta(days=7)
     max_frames: int = 3
     max_scale: float = 8.0
 
@@ -240,10 +246,23 @@ class KioskService:
             return None
         if device.session_issued_at is None:
             return None  # a pairing ticket is not a session, even once its kiosk is paired
+        s = self.settings
+        if session_expired(device, now, s.session_idle, s.session_lifetime):
+            return None
         seen = device.last_seen_at
         if seen is None or now - seen >= self.settings.touch_every:
             in_transaction(self._uow, lambda uow: uow.kiosks.touch(device.id, now))
         return KioskSession(device, _principal(device), device.csrf_token)
+
+    def credential_holder(self, token: str) -> Principal | None:
+        """Whom a kiosk cookie (a pairing ticket or a device session, live or not) names, for
+        the audit event of a refused request; None for an unknown token or a kiosk not yet
+        paired. Never an authorisation: :meth:`session` is."""
+        with self._uow(read_only=True) as uow:
+            device = uow.kiosks.device_by_token(_hash(token))
+        if device is None or device.paired_at is None:
+            return None
+        return _principal(device)
 
     @staticmethod
     def csrf_valid(session: KioskSession, presented: str | None) -> bool:

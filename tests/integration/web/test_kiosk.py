@@ -269,6 +269,107 @@ def test_kiosks_pair_only_from_the_lanes_networks_when_they_are_set(
     built.services.uow.engine.dispose()
 
 
+LANES = "10.20.0.0/16"
+PROXY = "10.9.0.0/24"
+
+
+def lanes_site(database_url: str, engine: FaceEngine, tmp_path: Path) -> Api:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        kiosk_networks=(ip_network(LANES),),
+        trusted_proxies=(ip_network(PROXY),),
+    )
+    return site(settings, engine)
+
+
+def kiosk_requests(
+    client: TestClient, token: str, photo: bytes, headers: dict[str, str] | None = None
+) -> list[int]:
+    """Every /kiosk request a kiosk's cookie is good for, as the kiosk's screen sends them."""
+    sent = {**(headers or {}), "X-CSRF-Token": token}
+    jpeg = ("f.jpg", photo, "image/jpeg")
+    notice = {"notice_version": "notice-1", "language": "en"}
+    return [
+        client.get("/kiosk/pairing", headers=headers).status_code,
+        client.get("/kiosk", headers=headers).status_code,
+        client.post("/kiosk/quality", files={"frame": jpeg}, headers=sent).status_code,
+        client.post(
+            "/kiosk/captures", files={"frames": jpeg}, data=notice, headers=sent
+        ).status_code,
+        client.post("/kiosk/opt-out-requests", data=notice, headers=sent).status_code,
+    ]
+
+
+def test_a_kiosk_credential_is_worthless_outside_the_lanes_networks(
+    database_url: str,
+    engine: FaceEngine,
+    tmp_path: Path,
+    lfw_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Probe s9 K1: the cookie of a kiosk paired in the lanes (its pairing ticket, then its
+    device session) worked from anywhere: captures recorded, opt-outs filed, the quality gate
+    run. Every /kiosk request is judged by the service's own client address (X-Forwarded-For
+    believed from a trusted proxy only)."""
+    api = lanes_site(database_url, engine, tmp_path)
+    photo = lfw_image(lfw_dir, "Colin_Powell", 2).read_bytes()
+    with api.client:
+        flight_id, _ = staged_flight(api, lfw_dir, ("Colin_Powell",))
+        supervisor = fresh(api)
+        sign_in(supervisor, "sam")
+        kiosk = from_address(api, "10.20.3.4")
+        code = start_pairing(kiosk)
+
+        def lifted(address: str) -> TestClient:
+            thief = from_address(api, address)
+            thief.cookies = kiosk.cookies
+            return thief
+
+        # The ticket, before and after pairing, from outside: nothing learnt, nothing issued.
+        assert lifted("192.0.2.10").get("/kiosk/pairing").status_code == 403
+        assert pair(supervisor, code, flight_id=flight_id) == 303
+        assert lifted("192.0.2.10").get("/kiosk/pairing").status_code == 403
+        assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
+        page = kiosk.get("/kiosk").text
+        found = re.search(r'data-csrf="([^"]+)"', page)
+        assert found is not None
+        token = found.group(1)
+
+        caplog.clear()
+        outside = kiosk_requests(lifted("192.0.2.10"), token, photo)
+        assert outside == [403] * 5
+        # Through the lanes' trusted proxy, the address it forwards decides...
+        proxied = lifted("10.9.0.5")
+        assert kiosk_requests(proxied, token, photo, {"X-Forwarded-For": "192.0.2.10"}) == [403] * 5
+        # ...and a peer that is no proxy cannot claim a lane's address.
+        claimed = lifted("192.0.2.10")
+        assert kiosk_requests(claimed, token, photo, {"X-Forwarded-For": "10.20.3.4"}) == [403] * 5
+        # Nothing was recorded for the thief: no encounter, no opt-out request.
+        officer = fresh(api)
+        sign_in(officer, "olga")
+        assert "No pending requests" in officer.get("/console/kiosks").text
+        # The kiosk itself, in its lane (directly, or through the proxy), works.
+        assert kiosk_requests(kiosk, token, photo)[:3] == [200, 200, 200]
+        inside = kiosk_requests(proxied, token, photo, {"X-Forwarded-For": "10.20.3.4"})
+        assert inside[:3] == [200, 200, 200]
+        assert inside[3:] == [200, 200]
+    refusals = [
+        e.entry
+        for e in api.services.audit.all_events()
+        if e.entry.outcome == "denied" and e.entry.action.startswith(("GET /kiosk", "POST /kiosk"))
+    ]
+    # Each refusal with the paired kiosk's cookie is audited in the kiosk's name (15 requests
+    # after pairing; the ticket before pairing names no kiosk yet).
+    named = [entry for entry in refusals if entry.actor_role == "gate"]
+    assert len(named) >= 15
+    assert len({entry.actor_key_id for entry in named}) == 1
+    for text in [caplog.text, *(str(entry.details) for entry in refusals)]:
+        assert "192.0.2.10" not in text
+    assert "from outside the lanes' networks" in caplog.text
+    api.services.uow.engine.dispose()
+
+
 def test_a_kiosk_is_rate_limited_like_a_gate_key(
     engine: FaceEngine, tmp_path: Path, lfw_dir: Path
 ) -> None:
