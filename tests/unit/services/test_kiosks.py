@@ -179,6 +179,34 @@ def test_a_revoked_kiosk_loses_its_session_at_once() -> None:
         world.services.kiosks.revoke(OFFICER, session.device.id)
 
 
+def test_a_device_session_ends_when_unused_for_12_hours() -> None:
+    """Probe s9 K1: a device session had no lifetime; a cookie copied off a kiosk whose lane
+    then closed stayed good for ever."""
+    world = World()
+    paired(world)
+    token = world.session_token  # type: ignore[attr-defined]
+    # In use (seen at least once a minute is written), it lives on past 12 hours...
+    for _ in range(13):
+        world.advance(hours=1)
+        assert world.services.kiosks.session(token) is not None
+    # ...unused for 12 hours, it ends, and the kiosk shows a pairing code again.
+    world.advance(hours=11, minutes=59)
+    assert world.services.kiosks.session(token) is not None
+    world.advance(hours=12)
+    assert world.services.kiosks.session(token) is None
+
+
+def test_a_device_session_ends_7_days_after_it_was_issued_even_in_use() -> None:
+    world = World()
+    paired(world)
+    token = world.session_token  # type: ignore[attr-defined]
+    for _ in range(7 * 24 - 1):
+        world.advance(hours=1)
+        assert world.services.kiosks.session(token) is not None
+    world.advance(hours=1)
+    assert world.services.kiosks.session(token) is None
+
+
 def test_a_kiosk_boards_the_lanes_flight_and_records_the_notice_shown() -> None:
     world = World()
     kiosks = world.services.kiosks
