@@ -44,6 +44,7 @@ from entryexit.errors import (
     RateLimitedError,
 )
 from entryexit.services.audit import AuditTrail
+from entryexit.services.callers import for_caller
 from entryexit.services.captures import CaptureService
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
@@ -388,7 +389,9 @@ class KioskService:
         if not 1.0 <= scale <= self.settings.max_scale:
             raise InvalidInputError(f"scale is between 1 and {self.settings.max_scale:g}")
         try:
-            checked = self._frames.check_frame(frame, scale)
+            # The kiosk's own share of the decode slots (its device id), as its captures.
+            with for_caller(session.principal):
+                checked = self._frames.check_frame(frame, scale)
         except NoFaceError:
             return Guidance(False, "no_face")
         if checked.people > 1:
