@@ -68,6 +68,12 @@ def main() -> None:
             cpu, outcome = _cpu(partial(engine.analyse, data, kind=kind), args.repeats)
             label = f"{size[0]}x{size[1]} PNG {len(data) // 1024} KB as {kind.value}"
             print(f"  {label:<48} {cpu:6.3f}  {outcome}")
+    for size in ((4000, 3000), (2048, 1536)):
+        data = _image(face, size, "JPEG")
+        for kind in (ImageKind.REFERENCE_PHOTO, ImageKind.DOCUMENT_PHOTO):
+            cpu, outcome = _cpu(partial(engine.analyse, data, kind=kind), args.repeats)
+            label = f"{size[0]}x{size[1]} JPEG {len(data) // 1024} KB as {kind.value}"
+            print(f"  {label:<48} {cpu:6.3f}  {outcome}")
     print("kiosk preview (engine.check_frame):")
     for size in ((4096, 3072), (1280, 960), (1024, 1024), (480, 480)):
         data = _image(face, size, "JPEG", quality=10)

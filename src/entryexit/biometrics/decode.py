@@ -115,10 +115,11 @@ FINGERPRINT_LIMITS = DecodeLimits(max_bytes=10 * 1024 * 1024, max_pixels=10_000_
 PREVIEW_LIMITS = DecodeLimits(max_bytes=256 * 1024, max_pixels=1024 * 1024)
 # A gate's document photo for a 1:1: the data page's portrait, scanned (an ID-3 page at 300
 # dpi is ~1460 x 1040; its portrait a fraction of that) or photographed. Up to 8 MiB and 4 MP
-# decoded; a JPEG of 4096 pixels or more on its long side is decoded reduced. A gate key's
-# 16 MP reference photo cost 1.15 s of CPU a 1:1 (probe s9 D1; benchmarks/RESULTS.md).
+# decoded; a JPEG of 2048 pixels or more on its long side is decoded reduced (a 12 MP phone
+# picture at 1/2, a 48 MP one at 1/4). A gate key's 16 MP reference photo cost 1.15 s of CPU
+# a 1:1 (probe s9 D1; benchmarks/RESULTS.md, "Session 9, H5").
 DOCUMENT_PHOTO_LIMITS = DecodeLimits(
-    max_bytes=8 * 1024 * 1024, max_pixels=4_000_000, working_side=2048
+    max_bytes=8 * 1024 * 1024, max_pixels=4_000_000, working_side=1024
 )
 
 

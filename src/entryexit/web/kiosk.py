@@ -36,7 +36,8 @@ from entryexit.web.kiosk_text import TEXTS
 
 KIOSK_PREFIX = "/kiosk"
 KIOSK_COOKIE = "entryexit_kiosk"
-# A camera frame for the quality check is small (320 pixels wide); a capture is a full frame.
+# A camera frame for the quality check is small (480 pixels wide; decoded as an
+# ImageKind.PREVIEW, at most 1 MP); a capture is a full frame.
 MAX_CHECK_FRAME_BYTES = 256 * 1024
 
 logger = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ browser: pairing, the device session cookie, and the attacker's moves against th
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from ipaddress import ip_network
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
@@ -389,6 +391,29 @@ def test_a_kiosk_is_rate_limited_like_a_gate_key(
             for _ in range(3)
         ]
         assert statuses == [200, 200, 429]
+
+
+def test_a_large_preview_is_refused_before_it_is_decoded(kiosk_site: Api, lfw_dir: Path) -> None:
+    """Probe s9 D1: a 4096x3072 JPEG at quality 10 (212 KB, under the 256 KiB a preview may
+    be) went through the detector at full size. A preview is at most 1 MP now (413)."""
+    supervisor = fresh(kiosk_site)
+    sign_in(supervisor, "sam")
+    kiosk, token = paired_kiosk(kiosk_site, supervisor)
+    face = Image.open(lfw_image(lfw_dir, "Colin_Powell", 2)).convert("RGB")
+
+    def preview(size: tuple[int, int]) -> httpx.Response:
+        out = io.BytesIO()
+        face.resize(size).save(out, "JPEG", quality=10)
+        response: httpx.Response = kiosk.post(
+            "/kiosk/quality",
+            files={"frame": ("f.jpg", out.getvalue(), "image/jpeg")},
+            headers={"X-CSRF-Token": token},
+        )
+        return response
+
+    large = preview((4096, 3072))
+    assert large.status_code == 413, large.text
+    assert preview((480, 360)).status_code == 200
 
 
 @pytest.mark.parametrize(
