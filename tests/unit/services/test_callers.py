@@ -167,7 +167,7 @@ def test_one_gate_keys_large_verifications_do_not_queue_another_keys_behind_them
     requests queued first, the other key's request gets the next free slot."""
     world = World()
     engine = _SlowEngine(2)
-    world.verifications._engine = engine  # type: ignore[assignment]
+    world.verifications._engine = engine
     results: dict[str, Decision] = {}
 
     def verify(caller_name: str, photo: bytes) -> None:
