@@ -152,7 +152,7 @@ class _SlowEngine(FakeAnalyser):
         self.release: dict[bytes, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def analyse(self, data, formats=frozenset(), kind=ImageKind.GATE_FRAME):  # type: ignore[no-untyped-def, override]
+    def analyse(self, data, formats=frozenset(), kind=ImageKind.GATE_FRAME):  # type: ignore[no-untyped-def]
         with self.slots:
             with self._lock:
                 self.granted.append((current_slot_owner(), data))
