@@ -34,7 +34,7 @@ from entryexit.domain.kiosk import (
     traveler_message,
 )
 from entryexit.domain.policy import PrivacyNotice
-from entryexit.domain.throttle import FailureLockout
+from entryexit.domain.throttle import FailureLockout, TokenBuckets
 from entryexit.errors import (
     ConflictError,
     InvalidInputError,
@@ -84,6 +84,13 @@ class KioskSettings:
     session_lifetime: timedelta = timedelta(days=7)
     max_frames: int = 3
     max_scale: float = 8.0
+    # Opt-out requests stand for travelers at a lane: a few a minute per kiosk at most. Per
+    # device: one every 10 s on average, 3 at once; and at most 5 of a kiosk's waiting for
+    # an officer (its next traveler is sent to the manual lane all the same). Past either,
+    # 429: one kiosk session cannot bury every officer's list (probe s9 K2).
+    opt_out_rate: float = 0.1
+    opt_out_burst: float = 3.0
+    max_pending_opt_outs: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +171,7 @@ class KioskService:
         self._frames = frames
         self.settings = settings or KioskSettings()
         s = self.settings
+        self._opt_out_buckets = TokenBuckets(s.opt_out_rate, s.opt_out_burst)
         # Per person entering codes: a supervisor's account cannot be used to guess them.
         self._pair_failures = FailureLockout(
             s.pair_failures_before_block,
@@ -445,6 +453,13 @@ class KioskService:
         """A traveler declined the photo: an anonymous request for the manual lane."""
         session.principal.require(Permission.OPT_OUT_RECORD)
         self._checked_notice(notice_version, language)
+        device_id = session.device.id
+        wait = self._opt_out_buckets.take(device_id, self._clock().timestamp())
+        if wait > 0:
+            raise RateLimitedError(
+                "this kiosk asks for the officer too often; send the traveler to the manual lane",
+                wait,
+            )
         flight_id = self.lane_flight(session)
         request = KioskOptOutRequest(
             id=str(uuid.uuid4()),
@@ -458,6 +473,13 @@ class KioskService:
         )
 
         def record(uow: UnitOfWork) -> None:
+            pending = uow.kiosks.count_opt_out_requests(True, device_id)
+            if pending >= self.settings.max_pending_opt_outs:
+                raise RateLimitedError(
+                    f"{pending} requests from this kiosk are waiting for an officer; send the"
+                    " traveler to the manual lane",
+                    60,
+                )
             if flight_id is not None:
                 flight = FlightService.get_in(uow, flight_id)
                 if not session.principal.serves(flight.carrier):
@@ -480,11 +502,20 @@ class KioskService:
 
     # --- the officer's side -------------------------------------------------------------
     def opt_out_requests(
-        self, actor: Principal, pending_only: bool = True
+        self, actor: Principal, pending_only: bool = True, limit: int | None = None
     ) -> list[KioskOptOutRequest]:
+        """Newest first; at most ``limit``."""
         actor.require(Permission.KIOSK_REQUESTS)
         with self._uow(read_only=True) as uow:
-            return uow.kiosks.opt_out_requests(pending_only)
+            return uow.kiosks.opt_out_requests(pending_only, limit)
+
+    def pending_opt_out_requests(
+        self, actor: Principal, limit: int
+    ) -> tuple[list[KioskOptOutRequest], int]:
+        """The ``limit`` newest requests waiting for an officer, and how many wait in all."""
+        actor.require(Permission.KIOSK_REQUESTS)
+        with self._uow(read_only=True) as uow:
+            return uow.kiosks.opt_out_requests(True, limit), uow.kiosks.count_opt_out_requests(True)
 
     def handle_opt_out_request(self, actor: Principal, request_id: str) -> None:
         actor.require(Permission.KIOSK_REQUESTS)

@@ -50,6 +50,13 @@ KIOSK_OUTSIDE_LANES = Counter(
     registry=REGISTRY,
 )
 
+KIOSK_OPT_OUTS_REFUSED = Counter(
+    "entryexit_kiosk_opt_out_requests_refused",
+    "Kiosk opt-out requests refused (429): a kiosk asking too often, or with too many of its"
+    " requests waiting for an officer.",
+    registry=REGISTRY,
+)
+
 
 async def _from_lanes(request: Request, services: ServicesDep) -> None:
     """With ``ENTRYEXIT_KIOSK_NETWORKS`` set, every /kiosk request comes from the lanes'
@@ -208,5 +215,9 @@ def request_opt_out(
     notice_version: Annotated[str, Form(max_length=64)],
     language: Annotated[str, Form(max_length=16)],
 ) -> JSONResponse:
-    services.kiosks.request_opt_out(session, notice_version, language)
+    try:
+        services.kiosks.request_opt_out(session, notice_version, language)
+    except RateLimitedError:
+        KIOSK_OPT_OUTS_REFUSED.inc()
+        raise
     return JSONResponse({"message": TravelerMessage.SEE_OFFICER.value, "reason": "opted_out"})

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -15,9 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from entryexit.api.metrics_registry import REGISTRY
 from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
-from entryexit.domain.access import Role
+from entryexit.domain.access import Principal, Role
+from entryexit.domain.kiosk import KioskOptOutRequest
+from entryexit.services.unit_of_work import UnitOfWork, in_transaction
 from entryexit.web.app import create_service_app
 from tests.conftest import lfw_image
 from tests.integration.api.conftest import Api, build_api, staged_flight
@@ -27,6 +32,7 @@ pytestmark = [pytest.mark.models, pytest.mark.lfw]
 
 USERS = {"olga": Role.OFFICER, "sam": Role.SUPERVISOR, "ada": Role.AUDITOR, "root": Role.ADMIN}
 KIOSK = {"X-Requested-With": "kiosk"}
+SUPERVISOR_PRINCIPAL = Principal("k-sup", "supervisor", Role.SUPERVISOR)
 PAIRING_PAGE = 'id="pairing-code"'  # the page of a kiosk without a session
 
 
@@ -470,3 +476,58 @@ def test_a_declined_photo_reaches_the_officer_and_is_closed_once(
     auditor = fresh(api)
     sign_in(auditor, "ada")
     assert auditor.get("/console/kiosks").status_code == 403
+
+
+def test_a_flooding_kiosk_cannot_bury_the_officers_list(kiosk_site: Api) -> None:
+    """Probe s9 K2 as the flooding kiosk: 400 opt-out requests in 18 s made 401 lines on
+    every officer's Kiosks page (177 KB). Now three are filed, the rest refused 429 and
+    counted; the page draws the 50 newest of however many wait and says how many more."""
+    api = kiosk_site
+    supervisor = fresh(api)
+    sign_in(supervisor, "sam")
+    kiosk, token = paired_kiosk(api, supervisor)
+    counted = REGISTRY.get_sample_value("entryexit_kiosk_opt_out_requests_refused_total") or 0
+    statuses = [
+        kiosk.post(
+            "/kiosk/opt-out-requests",
+            data={"notice_version": "notice-1", "language": "en"},
+            headers={"X-CSRF-Token": token},
+        )
+        for _ in range(12)
+    ]
+    assert [r.status_code for r in statuses] == [200] * 3 + [429] * 9
+    assert "too often" in statuses[-1].json()["detail"]
+    assert int(statuses[-1].headers["retry-after"]) >= 1
+    officer = fresh(api)
+    sign_in(officer, "olga")
+    page = officer.get("/console/kiosks").text
+    assert page.count('action="/console/kiosk-requests/') == 3
+    assert "more pending" not in page
+    refused = REGISTRY.get_sample_value("entryexit_kiosk_opt_out_requests_refused_total")
+    assert refused == counted + 9
+
+    # Many kiosks' requests (written as a fleet of kiosks would, over time): the newest 50.
+    device_id = next(iter(api.services.kiosks.devices(SUPERVISOR_PRINCIPAL))).id
+    start = datetime.now(UTC)
+
+    def add(uow: UnitOfWork) -> None:
+        for i in range(57):
+            uow.kiosks.add_opt_out_request(
+                KioskOptOutRequest(
+                    id=str(uuid.uuid4()),
+                    device_id=device_id,
+                    port="JFK",
+                    lane="3",
+                    flight_id=None,
+                    requested_at=start + timedelta(seconds=i),
+                    notice_version="notice-1",
+                    language="en",
+                )
+            )
+
+    in_transaction(api.services.uow, add)
+    page = officer.get("/console/kiosks").text
+    assert page.count('action="/console/kiosk-requests/') == 50
+    assert "10 more pending requests" in page
+    shown = re.findall(r"<td>(\d\d:\d\d:\d\d)</td>", page)
+    assert shown == sorted(shown, reverse=True)
