@@ -16,6 +16,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,11 @@ def iso_view(seed: int, count: int = 255) -> np.ndarray:
 
 
 def cpu_per_call(
-    make: Callable[[], tuple[object, object]], call: Callable, pairs: int, repeats: int
-) -> float:  # type: ignore[type-arg]
+    make: Callable[[], tuple[FingerprintTemplate, FingerprintTemplate]],
+    call: Callable[[FingerprintTemplate, FingerprintTemplate], object],
+    pairs: int,
+    repeats: int,
+) -> float:
     best = float("inf")
     for _ in range(repeats):
         made = [make() for _ in range(pairs)]
@@ -101,19 +105,25 @@ def main() -> None:
     counts = np.array([len(t.minutiae) for t in prints])
 
     seeds = iter(range(10**6))
+
+    def fresh_pair(
+        build: Callable[[int], FingerprintTemplate],
+    ) -> tuple[FingerprintTemplate, FingerprintTemplate]:
+        return build(next(seeds)), build(next(seeds))
+
+    def same_pair(
+        a: FingerprintTemplate, b: FingerprintTemplate
+    ) -> tuple[FingerprintTemplate, FingerprintTemplate]:
+        return a, b
+
     for label, build in (
         ("255 uncapped", uncapped),
         (f"255 capped to {MAX_VIEW_MINUTIAE}", capped),
     ):
-        cold = cpu_per_call(
-            lambda: (build(next(seeds)), build(next(seeds))),
-            engine.scores,
-            args.pairs,
-            args.repeats,
-        )
-        a, b = build(next(seeds)), build(next(seeds))
+        cold = cpu_per_call(partial(fresh_pair, build), engine.scores, args.pairs, args.repeats)
+        a, b = fresh_pair(build)
         engine.scores(a, b)
-        warm = cpu_per_call(lambda: (a, b), engine.scores, args.pairs, args.repeats)
+        warm = cpu_per_call(partial(same_pair, a, b), engine.scores, args.pairs, args.repeats)
         print(f"  two ISO views, {label:<22} cold {cold:6.3f}  warm {warm:6.3f}")
     fvc = iter(range(len(prints) - 1))
 
