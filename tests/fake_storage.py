@@ -2178,11 +2178,22 @@ class _Kiosks(_Repository):
     def add_opt_out_request(self, request: KioskOptOutRequest) -> None:
         self._w().kiosk_requests[request.id] = request
 
-    def opt_out_requests(self, pending_only: bool) -> list[KioskOptOutRequest]:
+    def opt_out_requests(
+        self, pending_only: bool, limit: int | None = None
+    ) -> list[KioskOptOutRequest]:
         requests = [
             r for r in self._r().kiosk_requests.values() if not pending_only or r.handled_at is None
         ]
-        return sorted(requests, key=lambda r: (-r.requested_at.timestamp(), r.id))
+        ordered = sorted(requests, key=lambda r: (-r.requested_at.timestamp(), r.id))
+        return ordered if limit is None else ordered[:limit]
+
+    def count_opt_out_requests(self, pending_only: bool, device_id: str | None = None) -> int:
+        return sum(
+            1
+            for r in self._r().kiosk_requests.values()
+            if (not pending_only or r.handled_at is None)
+            and (device_id is None or r.device_id == device_id)
+        )
 
     def handle_opt_out_request(self, request_id: str, at: datetime, by: str) -> bool:
         t = self._w()

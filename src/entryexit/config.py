@@ -130,9 +130,14 @@ class Settings(BaseSettings):
     # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed. Empty: the header is
     # ignored and the TCP peer is the client (a client could otherwise claim any address).
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
-    # The lanes' networks (CIDRs, comma-separated): kiosks ask for pairing codes only from
-    # these. Empty: from anywhere (waiting codes are still capped per /24 or /64).
+    # The lanes' networks (CIDRs, comma-separated): kiosks ask for pairing codes, and use a
+    # ticket or device session, only from these (403 elsewhere). Empty: from anywhere
+    # (waiting codes are still capped per /24 or /64).
     kiosk_networks: Annotated[tuple[Network, ...], NoDecode] = ()
+    # A kiosk's device session ends when unused this many hours, and this many days after it
+    # was issued (the kiosk then shows a pairing code again): a copied cookie does not last.
+    kiosk_session_idle_hours: float = Field(default=12.0, gt=0)
+    kiosk_session_max_days: float = Field(default=7.0, gt=0)
     # Logs: "text" for a terminal, "json" (one event per line) for a log pipeline.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from entryexit.errors import InvalidInputError
@@ -68,6 +68,19 @@ class KioskDevice:
         if self.revoked_at is not None:
             return KioskState.REVOKED
         return KioskState.WAITING if self.paired_at is None else KioskState.PAIRED
+
+
+def session_expired(
+    device: KioskDevice, now: datetime, idle: timedelta, lifetime: timedelta
+) -> bool:
+    """Whether a paired kiosk's device session has ended: unused for ``idle`` (its last-seen
+    time, written at most once a minute, or its issue), or older than ``lifetime`` since it
+    was issued. An ended session is not renewed: the kiosk shows a pairing code again."""
+    issued = device.session_issued_at
+    if issued is None:
+        return True
+    seen = device.last_seen_at if device.last_seen_at is not None else issued
+    return now - seen >= idle or now - issued >= lifetime
 
 
 # An IPv6 site is commonly given a /48 (65 536 /64s): for eviction, one holder.

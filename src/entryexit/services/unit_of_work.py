@@ -620,8 +620,14 @@ class KioskRepository(Protocol):
     def lane_assignment(self, port: str, lane: str) -> LaneAssignment | None: ...
     def lane_assignments(self) -> list[LaneAssignment]: ...
     def add_opt_out_request(self, request: KioskOptOutRequest) -> None: ...
-    def opt_out_requests(self, pending_only: bool) -> list[KioskOptOutRequest]:
-        """Newest first."""
+    def opt_out_requests(
+        self, pending_only: bool, limit: int | None = None
+    ) -> list[KioskOptOutRequest]:
+        """Newest first; at most ``limit`` (None: all)."""
+        ...
+
+    def count_opt_out_requests(self, pending_only: bool, device_id: str | None = None) -> int:
+        """How many there are (of one kiosk's, when ``device_id`` is given)."""
         ...
 
     def handle_opt_out_request(self, request_id: str, at: datetime, by: str) -> bool:
