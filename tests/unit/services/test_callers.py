@@ -37,9 +37,6 @@ EXEMPT = {
     ("captures.py", "_analyse"),
     # `entryexit compare` on the command line: nobody's request.
     ("comparison.py", "_analyse"),
-    # The console's case view ranks candidates for an officer's session without naming
-    # it (services/console.py was out of session 9 H5's scope: the lead's to wrap).
-    ("console.py", "_ranked"),
 }
 
 
