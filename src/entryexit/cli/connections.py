@@ -123,9 +123,11 @@ class ConnectionGuard:
     When the process holds ``total`` connections, a new one takes the place of another, in
     this order: the oldest *anonymous* connection (no request yet, or whose requests carry no
     API key and no session cookie, whether idle or in progress), then the longest *stalled*
-    one (a request waiting for its client: body bytes not arriving, or its answer not being
-    read, for ``stall_seconds``), then the oldest idle one. An address one of whose
-    connections was evicted takes no other's place for ``eviction_cooldown_seconds``: else
+    one (a request waiting for its client: fewer than ``progress_bytes`` of its body
+    arriving, or its answer not being read, for ``stall_seconds``), then the oldest idle one.
+    Requests for the open forms (sign-in, pairing) are anonymous whatever cookie they carry. An
+    address an anonymous or stalled connection of which was evicted takes no other's place for
+    ``eviction_cooldown_seconds``: else
     attackers re-opening each evicted connection (with a made-up key, so they are not
     anonymous) would take every place that falls free before a gate does. So connections that
     only sit there, or hold a request without progress (33 addresses holding the table full
@@ -142,6 +144,12 @@ class ConnectionGuard:
     stall_seconds: float = 5.0
     write_seconds: float = 30.0
     eviction_cooldown_seconds: float = 10.0
+    # A request's body makes progress by this many bytes at a time: a client trickling a
+    # byte a second is as stalled as one sending nothing (session 9 review H1).
+    progress_bytes: int = 1024
+    # Paths whose requests are anonymous whatever they carry: the forms anyone may post
+    # (sign-in, pairing), where a made-up session cookie would otherwise pass for one.
+    open_paths: frozenset[bytes] = frozenset()
     clock: Callable[[], float] = time.monotonic
     refused: Counter[str] = field(default_factory=Counter)
     _open: Counter[str] = field(default_factory=Counter)
@@ -153,6 +161,8 @@ class ConnectionGuard:
     # Credentialed requests waiting for their client (body, or reading the answer): since when.
     _waiting: dict[_Connection, float] = field(default_factory=dict)
     _awaiting_body: set[_Connection] = field(default_factory=set)
+    # Body bytes received since a waiting request's stall clock last restarted.
+    _received: dict[_Connection, int] = field(default_factory=dict)
     _holders: dict[_Connection, tuple[str | None, str | None]] = field(default_factory=dict)
     # Holders one of whose connections was evicted, and when: for ``eviction_cooldown_seconds``
     # they take no other's place (refused while the table is full), so clients re-opening
@@ -182,7 +192,10 @@ class ConnectionGuard:
                 evicted, reason = self._evictable(now)
                 if evicted is None:
                     return self._refuse("total")
-                self._remember_eviction(self._holders[evicted][0], now)
+                if reason != "evicted":
+                    # Not for an idle keep-alive connection (a gate's, most likely): only the
+                    # kinds an attacker re-opens (review M1).
+                    self._remember_eviction(self._holders[evicted][0], now)
                 self._forget(evicted)
                 self._refuse(reason)
             self._holders[connection] = (holder, network)
@@ -242,17 +255,28 @@ class ConnectionGuard:
                 self._waiting[connection] = self.clock()
                 self._awaiting_body.add(connection)
 
-    def progressed(self, connection: _Connection) -> None:
-        """A body byte arrived (or the answer drained): the stall clock restarts."""
+    def progressed(self, connection: _Connection, received: int) -> None:
+        """``received`` body bytes arrived: once ``progress_bytes`` have since it last did,
+        the stall clock restarts."""
         with self._lock:
-            if connection in self._waiting:
+            if connection not in self._waiting:
+                return
+            total = self._received.get(connection, 0) + received
+            if total >= self.progress_bytes:
                 self._waiting[connection] = self.clock()
+                total = 0
+            self._received[connection] = total
+
+    def opens_anonymously(self, target: bytes) -> bool:
+        """Whether a request for ``target`` (its path and query) is an open form's."""
+        return target.partition(b"?")[0] in self.open_paths
 
     def body_received(self, connection: _Connection) -> None:
         """The whole body is in: the request waits for the service, not its client."""
         with self._lock:
             self._waiting.pop(connection, None)
             self._awaiting_body.discard(connection)
+            self._received.pop(connection, None)
 
     def writing_paused(self, connection: _Connection) -> None:
         """The client is not reading its answer fast enough: waiting for it from now."""
@@ -273,6 +297,7 @@ class ConnectionGuard:
         with self._lock:
             self._waiting.pop(connection, None)
             self._awaiting_body.discard(connection)
+            self._received.pop(connection, None)
             if connection in self._holders and connection not in self._anonymous:
                 self._idle[connection] = None
 
@@ -289,6 +314,7 @@ class ConnectionGuard:
         self._idle.pop(connection, None)
         self._waiting.pop(connection, None)
         self._awaiting_body.discard(connection)
+        self._received.pop(connection, None)
         for counts, key in ((self._open, holder), (self._network_open, network)):
             if key is not None:
                 counts[key] -= 1
@@ -364,13 +390,14 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
             chunked = b"chunked" in dict(self.headers).get(b"transfer-encoding", b"").lower()
             guard.busy(
                 self,
-                credentialed=presents_credentials(self.headers),
+                credentialed=presents_credentials(self.headers)
+                and not guard.opens_anonymously(self.url),
                 body_expected=chunked or (declared.isdigit() and int(declared) > 0),
             )
             super().on_headers_complete()
 
         def on_body(self, body: bytes) -> None:
-            guard.progressed(self)
+            guard.progressed(self, len(body))
             super().on_body(body)
 
         def on_message_complete(self) -> None:
@@ -445,7 +472,9 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
 
 def guard_for(settings: Settings) -> ConnectionGuard:
     """The bounds ``settings`` set, the total lowered to what the open-files limit allows
-    (whose soft limit is raised to the hard one first)."""
+    (whose soft limit is raised to the hard one first), and the web's open forms."""
+    from entryexit.web.app import open_form_paths  # the web's, only where it is served
+
     return ConnectionGuard(
         header_seconds=settings.header_timeout_seconds,
         per_address=settings.connections_per_address,
@@ -454,6 +483,7 @@ def guard_for(settings: Settings) -> ConnectionGuard:
         per_network=settings.connections_per_network,
         stall_seconds=settings.connection_stall_seconds,
         write_seconds=settings.write_timeout_seconds,
+        open_paths=open_form_paths(),
     )
 
 

@@ -65,6 +65,12 @@ def session_areas() -> tuple[SessionArea, ...]:
     )
 
 
+def open_form_paths() -> frozenset[bytes]:
+    """The forms anyone may post without a session (sign-in, pairing): the connection guard
+    counts their requests anonymous whatever cookie they carry (cli/connections.py)."""
+    return frozenset(path.encode() for area in session_areas() for path in area.open_forms)
+
+
 def create_service_app(services: Services, jobs: bool = True) -> FastAPI:
     app = create_app(services, jobs)
     app.state.session_areas = session_areas()

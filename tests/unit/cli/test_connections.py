@@ -15,8 +15,9 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 from entryexit.api.metrics_registry import REGISTRY
-from entryexit.cli.connections import ConnectionGuard, connections_within
+from entryexit.cli.connections import ConnectionGuard, connections_within, guard_for
 from entryexit.cli.serve import served_in_thread
+from entryexit.config import Settings
 from entryexit.domain.throttle import parse_networks
 
 SLOW_START = b"GET /ok HTTP/1.1\r\nHost: x\r\nX-a: "
@@ -217,7 +218,8 @@ def test_anonymous_then_stalled_then_idle_connections_make_room_in_that_order() 
     assert guard.refused["evicted_anonymous"] == 1
     guard.busy(newcomer, credentialed=True, body_expected=True)
     now[0] = 3.0
-    guard.progressed(newcomer)  # a body byte: its stall clock restarts
+    guard.progressed(newcomer, 512)  # a trickle: not yet progress
+    guard.progressed(newcomer, 512)  # a kilobyte in all: its stall clock restarts
     now[0] = 6.0  # `stalled` has waited 6 s for its body, `newcomer` 3 s
     third = _FakeConnection()
     assert guard.admit(third, "192.0.2.4") is None
@@ -408,3 +410,59 @@ def test_an_answer_not_read_counts_as_stalled_until_the_client_reads_again() -> 
     assert guard.admit(newcomer, "192.0.2.2") is None
     assert reader.evicted
     assert guard.refused["evicted_stalled"] == 1
+
+
+def test_a_trickled_body_is_stalled_and_an_open_form_is_anonymous_whatever_its_cookie() -> None:
+    """Session 9 review H1: half-sent sign-in forms carrying a made-up session cookie,
+    trickling a byte a second, were neither anonymous nor stalled and kept gates out."""
+    now = [0.0]
+    guard = ConnectionGuard(
+        header_seconds=30,
+        per_address=100,
+        total=2,
+        stall_seconds=5,
+        clock=lambda: now[0],
+        open_paths=frozenset({b"/console/login"}),
+    )
+    assert guard.opens_anonymously(b"/console/login?next=/console/")
+    assert not guard.opens_anonymously(b"/console/cases/1/fingerprints")
+    trickler, upload = _FakeConnection(), _FakeConnection()
+    assert guard.admit(trickler, "192.0.2.1") is None
+    assert guard.admit(upload, "192.0.2.2") is None
+    guard.busy(trickler, credentialed=True, body_expected=True)
+    guard.busy(upload, credentialed=True, body_expected=True)
+    for second in range(1, 7):
+        now[0] = float(second)
+        guard.progressed(trickler, 1)  # a byte a second
+        guard.progressed(upload, 64 * 1024)
+    gate = _FakeConnection()
+    assert guard.admit(gate, "192.0.2.3") is None
+    assert (trickler.evicted, upload.evicted) == (True, False)
+    assert guard.refused["evicted_stalled"] == 1
+
+
+def test_only_the_kinds_an_attacker_reopens_put_an_address_on_cooldown() -> None:
+    """Session 9 review M1: a gate whose idle keep-alive connection made room was refused
+    for the cooldown though it had done nothing."""
+    guard = ConnectionGuard(header_seconds=30, per_address=100, total=1)
+    gate = _FakeConnection()
+    assert guard.admit(gate, "192.0.2.1") is None
+    guard.busy(gate, credentialed=True)
+    guard.idle(gate)
+    squatter = _FakeConnection()
+    assert guard.admit(squatter, "192.0.2.2") is None  # the gate's idle connection goes
+    assert gate.evicted
+    again = _FakeConnection()
+    assert guard.admit(again, "192.0.2.1") is None  # no cooldown for the gate; the squatter goes
+    assert squatter.evicted
+    guard.busy(again, credentialed=True)
+    guard.idle(again)
+    assert guard.admit(_FakeConnection(), "192.0.2.2") == "total"  # the squatter's address waits
+    assert guard.admit(_FakeConnection(), "192.0.2.4") is None
+
+
+def test_the_guard_knows_the_web_s_open_forms() -> None:
+    from entryexit.web.app import open_form_paths
+
+    assert open_form_paths() == {b"/console/login", b"/kiosk/pairing"}
+    assert guard_for(Settings()).open_paths == open_form_paths()
