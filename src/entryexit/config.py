@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from platformdirs import user_config_dir, user_data_dir
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from entryexit.domain.throttle import Network, parse_networks
@@ -189,6 +189,16 @@ class Settings(BaseSettings):
             except InvalidInputError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _budget_holds_a_request(self) -> Settings:
+        # Else every body past the budget would be told to retry shortly, for ever (review L1).
+        if self.max_buffered_body_bytes < self.max_request_bytes:
+            raise ValueError(
+                "ENTRYEXIT_MAX_BUFFERED_BODY_BYTES must be at least ENTRYEXIT_MAX_REQUEST_BYTES"
+                f" ({self.max_request_bytes}): a request that size could never be read"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

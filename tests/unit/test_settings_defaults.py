@@ -66,6 +66,8 @@ def test_trusted_proxies_and_log_settings_from_the_environment(
         ("ENTRYEXIT_LOG_LEVEL", "loud"),
         ("ENTRYEXIT_EMBED_BATCH_WAIT_MS", "-1"),
         ("ENTRYEXIT_EMBED_BATCH_MAX_FACES", "1"),
+        # Below one request's limit: every larger body would be "retry shortly" for ever.
+        ("ENTRYEXIT_MAX_BUFFERED_BODY_BYTES", str(8 * 1024 * 1024)),
     ],
 )
 def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
