@@ -334,9 +334,9 @@ def test_the_reservation_reference_relates_travelers_and_is_checked() -> None:
 # --- the character set UNB declares (review L2) ------------------------------------------------
 def _interchange(syntax: str, names: list[tuple[str, str]]) -> str:
     segments = ["UNH+1+PAXLST:D:05B:UN:IATA", "BGM+745", "TDT+20+XX101+++XX"]
-    for i, (surname, given) in enumerate(names):
+    for i, (surname, given_name) in enumerate(names):
         segments += [
-            f"NAD+FL+++{surname}:{given}",
+            f"NAD+FL+++{surname}:{given_name}",
             "ATT+2++M",
             "DTM+329:19800101",
             "NAT+2+FRA",
@@ -394,7 +394,7 @@ def test_the_declared_set_is_found_after_custom_separators_and_a_bom() -> None:
     manifest = parse_paxlst(custom.encode("latin-1"), TODAY, "UTO")
     assert [t.surname for t in manifest.travelers] == [s for s, _ in NAMES]
     bom = b"\xef\xbb\xbf" + _interchange("UNOW", NAMES).encode()
-    assert [t.surname for t in parse_paxlst(bom, TODAY, "UTO").travelers][0] == "RENÉ"
+    assert parse_paxlst(bom, TODAY, "UTO").travelers[0].surname == "RENÉ"
 
 
 def test_an_export_with_accented_names_declares_utf8_and_reads_back() -> None:
