@@ -189,7 +189,8 @@ class TravelerRepository(Protocol):
         clear columns; with ``sealed``, birth dates opened), each marked ``disputed`` when an
         open manifest conflict names its document; with ``proposed``, also the details each
         such conflict proposes, unless the agency set the document's details (they decide
-        alone)."""
+        alone). Without ``sealed`` and ``proposed``: one query on clear columns, nothing
+        opened, ``disputed`` not looked up."""
         ...
 
     def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:

@@ -183,6 +183,21 @@ class SqlTravelerRepository:
         wanted = set(traveler_ids)
         if not wanted:
             return []
+        if not sealed and not proposed:
+            # Clear columns only, nothing else loaded (a flight search asks for every
+            # enrolled traveler of the flight).
+            return [
+                StatedDetails(traveler, CitizenshipClass(str(stated)), None, by)
+                for traveler, stated, by in self._session.execute(
+                    select(
+                        DocumentRow.traveler_id,
+                        DocumentRow.citizenship_class,
+                        DocumentRow.details_by,
+                    )
+                    .where(DocumentRow.traveler_id.in_(wanted))
+                    .where(DocumentRow.citizenship_class.is_not(None))
+                )
+            ]
         rows = self._session.execute(
             select(DocumentRow, DataKeyRow)
             .outerjoin(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
