@@ -941,7 +941,7 @@ class _Travelers(_Repository):
         t = self._r()
         wanted = set(traveler_ids)
         found: list[StatedDetails] = []
-        for key, doc in sorted(t.documents.items()):
+        for key, doc in t.documents.items():
             if doc.traveler_id not in wanted or doc.details is None:
                 continue
             open_conflicts = sorted(
