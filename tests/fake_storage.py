@@ -657,7 +657,9 @@ class _Flights(_Repository):
             document = _document_for(t, traveler.document, self._uow.current_kek, now)
             data_key = _data_key(t, document.traveler_id, self._uow.current_kek, now)
             readable = document.sealed_under == data_key.id
-            if document.details != traveler or not readable:
+            # The agency's upload makes details a carrier set its own, changed or not.
+            claimed = uploader_carrier is None and document.details_by not in (None, AGENCY)
+            if document.details != traveler or not readable or claimed:
                 by = document.details_by
                 if (
                     uploader_carrier is None
@@ -932,7 +934,20 @@ class _Travelers(_Repository):
                 )
         return TravelerProfile(None, None)
 
-    def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
+    def citizenship_class(
+        self, traveler_id: str, flight: Flight | None = None
+    ) -> CitizenshipClass | None:
+        t = self._r()
+        if flight is not None:
+            # As the SQL store: the flight's own carrier's copy where a rival holds the details.
+            for key, entry in t.manifests.get(flight.id, {}).items():
+                doc = t.documents[key]
+                if entry.traveler_id != traveler_id or doc.details is None:
+                    continue
+                if doc.details_by not in (None, AGENCY, flight.carrier) and _sent(t, entry):
+                    assert entry.sent is not None
+                    return entry.sent.citizenship_class
+                return doc.details.citizenship_class
         return self.profile(traveler_id).citizenship_class
 
     def stated_details(
@@ -2214,11 +2229,22 @@ class _Kiosks(_Repository):
     def add_opt_out_request(self, request: KioskOptOutRequest) -> None:
         self._w().kiosk_requests[request.id] = request
 
-    def opt_out_requests(self, pending_only: bool) -> list[KioskOptOutRequest]:
+    def opt_out_requests(
+        self, pending_only: bool, limit: int | None = None
+    ) -> list[KioskOptOutRequest]:
         requests = [
             r for r in self._r().kiosk_requests.values() if not pending_only or r.handled_at is None
         ]
-        return sorted(requests, key=lambda r: (-r.requested_at.timestamp(), r.id))
+        ordered = sorted(requests, key=lambda r: (-r.requested_at.timestamp(), r.id))
+        return ordered if limit is None else ordered[:limit]
+
+    def count_opt_out_requests(self, pending_only: bool, device_id: str | None = None) -> int:
+        return sum(
+            1
+            for r in self._r().kiosk_requests.values()
+            if (not pending_only or r.handled_at is None)
+            and (device_id is None or r.device_id == device_id)
+        )
 
     def handle_opt_out_request(self, request_id: str, at: datetime, by: str) -> bool:
         t = self._w()

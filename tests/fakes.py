@@ -52,6 +52,7 @@ class FakeAnalyser:
         self.bursts: list[tuple[int, int]] = []  # (frames sent, limit) per analyse_burst
         # Whom each capture's decode slot was taken for (decode.slot_owner).
         self.slot_owners: list[str | None] = []
+        self.kinds: list[ImageKind] = []  # the kind each analysed image was decoded as
 
     model = "fake-model"
     dimension = 8
@@ -87,6 +88,7 @@ class FakeAnalyser:
         kind: ImageKind = ImageKind.GATE_FRAME,
     ) -> FaceAnalysis:
         self.slot_owners.append(current_slot_owner())
+        self.kinds.append(kind)
         text = data.decode("ascii", errors="replace")
         if text == "empty":
             raise NoFaceError("no face was found in the image")

@@ -53,7 +53,7 @@ from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.jobs import ADMISSIONS_JOB, FleetJobs, LocalJobLeases
 from entryexit.services.keys import KeyService
-from entryexit.services.kiosks import FrameChecker, KioskService
+from entryexit.services.kiosks import FrameChecker, KioskService, KioskSettings
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import ChangeFeed, Clock, FaceAnalyser, JobLeases, KeyProvider
 from entryexit.services.privacy import (
@@ -550,6 +550,10 @@ def build_services(
         flights,
         captures,
         resolved_engine if isinstance(resolved_engine, FrameChecker) else None,
+        KioskSettings(
+            session_idle=timedelta(hours=settings.kiosk_session_idle_hours),
+            session_lifetime=timedelta(days=settings.kiosk_session_max_days),
+        ),
     )
     return Services(
         settings=settings,

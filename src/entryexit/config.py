@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     connections_per_address: int = Field(default=256, ge=1)
     max_connections: int = Field(default=8192, ge=16)
+    # One network (an IPv4 /24, an IPv6 /48) holds at most this many connections; with the
+    # table full, a request waiting this long for its client (body bytes, or the reading of
+    # its answer) is evictable like an idle connection; a connection whose answer is not
+    # read for write_timeout_seconds is closed. cli/connections.py says why (probe G1).
+    connections_per_network: int = Field(default=2048, ge=1)
+    connection_stall_seconds: float = Field(default=5.0, gt=0)
+    write_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Request bodies being read, all requests together, at most this many bytes: a request
+    # past it is answered 503 with Retry-After (anonymous or not). api/limits.py says why.
+    max_buffered_body_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     purge_interval_seconds: float = Field(default=300.0, gt=0)
     # SQLite's leader lease for the background jobs (purge, admissions): a holder that dies
     # is replaced this long after its last renewal. PostgreSQL needs none (advisory locks end
@@ -120,9 +130,14 @@ class Settings(BaseSettings):
     # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed. Empty: the header is
     # ignored and the TCP peer is the client (a client could otherwise claim any address).
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
-    # The lanes' networks (CIDRs, comma-separated): kiosks ask for pairing codes only from
-    # these. Empty: from anywhere (waiting codes are still capped per /24 or /64).
+    # The lanes' networks (CIDRs, comma-separated): kiosks ask for pairing codes, and use a
+    # ticket or device session, only from these (403 elsewhere). Empty: from anywhere
+    # (waiting codes are still capped per /24 or /64).
     kiosk_networks: Annotated[tuple[Network, ...], NoDecode] = ()
+    # A kiosk's device session ends when unused this many hours, and this many days after it
+    # was issued (the kiosk then shows a pairing code again): a copied cookie does not last.
+    kiosk_session_idle_hours: float = Field(default=12.0, gt=0)
+    kiosk_session_max_days: float = Field(default=7.0, gt=0)
     # Logs: "text" for a terminal, "json" (one event per line) for a log pipeline.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -227,3 +227,35 @@ def _white_png() -> bytes:
     ok, data = cv2.imencode(".png", np.full((400, 400), 255, dtype=np.uint8))
     assert ok
     return bytes(data.tobytes())
+
+
+def test_an_iso_view_of_255_minutiae_keeps_its_120_most_reliable(
+    fp_engine: MinutiaeFingerprintEngine,
+) -> None:
+    """Probe s9 FP1: ISO/IEC 19794-2 views of 255 random minutiae were taken whole (real
+    plain prints have 30-80), and each comparison then cost ~0.45 s of CPU. A view keeps
+    its MAX_VIEW_MINUTIAE most reliable minutiae, in the record's order."""
+    from entryexit.biometrics.fingerprints._engine import MAX_VIEW_MINUTIAE
+
+    rng = np.random.default_rng(7)
+    count = 255
+    quality = rng.permutation(np.arange(1, count + 1) * 100 // count)  # 0..100, reported
+    rows = np.stack(
+        [
+            rng.integers(0, 800, count),
+            rng.integers(0, 800, count),
+            rng.integers(0, 256, count),
+            rng.integers(1, 3, count),
+            quality,
+        ],
+        axis=1,
+    ).astype(np.float64)
+    view = fp_engine.from_iso_minutiae(rows, (800, 800, 500.0, 500.0), FingerPosition.UNKNOWN)
+    assert MAX_VIEW_MINUTIAE == 120
+    assert len(view.minutiae) == MAX_VIEW_MINUTIAE
+    kept = np.sort(np.argsort(-quality, kind="stable")[:MAX_VIEW_MINUTIAE])
+    assert np.allclose(view.minutiae[:, :2], rows[kept, :2])
+    assert view.minutiae[:, 4].min() >= np.sort(quality)[-MAX_VIEW_MINUTIAE] / 100.0
+    # A real record is left whole.
+    small = fp_engine.from_iso_minutiae(rows[:60], (800, 800, 500.0, 500.0), FingerPosition.UNKNOWN)
+    assert len(small.minutiae) == 60

@@ -13,7 +13,7 @@ from entryexit import __version__
 from entryexit.api.audit import DOCS_ASSETS, AuditAccess
 from entryexit.api.deps import RequestLimits
 from entryexit.api.headers import BaselineHeaders
-from entryexit.api.keyless import KeylessRequestGuard
+from entryexit.api.keyless import AnonymousFormGuard, KeylessRequestGuard
 from entryexit.api.limits import BodySizeLimit
 from entryexit.api.observability import (
     RequestObservability,
@@ -105,8 +105,10 @@ def create_app(services: Services, jobs: bool = True) -> FastAPI:
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
         read_timeout=settings.body_read_timeout_seconds,
+        budget=settings.max_buffered_body_bytes,
     )
     app.add_middleware(KeylessRequestGuard)
+    app.add_middleware(AnonymousFormGuard)
     app.add_middleware(AuditAccess)
     # Outside the access log: the 503 it sends in place of an answer it could not record
     # carries the baseline headers too.

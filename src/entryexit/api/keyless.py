@@ -1,4 +1,4 @@
-"""Keyless requests refused before their body is read.
+"""Keyless requests (and sessionless console and kiosk forms) refused before their body is read.
 
 FastAPI checks the API key in a dependency, which runs only once the body has been read and
 parsed: a caller with no key could make the service hold up to the body limit in memory per
@@ -13,15 +13,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import cookie_parser
+from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from entryexit.api.limits import client_address_of, route_path
+from entryexit.api.limits import BodySizeLimit, client_address_of, route_path
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
 from entryexit.errors import AuthenticationError, RateLimitedError
+
+if TYPE_CHECKING:
+    from entryexit.bootstrap import Services
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +95,72 @@ class KeylessRequestGuard:
             await answer(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class SessionArea:
+    """Browser pages under ``prefix`` whose POSTs need the session cookie ``cookie``: forms
+    parsed (in memory) before the route's session dependency runs. ``open_forms`` are the
+    paths taken without a session (sign-in, pairing) and the most body each may have;
+    ``live`` says whether a cookie token names a live session (one indexed read, by its
+    hash); ``refusal`` is the answer to a request without one."""
+
+    prefix: str
+    cookie: str
+    live: Callable[[Services, str], bool]
+    refusal: Callable[[Scope], Response]
+    open_forms: Mapping[str, int] = field(default_factory=dict)
+
+
+class AnonymousFormGuard:
+    """The console's and the kiosk's forms refused to anonymous clients before their body is
+    read (probe G2: with no key and no cookie, 256 connections x 16 MiB bodies through
+    ``/kiosk/captures`` made the service hold 4 GiB). A POST, PUT or PATCH under an area's
+    prefix goes on only with a cookie naming a live session; the area's open forms go on
+    without one, but with at most their small body, read within ``open_form_seconds``.
+    The areas are ``app.state.session_areas`` (the web app sets them; the API alone has none).
+    """
+
+    def __init__(self, app: ASGIApp, open_form_seconds: float = 5.0) -> None:
+        self.app = app
+        self.open_form_seconds = open_form_seconds
+        self._open_forms: dict[int, ASGIApp] = {}
+
+    def _capped(self, max_bytes: int) -> ASGIApp:
+        if max_bytes not in self._open_forms:
+            self._open_forms[max_bytes] = BodySizeLimit(
+                self.app, max_bytes, read_timeout=self.open_form_seconds
+            )
+        return self._open_forms[max_bytes]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        path = route_path(scope)
+        areas: tuple[SessionArea, ...] = getattr(scope["app"].state, "session_areas", ())
+        area = next((a for a in areas if path == a.prefix or path.startswith(a.prefix + "/")), None)
+        if area is None:
+            await self.app(scope, receive, send)
+            return
+        if path in area.open_forms:
+            await self._capped(area.open_forms[path])(scope, receive, send)
+            return
+        token = _cookie(scope, area.cookie)
+        services = scope["app"].state.services
+        if token is None or not await run_in_threadpool(area.live, services, token):
+            response = area.refusal(scope)
+            response.headers["connection"] = "close"  # its body is never read
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    """A cookie's value from the request's headers, unchecked, read as the route reads it."""
+    for header, value in scope.get("headers") or []:
+        if header == b"cookie":
+            found = cookie_parser(value.decode("latin-1")).get(name)
+            if found:
+                return found
+    return None

@@ -134,19 +134,52 @@ def client_address_of(
 
 
 class _RefusedBodyError(Exception):
-    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, code: str, title: str, detail: str, retry_after: int | None = None
+    ) -> None:
         super().__init__(code)
         self.status, self.code, self.title, self.detail = status, code, title, detail
+        self.retry_after = retry_after
+
+
+# How long a request refused for the body budget is told to wait: the bodies being read
+# finish (or hit their deadline) within seconds.
+BODY_BUDGET_RETRY_SECONDS = 5
 
 
 class BodySizeLimit:
     """At most ``max_bytes`` of body (413), all of it within ``read_timeout`` seconds of the
-    first read (408)."""
+    first read (408); and all requests together at most ``budget`` bytes of body being read
+    at once (503 with Retry-After past it).
 
-    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout: float = math.inf) -> None:
+    The budget (probe G2): an application holds a request's body in memory until it answers
+    (multipart forms are parsed in memory: biometric data is never spooled to disk), so N
+    connections each sending a body just under ``max_bytes`` would make the process hold N
+    times it. A request's declared ``Content-Length`` is reserved from its headers (refused
+    at once if it does not fit); a body sent without one is counted as it arrives. Bytes are
+    given back when the request is answered."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        read_timeout: float = math.inf,
+        budget: int | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
+        self.budget = budget
+        self.buffered = 0  # bytes reserved or received by requests in progress
+
+    def _over_budget(self) -> _RefusedBodyError:
+        return _RefusedBodyError(
+            503,
+            "service-busy",
+            "Service busy",
+            "the service is reading too many request bodies at once; retry shortly",
+            retry_after=BODY_BUDGET_RETRY_SECONDS,
+        )
 
     def _too_large(self) -> _RefusedBodyError:
         return _RefusedBodyError(
@@ -164,6 +197,12 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _reject(send, self._too_large())
             return
+        reserved = int(declared) if declared is not None and declared.isdigit() else 0
+        if self.budget is not None and reserved and self.buffered + reserved > self.budget:
+            await _reject(send, self._over_budget())
+            return
+        self.buffered += reserved
+        counted = reserved  # bytes this request holds against the budget
         received = 0
         refused: _RefusedBodyError | None = None
         started = False
@@ -171,7 +210,7 @@ class BodySizeLimit:
         more_body = True
 
         async def limited_receive() -> Message:
-            nonlocal received, refused, deadline, more_body
+            nonlocal received, refused, deadline, more_body, counted
             if not more_body:  # the body is in: waiting now is for a disconnect
                 return await receive()
             if deadline is None:
@@ -193,6 +232,13 @@ class BodySizeLimit:
                 if received > self.max_bytes:
                     refused = self._too_large()
                     raise refused
+                if received > counted:  # beyond what the headers declared: count it now
+                    extra = received - counted
+                    if self.budget is not None and self.buffered + extra > self.budget:
+                        refused = self._over_budget()
+                        raise refused
+                    self.buffered += extra
+                    counted = received
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -214,6 +260,8 @@ class BodySizeLimit:
         except _RefusedBodyError as exc:
             if not started:
                 await _reject(send, exc)
+        finally:
+            self.buffered -= counted
 
 
 async def _reject(send: Send, refusal: _RefusedBodyError) -> None:
@@ -229,7 +277,9 @@ async def _reject(send: Send, refusal: _RefusedBodyError) -> None:
         (b"content-type", MEDIA_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
-    if refusal.status == 408:
-        headers.append((b"connection", b"close"))
+    # The rest of the body is not read: the connection carries no other request.
+    headers.append((b"connection", b"close"))
+    if refusal.retry_after is not None:
+        headers.append((b"retry-after", str(refusal.retry_after).encode()))
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -138,14 +138,17 @@ class FingerprintSearchPublic(BaseModel):
 
 
 class StagingPublic(BaseModel):
+    """A staging's answer. The gallery's counts and who has no photo are the agency's keys'
+    only (None for a carrier's key: they tell whom the agency holds a photo of)."""
+
     flight_id: str
     gallery_version: int
     travelers: int
-    with_photo: int
-    added: int
-    removed: int
-    unchanged: int
-    without_photo: list[DocumentRef]
+    with_photo: int | None = None
+    added: int | None = None
+    removed: int | None = None
+    unchanged: int | None = None
+    without_photo: list[DocumentRef] | None = None
 
 
 class CaptureDecisionPublic(BaseModel):

@@ -58,6 +58,10 @@ class ImageKind(StrEnum):
     REFERENCE_PHOTO = "reference_photo"
     CHIP_DG2 = "chip_dg2"
     FINGERPRINT = "fingerprint"
+    # A kiosk's preview frame for the quality check (live guidance, several a second).
+    PREVIEW = "preview"
+    # The document photo a gate sends for a 1:1 verification: a scan of the data page.
+    DOCUMENT_PHOTO = "document_photo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,19 @@ CHIP_DG2_LIMITS = DecodeLimits(max_bytes=1024 * 1024, max_pixels=4_000_000, work
 # A fingerprint image (ISO/IEC 19794-4): a four-finger slap at 1000 ppi is 3200 x 3000.
 # Up to 10 MiB and 10 MP, never reduced (ridge detail needs the full resolution).
 FINGERPRINT_LIMITS = DecodeLimits(max_bytes=10 * 1024 * 1024, max_pixels=10_000_000)
+# A kiosk's preview frame: the kiosk sends 480 pixels on the long side (``scale`` says how
+# much smaller than its capture). Up to 256 KiB and 1 MP, never reduced: a larger one is
+# refused from its header, before any pixel is decoded (a 4096x3072 JPEG of 212 KB cost the
+# detector 0.16-0.19 s of CPU a preview; probe s9 D1).
+PREVIEW_LIMITS = DecodeLimits(max_bytes=256 * 1024, max_pixels=1024 * 1024)
+# A gate's document photo for a 1:1: the data page's portrait, scanned (an ID-3 page at 300
+# dpi is ~1460 x 1040; its portrait a fraction of that) or photographed. Up to 8 MiB and 4 MP
+# decoded; a JPEG of 2048 pixels or more on its long side is decoded reduced (a 12 MP phone
+# picture at 1/2, a 48 MP one at 1/4). A gate key's 16 MP reference photo cost 1.15 s of CPU
+# a 1:1 (probe s9 D1; benchmarks/RESULTS.md, "Session 9, H5").
+DOCUMENT_PHOTO_LIMITS = DecodeLimits(
+    max_bytes=8 * 1024 * 1024, max_pixels=4_000_000, working_side=1024
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +132,8 @@ class KindLimits:
     reference_photo: DecodeLimits = REFERENCE_PHOTO_LIMITS
     chip_dg2: DecodeLimits = CHIP_DG2_LIMITS
     fingerprint: DecodeLimits = FINGERPRINT_LIMITS
+    preview: DecodeLimits = PREVIEW_LIMITS
+    document_photo: DecodeLimits = DOCUMENT_PHOTO_LIMITS
 
     def for_kind(self, kind: ImageKind) -> DecodeLimits:
         return {
@@ -122,6 +141,8 @@ class KindLimits:
             ImageKind.REFERENCE_PHOTO: self.reference_photo,
             ImageKind.CHIP_DG2: self.chip_dg2,
             ImageKind.FINGERPRINT: self.fingerprint,
+            ImageKind.PREVIEW: self.preview,
+            ImageKind.DOCUMENT_PHOTO: self.document_photo,
         }[kind]
 
     def largest_pixels(self) -> int:

@@ -574,12 +574,15 @@ class FaceEngine:
         with self._borrow() as worker:
             return self._templates(worker, aligned_faces)
 
-    def check_frame(self, data: bytes, scale: float = 1.0) -> FrameQuality:
+    def check_frame(
+        self, data: bytes, scale: float = 1.0, kind: ImageKind = ImageKind.PREVIEW
+    ) -> FrameQuality:
         """The quality gate alone (no embedding) on a frame downscaled by the client from the
         capture it would send: distances in pixels are judged as ``scale`` times larger.
-        Raises :class:`~entryexit.errors.NoFaceError` when there is no face."""
+        Decoded under ``kind``'s limits (a preview's: small). Raises
+        :class:`~entryexit.errors.NoFaceError` when there is no face."""
         with self._slots:
-            decoded = self.decode(data)
+            decoded = self.decode(data, kind=kind)
             with self._borrow() as worker:
                 detections = worker.detector.detect(decoded.pixels)
             choice = choose_subject(detections, decoded.width, decoded.height)

@@ -9,20 +9,30 @@ unanswered (the session 8 probe, P3). Behind HAProxy (the fleet) the proxy's
 itself. So each connection must deliver a request's headers within ``header_seconds`` of
 its first byte (or of the connection's opening), one address holds at most
 ``per_address`` connections (an IPv6 client counts per /64, the block one holder has;
-trusted proxies are not counted), and the process holds at most ``total`` at once, a new
-connection taking the place of the oldest that has no request in progress
-(:class:`ConnectionGuard`). A refused, evicted or timed-out connection is counted
+trusted proxies are not counted), one network (an IPv4 /24, an IPv6 /48) at most
+``per_network``, and the process at most ``total`` at once, a new connection taking the place
+of an anonymous, stalled or idle one (:class:`ConnectionGuard`; session 9 probe G1: 33
+addresses held the table full of half-sent sign-in forms, "busy" and so never evicted, and
+gates could not connect). A connection whose answer its client does not read for
+``write_seconds`` is reset (the probe's stalled reader held one, and megabytes of kernel
+send buffer, for as long as it liked). A refused, evicted or timed-out connection is counted
 (``entryexit_connections_refused_total``) and logged once a minute, without addresses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
+import math
 import resource
+import socket
+import struct
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -77,61 +87,193 @@ class _Connection(Protocol):
     def evict(self) -> None: ...
 
 
+def network_holder(client: str) -> str | None:
+    """The network a client address is counted in for the per-network cap: its /24 (IPv4) or
+    /48 (IPv6, a site's usual assignment: 65,536 /64s, each a per-address holder)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+# Headers whose presence makes a request "credentialed": an API key, or a console or kiosk
+# session cookie (checked in full by the application; here only their presence counts).
+_KEY_HEADERS = frozenset({b"x-api-key", b"authorization"})
+_SESSION_COOKIES = (b"entryexit_session=", b"entryexit_kiosk=")
+
+
+def presents_credentials(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request's headers carry an API key or a session cookie (unchecked)."""
+    for name, value in headers:
+        if name in _KEY_HEADERS and value.strip():
+            return True
+        if name == b"cookie" and any(cookie in value for cookie in _SESSION_COOKIES):
+            return True
+    return False
+
+
 @dataclass
 class ConnectionGuard:
-    """The limits, and the connections open, per address (one guard per server).
+    """The limits, and the connections open, per address and per network (one per server).
 
-    When the process holds ``total`` connections, a new one takes the place of the oldest
-    connection with no request in progress (waiting for its headers, or idle between
-    requests), so connections that only sit there (a few dozen addresses, or one IPv6 block,
-    holding the table full) cannot keep a gate out: a gate's request is in progress within
-    milliseconds of its connection, and only then stops being evictable. A new connection is
-    refused only when every connection has a request in progress.
+    When the process holds ``total`` connections, a new one takes the place of another, in
+    this order: the oldest *anonymous* connection (no request yet, or whose requests carry no
+    API key and no session cookie, whether idle or in progress), then the longest *stalled*
+    one (a request waiting for its client: body bytes not arriving, or its answer not being
+    read, for ``stall_seconds``), then the oldest idle one. An address one of whose
+    connections was evicted takes no other's place for ``eviction_cooldown_seconds``: else
+    attackers re-opening each evicted connection (with a made-up key, so they are not
+    anonymous) would take every place that falls free before a gate does. So connections that
+    only sit there, or hold a request without progress (33 addresses holding the table full
+    of half-sent sign-in forms, the session 9 probe G1), cannot keep a gate out: a gate's
+    request carries its key and is answered without waiting for anyone. A new connection is
+    refused only when every connection is credentialed and busy making progress.
     """
 
     header_seconds: float
     per_address: int
     total: int
     trusted: tuple[Network, ...] = ()
+    per_network: int = 2048
+    stall_seconds: float = 5.0
+    write_seconds: float = 30.0
+    eviction_cooldown_seconds: float = 10.0
+    clock: Callable[[], float] = time.monotonic
     refused: Counter[str] = field(default_factory=Counter)
     _open: Counter[str] = field(default_factory=Counter)
-    # Connections with no request in progress, oldest first (evicted in that order).
+    _network_open: Counter[str] = field(default_factory=Counter)
+    # Evictable at once, oldest first: connections that have shown no credentials...
+    _anonymous: OrderedDict[_Connection, None] = field(default_factory=OrderedDict)
+    # ...then credentialed connections with no request in progress.
     _idle: OrderedDict[_Connection, None] = field(default_factory=OrderedDict)
-    _holders: dict[_Connection, str | None] = field(default_factory=dict)
+    # Credentialed requests waiting for their client (body, or reading the answer): since when.
+    _waiting: dict[_Connection, float] = field(default_factory=dict)
+    _awaiting_body: set[_Connection] = field(default_factory=set)
+    _holders: dict[_Connection, tuple[str | None, str | None]] = field(default_factory=dict)
+    # Holders one of whose connections was evicted, and when: for ``eviction_cooldown_seconds``
+    # they take no other's place (refused while the table is full), so clients re-opening
+    # what is evicted cannot churn the table among themselves faster than a gate gets in.
+    _evicted_from: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _logged_at: float = float("-inf")
 
     def admit(self, connection: _Connection, host: str | None) -> str | None:
-        """Count a new connection from ``host`` (idle until its request's headers are in);
-        the reason it is refused, or ``None``."""
-        holder = address_holder(host) if host and not within(host, self.trusted) else None
+        """Count a new connection from ``host`` (anonymous until a request shows a key or a
+        session cookie); the reason it is refused, or ``None``."""
+        counted = bool(host) and not within(host or "", self.trusted)
+        holder = address_holder(host) if host and counted else None
+        network = network_holder(host) if host and counted else None
         evicted: _Connection | None = None
         with self._lock:
             if holder is not None and self._open[holder] >= self.per_address:
                 return self._refuse("per_address")
+            if network is not None and self._network_open[network] >= self.per_network:
+                return self._refuse("per_network")
             if len(self._holders) >= self.total:
-                if not self._idle:
+                now = self.clock()
+                if holder is not None and now - self._evicted_from.get(holder, -math.inf) < (
+                    self.eviction_cooldown_seconds
+                ):
                     return self._refuse("total")
-                evicted, _ = self._idle.popitem(last=False)
+                evicted, reason = self._evictable(now)
+                if evicted is None:
+                    return self._refuse("total")
+                self._remember_eviction(self._holders[evicted][0], now)
                 self._forget(evicted)
-                self._refuse("evicted")
-            self._holders[connection] = holder
-            self._idle[connection] = None
+                self._refuse(reason)
+            self._holders[connection] = (holder, network)
+            self._anonymous[connection] = None
             if holder is not None:
                 self._open[holder] += 1
+            if network is not None:
+                self._network_open[network] += 1
         if evicted is not None:
             evicted.evict()
         return None
 
-    def busy(self, connection: _Connection) -> None:
-        """A request's headers are in: the connection is not evicted until it is answered."""
+    def _remember_eviction(self, holder: str | None, now: float) -> None:
+        # Called with the lock held.
+        if holder is None:
+            return
+        if len(self._evicted_from) >= 4 * self.total:
+            for old, since in list(self._evicted_from.items()):
+                if now - since >= self.eviction_cooldown_seconds:
+                    del self._evicted_from[old]
+        self._evicted_from[holder] = now
+
+    def _evictable(self, now: float) -> tuple[_Connection | None, str]:
+        # Called with the lock held. A stalled request goes before an idle connection: it
+        # holds memory (its body so far, its answer) and a gate's keep-alive one does not.
+        if self._anonymous:
+            return next(iter(self._anonymous)), "evicted_anonymous"
+        stalled = min(
+            (
+                (since, connection)
+                for connection, since in self._waiting.items()
+                if now - since >= self.stall_seconds
+            ),
+            key=lambda pair: pair[0],
+            default=None,
+        )
+        if stalled is not None:
+            return stalled[1], "evicted_stalled"
+        if self._idle:
+            return next(iter(self._idle)), "evicted"
+        return None, ""
+
+    def busy(
+        self, connection: _Connection, credentialed: bool = True, body_expected: bool = False
+    ) -> None:
+        """A request's headers are in. With no credentials the connection stays evictable
+        (in its place: oldest first); with them it is not evicted while its request makes
+        progress (until it is answered, or stalls)."""
         with self._lock:
+            if connection not in self._holders:
+                return
+            if not credentialed and connection in self._anonymous:
+                return
+            self._anonymous.pop(connection, None)
             self._idle.pop(connection, None)
+            if body_expected:
+                self._waiting[connection] = self.clock()
+                self._awaiting_body.add(connection)
+
+    def progressed(self, connection: _Connection) -> None:
+        """A body byte arrived (or the answer drained): the stall clock restarts."""
+        with self._lock:
+            if connection in self._waiting:
+                self._waiting[connection] = self.clock()
+
+    def body_received(self, connection: _Connection) -> None:
+        """The whole body is in: the request waits for the service, not its client."""
+        with self._lock:
+            self._waiting.pop(connection, None)
+            self._awaiting_body.discard(connection)
+
+    def writing_paused(self, connection: _Connection) -> None:
+        """The client is not reading its answer fast enough: waiting for it from now."""
+        with self._lock:
+            if connection in self._holders and connection not in self._waiting:
+                self._waiting[connection] = self.clock()
+
+    def writing_resumed(self, connection: _Connection) -> None:
+        """The client reads again: its request waits for the service (or for its body)."""
+        with self._lock:
+            if connection in self._awaiting_body:
+                self._waiting[connection] = self.clock()
+            else:
+                self._waiting.pop(connection, None)
 
     def idle(self, connection: _Connection) -> None:
-        """Its request is answered: evictable again (oldest idle first)."""
+        """Its request is answered: evictable again (anonymous ones first, then oldest idle)."""
         with self._lock:
-            if connection in self._holders:
+            self._waiting.pop(connection, None)
+            self._awaiting_body.discard(connection)
+            if connection in self._holders and connection not in self._anonymous:
                 self._idle[connection] = None
 
     def release(self, connection: _Connection) -> None:
@@ -142,16 +284,20 @@ class ConnectionGuard:
         # Called with the lock held; a connection evicted is forgotten once.
         if connection not in self._holders:
             return
-        holder = self._holders.pop(connection)
+        holder, network = self._holders.pop(connection)
+        self._anonymous.pop(connection, None)
         self._idle.pop(connection, None)
-        if holder is not None:
-            self._open[holder] -= 1
-            if self._open[holder] <= 0:
-                del self._open[holder]
+        self._waiting.pop(connection, None)
+        self._awaiting_body.discard(connection)
+        for counts, key in ((self._open, holder), (self._network_open, network)):
+            if key is not None:
+                counts[key] -= 1
+                if counts[key] <= 0:
+                    del counts[key]
 
-    def timed_out(self) -> None:
+    def timed_out(self, reason: str = "header_timeout") -> None:
         with self._lock:
-            self._refuse("header_timeout")
+            self._refuse(reason)
 
     @property
     def open_connections(self) -> int:
@@ -180,6 +326,7 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _admitted = False
         _header_deadline: asyncio.TimerHandle | None = None
+        _write_deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -193,11 +340,13 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
             """Closed to make room (the guard has forgotten it already)."""
             self._admitted = False
             self._stop_header_deadline()
+            self._stop_write_deadline()
             if not self.transport.is_closing():
                 self.transport.abort()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_header_deadline()
+            self._stop_write_deadline()
             if self._admitted:
                 self._admitted = False
                 guard.release(self)
@@ -211,12 +360,60 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
 
         def on_headers_complete(self) -> None:
             self._stop_header_deadline()
-            guard.busy(self)
+            declared = dict(self.headers).get(b"content-length", b"0").strip()
+            chunked = b"chunked" in dict(self.headers).get(b"transfer-encoding", b"").lower()
+            guard.busy(
+                self,
+                credentialed=presents_credentials(self.headers),
+                body_expected=chunked or (declared.isdigit() and int(declared) > 0),
+            )
             super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            guard.progressed(self)
+            super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            guard.body_received(self)
+            super().on_message_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             guard.idle(self)
+
+        def pause_writing(self) -> None:
+            # The client does not read its answer: the kernel's send buffer and the
+            # transport's are full. If it stays so for ``write_seconds``, the connection
+            # is closed (a stalled reader would otherwise hold it, and them, for ever).
+            super().pause_writing()
+            guard.writing_paused(self)
+            if self._write_deadline is None:
+                self._write_deadline = self.loop.call_later(
+                    guard.write_seconds, self._reading_too_slow
+                )
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._stop_write_deadline()
+            guard.writing_resumed(self)
+
+        def _reading_too_slow(self) -> None:
+            self._write_deadline = None
+            if self.transport.is_closing():
+                return
+            guard.timed_out("write_timeout")
+            # A reset, not a close: the kernel drops the answer queued for the client at once
+            # (a close would keep sending it, megabytes, to a reader that does not read).
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+
+        def _stop_write_deadline(self) -> None:
+            if self._write_deadline is not None:
+                self._write_deadline.cancel()
+                self._write_deadline = None
 
         def _start_header_deadline(self) -> None:
             self._header_deadline = self.loop.call_later(
@@ -254,6 +451,9 @@ def guard_for(settings: Settings) -> ConnectionGuard:
         per_address=settings.connections_per_address,
         total=connections_within(settings.max_connections, raise_open_files_limit()),
         trusted=settings.trusted_proxies,
+        per_network=settings.connections_per_network,
+        stall_seconds=settings.connection_stall_seconds,
+        write_seconds=settings.write_timeout_seconds,
     )
 
 

@@ -4,9 +4,9 @@ lane is boarding, and the anonymous opt-out requests travelers make at the camer
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from entryexit.errors import InvalidInputError
@@ -70,6 +70,19 @@ class KioskDevice:
         return KioskState.WAITING if self.paired_at is None else KioskState.PAIRED
 
 
+def session_expired(
+    device: KioskDevice, now: datetime, idle: timedelta, lifetime: timedelta
+) -> bool:
+    """Whether a paired kiosk's device session has ended: unused for ``idle`` (its last-seen
+    time, written at most once a minute, or its issue), or older than ``lifetime`` since it
+    was issued. An ended session is not renewed: the kiosk shows a pairing code again."""
+    issued = device.session_issued_at
+    if issued is None:
+        return True
+    seen = device.last_seen_at if device.last_seen_at is not None else issued
+    return now - seen >= idle or now - issued >= lifetime
+
+
 # An IPv6 site is commonly given a /48 (65 536 /64s): for eviction, one holder.
 EVICTION_PREFIX_V6 = 48
 
@@ -115,6 +128,47 @@ class LaneAssignment:
     flight_id: str
     assigned_at: datetime
     assigned_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class LaneWarning:
+    """A lane boarding a flight of one carrier where kiosks of another are paired: their
+    captures are refused one by one (a kiosk acts for its own carrier only). Lanes are shared
+    over a day, so this is said, not refused (review L9)."""
+
+    port: str
+    lane: str
+    flight_id: str
+    flight_carrier: str
+    kiosk_carriers: tuple[str, ...]  # the paired kiosks' carriers that are not the flight's
+
+
+def lane_warnings(
+    devices: Iterable[KioskDevice],
+    assignments: Iterable[LaneAssignment],
+    carrier_of: Callable[[str], str | None],
+) -> list[LaneWarning]:
+    """The lanes whose flight (``carrier_of`` its id; None: gone) is not of every paired
+    kiosk's carrier there, in port and lane order."""
+    carriers: dict[tuple[str, str], set[str]] = {}
+    for device in devices:
+        if device.state is KioskState.PAIRED and device.port and device.lane and device.carrier:
+            carriers.setdefault((device.port, device.lane), set()).add(device.carrier)
+    found = []
+    for assignment in assignments:
+        flight_carrier = carrier_of(assignment.flight_id)
+        others = carriers.get((assignment.port, assignment.lane), set()) - {flight_carrier}
+        if flight_carrier is not None and others:
+            found.append(
+                LaneWarning(
+                    assignment.port,
+                    assignment.lane,
+                    assignment.flight_id,
+                    flight_carrier,
+                    tuple(sorted(others)),
+                )
+            )
+    return sorted(found, key=lambda w: (w.port, w.lane))
 
 
 @dataclass(frozen=True, slots=True)

@@ -557,7 +557,7 @@ class CaptureService:
                 decision, keep_image = Decision.MANUAL, True
                 reasons = ("officer_review", *verdict.reasons)
             else:
-                citizenship = uow.travelers.citizenship_class(traveler_id)
+                citizenship = uow.travelers.citizenship_class(traveler_id, flight)
                 encounter = new_encounter(
                     flight,
                     traveler_id,

@@ -26,6 +26,7 @@ from entryexit.errors import (
     PermissionDeniedError,
 )
 from entryexit.services.audit import AuditTrail
+from entryexit.services.callers import for_caller
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
@@ -242,7 +243,7 @@ class ConsoleService:
             flight = FlightService.get_in(uow, capture.flight_id)
             statuses = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
             image = uow.cases.capture_image(capture_id) if capture.has_image else None
-        ranked, face_scores = self._ranked(flight, image, statuses)
+        ranked, face_scores = self._ranked(actor, flight, image, statuses)
         candidates = [Candidate(statuses[t], score) for t, score in ranked]
         self._remember_candidates(capture_id, ranked)
         self._audit.record_alone("console case view", "ok", actor, "capture", capture_id)
@@ -250,18 +251,24 @@ class ConsoleService:
         return Case(capture, flight, tuple(candidates), prints, face_scores)
 
     def _ranked(
-        self, flight: Flight, image: bytes | None, on_manifest: Mapping[str, object]
+        self,
+        actor: Principal,
+        flight: Flight,
+        image: bytes | None,
+        on_manifest: Mapping[str, object],
     ) -> tuple[list[tuple[str, float]], dict[str, float]]:
         """The case's candidates (the ``CANDIDATES_SHOWN`` closest travelers of the flight's
         staged gallery to the kept image, with their scores) and the face score of every
-        staged traveler on the manifest."""
+        staged traveler on the manifest. The model runs in ``actor``'s share of the decode
+        slots."""
         ranked: list[tuple[str, float]] = []
         face_scores: dict[str, float] = {}
         # Past the gallery's deletion time the case is still shown, without candidates.
         gallery = self._galleries.gallery_for(flight) if flight.staged else None
         if image is not None and gallery is not None and len(gallery):
             try:
-                template = self._engine.analyse(image).template.vector
+                with for_caller(actor):
+                    template = self._engine.analyse(image).template.vector
             except BiometricError:
                 template = None
             if template is not None:
@@ -284,7 +291,9 @@ class ConsoleService:
             while len(self._shown) > CANDIDATE_SETS_KEPT:
                 self._shown.popitem(last=False)
 
-    def _candidate_ids(self, capture: CaptureSummary, flight: Flight) -> frozenset[str]:
+    def _candidate_ids(
+        self, actor: Principal, capture: CaptureSummary, flight: Flight
+    ) -> frozenset[str]:
         """The travelers a case shows as candidates: as its page last showed them in this
         process, else ranked again (one face-model run: another process showed the page)."""
         with self._shown_lock:
@@ -294,7 +303,7 @@ class ConsoleService:
         with self._uow(read_only=True) as uow:
             on_manifest = {s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "")}
             image = uow.cases.capture_image(capture.id) if capture.has_image else None
-        ranked, _ = self._ranked(flight, image, on_manifest)
+        ranked, _ = self._ranked(actor, flight, image, on_manifest)
         self._remember_candidates(capture.id, ranked)
         return frozenset(t for t, _ in ranked)
 
@@ -329,14 +338,14 @@ class ConsoleService:
             with self._uow(read_only=True) as uow:
                 capture = self._capture(uow, case)
                 flight = FlightService.get_in(uow, capture.flight_id)
-            self._check_case_photo(actor, capture, flight)
-            if traveler_id not in self._candidate_ids(capture, flight):
+            self._check_case_photo(capture)
+            if traveler_id not in self._candidate_ids(actor, capture, flight):
                 raise PermissionDeniedError("this traveler is not a candidate of this case")
 
         def read(uow: UnitOfWork) -> bytes | None:
             if case is not None:
                 # Again in the viewing transaction: resolved meanwhile, no photo.
-                self._check_case_photo(actor, self._capture(uow, case), flight)
+                self._check_case_photo(self._capture(uow, case))
             else:
                 actor.require(Permission.ALERT_READ)
                 found = uow.watchlist.get_alert(str(alert))
@@ -354,16 +363,16 @@ class ConsoleService:
         )
 
     @staticmethod
-    def _check_case_photo(actor: Principal, capture: CaptureSummary, flight: Flight) -> None:
+    def _check_case_photo(capture: CaptureSummary) -> None:
         """A case shows its candidates' photos while it is open, to an officer who may work
-        it (who serves the flight's carrier)."""
+        it. Who may: the permission table's ``case:resolve`` and ``image:view``, which a key
+        or account bound to a carrier never has (cross-carrier permissions), so no carrier
+        check is made here: it could never refuse (review L7)."""
         if capture.resolution is not None:
             raise PermissionDeniedError(
                 f"this case is resolved ({capture.resolution}): its candidates' photos are"
                 " shown only while it is open"
             )
-        if not actor.serves(flight.carrier):
-            raise PermissionDeniedError("this account does not serve this flight's carrier")
 
     def _view_image(
         self,
@@ -465,7 +474,7 @@ class ConsoleService:
     ) -> str:
         now = self._clock()
         policy = self._policies.in_force(now)
-        citizenship = uow.travelers.profile(traveler_id).citizenship_class
+        citizenship = uow.travelers.citizenship_class(traveler_id, flight)
         encounter = new_encounter(
             flight,
             traveler_id,

@@ -9,6 +9,7 @@ from entryexit.domain.access import Principal
 from entryexit.domain.model import DocumentKey, PhotoSource
 from entryexit.domain.policy import DataKind
 from entryexit.services.audit import AuditTrail
+from entryexit.services.callers import for_caller
 from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, FaceAnalyser
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
@@ -51,7 +52,8 @@ class EnrolmentService:
         raise; a reference photo of poor quality is still enrolled (it may be all the holdings
         have) with its quality reported.
         """
-        analysis = self._engine.analyse_reference(photo)
+        with for_caller(actor):
+            analysis = self._engine.analyse_reference(photo)
         now = self._clock()
         policy = self._policies.in_force(now)
 

@@ -26,14 +26,17 @@ from entryexit.domain.kiosk import (
     KioskOptOutRequest,
     KioskState,
     LaneAssignment,
+    LaneWarning,
     TravelerMessage,
     checked_lane,
     code_to_evict,
+    lane_warnings,
     normalise_pairing_code,
+    session_expired,
     traveler_message,
 )
 from entryexit.domain.policy import PrivacyNotice
-from entryexit.domain.throttle import FailureLockout
+from entryexit.domain.throttle import FailureLockout, TokenBuckets
 from entryexit.errors import (
     ConflictError,
     InvalidInputError,
@@ -43,6 +46,7 @@ from entryexit.errors import (
     RateLimitedError,
 )
 from entryexit.services.audit import AuditTrail
+from entryexit.services.callers import for_caller
 from entryexit.services.captures import CaptureService
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
@@ -75,8 +79,20 @@ class KioskSettings:
     pair_block: timedelta = timedelta(minutes=15)
     # A device session's last-seen time is written at most this often.
     touch_every: timedelta = timedelta(seconds=60)
+    # A device session ends when unused this long (a lane closed overnight)...
+    session_idle: timedelta = timedelta(hours=12)
+    # ...and this long after it was issued, used or not: a copied cookie is worth at most
+    # this long. The kiosk then shows a pairing code again (a supervisor re-pairs it).
+    session_lifetime: timedelta = timedelta(days=7)
     max_frames: int = 3
     max_scale: float = 8.0
+    # Opt-out requests stand for travelers at a lane: a few a minute per kiosk at most. Per
+    # device: one every 10 s on average, 3 at once; and at most 5 of a kiosk's waiting for
+    # an officer (its next traveler is sent to the manual lane all the same). Past either,
+    # 429: one kiosk session cannot bury every officer's list (probe s9 K2).
+    opt_out_rate: float = 0.1
+    opt_out_burst: float = 3.0
+    max_pending_opt_outs: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +173,7 @@ class KioskService:
         self._frames = frames
         self.settings = settings or KioskSettings()
         s = self.settings
+        self._opt_out_buckets = TokenBuckets(s.opt_out_rate, s.opt_out_burst)
         # Per person entering codes: a supervisor's account cannot be used to guess them.
         self._pair_failures = FailureLockout(
             s.pair_failures_before_block,
@@ -240,10 +257,23 @@ class KioskService:
             return None
         if device.session_issued_at is None:
             return None  # a pairing ticket is not a session, even once its kiosk is paired
+        s = self.settings
+        if session_expired(device, now, s.session_idle, s.session_lifetime):
+            return None
         seen = device.last_seen_at
         if seen is None or now - seen >= self.settings.touch_every:
             in_transaction(self._uow, lambda uow: uow.kiosks.touch(device.id, now))
         return KioskSession(device, _principal(device), device.csrf_token)
+
+    def credential_holder(self, token: str) -> Principal | None:
+        """Whom a kiosk cookie (a pairing ticket or a device session, live or not) names, for
+        the audit event of a refused request; None for an unknown token or a kiosk not yet
+        paired. Never an authorisation: :meth:`session` is."""
+        with self._uow(read_only=True) as uow:
+            device = uow.kiosks.device_by_token(_hash(token))
+        if device is None or device.paired_at is None:
+            return None
+        return _principal(device)
 
     @staticmethod
     def csrf_valid(session: KioskSession, presented: str | None) -> bool:
@@ -352,6 +382,19 @@ class KioskService:
         with self._uow(read_only=True) as uow:
             return uow.kiosks.lane_assignments()
 
+    def lane_warnings(self, actor: Principal) -> list[LaneWarning]:
+        """Lanes boarding a flight of one carrier with kiosks of another paired there (their
+        captures are refused), shown after a pairing or an assignment and on the kiosks page:
+        lanes are shared over a day, so neither is refused for it (review L9)."""
+        actor.require(Permission.KIOSK_MANAGE)
+        with self._uow(read_only=True) as uow:
+
+            def carrier_of(flight_id: str) -> str | None:
+                flight = uow.flights.get(flight_id)
+                return None if flight is None else flight.carrier
+
+            return lane_warnings(uow.kiosks.devices(), uow.kiosks.lane_assignments(), carrier_of)
+
     # --- the traveler's screen -------------------------------------------------------------
     def notice(self) -> PrivacyNotice:
         return self._policies.in_force(self._clock()).notice
@@ -369,7 +412,9 @@ class KioskService:
         if not 1.0 <= scale <= self.settings.max_scale:
             raise InvalidInputError(f"scale is between 1 and {self.settings.max_scale:g}")
         try:
-            checked = self._frames.check_frame(frame, scale)
+            # The kiosk's own share of the decode slots (its device id), as its captures.
+            with for_caller(session.principal):
+                checked = self._frames.check_frame(frame, scale)
         except NoFaceError:
             return Guidance(False, "no_face")
         if checked.people > 1:
@@ -423,6 +468,13 @@ class KioskService:
         """A traveler declined the photo: an anonymous request for the manual lane."""
         session.principal.require(Permission.OPT_OUT_RECORD)
         self._checked_notice(notice_version, language)
+        device_id = session.device.id
+        wait = self._opt_out_buckets.take(device_id, self._clock().timestamp())
+        if wait > 0:
+            raise RateLimitedError(
+                "this kiosk asks for the officer too often; send the traveler to the manual lane",
+                wait,
+            )
         flight_id = self.lane_flight(session)
         request = KioskOptOutRequest(
             id=str(uuid.uuid4()),
@@ -436,6 +488,13 @@ class KioskService:
         )
 
         def record(uow: UnitOfWork) -> None:
+            pending = uow.kiosks.count_opt_out_requests(True, device_id)
+            if pending >= self.settings.max_pending_opt_outs:
+                raise RateLimitedError(
+                    f"{pending} requests from this kiosk are waiting for an officer; send the"
+                    " traveler to the manual lane",
+                    60,
+                )
             if flight_id is not None:
                 flight = FlightService.get_in(uow, flight_id)
                 if not session.principal.serves(flight.carrier):
@@ -458,11 +517,20 @@ class KioskService:
 
     # --- the officer's side -------------------------------------------------------------
     def opt_out_requests(
-        self, actor: Principal, pending_only: bool = True
+        self, actor: Principal, pending_only: bool = True, limit: int | None = None
     ) -> list[KioskOptOutRequest]:
+        """Newest first; at most ``limit``."""
         actor.require(Permission.KIOSK_REQUESTS)
         with self._uow(read_only=True) as uow:
-            return uow.kiosks.opt_out_requests(pending_only)
+            return uow.kiosks.opt_out_requests(pending_only, limit)
+
+    def pending_opt_out_requests(
+        self, actor: Principal, limit: int
+    ) -> tuple[list[KioskOptOutRequest], int]:
+        """The ``limit`` newest requests waiting for an officer, and how many wait in all."""
+        actor.require(Permission.KIOSK_REQUESTS)
+        with self._uow(read_only=True) as uow:
+            return uow.kiosks.opt_out_requests(True, limit), uow.kiosks.count_opt_out_requests(True)
 
     def handle_opt_out_request(self, actor: Principal, request_id: str) -> None:
         actor.require(Permission.KIOSK_REQUESTS)

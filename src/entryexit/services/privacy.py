@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from entryexit.domain.access import Permission, Principal
-from entryexit.domain.model import DocumentKey, EncounterMethod, Flight
+from entryexit.domain.model import CitizenshipClass, DocumentKey, EncounterMethod, Flight
 from entryexit.domain.policy import Participation, Policy, age_on
 from entryexit.errors import (
     ConflictError,
@@ -134,19 +134,26 @@ class OptOutService:
         if not actor.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
         traveler_id = uow.travelers.traveler_for_document(document)
-        on_manifest = {s.traveler_id for s in uow.flights.manifest_status(flight.id, "")}
-        if traveler_id is None or traveler_id not in on_manifest:
+        # The traveler as this flight decides by, as its gallery staging does: its own
+        # carrier's copy where a rival carrier holds the details (a carrier that listed him
+        # first must not make him required, or free to decline, on another carrier's flight);
+        # details the agency set govern every flight.
+        listed = {
+            s.traveler_id: s for s in uow.flights.manifest_status(flight.id, "", flight.carrier)
+        }
+        status = listed.get(traveler_id) if traveler_id is not None else None
+        if traveler_id is None or status is None:
             raise NotOnManifestError("that document is not on this flight's manifest")
         now = self._clock()
         policy = self._policies.in_force(now)
-        profile = uow.travelers.profile(traveler_id)
-        if profile.citizenship_class is None:
+        if not status.citizenship_class:
             raise ConflictError("the traveler's citizenship class is unknown; update the manifest")
-        age = age_on(profile.date_of_birth, now.date()) if profile.date_of_birth else None
-        if policy.participation(profile.citizenship_class, age) is Participation.REQUIRED:
+        citizenship = CitizenshipClass(status.citizenship_class)
+        age = age_on(status.date_of_birth, now.date()) if status.date_of_birth else None
+        if policy.participation(citizenship, age) is Participation.REQUIRED:
             raise OptOutRefusedError(
                 f"policy {policy.version} requires biometric capture of"
-                f" {profile.citizenship_class.value.replace('_', ' ')}s; opt-out is not available"
+                f" {citizenship.value.replace('_', ' ')}s; opt-out is not available"
             )
         encounter = new_encounter(
             flight,
@@ -156,7 +163,7 @@ class OptOutService:
             device=f"key:{actor.key_id}",
             at=now,
             policy=policy,
-            citizenship=profile.citizenship_class,
+            citizenship=citizenship,
         )
         if not uow.captures.add_encounter(encounter):
             raise AlreadyProcessedError("this traveler has already been processed on this flight")

@@ -193,9 +193,12 @@ class TravelerRepository(Protocol):
         opened, ``disputed`` not looked up."""
         ...
 
-    def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
+    def citizenship_class(
+        self, traveler_id: str, flight: Flight | None = None
+    ) -> CitizenshipClass | None:
         """The class of the traveler's described document (:meth:`profile`'s), without
-        opening anything."""
+        opening anything; with ``flight``, the class that flight decides by (its gallery
+        staging's rule: its own carrier's copy where a rival carrier holds the details)."""
         ...
 
     def add_reference_template(
@@ -633,8 +636,14 @@ class KioskRepository(Protocol):
     def lane_assignment(self, port: str, lane: str) -> LaneAssignment | None: ...
     def lane_assignments(self) -> list[LaneAssignment]: ...
     def add_opt_out_request(self, request: KioskOptOutRequest) -> None: ...
-    def opt_out_requests(self, pending_only: bool) -> list[KioskOptOutRequest]:
-        """Newest first."""
+    def opt_out_requests(
+        self, pending_only: bool, limit: int | None = None
+    ) -> list[KioskOptOutRequest]:
+        """Newest first; at most ``limit`` (None: all)."""
+        ...
+
+    def count_opt_out_requests(self, pending_only: bool, device_id: str | None = None) -> int:
+        """How many there are (of one kiosk's, when ``device_id`` is given)."""
         ...
 
     def handle_opt_out_request(self, request_id: str, at: datetime, by: str) -> bool:

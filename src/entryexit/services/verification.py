@@ -14,7 +14,7 @@ from entryexit.biometrics import compare_templates
 from entryexit.biometrics.decode import ALLOWED_FORMATS, CHIP_FORMATS, ImageKind
 from entryexit.documents.emrtd import CheckResult, parse_dg1, parse_dg2, verify_security_object
 from entryexit.documents.mrz import Mrz
-from entryexit.domain.access import Permission, Principal
+from entryexit.domain.access import Permission, Principal, Role
 from entryexit.domain.model import Decision, DocumentKey, EncounterMethod, Flight
 from entryexit.domain.policy import Policy
 from entryexit.errors import (
@@ -24,6 +24,7 @@ from entryexit.errors import (
     PermissionDeniedError,
 )
 from entryexit.services.audit import AuditTrail
+from entryexit.services.callers import for_caller
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.policies import PolicyService
@@ -184,7 +185,7 @@ class VerificationService:
             device=device,
             at=compared.at,
             policy=compared.policy,
-            citizenship=uow.travelers.profile(traveler_id).citizenship_class,
+            citizenship=uow.travelers.citizenship_class(traveler_id, compared.flight),
             score=compared.result.similarity,
             model=self._engine.model,
         )
@@ -215,7 +216,12 @@ class VerificationService:
         if flight is not None and not actor.serves(flight.carrier):
             raise PermissionDeniedError("this gate key does not serve this flight's carrier")
         checks: dict[str, str] = {}
-        formats, kind = ALLOWED_FORMATS, ImageKind.REFERENCE_PHOTO
+        # A partner's gate sends a scan of the data page (DOCUMENT_PHOTO: 4 MP at most, where
+        # a reference photo may be 16 MP); an officer's desk may send any reference photo.
+        formats, kind = (
+            ALLOWED_FORMATS,
+            (ImageKind.DOCUMENT_PHOTO if actor.role is Role.GATE else ImageKind.REFERENCE_PHOTO),
+        )
         if chip is not None:
             reference, document, checks = self._read_chip(chip, printed_mrz, document, now)
             formats, kind = CHIP_FORMATS, ImageKind.CHIP_DG2
@@ -247,7 +253,8 @@ class VerificationService:
                 )
             )
         try:
-            reference_face = self._engine.analyse(reference, formats, kind)
+            with for_caller(actor):
+                reference_face = self._engine.analyse(reference, formats, kind)
         except BiometricError as exc:
             label = "chip photo (DG2)" if chip is not None else "document photo"
             raise type(exc)(f"{label}: {exc.message}") from exc
@@ -267,7 +274,8 @@ class VerificationService:
             )
 
         try:
-            live = self._engine.analyse(capture)
+            with for_caller(actor):
+                live = self._engine.analyse(capture)
         except NoFaceError:
             return outcome(Decision.RECAPTURE, ("no_face",), None)
         if not live.quality.acceptable:

@@ -23,6 +23,7 @@ from entryexit.domain.access import Permission, Principal
 from entryexit.domain.model import Flight
 from entryexit.errors import ConflictError, InvalidInputError, NotFoundError
 from entryexit.services.audit import AuditTrail
+from entryexit.services.callers import for_caller
 from entryexit.services.gallery import StagedGallery
 from entryexit.services.generations import GenerationCheck, Stamp
 from entryexit.services.policies import PolicyService
@@ -88,7 +89,8 @@ class WatchlistService:
     def add(self, actor: Principal, photo: bytes, category: str, reason_code: str) -> str:
         actor.require(Permission.WATCHLIST_MANAGE)
         category, reason_code = _label(category, "category"), _label(reason_code, "reason code")
-        analysis = self._engine.analyse_reference(photo)
+        with for_caller(actor):
+            analysis = self._engine.analyse_reference(photo)
         entry = WatchlistEntry(
             str(uuid.uuid4()),
             category,

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.types import Scope
 
 from entryexit.api.app import create_app
+from entryexit.api.keyless import SessionArea
 from entryexit.api.problems import problem_for
 from entryexit.bootstrap import Services
-from entryexit.errors import EntryExitError
+from entryexit.errors import AuthenticationError, EntryExitError
 from entryexit.web.console import (
     PREFIX,
+    SESSION_COOKIE,
     ConsoleHeaders,
     SignInRequiredError,
     error_page,
@@ -19,12 +22,52 @@ from entryexit.web.console import (
     static_files,
 )
 from entryexit.web.console_fingerprints import router as fingerprints_router
-from entryexit.web.kiosk import KIOSK_PREFIX, pairing_limits
+from entryexit.web.kiosk import KIOSK_COOKIE, KIOSK_PREFIX, pairing_limits
 from entryexit.web.kiosk import router as kiosk_router
+
+# The most body a form taken without a session may have: the sign-in form is a few hundred
+# bytes (a username, a password of at most a few hundred characters, a CSRF token); pairing
+# starts with an empty POST.
+SIGN_IN_FORM_BYTES = 16 * 1024
+PAIRING_FORM_BYTES = 4 * 1024
+
+
+def _sign_in_again(scope: Scope) -> Response:
+    # What the console's session dependency answers (error_page): the sign-in page.
+    headers = dict(scope.get("headers") or [])
+    if headers.get(b"hx-request"):
+        return Response(status_code=401, headers={"HX-Redirect": f"{PREFIX}/login"})
+    return RedirectResponse(f"{PREFIX}/login", status_code=303)
+
+
+def _not_paired(scope: Scope) -> Response:
+    return problem_for(AuthenticationError("this kiosk is not paired (or was revoked)"))
+
+
+def session_areas() -> tuple[SessionArea, ...]:
+    """The console's and the kiosk's forms, refused to clients without a live session before
+    their body is read (api/keyless.py, ``AnonymousFormGuard``)."""
+    return (
+        SessionArea(
+            prefix=PREFIX,
+            cookie=SESSION_COOKIE,
+            live=lambda services, token: services.accounts.session(token, touch=False) is not None,
+            refusal=_sign_in_again,
+            open_forms={f"{PREFIX}/login": SIGN_IN_FORM_BYTES},
+        ),
+        SessionArea(
+            prefix=KIOSK_PREFIX,
+            cookie=KIOSK_COOKIE,
+            live=lambda services, token: services.kiosks.session(token) is not None,
+            refusal=_not_paired,
+            open_forms={f"{KIOSK_PREFIX}/pairing": PAIRING_FORM_BYTES},
+        ),
+    )
 
 
 def create_service_app(services: Services, jobs: bool = True) -> FastAPI:
     app = create_app(services, jobs)
+    app.state.session_areas = session_areas()
     app.mount(f"{PREFIX}/static", static_files(), name="console-static")
     app.include_router(router)
     app.include_router(fingerprints_router)

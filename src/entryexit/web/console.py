@@ -473,16 +473,20 @@ def erase_traveler(
     return _page(request, "erasure.html", signed_in, report=report)
 
 
+# Kiosk requests drawn on the Kiosks page (newest first); the rest are counted.
+KIOSK_REQUESTS_SHOWN = 50
+
+
 @router.get("/kiosks")
 def kiosks_page(request: Request, services: ServicesDep, signed_in: SessionDep) -> HTMLResponse:
     principal = signed_in.principal
     manages = principal.can(Permission.KIOSK_MANAGE)
     if not manages and not principal.can(Permission.KIOSK_REQUESTS):
         raise PermissionDeniedError("kiosks are paired by supervisors and admins")
-    requests = (
-        services.kiosks.opt_out_requests(principal)
+    requests, waiting = (
+        services.kiosks.pending_opt_out_requests(principal, KIOSK_REQUESTS_SHOWN)
         if principal.can(Permission.KIOSK_REQUESTS)
-        else []
+        else ([], 0)
     )
     rows = (
         services.console.board(principal, _board_start(services))
@@ -496,10 +500,12 @@ def kiosks_page(request: Request, services: ServicesDep, signed_in: SessionDep) 
         "kiosks.html",
         signed_in,
         requests=requests,
+        more_requests=waiting - len(requests),
         flights=flights,
         flight_names=names,
         devices=services.kiosks.devices(principal) if manages else [],
         assignments=services.kiosks.lane_assignments(principal) if manages else [],
+        lane_warnings=services.kiosks.lane_warnings(principal) if manages else [],
     )
 
 

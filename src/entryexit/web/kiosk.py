@@ -10,15 +10,18 @@ carries the session's CSRF token in a header (a cross-site form cannot set one).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
 
 from entryexit.api.deps import RequestLimits, ServicesDep
 from entryexit.api.limits import client_address_of
+from entryexit.api.metrics_registry import REGISTRY
 from entryexit.domain.kiosk import TravelerMessage
 from entryexit.domain.throttle import TokenBuckets, network_of, within
 from entryexit.errors import (
@@ -33,10 +36,55 @@ from entryexit.web.kiosk_text import TEXTS
 
 KIOSK_PREFIX = "/kiosk"
 KIOSK_COOKIE = "entryexit_kiosk"
-# A camera frame for the quality check is small (320 pixels wide); a capture is a full frame.
+# A camera frame for the quality check is small (480 pixels wide; decoded as an
+# ImageKind.PREVIEW, at most 1 MP); a capture is a full frame.
 MAX_CHECK_FRAME_BYTES = 256 * 1024
 
-router = APIRouter(prefix=KIOSK_PREFIX, include_in_schema=False)
+logger = logging.getLogger(__name__)
+
+KIOSK_OUTSIDE_LANES = Counter(
+    "entryexit_kiosk_requests_outside_lanes",
+    "Requests to /kiosk refused because they came from outside ENTRYEXIT_KIOSK_NETWORKS"
+    " (credential: a kiosk cookie was presented, or none).",
+    ["credential"],
+    registry=REGISTRY,
+)
+
+KIOSK_OPT_OUTS_REFUSED = Counter(
+    "entryexit_kiosk_opt_out_requests_refused",
+    "Kiosk opt-out requests refused (429): a kiosk asking too often, or with too many of its"
+    " requests waiting for an officer.",
+    registry=REGISTRY,
+)
+
+
+async def _from_lanes(request: Request, services: ServicesDep) -> None:
+    """With ``ENTRYEXIT_KIOSK_NETWORKS`` set, every /kiosk request comes from the lanes'
+    networks (the service's client address: X-Forwarded-For only from a trusted proxy), or
+    is refused 403: a pairing ticket or device session cookie lifted off a kiosk in a public
+    hall is worth nothing elsewhere. A refusal with a kiosk's cookie is audited in that
+    kiosk's name; no address is logged or audited (it may be a person's own machine)."""
+    lanes = services.settings.kiosk_networks
+    if not lanes:
+        return
+    source = client_address_of(request.scope, services.settings.trusted_proxies)
+    if within(source, lanes):
+        return
+    token = request.cookies.get(KIOSK_COOKIE)
+    if token:
+        KIOSK_OUTSIDE_LANES.labels("kiosk_cookie").inc()
+        holder = await run_in_threadpool(services.kiosks.credential_holder, token)
+        if holder is not None:
+            request.state.principal = holder
+        logger.warning("a kiosk credential was presented from outside the lanes' networks")
+    else:
+        KIOSK_OUTSIDE_LANES.labels("none").inc()
+    raise PermissionDeniedError("kiosks are used from the lanes' networks only")
+
+
+router = APIRouter(
+    prefix=KIOSK_PREFIX, include_in_schema=False, dependencies=[Depends(_from_lanes)]
+)
 
 
 def pairing_limits() -> TokenBuckets:
@@ -106,10 +154,10 @@ def kiosk_page(request: Request, services: ServicesDep) -> HTMLResponse:
 def start_pairing(request: Request, services: ServicesDep) -> JSONResponse:
     if request.headers.get("X-Requested-With") != "kiosk":
         raise PermissionDeniedError("pairing starts from the kiosk's screen")
-    source = client_address_of(request.scope, services.settings.trusted_proxies)
+    # (From the lanes' networks only when they are set: _from_lanes, which reported an
+    # untrusted X-Forwarded-For already.)
     lanes = services.settings.kiosk_networks
-    if lanes and not within(source, lanes):
-        raise PermissionDeniedError("kiosks are paired from the lanes' networks only")
+    source = client_address_of(request.scope, services.settings.trusted_proxies, not lanes)
     wait = request.app.state.kiosk_pairing.take(source, time.monotonic())
     if wait > 0:
         raise RateLimitedError("too many pairing codes from this address", wait)
@@ -167,5 +215,9 @@ def request_opt_out(
     notice_version: Annotated[str, Form(max_length=64)],
     language: Annotated[str, Form(max_length=16)],
 ) -> JSONResponse:
-    services.kiosks.request_opt_out(session, notice_version, language)
+    try:
+        services.kiosks.request_opt_out(session, notice_version, language)
+    except RateLimitedError:
+        KIOSK_OPT_OUTS_REFUSED.inc()
+        raise
     return JSONResponse({"message": TravelerMessage.SEE_OFFICER.value, "reason": "opted_out"})

@@ -4,18 +4,25 @@ browser: pairing, the device session cookie, and the attacker's moves against th
 
 from __future__ import annotations
 
+import io
 import re
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
+from entryexit.api.metrics_registry import REGISTRY
 from entryexit.biometrics import FaceEngine
 from entryexit.config import Settings
-from entryexit.domain.access import Role
+from entryexit.domain.access import Principal, Role
+from entryexit.domain.kiosk import KioskOptOutRequest
+from entryexit.services.unit_of_work import UnitOfWork, in_transaction
 from entryexit.web.app import create_service_app
 from tests.conftest import lfw_image
 from tests.integration.api.conftest import Api, build_api, staged_flight
@@ -25,6 +32,7 @@ pytestmark = [pytest.mark.models, pytest.mark.lfw]
 
 USERS = {"olga": Role.OFFICER, "sam": Role.SUPERVISOR, "ada": Role.AUDITOR, "root": Role.ADMIN}
 KIOSK = {"X-Requested-With": "kiosk"}
+SUPERVISOR_PRINCIPAL = Principal("k-sup", "supervisor", Role.SUPERVISOR)
 PAIRING_PAGE = 'id="pairing-code"'  # the page of a kiosk without a session
 
 
@@ -269,6 +277,107 @@ def test_kiosks_pair_only_from_the_lanes_networks_when_they_are_set(
     built.services.uow.engine.dispose()
 
 
+LANES = "10.20.0.0/16"
+PROXY = "10.9.0.0/24"
+
+
+def lanes_site(database_url: str, engine: FaceEngine, tmp_path: Path) -> Api:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        kiosk_networks=(ip_network(LANES),),
+        trusted_proxies=(ip_network(PROXY),),
+    )
+    return site(settings, engine)
+
+
+def kiosk_requests(
+    client: TestClient, token: str, photo: bytes, headers: dict[str, str] | None = None
+) -> list[int]:
+    """Every /kiosk request a kiosk's cookie is good for, as the kiosk's screen sends them."""
+    sent = {**(headers or {}), "X-CSRF-Token": token}
+    jpeg = ("f.jpg", photo, "image/jpeg")
+    notice = {"notice_version": "notice-1", "language": "en"}
+    return [
+        client.get("/kiosk/pairing", headers=headers).status_code,
+        client.get("/kiosk", headers=headers).status_code,
+        client.post("/kiosk/quality", files={"frame": jpeg}, headers=sent).status_code,
+        client.post(
+            "/kiosk/captures", files={"frames": jpeg}, data=notice, headers=sent
+        ).status_code,
+        client.post("/kiosk/opt-out-requests", data=notice, headers=sent).status_code,
+    ]
+
+
+def test_a_kiosk_credential_is_worthless_outside_the_lanes_networks(
+    database_url: str,
+    engine: FaceEngine,
+    tmp_path: Path,
+    lfw_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Probe s9 K1: the cookie of a kiosk paired in the lanes (its pairing ticket, then its
+    device session) worked from anywhere: captures recorded, opt-outs filed, the quality gate
+    run. Every /kiosk request is judged by the service's own client address (X-Forwarded-For
+    believed from a trusted proxy only)."""
+    api = lanes_site(database_url, engine, tmp_path)
+    photo = lfw_image(lfw_dir, "Colin_Powell", 2).read_bytes()
+    with api.client:
+        flight_id, _ = staged_flight(api, lfw_dir, ("Colin_Powell",))
+        supervisor = fresh(api)
+        sign_in(supervisor, "sam")
+        kiosk = from_address(api, "10.20.3.4")
+        code = start_pairing(kiosk)
+
+        def lifted(address: str) -> TestClient:
+            thief = from_address(api, address)
+            thief.cookies = kiosk.cookies
+            return thief
+
+        # The ticket, before and after pairing, from outside: nothing learnt, nothing issued.
+        assert lifted("192.0.2.10").get("/kiosk/pairing").status_code == 403
+        assert pair(supervisor, code, flight_id=flight_id) == 303
+        assert lifted("192.0.2.10").get("/kiosk/pairing").status_code == 403
+        assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
+        page = kiosk.get("/kiosk").text
+        found = re.search(r'data-csrf="([^"]+)"', page)
+        assert found is not None
+        token = found.group(1)
+
+        caplog.clear()
+        outside = kiosk_requests(lifted("192.0.2.10"), token, photo)
+        assert outside == [403] * 5
+        # Through the lanes' trusted proxy, the address it forwards decides...
+        proxied = lifted("10.9.0.5")
+        assert kiosk_requests(proxied, token, photo, {"X-Forwarded-For": "192.0.2.10"}) == [403] * 5
+        # ...and a peer that is no proxy cannot claim a lane's address.
+        claimed = lifted("192.0.2.10")
+        assert kiosk_requests(claimed, token, photo, {"X-Forwarded-For": "10.20.3.4"}) == [403] * 5
+        # Nothing was recorded for the thief: no encounter, no opt-out request.
+        officer = fresh(api)
+        sign_in(officer, "olga")
+        assert "No pending requests" in officer.get("/console/kiosks").text
+        # The kiosk itself, in its lane (directly, or through the proxy), works.
+        assert kiosk_requests(kiosk, token, photo)[:3] == [200, 200, 200]
+        inside = kiosk_requests(proxied, token, photo, {"X-Forwarded-For": "10.20.3.4"})
+        assert inside[:3] == [200, 200, 200]
+        assert inside[3:] == [200, 200]
+    refusals = [
+        e.entry
+        for e in api.services.audit.all_events()
+        if e.entry.outcome == "denied" and e.entry.action.startswith(("GET /kiosk", "POST /kiosk"))
+    ]
+    # Each refusal with the paired kiosk's cookie is audited in the kiosk's name (15 requests
+    # after pairing; the ticket before pairing names no kiosk yet).
+    named = [entry for entry in refusals if entry.actor_role == "gate"]
+    assert len(named) >= 15
+    assert len({entry.actor_key_id for entry in named}) == 1
+    for text in [caplog.text, *(str(entry.details) for entry in refusals)]:
+        assert "192.0.2.10" not in text
+    assert "from outside the lanes' networks" in caplog.text
+    api.services.uow.engine.dispose()
+
+
 def test_a_kiosk_is_rate_limited_like_a_gate_key(
     engine: FaceEngine, tmp_path: Path, lfw_dir: Path
 ) -> None:
@@ -288,6 +397,29 @@ def test_a_kiosk_is_rate_limited_like_a_gate_key(
             for _ in range(3)
         ]
         assert statuses == [200, 200, 429]
+
+
+def test_a_large_preview_is_refused_before_it_is_decoded(kiosk_site: Api, lfw_dir: Path) -> None:
+    """Probe s9 D1: a 4096x3072 JPEG at quality 10 (212 KB, under the 256 KiB a preview may
+    be) went through the detector at full size. A preview is at most 1 MP now (413)."""
+    supervisor = fresh(kiosk_site)
+    sign_in(supervisor, "sam")
+    kiosk, token = paired_kiosk(kiosk_site, supervisor)
+    face = Image.open(lfw_image(lfw_dir, "Colin_Powell", 2)).convert("RGB")
+
+    def preview(size: tuple[int, int]) -> httpx.Response:
+        out = io.BytesIO()
+        face.resize(size).save(out, "JPEG", quality=10)
+        response: httpx.Response = kiosk.post(
+            "/kiosk/quality",
+            files={"frame": ("f.jpg", out.getvalue(), "image/jpeg")},
+            headers={"X-CSRF-Token": token},
+        )
+        return response
+
+    large = preview((4096, 3072))
+    assert large.status_code == 413, large.text
+    assert preview((480, 360)).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -344,3 +476,84 @@ def test_a_declined_photo_reaches_the_officer_and_is_closed_once(
     auditor = fresh(api)
     sign_in(auditor, "ada")
     assert auditor.get("/console/kiosks").status_code == 403
+
+
+def test_the_kiosks_page_warns_of_a_kiosk_paired_onto_another_carriers_lane(
+    kiosk_site: Api, lfw_dir: Path
+) -> None:
+    """Review L9: a ZZ kiosk paired onto lane 3 while it boards EE's flight is accepted (lanes
+    are shared over a day), and the page the pairing answers with says its captures will be
+    refused there."""
+    api = kiosk_site
+    flight_id, _ = staged_flight(api, lfw_dir)
+    supervisor = fresh(api)
+    sign_in(supervisor, "sam")
+    assert pair(supervisor, start_pairing(fresh(api)), flight_id=flight_id) == 303
+    assert 'role="alert"' not in supervisor.get("/console/kiosks").text
+
+    answer = console_post(
+        supervisor,
+        "/console/kiosks/pair",
+        {"code": start_pairing(fresh(api)), "carrier": "ZZ", "port": "JFK", "lane": "3"},
+    )
+    assert answer.status_code == 303
+    page = supervisor.get(answer.headers["location"]).text
+    assert "Kiosk paired." in page
+    (warning,) = re.findall(r'<p class="notice bad" role="alert">(.*?)</p>', page, re.S)
+    assert "Lane 3 at JFK is boarding EE 101" in warning
+    assert "kiosks of ZZ are paired there" in warning
+
+
+def test_a_flooding_kiosk_cannot_bury_the_officers_list(kiosk_site: Api) -> None:
+    """Probe s9 K2 as the flooding kiosk: 400 opt-out requests in 18 s made 401 lines on
+    every officer's Kiosks page (177 KB). Now three are filed, the rest refused 429 and
+    counted; the page draws the 50 newest of however many wait and says how many more."""
+    api = kiosk_site
+    supervisor = fresh(api)
+    sign_in(supervisor, "sam")
+    kiosk, token = paired_kiosk(api, supervisor)
+    counted = REGISTRY.get_sample_value("entryexit_kiosk_opt_out_requests_refused_total") or 0
+    statuses = [
+        kiosk.post(
+            "/kiosk/opt-out-requests",
+            data={"notice_version": "notice-1", "language": "en"},
+            headers={"X-CSRF-Token": token},
+        )
+        for _ in range(12)
+    ]
+    assert [r.status_code for r in statuses] == [200] * 3 + [429] * 9
+    assert "too often" in statuses[-1].json()["detail"]
+    assert int(statuses[-1].headers["retry-after"]) >= 1
+    officer = fresh(api)
+    sign_in(officer, "olga")
+    page = officer.get("/console/kiosks").text
+    assert page.count('action="/console/kiosk-requests/') == 3
+    assert "more pending" not in page
+    refused = REGISTRY.get_sample_value("entryexit_kiosk_opt_out_requests_refused_total")
+    assert refused == counted + 9
+
+    # Many kiosks' requests (written as a fleet of kiosks would, over time): the newest 50.
+    device_id = next(iter(api.services.kiosks.devices(SUPERVISOR_PRINCIPAL))).id
+    start = datetime.now(UTC)
+
+    def add(uow: UnitOfWork) -> None:
+        for i in range(57):
+            uow.kiosks.add_opt_out_request(
+                KioskOptOutRequest(
+                    id=str(uuid.uuid4()),
+                    device_id=device_id,
+                    port="JFK",
+                    lane="3",
+                    flight_id=None,
+                    requested_at=start + timedelta(seconds=i),
+                    notice_version="notice-1",
+                    language="en",
+                )
+            )
+
+    in_transaction(api.services.uow, add)
+    page = officer.get("/console/kiosks").text
+    assert page.count('action="/console/kiosk-requests/') == 50
+    assert "10 more pending requests" in page
+    shown = re.findall(r"<td>(\d\d:\d\d:\d\d)</td>", page)
+    assert shown == sorted(shown, reverse=True)

@@ -362,3 +362,34 @@ def test_a_bounded_wait_for_a_decode_slot_gives_up_and_leaves_no_ticket_behind()
     assert slots.acquire(0.05)
     slots.release()
     assert slots._free == 1
+
+
+def test_a_kiosk_preview_larger_than_one_megapixel_is_refused_from_its_header() -> None:
+    """Probe s9 D1: a 4096x3072 JPEG at quality 10 fits the preview's 256 KiB and was run
+    through the detector at full size (0.16-0.19 s of CPU a preview). As a preview it is
+    refused before any pixel is decoded; the kiosk's 480-pixel frames pass."""
+    from entryexit.biometrics.decode import PREVIEW_LIMITS
+
+    large = encode(Image.new("RGB", (4096, 3072), (90, 90, 90)), "JPEG", quality=10)
+    assert len(large) <= PREVIEW_LIMITS.max_bytes
+    assert DEFAULT_KIND_LIMITS.for_kind(ImageKind.PREVIEW) == PREVIEW_LIMITS
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        decode_image(large, PREVIEW_LIMITS)
+    decode_image(large, GATE_FRAME_LIMITS)  # as a gate frame, it was accepted
+    small = encode(Image.new("RGB", (480, 360), (90, 90, 90)), "JPEG", quality=80)
+    assert decode_image(small, PREVIEW_LIMITS).width == 480
+
+
+def test_a_gates_document_photo_is_at_most_four_megapixels_a_large_jpeg_read_reduced() -> None:
+    from entryexit.biometrics.decode import DOCUMENT_PHOTO_LIMITS
+
+    assert DEFAULT_KIND_LIMITS.for_kind(ImageKind.DOCUMENT_PHOTO) == DOCUMENT_PHOTO_LIMITS
+    big_png = encode(Image.new("RGB", (4000, 4000), (90, 90, 90)), "PNG")
+    with pytest.raises(ImageTooLargeError):
+        decode_image(big_png, DOCUMENT_PHOTO_LIMITS)
+    decode_image(big_png, REFERENCE_PHOTO_LIMITS)  # as a reference photo: accepted
+    scan = encode(Image.new("RGB", (1460, 1040), (90, 90, 90)), "PNG")  # an ID-3 page, 300 dpi
+    assert decode_image(scan, DOCUMENT_PHOTO_LIMITS).width == 1460
+    for side, reduced in ((4000, 2000), (8000, 2000)):  # 12 MP at 1/2, 48 MP at 1/4
+        phone = encode(Image.new("RGB", (side, side * 3 // 4), (90, 90, 90)), "JPEG")
+        assert decode_image(phone, DOCUMENT_PHOTO_LIMITS).width == reduced

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 import httpx
-from fastapi import FastAPI
+import pytest
+from fastapi import FastAPI, Request, Response
 
 from entryexit.api.metrics_registry import REGISTRY
 from entryexit.cli.connections import ConnectionGuard, connections_within
@@ -137,7 +139,8 @@ def test_a_full_table_makes_room_by_closing_the_oldest_idle_connection() -> None
         assert httpx.get(f"http://{address}/ok", timeout=5).json() == {"ok": True}
         assert _closed_by_server(squatters[0], within_seconds=2.0)
         assert not _closed_by_server(squatters[2], within_seconds=0.2)
-        assert guard.refused["evicted"] == 1
+        # They never sent a request: anonymous, the first to make room.
+        assert guard.refused["evicted_anonymous"] == 1
 
 
 class _FakeConnection:
@@ -187,3 +190,221 @@ def test_a_trusted_proxy_is_not_held_to_one_address_share() -> None:
 def test_the_total_leaves_files_for_the_service() -> None:
     assert connections_within(8192, 1024) == 768
     assert connections_within(100, 65536) == 100
+
+
+# --- session 9 probe G1: busy connections that make no progress, stalled readers ----------
+
+
+def test_anonymous_then_stalled_then_idle_connections_make_room_in_that_order() -> None:
+    now = [0.0]
+    guard = ConnectionGuard(
+        header_seconds=30, per_address=100, total=3, stall_seconds=5, clock=lambda: now[0]
+    )
+    gate, idle_gate, stalled = (_FakeConnection() for _ in range(3))
+    for connection in (gate, idle_gate, stalled):
+        assert guard.admit(connection, "192.0.2.1") is None
+    guard.busy(gate, credentialed=True, body_expected=True)  # its body is arriving
+    guard.busy(idle_gate, credentialed=True)
+    guard.idle(idle_gate)
+    guard.busy(stalled, credentialed=True, body_expected=True)
+    anonymous = _FakeConnection()
+    guard.release(gate)
+    assert guard.admit(anonymous, "192.0.2.2") is None
+    guard.busy(anonymous, credentialed=False, body_expected=True)  # still evictable
+    newcomer = _FakeConnection()
+    assert guard.admit(newcomer, "192.0.2.3") is None
+    assert (anonymous.evicted, stalled.evicted, idle_gate.evicted) == (True, False, False)
+    assert guard.refused["evicted_anonymous"] == 1
+    guard.busy(newcomer, credentialed=True, body_expected=True)
+    now[0] = 3.0
+    guard.progressed(newcomer)  # a body byte: its stall clock restarts
+    now[0] = 6.0  # `stalled` has waited 6 s for its body, `newcomer` 3 s
+    third = _FakeConnection()
+    assert guard.admit(third, "192.0.2.4") is None
+    assert (stalled.evicted, idle_gate.evicted, newcomer.evicted) == (True, False, False)
+    assert guard.refused["evicted_stalled"] == 1
+    guard.busy(third, credentialed=True)
+    fourth = _FakeConnection()
+    # newcomer has waited 3 s only: the idle one goes
+    assert guard.admit(fourth, "192.0.2.5") is None
+    assert (idle_gate.evicted, newcomer.evicted) == (True, False)
+    guard.busy(fourth, credentialed=True)
+    guard.body_received(newcomer)  # body in: the service is working on it, not evictable
+    now[0] = 100.0
+    assert guard.admit(_FakeConnection(), "192.0.2.6") == "total"
+
+
+def test_one_network_holds_at_most_its_share_of_connections() -> None:
+    guard = ConnectionGuard(header_seconds=30, per_address=100, total=100, per_network=2)
+    assert guard.admit(_FakeConnection(), "192.0.2.1") is None
+    assert guard.admit(_FakeConnection(), "192.0.2.200") is None
+    assert guard.admit(_FakeConnection(), "::ffff:192.0.2.9") == "per_network"
+    assert guard.admit(_FakeConnection(), "198.51.100.1") is None
+    assert guard.admit(_FakeConnection(), "2001:db8:1:2::1") is None
+    assert guard.admit(_FakeConnection(), "2001:db8:1:3::1") is None  # another /64, same /48
+    assert guard.admit(_FakeConnection(), "2001:db8:1:ffff::1") == "per_network"
+    assert guard.admit(_FakeConnection(), "2001:db8:2::1") is None
+    assert guard.refused["per_network"] == 2
+
+
+ATTACKERS = [f"127.0.0.{n}" for n in range(2, 6)]  # four addresses x 32 connections = 2 x total
+
+
+@contextmanager
+def _form_served(guard: ConnectionGuard) -> Iterator[str]:
+    """A form that reads its whole body (the console's sign-in, a capture upload), and a
+    large answer; no body deadline (the guard alone is tested)."""
+    app = FastAPI()
+
+    @app.post("/form")
+    async def form(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
+    @app.get("/big")
+    def big() -> Response:
+        return Response(b"x" * (4 << 20), media_type="application/octet-stream")
+
+    port = _free_port()
+    with served_in_thread(app, "127.0.0.1", port, "critical", start_seconds=10, guard=guard):
+        yield f"127.0.0.1:{port}"
+
+
+def _hold_the_table(address: str, head: bytes, stop: threading.Event) -> list[threading.Thread]:
+    """The probe's attack: each attacker address opens its share of connections, sends a
+    form's headers and none of its body, and re-opens each connection the server closes."""
+    host, port = address.split(":")
+
+    def holder(source: str) -> None:
+        while not stop.is_set():
+            try:
+                connection = socket.create_connection(
+                    (host, int(port)), timeout=2, source_address=(source, 0)
+                )
+            except OSError:
+                time.sleep(0.05)
+                continue
+            with connection:
+                with contextlib.suppress(OSError):
+                    connection.sendall(head)
+                while not stop.is_set():
+                    try:
+                        if connection.recv(4096) == b"":
+                            break
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+
+    threads = [
+        threading.Thread(target=holder, args=(source,), daemon=True)
+        for source in ATTACKERS
+        for _ in range(32)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def _gate_answered(address: str, seconds: float) -> tuple[int, int]:
+    """A gate with its key posts a small form every 0.25 s, on a keep-alive connection and
+    on a fresh one in turn: (answered, attempts)."""
+    answered = attempts = 0
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=f"http://{address}", timeout=10) as keep_alive:
+        while time.monotonic() < deadline:
+            for client in (keep_alive, None):
+                attempts += 1
+                try:
+                    if client is None:
+                        with httpx.Client(base_url=f"http://{address}", timeout=10) as fresh:
+                            response = fresh.post("/form", headers=GATE_KEY, content=b"x" * 900)
+                    else:
+                        response = client.post("/form", headers=GATE_KEY, content=b"x" * 900)
+                    answered += response.status_code == 200
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.25)
+    return answered, attempts
+
+
+GATE_KEY = {"X-API-Key": "ee_gate.secret"}
+
+
+@pytest.mark.parametrize(
+    ("head", "stall_seconds"),
+    [
+        # Anonymous: evictable as soon as the table is full (however long a stall takes).
+        (b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 600.0),
+        # A made-up key: credentialed to the guard, but its body never comes (stalled).
+        (
+            b"POST /form HTTP/1.1\r\nHost: x\r\nX-API-Key: made.up\r\n"
+            b"Content-Length: 100000\r\n\r\n",
+            1.0,
+        ),
+    ],
+    ids=["anonymous", "made-up-key"],
+)
+def test_connections_holding_a_request_without_progress_cannot_keep_a_gate_out(
+    head: bytes, stall_seconds: float
+) -> None:
+    """Probe G1: four addresses hold twice the table in half-sent forms (headers complete,
+    no body) and re-open what is closed; a gate with a key is still answered."""
+    guard = ConnectionGuard(
+        header_seconds=30,
+        per_address=32,
+        total=64,
+        per_network=10_000,
+        stall_seconds=stall_seconds,
+    )
+    stop = threading.Event()
+    with _form_served(guard) as address:
+        threads = _hold_the_table(address, head, stop)
+        try:
+            _wait_until(lambda: guard.open_connections >= 64, seconds=30)
+            time.sleep(1.5)  # the attackers' requests are past the shorter stall time
+            answered, attempts = _gate_answered(address, seconds=10)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+    assert attempts >= 10
+    assert answered >= 0.9 * attempts, (answered, attempts, dict(guard.refused))
+    evicted = guard.refused["evicted_anonymous"] + guard.refused["evicted_stalled"]
+    assert evicted >= answered // 2, dict(guard.refused)
+
+
+def test_a_client_that_does_not_read_its_answer_is_cut_off() -> None:
+    """Probe G1: pipelined requests for a large answer, never read, held the connection (and
+    megabytes of send buffers) for as long as the client liked."""
+    guard = ConnectionGuard(header_seconds=30, per_address=100, total=100, write_seconds=1.0)
+    with _form_served(guard) as address:
+        connection = _connect(address)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with connection:
+            connection.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 8)
+            time.sleep(1.0)
+            _wait_until(lambda: guard.refused["write_timeout"] == 1, seconds=20)
+            _wait_until(lambda: guard.open_connections == 0, seconds=10)
+            # What the kernel had queued is read, then the end (a reset or EOF).
+            assert _closed_by_server(connection, within_seconds=10)
+
+
+def test_an_answer_not_read_counts_as_stalled_until_the_client_reads_again() -> None:
+    now = [0.0]
+    guard = ConnectionGuard(
+        header_seconds=30, per_address=100, total=1, stall_seconds=5, clock=lambda: now[0]
+    )
+    reader, newcomer = _FakeConnection(), _FakeConnection()
+    assert guard.admit(reader, "192.0.2.1") is None
+    guard.busy(reader, credentialed=True)
+    guard.writing_paused(reader)
+    now[0] = 4.0
+    assert guard.admit(newcomer, "192.0.2.2") == "total"  # paused 4 s only
+    guard.writing_resumed(reader)  # it reads: the service is working, not waiting
+    now[0] = 100.0
+    assert guard.admit(newcomer, "192.0.2.2") == "total"
+    guard.writing_paused(reader)
+    now[0] = 106.0
+    assert guard.admit(newcomer, "192.0.2.2") is None
+    assert reader.evicted
+    assert guard.refused["evicted_stalled"] == 1

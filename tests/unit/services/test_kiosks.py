@@ -16,6 +16,7 @@ from entryexit.errors import (
     RateLimitedError,
 )
 from entryexit.services.kiosks import KioskSession
+from tests.fakes import FakeClock
 from tests.unit.services.world import ADMIN, AUDITOR, OFFICER, SUPERVISOR, World, traveler
 
 NOTICE = "notice-1"
@@ -179,6 +180,34 @@ def test_a_revoked_kiosk_loses_its_session_at_once() -> None:
         world.services.kiosks.revoke(OFFICER, session.device.id)
 
 
+def test_a_device_session_ends_when_unused_for_12_hours() -> None:
+    """Probe s9 K1: a device session had no lifetime; a cookie copied off a kiosk whose lane
+    then closed stayed good for ever."""
+    world = World()
+    paired(world)
+    token = world.session_token  # type: ignore[attr-defined]
+    # In use (seen at least once a minute is written), it lives on past 12 hours...
+    for _ in range(13):
+        world.advance(hours=1)
+        assert world.services.kiosks.session(token) is not None
+    # ...unused for 12 hours, it ends, and the kiosk shows a pairing code again.
+    world.advance(hours=11, minutes=59)
+    assert world.services.kiosks.session(token) is not None
+    world.advance(hours=12)
+    assert world.services.kiosks.session(token) is None
+
+
+def test_a_device_session_ends_7_days_after_it_was_issued_even_in_use() -> None:
+    world = World()
+    paired(world)
+    token = world.session_token  # type: ignore[attr-defined]
+    for _ in range(7 * 24 - 1):
+        world.advance(hours=1)
+        assert world.services.kiosks.session(token) is not None
+    world.advance(hours=1)
+    assert world.services.kiosks.session(token) is None
+
+
 def test_a_kiosk_boards_the_lanes_flight_and_records_the_notice_shown() -> None:
     world = World()
     kiosks = world.services.kiosks
@@ -318,3 +347,93 @@ def test_anything_but_a_match_reads_please_see_the_officer(
     assert traveler_message(decision, reasons)[0] is message
     if message is TravelerMessage.SEE_OFFICER:
         assert traveler_message(decision, reasons)[1] == ""
+
+
+def test_a_lane_boarding_one_carriers_flight_with_anothers_kiosks_is_warned_of() -> None:
+    """Review L9: lanes are shared over a day, so neither a pairing nor an assignment is
+    refused for it, but the console says which lanes will refuse their kiosks' captures. Both
+    directions: a ZZ kiosk paired onto a lane boarding EE's flight, and an EE flight assigned
+    to a lane holding kiosks of EE and ZZ."""
+    world = World()
+    kiosks = world.services.kiosks
+    ours = world.boarding(travelers=[traveler("E1")], seeds={"E1": 1}, carrier="EE")
+    paired(world, carrier="EE")
+    kiosks.assign_lane(SUPERVISOR, "jfk", "3", ours.id)
+    assert kiosks.lane_warnings(SUPERVISOR) == []
+
+    paired(world, carrier="ZZ", lane="3")  # accepted: the lane may board a ZZ flight later
+    (warning,) = kiosks.lane_warnings(SUPERVISOR)
+    assert (warning.port, warning.lane, warning.flight_id) == ("JFK", "3", ours.id)
+    assert (warning.flight_carrier, warning.kiosk_carriers) == ("EE", ("ZZ",))
+
+    paired(world, carrier="EE", lane="4")
+    paired(world, carrier="ZZ", lane="4")
+    kiosks.assign_lane(SUPERVISOR, "jfk", "4", ours.id)  # accepted: an EE kiosk serves it
+    assert [(w.lane, w.kiosk_carriers) for w in kiosks.lane_warnings(SUPERVISOR)] == [
+        ("3", ("ZZ",)),
+        ("4", ("ZZ",)),
+    ]
+    # Lane 3 now boards ZZ's flight: its EE kiosk is the one refused.
+    other = world.boarding(travelers=[traveler("Z1")], seeds={"Z1": 2}, carrier="ZZ", number="77")
+    kiosks.assign_lane(SUPERVISOR, "jfk", "3", other.id)
+    assert [
+        (w.lane, w.flight_carrier, w.kiosk_carriers) for w in kiosks.lane_warnings(SUPERVISOR)
+    ] == [
+        ("3", "ZZ", ("EE",)),
+        ("4", "EE", ("ZZ",)),
+    ]
+    with pytest.raises(PermissionDeniedError):
+        kiosks.lane_warnings(OFFICER)
+
+
+def test_a_flooding_kiosk_files_a_few_opt_out_requests_then_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Probe s9 K2: one kiosk session filed 400 anonymous opt-out requests in 18 s, each a
+    line on every officer's Kiosks page. Per kiosk now: 3 at once, then one every 10 s, and
+    at most 5 waiting for an officer; another kiosk is not held back."""
+    world = World()
+    # Time stands still but for the test's own steps (the fake clock ticks at every read).
+    monkeypatch.setattr(FakeClock, "__call__", lambda self: self.now)
+    kiosks = world.services.kiosks
+    flooding = paired(world)
+    other = paired(world, lane="4")
+
+    def ask(session: KioskSession) -> bool:
+        try:
+            kiosks.request_opt_out(session, NOTICE, "en")
+        except RateLimitedError:
+            return False
+        return True
+
+    assert [ask(flooding) for _ in range(10)] == [True] * 3 + [False] * 7
+    assert ask(other)
+    world.advance(seconds=10)
+    assert [ask(flooding) for _ in range(3)] == [True, False, False]
+    world.advance(seconds=10)
+    assert ask(flooding)  # 5 waiting now
+    world.advance(minutes=5)  # tokens again, but 5 of this kiosk's wait for an officer
+    with pytest.raises(RateLimitedError, match="5 requests from this kiosk are waiting"):
+        kiosks.request_opt_out(flooding, NOTICE, "en")
+    assert ask(other)
+    waiting = kiosks.opt_out_requests(OFFICER)
+    assert len(waiting) == 7
+    kiosks.handle_opt_out_request(OFFICER, next(r.id for r in waiting if r.lane == "3"))
+    assert ask(flooding)  # an officer closed one: room for the next traveler
+
+
+def test_the_officers_see_the_newest_requests_and_how_many_more_wait() -> None:
+    world = World()
+    kiosks = world.services.kiosks
+    sessions = [paired(world, lane=str(lane)) for lane in range(1, 5)]
+    for _ in range(4):
+        for session in sessions:
+            kiosks.request_opt_out(session, NOTICE, "en")
+        world.advance(seconds=30)
+    shown, waiting = kiosks.pending_opt_out_requests(OFFICER, 5)
+    assert waiting == 16
+    assert shown == kiosks.opt_out_requests(OFFICER)[:5]
+    times = [r.requested_at for r in kiosks.opt_out_requests(OFFICER)]
+    assert times == sorted(times, reverse=True)
+    with pytest.raises(PermissionDeniedError):
+        kiosks.pending_opt_out_requests(AUDITOR, 5)

@@ -159,6 +159,9 @@ def _storage_failure(context: ExceptionContext) -> None:
         ) from None
 
 
+_QUERY_ONLY = "entryexit_query_only"
+
+
 def _sqlite_begin(connection: Connection) -> None:
     """A writing unit of work takes the write lock when it begins (``BEGIN IMMEDIATE``):
     read-then-write transactions then queue on ``busy_timeout`` instead of failing with
@@ -168,8 +171,18 @@ def _sqlite_begin(connection: Connection) -> None:
     # A connection-wide switch, not a transaction's: set at every begin (before it: BEGIN
     # IMMEDIATE is itself a write), so a pooled connection never carries a read-only unit of
     # work's setting into the next one.
+    # The pooled connection remembers what it was last set to, and the pragma goes straight to
+    # the driver: it cannot fail as a storage fault can (BEGIN IMMEDIATE can, so it keeps
+    # SQLAlchemy's error handling), and a capture pays two of these begins.
     read_only = "ON" if options.get(READ_ONLY_TRANSACTION, False) else "OFF"
-    connection.exec_driver_sql(f"PRAGMA query_only={read_only}")
+    pooled = connection.connection
+    if pooled.info.get(_QUERY_ONLY) != read_only:
+        cursor = pooled.cursor()
+        try:
+            cursor.execute(f"PRAGMA query_only={read_only}")
+        finally:
+            cursor.close()
+        pooled.info[_QUERY_ONLY] = read_only
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 

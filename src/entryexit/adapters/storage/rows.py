@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Row
+
 from entryexit.adapters.storage.tables import FlightRow
 from entryexit.domain.model import Direction, Flight
 
 
-def flight_from_row(row: FlightRow) -> Flight:
+def flight_from_row(row: FlightRow | Row[Any]) -> Flight:
+    """An entity, or a Core row of the flights table's columns."""
     return Flight(
         id=row.id,
         carrier=row.carrier,

@@ -154,8 +154,17 @@ def get_manifest(
 
 @router.post("/{flight_id}/gallery")
 def stage_gallery(flight_id: str, services: ServicesDep, caller: CallerDep) -> StagingPublic:
-    """Stage (or restage) the flight's gallery; lists travelers who need a manual check."""
+    """Stage (or restage) the flight's gallery; lists travelers who need a manual check. A
+    carrier's key is told the version and the count of travelers staged from, nothing of who
+    is in the gallery: that would say which of its passengers the agency holds a photo of (a
+    one-traveler manifest of any passport number, staged, would answer it)."""
     report = services.galleries.stage(flight_id, caller)
+    if caller.carrier is not None:
+        return StagingPublic(
+            flight_id=report.flight_id,
+            gallery_version=report.gallery_version,
+            travelers=report.travelers,
+        )
     return StagingPublic(
         flight_id=report.flight_id,
         gallery_version=report.gallery_version,

@@ -67,6 +67,11 @@ ENGINE_KEYS = {
 ENGINE_KEY = ENGINE_KEYS[FingerprintExtractor.MINDTCT]
 # Fewer minutiae than this is a failure to enrol: neither matcher can tell prints apart.
 MIN_TEMPLATE_MINUTIAE = 8
+# Minutiae kept of a view read from an ISO/IEC 19794-2 record (the most reliable first, as
+# an image's template keeps the most reliable 255). A real plain print has 30-80; a record
+# may list 255, and two such views cost ~0.45 s of CPU a comparison, over 4x two capped
+# ones (probe s9 FP1; benchmarks/RESULTS.md, "Session 9, H5").
+MAX_VIEW_MINUTIAE = 120
 _LFS_STEP = math.pi / 16.0  # 32 directions
 _RIDGE_ENDING, _BIFURCATION = 1, 2  # minutia kinds, as ISO/IEC 19794-2 numbers them
 
@@ -195,7 +200,8 @@ class MinutiaeFingerprintEngine:
         ``minutiae`` is (n, 5): x, y, angle in 1/256 turns counter-clockwise as seen (ISO),
         kind (0 other, 1 ending, 2 bifurcation), quality 0..100 (0: not reported);
         ``frame`` is the record's width, height and x/y resolution in ppi. Coordinates are
-        scaled by the record's own stated resolution and nothing else.
+        scaled by the record's own stated resolution and nothing else. Of more than
+        :data:`MAX_VIEW_MINUTIAE`, the most reliable are kept (in the record's order).
         """
         width_px, height_px, x_ppi, y_ppi = frame
         m = np.asarray(minutiae, dtype=np.float64).reshape(-1, 5)
@@ -205,6 +211,10 @@ class MinutiaeFingerprintEngine:
             )
         if m.shape[0] > 255:
             raise InvalidInputError("a finger view has at most 255 minutiae")
+        if m.shape[0] > MAX_VIEW_MINUTIAE:
+            # Unreported quality (0) ranks as the middle (0.5), as in the rows below.
+            reliability = np.where(m[:, 4] > 0, m[:, 4] / 100.0, 0.5)
+            m = m[np.sort(np.argsort(-reliability, kind="stable")[:MAX_VIEW_MINUTIAE])]
         sx, sy = 500.0 / x_ppi, 500.0 / y_ppi
         width = max(1, round(width_px * sx))
         height = max(1, round(height_px * sy))

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, Table, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from entryexit.adapters.storage.repositories import core
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
     ApiKeyRow,
@@ -29,8 +31,13 @@ from entryexit.services.ports import ConsoleSession, ConsoleUser, SignInFailures
 
 logger = logging.getLogger(__name__)
 
+_API_KEYS = cast(Table, ApiKeyRow.__table__)
+# Read by every request with a key.
+_API_KEY = select(*_API_KEYS.c).where(_API_KEYS.c.prefix == bindparam("prefix"))
 
-def api_key_mac(sealer: Sealer, row: ApiKeyRow) -> str:
+
+def api_key_mac(sealer: Sealer, row: ApiKeyRow | Row[Any]) -> str:
+    """The row's MAC (an entity, or a Core row of the api_keys table's columns)."""
     return sealer.row_mac(
         "api_keys",
         row.id,
@@ -94,7 +101,7 @@ class SqlAccessRepository:
         self._session.add(row)
 
     def find_api_key(self, prefix: str) -> StoredApiKey | None:
-        row = self._session.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == prefix))
+        row = core.run(self._session, _API_KEY, {"prefix": prefix}).first()
         if row is None:
             return None
         if not self._sealer.mac_matches(row.mac, api_key_mac(self._sealer, row)):

@@ -5,12 +5,14 @@ exceptions queue over the captures."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Insert, insert, select, text, update
+from sqlalchemy import Insert, Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from entryexit.adapters.storage.repositories import core
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import (
     CacheGenerationRow,
@@ -84,55 +86,56 @@ class SqlCaptureRepository:
                 capture.image,
                 capture_image_context(capture.id),
             )
-        # A Core insert: the ORM's unit-of-work bookkeeping for a row nothing reads back
-        # costs more than the insert, and it runs while the audit head is locked.
-        self._session.execute(
-            insert(CaptureRow).values(
-                policy_version=capture.policy_version,
-                expires_at=capture.expires_at,
-                image=sealed.sealed if sealed else None,
-                image_expires_at=capture.image_expires_at if sealed else None,
-                wrapped_key=sealed.wrapped_key if sealed else None,
-                kek_id=sealed.kek_id if sealed else None,
-                id=capture.id,
-                flight_id=capture.flight_id,
-                gate=capture.gate,
-                device=capture.device,
-                received_at=capture.received_at,
-                decision=capture.decision,
-                reason=capture.reason,
-                score=capture.score,
-                traveler_id=capture.traveler_id,
-                model=capture.model,
-            )
+        # A prebuilt Core insert: the ORM's bookkeeping for a row nothing reads back costs
+        # more than the insert, and it runs while the audit head is locked.
+        core.run(
+            self._session,
+            _INSERT_CAPTURE,
+            {
+                "policy_version": capture.policy_version,
+                "expires_at": capture.expires_at,
+                "image": sealed.sealed if sealed else None,
+                "image_expires_at": capture.image_expires_at if sealed else None,
+                "wrapped_key": sealed.wrapped_key if sealed else None,
+                "kek_id": sealed.kek_id if sealed else None,
+                "id": capture.id,
+                "flight_id": capture.flight_id,
+                "gate": capture.gate,
+                "device": capture.device,
+                "received_at": capture.received_at,
+                "decision": capture.decision,
+                "reason": capture.reason,
+                "score": capture.score,
+                "traveler_id": capture.traveler_id,
+                "model": capture.model,
+            },
         )
 
     def add_encounter(self, encounter: Encounter) -> bool:
         """Record the encounter; ``False`` if this traveler already has one on this flight.
-        The unique constraint decides, inside a savepoint, so concurrent gates on any number
-        of processes agree and the rest of the unit of work stands."""
+        The unique constraint decides, so concurrent gates on any number of processes agree
+        and the rest of the unit of work stands."""
         # Whatever the unit of work has pending is written first, in order; the insert then
         # stands aside on a conflict (the unique constraint: this traveler on this flight)
         # instead of failing, so no savepoint is needed and any other failure is its own.
-        self._session.flush()
-        inserted = self._session.execute(
-            _insert_unless_present(self._session, EncounterRow)
-            .values(
-                id=encounter.id,
-                flight_id=encounter.flight_id,
-                traveler_id=encounter.traveler_id,
-                direction=encounter.direction.value,
-                method=encounter.method.value,
-                gate=encounter.gate,
-                device=encounter.device,
-                occurred_at=encounter.occurred_at,
-                score=encounter.score,
-                model=encounter.model,
-                policy_version=encounter.policy_version,
-                capture_id=encounter.capture_id,
-                expires_at=encounter.expires_at,
-            )
-            .returning(EncounterRow.id)
+        inserted = core.run(
+            self._session,
+            _insert_encounter_unless_present(self._session),
+            {
+                "id": encounter.id,
+                "flight_id": encounter.flight_id,
+                "traveler_id": encounter.traveler_id,
+                "direction": encounter.direction.value,
+                "method": encounter.method.value,
+                "gate": encounter.gate,
+                "device": encounter.device,
+                "occurred_at": encounter.occurred_at,
+                "score": encounter.score,
+                "model": encounter.model,
+                "policy_version": encounter.policy_version,
+                "capture_id": encounter.capture_id,
+                "expires_at": encounter.expires_at,
+            },
         )
         return inserted.scalar_one_or_none() is not None
 
@@ -227,9 +230,7 @@ class SqlCacheGenerations:
         return self.current(name)
 
     def current(self, name: str) -> int:
-        value = self._session.scalar(
-            select(CacheGenerationRow.generation).where(CacheGenerationRow.name == name)
-        )
+        value = core.run(self._session, _GENERATION, {"name": name}).scalar()
         return int(value or 0)
 
 
@@ -268,11 +269,23 @@ class SqlCaseRepository:
         return bool(getattr(result, "rowcount", 0))
 
 
-def _insert_unless_present(session: Session, table: type[EncounterRow]) -> Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect (SQLite, PostgreSQL)."""
+_GENERATIONS = cast(Table, CacheGenerationRow.__table__)
+_INSERT_CAPTURE = insert(cast(Table, CaptureRow.__table__))
+_GENERATION = select(_GENERATIONS.c.generation).where(_GENERATIONS.c.name == bindparam("name"))
+_ENCOUNTERS = cast(Table, EncounterRow.__table__)
+# ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` in each dialect, built once.
+_INSERT_ENCOUNTER_UNLESS_PRESENT: dict[str, Insert] = {
+    "postgresql": postgresql.insert(_ENCOUNTERS)
+    .on_conflict_do_nothing()
+    .returning(_ENCOUNTERS.c.id),
+    "sqlite": sqlite.insert(_ENCOUNTERS).on_conflict_do_nothing().returning(_ENCOUNTERS.c.id),
+}
+
+
+def _insert_encounter_unless_present(session: Session) -> Insert:
+    """The encounter's insert that stands aside on a conflict, in the session's dialect."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"no conflict-free insert for {dialect}")
+    statement = _INSERT_ENCOUNTER_UNLESS_PRESENT.get(dialect)
+    if statement is None:
+        raise NotImplementedError(f"no conflict-free insert for {dialect}")
+    return statement

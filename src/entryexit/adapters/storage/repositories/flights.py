@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from entryexit.adapters.crypto.envelope import DecryptionError
+from entryexit.adapters.storage.repositories import core
 from entryexit.adapters.storage.repositories.travelers import new_id, optional_date
 from entryexit.adapters.storage.rows import flight_from_row
 from entryexit.adapters.storage.sealing import Sealer
@@ -40,6 +41,10 @@ from entryexit.domain.model import (
 from entryexit.errors import ConflictError, NotFoundError
 from entryexit.services.ports import ManifestStatus
 
+_FLIGHTS = cast(Table, FlightRow.__table__)
+# Read by every capture (its carrier and its gallery's version).
+_FLIGHT = select(*_FLIGHTS.c).where(_FLIGHTS.c.id == bindparam("id"))
+
 ERASED = "(erased)"
 
 
@@ -64,7 +69,7 @@ class SqlFlightRepository:
         )
 
     def get(self, flight_id: str) -> Flight | None:
-        row = self._session.get(FlightRow, flight_id)
+        row = core.run(self._session, _FLIGHT, {"id": flight_id}).first()
         return None if row is None else flight_from_row(row)
 
     def mark_gallery_staged(
@@ -176,6 +181,12 @@ class SqlFlightRepository:
         # A carrier's upload keeps its own copy of every traveler's details on the entry
         # (the agency's details apply everywhere: nothing to keep).
         keep_sent = details_by is not None and details_by != AGENCY
+
+        def claims(document: DocumentRow) -> bool:
+            """The agency's upload makes details a carrier set its own, changed or not: what
+            the agency states is its statement (a citizen's prints then go at the swap)."""
+            return details_by == AGENCY and document.details_by not in (None, AGENCY)
+
         entries: list[dict[str, object]] = []
 
         def key_of(traveler_id: str) -> bytes:
@@ -203,8 +214,9 @@ class SqlFlightRepository:
                 entry["sent"] = self._sealer.seal_personal(
                     key_of(document.traveler_id), document.traveler_id, _sent(traveler)
                 )
-            if key not in fresh_keys and self._details_changed(
-                document, known_keys.get(document.traveler_id), traveler
+            if key not in fresh_keys and (
+                claims(document)
+                or self._details_changed(document, known_keys.get(document.traveler_id), traveler)
             ):
                 data_key = key_of(document.traveler_id)
                 entry.update(

@@ -253,14 +253,24 @@ class SqlKioskRepository:
         )
         self._session.flush()
 
-    def opt_out_requests(self, pending_only: bool) -> list[KioskOptOutRequest]:
+    def opt_out_requests(
+        self, pending_only: bool, limit: int | None = None
+    ) -> list[KioskOptOutRequest]:
         query = select(KioskOptOutRequestRow)
         if pending_only:
             query = query.where(KioskOptOutRequestRow.handled_at.is_(None))
-        rows = self._session.scalars(
-            query.order_by(KioskOptOutRequestRow.requested_at.desc(), KioskOptOutRequestRow.id)
-        )
-        return [_request(row) for row in rows]
+        query = query.order_by(KioskOptOutRequestRow.requested_at.desc(), KioskOptOutRequestRow.id)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_request(row) for row in self._session.scalars(query)]
+
+    def count_opt_out_requests(self, pending_only: bool, device_id: str | None = None) -> int:
+        query = select(func.count()).select_from(KioskOptOutRequestRow)
+        if pending_only:
+            query = query.where(KioskOptOutRequestRow.handled_at.is_(None))
+        if device_id is not None:
+            query = query.where(KioskOptOutRequestRow.device_id == device_id)
+        return int(self._session.scalar(query) or 0)
 
     def handle_opt_out_request(self, request_id: str, at: datetime, by: str) -> bool:
         result = self._session.execute(

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from entryexit.adapters.storage.database import READ_ONLY_TRANSACTION
+from entryexit.adapters.storage.repositories import core
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import OutboxRow
 from entryexit.services.unit_of_work import OutboxMessage, ParkedWork
+
+# Written by every first match of a traveler on a flight (the admission's work).
+_INSERT = insert(cast(Table, OutboxRow.__table__))
 
 
 def _owner(message_id: str) -> str:
@@ -39,17 +44,19 @@ class SqlOutboxRepository:
                 _context(message.id),
             )
         )
-        self._session.add(
-            OutboxRow(
-                id=message.id,
-                kind=message.kind,
-                payload=json.dumps(message.payload, sort_keys=True),
-                created_at=message.created_at,
-                template=sealed.sealed if sealed else None,
-                wrapped_key=sealed.wrapped_key if sealed else None,
-                kek_id=sealed.kek_id if sealed else None,
-                attempts=0,
-            )
+        core.run(
+            self._session,
+            _INSERT,
+            {
+                "id": message.id,
+                "kind": message.kind,
+                "payload": json.dumps(message.payload, sort_keys=True),
+                "created_at": message.created_at,
+                "template": sealed.sealed if sealed else None,
+                "wrapped_key": sealed.wrapped_key if sealed else None,
+                "kek_id": sealed.kek_id if sealed else None,
+                "attempts": 0,
+            },
         )
 
     def pending(self, kind: str, limit: int) -> list[OutboxMessage]:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection
 from datetime import date, datetime
 
-from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy import BindParameter, Select, String, and_, bindparam, case, delete, or_, select
 from sqlalchemy.orm import Session
 
 from entryexit.adapters.crypto.envelope import DecryptionError
@@ -19,13 +19,21 @@ from entryexit.adapters.storage.sealing import (
 from entryexit.adapters.storage.tables import (
     DataKeyRow,
     DocumentRow,
+    FlightRow,
     ManifestConflictRow,
     ManifestEntryRow,
     ReferenceTemplateRow,
     TravelerRow,
     in_force,
 )
-from entryexit.domain.model import AGENCY, CitizenshipClass, DocumentKey, DocumentType, PhotoSource
+from entryexit.domain.model import (
+    AGENCY,
+    CitizenshipClass,
+    DocumentKey,
+    DocumentType,
+    Flight,
+    PhotoSource,
+)
 from entryexit.services.ports import StatedDetails, StoredTemplate, TravelerProfile
 
 logger = logging.getLogger(__name__)
@@ -71,6 +79,44 @@ def citizen_travelers(home_state: str, *, carrier_word: bool = False) -> Select[
             ),
         )
     )
+
+
+def _flight_class() -> Select[str | None, bytes | None, DataKeyRow | None]:
+    """:meth:`SqlTravelerRepository.citizenship_class` with a flight, built once (a capture's
+    hot path: building the statement cost more than running it). The class in force, and
+    where a rival carrier (neither the agency nor the flight's own) holds the details, the
+    flight's carrier's sealed copy from the manifest version in force, with the data key to
+    open it; the document on the flight's manifest first."""
+    entry = ManifestEntryRow
+    flight_id: BindParameter[str] = bindparam("flight_id", type_=String())
+    rival = and_(
+        DocumentRow.details_by.is_not(None),
+        DocumentRow.details_by.not_in((AGENCY, bindparam("carrier", type_=String()))),
+        entry.sent.is_not(None),
+    )
+    in_force_of_flight = (
+        select(FlightRow.manifest_version).where(FlightRow.id == flight_id).scalar_subquery()
+    )
+    return (
+        select(DocumentRow.citizenship_class, case((rival, entry.sent)), DataKeyRow)
+        .select_from(DocumentRow)
+        .outerjoin(
+            entry,
+            and_(
+                entry.document_id == DocumentRow.id,
+                entry.flight_id == flight_id,
+                entry.upload_id == in_force_of_flight,
+            ),
+        )
+        .outerjoin(DataKeyRow, and_(DataKeyRow.traveler_id == DocumentRow.traveler_id, rival))
+        .where(DocumentRow.traveler_id == bindparam("traveler_id", type_=String()))
+        .where(DocumentRow.citizenship_class.is_not(None))
+        .order_by(entry.id.is_(None))
+        .limit(1)
+    )
+
+
+_FLIGHT_CLASS = _flight_class()
 
 
 def document_for(session: Session, sealer: Sealer, key: DocumentKey, now: datetime) -> DocumentRow:
@@ -278,15 +324,42 @@ class SqlTravelerRepository:
         except DecryptionError:
             return {}
 
-    def citizenship_class(self, traveler_id: str) -> CitizenshipClass | None:
-        """:meth:`profile`'s class alone: one column, nothing opened (a capture's write)."""
-        value = self._session.execute(
-            select(DocumentRow.citizenship_class)
-            .where(DocumentRow.traveler_id == traveler_id)
-            .where(DocumentRow.citizenship_class.is_not(None))
-            .limit(1)
-        ).scalar()
-        return None if value is None else CitizenshipClass(str(value))
+    def citizenship_class(
+        self, traveler_id: str, flight: Flight | None = None
+    ) -> CitizenshipClass | None:
+        """:meth:`profile`'s class alone: one column, nothing opened (a capture's write).
+
+        With ``flight``, the class that flight decides by, as its gallery staging does
+        (``manifest_status`` with the flight's carrier): where a rival carrier holds the
+        document's details, what the flight's own carrier sent for it (probe P4: a carrier
+        that listed the traveler first must not set the retention of another carrier's
+        encounters); details the agency set govern every flight. One indexed statement; the
+        carrier's sealed copy is read, and the data key joined, only in that rival case."""
+        if flight is None:
+            value = self._session.execute(
+                select(DocumentRow.citizenship_class)
+                .where(DocumentRow.traveler_id == traveler_id)
+                .where(DocumentRow.citizenship_class.is_not(None))
+                .limit(1)
+            ).scalar()
+            return None if value is None else CitizenshipClass(str(value))
+        row = self._session.execute(
+            _FLIGHT_CLASS,
+            {"traveler_id": traveler_id, "flight_id": flight.id, "carrier": flight.carrier},
+        ).first()
+        if row is None:
+            return None
+        value, sent, data_key = row
+        if sent is not None and data_key is not None:
+            try:
+                own = self._sealer.open_personal(
+                    DocumentRow(traveler_id=traveler_id, personal=sent), data_key
+                )
+            except DecryptionError:  # sealed under a key shredded since: the details in force
+                own = {}
+            if own.get("citizenship_class"):
+                value = own["citizenship_class"]
+        return CitizenshipClass(str(value))
 
     def add_reference_template(
         self,

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from entryexit.adapters.storage.repositories import core
 from entryexit.adapters.storage.sealing import Sealer
 from entryexit.adapters.storage.tables import AlertRow, WatchlistEntryRow
 from entryexit.services.ports import AlertRecord, WatchlistEntry
+
+_ALERTS = cast(Table, AlertRow.__table__)
+# Read by every matched capture (an open alert sends it to an officer).
+_OPEN_ALERT = (
+    select(_ALERTS.c.id)
+    .where(_ALERTS.c.status == "open")
+    .where(_ALERTS.c.traveler_id == bindparam("traveler_id"))
+    .limit(1)
+)
 
 
 def alert_from_row(row: AlertRow) -> AlertRecord:
@@ -149,16 +160,8 @@ class SqlWatchlistRepository:
         return None if row is None else alert_from_row(row)
 
     def has_open_alert(self, traveler_id: str) -> bool:
-        session = self._session
-        return (
-            session.scalar(
-                select(AlertRow.id)
-                .where(AlertRow.status == "open")
-                .where(AlertRow.traveler_id == traveler_id)
-                .limit(1)
-            )
-            is not None
-        )
+        found = core.run(self._session, _OPEN_ALERT, {"traveler_id": traveler_id}).first()
+        return found is not None
 
     def disposition_alert(
         self,
