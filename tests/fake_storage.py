@@ -78,6 +78,7 @@ from entryexit.services.ports import (
     ManifestStatus,
     NewAdmission,
     SignInFailures,
+    StatedDetails,
     StoredFingerprint,
     StoredIdempotency,
     StoredPolicy,
@@ -393,7 +394,8 @@ def _shows_citizen(
         carrier_word or doc.details_by in (None, AGENCY)
     )
     return stated or (
-        doc.details.document_type is DocumentType.PASSPORT and key.issuing_state == home_state
+        doc.details.document_type in (DocumentType.PASSPORT, DocumentType.ID_CARD)
+        and key.issuing_state == home_state
     )
 
 
@@ -926,7 +928,8 @@ class _Travelers(_Repository):
                         for key, other in t.documents.items()
                         if other.traveler_id == traveler_id
                         and other.details is not None
-                        and other.details.document_type is DocumentType.PASSPORT
+                        and other.details.document_type
+                        in (DocumentType.PASSPORT, DocumentType.ID_CARD)
                     ),
                 )
         return TravelerProfile(None, None)
@@ -946,6 +949,50 @@ class _Travelers(_Repository):
                     return entry.sent.citizenship_class
                 return doc.details.citizenship_class
         return self.profile(traveler_id).citizenship_class
+
+    def stated_details(
+        self, traveler_ids: Collection[str], *, sealed: bool = True, proposed: bool = False
+    ) -> list[StatedDetails]:
+        t = self._r()
+        wanted = set(traveler_ids)
+        found: list[StatedDetails] = []
+        for key, doc in t.documents.items():
+            if doc.traveler_id not in wanted or doc.details is None:
+                continue
+            open_conflicts = sorted(
+                (
+                    c
+                    for c in t.manifest_conflicts.values()
+                    if c.document == key and c.resolved_at is None
+                ),
+                key=lambda c: (c.created_at, c.id),
+            )
+            born = _optional_date(_personal(t, doc).get("date_of_birth")) if sealed else None
+            found.append(
+                StatedDetails(
+                    doc.traveler_id,
+                    doc.details.citizenship_class,
+                    born,
+                    doc.details_by,
+                    disputed=bool(open_conflicts),
+                )
+            )
+            if not proposed or doc.details_by == AGENCY:
+                continue
+            data_key = t.data_keys.get(doc.traveler_id)
+            for c in open_conflicts:
+                readable = data_key is not None and data_key.id == c.sealed_under
+                found.append(
+                    StatedDetails(
+                        c.traveler_id,
+                        c.proposed.citizenship_class,
+                        c.proposed.date_of_birth if sealed and readable else None,
+                        c.proposed_by,
+                        c.id,
+                        True,
+                    )
+                )
+        return found
 
     def citizens(
         self, traveler_ids: Collection[str], home_state: str, *, sealed: bool = True
@@ -1610,6 +1657,10 @@ class _Fingerprints(_Repository):
             for (traveler, finger, key_engine), f in sorted(t.fingerprints.items())
             if traveler == row.traveler_id and key_engine == engine
         ]
+
+    def enrolled_travelers(self, after: str, limit: int) -> list[str]:
+        t = self._r()
+        return sorted({traveler for traveler, _, _ in t.fingerprints if traveler > after})[:limit]
 
     def of_flight(self, flight_id: str, engine: str) -> list[StoredFingerprint]:
         t = self._r()

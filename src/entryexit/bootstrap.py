@@ -273,7 +273,13 @@ def build_records(
         privacy=PrivacyReportService(reports, clock, audit, policies),
         fairness=FairnessReportService(reports, clock),
         flights=FlightService(
-            uow, clock, model, audit, home_state=settings.home_state, stager=manifest_workers
+            uow,
+            clock,
+            model,
+            audit,
+            home_state=settings.home_state,
+            stager=manifest_workers,
+            policies=policies,
         ),
         manifest_workers=manifest_workers,
     )

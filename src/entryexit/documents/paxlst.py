@@ -210,6 +210,8 @@ class _Person:
     issuing_state: str = ""
     booking_reference: str = ""
     in_document: bool = False
+    # The document read is a travel document (not a visa): a later DOC does not replace it.
+    travel_document: bool = False
 
 
 @dataclass(slots=True)
@@ -239,15 +241,77 @@ def _century(text: str, segment: Segment, today: date, *, past: bool) -> date:
     raise PaxlstError(f"{segment.where()}: {excerpt(text)} is not a date (YYMMDD or CCYYMMDD)")
 
 
-def parse_paxlst(data: bytes, today: date, home_state: str) -> PaxlstManifest:
-    """Parse an interchange of one or more PAXLST messages (parts of one list are joined)."""
+# The character sets of UNB 0001 (the syntax identifier) read here, as Python codecs. UNOA
+# and UNOB are subsets of ASCII (read as ASCII); UNOC to UNOK are parts of ISO 8859 (their
+# bytes 0x80-0x9F are no characters: refused); UNOW and UNOY are ISO 10646 in UTF-8.
+SYNTAX_CHARSETS = {
+    "UNOA": "ascii",
+    "UNOB": "ascii",
+    "UNOC": "iso8859-1",
+    "UNOD": "iso8859-2",
+    "UNOE": "iso8859-5",
+    "UNOF": "iso8859-7",
+    "UNOG": "iso8859-3",
+    "UNOH": "iso8859-4",
+    "UNOI": "iso8859-6",
+    "UNOJ": "iso8859-8",
+    "UNOK": "iso8859-9",
+    "UNOW": "utf-8",
+    "UNOY": "utf-8",
+}
+_BOM = b"\xef\xbb\xbf"
+_C1_BYTE = re.compile(rb"[\x80-\x9f]")
+
+
+def syntax_identifier(data: bytes) -> str | None:
+    """UNB 0001 of the interchange (after an optional UNA advice), upper-cased; None when
+    the interchange does not start with a UNB (a bare message)."""
+    head = data[: 9 + 64].decode("latin-1")  # one character a byte: ASCII-safe to scan
+    head = head.removeprefix(_BOM.decode("latin-1")).lstrip()
+    component, element = ":", "+"
+    if head.startswith("UNA") and len(head) >= 9:
+        component, element = head[3], head[4]
+        head = head[9:].lstrip()
+    if not head.startswith("UNB") or head[3:4] != element:
+        return None
+    value = head[4:]
+    for stop in (component, element):
+        value = value.split(stop, 1)[0]
+    return value.strip().upper()
+
+
+def decode_interchange(data: bytes) -> str:
+    """The interchange as text, decoded in the character set its UNB declares (UTF-8 when
+    there is no UNB). An interchange not valid in that set is refused, naming the first
+    offending byte's offset: it is never re-read in another set, which would turn every
+    traveler's name into mojibake for one bad byte (review L2)."""
+    declared = syntax_identifier(data)
+    charset = "utf-8" if declared is None else SYNTAX_CHARSETS.get(declared)
+    if charset is None:
+        raise PaxlstError(
+            f"UNB: syntax identifier {excerpt(declared or '')} is not supported; supported:"
+            f" {', '.join(SYNTAX_CHARSETS)}"
+        )
+    named = declared or "no UNB: UTF-8"
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    if charset.startswith("iso8859") and (bad := _C1_BYTE.search(data, start)) is not None:
+        raise PaxlstError(
+            f"byte {bad.start()}: 0x{data[bad.start()]:02X} is no character of {named}"
+            f" ({charset}), the character set UNB declares"
+        )
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("latin-1")
-        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
-            raise PaxlstError("the message is not text") from None
+        return data[start:].decode(charset)
+    except UnicodeDecodeError as exc:
+        raise PaxlstError(
+            f"byte {exc.start + start}: 0x{data[exc.start + start]:02X} is not valid {named}"
+            f" ({charset}) text; declare the character set the interchange is written in"
+        ) from None
+
+
+def parse_paxlst(data: bytes, today: date, home_state: str) -> PaxlstManifest:
+    """Parse an interchange of one or more PAXLST messages (parts of one list are joined),
+    decoded in the character set UNB declares (:func:`decode_interchange`)."""
+    text = decode_interchange(data)
     state = _State()
     messages = 0
     in_message: Segment | None = None
@@ -358,9 +422,19 @@ def _interpret(segment: Segment, state: _State) -> None:
     elif tag == "RFF" and segment.value(0, 0) == "AVF":  # the reservation reference
         person.booking_reference = segment.value(0, 1).strip().upper()
     elif tag == "DOC":
+        kind = segment.value(0, 0).strip().upper()
+        travel = not kind.startswith("V")
+        if person.document_number and (person.travel_document or not travel):
+            # The first travel document (passport, identity or residence card) stays the
+            # traveler's: a visa DOC after it (as API messages carry), or a second document,
+            # replaces neither it nor its expiry and issuer (review L3).
+            person.in_document = False
+            return
         person.in_document = True
-        person.document_type = segment.value(0, 0).strip().upper()
+        person.travel_document = travel
+        person.document_type = kind
         person.document_number = segment.value(1, 0).strip().upper()
+        person.expiry = person.issuing_state = ""
 
 
 def _travelers(
@@ -502,8 +576,11 @@ def export_paxlst(
         ]
     body.append(f"CNT+42:{len(travelers)}")
     body.append(f"UNT+{len(body) + 1}+{reference}")
+    # The character set declared is the one written: UNOA while every character is ASCII,
+    # else UTF-8 (UNOW), which parse_paxlst then reads (and nothing else).
+    syntax = "UNOA" if all(segment.isascii() for segment in body) else "UNOW"
     envelope = [
-        f"UNB+UNOA:4+ENTRYEXIT+RECEIVER+{departure.strftime('%y%m%d')}:0000+{reference}",
+        f"UNB+{syntax}:4+ENTRYEXIT+RECEIVER+{departure.strftime('%y%m%d')}:0000+{reference}",
         *body,
         f"UNZ+1+{reference}",
     ]

@@ -109,6 +109,38 @@ def refused_character(text: str) -> tuple[int, str] | None:
     return None
 
 
+# Combining marks one base letter may carry in a name (after NFC): Vietnamese stacks two
+# (e.g. U+1EC7 is one letter after NFC; a decomposed form is composed first); more draw far
+# above and below the line, over the neighbouring rows an officer reads (review L4).
+MAX_COMBINING_RUN = 2
+
+
+def stacked_marks(text: str) -> int | None:
+    """The 1-based position (in the NFC form) of the first combining mark beyond
+    :data:`MAX_COMBINING_RUN` in a row; None when there is none."""
+    if text.isascii():
+        return None
+    run = 0
+    for position, character in enumerate(unicodedata.normalize("NFC", text), start=1):
+        if unicodedata.category(character) in ("Mn", "Mc", "Me"):
+            run += 1
+            if run > MAX_COMBINING_RUN:
+                return position
+        else:
+            run = 0
+    return None
+
+
+def check_machine_label(value: str, what: str, max_length: int) -> str:
+    """A gate's or device's label (a machine name shown to officers): stripped, 1 to
+    ``max_length`` printable ASCII characters (review L4: no combining marks, homoglyphs or
+    direction controls in a name an officer trusts to say where a capture came from)."""
+    text = value.strip()
+    if not text or len(text) > max_length or not (text.isascii() and text.isprintable()):
+        raise InvalidInputError(f"{what} must be 1 to {max_length} printable ASCII characters")
+    return text
+
+
 def check_name(value: object, label: str, *, required: bool) -> str:
     """A person's name as stored: stripped, at most :data:`MAX_NAME_LENGTH` characters of
     visible text (see the module docstring); ``required`` names may not be empty."""
@@ -133,6 +165,12 @@ def check_name(value: object, label: str, *, required: bool) -> str:
         raise InvalidInputError(
             f"'{label}' has control characters or invisible or invalid ones:"
             f" U+{ord(character):04X} at position {position}"
+        )
+    stacked = stacked_marks(text)
+    if stacked is not None:
+        raise InvalidInputError(
+            f"'{label}' stacks more than {MAX_COMBINING_RUN} combining marks on one letter"
+            f" (position {stacked} after NFC)"
         )
     return text
 

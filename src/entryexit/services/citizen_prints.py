@@ -6,9 +6,14 @@ count (the event names the traveler's id, nothing else about them)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 from entryexit.domain.access import Principal
+from entryexit.domain.fingerprints import FingerprintRules
+from entryexit.domain.model import AGENCY
+from entryexit.domain.policy import age_on
 from entryexit.services.audit import AuditTrail
+from entryexit.services.ports import StatedDetails
 from entryexit.services.unit_of_work import UnitOfWork
 
 
@@ -55,4 +60,88 @@ def drop_citizens_prints(
                 {"templates": gone, "reason": "citizen", "cause": cause},
             )
             dropped += gone
+    return dropped
+
+
+# Exempt travelers' prints (C1 of the session-9 probe): the policy's ``[fingerprints]`` rule
+# (class and age) is re-checked wherever prints are used, on the details in force, as the
+# citizen rule is; and prints the agency's own details exempt are deleted.
+
+
+def says_no_prints(rules: FingerprintRules, details: StatedDetails, today: date) -> bool:
+    """Whether these details make the policy take no prints (an exempt class, or an age
+    under ``min_age`` or over ``max_age``; an unknown birth date: the class decides)."""
+    born = details.date_of_birth
+    return not rules.takes_prints(details.citizenship_class, age_on(born, today) if born else None)
+
+
+def exempt_travelers(
+    uow: UnitOfWork,
+    traveler_ids: Iterable[str],
+    rules: FingerprintRules,
+    today: date,
+    *,
+    sealed: bool = True,
+) -> frozenset[str]:
+    """Those of ``traveler_ids`` whose details in force (any described document, whoever
+    stated them) make the policy take no prints: their enrolled prints are not compared. One
+    query for the batch; without ``sealed`` only the class decides (nothing opened), so a
+    caller checks the ages of the few it keeps (as the citizen check does)."""
+    return frozenset(
+        d.traveler_id
+        for d in uow.travelers.stated_details(set(traveler_ids), sealed=sealed)
+        if says_no_prints(rules, d, today)
+    )
+
+
+def agency_exempt(details: Iterable[StatedDetails], rules: FingerprintRules, today: date) -> bool:
+    """Whether details the agency stated (or that were stored before who stated them was
+    recorded) make the policy take no prints: the agency's word decides alone; a carrier's
+    alone deletes nothing (review H1), its prints are only refused by every comparison."""
+    return any(
+        d.conflict_id is None and d.by in (None, AGENCY) and says_no_prints(rules, d, today)
+        for d in details
+    )
+
+
+def drop_exempt_prints(
+    uow: UnitOfWork,
+    traveler_ids: Iterable[str],
+    rules: FingerprintRules,
+    today: date,
+    audit: AuditTrail | None,
+    actor: Principal | None,
+    cause: str,
+    *,
+    agency_decided: bool = False,
+) -> int:
+    """Delete the enrolled prints of those of ``traveler_ids`` whose details make the policy
+    take no prints now, when the agency stated those details, or (``agency_decided``: the
+    agency just resolved a conflict on them) put them in force; audited with a count each.
+    Returns how many templates went. Without ``audit`` the caller records the count (the
+    retention purge: one event a batch, as for every kind it deletes)."""
+    by_traveler: dict[str, list[StatedDetails]] = {}
+    for d in uow.travelers.stated_details(set(traveler_ids)):
+        by_traveler.setdefault(d.traveler_id, []).append(d)
+    dropped = 0
+    for traveler_id, details in sorted(by_traveler.items()):
+        exempt = (
+            any(says_no_prints(rules, d, today) for d in details)
+            if agency_decided
+            else agency_exempt(details, rules, today)
+        )
+        if not exempt:
+            continue
+        gone = uow.fingerprints.delete_of_traveler(traveler_id)
+        if gone and audit is not None:
+            audit.record(
+                uow,
+                "fingerprint purge",
+                "ok",
+                actor,
+                "traveler",
+                traveler_id,
+                {"templates": gone, "reason": "exempt", "cause": cause},
+            )
+        dropped += gone
     return dropped

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar, cast
 
@@ -47,6 +47,7 @@ from entryexit.domain.access import Permission, Principal
 from entryexit.domain.fingerprints import (
     CombinedEvidence,
     FingerprintDecision,
+    FingerprintRules,
     check_finger,
     combine_face_and_finger,
     decide,
@@ -61,6 +62,7 @@ from entryexit.errors import (
     WorkerUnavailableError,
 )
 from entryexit.services.audit import AuditTrail
+from entryexit.services.citizen_prints import exempt_travelers, says_no_prints
 from entryexit.services.console import OPEN_DECISIONS
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
@@ -360,11 +362,17 @@ class FingerprintService:
         rules = policy.fingerprints
         with self._uow(read_only=True) as uow:
             profile, citizen = self._profile(uow, document)
+            disputed = self._disputed(uow, document, rules, now.date())
         citizenship, born = profile.citizenship_class, profile.date_of_birth
         age = age_on(born, now.date()) if born else None
-        if citizen or not rules.takes_prints(citizenship, age):
+        if citizen or not rules.takes_prints(citizenship, age) or disputed == "":
             raise ConflictError(
                 f"the policy in force ({policy.version}) takes no fingerprints from this traveler"
+            )
+        if disputed is not None:
+            raise ConflictError(
+                "the traveler's details are disputed between carriers, and one side's would"
+                f" take no prints: resolve manifest conflict {disputed} first"
             )
         assert citizenship is not None  # takes_prints says so
         wanted = set(rules.fingers)
@@ -382,10 +390,11 @@ class FingerprintService:
             # (or changed the class) while the prints were extracted deleted nothing, since
             # there was nothing yet; storing now would keep a citizen's prints.
             current, citizen_now = self._profile(uow, document)
-            if citizen_now or (
-                current.citizenship_class,
-                current.date_of_birth,
-            ) != (citizenship, born):
+            if (
+                citizen_now
+                or (current.citizenship_class, current.date_of_birth) != (citizenship, born)
+                or self._disputed(uow, document, rules, now.date()) is not None
+            ):
                 raise ConflictError(
                     "the traveler's details changed while the prints were read; enrol again"
                 )
@@ -441,6 +450,22 @@ class FingerprintService:
         nationality of the rest only."""
         return uow.travelers.citizens(traveler_ids, self._home_state, sealed=sealed)
 
+    def _disputed(
+        self, uow: UnitOfWork, document: DocumentKey, rules: FingerprintRules, today: date
+    ) -> str | None:
+        """Strictest wins while details are disputed (probe C1): the id of an open manifest
+        conflict whose proposed details would make the policy take no prints from the
+        document's traveler; "" when details in force on another of their documents would;
+        None when every side's details allow prints. Details the agency set decide alone (no
+        proposal against them is counted)."""
+        traveler = uow.travelers.traveler_for_document(document)
+        if traveler is None:
+            return None
+        for details in uow.travelers.stated_details({traveler}, proposed=True):
+            if says_no_prints(rules, details, today):
+                return details.conflict_id or ""
+        return None
+
     def _profile(self, uow: UnitOfWork, document: DocumentKey) -> tuple[TravelerProfile, bool]:
         """The document's traveler's profile, and whether they are a citizen."""
         traveler = uow.travelers.traveler_for_document(document)
@@ -482,7 +507,9 @@ class FingerprintService:
         engine = self.engine
         with self._uow(read_only=True) as uow:
             enrolled = {f.finger: f for f in uow.fingerprints.of_document(document, engine.key)}
-            citizen = bool(self._citizens(uow, {f.traveler_id for f in enrolled.values()}))
+            holders = {f.traveler_id for f in enrolled.values()}
+            citizen = bool(self._citizens(uow, holders))
+            exempt = bool(exempt_travelers(uow, holders, policy.fingerprints, now.date()))
         if not enrolled:
             raise NotFoundError("no fingerprints are enrolled for this document")
         if citizen:
@@ -491,6 +518,14 @@ class FingerprintService:
             raise ConflictError(
                 "this document's holder is a citizen: prints enrolled for them are not used"
                 " (they are deleted at the next purge)"
+            )
+        if exempt:
+            # Enrolled before the details in force said so (a birth date or class corrected,
+            # an age passed): never compared; deleted once the agency's details say so.
+            raise ConflictError(
+                f"the policy in force ({policy.version}) takes no fingerprints from this"
+                " document's holder by the details in force (age or class): prints enrolled"
+                " for them are not used"
             )
         compared = [p for p in prints if p.finger in enrolled]
         if not compared:
@@ -640,8 +675,15 @@ class FingerprintService:
             kept = [
                 p for p in uow.fingerprints.case_prints(capture_id) if p.officer_id == actor.key_id
             ]
-            # A citizen's enrolled prints (from before the rule) are not drawn or paired.
-            citizens = self._citizens(uow, {p.traveler_id for p in kept})
+            # A citizen's enrolled prints (from before the rule), or those of a traveler the
+            # policy now takes no prints from (age, class), are not drawn or paired.
+            holders = {p.traveler_id for p in kept}
+            citizens = self._citizens(uow, holders) | exempt_travelers(
+                uow,
+                holders,
+                self._policies.in_force(self._clock()).fingerprints,
+                self._clock().date(),
+            )
             enrolled = {
                 (stored.traveler_id, stored.engine, stored.finger): stored
                 for traveler, engine in {(p.traveler_id, p.engine) for p in kept}
@@ -781,7 +823,12 @@ class FingerprintService:
             # A citizen's prints (enrolled before the rule) are never searched: decided for
             # the whole flight in one query on clear columns, opening nobody's details
             # (review L10); a national shown only by sealed details is left out below.
-            citizens = self._citizens(uow, {f.traveler_id for f in enrolled}, sealed=False)
+            # So is a traveler of a class the policy exempts; the ages (sealed birth dates)
+            # are checked below, for the candidates named only.
+            holders = {f.traveler_id for f in enrolled}
+            citizens = self._citizens(uow, holders, sealed=False) | exempt_travelers(
+                uow, holders, policy.fingerprints, now.date(), sealed=False
+            )
             enrolled = [f for f in enrolled if f.traveler_id not in citizens]
         probes = {p.finger: self._template(p) for p in prints}
         hits = self._watchlist_hits(probes)
@@ -808,7 +855,10 @@ class FingerprintService:
             while len(picked) < MAX_CANDIDATES and len(picked) + len(nationals) < len(ranked):
                 start = len(picked) + len(nationals)
                 batch = ranked[start : start + MAX_CANDIDATES - len(picked)]
-                found = self._citizens(uow, {traveler for _, traveler, _ in batch})
+                named = {traveler for _, traveler, _ in batch}
+                found = self._citizens(uow, named) | exempt_travelers(
+                    uow, named, policy.fingerprints, now.date()
+                )
                 nationals |= found
                 picked += [item for item in batch if item[1] not in found]
         searched = len(by_traveler) - len(nationals)

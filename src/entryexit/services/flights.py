@@ -34,7 +34,8 @@ from entryexit.domain.model import (
 )
 from entryexit.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from entryexit.services.audit import AuditTrail
-from entryexit.services.citizen_prints import drop_citizens_prints
+from entryexit.services.citizen_prints import drop_citizens_prints, drop_exempt_prints
+from entryexit.services.policies import PolicyService
 from entryexit.services.ports import Clock, ManifestStatus
 from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_transaction
 
@@ -203,7 +204,9 @@ class FlightService:
         sleep: Callable[[float], None] = time.sleep,
         home_state: str = "UTO",
         stager: ManifestStager | None = None,
+        policies: PolicyService | None = None,
     ) -> None:
+        self._policies = policies
         self._uow = uow
         self._clock = clock
         self._model = model
@@ -480,6 +483,20 @@ class FlightService:
                     self._audit,
                     actor,
                     "manifest conflict",
+                )
+            if conflict.traveler_id and self._policies is not None:
+                # The agency has decided which details stand: prints the policy takes no
+                # more from them (an age or class now in force) go in this transaction.
+                now = self._clock()
+                drop_exempt_prints(
+                    uow,
+                    [conflict.traveler_id],
+                    self._policies.in_force(now).fingerprints,
+                    now.date(),
+                    self._audit,
+                    actor,
+                    "manifest conflict",
+                    agency_decided=True,
                 )
             return conflict
 

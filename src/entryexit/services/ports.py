@@ -342,10 +342,26 @@ class TravelerProfile:
     citizenship_class: CitizenshipClass | None
     date_of_birth: date | None
     # What the citizen rule adds to the clear columns (``TravelerRepository.citizens``): the
-    # nationality, sealed; and the states whose passports they hold (a carrier's word deletes
-    # no prints of a traveler without the home state's passport).
+    # nationality, sealed; and the states whose passports (or national identity cards) they
+    # hold (a carrier's word deletes no prints of a traveler without such a home-state one).
     nationality: str | None = None
     passport_states: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class StatedDetails:
+    """Details that decide whether the policy takes a traveler's prints: those in force on one
+    of their described documents (``conflict_id`` None), or those an open manifest conflict
+    proposes for it. ``by`` is who stated them (a carrier's code, ``AGENCY``, or None: set
+    before this was recorded, taken as the agency's); ``disputed``: an open conflict names the
+    document. ``date_of_birth`` is None when unknown or not opened (clear columns only)."""
+
+    traveler_id: str
+    citizenship_class: CitizenshipClass | None
+    date_of_birth: date | None
+    by: str | None
+    conflict_id: str | None = None
+    disputed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.model import CitizenshipClass, DocumentKey, EncounterMethod, Flight
-from entryexit.domain.policy import Participation, age_on
+from entryexit.domain.policy import Participation, Policy, age_on
 from entryexit.errors import (
     ConflictError,
     InvalidInputError,
@@ -18,11 +18,12 @@ from entryexit.errors import (
     PermissionDeniedError,
 )
 from entryexit.services.audit import AuditTrail
+from entryexit.services.citizen_prints import agency_exempt, drop_exempt_prints
 from entryexit.services.encounters import new_encounter
 from entryexit.services.flights import FlightService
 from entryexit.services.gallery import GalleryService
 from entryexit.services.policies import PolicyService
-from entryexit.services.ports import Clock
+from entryexit.services.ports import Clock, StatedDetails
 from entryexit.services.unit_of_work import (
     EncounterHook,
     ReportQueries,
@@ -189,6 +190,9 @@ PURGE_BATCH_SIZE = 200
 
 # The purge's kind for enrolled prints of citizens (deleted whatever their expiry).
 CITIZENS_PRINTS = "citizen_fingerprint_templates"
+# ... and of travelers the policy takes no prints from by the agency's details (an age under
+# or over the policy's bounds, an exempt class: probe C1), whatever their expiry.
+EXEMPT_PRINTS = "exempt_fingerprint_templates"
 
 
 class PurgeService:
@@ -259,6 +263,8 @@ class PurgeService:
 
         while gone := in_transaction(self._uow, citizens):
             totals[CITIZENS_PRINTS] = totals.get(CITIZENS_PRINTS, 0) + gone
+        if gone := self._exempt_prints(policy, now, recorded):
+            totals[EXEMPT_PRINTS] = totals.get(EXEMPT_PRINTS, 0) + gone
         while True:
             with self._uow(read_only=True) as reading:
                 due = reading.retention.biographic_due(now, policy, self._batch_size)
@@ -276,6 +282,46 @@ class PurgeService:
             self._uow.scrub()
         return totals
 
+    def _exempt_prints(
+        self,
+        policy: Policy,
+        now: datetime,
+        recorded: Callable[[dict[str, int], UnitOfWork], dict[str, int]] | None,
+        uow: UnitOfWork | None = None,
+    ) -> int:
+        """Delete the prints of travelers the agency's details say the policy takes none from
+        (:func:`drop_exempt_prints`), a page of ``batch_size`` enrolled travelers at a time:
+        found by a read (birth dates opened) outside the write lock, re-checked inside it.
+        With ``uow`` (a preview), all in that transaction, left uncommitted."""
+        rules, today, after, total = policy.fingerprints, now.date(), "", 0
+        while True:
+            if uow is not None:
+                page = uow.fingerprints.enrolled_travelers(after, self._batch_size)
+                if not page:
+                    return total
+                after = page[-1]
+                total += drop_exempt_prints(uow, page, rules, today, None, None, "purge")
+                continue
+            with self._uow(read_only=True) as reading:
+                page = reading.fingerprints.enrolled_travelers(after, self._batch_size)
+                if not page:
+                    return total
+                after = page[-1]
+                by_traveler: dict[str, list[StatedDetails]] = {}
+                for details in reading.travelers.stated_details(page):
+                    by_traveler.setdefault(details.traveler_id, []).append(details)
+            due = [t for t, found in by_traveler.items() if agency_exempt(found, rules, today)]
+            if not due:
+                continue
+
+            def drop(uow: UnitOfWork, due: list[str] = due) -> int:
+                gone = drop_exempt_prints(uow, due, rules, today, None, None, "purge")
+                if gone and recorded is not None:
+                    recorded({EXEMPT_PRINTS: gone}, uow)
+                return gone
+
+            total += in_transaction(self._uow, drop)
+
     def preview(self, as_of: datetime) -> dict[str, int]:
         """What a purge at ``as_of`` would delete, under the policy in force then: the purge
         itself, run and rolled back (nothing is deleted, nothing recorded)."""
@@ -286,7 +332,12 @@ class PurgeService:
         with self._uow() as uow:  # left uncommitted
             counts = uow.retention.purge_expired(as_of, policy)
             citizens = uow.retention.purge_citizens_prints(self._home_state)
-            return counts | ({CITIZENS_PRINTS: citizens} if citizens else {})
+            exempt = self._exempt_prints(policy, as_of, None, uow)
+            return (
+                counts
+                | ({CITIZENS_PRINTS: citizens} if citizens else {})
+                | ({EXEMPT_PRINTS: exempt} if exempt else {})
+            )
 
 
 ERASURE_REASONS = ("court_order", "mistaken_enrolment")

@@ -58,6 +58,7 @@ from entryexit.services.ports import (
     ManifestStatus,
     NewAdmission,
     SignInFailures,
+    StatedDetails,
     StoredFingerprint,
     StoredIdempotency,
     StoredPolicy,
@@ -179,6 +180,17 @@ class TravelerRepository(Protocol):
         ``sealed``, also a national of ``home_state`` among the rest (their sealed details
         opened). The one definition: the purge and a manifest's swap ask the same question
         of the clear columns, without a carrier's word."""
+        ...
+
+    def stated_details(
+        self, traveler_ids: Collection[str], *, sealed: bool = True, proposed: bool = False
+    ) -> list[StatedDetails]:
+        """The details in force of every described document of ``traveler_ids`` (one query,
+        clear columns; with ``sealed``, birth dates opened), each marked ``disputed`` when an
+        open manifest conflict names its document; with ``proposed``, also the details each
+        such conflict proposes, unless the agency set the document's details (they decide
+        alone). Without ``sealed`` and ``proposed``: one query on clear columns, nothing
+        opened, ``disputed`` not looked up."""
         ...
 
     def citizenship_class(
@@ -553,6 +565,10 @@ class FingerprintRepository(Protocol):
         """The flight's travelers (manifest in force) with prints whom a stored document shows
         to be citizens (class ``citizen``, or a passport ``home_state`` issued); nothing
         sealed is opened."""
+        ...
+
+    def enrolled_travelers(self, after: str, limit: int) -> list[str]:
+        """Up to ``limit`` travelers with enrolled prints, in id order after ``after``."""
         ...
 
     def delete_of_traveler(self, traveler_id: str) -> int:

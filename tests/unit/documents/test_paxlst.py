@@ -329,3 +329,110 @@ def test_the_reservation_reference_relates_travelers_and_is_checked() -> None:
     ]
     (flagged,) = message.flagged
     assert "booking_reference" in flagged.reason
+
+
+# --- the character set UNB declares (review L2) ------------------------------------------------
+def _interchange(syntax: str, names: list[tuple[str, str]]) -> str:
+    segments = ["UNH+1+PAXLST:D:05B:UN:IATA", "BGM+745", "TDT+20+XX101+++XX"]
+    for i, (surname, given_name) in enumerate(names):
+        segments += [
+            f"NAD+FL+++{surname}:{given_name}",
+            "ATT+2++M",
+            "DTM+329:19800101",
+            "NAT+2+FRA",
+            f"DOC+P:110:111+X{i}234567",
+            "DTM+36:20300101",
+            "LOC+91+FRA",
+        ]
+    segments.append(f"UNT+{len(segments) + 1}+1")
+    envelope = [f"UNB+{syntax}:4+X+Y+261201:0000+1", *segments, "UNZ+1+1"]
+    return "".join(f"{segment}'\n" for segment in envelope)
+
+
+NAMES = [("RENÉ", "ZOË"), ("MÜLLER", "JÜRGEN"), ("SMITH", "X")]
+
+
+@pytest.mark.parametrize(
+    ("syntax", "encoding"), [("UNOW", "utf-8"), ("UNOY", "utf-8"), ("UNOC", "latin-1")]
+)
+def test_names_are_read_in_the_declared_character_set(syntax: str, encoding: str) -> None:
+    data = _interchange(syntax, NAMES).encode(encoding)
+    manifest = parse_paxlst(data, TODAY, "UTO")
+    assert [(t.surname, t.given_names) for t in manifest.travelers] == NAMES
+    assert manifest.flagged == ()
+
+
+def test_one_invalid_byte_refuses_the_interchange_naming_its_offset() -> None:
+    """The probe's paxlst-mojibake.py: an overlong '/' (C0 AF) in traveler 3's name. Before,
+    everything was re-read as Latin-1 (the others' names stored as mojibake, or flagged)."""
+    data = _interchange("UNOW", NAMES).encode().replace(b"SMITH", b"SMI\xc0\xafTH")
+    offset = data.index(b"\xc0")
+    with pytest.raises(PaxlstError, match=f"byte {offset}: 0xC0 is not valid UNOW"):
+        parse_paxlst(data, TODAY, "UTO")
+
+
+def test_utf8_under_a_declared_ascii_or_latin1_set_is_refused() -> None:
+    utf8 = _interchange("UNOA", NAMES).encode()
+    offset = utf8.index(b"\xc3")
+    with pytest.raises(PaxlstError, match=f"byte {offset}: 0xC3 is not valid UNOA"):
+        parse_paxlst(utf8, TODAY, "UTO")
+    # UTF-8's É (C3 89) under UNOC: 0x89 is no ISO 8859-1 character.
+    latin = _interchange("UNOC", NAMES).encode()
+    offset = latin.index(b"\x89")
+    with pytest.raises(PaxlstError, match=f"byte {offset}: 0x89 is no character"):
+        parse_paxlst(latin, TODAY, "UTO")
+
+
+def test_an_unknown_syntax_identifier_is_refused() -> None:
+    with pytest.raises(PaxlstError, match="syntax identifier 'UNOX' is not supported"):
+        parse_paxlst(_interchange("UNOX", NAMES).encode(), TODAY, "UTO")
+
+
+def test_the_declared_set_is_found_after_custom_separators_and_a_bom() -> None:
+    text = _interchange("UNOC", NAMES)
+    custom = "UNA*#.? |" + text.replace("'", "|").replace(":", "*").replace("+", "#")
+    manifest = parse_paxlst(custom.encode("latin-1"), TODAY, "UTO")
+    assert [t.surname for t in manifest.travelers] == [s for s, _ in NAMES]
+    bom = b"\xef\xbb\xbf" + _interchange("UNOW", NAMES).encode()
+    assert parse_paxlst(bom, TODAY, "UTO").travelers[0].surname == "RENÉ"
+
+
+def test_an_export_with_accented_names_declares_utf8_and_reads_back() -> None:
+    data = _interchange("UNOW", NAMES).encode()
+    travelers = list(parse_paxlst(data, TODAY, "UTO").travelers)
+    exported = export_paxlst("XX", "101", "UTO", "LHR", TODAY, travelers)
+    assert "UNB+UNOW:4" in exported
+    again = parse_paxlst(exported.encode(), TODAY, "UTO").travelers
+    assert [(t.surname, t.given_names) for t in again] == NAMES
+
+
+# --- the first travel document stays the traveler's (review L3) ------------------------------
+def _two_docs(first: list[str], second: list[str]) -> bytes:
+    person = ["NAD+FL+++DOE:JOHN", "ATT+2++M", "DTM+329:19800101", "NAT+2+FRA"]
+    return _message([person + first + second])
+
+
+PASSPORT = ["DOC+P:110:111+X1234567", "DTM+36:20300101", "LOC+91+FRA"]
+VISA = ["DOC+V:110:111+V998877", "DTM+36:20270101", "LOC+91+UTO"]
+ID_CARD = ["DOC+I:110:111+I555555", "DTM+36:20290101", "LOC+91+DEU"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [(PASSPORT, VISA), (VISA, PASSPORT), (PASSPORT, ID_CARD)]
+)
+def test_a_visa_or_second_document_does_not_replace_the_travel_document(
+    first: list[str], second: list[str]
+) -> None:
+    """The probe's paxlst-visa-doc.py (a passport DOC, then a UTO visa DOC), both orders, and
+    a second travel document: the traveler is keyed on the (first) passport, its expiry and
+    issuer."""
+    (traveler,) = parse_paxlst(_two_docs(first, second), TODAY, "UTO").travelers
+    assert traveler.document == DocumentKey("FRA", "X1234567")
+    assert traveler.document_type is DocumentType.PASSPORT
+    assert traveler.document_expiry == date(2030, 1, 1)
+
+
+def test_a_visa_alone_is_still_the_document_read() -> None:
+    (traveler,) = parse_paxlst(_two_docs(VISA, []), TODAY, "UTO").travelers
+    assert traveler.document == DocumentKey("UTO", "V998877")
+    assert traveler.document_type is DocumentType.VISA

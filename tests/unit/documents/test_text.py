@@ -7,6 +7,7 @@ import pytest
 from entryexit.documents.text import (
     MAX_JSON_DEPTH,
     check_json_depth,
+    check_machine_label,
     check_name,
     excerpt,
     normalise_document_number,
@@ -89,3 +90,30 @@ def test_json_depth_is_bounded_before_parsing() -> None:
     with pytest.raises(InvalidInputError, match="nested more than"):
         check_json_depth(b'{"a": "\\"[", "b":' + b"[" * (MAX_JSON_DEPTH + 1))
     check_json_depth(b'"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[')  # unterminated
+
+
+# --- stacked combining marks and machine labels (review L4) ----------------------------------
+@pytest.mark.parametrize(
+    "name",
+    ["RENÉ", "Nguyê\u0303n", "NGUYE\u0302\u0303N", "Zoe\u0308", "A\u0301\u0302", "Æsa"],
+)
+def test_names_with_up_to_two_marks_on_a_letter_are_accepted(name: str) -> None:
+    assert check_name(name, "surname", required=True) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "position"),
+    [("G" + "\u0301" * 20, 4), ("AB\u0300\u0301\u0302\u0303", 5), ("E\u0301\u0301\u0301\u0301", 4)],
+)
+def test_a_letter_stacking_more_than_two_marks_is_refused(name: str, position: int) -> None:
+    """The probe's 20 x U+0301 (drawn over the rows above and below on the officer's pages).
+    NFC composes first (E + U+0301 is É), so a composed letter with two marks is still read."""
+    with pytest.raises(InvalidInputError, match=f"position {position} after NFC"):
+        check_name(name, "surname", required=True)
+
+
+def test_machine_labels_are_printable_ascii_only() -> None:
+    assert check_machine_label("  Gate 12-B ", "gate", 40) == "Gate 12-B"
+    for hostile in ("G1" + "\u0301" * 20, "G\u202e1", "Gаte", "", " ", "x" * 41):
+        with pytest.raises(InvalidInputError, match="printable ASCII"):
+            check_machine_label(hostile, "gate", 40)

@@ -186,6 +186,18 @@ class SqlFingerprintRepository:
         ).all()
         return self._opened(rows)
 
+    def enrolled_travelers(self, after: str, limit: int) -> list[str]:
+        """Up to ``limit`` travelers with enrolled prints, by id, after ``after`` (a page)."""
+        return list(
+            self._session.scalars(
+                select(FingerprintTemplateRow.traveler_id)
+                .distinct()
+                .where(FingerprintTemplateRow.traveler_id > after)
+                .order_by(FingerprintTemplateRow.traveler_id)
+                .limit(limit)
+            )
+        )
+
     def delete_of_traveler(self, traveler_id: str) -> int:
         """Delete every enrolled finger of the traveler (any engine); returns how many."""
         gone = self._session.execute(

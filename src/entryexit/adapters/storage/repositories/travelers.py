@@ -20,6 +20,7 @@ from entryexit.adapters.storage.tables import (
     DataKeyRow,
     DocumentRow,
     FlightRow,
+    ManifestConflictRow,
     ManifestEntryRow,
     ReferenceTemplateRow,
     TravelerRow,
@@ -33,7 +34,7 @@ from entryexit.domain.model import (
     Flight,
     PhotoSource,
 )
-from entryexit.services.ports import StoredTemplate, TravelerProfile
+from entryexit.services.ports import StatedDetails, StoredTemplate, TravelerProfile
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +47,17 @@ def optional_date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
+# The documents whose issue by the home state shows their holder to be its citizen: its
+# passport, and its national identity card (issued to nationals only, review L1); a visa or
+# a residence card it issued shows the opposite.
+CITIZENSHIP_EVIDENCE = (DocumentType.PASSPORT.value, DocumentType.ID_CARD.value)
+
+
 def citizen_travelers(home_state: str, *, carrier_word: bool = False) -> Select[str]:
     """The one definition of a citizen on clear columns: the travelers any stored document
     shows to be citizens, holding a passport ``home_state`` issued, or of the citizen class
     as the agency stated it (or as it was stored before documents recorded who set them).
+    A national identity card ``home_state`` issued counts as its passport does.
     Any of the traveler's documents counts, whatever their others say (review L11).
 
     A carrier's word alone deletes no prints (review H1: a desk key re-sending its manifest
@@ -66,7 +74,7 @@ def citizen_travelers(home_state: str, *, carrier_word: bool = False) -> Select[
         or_(
             stated,
             and_(
-                DocumentRow.document_type == DocumentType.PASSPORT.value,
+                DocumentRow.document_type.in_(CITIZENSHIP_EVIDENCE),
                 DocumentRow.issuing_state == home_state,
             ),
         )
@@ -167,7 +175,7 @@ class SqlTravelerRepository:
         passport_states = self._session.scalars(
             select(DocumentRow.issuing_state)
             .where(DocumentRow.traveler_id == traveler_id)
-            .where(DocumentRow.document_type == DocumentType.PASSPORT.value)
+            .where(DocumentRow.document_type.in_(CITIZENSHIP_EVIDENCE))
         )
         return TravelerProfile(
             CitizenshipClass(str(document.citizenship_class)),
@@ -209,6 +217,112 @@ class SqlTravelerRepository:
                 if personal.get("nationality") == home_state:
                     found.add(document.traveler_id)
         return frozenset(found)
+
+    def stated_details(
+        self, traveler_ids: Collection[str], *, sealed: bool = True, proposed: bool = False
+    ) -> list[StatedDetails]:
+        """The details in force of the travelers' described documents, and (``proposed``)
+        those open conflicts propose for documents the agency did not set: one query for the
+        documents, one for their open conflicts; with ``sealed``, each traveler's data key is
+        unwrapped once to open the birth dates (a proposal sealed under an earlier key, or
+        one that does not open, has no birth date: its class still counts)."""
+        wanted = set(traveler_ids)
+        if not wanted:
+            return []
+        if not sealed and not proposed:
+            # Clear columns only, nothing else loaded (a flight search asks for every
+            # enrolled traveler of the flight).
+            return [
+                StatedDetails(traveler, CitizenshipClass(str(stated)), None, by)
+                for traveler, stated, by in self._session.execute(
+                    select(
+                        DocumentRow.traveler_id,
+                        DocumentRow.citizenship_class,
+                        DocumentRow.details_by,
+                    )
+                    .where(DocumentRow.traveler_id.in_(wanted))
+                    .where(DocumentRow.citizenship_class.is_not(None))
+                )
+            ]
+        rows = self._session.execute(
+            select(DocumentRow, DataKeyRow)
+            .outerjoin(DataKeyRow, DataKeyRow.traveler_id == DocumentRow.traveler_id)
+            .where(DocumentRow.traveler_id.in_(wanted))
+            .where(DocumentRow.citizenship_class.is_not(None))
+        ).all()
+        conflicts = (
+            self._session.scalars(
+                select(ManifestConflictRow)
+                .where(ManifestConflictRow.document_id.in_([d.id for d, _ in rows]))
+                .where(ManifestConflictRow.resolved_at.is_(None))
+                .order_by(ManifestConflictRow.created_at, ManifestConflictRow.id)
+            ).all()
+            if rows
+            else []
+        )
+        disputed = {c.document_id for c in conflicts}
+        unwrapped: dict[str, bytes] = {}
+        found: list[StatedDetails] = []
+        keys: dict[str, DataKeyRow | None] = {}
+        for document, data_key in rows:
+            keys[document.id] = data_key
+            born = None
+            if sealed:
+                born = optional_date(
+                    self._sealer.open_personal(document, data_key, unwrapped).get("date_of_birth")
+                )
+            found.append(
+                StatedDetails(
+                    document.traveler_id,
+                    CitizenshipClass(str(document.citizenship_class)),
+                    born,
+                    document.details_by,
+                    disputed=document.id in disputed,
+                )
+            )
+        if proposed:
+            agency_set = {d.id for d, _ in rows if d.details_by == AGENCY}
+            for conflict in conflicts:
+                if conflict.document_id in agency_set:
+                    continue
+                born = None
+                if sealed:
+                    born = optional_date(
+                        self._proposal(conflict, keys.get(conflict.document_id), unwrapped).get(
+                            "date_of_birth"
+                        )
+                    )
+                found.append(
+                    StatedDetails(
+                        conflict.traveler_id,
+                        None
+                        if conflict.citizenship_class is None
+                        else CitizenshipClass(str(conflict.citizenship_class)),
+                        born,
+                        conflict.proposed_by,
+                        conflict.id,
+                        True,
+                    )
+                )
+        return found
+
+    def _proposal(
+        self, row: ManifestConflictRow, key_row: DataKeyRow | None, unwrapped: dict[str, bytes]
+    ) -> dict[str, str]:
+        """A conflict's proposed details, opened; empty when the traveler's key is not the one
+        they were sealed under, or they do not open (as the flights repository reads them)."""
+        if key_row is None or (
+            row.sealed_under is not None and row.sealed_under != key_row.created_at
+        ):
+            return {}
+        try:
+            return self._sealer.open_personal(
+                DocumentRow(traveler_id=row.traveler_id, personal=row.personal),
+                key_row,
+                unwrapped,
+            )
+        except DecryptionError:
+            return {}
 
     def citizenship_class(
         self, traveler_id: str, flight: Flight | None = None
