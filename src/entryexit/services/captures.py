@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from entryexit.biometrics import FaceAnalysis, similarity_matrix
 from entryexit.biometrics.decode import slot_owner
 from entryexit.biometrics.fusion import BurstAnalysis
+from entryexit.documents.text import check_machine_label
 from entryexit.domain.access import Permission, Principal
 from entryexit.domain.identification import IdentificationRule, identify
 from entryexit.domain.model import Decision, EncounterMethod, Flight
@@ -647,10 +648,7 @@ def _stored_reason(reasons: tuple[str, ...]) -> str | None:
 
 
 def _label(value: str, what: str) -> str:
-    text = value.strip()
-    if not text or len(text) > _MAX_LABEL or not text.isprintable():
-        raise InvalidInputError(f"{what} must be 1 to {_MAX_LABEL} printable characters")
-    return text
+    return check_machine_label(value, what, _MAX_LABEL)
 
 
 def _idempotent_request(context: _Context, key: str, frames: Sequence[bytes]) -> _IdempotentRequest:
