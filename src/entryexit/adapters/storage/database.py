@@ -168,12 +168,13 @@ def _sqlite_begin(connection: Connection) -> None:
     "database is locked" when two of them try to upgrade their read locks at once."""
     options = connection.get_execution_options()
     write = options.get(WRITE_TRANSACTION, False)
-    # A connection-wide switch, not a transaction's: set at every begin (before it: BEGIN
+    # A connection-wide switch, not a transaction's: checked at every begin (before it: BEGIN
     # IMMEDIATE is itself a write), so a pooled connection never carries a read-only unit of
-    # work's setting into the next one.
-    # The pooled connection remembers what it was last set to, and the pragma goes straight to
-    # the driver: it cannot fail as a storage fault can (BEGIN IMMEDIATE can, so it keeps
-    # SQLAlchemy's error handling), and a capture pays two of these begins.
+    # work's setting into the next one. The pooled connection remembers what it was last set
+    # to (a new or invalidated connection starts with nothing remembered), and the pragma goes
+    # straight to the driver, only when it changes: it cannot fail as a storage fault can
+    # (BEGIN IMMEDIATE can, so it keeps SQLAlchemy's error handling), and a capture pays two
+    # of these begins.
     read_only = "ON" if options.get(READ_ONLY_TRANSACTION, False) else "OFF"
     pooled = connection.connection
     if pooled.info.get(_QUERY_ONLY) != read_only:
