@@ -10,7 +10,7 @@ import gc
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from entryexit.api.limits import BodySizeLimit
 from entryexit.biometrics import FaceEngine
 from entryexit.cli.serve import served_in_thread
 from entryexit.config import Settings
@@ -42,16 +43,32 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _served(settings: Settings, engine: FaceEngine) -> Iterator[str]:
+def _served(settings: Settings, engine: FaceEngine) -> Iterator[tuple[str, FastAPI]]:
     built = site(settings.model_copy(update={"console_secure_cookies": False}), engine)
     port = _free_port()
     app = built.client.app
     assert isinstance(app, FastAPI)
     try:
         with served_in_thread(app, "127.0.0.1", port, "critical", start_seconds=60):
-            yield f"127.0.0.1:{port}"
+            yield f"127.0.0.1:{port}", app
     finally:
         built.services.uow.engine.dispose()
+
+
+def _body_limit(app: FastAPI) -> BodySizeLimit:
+    """The app's body guard (its middleware stack is built by the first request)."""
+    layer: object = app.middleware_stack
+    while layer is not None and not isinstance(layer, BodySizeLimit):
+        layer = getattr(layer, "app", None)
+    assert isinstance(layer, BodySizeLimit)
+    return layer
+
+
+def _until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server did not get there in time"
+        time.sleep(0.05)
 
 
 def _rss_mb() -> float:
@@ -108,7 +125,7 @@ def test_anonymous_large_bodies_are_refused_before_they_are_buffered(
         ("/kiosk/quality", "Cookie: entryexit_kiosk=made-up\r\n"),
         ("/console/login", ""),  # an open form: capped far below this
     ]
-    with _served(settings, engine) as address, ExitStack() as held:
+    with _served(settings, engine) as (address, _), ExitStack() as held:
         httpx.get(f"http://{address}/console/login", timeout=30)  # warm-up
         gc.collect()
         before = _rss_mb()
@@ -155,12 +172,16 @@ def test_bodies_being_read_hold_at_most_the_budget_and_a_signed_in_upload_works(
         max_buffered_body_bytes=budget,
         max_request_bytes=2 * 1024 * 1024,
     )
-    with _served(settings, engine) as address, _signed_in(address) as officer:
+    with _served(settings, engine) as (address, app), _signed_in(address) as officer:
         cookie = f"Cookie: entryexit_session={officer.cookies['entryexit_session']}\r\n"
         path = "/console/cases/00000000-0000-0000-0000-000000000000/fingerprints"
         with ExitStack() as held:
             first = held.enter_context(_hold_body(address, path, size, cookie))
             second = held.enter_context(_hold_body(address, path, size, cookie))
+            # Both held against the budget before the third asks (their session checks run on
+            # the thread pool: on a slow machine the third's could otherwise come first).
+            limit = _body_limit(app)
+            _until(lambda: limit.buffered >= 2 * size)
             # Refused from its headers (its body not sent, so that the answer can be read).
             third = held.enter_context(_hold_body(address, path, size, cookie, body=False))
             answer = _answer(third)
