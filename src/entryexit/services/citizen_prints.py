@@ -48,19 +48,32 @@ def drop_citizens_prints(
                 {"reason": "citizen stated by a carrier", "cause": cause},
             )
             continue
-        gone = uow.fingerprints.delete_of_traveler(traveler_id)
-        if gone:
-            audit.record(
-                uow,
-                "fingerprint purge",
-                "ok",
-                actor,
-                "traveler",
-                traveler_id,
-                {"templates": gone, "reason": "citizen", "cause": cause},
-            )
-            dropped += gone
+        dropped += _delete_prints(uow, traveler_id, audit, actor, "citizen", cause)
     return dropped
+
+
+def _delete_prints(
+    uow: UnitOfWork,
+    traveler_id: str,
+    audit: AuditTrail | None,
+    actor: Principal | None,
+    reason: str,
+    cause: str,
+) -> int:
+    """Delete the traveler's enrolled prints, audited with their count when there were any;
+    returns how many templates went."""
+    gone = uow.fingerprints.delete_of_traveler(traveler_id)
+    if gone and audit is not None:
+        audit.record(
+            uow,
+            "fingerprint purge",
+            "ok",
+            actor,
+            "traveler",
+            traveler_id,
+            {"templates": gone, "reason": reason, "cause": cause},
+        )
+    return gone
 
 
 # Exempt travelers' prints (C1 of the session-9 probe): the policy's ``[fingerprints]`` rule
@@ -132,16 +145,5 @@ def drop_exempt_prints(
         )
         if not exempt:
             continue
-        gone = uow.fingerprints.delete_of_traveler(traveler_id)
-        if gone and audit is not None:
-            audit.record(
-                uow,
-                "fingerprint purge",
-                "ok",
-                actor,
-                "traveler",
-                traveler_id,
-                {"templates": gone, "reason": "exempt", "cause": cause},
-            )
-        dropped += gone
+        dropped += _delete_prints(uow, traveler_id, audit, actor, "exempt", cause)
     return dropped
