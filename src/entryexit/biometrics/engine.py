@@ -62,6 +62,7 @@ from entryexit.biometrics.recognizer import (
     OnnxEmbedder,
     RecognizerManifest,
 )
+from entryexit.biometrics.threads import ThreadPolicy
 from entryexit.errors import BiometricError, ImageDecodeError, NoFaceError
 
 
@@ -107,6 +108,9 @@ class EngineSettings:
     # embeds on its own. A lone capture never waits either way.
     embed_batch_wait_ms: float = 0.0
     embed_batch_max_faces: int = DEFAULT_BATCH_MAX_FACES
+    # OpenCV's threads for a model run in progress alone; concurrent runs get one each
+    # (biometrics.threads). None: the engine leaves OpenCV's thread count as it finds it.
+    opencv_threads: int | None = None
 
     @property
     def capture_recipe_signature(self) -> str:
@@ -187,10 +191,16 @@ class FaceEngine:
     each; concurrent callers borrow a worker and wait if all are busy.
     """
 
-    def __init__(self, workers: Sequence[_Worker], settings: EngineSettings) -> None:
+    def __init__(
+        self,
+        workers: Sequence[_Worker],
+        settings: EngineSettings,
+        threads: ThreadPolicy | None = None,
+    ) -> None:
         if not workers:
             raise BiometricError("the face engine needs at least one worker")
         self._settings = settings
+        self._threads = threads
         self._slots = DecodeSlots(settings.decode_slots)
         self._pool: queue.Queue[_Worker] = queue.Queue()
         for worker in workers:
@@ -223,7 +233,12 @@ class FaceEngine:
             )
             for _ in range(max(1, resolved.workers))
         ]
-        return cls(workers, resolved)
+        threads = None
+        if resolved.opencv_threads is not None:
+            import cv2  # the engine's models run on OpenCV; its thread count is process-wide
+
+            threads = ThreadPolicy(resolved.opencv_threads, cv2.setNumThreads)
+        return cls(workers, resolved, threads)
 
     @property
     def settings(self) -> EngineSettings:
@@ -250,13 +265,28 @@ class FaceEngine:
             output_size=(manifest.input_width, manifest.input_height),
         )
 
+    @property
+    def thread_policy(self) -> ThreadPolicy | None:
+        return self._threads
+
+    def _take_worker(self) -> _Worker:
+        worker = self._pool.get()
+        if self._threads is not None:
+            self._threads.started()
+        return worker
+
+    def _give_back(self, worker: _Worker) -> None:
+        if self._threads is not None:
+            self._threads.finished()
+        self._pool.put(worker)
+
     @contextlib.contextmanager
     def _borrow(self) -> Iterator[_Worker]:
-        worker = self._pool.get()
+        worker = self._take_worker()
         try:
             yield worker
         finally:
-            self._pool.put(worker)
+            self._give_back(worker)
 
     def decode(
         self,
@@ -417,14 +447,14 @@ class FaceEngine:
     ) -> tuple[_Located, NDArray[np.float32]]:
         """Locate on a borrowed worker, then embed through the batcher: a capture whose
         crops another capture's pass embeds gives its worker back before it waits."""
-        worker = self._pool.get()
+        worker = self._take_worker()
         held = True
 
         def release() -> None:
             nonlocal held
             if held:
                 held = False
-                self._pool.put(worker)
+                self._give_back(worker)
 
         try:
             with batcher.locating() as ticket:
