@@ -30,9 +30,11 @@ __all__ = [
 # A page of the list: its default size and the most one request may ask for.
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
-# The most conflicts one carrier upload may open: a real manifest disputes a few documents
-# (a misspelt name, a corrected birth date); beyond this, its further disputed entries are
-# listed with the details in force and no conflict is recorded (counted in the audit event).
+# The most conflicts one carrier upload may hold (new ones, and the carrier's open ones it
+# brings up to date): a real manifest disputes a few documents (a misspelt name, a corrected
+# birth date). Beyond it, further disputed entries are listed with the details in force, as
+# the others are, and no conflict is recorded (counted in the agency's audit event; the
+# carrier is not told, as it is not told of the others). Sending the upload again opens none.
 MAX_CONFLICTS_PER_UPLOAD = 200
 # A cursor is short: a timestamp and an id, base64url (a longer one is refused unread).
 MAX_CURSOR_LENGTH = 128

@@ -257,8 +257,9 @@ class SqlFlightRepository:
         """Put manifest version ``upload_id`` in force: one flight row changes, plus the
         documents whose details changed, so the transaction stays short at any manifest size.
         Refuses a version that does not hold exactly ``expected`` travelers (rows lost
-        meanwhile): the version in force stays. At most ``max_conflicts`` new conflicts are
-        opened (the others' entries keep the details in force, counted as over the limit)."""
+        meanwhile): the version in force stays. The upload holds at most ``max_conflicts``
+        conflicts, new or brought up to date (the other disputed entries keep the details in
+        force too; counted as over the limit)."""
         session = self._session
         previous = session.scalar(
             select(FlightRow.manifest_version).where(FlightRow.id == flight_id)
@@ -387,11 +388,12 @@ class SqlFlightRepository:
         flight_id: str,
         carrier: str,
         now: datetime,
-        max_new: int | None = None,
+        limit: int | None = None,
     ) -> int:
         """One open conflict per document and challenging carrier: a later manifest of that
-        carrier brings its details up to date. Opens at most ``max_new`` new ones (in document
-        order) and returns how many it did not open."""
+        carrier brings its details up to date. The upload holds at most ``limit`` conflicts:
+        its open ones are brought up to date, new ones opened (in document order) only while
+        the two together stay within it. Returns how many it did not open."""
         session = self._session
         # (A result is not a mapping for dict(): its rows, as a list.)
         open_ids = dict(
@@ -413,6 +415,11 @@ class SqlFlightRepository:
         fresh: list[dict[str, object]] = []
         refreshed: list[dict[str, object]] = []
         over_limit = 0
+        room = (
+            None
+            if limit is None
+            else max(0, limit - sum(1 for row in rows if row.document_id in open_ids))
+        )
         for row in sorted(rows, key=lambda row: str(row.document_id)):
             values: dict[str, object] = {
                 "flight_id": flight_id,
@@ -426,7 +433,7 @@ class SqlFlightRepository:
             known = open_ids.get(row.document_id)
             if known is not None:
                 refreshed.append({"id": known, **values})
-            elif max_new is not None and len(fresh) >= max_new:
+            elif room is not None and len(fresh) >= room:
                 over_limit += 1
             else:
                 fresh.append(
