@@ -651,7 +651,7 @@ class _Flights(_Repository):
                 for document in entries
             }
         )
-        kept = held = over_limit = 0
+        kept = holding = over_limit = 0
         for traveler in travelers:
             if traveler.document in after:
                 # The SQL store inserts the entry twice and the unique constraint refuses it.
@@ -678,14 +678,14 @@ class _Flights(_Repository):
                                 conflict.resolution = ConflictSide.SUPERSEDED
                 else:
                     kept += 1
-                    room = max_conflicts is None or held < max_conflicts
+                    room = max_conflicts is None or holding < max_conflicts
                     result = self._record_conflict(
                         t, document, traveler, flight_id, uploader_carrier, now, room
                     )
                     if result == "over":
                         over_limit += 1
                     else:
-                        held += 1
+                        holding += 1
             sent = (traveler, data_key.id) if uploader_carrier is not None else (None, None)
             if traveler.document in existing:
                 after[traveler.document] = replace(
@@ -1009,7 +1009,6 @@ class _Travelers(_Repository):
                     doc.details.citizenship_class,
                     born,
                     doc.details_by,
-                    disputed=bool(open_conflicts),
                 )
             )
             if not proposed or doc.details_by == AGENCY:
@@ -1024,7 +1023,6 @@ class _Travelers(_Repository):
                         c.proposed.date_of_birth if sealed and readable else None,
                         c.proposed_by,
                         c.id,
-                        True,
                     )
                 )
         return found

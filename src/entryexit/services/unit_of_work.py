@@ -193,11 +193,10 @@ class TravelerRepository(Protocol):
         self, traveler_ids: Collection[str], *, sealed: bool = True, proposed: bool = False
     ) -> list[StatedDetails]:
         """The details in force of every described document of ``traveler_ids`` (one query,
-        clear columns; with ``sealed``, birth dates opened), each marked ``disputed`` when an
-        open manifest conflict names its document; with ``proposed``, also the details each
-        such conflict proposes, unless the agency set the document's details (they decide
-        alone). Without ``sealed`` and ``proposed``: one query on clear columns, nothing
-        opened, ``disputed`` not looked up."""
+        clear columns; with ``sealed``, birth dates opened); with ``proposed``, also the
+        details each open manifest conflict on them proposes (``conflict_id`` set), unless the
+        agency set the document's details (they decide alone). Without ``sealed`` and
+        ``proposed``: one query on clear columns, nothing opened."""
         ...
 
     def citizenship_class(

@@ -40,13 +40,13 @@ def page(api: Api, role: str = "admin", **params: Any) -> Any:
 
 
 def next_after(response: Any) -> str | None:
-    link = response.headers.get("link")
+    link: str | None = response.headers.get("link")
     if link is None:
         return None
     found = re.fullmatch(r'<(/v1/manifest-conflicts\?[^>]*)>; rel="next"', link)
     assert found, link
     (after,) = re.findall(r"[?&]after=([^&]+)", found.group(1))
-    return after
+    return str(after)
 
 
 def flood(api: Api, count: int) -> tuple[str, str]:
