@@ -63,7 +63,20 @@ def _public(conflict: ManifestConflict) -> ManifestConflictPublic:
     )
 
 
-@router.get("/v1/manifest-conflicts")
+@router.get(
+    "/v1/manifest-conflicts",
+    responses={
+        200: {
+            "headers": {
+                "Link": {
+                    "description": 'The next page, `<...&after=CURSOR>; rel="next"`, while'
+                    " more follow",
+                    "schema": {"type": "string"},
+                }
+            }
+        }
+    },
+)
 def list_manifest_conflicts(
     request: Request,
     response: Response,
