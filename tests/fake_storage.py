@@ -41,6 +41,7 @@ from entryexit.domain.audit import (
     sign_head,
     with_mac,
 )
+from entryexit.domain.conflicts import ConflictCursor, ConflictPage, ConflictQuery, ConflictStatus
 from entryexit.domain.kiosk import KioskDevice, KioskOptOutRequest, LaneAssignment
 from entryexit.domain.model import (
     AGENCY,
@@ -634,6 +635,7 @@ class _Flights(_Repository):
         travelers: list[ManifestTraveler],
         now: datetime,
         uploader_carrier: str | None = None,
+        max_conflicts: int | None = None,
     ) -> ManifestChange:
         t = self._w()
         existing = t.manifests.get(flight_id, {})
@@ -649,7 +651,7 @@ class _Flights(_Repository):
                 for document in entries
             }
         )
-        kept = 0
+        kept = holding = over_limit = 0
         for traveler in travelers:
             if traveler.document in after:
                 # The SQL store inserts the entry twice and the unique constraint refuses it.
@@ -676,7 +678,14 @@ class _Flights(_Repository):
                                 conflict.resolution = ConflictSide.SUPERSEDED
                 else:
                     kept += 1
-                    self._record_conflict(t, document, traveler, flight_id, uploader_carrier, now)
+                    room = max_conflicts is None or holding < max_conflicts
+                    result = self._record_conflict(
+                        t, document, traveler, flight_id, uploader_carrier, now, room
+                    )
+                    if result == "over":
+                        over_limit += 1
+                    else:
+                        holding += 1
             sent = (traveler, data_key.id) if uploader_carrier is not None else (None, None)
             if traveler.document in existing:
                 after[traveler.document] = replace(
@@ -696,7 +705,8 @@ class _Flights(_Repository):
             updated=updated,
             total=len(after),
             details_kept=kept,
-            conflicts=kept,
+            conflicts=kept - over_limit,
+            conflicts_over_limit=over_limit,
         )
 
     @staticmethod
@@ -707,7 +717,8 @@ class _Flights(_Repository):
         flight_id: str,
         carrier: str,
         now: datetime,
-    ) -> None:
+        room: bool = True,
+    ) -> str:
         for conflict in t.manifest_conflicts.values():
             if (
                 conflict.document == document.key
@@ -716,7 +727,9 @@ class _Flights(_Repository):
             ):
                 conflict.proposed, conflict.flight_id = traveler, flight_id
                 conflict.held_by = document.details_by
-                return
+                return "refreshed"
+        if not room:
+            return "over"
         conflict_id = new_id()
         t.manifest_conflicts[conflict_id] = ConflictRow(
             conflict_id,
@@ -729,6 +742,27 @@ class _Flights(_Repository):
             traveler,
             now,
         )
+        return "opened"
+
+    def manifest_conflict_page(self, query: ConflictQuery) -> ConflictPage:
+        status = query.status
+        found = sorted(
+            (
+                c
+                for c in self.manifest_conflicts(open_only=status is ConflictStatus.OPEN)
+                if (status is not ConflictStatus.RESOLVED or c.resolved_at is not None)
+                and query.flight_id in (None, c.flight_id)
+                and query.carrier in (None, c.proposed_by)
+                and (
+                    query.after is None
+                    or (c.created_at, c.id) > (query.after.created_at, query.after.id)
+                )
+            ),
+            key=lambda c: (c.created_at, c.id),
+        )
+        page = found[: query.limit]
+        more = len(found) > query.limit
+        return ConflictPage(page, ConflictCursor.of(page[-1]) if more else None)
 
     def manifest_conflicts(
         self, open_only: bool = True, conflict_id: str | None = None
@@ -813,13 +847,14 @@ class _Flights(_Repository):
         now: datetime,
         expected: int,
         uploader_carrier: str | None = None,
+        max_conflicts: int | None = None,
     ) -> ManifestChange:
         t = self._w()
         _, _, staged = t.manifest_staging.get(upload_id, (flight_id, now, []))
         if len(staged) != expected:
             raise ConflictError(f"the upload holds {len(staged)} of {expected} travelers")
         del t.manifest_staging[upload_id]
-        return self.replace_manifest(flight_id, staged, now, uploader_carrier)
+        return self.replace_manifest(flight_id, staged, now, uploader_carrier, max_conflicts)
 
     def discard_manifest_versions(
         self,
@@ -974,7 +1009,6 @@ class _Travelers(_Repository):
                     doc.details.citizenship_class,
                     born,
                     doc.details_by,
-                    disputed=bool(open_conflicts),
                 )
             )
             if not proposed or doc.details_by == AGENCY:
@@ -989,7 +1023,6 @@ class _Travelers(_Repository):
                         c.proposed.date_of_birth if sealed and readable else None,
                         c.proposed_by,
                         c.id,
-                        True,
                     )
                 )
         return found

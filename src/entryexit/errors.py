@@ -17,6 +17,7 @@ non-zero exit status.
     │   └── IncompatibleTemplatesError templates of different models compared
     ├── DatasetError                  an evaluation data set or pairs file is malformed
     ├── InvalidInputError             a request or file is well-formed but invalid  (422)
+    │   └── InvalidCursorError        a page cursor this service did not hand out  (400)
     ├── NotFoundError                 the resource does not exist                  (404)
     ├── ConflictError                 the resource is not in the needed state      (409)
     │   └── TransactionConflictError  another writer won a race; the use case reruns
@@ -83,6 +84,12 @@ class DatasetError(EntryExitError):
 
 class InvalidInputError(EntryExitError):
     code = "invalid-input"
+
+
+class InvalidCursorError(InvalidInputError):
+    """A page cursor (``after``) that is not one this service handed out."""
+
+    code = "invalid-cursor"
 
 
 class NotFoundError(EntryExitError):
@@ -162,6 +169,7 @@ _HTTP_STATUS: list[tuple[type[EntryExitError], int, str]] = [
     (ImageTooLargeError, 413, "Payload too large"),
     (ImageDecodeError, 422, "Undecodable image"),
     (BiometricError, 422, "Unusable image"),
+    (InvalidCursorError, 400, "Bad request"),
     (InvalidInputError, 422, "Invalid input"),
     (NotFoundError, 404, "Not found"),
     (ConflictError, 409, "Conflict"),

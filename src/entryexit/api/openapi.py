@@ -32,6 +32,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 _WHY = {
+    400: "A page cursor ('after') this list did not hand out",
     401: "No API key, or an unknown or revoked one",
     403: "The key's role may not do this (or a gate key reaches for another carrier)",
     404: "A resource named in the request does not exist",
@@ -45,6 +46,8 @@ _WHY = {
 # Operations that name a resource in their body, form or query rather than their path (the
 # overstay report needs the policy in force on ``as_of``).
 _REFERS_IN_BODY = {("POST", "/v1/verifications"), ("GET", "/v1/reports/overstays")}
+# Lists read in keyset pages: a cursor (``after``) they did not hand out is a 400.
+_CURSORED = {("GET", "/v1/manifest-conflicts")}
 # Operations that answer 503 when the database is not reachable (documented state).
 _DEPENDENCY = {("GET", "/readyz")}
 # Operations handed to a bounded pool of worker processes: 503 with Retry-After when every
@@ -97,6 +100,8 @@ def statuses(method: str, path: str, route: APIRoute) -> list[int]:
         codes |= {404, 422}
     if route.dependant.query_params:
         codes.add(422)
+    if (method, path) in _CURSORED:
+        codes.add(400)
     if (method, path) in _DEPENDENCY:
         codes.add(503)
     return sorted(codes)

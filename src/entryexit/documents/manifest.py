@@ -29,11 +29,13 @@ from entryexit.domain.model import (
 from entryexit.errors import InvalidInputError
 
 __all__ = [
+    "CITIZENSHIP_DOCUMENTS",
     "FIELDS",
     "MAX_TRAVELERS",
     "OPTIONAL_FIELDS",
     "check_booking_reference",
     "check_citizenship",
+    "check_document_nationality",
     "check_traveler",
     "document_expired",
     "home_state_citizen",
@@ -107,20 +109,47 @@ def check_traveler(traveler: ManifestTraveler, today: date) -> ManifestTraveler:
     )
 
 
+# The documents whose issue by the home state shows their holder to be its citizen: its
+# passport, and its national identity card (ICAO 9303: a state issues its identity card to
+# its nationals; a residence card or a visa it issues shows the opposite). The clear-column
+# definition (``CITIZENSHIP_EVIDENCE`` in the travelers repository) is the same list.
+CITIZENSHIP_DOCUMENTS = frozenset({DocumentType.PASSPORT, DocumentType.ID_CARD})
+
+
 def home_state_citizen(
     nationality: str, document_type: str | None, issuing_state: str, home_state: str
 ) -> bool:
     """Whether a traveler is a citizen of the receiving (home) state whatever a carrier
-    declares: a national of it, or the holder of a passport it issued. A carrier's word
-    cannot make such a person a foreign national (whose fingerprints the policy takes)."""
+    declares: a national of it, or the holder of a passport or national identity card it
+    issued. A carrier's word cannot make such a person a foreign national (whose
+    fingerprints the policy takes)."""
     return nationality == home_state or (
-        document_type == DocumentType.PASSPORT and issuing_state == home_state
+        document_type in CITIZENSHIP_DOCUMENTS and issuing_state == home_state
     )
+
+
+def check_document_nationality(traveler: ManifestTraveler, home_state: str) -> None:
+    """Refuse contradictory data: a national identity card the home state issued, declared
+    held by another state's national (ICAO 9303: an identity card is issued by a state to
+    its nationals). Raises :class:`InvalidInputError` naming the field."""
+    if (
+        traveler.document_type is DocumentType.ID_CARD
+        and traveler.document.issuing_state == home_state
+        and traveler.nationality != home_state
+    ):
+        raise InvalidInputError(
+            f"'nationality' must be {home_state} for a national identity card {home_state}"
+            f" issued (an identity card is issued to the state's nationals), not"
+            f" {excerpt(traveler.nationality, 8)!r}"
+        )
 
 
 def check_citizenship(traveler: ManifestTraveler, home_state: str) -> None:
     """Refuse a traveler declared anything but a citizen whom :func:`home_state_citizen`
-    shows to be one (raises :class:`InvalidInputError` naming the field)."""
+    shows to be one, or whose home-state identity card contradicts the declared nationality
+    (:func:`check_document_nationality`); raises :class:`InvalidInputError` naming the
+    field."""
+    check_document_nationality(traveler, home_state)
     if traveler.citizenship_class is not CitizenshipClass.CITIZEN and home_state_citizen(
         traveler.nationality,
         traveler.document_type,
@@ -129,8 +158,8 @@ def check_citizenship(traveler: ManifestTraveler, home_state: str) -> None:
     ):
         raise InvalidInputError(
             f"'citizenship_class' must be {CitizenshipClass.CITIZEN.value!r} for a national of"
-            f" {home_state} or the holder of a passport {home_state} issued, not"
-            f" {traveler.citizenship_class.value!r}"
+            f" {home_state} or the holder of a passport or identity card {home_state} issued,"
+            f" not {traveler.citizenship_class.value!r}"
         )
 
 

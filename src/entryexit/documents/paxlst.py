@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from entryexit.documents.manifest import (
+    check_document_nationality,
     check_traveler,
     document_expired,
     home_state_citizen,
@@ -511,6 +512,7 @@ def _traveler(person: _Person, today: date, home_state: str) -> ManifestTraveler
         booking_reference=person.booking_reference or None,
     )
     checked = check_traveler(draft, today)
+    check_document_nationality(checked, home_state)
     return replace(
         checked,
         citizenship_class=_citizenship(checked, home_state),
@@ -519,8 +521,9 @@ def _traveler(person: _Person, today: date, home_state: str) -> ManifestTraveler
 
 def _citizenship(traveler: ManifestTraveler, home_state: str) -> CitizenshipClass:
     """PAXLST carries no citizenship class: the receiving state's nationals and the holders
-    of its passports are citizens (:func:`~entryexit.documents.manifest.home_state_citizen`),
-    holders of a residence card permanent residents, everyone else foreign nationals."""
+    of its passports or identity cards are citizens
+    (:func:`~entryexit.documents.manifest.home_state_citizen`), holders of a residence card
+    permanent residents, everyone else foreign nationals."""
     if home_state_citizen(
         traveler.nationality,
         traveler.document_type,

@@ -107,6 +107,10 @@ class ManifestChange:
     # the agency to review (``conflicts``: recorded or brought up to date by this upload).
     details_kept: int = 0
     conflicts: int = 0
+    # Disputed documents beyond the conflicts one upload may open (review C3): listed with
+    # the details in force like the others, no conflict recorded (the agency is told this
+    # count in the upload's audit event; the carrier is told nothing, as for the others).
+    conflicts_over_limit: int = 0
 
 
 # Who set a document's details, where no carrier did: the agency's own (unbound) keys and

@@ -21,6 +21,7 @@ from entryexit.documents.manifest import (
 from entryexit.documents.paxlst import FlaggedTraveler, parse_paxlst
 from entryexit.documents.text import excerpt
 from entryexit.domain.access import Principal
+from entryexit.domain.conflicts import MAX_CONFLICTS_PER_UPLOAD, ConflictPage, ConflictQuery
 from entryexit.domain.model import (
     AGENCY,
     ConflictSide,
@@ -205,8 +206,10 @@ class FlightService:
         home_state: str = "UTO",
         stager: ManifestStager | None = None,
         policies: PolicyService | None = None,
+        max_conflicts_per_upload: int = MAX_CONFLICTS_PER_UPLOAD,
     ) -> None:
         self._policies = policies
+        self._max_conflicts = max(0, max_conflicts_per_upload)
         self._uow = uow
         self._clock = clock
         self._model = model
@@ -364,6 +367,7 @@ class FlightService:
                     now,
                     staged.total,
                     uploader_carrier=actor.carrier if actor is not None else None,
+                    max_conflicts=self._max_conflicts,
                 )
                 details = {"added": change.added, "removed": change.removed}
                 details["total"] = change.total
@@ -371,6 +375,16 @@ class FlightService:
                     details["details_kept"] = change.details_kept
                 if change.conflicts:
                     details["conflicts"] = change.conflicts
+                if change.conflicts_over_limit:
+                    # For the agency (the carrier is told nothing: review C3, session 8's P1).
+                    details["conflicts_over_limit"] = change.conflicts_over_limit
+                    logger.warning(
+                        "a manifest upload disputed more documents than one upload may open"
+                        " conflicts for (%d): %d not recorded (flight %s)",
+                        self._max_conflicts,
+                        change.conflicts_over_limit,
+                        flight_id,
+                    )
                 self._audit.record(
                     uow, "manifest replace", "ok", actor, "flight", flight_id, details
                 )
@@ -448,6 +462,14 @@ class FlightService:
         set first: not applied, waiting for the agency (the API and CLI check who asks)."""
         with self._uow(read_only=True) as uow:
             return uow.flights.manifest_conflicts(open_only)
+
+    def manifest_conflict_page(self, query: ConflictQuery) -> ConflictPage:
+        """One page of :meth:`manifest_conflicts` (keyset, oldest first), by status and
+        optionally one flight or one proposing carrier (the API checks who asks)."""
+        if query.flight_id is not None and len(query.flight_id) > MAX_ID_LENGTH:
+            return ConflictPage([], None)
+        with self._uow(read_only=True) as uow:
+            return uow.flights.manifest_conflict_page(query)
 
     def resolve_manifest_conflict(
         self, conflict_id: str, side: ConflictSide, actor: Principal | None = None

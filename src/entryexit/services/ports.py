@@ -353,15 +353,14 @@ class StatedDetails:
     """Details that decide whether the policy takes a traveler's prints: those in force on one
     of their described documents (``conflict_id`` None), or those an open manifest conflict
     proposes for it. ``by`` is who stated them (a carrier's code, ``AGENCY``, or None: set
-    before this was recorded, taken as the agency's); ``disputed``: an open conflict names the
-    document. ``date_of_birth`` is None when unknown or not opened (clear columns only)."""
+    before this was recorded, taken as the agency's). ``date_of_birth`` is None when unknown
+    or not opened (clear columns only)."""
 
     traveler_id: str
     citizenship_class: CitizenshipClass | None
     date_of_birth: date | None
     by: str | None
     conflict_id: str | None = None
-    disputed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

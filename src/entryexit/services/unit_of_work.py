@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from entryexit.domain.access import Role, StoredApiKey
 from entryexit.domain.admission import Admission, ExitLink
 from entryexit.domain.audit import AuditEntry, AuditEvent
+from entryexit.domain.conflicts import ConflictPage, ConflictQuery
 from entryexit.domain.kiosk import KioskDevice, KioskOptOutRequest, LaneAssignment
 from entryexit.domain.model import (
     CitizenshipClass,
@@ -126,6 +127,7 @@ class FlightRepository(Protocol):
         now: datetime,
         expected: int,
         uploader_carrier: str | None = None,
+        max_conflicts: int | None = None,
     ) -> ManifestChange:
         """Put version ``upload_id`` in force (details included), in a transaction whose
         length does not grow with the manifest; a version that does not hold exactly
@@ -136,13 +138,18 @@ class FlightRepository(Protocol):
         recorded, that is on a manifest in force of another carrier's flight) are not
         applied but recorded as a conflict (counted in ``details_kept`` and ``conflicts``);
         without it (the agency), they are applied and the document's open conflicts are
-        closed as superseded."""
+        closed as superseded. At most ``max_conflicts`` new conflicts are opened: further
+        disputed entries keep the details in force, counted in ``conflicts_over_limit``."""
         ...
 
     def manifest_conflicts(
         self, open_only: bool = True, conflict_id: str | None = None
     ) -> list[ManifestConflict]:
         """The conflicts, oldest first, with the details in force and those proposed."""
+        ...
+
+    def manifest_conflict_page(self, query: ConflictQuery) -> ConflictPage:
+        """One page of :meth:`manifest_conflicts` by keyset, filtered as ``query`` says."""
         ...
 
     def resolve_manifest_conflict(
@@ -186,11 +193,10 @@ class TravelerRepository(Protocol):
         self, traveler_ids: Collection[str], *, sealed: bool = True, proposed: bool = False
     ) -> list[StatedDetails]:
         """The details in force of every described document of ``traveler_ids`` (one query,
-        clear columns; with ``sealed``, birth dates opened), each marked ``disputed`` when an
-        open manifest conflict names its document; with ``proposed``, also the details each
-        such conflict proposes, unless the agency set the document's details (they decide
-        alone). Without ``sealed`` and ``proposed``: one query on clear columns, nothing
-        opened, ``disputed`` not looked up."""
+        clear columns; with ``sealed``, birth dates opened); with ``proposed``, also the
+        details each open manifest conflict on them proposes (``conflict_id`` set), unless the
+        agency set the document's details (they decide alone). Without ``sealed`` and
+        ``proposed``: one query on clear columns, nothing opened."""
         ...
 
     def citizenship_class(

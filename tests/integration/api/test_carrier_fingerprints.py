@@ -180,9 +180,15 @@ def test_a_home_state_identity_card_shows_its_holder_a_citizen(
         json={"travelers": [listed]},
         headers=api.headers("officer_ee"),
     )
-    if answer.status_code != 200:  # refused at the upload: a citizen declared foreign
-        assert not taken, answer.text
+    if not taken:
+        # Refused at the upload: a home-state passport makes its holder a citizen (declared
+        # foreign), and a home-state identity card held by a foreign national is
+        # contradictory (an identity card is issued to the state's nationals).
+        assert answer.status_code == 422, answer.text
+        field = "nationality" if document_type == "id_card" else "citizenship_class"
+        assert f"'{field}' must be" in answer.json()["detail"]
         return
+    assert answer.status_code == 200, answer.text
     enrolled = send(
         api,
         "/v1/documents/fingerprints",

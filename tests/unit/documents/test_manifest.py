@@ -269,3 +269,46 @@ def test_the_home_state_is_the_deployments_and_its_citizens_load() -> None:
         holder = {**ROW, "issuing_state": HOME, "document_type": document_type}
         (traveler,) = parse_json_manifest(json.dumps([holder]).encode(), TODAY, HOME)
         assert traveler.citizenship_class is CitizenshipClass.FOREIGN_NATIONAL
+
+
+def test_a_home_state_identity_card_declared_foreign_is_contradictory_and_refused() -> None:
+    """Review L1: an identity card is issued by a state to its nationals (ICAO 9303), so a
+    home-state ``id_card`` with a foreign nationality is contradictory data: the manifest is
+    refused naming the row and the field, in JSON and in CSV, whatever class is declared."""
+    for declared in ("foreign_national", "citizen", "permanent_resident"):
+        row = {
+            **ROW,
+            "issuing_state": HOME,
+            "document_type": "id_card",
+            "nationality": "FRA",
+            "citizenship_class": declared,
+            "document_number": "C1111111",
+        }
+        with pytest.raises(InvalidInputError, match="'nationality' must be UTO") as error:
+            parse_json_manifest(json.dumps([ROW, row]).encode(), TODAY, HOME)
+        assert error.value.message.startswith("traveler 2: ")
+        with pytest.raises(InvalidInputError, match="'nationality' must be UTO") as error:
+            parse_csv_manifest(_csv([ROW, row]), TODAY, HOME)
+        assert error.value.message.startswith("row 3: ")
+
+
+def test_a_home_state_identity_card_makes_its_holder_a_citizen_as_a_passport_does() -> None:
+    """The upload's citizen rule is the stored one (``CITIZENSHIP_EVIDENCE``): a home-state
+    national on a home-state identity card declared anything but a citizen is refused, and
+    a foreign state's identity card makes no one a home-state citizen."""
+    from entryexit.adapters.storage.repositories.travelers import CITIZENSHIP_EVIDENCE
+    from entryexit.documents.manifest import CITIZENSHIP_DOCUMENTS, home_state_citizen
+
+    assert set(CITIZENSHIP_EVIDENCE) == {d.value for d in CITIZENSHIP_DOCUMENTS}
+    assert home_state_citizen("FRA", "id_card", HOME, HOME)
+    assert not home_state_citizen("FRA", "id_card", "FRA", HOME)
+    card = {**ROW, "issuing_state": HOME, "nationality": HOME, "document_type": "id_card"}
+    with pytest.raises(InvalidInputError, match="citizenship_class"):
+        parse_json_manifest(json.dumps([card]).encode(), TODAY, HOME)
+    (traveler,) = parse_json_manifest(
+        json.dumps([{**card, "citizenship_class": "citizen"}]).encode(), TODAY, HOME
+    )
+    assert traveler.citizenship_class is CitizenshipClass.CITIZEN
+    foreign_card = {**ROW, "document_type": "id_card"}
+    (traveler,) = parse_json_manifest(json.dumps([foreign_card]).encode(), TODAY, HOME)
+    assert traveler.citizenship_class is CitizenshipClass.FOREIGN_NATIONAL

@@ -436,3 +436,18 @@ def test_a_visa_alone_is_still_the_document_read() -> None:
     (traveler,) = parse_paxlst(_two_docs(VISA, []), TODAY, "UTO").travelers
     assert traveler.document == DocumentKey("UTO", "V998877")
     assert traveler.document_type is DocumentType.VISA
+
+
+def test_a_home_state_identity_card_of_a_foreign_national_is_flagged() -> None:
+    """Review L1 in PAXLST (which flags a contradictory traveler and keeps the others): a
+    home-state identity card (DOC+I) with a foreign nationality is flagged; the same card of
+    a home-state national is a citizen's."""
+    card = _person(number="C1111111", state="UTO", nationality="FRA")
+    card[4] = "DOC+I+C1111111"
+    national = _person(number="C2222222", state="UTO", nationality="UTO")
+    national[4] = "DOC+I+C2222222"
+    message = parse_paxlst(_message([_person(number="GOOD1"), card, national]), TODAY, "UTO")
+    assert [t.document.number for t in message.travelers] == ["GOOD1", "C2222222"]
+    assert message.travelers[1].citizenship_class is CitizenshipClass.CITIZEN
+    (flag,) = message.flagged
+    assert "'nationality' must be UTO" in flag.reason

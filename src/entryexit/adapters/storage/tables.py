@@ -119,7 +119,11 @@ class ManifestConflictRow(Base):
     """
 
     __tablename__ = "manifest_conflicts"
-    __table_args__ = (Index("ix_manifest_conflicts_document_open", "document_id", "resolved_at"),)
+    __table_args__ = (
+        Index("ix_manifest_conflicts_document_open", "document_id", "resolved_at"),
+        # The list's keyset order (migration 0027).
+        Index("ix_manifest_conflicts_created", "created_at", "id"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     document_id: Mapped[str] = mapped_column(String(36))
     traveler_id: Mapped[str] = mapped_column(String(36))

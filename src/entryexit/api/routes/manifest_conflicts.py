@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from entryexit.api.deps import CallerDep, ServicesDep
 from entryexit.api.schemas import (
@@ -13,6 +13,13 @@ from entryexit.api.schemas import (
     DocumentRef,
     ManifestConflictPublic,
     ManifestDetailsPublic,
+)
+from entryexit.domain.conflicts import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    ConflictCursor,
+    ConflictQuery,
+    ConflictStatus,
 )
 from entryexit.domain.model import ConflictSide, ManifestConflict, ManifestTraveler
 
@@ -56,15 +63,56 @@ def _public(conflict: ManifestConflict) -> ManifestConflictPublic:
     )
 
 
-@router.get("/v1/manifest-conflicts")
+@router.get(
+    "/v1/manifest-conflicts",
+    responses={
+        200: {
+            "headers": {
+                "Link": {
+                    "description": 'The next page, `<...&after=CURSOR>; rel="next"`, while'
+                    " more follow",
+                    "schema": {"type": "string"},
+                }
+            }
+        }
+    },
+)
 def list_manifest_conflicts(
+    request: Request,
+    response: Response,
     services: ServicesDep,
     _caller: CallerDep,
-    status: Annotated[str, Query(pattern="^(open|all)$")] = "open",
+    status: Annotated[ConflictStatus, Query()] = ConflictStatus.OPEN,
+    flight_id: Annotated[
+        str | None, Query(max_length=36, description="Only this flight's conflicts.")
+    ] = None,
+    carrier: Annotated[
+        str | None,
+        Query(pattern="^[A-Za-z0-9]{2,3}$", description="Only those this carrier proposed."),
+    ] = None,
+    after: Annotated[
+        str | None,
+        Query(description="The cursor of the next page (the ``Link: rel=next`` header's)."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> list[ManifestConflictPublic]:
-    """Open conflicts (``status=all``: resolved ones too), oldest first, with the details in
-    force (``kept``) and those the carrier proposed."""
-    return [_public(c) for c in services.flights.manifest_conflicts(status == "open")]
+    """Conflicts in pages, oldest first, with the details in force (``kept``) and those the
+    carrier proposed: open ones (``status=resolved`` or ``all`` for the others), of one
+    flight or one proposing carrier if asked. Where more follow, a ``Link`` header names the
+    next page (``rel="next"``, its ``after`` cursor); a cursor not handed out is a 400."""
+    page = services.flights.manifest_conflict_page(
+        ConflictQuery(
+            status=status,
+            flight_id=flight_id,
+            carrier=carrier.upper() if carrier is not None else None,
+            after=ConflictCursor.decode(after) if after is not None else None,
+            limit=limit,
+        )
+    )
+    if page.next is not None:
+        following = request.url.include_query_params(after=page.next.encode())
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return [_public(c) for c in page.conflicts]
 
 
 @router.post("/v1/manifest-conflicts/{conflict_id}/resolution")

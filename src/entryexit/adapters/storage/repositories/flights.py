@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from entryexit.adapters.crypto.envelope import DecryptionError
@@ -25,6 +25,7 @@ from entryexit.adapters.storage.tables import (
     TravelerRow,
     in_force,
 )
+from entryexit.domain.conflicts import ConflictCursor, ConflictPage, ConflictQuery, ConflictStatus
 from entryexit.domain.model import (
     AGENCY,
     CitizenshipClass,
@@ -42,6 +43,7 @@ from entryexit.errors import ConflictError, NotFoundError
 from entryexit.services.ports import ManifestStatus
 
 _FLIGHTS = cast(Table, FlightRow.__table__)
+_ConflictSelect = Select[ManifestConflictRow, DocumentRow, DataKeyRow]
 # Read by every capture (its carrier and its gallery's version).
 _FLIGHT = select(*_FLIGHTS.c).where(_FLIGHTS.c.id == bindparam("id"))
 
@@ -250,11 +252,14 @@ class SqlFlightRepository:
         now: datetime,
         expected: int,
         uploader_carrier: str | None = None,
+        max_conflicts: int | None = None,
     ) -> ManifestChange:
         """Put manifest version ``upload_id`` in force: one flight row changes, plus the
         documents whose details changed, so the transaction stays short at any manifest size.
         Refuses a version that does not hold exactly ``expected`` travelers (rows lost
-        meanwhile): the version in force stays."""
+        meanwhile): the version in force stays. The upload holds at most ``max_conflicts``
+        conflicts, new or brought up to date (the other disputed entries keep the details in
+        force too; counted as over the limit)."""
         session = self._session
         previous = session.scalar(
             select(FlightRow.manifest_version).where(FlightRow.id == flight_id)
@@ -337,9 +342,12 @@ class SqlFlightRepository:
             session.execute(update(DocumentRow), applied)
         if uploader_carrier is None and applied:
             self._supersede_conflicts(upload_id, now)
+        over_limit = 0
         if disputed:
             assert uploader_carrier is not None
-            self._record_conflicts(disputed, flight_id, uploader_carrier, now)
+            over_limit = self._record_conflicts(
+                disputed, flight_id, uploader_carrier, now, max_conflicts
+            )
         session.execute(
             update(entry)
             .where(*with_details)
@@ -352,7 +360,8 @@ class SqlFlightRepository:
             updated=updated,
             total=total,
             details_kept=len(disputed),
-            conflicts=len(disputed),
+            conflicts=len(disputed) - over_limit,
+            conflicts_over_limit=over_limit,
         )
 
     def _supersede_conflicts(self, upload_id: str, now: datetime) -> None:
@@ -374,10 +383,17 @@ class SqlFlightRepository:
         )
 
     def _record_conflicts(
-        self, rows: list[Any], flight_id: str, carrier: str, now: datetime
-    ) -> None:
+        self,
+        rows: list[Any],
+        flight_id: str,
+        carrier: str,
+        now: datetime,
+        limit: int | None = None,
+    ) -> int:
         """One open conflict per document and challenging carrier: a later manifest of that
-        carrier brings its details up to date."""
+        carrier brings its details up to date. The upload holds at most ``limit`` conflicts:
+        its open ones are brought up to date, new ones opened (in document order) only while
+        the two together stay within it. Returns how many it did not open."""
         session = self._session
         # (A result is not a mapping for dict(): its rows, as a list.)
         open_ids = dict(
@@ -398,7 +414,13 @@ class SqlFlightRepository:
         )
         fresh: list[dict[str, object]] = []
         refreshed: list[dict[str, object]] = []
-        for row in rows:
+        over_limit = 0
+        room = (
+            None
+            if limit is None
+            else max(0, limit - sum(1 for row in rows if row.document_id in open_ids))
+        )
+        for row in sorted(rows, key=lambda row: str(row.document_id)):
             values: dict[str, object] = {
                 "flight_id": flight_id,
                 "held_by": row.details_by,
@@ -411,6 +433,8 @@ class SqlFlightRepository:
             known = open_ids.get(row.document_id)
             if known is not None:
                 refreshed.append({"id": known, **values})
+            elif room is not None and len(fresh) >= room:
+                over_limit += 1
             else:
                 fresh.append(
                     {
@@ -426,21 +450,47 @@ class SqlFlightRepository:
             session.execute(update(ManifestConflictRow), refreshed)
         if fresh:
             session.execute(insert(ManifestConflictRow), fresh)
+        return over_limit
 
     def manifest_conflicts(
         self, open_only: bool = True, conflict_id: str | None = None
     ) -> list[ManifestConflict]:
         """The conflicts (open ones only, by default), oldest first, with both sides opened."""
-        query = (
-            select(ManifestConflictRow, DocumentRow, DataKeyRow)
-            .outerjoin(DocumentRow, DocumentRow.id == ManifestConflictRow.document_id)
-            .outerjoin(DataKeyRow, DataKeyRow.traveler_id == ManifestConflictRow.traveler_id)
-            .order_by(ManifestConflictRow.created_at, ManifestConflictRow.id)
-        )
+        query = _conflicts_query()
         if open_only:
             query = query.where(ManifestConflictRow.resolved_at.is_(None))
         if conflict_id is not None:
             query = query.where(ManifestConflictRow.id == conflict_id)
+        return self._opened_conflicts(query)
+
+    def manifest_conflict_page(self, query: ConflictQuery) -> ConflictPage:
+        """One page of conflicts by keyset (creation time, id), oldest first: only the page's
+        rows are read and opened (one more is looked at to know whether a next page exists).
+        """
+        conflict = ManifestConflictRow
+        statement = _conflicts_query()
+        if query.status is ConflictStatus.OPEN:
+            statement = statement.where(conflict.resolved_at.is_(None))
+        elif query.status is ConflictStatus.RESOLVED:
+            statement = statement.where(conflict.resolved_at.is_not(None))
+        if query.flight_id is not None:
+            statement = statement.where(conflict.flight_id == query.flight_id)
+        if query.carrier is not None:
+            statement = statement.where(conflict.proposed_by == query.carrier)
+        if query.after is not None:
+            after = query.after
+            statement = statement.where(
+                or_(
+                    conflict.created_at > after.created_at,
+                    and_(conflict.created_at == after.created_at, conflict.id > after.id),
+                )
+            )
+        found = self._opened_conflicts(statement.limit(query.limit + 1))
+        page = found[: query.limit]
+        more = len(found) > query.limit
+        return ConflictPage(page, ConflictCursor.of(page[-1]) if more else None)
+
+    def _opened_conflicts(self, query: _ConflictSelect) -> list[ManifestConflict]:
         unwrapped: dict[str, bytes] = {}
         conflicts = []
         for row, document, key_row in self._session.execute(query).all():
@@ -725,6 +775,16 @@ class SqlFlightRepository:
             )
         travelers.sort(key=lambda t: (t.surname, t.given_names, t.document.number))
         return travelers
+
+
+def _conflicts_query() -> _ConflictSelect:
+    """Conflicts with their document and the traveler's data key, oldest first."""
+    return (
+        select(ManifestConflictRow, DocumentRow, DataKeyRow)
+        .outerjoin(DocumentRow, DocumentRow.id == ManifestConflictRow.document_id)
+        .outerjoin(DataKeyRow, DataKeyRow.traveler_id == ManifestConflictRow.traveler_id)
+        .order_by(ManifestConflictRow.created_at, ManifestConflictRow.id)
+    )
 
 
 def _traveler(

@@ -223,9 +223,10 @@ class SqlTravelerRepository:
     ) -> list[StatedDetails]:
         """The details in force of the travelers' described documents, and (``proposed``)
         those open conflicts propose for documents the agency did not set: one query for the
-        documents, one for their open conflicts; with ``sealed``, each traveler's data key is
-        unwrapped once to open the birth dates (a proposal sealed under an earlier key, or
-        one that does not open, has no birth date: its class still counts)."""
+        documents, and with ``proposed`` one for their open conflicts; with ``sealed``, each
+        traveler's data key is unwrapped once to open the birth dates (a proposal sealed under
+        an earlier key, or one that does not open, has no birth date: its class still
+        counts)."""
         wanted = set(traveler_ids)
         if not wanted:
             return []
@@ -257,10 +258,9 @@ class SqlTravelerRepository:
                 .where(ManifestConflictRow.resolved_at.is_(None))
                 .order_by(ManifestConflictRow.created_at, ManifestConflictRow.id)
             ).all()
-            if rows
+            if rows and proposed
             else []
         )
-        disputed = {c.document_id for c in conflicts}
         unwrapped: dict[str, bytes] = {}
         found: list[StatedDetails] = []
         keys: dict[str, DataKeyRow | None] = {}
@@ -277,7 +277,6 @@ class SqlTravelerRepository:
                     CitizenshipClass(str(document.citizenship_class)),
                     born,
                     document.details_by,
-                    disputed=document.id in disputed,
                 )
             )
         if proposed:
@@ -301,7 +300,6 @@ class SqlTravelerRepository:
                         born,
                         conflict.proposed_by,
                         conflict.id,
-                        True,
                     )
                 )
         return found
