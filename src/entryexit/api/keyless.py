@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from entryexit.api.limits import BodySizeLimit, client_address_of, route_path
+from entryexit.api.limits import BODY_METHODS, BodySizeLimit, client_address_of, route_path
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
 from entryexit.errors import AuthenticationError, RateLimitedError
@@ -33,14 +33,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Far more keys than a deployment issues: a bound on the guard's memory, never reached by real
 # ones (made-up keys are never remembered).
 MAX_REMEMBERED_KEYS = 100_000
 _KEYED = [
     (method, compile_path(path)[0])
     for (method, path), needed in ENDPOINT_PERMISSIONS.items()
-    if method in _BODY_METHODS and needed != PUBLIC
+    if method in BODY_METHODS and needed != PUBLIC
 ]
 
 
@@ -134,7 +133,7 @@ class AnonymousFormGuard:
         return self._open_forms[max_bytes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS:
+        if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
