@@ -3,6 +3,7 @@ process of its own (the full service: API, console, kiosk; SQLite on a scratch d
 
     .venv/bin/python benchmarks/bench_edge.py g1   # gate answered while 4 addresses hold the table
     .venv/bin/python benchmarks/bench_edge.py g2   # server RSS with anonymous 16 MiB bodies held
+    .venv/bin/python benchmarks/bench_edge.py l4   # server CPU a POST with a made-up kiosk cookie
 
 Run against another checkout (the "before" figures) with ``PYTHONPATH=OTHER/src``.
 
@@ -13,6 +14,9 @@ key posts a capture every 0.25 s, on a keep-alive and a fresh connection in turn
 gate's answered attempts (any HTTP status) and the server's CPU seconds (user + system).
 g2: N anonymous connections each send a multipart POST of just under 16 MiB but its last
 100 bytes and hold it; the server's RSS before, with 10 and 30 held, and after.
+l4 (session 9 review L4): ``--requests`` POSTs of ``/kiosk/captures`` from one address, each
+on its own connection with a made-up ``entryexit_kiosk`` cookie and a 1 KB multipart body;
+the server's CPU seconds (user + system, all its threads) per request, and the answers.
 """
 
 from __future__ import annotations
@@ -192,11 +196,34 @@ def _g2(port: int, pid: int) -> None:
         print(f"{line}, closed {_rss_mib(pid):.0f} MiB")
 
 
+def _l4(port: int, pid: int, requests: int) -> None:
+    files = {"frames": ("a.jpg", b"\xff" * 1000, "image/jpeg")}
+    data = {"notice_version": "notice-1", "language": "en"}
+    statuses: dict[str, int] = {}
+    url = f"http://127.0.0.1:{port}/kiosk/captures"
+    cpu_before, started = _cpu_seconds(pid), time.monotonic()
+    for _ in range(requests):
+        cookie = {"entryexit_kiosk": os.urandom(24).hex()}
+        try:
+            with httpx.Client(timeout=10, cookies=cookie) as client:
+                status = str(client.post(url, files=files, data=data).status_code)
+        except httpx.HTTPError as exc:
+            status = type(exc).__name__
+        statuses[status] = statuses.get(status, 0) + 1
+    cpu = _cpu_seconds(pid) - cpu_before
+    print(
+        f"l4: {requests} made-up kiosk cookies from one address in"
+        f" {time.monotonic() - started:.1f} s; server CPU {cpu:.2f} s,"
+        f" {1000 * cpu / requests:.2f} ms a request; answers {dict(sorted(statuses.items()))}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=["g1", "g2", "serve"])
+    parser.add_argument("case", choices=["g1", "g2", "l4", "serve"])
     parser.add_argument("scratch", nargs="?")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
     if args.case == "serve":
         _serve(Path(args.scratch))
@@ -212,6 +239,8 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.1f}")
         if args.case == "g1":
             _g1(int(port), gate, server.pid, args.seconds)
+        elif args.case == "l4":
+            _l4(int(port), server.pid, args.requests)
         else:
             _g2(int(port), server.pid)
     finally:

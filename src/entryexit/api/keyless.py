@@ -11,9 +11,11 @@ it in full (secret, MAC, permission); one with a made-up key is refused here.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from entryexit.api.limits import BodySizeLimit, client_address_of, route_path
+from entryexit.api.limits import BODY_METHODS, BodySizeLimit, client_address_of, route_path
 from entryexit.api.permissions import ENDPOINT_PERMISSIONS, PUBLIC
 from entryexit.api.problems import problem_for
 from entryexit.errors import AuthenticationError, RateLimitedError
@@ -33,14 +35,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Far more keys than a deployment issues: a bound on the guard's memory, never reached by real
 # ones (made-up keys are never remembered).
 MAX_REMEMBERED_KEYS = 100_000
+# Session cookies seen live are let past the guard without its read for this long (the
+# route's dependency still checks each request in full: revocation, expiry, CSRF), at most
+# this many (the least recently seen are forgotten first).
+LIVE_COOKIE_SECONDS = 300.0
+MAX_REMEMBERED_COOKIES = 100_000
 _KEYED = [
     (method, compile_path(path)[0])
     for (method, path), needed in ENDPOINT_PERMISSIONS.items()
-    if method in _BODY_METHODS and needed != PUBLIC
+    if method in BODY_METHODS and needed != PUBLIC
 ]
 
 
@@ -103,13 +109,16 @@ class SessionArea:
     parsed (in memory) before the route's session dependency runs. ``open_forms`` are the
     paths taken without a session (sign-in, pairing) and the most body each may have;
     ``live`` says whether a cookie token names a live session (one indexed read, by its
-    hash); ``refusal`` is the answer to a request without one."""
+    hash); ``refusal`` is the answer to a request without one. ``refused_early``, if set,
+    answers a request from its headers alone whatever its cookie (the kiosk's: one from
+    outside the lanes' networks), or returns None to let it on."""
 
     prefix: str
     cookie: str
     live: Callable[[Services, str], bool]
     refusal: Callable[[Scope], Response]
     open_forms: Mapping[str, int] = field(default_factory=dict)
+    refused_early: Callable[[Services, Scope], Awaitable[Response | None]] | None = None
 
 
 class AnonymousFormGuard:
@@ -119,12 +128,20 @@ class AnonymousFormGuard:
     prefix goes on only with a cookie naming a live session; the area's open forms go on
     without one, but with at most their small body, read within ``open_form_seconds``.
     The areas are ``app.state.session_areas`` (the web app sets them; the API alone has none).
+
+    A cookie that names no live session costs a thread and a read; an address with too many
+    of those (the API's failed sign-ins, ``limits.sign_in``) is refused 429 without either
+    until its block ends (session 9 review L4: a flood of made-up cookies took the thread
+    pool the kiosks' captures queue on). Cookies found live are remembered (by their hash)
+    for ``LIVE_COOKIE_SECONDS``, so a real session behind the same address is not refused.
     """
 
     def __init__(self, app: ASGIApp, open_form_seconds: float = 5.0) -> None:
         self.app = app
         self.open_form_seconds = open_form_seconds
         self._open_forms: dict[int, ASGIApp] = {}
+        # SHA-256 of cookies found live -> when (monotonic); touched only on the event loop.
+        self._live: OrderedDict[bytes, float] = OrderedDict()
 
     def _capped(self, max_bytes: int) -> ASGIApp:
         if max_bytes not in self._open_forms:
@@ -134,7 +151,7 @@ class AnonymousFormGuard:
         return self._open_forms[max_bytes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS:
+        if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
@@ -143,17 +160,47 @@ class AnonymousFormGuard:
         if area is None:
             await self.app(scope, receive, send)
             return
+        services = scope["app"].state.services
+        if area.refused_early is not None:
+            early = await area.refused_early(services, scope)
+            if early is not None:
+                await _refuse(early, scope, receive, send)
+                return
         if path in area.open_forms:
             await self._capped(area.open_forms[path])(scope, receive, send)
             return
         token = _cookie(scope, area.cookie)
-        services = scope["app"].state.services
-        if token is None or not await run_in_threadpool(area.live, services, token):
-            response = area.refusal(scope)
-            response.headers["connection"] = "close"  # its body is never read
-            await response(scope, receive, send)
+        if token is None:
+            await _refuse(area.refusal(scope), scope, receive, send)
             return
+        digest = hashlib.sha256(token.encode()).digest()
+        now = time.monotonic()
+        seen = self._live.get(digest)
+        if seen is not None and now - seen < LIVE_COOKIE_SECONDS:
+            self._live.move_to_end(digest)
+            await self.app(scope, receive, send)
+            return
+        limits = scope["app"].state.limits
+        source = client_address_of(scope, services.settings.trusted_proxies)
+        blocked = limits.sign_in.blocked_for(source, now)
+        if blocked > 0:
+            refusal = RateLimitedError("too many failed sign-ins from this address; wait", blocked)
+            await _refuse(problem_for(refusal), scope, receive, send)
+            return
+        if not await run_in_threadpool(area.live, services, token):
+            limits.sign_in.failure(source, time.monotonic())
+            await _refuse(area.refusal(scope), scope, receive, send)
+            return
+        self._live[digest] = time.monotonic()
+        self._live.move_to_end(digest)
+        if len(self._live) > MAX_REMEMBERED_COOKIES:
+            self._live.popitem(last=False)
         await self.app(scope, receive, send)
+
+
+async def _refuse(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+    response.headers["connection"] = "close"  # its body is never read
+    await response(scope, receive, send)
 
 
 def _cookie(scope: Scope, name: str) -> str | None:

@@ -142,6 +142,10 @@ class _RefusedBodyError(Exception):
         self.retry_after = retry_after
 
 
+# The methods whose declared body is reserved from the budget (the application's forms and
+# uploads); any other's body bytes are counted only as they arrive.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
 # How long a request refused for the body budget is told to wait: the bodies being read
 # finish (or hit their deadline) within seconds.
 BODY_BUDGET_RETRY_SECONDS = 5
@@ -155,9 +159,14 @@ class BodySizeLimit:
     The budget (probe G2): an application holds a request's body in memory until it answers
     (multipart forms are parsed in memory: biometric data is never spooled to disk), so N
     connections each sending a body just under ``max_bytes`` would make the process hold N
-    times it. A request's declared ``Content-Length`` is reserved from its headers (refused
-    at once if it does not fit); a body sent without one is counted as it arrives. Bytes are
-    given back when the request is answered."""
+    times it. A POST's, PUT's or PATCH's declared ``Content-Length`` is reserved when the
+    application first asks for the body (refused then, before any of it is taken, if it does
+    not fit); bytes beyond it, or sent by other methods, are counted as they arrive. Nothing
+    is reserved for a request whose body nobody reads, nor from the headers of a GET (session
+    9 review M3: GETs declaring 16 MiB and not reading their large answers held the budget,
+    and every upload was refused). Bytes are given back as soon as the application starts its
+    answer (it is done with the body; one not read by then never will be), not when the
+    answer has been delivered, which a client that does not read it can put off."""
 
     def __init__(
         self,
@@ -197,24 +206,36 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _reject(send, self._too_large())
             return
-        reserved = int(declared) if declared is not None and declared.isdigit() else 0
-        if self.budget is not None and reserved and self.buffered + reserved > self.budget:
-            await _reject(send, self._over_budget())
-            return
-        self.buffered += reserved
-        counted = reserved  # bytes this request holds against the budget
+        declared_bytes = (
+            int(declared)
+            if declared is not None and declared.isdigit() and scope.get("method") in BODY_METHODS
+            else 0
+        )
+        counted = 0  # bytes this request holds against the budget
         received = 0
         refused: _RefusedBodyError | None = None
         started = False
         deadline: float | None = None
         more_body = True
 
+        def give_back() -> None:
+            nonlocal counted
+            self.buffered -= counted
+            counted = 0
+
         async def limited_receive() -> Message:
             nonlocal received, refused, deadline, more_body, counted
-            if not more_body:  # the body is in: waiting now is for a disconnect
+            if not more_body or started:  # waiting now is for a disconnect
                 return await receive()
             if deadline is None:
                 deadline = anyio.current_time() + self.read_timeout
+                # The application asks for the body: its declared size is reserved now.
+                if declared_bytes:
+                    if self.budget is not None and self.buffered + declared_bytes > self.budget:
+                        refused = self._over_budget()
+                        raise refused
+                    self.buffered += declared_bytes
+                    counted = declared_bytes
             message: Message | None = None
             with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
                 message = await receive()
@@ -253,6 +274,7 @@ class BodySizeLimit:
                 return
             if message["type"] == "http.response.start":
                 started = True
+                give_back()  # the application is done with the body
             await send(message)
 
         try:
@@ -261,7 +283,7 @@ class BodySizeLimit:
             if not started:
                 await _reject(send, exc)
         finally:
-            self.buffered -= counted
+            give_back()
 
 
 async def _reject(send: Send, refusal: _RefusedBodyError) -> None:

@@ -125,6 +125,10 @@ class ConnectionGuard:
     API key and no session cookie, whether idle or in progress), then the longest *stalled*
     one (a request waiting for its client: fewer than ``progress_bytes`` of its body
     arriving, or its answer not being read, for ``stall_seconds``), then the oldest idle one.
+    A body waiting for the *service* is not the client's stall (session 9 review M2): while
+    the server has paused reading it (uvicorn stops past 64 KiB until the application asks for
+    more) or has not yet answered ``Expect: 100-continue``, the stall clock does not run; it
+    restarts when the application asks for the body.
     Requests for the open forms (sign-in, pairing) are anonymous whatever cookie they carry. An
     address an anonymous or stalled connection of which was evicted takes no other's place for
     ``eviction_cooldown_seconds``: else
@@ -161,6 +165,11 @@ class ConnectionGuard:
     # Credentialed requests waiting for their client (body, or reading the answer): since when.
     _waiting: dict[_Connection, float] = field(default_factory=dict)
     _awaiting_body: set[_Connection] = field(default_factory=set)
+    # Bodies waiting for the service, not their client: reading paused by the server, or a
+    # ``100 Continue`` not sent yet. Their stall clock stops until the application asks.
+    _held: set[_Connection] = field(default_factory=set)
+    # Answers the client is not reading (the transport's writing is paused).
+    _write_paused: set[_Connection] = field(default_factory=set)
     # Body bytes received since a waiting request's stall clock last restarted.
     _received: dict[_Connection, int] = field(default_factory=dict)
     _holders: dict[_Connection, tuple[str | None, str | None]] = field(default_factory=dict)
@@ -239,11 +248,16 @@ class ConnectionGuard:
         return None, ""
 
     def busy(
-        self, connection: _Connection, credentialed: bool = True, body_expected: bool = False
+        self,
+        connection: _Connection,
+        credentialed: bool = True,
+        body_expected: bool = False,
+        held: bool = False,
     ) -> None:
         """A request's headers are in. With no credentials the connection stays evictable
         (in its place: oldest first); with them it is not evicted while its request makes
-        progress (until it is answered, or stalls)."""
+        progress (until it is answered, or stalls). ``held``: its client waits for the
+        server before sending the body (``Expect: 100-continue``)."""
         with self._lock:
             if connection not in self._holders:
                 return
@@ -252,8 +266,45 @@ class ConnectionGuard:
             self._anonymous.pop(connection, None)
             self._idle.pop(connection, None)
             if body_expected:
-                self._waiting[connection] = self.clock()
                 self._awaiting_body.add(connection)
+                if held:
+                    self._held.add(connection)
+                self._reconsider(connection, restart=True)
+
+    def _reconsider(self, connection: _Connection, restart: bool = False) -> None:
+        # Called with the lock held. Whether the request waits for its client now: its answer
+        # is not being read, or its body is expected and not held up by the server. The
+        # stall clock starts when it begins to (``restart``: starts again now).
+        waits = connection in self._write_paused or (
+            connection in self._awaiting_body and connection not in self._held
+        )
+        if not waits:
+            self._waiting.pop(connection, None)
+            self._received.pop(connection, None)
+        elif restart or connection not in self._waiting:
+            self._waiting[connection] = self.clock()
+            self._received.pop(connection, None)
+
+    def reading_paused(self, connection: _Connection) -> None:
+        """The server stopped reading the connection (the application has not taken what was
+        read yet): what the client sent waits in the server's buffers, not in the client."""
+        with self._lock:
+            if connection in self._holders:
+                self._held.add(connection)
+                self._reconsider(connection)
+
+    def reading_resumed(self, connection: _Connection) -> None:
+        """The application asks for the body (or the answer is done): if the server held it
+        up, the client's stall clock starts from now."""
+        with self._lock:
+            if connection in self._held:
+                self._held.discard(connection)
+                self._reconsider(connection, restart=True)
+
+    @property
+    def held_bodies(self) -> int:
+        """Requests whose body waits for the service (reading paused, or 100-continue)."""
+        return len(self._held)
 
     def progressed(self, connection: _Connection, received: int) -> None:
         """``received`` body bytes arrived: once ``progress_bytes`` have since it last did,
@@ -274,30 +325,30 @@ class ConnectionGuard:
     def body_received(self, connection: _Connection) -> None:
         """The whole body is in: the request waits for the service, not its client."""
         with self._lock:
-            self._waiting.pop(connection, None)
             self._awaiting_body.discard(connection)
-            self._received.pop(connection, None)
+            self._held.discard(connection)
+            self._reconsider(connection)
 
     def writing_paused(self, connection: _Connection) -> None:
         """The client is not reading its answer fast enough: waiting for it from now."""
         with self._lock:
-            if connection in self._holders and connection not in self._waiting:
-                self._waiting[connection] = self.clock()
+            if connection in self._holders:
+                self._write_paused.add(connection)
+                self._reconsider(connection)
 
     def writing_resumed(self, connection: _Connection) -> None:
         """The client reads again: its request waits for the service (or for its body)."""
         with self._lock:
-            if connection in self._awaiting_body:
-                self._waiting[connection] = self.clock()
-            else:
-                self._waiting.pop(connection, None)
+            self._write_paused.discard(connection)
+            self._reconsider(connection, restart=True)
 
     def idle(self, connection: _Connection) -> None:
         """Its request is answered: evictable again (anonymous ones first, then oldest idle)."""
         with self._lock:
-            self._waiting.pop(connection, None)
             self._awaiting_body.discard(connection)
-            self._received.pop(connection, None)
+            self._held.discard(connection)
+            self._write_paused.discard(connection)
+            self._reconsider(connection)
             if connection in self._holders and connection not in self._anonymous:
                 self._idle[connection] = None
 
@@ -314,6 +365,8 @@ class ConnectionGuard:
         self._idle.pop(connection, None)
         self._waiting.pop(connection, None)
         self._awaiting_body.discard(connection)
+        self._held.discard(connection)
+        self._write_paused.discard(connection)
         self._received.pop(connection, None)
         for counts, key in ((self._open, holder), (self._network_open, network)):
             if key is not None:
@@ -347,7 +400,25 @@ class ConnectionGuard:
 def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with ``guard``'s bounds (``uvicorn.Config(http=...)``)."""
     # Imported here: the CLI's other commands must not pay for the HTTP server's import.
+    from uvicorn.protocols.http.flow_control import FlowControl
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedFlowControl(FlowControl):
+        """uvicorn's flow control, telling the guard when the server holds a body up: it
+        pauses reading while the application has not taken what was read, and resumes when
+        the application asks for more (every ``receive``)."""
+
+        def __init__(self, transport: asyncio.Transport, connection: _Connection) -> None:
+            super().__init__(transport)
+            self._connection = connection
+
+        def pause_reading(self) -> None:
+            super().pause_reading()
+            guard.reading_paused(self._connection)
+
+        def resume_reading(self) -> None:
+            guard.reading_resumed(self._connection)
+            super().resume_reading()
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _admitted = False
@@ -356,6 +427,7 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            self.flow = GuardedFlowControl(transport, self)
             if guard.admit(self, self.client[0] if self.client else None) is not None:
                 transport.abort()
                 return
@@ -393,6 +465,8 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
                 credentialed=presents_credentials(self.headers)
                 and not guard.opens_anonymously(self.url),
                 body_expected=chunked or (declared.isdigit() and int(declared) > 0),
+                # The client sends its body only once the application asks for it.
+                held=self.expect_100_continue,
             )
             super().on_headers_complete()
 

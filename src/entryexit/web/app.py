@@ -22,7 +22,12 @@ from entryexit.web.console import (
     static_files,
 )
 from entryexit.web.console_fingerprints import router as fingerprints_router
-from entryexit.web.kiosk import KIOSK_COOKIE, KIOSK_PREFIX, pairing_limits
+from entryexit.web.kiosk import (
+    KIOSK_COOKIE,
+    KIOSK_PREFIX,
+    pairing_limits,
+    refused_outside_lanes,
+)
 from entryexit.web.kiosk import router as kiosk_router
 
 # The most body a form taken without a session may have: the sign-in form is a few hundred
@@ -61,6 +66,7 @@ def session_areas() -> tuple[SessionArea, ...]:
             live=lambda services, token: services.kiosks.session(token) is not None,
             refusal=_not_paired,
             open_forms={f"{KIOSK_PREFIX}/pairing": PAIRING_FORM_BYTES},
+            refused_early=refused_outside_lanes,
         ),
     )
 

@@ -18,10 +18,14 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
+from starlette.types import Scope
 
 from entryexit.api.deps import RequestLimits, ServicesDep
 from entryexit.api.limits import client_address_of
 from entryexit.api.metrics_registry import REGISTRY
+from entryexit.api.problems import problem_for
+from entryexit.bootstrap import Services
 from entryexit.domain.kiosk import TravelerMessage
 from entryexit.domain.throttle import TokenBuckets, network_of, within
 from entryexit.errors import (
@@ -58,28 +62,58 @@ KIOSK_OPT_OUTS_REFUSED = Counter(
 )
 
 
-async def _from_lanes(request: Request, services: ServicesDep) -> None:
+async def _outside_lanes(scope: Scope, services: Services) -> PermissionDeniedError | None:
     """With ``ENTRYEXIT_KIOSK_NETWORKS`` set, every /kiosk request comes from the lanes'
     networks (the service's client address: X-Forwarded-For only from a trusted proxy), or
     is refused 403: a pairing ticket or device session cookie lifted off a kiosk in a public
     hall is worth nothing elsewhere. A refusal with a kiosk's cookie is audited in that
-    kiosk's name; no address is logged or audited (it may be a person's own machine)."""
+    kiosk's name (unless its address is blocked for failed sign-ins: a cookie naming no kiosk
+    counts as one); no address is logged or audited (it may be a person's own machine)."""
     lanes = services.settings.kiosk_networks
     if not lanes:
-        return
-    source = client_address_of(request.scope, services.settings.trusted_proxies)
+        return None
+    source = client_address_of(scope, services.settings.trusted_proxies)
     if within(source, lanes):
-        return
+        return None
+    request = Request(scope)
     token = request.cookies.get(KIOSK_COOKIE)
     if token:
         KIOSK_OUTSIDE_LANES.labels("kiosk_cookie").inc()
-        holder = await run_in_threadpool(services.kiosks.credential_holder, token)
-        if holder is not None:
-            request.state.principal = holder
+        limits: RequestLimits = scope["app"].state.limits
+        if limits.sign_in.blocked_for(source, time.monotonic()) == 0:
+            holder = await run_in_threadpool(services.kiosks.credential_holder, token)
+            if holder is not None:
+                request.state.principal = holder
+            else:
+                limits.sign_in.failure(source, time.monotonic())
         logger.warning("a kiosk credential was presented from outside the lanes' networks")
     else:
         KIOSK_OUTSIDE_LANES.labels("none").inc()
-    raise PermissionDeniedError("kiosks are used from the lanes' networks only")
+    return PermissionDeniedError("kiosks are used from the lanes' networks only")
+
+
+async def _from_lanes(request: Request, services: ServicesDep) -> None:
+    """Every /kiosk request from outside the lanes' networks is refused (403)."""
+    refused = await _outside_lanes(request.scope, services)
+    if refused is not None:
+        raise refused
+
+
+async def refused_outside_lanes(services: Services, scope: Scope) -> Response | None:
+    """The 403 for a /kiosk POST from outside the lanes' networks, answered from its headers
+    (``AnonymousFormGuard``) before its body is read (session 9 review L5: a lifted live
+    cookie still had its 16 MiB multipart body read, then refused); None from the lanes."""
+    refused = await _outside_lanes(scope, services)
+    if refused is None:
+        return None
+    # The route it was for, where the router would put it: the access event names it (and
+    # the kiosk whose cookie was sent), as the route's own refusal did.
+    for route in router.routes:
+        match, child = route.matches(scope)
+        if match is Match.FULL:
+            scope.update(child)
+            break
+    return problem_for(refused)
 
 
 router = APIRouter(

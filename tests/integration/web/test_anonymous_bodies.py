@@ -12,7 +12,9 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from ipaddress import ip_network
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,8 +24,9 @@ from entryexit.api.limits import BodySizeLimit
 from entryexit.biometrics import FaceEngine
 from entryexit.cli.serve import served_in_thread
 from entryexit.config import Settings
-from tests.integration.web.test_console import PASSWORD
-from tests.integration.web.test_kiosk import site
+from tests.integration.api.conftest import Api
+from tests.integration.web.test_console import PASSWORD, csrf
+from tests.integration.web.test_kiosk import KIOSK, site
 
 pytestmark = [pytest.mark.models]
 
@@ -43,16 +46,24 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _served(settings: Settings, engine: FaceEngine) -> Iterator[tuple[str, FastAPI]]:
+def _served_site(settings: Settings, engine: FaceEngine) -> Iterator[tuple[str, Api]]:
     built = site(settings.model_copy(update={"console_secure_cookies": False}), engine)
     port = _free_port()
     app = built.client.app
     assert isinstance(app, FastAPI)
     try:
         with served_in_thread(app, "127.0.0.1", port, "critical", start_seconds=60):
-            yield f"127.0.0.1:{port}", app
+            yield f"127.0.0.1:{port}", built
     finally:
         built.services.uow.engine.dispose()
+
+
+@contextlib.contextmanager
+def _served(settings: Settings, engine: FaceEngine) -> Iterator[tuple[str, FastAPI]]:
+    with _served_site(settings, engine) as (address, built):
+        app = built.client.app
+        assert isinstance(app, FastAPI)
+        yield address, app
 
 
 def _body_limit(app: FastAPI) -> BodySizeLimit:
@@ -149,13 +160,13 @@ def _signed_in(address: str) -> Iterator[httpx.Client]:
         yield _sign_in(client)
 
 
-def _sign_in(client: httpx.Client) -> httpx.Client:
+def _sign_in(client: httpx.Client, username: str = "olga") -> httpx.Client:
     page = client.get("/console/login")
     token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
     assert token is not None
     response = client.post(
         "/console/login",
-        data={"username": "olga", "password": PASSWORD, "login_csrf": token.group(1)},
+        data={"username": username, "password": PASSWORD, "login_csrf": token.group(1)},
     )
     assert response.status_code == 200
     assert response.url.path != "/console/login"
@@ -210,3 +221,116 @@ def test_bodies_being_read_hold_at_most_the_budget_and_a_signed_in_upload_works(
         # Past the guard and the budget: the route itself answers (no such case).
         assert upload.status_code not in (303, 401, 413, 503), upload.status_code
         assert upload.status_code == 404, upload.text[:300]
+
+
+def _paired_kiosk(address: str, headers: dict[str, str] | None = None) -> tuple[str, str]:
+    """A kiosk paired by a supervisor, over the real server: (its session cookie, its CSRF
+    token). ``headers``: what the kiosk's requests carry (an X-Forwarded-For)."""
+    base = f"http://{address}"
+    with (
+        httpx.Client(base_url=base, timeout=30, headers=headers) as kiosk,
+        httpx.Client(base_url=base, timeout=30, follow_redirects=True) as supervisor,
+    ):
+        started = kiosk.post("/kiosk/pairing", headers=KIOSK)
+        assert started.status_code == 200, started.text
+        _sign_in(supervisor, "sam")
+        paired = supervisor.post(
+            "/console/kiosks/pair",
+            data={
+                "code": started.json()["code"],
+                "carrier": "EE",
+                "port": "JFK",
+                "lane": "3",
+                "flight_id": "",
+                "csrf_token": csrf(supervisor.get("/console/kiosks").text),
+            },
+            follow_redirects=False,
+        )
+        assert paired.status_code == 303
+        assert kiosk.get("/kiosk/pairing").json() == {"state": "paired"}
+        token = re.search(r'data-csrf="([^"]+)"', kiosk.get("/kiosk").text)
+        assert token is not None
+        return kiosk.cookies["entryexit_kiosk"], token.group(1)
+
+
+def test_a_live_kiosk_cookie_from_outside_the_lanes_is_refused_before_its_body_is_read(
+    database_url: str, engine: FaceEngine, tmp_path: Path
+) -> None:
+    """Session 9 review L5: a cookie lifted off a kiosk was refused 403 outside the lanes'
+    networks only once the service had read its multipart body (up to 16 MiB a request)."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        kiosk_networks=(ip_network("10.20.0.0/16"),),
+        trusted_proxies=(ip_network("127.0.0.1/32"),),  # the test's own proxy
+    )
+    with _served_site(settings, engine) as (address, built), ExitStack() as held:
+        cookie, token = _paired_kiosk(address, {"X-Forwarded-For": "10.20.3.4"})
+        stolen = f"Cookie: entryexit_kiosk={cookie}\r\nX-CSRF-Token: {token}\r\n"
+        for path in ("/kiosk/captures", "/kiosk/quality", "/kiosk/pairing"):
+            # Its headers and first bytes only: an answer before the body is the refusal.
+            thief = held.enter_context(_hold_body(address, path, BODY, stolen, body=False))
+            answer = _answer(thief)
+            assert answer.startswith(b"HTTP/1.1 403 "), (path, answer)
+        assert _body_limit(built.client.app).buffered == 0  # type: ignore[arg-type]
+        # From the lanes (through the proxy) the same cookie's small capture is taken.
+        inside = httpx.post(
+            f"http://{address}/kiosk/quality",
+            headers={"X-Forwarded-For": "10.20.3.4", "X-CSRF-Token": token},
+            cookies={"entryexit_kiosk": cookie},
+            files={"frame": ("f.jpg", b"not a photo", "image/jpeg")},
+            timeout=30,
+        )
+        assert inside.status_code not in (401, 403, 429), inside.text
+    refusals = [
+        e.entry
+        for e in built.services.audit.all_events()
+        if e.entry.outcome == "denied" and e.entry.action.startswith("POST /kiosk")
+    ]
+    # Audited in the kiosk's name, as the route's own refusal was.
+    assert len([entry for entry in refusals if entry.actor_role == "gate"]) == 3
+
+
+def test_made_up_kiosk_cookies_cost_a_read_only_until_their_address_is_blocked(
+    database_url: str, engine: FaceEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 9 review L4: every POST with a made-up kiosk cookie took a thread of the pool
+    the kiosks' captures queue on, and a database read, without limit. Past the failed
+    sign-ins an address may make, they are refused 429 without either; a real kiosk seen
+    live from that address still gets in."""
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, sign_in_failures_before_block=3
+    )
+    with _served_site(settings, engine) as (address, built), ExitStack() as held:
+        cookie, token = _paired_kiosk(address)
+        kiosk = held.enter_context(
+            httpx.Client(
+                base_url=f"http://{address}",
+                timeout=30,
+                headers={"X-CSRF-Token": token},
+                cookies={"entryexit_kiosk": cookie},
+            )
+        )
+        frame = {"frame": ("f.jpg", b"not a photo", "image/jpeg")}
+        assert kiosk.post("/kiosk/quality", files=frame).status_code not in (401, 403, 429)
+        reads: list[str] = []
+        session = built.services.kiosks.session
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            reads.append("read")
+            return session(*args, **kwargs)
+
+        monkeypatch.setattr(built.services.kiosks, "session", counted)
+        answers = []
+        for n in range(8):
+            made_up = f"Cookie: entryexit_kiosk=made-up-{n}\r\n"
+            attacker = held.enter_context(
+                _hold_body(address, "/kiosk/captures", BODY, made_up, body=False)
+            )
+            answers.append(_answer(attacker))
+        statuses = [answer[9:12] for answer in answers]
+        assert statuses == [b"401"] * 3 + [b"429"] * 5, answers
+        assert all(b"retry-after:" in answer.lower() for answer in answers[3:])
+        assert len(reads) == 3  # the blocked ones were refused without a read
+        # The real kiosk at the same address, seen live already, is not refused.
+        assert kiosk.post("/kiosk/quality", files=frame).status_code not in (401, 403, 429)

@@ -3,6 +3,7 @@ half-sent requests from one client, no key, left every gate unanswered)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -466,3 +467,89 @@ def test_the_guard_knows_the_web_s_open_forms() -> None:
 
     assert open_form_paths() == {b"/console/login", b"/kiosk/pairing"}
     assert guard_for(Settings()).open_paths == open_form_paths()
+
+
+# --- session 9 review M2: the service's own back-pressure is not the client's stall ------
+
+
+def test_a_body_the_server_holds_up_is_not_stalled_until_the_application_asks_for_it() -> None:
+    now = [0.0]
+    guard = ConnectionGuard(
+        header_seconds=30, per_address=100, total=1, stall_seconds=5, clock=lambda: now[0]
+    )
+    gate, newcomer = _FakeConnection(), _FakeConnection()
+    assert guard.admit(gate, "192.0.2.1") is None
+    guard.busy(gate, credentialed=True, body_expected=True)
+    guard.progressed(gate, 64 * 1024)
+    guard.reading_paused(gate)  # the application has not taken what the server read
+    now[0] = 60.0
+    assert guard.admit(newcomer, "192.0.2.2") == "total"
+    guard.reading_resumed(gate)  # it asks for the body: the client's turn from now
+    now[0] = 64.0
+    assert guard.admit(newcomer, "192.0.2.2") == "total"
+    now[0] = 66.0  # 6 s without a kilobyte since the application asked
+    assert guard.admit(newcomer, "192.0.2.2") is None
+    assert gate.evicted
+    assert guard.refused["evicted_stalled"] == 1
+
+
+@contextmanager
+def _slow_reader_served(guard: ConnectionGuard, release: threading.Event) -> Iterator[str]:
+    """A route that reads its body only once ``release`` is set: a service busy before it
+    reads (its thread pool taken, a guard's check waiting, a loaded event loop)."""
+    app = FastAPI()
+
+    @app.post("/capture")
+    async def capture(request: Request) -> dict[str, int]:
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return {"bytes": len(await request.body())}
+
+    port = _free_port()
+    with served_in_thread(app, "127.0.0.1", port, "critical", start_seconds=10, guard=guard):
+        yield f"127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("expect_continue", [False, True], ids=["sent-whole", "100-continue"])
+def test_a_capture_the_service_is_slow_to_read_is_not_evicted_as_stalled(
+    expect_continue: bool,
+) -> None:
+    """Session 9 review M2: a gate that sent its whole 1 MiB capture at once (or waits for
+    ``100 Continue``, as curl does past 1 MiB) while the service had not started reading it
+    was counted stalled, and the first newcomer to a full table reset it."""
+    now = [0.0]
+    guard = ConnectionGuard(
+        header_seconds=30, per_address=100, total=1, stall_seconds=5, clock=lambda: now[0]
+    )
+    release = threading.Event()
+    body = b"x" * (1 << 20)
+    expect = b"Expect: 100-continue\r\n" if expect_continue else b""
+    with _slow_reader_served(guard, release) as address, _connect(address) as gate:
+        gate.sendall(
+            b"POST /capture HTTP/1.1\r\nHost: x\r\nX-API-Key: ee_gate.secret\r\n"
+            + expect
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        if not expect_continue:  # all of it at once; the server stops reading past 64 KiB
+            threading.Thread(target=lambda: _send_if_open(gate, body), daemon=True).start()
+        _wait_until(lambda: guard.held_bodies == 1)
+        now[0] = 60.0  # far past the stall time, the body still waiting for the service
+        host, port = address.split(":")
+        with socket.create_connection(
+            (host, int(port)), timeout=5, source_address=("127.0.0.9", 0)
+        ) as newcomer:
+            assert _closed_by_server(newcomer, within_seconds=5.0)  # the table is the gate's
+        assert guard.refused["total"] == 1
+        assert guard.refused["evicted_stalled"] == 0
+        release.set()
+        if expect_continue:
+            assert gate.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+            gate.sendall(body)
+        answer = b""
+        gate.settimeout(10)
+        while b"}" not in answer:
+            chunk = gate.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+    assert answer.endswith(b'{"bytes":%d}' % len(body)), answer[-100:]
