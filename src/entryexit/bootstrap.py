@@ -97,7 +97,6 @@ def engine_settings(settings: Settings) -> EngineSettings:
         mirror_detection_min_yaw=settings.mirror_detection_min_yaw,
         embed_batch_wait_ms=settings.embed_batch_wait_ms,
         embed_batch_max_faces=settings.embed_batch_max_faces,
-        opencv_threads=settings.opencv_threads if settings.opencv_adaptive_threads else None,
     )
 
 

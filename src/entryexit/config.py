@@ -160,12 +160,10 @@ class Settings(BaseSettings):
     manifest_workers: int = Field(default=1, ge=0, le=4)
     manifest_timeout_seconds: float = Field(default=300.0, gt=0)
     manifest_queue_seconds: float = Field(default=5.0, ge=0)
-    # OpenCV's threads for a model run in progress alone. With opencv_adaptive_threads
-    # (default), concurrent runs get one thread each: OpenCV's pool runs one parallel loop at
-    # a time, so two captures on two cores would otherwise keep three threads busy
-    # (biometrics.threads; benchmarks/RESULTS.md, issue 17, session 10).
+    # OpenCV runs one parallel loop at a time per process (a second caller's loop runs in its
+    # own thread, serially): so a lone capture gets every core, and concurrent captures one
+    # each, without a switch (benchmarks/RESULTS.md, issue 17).
     opencv_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
-    opencv_adaptive_threads: bool = True
     flip_augmentation: bool = True
     # The capture recipe's cheaper detection (biometrics.engine.EngineSettings; measured in
     # benchmarks/RESULTS.md, "Issue 17, session 6"): a coarse copy first (0: off; 320 saves

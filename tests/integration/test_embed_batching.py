@@ -54,36 +54,3 @@ def test_a_batched_template_equals_the_one_embedded_alone(
 
 def test_micro_batching_is_off_by_default(engine: FaceEngine) -> None:
     assert engine.batch_stats is None
-
-
-def test_templates_are_unchanged_while_concurrent_captures_switch_opencv_threads(
-    engine: FaceEngine, model_dir: Path, lfw_dir: Path
-) -> None:
-    # The engine switches OpenCV's process-wide thread count as captures start and end
-    # (biometrics.threads) while other captures are inside their forward passes.
-    adaptive = FaceEngine.from_model_dir(model_dir, EngineSettings(workers=2, opencv_threads=2))
-    policy = adaptive.thread_policy
-    assert policy is not None
-    images = [lfw_image(lfw_dir, person, number).read_bytes() for person, number in PHOTOS]
-    alone = [engine.analyse(data).template.vector for data in images]
-    changes_before = policy.changes
-    start = threading.Barrier(2)
-    failures: list[str] = []
-
-    def capture(offset: int) -> None:
-        start.wait()
-        for round_ in range(6):
-            index = (offset + round_) % len(images)
-            vector = adaptive.analyse(images[index]).template.vector
-            if float(alone[index] @ vector) < 0.9999:
-                failures.append(f"image {index}: {float(alone[index] @ vector):.6f}")
-
-    threads = [threading.Thread(target=capture, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not failures
-    assert policy.running == 0
-    # The two captures overlapped: the count went to one thread and back at least once.
-    assert policy.changes >= changes_before + 2

@@ -62,7 +62,6 @@ from entryexit.biometrics.recognizer import (
     OnnxEmbedder,
     RecognizerManifest,
 )
-from entryexit.biometrics.threads import ThreadPolicy
 from entryexit.errors import BiometricError, ImageDecodeError, NoFaceError
 
 
@@ -108,9 +107,6 @@ class EngineSettings:
     # embeds on its own. A lone capture never waits either way.
     embed_batch_wait_ms: float = 0.0
     embed_batch_max_faces: int = DEFAULT_BATCH_MAX_FACES
-    # OpenCV's threads for a model run in progress alone; concurrent runs get one each
-    # (biometrics.threads). None: the engine leaves OpenCV's thread count as it finds it.
-    opencv_threads: int | None = None
 
     @property
     def capture_recipe_signature(self) -> str:
@@ -191,16 +187,10 @@ class FaceEngine:
     each; concurrent callers borrow a worker and wait if all are busy.
     """
 
-    def __init__(
-        self,
-        workers: Sequence[_Worker],
-        settings: EngineSettings,
-        threads: ThreadPolicy | None = None,
-    ) -> None:
+    def __init__(self, workers: Sequence[_Worker], settings: EngineSettings) -> None:
         if not workers:
             raise BiometricError("the face engine needs at least one worker")
         self._settings = settings
-        self._threads = threads
         self._slots = DecodeSlots(settings.decode_slots)
         self._pool: queue.Queue[_Worker] = queue.Queue()
         for worker in workers:
@@ -233,12 +223,7 @@ class FaceEngine:
             )
             for _ in range(max(1, resolved.workers))
         ]
-        threads = None
-        if resolved.opencv_threads is not None:
-            import cv2  # the engine's models run on OpenCV; its thread count is process-wide
-
-            threads = ThreadPolicy(resolved.opencv_threads, cv2.setNumThreads)
-        return cls(workers, resolved, threads)
+        return cls(workers, resolved)
 
     @property
     def settings(self) -> EngineSettings:
@@ -265,28 +250,13 @@ class FaceEngine:
             output_size=(manifest.input_width, manifest.input_height),
         )
 
-    @property
-    def thread_policy(self) -> ThreadPolicy | None:
-        return self._threads
-
-    def _take_worker(self) -> _Worker:
-        worker = self._pool.get()
-        if self._threads is not None:
-            self._threads.started()
-        return worker
-
-    def _give_back(self, worker: _Worker) -> None:
-        if self._threads is not None:
-            self._threads.finished()
-        self._pool.put(worker)
-
     @contextlib.contextmanager
     def _borrow(self) -> Iterator[_Worker]:
-        worker = self._take_worker()
+        worker = self._pool.get()
         try:
             yield worker
         finally:
-            self._give_back(worker)
+            self._pool.put(worker)
 
     def decode(
         self,
@@ -447,14 +417,14 @@ class FaceEngine:
     ) -> tuple[_Located, NDArray[np.float32]]:
         """Locate on a borrowed worker, then embed through the batcher: a capture whose
         crops another capture's pass embeds gives its worker back before it waits."""
-        worker = self._take_worker()
+        worker = self._pool.get()
         held = True
 
         def release() -> None:
             nonlocal held
             if held:
                 held = False
-                self._give_back(worker)
+                self._pool.put(worker)
 
         try:
             with batcher.locating() as ticket:
