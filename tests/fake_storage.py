@@ -636,9 +636,16 @@ class _Flights(_Repository):
         now: datetime,
         uploader_carrier: str | None = None,
         max_conflicts: int | None = None,
+        max_open_conflicts: int | None = None,
     ) -> ManifestChange:
         t = self._w()
         existing = t.manifests.get(flight_id, {})
+        open_before = sum(
+            1
+            for c in t.manifest_conflicts.values()
+            if c.proposed_by == uploader_carrier and c.resolved_at is None
+        )
+        opened = 0
         after: dict[DocumentKey, ManifestEntryRow] = {}
         added = updated = 0
         held = (
@@ -678,7 +685,9 @@ class _Flights(_Repository):
                                 conflict.resolution = ConflictSide.SUPERSEDED
                 else:
                     kept += 1
-                    room = max_conflicts is None or holding < max_conflicts
+                    room = (max_conflicts is None or holding < max_conflicts) and (
+                        max_open_conflicts is None or open_before + opened < max_open_conflicts
+                    )
                     result = self._record_conflict(
                         t, document, traveler, flight_id, uploader_carrier, now, room
                     )
@@ -686,6 +695,7 @@ class _Flights(_Repository):
                         over_limit += 1
                     else:
                         holding += 1
+                        opened += result == "opened"
             sent = (traveler, data_key.id) if uploader_carrier is not None else (None, None)
             if traveler.document in existing:
                 after[traveler.document] = replace(
@@ -848,13 +858,16 @@ class _Flights(_Repository):
         expected: int,
         uploader_carrier: str | None = None,
         max_conflicts: int | None = None,
+        max_open_conflicts: int | None = None,
     ) -> ManifestChange:
         t = self._w()
         _, _, staged = t.manifest_staging.get(upload_id, (flight_id, now, []))
         if len(staged) != expected:
             raise ConflictError(f"the upload holds {len(staged)} of {expected} travelers")
         del t.manifest_staging[upload_id]
-        return self.replace_manifest(flight_id, staged, now, uploader_carrier, max_conflicts)
+        return self.replace_manifest(
+            flight_id, staged, now, uploader_carrier, max_conflicts, max_open_conflicts
+        )
 
     def discard_manifest_versions(
         self,

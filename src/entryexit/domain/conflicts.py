@@ -20,6 +20,7 @@ from entryexit.errors import InvalidCursorError, InvalidInputError
 __all__ = [
     "DEFAULT_PAGE",
     "MAX_CONFLICTS_PER_UPLOAD",
+    "MAX_OPEN_CONFLICTS_PER_CARRIER",
     "MAX_PAGE",
     "ConflictCursor",
     "ConflictPage",
@@ -36,6 +37,10 @@ MAX_PAGE = 500
 # the others are, and no conflict is recorded (counted in the agency's audit event; the
 # carrier is not told, as it is not told of the others). Sending the upload again opens none.
 MAX_CONFLICTS_PER_UPLOAD = 200
+# ...and the most open conflicts one carrier may hold in all, across its uploads and flights
+# (review s10 C1: 200 an upload, repeated with other documents or flights, was no bound). Past
+# it, its uploads open none (handled as above) until the agency resolves some.
+MAX_OPEN_CONFLICTS_PER_CARRIER = 2000
 # A cursor is short: a timestamp and an id, base64url (a longer one is refused unread).
 MAX_CURSOR_LENGTH = 128
 _ID_CHARACTERS = frozenset("0123456789abcdefABCDEF-")

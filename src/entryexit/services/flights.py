@@ -21,7 +21,12 @@ from entryexit.documents.manifest import (
 from entryexit.documents.paxlst import FlaggedTraveler, parse_paxlst
 from entryexit.documents.text import excerpt
 from entryexit.domain.access import Principal
-from entryexit.domain.conflicts import MAX_CONFLICTS_PER_UPLOAD, ConflictPage, ConflictQuery
+from entryexit.domain.conflicts import (
+    MAX_CONFLICTS_PER_UPLOAD,
+    MAX_OPEN_CONFLICTS_PER_CARRIER,
+    ConflictPage,
+    ConflictQuery,
+)
 from entryexit.domain.model import (
     AGENCY,
     ConflictSide,
@@ -207,9 +212,11 @@ class FlightService:
         stager: ManifestStager | None = None,
         policies: PolicyService | None = None,
         max_conflicts_per_upload: int = MAX_CONFLICTS_PER_UPLOAD,
+        max_open_conflicts_per_carrier: int = MAX_OPEN_CONFLICTS_PER_CARRIER,
     ) -> None:
         self._policies = policies
         self._max_conflicts = max(0, max_conflicts_per_upload)
+        self._max_open_conflicts = max(0, max_open_conflicts_per_carrier)
         self._uow = uow
         self._clock = clock
         self._model = model
@@ -368,6 +375,7 @@ class FlightService:
                     staged.total,
                     uploader_carrier=actor.carrier if actor is not None else None,
                     max_conflicts=self._max_conflicts,
+                    max_open_conflicts=self._max_open_conflicts,
                 )
                 details = {"added": change.added, "removed": change.removed}
                 details["total"] = change.total
@@ -379,9 +387,10 @@ class FlightService:
                     # For the agency (the carrier is told nothing: review C3, session 8's P1).
                     details["conflicts_over_limit"] = change.conflicts_over_limit
                     logger.warning(
-                        "a manifest upload disputed more documents than one upload may open"
-                        " conflicts for (%d): %d not recorded (flight %s)",
+                        "a manifest upload disputed more documents than it may open conflicts"
+                        " for (%d an upload, %d open a carrier): %d not recorded (flight %s)",
                         self._max_conflicts,
+                        self._max_open_conflicts,
                         change.conflicts_over_limit,
                         flight_id,
                     )

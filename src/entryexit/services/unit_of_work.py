@@ -128,6 +128,7 @@ class FlightRepository(Protocol):
         expected: int,
         uploader_carrier: str | None = None,
         max_conflicts: int | None = None,
+        max_open_conflicts: int | None = None,
     ) -> ManifestChange:
         """Put version ``upload_id`` in force (details included), in a transaction whose
         length does not grow with the manifest; a version that does not hold exactly
@@ -138,7 +139,8 @@ class FlightRepository(Protocol):
         recorded, that is on a manifest in force of another carrier's flight) are not
         applied but recorded as a conflict (counted in ``details_kept`` and ``conflicts``);
         without it (the agency), they are applied and the document's open conflicts are
-        closed as superseded. At most ``max_conflicts`` new conflicts are opened: further
+        closed as superseded. At most ``max_conflicts`` new conflicts are opened, and none that
+        would leave the carrier more than ``max_open_conflicts`` open ones in all: further
         disputed entries keep the details in force, counted in ``conflicts_over_limit``."""
         ...
 

@@ -196,3 +196,35 @@ def test_a_cursor_not_handed_out_is_a_400_problem(api: Api) -> None:
     api.keys["officer_zz"] = api.services.keys.create(Role.OFFICER, "ZZ desk", carrier="ZZ")[1]
     for role in ("officer_zz", "officer", "auditor"):
         assert page(api, role).status_code == 403
+
+
+def test_a_carrier_holds_at_most_its_bound_of_open_conflicts_across_uploads_and_flights(
+    api: Api, monkeypatch: Any
+) -> None:
+    """The review's C1: 200 an upload was no bound for a carrier that spreads its flood over
+    other documents and other flights. Its open conflicts in all are bounded too (small
+    here: the real bound is ``MAX_OPEN_CONFLICTS_PER_CARRIER``); past it, its uploads open
+    none, and answer as before."""
+    monkeypatch.setattr(api.services.flights, "_max_open_conflicts", 5)
+    _, first = flood(api, 10)
+    second = api.create_flight(carrier="ZZ", role="officer_zz")["id"]
+    third = api.create_flight(carrier="ZZ", role="officer_zz")["id"]
+
+    put(api, first, [manifest_row(f"EEA{i:05d}", "FORGED") for i in range(3)], "officer_zz")
+    answer = put(
+        api, second, [manifest_row(f"EEA{i:05d}", "FORGED") for i in range(3, 8)], "officer_zz"
+    )
+    assert stored_conflicts(api) == 5
+    assert answer["conflicts"] is None
+    put(api, third, [manifest_row(f"EEA{i:05d}", "FORGED") for i in range(8, 10)], "officer_zz")
+    assert stored_conflicts(api) == 5
+    (event,) = [
+        e.entry
+        for e in api.services.audit.all_events()
+        if e.entry.action == "manifest replace" and e.entry.resource_id == second
+    ]
+    assert event.details["conflicts"] == 2
+    assert event.details["conflicts_over_limit"] == 3
+    # Its open ones are still brought up to date by a later upload (no new one needed).
+    put(api, first, [manifest_row(f"EEA{i:05d}", "AGAIN") for i in range(3)], "officer_zz")
+    assert stored_conflicts(api) == 5

@@ -253,12 +253,14 @@ class SqlFlightRepository:
         expected: int,
         uploader_carrier: str | None = None,
         max_conflicts: int | None = None,
+        max_open_conflicts: int | None = None,
     ) -> ManifestChange:
         """Put manifest version ``upload_id`` in force: one flight row changes, plus the
         documents whose details changed, so the transaction stays short at any manifest size.
         Refuses a version that does not hold exactly ``expected`` travelers (rows lost
         meanwhile): the version in force stays. The upload holds at most ``max_conflicts``
-        conflicts, new or brought up to date (the other disputed entries keep the details in
+        conflicts, new or brought up to date, and opens none that would leave its carrier more
+        than ``max_open_conflicts`` open in all (the other disputed entries keep the details in
         force too; counted as over the limit)."""
         session = self._session
         previous = session.scalar(
@@ -346,7 +348,7 @@ class SqlFlightRepository:
         if disputed:
             assert uploader_carrier is not None
             over_limit = self._record_conflicts(
-                disputed, flight_id, uploader_carrier, now, max_conflicts
+                disputed, flight_id, uploader_carrier, now, max_conflicts, max_open_conflicts
             )
         session.execute(
             update(entry)
@@ -389,11 +391,13 @@ class SqlFlightRepository:
         carrier: str,
         now: datetime,
         limit: int | None = None,
+        carrier_limit: int | None = None,
     ) -> int:
         """One open conflict per document and challenging carrier: a later manifest of that
         carrier brings its details up to date. The upload holds at most ``limit`` conflicts:
         its open ones are brought up to date, new ones opened (in document order) only while
-        the two together stay within it. Returns how many it did not open."""
+        the two together stay within it, and while the carrier's open conflicts in all stay
+        within ``carrier_limit``. Returns how many it did not open."""
         session = self._session
         # (A result is not a mapping for dict(): its rows, as a list.)
         open_ids = dict(
@@ -415,11 +419,12 @@ class SqlFlightRepository:
         fresh: list[dict[str, object]] = []
         refreshed: list[dict[str, object]] = []
         over_limit = 0
-        room = (
-            None
-            if limit is None
-            else max(0, limit - sum(1 for row in rows if row.document_id in open_ids))
-        )
+        rooms = []
+        if limit is not None:
+            rooms.append(max(0, limit - sum(1 for row in rows if row.document_id in open_ids)))
+        if carrier_limit is not None:
+            rooms.append(max(0, carrier_limit - len(open_ids)))
+        room = min(rooms) if rooms else None
         for row in sorted(rows, key=lambda row: str(row.document_id)):
             values: dict[str, object] = {
                 "flight_id": flight_id,
