@@ -87,7 +87,8 @@ class InvalidInputError(EntryExitError):
 
 
 class InvalidCursorError(InvalidInputError):
-    """A page cursor (``after``) that is not one this service handed out."""
+    """A page cursor (``after``) that is not well formed (a cursor is a position, not a
+    credential: it is not signed, and whoever may read the list may start anywhere)."""
 
     code = "invalid-cursor"
 

@@ -67,7 +67,7 @@ class ConflictCursor:
     def decode(cls, value: str) -> ConflictCursor:
         """The cursor :meth:`encode` wrote; anything else raises :class:`InvalidCursorError`
         (the value is not echoed)."""
-        bad = InvalidCursorError("'after' is not a cursor this list handed out")
+        bad = InvalidCursorError("'after' is not a cursor of this list")
         if not value or len(value) > MAX_CURSOR_LENGTH:
             raise bad
         try:

@@ -99,7 +99,7 @@ def list_manifest_conflicts(
     """Conflicts in pages, oldest first, with the details in force (``kept``) and those the
     carrier proposed: open ones (``status=resolved`` or ``all`` for the others), of one
     flight or one proposing carrier if asked. Where more follow, a ``Link`` header names the
-    next page (``rel="next"``, its ``after`` cursor); a cursor not handed out is a 400."""
+    next page (``rel="next"``, its ``after`` cursor); a malformed cursor is a 400."""
     page = services.flights.manifest_conflict_page(
         ConflictQuery(
             status=status,
