@@ -103,11 +103,12 @@ class KeyService:
         return stored.principal
 
     def remembered(self, token: str | None) -> Principal | None:
-        """The key's principal as its row read last (by :meth:`authenticate`, MAC checked)
-        said, when the presented secret matches that row; ``None`` otherwise. No read: the
-        row may have been revoked or changed since, so this only lets work *start* (a
-        capture's model); :meth:`authenticate` must confirm it before anything is written
-        or answered."""
+        """The key's principal as its row read last (by :meth:`authenticate` or
+        :meth:`remember_live`, MAC checked) said, when the presented secret matches that row;
+        ``None`` otherwise. No read: the row may have been revoked or changed since, so this
+        only lets work *start* (a capture's model, a request past api/keyless.py's early
+        refusal); :meth:`authenticate` must confirm it before anything is written or
+        answered."""
         try:
             parts = self.key_parts(token)
         except AuthenticationError:
@@ -116,6 +117,15 @@ class KeyService:
         if stored is None or not hmac.compare_digest(stored.secret_hash, _hash(parts[2])):
             return None
         return stored.principal
+
+    def remember_live(self) -> None:
+        """Read every unrevoked key's row (the newest :data:`MAX_REMEMBERED_KEYS`; one read)
+        and remember those alone, for :meth:`remembered`: lets a real key this instance has
+        not authenticated yet be told from a made-up one without a read of its own (the
+        API's early refusal of an address blocked for failed sign-ins, api/keyless.py)."""
+        with self._uow(read_only=True) as uow:
+            rows = uow.access.live_api_keys(MAX_REMEMBERED_KEYS)
+        self._remembered = {stored.prefix: stored for stored in rows}
 
     def is_live(self, prefix: str) -> bool:
         """Whether a key with this public prefix (the middle part of a presented key) is
@@ -145,6 +155,12 @@ class KeyService:
                 self._audit.record(uow, "api key revoke", "ok", actor, "api_key", key_id)
 
         in_transaction(self._uow, revoke)
+        # Forgotten here at once: what this instance remembers lets requests past the API's
+        # early checks (api/keyless.py) without a read. Other instances forget it on its next
+        # request, which their read refuses.
+        for prefix, row in list(self._remembered.items()):  # (a copy: threads add to it)
+            if row.principal.key_id == key_id:
+                self._remembered.pop(prefix, None)
 
     def create_first_admin(self) -> str | None:
         """On a store with no keys at all, create the first admin key and return its token."""
