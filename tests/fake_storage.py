@@ -1492,9 +1492,9 @@ class _Access(_Repository):
     def find_api_key(self, prefix: str) -> StoredApiKey | None:
         return self._r().api_keys.get(prefix)
 
-    def live_api_keys(self, limit: int) -> list[StoredApiKey]:
-        live = [k for k in self._r().api_keys.values() if k.revoked_at is None]
-        return sorted(live, key=lambda k: k.created_at, reverse=True)[:limit]
+    def api_keys(self, limit: int) -> list[StoredApiKey]:
+        keys = self._r().api_keys.values()
+        return sorted(keys, key=lambda k: k.created_at, reverse=True)[:limit]
 
     def add_user(
         self, user_id: str, username: str, password_hash: str, role: Role, now: datetime

@@ -34,11 +34,8 @@ logger = logging.getLogger(__name__)
 _API_KEYS = cast(Table, ApiKeyRow.__table__)
 # Read by every request with a key.
 _API_KEY = select(*_API_KEYS.c).where(_API_KEYS.c.prefix == bindparam("prefix"))
-_LIVE_API_KEYS = (
-    select(*_API_KEYS.c)
-    .where(_API_KEYS.c.revoked_at.is_(None))
-    .order_by(_API_KEYS.c.created_at.desc())
-    .limit(bindparam("limit"))
+_NEWEST_API_KEYS = (
+    select(*_API_KEYS.c).order_by(_API_KEYS.c.created_at.desc()).limit(bindparam("limit"))
 )
 
 
@@ -110,8 +107,8 @@ class SqlAccessRepository:
         row = core.run(self._session, _API_KEY, {"prefix": prefix}).first()
         return None if row is None else self._stored_key(row)
 
-    def live_api_keys(self, limit: int) -> list[StoredApiKey]:
-        rows = core.run(self._session, _LIVE_API_KEYS, {"limit": limit})
+    def api_keys(self, limit: int) -> list[StoredApiKey]:
+        rows = core.run(self._session, _NEWEST_API_KEYS, {"limit": limit})
         return [key for row in rows if (key := self._stored_key(row)) is not None]
 
     def _stored_key(self, row: Row[Any]) -> StoredApiKey | None:
