@@ -4,6 +4,7 @@ process of its own (the full service: API, console, kiosk; SQLite on a scratch d
     .venv/bin/python benchmarks/bench_edge.py g1   # gate answered while 4 addresses hold the table
     .venv/bin/python benchmarks/bench_edge.py g2   # server RSS with anonymous 16 MiB bodies held
     .venv/bin/python benchmarks/bench_edge.py l4   # server CPU a POST with a made-up kiosk cookie
+    .venv/bin/python benchmarks/bench_edge.py keys # server CPU a request with a made-up API key
 
 Run against another checkout (the "before" figures) with ``PYTHONPATH=OTHER/src``.
 
@@ -17,6 +18,10 @@ g2: N anonymous connections each send a multipart POST of just under 16 MiB but 
 l4 (session 9 review L4): ``--requests`` POSTs of ``/kiosk/captures`` from one address, each
 on its own connection with a made-up ``entryexit_kiosk`` cookie and a 1 KB multipart body;
 the server's CPU seconds (user + system, all its threads) per request, and the answers.
+keys (session 10): as l4 with a made-up ``X-API-Key`` instead of a cookie, ``--requests``
+POSTs of ``/v1/flights/{id}/captures`` (1 KB multipart), then as many GETs of
+``/v1/flights/{id}``; each 50th request is instead the gate's own capture post (its key, the
+same address), whose answers are counted apart (401 or 429 would be the gate refused).
 """
 
 from __future__ import annotations
@@ -218,9 +223,44 @@ def _l4(port: int, pid: int, requests: int) -> None:
     )
 
 
+def _keys(port: int, gate: str, pid: int, requests: int) -> None:
+    files = {"photo": ("a.jpg", b"\xff" * 1000, "image/jpeg")}
+    data = {"gate": "G1", "device": "cam"}
+    flight = f"http://127.0.0.1:{port}/v1/flights/00000000-0000-0000-0000-000000000000"
+    for method in ("POST", "GET"):
+        statuses: dict[str, int] = {}
+        gates: dict[str, int] = {}
+        cpu = 0.0
+        made_up = 0
+        for n in range(requests):
+            real = n % 50 == 49
+            key = gate if real else f"eex_{os.urandom(6).hex()}_{os.urandom(24).hex()}"
+            before = _cpu_seconds(pid)
+            try:
+                with httpx.Client(timeout=10, headers={"X-API-Key": key}) as client:
+                    if method == "GET" and not real:
+                        answer = client.get(flight)
+                    else:
+                        answer = client.post(f"{flight}/captures", files=files, data=data)
+                status = str(answer.status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            if real:
+                gates[status] = gates.get(status, 0) + 1
+                continue
+            cpu += _cpu_seconds(pid) - before
+            made_up += 1
+            statuses[status] = statuses.get(status, 0) + 1
+        print(
+            f"keys {method}: {made_up} made-up API keys from one address; server CPU"
+            f" {cpu:.2f} s, {1000 * cpu / made_up:.2f} ms a request; answers"
+            f" {dict(sorted(statuses.items()))}; the gate's {dict(sorted(gates.items()))}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=["g1", "g2", "l4", "serve"])
+    parser.add_argument("case", choices=["g1", "g2", "l4", "keys", "serve"])
     parser.add_argument("scratch", nargs="?")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--requests", type=int, default=2000)
@@ -241,6 +281,8 @@ def main() -> None:
             _g1(int(port), gate, server.pid, args.seconds)
         elif args.case == "l4":
             _l4(int(port), server.pid, args.requests)
+        elif args.case == "keys":
+            _keys(int(port), gate, server.pid, args.requests)
         else:
             _g2(int(port), server.pid)
     finally:

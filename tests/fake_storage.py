@@ -1505,6 +1505,10 @@ class _Access(_Repository):
     def find_api_key(self, prefix: str) -> StoredApiKey | None:
         return self._r().api_keys.get(prefix)
 
+    def api_keys(self, limit: int) -> list[StoredApiKey]:
+        keys = self._r().api_keys.values()
+        return sorted(keys, key=lambda k: k.created_at, reverse=True)[:limit]
+
     def add_user(
         self, user_id: str, username: str, password_hash: str, role: Role, now: datetime
     ) -> None:

@@ -5,8 +5,9 @@ parsed: a caller with no key could make the service hold up to the body limit in
 request (multipart uploads are kept in memory: a capture is biometric data, never spooled to
 disk) for as long as the body's deadline allows, and an address already blocked for failed
 sign-ins would still be read in full. This guard answers such requests from their headers.
-A request whose key names a stored, unrevoked key goes on to the dependency, which checks
-it in full (secret, MAC, permission); one with a made-up key is refused here.
+A request whose key authenticates goes on to the dependency, which checks it in full
+(revocation, MAC, permission, rate); one with a made-up key is refused here, and once its
+address is blocked for failed sign-ins, without a thread or a read (``KeylessRequestGuard``).
 """
 
 from __future__ import annotations
@@ -35,18 +36,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Far more keys than a deployment issues: a bound on the guard's memory, never reached by real
-# ones (made-up keys are never remembered).
-MAX_REMEMBERED_KEYS = 100_000
 # Session cookies seen live are let past the guard without its read for this long (the
 # route's dependency still checks each request in full: revocation, expiry, CSRF), at most
 # this many (the least recently seen are forgotten first).
 LIVE_COOKIE_SECONDS = 300.0
+# While an address is blocked for failed sign-ins, a key this instance does not remember is
+# looked for in a read of every live key at most this often (a real gate's key, on an
+# instance that has not seen it yet), however many made-up keys the address sends.
+KEY_TABLE_SECONDS = 10.0
 MAX_REMEMBERED_COOKIES = 100_000
 _KEYED = [
     (method, compile_path(path)[0])
     for (method, path), needed in ENDPOINT_PERMISSIONS.items()
-    if method in BODY_METHODS and needed != PUBLIC
+    if needed != PUBLIC
 ]
 
 
@@ -66,39 +68,81 @@ def _needs_key(scope: Scope) -> bool:
 
 
 class KeylessRequestGuard:
+    """Requests to keyed endpoints whose key this instance cannot vouch for, answered from
+    their headers when that is enough.
+
+    A key this instance authenticated before (``KeyService.remembered``: the presented secret
+    checked against the row's hash as last read; no read) goes straight on, whatever its
+    address: a gate behind a NAT address that a neighbour floods with made-up keys is never
+    refused for it. The route's dependency still checks every request in full (revocation,
+    permission, rate).
+
+    Any other key from an address blocked for failed sign-ins (``limits.sign_in``) is refused
+    429 with no thread and no read (session 9 review: every made-up key cost a thread-pool
+    thread and a database read, without limit). Otherwise a POST, PUT or PATCH has its key
+    authenticated here, before its body is read (one indexed read; a failure counts against
+    its address); a GET goes on to the dependency, which reads, and counts a failure.
+
+    A real key this instance has not authenticated yet (after a restart, on another worker)
+    is told from made-up ones by a read of every live key's row, at most one every
+    ``KEY_TABLE_SECONDS`` whatever the flood; only a key issued since the last such read
+    waits (429, Retry-After) until the next, or until the block ends.
+    """
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # Prefixes of keys seen stored: their requests go straight on (the dependency checks
-        # them in full, revocation included). Only made-up keys cost the guard a read, one
-        # indexed row, instead of the service reading their bodies.
-        self._live_prefixes: set[str] = set()
+        self._keys_read_at = -KEY_TABLE_SECONDS  # (monotonic) when the keys were read last
+
+    async def _learned(self, services: Services, token: str | None) -> bool:
+        """Whether a well-formed key not remembered is real after all, from a read of every
+        live key's row (:meth:`KeyService.remember_live`), at most one every
+        ``KEY_TABLE_SECONDS`` however many requests ask; ``False`` without one in between."""
+        try:
+            services.keys.key_parts(token)
+        except AuthenticationError:
+            return False
+        now = time.monotonic()
+        if now - self._keys_read_at < KEY_TABLE_SECONDS:
+            return False
+        self._keys_read_at = now  # before the read: the requests meanwhile do not read
+        await run_in_threadpool(services.keys.remember_live)
+        return services.keys.remembered(token) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _needs_key(scope):
             await self.app(scope, receive, send)
             return
         services = scope["app"].state.services
+        token = presented_key(scope)
+        if services.keys.remembered(token) is not None:
+            await self.app(scope, receive, send)
+            return
+        with_body = scope.get("method") in BODY_METHODS
+        limits = scope["app"].state.limits
+        proxies = services.settings.trusted_proxies
+        # Not reported here (an untrusted X-Forwarded-For): the route's dependency reports it,
+        # or the refusal below does.
+        source = client_address_of(scope, proxies, report=False)
+        blocked = limits.sign_in.blocked_for(source, time.monotonic())
+        if blocked > 0 and await self._learned(services, token):
+            await self.app(scope, receive, send)
+            return
+        if blocked > 0:
+            client_address_of(scope, proxies)
+            refusal = RateLimitedError("too many failed sign-ins from this address; wait", blocked)
+            await _refuse(problem_for(refusal), scope, receive, send, with_body)
+            return
+        if not with_body:
+            await self.app(scope, receive, send)
+            return
         try:
-            prefix = services.keys.key_parts(presented_key(scope))[1]
-            if prefix not in self._live_prefixes:
-                if not await run_in_threadpool(services.keys.is_live, prefix):
-                    raise AuthenticationError("the API key is unknown or revoked")
-                if len(self._live_prefixes) < MAX_REMEMBERED_KEYS:
-                    self._live_prefixes.add(prefix)
+            services.keys.key_parts(token)  # a malformed key costs no thread
+            await run_in_threadpool(services.keys.authenticate, token)
         except AuthenticationError as refused:
-            limits = scope["app"].state.limits
-            source = client_address_of(scope, services.settings.trusted_proxies)
-            now = time.monotonic()
-            blocked = limits.sign_in.blocked_for(source, now)
-            if blocked > 0:
-                answer = problem_for(
-                    RateLimitedError("too many failed sign-ins from this address; wait", blocked)
-                )
-            else:
-                limits.sign_in.failure(source, now)
-                logger.warning("failed API authentication")
-                answer = problem_for(refused)
-            await answer(scope, receive, send)
+            client_address_of(scope, proxies)
+            limits.sign_in.failure(source, time.monotonic())
+            logger.warning("failed API authentication")
+            await _refuse(problem_for(refused), scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -198,8 +242,11 @@ class AnonymousFormGuard:
         await self.app(scope, receive, send)
 
 
-async def _refuse(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
-    response.headers["connection"] = "close"  # its body is never read
+async def _refuse(
+    response: Response, scope: Scope, receive: Receive, send: Send, unread_body: bool = True
+) -> None:
+    if unread_body:
+        response.headers["connection"] = "close"  # its body is never read
     await response(scope, receive, send)
 
 

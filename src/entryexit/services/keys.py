@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 
 from entryexit.domain.access import Principal, Role, StoredApiKey
@@ -16,6 +17,9 @@ from entryexit.services.unit_of_work import UnitOfWork, UnitOfWorkFactory, in_tr
 KEY_PREFIX = "eex"
 # Far more keys than a deployment issues: a bound on the remembered rows' memory.
 MAX_REMEMBERED_KEYS = 10_000
+# How long the prefixes of every issued key, read by :meth:`KeyService.remember_live`, answer
+# :meth:`KeyService.is_issued` without a read (a key issued since waits for the next read).
+ISSUED_SECONDS = 10.0
 
 
 def _hash(secret: str) -> str:
@@ -35,6 +39,8 @@ class KeyService:
         # Only :meth:`remembered` uses it, to let a capture's model start before the read
         # that confirms the key (see CaptureService); it never *decides* anything alone.
         self._remembered: dict[str, StoredApiKey] = {}
+        # (monotonic, prefixes) of every key issued, from :meth:`remember_live`'s last read.
+        self._issued: tuple[float, frozenset[str]] = (-ISSUED_SECONDS, frozenset())
 
     def create(
         self,
@@ -103,11 +109,12 @@ class KeyService:
         return stored.principal
 
     def remembered(self, token: str | None) -> Principal | None:
-        """The key's principal as its row read last (by :meth:`authenticate`, MAC checked)
-        said, when the presented secret matches that row; ``None`` otherwise. No read: the
-        row may have been revoked or changed since, so this only lets work *start* (a
-        capture's model); :meth:`authenticate` must confirm it before anything is written
-        or answered."""
+        """The key's principal as its row read last (by :meth:`authenticate` or
+        :meth:`remember_live`, MAC checked) said, when the presented secret matches that row;
+        ``None`` otherwise. No read: the row may have been revoked or changed since, so this
+        only lets work *start* (a capture's model, a request past api/keyless.py's early
+        refusal); :meth:`authenticate` must confirm it before anything is written or
+        answered."""
         try:
             parts = self.key_parts(token)
         except AuthenticationError:
@@ -116,6 +123,19 @@ class KeyService:
         if stored is None or not hmac.compare_digest(stored.secret_hash, _hash(parts[2])):
             return None
         return stored.principal
+
+    def remember_live(self) -> None:
+        """Read every key's row (the newest :data:`MAX_REMEMBERED_KEYS`; one read) and
+        remember the unrevoked ones alone, for :meth:`remembered`: lets a real key this
+        instance has not authenticated yet be told from a made-up one without a read of its
+        own (the API's early refusal of an address blocked for failed sign-ins,
+        api/keyless.py). For :data:`ISSUED_SECONDS` after it, :meth:`is_issued` answers from
+        it too."""
+        with self._uow(read_only=True) as uow:
+            rows = uow.access.api_keys(MAX_REMEMBERED_KEYS)
+        self._remembered = {s.prefix: s for s in rows if s.revoked_at is None}
+        if len(rows) < MAX_REMEMBERED_KEYS:  # every key issued, so absence means something
+            self._issued = (time.monotonic(), frozenset(s.prefix for s in rows))
 
     def is_live(self, prefix: str) -> bool:
         """Whether a key with this public prefix (the middle part of a presented key) is
@@ -132,6 +152,11 @@ class KeyService:
             prefix = self.key_parts(token)[1]
         except AuthenticationError:
             return False
+        read_at, issued = self._issued
+        if prefix in issued:
+            return True  # keys are revoked, never deleted
+        if time.monotonic() - read_at < ISSUED_SECONDS:
+            return False  # (a flood of made-up keys: their refusals' audit costs no read)
         with self._uow(read_only=True) as uow:
             return uow.access.find_api_key(prefix) is not None
 
@@ -145,6 +170,12 @@ class KeyService:
                 self._audit.record(uow, "api key revoke", "ok", actor, "api_key", key_id)
 
         in_transaction(self._uow, revoke)
+        # Forgotten here at once: what this instance remembers lets requests past the API's
+        # early checks (api/keyless.py) without a read. Other instances forget it on its next
+        # request, which their read refuses.
+        for prefix, row in list(self._remembered.items()):  # (a copy: threads add to it)
+            if row.principal.key_id == key_id:
+                self._remembered.pop(prefix, None)
 
     def create_first_admin(self) -> str | None:
         """On a store with no keys at all, create the first admin key and return its token."""

@@ -101,6 +101,22 @@ def test_a_key_copied_with_its_mac_onto_another_role_is_refused(console: Api) ->
     assert admin_only_read(console, other) == 401
 
 
+def test_forged_and_revoked_keys_are_not_remembered_from_the_read_of_every_live_key(
+    console: Api,
+) -> None:
+    """``KeyService.remember_live`` (the API's read of every live key, while an address is
+    blocked for failed sign-ins) lets the keys it remembers past the early refusal without a
+    read of their own: a planted row, or a revoked key, must not be among them."""
+    keys = console.services.keys
+    forged = [mint_key(console, "admin", mac) for mac in (None, "0" * 64)]
+    key_id = str(scalar(console, "SELECT id FROM api_keys WHERE name = 'gate ZZ'"))
+    keys.revoke(key_id)
+    keys.remember_live()
+    assert keys.remembered(console.keys["admin"]) is not None  # the read remembers real ones
+    assert [keys.remembered(token) for token in forged] == [None, None]
+    assert keys.remembered(console.keys["gate_other_carrier"]) is None
+
+
 def console_page(api: Api, cookie: str) -> str:
     client = TestClient(api.client.app, base_url="https://testserver")
     client.cookies.set("entryexit_session", cookie, path="/console")

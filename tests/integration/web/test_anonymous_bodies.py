@@ -334,3 +334,77 @@ def test_made_up_kiosk_cookies_cost_a_read_only_until_their_address_is_blocked(
         assert len(reads) == 3  # the blocked ones were refused without a read
         # The real kiosk at the same address, seen live already, is not refused.
         assert kiosk.post("/kiosk/quality", files=frame).status_code not in (401, 403, 429)
+
+
+def test_made_up_api_keys_cost_a_read_only_until_their_address_is_blocked_and_gates_get_in(
+    database_url: str, engine: FaceEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 10 (after L4): every request with a made-up API key took a thread-pool thread
+    and a database read, without limit. Past the failed sign-ins an address may make, POSTs
+    and GETs with keys that are not known are refused 429 from their headers, without
+    either; gates behind the same (NAT) address still get in: one seen already, and one this
+    instance has never seen (found in one read of the live keys, not one read a request)."""
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, sign_in_failures_before_block=3
+    )
+    with _served_site(settings, engine) as (address, built), ExitStack() as held:
+        flight = built.create_flight()["id"]
+        base = f"http://{address}"
+        opt_out = {"issuing_state": "UTO", "number": "X1234567", "gate": "B7"}
+
+        def gate_posts(role: str) -> int:
+            answer = httpx.post(
+                f"{base}/v1/flights/{flight}/opt-outs",
+                json=opt_out,
+                headers=built.headers(role),
+                timeout=30,
+            )
+            return answer.status_code
+
+        # The EE gate has been at work on this instance before the flood.
+        assert gate_posts("gate") not in (401, 403, 429)
+        keys = built.services.keys
+        reads: list[str] = []
+        authenticate, remember_live, unit_of_work = keys.authenticate, keys.remember_live, keys._uow
+
+        def counted(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                reads.append(name)
+                return method(*args, **kwargs)
+
+            return call
+
+        monkeypatch.setattr(keys, "authenticate", counted("key", authenticate))
+        monkeypatch.setattr(keys, "remember_live", counted("all keys", remember_live))
+        # Every read of the key store (the audit's check of refused keys past its budget of
+        # events, KeyService.is_issued, included).
+        monkeypatch.setattr(keys, "_uow", counted("read", unit_of_work))
+        answers = []
+        for n in range(12):
+            made_up = f"X-API-Key: eex_{n:012x}_made-up-secret\r\n"
+            attacker = held.enter_context(
+                _hold_body(address, f"/v1/flights/{flight}/captures", BODY, made_up, body=False)
+            )
+            answers.append(_answer(attacker))
+        statuses = [answer[9:12] for answer in answers]
+        assert statuses == [b"401"] * 3 + [b"429"] * 9, answers
+        assert all(b"retry-after:" in answer.lower() for answer in answers[3:])
+        flooded = [
+            httpx.get(
+                f"{base}/v1/flights/{flight}",
+                headers={"X-API-Key": f"eex_{n:012x}_made-up-secret"},
+                timeout=30,
+            )
+            for n in range(12, 42)  # past the audit's 30 refusals a minute from an address
+        ]
+        assert {answer.status_code for answer in flooded} == {429}
+        flood_reads = [name for name in reads if name != "read"]
+        assert reads.count("read") == 4, reads
+        # Gates behind the same address: the one seen live, and the other carrier's, whose key
+        # this instance never read alone, are not refused for the neighbour's flood.
+        assert gate_posts("gate") not in (401, 403, 429)
+        assert gate_posts("gate_other_carrier") not in (401, 429)
+        # Three reads of one key each, then (once blocked) one read of all live keys for the
+        # whole flood; the gates' requests did not read them again.
+        assert flood_reads == ["key"] * 3 + ["all keys"], flood_reads
+        assert reads.count("all keys") == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import pytest
@@ -147,11 +147,17 @@ def test_a_remembered_key_vouches_only_for_its_exact_secret_and_only_once_read()
         f"{prefix}_{key_id}_{changed_first}",
     ):
         assert keys.remembered(bad) is None
-    keys.revoke(principal.key_id)
-    assert keys.remembered(token) == principal  # a hint only: the read decides
+    # Revoked by another instance (the same store): a hint only, the read decides...
+    KeyService(keys._uow, FakeClock()).revoke(principal.key_id)
+    assert keys.remembered(token) == principal
     with pytest.raises(AuthenticationError):
         keys.authenticate(token)
-    assert keys.remembered(token) is None  # and the read forgets it
+    assert keys.remembered(token) is None  # ...and forgets it
+    # Revoked by this one: forgotten at once.
+    other, other_token = keys.create(Role.GATE, "gate 2", carrier="EE")
+    assert keys.authenticate(other_token) == other
+    keys.revoke(other.key_id)
+    assert keys.remembered(other_token) is None
 
 
 def test_the_first_admin_key_is_created_once() -> None:
@@ -344,3 +350,25 @@ def test_carrier_bound_keys_serve_only_their_carrier() -> None:
     assert not Principal("k5", "gate without carrier", Role.GATE).serves("EE")
     assert OFFICER.serves("ZZ")
     assert not Principal("k6", "airline desk", Role.OFFICER, carrier="EE").serves("ZZ")
+
+
+def test_the_read_of_every_key_answers_whether_a_key_was_issued_for_a_while() -> None:
+    """After ``remember_live`` (the API's one read of every key while an address is blocked),
+    ``is_issued`` answers from it for ``ISSUED_SECONDS``: revoked real keys still count as
+    issued (their failed use stays audited), made-up ones cost no read."""
+    keys = KeyService(FakeUnitOfWorkFactory(), FakeClock())
+    principal, token = keys.create(Role.GATE, "gate 1", carrier="EE")
+    keys.revoke(principal.key_id)
+    keys.remember_live()
+    assert keys.remembered(token) is None  # revoked: not vouched for
+    reads: list[bool] = []
+    unit_of_work = keys._uow
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(True)
+        return unit_of_work(*args, **kwargs)
+
+    keys._uow = counted  # type: ignore[assignment]
+    assert keys.is_issued(token)
+    assert not keys.is_issued("eex_000000000000_made-up")
+    assert reads == []

@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 _API_KEYS = cast(Table, ApiKeyRow.__table__)
 # Read by every request with a key.
 _API_KEY = select(*_API_KEYS.c).where(_API_KEYS.c.prefix == bindparam("prefix"))
+_NEWEST_API_KEYS = (
+    select(*_API_KEYS.c).order_by(_API_KEYS.c.created_at.desc()).limit(bindparam("limit"))
+)
 
 
 def api_key_mac(sealer: Sealer, row: ApiKeyRow | Row[Any]) -> str:
@@ -102,8 +105,13 @@ class SqlAccessRepository:
 
     def find_api_key(self, prefix: str) -> StoredApiKey | None:
         row = core.run(self._session, _API_KEY, {"prefix": prefix}).first()
-        if row is None:
-            return None
+        return None if row is None else self._stored_key(row)
+
+    def api_keys(self, limit: int) -> list[StoredApiKey]:
+        rows = core.run(self._session, _NEWEST_API_KEYS, {"limit": limit})
+        return [key for row in rows if (key := self._stored_key(row)) is not None]
+
+    def _stored_key(self, row: Row[Any]) -> StoredApiKey | None:
         if not self._sealer.mac_matches(row.mac, api_key_mac(self._sealer, row)):
             _refused("api_keys", row.id)
             return None
