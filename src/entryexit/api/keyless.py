@@ -176,8 +176,13 @@ class AnonymousFormGuard:
     A cookie that names no live session costs a thread and a read; an address with too many
     of those (the API's failed sign-ins, ``limits.sign_in``) is refused 429 without either
     until its block ends (session 9 review L4: a flood of made-up cookies took the thread
-    pool the kiosks' captures queue on). Cookies found live are remembered (by their hash)
-    for ``LIVE_COOKIE_SECONDS``, so a real session behind the same address is not refused.
+    pool the kiosks' captures queue on). Cookies found live are remembered (by their hash):
+    for ``LIVE_COOKIE_SECONDS`` they go on unchecked, and after that they are checked again
+    even while their address is blocked, so a real session behind a flooded NAT address is
+    never refused for its neighbour (session 10 review E1: a kiosk in constant use was
+    checked again every 300 s and got 429 while blocked). A remembered cookie found dead is
+    forgotten and counted as a failure; a made-up one cannot be remembered (only a live
+    session's hash is), so the block still costs a flood nothing.
     """
 
     def __init__(self, app: ASGIApp, open_form_seconds: float = 5.0) -> None:
@@ -227,11 +232,12 @@ class AnonymousFormGuard:
         limits = scope["app"].state.limits
         source = client_address_of(scope, services.settings.trusted_proxies)
         blocked = limits.sign_in.blocked_for(source, now)
-        if blocked > 0:
+        if blocked > 0 and seen is None:
             refusal = RateLimitedError("too many failed sign-ins from this address; wait", blocked)
             await _refuse(problem_for(refusal), scope, receive, send)
             return
         if not await run_in_threadpool(area.live, services, token):
+            self._live.pop(digest, None)
             limits.sign_in.failure(source, time.monotonic())
             await _refuse(area.refusal(scope), scope, receive, send)
             return

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from entryexit.api import keyless
 from entryexit.api.limits import BodySizeLimit
 from entryexit.biometrics import FaceEngine
 from entryexit.cli.serve import served_in_thread
@@ -408,3 +409,38 @@ def test_made_up_api_keys_cost_a_read_only_until_their_address_is_blocked_and_ga
         # whole flood; the gates' requests did not read them again.
         assert flood_reads == ["key"] * 3 + ["all keys"], flood_reads
         assert reads.count("all keys") == 1
+
+
+def test_a_kiosk_seen_live_is_checked_again_not_refused_while_its_address_is_blocked(
+    database_url: str, engine: FaceEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 10 review E1: a kiosk's cookie found live was remembered for 300 s only; past
+    that, with a neighbour behind the same NAT address sending made-up cookies, the kiosk got
+    429 until the block ended. A cookie once found live is checked again instead (a read);
+    made-up ones are still refused without one."""
+    monkeypatch.setattr(keyless, "LIVE_COOKIE_SECONDS", 0.0)  # every remembered cookie is due
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, sign_in_failures_before_block=3
+    )
+    with _served_site(settings, engine) as (address, _site), ExitStack() as held:
+        cookie, token = _paired_kiosk(address)
+        kiosk = held.enter_context(
+            httpx.Client(
+                base_url=f"http://{address}",
+                timeout=30,
+                headers={"X-CSRF-Token": token},
+                cookies={"entryexit_kiosk": cookie},
+            )
+        )
+        frame = {"frame": ("f.jpg", b"not a photo", "image/jpeg")}
+        assert kiosk.post("/kiosk/quality", files=frame).status_code not in (401, 403, 429)
+        answers = []
+        for n in range(5):
+            made_up = f"Cookie: entryexit_kiosk=made-up-{n}\r\n"
+            attacker = held.enter_context(
+                _hold_body(address, "/kiosk/captures", BODY, made_up, body=False)
+            )
+            answers.append(_answer(attacker)[9:12])
+        assert answers == [b"401"] * 3 + [b"429"] * 2, answers
+        for _ in range(3):
+            assert kiosk.post("/kiosk/quality", files=frame).status_code not in (401, 403, 429)
