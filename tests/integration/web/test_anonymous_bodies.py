@@ -254,6 +254,30 @@ def _paired_kiosk(address: str, headers: dict[str, str] | None = None) -> tuple[
         return kiosk.cookies["entryexit_kiosk"], token.group(1)
 
 
+def _kiosk_client(address: str) -> httpx.Client:
+    """A client with a paired kiosk's session cookie and CSRF token."""
+    cookie, token = _paired_kiosk(address)
+    return httpx.Client(
+        base_url=f"http://{address}",
+        timeout=30,
+        headers={"X-CSRF-Token": token},
+        cookies={"entryexit_kiosk": cookie},
+    )
+
+
+def _made_up_cookie_answers(held: ExitStack, address: str, count: int) -> list[bytes]:
+    """The answers to ``count`` kiosk captures with made-up cookies, each from its headers
+    and first bytes only (its connection held open in ``held``)."""
+    answers = []
+    for n in range(count):
+        made_up = f"Cookie: entryexit_kiosk=made-up-{n}\r\n"
+        attacker = held.enter_context(
+            _hold_body(address, "/kiosk/captures", BODY, made_up, body=False)
+        )
+        answers.append(_answer(attacker))
+    return answers
+
+
 def test_a_live_kiosk_cookie_from_outside_the_lanes_is_refused_before_its_body_is_read(
     database_url: str, engine: FaceEngine, tmp_path: Path
 ) -> None:
@@ -303,15 +327,7 @@ def test_made_up_kiosk_cookies_cost_a_read_only_until_their_address_is_blocked(
         data_dir=tmp_path / "data", database_url=database_url, sign_in_failures_before_block=3
     )
     with _served_site(settings, engine) as (address, built), ExitStack() as held:
-        cookie, token = _paired_kiosk(address)
-        kiosk = held.enter_context(
-            httpx.Client(
-                base_url=f"http://{address}",
-                timeout=30,
-                headers={"X-CSRF-Token": token},
-                cookies={"entryexit_kiosk": cookie},
-            )
-        )
+        kiosk = held.enter_context(_kiosk_client(address))
         frame = {"frame": ("f.jpg", b"not a photo", "image/jpeg")}
         assert kiosk.post("/kiosk/quality", files=frame).status_code not in (401, 403, 429)
         reads: list[str] = []
@@ -322,13 +338,7 @@ def test_made_up_kiosk_cookies_cost_a_read_only_until_their_address_is_blocked(
             return session(*args, **kwargs)
 
         monkeypatch.setattr(built.services.kiosks, "session", counted)
-        answers = []
-        for n in range(8):
-            made_up = f"Cookie: entryexit_kiosk=made-up-{n}\r\n"
-            attacker = held.enter_context(
-                _hold_body(address, "/kiosk/captures", BODY, made_up, body=False)
-            )
-            answers.append(_answer(attacker))
+        answers = _made_up_cookie_answers(held, address, 8)
         statuses = [answer[9:12] for answer in answers]
         assert statuses == [b"401"] * 3 + [b"429"] * 5, answers
         assert all(b"retry-after:" in answer.lower() for answer in answers[3:])
@@ -423,24 +433,10 @@ def test_a_kiosk_seen_live_is_checked_again_not_refused_while_its_address_is_blo
         data_dir=tmp_path / "data", database_url=database_url, sign_in_failures_before_block=3
     )
     with _served_site(settings, engine) as (address, _site), ExitStack() as held:
-        cookie, token = _paired_kiosk(address)
-        kiosk = held.enter_context(
-            httpx.Client(
-                base_url=f"http://{address}",
-                timeout=30,
-                headers={"X-CSRF-Token": token},
-                cookies={"entryexit_kiosk": cookie},
-            )
-        )
+        kiosk = held.enter_context(_kiosk_client(address))
         frame = {"frame": ("f.jpg", b"not a photo", "image/jpeg")}
         assert kiosk.post("/kiosk/quality", files=frame).status_code not in (401, 403, 429)
-        answers = []
-        for n in range(5):
-            made_up = f"Cookie: entryexit_kiosk=made-up-{n}\r\n"
-            attacker = held.enter_context(
-                _hold_body(address, "/kiosk/captures", BODY, made_up, body=False)
-            )
-            answers.append(_answer(attacker)[9:12])
+        answers = [answer[9:12] for answer in _made_up_cookie_answers(held, address, 5)]
         assert answers == [b"401"] * 3 + [b"429"] * 2, answers
         for _ in range(3):
             assert kiosk.post("/kiosk/quality", files=frame).status_code not in (401, 403, 429)
